@@ -1,0 +1,47 @@
+/*
+ * km_arena — a bump allocator for things that die together.
+ *
+ * A gRPC call, a query's result rows, a parsed config: everything allocated
+ * for one of them comes from one arena and is released by one km_arena_reset
+ * or km_arena_free. Functions that "return into an arena" leave ownership
+ * with the arena's owner; nothing they return is freed on its own.
+ *
+ * Allocation never fails quietly: on out-of-memory it returns NULL and the
+ * caller reports KM_ENOMEM. Not thread-safe: an arena belongs to one thread
+ * at a time.
+ *
+ * km_arena_protobuf_allocator() adapts an arena for protobuf-c, so unpacked
+ * requests need no protobuf_c_message_free_unpacked().
+ */
+#ifndef KM_ARENA_H
+#define KM_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct km_arena_chunk;
+
+struct km_arena {
+	struct km_arena_chunk *head;  /* current chunk; older ones follow */
+	size_t chunk_size;            /* default size of a new chunk */
+	size_t used;                  /* bytes handed out since reset */
+};
+
+/* An arena is usable after zero-initialisation or km_arena_init. */
+void km_arena_init(struct km_arena *a, size_t chunk_size);
+void *km_arena_alloc(struct km_arena *a, size_t size);
+void *km_arena_calloc(struct km_arena *a, size_t n, size_t size);
+char *km_arena_strdup(struct km_arena *a, const char *s);
+char *km_arena_strndup(struct km_arena *a, const char *s, size_t n);
+void *km_arena_memdup(struct km_arena *a, const void *p, size_t n);
+char *km_arena_printf(struct km_arena *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Keeps the first chunk for reuse, frees the rest. */
+void km_arena_reset(struct km_arena *a);
+void km_arena_free(struct km_arena *a);
+
+struct ProtobufCAllocator;
+void km_arena_protobuf_allocator(struct km_arena *a,
+				 struct ProtobufCAllocator *out);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * km_time — the two clocks of kubemedic.
+ *
+ * CLOCK_MONOTONIC (km_mono_ns) for scheduling and timeouts; Unix epoch
+ * microseconds (km_now_us) for what is stored and sent.
+ */
+#ifndef KM_TIME_H
+#define KM_TIME_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline int64_t km_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static inline int64_t km_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* "2026-11-26T14:12:32.123456Z"; buf must hold 40 bytes. */
+const char *km_fmt_time_us(char buf[40], int64_t us);
+
+#endif

@@ -1,0 +1,142 @@
+#include "km_model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "km_error.h"
+
+static const char *const kind_names[] = {
+	[KM_KIND_PROBE] = "probe",
+	[KM_KIND_NODE] = "node",
+	[KM_KIND_POD] = "pod",
+	[KM_KIND_SERVICE] = "service",
+	[KM_KIND_DEPLOYMENT] = "deployment",
+	[KM_KIND_STATEFULSET] = "statefulset",
+	[KM_KIND_DAEMONSET] = "daemonset",
+	[KM_KIND_CONTROL_PLANE] = "controlplane",
+};
+
+const char *km_kind_name(int kind)
+{
+	if (kind < 1 || kind > KM_KIND_MAX)
+		return NULL;
+	return kind_names[kind];
+}
+
+int km_kind_parse(const char *name, size_t len)
+{
+	for (int k = 1; k <= KM_KIND_MAX; k++)
+		if (strlen(kind_names[k]) == len &&
+		    memcmp(kind_names[k], name, len) == 0)
+			return k;
+	return 0;
+}
+
+const char *km_state_name(int state)
+{
+	switch (state) {
+	case KM_STATE_UNKNOWN: return "UNKNOWN";
+	case KM_STATE_HEALTHY: return "HEALTHY";
+	case KM_STATE_UNHEALTHY: return "UNHEALTHY";
+	case KM_STATE_DEGRADED: return "DEGRADED";
+	}
+	return "UNSPECIFIED";
+}
+
+int km_target_name_parse(const char *s, struct km_target_name *out,
+			 char *why, size_t why_len)
+{
+	const char *colon, *slash1, *slash2, *kind;
+
+	memset(out, 0, sizeof *out);
+	slash1 = strchr(s, '/');
+	if (!slash1) {
+		snprintf(why, why_len,
+			 "target \"%s\" is not of the form kind/namespace/name "
+			 "(e.g. \"probe//checkout-http\", \"pod/default/web-0\")",
+			 s);
+		return KM_EINVAL;
+	}
+	colon = memchr(s, ':', (size_t)(slash1 - s));
+	kind = s;
+	if (colon) {
+		out->cluster = s;
+		out->cluster_len = (size_t)(colon - s);
+		kind = colon + 1;
+		if (out->cluster_len == 0) {
+			snprintf(why, why_len,
+				 "target \"%s\": empty cluster before ':'", s);
+			return KM_EINVAL;
+		}
+	}
+	out->kind = km_kind_parse(kind, (size_t)(slash1 - kind));
+	if (!out->kind) {
+		snprintf(why, why_len,
+			 "target \"%s\": unknown kind \"%.*s\" (one of probe, "
+			 "node, pod, service, deployment, statefulset, "
+			 "daemonset, controlplane)",
+			 s, (int)(slash1 - kind), kind);
+		return KM_EINVAL;
+	}
+	slash2 = strchr(slash1 + 1, '/');
+	if (!slash2) {
+		snprintf(why, why_len,
+			 "target \"%s\" is not of the form kind/namespace/name "
+			 "(cluster-scoped objects have an empty namespace: "
+			 "\"node//worker-3\")", s);
+		return KM_EINVAL;
+	}
+	out->ns = slash1 + 1;
+	out->ns_len = (size_t)(slash2 - out->ns);
+	out->name = slash2 + 1;
+	out->name_len = strlen(out->name);
+	if (out->name_len == 0 || strchr(out->name, '/') ||
+	    strchr(out->name, ':') || memchr(out->ns, ':', out->ns_len)) {
+		snprintf(why, why_len,
+			 "target \"%s\": the name must be non-empty and hold no "
+			 "'/' or ':'", s);
+		return KM_EINVAL;
+	}
+	return 0;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static bool kv_eq(const struct km_kv *a, size_t na, const struct km_kv *b,
+		  size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!str_eq(a[i].key, b[i].key) ||
+		    !str_eq(a[i].value, b[i].value))
+			return false;
+	return true;
+}
+
+bool km_probe_spec_equal(const struct km_probe *a, const struct km_probe *b)
+{
+	if (a->argc != b->argc)
+		return false;
+	for (size_t i = 0; i < a->argc; i++)
+		if (!str_eq(a->argv[i], b->argv[i]))
+			return false;
+	return str_eq(a->name, b->name) &&
+	       kv_eq(a->labels, a->n_labels, b->labels, b->n_labels) &&
+	       a->type == b->type && str_eq(a->host, b->host) &&
+	       a->port == b->port && str_eq(a->path, b->path) &&
+	       a->https == b->https && a->tls_verify == b->tls_verify &&
+	       str_eq(a->ca_file, b->ca_file) &&
+	       kv_eq(a->headers, a->n_headers, b->headers, b->n_headers) &&
+	       str_eq(a->service, b->service) &&
+	       kv_eq(a->env, a->n_env, b->env, b->n_env) &&
+	       str_eq(a->workdir, b->workdir) && a->min_size == b->min_size &&
+	       a->max_age_s == b->max_age_s &&
+	       a->initial_delay_ms == b->initial_delay_ms &&
+	       a->timeout_ms == b->timeout_ms && a->period_ms == b->period_ms &&
+	       a->success_threshold == b->success_threshold &&
+	       a->failure_threshold == b->failure_threshold;
+}

@@ -1,0 +1,181 @@
+/*
+ * km_model — the records kubemedic keeps: probe definitions, targets,
+ * results and transitions.
+ *
+ * These are plain C structs shared by every layer (config, API mapping,
+ * storage, prober). Strings and arrays inside them are borrowed: whoever
+ * filled the struct owns them, usually through a km_arena. Integer enum
+ * values are stored in the database and equal the API's enum numbers, so
+ * they never change meaning.
+ */
+#ifndef KM_MODEL_H
+#define KM_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Same numbers as kubemedic.v1.HealthState. */
+enum km_state {
+	KM_STATE_UNKNOWN = 1,
+	KM_STATE_HEALTHY = 2,
+	KM_STATE_UNHEALTHY = 3,
+	KM_STATE_DEGRADED = 4,
+};
+
+/* Same numbers as kubemedic.v1.TargetKind. */
+enum km_kind {
+	KM_KIND_PROBE = 1,
+	KM_KIND_NODE = 2,
+	KM_KIND_POD = 3,
+	KM_KIND_SERVICE = 4,
+	KM_KIND_DEPLOYMENT = 5,
+	KM_KIND_STATEFULSET = 6,
+	KM_KIND_DAEMONSET = 7,
+	KM_KIND_CONTROL_PLANE = 8,
+};
+#define KM_KIND_MAX KM_KIND_CONTROL_PLANE
+
+/* "probe", "node", ...; NULL for a value out of range. */
+const char *km_kind_name(int kind);
+/* The inverse; 0 if unknown. */
+int km_kind_parse(const char *name, size_t len);
+const char *km_state_name(int state); /* "HEALTHY", ... */
+
+/* Same numbers as kubemedic.v1.ErrorClass. */
+enum km_error_class {
+	KM_EC_NONE = 0,
+	KM_EC_TIMEOUT = 1,
+	KM_EC_REFUSED = 2,
+	KM_EC_DNS = 3,
+	KM_EC_TLS = 4,
+	KM_EC_HTTP_STATUS = 5,
+	KM_EC_GRPC_STATUS = 6,
+	KM_EC_EXIT_CODE = 7,
+	KM_EC_SIGNAL = 8,
+	KM_EC_FILE_MISSING = 9,
+	KM_EC_FILE_STALE = 10,
+	KM_EC_FILE_TOO_SMALL = 11,
+	KM_EC_NETWORK = 12,
+	KM_EC_INTERNAL = 13,
+	KM_EC_CONDITION = 14,
+};
+#define KM_EC_MAX KM_EC_CONDITION
+
+struct km_kv {
+	const char *key;
+	const char *value;
+};
+
+enum km_probe_type {
+	KM_PROBE_HTTP = 1,
+	KM_PROBE_TCP = 2,
+	KM_PROBE_GRPC = 3,
+	KM_PROBE_EXEC = 4,
+	KM_PROBE_FILE = 5,
+};
+
+enum km_probe_source {
+	KM_SOURCE_API = 1,
+	KM_SOURCE_CONFIG = 2,
+};
+
+/* A probe definition. Timing is kept in milliseconds; the kubelet's
+ * defaults are applied by km_probe_apply_defaults (service/probe_spec.h). */
+struct km_probe {
+	int64_t id;
+	const char *name;
+	struct km_kv *labels;
+	size_t n_labels;
+
+	enum km_probe_type type;
+	const char *host;        /* http, tcp, grpc */
+	int port;                /* http, tcp, grpc */
+	const char *path;        /* http: URL path; file: file path */
+	bool https;              /* http */
+	bool tls_verify;         /* http, https only */
+	const char *ca_file;     /* http, https only; NULL = system store */
+	struct km_kv *headers;   /* http */
+	size_t n_headers;
+	const char *service;     /* grpc health service name */
+	const char **argv;       /* exec */
+	size_t argc;
+	struct km_kv *env;       /* exec */
+	size_t n_env;
+	const char *workdir;     /* exec */
+	int64_t min_size;        /* file */
+	int64_t max_age_s;       /* file; 0 = any age */
+
+	int64_t initial_delay_ms;
+	int64_t timeout_ms;
+	int64_t period_ms;
+	int32_t success_threshold;
+	int32_t failure_threshold;
+
+	/* Kept by the store. */
+	enum km_probe_source source;
+	int64_t generation;
+	int64_t create_us, update_us;
+	int64_t target_id;
+};
+
+struct km_target {
+	int64_t id;
+	const char *name;          /* "[cluster:]kind/namespace/name" */
+	const char *cluster;
+	int kind;                  /* enum km_kind */
+	const char *ns;
+	const char *object_name;
+	const char *uid;
+	const char *owner;
+	const char *node;
+	struct km_kv *labels;
+	size_t n_labels;
+	int state;                 /* enum km_state */
+	bool flapping;
+	int64_t state_since_us;
+	int64_t last_transition_seq; /* 0 = none */
+	int64_t created_us;
+	int64_t deleted_us;        /* 0 = live */
+};
+
+struct km_result {
+	int64_t id;                /* assigned by the store */
+	int64_t target_id;
+	int64_t started_us;        /* Unix epoch microseconds */
+	int64_t duration_us;
+	bool success;
+	int error_class;           /* enum km_error_class */
+	int32_t status_code;
+	const char *message;       /* may be NULL; stored up to 1 KiB */
+};
+#define KM_RESULT_MESSAGE_MAX 1024
+
+struct km_transition {
+	int64_t seq;               /* assigned by the store */
+	int64_t target_id;
+	int64_t at_us;
+	int from_state, to_state;  /* enum km_state */
+	bool flapping;
+	const char *cause;
+};
+
+/* True when a and b define the same probe: labels, handler and timing.
+ * Ignores id, source, generation and times. Lists compare in order. */
+bool km_probe_spec_equal(const struct km_probe *a, const struct km_probe *b);
+
+/* The parts of a target name "[cluster:]kind/namespace/name", pointing into
+ * the parsed string (not NUL-terminated: use the lengths). */
+struct km_target_name {
+	const char *cluster, *ns, *name;
+	size_t cluster_len, ns_len, name_len;
+	int kind;
+};
+
+/* Splits and checks a target name: a known kind, a non-empty object name,
+ * no stray '/' or ':'. Returns 0 or KM_EINVAL with a message in why (at
+ * least 128 bytes). */
+int km_target_name_parse(const char *s, struct km_target_name *out,
+			 char *why, size_t why_len);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * km_store — kubemedic's history in SQLite.
+ *
+ * What it owns: one database file in WAL mode, one writer thread with its
+ * own connection, the queues that feed it, and the read connections handed
+ * out as km_reader objects.
+ *
+ * Writes. Every write goes through the writer thread, which batches many
+ * rows per transaction with prepared statements:
+ *  - results (km_store_add_result) go to a bounded ring; when it is full the
+ *    oldest queued result is dropped and counted (overload must not stall
+ *    the prober). They are durable once a later km_store_flush returns.
+ *  - transitions (km_store_add_transition) go to a bounded control queue and
+ *    are never dropped: the caller waits for room instead.
+ *  - probe and target changes (km_store_create_probe, ...) are synchronous:
+ *    they return only after the transaction holding them has committed, so
+ *    an acknowledgement to a client is never ahead of the disk.
+ * After each commit the writer calls options.on_transition for every
+ * transition in it, with its sequence number assigned.
+ *
+ * Reads. km_reader_open gives a read-only connection with cached prepared
+ * statements, for one thread at a time. Results of a read live in the
+ * km_arena the caller passes.
+ *
+ * Retention. Results and transitions older than their retention are deleted
+ * by the writer in small batches between write batches, so a sweep never
+ * holds the write lock for long.
+ *
+ * Schema. Migrations compiled into the binary (migrations/NNNN_*.sql) are
+ * applied in order at open, each in its own transaction, and recorded with
+ * their SHA-256 in schema_migrations. A database that has migrations this
+ * binary does not know, or whose recorded checksum differs, is refused.
+ *
+ * Threads: km_store_open/close from one thread; add/flush/sync writes from
+ * any thread; a km_reader from one thread at a time.
+ */
+#ifndef KM_STORE_H
+#define KM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_arena.h"
+#include "km_error.h"
+#include "km_model.h"
+
+struct km_store;
+struct km_reader;
+
+struct km_store_options {
+	const char *path;              /* database file; created if missing */
+	size_t result_queue;           /* default 65536 results */
+	size_t control_queue;          /* default 4096 entries */
+	size_t batch_max;              /* rows per transaction; default 8192 */
+	bool sync_normal;              /* PRAGMA synchronous=NORMAL instead of
+	                                  FULL: survives a process crash, not a
+	                                  power loss; faster commits */
+	int64_t results_retention_us;     /* 0 = keep forever */
+	int64_t transitions_retention_us; /* 0 = keep forever */
+	int64_t retention_interval_ms; /* between sweeps; default 60000 */
+	int retention_batch;           /* rows per delete; default 2000 */
+	/* Called on the writer thread after the commit of each transition,
+	 * with t->seq set. Must not block and must not call into the store. */
+	void (*on_transition)(void *arg, const struct km_transition *t);
+	void *on_transition_arg;
+};
+
+int km_store_open(const struct km_store_options *opts, struct km_store **out,
+		  struct km_error *err);
+/* Commits everything queued, stops the writer, closes the database. All
+ * readers must be closed first. NULL is accepted. */
+void km_store_close(struct km_store *s);
+
+/* Schema version compiled into this binary, and the database's. */
+int km_store_binary_schema_version(void);
+int km_store_schema_version(struct km_store *s);
+
+/* ---- asynchronous writes ---------------------------------------------- */
+
+/* Queues a copy of r (message included). Never blocks. KM_EUNAVAIL once
+ * close has begun. */
+int km_store_add_result(struct km_store *s, const struct km_result *r);
+/* Queues a copy of t; waits while the control queue is full. */
+int km_store_add_transition(struct km_store *s, const struct km_transition *t);
+/* Returns once everything queued before the call is committed. */
+int km_store_flush(struct km_store *s, struct km_error *err);
+
+/* Runs a retention sweep now and returns when it has finished (the writer
+ * runs it in its usual small steps). */
+void km_store_retention_sweep(struct km_store *s);
+
+struct km_store_stats {
+	uint64_t results_queued;
+	uint64_t results_written;
+	uint64_t results_dropped;      /* queue full, or a failed commit */
+	uint64_t transitions_written;
+	uint64_t batches;
+	uint64_t commit_failures;
+	uint64_t retention_deleted;
+	uint64_t retention_steps;      /* DELETE statements run */
+	uint64_t retention_sweeps;     /* sweeps completed */
+	size_t result_queue_depth;
+	size_t result_queue_max_depth;
+};
+void km_store_get_stats(struct km_store *s, struct km_store_stats *out);
+
+/* ---- synchronous writes (committed before they return) ---------------- */
+
+/* Inserts p, creating or reviving its target "probe//<name>". Sets p->id,
+ * target_id, generation (1), create_us, update_us; p->source is kept.
+ * KM_EEXIST if the name is taken. */
+int km_store_create_probe(struct km_store *s, struct km_probe *p,
+			  struct km_error *err);
+/* Replaces the definition of the probe named p->name. expected_generation
+ * 0 means "any". KM_ENOTFOUND; KM_EPRECOND for a generation mismatch or a
+ * config probe when !allow_config. Fills the store-kept fields of p. */
+int km_store_update_probe(struct km_store *s, struct km_probe *p,
+			  int64_t expected_generation, bool allow_config,
+			  struct km_error *err);
+/* Deletes the probe and marks its target deleted (history is kept). */
+int km_store_delete_probe(struct km_store *s, const char *name,
+			  bool allow_config, struct km_error *err);
+/* Makes the config probes in the database exactly probes[0..n): creates,
+ * updates (when changed), takes over API probes of the same name (logged),
+ * and deletes config probes no longer listed. One transaction. */
+int km_store_sync_config_probes(struct km_store *s, struct km_probe *probes,
+				size_t n, struct km_error *err);
+/* Creates the target t->name if it does not exist (reviving a deleted one)
+ * and sets t->id. Identity fields come from the name. */
+int km_store_ensure_target(struct km_store *s, struct km_target *t,
+			   struct km_error *err);
+
+/* ---- reads ------------------------------------------------------------ */
+
+int km_reader_open(struct km_store *s, struct km_reader **out,
+		   struct km_error *err);
+void km_reader_close(struct km_reader *r);
+/* Queries running past deadline (CLOCK_MONOTONIC ns; 0 = none) are
+ * interrupted and fail with KM_EDEADLINE. */
+void km_reader_set_deadline(struct km_reader *r, int64_t deadline_mono_ns);
+
+int km_reader_get_probe(struct km_reader *r, const char *name,
+			struct km_arena *a, struct km_probe *out,
+			struct km_error *err);
+
+typedef bool (*km_probe_match_fn)(const struct km_probe *p, void *arg);
+/* Probes with name > after (NULL = from the start) in name order that
+ * match (NULL = all), at most limit. *more says whether any follow. */
+int km_reader_list_probes(struct km_reader *r, const char *after,
+			  size_t limit, km_probe_match_fn match, void *arg,
+			  struct km_arena *a, struct km_probe **out, size_t *n,
+			  bool *more, struct km_error *err);
+
+/* A live target by full name; KM_ENOTFOUND otherwise. */
+int km_reader_get_target(struct km_reader *r, const char *name,
+			 struct km_arena *a, struct km_target *out,
+			 struct km_error *err);
+/* The target of any id, deleted ones included. */
+int km_reader_get_target_by_id(struct km_reader *r, int64_t id,
+			       struct km_arena *a, struct km_target *out,
+			       struct km_error *err);
+
+struct km_target_filter {
+	int kind;                /* 0 = any */
+	int state;               /* 0 = any */
+	const char *cluster;     /* NULL = any */
+	bool (*match)(const struct km_target *t, void *arg); /* NULL = all */
+	void *arg;
+};
+/* Live targets with id > after_id in id order. */
+int km_reader_list_targets(struct km_reader *r,
+			   const struct km_target_filter *f, int64_t after_id,
+			   size_t limit, struct km_arena *a,
+			   struct km_target **out, size_t *n, bool *more,
+			   struct km_error *err);
+
+enum km_outcome { KM_OUTCOME_ANY = 0, KM_OUTCOME_SUCCESS = 1,
+		  KM_OUTCOME_FAILURE = 2 };
+
+/* A page of one target's history in [from_us, to_us). Rows are ordered by
+ * (time, id), newest first unless oldest_first; the cursor is the (time,
+ * id) of the last row of the previous page. */
+struct km_history_query {
+	int64_t target_id;
+	int64_t from_us;         /* INT64_MIN = unbounded */
+	int64_t to_us;           /* INT64_MAX = unbounded */
+	int outcome;             /* enum km_outcome; results only */
+	bool oldest_first;
+	bool has_cursor;
+	int64_t cursor_us, cursor_id;
+	size_t limit;
+};
+
+int km_reader_query_results(struct km_reader *r,
+			    const struct km_history_query *q,
+			    struct km_arena *a, struct km_result **out,
+			    size_t *n, bool *more, struct km_error *err);
+int km_reader_query_transitions(struct km_reader *r,
+				const struct km_history_query *q,
+				struct km_arena *a, struct km_transition **out,
+				size_t *n, bool *more, struct km_error *err);
+/* The newest result of a target; KM_ENOTFOUND if it has none. */
+int km_reader_last_result(struct km_reader *r, int64_t target_id,
+			  struct km_arena *a, struct km_result *out,
+			  struct km_error *err);
+/* How many results in a row, newest first, share the newest's outcome
+ * (counting stops at cap). */
+int km_reader_consecutive(struct km_reader *r, int64_t target_id, int cap,
+			  int *count, struct km_error *err);
+int km_reader_get_transition(struct km_reader *r, int64_t seq,
+			     struct km_arena *a, struct km_transition *out,
+			     struct km_error *err);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * Internals shared by the files of the storage module. Not a public
+ * contract: only the storage sources include this.
+ */
+#ifndef KM_STORE_INTERNAL_H
+#define KM_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "km_store.h"
+
+/* A synchronous write: runs on the writer thread inside the batch's
+ * transaction (under a savepoint of its own), and its caller is woken after
+ * the commit. */
+struct sync_op {
+	int (*fn)(struct km_store *s, void *arg, struct km_error *err);
+	void *arg;
+	int rc;
+	struct km_error err;
+	bool done;
+};
+
+struct result_slot {
+	struct km_result r;   /* r.message points at msg */
+	char *msg;            /* owned; NULL when empty */
+};
+
+struct ctl_op {
+	struct sync_op *sync; /* NULL: a transition */
+	struct km_transition t;
+	char *cause;          /* owned */
+};
+
+enum writer_stmt {
+	W_INSERT_RESULT,
+	W_INSERT_TRANSITION,
+	W_UPDATE_TARGET_STATE,
+	W_RETAIN_RESULTS,
+	W_RETAIN_TRANSITIONS,
+	W_STMT_COUNT
+};
+
+struct km_store {
+	struct km_store_options o;
+	char *path;
+	sqlite3 *db;                   /* the writer's connection */
+	sqlite3_stmt *stmt[W_STMT_COUNT];
+	int schema_version;
+
+	pthread_t writer;
+	bool writer_started;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;        /* writer waits for work */
+	pthread_cond_t room_cv;        /* control producers wait for room */
+	pthread_cond_t done_cv;        /* sync callers wait for their commit */
+	bool stopping;
+	bool sweep_requested;          /* km_store_retention_sweep asked */
+	bool sweeping;                 /* a sweep is under way */
+
+	struct result_slot *ring;      /* results, drop-oldest when full */
+	size_t ring_cap, ring_head, ring_count;
+	struct ctl_op *ctl;            /* transitions and sync ops, blocking */
+	size_t ctl_cap, ctl_head, ctl_count;
+	struct ctl_op *batch_ctl;      /* the writer's batch, batch_max ops */
+	struct result_slot *batch_res; /* the writer's batch, ring_cap rows */
+
+	struct km_store_stats stats;   /* under mu */
+};
+
+/* Runs fn on the writer thread and waits for its commit. */
+int store_run_sync(struct km_store *s,
+		   int (*fn)(struct km_store *s, void *arg,
+			     struct km_error *err),
+		   void *arg, struct km_error *err);
+
+/* sqlite helpers */
+int store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
+		     const char *what);
+int store_exec(sqlite3 *db, const char *sql, struct km_error *err);
+int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
+		  struct km_error *err);
+
+/* NUL-separated string lists: "a\0b\0". The encoders malloc; the decoders
+ * allocate in the arena. */
+int list_encode_kv(const struct km_kv *kv, size_t n, char **out,
+		   size_t *len);
+int list_encode_strs(const char *const *v, size_t n, char **out,
+		     size_t *len);
+int list_decode_kv(struct km_arena *a, const void *blob, size_t len,
+		   struct km_kv **out, size_t *n);
+int list_decode_strs(struct km_arena *a, const void *blob, size_t len,
+		     const char ***out, size_t *n);
+
+/* Column text copied into the arena ("" for NULL). */
+const char *col_text(struct km_arena *a, sqlite3_stmt *st, int col);
+
+/* Probe rows: store_probe_select is "SELECT <columns> FROM probes", to be
+ * completed with a WHERE clause; store_probe_from_row decodes its row. */
+extern const char *const store_probe_select;
+int store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
+			 struct km_probe *p);
+
+/* Target rows shared by the writer (ensure) and readers. */
+int store_target_ensure(struct km_store *s, struct km_target *t,
+			int64_t now_us, struct km_error *err);
+
+#endif

@@ -1,0 +1,543 @@
+/*
+ * Readers: read-only connections with cached statements.
+ *
+ * WAL lets readers run beside the writer without blocking it. Each reader
+ * belongs to one thread at a time (the gRPC workers keep one each). Every
+ * query checks an optional deadline through SQLite's progress handler, so
+ * a slow scan is interrupted when the caller has stopped waiting.
+ *
+ * History pages are keyset-paged on (time, id): a page continues strictly
+ * after the previous page's last row, so pages neither skip nor repeat rows
+ * while the writer inserts, and a deep page costs what the first one does.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "km_time.h"
+#include "store_internal.h"
+
+enum reader_stmt {
+	R_GET_PROBE,
+	R_LIST_PROBES,
+	R_GET_TARGET,
+	R_GET_TARGET_ID,
+	R_LIST_TARGETS,
+	/* results: [outcome any/success/failure] x [newest/oldest first] */
+	R_RESULTS,
+	R_TRANSITIONS = R_RESULTS + 6,
+	R_LAST_RESULT = R_TRANSITIONS + 2,
+	R_CONSECUTIVE,
+	R_GET_TRANSITION,
+	R_STMT_COUNT
+};
+
+struct km_reader {
+	struct km_store *s;
+	sqlite3 *db;
+	sqlite3_stmt *stmt[R_STMT_COUNT];
+	int64_t deadline;
+};
+
+#define TARGET_COLS                                                          \
+	"id, name, cluster, kind, namespace, object_name, uid, owner, node, " \
+	"labels, state, flapping, state_since, last_transition, created_at, " \
+	"deleted_at"
+#define RESULT_COLS                                                          \
+	"id, target_id, started_at, duration_us, success, error_class, "     \
+	"status_code, message"
+#define TRANSITION_COLS \
+	"seq, target_id, at, from_state, to_state, flapping, cause"
+
+/* ?1 target, [?2, ?3) time range, ?4/?5 cursor (time, id). The cursor is a
+ * row-value comparison so SQLite seeks the index to it. */
+#define HISTORY(cols, table, time, id, extra, cmp, dir)                      \
+	"SELECT " cols " FROM " table " WHERE target_id = ?1 AND " time      \
+	" >= ?2 AND " time " < ?3 AND (" time ", " id ") " cmp " (?4, ?5)"   \
+	extra " ORDER BY " time " " dir ", " id " " dir " LIMIT ?6"
+
+static const char *reader_sql(int i)
+{
+	static const char *const sql[R_STMT_COUNT] = {
+		[R_GET_PROBE] = NULL, /* built from store_probe_select */
+		[R_LIST_PROBES] = NULL,
+		[R_GET_TARGET] = "SELECT " TARGET_COLS
+				 " FROM targets WHERE name = ?1 AND "
+				 "deleted_at = 0",
+		[R_GET_TARGET_ID] = "SELECT " TARGET_COLS
+				    " FROM targets WHERE id = ?1",
+		[R_LIST_TARGETS] = "SELECT " TARGET_COLS
+				   " FROM targets WHERE deleted_at = 0 AND "
+				   "id > ?1 AND (?2 = 0 OR kind = ?2) AND "
+				   "(?3 = 0 OR state = ?3) AND (?4 IS NULL OR "
+				   "cluster = ?4) ORDER BY id",
+		[R_RESULTS + 0] = HISTORY(RESULT_COLS, "results", "started_at",
+					  "id", "", "<", "DESC"),
+		[R_RESULTS + 1] = HISTORY(RESULT_COLS, "results", "started_at",
+					  "id", "", ">", "ASC"),
+		[R_RESULTS + 2] = HISTORY(RESULT_COLS, "results", "started_at",
+					  "id", " AND success = 1", "<",
+					  "DESC"),
+		[R_RESULTS + 3] = HISTORY(RESULT_COLS, "results", "started_at",
+					  "id", " AND success = 1", ">", "ASC"),
+		[R_RESULTS + 4] = HISTORY(RESULT_COLS, "results", "started_at",
+					  "id", " AND success = 0", "<",
+					  "DESC"),
+		[R_RESULTS + 5] = HISTORY(RESULT_COLS, "results", "started_at",
+					  "id", " AND success = 0", ">", "ASC"),
+		[R_TRANSITIONS + 0] = HISTORY(TRANSITION_COLS, "transitions",
+					      "at", "seq", "", "<", "DESC"),
+		[R_TRANSITIONS + 1] = HISTORY(TRANSITION_COLS, "transitions",
+					      "at", "seq", "", ">", "ASC"),
+		[R_LAST_RESULT] = "SELECT " RESULT_COLS
+				  " FROM results WHERE target_id = ?1 ORDER BY "
+				  "started_at DESC, id DESC LIMIT 1",
+		[R_CONSECUTIVE] = "SELECT success FROM results WHERE "
+				  "target_id = ?1 ORDER BY started_at DESC, id "
+				  "DESC LIMIT ?2",
+		[R_GET_TRANSITION] = "SELECT " TRANSITION_COLS
+				     " FROM transitions WHERE seq = ?1",
+	};
+	return sql[i];
+}
+
+static int progress(void *arg)
+{
+	struct km_reader *r = arg;
+
+	return r->deadline && km_mono_ns() > r->deadline;
+}
+
+int km_reader_open(struct km_store *s, struct km_reader **out,
+		   struct km_error *err)
+{
+	struct km_reader *r = calloc(1, sizeof *r);
+	char sql[2048];
+	int rc;
+
+	*out = NULL;
+	if (!r)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	r->s = s;
+	rc = sqlite3_open_v2(s->path, &r->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = km_error_set(err, KM_EIO, "open reader on %s: %s", s->path,
+				  r->db ? sqlite3_errmsg(r->db)
+					: sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(r->db, 5000);
+	rc = store_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384",
+			err);
+	if (rc)
+		goto fail;
+	sqlite3_progress_handler(r->db, 1000, progress, r);
+	for (int i = 0; i < R_STMT_COUNT; i++) {
+		const char *q = reader_sql(i);
+
+		if (i == R_GET_PROBE) {
+			snprintf(sql, sizeof sql, "%s WHERE name = ?1",
+				 store_probe_select);
+			q = sql;
+		} else if (i == R_LIST_PROBES) {
+			snprintf(sql, sizeof sql,
+				 "%s WHERE name > ?1 ORDER BY name",
+				 store_probe_select);
+			q = sql;
+		}
+		rc = store_prepare(r->db, q, &r->stmt[i], err);
+		if (rc)
+			goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	km_reader_close(r);
+	return rc;
+}
+
+void km_reader_close(struct km_reader *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < R_STMT_COUNT; i++)
+		sqlite3_finalize(r->stmt[i]);
+	sqlite3_close(r->db);
+	free(r);
+}
+
+void km_reader_set_deadline(struct km_reader *r, int64_t deadline_mono_ns)
+{
+	r->deadline = deadline_mono_ns;
+}
+
+/* Finishes a statement's use: resets it (ending its read transaction) and
+ * turns a step result into a km_err. */
+static int done(struct km_reader *r, sqlite3_stmt *st, int rc,
+		struct km_error *err, const char *what)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW || rc == 0)
+		return 0;
+	return store_sqlite_err(r->db, rc, err, what);
+}
+
+/* Grows an arena array by doubling; the old copy stays in the arena. */
+static void *grow(struct km_arena *a, void *v, size_t n, size_t *cap,
+		  size_t elem)
+{
+	void *nv;
+
+	if (n < *cap)
+		return v;
+	*cap = *cap ? *cap * 2 : 16;
+	nv = km_arena_alloc(a, *cap * elem);
+	if (nv && n)
+		memcpy(nv, v, n * elem);
+	return nv;
+}
+
+/* ---- probes ------------------------------------------------------------ */
+
+int km_reader_get_probe(struct km_reader *r, const char *name,
+			struct km_arena *a, struct km_probe *out,
+			struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_GET_PROBE];
+	int rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		done(r, st, rc, err, "get probe");
+		return km_error_set(err, KM_ENOTFOUND,
+				    "probe \"%s\" not found", name);
+	}
+	if (rc == SQLITE_ROW && store_probe_from_row(a, st, out)) {
+		done(r, st, rc, err, "get probe");
+		return km_error_set(err, KM_ECORRUPT,
+				    "probe \"%s\": stored row does not decode",
+				    name);
+	}
+	return done(r, st, rc, err, "get probe");
+}
+
+int km_reader_list_probes(struct km_reader *r, const char *after,
+			  size_t limit, km_probe_match_fn match, void *arg,
+			  struct km_arena *a, struct km_probe **out, size_t *n,
+			  bool *more, struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_LIST_PROBES];
+	struct km_probe *v = NULL;
+	size_t cap = 0;
+	int rc;
+
+	*n = 0;
+	*more = false;
+	sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct km_probe p;
+
+		if (store_probe_from_row(a, st, &p)) {
+			done(r, st, SQLITE_DONE, err, "list probes");
+			return km_error_set(err, KM_ECORRUPT,
+					    "probe row does not decode");
+		}
+		if (match && !match(&p, arg))
+			continue;
+		if (*n == limit) {
+			*more = true;
+			break;
+		}
+		v = grow(a, v, *n, &cap, sizeof *v);
+		if (!v) {
+			done(r, st, SQLITE_DONE, err, "list probes");
+			return km_error_set(err, KM_ENOMEM, "out of memory");
+		}
+		v[(*n)++] = p;
+	}
+	*out = v;
+	return done(r, st, rc, err, "list probes");
+}
+
+/* ---- targets ----------------------------------------------------------- */
+
+static int target_from_row(struct km_arena *a, sqlite3_stmt *st,
+			   struct km_target *t)
+{
+	memset(t, 0, sizeof *t);
+	t->id = sqlite3_column_int64(st, 0);
+	t->name = col_text(a, st, 1);
+	t->cluster = col_text(a, st, 2);
+	t->kind = sqlite3_column_int(st, 3);
+	t->ns = col_text(a, st, 4);
+	t->object_name = col_text(a, st, 5);
+	t->uid = col_text(a, st, 6);
+	t->owner = col_text(a, st, 7);
+	t->node = col_text(a, st, 8);
+	if (list_decode_kv(a, sqlite3_column_blob(st, 9),
+			   (size_t)sqlite3_column_bytes(st, 9), &t->labels,
+			   &t->n_labels))
+		return KM_ECORRUPT;
+	t->state = sqlite3_column_int(st, 10);
+	t->flapping = sqlite3_column_int(st, 11);
+	t->state_since_us = sqlite3_column_int64(st, 12);
+	t->last_transition_seq = sqlite3_column_int64(st, 13);
+	t->created_us = sqlite3_column_int64(st, 14);
+	t->deleted_us = sqlite3_column_int64(st, 15);
+	if (!t->name || !t->cluster || !t->ns || !t->object_name || !t->uid ||
+	    !t->owner || !t->node)
+		return KM_ENOMEM;
+	return 0;
+}
+
+static int get_target(struct km_reader *r, sqlite3_stmt *st,
+		      const char *what, struct km_arena *a,
+		      struct km_target *out, struct km_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_DONE) {
+		done(r, st, rc, err, "get target");
+		return km_error_set(err, KM_ENOTFOUND, "target %s not found",
+				    what);
+	}
+	if (rc == SQLITE_ROW && target_from_row(a, st, out)) {
+		done(r, st, rc, err, "get target");
+		return km_error_set(err, KM_ECORRUPT,
+				    "target %s: stored row does not decode",
+				    what);
+	}
+	return done(r, st, rc, err, "get target");
+}
+
+int km_reader_get_target(struct km_reader *r, const char *name,
+			 struct km_arena *a, struct km_target *out,
+			 struct km_error *err)
+{
+	char what[300];
+
+	snprintf(what, sizeof what, "\"%s\"", name);
+	sqlite3_bind_text(r->stmt[R_GET_TARGET], 1, name, -1, SQLITE_STATIC);
+	return get_target(r, r->stmt[R_GET_TARGET], what, a, out, err);
+}
+
+int km_reader_get_target_by_id(struct km_reader *r, int64_t id,
+			       struct km_arena *a, struct km_target *out,
+			       struct km_error *err)
+{
+	char what[32];
+
+	snprintf(what, sizeof what, "#%lld", (long long)id);
+	sqlite3_bind_int64(r->stmt[R_GET_TARGET_ID], 1, id);
+	return get_target(r, r->stmt[R_GET_TARGET_ID], what, a, out, err);
+}
+
+int km_reader_list_targets(struct km_reader *r,
+			   const struct km_target_filter *f, int64_t after_id,
+			   size_t limit, struct km_arena *a,
+			   struct km_target **out, size_t *n, bool *more,
+			   struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_LIST_TARGETS];
+	struct km_target *v = NULL;
+	size_t cap = 0;
+	int rc;
+
+	*n = 0;
+	*more = false;
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int(st, 2, f ? f->kind : 0);
+	sqlite3_bind_int(st, 3, f ? f->state : 0);
+	if (f && f->cluster)
+		sqlite3_bind_text(st, 4, f->cluster, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct km_target t;
+
+		if (target_from_row(a, st, &t)) {
+			done(r, st, SQLITE_DONE, err, "list targets");
+			return km_error_set(err, KM_ECORRUPT,
+					    "target row does not decode");
+		}
+		if (f && f->match && !f->match(&t, f->arg))
+			continue;
+		if (*n == limit) {
+			*more = true;
+			break;
+		}
+		v = grow(a, v, *n, &cap, sizeof *v);
+		if (!v) {
+			done(r, st, SQLITE_DONE, err, "list targets");
+			return km_error_set(err, KM_ENOMEM, "out of memory");
+		}
+		v[(*n)++] = t;
+	}
+	*out = v;
+	return done(r, st, rc, err, "list targets");
+}
+
+/* ---- history ----------------------------------------------------------- */
+
+static void result_from_row(struct km_arena *a, sqlite3_stmt *st,
+			    struct km_result *res)
+{
+	memset(res, 0, sizeof *res);
+	res->id = sqlite3_column_int64(st, 0);
+	res->target_id = sqlite3_column_int64(st, 1);
+	res->started_us = sqlite3_column_int64(st, 2);
+	res->duration_us = sqlite3_column_int64(st, 3);
+	res->success = sqlite3_column_int(st, 4);
+	res->error_class = sqlite3_column_int(st, 5);
+	res->status_code = sqlite3_column_int(st, 6);
+	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+		res->message = col_text(a, st, 7);
+}
+
+static void transition_from_row(struct km_arena *a, sqlite3_stmt *st,
+				struct km_transition *t)
+{
+	memset(t, 0, sizeof *t);
+	t->seq = sqlite3_column_int64(st, 0);
+	t->target_id = sqlite3_column_int64(st, 1);
+	t->at_us = sqlite3_column_int64(st, 2);
+	t->from_state = sqlite3_column_int(st, 3);
+	t->to_state = sqlite3_column_int(st, 4);
+	t->flapping = sqlite3_column_int(st, 5);
+	t->cause = col_text(a, st, 6);
+}
+
+static void bind_history(sqlite3_stmt *st, const struct km_history_query *q)
+{
+	int64_t cur_t, cur_id;
+
+	if (q->has_cursor) {
+		cur_t = q->cursor_us;
+		cur_id = q->cursor_id;
+	} else if (q->oldest_first) {
+		cur_t = cur_id = INT64_MIN;
+	} else {
+		cur_t = cur_id = INT64_MAX;
+	}
+	sqlite3_bind_int64(st, 1, q->target_id);
+	sqlite3_bind_int64(st, 2, q->from_us);
+	sqlite3_bind_int64(st, 3, q->to_us);
+	sqlite3_bind_int64(st, 4, cur_t);
+	sqlite3_bind_int64(st, 5, cur_id);
+	/* One row more than asked tells whether another page follows. */
+	sqlite3_bind_int64(st, 6, (int64_t)q->limit + 1);
+}
+
+int km_reader_query_results(struct km_reader *r,
+			    const struct km_history_query *q,
+			    struct km_arena *a, struct km_result **out,
+			    size_t *n, bool *more, struct km_error *err)
+{
+	int outcome = q->outcome >= 0 && q->outcome <= 2 ? q->outcome : 0;
+	sqlite3_stmt *st =
+		r->stmt[R_RESULTS + 2 * outcome + (q->oldest_first ? 1 : 0)];
+	struct km_result *v = km_arena_alloc(a, (q->limit + 1) * sizeof *v);
+	int rc;
+
+	*n = 0;
+	*more = false;
+	if (!v)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	bind_history(st, q);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == q->limit) {
+			*more = true;
+			break;
+		}
+		result_from_row(a, st, &v[(*n)++]);
+	}
+	*out = v;
+	return done(r, st, rc, err, "query results");
+}
+
+int km_reader_query_transitions(struct km_reader *r,
+				const struct km_history_query *q,
+				struct km_arena *a, struct km_transition **out,
+				size_t *n, bool *more, struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_TRANSITIONS + (q->oldest_first ? 1 : 0)];
+	struct km_transition *v =
+		km_arena_alloc(a, (q->limit + 1) * sizeof *v);
+	int rc;
+
+	*n = 0;
+	*more = false;
+	if (!v)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	bind_history(st, q);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == q->limit) {
+			*more = true;
+			break;
+		}
+		transition_from_row(a, st, &v[(*n)++]);
+	}
+	*out = v;
+	return done(r, st, rc, err, "query transitions");
+}
+
+int km_reader_last_result(struct km_reader *r, int64_t target_id,
+			  struct km_arena *a, struct km_result *out,
+			  struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_LAST_RESULT];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, target_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		result_from_row(a, st, out);
+	else if (rc == SQLITE_DONE) {
+		done(r, st, rc, err, "last result");
+		return KM_ENOTFOUND;
+	}
+	return done(r, st, rc, err, "last result");
+}
+
+int km_reader_consecutive(struct km_reader *r, int64_t target_id, int cap,
+			  int *count, struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_CONSECUTIVE];
+	int rc, first = -1;
+
+	*count = 0;
+	sqlite3_bind_int64(st, 1, target_id);
+	sqlite3_bind_int(st, 2, cap);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int ok = sqlite3_column_int(st, 0);
+
+		if (first < 0)
+			first = ok;
+		if (ok != first)
+			break;
+		(*count)++;
+	}
+	return done(r, st, rc, err, "consecutive results");
+}
+
+int km_reader_get_transition(struct km_reader *r, int64_t seq,
+			     struct km_arena *a, struct km_transition *out,
+			     struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_GET_TRANSITION];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		transition_from_row(a, st, out);
+	else if (rc == SQLITE_DONE) {
+		done(r, st, rc, err, "get transition");
+		return KM_ENOTFOUND;
+	}
+	return done(r, st, rc, err, "get transition");
+}

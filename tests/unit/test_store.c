@@ -1,0 +1,747 @@
+/*
+ * Storage: migrations, the writer's batching and overload policy, keyset
+ * paging of history, retention, and probe definitions.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "km_store.h"
+#include "km_test.h"
+#include "km_time.h"
+
+struct fixture {
+	char *dir;
+	char *db;
+	struct km_store *s;
+	struct km_reader *r;
+	struct km_arena a;
+};
+
+static int open_store(struct fixture *f, struct km_store_options *o)
+{
+	struct km_error err = {0};
+	struct km_store_options def = {0};
+
+	if (!o)
+		o = &def;
+	o->path = f->db;
+	if (km_store_open(o, &f->s, &err)) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return -1;
+	}
+	if (km_reader_open(f->s, &f->r, &err)) {
+		fprintf(stderr, "reader: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void close_store(struct fixture *f)
+{
+	km_reader_close(f->r);
+	f->r = NULL;
+	km_store_close(f->s);
+	f->s = NULL;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+
+	f->dir = km_test_tmpdir();
+	if (!f->dir || asprintf(&f->db, "%s/km.db", f->dir) < 0)
+		return -1;
+	km_arena_init(&f->a, 4096);
+	*state = f;
+	return open_store(f, NULL);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	close_store(f);
+	km_arena_free(&f->a);
+	km_test_rmrf(f->dir);
+	free(f->db);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static int64_t make_target(struct fixture *f, const char *name)
+{
+	struct km_target t = {.name = name};
+	struct km_error err = {0};
+
+	assert_int_equal(km_store_ensure_target(f->s, &t, &err), 0);
+	assert_true(t.id > 0);
+	return t.id;
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	return db;
+}
+
+static int64_t raw_count(const char *path, const char *sql)
+{
+	sqlite3 *db = raw_open(path);
+	sqlite3_stmt *st;
+	int64_t n;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* ---- migrations ---------------------------------------------------------- */
+
+static void test_migrations_applied_once(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(km_store_schema_version(f->s),
+			 km_store_binary_schema_version());
+	assert_true(km_store_binary_schema_version() >= 1);
+	close_store(f);
+	/* Reopening applies nothing new and keeps one row per migration. */
+	assert_int_equal(open_store(f, NULL), 0);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM schema_migrations"),
+			 km_store_binary_schema_version());
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM schema_migrations "
+					  "WHERE length(checksum) = 64"),
+			 km_store_binary_schema_version());
+}
+
+static void test_newer_database_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {.path = f->db};
+	struct km_store *s = NULL;
+	struct km_error err = {0};
+	sqlite3 *db;
+
+	close_store(f);
+	db = raw_open(f->db);
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO schema_migrations VALUES "
+				      "(999, 'from_the_future', 'x', 0)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(km_store_open(&o, &s, &err), KM_ETOONEW);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "newer than this kubemedicd"));
+	assert_non_null(strstr(err.msg, "999"));
+	/* Nothing was changed by the refusal. */
+	assert_int_equal(raw_count(f->db, "SELECT max(version) FROM "
+					  "schema_migrations"), 999);
+	db = raw_open(f->db);
+	sqlite3_exec(db, "DELETE FROM schema_migrations WHERE version = 999",
+		     NULL, NULL, NULL);
+	sqlite3_close(db);
+	assert_int_equal(open_store(f, NULL), 0);
+}
+
+static void test_edited_migration_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {.path = f->db};
+	struct km_store *s = NULL;
+	struct km_error err = {0};
+	sqlite3 *db;
+
+	close_store(f);
+	db = raw_open(f->db);
+	sqlite3_exec(db, "UPDATE schema_migrations SET checksum = 'abc' "
+			 "WHERE version = 1", NULL, NULL, NULL);
+	sqlite3_close(db);
+	assert_int_equal(km_store_open(&o, &s, &err), KM_ECORRUPT);
+	assert_non_null(strstr(err.msg, "0001_initial.sql"));
+	assert_non_null(strstr(err.msg, "edited"));
+	assert_null(s);
+}
+
+static void test_not_a_database_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {0};
+	struct km_store *s = NULL;
+	struct km_error err = {0};
+	char *path;
+	FILE *fp;
+
+	assert_true(asprintf(&path, "%s/garbage.db", f->dir) > 0);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 512; i++)
+		fputs("this is not sqlite ", fp);
+	fclose(fp);
+	o.path = path;
+	assert_int_not_equal(km_store_open(&o, &s, &err), 0);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, path));
+	free(path);
+}
+
+/* ---- writer ------------------------------------------------------------- */
+
+static void test_results_batched_and_flushed(void **state)
+{
+	struct fixture *f = *state;
+	int64_t tid = make_target(f, "probe//batch");
+	struct km_store_stats st;
+	struct km_error err = {0};
+	int64_t t0 = km_now_us();
+	const int N = 20000;
+
+	for (int i = 0; i < N; i++) {
+		struct km_result r = {
+			.target_id = tid, .started_us = t0 + i,
+			.duration_us = 100, .success = i % 3 != 0,
+			.error_class = i % 3 ? 0 : 5, .status_code = 200,
+			.message = i % 3 ? NULL : "HTTP 500"};
+		assert_int_equal(km_store_add_result(f->s, &r), 0);
+	}
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	km_store_get_stats(f->s, &st);
+	assert_int_equal(st.results_written, N);
+	assert_int_equal(st.results_dropped, 0);
+	/* Batching: far fewer transactions than rows. */
+	assert_true(st.batches < (uint64_t)N / 10);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), N);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results "
+					  "WHERE message = 'HTTP 500'"),
+			 (N + 2) / 3);
+}
+
+static void test_overload_drops_oldest(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {.result_queue = 64};
+	struct km_store_stats st;
+	struct km_error err = {0};
+	int64_t tid;
+	sqlite3 *db;
+
+	close_store(f);
+	assert_int_equal(open_store(f, &o), 0);
+	tid = make_target(f, "probe//overload");
+	/* Hold the write lock so the writer cannot drain the queue. */
+	db = raw_open(f->db);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (int i = 0; i < 1000; i++) {
+		struct km_result r = {.target_id = tid, .started_us = i,
+				      .success = true};
+		assert_int_equal(km_store_add_result(f->s, &r), 0);
+	}
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	km_store_get_stats(f->s, &st);
+	assert_int_equal(st.results_queued, 1000);
+	assert_true(st.results_dropped > 0);
+	assert_int_equal(st.results_written + st.results_dropped, 1000);
+	assert_true(st.result_queue_max_depth <= 64);
+	/* What survived is the newest: the last result is always kept. */
+	assert_int_equal(raw_count(f->db, "SELECT max(started_at) FROM results"),
+			 999);
+}
+
+static void test_transitions_update_target(void **state)
+{
+	struct fixture *f = *state;
+	int64_t tid = make_target(f, "probe//trans");
+	struct km_error err = {0};
+	struct km_target t;
+	struct km_transition tr = {.target_id = tid, .at_us = 1000,
+				   .from_state = KM_STATE_UNKNOWN,
+				   .to_state = KM_STATE_UNHEALTHY,
+				   .cause = "3 consecutive failures"};
+
+	assert_int_equal(km_store_add_transition(f->s, &tr), 0);
+	tr.at_us = 2000;
+	tr.from_state = KM_STATE_UNHEALTHY;
+	tr.flapping = true; /* flapping only: state_since stays */
+	assert_int_equal(km_store_add_transition(f->s, &tr), 0);
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	assert_int_equal(km_reader_get_target(f->r, "probe//trans", &f->a, &t,
+					      &err), 0);
+	assert_int_equal(t.state, KM_STATE_UNHEALTHY);
+	assert_true(t.flapping);
+	assert_int_equal(t.state_since_us, 1000);
+	assert_true(t.last_transition_seq > 0);
+}
+
+static void test_sync_write_committed_before_return(void **state)
+{
+	struct fixture *f = *state;
+	struct km_error err = {0};
+	struct km_probe p = {.name = "durable", .type = KM_PROBE_TCP,
+			     .host = "127.0.0.1", .port = 80,
+			     .timeout_ms = 1000, .period_ms = 10000,
+			     .success_threshold = 1, .failure_threshold = 3};
+
+	assert_int_equal(km_store_create_probe(f->s, &p, &err), 0);
+	/* Another connection sees it at once: it is committed. */
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM probes WHERE "
+					  "name = 'durable'"), 1);
+}
+
+/* ---- paging ------------------------------------------------------------- */
+
+/* 250 results at t = 1000 + 10 i; every 5th a failure; pairs share a time
+ * so that paging must break ties by id. */
+static int64_t fill_history(struct fixture *f)
+{
+	int64_t tid = make_target(f, "probe//hist");
+	struct km_error err = {0};
+
+	make_target(f, "probe//other");
+	for (int i = 0; i < 250; i++) {
+		struct km_result r = {.target_id = tid,
+				      .started_us = 1000 + 10 * (i / 2),
+				      .success = i % 5 != 0,
+				      .status_code = i};
+		struct km_result noise = r;
+
+		noise.target_id = tid + 1;
+		assert_int_equal(km_store_add_result(f->s, &r), 0);
+		assert_int_equal(km_store_add_result(f->s, &noise), 0);
+	}
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	return tid;
+}
+
+static void page_through(struct fixture *f, struct km_history_query q,
+			 int expect_total, bool oldest_first)
+{
+	struct km_error err = {0};
+	int total = 0;
+	int64_t last_t = oldest_first ? INT64_MIN : INT64_MAX, last_id = 0;
+	bool more = true;
+	int pages = 0;
+
+	q.oldest_first = oldest_first;
+	while (more) {
+		struct km_result *v;
+		size_t n;
+
+		assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v,
+							 &n, &more, &err), 0);
+		pages++;
+		for (size_t i = 0; i < n; i++) {
+			/* Strictly ordered by (time, id): no repeats, no
+			 * skips across page boundaries. */
+			if (oldest_first)
+				assert_true(v[i].started_us > last_t ||
+					    (v[i].started_us == last_t &&
+					     v[i].id > last_id));
+			else
+				assert_true(v[i].started_us < last_t ||
+					    (v[i].started_us == last_t &&
+					     v[i].id < last_id));
+			last_t = v[i].started_us;
+			last_id = v[i].id;
+			assert_int_equal(v[i].target_id, q.target_id);
+			if (q.outcome == KM_OUTCOME_FAILURE)
+				assert_false(v[i].success);
+			if (q.outcome == KM_OUTCOME_SUCCESS)
+				assert_true(v[i].success);
+			assert_true(v[i].started_us >= q.from_us &&
+				    v[i].started_us < q.to_us);
+		}
+		total += (int)n;
+		if (more)
+			assert_int_equal(n, q.limit);
+		q.has_cursor = true;
+		q.cursor_us = last_t;
+		q.cursor_id = last_id;
+		km_arena_reset(&f->a);
+	}
+	assert_int_equal(total, expect_total);
+	/* The more flag is exact: no empty trailing page. */
+	assert_int_equal(pages, expect_total ? (expect_total + (int)q.limit - 1) /
+						       (int)q.limit
+					     : 1);
+}
+
+static void test_history_paging_both_orders(void **state)
+{
+	struct fixture *f = *state;
+	struct km_history_query q = {.from_us = INT64_MIN, .to_us = INT64_MAX,
+				     .limit = 7};
+
+	q.target_id = fill_history(f);
+	page_through(f, q, 250, false);
+	page_through(f, q, 250, true);
+	q.outcome = KM_OUTCOME_FAILURE;
+	page_through(f, q, 50, false);
+	q.outcome = KM_OUTCOME_SUCCESS;
+	page_through(f, q, 200, true);
+	/* Time range [1100, 1200): times 1100..1190, 10 distinct x 2. */
+	q.outcome = KM_OUTCOME_ANY;
+	q.from_us = 1100;
+	q.to_us = 1200;
+	page_through(f, q, 20, false);
+	page_through(f, q, 20, true);
+}
+
+static void test_history_page_limit_and_more_flag(void **state)
+{
+	struct fixture *f = *state;
+	struct km_history_query q = {.from_us = INT64_MIN, .to_us = INT64_MAX,
+				     .limit = 250};
+	struct km_error err = {0};
+	struct km_result *v;
+	size_t n;
+	bool more;
+
+	q.target_id = fill_history(f);
+	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n,
+						 &more, &err), 0);
+	assert_int_equal(n, 250);
+	assert_false(more); /* exactly all of them: no phantom next page */
+	q.limit = 249;
+	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n,
+						 &more, &err), 0);
+	assert_true(more);
+}
+
+static void test_history_uses_indexes(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db = raw_open(f->db);
+	sqlite3_stmt *st;
+	char plan[1024] = "";
+	const char *q =
+		"EXPLAIN QUERY PLAN SELECT id FROM results WHERE target_id = 1 "
+		"AND started_at >= 0 AND started_at < 100 AND "
+		"(started_at, id) < (50, 7) AND success = 0 ORDER BY "
+		"started_at DESC, id DESC LIMIT 10";
+
+	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		strncat(plan, (const char *)sqlite3_column_text(st, 3),
+			sizeof plan - strlen(plan) - 2);
+		strcat(plan, ";");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	/* The failures-only partial index, seeked by the keyset cursor, and
+	 * no sort step. */
+	assert_non_null(strstr(plan, "results_target_failures"));
+	assert_null(strstr(plan, "TEMP B-TREE"));
+	assert_null(strstr(plan, "SCAN results"));
+}
+
+static void test_transition_history(void **state)
+{
+	struct fixture *f = *state;
+	int64_t tid = make_target(f, "probe//th");
+	struct km_history_query q = {.target_id = tid, .from_us = INT64_MIN,
+				     .to_us = INT64_MAX, .limit = 3,
+				     .oldest_first = true};
+	struct km_error err = {0};
+	struct km_transition *v;
+	size_t n;
+	bool more;
+
+	for (int i = 0; i < 5; i++) {
+		struct km_transition t = {
+			.target_id = tid, .at_us = 100 * (i + 1),
+			.from_state = i % 2 ? KM_STATE_UNHEALTHY
+					    : KM_STATE_HEALTHY,
+			.to_state = i % 2 ? KM_STATE_HEALTHY
+					  : KM_STATE_UNHEALTHY,
+			.cause = "x"};
+		assert_int_equal(km_store_add_transition(f->s, &t), 0);
+	}
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	assert_int_equal(km_reader_query_transitions(f->r, &q, &f->a, &v, &n,
+						     &more, &err), 0);
+	assert_int_equal(n, 3);
+	assert_true(more);
+	assert_int_equal(v[0].at_us, 100);
+	assert_true(v[1].seq > v[0].seq);
+	q.has_cursor = true;
+	q.cursor_us = v[2].at_us;
+	q.cursor_id = v[2].seq;
+	assert_int_equal(km_reader_query_transitions(f->r, &q, &f->a, &v, &n,
+						     &more, &err), 0);
+	assert_int_equal(n, 2);
+	assert_false(more);
+	assert_int_equal(v[1].at_us, 500);
+}
+
+static void test_deadline_interrupts_query(void **state)
+{
+	struct fixture *f = *state;
+	struct km_history_query q = {.from_us = INT64_MIN, .to_us = INT64_MAX,
+				     .limit = 100};
+	struct km_error err = {0};
+	struct km_result *v;
+	size_t n;
+	bool more;
+
+	q.target_id = fill_history(f);
+	km_reader_set_deadline(f->r, km_mono_ns() - 1);
+	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n,
+						 &more, &err), KM_EDEADLINE);
+	km_reader_set_deadline(f->r, 0);
+	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n,
+						 &more, &err), 0);
+	assert_int_equal(n, 100);
+}
+
+/* ---- retention ---------------------------------------------------------- */
+
+static void test_retention_deletes_old_rows_only(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {
+		.results_retention_us = 3600LL * 1000000,
+		.transitions_retention_us = 3600LL * 1000000,
+		.retention_interval_ms = 3600000, .retention_batch = 100};
+	struct km_error err = {0};
+	struct km_store_stats st;
+	int64_t tid, now = km_now_us();
+
+	close_store(f);
+	assert_int_equal(open_store(f, &o), 0);
+	tid = make_target(f, "probe//ret");
+	for (int i = 0; i < 1000; i++) {
+		/* 700 rows two hours old, then 300 fresh ones. */
+		struct km_result r = {.target_id = tid, .success = true,
+				      .started_us = i < 700
+							    ? now - 7200000000LL + i
+							    : now + i};
+		assert_int_equal(km_store_add_result(f->s, &r), 0);
+	}
+	for (int i = 0; i < 10; i++) {
+		struct km_transition t = {
+			.target_id = tid, .from_state = 1, .to_state = 2,
+			.at_us = i < 4 ? now - 7200000000LL : now, .cause = ""};
+		assert_int_equal(km_store_add_transition(f->s, &t), 0);
+	}
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	/* The sweep deletes the 704 old rows in steps of at most 100 (some
+	 * may already have gone in the sweep the writer runs at start-up). */
+	km_store_retention_sweep(f->s);
+	km_store_get_stats(f->s, &st);
+	assert_int_equal(st.retention_deleted, 704);
+	assert_true(st.retention_steps >= 8);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 300);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM transitions"),
+			 6);
+	assert_int_equal(raw_count(f->db, "SELECT min(started_at) FROM results")
+				 > now, 1);
+}
+
+/* ---- probes ------------------------------------------------------------- */
+
+static struct km_probe sample_probe(const char *name)
+{
+	static struct km_kv labels[] = {{"team", "shop"}, {"tier", "web"}};
+	static struct km_kv headers[] = {{"X-Probe", "kubemedic"}};
+	struct km_probe p = {.name = name, .labels = labels, .n_labels = 2,
+			     .type = KM_PROBE_HTTP, .host = "127.0.0.1",
+			     .port = 8080, .path = "/healthz",
+			     .headers = headers, .n_headers = 1,
+			     .initial_delay_ms = 0, .timeout_ms = 1000,
+			     .period_ms = 10000, .success_threshold = 1,
+			     .failure_threshold = 3};
+	return p;
+}
+
+static void test_probe_crud(void **state)
+{
+	struct fixture *f = *state;
+	struct km_error err = {0};
+	struct km_probe p = sample_probe("web"), got, dup = sample_probe("web");
+	struct km_target t;
+
+	assert_int_equal(km_store_create_probe(f->s, &p, &err), 0);
+	assert_int_equal(p.generation, 1);
+	assert_int_equal(p.source, KM_SOURCE_API);
+	assert_int_equal(km_store_create_probe(f->s, &dup, &err), KM_EEXIST);
+	assert_non_null(strstr(err.msg, "already exists"));
+
+	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err), 0);
+	assert_true(km_probe_spec_equal(&p, &got));
+	assert_int_equal(got.generation, 1);
+	assert_int_equal(km_reader_get_target(f->r, "probe//web", &f->a, &t,
+					      &err), 0);
+	assert_int_equal(t.kind, KM_KIND_PROBE);
+	assert_string_equal(t.object_name, "web");
+	assert_int_equal(t.n_labels, 2);
+	assert_int_equal(t.state, KM_STATE_UNKNOWN);
+
+	p.port = 9090;
+	assert_int_equal(km_store_update_probe(f->s, &p, 1, false, &err), 0);
+	assert_int_equal(p.generation, 2);
+	assert_int_equal(km_store_update_probe(f->s, &p, 1, false, &err),
+			 KM_EPRECOND);
+	assert_non_null(strstr(err.msg, "generation 2"));
+	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err), 0);
+	assert_int_equal(got.port, 9090);
+
+	assert_int_equal(km_store_delete_probe(f->s, "web", false, &err), 0);
+	assert_int_equal(km_store_delete_probe(f->s, "web", false, &err),
+			 KM_ENOTFOUND);
+	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err),
+			 KM_ENOTFOUND);
+	assert_int_equal(km_reader_get_target(f->r, "probe//web", &f->a, &t,
+					      &err), KM_ENOTFOUND);
+	/* Re-creating revives the same target, so history continues. */
+	dup = sample_probe("web");
+	assert_int_equal(km_store_create_probe(f->s, &dup, &err), 0);
+	assert_int_equal(dup.target_id, p.target_id);
+}
+
+static bool match_team(const struct km_probe *p, void *arg)
+{
+	for (size_t i = 0; i < p->n_labels; i++)
+		if (!strcmp(p->labels[i].key, "team"))
+			return !strcmp(p->labels[i].value, arg);
+	return false;
+}
+
+static void test_probe_list_paging_and_filter(void **state)
+{
+	struct fixture *f = *state;
+	struct km_error err = {0};
+	struct km_probe *v;
+	size_t n;
+	bool more;
+	char names[30][16];
+	static struct km_kv other[] = {{"team", "infra"}};
+
+	for (int i = 0; i < 30; i++) {
+		struct km_probe p = sample_probe(names[i]);
+
+		snprintf(names[i], sizeof names[i], "p%02d", i);
+		p.name = names[i];
+		if (i % 3 == 0) {
+			p.labels = other;
+			p.n_labels = 1;
+		}
+		assert_int_equal(km_store_create_probe(f->s, &p, &err), 0);
+	}
+	assert_int_equal(km_reader_list_probes(f->r, NULL, 12, NULL, NULL,
+					       &f->a, &v, &n, &more, &err), 0);
+	assert_int_equal(n, 12);
+	assert_true(more);
+	assert_string_equal(v[11].name, "p11");
+	assert_int_equal(km_reader_list_probes(f->r, "p11", 100, match_team,
+					       "shop", &f->a, &v, &n, &more,
+					       &err), 0);
+	/* p12..p29 without multiples of 3: 18 - 6 = 12. */
+	assert_int_equal(n, 12);
+	assert_false(more);
+	assert_string_equal(v[0].name, "p13");
+}
+
+static void test_config_probes_protected_and_synced(void **state)
+{
+	struct fixture *f = *state;
+	struct km_error err = {0};
+	struct km_probe cfg[2] = {sample_probe("cfg-a"), sample_probe("cfg-b")};
+	struct km_probe api = sample_probe("cfg-b"), got;
+
+	assert_int_equal(km_store_create_probe(f->s, &api, &err), 0);
+	assert_int_equal(km_store_sync_config_probes(f->s, cfg, 2, &err), 0);
+	assert_int_equal(km_reader_get_probe(f->r, "cfg-b", &f->a, &got, &err),
+			 0);
+	assert_int_equal(got.source, KM_SOURCE_CONFIG); /* taken over */
+	assert_int_equal(km_store_delete_probe(f->s, "cfg-a", false, &err),
+			 KM_EPRECOND);
+	assert_non_null(strstr(err.msg, "config file"));
+	got.port = 1;
+	assert_int_equal(km_store_update_probe(f->s, &got, 0, false, &err),
+			 KM_EPRECOND);
+
+	/* Unchanged: no new generation. Dropped from the file: deleted. */
+	cfg[0] = sample_probe("cfg-a");
+	assert_int_equal(km_store_sync_config_probes(f->s, cfg, 1, &err), 0);
+	assert_int_equal(km_reader_get_probe(f->r, "cfg-a", &f->a, &got, &err),
+			 0);
+	assert_int_equal(got.generation, 1);
+	assert_int_equal(km_reader_get_probe(f->r, "cfg-b", &f->a, &got, &err),
+			 KM_ENOTFOUND);
+	cfg[0].period_ms = 5000;
+	assert_int_equal(km_store_sync_config_probes(f->s, cfg, 1, &err), 0);
+	assert_int_equal(km_reader_get_probe(f->r, "cfg-a", &f->a, &got, &err),
+			 0);
+	assert_int_equal(got.generation, 2);
+	assert_int_equal(got.period_ms, 5000);
+}
+
+static void test_target_names(void **state)
+{
+	struct km_target_name tn;
+	char why[256];
+
+	(void)state;
+	assert_int_equal(km_target_name_parse("prod-eu:pod/default/web-0", &tn,
+					      why, sizeof why), 0);
+	assert_int_equal(tn.kind, KM_KIND_POD);
+	assert_int_equal(tn.cluster_len, 7);
+	assert_int_equal(tn.ns_len, 7);
+	assert_int_equal(tn.name_len, 5);
+	assert_int_equal(km_target_name_parse("node//worker-3", &tn, why,
+					      sizeof why), 0);
+	assert_int_equal(tn.ns_len, 0);
+	assert_int_equal(km_target_name_parse("widget//x", &tn, why, sizeof why),
+			 KM_EINVAL);
+	assert_non_null(strstr(why, "unknown kind \"widget\""));
+	assert_int_equal(km_target_name_parse("probe/x", &tn, why, sizeof why),
+			 KM_EINVAL);
+	assert_int_equal(km_target_name_parse("probe//", &tn, why, sizeof why),
+			 KM_EINVAL);
+	assert_int_equal(km_target_name_parse("probe//a/b", &tn, why,
+					      sizeof why), KM_EINVAL);
+	assert_int_equal(km_target_name_parse(":pod/a/b", &tn, why, sizeof why),
+			 KM_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_migrations_applied_once),
+		T(test_newer_database_refused),
+		T(test_edited_migration_refused),
+		T(test_not_a_database_refused),
+		T(test_results_batched_and_flushed),
+		T(test_overload_drops_oldest),
+		T(test_transitions_update_target),
+		T(test_sync_write_committed_before_return),
+		T(test_history_paging_both_orders),
+		T(test_history_page_limit_and_more_flag),
+		T(test_history_uses_indexes),
+		T(test_transition_history),
+		T(test_deadline_interrupts_query),
+		T(test_retention_deletes_old_rows_only),
+		T(test_probe_crud),
+		T(test_probe_list_paging_and_filter),
+		T(test_config_probes_protected_and_synced),
+		cmocka_unit_test(test_target_names),
+#undef T
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
