@@ -1,0 +1,90 @@
+/*
+ * km_config — kubemedicd's configuration file (YAML, read with libyaml).
+ *
+ *   listen: 127.0.0.1:7070
+ *   threads: 0                      # gRPC worker threads; 0 = cores
+ *   maxReceiveMessageBytes: 4194304
+ *   shutdownGracePeriod: 10s
+ *   database:
+ *     path: kubemedic.db
+ *     synchronous: full             # full | normal
+ *     resultQueue: 65536
+ *   retention:
+ *     results: 30d
+ *     transitions: 400d
+ *     interval: 1m
+ *   log:
+ *     level: info                   # debug | info | warn | error
+ *     format: logfmt                # logfmt | json
+ *   probes:                         # Kubernetes Probe fields, plus name,
+ *     - name: checkout-http         # labels, host and the file probe
+ *       labels: {team: shop}
+ *       httpGet: {host: 127.0.0.1, port: 8080, path: /healthz}
+ *       periodSeconds: 5
+ *       failureThreshold: 3
+ *
+ * Every key is documented with its default in docs/config.md. An unknown
+ * key, a value of the wrong type, or a probe that fails validation is an
+ * error naming the file, line and key. Probes loaded here are marked
+ * KM_SOURCE_CONFIG.
+ *
+ * Ownership: everything a km_config points to lives in its arena and is
+ * released by km_config_free.
+ */
+#ifndef KM_CONFIG_H
+#define KM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_arena.h"
+#include "km_error.h"
+#include "km_model.h"
+
+struct km_config {
+	struct km_arena arena;
+	const char *path;               /* the file read, or NULL */
+
+	const char *listen;             /* "127.0.0.1:7070" */
+	int threads;                    /* 0 = number of online CPUs */
+	int64_t max_recv_message_bytes; /* 4 MiB */
+	int64_t shutdown_grace_ms;      /* 10 s */
+
+	const char *db_path;            /* "kubemedic.db" */
+	bool db_sync_normal;            /* synchronous: normal */
+	int64_t result_queue;           /* 65536 */
+
+	int64_t results_retention_ms;   /* 30 days; 0 = keep forever */
+	int64_t transitions_retention_ms; /* 400 days; 0 = keep forever */
+	int64_t retention_interval_ms;  /* 1 minute */
+
+	int log_level;                  /* enum km_log_level; info */
+	bool log_json;                  /* format: json */
+
+	struct km_probe *probes;
+	size_t n_probes;
+};
+
+/* Fills c with the defaults above (and an empty arena). */
+void km_config_defaults(struct km_config *c);
+/* Reads the YAML file at path over the defaults already in c. */
+int km_config_load(struct km_config *c, const char *path,
+		   struct km_error *err);
+/* The same from memory; name is used in messages. */
+int km_config_load_string(struct km_config *c, const char *yaml, size_t len,
+			  const char *name, struct km_error *err);
+void km_config_free(struct km_config *c);
+
+/* Probes alone, for `kubemedic probes create -f FILE`: the document may be
+ * one probe (a mapping), a list of probes, or a whole config file (only
+ * its probes: are taken). Allocated in a. */
+int km_config_parse_probes(const char *yaml, size_t len, const char *name,
+			   struct km_arena *a, struct km_probe **out,
+			   size_t *n, struct km_error *err);
+
+/* "250ms", "10s", "5m", "12h", "30d", or a combination ("1h30m"); "0" is
+ * zero. Negative or malformed: KM_EINVAL. */
+int km_duration_parse(const char *s, int64_t *ms);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * km_probe_spec — the rules a probe definition must follow.
+ *
+ * The kubelet's rules first (exactly one handler; non-negative timing with
+ * its defaults: timeout 1 s, period 10 s, success threshold 1, failure
+ * threshold 3; ports 1-65535; scheme HTTP or HTTPS; header names that are
+ * HTTP tokens; environment variable names), then kubemedic's own limits
+ * (names, labels, sub-second periods down to 100 ms, upper bounds).
+ *
+ * Field names in messages follow the caller's vocabulary: the API's
+ * ("probe.http_get.port") or the config file's ("httpGet.port"), with a
+ * caller-given prefix. Both the API and the config loader use these
+ * functions, so a probe is accepted or refused the same way whichever door
+ * it comes through.
+ *
+ * Pure functions: no allocation, no global state.
+ */
+#ifndef KM_PROBE_SPEC_H
+#define KM_PROBE_SPEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "km_error.h"
+#include "km_model.h"
+
+enum km_field_style {
+	KM_FIELDS_API,   /* snake_case, as in the .proto */
+	KM_FIELDS_YAML,  /* camelCase, as in a Kubernetes Probe */
+};
+
+/* Where the fields of one probe come from, for messages. */
+struct km_field_ctx {
+	enum km_field_style style;
+	const char *prefix;  /* "probe" or "probes[3]"; may be "" */
+};
+
+/* Limits beyond the kubelet's. */
+#define KM_PROBE_MIN_PERIOD_MS 100
+#define KM_PROBE_MAX_PERIOD_MS (24LL * 3600 * 1000)
+#define KM_PROBE_MAX_TIMEOUT_MS (3600LL * 1000)
+#define KM_PROBE_MAX_INITIAL_DELAY_MS (24LL * 3600 * 1000)
+#define KM_PROBE_MAX_THRESHOLD 10000
+#define KM_PROBE_MAX_LABELS 64
+#define KM_PROBE_MAX_HEADERS 64
+#define KM_PROBE_MAX_ARGS 256
+#define KM_PROBE_MAX_ENV 256
+
+/* The timing fields as a user writes them; 0 = unset. */
+struct km_probe_timing {
+	int64_t initial_delay_seconds;
+	int64_t timeout_seconds;
+	int64_t period_seconds;
+	int64_t success_threshold;
+	int64_t failure_threshold;
+	int64_t period_milliseconds;
+	int64_t timeout_milliseconds;
+};
+
+/* Checks t (negative values, seconds-and-milliseconds both given, upper
+ * bounds), applies the kubelet's defaults and stores the result in p. */
+int km_probe_set_timing(struct km_probe *p, const struct km_probe_timing *t,
+			const struct km_field_ctx *fc, struct km_error *err);
+/* The inverse, for presenting a stored probe: whole seconds where the
+ * value is a whole number of seconds, milliseconds otherwise. */
+void km_probe_get_timing(const struct km_probe *p, struct km_probe_timing *t);
+
+/* "HTTP" or "HTTPS" ("" = HTTP), exactly as the kubelet spells them. */
+int km_probe_parse_scheme(const char *scheme, bool *https,
+			  const struct km_field_ctx *fc, struct km_error *err);
+
+/* Validates everything but timing (set by km_probe_set_timing): name,
+ * labels, and the handler's fields. p->type must be set; the caller
+ * reports "no handler" / "more than one handler" with
+ * km_probe_handler_count_error. */
+int km_probe_validate(const struct km_probe *p, const struct km_field_ctx *fc,
+		      struct km_error *err);
+int km_probe_handler_count_error(int count, const struct km_field_ctx *fc,
+				 struct km_error *err);
+
+/* Kubernetes name and label rules, exposed for other callers. */
+bool km_is_dns1123_subdomain(const char *s);
+/* NULL if valid, otherwise why not. */
+const char *km_label_key_error(const char *key);
+const char *km_label_value_error(const char *value);
+
+#endif
