@@ -59,6 +59,9 @@ const char *km_strerror(int code)
 	case KM_ETOONEW: return "database too new";
 	case KM_EDEADLINE: return "deadline exceeded";
 	case KM_EINTERNAL: return "internal error";
+	case KM_EUNIMPL: return "unimplemented";
+	case KM_ERANGE: return "out of range";
+	case KM_ECANCELLED: return "cancelled";
 	}
 	return "unknown error";
 }

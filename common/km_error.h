@@ -28,6 +28,9 @@ enum km_err {
 	KM_ETOONEW = -10,   /* the database is newer than this binary */
 	KM_EDEADLINE = -11, /* the caller's deadline passed */
 	KM_EINTERNAL = -12, /* a bug: an invariant did not hold */
+	KM_EUNIMPL = -13,   /* not built yet */
+	KM_ERANGE = -14,    /* valid, but past the end of what exists */
+	KM_ECANCELLED = -15,/* the caller went away */
 };
 
 #define KM_ERROR_MSG_MAX 512

@@ -158,6 +158,9 @@ struct km_transition {
 	int from_state, to_state;  /* enum km_state */
 	bool flapping;
 	const char *cause;
+	/* Not stored (the row has target_id): handed through to the store's
+	 * on_transition callback so listeners need no lookup. May be NULL. */
+	const char *target_name;
 };
 
 /* True when a and b define the same probe: labels, handler and timing.

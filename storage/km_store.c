@@ -418,6 +418,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 		if (!op->sync && !rc && s->o.on_transition)
 			s->o.on_transition(s->o.on_transition_arg, &op->t);
 		free(op->cause);
+		free(op->target_name);
 	}
 	for (size_t i = 0; i < b->n_res; i++)
 		free(b->res[i].msg);
@@ -613,14 +614,21 @@ int km_store_add_transition(struct km_store *s, const struct km_transition *t)
 	int rc;
 
 	op.cause = strdup(t->cause ? t->cause : "");
-	if (!op.cause)
+	op.target_name = t->target_name ? strdup(t->target_name) : NULL;
+	if (!op.cause || (t->target_name && !op.target_name)) {
+		free(op.cause);
+		free(op.target_name);
 		return KM_ENOMEM;
+	}
 	op.t.cause = op.cause;
+	op.t.target_name = op.target_name;
 	pthread_mutex_lock(&s->mu);
 	rc = push_ctl(s, &op);
 	pthread_mutex_unlock(&s->mu);
-	if (rc)
+	if (rc) {
 		free(op.cause);
+		free(op.target_name);
+	}
 	return rc;
 }
 

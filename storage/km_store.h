@@ -156,6 +156,10 @@ int km_reader_list_probes(struct km_reader *r, const char *after,
 int km_reader_get_target(struct km_reader *r, const char *name,
 			 struct km_arena *a, struct km_target *out,
 			 struct km_error *err);
+/* By full name, deleted targets included (their history stays). */
+int km_reader_find_target(struct km_reader *r, const char *name,
+			  struct km_arena *a, struct km_target *out,
+			  struct km_error *err);
 /* The target of any id, deleted ones included. */
 int km_reader_get_target_by_id(struct km_reader *r, int64_t id,
 			       struct km_arena *a, struct km_target *out,

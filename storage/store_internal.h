@@ -30,6 +30,7 @@ struct ctl_op {
 	struct sync_op *sync; /* NULL: a transition */
 	struct km_transition t;
 	char *cause;          /* owned */
+	char *target_name;    /* owned; may be NULL */
 };
 
 enum writer_stmt {

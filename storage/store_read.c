@@ -23,6 +23,7 @@ enum reader_stmt {
 	R_LIST_PROBES,
 	R_GET_TARGET,
 	R_GET_TARGET_ID,
+	R_FIND_TARGET,
 	R_LIST_TARGETS,
 	/* results: [outcome any/success/failure] x [newest/oldest first] */
 	R_RESULTS,
@@ -67,6 +68,8 @@ static const char *reader_sql(int i)
 				 "deleted_at = 0",
 		[R_GET_TARGET_ID] = "SELECT " TARGET_COLS
 				    " FROM targets WHERE id = ?1",
+		[R_FIND_TARGET] = "SELECT " TARGET_COLS
+				  " FROM targets WHERE name = ?1",
 		[R_LIST_TARGETS] = "SELECT " TARGET_COLS
 				   " FROM targets WHERE deleted_at = 0 AND "
 				   "id > ?1 AND (?2 = 0 OR kind = ?2) AND "
@@ -323,6 +326,17 @@ int km_reader_get_target(struct km_reader *r, const char *name,
 	snprintf(what, sizeof what, "\"%s\"", name);
 	sqlite3_bind_text(r->stmt[R_GET_TARGET], 1, name, -1, SQLITE_STATIC);
 	return get_target(r, r->stmt[R_GET_TARGET], what, a, out, err);
+}
+
+int km_reader_find_target(struct km_reader *r, const char *name,
+			  struct km_arena *a, struct km_target *out,
+			  struct km_error *err)
+{
+	char what[300];
+
+	snprintf(what, sizeof what, "\"%s\"", name);
+	sqlite3_bind_text(r->stmt[R_FIND_TARGET], 1, name, -1, SQLITE_STATIC);
+	return get_target(r, r->stmt[R_FIND_TARGET], what, a, out, err);
 }
 
 int km_reader_get_target_by_id(struct km_reader *r, int64_t id,

@@ -1,0 +1,189 @@
+/*
+ * grpc.health.v1.Health: the standard health protocol, for kubemedicd
+ * itself (service "") and for every target, by its full name — so any
+ * gRPC health tool reads kubemedic's verdict ("probe//checkout-http").
+ *
+ * Verdict to status: HEALTHY and DEGRADED are SERVING (up, if under
+ * pressure), UNHEALTHY is NOT_SERVING, UNKNOWN (no verdict yet) is UNKNOWN.
+ * Check answers NOT_FOUND for a name it does not know; Watch answers
+ * SERVICE_UNKNOWN and keeps watching, as the protocol asks.
+ *
+ * Watchers are kept in api->watchers under api->mu; each holds a reference
+ * on its call, dropped when the call is over (on_done). Updates come from
+ * km_api_set_serving and from the store's committed transitions; a watcher
+ * is sent a status only when it differs from the last one it got.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+
+#define ST(x) GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__##x
+
+static int status_of_state(int state)
+{
+	switch (state) {
+	case KM_STATE_HEALTHY:
+	case KM_STATE_DEGRADED:
+		return ST(SERVING);
+	case KM_STATE_UNHEALTHY:
+		return ST(NOT_SERVING);
+	}
+	return ST(UNKNOWN);
+}
+
+/* The status of service, or KM_ENOTFOUND. Call with api->mu held when the
+ * answer must be ordered against updates (Watch). */
+static int current_status(struct km_rpc_ctx *ctx, struct km_api *api,
+			  const char *service, int *status,
+			  struct km_error *err)
+{
+	struct km_target_name tn;
+	struct km_target t;
+	char why[256];
+	int rc;
+
+	if (!*service) {
+		*status = api->serving ? ST(SERVING) : ST(NOT_SERVING);
+		return 0;
+	}
+	if (km_target_name_parse(service, &tn, why, sizeof why))
+		return km_error_set(err, KM_ENOTFOUND,
+				    "unknown service \"%s\": ask for \"\" "
+				    "(kubemedicd itself) or a target's full "
+				    "name, e.g. \"probe//checkout-http\" (%s)",
+				    service, why);
+	rc = km_reader_get_target(api_reader(ctx), service, ctx->arena, &t,
+				  err);
+	if (rc == KM_ENOTFOUND)
+		return km_error_set(err, KM_ENOTFOUND,
+				    "unknown service \"%s\": no such target",
+				    service);
+	if (rc)
+		return rc;
+	*status = status_of_state(t.state);
+	return 0;
+}
+
+static Grpc__Health__V1__HealthCheckResponse *
+response(struct km_arena *a, int status)
+{
+	Grpc__Health__V1__HealthCheckResponse *r =
+		API_NEW(a, Grpc__Health__V1__HealthCheckResponse,
+			GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT);
+
+	if (r)
+		r->status = status;
+	return r;
+}
+
+API_HANDLER(api_health_check)
+{
+	const Grpc__Health__V1__HealthCheckRequest *r = (const void *)req;
+	struct km_api *api = API_OF(ctx);
+	Grpc__Health__V1__HealthCheckResponse *out;
+	int status, rc;
+
+	pthread_mutex_lock(&api->mu);
+	rc = current_status(ctx, api, r->service ? r->service : "", &status,
+			    err);
+	pthread_mutex_unlock(&api->mu);
+	if (rc)
+		return rc;
+	if (!(out = response(ctx->arena, status)))
+		return API_OOM(err);
+	*resp = &out->base;
+	return 0;
+}
+
+/* Sends status to w if it changed; api->mu held. */
+static void notify(struct health_watcher *w, int status)
+{
+	Grpc__Health__V1__HealthCheckResponse r =
+		GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+
+	if (w->last == status)
+		return;
+	w->last = status;
+	r.status = status;
+	/* A failure ends the stream; on_done then removes the watcher. */
+	km_rpc_stream_send(w->call, &r.base);
+}
+
+static void watch_done(void *arg, struct km_rpc_call *c)
+{
+	struct health_watcher *w = arg, **pp;
+	struct km_api *api = w->api;
+
+	pthread_mutex_lock(&api->mu);
+	for (pp = &api->watchers; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	pthread_mutex_unlock(&api->mu);
+	km_rpc_call_unref(c);
+	free(w->service);
+	free(w);
+}
+
+int api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+		     struct km_error *err)
+{
+	const Grpc__Health__V1__HealthCheckRequest *r = (const void *)req;
+	struct km_api *api = API_OF(ctx);
+	const char *service = r->service ? r->service : "";
+	struct health_watcher *w = calloc(1, sizeof *w);
+	int status, rc;
+
+	if (!w || !(w->service = strdup(service))) {
+		free(w);
+		return API_OOM(err);
+	}
+	w->api = api;
+	w->call = ctx->call;
+	w->last = -1;
+	km_rpc_call_ref(w->call);
+
+	pthread_mutex_lock(&api->mu);
+	rc = current_status(ctx, api, service, &status, err);
+	if (rc == KM_ENOTFOUND)
+		status = ST(SERVICE_UNKNOWN);
+	else if (rc) {
+		pthread_mutex_unlock(&api->mu);
+		km_rpc_call_unref(w->call);
+		free(w->service);
+		free(w);
+		return rc;
+	}
+	w->next = api->watchers;
+	api->watchers = w;
+	notify(w, status);
+	pthread_mutex_unlock(&api->mu);
+	/* Outside api->mu: watch_done takes it, and runs at once if the
+	 * call is already over. */
+	km_rpc_call_on_done(w->call, watch_done, w);
+	return 0;
+}
+
+void api_health_set_serving(struct km_api *api, bool serving)
+{
+	pthread_mutex_lock(&api->mu);
+	api->serving = serving;
+	for (struct health_watcher *w = api->watchers; w; w = w->next)
+		if (!w->service[0])
+			notify(w, serving ? ST(SERVING) : ST(NOT_SERVING));
+	pthread_mutex_unlock(&api->mu);
+}
+
+void api_health_on_transition(struct km_api *api,
+			      const struct km_transition *t)
+{
+	if (!t->target_name)
+		return;
+	pthread_mutex_lock(&api->mu);
+	for (struct health_watcher *w = api->watchers; w; w = w->next)
+		if (!strcmp(w->service, t->target_name))
+			notify(w, status_of_state(t->to_state));
+	pthread_mutex_unlock(&api->mu);
+}

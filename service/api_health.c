@@ -1,0 +1,317 @@
+/*
+ * kubemedic.v1.HealthService: current verdicts and history, read through
+ * the worker's km_reader (WAL: never blocked by the writer). Every query is
+ * bounded by the call's deadline.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "km_selector.h"
+
+#define MAX_PAGE 1000
+
+/* Parses and looks up a request's target; deleted targets are found too
+ * when their history is asked for. */
+static int find_target(struct km_rpc_ctx *ctx, const char *name,
+		       bool with_deleted, struct km_target *t,
+		       struct km_error *err)
+{
+	struct km_target_name tn;
+	char why[KM_ERROR_MSG_MAX - 16];
+
+	if (!name || !*name)
+		return km_error_set(err, KM_EINVAL, "target: Required value "
+				    "(e.g. \"probe//checkout-http\")");
+	if (km_target_name_parse(name, &tn, why, sizeof why))
+		return km_error_set(err, KM_EINVAL, "target: %s", why);
+	return with_deleted ? km_reader_find_target(api_reader(ctx), name,
+						    ctx->arena, t, err)
+			    : km_reader_get_target(api_reader(ctx), name,
+						   ctx->arena, t, err);
+}
+
+API_HANDLER(api_get_health)
+{
+	const Kubemedic__V1__GetHealthRequest *r = (const void *)req;
+	struct km_reader *rd = api_reader(ctx);
+	Kubemedic__V1__TargetHealth *out;
+	struct km_target t;
+	struct km_result last;
+	struct km_transition tr;
+	int rc, consecutive;
+
+	rc = find_target(ctx, r->target, false, &t, err);
+	if (rc)
+		return rc;
+	out = API_NEW(ctx->arena, Kubemedic__V1__TargetHealth,
+		      KUBEMEDIC__V1__TARGET_HEALTH__INIT);
+	if (!out || !(out->target = api_target_to_pb(&t, ctx->arena)))
+		return API_OOM(err);
+
+	rc = km_reader_last_result(rd, t.id, ctx->arena, &last, err);
+	if (rc == 0) {
+		out->last_result = api_result_to_pb(&last, &t, ctx->arena);
+		if (!out->last_result)
+			return API_OOM(err);
+		rc = km_reader_consecutive(rd, t.id, 100000, &consecutive, err);
+		if (rc)
+			return rc;
+		out->consecutive = consecutive;
+	} else if (rc != KM_ENOTFOUND) {
+		return rc;
+	}
+	if (t.last_transition_seq) {
+		/* Retention may have removed it: then there is none to show. */
+		rc = km_reader_get_transition(rd, t.last_transition_seq,
+					      ctx->arena, &tr, err);
+		if (rc == 0) {
+			out->last_transition =
+				api_transition_to_pb(&tr, t.name, ctx->arena);
+			if (!out->last_transition)
+				return API_OOM(err);
+		} else if (rc != KM_ENOTFOUND) {
+			return rc;
+		}
+	}
+	*resp = &out->base;
+	return 0;
+}
+
+static bool match_target(const struct km_target *t, void *sel)
+{
+	return km_selector_matches(sel, t->labels, t->n_labels);
+}
+
+API_HANDLER(api_list_targets)
+{
+	const Kubemedic__V1__ListTargetsRequest *r = (const void *)req;
+	Kubemedic__V1__ListTargetsResponse *out;
+	struct km_target_filter f = {0};
+	struct km_selector *sel = NULL;
+	struct api_cursor cur;
+	struct km_target *v;
+	size_t limit, n;
+	bool more, has_cur;
+	uint64_t hash;
+	int rc;
+
+	if ((int)r->kind < 0 || (int)r->kind > KM_KIND_MAX)
+		return km_error_set(err, KM_EINVAL,
+				    "kind: unknown TargetKind value %d",
+				    r->kind);
+	if ((int)r->state < 0 || (int)r->state > KM_STATE_DEGRADED)
+		return km_error_set(err, KM_EINVAL,
+				    "state: unknown HealthState value %d",
+				    r->state);
+	rc = api_page_size(r->page_size, MAX_PAGE, &limit, err);
+	if (rc)
+		return rc;
+	rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
+	if (rc) {
+		if (!strstr(err->msg, "label_selector"))
+			km_error_prefix(err, "label_selector");
+		return rc;
+	}
+	hash = api_hash_i64(API_HASH_INIT, r->kind);
+	hash = api_hash_i64(hash, r->state);
+	hash = api_hash_str(hash, r->label_selector);
+	hash = api_hash_str(hash, r->cluster);
+	rc = api_token_decode(r->page_token, hash, ctx->arena, &cur, &has_cur,
+			      err);
+	if (rc)
+		return rc;
+
+	f.kind = r->kind;
+	f.state = r->state;
+	f.cluster = r->cluster && *r->cluster ? r->cluster : NULL;
+	if (!km_selector_empty(sel)) {
+		f.match = match_target;
+		f.arg = sel;
+	}
+	rc = km_reader_list_targets(api_reader(ctx), &f, has_cur ? cur.a : 0,
+				    limit, ctx->arena, &v, &n, &more, err);
+	if (rc)
+		return rc;
+
+	out = API_NEW(ctx->arena, Kubemedic__V1__ListTargetsResponse,
+		      KUBEMEDIC__V1__LIST_TARGETS_RESPONSE__INIT);
+	if (!out)
+		return API_OOM(err);
+	out->targets = km_arena_calloc(ctx->arena, n ? n : 1,
+				       sizeof *out->targets);
+	if (!out->targets)
+		return API_OOM(err);
+	for (size_t i = 0; i < n; i++)
+		if (!(out->targets[i] = api_target_to_pb(&v[i], ctx->arena)))
+			return API_OOM(err);
+	out->n_targets = n;
+	if (more) {
+		struct api_cursor next = {.a = v[n - 1].id};
+
+		out->next_page_token =
+			api_token_encode(ctx->arena, hash, &next);
+		if (!out->next_page_token)
+			return API_OOM(err);
+	}
+	*resp = &out->base;
+	return 0;
+}
+
+/* What QueryProbeHistory and QueryTransitions share: target, time range,
+ * order, page size and the cursor from the token. */
+struct history_req {
+	const char *target;
+	const Google__Protobuf__Timestamp *start, *end;
+	int outcome;
+	int order;
+	int32_t page_size;
+	const char *page_token;
+};
+
+static int prepare_history(struct km_rpc_ctx *ctx,
+			   const struct history_req *h, struct km_target *t,
+			   struct km_history_query *q, uint64_t *hash,
+			   struct km_error *err)
+{
+	struct api_cursor cur;
+	bool has_cur;
+	int rc;
+
+	memset(q, 0, sizeof *q);
+	if (h->order < 0 || h->order > 2)
+		return km_error_set(err, KM_EINVAL,
+				    "order: unknown Order value %d", h->order);
+	if (h->outcome < 0 || h->outcome > 2)
+		return km_error_set(err, KM_EINVAL,
+				    "outcome: unknown Outcome value %d",
+				    h->outcome);
+	rc = api_time_bound(h->start, INT64_MIN, "start_time", &q->from_us,
+			    err);
+	if (!rc)
+		rc = api_time_bound(h->end, INT64_MAX, "end_time", &q->to_us,
+				    err);
+	if (rc)
+		return rc;
+	if (q->from_us >= q->to_us)
+		return km_error_set(err, KM_EINVAL,
+				    "start_time: must be before end_time (the "
+				    "range is [start_time, end_time))");
+	rc = api_page_size(h->page_size, MAX_PAGE, &q->limit, err);
+	if (rc)
+		return rc;
+	rc = find_target(ctx, h->target, true, t, err);
+	if (rc)
+		return rc;
+
+	*hash = api_hash_str(API_HASH_INIT, h->target);
+	*hash = api_hash_i64(*hash, q->from_us);
+	*hash = api_hash_i64(*hash, q->to_us);
+	*hash = api_hash_i64(*hash, h->outcome);
+	*hash = api_hash_i64(*hash, h->order);
+	rc = api_token_decode(h->page_token, *hash, ctx->arena, &cur, &has_cur,
+			      err);
+	if (rc)
+		return rc;
+	q->target_id = t->id;
+	q->outcome = h->outcome;
+	q->oldest_first = h->order == KUBEMEDIC__V1__ORDER__ORDER_OLDEST_FIRST;
+	q->has_cursor = has_cur;
+	q->cursor_us = cur.a;
+	q->cursor_id = cur.b;
+	return 0;
+}
+
+API_HANDLER(api_query_probe_history)
+{
+	const Kubemedic__V1__QueryProbeHistoryRequest *r = (const void *)req;
+	struct history_req h = {r->target, r->start_time, r->end_time,
+				r->outcome, r->order, r->page_size,
+				r->page_token};
+	Kubemedic__V1__QueryProbeHistoryResponse *out;
+	struct km_history_query q;
+	struct km_target t;
+	struct km_result *v;
+	size_t n;
+	bool more;
+	uint64_t hash;
+	int rc;
+
+	rc = prepare_history(ctx, &h, &t, &q, &hash, err);
+	if (!rc)
+		rc = km_reader_query_results(api_reader(ctx), &q, ctx->arena,
+					     &v, &n, &more, err);
+	if (rc)
+		return rc;
+	out = API_NEW(ctx->arena, Kubemedic__V1__QueryProbeHistoryResponse,
+		      KUBEMEDIC__V1__QUERY_PROBE_HISTORY_RESPONSE__INIT);
+	if (!out)
+		return API_OOM(err);
+	out->results = km_arena_calloc(ctx->arena, n ? n : 1,
+				       sizeof *out->results);
+	if (!out->results)
+		return API_OOM(err);
+	for (size_t i = 0; i < n; i++)
+		if (!(out->results[i] = api_result_to_pb(&v[i], &t,
+							 ctx->arena)))
+			return API_OOM(err);
+	out->n_results = n;
+	if (more) {
+		struct api_cursor next = {.a = v[n - 1].started_us,
+					  .b = v[n - 1].id};
+
+		out->next_page_token =
+			api_token_encode(ctx->arena, hash, &next);
+		if (!out->next_page_token)
+			return API_OOM(err);
+	}
+	*resp = &out->base;
+	return 0;
+}
+
+API_HANDLER(api_query_transitions)
+{
+	const Kubemedic__V1__QueryTransitionsRequest *r = (const void *)req;
+	struct history_req h = {r->target, r->start_time, r->end_time, 0,
+				r->order, r->page_size, r->page_token};
+	Kubemedic__V1__QueryTransitionsResponse *out;
+	struct km_history_query q;
+	struct km_target t;
+	struct km_transition *v;
+	size_t n;
+	bool more;
+	uint64_t hash;
+	int rc;
+
+	rc = prepare_history(ctx, &h, &t, &q, &hash, err);
+	if (!rc)
+		rc = km_reader_query_transitions(api_reader(ctx), &q,
+						 ctx->arena, &v, &n, &more,
+						 err);
+	if (rc)
+		return rc;
+	out = API_NEW(ctx->arena, Kubemedic__V1__QueryTransitionsResponse,
+		      KUBEMEDIC__V1__QUERY_TRANSITIONS_RESPONSE__INIT);
+	if (!out)
+		return API_OOM(err);
+	out->transitions = km_arena_calloc(ctx->arena, n ? n : 1,
+					   sizeof *out->transitions);
+	if (!out->transitions)
+		return API_OOM(err);
+	for (size_t i = 0; i < n; i++)
+		if (!(out->transitions[i] =
+			      api_transition_to_pb(&v[i], t.name, ctx->arena)))
+			return API_OOM(err);
+	out->n_transitions = n;
+	if (more) {
+		struct api_cursor next = {.a = v[n - 1].at_us,
+					  .b = v[n - 1].seq};
+
+		out->next_page_token =
+			api_token_encode(ctx->arena, hash, &next);
+		if (!out->next_page_token)
+			return API_OOM(err);
+	}
+	*resp = &out->base;
+	return 0;
+}

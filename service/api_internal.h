@@ -1,0 +1,154 @@
+/*
+ * The API layer's internals: what the handler files (api_*.c) share.
+ *
+ * Handlers run on km_rpc worker threads. Each worker owns a km_reader
+ * (struct api_worker); writes go through the store's writer. Everything a
+ * handler allocates comes from ctx->arena, released after the reply.
+ * Conversions between protobuf-c messages and km_model structs live in
+ * api_convert.c; storage never sees a protobuf type.
+ */
+#ifndef KM_API_INTERNAL_H
+#define KM_API_INTERNAL_H
+
+#include "google/protobuf/timestamp.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
+#include "kubemedic/v1/common.pb-c.h"
+#include "kubemedic/v1/health.pb-c.h"
+#include "kubemedic/v1/probe.pb-c.h"
+#include "kubemedic/v1/recovery.pb-c.h"
+
+#include "km_api.h"
+#include "km_rpc.h"
+#include "km_store.h"
+
+#include <pthread.h>
+
+struct api_worker {
+	struct km_api *api;
+	struct km_reader *reader;
+};
+
+/* The API the call belongs to. */
+#define API_OF(ctx) (((struct api_worker *)(ctx)->worker_data)->api)
+
+/* A grpc.health.v1 Watch in progress. */
+struct health_watcher {
+	struct km_api *api;
+	struct km_rpc_call *call;      /* a reference is held */
+	char *service;                 /* owned */
+	int last;                      /* status last sent */
+	struct health_watcher *next;
+};
+
+struct api_reflection;
+
+struct km_api {
+	struct km_store *store;
+	struct km_rpc_server *rpc;
+	struct api_reflection *refl;
+	struct km_rpc_method *methods; /* the table given to km_rpc */
+
+	pthread_mutex_t mu;            /* guards what follows */
+	bool serving;
+	struct health_watcher *watchers;
+};
+
+/* api_grpc_health.c */
+void api_health_set_serving(struct km_api *api, bool serving);
+void api_health_on_transition(struct km_api *api,
+			      const struct km_transition *t);
+
+/* api_reflection.c: the embedded descriptor set, indexed. */
+int api_reflection_load(struct api_reflection **out, struct km_error *err);
+void api_reflection_free(struct api_reflection *r);
+
+/* The reader of this worker, with the call's deadline applied. */
+struct km_reader *api_reader(struct km_rpc_ctx *ctx);
+
+/* Allocates and initialises one protobuf-c message in the arena; NULL on
+ * out-of-memory. T is the message type, INIT its *__INIT macro. */
+#define API_NEW(a, T, INIT) api_new_msg((a), sizeof(T), &(T)INIT)
+void *api_new_msg(struct km_arena *a, size_t size, const void *init);
+
+#define API_OOM(err) km_error_set((err), KM_ENOMEM, "out of memory")
+
+/* ---- conversions (api_convert.c) -------------------------------------- */
+
+Google__Protobuf__Timestamp *api_timestamp(struct km_arena *a, int64_t us);
+/* A request's optional time bound in epoch microseconds; absent = dflt.
+ * KM_EINVAL naming field for seconds/nanos out of range. */
+int api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
+		   const char *field, int64_t *out, struct km_error *err);
+
+int api_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
+		      struct km_probe *out, struct km_error *err);
+Kubemedic__V1__Probe *api_probe_to_pb(const struct km_probe *p,
+				      struct km_arena *a);
+Kubemedic__V1__Target *api_target_to_pb(const struct km_target *t,
+					struct km_arena *a);
+Kubemedic__V1__ProbeResult *api_result_to_pb(const struct km_result *r,
+					     const struct km_target *t,
+					     struct km_arena *a);
+Kubemedic__V1__Transition *api_transition_to_pb(const struct km_transition *t,
+					       const char *target_name,
+					       struct km_arena *a);
+
+/* page_size: 0 = default 100; negative or > max is KM_EINVAL. */
+int api_page_size(int32_t requested, int32_t max, size_t *out,
+		  struct km_error *err);
+
+/* ---- page tokens (api_token.c) ----------------------------------------- */
+/*
+ * A page token carries where the next page starts (up to two integers and
+ * a string) and a hash of the query's filters, so a token used with other
+ * filters is refused. Encoded as unpadded base64url.
+ */
+uint64_t api_hash_str(uint64_t h, const char *s);
+uint64_t api_hash_i64(uint64_t h, int64_t v);
+#define API_HASH_INIT 14695981039346656037ULL
+
+struct api_cursor {
+	int64_t a, b;
+	const char *s; /* decoded into the arena; "" if none */
+};
+char *api_token_encode(struct km_arena *a, uint64_t query_hash,
+		       const struct api_cursor *c);
+/* "" decodes to *present = false. */
+int api_token_decode(const char *token, uint64_t query_hash,
+		     struct km_arena *a, struct api_cursor *c, bool *present,
+		     struct km_error *err);
+
+/* ---- handlers ----------------------------------------------------------- */
+
+#define API_HANDLER(name)                                                  \
+	int name(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,      \
+		 ProtobufCMessage **resp, struct km_error *err)
+
+API_HANDLER(api_create_probe);
+API_HANDLER(api_get_probe);
+API_HANDLER(api_list_probes);
+API_HANDLER(api_update_probe);
+API_HANDLER(api_delete_probe);
+
+API_HANDLER(api_get_health);
+API_HANDLER(api_list_targets);
+API_HANDLER(api_query_probe_history);
+API_HANDLER(api_query_transitions);
+
+/* Methods of later work: UNIMPLEMENTED naming the capability
+ * (method arg = the capability's description). */
+API_HANDLER(api_unimplemented);
+int api_unimplemented_stream(struct km_rpc_ctx *ctx,
+			     const ProtobufCMessage *req,
+			     struct km_error *err);
+
+/* grpc.health.v1 (api_grpc_health.c); method arg = struct km_api. */
+API_HANDLER(api_health_check);
+int api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+		     struct km_error *err);
+
+/* Server reflection (api_reflection.c); method arg = struct km_api. */
+API_HANDLER(api_reflection_info);
+
+#endif

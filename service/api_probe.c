@@ -1,0 +1,169 @@
+/*
+ * kubemedic.v1.ProbeService: probe definitions, persisted through the
+ * store's writer (committed before the reply leaves).
+ */
+#include <string.h>
+
+#include "api_internal.h"
+#include "km_probe_spec.h"
+#include "km_selector.h"
+
+static int check_name(const char *name, struct km_error *err)
+{
+	if (!name || !*name)
+		return km_error_set(err, KM_EINVAL, "name: Required value");
+	if (!km_is_dns1123_subdomain(name))
+		return km_error_set(err, KM_EINVAL,
+				    "name: Invalid value: \"%s\": probe names "
+				    "are lower-case RFC 1123 subdomains", name);
+	return 0;
+}
+
+static int reply_probe(struct km_rpc_ctx *ctx, const struct km_probe *p,
+		       ProtobufCMessage **resp, struct km_error *err)
+{
+	Kubemedic__V1__Probe *pb = api_probe_to_pb(p, ctx->arena);
+
+	if (!pb)
+		return API_OOM(err);
+	*resp = &pb->base;
+	return 0;
+}
+
+API_HANDLER(api_create_probe)
+{
+	const Kubemedic__V1__CreateProbeRequest *r = (const void *)req;
+	struct km_probe p;
+	int rc;
+
+	if (!r->probe)
+		return km_error_set(err, KM_EINVAL, "probe: Required value");
+	rc = api_probe_from_pb(r->probe, ctx->arena, &p, err);
+	if (rc)
+		return rc;
+	p.source = KM_SOURCE_API;
+	rc = km_store_create_probe(API_OF(ctx)->store, &p, err);
+	if (rc)
+		return rc;
+	return reply_probe(ctx, &p, resp, err);
+}
+
+API_HANDLER(api_get_probe)
+{
+	const Kubemedic__V1__GetProbeRequest *r = (const void *)req;
+	struct km_probe p;
+	int rc = check_name(r->name, err);
+
+	if (rc)
+		return rc;
+	rc = km_reader_get_probe(api_reader(ctx), r->name, ctx->arena, &p,
+				 err);
+	if (rc)
+		return rc;
+	return reply_probe(ctx, &p, resp, err);
+}
+
+static bool match_probe(const struct km_probe *p, void *sel)
+{
+	return km_selector_matches(sel, p->labels, p->n_labels);
+}
+
+API_HANDLER(api_list_probes)
+{
+	const Kubemedic__V1__ListProbesRequest *r = (const void *)req;
+	Kubemedic__V1__ListProbesResponse *out;
+	struct km_selector *sel = NULL;
+	struct api_cursor cur;
+	struct km_probe *v;
+	size_t limit, n;
+	bool more, has_cur;
+	uint64_t hash = api_hash_str(API_HASH_INIT, r->label_selector);
+	int rc;
+
+	rc = api_page_size(r->page_size, 1000, &limit, err);
+	if (!rc)
+		rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
+	if (rc) {
+		if (rc == KM_EINVAL && !strstr(err->msg, "label_selector"))
+			km_error_prefix(err, "label_selector");
+		return rc;
+	}
+	rc = api_token_decode(r->page_token, hash, ctx->arena, &cur, &has_cur,
+			      err);
+	if (rc)
+		return rc;
+	rc = km_reader_list_probes(api_reader(ctx), has_cur ? cur.s : NULL,
+				   limit, km_selector_empty(sel) ? NULL
+								 : match_probe,
+				   sel, ctx->arena, &v, &n, &more, err);
+	if (rc)
+		return rc;
+
+	out = API_NEW(ctx->arena, Kubemedic__V1__ListProbesResponse,
+		      KUBEMEDIC__V1__LIST_PROBES_RESPONSE__INIT);
+	if (!out)
+		return API_OOM(err);
+	out->probes = km_arena_calloc(ctx->arena, n ? n : 1,
+				      sizeof *out->probes);
+	if (!out->probes)
+		return API_OOM(err);
+	for (size_t i = 0; i < n; i++) {
+		out->probes[i] = api_probe_to_pb(&v[i], ctx->arena);
+		if (!out->probes[i])
+			return API_OOM(err);
+	}
+	out->n_probes = n;
+	if (more) {
+		struct api_cursor next = {.s = v[n - 1].name};
+
+		out->next_page_token =
+			api_token_encode(ctx->arena, hash, &next);
+		if (!out->next_page_token)
+			return API_OOM(err);
+	}
+	*resp = &out->base;
+	return 0;
+}
+
+API_HANDLER(api_update_probe)
+{
+	const Kubemedic__V1__UpdateProbeRequest *r = (const void *)req;
+	struct km_api *api = API_OF(ctx);
+	struct km_probe p;
+	int rc;
+
+	if (!r->probe)
+		return km_error_set(err, KM_EINVAL, "probe: Required value");
+	if (r->probe->generation < 0)
+		return km_error_set(err, KM_EINVAL,
+				    "probe.generation: must be 0 (any) or the "
+				    "generation last read");
+	rc = api_probe_from_pb(r->probe, ctx->arena, &p, err);
+	if (rc)
+		return rc;
+	rc = km_store_update_probe(api->store, &p, r->probe->generation, false,
+				   err);
+	if (rc)
+		return rc;
+	return reply_probe(ctx, &p, resp, err);
+}
+
+API_HANDLER(api_delete_probe)
+{
+	const Kubemedic__V1__DeleteProbeRequest *r = (const void *)req;
+	struct km_api *api = API_OF(ctx);
+	Kubemedic__V1__DeleteProbeResponse *out;
+	int rc = check_name(r->name, err);
+
+	if (rc)
+		return rc;
+	rc = km_store_delete_probe(api->store, r->name, false, err);
+	if (rc)
+		return rc;
+	out = API_NEW(ctx->arena, Kubemedic__V1__DeleteProbeResponse,
+		      KUBEMEDIC__V1__DELETE_PROBE_RESPONSE__INIT);
+	if (!out)
+		return API_OOM(err);
+	*resp = &out->base;
+	return 0;
+}

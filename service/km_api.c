@@ -1,0 +1,237 @@
+/*
+ * The method table and the life cycle of the API. Each method is one line
+ * below: its path, kind, request type and handler. Methods of capabilities
+ * not built yet answer UNIMPLEMENTED with what they will do.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "km_log.h"
+#include "km_time.h"
+
+void *api_new_msg(struct km_arena *a, size_t size, const void *init)
+{
+	void *m = km_arena_alloc(a, size);
+
+	if (m)
+		memcpy(m, init, size);
+	return m;
+}
+
+struct km_reader *api_reader(struct km_rpc_ctx *ctx)
+{
+	struct api_worker *w = ctx->worker_data;
+
+	km_reader_set_deadline(w->reader, ctx->deadline_mono_ns);
+	return w->reader;
+}
+
+static int worker_init(void *arg, int index, void **data, struct km_error *err)
+{
+	struct km_api *api = arg;
+	struct api_worker *w = calloc(1, sizeof *w);
+	int rc;
+
+	(void)index;
+	if (!w)
+		return API_OOM(err);
+	w->api = api;
+	rc = km_reader_open(api->store, &w->reader, err);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	*data = w;
+	return 0;
+}
+
+static void worker_fini(void *arg, void *data)
+{
+	struct api_worker *w = data;
+
+	(void)arg;
+	km_reader_close(w->reader);
+	free(w);
+}
+
+#define KM "/kubemedic.v1."
+#define D(msg) &kubemedic__v1__##msg##__descriptor
+#define UNARY(path, req, fn, arg) {path, KM_RPC_UNARY, req, fn, NULL, arg}
+#define LATER(path, req, what) \
+	{path, KM_RPC_UNARY, req, api_unimplemented, NULL, (void *)(what)}
+#define LATER_STREAM(path, req, what) \
+	{path, KM_RPC_SERVER_STREAM, req, NULL, api_unimplemented_stream, \
+	 (void *)(what)}
+
+static const char probe_engine[] =
+	"live transition streams come with the probe engine";
+static const char availability[] =
+	"availability reports (uptime, MTTR, MTBF) come with recovery";
+static const char recovery[] =
+	"recovery actions (restart pod, rollout restart, cordon, drain) are "
+	"not built yet";
+
+static const struct km_rpc_method api_methods[] = {
+	UNARY(KM "ProbeService/CreateProbe", D(create_probe_request),
+	      api_create_probe, NULL),
+	UNARY(KM "ProbeService/GetProbe", D(get_probe_request), api_get_probe,
+	      NULL),
+	UNARY(KM "ProbeService/ListProbes", D(list_probes_request),
+	      api_list_probes, NULL),
+	UNARY(KM "ProbeService/UpdateProbe", D(update_probe_request),
+	      api_update_probe, NULL),
+	UNARY(KM "ProbeService/DeleteProbe", D(delete_probe_request),
+	      api_delete_probe, NULL),
+
+	UNARY(KM "HealthService/GetHealth", D(get_health_request),
+	      api_get_health, NULL),
+	UNARY(KM "HealthService/ListTargets", D(list_targets_request),
+	      api_list_targets, NULL),
+	UNARY(KM "HealthService/QueryProbeHistory",
+	      D(query_probe_history_request), api_query_probe_history, NULL),
+	UNARY(KM "HealthService/QueryTransitions",
+	      D(query_transitions_request), api_query_transitions, NULL),
+	LATER_STREAM(KM "HealthService/WatchHealth", D(watch_health_request),
+		     probe_engine),
+	LATER(KM "HealthService/GetAvailability",
+	      D(get_availability_request), availability),
+
+	LATER(KM "RecoveryService/RequestRecovery",
+	      D(request_recovery_request), recovery),
+	LATER(KM "RecoveryService/GetRecovery", D(get_recovery_request),
+	      recovery),
+	LATER(KM "RecoveryService/ListRecoveries", D(list_recoveries_request),
+	      recovery),
+	LATER(KM "RecoveryService/CancelRecovery", D(cancel_recovery_request),
+	      recovery),
+	LATER_STREAM(KM "RecoveryService/WatchRecoveries",
+		     D(watch_recoveries_request), recovery),
+};
+
+#define N_KM_METHODS (sizeof api_methods / sizeof api_methods[0])
+#define N_METHODS (N_KM_METHODS + 4)
+
+int km_api_create(struct km_api **out, struct km_error *err)
+{
+	struct km_api *api = calloc(1, sizeof *api);
+	int rc;
+
+	*out = NULL;
+	if (!api)
+		return API_OOM(err);
+	pthread_mutex_init(&api->mu, NULL);
+	api->methods = calloc(N_METHODS, sizeof *api->methods);
+	if (!api->methods) {
+		km_api_destroy(api);
+		return API_OOM(err);
+	}
+	rc = api_reflection_load(&api->refl, err);
+	if (rc) {
+		km_api_destroy(api);
+		return rc;
+	}
+	*out = api;
+	return 0;
+}
+
+int km_api_start(struct km_api *api, struct km_store *store,
+		 const struct km_api_options *o, struct km_error *err)
+{
+	struct km_rpc_method *methods = api->methods;
+	struct km_rpc_options ro = {
+		.listen = o->listen,
+		.threads = o->threads,
+		.max_recv_message_bytes = o->max_recv_message_bytes,
+		.methods = methods,
+		.n_methods = N_METHODS,
+		.worker_init = worker_init,
+		.worker_fini = worker_fini,
+		.worker_arg = api,
+	};
+	size_t n = N_KM_METHODS;
+	int rc;
+
+	api->store = store;
+	memcpy(methods, api_methods, sizeof api_methods);
+	methods[n++] = (struct km_rpc_method){
+		"/grpc.health.v1.Health/Check", KM_RPC_UNARY,
+		&grpc__health__v1__health_check_request__descriptor,
+		api_health_check, NULL, api};
+	methods[n++] = (struct km_rpc_method){
+		"/grpc.health.v1.Health/Watch", KM_RPC_SERVER_STREAM,
+		&grpc__health__v1__health_check_request__descriptor, NULL,
+		api_health_watch, api};
+	/* v1alpha's messages are v1's, field for field: one parser serves
+	 * both. */
+	methods[n++] = (struct km_rpc_method){
+		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+		KM_RPC_BIDI,
+		&grpc__reflection__v1__server_reflection_request__descriptor,
+		api_reflection_info, NULL, api};
+	methods[n++] = (struct km_rpc_method){
+		"/grpc.reflection.v1alpha.ServerReflection/"
+		"ServerReflectionInfo",
+		KM_RPC_BIDI,
+		&grpc__reflection__v1__server_reflection_request__descriptor,
+		api_reflection_info, NULL, api};
+
+	rc = km_rpc_server_start(&ro, &api->rpc, err);
+	if (rc)
+		return rc;
+	api_health_set_serving(api, true);
+	return 0;
+}
+
+int km_api_port(const struct km_api *api)
+{
+	return km_rpc_server_port(api->rpc);
+}
+
+void km_api_set_serving(struct km_api *api, bool serving)
+{
+	api_health_set_serving(api, serving);
+}
+
+void km_api_stop(struct km_api *api, int64_t grace_ms)
+{
+	if (!api || !api->rpc)
+		return;
+	api_health_set_serving(api, false);
+	km_rpc_server_shutdown(api->rpc, grace_ms);
+	api->rpc = NULL;
+}
+
+void km_api_destroy(struct km_api *api)
+{
+	if (!api)
+		return;
+	km_api_stop(api, 0);
+	api_reflection_free(api->refl);
+	free(api->methods);
+	pthread_mutex_destroy(&api->mu);
+	free(api);
+}
+
+void km_api_on_transition(void *arg, const struct km_transition *t)
+{
+	api_health_on_transition(arg, t);
+}
+
+/* ---- methods of later work ----------------------------------------------- */
+
+API_HANDLER(api_unimplemented)
+{
+	(void)req;
+	(void)resp;
+	return km_error_set(err, KM_EUNIMPL, "not implemented yet: %s",
+			    (const char *)ctx->method_arg);
+}
+
+int api_unimplemented_stream(struct km_rpc_ctx *ctx,
+			     const ProtobufCMessage *req, struct km_error *err)
+{
+	(void)req;
+	return km_error_set(err, KM_EUNIMPL, "not implemented yet: %s",
+			    (const char *)ctx->method_arg);
+}

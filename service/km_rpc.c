@@ -1,0 +1,960 @@
+/*
+ * The gRPC C core behind km_rpc.h.
+ *
+ * Reading guide. A `struct tag` is what we hand the core with each batch;
+ * when the batch completes, the worker thread that owns the queue calls
+ * tag->done. Three kinds of objects carry tags:
+ *  - a `pending` is one outstanding "give me the next call of method M"
+ *    request on one queue; when it completes it re-arms itself and turns
+ *    the new call into
+ *  - a `km_rpc_call`, reference counted: each batch in flight holds a
+ *    reference, so does a stream's owner. Its batches: close (the core
+ *    tells us the call is over and whether it was cancelled), send, recv,
+ *    status;
+ *  - the server's shutdown tag.
+ * Per call at most one send and one recv batch are in flight (a core
+ * rule); further stream messages wait in the call's queue.
+ */
+#include "km_rpc.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "km_log.h"
+#include "km_time.h"
+
+struct tag {
+	void (*done)(struct tag *t, bool ok);
+};
+
+#define container_of(p, type, member) \
+	((type *)((char *)(p) - offsetof(type, member)))
+
+struct method_entry {
+	const struct km_rpc_method *m;
+	void *handle; /* from grpc_server_register_method */
+};
+
+struct worker;
+
+/* One outstanding request for a new call on one queue. */
+struct pending {
+	struct tag tag;
+	struct worker *w;
+	struct method_entry *me; /* NULL: any unregistered method */
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	grpc_byte_buffer *payload;
+	grpc_call_details details;
+};
+
+struct worker {
+	struct km_rpc_server *srv;
+	int index;
+	grpc_completion_queue *cq;
+	pthread_t thread;
+	bool started;
+	void *data;
+	struct km_arena arena; /* unary calls, reset after each */
+	struct pending *pending; /* n_methods + 1 */
+};
+
+struct km_rpc_server {
+	struct km_rpc_options o;
+	struct method_entry *methods;
+	grpc_server *server;
+	bool server_started;
+	struct worker *workers;
+	int n_workers;
+	int port;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool shutdown_done;
+	struct tag shutdown_tag;
+	struct km_rpc_call *streams; /* live server streams */
+};
+
+struct km_rpc_call {
+	struct km_rpc_server *srv;
+	struct worker *w;
+	const struct method_entry *me;
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	bool has_details;
+	grpc_call_details details;
+	atomic_int refs;
+
+	pthread_mutex_t mu;
+	struct tag close_tag, send_tag, status_tag, recv_tag;
+	int cancelled;
+	bool closed, md_sent, send_busy, finishing, status_started;
+	grpc_status_code fin_code;
+	grpc_slice fin_details;
+	bool has_fin_details;
+	grpc_byte_buffer *sending;
+	grpc_byte_buffer **queue;
+	size_t q_head, q_len, q_cap;
+	grpc_byte_buffer *recv_buf;
+	void (*on_done)(void *arg, struct km_rpc_call *c);
+	void *on_done_arg;
+	struct km_arena arena; /* bidi: per request */
+	struct km_rpc_call *next, *prev;
+	bool listed;
+};
+
+/* ---- status mapping ------------------------------------------------------ */
+
+grpc_status_code km_rpc_status_from_err(int code)
+{
+	switch (code) {
+	case KM_OK: return GRPC_STATUS_OK;
+	case KM_EINVAL: return GRPC_STATUS_INVALID_ARGUMENT;
+	case KM_ENOTFOUND: return GRPC_STATUS_NOT_FOUND;
+	case KM_EEXIST: return GRPC_STATUS_ALREADY_EXISTS;
+	case KM_EPRECOND: return GRPC_STATUS_FAILED_PRECONDITION;
+	case KM_ETOONEW: return GRPC_STATUS_FAILED_PRECONDITION;
+	case KM_EUNAVAIL: return GRPC_STATUS_UNAVAILABLE;
+	case KM_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	case KM_EFULL: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	case KM_ECORRUPT: return GRPC_STATUS_DATA_LOSS;
+	case KM_EDEADLINE: return GRPC_STATUS_DEADLINE_EXCEEDED;
+	case KM_EUNIMPL: return GRPC_STATUS_UNIMPLEMENTED;
+	case KM_ERANGE: return GRPC_STATUS_OUT_OF_RANGE;
+	case KM_ECANCELLED: return GRPC_STATUS_CANCELLED;
+	case KM_EIO:
+	case KM_EINTERNAL:
+	default: return GRPC_STATUS_INTERNAL;
+	}
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+static grpc_byte_buffer *pack(const ProtobufCMessage *msg)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	grpc_slice slice = grpc_slice_malloc(n);
+	grpc_byte_buffer *bb;
+
+	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
+	bb = grpc_raw_byte_buffer_create(&slice, 1);
+	grpc_slice_unref(slice);
+	return bb;
+}
+
+/* NULL if the bytes are not a valid message of that type. */
+static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d,
+				grpc_byte_buffer *bb, struct km_arena *a)
+{
+	ProtobufCAllocator alloc;
+	grpc_byte_buffer_reader reader;
+	grpc_slice s;
+	ProtobufCMessage *m;
+
+	if (!grpc_byte_buffer_reader_init(&reader, bb))
+		return NULL;
+	s = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	km_arena_protobuf_allocator(a, &alloc);
+	m = protobuf_c_message_unpack(d, &alloc, GRPC_SLICE_LENGTH(s),
+				      GRPC_SLICE_START_PTR(s));
+	grpc_slice_unref(s);
+	return m;
+}
+
+/* Milliseconds left before a core deadline, as a CLOCK_MONOTONIC time. */
+static int64_t mono_deadline(gpr_timespec deadline)
+{
+	gpr_timespec now, left;
+
+	if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
+		return 0;
+	now = gpr_now(deadline.clock_type);
+	left = gpr_time_sub(deadline, now);
+	return km_mono_ns() + left.tv_sec * 1000000000LL + left.tv_nsec;
+}
+
+/* ---- calls --------------------------------------------------------------- */
+
+static void call_destroy(struct km_rpc_call *c)
+{
+	grpc_call_unref(c->call);
+	grpc_metadata_array_destroy(&c->md);
+	if (c->has_details)
+		grpc_call_details_destroy(&c->details);
+	if (c->has_fin_details)
+		grpc_slice_unref(c->fin_details);
+	if (c->sending)
+		grpc_byte_buffer_destroy(c->sending);
+	if (c->recv_buf)
+		grpc_byte_buffer_destroy(c->recv_buf);
+	for (size_t i = 0; i < c->q_len; i++)
+		grpc_byte_buffer_destroy(c->queue[(c->q_head + i) % c->q_cap]);
+	free(c->queue);
+	km_arena_free(&c->arena);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+void km_rpc_call_ref(struct km_rpc_call *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+}
+
+void km_rpc_call_unref(struct km_rpc_call *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) == 1)
+		call_destroy(c);
+}
+
+void km_rpc_call_on_done(struct km_rpc_call *c,
+			 void (*fn)(void *arg, struct km_rpc_call *c),
+			 void *arg)
+{
+	bool over;
+
+	pthread_mutex_lock(&c->mu);
+	over = c->closed;
+	if (!over) {
+		c->on_done = fn;
+		c->on_done_arg = arg;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (over)
+		fn(arg, c);
+}
+
+static void start_batch(struct km_rpc_call *c, const grpc_op *ops, size_t n,
+			struct tag *t)
+{
+	grpc_call_error e;
+
+	km_rpc_call_ref(c);
+	e = grpc_call_start_batch(c->call, ops, n, t, NULL);
+	if (e != GRPC_CALL_OK) {
+		/* Only a bug of ours gets here (ops in the wrong order or
+		 * twice); complete the tag as failed so the books balance. */
+		km_log(KM_LOG_ERROR, "grpc_call_start_batch failed", "error",
+		       KM_I(e), NULL);
+		t->done(t, false);
+	}
+}
+
+static void set_fin(struct km_rpc_call *c, grpc_status_code code,
+		    const char *msg)
+{
+	c->finishing = true;
+	c->fin_code = code;
+	if (msg && *msg) {
+		c->fin_details = grpc_slice_from_copied_string(msg);
+		c->has_fin_details = true;
+	}
+}
+
+static void start_status_locked(struct km_rpc_call *c)
+{
+	grpc_op ops[2];
+	size_t n = 0;
+
+	memset(ops, 0, sizeof ops);
+	if (!c->md_sent) {
+		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		c->md_sent = true;
+	}
+	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[n].data.send_status_from_server.status = c->fin_code;
+	ops[n].data.send_status_from_server.status_details =
+		c->has_fin_details ? &c->fin_details : NULL;
+	n++;
+	c->status_started = true;
+	start_batch(c, ops, n, &c->status_tag);
+}
+
+static void start_send_locked(struct km_rpc_call *c, grpc_byte_buffer *bb)
+{
+	grpc_op ops[2];
+	size_t n = 0;
+
+	memset(ops, 0, sizeof ops);
+	if (!c->md_sent) {
+		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		c->md_sent = true;
+	}
+	ops[n].op = GRPC_OP_SEND_MESSAGE;
+	ops[n].data.send_message.send_message = bb;
+	n++;
+	c->sending = bb;
+	c->send_busy = true;
+	start_batch(c, ops, n, &c->send_tag);
+}
+
+static void start_recv_locked(struct km_rpc_call *c)
+{
+	grpc_op op;
+
+	memset(&op, 0, sizeof op);
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &c->recv_buf;
+	start_batch(c, &op, 1, &c->recv_tag);
+}
+
+/* After a send completes or a finish is asked for: the next step. */
+static void advance_locked(struct km_rpc_call *c)
+{
+	if (c->send_busy || c->status_started)
+		return;
+	if (c->q_len && !c->closed) {
+		grpc_byte_buffer *bb = c->queue[c->q_head];
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+		start_send_locked(c, bb);
+	} else if (c->finishing) {
+		start_status_locked(c);
+	}
+}
+
+static void drop_queue_locked(struct km_rpc_call *c)
+{
+	while (c->q_len) {
+		grpc_byte_buffer_destroy(c->queue[c->q_head]);
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+	}
+}
+
+static void close_done(struct tag *t, bool ok)
+{
+	struct km_rpc_call *c = container_of(t, struct km_rpc_call, close_tag);
+	struct km_rpc_server *s = c->srv;
+	void (*fn)(void *, struct km_rpc_call *);
+	void *arg;
+
+	(void)ok;
+	pthread_mutex_lock(&c->mu);
+	c->closed = true;
+	drop_queue_locked(c);
+	fn = c->on_done;
+	arg = c->on_done_arg;
+	c->on_done = NULL;
+	pthread_mutex_unlock(&c->mu);
+
+	if (c->listed) {
+		pthread_mutex_lock(&s->mu);
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			s->streams = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		c->listed = false;
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (fn)
+		fn(arg, c);
+	km_rpc_call_unref(c);
+}
+
+static void status_done(struct tag *t, bool ok)
+{
+	struct km_rpc_call *c = container_of(t, struct km_rpc_call, status_tag);
+
+	(void)ok;
+	km_rpc_call_unref(c);
+}
+
+static void send_done(struct tag *t, bool ok)
+{
+	struct km_rpc_call *c = container_of(t, struct km_rpc_call, send_tag);
+
+	pthread_mutex_lock(&c->mu);
+	grpc_byte_buffer_destroy(c->sending);
+	c->sending = NULL;
+	c->send_busy = false;
+	if (!ok)
+		drop_queue_locked(c);
+	advance_locked(c);
+	/* Bidi: the response is out, read the next request. */
+	if (ok && c->me && c->me->m->kind == KM_RPC_BIDI && !c->send_busy &&
+	    !c->finishing && !c->closed)
+		start_recv_locked(c);
+	pthread_mutex_unlock(&c->mu);
+	km_rpc_call_unref(c);
+}
+
+int km_rpc_stream_send(struct km_rpc_call *c, const ProtobufCMessage *msg)
+{
+	grpc_byte_buffer *bb;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->closed || c->finishing) {
+		rc = KM_EUNAVAIL;
+	} else if (c->q_len == c->srv->o.stream_queue_max) {
+		set_fin(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			"the client reads too slowly: the stream's queue is "
+			"full; reconnect and resume");
+		advance_locked(c);
+		rc = KM_EFULL;
+	} else {
+		bb = pack(msg);
+		if (!c->send_busy) {
+			start_send_locked(c, bb);
+		} else {
+			if (c->q_len == c->q_cap) {
+				size_t cap = c->q_cap ? c->q_cap * 2 : 8;
+				grpc_byte_buffer **q =
+					malloc(cap * sizeof *q);
+				if (!q) {
+					grpc_byte_buffer_destroy(bb);
+					pthread_mutex_unlock(&c->mu);
+					return KM_ENOMEM;
+				}
+				for (size_t i = 0; i < c->q_len; i++)
+					q[i] = c->queue[(c->q_head + i) %
+							c->q_cap];
+				free(c->queue);
+				c->queue = q;
+				c->q_cap = cap;
+				c->q_head = 0;
+			}
+			c->queue[(c->q_head + c->q_len) % c->q_cap] = bb;
+			c->q_len++;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+void km_rpc_stream_finish(struct km_rpc_call *c, int km_code,
+			  const char *message)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!c->finishing && !c->closed) {
+		set_fin(c, km_rpc_status_from_err(km_code), message);
+		advance_locked(c);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static struct km_rpc_call *call_new(struct worker *w, struct pending *p)
+{
+	struct km_rpc_call *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	c->srv = w->srv;
+	c->w = w;
+	c->me = p->me;
+	c->call = p->call;
+	c->deadline = p->deadline;
+	c->md = p->md;
+	if (!p->me) {
+		c->details = p->details;
+		c->has_details = true;
+	}
+	atomic_init(&c->refs, 1);
+	pthread_mutex_init(&c->mu, NULL);
+	c->close_tag.done = close_done;
+	c->send_tag.done = send_done;
+	c->status_tag.done = status_done;
+	km_arena_init(&c->arena, 4096);
+	return c;
+}
+
+static void start_close(struct km_rpc_call *c)
+{
+	grpc_op op;
+
+	memset(&op, 0, sizeof op);
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &c->cancelled;
+	start_batch(c, &op, 1, &c->close_tag);
+}
+
+/* Sends a whole unary reply (or error) in one batch. */
+static void reply_unary(struct km_rpc_call *c, const ProtobufCMessage *resp,
+			int code, const char *msg)
+{
+	grpc_op ops[3];
+	size_t n = 0;
+
+	memset(ops, 0, sizeof ops);
+	pthread_mutex_lock(&c->mu);
+	ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+	c->md_sent = true;
+	if (!code && resp) {
+		c->sending = pack(resp);
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n].data.send_message.send_message = c->sending;
+		n++;
+	}
+	set_fin(c, km_rpc_status_from_err(code), code ? msg : NULL);
+	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[n].data.send_status_from_server.status = c->fin_code;
+	ops[n].data.send_status_from_server.status_details =
+		c->has_fin_details ? &c->fin_details : NULL;
+	n++;
+	c->status_started = true;
+	start_batch(c, ops, n, &c->status_tag);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void serve_unary(struct km_rpc_call *c, grpc_byte_buffer *payload)
+{
+	struct worker *w = c->w;
+	const struct km_rpc_method *m = c->me->m;
+	struct km_rpc_ctx ctx = {.arena = &w->arena, .worker_data = w->data,
+				 .method_arg = m->arg, .call = c};
+	struct km_error err = {0};
+	ProtobufCMessage *req, *resp = NULL;
+	int rc;
+
+	ctx.deadline_mono_ns = mono_deadline(c->deadline);
+	if (!payload) {
+		rc = km_error_set(&err, KM_EINVAL, "no request message");
+	} else if (!(req = unpack(m->request, payload, &w->arena))) {
+		rc = km_error_set(&err, KM_EINVAL,
+				  "malformed request: not a valid %s message",
+				  m->request->name);
+	} else if (ctx.deadline_mono_ns && km_mono_ns() > ctx.deadline_mono_ns) {
+		rc = km_error_set(&err, KM_EDEADLINE,
+				  "deadline exceeded before the call started");
+	} else {
+		rc = m->handle(&ctx, req, &resp, &err);
+		if (!rc && !resp)
+			rc = km_error_set(&err, KM_EINTERNAL,
+					  "%s returned no response", m->path);
+	}
+	reply_unary(c, resp, rc, err.msg);
+	km_arena_reset(&w->arena);
+}
+
+static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
+{
+	struct km_rpc_server *s = c->srv;
+	struct worker *w = c->w;
+	const struct km_rpc_method *m = c->me->m;
+	struct km_rpc_ctx ctx = {.arena = &w->arena, .worker_data = w->data,
+				 .method_arg = m->arg, .call = c};
+	struct km_error err = {0};
+	ProtobufCMessage *req;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	c->next = s->streams;
+	if (s->streams)
+		s->streams->prev = c;
+	s->streams = c;
+	c->listed = true;
+	pthread_mutex_unlock(&s->mu);
+
+	ctx.deadline_mono_ns = mono_deadline(c->deadline);
+	if (!payload)
+		rc = km_error_set(&err, KM_EINVAL, "no request message");
+	else if (!(req = unpack(m->request, payload, &w->arena)))
+		rc = km_error_set(&err, KM_EINVAL,
+				  "malformed request: not a valid %s message",
+				  m->request->name);
+	else
+		rc = m->stream_start(&ctx, req, &err);
+	if (rc)
+		km_rpc_stream_finish(c, rc, err.msg);
+	km_arena_reset(&w->arena);
+}
+
+static void bidi_recv_done(struct tag *t, bool ok)
+{
+	struct km_rpc_call *c = container_of(t, struct km_rpc_call, recv_tag);
+	const struct km_rpc_method *m = c->me->m;
+	struct km_rpc_ctx ctx = {.arena = &c->arena, .worker_data = c->w->data,
+				 .method_arg = m->arg, .call = c};
+	struct km_error err = {0};
+	ProtobufCMessage *req, *resp = NULL;
+	grpc_byte_buffer *bb = c->recv_buf;
+	int rc;
+
+	c->recv_buf = NULL;
+	if (!ok || !bb) {
+		/* The client half-closed (or the call failed): done. */
+		km_rpc_stream_finish(c, 0, NULL);
+		km_rpc_call_unref(c);
+		return;
+	}
+	ctx.deadline_mono_ns = mono_deadline(c->deadline);
+	req = unpack(m->request, bb, &c->arena);
+	grpc_byte_buffer_destroy(bb);
+	if (!req)
+		rc = km_error_set(&err, KM_EINVAL,
+				  "malformed request: not a valid %s message",
+				  m->request->name);
+	else
+		rc = m->handle(&ctx, req, &resp, &err);
+	if (rc)
+		km_rpc_stream_finish(c, rc, err.msg);
+	else if (km_rpc_stream_send(c, resp) != 0)
+		km_rpc_stream_finish(c, KM_EINTERNAL, "could not send");
+	km_arena_reset(&c->arena);
+	km_rpc_call_unref(c);
+}
+
+static void serve_unknown(struct km_rpc_call *c)
+{
+	char msg[600];
+	char *method = grpc_slice_to_c_string(c->details.method);
+
+	snprintf(msg, sizeof msg,
+		 "unknown method %s: kubemedicd serves kubemedic.v1 "
+		 "HealthService, ProbeService and RecoveryService, "
+		 "grpc.health.v1.Health and server reflection", method);
+	gpr_free(method);
+	reply_unary(c, NULL, KM_EUNIMPL, msg);
+}
+
+/* ---- pending requests ---------------------------------------------------- */
+
+static void arm(struct pending *p);
+
+static void pending_done(struct tag *t, bool ok)
+{
+	struct pending *p = container_of(t, struct pending, tag);
+	grpc_byte_buffer *payload = p->payload;
+	struct km_rpc_call *c;
+
+	if (!ok) {
+		/* The server is shutting down: this request is withdrawn. */
+		grpc_metadata_array_destroy(&p->md);
+		if (!p->me)
+			grpc_call_details_destroy(&p->details);
+		if (p->payload)
+			grpc_byte_buffer_destroy(p->payload);
+		p->call = NULL;
+		return;
+	}
+	c = call_new(p->w, p);
+	p->payload = NULL;
+	arm(p); /* the next call of this method, on this queue */
+	if (!c) {
+		km_log(KM_LOG_ERROR, "out of memory for a call", NULL);
+		if (payload)
+			grpc_byte_buffer_destroy(payload);
+		return;
+	}
+	start_close(c);
+	if (!c->me) {
+		serve_unknown(c);
+	} else {
+		switch (c->me->m->kind) {
+		case KM_RPC_UNARY:
+			serve_unary(c, payload);
+			break;
+		case KM_RPC_SERVER_STREAM:
+			serve_stream(c, payload);
+			break;
+		case KM_RPC_BIDI:
+			c->recv_tag.done = bidi_recv_done;
+			pthread_mutex_lock(&c->mu);
+			start_recv_locked(c);
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+	}
+	if (payload)
+		grpc_byte_buffer_destroy(payload);
+	km_rpc_call_unref(c); /* the dispatcher's reference */
+}
+
+static void arm(struct pending *p)
+{
+	struct km_rpc_server *s = p->w->srv;
+	grpc_call_error e;
+
+	p->call = NULL;
+	p->payload = NULL;
+	grpc_metadata_array_init(&p->md);
+	if (p->me) {
+		e = grpc_server_request_registered_call(
+			s->server, p->me->handle, &p->call, &p->deadline,
+			&p->md,
+			p->me->m->kind == KM_RPC_BIDI ? NULL : &p->payload,
+			p->w->cq, p->w->cq, &p->tag);
+	} else {
+		grpc_call_details_init(&p->details);
+		e = grpc_server_request_call(s->server, &p->call, &p->details,
+					     &p->md, p->w->cq, p->w->cq,
+					     &p->tag);
+	}
+	if (e != GRPC_CALL_OK) {
+		/* Refused once the server is shutting down. */
+		grpc_metadata_array_destroy(&p->md);
+		if (!p->me)
+			grpc_call_details_destroy(&p->details);
+	}
+}
+
+/* ---- workers ------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(
+			w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type == GRPC_OP_COMPLETE)
+			((struct tag *)ev.tag)->done(ev.tag, ev.success);
+	}
+	return NULL;
+}
+
+static void shutdown_done(struct tag *t, bool ok)
+{
+	struct km_rpc_server *s =
+		container_of(t, struct km_rpc_server, shutdown_tag);
+
+	(void)ok;
+	pthread_mutex_lock(&s->mu);
+	s->shutdown_done = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Waits for the shutdown tag until deadline_ns (0 = forever). */
+static bool wait_shutdown(struct km_rpc_server *s, int64_t deadline_ns)
+{
+	bool done;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->shutdown_done) {
+		if (deadline_ns) {
+			int64_t left = deadline_ns - km_mono_ns();
+			struct timespec ts;
+
+			if (left <= 0)
+				break;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += left / 1000000000;
+			ts.tv_nsec += left % 1000000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		} else {
+			pthread_cond_wait(&s->cv, &s->mu);
+		}
+	}
+	done = s->shutdown_done;
+	pthread_mutex_unlock(&s->mu);
+	return done;
+}
+
+static void destroy(struct km_rpc_server *s)
+{
+	for (int i = 0; i < s->n_workers; i++) {
+		struct worker *w = &s->workers[i];
+
+		if (w->cq) {
+			grpc_completion_queue_shutdown(w->cq);
+			if (w->started)
+				pthread_join(w->thread, NULL);
+			else
+				worker_main(w); /* drain to SHUTDOWN */
+		}
+	}
+	if (s->server)
+		grpc_server_destroy(s->server);
+	for (int i = 0; i < s->n_workers; i++) {
+		struct worker *w = &s->workers[i];
+
+		if (w->cq)
+			grpc_completion_queue_destroy(w->cq);
+		if (s->o.worker_fini && w->data)
+			s->o.worker_fini(s->o.worker_arg, w->data);
+		km_arena_free(&w->arena);
+		free(w->pending);
+	}
+	free(s->workers);
+	free(s->methods);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+	grpc_shutdown();
+}
+
+void km_rpc_server_shutdown(struct km_rpc_server *s, int64_t grace_ms)
+{
+	if (!s)
+		return;
+	if (s->server_started) {
+		/* Stop accepting; end live streams after what they queued. */
+		grpc_server_shutdown_and_notify(s->server, s->workers[0].cq,
+						&s->shutdown_tag);
+		pthread_mutex_lock(&s->mu);
+		for (struct km_rpc_call *c = s->streams; c; c = c->next)
+			km_rpc_stream_finish(c, KM_EUNAVAIL,
+					     "kubemedicd is shutting down");
+		pthread_mutex_unlock(&s->mu);
+		if (!wait_shutdown(s, km_mono_ns() + grace_ms * 1000000)) {
+			km_log(KM_LOG_WARN,
+			       "grace period over: cancelling calls in flight",
+			       "grace_ms", KM_I(grace_ms), NULL);
+			grpc_server_cancel_all_calls(s->server);
+			wait_shutdown(s, 0);
+		}
+	}
+	destroy(s);
+}
+
+/* ---- start --------------------------------------------------------------- */
+
+int km_rpc_server_start(const struct km_rpc_options *o,
+			struct km_rpc_server **out, struct km_error *err)
+{
+	struct km_rpc_server *s;
+	grpc_server_credentials *creds;
+	grpc_arg arg;
+	grpc_channel_args args;
+	int rc = 0;
+
+	*out = NULL;
+	if (o->threads < 1)
+		return km_error_set(err, KM_EINVAL, "threads must be >= 1");
+	grpc_init();
+	s = calloc(1, sizeof *s);
+	if (!s) {
+		grpc_shutdown();
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->o = *o;
+	if (!s->o.stream_queue_max)
+		s->o.stream_queue_max = 1024;
+	s->shutdown_tag.done = shutdown_done;
+	s->n_workers = o->threads;
+	s->workers = calloc((size_t)o->threads, sizeof *s->workers);
+	s->methods = calloc(o->n_methods + 1, sizeof *s->methods);
+	if (!s->workers || !s->methods) {
+		rc = km_error_set(err, KM_ENOMEM, "out of memory");
+		goto fail;
+	}
+
+	arg.type = GRPC_ARG_INTEGER;
+	arg.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	arg.value.integer = (int)o->max_recv_message_bytes;
+	args.num_args = o->max_recv_message_bytes > 0 ? 1 : 0;
+	args.args = &arg;
+	s->server = grpc_server_create(&args, NULL);
+
+	for (int i = 0; i < s->n_workers; i++) {
+		struct worker *w = &s->workers[i];
+
+		w->srv = s;
+		w->index = i;
+		km_arena_init(&w->arena, 16384);
+		w->cq = grpc_completion_queue_create_for_next(NULL);
+		grpc_server_register_completion_queue(s->server, w->cq, NULL);
+		w->pending = calloc(o->n_methods + 1, sizeof *w->pending);
+		if (!w->pending) {
+			rc = km_error_set(err, KM_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if (o->worker_init) {
+			rc = o->worker_init(o->worker_arg, i, &w->data, err);
+			if (rc)
+				goto fail;
+		}
+	}
+	for (size_t i = 0; i < o->n_methods; i++) {
+		const struct km_rpc_method *m = &o->methods[i];
+
+		s->methods[i].m = m;
+		s->methods[i].handle = grpc_server_register_method(
+			s->server, m->path, NULL,
+			m->kind == KM_RPC_BIDI
+				? GRPC_SRM_PAYLOAD_NONE
+				: GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+			0);
+		if (!s->methods[i].handle) {
+			rc = km_error_set(err, KM_EINTERNAL,
+					  "cannot register method %s", m->path);
+			goto fail;
+		}
+	}
+
+	creds = grpc_insecure_server_credentials_create();
+	s->port = grpc_server_add_http2_port(s->server, o->listen, creds);
+	grpc_server_credentials_release(creds);
+	if (s->port == 0) {
+		rc = km_error_set(err, KM_EUNAVAIL,
+				  "cannot listen on %s: the address is in use, "
+				  "not local, or not HOST:PORT", o->listen);
+		goto fail;
+	}
+	grpc_server_start(s->server);
+	s->server_started = true;
+
+	for (int i = 0; i < s->n_workers; i++) {
+		struct worker *w = &s->workers[i];
+
+		for (size_t k = 0; k <= o->n_methods; k++) {
+			struct pending *p = &w->pending[k];
+
+			p->tag.done = pending_done;
+			p->w = w;
+			p->me = k < o->n_methods ? &s->methods[k] : NULL;
+			arm(p);
+		}
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			rc = km_error_set(err, KM_EIO,
+					  "cannot start worker thread");
+			goto fail;
+		}
+		w->started = true;
+	}
+	*out = s;
+	return 0;
+
+fail:
+	if (s->server_started) {
+		/* Workers not started yet drain in destroy(). */
+		grpc_server_shutdown_and_notify(s->server, s->workers[0].cq,
+						&s->shutdown_tag);
+		grpc_server_cancel_all_calls(s->server);
+		if (!s->workers[0].started) {
+			/* Nobody drains queue 0 yet: do it here. */
+			for (;;) {
+				grpc_event ev = grpc_completion_queue_next(
+					s->workers[0].cq,
+					gpr_inf_future(GPR_CLOCK_REALTIME),
+					NULL);
+				((struct tag *)ev.tag)->done(ev.tag,
+							     ev.success);
+				if (ev.tag == &s->shutdown_tag)
+					break;
+			}
+		}
+		wait_shutdown(s, 0);
+	}
+	destroy(s);
+	return rc;
+}
+
+int km_rpc_server_port(const struct km_rpc_server *s)
+{
+	return s->port;
+}

@@ -1,0 +1,121 @@
+/*
+ * km_rpc — kubemedic's one thin layer over gRPC's C core (1.51).
+ *
+ * Everything that knows grpc_call, completion queues and byte buffers is
+ * here; the rest of the daemon sees protobuf-c messages, km_err codes and
+ * this header. (The C core's API changes between releases; keeping it in
+ * one file keeps an upgrade in one file.)
+ *
+ * Model. A server has N worker threads, each with its own completion queue
+ * (gRPC's advice: one queue per thread, threads = cores). Every method of
+ * the table is registered with the core and kept requested on every queue,
+ * so a call is served entirely by the thread whose queue it arrived on.
+ * Every asynchronous operation is a batch with a tag; a tag is a struct
+ * whose first member says what to do when its batch completes.
+ *
+ * Kinds of method:
+ *  - unary: handle() runs on the worker thread and returns the response
+ *    (allocated in ctx->arena, released after it is sent);
+ *  - server streaming: stream_start() runs once with the request; the
+ *    handler keeps the call (km_rpc_call_ref) and sends from any thread
+ *    with km_rpc_stream_send, then km_rpc_stream_finish. on_done tells it
+ *    when the call is over, whoever ended it;
+ *  - bidirectional, one response per request: handle() runs for each
+ *    request message (server reflection).
+ *
+ * Failures are answered with the right status: a request that does not
+ * unpack is INVALID_ARGUMENT, an unknown method UNIMPLEMENTED, an oversize
+ * message RESOURCE_EXHAUSTED (by the core, from max_recv_message_bytes).
+ * Handlers fail with a km_err code and message; km_rpc_status_from_err
+ * maps the code.
+ *
+ * Shutdown (km_rpc_server_shutdown): stop accepting calls; end server
+ * streams with UNAVAILABLE after what they have queued; let unary calls in
+ * flight finish within the grace period, then cancel what is left; drain
+ * and destroy the queues.
+ */
+#ifndef KM_RPC_H
+#define KM_RPC_H
+
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "km_arena.h"
+#include "km_error.h"
+
+struct km_rpc_server;
+struct km_rpc_call;
+
+enum km_rpc_kind { KM_RPC_UNARY, KM_RPC_SERVER_STREAM, KM_RPC_BIDI };
+
+struct km_rpc_ctx {
+	struct km_arena *arena;   /* request, response, scratch */
+	int64_t deadline_mono_ns; /* 0 = none */
+	void *worker_data;        /* from options.worker_init */
+	void *method_arg;         /* km_rpc_method.arg */
+	struct km_rpc_call *call;
+};
+
+struct km_rpc_method {
+	const char *path;         /* "/kubemedic.v1.ProbeService/GetProbe" */
+	enum km_rpc_kind kind;
+	const ProtobufCMessageDescriptor *request;
+	/* Unary and bidi. Set *resp (arena-allocated) and return 0, or
+	 * return a km_err code with err filled. */
+	int (*handle)(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+		      ProtobufCMessage **resp, struct km_error *err);
+	/* Server streaming. */
+	int (*stream_start)(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+			    struct km_error *err);
+	void *arg;
+};
+
+struct km_rpc_options {
+	const char *listen;       /* "127.0.0.1:7070"; port 0 = any free */
+	int threads;              /* >= 1 */
+	int64_t max_recv_message_bytes;
+	const struct km_rpc_method *methods;
+	size_t n_methods;
+	/* Per worker thread, on that thread, before it serves a call. */
+	int (*worker_init)(void *arg, int index, void **worker_data,
+			   struct km_error *err);
+	void (*worker_fini)(void *arg, void *worker_data);
+	void *worker_arg;
+	size_t stream_queue_max;  /* messages queued per stream; 1024 */
+};
+
+/* Creates, binds and starts the server. */
+int km_rpc_server_start(const struct km_rpc_options *o,
+			struct km_rpc_server **out, struct km_error *err);
+/* The bound port (useful after listening on port 0). */
+int km_rpc_server_port(const struct km_rpc_server *s);
+/* Graceful stop, then frees everything. NULL is accepted. */
+void km_rpc_server_shutdown(struct km_rpc_server *s, int64_t grace_ms);
+
+/* ---- server streams ----------------------------------------------------- */
+
+void km_rpc_call_ref(struct km_rpc_call *c);
+void km_rpc_call_unref(struct km_rpc_call *c);
+/* fn is called once, on a worker thread, when the call is over: finished,
+ * cancelled by the client, past its deadline, or ended by shutdown. If it
+ * is over already, fn runs at once on the calling thread. */
+void km_rpc_call_on_done(struct km_rpc_call *c,
+			 void (*fn)(void *arg, struct km_rpc_call *c),
+			 void *arg);
+/* Queues msg (packed at once; msg may be freed after the call). Any
+ * thread. KM_EUNAVAIL if the call is over or finishing; KM_EFULL if the
+ * client reads too slowly (the stream is then ended with
+ * RESOURCE_EXHAUSTED). */
+int km_rpc_stream_send(struct km_rpc_call *c, const ProtobufCMessage *msg);
+/* Ends the stream after the queued messages, with code (0 = OK) and
+ * message. Any thread; later calls are ignored. */
+void km_rpc_stream_finish(struct km_rpc_call *c, int km_code,
+			  const char *message);
+
+/* ---- status mapping ----------------------------------------------------- */
+
+grpc_status_code km_rpc_status_from_err(int km_code);
+
+#endif

@@ -1,0 +1,234 @@
+/*
+ * kubemedicd — start-up, the wait for a signal, and an orderly stop.
+ *
+ *   kubemedicd [--config FILE] [--listen HOST:PORT] [--db PATH]
+ *              [--threads N] [--log-level LEVEL] [--log-format FORMAT]
+ *
+ * Flags override the config file. Exit status: 0 after a clean stop on
+ * SIGTERM/SIGINT, 1 when something failed at run time, 2 for a usage or
+ * configuration error.
+ *
+ * Stop order (each step needs the next one's services until it is done):
+ * health NOT_SERVING and no new calls, in-flight calls finish within the
+ * grace period, then the store's writer commits what is queued and the
+ * database is closed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "km_api.h"
+#include "km_config.h"
+#include "km_log.h"
+#include "km_store.h"
+
+#define KM_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: kubemedicd [options]\n"
+		"\n"
+		"  -c, --config FILE      YAML configuration (docs/config.md)\n"
+		"  -l, --listen HOST:PORT gRPC address (default 127.0.0.1:7070;"
+		" port 0 = any)\n"
+		"  -d, --db PATH          SQLite database (default "
+		"kubemedic.db)\n"
+		"  -t, --threads N        gRPC worker threads (default: cores)\n"
+		"      --log-level LEVEL  debug, info, warn or error\n"
+		"      --log-format FMT   logfmt or json\n"
+		"  -V, --version          print the version and exit\n"
+		"  -h, --help             this text\n");
+}
+
+struct flags {
+	const char *config, *listen, *db, *log_level, *log_format;
+	int threads;
+};
+
+static int parse_flags(int argc, char **argv, struct flags *f)
+{
+	enum { LOG_LEVEL = 256, LOG_FORMAT };
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"listen", required_argument, NULL, 'l'},
+		{"db", required_argument, NULL, 'd'},
+		{"threads", required_argument, NULL, 't'},
+		{"log-level", required_argument, NULL, LOG_LEVEL},
+		{"log-format", required_argument, NULL, LOG_FORMAT},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+
+	memset(f, 0, sizeof *f);
+	f->threads = -1;
+	while ((c = getopt_long(argc, argv, "c:l:d:t:Vh", opts, NULL)) != -1) {
+		char *end;
+
+		switch (c) {
+		case 'c': f->config = optarg; break;
+		case 'l': f->listen = optarg; break;
+		case 'd': f->db = optarg; break;
+		case LOG_LEVEL: f->log_level = optarg; break;
+		case LOG_FORMAT: f->log_format = optarg; break;
+		case 't':
+			errno = 0;
+			f->threads = (int)strtol(optarg, &end, 10);
+			if (errno || *end || f->threads < 1 ||
+			    f->threads > 1024) {
+				fprintf(stderr, "kubemedicd: --threads: want a "
+						"number from 1 to 1024, got "
+						"\"%s\"\n", optarg);
+				return 2;
+			}
+			break;
+		case 'V':
+			printf("kubemedicd %s\n", KM_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "kubemedicd: unexpected argument \"%s\"\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	return 0;
+}
+
+static int apply_flags(struct km_config *cfg, const struct flags *f)
+{
+	if (f->listen && !*f->listen) {
+		fprintf(stderr, "kubemedicd: --listen: empty address\n");
+		return 2;
+	}
+	if (f->listen)
+		cfg->listen = f->listen;
+	if (f->db)
+		cfg->db_path = f->db;
+	if (f->threads > 0)
+		cfg->threads = f->threads;
+	if (f->log_level) {
+		int l = km_log_level_parse(f->log_level);
+		if (l < 0) {
+			fprintf(stderr, "kubemedicd: --log-level: one of debug, "
+					"info, warn, error\n");
+			return 2;
+		}
+		cfg->log_level = l;
+	}
+	if (f->log_format) {
+		if (strcmp(f->log_format, "json") &&
+		    strcmp(f->log_format, "logfmt")) {
+			fprintf(stderr, "kubemedicd: --log-format: logfmt or "
+					"json\n");
+			return 2;
+		}
+		cfg->log_json = !strcmp(f->log_format, "json");
+	}
+	if (cfg->threads <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg->threads = n > 0 ? (int)n : 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct km_config cfg;
+	struct flags f;
+	struct km_error err = {0};
+	struct km_api *api = NULL;
+	struct km_store *store = NULL;
+	struct km_store_options so = {0};
+	struct km_api_options ao = {0};
+	sigset_t stop;
+	int rc, sig = 0;
+	char addr[300];
+
+	rc = parse_flags(argc, argv, &f);
+	if (rc)
+		return rc;
+	km_config_defaults(&cfg);
+	if (f.config && km_config_load(&cfg, f.config, &err)) {
+		fprintf(stderr, "kubemedicd: %s\n", err.msg);
+		km_config_free(&cfg);
+		return 2;
+	}
+	rc = apply_flags(&cfg, &f);
+	if (rc) {
+		km_config_free(&cfg);
+		return rc;
+	}
+	km_log_setup(cfg.log_level, cfg.log_json);
+
+	/* Signals are taken by sigwait() below, so every thread started from
+	 * here on must have them blocked. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = 1;
+	if (km_api_create(&api, &err))
+		goto fail;
+	so.path = cfg.db_path;
+	so.sync_normal = cfg.db_sync_normal;
+	so.result_queue = (size_t)cfg.result_queue;
+	so.results_retention_us = cfg.results_retention_ms * 1000;
+	so.transitions_retention_us = cfg.transitions_retention_ms * 1000;
+	so.retention_interval_ms = cfg.retention_interval_ms;
+	so.on_transition = km_api_on_transition;
+	so.on_transition_arg = api;
+	if (km_store_open(&so, &store, &err))
+		goto fail;
+	if (km_store_sync_config_probes(store, cfg.probes, cfg.n_probes, &err)) {
+		km_error_prefix(&err, "config probes");
+		goto fail;
+	}
+	ao.listen = cfg.listen;
+	ao.threads = cfg.threads;
+	ao.max_recv_message_bytes = cfg.max_recv_message_bytes;
+	if (km_api_start(api, store, &ao, &err))
+		goto fail;
+
+	/* The bound address, with the real port when asked for port 0. */
+	snprintf(addr, sizeof addr, "%.*s:%d",
+		 (int)(strrchr(cfg.listen, ':') ? strrchr(cfg.listen, ':') -
+							  cfg.listen
+						: (long)strlen(cfg.listen)),
+		 cfg.listen, km_api_port(api));
+	km_log(KM_LOG_INFO, "kubemedicd started", "version", KM_VERSION,
+	       "listen", addr, "db", cfg.db_path, "threads", KM_I(cfg.threads),
+	       "schema", KM_I(km_store_schema_version(store)), "probes",
+	       KM_I(cfg.n_probes), NULL);
+
+	sigwait(&stop, &sig);
+	km_log(KM_LOG_INFO, "stopping", "signal", strsignal(sig), "grace_ms",
+	       KM_I(cfg.shutdown_grace_ms), NULL);
+	km_api_stop(api, cfg.shutdown_grace_ms);
+	rc = 0;
+fail:
+	if (rc)
+		km_log(KM_LOG_ERROR, "kubemedicd failed", "err", err.msg, NULL);
+	km_api_stop(api, 0);
+	km_store_close(store);
+	km_api_destroy(api);
+	km_config_free(&cfg);
+	if (!rc)
+		km_log(KM_LOG_INFO, "stopped", NULL);
+	return rc;
+}
