@@ -1,0 +1,1356 @@
+/*
+ * kubemedic — the command line for kubemedicd, on the C client library.
+ *
+ * Tables for people, -o json for scripts (one JSON document per answer;
+ * JSON Lines for lists). Exit status: 0 success, 1 the server answered an
+ * error or could not be reached, 2 a usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "km_client.h"
+#include "km_config.h"
+#include "km_json.h"
+#include "km_time.h"
+
+#define DEFAULT_SERVER "127.0.0.1:7070"
+
+static const char usage_text[] =
+	"usage: kubemedic [--server HOST:PORT] [-o table|json] COMMAND ...\n"
+	"\n"
+	"Probes:\n"
+	"  probes create -f FILE             probes from YAML (a probe, a list, or a\n"
+	"                                    config file's probes:)\n"
+	"  probes create NAME HANDLER [TIMING] [--label K=V]...\n"
+	"      HANDLER: --http URL [-H 'Name: value']... [--tls-verify] [--ca-file F]\n"
+	"               --tcp HOST:PORT | --grpc HOST:PORT [--grpc-service S]\n"
+	"               --file PATH [--min-size N] [--max-age DURATION]\n"
+	"               --exec [--env K=V]... [--workdir DIR] -- COMMAND [ARG]...\n"
+	"      TIMING:  --period D --probe-timeout D --initial-delay D\n"
+	"               --success-threshold N --failure-threshold N\n"
+	"  probes get NAME\n"
+	"  probes list [-l SELECTOR]\n"
+	"  probes update (-f FILE | NAME HANDLER ...) [--generation N]\n"
+	"                                    replaces the whole definition\n"
+	"  probes delete NAME\n"
+	"\n"
+	"Health:\n"
+	"  status TARGET                     verdict, last result, last transition\n"
+	"  targets [--kind K] [--state S] [-l SELECTOR] [--cluster C]\n"
+	"  history TARGET [--since T] [--until T] [--failures|--successes]\n"
+	"                 [--oldest-first] [--limit N]\n"
+	"  transitions TARGET [--since T] [--until T] [--oldest-first] [--limit N]\n"
+	"  health [SERVICE]                  grpc.health.v1 Check (\"\" = the daemon)\n"
+	"\n"
+	"Options:\n"
+	"  -s, --server HOST:PORT  kubemedicd address ($KUBEMEDIC_SERVER, default "
+	DEFAULT_SERVER ")\n"
+	"  -o, --output FORMAT     table (default) or json\n"
+	"      --timeout D         deadline of each call (default 10s)\n"
+	"\n"
+	"TARGET is kind/namespace/name: probe//checkout-http, pod/default/web-0.\n"
+	"T is RFC 3339 (2026-11-24T09:00:00Z) or an age (90m, 2h, 7d: that long\n"
+	"ago). D is a duration: 500ms, 10s, 5m, 1h30m.\n";
+
+struct opts {
+	const char *server, *output, *filename, *selector, *since, *until;
+	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
+	const char *workdir, *kind, *state, *cluster;
+	const char *period, *probe_timeout, *initial_delay, *max_age;
+	const char *labels[64], *headers[64], *env[256];
+	int n_labels, n_headers, n_env;
+	int64_t timeout_ms, min_size, success_threshold, failure_threshold;
+	int64_t generation, limit;
+	bool exec, tls_verify, failures, successes, oldest_first, json;
+	bool has_min_size;
+	char **pos;        /* positional arguments */
+	int n_pos;
+	char **cmd;        /* after "--" */
+	int n_cmd;
+};
+
+struct cli {
+	struct opts o;
+	struct km_client *c;
+	struct km_arena a;
+	struct km_client_status st;
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "kubemedic: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(kubemedic --help for usage)\n");
+	return 2;
+}
+
+/* ---- parsing helpers ----------------------------------------------------- */
+
+static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* RFC 3339 ("2026-11-24T09:00:00Z", "...+02:00", fractional seconds) or an
+ * age ("2h": that long ago). */
+static int parse_time(const char *s, int64_t *us)
+{
+	struct tm tm = {0};
+	const char *p;
+	int64_t ms, frac = 0, scale = 100000;
+	time_t t;
+
+	if (km_duration_parse(s, &ms) == 0) {
+		*us = km_now_us() - ms * 1000;
+		return 0;
+	}
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -1;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+			if (scale)
+				frac += (*p - '0') * scale;
+	}
+	t = timegm(&tm);
+	if (*p == 'Z' && !p[1]) {
+		/* UTC */
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+		int off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
+			  ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
+		t -= *p == '+' ? off : -off;
+	} else {
+		return -1;
+	}
+	*us = (int64_t)t * 1000000 + frac;
+	return 0;
+}
+
+static Google__Protobuf__Timestamp *timestamp(struct km_arena *a, int64_t us)
+{
+	Google__Protobuf__Timestamp *ts = km_arena_alloc(a, sizeof *ts);
+
+	if (ts) {
+		*ts = (Google__Protobuf__Timestamp)
+			GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+		ts->seconds = us / 1000000;
+		ts->nanos = (int32_t)(us % 1000000 * 1000);
+	}
+	return ts;
+}
+
+static const char *fmt_ts(char buf[40], const Google__Protobuf__Timestamp *ts)
+{
+	struct tm tm;
+	time_t t;
+
+	if (!ts)
+		return "-";
+	t = (time_t)ts->seconds;
+	gmtime_r(&t, &tm);
+	strftime(buf, 40, "%Y-%m-%d %H:%M:%SZ", &tm);
+	return buf;
+}
+
+static const char *fmt_ms(char buf[32], int64_t ms)
+{
+	if (ms % 1000)
+		snprintf(buf, 32, "%lldms", (long long)ms);
+	else
+		snprintf(buf, 32, "%llds", (long long)(ms / 1000));
+	return buf;
+}
+
+/* "HEALTH_STATE_HEALTHY" -> "HEALTHY" */
+static const char *enum_short(const ProtobufCEnumDescriptor *d, int v,
+			      const char *prefix)
+{
+	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, v);
+	size_t n = strlen(prefix);
+
+	if (!ev)
+		return "?";
+	return strncmp(ev->name, prefix, n) == 0 ? ev->name + n : ev->name;
+}
+
+#define STATE(v) \
+	enum_short(&kubemedic__v1__health_state__descriptor, v, "HEALTH_STATE_")
+#define ERRCLASS(v) \
+	enum_short(&kubemedic__v1__error_class__descriptor, v, "ERROR_CLASS_")
+
+/* An enum value by its short or full name, case-insensitive. */
+static int parse_enum(const ProtobufCEnumDescriptor *d, const char *prefix,
+		      const char *s, int *out)
+{
+	size_t n = strlen(prefix);
+
+	for (unsigned i = 0; i < d->n_values; i++) {
+		const char *name = d->values[i].name;
+		if (!strcasecmp(name, s) ||
+		    (!strncmp(name, prefix, n) && !strcasecmp(name + n, s))) {
+			*out = d->values[i].value;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+static int print_json(const ProtobufCMessage *m)
+{
+	struct km_error err = {0};
+
+	if (km_json_write(stdout, m, KM_JSON_PRETTY, &err)) {
+		fprintf(stderr, "kubemedic: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+static int print_json_line(const ProtobufCMessage *m)
+{
+	struct km_error err = {0};
+
+	if (km_json_write(stdout, m, 0, &err)) {
+		fprintf(stderr, "kubemedic: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+static int rpc_failed(struct cli *cli)
+{
+	fprintf(stderr, "kubemedic: %s\n", cli->st.message);
+	return 1;
+}
+
+static void print_labels(size_t n, Kubemedic__V1__Probe__LabelsEntry **l)
+{
+	if (!n)
+		printf("-");
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s=%s", i ? "," : "", l[i]->key, l[i]->value);
+}
+
+static const char *probe_type(const Kubemedic__V1__Probe *p)
+{
+	return p->http_get ? (strcmp(p->http_get->scheme, "HTTPS") ? "http"
+								   : "https")
+	       : p->tcp_socket ? "tcp"
+	       : p->grpc	  ? "grpc"
+	       : p->exec	  ? "exec"
+	       : p->file	  ? "file"
+				  : "?";
+}
+
+static int64_t period_ms(const Kubemedic__V1__Probe *p)
+{
+	return p->period_milliseconds ? p->period_milliseconds
+				      : (int64_t)p->period_seconds * 1000;
+}
+
+static int64_t timeout_ms(const Kubemedic__V1__Probe *p)
+{
+	return p->timeout_milliseconds ? p->timeout_milliseconds
+				       : (int64_t)p->timeout_seconds * 1000;
+}
+
+static void print_probe_row(const Kubemedic__V1__Probe *p)
+{
+	char b1[32], b2[32];
+
+	printf("%-28s %-6s %-8s %-8s %3d/%-3d %-7s ", p->name, probe_type(p),
+	       fmt_ms(b1, period_ms(p)), fmt_ms(b2, timeout_ms(p)),
+	       p->success_threshold, p->failure_threshold,
+	       p->source == KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_CONFIG
+		       ? "config"
+		       : "api");
+	print_labels(p->n_labels, p->labels);
+	printf("\n");
+}
+
+static void print_probe_header(void)
+{
+	printf("%-28s %-6s %-8s %-8s %-7s %-7s %s\n", "NAME", "TYPE", "PERIOD",
+	       "TIMEOUT", "OK/FAIL", "SOURCE", "LABELS");
+}
+
+static void print_probe(const Kubemedic__V1__Probe *p)
+{
+	char b[40];
+
+	printf("Name:        %s\n", p->name);
+	printf("Target:      %s\n", p->target);
+	printf("Source:      %s\n",
+	       p->source == KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_CONFIG
+		       ? "config file"
+		       : "API");
+	printf("Generation:  %lld\n", (long long)p->generation);
+	printf("Labels:      ");
+	print_labels(p->n_labels, p->labels);
+	printf("\n");
+	if (p->http_get) {
+		printf("HTTP GET:    %s://%s:%d%s\n",
+		       strcmp(p->http_get->scheme, "HTTPS") ? "http" : "https",
+		       p->http_get->host, p->http_get->port,
+		       p->http_get->path);
+		for (size_t i = 0; i < p->http_get->n_http_headers; i++)
+			printf("  Header:    %s: %s\n",
+			       p->http_get->http_headers[i]->name,
+			       p->http_get->http_headers[i]->value);
+		if (p->http_get->tls_verify)
+			printf("  TLS:       verified%s%s\n",
+			       *p->http_get->ca_file ? " against " : "",
+			       p->http_get->ca_file);
+	} else if (p->tcp_socket) {
+		printf("TCP:         %s:%d\n", p->tcp_socket->host,
+		       p->tcp_socket->port);
+	} else if (p->grpc) {
+		printf("gRPC health: %s:%d service \"%s\"\n", p->grpc->host,
+		       p->grpc->port, p->grpc->service);
+	} else if (p->exec) {
+		printf("Exec:       ");
+		for (size_t i = 0; i < p->exec->n_command; i++)
+			printf(" %s", p->exec->command[i]);
+		printf("\n");
+		if (*p->exec->working_dir)
+			printf("  Workdir:   %s\n", p->exec->working_dir);
+		for (size_t i = 0; i < p->exec->n_env; i++)
+			printf("  Env:       %s=%s\n", p->exec->env[i]->name,
+			       p->exec->env[i]->value);
+	} else if (p->file) {
+		printf("File:        %s", p->file->path);
+		if (p->file->min_size)
+			printf(" (at least %lld bytes)",
+			       (long long)p->file->min_size);
+		if (p->file->max_age_seconds)
+			printf(" (modified in the last %llds)",
+			       (long long)p->file->max_age_seconds);
+		printf("\n");
+	}
+	printf("Timing:      initial delay %ds, period %s, timeout %s\n",
+	       p->initial_delay_seconds, fmt_ms(b, period_ms(p)),
+	       fmt_ms(b + 16, timeout_ms(p)));
+	printf("Thresholds:  %d success, %d failure\n", p->success_threshold,
+	       p->failure_threshold);
+	printf("Created:     %s\n", fmt_ts(b, p->create_time));
+	printf("Updated:     %s\n", fmt_ts(b, p->update_time));
+}
+
+/* ---- connection ---------------------------------------------------------- */
+
+static int connect_server(struct cli *cli)
+{
+	if (km_client_open(cli->o.server, &cli->c, &cli->st))
+		return rpc_failed(cli);
+	km_client_set_timeout(cli->c, cli->o.timeout_ms);
+	return 0;
+}
+
+/* ---- probes -------------------------------------------------------------- */
+
+/* Builds a probe from command-line flags (the YAML path uses the config
+ * parser instead, so both accept exactly what the daemon accepts). */
+static int probe_from_flags(struct cli *cli, const char *name,
+			    Kubemedic__V1__Probe **out)
+{
+	struct opts *o = &cli->o;
+	struct km_arena *a = &cli->a;
+	Kubemedic__V1__Probe *p = km_arena_alloc(a, sizeof *p);
+	int handlers = !!o->http + !!o->tcp + !!o->grpc + !!o->file + o->exec;
+	int64_t v;
+
+	if (!p)
+		return 1;
+	*p = (Kubemedic__V1__Probe)KUBEMEDIC__V1__PROBE__INIT;
+	p->name = (char *)name;
+	if (handlers != 1)
+		return usage_error("give exactly one of --http, --tcp, --grpc, "
+				   "--file, --exec%s", "");
+	if (o->http) {
+		Kubemedic__V1__HTTPGetAction *h = km_arena_alloc(a, sizeof *h);
+		char *url = km_arena_strdup(a, o->http), *host, *port, *path;
+		const char *rest;
+
+		*h = (Kubemedic__V1__HTTPGetAction)
+			KUBEMEDIC__V1__HTTPGET_ACTION__INIT;
+		if (!strncmp(url, "https://", 8)) {
+			h->scheme = "HTTPS";
+			host = url + 8;
+			h->port = 443;
+		} else if (!strncmp(url, "http://", 7)) {
+			h->scheme = "HTTP";
+			host = url + 7;
+			h->port = 80;
+		} else {
+			return usage_error("--http: want http://HOST[:PORT]"
+					   "[/PATH] or https://..., got \"%s\"",
+					   o->http);
+		}
+		path = strchr(host, '/');
+		h->path = path ? km_arena_strdup(a, path) : "/";
+		if (path)
+			*path = '\0';
+		rest = host;
+		if (*host == '[') { /* [::1]:8080 */
+			char *close = strchr(host, ']');
+			if (!close)
+				return usage_error("--http: bad IPv6 host in "
+						   "\"%s\"", o->http);
+			*close = '\0';
+			host++;
+			rest = close + 1;
+			port = *rest == ':' ? (char *)rest + 1 : NULL;
+		} else {
+			port = strrchr(host, ':');
+			if (port)
+				*port++ = '\0';
+		}
+		if (port) {
+			if (parse_int(port, 1, 65535, &v))
+				return usage_error("--http: bad port in \"%s\"",
+						   o->http);
+			h->port = (int32_t)v;
+		}
+		h->host = host;
+		h->tls_verify = o->tls_verify;
+		if (o->ca_file)
+			h->ca_file = (char *)o->ca_file;
+		if (o->n_headers) {
+			h->http_headers = km_arena_calloc(
+				a, (size_t)o->n_headers, sizeof *h->http_headers);
+			for (int i = 0; i < o->n_headers; i++) {
+				Kubemedic__V1__HTTPHeader *hd =
+					km_arena_alloc(a, sizeof *hd);
+				char *hv = km_arena_strdup(a, o->headers[i]);
+				char *colon = strchr(hv, ':');
+
+				if (!colon)
+					return usage_error(
+						"-H: want 'Name: value', got "
+						"\"%s\"", o->headers[i]);
+				*colon++ = '\0';
+				while (*colon == ' ')
+					colon++;
+				*hd = (Kubemedic__V1__HTTPHeader)
+					KUBEMEDIC__V1__HTTPHEADER__INIT;
+				hd->name = hv;
+				hd->value = colon;
+				h->http_headers[i] = hd;
+			}
+			h->n_http_headers = (size_t)o->n_headers;
+		}
+		p->http_get = h;
+	} else if (o->tcp || o->grpc) {
+		char *hp = km_arena_strdup(a, o->tcp ? o->tcp : o->grpc);
+		char *colon = strrchr(hp, ':');
+		char *host = hp;
+
+		if (!colon || parse_int(colon + 1, 1, 65535, &v))
+			return usage_error("want HOST:PORT, got \"%s\"", hp);
+		*colon = '\0';
+		if (*host == '[' && colon[-1] == ']') {
+			host++;
+			colon[-1] = '\0';
+		}
+		if (o->tcp) {
+			p->tcp_socket = km_arena_alloc(a, sizeof *p->tcp_socket);
+			*p->tcp_socket = (Kubemedic__V1__TCPSocketAction)
+				KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT;
+			p->tcp_socket->host = host;
+			p->tcp_socket->port = (int32_t)v;
+		} else {
+			p->grpc = km_arena_alloc(a, sizeof *p->grpc);
+			*p->grpc = (Kubemedic__V1__GRPCAction)
+				KUBEMEDIC__V1__GRPCACTION__INIT;
+			p->grpc->host = host;
+			p->grpc->port = (int32_t)v;
+			if (o->grpc_service)
+				p->grpc->service = (char *)o->grpc_service;
+		}
+	} else if (o->file) {
+		p->file = km_arena_alloc(a, sizeof *p->file);
+		*p->file = (Kubemedic__V1__FileAction)
+			KUBEMEDIC__V1__FILE_ACTION__INIT;
+		p->file->path = (char *)o->file;
+		p->file->min_size = o->min_size;
+		if (o->max_age) {
+			int64_t ms;
+			if (km_duration_parse(o->max_age, &ms))
+				return usage_error("--max-age: bad duration "
+						   "\"%s\"", o->max_age);
+			p->file->max_age_seconds = (ms + 999) / 1000;
+		}
+	} else {
+		Kubemedic__V1__ExecAction *e = km_arena_alloc(a, sizeof *e);
+
+		*e = (Kubemedic__V1__ExecAction)KUBEMEDIC__V1__EXEC_ACTION__INIT;
+		if (!o->n_cmd)
+			return usage_error("--exec: give the command after "
+					   "--, e.g. --exec -- /bin/check "
+					   "--quick%s", "");
+		e->command = o->cmd;
+		e->n_command = (size_t)o->n_cmd;
+		if (o->workdir)
+			e->working_dir = (char *)o->workdir;
+		if (o->n_env) {
+			e->env = km_arena_calloc(a, (size_t)o->n_env,
+						 sizeof *e->env);
+			for (int i = 0; i < o->n_env; i++) {
+				Kubemedic__V1__EnvVar *ev =
+					km_arena_alloc(a, sizeof *ev);
+				char *kv = km_arena_strdup(a, o->env[i]);
+				char *eq = strchr(kv, '=');
+
+				if (!eq)
+					return usage_error("--env: want K=V, got "
+							   "\"%s\"", o->env[i]);
+				*eq = '\0';
+				*ev = (Kubemedic__V1__EnvVar)
+					KUBEMEDIC__V1__ENV_VAR__INIT;
+				ev->name = kv;
+				ev->value = eq + 1;
+				e->env[i] = ev;
+			}
+			e->n_env = (size_t)o->n_env;
+		}
+		p->exec = e;
+	}
+
+	/* Timing: whole seconds go to the kubelet's fields. */
+	if (o->period) {
+		int64_t ms;
+		if (km_duration_parse(o->period, &ms) || ms > INT32_MAX)
+			return usage_error("--period: bad duration \"%s\"",
+					   o->period);
+		if (ms % 1000)
+			p->period_milliseconds = (int32_t)ms;
+		else
+			p->period_seconds = (int32_t)(ms / 1000);
+	}
+	if (o->probe_timeout) {
+		int64_t ms;
+		if (km_duration_parse(o->probe_timeout, &ms) || ms > INT32_MAX)
+			return usage_error("--probe-timeout: bad duration "
+					   "\"%s\"", o->probe_timeout);
+		if (ms % 1000)
+			p->timeout_milliseconds = (int32_t)ms;
+		else
+			p->timeout_seconds = (int32_t)(ms / 1000);
+	}
+	if (o->initial_delay) {
+		int64_t ms;
+		if (km_duration_parse(o->initial_delay, &ms) || ms % 1000 ||
+		    ms > INT32_MAX)
+			return usage_error("--initial-delay: whole seconds, "
+					   "got \"%s\"", o->initial_delay);
+		p->initial_delay_seconds = (int32_t)(ms / 1000);
+	}
+	p->success_threshold = (int32_t)o->success_threshold;
+	p->failure_threshold = (int32_t)o->failure_threshold;
+	if (o->n_labels) {
+		p->labels = km_arena_calloc(a, (size_t)o->n_labels,
+					    sizeof *p->labels);
+		for (int i = 0; i < o->n_labels; i++) {
+			Kubemedic__V1__Probe__LabelsEntry *l =
+				km_arena_alloc(a, sizeof *l);
+			char *kv = km_arena_strdup(a, o->labels[i]);
+			char *eq = strchr(kv, '=');
+
+			if (!eq)
+				return usage_error("--label: want K=V, got "
+						   "\"%s\"", o->labels[i]);
+			*eq = '\0';
+			*l = (Kubemedic__V1__Probe__LabelsEntry)
+				KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT;
+			l->key = kv;
+			l->value = eq + 1;
+			p->labels[i] = l;
+		}
+		p->n_labels = (size_t)o->n_labels;
+	}
+	*out = p;
+	return 0;
+}
+
+/* km_probe (from the YAML parser) -> the API message. */
+static Kubemedic__V1__Probe *probe_to_pb(struct km_arena *a,
+					 const struct km_probe *k)
+{
+	Kubemedic__V1__Probe *p = km_arena_alloc(a, sizeof *p);
+
+	*p = (Kubemedic__V1__Probe)KUBEMEDIC__V1__PROBE__INIT;
+	p->name = (char *)k->name;
+	p->labels = km_arena_calloc(a, k->n_labels + 1, sizeof *p->labels);
+	for (size_t i = 0; i < k->n_labels; i++) {
+		p->labels[i] = km_arena_alloc(a, sizeof **p->labels);
+		*p->labels[i] = (Kubemedic__V1__Probe__LabelsEntry)
+			KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT;
+		p->labels[i]->key = (char *)k->labels[i].key;
+		p->labels[i]->value = (char *)k->labels[i].value;
+	}
+	p->n_labels = k->n_labels;
+	switch (k->type) {
+	case KM_PROBE_HTTP:
+		p->http_get = km_arena_alloc(a, sizeof *p->http_get);
+		*p->http_get = (Kubemedic__V1__HTTPGetAction)
+			KUBEMEDIC__V1__HTTPGET_ACTION__INIT;
+		p->http_get->host = (char *)k->host;
+		p->http_get->port = k->port;
+		p->http_get->path = (char *)(k->path ? k->path : "/");
+		p->http_get->scheme = k->https ? "HTTPS" : "HTTP";
+		p->http_get->tls_verify = k->tls_verify;
+		p->http_get->ca_file = (char *)(k->ca_file ? k->ca_file : "");
+		p->http_get->http_headers = km_arena_calloc(
+			a, k->n_headers + 1, sizeof *p->http_get->http_headers);
+		for (size_t i = 0; i < k->n_headers; i++) {
+			Kubemedic__V1__HTTPHeader *h =
+				km_arena_alloc(a, sizeof *h);
+			*h = (Kubemedic__V1__HTTPHeader)
+				KUBEMEDIC__V1__HTTPHEADER__INIT;
+			h->name = (char *)k->headers[i].key;
+			h->value = (char *)k->headers[i].value;
+			p->http_get->http_headers[i] = h;
+		}
+		p->http_get->n_http_headers = k->n_headers;
+		break;
+	case KM_PROBE_TCP:
+		p->tcp_socket = km_arena_alloc(a, sizeof *p->tcp_socket);
+		*p->tcp_socket = (Kubemedic__V1__TCPSocketAction)
+			KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT;
+		p->tcp_socket->host = (char *)k->host;
+		p->tcp_socket->port = k->port;
+		break;
+	case KM_PROBE_GRPC:
+		p->grpc = km_arena_alloc(a, sizeof *p->grpc);
+		*p->grpc = (Kubemedic__V1__GRPCAction)
+			KUBEMEDIC__V1__GRPCACTION__INIT;
+		p->grpc->host = (char *)k->host;
+		p->grpc->port = k->port;
+		p->grpc->service = (char *)(k->service ? k->service : "");
+		break;
+	case KM_PROBE_EXEC:
+		p->exec = km_arena_alloc(a, sizeof *p->exec);
+		*p->exec = (Kubemedic__V1__ExecAction)
+			KUBEMEDIC__V1__EXEC_ACTION__INIT;
+		p->exec->command = (char **)k->argv;
+		p->exec->n_command = k->argc;
+		p->exec->working_dir = (char *)(k->workdir ? k->workdir : "");
+		p->exec->env = km_arena_calloc(a, k->n_env + 1,
+					       sizeof *p->exec->env);
+		for (size_t i = 0; i < k->n_env; i++) {
+			Kubemedic__V1__EnvVar *e = km_arena_alloc(a, sizeof *e);
+			*e = (Kubemedic__V1__EnvVar)KUBEMEDIC__V1__ENV_VAR__INIT;
+			e->name = (char *)k->env[i].key;
+			e->value = (char *)k->env[i].value;
+			p->exec->env[i] = e;
+		}
+		p->exec->n_env = k->n_env;
+		break;
+	case KM_PROBE_FILE:
+		p->file = km_arena_alloc(a, sizeof *p->file);
+		*p->file = (Kubemedic__V1__FileAction)
+			KUBEMEDIC__V1__FILE_ACTION__INIT;
+		p->file->path = (char *)k->path;
+		p->file->min_size = k->min_size;
+		p->file->max_age_seconds = k->max_age_s;
+		break;
+	}
+	p->initial_delay_seconds = (int32_t)(k->initial_delay_ms / 1000);
+	if (k->period_ms % 1000)
+		p->period_milliseconds = (int32_t)k->period_ms;
+	else
+		p->period_seconds = (int32_t)(k->period_ms / 1000);
+	if (k->timeout_ms % 1000)
+		p->timeout_milliseconds = (int32_t)k->timeout_ms;
+	else
+		p->timeout_seconds = (int32_t)(k->timeout_ms / 1000);
+	p->success_threshold = k->success_threshold;
+	p->failure_threshold = k->failure_threshold;
+	return p;
+}
+
+/* The probes a create/update names: from -f FILE, or from flags. */
+static int probes_to_send(struct cli *cli, const char *verb,
+			  Kubemedic__V1__Probe ***out, size_t *n)
+{
+	struct opts *o = &cli->o;
+
+	if (o->filename) {
+		struct km_error err = {0};
+		struct km_probe *v;
+		size_t cnt;
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = strcmp(o->filename, "-") ? fopen(o->filename, "r")
+						   : stdin;
+
+		if (o->n_pos > 2)
+			return usage_error("probes %s -f FILE takes no NAME",
+					   verb);
+		if (!f) {
+			fprintf(stderr, "kubemedic: %s: %s\n", o->filename,
+				strerror(errno));
+			return 2;
+		}
+		{
+			FILE *mem = open_memstream(&text, &len);
+			char buf[8192];
+			size_t r;
+
+			while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+				fwrite(buf, 1, r, mem);
+			fclose(mem);
+		}
+		if (f != stdin)
+			fclose(f);
+		if (km_config_parse_probes(text, len, o->filename, &cli->a, &v,
+					   &cnt, &err)) {
+			free(text);
+			fprintf(stderr, "kubemedic: %s\n", err.msg);
+			return 2;
+		}
+		free(text);
+		if (!cnt) {
+			fprintf(stderr, "kubemedic: %s: no probes in it\n",
+				o->filename);
+			return 2;
+		}
+		*out = km_arena_calloc(&cli->a, cnt, sizeof **out);
+		for (size_t i = 0; i < cnt; i++)
+			(*out)[i] = probe_to_pb(&cli->a, &v[i]);
+		*n = cnt;
+		return 0;
+	}
+	if (o->n_pos != 3)
+		return usage_error("probes %s: give -f FILE, or NAME and a "
+				   "handler flag", verb);
+	*out = km_arena_calloc(&cli->a, 1, sizeof **out);
+	*n = 1;
+	return probe_from_flags(cli, o->pos[2], &(*out)[0]);
+}
+
+static int probes_create(struct cli *cli)
+{
+	Kubemedic__V1__Probe **v;
+	size_t n;
+	int rc = probes_to_send(cli, "create", &v, &n), failed = 0;
+
+	if (rc || (rc = connect_server(cli)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		Kubemedic__V1__CreateProbeRequest req =
+			KUBEMEDIC__V1__CREATE_PROBE_REQUEST__INIT;
+		Kubemedic__V1__Probe *got;
+
+		req.probe = v[i];
+		if (km_client_create_probe(cli->c, &req, &cli->a, &got,
+					   &cli->st)) {
+			fprintf(stderr, "kubemedic: probe %s: %s\n", v[i]->name,
+				cli->st.message);
+			failed = 1;
+			continue;
+		}
+		if (cli->o.json)
+			print_json_line(&got->base);
+		else
+			printf("probe/%s created (target %s)\n", got->name,
+			       got->target);
+	}
+	return failed;
+}
+
+static int probes_update(struct cli *cli)
+{
+	Kubemedic__V1__Probe **v;
+	size_t n;
+	int rc = probes_to_send(cli, "update", &v, &n), failed = 0;
+
+	if (rc || (rc = connect_server(cli)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		Kubemedic__V1__UpdateProbeRequest req =
+			KUBEMEDIC__V1__UPDATE_PROBE_REQUEST__INIT;
+		Kubemedic__V1__Probe *got;
+
+		v[i]->generation = cli->o.generation;
+		req.probe = v[i];
+		if (km_client_update_probe(cli->c, &req, &cli->a, &got,
+					   &cli->st)) {
+			fprintf(stderr, "kubemedic: probe %s: %s\n", v[i]->name,
+				cli->st.message);
+			failed = 1;
+			continue;
+		}
+		if (cli->o.json)
+			print_json_line(&got->base);
+		else
+			printf("probe/%s updated (generation %lld)\n",
+			       got->name, (long long)got->generation);
+	}
+	return failed;
+}
+
+static int probes_get(struct cli *cli)
+{
+	Kubemedic__V1__GetProbeRequest req =
+		KUBEMEDIC__V1__GET_PROBE_REQUEST__INIT;
+	Kubemedic__V1__Probe *p;
+	int rc;
+
+	if (cli->o.n_pos != 3)
+		return usage_error("probes get NAME%s", "");
+	if ((rc = connect_server(cli)))
+		return rc;
+	req.name = cli->o.pos[2];
+	if (km_client_get_probe(cli->c, &req, &cli->a, &p, &cli->st))
+		return rpc_failed(cli);
+	if (cli->o.json)
+		return print_json(&p->base);
+	print_probe(p);
+	return 0;
+}
+
+static int probes_list(struct cli *cli)
+{
+	Kubemedic__V1__ListProbesRequest req =
+		KUBEMEDIC__V1__LIST_PROBES_REQUEST__INIT;
+	int rc, shown = 0;
+
+	if (cli->o.n_pos != 2)
+		return usage_error("probes list takes no NAME%s", "");
+	if ((rc = connect_server(cli)))
+		return rc;
+	if (cli->o.selector)
+		req.label_selector = (char *)cli->o.selector;
+	req.page_size = 500;
+	do {
+		Kubemedic__V1__ListProbesResponse *r;
+
+		if (km_client_list_probes(cli->c, &req, &cli->a, &r, &cli->st))
+			return rpc_failed(cli);
+		for (size_t i = 0; i < r->n_probes; i++) {
+			if (cli->o.json) {
+				print_json_line(&r->probes[i]->base);
+				continue;
+			}
+			if (!shown++)
+				print_probe_header();
+			print_probe_row(r->probes[i]);
+		}
+		req.page_token = r->next_page_token;
+	} while (req.page_token && *req.page_token);
+	if (!cli->o.json && !shown)
+		printf("No probes%s.\n", cli->o.selector ? " match" : "");
+	return 0;
+}
+
+static int probes_delete(struct cli *cli)
+{
+	Kubemedic__V1__DeleteProbeRequest req =
+		KUBEMEDIC__V1__DELETE_PROBE_REQUEST__INIT;
+	Kubemedic__V1__DeleteProbeResponse *r;
+	int rc;
+
+	if (cli->o.n_pos != 3)
+		return usage_error("probes delete NAME%s", "");
+	if ((rc = connect_server(cli)))
+		return rc;
+	req.name = cli->o.pos[2];
+	if (km_client_delete_probe(cli->c, &req, &cli->a, &r, &cli->st))
+		return rpc_failed(cli);
+	if (cli->o.json)
+		return print_json(&r->base);
+	printf("probe/%s deleted (its history is kept)\n", req.name);
+	return 0;
+}
+
+static int cmd_probes(struct cli *cli)
+{
+	const char *sub = cli->o.n_pos > 1 ? cli->o.pos[1] : "";
+
+	if (!strcmp(sub, "create"))
+		return probes_create(cli);
+	if (!strcmp(sub, "get"))
+		return probes_get(cli);
+	if (!strcmp(sub, "list"))
+		return probes_list(cli);
+	if (!strcmp(sub, "update"))
+		return probes_update(cli);
+	if (!strcmp(sub, "delete"))
+		return probes_delete(cli);
+	return usage_error("probes: want create, get, list, update or delete, "
+			   "got \"%s\"", sub);
+}
+
+/* ---- health -------------------------------------------------------------- */
+
+static int cmd_status(struct cli *cli)
+{
+	Kubemedic__V1__GetHealthRequest req =
+		KUBEMEDIC__V1__GET_HEALTH_REQUEST__INIT;
+	Kubemedic__V1__TargetHealth *h;
+	char b[40];
+	int rc;
+
+	if (cli->o.n_pos != 2)
+		return usage_error("status TARGET (e.g. probe//checkout-http)%s",
+				   "");
+	if ((rc = connect_server(cli)))
+		return rc;
+	req.target = cli->o.pos[1];
+	if (km_client_get_health(cli->c, &req, &cli->a, &h, &cli->st))
+		return rpc_failed(cli);
+	if (cli->o.json)
+		return print_json(&h->base);
+	printf("Target:      %s\n", h->target->name);
+	printf("State:       %s%s\n", STATE(h->target->state),
+	       h->target->flapping ? " (flapping)" : "");
+	printf("Since:       %s\n", fmt_ts(b, h->target->state_since));
+	if (h->last_result) {
+		const Kubemedic__V1__ProbeResult *r = h->last_result;
+
+		printf("Last result: %s at %s, %lld us", r->success ? "ok" : "FAIL",
+		       fmt_ts(b, r->start_time), (long long)r->duration_us);
+		if (!r->success)
+			printf(", %s %d", ERRCLASS(r->error_class),
+			       r->status_code);
+		if (*r->message)
+			printf(", \"%s\"", r->message);
+		printf(" (%d in a row)\n", h->consecutive);
+	} else {
+		printf("Last result: none yet\n");
+	}
+	if (h->last_transition)
+		printf("Transition:  %s -> %s at %s: %s\n",
+		       STATE(h->last_transition->from_state),
+		       STATE(h->last_transition->to_state),
+		       fmt_ts(b, h->last_transition->time),
+		       h->last_transition->cause);
+	return 0;
+}
+
+static int cmd_targets(struct cli *cli)
+{
+	Kubemedic__V1__ListTargetsRequest req =
+		KUBEMEDIC__V1__LIST_TARGETS_REQUEST__INIT;
+	int rc, shown = 0, v;
+
+	if (cli->o.n_pos != 1)
+		return usage_error("targets takes no argument (filters: --kind, "
+				   "--state, -l, --cluster)%s", "");
+	if (cli->o.kind) {
+		if (parse_enum(&kubemedic__v1__target_kind__descriptor,
+			       "TARGET_KIND_", cli->o.kind, &v))
+			return usage_error("--kind: unknown kind \"%s\"",
+					   cli->o.kind);
+		req.kind = v;
+	}
+	if (cli->o.state) {
+		if (parse_enum(&kubemedic__v1__health_state__descriptor,
+			       "HEALTH_STATE_", cli->o.state, &v))
+			return usage_error("--state: unknown state \"%s\"",
+					   cli->o.state);
+		req.state = v;
+	}
+	if (cli->o.selector)
+		req.label_selector = (char *)cli->o.selector;
+	if (cli->o.cluster)
+		req.cluster = (char *)cli->o.cluster;
+	if ((rc = connect_server(cli)))
+		return rc;
+	req.page_size = 1000;
+	do {
+		Kubemedic__V1__ListTargetsResponse *r;
+
+		if (km_client_list_targets(cli->c, &req, &cli->a, &r, &cli->st))
+			return rpc_failed(cli);
+		for (size_t i = 0; i < r->n_targets; i++) {
+			const Kubemedic__V1__Target *t = r->targets[i];
+			char b[40];
+
+			if (cli->o.json) {
+				print_json_line(&t->base);
+				continue;
+			}
+			if (!shown++)
+				printf("%-40s %-10s %-9s %-20s %s\n", "TARGET",
+				       "STATE", "FLAPPING", "SINCE", "LABELS");
+			printf("%-40s %-10s %-9s %-20s ", t->name,
+			       STATE(t->state), t->flapping ? "yes" : "no",
+			       fmt_ts(b, t->state_since));
+			print_labels(t->n_labels,
+				     (Kubemedic__V1__Probe__LabelsEntry **)
+					     t->labels);
+			printf("\n");
+		}
+		req.page_token = r->next_page_token;
+	} while (req.page_token && *req.page_token);
+	if (!cli->o.json && !shown)
+		printf("No targets match.\n");
+	return 0;
+}
+
+static int time_range(struct cli *cli, Google__Protobuf__Timestamp **start,
+		      Google__Protobuf__Timestamp **end)
+{
+	int64_t us;
+
+	if (cli->o.since) {
+		if (parse_time(cli->o.since, &us))
+			return usage_error("--since: want RFC 3339 or an age "
+					   "like 2h, got \"%s\"", cli->o.since);
+		*start = timestamp(&cli->a, us);
+	}
+	if (cli->o.until) {
+		if (parse_time(cli->o.until, &us))
+			return usage_error("--until: want RFC 3339 or an age "
+					   "like 2h, got \"%s\"", cli->o.until);
+		*end = timestamp(&cli->a, us);
+	}
+	return 0;
+}
+
+static int cmd_history(struct cli *cli)
+{
+	Kubemedic__V1__QueryProbeHistoryRequest req =
+		KUBEMEDIC__V1__QUERY_PROBE_HISTORY_REQUEST__INIT;
+	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	int rc, shown = 0;
+
+	if (cli->o.n_pos != 2)
+		return usage_error("history TARGET%s", "");
+	if (cli->o.failures && cli->o.successes)
+		return usage_error("--failures and --successes exclude each "
+				   "other%s", "");
+	if ((rc = time_range(cli, &req.start_time, &req.end_time)) ||
+	    (rc = connect_server(cli)))
+		return rc;
+	req.target = cli->o.pos[1];
+	req.outcome = cli->o.failures	 ? KUBEMEDIC__V1__OUTCOME__OUTCOME_FAILURE
+		      : cli->o.successes ? KUBEMEDIC__V1__OUTCOME__OUTCOME_SUCCESS
+					 : 0;
+	req.order = cli->o.oldest_first ? KUBEMEDIC__V1__ORDER__ORDER_OLDEST_FIRST
+					: KUBEMEDIC__V1__ORDER__ORDER_NEWEST_FIRST;
+	do {
+		Kubemedic__V1__QueryProbeHistoryResponse *r;
+
+		req.page_size = (int32_t)(left < 1000 ? left : 1000);
+		if (km_client_query_probe_history(cli->c, &req, &cli->a, &r,
+						  &cli->st))
+			return rpc_failed(cli);
+		for (size_t i = 0; i < r->n_results; i++) {
+			const Kubemedic__V1__ProbeResult *x = r->results[i];
+			char b[40];
+
+			if (cli->o.json) {
+				print_json_line(&x->base);
+				continue;
+			}
+			if (!shown++)
+				printf("%-20s %-6s %10s  %-12s %6s  %s\n",
+				       "TIME", "RESULT", "DURATION", "CLASS",
+				       "CODE", "MESSAGE");
+			printf("%-20s %-6s %8lldus  %-12s %6d  %s\n",
+			       fmt_ts(b, x->start_time),
+			       x->success ? "ok" : "FAIL",
+			       (long long)x->duration_us,
+			       x->success ? "-" : ERRCLASS(x->error_class),
+			       x->status_code, x->message);
+		}
+		left -= (int64_t)r->n_results;
+		req.page_token = r->next_page_token;
+	} while (left > 0 && req.page_token && *req.page_token);
+	if (!cli->o.json && !shown)
+		printf("No results in that range.\n");
+	return 0;
+}
+
+static int cmd_transitions(struct cli *cli)
+{
+	Kubemedic__V1__QueryTransitionsRequest req =
+		KUBEMEDIC__V1__QUERY_TRANSITIONS_REQUEST__INIT;
+	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	int rc, shown = 0;
+
+	if (cli->o.n_pos != 2)
+		return usage_error("transitions TARGET%s", "");
+	if ((rc = time_range(cli, &req.start_time, &req.end_time)) ||
+	    (rc = connect_server(cli)))
+		return rc;
+	req.target = cli->o.pos[1];
+	req.order = cli->o.oldest_first ? KUBEMEDIC__V1__ORDER__ORDER_OLDEST_FIRST
+					: KUBEMEDIC__V1__ORDER__ORDER_NEWEST_FIRST;
+	do {
+		Kubemedic__V1__QueryTransitionsResponse *r;
+
+		req.page_size = (int32_t)(left < 1000 ? left : 1000);
+		if (km_client_query_transitions(cli->c, &req, &cli->a, &r,
+						&cli->st))
+			return rpc_failed(cli);
+		for (size_t i = 0; i < r->n_transitions; i++) {
+			const Kubemedic__V1__Transition *t = r->transitions[i];
+			char b[40];
+
+			if (cli->o.json) {
+				print_json_line(&t->base);
+				continue;
+			}
+			if (!shown++)
+				printf("%-8s %-20s %-24s %-9s %s\n", "SEQ",
+				       "TIME", "CHANGE", "FLAPPING", "CAUSE");
+			printf("%-8lld %-20s %-10s -> %-10s %-9s %s\n",
+			       (long long)t->sequence, fmt_ts(b, t->time),
+			       STATE(t->from_state), STATE(t->to_state),
+			       t->flapping ? "yes" : "no", t->cause);
+		}
+		left -= (int64_t)r->n_transitions;
+		req.page_token = r->next_page_token;
+	} while (left > 0 && req.page_token && *req.page_token);
+	if (!cli->o.json && !shown)
+		printf("No transitions in that range.\n");
+	return 0;
+}
+
+static int cmd_health(struct cli *cli)
+{
+	Grpc__Health__V1__HealthCheckRequest req =
+		GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Grpc__Health__V1__HealthCheckResponse *r;
+	int rc;
+
+	if (cli->o.n_pos > 2)
+		return usage_error("health [SERVICE]%s", "");
+	if ((rc = connect_server(cli)))
+		return rc;
+	if (cli->o.n_pos == 2)
+		req.service = cli->o.pos[1];
+	if (km_client_health_check(cli->c, &req, &cli->a, &r, &cli->st))
+		return rpc_failed(cli);
+	if (cli->o.json)
+		print_json(&r->base);
+	else
+		printf("%s\n",
+		       protobuf_c_enum_descriptor_get_value(
+			       &grpc__health__v1__health_check_response__serving_status__descriptor,
+			       r->status)
+			       ->name);
+	/* Scripts can branch on it: 0 only when SERVING. */
+	return r->status ==
+			       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+		       ? 0
+		       : 3;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+enum {
+	O_TIMEOUT = 256, O_HTTP, O_TCP, O_GRPC, O_GRPC_SERVICE, O_FILE, O_EXEC,
+	O_MIN_SIZE, O_MAX_AGE, O_TLS_VERIFY, O_CA_FILE, O_ENV, O_WORKDIR,
+	O_PERIOD, O_PROBE_TIMEOUT, O_INITIAL_DELAY, O_SUCCESS, O_FAILURE,
+	O_GENERATION, O_KIND, O_STATE, O_CLUSTER, O_SINCE, O_UNTIL,
+	O_FAILURES, O_SUCCESSES, O_OLDEST, O_LIMIT, O_LABEL,
+};
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option opts[] = {
+		{"server", required_argument, NULL, 's'},
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{"filename", required_argument, NULL, 'f'},
+		{"selector", required_argument, NULL, 'l'},
+		{"header", required_argument, NULL, 'H'},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"http", required_argument, NULL, O_HTTP},
+		{"tcp", required_argument, NULL, O_TCP},
+		{"grpc", required_argument, NULL, O_GRPC},
+		{"grpc-service", required_argument, NULL, O_GRPC_SERVICE},
+		{"file", required_argument, NULL, O_FILE},
+		{"exec", no_argument, NULL, O_EXEC},
+		{"min-size", required_argument, NULL, O_MIN_SIZE},
+		{"max-age", required_argument, NULL, O_MAX_AGE},
+		{"tls-verify", no_argument, NULL, O_TLS_VERIFY},
+		{"ca-file", required_argument, NULL, O_CA_FILE},
+		{"env", required_argument, NULL, O_ENV},
+		{"workdir", required_argument, NULL, O_WORKDIR},
+		{"period", required_argument, NULL, O_PERIOD},
+		{"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
+		{"initial-delay", required_argument, NULL, O_INITIAL_DELAY},
+		{"success-threshold", required_argument, NULL, O_SUCCESS},
+		{"failure-threshold", required_argument, NULL, O_FAILURE},
+		{"generation", required_argument, NULL, O_GENERATION},
+		{"kind", required_argument, NULL, O_KIND},
+		{"state", required_argument, NULL, O_STATE},
+		{"cluster", required_argument, NULL, O_CLUSTER},
+		{"since", required_argument, NULL, O_SINCE},
+		{"until", required_argument, NULL, O_UNTIL},
+		{"failures", no_argument, NULL, O_FAILURES},
+		{"successes", no_argument, NULL, O_SUCCESSES},
+		{"oldest-first", no_argument, NULL, O_OLDEST},
+		{"limit", required_argument, NULL, O_LIMIT},
+		{"label", required_argument, NULL, O_LABEL},
+		{0},
+	};
+	int dashdash = argc, c;
+
+	/* Everything after "--" is the exec probe's command, untouched. */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--")) {
+			dashdash = i;
+			break;
+		}
+	o->cmd = argv + dashdash + 1;
+	o->n_cmd = dashdash < argc ? argc - dashdash - 1 : 0;
+	o->server = getenv("KUBEMEDIC_SERVER");
+	if (!o->server || !*o->server)
+		o->server = DEFAULT_SERVER;
+	o->timeout_ms = 10000;
+
+	opterr = 0;
+	while ((c = getopt_long(dashdash, argv, "s:o:hf:l:H:", opts, NULL)) !=
+	       -1) {
+		int64_t ms;
+
+		switch (c) {
+		case 's': o->server = optarg; break;
+		case 'o':
+			if (strcmp(optarg, "json") && strcmp(optarg, "table"))
+				return usage_error("-o: table or json, got "
+						   "\"%s\"", optarg);
+			o->json = !strcmp(optarg, "json");
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case 'f': o->filename = optarg; break;
+		case 'l': o->selector = optarg; break;
+		case 'H':
+			if (o->n_headers == 64)
+				return usage_error("too many -H%s", "");
+			o->headers[o->n_headers++] = optarg;
+			break;
+		case O_TIMEOUT:
+			if (km_duration_parse(optarg, &ms))
+				return usage_error("--timeout: bad duration "
+						   "\"%s\"", optarg);
+			o->timeout_ms = ms;
+			break;
+		case O_HTTP: o->http = optarg; break;
+		case O_TCP: o->tcp = optarg; break;
+		case O_GRPC: o->grpc = optarg; break;
+		case O_GRPC_SERVICE: o->grpc_service = optarg; break;
+		case O_FILE: o->file = optarg; break;
+		case O_EXEC: o->exec = true; break;
+		case O_MIN_SIZE:
+			if (parse_int(optarg, 0, INT64_MAX, &o->min_size))
+				return usage_error("--min-size: bytes, got "
+						   "\"%s\"", optarg);
+			break;
+		case O_MAX_AGE: o->max_age = optarg; break;
+		case O_TLS_VERIFY: o->tls_verify = true; break;
+		case O_CA_FILE: o->ca_file = optarg; break;
+		case O_ENV:
+			if (o->n_env == 256)
+				return usage_error("too many --env%s", "");
+			o->env[o->n_env++] = optarg;
+			break;
+		case O_WORKDIR: o->workdir = optarg; break;
+		case O_PERIOD: o->period = optarg; break;
+		case O_PROBE_TIMEOUT: o->probe_timeout = optarg; break;
+		case O_INITIAL_DELAY: o->initial_delay = optarg; break;
+		case O_SUCCESS:
+			if (parse_int(optarg, 1, INT32_MAX,
+				      &o->success_threshold))
+				return usage_error("--success-threshold: a "
+						   "positive number, got "
+						   "\"%s\"", optarg);
+			break;
+		case O_FAILURE:
+			if (parse_int(optarg, 1, INT32_MAX,
+				      &o->failure_threshold))
+				return usage_error("--failure-threshold: a "
+						   "positive number, got "
+						   "\"%s\"", optarg);
+			break;
+		case O_GENERATION:
+			if (parse_int(optarg, 1, INT64_MAX, &o->generation))
+				return usage_error("--generation: a positive "
+						   "number, got \"%s\"", optarg);
+			break;
+		case O_KIND: o->kind = optarg; break;
+		case O_STATE: o->state = optarg; break;
+		case O_CLUSTER: o->cluster = optarg; break;
+		case O_SINCE: o->since = optarg; break;
+		case O_UNTIL: o->until = optarg; break;
+		case O_FAILURES: o->failures = true; break;
+		case O_SUCCESSES: o->successes = true; break;
+		case O_OLDEST: o->oldest_first = true; break;
+		case O_LIMIT:
+			if (parse_int(optarg, 1, 1000000, &o->limit))
+				return usage_error("--limit: 1 to 1000000, got "
+						   "\"%s\"", optarg);
+			break;
+		case O_LABEL:
+			if (o->n_labels == 64)
+				return usage_error("too many --label%s", "");
+			o->labels[o->n_labels++] = optarg;
+			break;
+		default:
+			return usage_error("unknown or incomplete option \"%s\"",
+					   argv[optind - 1]);
+		}
+	}
+	o->pos = argv + optind;
+	o->n_pos = dashdash - optind;
+	if (o->n_cmd && !o->exec)
+		return usage_error("arguments after -- are only for --exec%s",
+				   "");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(struct cli *);
+	} cmds[] = {
+		{"probes", cmd_probes},	      {"status", cmd_status},
+		{"targets", cmd_targets},     {"history", cmd_history},
+		{"transitions", cmd_transitions}, {"health", cmd_health},
+	};
+	struct cli cli = {0};
+	int rc;
+
+	km_arena_init(&cli.a, 65536);
+	rc = parse_args(argc, argv, &cli.o);
+	if (rc)
+		return rc;
+	if (!cli.o.n_pos) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	rc = -1;
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (!strcmp(cli.o.pos[0], cmds[i].name))
+			rc = cmds[i].fn(&cli);
+	if (rc == -1)
+		rc = usage_error("unknown command \"%s\"", cli.o.pos[0]);
+	km_client_close(cli.c);
+	km_arena_free(&cli.a);
+	fflush(stdout);
+	return rc;
+}
