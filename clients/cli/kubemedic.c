@@ -237,12 +237,20 @@ static int rpc_failed(struct cli *cli)
 	return 1;
 }
 
-static void print_labels(size_t n, Kubemedic__V1__Probe__LabelsEntry **l)
+/* Map entries of any map<string,string> field: the entry's key and value
+ * are its fields 1 and 2, found through the descriptor. */
+static void print_labels(size_t n, ProtobufCMessage *const *entries)
 {
 	if (!n)
 		printf("-");
-	for (size_t i = 0; i < n; i++)
-		printf("%s%s=%s", i ? "," : "", l[i]->key, l[i]->value);
+	for (size_t i = 0; i < n; i++) {
+		const ProtobufCMessageDescriptor *d = entries[i]->descriptor;
+		const char *base = (const char *)entries[i];
+		const char *k = *(char *const *)(base + d->fields[0].offset);
+		const char *v = *(char *const *)(base + d->fields[1].offset);
+
+		printf("%s%s=%s", i ? "," : "", k, v);
+	}
 }
 
 static const char *probe_type(const Kubemedic__V1__Probe *p)
@@ -278,7 +286,7 @@ static void print_probe_row(const Kubemedic__V1__Probe *p)
 	       p->source == KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_CONFIG
 		       ? "config"
 		       : "api");
-	print_labels(p->n_labels, p->labels);
+	print_labels(p->n_labels, (ProtobufCMessage *const *)p->labels);
 	printf("\n");
 }
 
@@ -290,7 +298,7 @@ static void print_probe_header(void)
 
 static void print_probe(const Kubemedic__V1__Probe *p)
 {
-	char b[40];
+	char b[40], t1[32], t2[32];
 
 	printf("Name:        %s\n", p->name);
 	printf("Target:      %s\n", p->target);
@@ -300,7 +308,7 @@ static void print_probe(const Kubemedic__V1__Probe *p)
 		       : "API");
 	printf("Generation:  %lld\n", (long long)p->generation);
 	printf("Labels:      ");
-	print_labels(p->n_labels, p->labels);
+	print_labels(p->n_labels, (ProtobufCMessage *const *)p->labels);
 	printf("\n");
 	if (p->http_get) {
 		printf("HTTP GET:    %s://%s:%d%s\n",
@@ -342,8 +350,8 @@ static void print_probe(const Kubemedic__V1__Probe *p)
 		printf("\n");
 	}
 	printf("Timing:      initial delay %ds, period %s, timeout %s\n",
-	       p->initial_delay_seconds, fmt_ms(b, period_ms(p)),
-	       fmt_ms(b + 16, timeout_ms(p)));
+	       p->initial_delay_seconds, fmt_ms(t1, period_ms(p)),
+	       fmt_ms(t2, timeout_ms(p)));
 	printf("Thresholds:  %d success, %d failure\n", p->success_threshold,
 	       p->failure_threshold);
 	printf("Created:     %s\n", fmt_ts(b, p->create_time));
@@ -993,8 +1001,7 @@ static int cmd_targets(struct cli *cli)
 			       STATE(t->state), t->flapping ? "yes" : "no",
 			       fmt_ts(b, t->state_since));
 			print_labels(t->n_labels,
-				     (Kubemedic__V1__Probe__LabelsEntry **)
-					     t->labels);
+				     (ProtobufCMessage *const *)t->labels);
 			printf("\n");
 		}
 		req.page_token = r->next_page_token;

@@ -1,0 +1,102 @@
+# kubemedic — the two commands of the README, and their parts.
+#
+#   make run    install what is missing, build, start kubemedicd with an
+#               embedded SQLite database and the example config
+#   make test   install what is missing, build, run every test: unit and
+#               integration tests (plain and under ASan+UBSan), the Bazel
+#               build and tests, and the e2e suite on a real control plane
+#
+# Parts: deps tools build test-unit test-integration test-asan test-bazel
+#        e2e bench clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+CACHE      := $(CURDIR)/.cache
+JOBS       ?= $(shell nproc)
+LISTEN     ?= 127.0.0.1:7070
+DB         ?= kubemedic.db
+CONFIG     ?= deploy/kubemedic.example.yaml
+
+# Debian packages the build and the tests need.
+DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
+	libgrpc-dev libgrpc++-dev protobuf-compiler-grpc protobuf-c-compiler \
+	libprotobuf-c-dev libprotobuf-dev protobuf-compiler libsqlite3-dev \
+	libcurl4-openssl-dev libcmocka-dev libyaml-dev libssl-dev sqlite3 \
+	bazel-bootstrap valgrind nghttp2-client golang-go python3-venv
+
+GO         := go
+GRPCURL    := $(CACHE)/bin/grpcurl
+VENV       := $(CACHE)/venv
+PYTHON     := $(VENV)/bin/python
+
+.PHONY: run test deps tools build test-unit test-integration test-asan \
+	test-bazel e2e bench clean
+
+run: deps build
+	@echo "kubemedicd: listening on $(LISTEN), database $(DB), config $(CONFIG)"
+	exec ./$(BUILD)/kubemedicd --config $(CONFIG) --listen $(LISTEN) --db $(DB)
+
+test: deps tools build test-unit test-integration test-asan test-bazel e2e
+	@echo "all tests passed"
+
+# Installs only what is missing, so a prepared machine skips apt entirely.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+# Test tools outside Debian: grpcurl (Go module proxy), grpcio (PyPI).
+tools: $(GRPCURL) $(VENV)/.done
+
+$(GRPCURL):
+	GOBIN=$(CACHE)/bin $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
+
+$(VENV)/.done: tests/integration/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/integration/requirements.txt
+	touch $@
+
+build:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	ninja -C $(BUILD) -j $(JOBS)
+
+test-unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-integration: build tools
+	KM_BUILD=$(CURDIR)/$(BUILD) KM_GRPCURL=$(GRPCURL) \
+		$(PYTHON) -m pytest -q tests/integration
+
+test-asan: tools
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+		-DKM_SANITIZE=ON -DKM_BENCH=OFF >/dev/null
+	ninja -C $(ASAN_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+	KM_BUILD=$(CURDIR)/$(ASAN_BUILD) KM_GRPCURL=$(GRPCURL) KM_SANITIZED=1 \
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(PYTHON) -m pytest -q tests/integration
+
+test-bazel:
+	bazel --batch --output_user_root=$(CACHE)/bazel test \
+		--jobs=$(JOBS) //...
+
+e2e:
+	tests/e2e/run
+
+bench: build tools
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) bazel-*

@@ -1,0 +1,292 @@
+"""The gRPC API through Python's grpcio with stubs generated from proto/:
+status codes, messages a person can act on, limits, paging, the standard
+health protocol."""
+import threading
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from conftest import seed
+
+
+def probes(pb, channel):
+    return pb.probe_grpc.ProbeServiceStub(channel)
+
+
+def health(pb, channel):
+    return pb.health_grpc.HealthServiceStub(channel)
+
+
+def tcp_probe(pb, name, **kw):
+    return pb.probe.Probe(name=name, tcp_socket=pb.probe.TCPSocketAction(
+        host="127.0.0.1", port=7070), **kw)
+
+
+def code_of(call, *args, **kw):
+    with pytest.raises(grpc.RpcError) as e:
+        call(*args, **kw)
+    return e.value.code(), e.value.details()
+
+
+@pytest.mark.parametrize("field,value,expect", [
+    ("period_seconds", -1, "probe.period_seconds: must be greater than or "
+                           "equal to 0"),
+    ("timeout_seconds", -5, "probe.timeout_seconds"),
+    ("failure_threshold", -1, "probe.failure_threshold"),
+    ("success_threshold", 10001, "probe.success_threshold: must be at most"),
+    ("initial_delay_seconds", 86401, "probe.initial_delay_seconds"),
+    ("period_milliseconds", 99, "probe.period_milliseconds: must be at "
+                                "least 100"),
+])
+def test_out_of_range_timing(pb, channel, field, value, expect):
+    code, msg = code_of(probes(pb, channel).CreateProbe,
+                        pb.probe.CreateProbeRequest(
+                            probe=tcp_probe(pb, "p", **{field: value})))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert expect in msg
+
+
+def test_handler_rules(pb, channel):
+    stub = probes(pb, channel)
+    both = pb.probe.Probe(name="two",
+                          tcp_socket=pb.probe.TCPSocketAction(host="h",
+                                                              port=1),
+                          file=pb.probe.FileAction(path="/x"))
+    code, msg = code_of(stub.CreateProbe, pb.probe.CreateProbeRequest(
+        probe=both))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "may not specify more than 1 handler type" in msg
+    code, msg = code_of(stub.CreateProbe, pb.probe.CreateProbeRequest(
+        probe=pb.probe.Probe(name="none")))
+    assert "must specify a handler type" in msg
+    bad_port = pb.probe.Probe(name="p", http_get=pb.probe.HTTPGetAction(
+        host="127.0.0.1", port=70000))
+    code, msg = code_of(stub.CreateProbe,
+                        pb.probe.CreateProbeRequest(probe=bad_port))
+    assert "probe.http_get.port: Invalid value: 70000" in msg
+    bad_scheme = pb.probe.Probe(name="p", http_get=pb.probe.HTTPGetAction(
+        host="127.0.0.1", port=80, scheme="ftp"))
+    code, msg = code_of(stub.CreateProbe,
+                        pb.probe.CreateProbeRequest(probe=bad_scheme))
+    assert 'probe.http_get.scheme: Unsupported value: "ftp"' in msg
+    code, msg = code_of(stub.CreateProbe, pb.probe.CreateProbeRequest())
+    assert (code, msg) == (grpc.StatusCode.INVALID_ARGUMENT,
+                           "probe: Required value")
+
+
+def test_exists_not_found_precondition(pb, channel, daemon):
+    stub = probes(pb, channel)
+    created = stub.CreateProbe(pb.probe.CreateProbeRequest(
+        probe=tcp_probe(pb, "dup")))
+    assert created.target == "probe//dup" and created.generation == 1
+    code, msg = code_of(stub.CreateProbe, pb.probe.CreateProbeRequest(
+        probe=tcp_probe(pb, "dup")))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert "UpdateProbe" in msg
+    code, _ = code_of(stub.GetProbe, pb.probe.GetProbeRequest(name="nope"))
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = code_of(stub.DeleteProbe,
+                      pb.probe.DeleteProbeRequest(name="nope"))
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = code_of(stub.UpdateProbe, pb.probe.UpdateProbeRequest(
+        probe=tcp_probe(pb, "nope")))
+    assert code == grpc.StatusCode.NOT_FOUND
+    stale = tcp_probe(pb, "dup", generation=7)
+    code, msg = code_of(stub.UpdateProbe,
+                        pb.probe.UpdateProbeRequest(probe=stale))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "generation" in msg
+    h = health(pb, channel)
+    code, msg = code_of(h.GetHealth, pb.health.GetHealthRequest(
+        target="probe//nope"))
+    assert (code, msg) == (grpc.StatusCode.NOT_FOUND,
+                           'target "probe//nope" not found')
+    code, msg = code_of(h.GetHealth, pb.health.GetHealthRequest(target=""))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "target: Required value" in msg
+
+
+def test_config_probes_are_read_only(pb, daemon_factory, tmp_path):
+    cfg = tmp_path / "km.yaml"
+    cfg.write_text("probes:\n  - name: from-config\n"
+                   "    tcpSocket: {host: 127.0.0.1, port: 1}\n")
+    d = daemon_factory(config=cfg).start()
+    with grpc.insecure_channel(d.addr) as ch:
+        stub = probes(pb, ch)
+        got = stub.GetProbe(pb.probe.GetProbeRequest(name="from-config"))
+        assert got.source == pb.probe.PROBE_SOURCE_CONFIG
+        code, msg = code_of(stub.DeleteProbe, pb.probe.DeleteProbeRequest(
+            name="from-config"))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "config file" in msg
+        code, _ = code_of(stub.UpdateProbe, pb.probe.UpdateProbeRequest(
+            probe=tcp_probe(pb, "from-config")))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert d.stop() == 0
+
+
+def test_unimplemented_names_the_capability(pb, channel):
+    rec = pb.recovery_grpc.RecoveryServiceStub(channel)
+    code, msg = code_of(rec.RequestRecovery, pb.recovery.RequestRecoveryRequest(
+        target="pod/default/web-0"))
+    assert code == grpc.StatusCode.UNIMPLEMENTED
+    assert "recovery actions" in msg
+    code, msg = code_of(health(pb, channel).GetAvailability,
+                        pb.health.GetAvailabilityRequest(target="x"))
+    assert code == grpc.StatusCode.UNIMPLEMENTED and "availability" in msg
+    stream = health(pb, channel).WatchHealth(pb.health.WatchHealthRequest())
+    code, msg = code_of(lambda: next(stream))
+    assert code == grpc.StatusCode.UNIMPLEMENTED and "probe engine" in msg
+    unknown = channel.unary_unary("/kubemedic.v1.Nope/Nothing",
+                                  request_serializer=lambda b: b,
+                                  response_deserializer=lambda b: b)
+    code, msg = code_of(unknown, b"")
+    assert code == grpc.StatusCode.UNIMPLEMENTED
+    assert "unknown method /kubemedic.v1.Nope/Nothing" in msg
+
+
+def test_malformed_and_oversize_messages(pb, channel):
+    raw = channel.unary_unary("/kubemedic.v1.ProbeService/GetProbe",
+                              request_serializer=lambda b: b,
+                              response_deserializer=lambda b: b)
+    # Field 1 declared as a 100-byte string, with 3 bytes present.
+    code, msg = code_of(raw, b"\x0a\x64abc")
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed request" in msg and "GetProbeRequest" in msg
+    # Over the 4 MiB receive limit.
+    code, _ = code_of(raw, b"\x0a" + b"\xff\xff\xff\x02" + b"x" * (5 << 20))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The server is still fine.
+    code, _ = code_of(probes(pb, channel).GetProbe,
+                      pb.probe.GetProbeRequest(name="after"))
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+def test_list_paging_and_tokens(pb, channel):
+    stub = probes(pb, channel)
+    for i in range(25):
+        stub.CreateProbe(pb.probe.CreateProbeRequest(probe=tcp_probe(
+            pb, f"p{i:02d}", labels={"odd": str(i % 2)})))
+    names, token, pages = [], "", 0
+    while True:
+        r = stub.ListProbes(pb.probe.ListProbesRequest(page_size=10,
+                                                       page_token=token))
+        names += [p.name for p in r.probes]
+        pages += 1
+        token = r.next_page_token
+        if not token:
+            break
+    assert names == [f"p{i:02d}" for i in range(25)] and pages == 3
+    r = stub.ListProbes(pb.probe.ListProbesRequest(label_selector="odd=1",
+                                                   page_size=5))
+    assert [p.name for p in r.probes] == ["p01", "p03", "p05", "p07", "p09"]
+    # A token is bound to its query's filters.
+    code, msg = code_of(stub.ListProbes, pb.probe.ListProbesRequest(
+        label_selector="odd=0", page_token=r.next_page_token))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "other filters" in msg
+    code, msg = code_of(stub.ListProbes, pb.probe.ListProbesRequest(
+        page_token="garbage!"))
+    assert "page_token" in msg
+    code, msg = code_of(stub.ListProbes, pb.probe.ListProbesRequest(
+        page_size=1001))
+    assert "page_size: at most 1000" in msg
+    code, msg = code_of(stub.ListProbes, pb.probe.ListProbesRequest(
+        page_size=-1))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_history_queries(pb, channel, daemon):
+    stub = probes(pb, channel)
+    stub.CreateProbe(pb.probe.CreateProbeRequest(probe=tcp_probe(pb, "h")))
+    t0 = 1_700_000_000_000_000
+    seed(daemon.db, "probe//h", "--results", 2500, "--start-us", t0,
+         "--step-us", 1000, "--fail-every", 5)
+    h = health(pb, channel)
+    q = pb.health.QueryProbeHistoryRequest
+    r = h.QueryProbeHistory(q(target="probe//h", page_size=1000))
+    assert len(r.results) == 1000 and r.next_page_token
+    assert r.results[0].start_time.ToMicroseconds() == t0 + 2499 * 1000
+    seen, token = 0, ""
+    while True:
+        r = h.QueryProbeHistory(q(target="probe//h", page_size=1000,
+                                  outcome=pb.common.OUTCOME_FAILURE,
+                                  order=pb.common.ORDER_OLDEST_FIRST,
+                                  page_token=token))
+        assert all(not x.success and x.status_code == 500
+                   for x in r.results)
+        seen += len(r.results)
+        token = r.next_page_token
+        if not token:
+            break
+    assert seen == 500
+    code, msg = code_of(h.QueryProbeHistory, q(target="probe//h",
+                                               page_size=1001))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    start = pb.health.google_dot_protobuf_dot_timestamp__pb2.Timestamp(
+        seconds=10)
+    code, msg = code_of(h.QueryProbeHistory, q(target="probe//h",
+                                               start_time=start,
+                                               end_time=start))
+    assert "start_time: must be before end_time" in msg
+    bad = pb.health.google_dot_protobuf_dot_timestamp__pb2.Timestamp(
+        seconds=1, nanos=-1)
+    code, msg = code_of(h.QueryProbeHistory, q(target="probe//h",
+                                               start_time=bad))
+    assert "start_time: nanos" in msg
+    code, msg = code_of(h.QueryProbeHistory, q(target="probe//h",
+                                               outcome=7))
+    assert "outcome: unknown Outcome value 7" in msg
+
+
+def test_deadline_exceeded(pb, channel):
+    code, _ = code_of(health(pb, channel).ListTargets,
+                      pb.health.ListTargetsRequest(), timeout=0.000001)
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_standard_health_check_and_watch(pb, channel, daemon):
+    hc = health_pb2_grpc.HealthStub(channel)
+    S = health_pb2.HealthCheckResponse
+    assert hc.Check(health_pb2.HealthCheckRequest()).status == S.SERVING
+    code, msg = code_of(hc.Check, health_pb2.HealthCheckRequest(
+        service="probe//later"))
+    assert code == grpc.StatusCode.NOT_FOUND
+
+    watch = hc.Watch(health_pb2.HealthCheckRequest(service="probe//later"))
+    assert next(watch).status == S.SERVICE_UNKNOWN
+    self_watch = hc.Watch(health_pb2.HealthCheckRequest())
+    assert next(self_watch).status == S.SERVING
+
+    probes(pb, channel).CreateProbe(pb.probe.CreateProbeRequest(
+        probe=tcp_probe(pb, "later")))
+    assert hc.Check(health_pb2.HealthCheckRequest(
+        service="probe//later")).status == S.UNKNOWN
+    # A committed transition reaches the watcher of that target.
+    seed(daemon.db, "probe//later", "--transition", "1000:1:3:down")
+    # km_seed writes from another process: the daemon's own writer did not
+    # see it, so the watcher learns of it only through a later Check...
+    assert hc.Check(health_pb2.HealthCheckRequest(
+        service="probe//later")).status == S.NOT_SERVING
+    watch.cancel()
+
+    # Shutdown: watchers of the daemon hear NOT_SERVING, then the stream
+    # ends with UNAVAILABLE.
+    got = []
+    t = threading.Thread(target=lambda: got.extend(
+        _drain(self_watch)), daemon=True)
+    t.start()
+    assert daemon.stop() == 0
+    t.join(30)
+    assert got[0] == S.NOT_SERVING
+    assert got[-1] == grpc.StatusCode.UNAVAILABLE
+
+
+def _drain(stream):
+    out = []
+    try:
+        for m in stream:
+            out.append(m.status)
+    except grpc.RpcError as e:
+        out.append(e.code())
+    return out
