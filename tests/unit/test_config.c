@@ -1,0 +1,1034 @@
+/*
+ * The configuration file: defaults, every key, every probe type, every
+ * class of error (with the file, line and key in the message), durations,
+ * km_config_parse_probes' three document shapes, and a Kubernetes probe
+ * pasted from a pod spec.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "km_config.h"
+#include "km_log.h"
+#include "km_probe_spec.h"
+#include "km_test.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+static int load(struct km_config *c, const char *yaml, struct km_error *err)
+{
+	return km_config_load_string(c, yaml, strlen(yaml), "test.yaml", err);
+}
+
+/* Loads yaml, which must be accepted, into a fresh config. */
+static void load_ok(struct km_config *c, const char *yaml)
+{
+	struct km_error err = {0};
+
+	km_config_defaults(c);
+	if (load(c, yaml, &err) != 0) {
+		fprintf(stderr, "unexpected error: %s\n", err.msg);
+		fail();
+	}
+}
+
+/* Loads yaml, which must be refused with code, and checks that the message
+ * holds every string of the NULL-terminated list. */
+static void check_error(int code, const char *yaml, ...)
+{
+	struct km_config c;
+	struct km_error err = {0};
+	const char *want;
+	va_list ap;
+	int rc;
+
+	km_config_defaults(&c);
+	rc = load(&c, yaml, &err);
+	if (rc != code)
+		fprintf(stderr, "rc %d (want %d) for:\n%s\nmessage: %s\n", rc,
+			code, yaml, err.msg);
+	assert_int_equal(rc, code);
+	assert_int_equal(err.code, code);
+	va_start(ap, yaml);
+	while ((want = va_arg(ap, const char *))) {
+		if (!strstr(err.msg, want))
+			fprintf(stderr, "message \"%s\"\n lacks \"%s\"\n",
+				err.msg, want);
+		assert_non_null(strstr(err.msg, want));
+	}
+	va_end(ap);
+	/* Nothing of a refused file is taken. */
+	assert_string_equal(c.listen, "127.0.0.1:7070");
+	assert_int_equal(c.n_probes, 0);
+	km_config_free(&c);
+}
+
+#define EXPECT_ERROR(yaml, ...) check_error(KM_EINVAL, yaml, __VA_ARGS__, NULL)
+
+static void assert_defaults(const struct km_config *c)
+{
+	assert_null(c->path);
+	assert_string_equal(c->listen, "127.0.0.1:7070");
+	assert_int_equal(c->threads, 0);
+	assert_int_equal(c->max_recv_message_bytes, 4 << 20);
+	assert_int_equal(c->shutdown_grace_ms, 10000);
+	assert_string_equal(c->db_path, "kubemedic.db");
+	assert_false(c->db_sync_normal);
+	assert_int_equal(c->result_queue, 65536);
+	assert_int_equal(c->results_retention_ms, 30 * DAY_MS);
+	assert_int_equal(c->transitions_retention_ms, 400 * DAY_MS);
+	assert_int_equal(c->retention_interval_ms, 60000);
+	assert_int_equal(c->log_level, KM_LOG_INFO);
+	assert_false(c->log_json);
+	assert_null(c->probes);
+	assert_int_equal(c->n_probes, 0);
+}
+
+static void test_defaults(void **state)
+{
+	static const char *const empty[] = {
+		"", "\n\n", "# only a comment\n", "---\n", "---\n...\n", "~\n",
+		"null", "retention:\nlog: ~\ndatabase: null\nprobes:\n",
+	};
+	struct km_config c;
+
+	(void)state;
+	km_config_defaults(&c);
+	assert_defaults(&c);
+	km_config_free(&c);
+	for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+		load_ok(&c, empty[i]);
+		assert_defaults(&c);
+		km_config_free(&c);
+	}
+	/* NULL text is the empty file. */
+	km_config_defaults(&c);
+	assert_int_equal(km_config_load_string(&c, NULL, 0, NULL, NULL), 0);
+	assert_defaults(&c);
+	km_config_free(&c);
+}
+
+static const char full_config[] =
+	"listen: 0.0.0.0:9090\n"
+	"threads: 8\n"
+	"maxReceiveMessageBytes: 1048576\n"
+	"shutdownGracePeriod: 1m30s\n"
+	"database:\n"
+	"  path: /var/lib/kubemedic/km.db\n"
+	"  synchronous: normal\n"
+	"  resultQueue: 1024\n"
+	"retention:\n"
+	"  results: 7d\n"
+	"  transitions: 0\n"
+	"  interval: 250ms\n" /* refused: below 1s, replaced below */
+	"log:\n"
+	"  level: debug\n"
+	"  format: json\n"
+	"probes:\n"
+	"  - name: checkout-http\n"
+	"    labels: {team: shop}\n"
+	"    httpGet: {host: 127.0.0.1, port: 8080, path: /healthz}\n"
+	"    periodSeconds: 5\n"
+	"    failureThreshold: 3\n";
+
+static void test_full_config(void **state)
+{
+	struct km_config c;
+	char *yaml = strdup(full_config);
+	const struct km_probe *p;
+
+	(void)state;
+	memcpy(strstr(yaml, "250ms"), "5s   ", 5);
+	load_ok(&c, yaml);
+	free(yaml);
+	assert_string_equal(c.listen, "0.0.0.0:9090");
+	assert_int_equal(c.threads, 8);
+	assert_int_equal(c.max_recv_message_bytes, 1048576);
+	assert_int_equal(c.shutdown_grace_ms, 90000);
+	assert_string_equal(c.db_path, "/var/lib/kubemedic/km.db");
+	assert_true(c.db_sync_normal);
+	assert_int_equal(c.result_queue, 1024);
+	assert_int_equal(c.results_retention_ms, 7 * DAY_MS);
+	assert_int_equal(c.transitions_retention_ms, 0);
+	assert_int_equal(c.retention_interval_ms, 5000);
+	assert_int_equal(c.log_level, KM_LOG_DEBUG);
+	assert_true(c.log_json);
+	assert_int_equal(c.n_probes, 1);
+	p = &c.probes[0];
+	assert_string_equal(p->name, "checkout-http");
+	assert_int_equal(p->n_labels, 1);
+	assert_string_equal(p->labels[0].key, "team");
+	assert_string_equal(p->labels[0].value, "shop");
+	assert_int_equal(p->type, KM_PROBE_HTTP);
+	assert_string_equal(p->host, "127.0.0.1");
+	assert_int_equal(p->port, 8080);
+	assert_string_equal(p->path, "/healthz");
+	assert_false(p->https);
+	assert_int_equal(p->period_ms, 5000);
+	assert_int_equal(p->timeout_ms, 1000);
+	assert_int_equal(p->initial_delay_ms, 0);
+	assert_int_equal(p->success_threshold, 1);
+	assert_int_equal(p->failure_threshold, 3);
+	assert_int_equal(p->source, KM_SOURCE_CONFIG);
+	km_config_free(&c);
+
+	/* The interval's lower bound. */
+	EXPECT_ERROR(full_config, "test.yaml:12:13: retention.interval: must "
+		     "be between 1s and 1d, got \"250ms\"");
+}
+
+static void test_log_levels(void **state)
+{
+	static const struct {
+		const char *word;
+		int level;
+	} levels[] = {{"debug", KM_LOG_DEBUG}, {"info", KM_LOG_INFO},
+		      {"warn", KM_LOG_WARN}, {"error", KM_LOG_ERROR}};
+	struct km_config c;
+	char yaml[64];
+
+	(void)state;
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(yaml, sizeof yaml, "log: {level: %s, format: logfmt}",
+			 levels[i].word);
+		load_ok(&c, yaml);
+		assert_int_equal(c.log_level, levels[i].level);
+		assert_false(c.log_json);
+		km_config_free(&c);
+	}
+	EXPECT_ERROR("log:\n  level: verbose\n",
+		     "test.yaml:2:10: log.level: Unsupported value: "
+		     "\"verbose\": supported values: \"debug\", \"info\", "
+		     "\"warn\", \"error\"");
+	EXPECT_ERROR("log: {format: text}", "log.format: Unsupported value: "
+		     "\"text\": supported values: \"logfmt\", \"json\"");
+	EXPECT_ERROR("log: {level: INFO}", "log.level: Unsupported value");
+	EXPECT_ERROR("database: {synchronous: off}",
+		     "database.synchronous: Unsupported value: \"off\": "
+		     "supported values: \"full\", \"normal\"");
+}
+
+static void test_load_over_existing(void **state)
+{
+	struct km_config c;
+	struct km_error err = {0};
+
+	(void)state;
+	load_ok(&c, "threads: 3\nlog: {format: json}\n");
+	/* A second file overrides only what it says. */
+	assert_int_equal(load(&c, "listen: 10.0.0.1:1\n", &err), 0);
+	assert_int_equal(c.threads, 3);
+	assert_true(c.log_json);
+	assert_string_equal(c.listen, "10.0.0.1:1");
+	/* A refused file changes nothing. */
+	assert_int_equal(load(&c, "threads: 5\nlisten: nope\n", &err),
+			 KM_EINVAL);
+	assert_int_equal(c.threads, 3);
+	assert_string_equal(c.listen, "10.0.0.1:1");
+	km_config_free(&c);
+	assert_defaults(&c);
+}
+
+/* ---- probes ------------------------------------------------------------ */
+
+/* Loads one probe (given as the items of a "probes:" entry) and returns it
+ * in *c's arena. */
+static const struct km_probe *one_probe(struct km_config *c, const char *yaml)
+{
+	char *doc;
+
+	assert_true(asprintf(&doc, "probes:\n  - %s", yaml) > 0);
+	load_ok(c, doc);
+	free(doc);
+	assert_int_equal(c->n_probes, 1);
+	assert_int_equal(c->probes[0].source, KM_SOURCE_CONFIG);
+	return &c->probes[0];
+}
+
+static void test_probe_http(void **state)
+{
+	struct km_config c;
+	const struct km_probe *p;
+
+	(void)state;
+	p = one_probe(&c,
+		      "name: shop.example\n"
+		      "    labels:\n"
+		      "      team: shop\n"
+		      "      app.kubernetes.io/name: cart\n"
+		      "      version: 2\n"
+		      "      empty:\n"
+		      "    httpGet:\n"
+		      "      host: shop.example.com\n"
+		      "      port: 8443\n"
+		      "      path: /ready?full=1\n"
+		      "      scheme: HTTPS\n"
+		      "      tlsVerify: true\n"
+		      "      caFile: /etc/ssl/shop-ca.pem\n"
+		      "      httpHeaders:\n"
+		      "        - name: Host\n"
+		      "          value: shop.internal\n"
+		      "        - {name: X-Empty}\n"
+		      "    initialDelaySeconds: 5\n"
+		      "    timeoutSeconds: 2\n"
+		      "    periodSeconds: 20\n"
+		      "    successThreshold: 2\n"
+		      "    failureThreshold: 5\n");
+	assert_string_equal(p->name, "shop.example");
+	assert_int_equal(p->n_labels, 4);
+	assert_string_equal(p->labels[1].key, "app.kubernetes.io/name");
+	assert_string_equal(p->labels[2].value, "2");
+	assert_string_equal(p->labels[3].value, "");
+	assert_int_equal(p->type, KM_PROBE_HTTP);
+	assert_string_equal(p->host, "shop.example.com");
+	assert_int_equal(p->port, 8443);
+	assert_string_equal(p->path, "/ready?full=1");
+	assert_true(p->https);
+	assert_true(p->tls_verify);
+	assert_string_equal(p->ca_file, "/etc/ssl/shop-ca.pem");
+	assert_int_equal(p->n_headers, 2);
+	assert_string_equal(p->headers[0].key, "Host");
+	assert_string_equal(p->headers[0].value, "shop.internal");
+	assert_string_equal(p->headers[1].key, "X-Empty");
+	assert_string_equal(p->headers[1].value, "");
+	assert_int_equal(p->initial_delay_ms, 5000);
+	assert_int_equal(p->timeout_ms, 2000);
+	assert_int_equal(p->period_ms, 20000);
+	assert_int_equal(p->success_threshold, 2);
+	assert_int_equal(p->failure_threshold, 5);
+	km_config_free(&c);
+
+	/* Scheme spelled as the kubelet spells it; absent is HTTP. */
+	p = one_probe(&c, "name: a\n    httpGet: {host: h, port: 80, "
+			  "scheme: HTTP, tlsVerify: false}\n");
+	assert_false(p->https);
+	assert_false(p->tls_verify);
+	assert_null(p->path);
+	km_config_free(&c);
+}
+
+static void test_probe_tcp_grpc(void **state)
+{
+	struct km_config c;
+	const struct km_probe *p;
+
+	(void)state;
+	p = one_probe(&c, "name: db\n    tcpSocket: {host: \"::1\", port: "
+			  "5432}\n    periodMilliseconds: 100\n"
+			  "    timeoutMilliseconds: 50\n");
+	assert_int_equal(p->type, KM_PROBE_TCP);
+	assert_string_equal(p->host, "::1");
+	assert_int_equal(p->port, 5432);
+	assert_int_equal(p->period_ms, 100);
+	assert_int_equal(p->timeout_ms, 50);
+	km_config_free(&c);
+
+	p = one_probe(&c, "name: api\n    grpc:\n      host: 10.0.0.7\n"
+			  "      port: 50051\n      service: shop.v1.Cart\n");
+	assert_int_equal(p->type, KM_PROBE_GRPC);
+	assert_string_equal(p->host, "10.0.0.7");
+	assert_int_equal(p->port, 50051);
+	assert_string_equal(p->service, "shop.v1.Cart");
+	km_config_free(&c);
+
+	p = one_probe(&c, "name: api\n    grpc: {host: h, port: 1}\n");
+	assert_null(p->service);
+	km_config_free(&c);
+}
+
+static void test_probe_exec_file(void **state)
+{
+	struct km_config c;
+	const struct km_probe *p;
+
+	(void)state;
+	p = one_probe(&c, "name: script\n    exec:\n"
+			  "      command: [/usr/local/bin/check, --fast, 3]\n"
+			  "      env:\n"
+			  "        - {name: MODE, value: strict}\n"
+			  "        - name: _EMPTY\n"
+			  "      workingDir: /srv\n");
+	assert_int_equal(p->type, KM_PROBE_EXEC);
+	assert_int_equal(p->argc, 3);
+	assert_string_equal(p->argv[0], "/usr/local/bin/check");
+	assert_string_equal(p->argv[1], "--fast");
+	assert_string_equal(p->argv[2], "3");
+	assert_null(p->argv[3]); /* NULL-terminated, as execv wants */
+	assert_int_equal(p->n_env, 2);
+	assert_string_equal(p->env[0].key, "MODE");
+	assert_string_equal(p->env[0].value, "strict");
+	assert_string_equal(p->env[1].key, "_EMPTY");
+	assert_string_equal(p->env[1].value, "");
+	assert_string_equal(p->workdir, "/srv");
+	km_config_free(&c);
+
+	p = one_probe(&c, "name: beat\n    file: {path: /run/beat, minSize: "
+			  "10, maxAgeSeconds: 90}\n");
+	assert_int_equal(p->type, KM_PROBE_FILE);
+	assert_string_equal(p->path, "/run/beat");
+	assert_int_equal(p->min_size, 10);
+	assert_int_equal(p->max_age_s, 90);
+	km_config_free(&c);
+}
+
+static void test_probe_list(void **state)
+{
+	struct km_config c;
+
+	(void)state;
+	load_ok(&c, "probes:\n"
+		    "  - {name: a, tcpSocket: {host: h, port: 1}}\n"
+		    "  - {name: b, file: {path: /x}}\n"
+		    "  - {name: c, exec: {command: [\"true\"]}}\n");
+	assert_int_equal(c.n_probes, 3);
+	assert_string_equal(c.probes[0].name, "a");
+	assert_string_equal(c.probes[1].name, "b");
+	assert_string_equal(c.probes[2].name, "c");
+	km_config_free(&c);
+
+	/* Anchors and aliases share definitions. */
+	load_ok(&c, "probes:\n"
+		    "  - name: a\n"
+		    "    labels: &team {team: shop}\n"
+		    "    exec: &cmd {command: [\"true\"]}\n"
+		    "  - name: b\n"
+		    "    labels: *team\n"
+		    "    exec: *cmd\n");
+	assert_int_equal(c.n_probes, 2);
+	assert_string_equal(c.probes[1].labels[0].value, "shop");
+	assert_string_equal(c.probes[1].argv[0], "true");
+	km_config_free(&c);
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void test_unknown_keys(void **state)
+{
+	(void)state;
+	EXPECT_ERROR("retention:\n  results: 1d\n  foo: 1\n",
+		     "test.yaml:3:3: unknown key \"foo\" in retention (known: "
+		     "results, transitions, interval)");
+	EXPECT_ERROR("threads: 1\nlistn: a:1\n",
+		     "test.yaml:2:1: unknown key \"listn\" at the top level "
+		     "(known: listen, threads, maxReceiveMessageBytes, "
+		     "shutdownGracePeriod, database, retention, log, probes)");
+	EXPECT_ERROR("max_receive_message_bytes: 1\n",
+		     "unknown key \"max_receive_message_bytes\"",
+		     "did you mean \"maxReceiveMessageBytes\"?");
+	EXPECT_ERROR("database: {Path: x}\n", "test.yaml:1:12: unknown key "
+		     "\"Path\" in database", "did you mean \"path\"?");
+	EXPECT_ERROR("log: {colour: true}\n", "unknown key \"colour\" in log "
+		     "(known: level, format)");
+	EXPECT_ERROR("probes:\n  - name: a\n    periodSecond: 3\n",
+		     "test.yaml:3:5: unknown key \"periodSecond\" in probes[0] "
+		     "(known: name, labels, httpGet,",
+		     "did you mean \"periodSeconds\"?");
+	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
+		     "url: /x}\n", "test.yaml:3:33: unknown key \"url\" in "
+		     "probes[0].httpGet (known: host, port, path, scheme, "
+		     "httpHeaders, tlsVerify, caFile)");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
+		     "    terminationGracePeriodSeconds: 5\n",
+		     "test.yaml:4:5: unknown key "
+		     "\"terminationGracePeriodSeconds\" in probes[0]",
+		     "it does not apply");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec:\n      command: [x]\n"
+		     "      env:\n        - name: A\n          valueFrom: {}\n",
+		     "test.yaml:7:11: unknown key \"valueFrom\" in "
+		     "probes[0].exec.env[0] (known: name, value)",
+		     "outside pods");
+	EXPECT_ERROR("probes:\n  - name: a\n    tcpSocket: {host: h, port: 1, "
+		     "timeout: 3}\n", "unknown key \"timeout\" in "
+		     "probes[0].tcpSocket (known: host, port)");
+	EXPECT_ERROR("probes:\n  - name: a\n    grpc: {port: 1, svc: x}\n",
+		     "unknown key \"svc\" in probes[0].grpc (known: host, "
+		     "port, service)");
+	EXPECT_ERROR("probes:\n  - name: a\n    file: {path: /x, age: 3}\n",
+		     "unknown key \"age\" in probes[0].file (known: path, "
+		     "minSize, maxAgeSeconds)");
+	EXPECT_ERROR("base: &b {threads: 1}\n<<: *b\n", "unknown key \"base\"");
+	EXPECT_ERROR("<<: {threads: 1}\n", "unknown key \"<<\"",
+		     "merge keys are not supported");
+	EXPECT_ERROR("[a]: 1\n", "test.yaml:1:1: expected a key (a string) at "
+		     "the top level, got a list");
+}
+
+static void test_duplicate_keys(void **state)
+{
+	(void)state;
+	EXPECT_ERROR("threads: 1\nlog: {}\nthreads: 2\n",
+		     "test.yaml:3:1: duplicate key \"threads\" at the top "
+		     "level (first given at line 1)");
+	EXPECT_ERROR("probes:\n  - name: a\n    name: b\n",
+		     "test.yaml:3:5: duplicate key \"name\" in probes[0] "
+		     "(first given at line 2)");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
+		     "    labels: {a: 1, b: 2, a: 3}\n",
+		     "test.yaml:4:26: probes[0].labels: duplicate label key "
+		     "\"a\"");
+}
+
+static void test_wrong_types(void **state)
+{
+	(void)state;
+	EXPECT_ERROR("threads: abc\n", "test.yaml:1:10: threads: expected an "
+		     "integer, got \"abc\"");
+	EXPECT_ERROR("threads: 1.5\n", "test.yaml:1:10: threads: expected an "
+		     "integer, got \"1.5\"");
+	EXPECT_ERROR("threads: \"4\"\n", "threads: expected an integer, got "
+		     "the string \"4\" (write numbers without quotes)");
+	EXPECT_ERROR("threads: [4]\n", "threads: expected an integer, got a "
+		     "list");
+	EXPECT_ERROR("threads: 0x10\n", "threads: expected an integer, got "
+		     "\"0x10\"");
+	EXPECT_ERROR("threads: 99999999999999999999\n",
+		     "threads: \"99999999999999999999\" is out of range (0 to "
+		     "1024)");
+	EXPECT_ERROR("listen: {host: a}\n", "test.yaml:1:9: listen: expected "
+		     "a string, got a mapping");
+	EXPECT_ERROR("retention: 30d\n", "test.yaml:1:12: retention: expected "
+		     "a mapping, got \"30d\"");
+	EXPECT_ERROR("database:\n  - path: x\n", "test.yaml:2:3: database: "
+		     "expected a mapping, got a list");
+	EXPECT_ERROR("probes: {name: a}\n", "test.yaml:1:9: probes: expected "
+		     "a list of probes");
+	EXPECT_ERROR("probes: [a]\n", "test.yaml:1:10: probes[0]: expected a "
+		     "probe (a mapping), got \"a\"");
+	EXPECT_ERROR("probes:\n  -\n", "test.yaml:2:4: probes[0]: expected a "
+		     "probe (a mapping), got null");
+	EXPECT_ERROR("probes:\n  - name: a\n    labels: [a, b]\n",
+		     "test.yaml:3:13: probes[0].labels: expected a mapping of "
+		     "label keys to values, got a list");
+	EXPECT_ERROR("probes:\n  - name: a\n    labels: {a: [b]}\n",
+		     "probes[0].labels.a: expected a string, got a list");
+	EXPECT_ERROR("probes:\n  - name: [a]\n", "test.yaml:2:11: "
+		     "probes[0].name: expected a string, got a list");
+	EXPECT_ERROR("probes:\n  - name: a\n    periodSeconds: 1.5\n",
+		     "test.yaml:3:20: probes[0].periodSeconds: expected an "
+		     "integer, got \"1.5\"");
+	EXPECT_ERROR("probes:\n  - name: a\n    failureThreshold: \"abc\"\n",
+		     "test.yaml:3:23: probes[0].failureThreshold: expected an "
+		     "integer, got the string \"abc\"");
+	EXPECT_ERROR("probes:\n  - name: a\n    periodSeconds: 3000000000\n",
+		     "probes[0].periodSeconds: must be between -2147483648 "
+		     "and 2147483647, got 3000000000");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: \"true\"}\n",
+		     "test.yaml:3:21: probes[0].exec.command: expected a list "
+		     "(the program, then its arguments");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x, ~]}\n",
+		     "probes[0].exec.command[1]: expected a string, got null");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x, [y]]}\n",
+		     "probes[0].exec.command[1]: expected a string, got a list");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x], env: "
+		     "{A: b}}\n", "probes[0].exec.env: expected a list of "
+		     "{name, value}, got a mapping");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x], env: "
+		     "[A]}\n", "probes[0].exec.env[0]: expected a mapping "
+		     "{name, value}, got \"A\"");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x], env: "
+		     "[{value: b}]}\n", "probes[0].exec.env[0].name: Required "
+		     "value");
+	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
+		     "tlsVerify: yes}\n", "probes[0].httpGet.tlsVerify: "
+		     "expected true or false, got \"yes\"");
+	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
+		     "httpHeaders: {A: b}}\n", "probes[0].httpGet.httpHeaders: "
+		     "expected a list of {name, value}");
+	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: [h, 1]\n",
+		     "test.yaml:3:14: probes[0].httpGet: expected a mapping, "
+		     "got a list");
+	EXPECT_ERROR("probes:\n  - name: a\n    file: {path: /x, minSize: "
+		     "1k}\n", "probes[0].file.minSize: expected an integer, "
+		     "got \"1k\"");
+	EXPECT_ERROR("listen: \"a\\0b:1\"\n", "listen: must not contain NUL "
+		     "characters");
+}
+
+static void test_ports(void **state)
+{
+	(void)state;
+	EXPECT_ERROR("probes:\n  - name: web\n    httpGet:\n      host: h\n"
+		     "      port: http\n",
+		     "test.yaml:5:13: probes[0].httpGet.port: the named port "
+		     "\"http\" needs a pod", "give the port number");
+	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
+		     "\"metrics\"}\n", "probes[0].tcpSocket.port: the named "
+		     "port \"metrics\" needs a pod");
+	EXPECT_ERROR("probes:\n  - name: web\n    grpc: {host: h, port: "
+		     "\"8080\"}\n", "probes[0].grpc.port: expected a port "
+		     "number, got the string \"8080\" (write it without "
+		     "quotes)");
+	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
+		     "70000}\n", "probes[0].tcpSocket.port: Invalid value: "
+		     "\"70000\": must be between 1 and 65535, inclusive");
+	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
+		     "-1}\n", "Invalid value: \"-1\": must be between 1 and "
+		     "65535");
+	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
+		     "99999999999999999999999}\n", "Invalid value: "
+		     "\"99999999999999999999999\"");
+	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
+		     "80.5}\n", "probes[0].tcpSocket.port: expected a port "
+		     "number, got \"80.5\"");
+	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
+		     "{a: 1}}\n", "expected a port number, got a mapping");
+	/* No port at all: km_probe_spec's message, at the probe's line. */
+	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h}\n",
+		     "test.yaml:2: probes[0].tcpSocket.port: Invalid value: 0: "
+		     "must be between 1 and 65535");
+}
+
+/* What km_probe_spec refuses comes back as FILE:LINE: probes[i].field. */
+static void test_probe_validation(void **state)
+{
+	(void)state;
+	EXPECT_ERROR("threads: 1\nprobes:\n  - name: a\n    exec: {command: "
+		     "[x]}\n  - name: b\n    httpGet: {port: 80}\n",
+		     "test.yaml:5: probes[1].httpGet.host: Required value");
+	EXPECT_ERROR("probes:\n  - name: a\n    labels: {x: 1}\n",
+		     "test.yaml:2: probes[0]: must specify a handler type");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
+		     "    file: {path: /x}\n",
+		     "test.yaml:2: probes[0]: may not specify more than 1 "
+		     "handler type");
+	/* A null handler is no handler. */
+	EXPECT_ERROR("probes:\n  - name: a\n    exec:\n",
+		     "test.yaml:2: probes[0]: must specify a handler type");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {}\n",
+		     "test.yaml:2: probes[0].exec.command: Required value");
+	EXPECT_ERROR("probes:\n  - exec: {command: [x]}\n",
+		     "test.yaml:2: probes[0].name: Required value");
+	EXPECT_ERROR("probes:\n  - name: Web_1\n    exec: {command: [x]}\n",
+		     "test.yaml:2: probes[0].name: Invalid value: \"Web_1\"");
+	EXPECT_ERROR("probes:\n  - name: a\n    labels: {\"-x\": y}\n"
+		     "    exec: {command: [x]}\n",
+		     "test.yaml:2: probes[0].labels: Invalid value: \"-x\": "
+		     "label key");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
+		     "    periodSeconds: -1\n",
+		     "test.yaml:2: probes[0].periodSeconds: must be greater "
+		     "than or equal to 0 (got -1)");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
+		     "    periodSeconds: 1\n    periodMilliseconds: 500\n",
+		     "probes[0].periodMilliseconds: give period_seconds or "
+		     "period_milliseconds, not both");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
+		     "    periodMilliseconds: 50\n",
+		     "probes[0].periodMilliseconds: must be at least 100");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
+		     "    timeoutSeconds: 7200\n",
+		     "probes[0].timeoutSeconds: must be at most 3600 seconds");
+	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
+		     "scheme: https}\n", "test.yaml:3:41: "
+		     "probes[0].httpGet.scheme: Unsupported value: \"https\": "
+		     "supported values: \"HTTP\", \"HTTPS\"");
+	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
+		     "tlsVerify: true}\n", "test.yaml:2: "
+		     "probes[0].httpGet.tlsVerify: applies only to scheme "
+		     "HTTPS");
+	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
+		     "httpHeaders: [{name: \"Bad Header\", value: x}]}\n",
+		     "probes[0].httpGet.httpHeaders[0].name: Invalid value: "
+		     "\"Bad Header\"");
+	EXPECT_ERROR("probes:\n  - name: a\n    file: {path: relative}\n",
+		     "probes[0].file.path: Invalid value: \"relative\": must be "
+		     "an absolute path");
+	EXPECT_ERROR("probes:\n  - name: a\n    file: {path: /x, minSize: "
+		     "-1}\n", "probes[0].file.minSize: must be greater than or "
+		     "equal to 0");
+	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x], env: "
+		     "[{name: 1A}]}\n", "probes[0].exec.env[0].name: Invalid "
+		     "value: \"1A\"");
+}
+
+static void test_duplicate_probe_names(void **state)
+{
+	(void)state;
+	EXPECT_ERROR("probes:\n"
+		     "  - name: a\n    exec: {command: [x]}\n"
+		     "  - name: b\n    exec: {command: [x]}\n"
+		     "  - name: c\n    exec: {command: [x]}\n"
+		     "  - name: b\n    exec: {command: [x]}\n"
+		     "  - name: a\n    exec: {command: [x]}\n",
+		     "test.yaml:8: probes[3].name: duplicate name \"b\": "
+		     "probes[1] at line 4 has it already");
+}
+
+static void test_threads_listen_limits(void **state)
+{
+	static const char *const good_listen[] = {
+		"127.0.0.1:7070", "\"[::1]:7070\"", "'[::]:1'", "localhost:65535",
+		"0.0.0.0:80", "\"[fe80::1%eth0]:7070\"", "kubemedic.svc:7070",
+	};
+	struct km_config c;
+	char yaml[80];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good_listen / sizeof *good_listen; i++) {
+		snprintf(yaml, sizeof yaml, "listen: %s\n", good_listen[i]);
+		load_ok(&c, yaml);
+		km_config_free(&c);
+	}
+	load_ok(&c, "listen: \"[::1]:7070\"\nthreads: 1024\n"
+		    "maxReceiveMessageBytes: 1073741824\n");
+	assert_string_equal(c.listen, "[::1]:7070");
+	assert_int_equal(c.threads, 1024);
+	assert_int_equal(c.max_recv_message_bytes, 1 << 30);
+	km_config_free(&c);
+	load_ok(&c, "maxReceiveMessageBytes: 1024\n");
+	assert_int_equal(c.max_recv_message_bytes, 1024);
+	km_config_free(&c);
+
+	EXPECT_ERROR("threads: 1025\n", "test.yaml:1:10: threads: must be "
+		     "between 0 and 1024, got 1025");
+	EXPECT_ERROR("threads: -1\n", "threads: must be between 0 and 1024, "
+		     "got -1");
+	EXPECT_ERROR("maxReceiveMessageBytes: 1023\n", "maxReceiveMessageBytes: "
+		     "must be between 1024 and 1073741824, got 1023");
+	EXPECT_ERROR("maxReceiveMessageBytes: 1073741825\n",
+		     "maxReceiveMessageBytes: must be between 1024 and "
+		     "1073741824");
+	EXPECT_ERROR("database: {resultQueue: 0}\n", "database.resultQueue: "
+		     "must be between 1 and");
+	EXPECT_ERROR("database: {path: \"\"}\n", "database.path: must not be "
+		     "empty");
+	EXPECT_ERROR("listen: \"\"\n", "test.yaml:1:9: listen: \"\": expected "
+		     "HOST:PORT");
+	EXPECT_ERROR("listen: 7070\n", "listen: \"7070\": expected HOST:PORT");
+	EXPECT_ERROR("listen: :7070\n", "listen: \":7070\": the host is "
+		     "missing");
+	EXPECT_ERROR("listen: ::1:7070\n", "put an IPv6 address in brackets, "
+		     "e.g. \"[::1]:7070\"");
+	EXPECT_ERROR("listen: \"[::1]7070\"\n", "an IPv6 address must be "
+		     "written \"[ADDRESS]:PORT\"");
+	EXPECT_ERROR("listen: \"[]:7070\"\n", "an IPv6 address must be written");
+	EXPECT_ERROR("listen: \"[x]:7070\"\n", "must be an IPv6 address");
+	EXPECT_ERROR("listen: host:0\n", "the port must be a number from 1 to "
+		     "65535");
+	EXPECT_ERROR("listen: host:65536\n", "the port must be a number");
+	EXPECT_ERROR("listen: host:+80\n", "the port must be a number");
+	EXPECT_ERROR("listen: \"host:\"\n", "the port must be a number");
+	EXPECT_ERROR("listen: \"a b:80\"\n", "the host must be an IP address "
+		     "or a DNS name");
+	EXPECT_ERROR("listen: unix:/run/km.sock\n", "the port must be a number");
+}
+
+static void test_durations(void **state)
+{
+	static const struct {
+		const char *s;
+		int64_t ms;
+	} good[] = {
+		{"0", 0}, {"0s", 0}, {"250ms", 250}, {"10s", 10000},
+		{"5m", 300000}, {"12h", 12 * 3600000LL}, {"30d", 30 * DAY_MS},
+		{"1h30m", 5400000}, {"1m30s500ms", 90500}, {"1s1h", 3601000},
+		{"007s", 7000}, {"9223372036854775807ms", INT64_MAX},
+	};
+	static const char *const bad[] = {
+		"", "10", "-1s", "s", "1", "1.5h", "1 s", " 1s", "1s ", "1S",
+		"1w", "1us", "1ns", "1y", "1sm", "+1s", "1h-1m", "ms",
+		"9223372036854775808ms", "106751991167301d", "5000000000000000h",
+		"9223372036854775807ms1ms", "0x10s",
+	};
+	int64_t ms;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+		ms = -1;
+		if (km_duration_parse(good[i].s, &ms) != 0)
+			fprintf(stderr, "refused \"%s\"\n", good[i].s);
+		assert_int_equal(km_duration_parse(good[i].s, &ms), 0);
+		assert_int_equal(ms, good[i].ms);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		ms = 42;
+		if (km_duration_parse(bad[i], &ms) != KM_EINVAL)
+			fprintf(stderr, "accepted \"%s\"\n", bad[i]);
+		assert_int_equal(km_duration_parse(bad[i], &ms), KM_EINVAL);
+		assert_int_equal(ms, 42); /* untouched */
+	}
+	assert_int_equal(km_duration_parse(NULL, &ms), KM_EINVAL);
+
+	EXPECT_ERROR("shutdownGracePeriod: 10\n", "test.yaml:1:22: "
+		     "shutdownGracePeriod: the duration \"10\" needs a unit "
+		     "(ms, s, m, h or d), e.g. \"10s\"");
+	EXPECT_ERROR("retention: {results: 1 week}\n", "retention.results: "
+		     "expected a duration such as \"250ms\", \"10s\", \"5m\", "
+		     "\"12h\", \"30d\" or \"1h30m\", got \"1 week\"");
+	EXPECT_ERROR("retention: {results: [1d]}\n", "retention.results: "
+		     "expected a duration, got a list");
+	EXPECT_ERROR("shutdownGracePeriod: 2h\n", "shutdownGracePeriod: must "
+		     "be at most 1h, got \"2h\"");
+	EXPECT_ERROR("retention: {transitions: 36501d}\n",
+		     "retention.transitions: must be at most 36500d");
+	EXPECT_ERROR("retention: {interval: 0}\n", "retention.interval: must "
+		     "be between 1s and 1d, got \"0\"");
+}
+
+static void test_malformed_yaml(void **state)
+{
+	static const char nul_in_middle[] = "threads: 1\n\0threads: 2\n";
+	struct km_config c;
+	struct km_error err = {0};
+
+	(void)state;
+	EXPECT_ERROR("threads: 1\nlog: [a, b\n", "test.yaml:3:1: invalid YAML: "
+		     "did not find expected ',' or ']' (while parsing a flow "
+		     "sequence at line 2, column 6)");
+	EXPECT_ERROR("a: b: c\n", "test.yaml:1:5: invalid YAML: mapping values "
+		     "are not allowed in this context");
+	EXPECT_ERROR("threads: 1\n  log: x\n", "test.yaml:2:6: invalid YAML: "
+		     "mapping values are not allowed");
+	EXPECT_ERROR("\tthreads: 1\n", "test.yaml:1:1: invalid YAML: found "
+		     "character that cannot start any token");
+	EXPECT_ERROR("threads: *nope\n", "test.yaml:1:10: invalid YAML: found "
+		     "undefined alias");
+	EXPECT_ERROR("threads: \"1\n", "invalid YAML: found unexpected end of "
+		     "stream");
+	EXPECT_ERROR("threads: 1\n---\nthreads: 2\n", "test.yaml:2: a second "
+		     "YAML document begins here");
+	EXPECT_ERROR("threads: \xff\xfe\n", "test.yaml: invalid YAML at byte "
+		     "9: invalid leading UTF-8 octet");
+	EXPECT_ERROR("- a\n- b\n", "test.yaml:1:1: the document: expected a "
+		     "mapping, got a list");
+	EXPECT_ERROR("just text\n", "test.yaml:1:1: the document: expected a "
+		     "mapping, got \"just text\"");
+
+	/* A NUL byte inside the buffer is input, not its end. */
+	km_config_defaults(&c);
+	assert_int_equal(km_config_load_string(&c, nul_in_middle,
+					       sizeof nul_in_middle - 1,
+					       "nul.yaml", &err),
+			 KM_EINVAL);
+	assert_non_null(strstr(err.msg, "nul.yaml: invalid YAML at byte 11"));
+	km_config_free(&c);
+}
+
+/* The document's schema bounds the walk: an alias that contains itself is
+ * a value of the wrong type, not an endless loop. */
+static void test_recursive_aliases(void **state)
+{
+	(void)state;
+	EXPECT_ERROR("probes: &a [*a]\n", "probes[0]: expected a probe (a "
+		     "mapping), got a list");
+	EXPECT_ERROR("probes:\n  - &p {name: a, labels: *p}\n",
+		     "probes[0].labels.labels: expected a string, "
+		     "got a mapping");
+	EXPECT_ERROR("database: &d {path: *d}\n", "database.path: expected a "
+		     "string, got a mapping");
+	EXPECT_ERROR("&r {log: *r}\n", "unknown key \"log\" in log");
+}
+
+/* ---- km_config_parse_probes and km_config_load ------------------------ */
+
+static int parse_probes(const char *yaml, struct km_arena *a,
+			struct km_probe **out, size_t *n, struct km_error *err)
+{
+	return km_config_parse_probes(yaml, strlen(yaml), "p.yaml", a, out, n,
+				      err);
+}
+
+static void test_parse_probes(void **state)
+{
+	struct km_arena a;
+	struct km_probe *p;
+	struct km_error err = {0};
+	size_t n;
+
+	(void)state;
+	km_arena_init(&a, 0);
+	/* One probe. */
+	assert_int_equal(parse_probes("name: one\ntcpSocket: {host: h, port: "
+				      "1}\n", &a, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].name, "one");
+	assert_int_equal(p[0].source, KM_SOURCE_CONFIG);
+	/* A list. */
+	assert_int_equal(parse_probes("- {name: a, file: {path: /a}}\n"
+				      "- {name: b, file: {path: /b}}\n",
+				      &a, &p, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(p[1].path, "/b");
+	/* A whole config file: only its probes. */
+	assert_int_equal(parse_probes("listen: 1.2.3.4:5\nprobes:\n"
+				      "  - {name: c, file: {path: /c}}\n",
+				      &a, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].name, "c");
+	/* ... whose other keys are still checked. */
+	assert_int_equal(parse_probes("threads: many\nprobes: []\n", &a, &p,
+				      &n, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "p.yaml:1:10: threads: expected an "
+				      "integer"));
+	assert_int_equal(parse_probes("log: {}\n", &a, &p, &n, &err), 0);
+	assert_int_equal(n, 0);
+	/* Nothing at all. */
+	assert_int_equal(parse_probes("", &a, &p, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_null(p);
+	assert_int_equal(parse_probes("[]", &a, &p, &n, &err), 0);
+	assert_int_equal(n, 0);
+	/* Messages for a single probe say "probe". */
+	assert_int_equal(parse_probes("name: a\ntcpSocket: {port: 1}\n", &a,
+				      &p, &n, &err), KM_EINVAL);
+	assert_string_equal(err.msg, "p.yaml:1: probe.tcpSocket.host: Required "
+				     "value: kubemedic probes run outside the "
+				     "pod, so say which host to reach (an IP "
+				     "address or a DNS name)");
+	assert_null(p);
+	assert_int_equal(n, 0);
+	assert_int_equal(parse_probes("name: a\nlisten2: x\n", &a, &p, &n,
+				      &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "p.yaml:2:1: unknown key \"listen2\" "
+				      "in probe (known: name,"));
+	assert_int_equal(parse_probes("- {name: a, file: {path: /a}}\n"
+				      "- {name: a, file: {path: /b}}\n",
+				      &a, &p, &n, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "p.yaml:2: probes[1].name: duplicate "
+				      "name \"a\": probes[0] at line 1"));
+	assert_int_equal(parse_probes("hello", &a, &p, &n, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "p.yaml:1:1: expected a probe (a "
+				      "mapping), a list of probes or a config "
+				      "file, got \"hello\""));
+	assert_int_equal(parse_probes("[", &a, &p, &n, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "p.yaml:2:1: invalid YAML"));
+	km_arena_free(&a);
+}
+
+/* A probe copied from a pod spec (kubectl get pod -o yaml), with the host
+ * kubemedic needs added, is the probe the kubelet would run. */
+static void test_pasted_kubernetes_probe(void **state)
+{
+	static const char pasted[] =
+		"name: liveness-web\n"
+		"httpGet:\n"
+		"  host: 10.244.1.17\n"
+		"  path: /healthz\n"
+		"  port: 8080\n"
+		"  scheme: HTTP\n"
+		"  httpHeaders:\n"
+		"  - name: Custom-Header\n"
+		"    value: Awesome\n"
+		"initialDelaySeconds: 3\n"
+		"periodSeconds: 3\n"
+		"timeoutSeconds: 1\n"
+		"successThreshold: 1\n"
+		"failureThreshold: 3\n";
+	static struct km_kv headers[] = {{"Custom-Header", "Awesome"}};
+	const struct km_probe want = {
+		.name = "liveness-web",
+		.type = KM_PROBE_HTTP,
+		.host = "10.244.1.17",
+		.port = 8080,
+		.path = "/healthz",
+		.headers = headers,
+		.n_headers = 1,
+		.initial_delay_ms = 3000,
+		.timeout_ms = 1000,
+		.period_ms = 3000,
+		.success_threshold = 1,
+		.failure_threshold = 3,
+		.source = KM_SOURCE_CONFIG,
+	};
+	struct km_probe_timing t;
+	struct km_arena a;
+	struct km_probe *p;
+	struct km_error err = {0};
+	size_t n;
+
+	(void)state;
+	km_arena_init(&a, 0);
+	assert_int_equal(parse_probes(pasted, &a, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_true(km_probe_spec_equal(p, &want));
+	assert_int_equal(p->source, KM_SOURCE_CONFIG);
+	/* And back: the timing fields the user wrote. */
+	km_probe_get_timing(p, &t);
+	assert_int_equal(t.initial_delay_seconds, 3);
+	assert_int_equal(t.period_seconds, 3);
+	assert_int_equal(t.timeout_seconds, 1);
+	assert_int_equal(t.success_threshold, 1);
+	assert_int_equal(t.failure_threshold, 3);
+	assert_int_equal(t.period_milliseconds, 0);
+	assert_int_equal(t.timeout_milliseconds, 0);
+
+	/* Pasted with the key it came under, it is a (wrong) config file. */
+	assert_int_equal(parse_probes("livenessProbe:\n  exec: {command: "
+				      "[x]}\n", &a, &p, &n, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "unknown key \"livenessProbe\" in "
+				      "probe"));
+	km_arena_free(&a);
+}
+
+static void test_load_file(void **state)
+{
+	struct km_config c;
+	struct km_error err = {0};
+	char *dir = km_test_tmpdir(), *path;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&path, "%s/km.yaml", dir) > 0);
+
+	km_config_defaults(&c);
+	assert_int_equal(km_config_load(&c, path, &err), KM_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "km.yaml: cannot open: No such file"));
+	assert_int_equal(km_config_load(&c, dir, &err), KM_EIO);
+	assert_non_null(strstr(err.msg, "cannot read: Is a directory"));
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("threads: 2\nretention:\n  bogus: 1\n", f);
+	fclose(f);
+	assert_int_equal(km_config_load(&c, path, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "km.yaml:3:3: unknown key \"bogus\" "
+				      "in retention"));
+	assert_null(c.path);
+	assert_int_equal(c.threads, 0);
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("threads: 2\n", f);
+	fclose(f);
+	assert_int_equal(km_config_load(&c, path, &err), 0);
+	assert_string_equal(c.path, path);
+	assert_int_equal(c.threads, 2);
+	km_config_free(&c);
+
+	km_test_rmrf(dir);
+	free(path);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full_config),
+		cmocka_unit_test(test_log_levels),
+		cmocka_unit_test(test_load_over_existing),
+		cmocka_unit_test(test_probe_http),
+		cmocka_unit_test(test_probe_tcp_grpc),
+		cmocka_unit_test(test_probe_exec_file),
+		cmocka_unit_test(test_probe_list),
+		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_duplicate_keys),
+		cmocka_unit_test(test_wrong_types),
+		cmocka_unit_test(test_ports),
+		cmocka_unit_test(test_probe_validation),
+		cmocka_unit_test(test_duplicate_probe_names),
+		cmocka_unit_test(test_threads_listen_limits),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_malformed_yaml),
+		cmocka_unit_test(test_recursive_aliases),
+		cmocka_unit_test(test_parse_probes),
+		cmocka_unit_test(test_pasted_kubernetes_probe),
+		cmocka_unit_test(test_load_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
