@@ -23,7 +23,7 @@ import grpc
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-BUILD = pathlib.Path(os.environ.get("KM_BUILD", REPO / "build"))
+BUILD = pathlib.Path(os.environ.get("KM_BUILD", REPO / "build")).resolve()
 KUBEMEDICD = BUILD / "kubemedicd"
 KUBEMEDIC = BUILD / "kubemedic"
 KM_SEED = BUILD / "km_seed"

@@ -47,7 +47,7 @@ def test_describe_services_and_messages(daemon):
     out = grpcurl(daemon.addr, "describe", "kubemedic.v1.Probe").stdout
     assert ".kubemedic.v1.HTTPGetAction http_get = 3;" in out
     out = grpcurl(daemon.addr, "describe",
-                  "kubemedic.v1.HealthState.HEALTH_STATE_HEALTHY").stdout
+                  "kubemedic.v1.HEALTH_STATE_HEALTHY").stdout
     assert "HEALTH_STATE_HEALTHY = 2" in out
     p = grpcurl(daemon.addr, "describe", "kubemedic.v1.Nope", check=None)
     assert p.returncode != 0 and "not found" in p.stderr.lower()
