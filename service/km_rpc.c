@@ -826,7 +826,7 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 {
 	struct km_rpc_server *s;
 	grpc_server_credentials *creds;
-	grpc_arg arg;
+	grpc_arg arg[2];
 	grpc_channel_args args;
 	int rc = 0;
 
@@ -853,11 +853,16 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 		goto fail;
 	}
 
-	arg.type = GRPC_ARG_INTEGER;
-	arg.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	arg.value.integer = (int)o->max_recv_message_bytes;
-	args.num_args = o->max_recv_message_bytes > 0 ? 1 : 0;
-	args.args = &arg;
+	/* No SO_REUSEPORT: a second server on our port must fail loudly, not
+	 * silently take half of the connections. */
+	arg[0].type = GRPC_ARG_INTEGER;
+	arg[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+	arg[0].value.integer = 0;
+	arg[1].type = GRPC_ARG_INTEGER;
+	arg[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	arg[1].value.integer = (int)o->max_recv_message_bytes;
+	args.num_args = o->max_recv_message_bytes > 0 ? 2 : 1;
+	args.args = arg;
 	s->server = grpc_server_create(&args, NULL);
 
 	for (int i = 0; i < s->n_workers; i++) {
