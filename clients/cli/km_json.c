@@ -91,8 +91,30 @@ struct ctx {
 	size_t path_len;
 };
 
-static size_t path_push_field(struct ctx *c, const char *proto_name);
+/* Appends ".jsonName" of a field to the path; returns the length to pop to. */
+static size_t path_push_field(struct ctx *c, const char *proto_name)
+{
+	size_t old = c->path_len;
+	size_t n = c->path_len;
+	bool up = false;
 
+	if (n && n < sizeof c->path - 1)
+		c->path[n++] = '.';
+	for (const char *p = proto_name; *p && n < sizeof c->path - 1; p++) {
+		if (*p == '_') {
+			up = true;
+			continue;
+		}
+		c->path[n++] = up && *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A')
+							    : *p;
+		up = false;
+	}
+	c->path[n] = '\0';
+	c->path_len = n;
+	return old;
+}
+
+/* Appends "[i]" to the path; returns the length to pop to. */
 static size_t path_push_index(struct ctx *c, size_t i)
 {
 	size_t old = c->path_len;
@@ -178,28 +200,6 @@ static void put_json_name(struct ctx *c, const char *proto_name)
 		up = false;
 	}
 	buf_puts(&c->b, c->pretty ? "\": " : "\":");
-}
-
-static size_t path_push_field(struct ctx *c, const char *proto_name)
-{
-	size_t old = c->path_len;
-	size_t n = c->path_len;
-	bool up = false;
-
-	if (n && n < sizeof c->path - 1)
-		c->path[n++] = '.';
-	for (const char *p = proto_name; *p && n < sizeof c->path - 1; p++) {
-		if (*p == '_') {
-			up = true;
-			continue;
-		}
-		c->path[n++] = up && *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A')
-							    : *p;
-		up = false;
-	}
-	c->path[n] = '\0';
-	c->path_len = n;
-	return old;
 }
 
 /* protoc's MapEntryName: "http_headers" -> "HttpHeadersEntry". */
