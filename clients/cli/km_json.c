@@ -91,8 +91,30 @@ struct ctx {
 	size_t path_len;
 };
 
-static size_t path_push_field(struct ctx *c, const char *proto_name);
+/* Appends ".jsonName" of a field to the path; returns the length to pop to. */
+static size_t path_push_field(struct ctx *c, const char *proto_name)
+{
+	size_t old = c->path_len;
+	size_t n = c->path_len;
+	bool up = false;
 
+	if (n && n < sizeof c->path - 1)
+		c->path[n++] = '.';
+	for (const char *p = proto_name; *p && n < sizeof c->path - 1; p++) {
+		if (*p == '_') {
+			up = true;
+			continue;
+		}
+		c->path[n++] = up && *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A')
+							    : *p;
+		up = false;
+	}
+	c->path[n] = '\0';
+	c->path_len = n;
+	return old;
+}
+
+/* Appends "[i]" to the path; returns the length to pop to. */
 static size_t path_push_index(struct ctx *c, size_t i)
 {
 	size_t old = c->path_len;
@@ -178,28 +200,6 @@ static void put_json_name(struct ctx *c, const char *proto_name)
 		up = false;
 	}
 	buf_puts(&c->b, c->pretty ? "\": " : "\":");
-}
-
-static size_t path_push_field(struct ctx *c, const char *proto_name)
-{
-	size_t old = c->path_len;
-	size_t n = c->path_len;
-	bool up = false;
-
-	if (n && n < sizeof c->path - 1)
-		c->path[n++] = '.';
-	for (const char *p = proto_name; *p && n < sizeof c->path - 1; p++) {
-		if (*p == '_') {
-			up = true;
-			continue;
-		}
-		c->path[n++] = up && *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A')
-							    : *p;
-		up = false;
-	}
-	c->path[n] = '\0';
-	c->path_len = n;
-	return old;
 }
 
 /* protoc's MapEntryName: "http_headers" -> "HttpHeadersEntry". */
@@ -362,10 +362,12 @@ static void put_fmt(struct ctx *c, const char *fmt, ...)
 }
 
 /*
- * The shortest %g rendering that reads back as the same float or double, as
- * the reference printers do; JSON has no NaN or Infinity, so those are
- * strings. Formatting and parsing happen in the "C" locale so a program that
- * called setlocale() still gets '.' as the decimal point.
+ * The fewest %g digits that read back as the same float or double, so 0.1
+ * prints as 0.1 rather than 0.10000000000000001 (the digits Python's repr
+ * picks; at most 9 for a float, 17 for a double). JSON has no NaN or
+ * Infinity, so those are strings. Formatting and parsing happen in the "C"
+ * locale, so a program that called setlocale() still gets '.' as the decimal
+ * point.
  */
 static void put_floating(struct ctx *c, double v, bool is_float)
 {
@@ -389,7 +391,7 @@ static void put_floating(struct ctx *c, double v, bool is_float)
 		}
 	}
 	old = uselocale(c->c_numeric);
-	for (int prec = is_float ? 6 : 15; prec <= max; prec++) {
+	for (int prec = 1; prec <= max; prec++) {
 		snprintf(tmp, sizeof tmp, "%.*g", prec, v);
 		if (prec == max || (is_float ? strtof(tmp, NULL) == (float)v
 					     : strtod(tmp, NULL) == v))

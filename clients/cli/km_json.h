@@ -18,7 +18,8 @@
  *  - 64-bit integers are JSON strings ("-42"), 32-bit ones numbers;
  *    float/double are numbers with the fewest digits that read back to the
  *    same value, and "NaN", "Infinity", "-Infinity" as strings; -0.0 counts
- *    as set and prints as -0;
+ *    as set and prints as -0 (as protobuf C++ does; protobuf-c 1.4 itself
+ *    does not put a -0.0 on the wire, so it only shows in local messages);
  *  - enums print the proto name of the value ("HEALTH_STATE_HEALTHY"), or
  *    the number when the value is not in the enum; google.protobuf.NullValue
  *    prints as null;
