@@ -1,0 +1,253 @@
+/*
+ * The API layer's pure parts: message mapping (protobuf-c <-> km_model),
+ * timestamps, page sizes and page tokens, and gRPC status mapping.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <string.h>
+
+#include "api_internal.h"
+
+static struct km_arena arena;
+
+static int setup(void **state)
+{
+	(void)state;
+	km_arena_init(&arena, 4096);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	km_arena_free(&arena);
+	return 0;
+}
+
+static Kubemedic__V1__Probe http_probe(Kubemedic__V1__HTTPGetAction *h)
+{
+	Kubemedic__V1__Probe p = KUBEMEDIC__V1__PROBE__INIT;
+
+	*h = (Kubemedic__V1__HTTPGetAction)KUBEMEDIC__V1__HTTPGET_ACTION__INIT;
+	h->host = "10.0.0.7";
+	h->port = 8443;
+	h->path = "/ready";
+	h->scheme = "HTTPS";
+	p.name = "shop.checkout";
+	p.http_get = h;
+	return p;
+}
+
+static void test_probe_round_trip_with_defaults(void **state)
+{
+	Kubemedic__V1__HTTPGetAction h;
+	Kubemedic__V1__Probe in = http_probe(&h), *out;
+	Kubemedic__V1__Probe__LabelsEntry l = KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT;
+	Kubemedic__V1__Probe__LabelsEntry *lp = &l;
+	struct km_error err = {0};
+	struct km_probe p;
+	uint8_t buf[1024];
+	size_t n;
+
+	(void)state;
+	l.key = "app.kubernetes.io/name";
+	l.value = "checkout";
+	in.labels = &lp;
+	in.n_labels = 1;
+	in.period_milliseconds = 250;
+	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), 0);
+	assert_int_equal(p.type, KM_PROBE_HTTP);
+	assert_true(p.https);
+	assert_int_equal(p.period_ms, 250);
+	/* The kubelet's defaults for what was not given. */
+	assert_int_equal(p.timeout_ms, 1000);
+	assert_int_equal(p.success_threshold, 1);
+	assert_int_equal(p.failure_threshold, 3);
+
+	p.source = KM_SOURCE_CONFIG;
+	p.generation = 4;
+	p.create_us = 1700000000123456;
+	p.update_us = 1700000001000000;
+	out = api_probe_to_pb(&p, &arena);
+	assert_non_null(out);
+	assert_string_equal(out->http_get->scheme, "HTTPS");
+	assert_int_equal(out->period_milliseconds, 250);
+	assert_int_equal(out->period_seconds, 0);
+	assert_int_equal(out->timeout_seconds, 1);
+	assert_int_equal(out->source,
+			 KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_CONFIG);
+	assert_string_equal(out->target, "probe//shop.checkout");
+	assert_int_equal(out->create_time->seconds, 1700000000);
+	assert_int_equal(out->create_time->nanos, 123456000);
+	assert_string_equal(out->labels[0]->key, "app.kubernetes.io/name");
+	/* It packs (no NULL strings anywhere) and unpacks to the same. */
+	n = protobuf_c_message_get_packed_size(&out->base);
+	assert_true(n < sizeof buf);
+	protobuf_c_message_pack(&out->base, buf);
+	{
+		Kubemedic__V1__Probe *back =
+			kubemedic__v1__probe__unpack(NULL, n, buf);
+		struct km_probe p2;
+
+		assert_non_null(back);
+		assert_int_equal(api_probe_from_pb(back, &arena, &p2, &err), 0);
+		assert_true(km_probe_spec_equal(&p, &p2));
+		kubemedic__v1__probe__free_unpacked(back, NULL);
+	}
+}
+
+static void test_probe_errors_name_api_fields(void **state)
+{
+	Kubemedic__V1__HTTPGetAction h;
+	Kubemedic__V1__TCPSocketAction t = KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT;
+	Kubemedic__V1__Probe in = http_probe(&h);
+	struct km_error err = {0};
+	struct km_probe p;
+
+	(void)state;
+	in.tcp_socket = &t;
+	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
+	assert_string_equal(err.msg,
+			    "probe: may not specify more than 1 handler type");
+	in = http_probe(&h);
+	h.host = "";
+	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "probe.http_get.host: Required value"));
+	in = http_probe(&h);
+	in.period_seconds = 2;
+	in.period_milliseconds = 500;
+	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "probe.period_milliseconds"));
+	in = http_probe(&h);
+	h.scheme = "https";
+	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "probe.http_get.scheme"));
+}
+
+static void test_timestamps(void **state)
+{
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	Google__Protobuf__Timestamp *t;
+	struct km_error err = {0};
+	int64_t us;
+
+	(void)state;
+	t = api_timestamp(&arena, -1); /* 1969-12-31T23:59:59.999999 */
+	assert_int_equal(t->seconds, -1);
+	assert_int_equal(t->nanos, 999999000);
+	assert_int_equal(api_time_bound(NULL, 42, "x", &us, &err), 0);
+	assert_int_equal(us, 42);
+	ts.seconds = 1700000000;
+	ts.nanos = 999999999; /* sub-microsecond part is dropped */
+	assert_int_equal(api_time_bound(&ts, 0, "start_time", &us, &err), 0);
+	assert_int_equal(us, 1700000000999999);
+	ts.nanos = 1000000000;
+	assert_int_equal(api_time_bound(&ts, 0, "start_time", &us, &err),
+			 KM_EINVAL);
+	assert_non_null(strstr(err.msg, "start_time: nanos"));
+	ts.nanos = 0;
+	ts.seconds = 253402300800; /* 10000-01-01 */
+	assert_int_equal(api_time_bound(&ts, 0, "end_time", &us, &err),
+			 KM_EINVAL);
+	assert_non_null(strstr(err.msg, "end_time"));
+}
+
+static void test_page_size(void **state)
+{
+	struct km_error err = {0};
+	size_t n;
+
+	(void)state;
+	assert_int_equal(api_page_size(0, 1000, &n, &err), 0);
+	assert_int_equal(n, 100);
+	assert_int_equal(api_page_size(1000, 1000, &n, &err), 0);
+	assert_int_equal(n, 1000);
+	assert_int_equal(api_page_size(1001, 1000, &n, &err), KM_EINVAL);
+	assert_int_equal(api_page_size(-3, 1000, &n, &err), KM_EINVAL);
+}
+
+static void test_page_tokens(void **state)
+{
+	struct api_cursor c = {.a = INT64_MIN, .b = 77, .s = "p-42"}, back;
+	struct km_error err = {0};
+	uint64_t h = api_hash_str(API_HASH_INIT, "team=shop");
+	char *tok, *bad;
+	bool present;
+
+	(void)state;
+	tok = api_token_encode(&arena, h, &c);
+	assert_non_null(tok);
+	assert_null(strpbrk(tok, "+/=")); /* base64url, unpadded */
+	assert_int_equal(api_token_decode(tok, h, &arena, &back, &present,
+					  &err), 0);
+	assert_true(present);
+	assert_int_equal(back.a, INT64_MIN);
+	assert_int_equal(back.b, 77);
+	assert_string_equal(back.s, "p-42");
+
+	assert_int_equal(api_token_decode("", h, &arena, &back, &present, &err),
+			 0);
+	assert_false(present);
+	/* Another query's filters. */
+	assert_int_equal(api_token_decode(tok, api_hash_str(API_HASH_INIT,
+							    "team=infra"),
+					  &arena, &back, &present, &err),
+			 KM_EINVAL);
+	assert_non_null(strstr(err.msg, "other filters"));
+	/* Damaged tokens. */
+	bad = km_arena_strdup(&arena, tok);
+	bad[3] = bad[3] == 'A' ? 'B' : 'A';
+	assert_int_equal(api_token_decode(bad, h, &arena, &back, &present,
+					  &err), KM_EINVAL);
+	assert_int_equal(api_token_decode("!!!!", h, &arena, &back, &present,
+					  &err), KM_EINVAL);
+	assert_int_equal(api_token_decode("QQ", h, &arena, &back, &present,
+					  &err), KM_EINVAL);
+	/* Hashes tell filter values apart, even across field boundaries. */
+	assert_true(api_hash_str(api_hash_str(API_HASH_INIT, "ab"), "c") !=
+		    api_hash_str(api_hash_str(API_HASH_INIT, "a"), "bc"));
+}
+
+static void test_status_mapping(void **state)
+{
+	(void)state;
+	assert_int_equal(km_rpc_status_from_err(0), GRPC_STATUS_OK);
+	assert_int_equal(km_rpc_status_from_err(KM_EINVAL),
+			 GRPC_STATUS_INVALID_ARGUMENT);
+	assert_int_equal(km_rpc_status_from_err(KM_ENOTFOUND),
+			 GRPC_STATUS_NOT_FOUND);
+	assert_int_equal(km_rpc_status_from_err(KM_EEXIST),
+			 GRPC_STATUS_ALREADY_EXISTS);
+	assert_int_equal(km_rpc_status_from_err(KM_EPRECOND),
+			 GRPC_STATUS_FAILED_PRECONDITION);
+	assert_int_equal(km_rpc_status_from_err(KM_EUNAVAIL),
+			 GRPC_STATUS_UNAVAILABLE);
+	assert_int_equal(km_rpc_status_from_err(KM_EFULL),
+			 GRPC_STATUS_RESOURCE_EXHAUSTED);
+	assert_int_equal(km_rpc_status_from_err(KM_EDEADLINE),
+			 GRPC_STATUS_DEADLINE_EXCEEDED);
+	assert_int_equal(km_rpc_status_from_err(KM_EUNIMPL),
+			 GRPC_STATUS_UNIMPLEMENTED);
+	assert_int_equal(km_rpc_status_from_err(KM_ECORRUPT),
+			 GRPC_STATUS_DATA_LOSS);
+	assert_int_equal(km_rpc_status_from_err(KM_ERANGE),
+			 GRPC_STATUS_OUT_OF_RANGE);
+	assert_int_equal(km_rpc_status_from_err(-999), GRPC_STATUS_INTERNAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_probe_round_trip_with_defaults),
+		cmocka_unit_test(test_probe_errors_name_api_fields),
+		cmocka_unit_test(test_timestamps),
+		cmocka_unit_test(test_page_size),
+		cmocka_unit_test(test_page_tokens),
+		cmocka_unit_test(test_status_mapping),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
