@@ -1,0 +1,79 @@
+/*
+ * km_loop — a small event loop: epoll for file descriptors, one timerfd for
+ * a heap of timers, and an eventfd so other threads can hand it work.
+ *
+ * Everything else in the prober is built from these primitives (in the
+ * spirit of Redis' ae.c): a probe's socket is a file event, its timeout and
+ * its next run are timers, a command from the API is a posted function.
+ *
+ * Timers are intrusive: the caller embeds a struct km_timer in its own
+ * object and arms, re-arms or cancels it; nothing is allocated per timer,
+ * and cancelling is O(log n). Times are CLOCK_MONOTONIC nanoseconds.
+ *
+ * Threads: everything runs on the thread that calls km_loop_run, except
+ * km_loop_post and km_loop_stop, which any thread may call.
+ */
+#ifndef KM_LOOP_H
+#define KM_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_error.h"
+
+struct km_loop;
+
+typedef void (*km_fd_fn)(struct km_loop *l, int fd, uint32_t events,
+			 void *arg);
+typedef void (*km_timer_fn)(struct km_loop *l, void *arg);
+typedef void (*km_post_fn)(struct km_loop *l, void *arg);
+
+struct km_timer {
+	int64_t due;       /* CLOCK_MONOTONIC ns */
+	size_t heap_index; /* 0 = not armed; otherwise position + 1 */
+	km_timer_fn fn;
+	void *arg;
+};
+
+int km_loop_create(struct km_loop **out, struct km_error *err);
+/* Closes the loop's own descriptors; the caller closes its own. */
+void km_loop_destroy(struct km_loop *l);
+
+/* events: EPOLLIN, EPOLLOUT (level-triggered). One handler per fd. */
+int km_loop_add_fd(struct km_loop *l, int fd, uint32_t events, km_fd_fn fn,
+		   void *arg);
+int km_loop_mod_fd(struct km_loop *l, int fd, uint32_t events);
+void km_loop_del_fd(struct km_loop *l, int fd);
+
+static inline void km_timer_init(struct km_timer *t, km_timer_fn fn,
+				 void *arg)
+{
+	t->due = 0;
+	t->heap_index = 0;
+	t->fn = fn;
+	t->arg = arg;
+}
+
+static inline bool km_timer_armed(const struct km_timer *t)
+{
+	return t->heap_index != 0;
+}
+
+/* Arms t to fire once at due (re-arms it if armed). */
+int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due);
+void km_loop_timer_cancel(struct km_loop *l, struct km_timer *t);
+size_t km_loop_timer_count(const struct km_loop *l);
+
+/* Runs until km_loop_stop. Returns 0, or KM_EIO if epoll failed. */
+int km_loop_run(struct km_loop *l);
+/* Any thread: make km_loop_run return after the current iteration. */
+void km_loop_stop(struct km_loop *l);
+/* Any thread: run fn(loop, arg) on the loop thread, in posting order.
+ * KM_ENOMEM if the entry cannot be allocated. */
+int km_loop_post(struct km_loop *l, km_post_fn fn, void *arg);
+
+/* The loop's idea of now, refreshed once per iteration (cheap). */
+int64_t km_loop_now(const struct km_loop *l);
+
+#endif
