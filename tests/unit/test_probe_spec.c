@@ -211,6 +211,38 @@ static void test_timing_bounds(void **state)
 		   "be at most 10000");
 }
 
+/* Seconds far beyond the bounds are refused, not multiplied into an
+ * overflow: INT64_MAX / 1000 + 1 seconds once wrapped to a negative period
+ * that passed every check (and was undefined behaviour). */
+static void test_timing_overflow(void **state)
+{
+	static const int64_t huge[] = {
+		INT64_MAX / 1000 + 1, INT64_MAX / 1000 + 7, INT64_MAX / 2,
+		INT64_MAX,
+	};
+	struct km_probe_timing t;
+	struct km_probe p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+		t = (struct km_probe_timing){.period_seconds = huge[i]};
+		expect_msg(timing(&t, &api, &p), "probe.period_seconds: must be "
+			   "at most 86400 seconds (one day)");
+		t = (struct km_probe_timing){.timeout_seconds = huge[i]};
+		expect_msg(timing(&t, &api, &p), "probe.timeout_seconds: must "
+			   "be at most 3600 seconds (one hour)");
+		t = (struct km_probe_timing){.initial_delay_seconds = huge[i]};
+		expect_msg(timing(&t, &yaml, &p), "probes[3].initialDelaySeconds: "
+			   "must be at most 86400 (one day)");
+		t = (struct km_probe_timing){.period_milliseconds = huge[i]};
+		expect_msg(timing(&t, &api, &p), "probe.period_milliseconds: "
+			   "must be at most 86400 seconds (one day)");
+		t = (struct km_probe_timing){.timeout_milliseconds = huge[i]};
+		expect_msg(timing(&t, &api, &p), "probe.timeout_milliseconds: "
+			   "must be at most 3600 seconds (one hour)");
+	}
+}
+
 /* A refused timing leaves the probe alone. */
 static void test_timing_atomic(void **state)
 {
@@ -802,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_timing_negative),
 		cmocka_unit_test(test_timing_both_units),
 		cmocka_unit_test(test_timing_bounds),
+		cmocka_unit_test(test_timing_overflow),
 		cmocka_unit_test(test_timing_atomic),
 		cmocka_unit_test(test_get_timing),
 		cmocka_unit_test(test_scheme),
