@@ -241,8 +241,12 @@ int km_probe_handler_count_error(int count, const struct km_field_ctx *fc,
 {
 	if (count == 0)
 		return field_err(err, fc, "", "",
-				 "must specify a handler type (one of "
-				 "http_get, tcp_socket, grpc, exec, file)");
+				 "must specify a handler type (one of %s)",
+				 fc->style == KM_FIELDS_YAML
+					 ? "httpGet, tcpSocket, grpc, exec, "
+					   "file"
+					 : "http_get, tcp_socket, grpc, exec, "
+					   "file");
 	if (count > 1)
 		return field_err(err, fc, "", "",
 				 "may not specify more than 1 handler type");

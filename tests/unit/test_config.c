@@ -589,7 +589,8 @@ static void test_probe_validation(void **state)
 		     "[x]}\n  - name: b\n    httpGet: {port: 80}\n",
 		     "test.yaml:5: probes[1].httpGet.host: Required value");
 	EXPECT_ERROR("probes:\n  - name: a\n    labels: {x: 1}\n",
-		     "test.yaml:2: probes[0]: must specify a handler type");
+		     "test.yaml:2: probes[0]: must specify a handler type (one "
+		     "of httpGet, tcpSocket, grpc, exec, file)");
 	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
 		     "    file: {path: /x}\n",
 		     "test.yaml:2: probes[0]: may not specify more than 1 "

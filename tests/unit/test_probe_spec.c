@@ -344,9 +344,12 @@ static void test_handler_count(void **state)
 
 	(void)state;
 	assert_int_equal(km_probe_handler_count_error(1, &api, &err), 0);
-	expect_prefix(km_probe_handler_count_error(0, &api, &err),
+	expect_msg(km_probe_handler_count_error(0, &api, &err),
 		      "probe: must specify a handler type (one of http_get, "
 		      "tcp_socket, grpc, exec, file)");
+	expect_msg(km_probe_handler_count_error(0, &yaml, &err),
+		   "probes[3]: must specify a handler type (one of httpGet, "
+		   "tcpSocket, grpc, exec, file)");
 	expect_msg(km_probe_handler_count_error(2, &api, &err),
 		   "probe: may not specify more than 1 handler type");
 	expect_msg(km_probe_handler_count_error(5, &yaml, &err),
