@@ -142,35 +142,42 @@ int km_probe_set_timing(struct km_probe *p, const struct km_probe_timing *t,
 			    "give timeout_seconds or timeout_milliseconds, not "
 			    "both");
 
+	/* Bounds are checked before seconds become milliseconds, so that a
+	 * huge value is refused instead of overflowing into a small one. */
 	if (t->period_milliseconds) {
 		if (t->period_milliseconds < KM_PROBE_MIN_PERIOD_MS)
 			return FERR("period_milliseconds", "periodMilliseconds",
 				    "must be at least %d (kubemedic's shortest "
 				    "period), got %lld", KM_PROBE_MIN_PERIOD_MS,
 				    (long long)t->period_milliseconds);
+		if (t->period_milliseconds > KM_PROBE_MAX_PERIOD_MS)
+			return FERR("period_milliseconds", "periodMilliseconds",
+				    "must be at most %lld seconds (one day)",
+				    KM_PROBE_MAX_PERIOD_MS / 1000);
 		period_ms = t->period_milliseconds;
 	} else {
+		if (t->period_seconds > KM_PROBE_MAX_PERIOD_MS / 1000)
+			return FERR("period_seconds", "periodSeconds",
+				    "must be at most %lld seconds (one day)",
+				    KM_PROBE_MAX_PERIOD_MS / 1000);
 		period_ms = (t->period_seconds ? t->period_seconds : 10) * 1000;
 	}
-	if (period_ms > KM_PROBE_MAX_PERIOD_MS)
-		return FERR(t->period_milliseconds ? "period_milliseconds"
-						   : "period_seconds",
-			    t->period_milliseconds ? "periodMilliseconds"
-						   : "periodSeconds",
-			    "must be at most %lld seconds (one day)",
-			    KM_PROBE_MAX_PERIOD_MS / 1000);
-	timeout_ms = t->timeout_milliseconds
-			     ? t->timeout_milliseconds
-			     : (t->timeout_seconds ? t->timeout_seconds : 1) *
-				       1000;
-	if (timeout_ms > KM_PROBE_MAX_TIMEOUT_MS)
-		return FERR(t->timeout_milliseconds ? "timeout_milliseconds"
-						    : "timeout_seconds",
-			    t->timeout_milliseconds ? "timeoutMilliseconds"
-						    : "timeoutSeconds",
-			    "must be at most %lld seconds (one hour)",
-			    KM_PROBE_MAX_TIMEOUT_MS / 1000);
-	if (t->initial_delay_seconds * 1000 > KM_PROBE_MAX_INITIAL_DELAY_MS)
+	if (t->timeout_milliseconds) {
+		if (t->timeout_milliseconds > KM_PROBE_MAX_TIMEOUT_MS)
+			return FERR("timeout_milliseconds",
+				    "timeoutMilliseconds",
+				    "must be at most %lld seconds (one hour)",
+				    KM_PROBE_MAX_TIMEOUT_MS / 1000);
+		timeout_ms = t->timeout_milliseconds;
+	} else {
+		if (t->timeout_seconds > KM_PROBE_MAX_TIMEOUT_MS / 1000)
+			return FERR("timeout_seconds", "timeoutSeconds",
+				    "must be at most %lld seconds (one hour)",
+				    KM_PROBE_MAX_TIMEOUT_MS / 1000);
+		timeout_ms = (t->timeout_seconds ? t->timeout_seconds : 1) *
+			     1000;
+	}
+	if (t->initial_delay_seconds > KM_PROBE_MAX_INITIAL_DELAY_MS / 1000)
 		return FERR("initial_delay_seconds", "initialDelaySeconds",
 			    "must be at most %lld (one day)",
 			    KM_PROBE_MAX_INITIAL_DELAY_MS / 1000);
@@ -234,8 +241,12 @@ int km_probe_handler_count_error(int count, const struct km_field_ctx *fc,
 {
 	if (count == 0)
 		return field_err(err, fc, "", "",
-				 "must specify a handler type (one of "
-				 "http_get, tcp_socket, grpc, exec, file)");
+				 "must specify a handler type (one of %s)",
+				 fc->style == KM_FIELDS_YAML
+					 ? "httpGet, tcpSocket, grpc, exec, "
+					   "file"
+					 : "http_get, tcp_socket, grpc, exec, "
+					   "file");
 	if (count > 1)
 		return field_err(err, fc, "", "",
 				 "may not specify more than 1 handler type");

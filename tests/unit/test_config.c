@@ -16,6 +16,10 @@
 #include "km_probe_spec.h"
 #include "km_test.h"
 
+#ifndef KM_SOURCE_DIR
+#error "KM_SOURCE_DIR must name the source tree (set by CMake)"
+#endif
+
 #define DAY_MS (24LL * 3600 * 1000)
 
 static int load(struct km_config *c, const char *yaml, struct km_error *err)
@@ -589,7 +593,8 @@ static void test_probe_validation(void **state)
 		     "[x]}\n  - name: b\n    httpGet: {port: 80}\n",
 		     "test.yaml:5: probes[1].httpGet.host: Required value");
 	EXPECT_ERROR("probes:\n  - name: a\n    labels: {x: 1}\n",
-		     "test.yaml:2: probes[0]: must specify a handler type");
+		     "test.yaml:2: probes[0]: must specify a handler type (one "
+		     "of httpGet, tcpSocket, grpc, exec, file)");
 	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
 		     "    file: {path: /x}\n",
 		     "test.yaml:2: probes[0]: may not specify more than 1 "
@@ -1004,6 +1009,118 @@ static void test_load_file(void **state)
 	free(dir);
 }
 
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (!f)
+		return NULL;
+	buf = calloc(1, 1 << 20);
+	if (buf)
+		len = fread(buf, 1, (1 << 20) - 1, f);
+	fclose(f);
+	if (buf)
+		buf[len] = '\0';
+	return buf;
+}
+
+/* deploy/kubemedic.example.yaml is safe on a fresh machine and loads. */
+static void test_example_file(void **state)
+{
+	struct km_config c;
+	struct km_error err = {0};
+	const char *path = KM_SOURCE_DIR "/deploy/kubemedic.example.yaml";
+
+	(void)state;
+	km_config_defaults(&c);
+	if (km_config_load(&c, path, &err) != 0)
+		fprintf(stderr, "%s\n", err.msg);
+	assert_int_equal(km_config_load(&c, path, &err), 0);
+	assert_string_equal(c.path, path);
+	assert_string_equal(c.listen, "127.0.0.1:7070");
+	assert_string_equal(c.db_path, "kubemedic.db");
+	assert_int_equal(c.n_probes, 3);
+	assert_int_equal(c.probes[0].type, KM_PROBE_FILE);
+	assert_string_equal(c.probes[0].path, "/tmp/kubemedic-heartbeat");
+	assert_true(c.probes[0].max_age_s > 0);
+	assert_int_equal(c.probes[1].type, KM_PROBE_EXEC);
+	assert_string_equal(c.probes[1].argv[0], "true");
+	assert_int_equal(c.probes[2].type, KM_PROBE_TCP);
+	assert_string_equal(c.probes[2].host, "127.0.0.1");
+	assert_int_equal(c.probes[2].port, 7070);
+	for (size_t i = 0; i < c.n_probes; i++)
+		assert_int_equal(c.probes[i].source, KM_SOURCE_CONFIG);
+	km_config_free(&c);
+}
+
+/* The YAML examples of docs/config.md load: the documentation cannot
+ * drift from the loader unnoticed. Each ```yaml block after `heading`
+ * up to the next "## " heading is checked with check(). */
+static void check_doc_blocks(const char *heading, int min_blocks,
+			     void (*check)(const char *yaml, size_t len))
+{
+	char *doc = read_file(KM_SOURCE_DIR "/docs/config.md");
+	const char *p, *end, *block;
+	int blocks = 0;
+
+	assert_non_null(doc);
+	p = strstr(doc, heading);
+	assert_non_null(p);
+	p += strlen(heading);
+	end = strstr(p, "\n## ");
+	if (!end)
+		end = p + strlen(p);
+	while ((block = strstr(p, "```yaml\n")) && block < end) {
+		const char *close;
+
+		block += strlen("```yaml\n");
+		close = strstr(block, "```");
+		assert_non_null(close);
+		check(block, (size_t)(close - block));
+		blocks++;
+		p = close + 3;
+	}
+	assert_true(blocks >= min_blocks);
+	free(doc);
+}
+
+static void check_config_block(const char *yaml, size_t len)
+{
+	struct km_config c;
+	struct km_error err = {0};
+
+	km_config_defaults(&c);
+	if (km_config_load_string(&c, yaml, len, "docs", &err) != 0)
+		fprintf(stderr, "docs/config.md example: %s\n", err.msg);
+	assert_int_equal(err.code, 0);
+	km_config_free(&c);
+}
+
+static void check_probes_block(const char *yaml, size_t len)
+{
+	struct km_arena a;
+	struct km_probe *p;
+	struct km_error err = {0};
+	size_t n;
+
+	km_arena_init(&a, 0);
+	if (km_config_parse_probes(yaml, len, "docs", &a, &p, &n, &err) != 0)
+		fprintf(stderr, "docs/config.md example: %s\n", err.msg);
+	assert_int_equal(err.code, 0);
+	assert_true(n >= 1);
+	km_arena_free(&a);
+}
+
+static void test_doc_examples(void **state)
+{
+	(void)state;
+	check_doc_blocks("## A complete example", 1, check_config_block);
+	check_doc_blocks("## Probes", 1, check_config_block);
+	check_doc_blocks("## Probe files for the CLI", 3, check_probes_block);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1028,6 +1145,8 @@ int main(void)
 		cmocka_unit_test(test_parse_probes),
 		cmocka_unit_test(test_pasted_kubernetes_probe),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_example_file),
+		cmocka_unit_test(test_doc_examples),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
