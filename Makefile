@@ -25,7 +25,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
 	libgrpc-dev libgrpc++-dev protobuf-compiler-grpc protobuf-c-compiler \
 	libprotobuf-c-dev libprotobuf-dev protobuf-compiler libsqlite3-dev \
 	libcurl4-openssl-dev libcmocka-dev libyaml-dev libssl-dev sqlite3 \
-	bazel-bootstrap valgrind nghttp2-client golang-go python3-venv
+	bazel-bootstrap valgrind nghttp2-client
 
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl
