@@ -147,9 +147,9 @@ struct km_result {
 	bool success;
 	int error_class;           /* enum km_error_class */
 	int32_t status_code;
-	const char *message;       /* may be NULL; stored up to 1 KiB */
+	const char *message;       /* may be NULL; stored up to 10 KiB */
 };
-#define KM_RESULT_MESSAGE_MAX 1024
+#define KM_RESULT_MESSAGE_MAX 10240
 
 struct km_transition {
 	int64_t seq;               /* assigned by the store */
