@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "km_arena.h"
 #include "km_error.h"
 
 static const char *const kind_names[] = {
@@ -139,4 +140,59 @@ bool km_probe_spec_equal(const struct km_probe *a, const struct km_probe *b)
 	       a->timeout_ms == b->timeout_ms && a->period_ms == b->period_ms &&
 	       a->success_threshold == b->success_threshold &&
 	       a->failure_threshold == b->failure_threshold;
+}
+
+static int copy_str(struct km_arena *a, const char **s)
+{
+	if (!*s)
+		return 0;
+	*s = km_arena_strdup(a, *s);
+	return *s ? 0 : KM_ENOMEM;
+}
+
+static int copy_kv(struct km_arena *a, struct km_kv **kv, size_t n)
+{
+	struct km_kv *v;
+
+	if (!n) {
+		*kv = NULL;
+		return 0;
+	}
+	v = km_arena_alloc(a, n * sizeof *v);
+	if (!v)
+		return KM_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = (*kv)[i];
+		if (copy_str(a, &v[i].key) || copy_str(a, &v[i].value))
+			return KM_ENOMEM;
+	}
+	*kv = v;
+	return 0;
+}
+
+int km_probe_copy(struct km_arena *a, const struct km_probe *src,
+		  struct km_probe *dst)
+{
+	*dst = *src;
+	if (copy_str(a, &dst->name) || copy_str(a, &dst->host) ||
+	    copy_str(a, &dst->path) || copy_str(a, &dst->ca_file) ||
+	    copy_str(a, &dst->service) || copy_str(a, &dst->workdir) ||
+	    copy_kv(a, &dst->labels, dst->n_labels) ||
+	    copy_kv(a, &dst->headers, dst->n_headers) ||
+	    copy_kv(a, &dst->env, dst->n_env))
+		return KM_ENOMEM;
+	if (dst->argc) {
+		/* NULL-terminated, ready for execvp-style use. */
+		const char **v = km_arena_alloc(a, (dst->argc + 1) * sizeof *v);
+		if (!v)
+			return KM_ENOMEM;
+		for (size_t i = 0; i < dst->argc; i++) {
+			v[i] = src->argv[i];
+			if (copy_str(a, &v[i]))
+				return KM_ENOMEM;
+		}
+		v[dst->argc] = NULL;
+		dst->argv = v;
+	}
+	return 0;
 }

@@ -161,7 +161,15 @@ struct km_transition {
 	/* Not stored (the row has target_id): handed through to the store's
 	 * on_transition callback so listeners need no lookup. May be NULL. */
 	const char *target_name;
+	const struct km_kv *labels;
+	size_t n_labels;
 };
+
+struct km_arena;
+/* Deep copy of src into dst, every string and array in the arena. Returns
+ * 0 or KM_ENOMEM. */
+int km_probe_copy(struct km_arena *a, const struct km_probe *src,
+		  struct km_probe *dst);
 
 /* True when a and b define the same probe: labels, handler and timing.
  * Ignores id, source, generation and times. Lists compare in order. */

@@ -417,8 +417,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 		struct ctl_op *op = &b->ctl[i];
 		if (!op->sync && !rc && s->o.on_transition)
 			s->o.on_transition(s->o.on_transition_arg, &op->t);
-		free(op->cause);
-		free(op->target_name);
+		free(op->copy);
 	}
 	for (size_t i = 0; i < b->n_res; i++)
 		free(b->res[i].msg);
@@ -608,28 +607,70 @@ static int push_ctl(struct km_store *s, const struct ctl_op *op)
 	return 0;
 }
 
-int km_store_add_transition(struct km_store *s, const struct km_transition *t)
+/* Copies the strings a transition points to into one allocation owned by
+ * the queue entry: cause, target name, labels. */
+static int copy_transition(struct ctl_op *op, const struct km_transition *t)
 {
-	struct ctl_op op = {.sync = NULL, .t = *t};
+	const char *cause = t->cause ? t->cause : "";
+	size_t n = strlen(cause) + 1, off;
+	struct km_kv *kv;
+	char *p;
+
+	if (t->target_name)
+		n += strlen(t->target_name) + 1;
+	for (size_t i = 0; i < t->n_labels; i++)
+		n += strlen(t->labels[i].key) + strlen(t->labels[i].value) + 2;
+	off = (n + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+	op->copy = malloc(off + t->n_labels * sizeof *kv);
+	if (!op->copy)
+		return KM_ENOMEM;
+	op->t = *t;
+	kv = (struct km_kv *)(op->copy + off);
+	p = op->copy;
+	op->t.cause = strcpy(p, cause);
+	p += strlen(p) + 1;
+	if (t->target_name) {
+		op->t.target_name = strcpy(p, t->target_name);
+		p += strlen(p) + 1;
+	}
+	for (size_t i = 0; i < t->n_labels; i++) {
+		kv[i].key = strcpy(p, t->labels[i].key);
+		p += strlen(p) + 1;
+		kv[i].value = strcpy(p, t->labels[i].value);
+		p += strlen(p) + 1;
+	}
+	op->t.labels = t->n_labels ? kv : NULL;
+	return 0;
+}
+
+static int add_transition(struct km_store *s, const struct km_transition *t,
+			  bool wait)
+{
+	struct ctl_op op = {.sync = NULL};
 	int rc;
 
-	op.cause = strdup(t->cause ? t->cause : "");
-	op.target_name = t->target_name ? strdup(t->target_name) : NULL;
-	if (!op.cause || (t->target_name && !op.target_name)) {
-		free(op.cause);
-		free(op.target_name);
+	if (copy_transition(&op, t))
 		return KM_ENOMEM;
-	}
-	op.t.cause = op.cause;
-	op.t.target_name = op.target_name;
 	pthread_mutex_lock(&s->mu);
-	rc = push_ctl(s, &op);
+	if (!wait && s->ctl_count == s->ctl_cap)
+		rc = KM_EFULL;
+	else
+		rc = push_ctl(s, &op);
 	pthread_mutex_unlock(&s->mu);
-	if (rc) {
-		free(op.cause);
-		free(op.target_name);
-	}
+	if (rc)
+		free(op.copy);
 	return rc;
+}
+
+int km_store_add_transition(struct km_store *s, const struct km_transition *t)
+{
+	return add_transition(s, t, true);
+}
+
+int km_store_try_add_transition(struct km_store *s,
+				const struct km_transition *t)
+{
+	return add_transition(s, t, false);
 }
 
 int store_run_sync(struct km_store *s,

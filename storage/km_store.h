@@ -83,6 +83,10 @@ int km_store_schema_version(struct km_store *s);
 int km_store_add_result(struct km_store *s, const struct km_result *r);
 /* Queues a copy of t; waits while the control queue is full. */
 int km_store_add_transition(struct km_store *s, const struct km_transition *t);
+/* The same without waiting: KM_EFULL when the control queue is full (for
+ * an event loop, which keeps the transition and tries again). */
+int km_store_try_add_transition(struct km_store *s,
+				const struct km_transition *t);
 /* Returns once everything queued before the call is committed. */
 int km_store_flush(struct km_store *s, struct km_error *err);
 

@@ -29,8 +29,7 @@ struct result_slot {
 struct ctl_op {
 	struct sync_op *sync; /* NULL: a transition */
 	struct km_transition t;
-	char *cause;          /* owned */
-	char *target_name;    /* owned; may be NULL */
+	char *copy;           /* owned: cause, target name and labels of t */
 };
 
 enum writer_stmt {

@@ -1,0 +1,710 @@
+/*
+ * The probe engine's loop thread: schedules, runs checks, keeps the
+ * ledgers, hands results and transitions to the store.
+ *
+ * Reading guide. A `spec` is one immutable copy of a probe definition,
+ * reference counted because a run keeps using the definition it started
+ * with while an update installs a new one. A `probe_rt` is a probe's life
+ * on the loop: its current spec, its next-run timer, the run in flight (at
+ * most one), its ledger. Other threads never touch either: they post
+ * commands (upsert, remove) that run on the loop.
+ */
+#include "km_prober.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "km_arena.h"
+#include "km_check.h"
+#include "km_ledger.h"
+#include "km_log.h"
+#include "km_loop.h"
+#include "km_store.h"
+#include "km_time.h"
+
+#define NS_PER_MS 1000000LL
+/* How long past its deadline a check may take to report before the prober
+ * gives up on it (a bug in a check type, never expected). */
+#define GUARD_NS (2000 * NS_PER_MS)
+#define BACKLOG_RETRY_NS (10 * NS_PER_MS)
+
+struct spec {
+	struct km_arena arena;
+	struct km_probe p;
+	const char *target_name; /* "probe//<name>" */
+	int refs;
+};
+
+struct probe_rt {
+	struct km_prober *pr;
+	struct spec *spec;
+	struct km_timer timer;    /* the next slot */
+	int64_t due;              /* when the next slot is due */
+	bool running;
+	struct spec *run_spec;    /* what the running check uses */
+	int64_t run_due;
+	struct km_check check;
+	struct km_timer guard;
+	int64_t started_us;
+	struct km_ledger lg;
+	struct probe_rt *next;    /* hash chain */
+};
+
+/* A transition the store's queue had no room for yet. */
+struct backlog {
+	struct km_transition t;
+	struct km_arena arena;
+	struct backlog *next;
+};
+
+#define LAG_BUCKETS (64 * 8)
+
+struct km_prober {
+	struct km_prober_options o;
+	struct km_loop *loop;
+	pthread_t thread;
+	bool thread_started;
+	struct km_http_checker *http;
+	struct km_exec_checker *exec;
+	struct km_grpc_checker *grpc;
+
+	struct probe_rt **buckets;
+	size_t n_buckets, n_probes;
+
+	struct backlog *backlog, **backlog_tail;
+	struct km_timer backlog_timer;
+
+	pthread_mutex_t stats_mu;
+	struct km_prober_stats stats;
+	uint64_t lag_hist[LAG_BUCKETS];
+	uint64_t lag_count;
+};
+
+/* ---- small things -------------------------------------------------------- */
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+int64_t km_prober_offset_ms(const char *target_name, int64_t period_ms)
+{
+	return period_ms > 0 ? (int64_t)(fnv1a(target_name) %
+					 (uint64_t)period_ms)
+			     : 0;
+}
+
+/* Log-linear histogram: 8 sub-buckets per power of two, so a percentile
+ * is within 12.5% of the truth. */
+static size_t lag_bucket(uint64_t us)
+{
+	int msb;
+
+	if (us < 8)
+		return (size_t)us;
+	msb = 63 - __builtin_clzll(us);
+	return (size_t)((msb - 2) * 8 + (int)((us >> (msb - 3)) & 7));
+}
+
+static int64_t lag_bucket_top(size_t b)
+{
+	int msb;
+
+	if (b < 8)
+		return (int64_t)b;
+	msb = (int)(b / 8) + 2;
+	return (int64_t)((8 + (b % 8) + 1) << (msb - 3)) - 1;
+}
+
+static void record_lag(struct km_prober *pr, int64_t lag_ns)
+{
+	uint64_t us = lag_ns > 0 ? (uint64_t)lag_ns / 1000 : 0;
+	size_t b = lag_bucket(us);
+
+	if (b >= LAG_BUCKETS)
+		b = LAG_BUCKETS - 1;
+	pr->lag_hist[b]++;
+	pr->lag_count++;
+	if ((int64_t)us > pr->stats.lag_max_us)
+		pr->stats.lag_max_us = (int64_t)us;
+}
+
+static int64_t lag_percentile(const struct km_prober *pr, double q)
+{
+	uint64_t want = (uint64_t)(q * (double)pr->lag_count), seen = 0;
+
+	if (!pr->lag_count)
+		return 0;
+	for (size_t b = 0; b < LAG_BUCKETS; b++) {
+		seen += pr->lag_hist[b];
+		if (seen > want)
+			return lag_bucket_top(b);
+	}
+	return lag_bucket_top(LAG_BUCKETS - 1);
+}
+
+static void spec_unref(struct spec *s)
+{
+	if (s && --s->refs == 0) {
+		km_arena_free(&s->arena);
+		free(s);
+	}
+}
+
+/* ---- the registry -------------------------------------------------------- */
+
+static struct probe_rt **slot_of(struct km_prober *pr, const char *name)
+{
+	struct probe_rt **pp = &pr->buckets[fnv1a(name) & (pr->n_buckets - 1)];
+
+	while (*pp && strcmp((*pp)->spec->p.name, name))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static int grow(struct km_prober *pr)
+{
+	size_t n = pr->n_buckets * 2;
+	struct probe_rt **b = calloc(n, sizeof *b);
+
+	if (!b)
+		return KM_ENOMEM;
+	for (size_t i = 0; i < pr->n_buckets; i++) {
+		struct probe_rt *rt = pr->buckets[i], *next;
+
+		for (; rt; rt = next) {
+			size_t k = fnv1a(rt->spec->p.name) & (n - 1);
+			next = rt->next;
+			rt->next = b[k];
+			b[k] = rt;
+		}
+	}
+	free(pr->buckets);
+	pr->buckets = b;
+	pr->n_buckets = n;
+	return 0;
+}
+
+/* ---- results and transitions --------------------------------------------- */
+
+static void flush_backlog(struct km_loop *l, void *arg)
+{
+	struct km_prober *pr = arg;
+
+	while (pr->backlog) {
+		struct backlog *b = pr->backlog;
+
+		if (km_store_try_add_transition(pr->o.store, &b->t) == KM_EFULL)
+			break;
+		pr->backlog = b->next;
+		if (!pr->backlog)
+			pr->backlog_tail = &pr->backlog;
+		km_arena_free(&b->arena);
+		free(b);
+		pthread_mutex_lock(&pr->stats_mu);
+		pr->stats.store_backlog--;
+		pthread_mutex_unlock(&pr->stats_mu);
+	}
+	if (pr->backlog)
+		km_loop_timer_set(l, &pr->backlog_timer,
+				  km_loop_now(l) + BACKLOG_RETRY_NS);
+}
+
+/* Never blocks the loop: a full queue parks the transition here, in order,
+ * and a timer retries. Transitions are never dropped. */
+static void emit_transition(struct km_prober *pr, const struct km_transition *t)
+{
+	struct backlog *b;
+
+	if (!pr->backlog &&
+	    km_store_try_add_transition(pr->o.store, t) != KM_EFULL)
+		return;
+	b = calloc(1, sizeof *b);
+	if (!b) {
+		km_log(KM_LOG_ERROR, "transition lost: out of memory",
+		       "target", t->target_name, NULL);
+		return;
+	}
+	km_arena_init(&b->arena, 1024);
+	b->t = *t;
+	b->t.cause = km_arena_strdup(&b->arena, t->cause);
+	b->t.target_name = km_arena_strdup(&b->arena, t->target_name);
+	/* Labels are the spec's, which may be freed: copy them too. */
+	if (t->n_labels) {
+		struct km_kv *kv = km_arena_alloc(&b->arena,
+						  t->n_labels * sizeof *kv);
+		for (size_t i = 0; kv && i < t->n_labels; i++) {
+			kv[i].key = km_arena_strdup(&b->arena, t->labels[i].key);
+			kv[i].value =
+				km_arena_strdup(&b->arena, t->labels[i].value);
+		}
+		b->t.labels = kv;
+	}
+	*pr->backlog_tail = b;
+	pr->backlog_tail = &b->next;
+	pthread_mutex_lock(&pr->stats_mu);
+	pr->stats.store_backlog++;
+	pthread_mutex_unlock(&pr->stats_mu);
+	if (!km_timer_armed(&pr->backlog_timer))
+		km_loop_timer_set(pr->loop, &pr->backlog_timer,
+				  km_loop_now(pr->loop) + BACKLOG_RETRY_NS);
+}
+
+/* A short reason for a cause: the first line of the message. */
+static void reason(const struct km_check_result *r, char *out, size_t n)
+{
+	size_t len = strcspn(r->message, "\n");
+
+	if (len > 120)
+		len = 120;
+	snprintf(out, n, "%.*s", (int)len, r->message);
+}
+
+static void check_done(struct km_check *c, const struct km_check_result *r)
+{
+	struct probe_rt *rt = c->owner;
+	struct km_prober *pr = rt->pr;
+	struct spec *s = rt->run_spec;
+	struct km_ledger_cfg cfg = {
+		.success_threshold = s->p.success_threshold,
+		.failure_threshold = s->p.failure_threshold,
+		.flap_low = pr->o.flap_low,
+		.flap_high = pr->o.flap_high,
+	};
+	struct km_ledger_change ch;
+	struct km_result res = {
+		.target_id = s->p.target_id,
+		.started_us = rt->started_us,
+		.duration_us = (km_mono_ns() - c->started) / 1000,
+		.success = r->success,
+		.error_class = r->success ? KM_EC_NONE : r->error_class,
+		.status_code = r->status_code,
+		.message = r->message[0] ? r->message : NULL,
+	};
+
+	km_loop_timer_cancel(pr->loop, &rt->guard);
+	rt->running = false;
+	if (km_store_add_result(pr->o.store, &res))
+		km_log(KM_LOG_WARN, "result not stored: the store is closing",
+		       "target", s->target_name, NULL);
+
+	if (km_ledger_observe(&rt->lg, &cfg, r->success, &ch)) {
+		char why[160], cause[512];
+		struct km_transition t = {
+			.target_id = s->p.target_id,
+			.at_us = rt->started_us + res.duration_us,
+			.from_state = ch.from,
+			.to_state = ch.to,
+			.flapping = ch.flapping,
+			.cause = cause,
+			.target_name = s->target_name,
+			.labels = s->p.labels,
+			.n_labels = s->p.n_labels,
+		};
+		int n = 0;
+
+		reason(r, why, sizeof why);
+		cause[0] = '\0';
+		if (ch.from != ch.to && ch.to == KM_STATE_UNHEALTHY)
+			n = snprintf(cause, sizeof cause,
+				     "%d consecutive failure%s (%s)",
+				     rt->lg.failures,
+				     rt->lg.failures == 1 ? "" : "s", why);
+		else if (ch.from != ch.to)
+			n = snprintf(cause, sizeof cause,
+				     "%d consecutive success%s",
+				     rt->lg.successes,
+				     rt->lg.successes == 1 ? "" : "es");
+		if (ch.flap_changed && n >= 0 && (size_t)n < sizeof cause)
+			snprintf(cause + n, sizeof cause - (size_t)n,
+				 "%s%s flapping: %.0f%% of the last %d results "
+				 "changed outcome",
+				 n ? "; " : "",
+				 ch.flapping ? "started" : "stopped",
+				 ch.flap_percent, KM_FLAP_WINDOW);
+		emit_transition(pr, &t);
+		pthread_mutex_lock(&pr->stats_mu);
+		pr->stats.transitions++;
+		pthread_mutex_unlock(&pr->stats_mu);
+	}
+	pthread_mutex_lock(&pr->stats_mu);
+	if (r->success)
+		pr->stats.results_ok++;
+	else
+		pr->stats.results_failed++;
+	pr->stats.in_flight--;
+	pthread_mutex_unlock(&pr->stats_mu);
+	rt->run_spec = NULL;
+	spec_unref(s);
+}
+
+/* ---- running checks ------------------------------------------------------ */
+
+static void cancel_check(struct probe_rt *rt)
+{
+	struct km_prober *pr = rt->pr;
+
+	if (!rt->running)
+		return;
+	km_loop_timer_cancel(pr->loop, &rt->guard);
+	switch (rt->run_spec->p.type) {
+	case KM_PROBE_HTTP: km_http_check_cancel(pr->http, &rt->check); break;
+	case KM_PROBE_TCP: km_tcp_check_cancel(&rt->check); break;
+	case KM_PROBE_GRPC: km_grpc_check_cancel(pr->grpc, &rt->check); break;
+	case KM_PROBE_EXEC: km_exec_check_cancel(pr->exec, &rt->check); break;
+	case KM_PROBE_FILE: break; /* never in flight */
+	}
+	rt->running = false;
+	spec_unref(rt->run_spec);
+	rt->run_spec = NULL;
+	pthread_mutex_lock(&pr->stats_mu);
+	pr->stats.in_flight--;
+	pthread_mutex_unlock(&pr->stats_mu);
+}
+
+static void guard_fired(struct km_loop *l, void *arg)
+{
+	struct probe_rt *rt = arg;
+	struct km_check_result r;
+
+	(void)l;
+	km_log(KM_LOG_ERROR, "a check did not report by its deadline; "
+			     "abandoning it", "target",
+	       rt->run_spec->target_name, NULL);
+	km_check_fail(&r, KM_EC_INTERNAL, 0,
+		      "kubemedic lost track of this check (a bug: please "
+		      "report it)");
+	/* Report first (it needs run_spec), then abandon the run. */
+	{
+		struct spec *s = rt->run_spec;
+
+		s->refs++;
+		check_done(&rt->check, &r);
+		rt->running = true;
+		rt->run_spec = s;
+		pthread_mutex_lock(&rt->pr->stats_mu);
+		rt->pr->stats.in_flight++;
+		pthread_mutex_unlock(&rt->pr->stats_mu);
+		cancel_check(rt);
+	}
+}
+
+static void start_check(struct probe_rt *rt)
+{
+	struct km_prober *pr = rt->pr;
+	struct km_check *c = &rt->check;
+	struct km_error err = {0};
+	int rc = 0;
+
+	rt->running = true;
+	rt->run_spec = rt->spec;
+	rt->spec->refs++;
+	*c = (struct km_check){
+		.loop = pr->loop,
+		.probe = &rt->run_spec->p,
+		.started = km_mono_ns(),
+		.done = check_done,
+		.owner = rt,
+	};
+	c->deadline = c->started + rt->run_spec->p.timeout_ms * NS_PER_MS;
+	rt->started_us = km_now_us();
+	pthread_mutex_lock(&pr->stats_mu);
+	pr->stats.runs++;
+	pr->stats.in_flight++;
+	record_lag(pr, c->started - rt->run_due);
+	pthread_mutex_unlock(&pr->stats_mu);
+	km_loop_timer_set(pr->loop, &rt->guard, c->deadline + GUARD_NS);
+
+	switch (rt->run_spec->p.type) {
+	case KM_PROBE_HTTP: rc = km_http_check_start(pr->http, c); break;
+	case KM_PROBE_TCP: rc = km_tcp_check_start(c); break;
+	case KM_PROBE_GRPC: rc = km_grpc_check_start(pr->grpc, c); break;
+	case KM_PROBE_EXEC: rc = km_exec_check_start(pr->exec, c); break;
+	case KM_PROBE_FILE: rc = km_file_check_run(c); break;
+	default: rc = KM_EINTERNAL;
+	}
+	if (rc) {
+		struct km_check_result r;
+
+		km_check_fail(&r, KM_EC_INTERNAL, 0,
+			      "kubemedic could not start the check: %s%s%s",
+			      km_strerror(rc), err.msg[0] ? ": " : "",
+			      err.msg);
+		check_done(c, &r);
+	}
+}
+
+static void slot_due(struct km_loop *l, void *arg)
+{
+	struct probe_rt *rt = arg;
+	struct km_prober *pr = rt->pr;
+	int64_t now = km_mono_ns(), period = rt->spec->p.period_ms * NS_PER_MS;
+
+	if (rt->running) {
+		pthread_mutex_lock(&pr->stats_mu);
+		pr->stats.skipped_overlap++;
+		pthread_mutex_unlock(&pr->stats_mu);
+	} else {
+		rt->run_due = rt->due;
+		start_check(rt);
+	}
+	/* Fixed rate: the next slot is one period after this one's due time,
+	 * not after now, so runs do not drift. Slots already past are
+	 * skipped rather than run in a burst. */
+	rt->due += period;
+	if (rt->due <= now) {
+		int64_t missed = (now - rt->due) / period + 1;
+
+		rt->due += missed * period;
+		pthread_mutex_lock(&pr->stats_mu);
+		pr->stats.skipped_late += (uint64_t)missed;
+		pthread_mutex_unlock(&pr->stats_mu);
+	}
+	km_loop_timer_set(l, &rt->timer, rt->due);
+}
+
+/* ---- commands from other threads ----------------------------------------- */
+
+struct upsert_cmd {
+	struct km_prober *pr;
+	struct spec *spec;
+	int initial_state;
+};
+
+static void schedule_first(struct probe_rt *rt)
+{
+	const struct km_probe *p = &rt->spec->p;
+
+	rt->due = km_mono_ns() + p->initial_delay_ms * NS_PER_MS +
+		  km_prober_offset_ms(rt->spec->target_name, p->period_ms) *
+			  NS_PER_MS;
+	km_loop_timer_set(rt->pr->loop, &rt->timer, rt->due);
+}
+
+static void do_upsert(struct km_loop *l, void *arg)
+{
+	struct upsert_cmd *cmd = arg;
+	struct km_prober *pr = cmd->pr;
+	struct probe_rt **pp = slot_of(pr, cmd->spec->p.name), *rt = *pp;
+
+	(void)l;
+	if (rt) {
+		bool retime = rt->spec->p.period_ms != cmd->spec->p.period_ms ||
+			      rt->spec->p.initial_delay_ms !=
+				      cmd->spec->p.initial_delay_ms;
+
+		spec_unref(rt->spec);
+		rt->spec = cmd->spec;
+		if (retime)
+			schedule_first(rt);
+		free(cmd);
+		return;
+	}
+	if (pr->n_probes >= pr->n_buckets && grow(pr) == 0)
+		pp = slot_of(pr, cmd->spec->p.name);
+	rt = calloc(1, sizeof *rt);
+	if (!rt) {
+		km_log(KM_LOG_ERROR, "probe not scheduled: out of memory",
+		       "probe", cmd->spec->p.name, NULL);
+		spec_unref(cmd->spec);
+		free(cmd);
+		return;
+	}
+	rt->pr = pr;
+	rt->spec = cmd->spec;
+	km_timer_init(&rt->timer, slot_due, rt);
+	km_timer_init(&rt->guard, guard_fired, rt);
+	km_ledger_init(&rt->lg, cmd->initial_state);
+	*pp = rt;
+	pr->n_probes++;
+	schedule_first(rt);
+	pthread_mutex_lock(&pr->stats_mu);
+	pr->stats.probes = pr->n_probes;
+	pthread_mutex_unlock(&pr->stats_mu);
+	free(cmd);
+}
+
+int km_prober_upsert(struct km_prober *pr, const struct km_probe *p,
+		     int initial_state)
+{
+	struct upsert_cmd *cmd = calloc(1, sizeof *cmd);
+	struct spec *s = calloc(1, sizeof *s);
+
+	if (!cmd || !s)
+		goto oom;
+	km_arena_init(&s->arena, 512);
+	s->refs = 1;
+	if (km_probe_copy(&s->arena, p, &s->p) ||
+	    !(s->target_name = km_arena_printf(&s->arena, "probe//%s",
+					       p->name)))
+		goto oom;
+	cmd->pr = pr;
+	cmd->spec = s;
+	cmd->initial_state = initial_state;
+	if (km_loop_post(pr->loop, do_upsert, cmd))
+		goto oom;
+	return 0;
+oom:
+	if (s)
+		km_arena_free(&s->arena);
+	free(s);
+	free(cmd);
+	return KM_ENOMEM;
+}
+
+static void free_rt(struct km_prober *pr, struct probe_rt *rt)
+{
+	cancel_check(rt);
+	km_loop_timer_cancel(pr->loop, &rt->timer);
+	spec_unref(rt->spec);
+	free(rt);
+}
+
+struct remove_cmd {
+	struct km_prober *pr;
+	char name[];
+};
+
+static void do_remove(struct km_loop *l, void *arg)
+{
+	struct remove_cmd *cmd = arg;
+	struct km_prober *pr = cmd->pr;
+	struct probe_rt **pp = slot_of(pr, cmd->name), *rt = *pp;
+
+	(void)l;
+	if (rt) {
+		*pp = rt->next;
+		pr->n_probes--;
+		free_rt(pr, rt);
+		pthread_mutex_lock(&pr->stats_mu);
+		pr->stats.probes = pr->n_probes;
+		pthread_mutex_unlock(&pr->stats_mu);
+	}
+	free(cmd);
+}
+
+int km_prober_remove(struct km_prober *pr, const char *name)
+{
+	size_t n = strlen(name) + 1;
+	struct remove_cmd *cmd = malloc(sizeof *cmd + n);
+
+	if (!cmd)
+		return KM_ENOMEM;
+	cmd->pr = pr;
+	memcpy(cmd->name, name, n);
+	if (km_loop_post(pr->loop, do_remove, cmd)) {
+		free(cmd);
+		return KM_ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static void *prober_main(void *arg)
+{
+	struct km_prober *pr = arg;
+
+	if (km_loop_run(pr->loop))
+		km_log(KM_LOG_ERROR, "prober loop failed", NULL);
+	return NULL;
+}
+
+void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out)
+{
+	pthread_mutex_lock(&pr->stats_mu);
+	*out = pr->stats;
+	out->lag_p50_us = lag_percentile(pr, 0.50);
+	out->lag_p99_us = lag_percentile(pr, 0.99);
+	pthread_mutex_unlock(&pr->stats_mu);
+}
+
+int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
+		    struct km_error *err)
+{
+	struct km_prober *pr = calloc(1, sizeof *pr);
+	int rc;
+
+	*out = NULL;
+	if (!pr)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	pr->o = *o;
+	if (pr->o.flap_low <= 0)
+		pr->o.flap_low = 5;
+	if (pr->o.flap_high <= 0)
+		pr->o.flap_high = 20;
+	pthread_mutex_init(&pr->stats_mu, NULL);
+	pr->backlog_tail = &pr->backlog;
+	pr->n_buckets = 1024;
+	pr->buckets = calloc(pr->n_buckets, sizeof *pr->buckets);
+	if (!pr->buckets) {
+		rc = km_error_set(err, KM_ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = km_loop_create(&pr->loop, err);
+	if (!rc)
+		rc = km_http_checker_create(pr->loop, &pr->http, err);
+	if (!rc)
+		rc = km_exec_checker_create(pr->loop, &pr->exec, err);
+	if (!rc)
+		rc = km_grpc_checker_create(pr->loop, &pr->grpc, err);
+	if (rc)
+		goto fail;
+	km_timer_init(&pr->backlog_timer, flush_backlog, pr);
+	rc = pthread_create(&pr->thread, NULL, prober_main, pr);
+	if (rc) {
+		rc = km_error_set(err, KM_EIO, "cannot start the prober "
+				  "thread: %s", strerror(rc));
+		goto fail;
+	}
+	pr->thread_started = true;
+	*out = pr;
+	return 0;
+fail:
+	km_prober_stop(pr);
+	return rc;
+}
+
+void km_prober_stop(struct km_prober *pr)
+{
+	if (!pr)
+		return;
+	if (pr->thread_started) {
+		km_loop_stop(pr->loop);
+		pthread_join(pr->thread, NULL);
+	}
+	/* The loop no longer runs: whatever is left is ours to free. */
+	for (size_t i = 0; pr->buckets && i < pr->n_buckets; i++) {
+		struct probe_rt *rt = pr->buckets[i], *next;
+
+		for (; rt; rt = next) {
+			next = rt->next;
+			free_rt(pr, rt);
+		}
+	}
+	/* Transitions still parked get one last, waiting try. */
+	while (pr->backlog) {
+		struct backlog *b = pr->backlog;
+
+		km_store_add_transition(pr->o.store, &b->t);
+		pr->backlog = b->next;
+		km_arena_free(&b->arena);
+		free(b);
+	}
+	km_grpc_checker_destroy(pr->grpc);
+	km_exec_checker_destroy(pr->exec);
+	km_http_checker_destroy(pr->http);
+	km_loop_destroy(pr->loop);
+	free(pr->buckets);
+	pthread_mutex_destroy(&pr->stats_mu);
+	free(pr);
+}

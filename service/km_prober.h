@@ -1,0 +1,73 @@
+/*
+ * km_prober — the probe engine: every probe, on one event loop thread.
+ *
+ * What it owns: a thread running a km_loop; per probe a copy of its
+ * definition, its schedule and its health ledger (km_ledger); one checker
+ * context per check type (the curl multi handle, the gRPC completion queue
+ * and its thread, the running children).
+ *
+ * Scheduling: the first run of a probe comes after its initial delay plus
+ * a deterministic offset within its period (a hash of its target name), so
+ * 10,000 probes with one period never fire together; then one run per
+ * period at fixed times (no drift). A probe never overlaps itself: a run
+ * still going when the next is due makes that slot skipped (counted). The
+ * lag between a run's due time and its start is measured.
+ *
+ * Every result goes to the store (results are dropped oldest-first only if
+ * the writer falls behind; see km_store.h); every state or flapping change
+ * becomes a transition with its cause, stored and then announced by the
+ * store's on_transition.
+ *
+ * Threads: km_prober_upsert / remove / get_stats from any thread (the
+ * change is handed to the loop and takes effect at once); start and stop
+ * from one thread.
+ */
+#ifndef KM_PROBER_H
+#define KM_PROBER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "km_error.h"
+#include "km_model.h"
+
+struct km_prober;
+struct km_store;
+
+struct km_prober_options {
+	struct km_store *store;
+	double flap_low;   /* percent; 0 = 5 */
+	double flap_high;  /* percent; 0 = 20 */
+};
+
+int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
+		    struct km_error *err);
+/* Stops the loop, abandons running checks (children killed, calls
+ * cancelled), frees everything. NULL is accepted. */
+void km_prober_stop(struct km_prober *pr);
+
+/* Adds a probe, or replaces the definition of the probe of that name
+ * (keeping its verdict and counters). p is copied; p->target_id must be
+ * set. initial_state is the verdict a new probe starts from (the stored
+ * state of its target; 0 = UNKNOWN). */
+int km_prober_upsert(struct km_prober *pr, const struct km_probe *p,
+		     int initial_state);
+int km_prober_remove(struct km_prober *pr, const char *name);
+
+struct km_prober_stats {
+	uint64_t probes;            /* defined now */
+	uint64_t runs;              /* checks started */
+	uint64_t results_ok, results_failed;
+	uint64_t skipped_overlap;   /* due while the last run still ran */
+	uint64_t skipped_late;      /* slots missed entirely (loop behind) */
+	uint64_t transitions;
+	uint64_t store_backlog;     /* transitions waiting for queue room */
+	uint64_t in_flight;
+	int64_t lag_p50_us, lag_p99_us, lag_max_us; /* since start */
+};
+void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out);
+
+/* The deterministic first-run offset of a target within a period. */
+int64_t km_prober_offset_ms(const char *target_name, int64_t period_ms);
+
+#endif
