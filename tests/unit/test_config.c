@@ -827,6 +827,48 @@ static void test_recursive_aliases(void **state)
 	EXPECT_ERROR("&r {log: *r}\n", "unknown key \"log\" in log");
 }
 
+/* Input that would make libyaml quadratic is refused before it is: deep
+ * flow nesting (1 MB of "[" once took minutes) and thousands of anchors. */
+static void test_pathological(void **state)
+{
+	const size_t big = 1 << 20;
+	char *s = malloc(big + 16);
+	size_t o;
+
+	(void)state;
+	assert_non_null(s);
+	memset(s, '[', big);
+	s[big] = '\0';
+	EXPECT_ERROR(s, "test.yaml:1:65: nested more than 64 levels deep; a "
+		     "configuration needs at most 6");
+	memcpy(s, "probes: ", 8);
+	memset(s + 8, '{', 100);
+	strcpy(s + 108, "a: 1");
+	EXPECT_ERROR(s, "test.yaml:1:72: nested more than 64 levels deep");
+	/* 64 levels are YAML's business, and then the schema's. */
+	memset(s, '[', 64);
+	memset(s + 64, ']', 64);
+	s[128] = '\0';
+	EXPECT_ERROR(s, "test.yaml:1:1: the document: expected a mapping, got "
+		     "a list");
+	/* Block nesting counts too. */
+	o = (size_t)sprintf(s, "probes:\n");
+	for (int i = 0; i < 70; i++)
+		o += (size_t)sprintf(s + o, "- ");
+	strcpy(s + o, "x\n");
+	EXPECT_ERROR(s, "test.yaml:2:127: nested more than 64 levels deep");
+
+	o = (size_t)sprintf(s, "probes:\n");
+	for (int i = 0; i < 1025; i++)
+		o += (size_t)sprintf(s + o, "  - &a%d x\n", i);
+	EXPECT_ERROR(s, "test.yaml:1026:5: more than 1024 anchors (&name)");
+	o = (size_t)sprintf(s, "x: &a 1\nprobes:\n");
+	for (int i = 0; i < 65537; i++)
+		o += (size_t)sprintf(s + o, "- *a\n");
+	EXPECT_ERROR(s, "test.yaml:65539:3: more than 65536 aliases (*name)");
+	free(s);
+}
+
 /* ---- km_config_parse_probes and km_config_load ------------------------ */
 
 static int parse_probes(const char *yaml, struct km_arena *a,
@@ -1142,6 +1184,7 @@ int main(void)
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_malformed_yaml),
 		cmocka_unit_test(test_recursive_aliases),
+		cmocka_unit_test(test_pathological),
 		cmocka_unit_test(test_parse_probes),
 		cmocka_unit_test(test_pasted_kubernetes_probe),
 		cmocka_unit_test(test_load_file),
