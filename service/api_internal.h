@@ -42,6 +42,8 @@ struct health_watcher {
 };
 
 struct api_reflection;
+struct event_watcher;
+struct km_prober;
 
 struct km_api {
 	struct km_store *store;
@@ -49,15 +51,24 @@ struct km_api {
 	struct api_reflection *refl;
 	struct km_rpc_method *methods; /* the table given to km_rpc */
 
+	struct km_prober *prober;      /* NULL: definitions only, no runs */
+
 	pthread_mutex_t mu;            /* guards what follows */
 	bool serving;
 	struct health_watcher *watchers;
+	struct event_watcher *event_watchers;
 };
 
 /* api_grpc_health.c */
 void api_health_set_serving(struct km_api *api, bool serving);
 void api_health_on_transition(struct km_api *api,
 			      const struct km_transition *t);
+
+/* api_watch.c: WatchHealth. */
+int api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+		     struct km_error *err);
+void api_watch_on_transition(struct km_api *api,
+			     const struct km_transition *t);
 
 /* api_reflection.c: the embedded descriptor set, indexed. */
 int api_reflection_load(struct api_reflection **out, struct km_error *err);

@@ -5,8 +5,21 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "km_log.h"
 #include "km_probe_spec.h"
+#include "km_prober.h"
 #include "km_selector.h"
+
+/* The definition is committed; the engine takes it at once. If it cannot
+ * (out of memory), the probe runs from the next start; say so. */
+static void tell_prober(struct km_api *api, const struct km_probe *p,
+			int initial_state)
+{
+	if (api->prober && km_prober_upsert(api->prober, p, initial_state))
+		km_log(KM_LOG_ERROR, "probe stored but not scheduled: out of "
+				     "memory; it runs after a restart",
+		       "probe", p->name, NULL);
+}
 
 static int check_name(const char *name, struct km_error *err)
 {
@@ -45,6 +58,7 @@ API_HANDLER(api_create_probe)
 	rc = km_store_create_probe(API_OF(ctx)->store, &p, err);
 	if (rc)
 		return rc;
+	tell_prober(API_OF(ctx), &p, KM_STATE_UNKNOWN);
 	return reply_probe(ctx, &p, resp, err);
 }
 
@@ -145,6 +159,7 @@ API_HANDLER(api_update_probe)
 				   err);
 	if (rc)
 		return rc;
+	tell_prober(api, &p, 0);
 	return reply_probe(ctx, &p, resp, err);
 }
 
@@ -160,6 +175,8 @@ API_HANDLER(api_delete_probe)
 	rc = km_store_delete_probe(api->store, r->name, false, err);
 	if (rc)
 		return rc;
+	if (api->prober)
+		km_prober_remove(api->prober, r->name);
 	out = API_NEW(ctx->arena, Kubemedic__V1__DeleteProbeResponse,
 		      KUBEMEDIC__V1__DELETE_PROBE_RESPONSE__INIT);
 	if (!out)

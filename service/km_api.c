@@ -64,8 +64,6 @@ static void worker_fini(void *arg, void *data)
 	{path, KM_RPC_SERVER_STREAM, req, NULL, api_unimplemented_stream, \
 	 (void *)(what)}
 
-static const char probe_engine[] =
-	"live transition streams come with the probe engine";
 static const char availability[] =
 	"availability reports (uptime, MTTR, MTBF) come with recovery";
 static const char recovery[] =
@@ -92,8 +90,8 @@ static const struct km_rpc_method api_methods[] = {
 	      D(query_probe_history_request), api_query_probe_history, NULL),
 	UNARY(KM "HealthService/QueryTransitions",
 	      D(query_transitions_request), api_query_transitions, NULL),
-	LATER_STREAM(KM "HealthService/WatchHealth", D(watch_health_request),
-		     probe_engine),
+	{KM "HealthService/WatchHealth", KM_RPC_SERVER_STREAM,
+	 D(watch_health_request), NULL, api_watch_health, NULL},
 	LATER(KM "HealthService/GetAvailability",
 	      D(get_availability_request), availability),
 
@@ -153,6 +151,7 @@ int km_api_start(struct km_api *api, struct km_store *store,
 	int rc;
 
 	api->store = store;
+	api->prober = o->prober;
 	memcpy(methods, api_methods, sizeof api_methods);
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.health.v1.Health/Check", KM_RPC_UNARY,
@@ -216,6 +215,7 @@ void km_api_destroy(struct km_api *api)
 void km_api_on_transition(void *arg, const struct km_transition *t)
 {
 	api_health_on_transition(arg, t);
+	api_watch_on_transition(arg, t);
 }
 
 /* ---- methods of later work ----------------------------------------------- */

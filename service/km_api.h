@@ -31,6 +31,9 @@ struct km_api_options {
 	const char *listen;             /* HOST:PORT; port 0 = any free */
 	int threads;                    /* >= 1 */
 	int64_t max_recv_message_bytes; /* 0 = gRPC's default (4 MiB) */
+	/* Probe changes through ProbeService are handed to it at once; NULL
+	 * keeps the API to definitions and history. */
+	struct km_prober *prober;
 };
 
 int km_api_create(struct km_api **out, struct km_error *err);

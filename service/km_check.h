@@ -73,10 +73,14 @@ void km_http_checker_destroy(struct km_http_checker *x);
 int km_http_check_start(struct km_http_checker *x, struct km_check *c);
 void km_http_check_cancel(struct km_http_checker *x, struct km_check *c);
 
-/* TCP and file checks need no shared context. */
-int km_tcp_check_start(struct km_check *c);
-void km_tcp_check_cancel(struct km_check *c);
-int km_file_check_run(struct km_check *c); /* reports before returning */
+/* TCP: a non-blocking connect of our own to an IP address; a DNS name is
+ * resolved and connected by libcurl (CONNECT_ONLY) through the same
+ * checker as HTTP, so no lookup ever blocks the loop. */
+int km_tcp_check_start(struct km_http_checker *x, struct km_check *c);
+void km_tcp_check_cancel(struct km_http_checker *x, struct km_check *c);
+
+/* File checks are one stat(2): they report before returning. */
+int km_file_check_run(struct km_check *c);
 
 struct km_exec_checker;
 int km_exec_checker_create(struct km_loop *l, struct km_exec_checker **out,

@@ -18,3 +18,20 @@ void km_check_fail(struct km_check_result *r, int error_class,
 	vsnprintf(r->message, sizeof r->message, fmt, ap);
 	va_end(ap);
 }
+
+#include <curl/curl.h>
+#include <sys/socket.h>
+
+#include "check_internal.h"
+
+void km_check_set_linger(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 1};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+void km_check_curl_global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}

@@ -358,7 +358,7 @@ static void cancel_check(struct probe_rt *rt)
 	km_loop_timer_cancel(pr->loop, &rt->guard);
 	switch (rt->run_spec->p.type) {
 	case KM_PROBE_HTTP: km_http_check_cancel(pr->http, &rt->check); break;
-	case KM_PROBE_TCP: km_tcp_check_cancel(&rt->check); break;
+	case KM_PROBE_TCP: km_tcp_check_cancel(pr->http, &rt->check); break;
 	case KM_PROBE_GRPC: km_grpc_check_cancel(pr->grpc, &rt->check); break;
 	case KM_PROBE_EXEC: km_exec_check_cancel(pr->exec, &rt->check); break;
 	case KM_PROBE_FILE: break; /* never in flight */
@@ -426,7 +426,7 @@ static void start_check(struct probe_rt *rt)
 
 	switch (rt->run_spec->p.type) {
 	case KM_PROBE_HTTP: rc = km_http_check_start(pr->http, c); break;
-	case KM_PROBE_TCP: rc = km_tcp_check_start(c); break;
+	case KM_PROBE_TCP: rc = km_tcp_check_start(pr->http, c); break;
 	case KM_PROBE_GRPC: rc = km_grpc_check_start(pr->grpc, c); break;
 	case KM_PROBE_EXEC: rc = km_exec_check_start(pr->exec, c); break;
 	case KM_PROBE_FILE: rc = km_file_check_run(c); break;

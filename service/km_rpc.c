@@ -109,6 +109,8 @@ struct km_rpc_call {
 	grpc_byte_buffer *recv_buf;
 	void (*on_done)(void *arg, struct km_rpc_call *c);
 	void *on_done_arg;
+	void (*on_drain)(void *arg, struct km_rpc_call *c);
+	void *on_drain_arg;
 	struct km_arena arena; /* bidi: per request */
 	struct km_rpc_call *next, *prev;
 	bool listed;
@@ -376,6 +378,8 @@ static void status_done(struct tag *t, bool ok)
 static void send_done(struct tag *t, bool ok)
 {
 	struct km_rpc_call *c = container_of(t, struct km_rpc_call, send_tag);
+	void (*drain)(void *, struct km_rpc_call *) = NULL;
+	void *drain_arg = NULL;
 
 	pthread_mutex_lock(&c->mu);
 	grpc_byte_buffer_destroy(c->sending);
@@ -388,8 +392,29 @@ static void send_done(struct tag *t, bool ok)
 	if (ok && c->me && c->me->m->kind == KM_RPC_BIDI && !c->send_busy &&
 	    !c->finishing && !c->closed)
 		start_recv_locked(c);
+	if (ok && !c->send_busy && !c->finishing && !c->closed) {
+		drain = c->on_drain;
+		drain_arg = c->on_drain_arg;
+	}
 	pthread_mutex_unlock(&c->mu);
+	if (drain)
+		drain(drain_arg, c);
 	km_rpc_call_unref(c);
+}
+
+void km_rpc_call_on_drain(struct km_rpc_call *c,
+			  void (*fn)(void *arg, struct km_rpc_call *c),
+			  void *arg)
+{
+	pthread_mutex_lock(&c->mu);
+	c->on_drain = fn;
+	c->on_drain_arg = arg;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void *km_rpc_call_worker_data(const struct km_rpc_call *c)
+{
+	return c->w->data;
 }
 
 int km_rpc_stream_send(struct km_rpc_call *c, const ProtobufCMessage *msg)

@@ -104,6 +104,16 @@ void km_rpc_call_unref(struct km_rpc_call *c);
 void km_rpc_call_on_done(struct km_rpc_call *c,
 			 void (*fn)(void *arg, struct km_rpc_call *c),
 			 void *arg);
+/* fn is called on the call's worker thread each time the stream's send
+ * queue has emptied (every queued message is out), until replaced with
+ * NULL: a producer with much to send (a replay) sends a page and waits
+ * for this before the next one, instead of flooding the queue. */
+void km_rpc_call_on_drain(struct km_rpc_call *c,
+			  void (*fn)(void *arg, struct km_rpc_call *c),
+			  void *arg);
+/* The worker_data of the thread that serves the call (for on_drain). */
+void *km_rpc_call_worker_data(const struct km_rpc_call *c);
+
 /* Queues msg (packed at once; msg may be freed after the call). Any
  * thread. KM_EUNAVAIL if the call is over or finishing; KM_EFULL if the
  * client reads too slowly (the stream is then ended with

@@ -1,6 +1,7 @@
 #include "km_model.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "km_arena.h"
@@ -195,4 +196,39 @@ int km_probe_copy(struct km_arena *a, const struct km_probe *src,
 		dst->argv = v;
 	}
 	return 0;
+}
+
+struct km_transition *km_transition_dup(const struct km_transition *t)
+{
+	const char *cause = t->cause ? t->cause : "";
+	size_t n = sizeof *t + t->n_labels * sizeof(struct km_kv);
+	struct km_transition *d;
+	struct km_kv *kv;
+	char *p;
+
+	n += strlen(cause) + 1;
+	if (t->target_name)
+		n += strlen(t->target_name) + 1;
+	for (size_t i = 0; i < t->n_labels; i++)
+		n += strlen(t->labels[i].key) + strlen(t->labels[i].value) + 2;
+	d = malloc(n);
+	if (!d)
+		return NULL;
+	*d = *t;
+	kv = (struct km_kv *)(d + 1);
+	p = (char *)(kv + t->n_labels);
+	d->cause = strcpy(p, cause);
+	p += strlen(p) + 1;
+	if (t->target_name) {
+		d->target_name = strcpy(p, t->target_name);
+		p += strlen(p) + 1;
+	}
+	for (size_t i = 0; i < t->n_labels; i++) {
+		kv[i].key = strcpy(p, t->labels[i].key);
+		p += strlen(p) + 1;
+		kv[i].value = strcpy(p, t->labels[i].value);
+		p += strlen(p) + 1;
+	}
+	d->labels = t->n_labels ? kv : NULL;
+	return d;
 }

@@ -171,6 +171,10 @@ struct km_arena;
 int km_probe_copy(struct km_arena *a, const struct km_probe *src,
 		  struct km_probe *dst);
 
+/* A copy of t and everything it points to (cause, target name, labels) in
+ * one malloc'd block: free() releases it. NULL on out-of-memory. */
+struct km_transition *km_transition_dup(const struct km_transition *t);
+
 /* True when a and b define the same probe: labels, handler and timing.
  * Ignores id, source, generation and times. Lists compare in order. */
 bool km_probe_spec_equal(const struct km_probe *a, const struct km_probe *b);

@@ -607,50 +607,16 @@ static int push_ctl(struct km_store *s, const struct ctl_op *op)
 	return 0;
 }
 
-/* Copies the strings a transition points to into one allocation owned by
- * the queue entry: cause, target name, labels. */
-static int copy_transition(struct ctl_op *op, const struct km_transition *t)
-{
-	const char *cause = t->cause ? t->cause : "";
-	size_t n = strlen(cause) + 1, off;
-	struct km_kv *kv;
-	char *p;
-
-	if (t->target_name)
-		n += strlen(t->target_name) + 1;
-	for (size_t i = 0; i < t->n_labels; i++)
-		n += strlen(t->labels[i].key) + strlen(t->labels[i].value) + 2;
-	off = (n + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
-	op->copy = malloc(off + t->n_labels * sizeof *kv);
-	if (!op->copy)
-		return KM_ENOMEM;
-	op->t = *t;
-	kv = (struct km_kv *)(op->copy + off);
-	p = op->copy;
-	op->t.cause = strcpy(p, cause);
-	p += strlen(p) + 1;
-	if (t->target_name) {
-		op->t.target_name = strcpy(p, t->target_name);
-		p += strlen(p) + 1;
-	}
-	for (size_t i = 0; i < t->n_labels; i++) {
-		kv[i].key = strcpy(p, t->labels[i].key);
-		p += strlen(p) + 1;
-		kv[i].value = strcpy(p, t->labels[i].value);
-		p += strlen(p) + 1;
-	}
-	op->t.labels = t->n_labels ? kv : NULL;
-	return 0;
-}
-
 static int add_transition(struct km_store *s, const struct km_transition *t,
 			  bool wait)
 {
 	struct ctl_op op = {.sync = NULL};
 	int rc;
 
-	if (copy_transition(&op, t))
+	op.copy = km_transition_dup(t);
+	if (!op.copy)
 		return KM_ENOMEM;
+	op.t = *op.copy;
 	pthread_mutex_lock(&s->mu);
 	if (!wait && s->ctl_count == s->ctl_cap)
 		rc = KM_EFULL;

@@ -216,6 +216,17 @@ int km_reader_last_result(struct km_reader *r, int64_t target_id,
  * (counting stops at cap). */
 int km_reader_consecutive(struct km_reader *r, int64_t target_id, int cap,
 			  int *count, struct km_error *err);
+/* Transitions of every target with seq > after, in seq order, at most
+ * limit, each with its target's name and labels filled in (for replaying
+ * a watch stream). */
+int km_reader_transitions_after(struct km_reader *r, int64_t after,
+				size_t limit, struct km_arena *a,
+				struct km_transition **out, size_t *n,
+				bool *more, struct km_error *err);
+/* The lowest seq still stored (0 if none) and the highest ever assigned
+ * (0 if none), to tell whether retention removed what a watcher missed. */
+int km_reader_transition_bounds(struct km_reader *r, int64_t *min_kept,
+				int64_t *max_ever, struct km_error *err);
 int km_reader_get_transition(struct km_reader *r, int64_t seq,
 			     struct km_arena *a, struct km_transition *out,
 			     struct km_error *err);

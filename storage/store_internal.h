@@ -29,7 +29,7 @@ struct result_slot {
 struct ctl_op {
 	struct sync_op *sync; /* NULL: a transition */
 	struct km_transition t;
-	char *copy;           /* owned: cause, target name and labels of t */
+	struct km_transition *copy; /* owned: t's strings and labels */
 };
 
 enum writer_stmt {

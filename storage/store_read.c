@@ -31,6 +31,9 @@ enum reader_stmt {
 	R_LAST_RESULT = R_TRANSITIONS + 2,
 	R_CONSECUTIVE,
 	R_GET_TRANSITION,
+	R_TRANSITIONS_AFTER,
+	R_MIN_SEQ,
+	R_MAX_SEQ,
 	R_STMT_COUNT
 };
 
@@ -101,6 +104,16 @@ static const char *reader_sql(int i)
 				  "DESC LIMIT ?2",
 		[R_GET_TRANSITION] = "SELECT " TRANSITION_COLS
 				     " FROM transitions WHERE seq = ?1",
+		[R_TRANSITIONS_AFTER] =
+			"SELECT t.seq, t.target_id, t.at, t.from_state, "
+			"t.to_state, t.flapping, t.cause, g.name, g.labels "
+			"FROM transitions t JOIN targets g ON g.id = "
+			"t.target_id WHERE t.seq > ?1 ORDER BY t.seq LIMIT ?2",
+		[R_MIN_SEQ] = "SELECT min(seq) FROM transitions",
+		/* AUTOINCREMENT keeps the highest seq ever given out here,
+		 * even when retention has deleted that row. */
+		[R_MAX_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = "
+			      "'transitions'",
 	};
 	return sql[i];
 }
@@ -554,4 +567,62 @@ int km_reader_get_transition(struct km_reader *r, int64_t seq,
 		return KM_ENOTFOUND;
 	}
 	return done(r, st, rc, err, "get transition");
+}
+
+int km_reader_transitions_after(struct km_reader *r, int64_t after,
+				size_t limit, struct km_arena *a,
+				struct km_transition **out, size_t *n,
+				bool *more, struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_TRANSITIONS_AFTER];
+	struct km_transition *v = km_arena_alloc(a, (limit + 1) * sizeof *v);
+	int rc;
+
+	*n = 0;
+	*more = false;
+	if (!v)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct km_transition *t = &v[*n];
+		struct km_kv *labels;
+		size_t n_labels;
+
+		if (*n == limit) {
+			*more = true;
+			break;
+		}
+		transition_from_row(a, st, t);
+		t->target_name = col_text(a, st, 7);
+		if (list_decode_kv(a, sqlite3_column_blob(st, 8),
+				   (size_t)sqlite3_column_bytes(st, 8), &labels,
+				   &n_labels)) {
+			done(r, st, SQLITE_DONE, err, "transitions after");
+			return km_error_set(err, KM_ECORRUPT,
+					    "target labels do not decode");
+		}
+		t->labels = labels;
+		t->n_labels = n_labels;
+		(*n)++;
+	}
+	*out = v;
+	return done(r, st, rc, err, "transitions after");
+}
+
+static int single_int(struct km_reader *r, sqlite3_stmt *st, int64_t *out,
+		      struct km_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	return done(r, st, rc, err, "transition bounds");
+}
+
+int km_reader_transition_bounds(struct km_reader *r, int64_t *min_kept,
+				int64_t *max_ever, struct km_error *err)
+{
+	int rc = single_int(r, r->stmt[R_MIN_SEQ], min_kept, err);
+
+	return rc ? rc : single_int(r, r->stmt[R_MAX_SEQ], max_ever, err);
 }

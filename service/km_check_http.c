@@ -1,0 +1,544 @@
+/*
+ * HTTP(S) checks through libcurl's multi socket API on the prober's loop,
+ * with the kubelet's semantics:
+ *  - a new connection per check (no keep-alive: FORBID_REUSE and
+ *    "Connection: close"), with SO_LINGER set to 1 s as the kubelet does
+ *    since kubernetes#115143, so short-lived probe sockets do not pile up
+ *    ports and conntrack entries;
+ *  - success iff the status is 200-399; at most 10 KiB of body is read;
+ *  - redirects are followed (up to 10) only to the same host; a redirect
+ *    to another host ends the check with that 3xx response, which counts
+ *    as success with a warning;
+ *  - HTTPS does not verify the server's certificate unless asked to
+ *    (tls_verify, optionally against ca_file).
+ *
+ * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when
+ * to wake it (CURLMOPT_TIMERFUNCTION); the loop calls
+ * curl_multi_socket_action when either happens. Easy handles are pooled.
+ *
+ * The same checker resolves and connects TCP checks aimed at DNS names
+ * (CONNECT_ONLY): see km_check_tcp.c.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "check_internal.h"
+#include "km_log.h"
+#include "km_time.h"
+
+#define MAX_REDIRECTS 10
+#define POOL_MAX 256
+
+struct km_http_checker {
+	struct km_loop *loop;
+	CURLM *multi;
+	struct km_timer timer;
+	CURL *pool[POOL_MAX];
+	size_t n_pool;
+};
+
+struct http_run {
+	struct km_http_checker *x;
+	struct km_check *c;
+	CURL *easy;
+	struct curl_slist *headers;
+	bool connect_only;
+	bool truncated;
+	int redirects;
+	char host[256];           /* of the first request */
+	size_t body_len;
+	char errbuf[CURL_ERROR_SIZE];
+	char body[KM_CHECK_OUTPUT_MAX];
+};
+
+/* ---- curl <-> loop ------------------------------------------------------- */
+
+static void process_done(struct km_http_checker *x);
+
+static void fd_event(struct km_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct km_http_checker *x = arg;
+	int flags = 0, running;
+
+	(void)l;
+	if (events & EPOLLIN)
+		flags |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (events & (EPOLLERR | EPOLLHUP))
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(x->multi, fd, flags, &running);
+	process_done(x);
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
+		   void *socketp)
+{
+	struct km_http_checker *x = userp;
+	uint32_t events = 0;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		km_loop_del_fd(x->loop, s);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		events |= EPOLLOUT;
+	if (!socketp) {
+		if (km_loop_add_fd(x->loop, s, events, fd_event, x))
+			return -1;
+		curl_multi_assign(x->multi, s, x);
+	} else if (km_loop_mod_fd(x->loop, s, events)) {
+		return -1;
+	}
+	return 0;
+}
+
+static void timer_fired(struct km_loop *l, void *arg)
+{
+	struct km_http_checker *x = arg;
+	int running;
+
+	(void)l;
+	curl_multi_socket_action(x->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	process_done(x);
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct km_http_checker *x = userp;
+
+	(void)m;
+	if (timeout_ms < 0)
+		km_loop_timer_cancel(x->loop, &x->timer);
+	else
+		km_loop_timer_set(x->loop, &x->timer,
+				  km_mono_ns() + timeout_ms * 1000000LL);
+	return 0;
+}
+
+/* ---- per-transfer callbacks ---------------------------------------------- */
+
+/* The kubelet's setting: a probe's socket lingers at most 1 s. */
+static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+	(void)clientp;
+	(void)purpose;
+	km_check_set_linger(fd);
+	return CURL_SOCKOPT_OK;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *userp)
+{
+	struct http_run *r = userp;
+	size_t len = size * n, room = sizeof r->body - r->body_len;
+
+	if (len > room) {
+		/* 10 KiB is all the kubelet reads: stop the transfer here; the
+		 * status line and headers have already arrived. */
+		memcpy(r->body + r->body_len, data, room);
+		r->body_len += room;
+		r->truncated = true;
+		return 0;
+	}
+	memcpy(r->body + r->body_len, data, len);
+	r->body_len += len;
+	return len;
+}
+
+/* ---- runs ---------------------------------------------------------------- */
+
+static CURL *take_easy(struct km_http_checker *x)
+{
+	if (x->n_pool)
+		return x->pool[--x->n_pool];
+	return curl_easy_init();
+}
+
+static void give_easy(struct km_http_checker *x, CURL *e)
+{
+	if (x->n_pool < POOL_MAX) {
+		curl_easy_reset(e);
+		x->pool[x->n_pool++] = e;
+	} else {
+		curl_easy_cleanup(e);
+	}
+}
+
+static void run_free(struct http_run *r)
+{
+	if (r->easy) {
+		curl_multi_remove_handle(r->x->multi, r->easy);
+		/* A CONNECT_ONLY connection is closed only by cleanup. */
+		if (r->connect_only)
+			curl_easy_cleanup(r->easy);
+		else
+			give_easy(r->x, r->easy);
+	}
+	curl_slist_free_all(r->headers);
+	free(r);
+}
+
+static bool has_header(const struct km_probe *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_headers; i++)
+		if (!strcasecmp(p->headers[i].key, name))
+			return true;
+	return false;
+}
+
+static int add_header(struct curl_slist **l, const char *name,
+		      const char *value)
+{
+	char line[8192];
+	struct curl_slist *n;
+
+	/* "Name;" is curl's way to send a header with an empty value. */
+	if (*value)
+		snprintf(line, sizeof line, "%s: %s", name, value);
+	else
+		snprintf(line, sizeof line, "%s;", name);
+	n = curl_slist_append(*l, line);
+	if (!n)
+		return KM_ENOMEM;
+	*l = n;
+	return 0;
+}
+
+/* Sets up and adds one transfer of r to url. */
+static int submit(struct http_run *r, const char *url)
+{
+	const struct km_probe *p = r->c->probe;
+	int64_t left_ms = (r->c->deadline - km_mono_ns()) / 1000000;
+	CURL *e = r->connect_only ? curl_easy_init() : take_easy(r->x);
+
+	if (!e)
+		return KM_ENOMEM;
+	r->easy = e;
+	r->errbuf[0] = '\0';
+	r->body_len = 0;
+	r->truncated = false;
+	if (left_ms < 1)
+		left_ms = 1;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left_ms);
+	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (r->connect_only) {
+		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+				 (long)CURL_HTTP_VERSION_1_1);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+		curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER,
+				 p->tls_verify ? 1L : 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST,
+				 p->tls_verify ? 2L : 0L);
+		if (p->tls_verify && p->ca_file && *p->ca_file)
+			curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
+	}
+	if (curl_multi_add_handle(r->x->multi, e) != CURLM_OK) {
+		r->easy = NULL;
+		curl_easy_cleanup(e);
+		return KM_EINTERNAL;
+	}
+	return 0;
+}
+
+/* The host part of an absolute URL ("" if it has none). */
+static void url_host(const char *url, char *out, size_t n)
+{
+	CURLU *u = curl_url();
+	char *host = NULL;
+
+	out[0] = '\0';
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		snprintf(out, n, "%s", host);
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
+/* A readable excerpt of the body for a failure message. */
+static void excerpt(const struct http_run *r, char *out, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < r->body_len && o + 1 < n && i < 256; i++) {
+		unsigned char ch = (unsigned char)r->body[i];
+		out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : ' ';
+	}
+	out[o] = '\0';
+}
+
+static void classify_error(struct http_run *r, CURLcode cc,
+			   struct km_check_result *res)
+{
+	long os_errno = 0;
+	const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc);
+
+	curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		km_check_fail(res, KM_EC_TIMEOUT, 0,
+			      "timed out after %lld ms (%s)",
+			      (long long)r->c->probe->timeout_ms, detail);
+		return;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		km_check_fail(res, KM_EC_DNS, 0, "%s", detail);
+		return;
+	case CURLE_COULDNT_CONNECT:
+		km_check_fail(res,
+			      os_errno == ECONNREFUSED ? KM_EC_REFUSED
+						       : KM_EC_NETWORK,
+			      0, "%s", detail);
+		return;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+		km_check_fail(res, KM_EC_TLS, 0, "%s", detail);
+		return;
+	default:
+		km_check_fail(res, KM_EC_NETWORK, 0, "%s", detail);
+		return;
+	}
+}
+
+static void report(struct http_run *r, const struct km_check_result *res)
+{
+	struct km_check *c = r->c;
+
+	run_free(r);
+	c->done(c, res);
+}
+
+static void finish(struct http_run *r, CURLcode cc)
+{
+	struct km_check_result res = {.success = true};
+	long code = 0;
+	char *location = NULL;
+
+	if (r->connect_only) {
+		if (cc != CURLE_OK)
+			classify_error(r, cc, &res);
+		report(r, &res);
+		return;
+	}
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+	/* Stopping at 10 KiB of body is not an error, as for the kubelet. */
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && r->truncated)) {
+		classify_error(r, cc, &res);
+		report(r, &res);
+		return;
+	}
+	if (code >= 300 && code < 400 &&
+	    curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &location) ==
+		    CURLE_OK &&
+	    location) {
+		char host[256], url[4096];
+
+		url_host(location, host, sizeof host);
+		snprintf(url, sizeof url, "%s", location);
+		if (strcasecmp(host, r->host) != 0) {
+			/* The kubelet does not follow a redirect to another
+			 * host: the 3xx is the answer, a success. */
+			snprintf(res.message, sizeof res.message,
+				 "warning: redirect to another host (%s) not "
+				 "followed; HTTP %ld counts as success", url,
+				 code);
+			report(r, &res);
+			return;
+		}
+		if (++r->redirects > MAX_REDIRECTS) {
+			km_check_fail(&res, KM_EC_HTTP_STATUS, (int32_t)code,
+				      "stopped after %d redirects",
+				      MAX_REDIRECTS);
+			report(r, &res);
+			return;
+		}
+		curl_multi_remove_handle(r->x->multi, r->easy);
+		give_easy(r->x, r->easy);
+		r->easy = NULL;
+		if (submit(r, url)) {
+			km_check_fail(&res, KM_EC_INTERNAL, 0,
+				      "cannot follow the redirect to %s", url);
+			report(r, &res);
+		}
+		return;
+	}
+	if (code < 200 || code >= 400) {
+		char ex[257];
+
+		excerpt(r, ex, sizeof ex);
+		km_check_fail(&res, KM_EC_HTTP_STATUS, (int32_t)code,
+			      "HTTP probe failed with statuscode: %ld%s%s",
+			      code, ex[0] ? "; body: " : "", ex);
+	}
+	res.status_code = (int32_t)code;
+	report(r, &res);
+}
+
+static void process_done(struct km_http_checker *x)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(x->multi, &left))) {
+		struct http_run *r = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (r)
+			finish(r, m->data.result);
+	}
+}
+
+static struct http_run *new_run(struct km_http_checker *x,
+				struct km_check *c)
+{
+	struct http_run *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return NULL;
+	r->x = x;
+	r->c = c;
+	snprintf(r->host, sizeof r->host, "%s", c->probe->host);
+	c->impl = r;
+	return r;
+}
+
+/* "http://[::1]:8080/healthz" from the probe's parts. */
+static void build_url(const struct km_probe *p, const char *scheme, char *out,
+		      size_t n)
+{
+	const char *path = p->path && *p->path ? p->path : "/";
+	bool v6 = strchr(p->host, ':') != NULL;
+
+	snprintf(out, n, "%s://%s%s%s:%d%s%s", scheme, v6 ? "[" : "", p->host,
+		 v6 ? "]" : "", p->port, *path == '/' ? "" : "/", path);
+}
+
+int km_http_check_start(struct km_http_checker *x, struct km_check *c)
+{
+	const struct km_probe *p = c->probe;
+	struct http_run *r = new_run(x, c);
+	char url[4096];
+	int rc = 0;
+
+	if (!r)
+		return KM_ENOMEM;
+	/* The kubelet's request: its own User-Agent and Accept unless the
+	 * probe gives them; no keep-alive. */
+	for (size_t i = 0; i < p->n_headers && !rc; i++)
+		rc = add_header(&r->headers, p->headers[i].key,
+				p->headers[i].value);
+	if (!rc && !has_header(p, "User-Agent"))
+		rc = add_header(&r->headers, "User-Agent", "kubemedic/0.1");
+	if (!rc && !has_header(p, "Accept"))
+		rc = add_header(&r->headers, "Accept", "*/*");
+	if (!rc)
+		rc = add_header(&r->headers, "Connection", "close");
+	build_url(p, p->https ? "https" : "http", url, sizeof url);
+	if (!rc)
+		rc = submit(r, url);
+	if (rc) {
+		c->impl = NULL;
+		run_free(r);
+	}
+	return rc;
+}
+
+void km_http_check_cancel(struct km_http_checker *x, struct km_check *c)
+{
+	(void)x;
+	if (c->impl)
+		run_free(c->impl);
+	c->impl = NULL;
+}
+
+/* TCP to a DNS name: curl resolves (off the loop) and connects. */
+int check_tcp_by_name(struct km_http_checker *x, struct km_check *c)
+{
+	struct http_run *r = new_run(x, c);
+	char url[4096];
+	int rc;
+
+	if (!r)
+		return KM_ENOMEM;
+	r->connect_only = true;
+	build_url(c->probe, "http", url, sizeof url);
+	rc = submit(r, url);
+	if (rc) {
+		c->impl = NULL;
+		run_free(r);
+	}
+	return rc;
+}
+
+void check_tcp_by_name_cancel(struct km_check *c)
+{
+	km_http_check_cancel(NULL, c);
+}
+
+/* ---- the checker --------------------------------------------------------- */
+
+int km_http_checker_create(struct km_loop *l, struct km_http_checker **out,
+			   struct km_error *err)
+{
+	struct km_http_checker *x = calloc(1, sizeof *x);
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	*out = NULL;
+	if (!x)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	pthread_once(&once, km_check_curl_global_init);
+	x->loop = l;
+	km_timer_init(&x->timer, timer_fired, x);
+	x->multi = curl_multi_init();
+	if (!x->multi) {
+		free(x);
+		return km_error_set(err, KM_EINTERNAL,
+				    "curl_multi_init failed");
+	}
+	curl_multi_setopt(x->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(x->multi, CURLMOPT_SOCKETDATA, x);
+	curl_multi_setopt(x->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(x->multi, CURLMOPT_TIMERDATA, x);
+	*out = x;
+	return 0;
+}
+
+void km_http_checker_destroy(struct km_http_checker *x)
+{
+	if (!x)
+		return;
+	/* Runs still in the multi handle were abandoned with their probes;
+	 * the prober cancels every run before destroying checkers. */
+	km_loop_timer_cancel(x->loop, &x->timer);
+	for (size_t i = 0; i < x->n_pool; i++)
+		curl_easy_cleanup(x->pool[i]);
+	curl_multi_cleanup(x->multi);
+	free(x);
+}
