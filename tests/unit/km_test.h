@@ -9,13 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A fresh directory for one test's files, under $KM_TEST_TMPDIR or /tmp.
+/* A fresh directory for one test's files, under $KM_TEST_TMPDIR (CTest),
+ * else $TEST_TMPDIR (Bazel), else /tmp.
  * The caller frees the path and may remove the directory. */
 static inline char *km_test_tmpdir(void)
 {
 	const char *base = getenv("KM_TEST_TMPDIR");
 	char *p;
 
+	if (!base || !*base)
+		base = getenv("TEST_TMPDIR");
 	if (!base || !*base)
 		base = "/tmp";
 	if (asprintf(&p, "%s/km-test-XXXXXX", base) < 0)
