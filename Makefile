@@ -89,6 +89,7 @@ test-asan: tools
 		$(PYTHON) -m pytest -q tests/integration
 
 test-bazel:
+	tests/check_bazel_sync.sh
 	bazel --batch --output_user_root=$(CACHE)/bazel test \
 		--jobs=$(JOBS) //...
 

@@ -59,8 +59,9 @@ bazel_sources() {
 	local f p
 	while IFS= read -r f; do
 		p=$(prefix "$f")
+		# protoc-c output (*.pb-c.c) is generated, not a source.
 		flat "$f" | grep -oE '"[^"]+\.c"' | tr -d '"' |
-			grep -v ':' | sed "s|^|$p|" || true
+			grep -v ':' | grep -v '\.pb-c\.c$' | sed "s|^|$p|" || true
 		flat "$f" | grep -oE 'km_unit_test\([[:space:]]*name[[:space:]]*=[[:space:]]*"[^"]+"' |
 			sed -E "s|.*\"([^\"]+)\"|$p\1.c|" || true
 	done < <(build_files BUILD.bazel)
