@@ -346,9 +346,10 @@ static void finish(struct http_run *r, CURLcode cc)
 		return;
 	}
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+	res.status_code = (int32_t)code;
 	/* Stopping at 10 KiB of body is not an error, as for the kubelet. */
 	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && r->truncated)) {
-		classify_error(r, cc, &res);
+		classify_error(r, cc, &res); /* sets status_code 0 */
 		report(r, &res);
 		return;
 	}
@@ -395,7 +396,6 @@ static void finish(struct http_run *r, CURLcode cc)
 			      "HTTP probe failed with statuscode: %ld%s%s",
 			      code, ex[0] ? "; body: " : "", ex);
 	}
-	res.status_code = (int32_t)code;
 	report(r, &res);
 }
 

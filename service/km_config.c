@@ -58,6 +58,8 @@ void km_config_defaults(struct km_config *c)
 	c->results_retention_ms = 30 * MS_DAY;
 	c->transitions_retention_ms = 400 * MS_DAY;
 	c->retention_interval_ms = MS_MINUTE;
+	c->flap_low = 5;
+	c->flap_high = 20;
 	c->log_level = KM_LOG_INFO;
 	c->log_json = false;
 }
@@ -1073,11 +1075,11 @@ static const char *listen_error(const char *s)
 
 enum {
 	K_LISTEN, K_THREADS, K_MAX_RECV, K_GRACE, K_DATABASE, K_RETENTION,
-	K_LOG, K_PROBES, K_N
+	K_LOG, K_FLAP, K_PROBES, K_N
 };
 static const char *const top_keys[K_N] = {
 	"listen", "threads", "maxReceiveMessageBytes", "shutdownGracePeriod",
-	"database", "retention", "log", "probes",
+	"database", "retention", "log", "flapDetection", "probes",
 };
 
 static int parse_database(struct loader *ld, const yaml_node_t *n,
@@ -1128,6 +1130,31 @@ static int parse_retention(struct loader *ld, const yaml_node_t *n,
 			       "between 1s and 1d",
 			       &c->retention_interval_ms)))
 		return rc;
+	return 0;
+}
+
+/* Nagios-style flap detection thresholds, in percent of state changes. */
+static int parse_flap(struct loader *ld, const yaml_node_t *n,
+		      struct km_config *c)
+{
+	static const char *const keys[] = {"lowThreshold", "highThreshold"};
+	yaml_node_t *v[2];
+	int64_t low = (int64_t)c->flap_low, high = (int64_t)c->flap_high;
+	int rc;
+
+	if (map_fields(ld, n, "flapDetection", keys, 2, v))
+		return KM_EINVAL;
+	if ((rc = get_int(ld, v[0], "flapDetection.lowThreshold", 0, 100,
+			  &low)) ||
+	    (rc = get_int(ld, v[1], "flapDetection.highThreshold", 1, 100,
+			  &high)))
+		return rc;
+	if (low >= high)
+		return lerr(ld, n, "flapDetection: lowThreshold (%lld) must be "
+			    "below highThreshold (%lld), or the flag could "
+			    "never settle", (long long)low, (long long)high);
+	c->flap_low = (double)low;
+	c->flap_high = (double)high;
 	return 0;
 }
 
@@ -1183,7 +1210,9 @@ static int parse_config(struct loader *ld, const yaml_node_t *root,
 			       MS_HOUR, "at most 1h", &c->shutdown_grace_ms)) ||
 	    (rc = parse_database(ld, v[K_DATABASE], c)) ||
 	    (rc = parse_retention(ld, v[K_RETENTION], c)) ||
-	    (rc = parse_log(ld, v[K_LOG], c)))
+	    (rc = parse_log(ld, v[K_LOG], c)) ||
+	    (v[K_FLAP] && !is_null(v[K_FLAP]) &&
+	     (rc = parse_flap(ld, v[K_FLAP], c))))
 		return rc;
 	c->threads = (int)threads;
 	if (v[K_PROBES] && !is_null(v[K_PROBES])) {

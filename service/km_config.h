@@ -16,6 +16,9 @@
  *   log:
  *     level: info                   # debug | info | warn | error
  *     format: logfmt                # logfmt | json
+ *   flapDetection:                  # percent of state changes over the
+ *     lowThreshold: 5               # last 21 results (Nagios' defaults)
+ *     highThreshold: 20
  *   probes:                         # Kubernetes Probe fields, plus name,
  *     - name: checkout-http         # labels, host and the file probe
  *       labels: {team: shop}
@@ -61,6 +64,8 @@ struct km_config {
 
 	int log_level;                  /* enum km_log_level; info */
 	bool log_json;                  /* format: json */
+
+	double flap_low, flap_high;     /* percent: 5 and 20 */
 
 	struct km_probe *probes;
 	size_t n_probes;

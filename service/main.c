@@ -10,8 +10,9 @@
  *
  * Stop order (each step needs the next one's services until it is done):
  * health NOT_SERVING and no new calls, in-flight calls finish within the
- * grace period, then the store's writer commits what is queued and the
- * database is closed.
+ * grace period; the probe engine stops (running checks abandoned, children
+ * killed); then the store's writer commits what is queued and the database
+ * is closed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@
 #include "km_api.h"
 #include "km_config.h"
 #include "km_log.h"
+#include "km_prober.h"
 #include "km_store.h"
 
 #define KM_VERSION "0.1.0"
@@ -108,6 +110,59 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	return 0;
 }
 
+/* Hands every stored probe to the engine, each starting from the stored
+ * verdict of its target (a restart does not forget who was unhealthy). */
+static int schedule_stored_probes(struct km_store *store,
+				  struct km_prober *pr, size_t *count,
+				  struct km_error *err)
+{
+	struct km_reader *r = NULL;
+	struct km_arena a;
+	const char *after = NULL;
+	bool more = true;
+	int rc;
+
+	*count = 0;
+	km_arena_init(&a, 65536);
+	rc = km_reader_open(store, &r, err);
+	while (!rc && more) {
+		struct km_probe *v;
+		size_t n;
+
+		rc = km_reader_list_probes(r, after, 1000, NULL, NULL, &a, &v,
+					   &n, &more, err);
+		for (size_t i = 0; !rc && i < n; i++) {
+			struct km_target t;
+			int state = KM_STATE_UNKNOWN;
+
+			if (km_reader_get_target_by_id(r, v[i].target_id, &a, &t,
+						       NULL) == 0)
+				state = t.state;
+			rc = km_prober_upsert(pr, &v[i], state);
+			if (rc)
+				km_error_set(err, rc, "scheduling probe %s",
+					     v[i].name);
+			else
+				(*count)++;
+		}
+		if (!rc && n) {
+			/* The cursor must outlive the arena reset. */
+			char *next = strdup(v[n - 1].name);
+
+			free((char *)after);
+			after = next;
+			if (!after)
+				rc = km_error_set(err, KM_ENOMEM,
+						  "out of memory");
+		}
+		km_arena_reset(&a);
+	}
+	free((char *)after);
+	km_reader_close(r);
+	km_arena_free(&a);
+	return rc;
+}
+
 static int apply_flags(struct km_config *cfg, const struct flags *f)
 {
 	if (f->listen && !*f->listen) {
@@ -152,6 +207,9 @@ int main(int argc, char **argv)
 	struct km_error err = {0};
 	struct km_api *api = NULL;
 	struct km_store *store = NULL;
+	struct km_prober *prober = NULL;
+	struct km_prober_options po = {0};
+	size_t scheduled = 0;
 	struct km_store_options so = {0};
 	struct km_api_options ao = {0};
 	sigset_t stop;
@@ -199,9 +257,16 @@ int main(int argc, char **argv)
 		km_error_prefix(&err, "config probes");
 		goto fail;
 	}
+	po.store = store;
+	po.flap_low = cfg.flap_low;
+	po.flap_high = cfg.flap_high;
+	if (km_prober_start(&po, &prober, &err) ||
+	    schedule_stored_probes(store, prober, &scheduled, &err))
+		goto fail;
 	ao.listen = cfg.listen;
 	ao.threads = cfg.threads;
 	ao.max_recv_message_bytes = cfg.max_recv_message_bytes;
+	ao.prober = prober;
 	if (km_api_start(api, store, &ao, &err))
 		goto fail;
 
@@ -214,7 +279,7 @@ int main(int argc, char **argv)
 	km_log(KM_LOG_INFO, "kubemedicd started", "version", KM_VERSION,
 	       "listen", addr, "db", cfg.db_path, "threads", KM_I(cfg.threads),
 	       "schema", KM_I(km_store_schema_version(store)), "probes",
-	       KM_I(cfg.n_probes), NULL);
+	       KM_I(scheduled), NULL);
 
 	sigwait(&stop, &sig);
 	km_log(KM_LOG_INFO, "stopping", "signal", strsignal(sig), "grace_ms",
@@ -225,6 +290,9 @@ fail:
 	if (rc)
 		km_log(KM_LOG_ERROR, "kubemedicd failed", "err", err.msg, NULL);
 	km_api_stop(api, 0);
+	/* No API call can reach the prober now; its last results and
+	 * transitions go to the store, which then commits them. */
+	km_prober_stop(prober);
 	km_store_close(store);
 	km_api_destroy(api);
 	km_config_free(&cfg);

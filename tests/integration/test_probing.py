@@ -1,0 +1,422 @@
+"""The probe engine against real targets on loopback that the tests switch
+between healthy and failing. Every wait is on an event (a WatchHealth
+message, a standard health Watch message); every transition is checked to
+come after exactly failureThreshold / successThreshold results, in the
+history."""
+import http.server
+import os
+import queue
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from conftest import SLOW
+
+HEALTHY, UNHEALTHY, UNKNOWN = 2, 3, 1
+
+
+# ---- targets ------------------------------------------------------------------
+
+class Web:
+    """An HTTP server whose answer the test sets: ok, 500, hang, drop,
+    flap (200 and 500 in turn)."""
+
+    def __init__(self):
+        self.mode = "ok"
+        self.release = threading.Event()
+        self.turn = 0
+        web = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                mode = web.mode
+                if mode == "flap":
+                    web.turn += 1
+                    mode = "ok" if web.turn % 2 else "500"
+                if mode == "hang":
+                    web.release.wait(10)
+                    return
+                if mode == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                code = 200 if mode == "ok" else 500
+                body = b"fine" if code == 200 else b"broken"
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.fixture
+def web():
+    w = Web()
+    yield w
+    w.close()
+
+
+# ---- watching -----------------------------------------------------------------
+
+class Watch:
+    """A WatchHealth stream read by a thread into a queue."""
+
+    def __init__(self, pb, channel, **filters):
+        self.q = queue.Queue()
+        self.call = pb.health_grpc.HealthServiceStub(channel).WatchHealth(
+            pb.health.WatchHealthRequest(**filters))
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            for ev in self.call:
+                self.q.put(ev)
+        except grpc.RpcError as e:
+            self.q.put(e)
+
+    def next(self, timeout=20):
+        ev = self.q.get(timeout=timeout * SLOW)
+        if isinstance(ev, Exception):
+            raise ev
+        return ev
+
+    def until(self, target, to_state=None, flapping=None, timeout=30):
+        """The next transition of target into to_state (and/or with that
+        flapping flag)."""
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            ev = self.next(max(0.1, deadline - time.monotonic()))
+            t = ev.transition
+            if t.target != target:
+                continue
+            if to_state is not None and t.to_state != to_state:
+                continue
+            if flapping is not None and t.flapping != flapping:
+                continue
+            return ev
+
+    def close(self):
+        self.call.cancel()
+
+
+def history(pb, channel, target):
+    """Every result of target, oldest first."""
+    stub = pb.health_grpc.HealthServiceStub(channel)
+    out, token = [], ""
+    while True:
+        r = stub.QueryProbeHistory(pb.health.QueryProbeHistoryRequest(
+            target=target, order=pb.common.ORDER_OLDEST_FIRST,
+            page_size=1000, page_token=token))
+        out += list(r.results)
+        token = r.next_page_token
+        if not token:
+            return out
+
+
+def assert_after_exactly(pb, channel, ev, n, success):
+    """The transition of ev came with the n-th result of a streak of n
+    results of one outcome: exactly the threshold, not one more."""
+    t = ev.transition
+    at = t.time.ToMicroseconds()
+    results = history(pb, channel, t.target)
+    # The result that caused it ends at the transition's time.
+    idx = [i for i, r in enumerate(results)
+           if r.start_time.ToMicroseconds() + r.duration_us == at]
+    assert idx, f"no result ends at the transition ({t})"
+    i = idx[-1]
+    streak = 0
+    while i - streak >= 0 and results[i - streak].success == success:
+        streak += 1
+    assert streak == n, (
+        f"{t.target} went {t.from_state}->{t.to_state} after a streak of "
+        f"{streak} {'successes' if success else 'failures'}, want {n}")
+    return results[i - n + 1: i + 1]
+
+
+def create(pb, channel, probe):
+    return pb.probe_grpc.ProbeServiceStub(channel).CreateProbe(
+        pb.probe.CreateProbeRequest(probe=probe))
+
+
+def timing(**kw):
+    base = dict(period_milliseconds=200, timeout_milliseconds=150,
+                failure_threshold=3, success_threshold=2)
+    base.update(kw)
+    return base
+
+
+# ---- tests --------------------------------------------------------------------
+
+def test_http_failures_and_recoveries(pb, channel, web):
+    w = Watch(pb, channel, targets=["probe//web"])
+    create(pb, channel, pb.probe.Probe(
+        name="web", labels={"team": "shop"},
+        http_get=pb.probe.HTTPGetAction(host="127.0.0.1", port=web.port,
+                                        path="/healthz"),
+        **timing()))
+    ev = w.until("probe//web", HEALTHY)
+    assert ev.transition.from_state == UNKNOWN
+    assert ev.target.labels["team"] == "shop"
+    assert_after_exactly(pb, channel, ev, 2, True)
+
+    for mode, klass, code in [("500", pb.common.ERROR_CLASS_HTTP_STATUS, 500),
+                              ("hang", pb.common.ERROR_CLASS_TIMEOUT, 0),
+                              ("drop", pb.common.ERROR_CLASS_NETWORK, 0)]:
+        web.release.clear()
+        web.mode = mode
+        ev = w.until("probe//web", UNHEALTHY)
+        failures = assert_after_exactly(pb, channel, ev, 3, False)
+        assert all(r.error_class == klass and r.status_code == code
+                   for r in failures), (mode, failures)
+        assert "3 consecutive failures" in ev.transition.cause
+        web.mode = "ok"
+        web.release.set()
+        ev = w.until("probe//web", HEALTHY)
+        assert_after_exactly(pb, channel, ev, 2, True)
+        assert ev.transition.cause == "2 consecutive successes"
+    w.close()
+
+
+def test_tcp_closed_port_and_back(pb, channel):
+    lst = socket.socket()
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(64)
+    port = lst.getsockname()[1]
+    w = Watch(pb, channel, targets=["probe//tcp"])
+    create(pb, channel, pb.probe.Probe(
+        name="tcp", tcp_socket=pb.probe.TCPSocketAction(host="127.0.0.1",
+                                                        port=port),
+        **timing(success_threshold=1)))
+    assert_after_exactly(pb, channel, w.until("probe//tcp", HEALTHY), 1, True)
+    lst.close()
+    ev = w.until("probe//tcp", UNHEALTHY)
+    failures = assert_after_exactly(pb, channel, ev, 3, False)
+    assert all(r.error_class == pb.common.ERROR_CLASS_REFUSED
+               for r in failures)
+    lst = socket.socket()
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind(("127.0.0.1", port))
+    lst.listen(64)
+    assert_after_exactly(pb, channel, w.until("probe//tcp", HEALTHY), 1, True)
+    lst.close()
+    w.close()
+
+
+def test_grpc_not_serving_and_standard_watch(pb, channel):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    S = health_pb2.HealthCheckResponse
+    servicer.set("payments", S.SERVING)
+    std = health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(service="probe//pay"))
+    seen = queue.Queue()
+    threading.Thread(target=lambda: [seen.put(m.status) for m in std],
+                     daemon=True).start()
+    assert seen.get(timeout=10 * SLOW) == S.SERVICE_UNKNOWN
+
+    w = Watch(pb, channel, targets=["probe//pay"])
+    create(pb, channel, pb.probe.Probe(
+        name="pay", grpc=pb.probe.GRPCAction(host="127.0.0.1", port=port,
+                                            service="payments"),
+        **timing(timeout_milliseconds=1000, period_milliseconds=300)))
+    assert_after_exactly(pb, channel, w.until("probe//pay", HEALTHY), 2, True)
+    assert seen.get(timeout=10 * SLOW) == S.SERVING
+    servicer.set("payments", S.NOT_SERVING)
+    ev = w.until("probe//pay", UNHEALTHY)
+    failures = assert_after_exactly(pb, channel, ev, 3, False)
+    assert all(r.error_class == pb.common.ERROR_CLASS_GRPC_STATUS and
+               r.status_code == S.NOT_SERVING for r in failures)
+    # Standard gRPC health tooling sees kubemedic's verdict change too.
+    assert seen.get(timeout=10 * SLOW) == S.NOT_SERVING
+    servicer.set("payments", S.SERVING)
+    w.until("probe//pay", HEALTHY)
+    assert seen.get(timeout=10 * SLOW) == S.SERVING
+    std.cancel()
+    w.close()
+    server.stop(0)
+
+
+def test_file_missing_and_stale(pb, channel, tmp_path):
+    beat = tmp_path / "heartbeat"
+    beat.write_text("alive")
+    w = Watch(pb, channel, targets=["probe//beat"])
+    create(pb, channel, pb.probe.Probe(
+        name="beat", file=pb.probe.FileAction(path=str(beat), min_size=1,
+                                              max_age_seconds=60),
+        **timing(success_threshold=1)))
+    assert_after_exactly(pb, channel, w.until("probe//beat", HEALTHY), 1,
+                         True)
+    beat.unlink()
+    ev = w.until("probe//beat", UNHEALTHY)
+    failures = assert_after_exactly(pb, channel, ev, 3, False)
+    assert all(r.error_class == pb.common.ERROR_CLASS_FILE_MISSING
+               for r in failures)
+    beat.write_text("alive")
+    w.until("probe//beat", HEALTHY)
+    old = time.time() - 3600
+    os.utime(beat, (old, old))  # an hour since the last heartbeat
+    ev = w.until("probe//beat", UNHEALTHY)
+    failures = assert_after_exactly(pb, channel, ev, 3, False)
+    assert all(r.error_class == pb.common.ERROR_CLASS_FILE_STALE
+               for r in failures)
+    assert "maxAgeSeconds 60" in failures[0].message
+    beat.write_text("alive")
+    w.until("probe//beat", HEALTHY)
+    beat.write_text("")  # fresh, but empty: smaller than minSize
+    ev = w.until("probe//beat", UNHEALTHY)
+    failures = assert_after_exactly(pb, channel, ev, 3, False)
+    assert all(r.error_class == pb.common.ERROR_CLASS_FILE_TOO_SMALL
+               for r in failures)
+    w.close()
+
+
+def test_exec_exit_and_hang(pb, channel, tmp_path):
+    mode = tmp_path / "mode"
+    mode.write_text("0")
+    script = tmp_path / "check.sh"
+    # Exits with the code in the mode file; "hang" starts a child that
+    # would outlive us unless the whole process group is killed.
+    script.write_text(f"""#!/bin/sh
+m=$(cat {mode})
+if [ "$m" = hang ]; then
+  sleep 300 &
+  echo $! > {tmp_path}/child
+  echo hanging; sleep 300
+fi
+echo "exit $m"
+exit $m
+""")
+    script.chmod(0o755)
+    w = Watch(pb, channel, targets=["probe//job"])
+    create(pb, channel, pb.probe.Probe(
+        name="job", exec=pb.probe.ExecAction(command=[str(script)]),
+        **timing(timeout_milliseconds=300, period_milliseconds=400,
+                 success_threshold=1)))
+    w.until("probe//job", HEALTHY)
+    mode.write_text("1")
+    ev = w.until("probe//job", UNHEALTHY)
+    failures = assert_after_exactly(pb, channel, ev, 3, False)
+    assert all(r.error_class == pb.common.ERROR_CLASS_EXIT_CODE and
+               r.status_code == 1 and "exit 1" in r.message
+               for r in failures)
+    mode.write_text("0")
+    w.until("probe//job", HEALTHY)
+    mode.write_text("hang")
+    ev = w.until("probe//job", UNHEALTHY)
+    failures = assert_after_exactly(pb, channel, ev, 3, False)
+    assert all(r.error_class == pb.common.ERROR_CLASS_TIMEOUT
+               for r in failures)
+    mode.write_text("0")
+    w.until("probe//job", HEALTHY)
+    # The grandchildren of the hung runs were killed with their group.
+    child = int((tmp_path / "child").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+    w.close()
+
+
+def test_flapping_is_flagged(pb, channel, web):
+    web.mode = "flap"
+    w = Watch(pb, channel, targets=["probe//flappy"])
+    create(pb, channel, pb.probe.Probe(
+        name="flappy", http_get=pb.probe.HTTPGetAction(
+            host="127.0.0.1", port=web.port),
+        **timing(period_milliseconds=100, success_threshold=1,
+                 failure_threshold=3)))
+    ev = w.until("probe//flappy", flapping=True)
+    assert "started flapping" in ev.transition.cause
+    assert ev.target.flapping
+    web.mode = "ok"
+    ev = w.until("probe//flappy", flapping=False)
+    assert "stopped flapping" in ev.transition.cause
+    w.close()
+
+
+def test_changes_take_effect_at_once(pb, channel, web):
+    stub = pb.probe_grpc.ProbeServiceStub(channel)
+    w = Watch(pb, channel, targets=["probe//live"])
+    p = pb.probe.Probe(name="live", http_get=pb.probe.HTTPGetAction(
+        host="127.0.0.1", port=web.port, path="/"),
+        **timing(success_threshold=1, failure_threshold=1))
+    create(pb, channel, p)
+    w.until("probe//live", HEALTHY)
+    # Pointed at a closed port by an update: down, without a restart.
+    p.http_get.port = 1
+    stub.UpdateProbe(pb.probe.UpdateProbeRequest(probe=p))
+    ev = w.until("probe//live", UNHEALTHY)
+    assert ev.transition.cause.startswith("1 consecutive failure")
+    p.http_get.port = web.port
+    stub.UpdateProbe(pb.probe.UpdateProbeRequest(probe=p))
+    w.until("probe//live", HEALTHY)
+    # Deleted: its results stop. A second probe's transitions mark the
+    # passing of time without a sleep.
+    stub.DeleteProbe(pb.probe.DeleteProbeRequest(name="live"))
+    count = len(history(pb, channel, "probe//live"))
+    w2 = Watch(pb, channel, targets=["probe//clock"])
+    create(pb, channel, pb.probe.Probe(
+        name="clock", http_get=pb.probe.HTTPGetAction(host="127.0.0.1",
+                                                      port=web.port),
+        **timing(success_threshold=5)))
+    w2.until("probe//clock", HEALTHY)  # >= 5 periods later
+    assert len(history(pb, channel, "probe//live")) <= count + 1
+    w.close()
+    w2.close()
+
+
+def test_watch_resumes_without_gaps(pb, channel, web):
+    w = Watch(pb, channel, targets=["probe//resume"])
+    create(pb, channel, pb.probe.Probe(
+        name="resume", http_get=pb.probe.HTTPGetAction(
+            host="127.0.0.1", port=web.port),
+        **timing(success_threshold=1, failure_threshold=1)))
+    first = w.until("probe//resume", HEALTHY)
+    w.close()
+    # While nobody watches: down and up again.
+    w_all = Watch(pb, channel)
+    web.mode = "500"
+    w_all.until("probe//resume", UNHEALTHY)
+    web.mode = "ok"
+    last = w_all.until("probe//resume", HEALTHY)
+    w_all.close()
+    # A client resuming from the first sequence gets both, in order,
+    # from the database, then the live stream continues.
+    r = Watch(pb, channel, targets=["probe//resume"],
+              since_sequence=first.transition.sequence)
+    a, b = r.next(), r.next()
+    assert (a.transition.to_state, b.transition.to_state) == (UNHEALTHY,
+                                                              HEALTHY)
+    assert a.transition.sequence > first.transition.sequence
+    assert b.transition.sequence == last.transition.sequence
+    web.mode = "500"
+    assert r.until("probe//resume", UNHEALTHY).transition.sequence > \
+        b.transition.sequence
+    r.close()
+    # Asking for the future is refused.
+    bad = Watch(pb, channel, since_sequence=10**9)
+    with pytest.raises(grpc.RpcError) as e:
+        bad.next()
+    assert e.value.code() == grpc.StatusCode.OUT_OF_RANGE
