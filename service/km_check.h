@@ -33,6 +33,7 @@
 #define KM_CHECK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "km_error.h"
@@ -63,6 +64,13 @@ struct km_check {
 void km_check_fail(struct km_check_result *r, int error_class,
 		   int32_t status_code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* Copies n bytes of foreign text (a program's output, a peer's status
+ * message) into dst, which holds cap bytes with the NUL, as valid UTF-8:
+ * the message is stored and sent as a protobuf string. Invalid sequences
+ * and NUL bytes become U+FFFD; the copy ends on a character boundary when
+ * dst is full. Returns the length written. */
+size_t km_check_copy_text(char *dst, size_t cap, const char *src, size_t n);
 
 /* ---- check types ---------------------------------------------------------- */
 
