@@ -134,9 +134,9 @@ def test_unimplemented_names_the_capability(pb, channel):
     code, msg = code_of(health(pb, channel).GetAvailability,
                         pb.health.GetAvailabilityRequest(target="x"))
     assert code == grpc.StatusCode.UNIMPLEMENTED and "availability" in msg
-    stream = health(pb, channel).WatchHealth(pb.health.WatchHealthRequest())
+    stream = rec.WatchRecoveries(pb.recovery.WatchRecoveriesRequest())
     code, msg = code_of(lambda: next(stream))
-    assert code == grpc.StatusCode.UNIMPLEMENTED and "probe engine" in msg
+    assert code == grpc.StatusCode.UNIMPLEMENTED and "recovery" in msg
     unknown = channel.unary_unary("/kubemedic.v1.Nope/Nothing",
                                   request_serializer=lambda b: b,
                                   response_deserializer=lambda b: b)

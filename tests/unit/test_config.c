@@ -409,6 +409,25 @@ static void test_probe_list(void **state)
 
 /* ---- errors ------------------------------------------------------------ */
 
+static void test_flap_detection(void **state)
+{
+	struct km_config c;
+
+	(void)state;
+	km_config_defaults(&c);
+	assert_true(c.flap_low == 5 && c.flap_high == 20);
+	km_config_free(&c);
+	load_ok(&c, "flapDetection: {lowThreshold: 10, highThreshold: 40}\n");
+	assert_true(c.flap_low == 10 && c.flap_high == 40);
+	km_config_free(&c);
+	EXPECT_ERROR("flapDetection: {lowThreshold: 30, highThreshold: 30}\n",
+		     "test.yaml:1", "lowThreshold (30) must be below "
+				    "highThreshold (30)");
+	EXPECT_ERROR("flapDetection: {highThreshold: 101}\n",
+		     "flapDetection.highThreshold");
+	EXPECT_ERROR("flapDetection: {low: 1}\n", "unknown key \"low\"");
+}
+
 static void test_unknown_keys(void **state)
 {
 	(void)state;
@@ -418,7 +437,7 @@ static void test_unknown_keys(void **state)
 	EXPECT_ERROR("threads: 1\nlistn: a:1\n",
 		     "test.yaml:2:1: unknown key \"listn\" at the top level "
 		     "(known: listen, threads, maxReceiveMessageBytes, "
-		     "shutdownGracePeriod, database, retention, log, probes)");
+		     "shutdownGracePeriod, database, retention, log, flapDetection, probes)");
 	EXPECT_ERROR("max_receive_message_bytes: 1\n",
 		     "unknown key \"max_receive_message_bytes\"",
 		     "did you mean \"maxReceiveMessageBytes\"?");
@@ -1167,6 +1186,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_flap_detection),
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_load_over_existing),
