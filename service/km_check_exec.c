@@ -266,8 +266,10 @@ static void finish_exited(struct exec_run *r, const siginfo_t *si)
 	char sig[24];
 	size_t n;
 
-	/* Whatever the probe left running dies with it. */
-	kill(-r->pid, SIGKILL);
+	/* Whatever the probe left running dies with it (unless the child
+	 * was reaped behind our back: then its pid may be another's). */
+	if (si->si_pid)
+		kill(-r->pid, SIGKILL);
 	finish_output(r);
 	try_reap(r);
 
@@ -497,7 +499,8 @@ static int try_spawn(struct spawn_plan *sp, const char *path, pid_t *pid)
 		    errno == ELOOP || errno == ENAMETOOLONG)
 			return errno;
 	} else if (S_ISDIR(st.st_mode) ||
-		   faccessat(at, path, X_OK, AT_EACCESS) < 0) {
+		   (faccessat(at, path, X_OK, AT_EACCESS) < 0 &&
+		    errno == EACCES)) {
 		return EACCES;
 	}
 	return posix_spawn(pid, path, &sp->fa, &sp->attr, sp->argv, sp->envp);

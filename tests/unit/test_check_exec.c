@@ -442,6 +442,27 @@ static void test_output_made_valid_utf8(void **state)
 			    "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c \xc3\xa9");
 }
 
+static void test_copy_text_ends_on_a_character(void **state)
+{
+	char buf[6];
+
+	(void)state;
+	/* "ab" + é (2 bytes) + € (3 bytes): the euro does not fit. */
+	assert_int_equal(km_check_copy_text(buf, sizeof buf,
+					    "ab\xc3\xa9\xe2\x82\xac", 7),
+			 4);
+	assert_string_equal(buf, "ab\xc3\xa9");
+	/* Overlong, surrogate, truncated: one U+FFFD per bad byte, as many
+	 * as fit (one, in 5 bytes and the NUL). */
+	assert_int_equal(km_check_copy_text(buf, sizeof buf, "\xc0\xaf", 2),
+			 3);
+	assert_string_equal(buf, "\xef\xbf\xbd");
+	assert_int_equal(km_check_copy_text(buf, 4, "\xed\xa0\x80", 3), 3);
+	assert_int_equal(km_check_copy_text(buf, sizeof buf, "a\xe2\x82", 3),
+			 4);
+	assert_string_equal(buf, "a\xef\xbf\xbd");
+}
+
 /* ---- timeouts, grandchildren, cancel ------------------------------------- */
 
 static void test_timeout_kills_the_group(void **state)
@@ -728,6 +749,7 @@ int main(void)
 		T(test_output_kept_to_the_limit),
 		T(test_large_output_success),
 		T(test_output_made_valid_utf8),
+		cmocka_unit_test(test_copy_text_ends_on_a_character),
 		T(test_timeout_kills_the_group),
 		T(test_exit_with_grandchild_holding_the_pipe),
 		T(test_cancel_kills_and_reaps),

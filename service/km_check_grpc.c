@@ -1,0 +1,489 @@
+/*
+ * gRPC checks: grpc.health.v1.Health/Check on probe->host:probe->port,
+ * success if the call is OK and the answer SERVING — the kubelet's gRPC
+ * probe.
+ *
+ * As the kubelet does, every check dials a new connection: a fresh
+ * insecure channel with a subchannel pool of its own
+ * (GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, so channels to one address share no
+ * connection), destroyed after its one call. The call's deadline is the
+ * check's; the call fails fast (no wait-for-ready), so a refused connection
+ * is reported as such rather than as a timeout.
+ *
+ * Completions: one completion queue per checker, drained by one thread
+ * (cq_main) that hands each completion to the loop with km_loop_post; the
+ * run is then finished on the loop thread (on_complete). Each call is one
+ * batch of all six operations, so a run has exactly one completion.
+ *
+ * Results:
+ *  - OK and SERVING: success, status_code 1 (SERVING);
+ *  - OK and another status: GRPC_STATUS with status_code = that serving
+ *    status, "health status NOT_SERVING" (UNKNOWN, SERVICE_UNKNOWN, or the
+ *    number of a status this proto does not name);
+ *  - OK without a (valid) response: GRPC_STATUS, status_code INTERNAL (13),
+ *    as gRPC libraries report a response that does not parse;
+ *  - DEADLINE_EXCEEDED: TIMEOUT, status_code 4, "timed out after N ms
+ *    (DEADLINE_EXCEEDED: ...)";
+ *  - UNAVAILABLE whose details (or the core's debug error string) say why
+ *    the connection failed: "Connection refused" → REFUSED; unreachable
+ *    network or host, reset connection → NETWORK; name resolution → DNS;
+ *    status_code 14, the message is "UNAVAILABLE: " and the details;
+ *  - any other status: GRPC_STATUS, status_code = the gRPC code, message
+ *    "NOT_FOUND: " and the status details.
+ *
+ * Threads: start, cancel and on_complete on the loop thread; cq_main on
+ * its own. destroy after the loop has stopped (and before km_loop_destroy):
+ * it cancels every call, shuts the queue down, lets the thread drain it
+ * and joins it, then frees every run itself — completions posted to the
+ * loop but never run stay in the loop until km_loop_destroy drops them,
+ * so the loop must not run again after destroy.
+ * Memory: one struct grpc_run per check (channel, call, buffers), owned by
+ * the checker from start until its completion has been handled, which is
+ * after cancel for a cancelled run.
+ */
+#include <errno.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "km_check.h"
+#include "km_log.h"
+#include "km_time.h"
+
+#define HEALTH_CHECK "/grpc.health.v1.Health/Check"
+#define ST(x) GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__##x
+
+struct grpc_run {
+	struct km_grpc_checker *x;
+	struct km_check *c;     /* NULL once cancelled */
+	grpc_channel *channel;
+	grpc_call *call;
+	grpc_metadata_array initial_md, trailing_md;
+	grpc_byte_buffer *send, *recv;
+	grpc_status_code status;
+	grpc_slice details;
+	const char *error_string; /* the core's, gpr_free */
+	int ok;                 /* the batch's success, from cq_main */
+	struct grpc_run *prev, *next; /* x->runs */
+};
+
+struct km_grpc_checker {
+	struct km_loop *loop;
+	grpc_completion_queue *cq;
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool closing;
+	/* Every run whose completion has not been handled (loop thread). */
+	struct grpc_run *runs;
+};
+
+static const char *const code_names[] = {
+	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
+	"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	"UNAUTHENTICATED",
+};
+
+static const char *code_name(grpc_status_code code)
+{
+	if ((int)code < 0 || code > GRPC_STATUS_UNAUTHENTICATED)
+		return "UNKNOWN";
+	return code_names[code];
+}
+
+static const char *serving_name(int status)
+{
+	switch (status) {
+	case ST(UNKNOWN): return "UNKNOWN";
+	case ST(SERVING): return "SERVING";
+	case ST(NOT_SERVING): return "NOT_SERVING";
+	case ST(SERVICE_UNKNOWN): return "SERVICE_UNKNOWN";
+	}
+	return NULL;
+}
+
+/* ---- runs ---------------------------------------------------------------- */
+
+static void run_unlink(struct grpc_run *r)
+{
+	struct km_grpc_checker *x = r->x;
+
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (x->runs == r)
+		x->runs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void run_free(struct grpc_run *r)
+{
+	if (r->call)
+		grpc_call_unref(r->call);
+	if (r->channel)
+		grpc_channel_destroy(r->channel);
+	grpc_metadata_array_destroy(&r->initial_md);
+	grpc_metadata_array_destroy(&r->trailing_md);
+	if (r->send)
+		grpc_byte_buffer_destroy(r->send);
+	if (r->recv)
+		grpc_byte_buffer_destroy(r->recv);
+	grpc_slice_unref(r->details);
+	gpr_free((void *)r->error_string);
+	free(r);
+}
+
+/* "<prefix><text>" into res->message, text made valid UTF-8. */
+static void set_message(struct km_check_result *res, const char *prefix,
+			const char *text)
+{
+	size_t n = (size_t)snprintf(res->message, sizeof res->message, "%s",
+				    prefix);
+
+	if (n < sizeof res->message - 1)
+		km_check_copy_text(res->message + n, sizeof res->message - n,
+				   text, strlen(text));
+}
+
+/* Why a connection failed, from the words the core uses (its status
+ * details, or its debug error string); 0 if they say nothing we know. */
+static int connect_class(const char *details, const char *debug)
+{
+	static const struct {
+		const char *words;
+		int error_class;
+	} known[] = {
+		{"Connection refused", KM_EC_REFUSED},
+		{"Network is unreachable", KM_EC_NETWORK},
+		{"No route to host", KM_EC_NETWORK},
+		{"Host is unreachable", KM_EC_NETWORK},
+		{"Connection reset by peer", KM_EC_NETWORK},
+		{"DNS resolution failed", KM_EC_DNS},
+		{"Domain name not found", KM_EC_DNS},
+	};
+
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strstr(details, known[i].words) ||
+		    (debug && strstr(debug, known[i].words)))
+			return known[i].error_class;
+	return 0;
+}
+
+/* The verdict on a finished call. */
+static void judge(struct grpc_run *r, const struct km_check *c,
+		  struct km_check_result *res)
+{
+	Grpc__Health__V1__HealthCheckResponse *resp = NULL;
+	char *details, prefix[128];
+	int cls;
+
+	memset(res, 0, sizeof *res);
+	if (r->status == GRPC_STATUS_OK) {
+		if (r->recv) {
+			grpc_byte_buffer_reader reader;
+			grpc_slice s;
+
+			if (grpc_byte_buffer_reader_init(&reader, r->recv)) {
+				s = grpc_byte_buffer_reader_readall(&reader);
+				grpc_byte_buffer_reader_destroy(&reader);
+				resp = grpc__health__v1__health_check_response__unpack(
+					NULL, GRPC_SLICE_LENGTH(s),
+					GRPC_SLICE_START_PTR(s));
+				grpc_slice_unref(s);
+			}
+		}
+		if (!resp) {
+			km_check_fail(res, KM_EC_GRPC_STATUS,
+				      GRPC_STATUS_INTERNAL,
+				      "status OK but %s HealthCheckResponse",
+				      r->recv ? "a malformed" : "no");
+		} else if (resp->status == ST(SERVING)) {
+			res->success = true;
+			res->status_code = ST(SERVING);
+		} else if (serving_name(resp->status)) {
+			km_check_fail(res, KM_EC_GRPC_STATUS, resp->status,
+				      "health status %s",
+				      serving_name(resp->status));
+		} else {
+			km_check_fail(res, KM_EC_GRPC_STATUS, resp->status,
+				      "health status %d", resp->status);
+		}
+		if (resp)
+			grpc__health__v1__health_check_response__free_unpacked(
+				resp, NULL);
+		return;
+	}
+
+	details = grpc_slice_to_c_string(r->details);
+	res->success = false;
+	res->status_code = r->status;
+	if (r->status == GRPC_STATUS_DEADLINE_EXCEEDED) {
+		res->error_class = KM_EC_TIMEOUT;
+		snprintf(prefix, sizeof prefix,
+			 "timed out after %lld ms (DEADLINE_EXCEEDED: ",
+			 (long long)((c->deadline - c->started) / 1000000));
+		set_message(res, prefix, details);
+		/* Close the parenthesis if it fits. */
+		if (strlen(res->message) < sizeof res->message - 1)
+			strcat(res->message, ")");
+	} else {
+		cls = r->status == GRPC_STATUS_UNAVAILABLE
+			      ? connect_class(details, r->error_string)
+			      : 0;
+		res->error_class = cls ? cls : KM_EC_GRPC_STATUS;
+		snprintf(prefix, sizeof prefix, "%s: ", code_name(r->status));
+		set_message(res, prefix, details);
+	}
+	gpr_free(details);
+}
+
+/* The run's one completion, on the loop thread. */
+static void on_complete(struct km_loop *l, void *arg)
+{
+	struct grpc_run *r = arg;
+	struct km_check_result res;
+	struct km_check *c = r->c;
+
+	(void)l;
+	run_unlink(r);
+	if (!c) { /* cancelled: nobody to tell */
+		run_free(r);
+		return;
+	}
+	if (!r->ok)
+		/* The batch itself failed (not the call): a core problem. */
+		km_check_fail(&res, KM_EC_INTERNAL, 0,
+			      "the gRPC core failed the health check batch");
+	else
+		judge(r, c, &res);
+	c->impl = NULL;
+	run_free(r);
+	c->done(c, &res);
+}
+
+/* The checker's thread: every completion of the queue goes to the loop. */
+static void *cq_main(void *arg)
+{
+	struct km_grpc_checker *x = arg;
+
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(
+			x->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		struct grpc_run *r = ev.tag;
+
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type != GRPC_OP_COMPLETE)
+			continue;
+		r->ok = ev.success;
+		/* Out of memory: wait for some rather than lose the run; once
+		 * destroy has begun, it frees the run itself. */
+		while (km_loop_post(x->loop, on_complete, r) != 0 &&
+		       !atomic_load(&x->closing)) {
+			struct timespec ms = {0, 1000000};
+
+			nanosleep(&ms, NULL);
+		}
+	}
+	return NULL;
+}
+
+/* ---- the checker ----------------------------------------------------------- */
+
+int km_grpc_checker_create(struct km_loop *l, struct km_grpc_checker **out,
+			   struct km_error *err)
+{
+	struct km_grpc_checker *x;
+	int e;
+
+	*out = NULL;
+	x = calloc(1, sizeof *x);
+	if (!x)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	grpc_init();
+	x->loop = l;
+	atomic_init(&x->closing, false);
+	x->cq = grpc_completion_queue_create_for_next(NULL);
+	if (!x->cq) {
+		km_grpc_checker_destroy(x);
+		return km_error_set(err, KM_ENOMEM,
+				    "cannot create a completion queue");
+	}
+	e = pthread_create(&x->thread, NULL, cq_main, x);
+	if (e) {
+		km_grpc_checker_destroy(x);
+		return km_error_set(err, KM_EIO,
+				    "cannot start the gRPC probe thread: %s",
+				    strerror(e));
+	}
+	x->thread_started = true;
+	*out = x;
+	return 0;
+}
+
+void km_grpc_checker_destroy(struct km_grpc_checker *x)
+{
+	if (!x)
+		return;
+	for (struct grpc_run *r = x->runs; r; r = r->next) {
+		r->c = NULL;
+		grpc_call_cancel(r->call, NULL);
+	}
+	atomic_store(&x->closing, true);
+	if (x->cq) {
+		grpc_completion_queue_shutdown(x->cq);
+		/* The queue reports SHUTDOWN after every call's completion. */
+		if (x->thread_started)
+			pthread_join(x->thread, NULL);
+		else
+			cq_main(x);
+	}
+	/* Every completion has been taken; those the loop did not run are
+	 * still listed. */
+	while (x->runs) {
+		struct grpc_run *r = x->runs;
+
+		run_unlink(r);
+		run_free(r);
+	}
+	if (x->cq)
+		grpc_completion_queue_destroy(x->cq);
+	free(x);
+	grpc_shutdown();
+}
+
+/* ---- one check ------------------------------------------------------------- */
+
+int km_grpc_check_start(struct km_grpc_checker *x, struct km_check *c)
+{
+	const struct km_probe *p = c->probe;
+	Grpc__Health__V1__HealthCheckRequest req =
+		GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	grpc_channel_credentials *creds;
+	grpc_arg args[4];
+	grpc_channel_args cargs = {.num_args = 4, .args = args};
+	grpc_slice method, payload;
+	gpr_timespec deadline;
+	struct grpc_run *r;
+	grpc_op ops[6];
+	char *target;
+	size_t n;
+	int rc;
+
+	if (!p->host || !p->host[0] || p->port <= 0 || p->port > 65535)
+		return KM_EINVAL;
+	/* An IPv6 literal needs its brackets in a target. */
+	if (asprintf(&target,
+		     strchr(p->host, ':') && p->host[0] != '[' ? "[%s]:%d"
+							       : "%s:%d",
+		     p->host, p->port) < 0)
+		return KM_ENOMEM;
+	r = calloc(1, sizeof *r);
+	if (!r) {
+		free(target);
+		return KM_ENOMEM;
+	}
+	r->x = x;
+	r->c = c;
+	r->details = grpc_empty_slice();
+	grpc_metadata_array_init(&r->initial_md);
+	grpc_metadata_array_init(&r->trailing_md);
+
+	args[0].type = GRPC_ARG_INTEGER;
+	args[0].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+	args[0].value.integer = 1;
+	/* One attempt, as the kubelet makes: no retries, no service config
+	 * from DNS. */
+	args[1].type = GRPC_ARG_INTEGER;
+	args[1].key = (char *)GRPC_ARG_ENABLE_RETRIES;
+	args[1].value.integer = 0;
+	args[2].type = GRPC_ARG_INTEGER;
+	args[2].key = (char *)GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION;
+	args[2].value.integer = 1;
+	args[3].type = GRPC_ARG_STRING;
+	args[3].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
+	args[3].value.string = (char *)"kubemedic-probe";
+	creds = grpc_insecure_credentials_create();
+	r->channel = grpc_channel_create(target, creds, &cargs);
+	grpc_channel_credentials_release(creds);
+	free(target);
+
+	/* The core's monotonic clock has its own origin: pass what is left. */
+	deadline = gpr_time_add(
+		gpr_now(GPR_CLOCK_MONOTONIC),
+		gpr_time_from_nanos(c->deadline - km_mono_ns(), GPR_TIMESPAN));
+	method = grpc_slice_from_static_string(HEALTH_CHECK);
+	r->call = grpc_channel_create_call(r->channel, NULL,
+					   GRPC_PROPAGATE_DEFAULTS, x->cq,
+					   method, NULL, deadline, NULL);
+	grpc_slice_unref(method);
+	if (!r->call) {
+		rc = KM_EINTERNAL;
+		goto fail;
+	}
+
+	req.service = (char *)(p->service ? p->service : "");
+	n = grpc__health__v1__health_check_request__get_packed_size(&req);
+	payload = grpc_slice_malloc(n);
+	grpc__health__v1__health_check_request__pack(
+		&req, GRPC_SLICE_START_PTR(payload));
+	r->send = grpc_raw_byte_buffer_create(&payload, 1);
+	grpc_slice_unref(payload);
+
+	memset(ops, 0, sizeof ops);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = r->send;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata =
+		&r->initial_md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &r->recv;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &r->trailing_md;
+	ops[5].data.recv_status_on_client.status = &r->status;
+	ops[5].data.recv_status_on_client.status_details = &r->details;
+	ops[5].data.recv_status_on_client.error_string = &r->error_string;
+	if (grpc_call_start_batch(r->call, ops, 6, r, NULL) != GRPC_CALL_OK) {
+		km_log(KM_LOG_ERROR, "grpc check: the core refused the batch",
+		       "probe", p->name ? p->name : "", NULL);
+		rc = KM_EINTERNAL;
+		goto fail;
+	}
+	/* From here the completion owns r: it always comes. */
+	r->next = x->runs;
+	if (x->runs)
+		x->runs->prev = r;
+	x->runs = r;
+	c->impl = r;
+	return 0;
+
+fail:
+	run_free(r);
+	return rc;
+}
+
+void km_grpc_check_cancel(struct km_grpc_checker *x, struct km_check *c)
+{
+	struct grpc_run *r = c->impl;
+
+	(void)x;
+	if (!r)
+		return;
+	c->impl = NULL;
+	r->c = NULL;
+	/* The completion still comes (CANCELLED) and frees the run. */
+	grpc_call_cancel(r->call, NULL);
+}
