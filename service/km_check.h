@@ -15,7 +15,8 @@
  *    called and the prober records an INTERNAL failure).
  *  - The type enforces c->deadline itself and calls c->done(c, &result)
  *    exactly once, on the loop thread, by the deadline (a little after at
- *    most): a timeout is a result (ERROR_CLASS_TIMEOUT), reported by the
+ *    most); possibly before start returns (a file check, a connection
+ *    refused at once), which the prober allows for: a timeout is a result (ERROR_CLASS_TIMEOUT), reported by the
  *    type because only it knows what to say and what to clean up (the exec
  *    type kills the whole process group first).
  *  - cancel(c) abandons a run that has not reported (probe deleted,

@@ -279,6 +279,24 @@ static bool run_posts(struct km_loop *l)
 	return stop;
 }
 
+int km_loop_run_pending(struct km_loop *l)
+{
+	struct post *p, *next;
+	int n = 0;
+
+	pthread_mutex_lock(&l->mu);
+	p = l->posts;
+	l->posts = NULL;
+	l->posts_tail = &l->posts;
+	pthread_mutex_unlock(&l->mu);
+	for (; p; p = next, n++) {
+		next = p->next;
+		p->fn(l, p->arg);
+		free(p);
+	}
+	return n;
+}
+
 /* ---- the loop ------------------------------------------------------------ */
 
 int km_loop_create(struct km_loop **out, struct km_error *err)
@@ -352,8 +370,13 @@ int km_loop_run(struct km_loop *l)
 			if (fd == l->tfd) {
 				run_timers(l);
 			} else if (fd == l->efd) {
-				if (run_posts(l))
+				if (run_posts(l)) {
+					/* Stopped: a later run starts afresh. */
+					pthread_mutex_lock(&l->mu);
+					l->stop = false;
+					pthread_mutex_unlock(&l->mu);
 					return 0;
+				}
 			} else if ((size_t)fd < l->n_fds && l->fds[fd].used) {
 				/* A handler may delete fds later in this batch;
 				 * used is checked for each. */

@@ -8,7 +8,12 @@
  *
  * Timers are intrusive: the caller embeds a struct km_timer in its own
  * object and arms, re-arms or cancels it; nothing is allocated per timer,
- * and cancelling is O(log n). Times are CLOCK_MONOTONIC nanoseconds.
+ * and cancelling is O(log n). Times are CLOCK_MONOTONIC nanoseconds (never
+ * 0 on Linux, which the timerfd bookkeeping uses as "disarmed").
+ *
+ * File events are dispatched by descriptor number: a handler that closes
+ * a descriptor must km_loop_del_fd it first, and should tolerate a stray
+ * event if the number is reused within one epoll batch.
  *
  * Threads: everything runs on the thread that calls km_loop_run, except
  * km_loop_post and km_loop_stop, which any thread may call.
@@ -72,6 +77,11 @@ void km_loop_stop(struct km_loop *l);
 /* Any thread: run fn(loop, arg) on the loop thread, in posting order.
  * KM_ENOMEM if the entry cannot be allocated. */
 int km_loop_post(struct km_loop *l, km_post_fn fn, void *arg);
+
+/* Runs, on the calling thread, every function posted but not yet run, in
+ * order; for an owner that has stopped the loop and must not leak what
+ * was posted to it. Returns how many ran. */
+int km_loop_run_pending(struct km_loop *l);
 
 /* The loop's idea of now, refreshed once per iteration (cheap). */
 int64_t km_loop_now(const struct km_loop *l);

@@ -681,6 +681,9 @@ void km_prober_stop(struct km_prober *pr)
 	if (pr->thread_started) {
 		km_loop_stop(pr->loop);
 		pthread_join(pr->thread, NULL);
+		/* Upserts and removes posted after the loop stopped would leak
+		 * their copies: let them land, then free everything below. */
+		km_loop_run_pending(pr->loop);
 	}
 	/* The loop no longer runs: whatever is left is ours to free. */
 	for (size_t i = 0; pr->buckets && i < pr->n_buckets; i++) {

@@ -81,6 +81,7 @@ struct km_rpc_server {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool shutdown_done;
+	atomic_bool quitting;        /* the server is shut down: drain */
 	struct tag shutdown_tag;
 	struct km_rpc_call *streams; /* live server streams */
 };
@@ -729,16 +730,38 @@ static void arm(struct pending *p)
 
 /* ---- workers ------------------------------------------------------------- */
 
+/* A worker shuts its own queue down, once the server is shut down and the
+ * queue has been empty for a moment: only then can no handler of this
+ * thread still be about to start a batch (a handler that was running when
+ * the server finished shutting down replies when it returns, and a queue
+ * must not be shut down before that reply is started). */
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	bool cq_down = false;
 
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(
-			w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		/* Nothing wakes a worker whose queue is idle when the server is
+		 * done, so it looks at `quitting` every tenth of a second. */
+		gpr_timespec deadline =
+			cq_down ? gpr_inf_future(GPR_CLOCK_REALTIME)
+				: gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+					       gpr_time_from_millis(
+						       100, GPR_TIMESPAN));
+		grpc_event ev = grpc_completion_queue_next(w->cq, deadline,
+							   NULL);
 
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
+		if (ev.type == GRPC_QUEUE_TIMEOUT) {
+			/* An empty queue after the shutdown: no handler of
+			 * this thread can still be about to start a batch. */
+			if (atomic_load(&w->srv->quitting)) {
+				grpc_completion_queue_shutdown(w->cq);
+				cq_down = true;
+			}
+			continue;
+		}
 		if (ev.type == GRPC_OP_COMPLETE)
 			((struct tag *)ev.tag)->done(ev.tag, ev.success);
 	}
@@ -789,15 +812,17 @@ static bool wait_shutdown(struct km_rpc_server *s, int64_t deadline_ns)
 
 static void destroy(struct km_rpc_server *s)
 {
+	atomic_store(&s->quitting, true);
 	for (int i = 0; i < s->n_workers; i++) {
 		struct worker *w = &s->workers[i];
 
-		if (w->cq) {
+		if (!w->cq)
+			continue;
+		if (w->started) {
+			pthread_join(w->thread, NULL);
+		} else {
 			grpc_completion_queue_shutdown(w->cq);
-			if (w->started)
-				pthread_join(w->thread, NULL);
-			else
-				worker_main(w); /* drain to SHUTDOWN */
+			worker_main(w); /* drain to SHUTDOWN */
 		}
 	}
 	if (s->server)
