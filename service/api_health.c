@@ -11,11 +11,8 @@
 
 #define MAX_PAGE 1000
 
-/* Parses and looks up a request's target; deleted targets are found too
- * when their history is asked for. */
-static int find_target(struct km_rpc_ctx *ctx, const char *name,
-		       bool with_deleted, struct km_target *t,
-		       struct km_error *err)
+/* A request's target name must be given and well formed. */
+static int check_target_name(const char *name, struct km_error *err)
 {
 	struct km_target_name tn;
 	char why[KM_ERROR_MSG_MAX - 16];
@@ -25,6 +22,19 @@ static int find_target(struct km_rpc_ctx *ctx, const char *name,
 				    "(e.g. \"probe//checkout-http\")");
 	if (km_target_name_parse(name, &tn, why, sizeof why))
 		return km_error_set(err, KM_EINVAL, "target: %s", why);
+	return 0;
+}
+
+/* Parses and looks up a request's target; deleted targets are found too
+ * when their history is asked for. */
+static int find_target(struct km_rpc_ctx *ctx, const char *name,
+		       bool with_deleted, struct km_target *t,
+		       struct km_error *err)
+{
+	int rc = check_target_name(name, err);
+
+	if (rc)
+		return rc;
 	return with_deleted ? km_reader_find_target(api_reader(ctx), name,
 						    ctx->arena, t, err)
 			    : km_reader_get_target(api_reader(ctx), name,
@@ -34,45 +44,35 @@ static int find_target(struct km_rpc_ctx *ctx, const char *name,
 API_HANDLER(api_get_health)
 {
 	const Kubemedic__V1__GetHealthRequest *r = (const void *)req;
-	struct km_reader *rd = api_reader(ctx);
 	Kubemedic__V1__TargetHealth *out;
-	struct km_target t;
-	struct km_result last;
-	struct km_transition tr;
-	int rc, consecutive;
+	struct km_target_health h;
+	int rc;
 
-	rc = find_target(ctx, r->target, false, &t, err);
+	rc = check_target_name(r->target, err);
 	if (rc)
 		return rc;
+	/* Target, last result, streak and last transition: one snapshot. */
+	rc = km_reader_target_health(api_reader(ctx), r->target, 100000,
+				     ctx->arena, &h, err);
+	if (rc)
+		return rc;
+
 	out = API_NEW(ctx->arena, Kubemedic__V1__TargetHealth,
 		      KUBEMEDIC__V1__TARGET_HEALTH__INIT);
-	if (!out || !(out->target = api_target_to_pb(&t, ctx->arena)))
+	if (!out || !(out->target = api_target_to_pb(&h.target, ctx->arena)))
 		return API_OOM(err);
-
-	rc = km_reader_last_result(rd, t.id, ctx->arena, &last, err);
-	if (rc == 0) {
-		out->last_result = api_result_to_pb(&last, &t, ctx->arena);
+	if (h.has_last) {
+		out->last_result =
+			api_result_to_pb(&h.last, &h.target, ctx->arena);
 		if (!out->last_result)
 			return API_OOM(err);
-		rc = km_reader_consecutive(rd, t.id, 100000, &consecutive, err);
-		if (rc)
-			return rc;
-		out->consecutive = consecutive;
-	} else if (rc != KM_ENOTFOUND) {
-		return rc;
+		out->consecutive = h.consecutive;
 	}
-	if (t.last_transition_seq) {
-		/* Retention may have removed it: then there is none to show. */
-		rc = km_reader_get_transition(rd, t.last_transition_seq,
-					      ctx->arena, &tr, err);
-		if (rc == 0) {
-			out->last_transition =
-				api_transition_to_pb(&tr, t.name, ctx->arena);
-			if (!out->last_transition)
-				return API_OOM(err);
-		} else if (rc != KM_ENOTFOUND) {
-			return rc;
-		}
+	if (h.has_transition) {
+		out->last_transition = api_transition_to_pb(
+			&h.transition, h.target.name, ctx->arena);
+		if (!out->last_transition)
+			return API_OOM(err);
 	}
 	*resp = &out->base;
 	return 0;

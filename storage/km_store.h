@@ -144,6 +144,13 @@ void km_reader_close(struct km_reader *r);
  * interrupted and fail with KM_EDEADLINE. */
 void km_reader_set_deadline(struct km_reader *r, int64_t deadline_mono_ns);
 
+/* A read transaction around several queries: they all see one snapshot of
+ * the database, and pay for one read lock instead of one each. Every
+ * km_reader_begin that returns 0 must be paired with km_reader_end, on
+ * error paths too. Without them each query is its own transaction. */
+int km_reader_begin(struct km_reader *r, struct km_error *err);
+void km_reader_end(struct km_reader *r);
+
 int km_reader_get_probe(struct km_reader *r, const char *name,
 			struct km_arena *a, struct km_probe *out,
 			struct km_error *err);
@@ -230,5 +237,23 @@ int km_reader_transition_bounds(struct km_reader *r, int64_t *min_kept,
 int km_reader_get_transition(struct km_reader *r, int64_t seq,
 			     struct km_arena *a, struct km_transition *out,
 			     struct km_error *err);
+
+/* What GetHealth shows of a live target, read from one snapshot: the
+ * target (km_reader_get_target), its newest result (km_reader_last_result)
+ * and streak (km_reader_consecutive, counting stops at cap), and its last
+ * transition (km_reader_get_transition of target.last_transition_seq; none
+ * when that is 0 or retention removed it). KM_ENOTFOUND as
+ * km_reader_get_target. Strings live in a. */
+struct km_target_health {
+	struct km_target target;
+	bool has_last;
+	struct km_result last;
+	int consecutive;           /* 0 without a last result */
+	bool has_transition;
+	struct km_transition transition;
+};
+int km_reader_target_health(struct km_reader *r, const char *name, int cap,
+			    struct km_arena *a, struct km_target_health *out,
+			    struct km_error *err);
 
 #endif

@@ -34,6 +34,10 @@ enum reader_stmt {
 	R_TRANSITIONS_AFTER,
 	R_MIN_SEQ,
 	R_MAX_SEQ,
+	R_BEGIN,
+	R_COMMIT,
+	R_TARGET_HEALTH,
+	R_RESULT_RUN,
 	R_STMT_COUNT
 };
 
@@ -114,6 +118,25 @@ static const char *reader_sql(int i)
 		 * even when retention has deleted that row. */
 		[R_MAX_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = "
 			      "'transitions'",
+		/* The target and its last transition in one lookup; no
+		 * transition row when last_transition is 0 or retention has
+		 * removed it. */
+		[R_TARGET_HEALTH] =
+			"SELECT t.id, t.name, t.cluster, t.kind, t.namespace, "
+			"t.object_name, t.uid, t.owner, t.node, t.labels, "
+			"t.state, t.flapping, t.state_since, "
+			"t.last_transition, t.created_at, t.deleted_at, "
+			"tr.seq, tr.target_id, tr.at, tr.from_state, "
+			"tr.to_state, tr.flapping, tr.cause FROM targets t "
+			"LEFT JOIN transitions tr ON tr.seq = t.last_transition "
+			"WHERE t.name = ?1 AND t.deleted_at = 0",
+		/* R_LAST_RESULT and R_CONSECUTIVE in one: the first row is
+		 * the last result, the following ones extend its streak. */
+		[R_RESULT_RUN] = "SELECT " RESULT_COLS
+				 " FROM results WHERE target_id = ?1 ORDER BY "
+				 "started_at DESC, id DESC LIMIT ?2",
+		[R_BEGIN] = "BEGIN",
+		[R_COMMIT] = "COMMIT",
 	};
 	return sql[i];
 }
@@ -187,6 +210,40 @@ void km_reader_close(struct km_reader *r)
 void km_reader_set_deadline(struct km_reader *r, int64_t deadline_mono_ns)
 {
 	r->deadline = deadline_mono_ns;
+}
+
+/* Why: outside a transaction every query starts and ends a read
+ * transaction of its own (WAL read lock, snapshot, release), which costs
+ * about as much as a small indexed lookup itself. */
+int km_reader_begin(struct km_reader *r, struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_BEGIN];
+	int rc;
+
+	if (!sqlite3_get_autocommit(r->db))
+		km_reader_end(r); /* a transaction left open: start afresh */
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlite_err(r->db, rc, err, "begin read");
+	return 0;
+}
+
+void km_reader_end(struct km_reader *r)
+{
+	sqlite3_stmt *st = r->stmt[R_COMMIT];
+	int64_t deadline = r->deadline;
+	int rc;
+
+	if (sqlite3_get_autocommit(r->db))
+		return;
+	/* Ending must not be interrupted by a deadline already past. */
+	r->deadline = 0;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+	r->deadline = deadline;
 }
 
 /* Finishes a statement's use: resets it (ending its read transaction) and
@@ -425,17 +482,24 @@ static void result_from_row(struct km_arena *a, sqlite3_stmt *st,
 		res->message = col_text(a, st, 7);
 }
 
+/* TRANSITION_COLS from column base on. */
+static void transition_from_cols(struct km_arena *a, sqlite3_stmt *st,
+				 int base, struct km_transition *t)
+{
+	memset(t, 0, sizeof *t);
+	t->seq = sqlite3_column_int64(st, base + 0);
+	t->target_id = sqlite3_column_int64(st, base + 1);
+	t->at_us = sqlite3_column_int64(st, base + 2);
+	t->from_state = sqlite3_column_int(st, base + 3);
+	t->to_state = sqlite3_column_int(st, base + 4);
+	t->flapping = sqlite3_column_int(st, base + 5);
+	t->cause = col_text(a, st, base + 6);
+}
+
 static void transition_from_row(struct km_arena *a, sqlite3_stmt *st,
 				struct km_transition *t)
 {
-	memset(t, 0, sizeof *t);
-	t->seq = sqlite3_column_int64(st, 0);
-	t->target_id = sqlite3_column_int64(st, 1);
-	t->at_us = sqlite3_column_int64(st, 2);
-	t->from_state = sqlite3_column_int(st, 3);
-	t->to_state = sqlite3_column_int(st, 4);
-	t->flapping = sqlite3_column_int(st, 5);
-	t->cause = col_text(a, st, 6);
+	transition_from_cols(a, st, 0, t);
 }
 
 static void bind_history(sqlite3_stmt *st, const struct km_history_query *q)
@@ -625,4 +689,73 @@ int km_reader_transition_bounds(struct km_reader *r, int64_t *min_kept,
 	int rc = single_int(r, r->stmt[R_MIN_SEQ], min_kept, err);
 
 	return rc ? rc : single_int(r, r->stmt[R_MAX_SEQ], max_ever, err);
+}
+
+/* ---- a target's health ------------------------------------------------- */
+
+/* Why one function: GetHealth is the API's hottest read. As separate
+ * queries (target, last result, streak, last transition) each paid a
+ * statement's fixed cost and a read transaction of its own; here two
+ * statements in one read transaction give the same answer, from one
+ * snapshot. */
+int km_reader_target_health(struct km_reader *r, const char *name, int cap,
+			    struct km_arena *a, struct km_target_health *out,
+			    struct km_error *err)
+{
+	sqlite3_stmt *st = r->stmt[R_TARGET_HEALTH];
+	char what[300];
+	int rc, first = -1;
+
+	memset(out, 0, sizeof *out);
+	rc = km_reader_begin(r, err);
+	if (rc)
+		return rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		done(r, st, rc, err, "get target");
+		snprintf(what, sizeof what, "\"%s\"", name);
+		rc = km_error_set(err, KM_ENOTFOUND, "target %s not found",
+				  what);
+		goto out;
+	}
+	if (rc == SQLITE_ROW) {
+		if (target_from_row(a, st, &out->target)) {
+			done(r, st, rc, err, "get target");
+			snprintf(what, sizeof what, "\"%s\"", name);
+			rc = km_error_set(err, KM_ECORRUPT,
+					  "target %s: stored row does not "
+					  "decode", what);
+			goto out;
+		}
+		if (out->target.last_transition_seq &&
+		    sqlite3_column_type(st, 16) != SQLITE_NULL) {
+			transition_from_cols(a, st, 16, &out->transition);
+			out->has_transition = true;
+		}
+	}
+	rc = done(r, st, rc, err, "get target");
+	if (rc)
+		goto out;
+
+	st = r->stmt[R_RESULT_RUN];
+	sqlite3_bind_int64(st, 1, out->target.id);
+	sqlite3_bind_int(st, 2, cap);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int ok = sqlite3_column_int(st, 4);
+
+		if (first < 0) {
+			first = ok;
+			result_from_row(a, st, &out->last);
+			out->has_last = true;
+		}
+		if (ok != first)
+			break;
+		out->consecutive++;
+	}
+	rc = done(r, st, rc, err, "last result");
+out:
+	km_reader_end(r);
+	return rc;
 }

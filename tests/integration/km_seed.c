@@ -11,6 +11,10 @@
  * with HTTP status 500. States are numbers (1 UNKNOWN, 2 HEALTHY,
  * 3 UNHEALTHY, 4 DEGRADED). Prints the target id. Works while kubemedicd
  * has the database open (SQLite serialises the two writers).
+ *
+ * Every result is written: the store's ring drops the oldest result when
+ * full (65536 by default), so km_seed flushes every SEED_FLUSH_EVERY
+ * results and fails if the store reports a drop.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -19,6 +23,8 @@
 
 #include "km_store.h"
 #include "km_time.h"
+
+#define SEED_FLUSH_EVERY 32768
 
 int main(int argc, char **argv)
 {
@@ -82,6 +88,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "km_seed: queue refused a result\n");
 			goto out;
 		}
+		if (i % SEED_FLUSH_EVERY == SEED_FLUSH_EVERY - 1 &&
+		    km_store_flush(s, &err))
+			goto out;
 	}
 	for (int i = 0; i < n_tr; i++) {
 		struct km_transition tr = {.target_id = t.id,
@@ -110,6 +119,17 @@ int main(int argc, char **argv)
 	}
 	if (km_store_flush(s, &err))
 		goto out;
+	{
+		struct km_store_stats st;
+
+		km_store_get_stats(s, &st);
+		if (st.results_dropped) {
+			fprintf(stderr, "km_seed: the store dropped %llu "
+					"results\n",
+				(unsigned long long)st.results_dropped);
+			goto out;
+		}
+	}
 	printf("%lld\n", (long long)t.id);
 	rc = 0;
 out:

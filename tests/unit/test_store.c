@@ -508,6 +508,98 @@ static void test_deadline_interrupts_query(void **state)
 	assert_int_equal(n, 100);
 }
 
+/* km_reader_target_health answers what the separate reads answer. */
+static void test_target_health_matches_separate_reads(void **state)
+{
+	struct fixture *f = *state;
+	int64_t tid = make_target(f, "probe//hh");
+	struct km_error err = {0};
+	struct km_target_health h;
+	struct km_target t;
+	struct km_result last;
+	struct km_transition tr;
+	int n;
+
+	/* A target without results or transitions. */
+	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 100, &f->a,
+						 &h, &err), 0);
+	assert_int_equal(h.target.id, tid);
+	assert_false(h.has_last);
+	assert_int_equal(h.consecutive, 0);
+	assert_false(h.has_transition);
+
+	/* 8 results: s s f s s s f f, so the newest two are failures. */
+	for (int i = 0; i < 8; i++) {
+		bool fail = i == 2 || i >= 6;
+		struct km_result r = {.target_id = tid, .started_us = 1000 + i,
+				      .duration_us = 5, .success = !fail,
+				      .error_class = fail ? 5 : 0,
+				      .status_code = fail ? 500 : 200,
+				      .message = fail ? "HTTP 500" : NULL};
+		assert_int_equal(km_store_add_result(f->s, &r), 0);
+	}
+	tr = (struct km_transition){.target_id = tid, .at_us = 1007,
+				    .from_state = KM_STATE_HEALTHY,
+				    .to_state = KM_STATE_UNHEALTHY,
+				    .cause = "2 consecutive failures"};
+	assert_int_equal(km_store_add_transition(f->s, &tr), 0);
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+
+	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 100, &f->a,
+						 &h, &err), 0);
+	assert_int_equal(km_reader_get_target(f->r, "probe//hh", &f->a, &t,
+					      &err), 0);
+	assert_int_equal(km_reader_last_result(f->r, tid, &f->a, &last, &err),
+			 0);
+	assert_int_equal(km_reader_consecutive(f->r, tid, 100, &n, &err), 0);
+	assert_int_equal(h.target.id, t.id);
+	assert_string_equal(h.target.name, t.name);
+	assert_int_equal(h.target.state, KM_STATE_UNHEALTHY);
+	assert_int_equal(h.target.last_transition_seq, t.last_transition_seq);
+	assert_true(h.has_last);
+	assert_int_equal(h.last.id, last.id);
+	assert_int_equal(h.last.started_us, 1007);
+	assert_false(h.last.success);
+	assert_string_equal(h.last.message, "HTTP 500");
+	assert_int_equal(h.consecutive, n);
+	assert_int_equal(h.consecutive, 2);
+	assert_true(h.has_transition);
+	assert_int_equal(km_reader_get_transition(f->r, t.last_transition_seq,
+						  &f->a, &tr, &err), 0);
+	assert_int_equal(h.transition.seq, tr.seq);
+	assert_int_equal(h.transition.at_us, 1007);
+	assert_string_equal(h.transition.cause, "2 consecutive failures");
+
+	/* The streak stops at cap. */
+	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 1, &f->a,
+						 &h, &err), 0);
+	assert_int_equal(h.consecutive, 1);
+
+	/* Retention removed the transition: none to show. */
+	{
+		sqlite3 *db = raw_open(f->db);
+		assert_int_equal(sqlite3_exec(db, "DELETE FROM transitions",
+					      NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 100, &f->a,
+						 &h, &err), 0);
+	assert_false(h.has_transition);
+	assert_true(h.has_last);
+
+	/* Unknown target; deadline past (and the reader still works). */
+	assert_int_equal(km_reader_target_health(f->r, "probe//nope", 100,
+						 &f->a, &h, &err),
+			 KM_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "\"probe//nope\" not found"));
+	km_reader_set_deadline(f->r, km_mono_ns() - 1);
+	km_reader_target_health(f->r, "probe//hh", 100, &f->a, &h, &err);
+	km_reader_set_deadline(f->r, 0);
+	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 100, &f->a,
+						 &h, &err), 0);
+	assert_int_equal(h.consecutive, 2);
+}
+
 /* ---- retention ---------------------------------------------------------- */
 
 static void test_retention_deletes_old_rows_only(void **state)
@@ -736,6 +828,7 @@ int main(void)
 		T(test_history_uses_indexes),
 		T(test_transition_history),
 		T(test_deadline_interrupts_query),
+		T(test_target_health_matches_separate_reads),
 		T(test_retention_deletes_old_rows_only),
 		T(test_probe_crud),
 		T(test_probe_list_paging_and_filter),
