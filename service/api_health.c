@@ -7,9 +7,12 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "km_prober.h"
 #include "km_selector.h"
 
 #define MAX_PAGE 1000
+/* Rows of history GetHealth reads at most to count a streak. */
+#define STREAK_SCAN_MAX 1000
 
 /* A request's target name must be given and well formed. */
 static int check_target_name(const char *name, struct km_error *err)
@@ -51,9 +54,11 @@ API_HANDLER(api_get_health)
 	rc = check_target_name(r->target, err);
 	if (rc)
 		return rc;
-	/* Target, last result, streak and last transition: one snapshot. */
-	rc = km_reader_target_health(api_reader(ctx), r->target, 100000,
-				     ctx->arena, &h, err);
+	/* Target, last result, streak and last transition: one snapshot.
+	 * The streak scan stops at STREAK_SCAN_MAX rows; a probe's exact
+	 * streak comes from the engine's ledger instead. */
+	rc = km_reader_target_health(api_reader(ctx), r->target,
+				     STREAK_SCAN_MAX, ctx->arena, &h, err);
 	if (rc)
 		return rc;
 
@@ -67,6 +72,17 @@ API_HANDLER(api_get_health)
 		if (!out->last_result)
 			return API_OOM(err);
 		out->consecutive = h.consecutive;
+		if (h.target.kind == KM_KIND_PROBE && API_OF(ctx)->prober) {
+			bool ok;
+			int32_t n;
+
+			/* Used when it agrees with the stored last result
+			 * (the engine may be one result ahead of the disk). */
+			if (km_prober_streak(API_OF(ctx)->prober,
+					     h.target.object_name, &ok, &n) == 0 &&
+			    ok == h.last.success && n >= h.consecutive)
+				out->consecutive = n;
+		}
 	}
 	if (h.has_transition) {
 		out->last_transition = api_transition_to_pb(

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,8 @@ struct probe_rt {
 	struct km_timer guard;
 	int64_t started_us;
 	struct km_ledger lg;
+	/* The ledger's streak, published for other threads. */
+	atomic_int streak_ok, streak_fail;
 	struct probe_rt *next;    /* hash chain */
 };
 
@@ -71,6 +74,9 @@ struct km_prober {
 	struct km_exec_checker *exec;
 	struct km_grpc_checker *grpc;
 
+	/* Changed only on the loop thread, under the write lock; other
+	 * threads look up under the read lock (km_prober_streak). */
+	pthread_rwlock_t reg_lock;
 	struct probe_rt **buckets;
 	size_t n_buckets, n_probes;
 
@@ -297,7 +303,13 @@ static void check_done(struct km_check *c, const struct km_check_result *r)
 		km_log(KM_LOG_WARN, "result not stored: the store is closing",
 		       "target", s->target_name, NULL);
 
-	if (km_ledger_observe(&rt->lg, &cfg, r->success, &ch)) {
+	bool changed = km_ledger_observe(&rt->lg, &cfg, r->success, &ch);
+
+	atomic_store_explicit(&rt->streak_ok, rt->lg.successes,
+			      memory_order_relaxed);
+	atomic_store_explicit(&rt->streak_fail, rt->lg.failures,
+			      memory_order_relaxed);
+	if (changed) {
 		char why[160], cause[512];
 		struct km_transition t = {
 			.target_id = s->p.target_id,
@@ -502,15 +514,15 @@ static void do_upsert(struct km_loop *l, void *arg)
 			      rt->spec->p.initial_delay_ms !=
 				      cmd->spec->p.initial_delay_ms;
 
+		pthread_rwlock_wrlock(&pr->reg_lock);
 		spec_unref(rt->spec);
 		rt->spec = cmd->spec;
+		pthread_rwlock_unlock(&pr->reg_lock);
 		if (retime)
 			schedule_first(rt);
 		free(cmd);
 		return;
 	}
-	if (pr->n_probes >= pr->n_buckets && grow(pr) == 0)
-		pp = slot_of(pr, cmd->spec->p.name);
 	rt = calloc(1, sizeof *rt);
 	if (!rt) {
 		km_log(KM_LOG_ERROR, "probe not scheduled: out of memory",
@@ -524,8 +536,12 @@ static void do_upsert(struct km_loop *l, void *arg)
 	km_timer_init(&rt->timer, slot_due, rt);
 	km_timer_init(&rt->guard, guard_fired, rt);
 	km_ledger_init(&rt->lg, cmd->initial_state);
+	pthread_rwlock_wrlock(&pr->reg_lock);
+	if (pr->n_probes >= pr->n_buckets && grow(pr) == 0)
+		pp = slot_of(pr, cmd->spec->p.name);
 	*pp = rt;
 	pr->n_probes++;
+	pthread_rwlock_unlock(&pr->reg_lock);
 	schedule_first(rt);
 	pthread_mutex_lock(&pr->stats_mu);
 	pr->stats.probes = pr->n_probes;
@@ -582,8 +598,10 @@ static void do_remove(struct km_loop *l, void *arg)
 
 	(void)l;
 	if (rt) {
+		pthread_rwlock_wrlock(&pr->reg_lock);
 		*pp = rt->next;
 		pr->n_probes--;
+		pthread_rwlock_unlock(&pr->reg_lock);
 		free_rt(pr, rt);
 		pthread_mutex_lock(&pr->stats_mu);
 		pr->stats.probes = pr->n_probes;
@@ -619,6 +637,30 @@ static void *prober_main(void *arg)
 	return NULL;
 }
 
+int km_prober_streak(struct km_prober *pr, const char *name, bool *last_ok,
+		     int32_t *count)
+{
+	struct probe_rt *rt;
+	int rc = KM_ENOTFOUND;
+
+	pthread_rwlock_rdlock(&pr->reg_lock);
+	rt = *slot_of(pr, name);
+	if (rt) {
+		int ok = atomic_load_explicit(&rt->streak_ok,
+					      memory_order_relaxed);
+		int fail = atomic_load_explicit(&rt->streak_fail,
+						memory_order_relaxed);
+
+		if (ok || fail) {
+			*last_ok = ok > 0;
+			*count = ok > 0 ? ok : fail;
+			rc = 0;
+		}
+	}
+	pthread_rwlock_unlock(&pr->reg_lock);
+	return rc;
+}
+
 void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out)
 {
 	pthread_mutex_lock(&pr->stats_mu);
@@ -643,6 +685,7 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 	if (pr->o.flap_high <= 0)
 		pr->o.flap_high = 20;
 	pthread_mutex_init(&pr->stats_mu, NULL);
+	pthread_rwlock_init(&pr->reg_lock, NULL);
 	pr->backlog_tail = &pr->backlog;
 	pr->n_buckets = 1024;
 	pr->buckets = calloc(pr->n_buckets, sizeof *pr->buckets);
@@ -708,6 +751,7 @@ void km_prober_stop(struct km_prober *pr)
 	km_http_checker_destroy(pr->http);
 	km_loop_destroy(pr->loop);
 	free(pr->buckets);
+	pthread_rwlock_destroy(&pr->reg_lock);
 	pthread_mutex_destroy(&pr->stats_mu);
 	free(pr);
 }

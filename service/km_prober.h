@@ -54,6 +54,12 @@ int km_prober_upsert(struct km_prober *pr, const struct km_probe *p,
 		     int initial_state);
 int km_prober_remove(struct km_prober *pr, const char *name);
 
+/* The current streak of the probe named name: the outcome of its latest
+ * result and how many results in a row had it. Exact, from the ledger;
+ * KM_ENOTFOUND if the probe is unknown or has no result yet. Any thread. */
+int km_prober_streak(struct km_prober *pr, const char *name, bool *last_ok,
+		     int32_t *count);
+
 struct km_prober_stats {
 	uint64_t probes;            /* defined now */
 	uint64_t runs;              /* checks started */
