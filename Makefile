@@ -25,7 +25,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
 	libgrpc-dev libgrpc++-dev protobuf-compiler-grpc protobuf-c-compiler \
 	libprotobuf-c-dev libprotobuf-dev protobuf-compiler libsqlite3-dev \
 	libcurl4-openssl-dev libcmocka-dev libyaml-dev libssl-dev sqlite3 \
-	bazel-bootstrap valgrind nghttp2-client
+	bazel-bootstrap valgrind nghttp2-client openssl
 
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl

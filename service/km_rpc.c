@@ -383,7 +383,8 @@ static void send_done(struct tag *t, bool ok)
 	void *drain_arg = NULL;
 
 	pthread_mutex_lock(&c->mu);
-	grpc_byte_buffer_destroy(c->sending);
+	if (c->sending)
+		grpc_byte_buffer_destroy(c->sending);
 	c->sending = NULL;
 	c->send_busy = false;
 	if (!ok)
@@ -566,6 +567,24 @@ static void serve_unary(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	km_arena_reset(&w->arena);
 }
 
+/* A started stream sends its initial metadata at once, even with no
+ * message to send yet: the client then knows the server has taken the
+ * call (a watcher is registered, nothing it asked for can be missed). */
+static void send_metadata(struct km_rpc_call *c)
+{
+	grpc_op op;
+
+	pthread_mutex_lock(&c->mu);
+	if (!c->md_sent && !c->send_busy && !c->closed && !c->finishing) {
+		memset(&op, 0, sizeof op);
+		op.op = GRPC_OP_SEND_INITIAL_METADATA;
+		c->md_sent = true;
+		c->send_busy = true; /* a send without a message */
+		start_batch(c, &op, 1, &c->send_tag);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
 {
 	struct km_rpc_server *s = c->srv;
@@ -596,6 +615,8 @@ static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
 		rc = m->stream_start(&ctx, req, &err);
 	if (rc)
 		km_rpc_stream_finish(c, rc, err.msg);
+	else
+		send_metadata(c);
 	km_arena_reset(&w->arena);
 }
 

@@ -85,6 +85,9 @@ class Watch:
         self.q = queue.Queue()
         self.call = pb.health_grpc.HealthServiceStub(channel).WatchHealth(
             pb.health.WatchHealthRequest(**filters))
+        # The server sends its headers once the watcher is registered:
+        # from here on, no transition can be missed.
+        self.call.initial_metadata()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -114,6 +117,18 @@ class Watch:
             if flapping is not None and t.flapping != flapping:
                 continue
             return ev
+
+    def collect(self, want, timeout=30):
+        """The first transition of each target into its state in want
+        (events come in any order across targets)."""
+        deadline = time.monotonic() + timeout * SLOW
+        got = {}
+        while len(got) < len(want):
+            ev = self.next(max(0.1, deadline - time.monotonic()))
+            t = ev.transition
+            if want.get(t.target) == t.to_state and t.target not in got:
+                got[t.target] = ev
+        return got
 
     def close(self):
         self.call.cancel()
@@ -435,3 +450,54 @@ def test_watch_resumes_without_gaps(pb, channel, web):
     with pytest.raises(grpc.RpcError) as e:
         bad.next()
     assert e.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+def test_https_verification_is_opt_in(pb, channel, tmp_path):
+    """HTTPS like the kubelet: the certificate is not checked unless asked;
+    when asked, against ca_file (or the system store)."""
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    # The handshake in the handler's thread, not in the accepting one.
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
+                                 do_handshake_on_connect=False)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+
+    def https(name, **kw):
+        return pb.probe.Probe(name=name, http_get=pb.probe.HTTPGetAction(
+            host="127.0.0.1", port=port, scheme="HTTPS", **kw),
+            **timing(success_threshold=1, failure_threshold=1,
+                     timeout_milliseconds=2000, period_milliseconds=500))
+
+    w = Watch(pb, channel)
+    create(pb, channel, https("tls-default"))
+    create(pb, channel, https("tls-strict", tls_verify=True))
+    create(pb, channel, https("tls-ca", tls_verify=True, ca_file=str(cert)))
+    got = w.collect({"probe//tls-default": HEALTHY,
+                     "probe//tls-strict": UNHEALTHY,
+                     "probe//tls-ca": HEALTHY})
+    failed = assert_after_exactly(pb, channel, got["probe//tls-strict"], 1,
+                                  False)
+    assert failed[0].error_class == pb.common.ERROR_CLASS_TLS
+    assert "self-signed" in failed[0].message
+    w.close()
+    srv.shutdown()
