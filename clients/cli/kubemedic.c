@@ -44,6 +44,9 @@ static const char usage_text[] =
 	"  history TARGET [--since T] [--until T] [--failures|--successes]\n"
 	"                 [--oldest-first] [--limit N]\n"
 	"  transitions TARGET [--since T] [--until T] [--oldest-first] [--limit N]\n"
+	"  watch [TARGET]... [--kind K] [-l SELECTOR] [--cluster C]\n"
+	"        [--since-sequence N]        transitions as they happen; with N,\n"
+	"                                    first those after sequence N\n"
 	"  health [SERVICE]                  grpc.health.v1 Check (\"\" = the daemon)\n"
 	"\n"
 	"Options:\n"
@@ -64,7 +67,7 @@ struct opts {
 	const char *labels[64], *headers[64], *env[256];
 	int n_labels, n_headers, n_env;
 	int64_t timeout_ms, min_size, success_threshold, failure_threshold;
-	int64_t generation, limit;
+	int64_t generation, limit, since_seq;
 	bool exec, tls_verify, failures, successes, oldest_first, json;
 	bool has_min_size;
 	char **pos;        /* positional arguments */
@@ -1132,6 +1135,64 @@ static int cmd_transitions(struct cli *cli)
 	return 0;
 }
 
+/* Streams transitions until interrupted (or the server ends the stream). */
+static int cmd_watch(struct cli *cli)
+{
+	Kubemedic__V1__WatchHealthRequest req =
+		KUBEMEDIC__V1__WATCH_HEALTH_REQUEST__INIT;
+	struct km_client_stream *s;
+	int rc, v;
+
+	if (cli->o.kind) {
+		if (parse_enum(&kubemedic__v1__target_kind__descriptor,
+			       "TARGET_KIND_", cli->o.kind, &v))
+			return usage_error("--kind: unknown kind \"%s\"",
+					   cli->o.kind);
+		req.kind = v;
+	}
+	if (cli->o.selector)
+		req.label_selector = (char *)cli->o.selector;
+	if (cli->o.cluster)
+		req.cluster = (char *)cli->o.cluster;
+	req.since_sequence = cli->o.since_seq;
+	if (cli->o.n_pos > 1) {
+		req.targets = cli->o.pos + 1;
+		req.n_targets = (size_t)cli->o.n_pos - 1;
+	}
+	if ((rc = connect_server(cli)))
+		return rc;
+	if (km_client_stream_open(cli->c, "/kubemedic.v1.HealthService/WatchHealth",
+				  &req.base, &s, &cli->st))
+		return rpc_failed(cli);
+	if (!cli->o.json)
+		printf("%-8s %-20s %-40s %-24s %s\n", "SEQ", "TIME", "TARGET",
+		       "CHANGE", "CAUSE");
+	fflush(stdout);
+	for (;;) {
+		ProtobufCMessage *m;
+		const Kubemedic__V1__Transition *t;
+		char b[40];
+
+		rc = km_client_stream_next(s, &kubemedic__v1__health_event__descriptor,
+					   &cli->a, 0, &m, &cli->st);
+		if (rc)
+			break;
+		t = ((Kubemedic__V1__HealthEvent *)m)->transition;
+		if (cli->o.json)
+			print_json_line(m);
+		else
+			printf("%-8lld %-20s %-40s %-10s -> %-10s %s%s\n",
+			       (long long)t->sequence, fmt_ts(b, t->time),
+			       t->target, STATE(t->from_state),
+			       STATE(t->to_state), t->cause,
+			       t->flapping ? " [flapping]" : "");
+		fflush(stdout);
+		km_arena_reset(&cli->a);
+	}
+	km_client_stream_close(s);
+	return rpc_failed(cli);
+}
+
 static int cmd_health(struct cli *cli)
 {
 	Grpc__Health__V1__HealthCheckRequest req =
@@ -1169,7 +1230,7 @@ enum {
 	O_MIN_SIZE, O_MAX_AGE, O_TLS_VERIFY, O_CA_FILE, O_ENV, O_WORKDIR,
 	O_PERIOD, O_PROBE_TIMEOUT, O_INITIAL_DELAY, O_SUCCESS, O_FAILURE,
 	O_GENERATION, O_KIND, O_STATE, O_CLUSTER, O_SINCE, O_UNTIL,
-	O_FAILURES, O_SUCCESSES, O_OLDEST, O_LIMIT, O_LABEL,
+	O_FAILURES, O_SUCCESSES, O_OLDEST, O_LIMIT, O_LABEL, O_SINCE_SEQ,
 };
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -1210,6 +1271,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"oldest-first", no_argument, NULL, O_OLDEST},
 		{"limit", required_argument, NULL, O_LIMIT},
 		{"label", required_argument, NULL, O_LABEL},
+		{"since-sequence", required_argument, NULL, O_SINCE_SEQ},
 		{0},
 	};
 	int dashdash = argc, c;
@@ -1311,6 +1373,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return usage_error("--limit: 1 to 1000000, got "
 						   "\"%s\"", optarg);
 			break;
+		case O_SINCE_SEQ:
+			if (parse_int(optarg, 0, INT64_MAX, &o->since_seq))
+				return usage_error("--since-sequence: a sequence "
+						   "number, got \"%s\"", optarg);
+			break;
 		case O_LABEL:
 			if (o->n_labels == 64)
 				return usage_error("too many --label%s", "");
@@ -1338,6 +1405,7 @@ int main(int argc, char **argv)
 		{"probes", cmd_probes},	      {"status", cmd_status},
 		{"targets", cmd_targets},     {"history", cmd_history},
 		{"transitions", cmd_transitions}, {"health", cmd_health},
+		{"watch", cmd_watch},
 	};
 	struct cli cli = {0};
 	int rc;

@@ -2,6 +2,7 @@
 -o json, and what a person sees when something is wrong."""
 import json
 import socket
+import threading
 
 from conftest import run_cli, seed
 
@@ -186,3 +187,42 @@ def test_health_command(daemon):
     assert run_cli(daemon.addr, "health", check=0).stdout.strip() == "SERVING"
     p = run_cli(daemon.addr, "health", "probe//missing", check=1)
     assert "NOT_FOUND" in p.stderr
+
+
+def test_watch_streams_transitions(daemon):
+    import subprocess
+    from conftest import KUBEMEDIC
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(16)
+    port = lst.getsockname()[1]
+    watch = subprocess.Popen([str(KUBEMEDIC), "--server", daemon.addr, "-o",
+                              "json", "watch", "probe//w"],
+                             stdout=subprocess.PIPE, text=True)
+    # Should a line never come, readline ends with the killed process.
+    guard = threading.Timer(60, watch.kill)
+    guard.start()
+    try:
+        run_cli(daemon.addr, "probes", "create", "w", "--tcp",
+                f"127.0.0.1:{port}", "--period", "200ms",
+                "--failure-threshold", "1", check=0)
+        first = json.loads(watch.stdout.readline())
+        assert first["transition"]["target"] == "probe//w"
+        assert first["transition"]["toState"] == "HEALTH_STATE_HEALTHY"
+        lst.close()
+        second = json.loads(watch.stdout.readline())
+        assert second["transition"]["toState"] == "HEALTH_STATE_UNHEALTHY"
+        assert "refused" in second["transition"]["cause"]
+        # Resuming from the first: the second again, from the database.
+        out = subprocess.Popen(
+            [str(KUBEMEDIC), "--server", daemon.addr, "-o", "json", "watch",
+             "--since-sequence", first["transition"]["sequence"]],
+            stdout=subprocess.PIPE, text=True)
+        again = json.loads(out.stdout.readline())
+        out.kill()
+        out.wait()
+        assert again["transition"] == second["transition"]
+    finally:
+        guard.cancel()
+        watch.kill()
+        watch.wait()
