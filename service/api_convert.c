@@ -1,7 +1,7 @@
 /*
  * protobuf-c messages <-> km_model structs.
  *
- * Incoming: every field is checked (api_probe_from_pb validates with
+ * Incoming: every field is checked (km_probe_from_pb validates with
  * km_probe_spec, naming fields as the .proto does). Outgoing: strings are
  * never NULL (protobuf-c needs "" for an empty proto3 string), everything
  * is allocated in the call's arena.
@@ -74,8 +74,8 @@ static const char *s_or_empty(const char *s)
 	return s ? s : "";
 }
 
-int api_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
-		      struct km_probe *p, struct km_error *err)
+int km_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
+		     struct km_probe *p, struct km_error *err)
 {
 	static const struct km_field_ctx fc = {KM_FIELDS_API, "probe"};
 	struct km_probe_timing t = {
@@ -170,8 +170,8 @@ int api_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
 	return km_probe_validate(p, &fc, err);
 }
 
-Kubemedic__V1__Probe *api_probe_to_pb(const struct km_probe *p,
-				      struct km_arena *a)
+Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
+				     struct km_arena *a)
 {
 	Kubemedic__V1__Probe *pb =
 		API_NEW(a, Kubemedic__V1__Probe, KUBEMEDIC__V1__PROBE__INIT);

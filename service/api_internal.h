@@ -19,6 +19,7 @@
 #include "kubemedic/v1/recovery.pb-c.h"
 
 #include "km_api.h"
+#include "km_probe_pb.h"
 #include "km_rpc.h"
 #include "km_store.h"
 
@@ -92,10 +93,6 @@ Google__Protobuf__Timestamp *api_timestamp(struct km_arena *a, int64_t us);
 int api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
 		   const char *field, int64_t *out, struct km_error *err);
 
-int api_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
-		      struct km_probe *out, struct km_error *err);
-Kubemedic__V1__Probe *api_probe_to_pb(const struct km_probe *p,
-				      struct km_arena *a);
 Kubemedic__V1__Target *api_target_to_pb(const struct km_target *t,
 					struct km_arena *a);
 Kubemedic__V1__ProbeResult *api_result_to_pb(const struct km_result *r,

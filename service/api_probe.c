@@ -35,7 +35,7 @@ static int check_name(const char *name, struct km_error *err)
 static int reply_probe(struct km_rpc_ctx *ctx, const struct km_probe *p,
 		       ProtobufCMessage **resp, struct km_error *err)
 {
-	Kubemedic__V1__Probe *pb = api_probe_to_pb(p, ctx->arena);
+	Kubemedic__V1__Probe *pb = km_probe_to_pb(p, ctx->arena);
 
 	if (!pb)
 		return API_OOM(err);
@@ -51,7 +51,7 @@ API_HANDLER(api_create_probe)
 
 	if (!r->probe)
 		return km_error_set(err, KM_EINVAL, "probe: Required value");
-	rc = api_probe_from_pb(r->probe, ctx->arena, &p, err);
+	rc = km_probe_from_pb(r->probe, ctx->arena, &p, err);
 	if (rc)
 		return rc;
 	p.source = KM_SOURCE_API;
@@ -122,7 +122,7 @@ API_HANDLER(api_list_probes)
 	if (!out->probes)
 		return API_OOM(err);
 	for (size_t i = 0; i < n; i++) {
-		out->probes[i] = api_probe_to_pb(&v[i], ctx->arena);
+		out->probes[i] = km_probe_to_pb(&v[i], ctx->arena);
 		if (!out->probes[i])
 			return API_OOM(err);
 	}
@@ -152,7 +152,7 @@ API_HANDLER(api_update_probe)
 		return km_error_set(err, KM_EINVAL,
 				    "probe.generation: must be 0 (any) or the "
 				    "generation last read");
-	rc = api_probe_from_pb(r->probe, ctx->arena, &p, err);
+	rc = km_probe_from_pb(r->probe, ctx->arena, &p, err);
 	if (rc)
 		return rc;
 	rc = km_store_update_probe(api->store, &p, r->probe->generation, false,

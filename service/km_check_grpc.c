@@ -42,7 +42,6 @@
  * after cancel for a cancelled run.
  */
 #include <errno.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
@@ -56,6 +55,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "km_check.h"
+#include "km_grpc_msg.h"
 #include "km_log.h"
 #include "km_time.h"
 
@@ -85,21 +85,6 @@ struct km_grpc_checker {
 	/* Every run whose completion has not been handled (loop thread). */
 	struct grpc_run *runs;
 };
-
-static const char *const code_names[] = {
-	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-	"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-	"UNAUTHENTICATED",
-};
-
-static const char *code_name(grpc_status_code code)
-{
-	if ((int)code < 0 || code > GRPC_STATUS_UNAUTHENTICATED)
-		return "UNKNOWN";
-	return code_names[code];
-}
 
 static const char *serving_name(int status)
 {
@@ -190,19 +175,11 @@ static void judge(struct grpc_run *r, const struct km_check *c,
 
 	memset(res, 0, sizeof *res);
 	if (r->status == GRPC_STATUS_OK) {
-		if (r->recv) {
-			grpc_byte_buffer_reader reader;
-			grpc_slice s;
-
-			if (grpc_byte_buffer_reader_init(&reader, r->recv)) {
-				s = grpc_byte_buffer_reader_readall(&reader);
-				grpc_byte_buffer_reader_destroy(&reader);
-				resp = grpc__health__v1__health_check_response__unpack(
-					NULL, GRPC_SLICE_LENGTH(s),
-					GRPC_SLICE_START_PTR(s));
-				grpc_slice_unref(s);
-			}
-		}
+		if (r->recv)
+			resp = (Grpc__Health__V1__HealthCheckResponse *)
+				km_grpc_unpack(
+					&grpc__health__v1__health_check_response__descriptor,
+					r->recv, NULL);
 		if (!resp) {
 			km_check_fail(res, KM_EC_GRPC_STATUS,
 				      GRPC_STATUS_INTERNAL,
@@ -242,7 +219,7 @@ static void judge(struct grpc_run *r, const struct km_check *c,
 			      ? connect_class(details, r->error_string)
 			      : 0;
 		res->error_class = cls ? cls : KM_EC_GRPC_STATUS;
-		snprintf(prefix, sizeof prefix, "%s: ", code_name(r->status));
+		snprintf(prefix, sizeof prefix, "%s: ", km_grpc_code_name(r->status));
 		set_message(res, prefix, details);
 	}
 	gpr_free(details);
@@ -373,12 +350,11 @@ int km_grpc_check_start(struct km_grpc_checker *x, struct km_check *c)
 	grpc_channel_credentials *creds;
 	grpc_arg args[4];
 	grpc_channel_args cargs = {.num_args = 4, .args = args};
-	grpc_slice method, payload;
+	grpc_slice method;
 	gpr_timespec deadline;
 	struct grpc_run *r;
 	grpc_op ops[6];
 	char *target;
-	size_t n;
 	int rc;
 
 	if (!p->host || !p->host[0] || p->port <= 0 || p->port > 65535)
@@ -434,12 +410,7 @@ int km_grpc_check_start(struct km_grpc_checker *x, struct km_check *c)
 	}
 
 	req.service = (char *)(p->service ? p->service : "");
-	n = grpc__health__v1__health_check_request__get_packed_size(&req);
-	payload = grpc_slice_malloc(n);
-	grpc__health__v1__health_check_request__pack(
-		&req, GRPC_SLICE_START_PTR(payload));
-	r->send = grpc_raw_byte_buffer_create(&payload, 1);
-	grpc_slice_unref(payload);
+	r->send = km_grpc_pack(&req.base);
 
 	memset(ops, 0, sizeof ops);
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;

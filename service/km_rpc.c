@@ -17,7 +17,6 @@
  */
 #include "km_rpc.h"
 
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
@@ -29,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "km_grpc_msg.h"
 #include "km_log.h"
 #include "km_time.h"
 
@@ -140,40 +140,6 @@ grpc_status_code km_rpc_status_from_err(int code)
 	case KM_EINTERNAL:
 	default: return GRPC_STATUS_INTERNAL;
 	}
-}
-
-/* ---- messages ------------------------------------------------------------ */
-
-static grpc_byte_buffer *pack(const ProtobufCMessage *msg)
-{
-	size_t n = protobuf_c_message_get_packed_size(msg);
-	grpc_slice slice = grpc_slice_malloc(n);
-	grpc_byte_buffer *bb;
-
-	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
-	bb = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_slice_unref(slice);
-	return bb;
-}
-
-/* NULL if the bytes are not a valid message of that type. */
-static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d,
-				grpc_byte_buffer *bb, struct km_arena *a)
-{
-	ProtobufCAllocator alloc;
-	grpc_byte_buffer_reader reader;
-	grpc_slice s;
-	ProtobufCMessage *m;
-
-	if (!grpc_byte_buffer_reader_init(&reader, bb))
-		return NULL;
-	s = grpc_byte_buffer_reader_readall(&reader);
-	grpc_byte_buffer_reader_destroy(&reader);
-	km_arena_protobuf_allocator(a, &alloc);
-	m = protobuf_c_message_unpack(d, &alloc, GRPC_SLICE_LENGTH(s),
-				      GRPC_SLICE_START_PTR(s));
-	grpc_slice_unref(s);
-	return m;
 }
 
 /* Milliseconds left before a core deadline, as a CLOCK_MONOTONIC time. */
@@ -434,7 +400,7 @@ int km_rpc_stream_send(struct km_rpc_call *c, const ProtobufCMessage *msg)
 		advance_locked(c);
 		rc = KM_EFULL;
 	} else {
-		bb = pack(msg);
+		bb = km_grpc_pack(msg);
 		if (!c->send_busy) {
 			start_send_locked(c, bb);
 		} else {
@@ -521,7 +487,7 @@ static void reply_unary(struct km_rpc_call *c, const ProtobufCMessage *resp,
 	ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
 	c->md_sent = true;
 	if (!code && resp) {
-		c->sending = pack(resp);
+		c->sending = km_grpc_pack(resp);
 		ops[n].op = GRPC_OP_SEND_MESSAGE;
 		ops[n].data.send_message.send_message = c->sending;
 		n++;
@@ -550,7 +516,7 @@ static void serve_unary(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	ctx.deadline_mono_ns = mono_deadline(c->deadline);
 	if (!payload) {
 		rc = km_error_set(&err, KM_EINVAL, "no request message");
-	} else if (!(req = unpack(m->request, payload, &w->arena))) {
+	} else if (!(req = km_grpc_unpack(m->request, payload, &w->arena))) {
 		rc = km_error_set(&err, KM_EINVAL,
 				  "malformed request: not a valid %s message",
 				  m->request->name);
@@ -607,7 +573,7 @@ static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	ctx.deadline_mono_ns = mono_deadline(c->deadline);
 	if (!payload)
 		rc = km_error_set(&err, KM_EINVAL, "no request message");
-	else if (!(req = unpack(m->request, payload, &w->arena)))
+	else if (!(req = km_grpc_unpack(m->request, payload, &w->arena)))
 		rc = km_error_set(&err, KM_EINVAL,
 				  "malformed request: not a valid %s message",
 				  m->request->name);
@@ -639,7 +605,7 @@ static void bidi_recv_done(struct tag *t, bool ok)
 		return;
 	}
 	ctx.deadline_mono_ns = mono_deadline(c->deadline);
-	req = unpack(m->request, bb, &c->arena);
+	req = km_grpc_unpack(m->request, bb, &c->arena);
 	grpc_byte_buffer_destroy(bb);
 	if (!req)
 		rc = km_error_set(&err, KM_EINVAL,

@@ -5,7 +5,6 @@
  */
 #include "km_client.h"
 
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
@@ -13,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "km_grpc_msg.h"
 
 struct km_client {
 	char *server;
@@ -32,19 +33,9 @@ struct km_client_stream {
 	int tag_start, tag_recv, tag_status;
 };
 
-static const char *const code_names[] = {
-	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-	"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-	"UNAUTHENTICATED",
-};
-
 const char *km_client_code_name(int code)
 {
-	if (code < 0 || code > GRPC_STATUS_UNAUTHENTICATED)
-		return "UNKNOWN";
-	return code_names[code];
+	return km_grpc_code_name(code);
 }
 
 static int err_of_code(grpc_status_code code)
@@ -156,37 +147,6 @@ static gpr_timespec deadline_after(int64_t ms)
 			    gpr_time_from_millis(ms, GPR_TIMESPAN));
 }
 
-static grpc_byte_buffer *pack(const ProtobufCMessage *msg)
-{
-	size_t n = protobuf_c_message_get_packed_size(msg);
-	grpc_slice s = grpc_slice_malloc(n);
-	grpc_byte_buffer *bb;
-
-	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
-	bb = grpc_raw_byte_buffer_create(&s, 1);
-	grpc_slice_unref(s);
-	return bb;
-}
-
-static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d,
-				grpc_byte_buffer *bb, struct km_arena *a)
-{
-	ProtobufCAllocator alloc;
-	grpc_byte_buffer_reader r;
-	grpc_slice s;
-	ProtobufCMessage *m;
-
-	if (!grpc_byte_buffer_reader_init(&r, bb))
-		return NULL;
-	s = grpc_byte_buffer_reader_readall(&r);
-	grpc_byte_buffer_reader_destroy(&r);
-	km_arena_protobuf_allocator(a, &alloc);
-	m = protobuf_c_message_unpack(d, &alloc, GRPC_SLICE_LENGTH(s),
-				      GRPC_SLICE_START_PTR(s));
-	grpc_slice_unref(s);
-	return m;
-}
-
 int km_client_call(struct km_client *c, const char *method,
 		   const ProtobufCMessage *req,
 		   const ProtobufCMessageDescriptor *resp_type,
@@ -194,7 +154,7 @@ int km_client_call(struct km_client *c, const char *method,
 		   struct km_client_status *st)
 {
 	grpc_metadata_array initial_md, trailing_md;
-	grpc_byte_buffer *send = pack(req), *recv = NULL;
+	grpc_byte_buffer *send = km_grpc_pack(req), *recv = NULL;
 	grpc_status_code status = GRPC_STATUS_UNKNOWN;
 	grpc_slice details = grpc_empty_slice();
 	grpc_slice mslice = grpc_slice_from_copied_string(method);
@@ -234,7 +194,7 @@ int km_client_call(struct km_client *c, const char *method,
 	(void)ev; /* the status says everything */
 	rc = set_status(c, st, status, details);
 	if (!rc) {
-		*resp = recv ? unpack(resp_type, recv, a) : NULL;
+		*resp = recv ? km_grpc_unpack(resp_type, recv, a) : NULL;
 		if (!*resp)
 			rc = local_error(st, KM_ECORRUPT,
 					 "the server's answer does not unpack");
@@ -317,7 +277,7 @@ int km_client_stream_open(struct km_client *c, const char *method,
 					   gpr_inf_future(GPR_CLOCK_REALTIME),
 					   NULL);
 	grpc_slice_unref(mslice);
-	send = pack(req);
+	send = km_grpc_pack(req);
 	memset(ops, 0, sizeof ops);
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -401,7 +361,7 @@ int km_client_stream_next(struct km_client_stream *s,
 	s->recv = NULL;
 	if (!bb)
 		return finish(s, st);
-	*msg = unpack(resp_type, bb, a);
+	*msg = km_grpc_unpack(resp_type, bb, a);
 	grpc_byte_buffer_destroy(bb);
 	if (!*msg)
 		return local_error(st, KM_ECORRUPT,

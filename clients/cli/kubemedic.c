@@ -15,6 +15,7 @@
 #include "km_client.h"
 #include "km_config.h"
 #include "km_json.h"
+#include "km_probe_pb.h"
 #include "km_time.h"
 
 #define DEFAULT_SERVER "127.0.0.1:7070"
@@ -597,100 +598,20 @@ static int probe_from_flags(struct cli *cli, const char *name,
 	return 0;
 }
 
-/* km_probe (from the YAML parser) -> the API message. */
-static Kubemedic__V1__Probe *probe_to_pb(struct km_arena *a,
-					 const struct km_probe *k)
+/* A probe read from YAML, as a request: the shared conversion, without the
+ * fields only the server fills in. */
+static Kubemedic__V1__Probe *request_probe(struct km_arena *a,
+					   const struct km_probe *k)
 {
-	Kubemedic__V1__Probe *p = km_arena_alloc(a, sizeof *p);
+	Kubemedic__V1__Probe *p = km_probe_to_pb(k, a);
 
-	*p = (Kubemedic__V1__Probe)KUBEMEDIC__V1__PROBE__INIT;
-	p->name = (char *)k->name;
-	p->labels = km_arena_calloc(a, k->n_labels + 1, sizeof *p->labels);
-	for (size_t i = 0; i < k->n_labels; i++) {
-		p->labels[i] = km_arena_alloc(a, sizeof **p->labels);
-		*p->labels[i] = (Kubemedic__V1__Probe__LabelsEntry)
-			KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT;
-		p->labels[i]->key = (char *)k->labels[i].key;
-		p->labels[i]->value = (char *)k->labels[i].value;
+	if (p) {
+		p->source = KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_UNSPECIFIED;
+		p->target = "";
+		p->generation = 0;
+		p->create_time = NULL;
+		p->update_time = NULL;
 	}
-	p->n_labels = k->n_labels;
-	switch (k->type) {
-	case KM_PROBE_HTTP:
-		p->http_get = km_arena_alloc(a, sizeof *p->http_get);
-		*p->http_get = (Kubemedic__V1__HTTPGetAction)
-			KUBEMEDIC__V1__HTTPGET_ACTION__INIT;
-		p->http_get->host = (char *)k->host;
-		p->http_get->port = k->port;
-		p->http_get->path = (char *)(k->path ? k->path : "/");
-		p->http_get->scheme = k->https ? "HTTPS" : "HTTP";
-		p->http_get->tls_verify = k->tls_verify;
-		p->http_get->ca_file = (char *)(k->ca_file ? k->ca_file : "");
-		p->http_get->http_headers = km_arena_calloc(
-			a, k->n_headers + 1, sizeof *p->http_get->http_headers);
-		for (size_t i = 0; i < k->n_headers; i++) {
-			Kubemedic__V1__HTTPHeader *h =
-				km_arena_alloc(a, sizeof *h);
-			*h = (Kubemedic__V1__HTTPHeader)
-				KUBEMEDIC__V1__HTTPHEADER__INIT;
-			h->name = (char *)k->headers[i].key;
-			h->value = (char *)k->headers[i].value;
-			p->http_get->http_headers[i] = h;
-		}
-		p->http_get->n_http_headers = k->n_headers;
-		break;
-	case KM_PROBE_TCP:
-		p->tcp_socket = km_arena_alloc(a, sizeof *p->tcp_socket);
-		*p->tcp_socket = (Kubemedic__V1__TCPSocketAction)
-			KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT;
-		p->tcp_socket->host = (char *)k->host;
-		p->tcp_socket->port = k->port;
-		break;
-	case KM_PROBE_GRPC:
-		p->grpc = km_arena_alloc(a, sizeof *p->grpc);
-		*p->grpc = (Kubemedic__V1__GRPCAction)
-			KUBEMEDIC__V1__GRPCACTION__INIT;
-		p->grpc->host = (char *)k->host;
-		p->grpc->port = k->port;
-		p->grpc->service = (char *)(k->service ? k->service : "");
-		break;
-	case KM_PROBE_EXEC:
-		p->exec = km_arena_alloc(a, sizeof *p->exec);
-		*p->exec = (Kubemedic__V1__ExecAction)
-			KUBEMEDIC__V1__EXEC_ACTION__INIT;
-		p->exec->command = (char **)k->argv;
-		p->exec->n_command = k->argc;
-		p->exec->working_dir = (char *)(k->workdir ? k->workdir : "");
-		p->exec->env = km_arena_calloc(a, k->n_env + 1,
-					       sizeof *p->exec->env);
-		for (size_t i = 0; i < k->n_env; i++) {
-			Kubemedic__V1__EnvVar *e = km_arena_alloc(a, sizeof *e);
-			*e = (Kubemedic__V1__EnvVar)KUBEMEDIC__V1__ENV_VAR__INIT;
-			e->name = (char *)k->env[i].key;
-			e->value = (char *)k->env[i].value;
-			p->exec->env[i] = e;
-		}
-		p->exec->n_env = k->n_env;
-		break;
-	case KM_PROBE_FILE:
-		p->file = km_arena_alloc(a, sizeof *p->file);
-		*p->file = (Kubemedic__V1__FileAction)
-			KUBEMEDIC__V1__FILE_ACTION__INIT;
-		p->file->path = (char *)k->path;
-		p->file->min_size = k->min_size;
-		p->file->max_age_seconds = k->max_age_s;
-		break;
-	}
-	p->initial_delay_seconds = (int32_t)(k->initial_delay_ms / 1000);
-	if (k->period_ms % 1000)
-		p->period_milliseconds = (int32_t)k->period_ms;
-	else
-		p->period_seconds = (int32_t)(k->period_ms / 1000);
-	if (k->timeout_ms % 1000)
-		p->timeout_milliseconds = (int32_t)k->timeout_ms;
-	else
-		p->timeout_seconds = (int32_t)(k->timeout_ms / 1000);
-	p->success_threshold = k->success_threshold;
-	p->failure_threshold = k->failure_threshold;
 	return p;
 }
 
@@ -742,7 +663,10 @@ static int probes_to_send(struct cli *cli, const char *verb,
 		}
 		*out = km_arena_calloc(&cli->a, cnt, sizeof **out);
 		for (size_t i = 0; i < cnt; i++)
-			(*out)[i] = probe_to_pb(&cli->a, &v[i]);
+			if (!((*out)[i] = request_probe(&cli->a, &v[i]))) {
+				fprintf(stderr, "kubemedic: out of memory\n");
+				return 1;
+			}
 		*n = cnt;
 		return 0;
 	}

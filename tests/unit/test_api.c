@@ -59,7 +59,7 @@ static void test_probe_round_trip_with_defaults(void **state)
 	in.labels = &lp;
 	in.n_labels = 1;
 	in.period_milliseconds = 250;
-	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), 0);
+	assert_int_equal(km_probe_from_pb(&in, &arena, &p, &err), 0);
 	assert_int_equal(p.type, KM_PROBE_HTTP);
 	assert_true(p.https);
 	assert_int_equal(p.period_ms, 250);
@@ -72,7 +72,7 @@ static void test_probe_round_trip_with_defaults(void **state)
 	p.generation = 4;
 	p.create_us = 1700000000123456;
 	p.update_us = 1700000001000000;
-	out = api_probe_to_pb(&p, &arena);
+	out = km_probe_to_pb(&p, &arena);
 	assert_non_null(out);
 	assert_string_equal(out->http_get->scheme, "HTTPS");
 	assert_int_equal(out->period_milliseconds, 250);
@@ -94,7 +94,7 @@ static void test_probe_round_trip_with_defaults(void **state)
 		struct km_probe p2;
 
 		assert_non_null(back);
-		assert_int_equal(api_probe_from_pb(back, &arena, &p2, &err), 0);
+		assert_int_equal(km_probe_from_pb(back, &arena, &p2, &err), 0);
 		assert_true(km_probe_spec_equal(&p, &p2));
 		kubemedic__v1__probe__free_unpacked(back, NULL);
 	}
@@ -110,21 +110,21 @@ static void test_probe_errors_name_api_fields(void **state)
 
 	(void)state;
 	in.tcp_socket = &t;
-	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
+	assert_int_equal(km_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
 	assert_string_equal(err.msg,
 			    "probe: may not specify more than 1 handler type");
 	in = http_probe(&h);
 	h.host = "";
-	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
+	assert_int_equal(km_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
 	assert_non_null(strstr(err.msg, "probe.http_get.host: Required value"));
 	in = http_probe(&h);
 	in.period_seconds = 2;
 	in.period_milliseconds = 500;
-	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
+	assert_int_equal(km_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
 	assert_non_null(strstr(err.msg, "probe.period_milliseconds"));
 	in = http_probe(&h);
 	h.scheme = "https";
-	assert_int_equal(api_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
+	assert_int_equal(km_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
 	assert_non_null(strstr(err.msg, "probe.http_get.scheme"));
 }
 

@@ -1,0 +1,27 @@
+/*
+ * km_grpc_msg — protobuf-c messages in and out of gRPC byte buffers, and
+ * the names of gRPC status codes.
+ *
+ * For the three places that speak the C core directly: the server
+ * (service/km_rpc.c), the client library (clients/c) and the gRPC health
+ * check (service/km_check_grpc.c). Stateless; any thread.
+ */
+#ifndef KM_GRPC_MSG_H
+#define KM_GRPC_MSG_H
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "km_arena.h"
+
+/* A new byte buffer holding msg packed; the caller destroys it. */
+grpc_byte_buffer *km_grpc_pack(const ProtobufCMessage *msg);
+/* The message in bb, NULL if bb does not hold a valid one. Allocated in a
+ * (nothing to free) or, with a NULL, by protobuf-c's default allocator
+ * (protobuf_c_message_free_unpacked). */
+ProtobufCMessage *km_grpc_unpack(const ProtobufCMessageDescriptor *d,
+				 grpc_byte_buffer *bb, struct km_arena *a);
+/* "OK", "INVALID_ARGUMENT", ...; "UNKNOWN" for a code out of range. */
+const char *km_grpc_code_name(int code);
+
+#endif
