@@ -82,10 +82,10 @@ func cmdRun(args []string) error {
 	var cfg config
 	fs.IntVar(&cfg.nodes, "nodes", 3, "number of nodes")
 	fs.StringVar(&cfg.nodePrefix, "node-prefix", "kubesim-node-", "node name prefix (then 0..N-1)")
-	fs.IntVar(&cfg.workers, "workers", 16, "pod workers")
+	fs.IntVar(&cfg.workers, "workers", 32, "pod workers")
 	fs.DurationVar(&cfg.leaseRenew, "lease-renew", 10*time.Second, "Lease renew interval (kubelet: 10s)")
 	fs.DurationVar(&cfg.leaseDuration, "lease-duration", 40*time.Second, "Lease duration (kubelet: 40s)")
-	fs.DurationVar(&cfg.nodeStatusEvery, "node-status-interval", time.Minute, "re-post unchanged node status this often")
+	fs.DurationVar(&cfg.nodeStatusEvery, "node-status-interval", 5*time.Minute, "re-post unchanged node status this often (kubelet: 5m)")
 	fs.DurationVar(&cfg.crashBackoff, "crashloop-backoff", 10*time.Second, "first crash-loop back-off, doubling to 5m (kubelet: 10s)")
 	fs.StringVar(&cfg.kubeletVersion, "kubelet-version", "v1.37.2", "reported kubelet version")
 	if err := fs.Parse(args); err != nil {

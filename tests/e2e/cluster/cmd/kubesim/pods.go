@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
 
@@ -48,7 +50,14 @@ func (s *Sim) syncPod(ctx context.Context, key string) (time.Duration, error) {
 		return 0, err
 	}
 	if pod.Spec.NodeName == "" {
-		return 0, s.bind(ctx, pod)
+		node, err := s.bind(ctx, pod)
+		if err != nil || node == "" {
+			return 0, err
+		}
+		// Go straight on to start it, rather than wait for the binding's
+		// watch event to come round the queue again.
+		pod = pod.DeepCopy()
+		pod.Spec.NodeName = node
 	}
 	if s.nodes[pod.Spec.NodeName] == nil {
 		return 0, nil
@@ -81,11 +90,19 @@ func (s *Sim) syncPod(ctx context.Context, key string) (time.Duration, error) {
 	if apiequality.Semantic.DeepEqual(&pod.Status, status) {
 		return requeue, nil
 	}
-	upd := pod.DeepCopy()
-	upd.Status = *status
-	_, err = s.cs.CoreV1().Pods(ns).UpdateStatus(ctx, upd, metav1.UpdateOptions{})
-	if apierrors.IsNotFound(err) {
-		return 0, nil
+	// A merge patch of the whole status, as the kubelet's status manager
+	// sends: no resourceVersion to conflict on, but the uid pins it to this
+	// pod and not to a successor of the same name.
+	body, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"uid": pod.UID},
+		"status":   status,
+	})
+	if err != nil {
+		return 0, err
+	}
+	_, err = s.cs.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return 0, nil // gone, or replaced by a namesake: its own events requeue it
 	}
 	return requeue, err
 }
@@ -93,17 +110,18 @@ func (s *Sim) syncPod(ctx context.Context, key string) (time.Duration, error) {
 // bind plays the scheduler: round-robin over our usable nodes, honouring a
 // pin to one node (nodeName-style affinity as DaemonSets use, or a hostname
 // nodeSelector). Pods for another scheduler are left alone.
-func (s *Sim) bind(ctx context.Context, pod *corev1.Pod) error {
+// It returns the node, or "" when the pod is not ours to bind.
+func (s *Sim) bind(ctx context.Context, pod *corev1.Pod) (string, error) {
 	if pod.DeletionTimestamp != nil {
-		return nil
+		return "", nil
 	}
 	if sn := pod.Spec.SchedulerName; sn != "" && sn != corev1.DefaultSchedulerName && sn != "kubesim" {
-		return nil
+		return "", nil
 	}
 	node := pinnedNode(pod)
 	if node != "" {
 		if s.nodes[node] == nil {
-			return nil
+			return "", nil
 		}
 	} else {
 		for range len(s.nodeNames) {
@@ -114,7 +132,7 @@ func (s *Sim) bind(ctx context.Context, pod *corev1.Pod) error {
 			}
 		}
 		if node == "" {
-			return fmt.Errorf("no ready node to bind to")
+			return "", fmt.Errorf("no ready node to bind to")
 		}
 	}
 	err := s.cs.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
@@ -122,9 +140,12 @@ func (s *Sim) bind(ctx context.Context, pod *corev1.Pod) error {
 		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
 	}, metav1.CreateOptions{})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil // gone, or bound meanwhile
+		return "", nil // gone, or bound meanwhile
 	}
-	return err
+	if err != nil {
+		return "", err
+	}
+	return node, nil
 }
 
 func pinnedNode(pod *corev1.Pod) string {
