@@ -87,7 +87,7 @@ func (s *Sim) syncPod(ctx context.Context, key string) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	if apiequality.Semantic.DeepEqual(&pod.Status, status) {
+	if equalStatus(&pod.Status, status) {
 		return requeue, nil
 	}
 	// A merge patch of the whole status, as the kubelet's status manager
@@ -106,6 +106,8 @@ func (s *Sim) syncPod(ctx context.Context, key string) (time.Duration, error) {
 	}
 	return requeue, err
 }
+
+func equalStatus(a, b *corev1.PodStatus) bool { return apiequality.Semantic.DeepEqual(a, b) }
 
 // bind plays the scheduler: round-robin over our usable nodes, honouring a
 // pin to one node (nodeName-style affinity as DaemonSets use, or a hostname
