@@ -23,6 +23,7 @@ commands:
                           binding and a token; write its kubeconfig
   scale FLAGS             create workloads and wait until all pods Run (bench)
   procstat FLAGS          CPU and memory of processes over a window (bench)
+  nodes --kubeconfig F    node readiness, stalest Lease, running pods (bench)
 `
 
 func main() {
@@ -47,6 +48,8 @@ func main() {
 		err = cmdScale(args)
 	case "procstat":
 		err = cmdProcstat(args)
+	case "nodes":
+		err = cmdNodes(args)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
