@@ -138,7 +138,9 @@ func cmdScale(args []string) error {
 		}
 		if time.Since(last) >= 15*time.Second {
 			last = time.Now()
-			fmt.Printf("scale: %6.0fs %d/%d pods running\n", time.Since(start).Seconds(), running.Load(), want)
+			load, _ := os.ReadFile("/proc/loadavg")
+			fmt.Printf("scale: %6.0fs %d/%d pods running (load %s)\n", time.Since(start).Seconds(), running.Load(), want,
+				strings.Join(strings.Fields(string(load))[:1], ""))
 		}
 	}
 	el := time.Since(start)
