@@ -282,7 +282,6 @@ int km_grpc_checker_create(struct km_loop *l, struct km_grpc_checker **out,
 			   struct km_error *err)
 {
 	struct km_grpc_checker *x;
-	int e;
 
 	*out = NULL;
 	x = calloc(1, sizeof *x);
@@ -291,21 +290,31 @@ int km_grpc_checker_create(struct km_loop *l, struct km_grpc_checker **out,
 	grpc_init();
 	x->loop = l;
 	atomic_init(&x->closing, false);
-	x->cq = grpc_completion_queue_create_for_next(NULL);
-	if (!x->cq) {
-		km_grpc_checker_destroy(x);
-		return km_error_set(err, KM_ENOMEM,
-				    "cannot create a completion queue");
-	}
+	*out = x;
+	return 0;
+}
+
+/* The queue and its thread come with the first gRPC check: a thread
+ * waiting in grpc_completion_queue_next also polls for every other queue
+ * of the process (the C core shares one poller), so an idle one would
+ * cost the API server hand-offs for nothing. Loop thread only. */
+static int start_queue(struct km_grpc_checker *x)
+{
+	int e;
+
+	if (x->thread_started)
+		return 0;
+	if (!x->cq)
+		x->cq = grpc_completion_queue_create_for_next(NULL);
+	if (!x->cq)
+		return KM_ENOMEM;
 	e = pthread_create(&x->thread, NULL, cq_main, x);
 	if (e) {
-		km_grpc_checker_destroy(x);
-		return km_error_set(err, KM_EIO,
-				    "cannot start the gRPC probe thread: %s",
-				    strerror(e));
+		km_log(KM_LOG_ERROR, "cannot start the gRPC probe thread",
+		       "err", strerror(e), NULL);
+		return KM_EIO;
 	}
 	x->thread_started = true;
-	*out = x;
 	return 0;
 }
 
@@ -359,6 +368,9 @@ int km_grpc_check_start(struct km_grpc_checker *x, struct km_check *c)
 
 	if (!p->host || !p->host[0] || p->port <= 0 || p->port > 65535)
 		return KM_EINVAL;
+	rc = start_queue(x);
+	if (rc)
+		return rc;
 	/* An IPv6 literal needs its brackets in a target. */
 	if (asprintf(&target,
 		     strchr(p->host, ':') && p->host[0] != '[' ? "[%s]:%d"
