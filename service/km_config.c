@@ -1161,18 +1161,28 @@ static int parse_flap(struct loader *ld, const yaml_node_t *n,
 static int parse_log(struct loader *ld, const yaml_node_t *n,
 		     struct km_config *c)
 {
-	static const char *const keys[] = {"level", "format"};
+	static const char *const keys[] = {"level", "format", "statsInterval"};
 	static const char *const levels[] = {"debug", "info", "warn", "error"};
 	static const char *const formats[] = {"logfmt", "json"};
-	yaml_node_t *v[2];
+	yaml_node_t *v[3];
 	int level = -1, json = -1;
+	int64_t stats = c->stats_interval_ms;
 	int rc;
 
-	if (map_fields(ld, n, "log", keys, 2, v))
+	if (map_fields(ld, n, "log", keys, 3, v))
 		return KM_EINVAL;
 	if ((rc = get_enum(ld, v[0], "log.level", levels, 4, &level)) ||
-	    (rc = get_enum(ld, v[1], "log.format", formats, 2, &json)))
+	    (rc = get_enum(ld, v[1], "log.format", formats, 2, &json)) ||
+	    (rc = get_duration(ld, v[2], "log.statsInterval", 0, MS_DAY,
+			       "0 (off) or between 1s and 1d", &stats)))
 		return rc;
+	if (stats > 0 && stats < 1000) {
+		struct shown b;
+
+		return lerr(ld, v[2], "log.statsInterval: must be 0 (off) or "
+			    "between 1s and 1d, got %s", show_node(v[2], &b));
+	}
+	c->stats_interval_ms = stats;
 	/* km_log's numbering, not this table's, is what the daemon uses. */
 	if (level >= 0)
 		c->log_level = km_log_level_parse(levels[level]);

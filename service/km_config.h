@@ -16,6 +16,7 @@
  *   log:
  *     level: info                   # debug | info | warn | error
  *     format: logfmt                # logfmt | json
+ *     statsInterval: 0              # "prober stats" line; 0 = off
  *   flapDetection:                  # percent of state changes over the
  *     lowThreshold: 5               # last 21 results (Nagios' defaults)
  *     highThreshold: 20
@@ -64,6 +65,7 @@ struct km_config {
 
 	int log_level;                  /* enum km_log_level; info */
 	bool log_json;                  /* format: json */
+	int64_t stats_interval_ms;      /* 0 = no periodic stats line */
 
 	double flap_low, flap_high;     /* percent: 5 and 20 */
 

@@ -87,6 +87,7 @@ static void assert_defaults(const struct km_config *c)
 	assert_int_equal(c->retention_interval_ms, 60000);
 	assert_int_equal(c->log_level, KM_LOG_INFO);
 	assert_false(c->log_json);
+	assert_int_equal(c->stats_interval_ms, 0);
 	assert_null(c->probes);
 	assert_int_equal(c->n_probes, 0);
 }
@@ -131,6 +132,7 @@ static const char full_config[] =
 	"log:\n"
 	"  level: debug\n"
 	"  format: json\n"
+	"  statsInterval: 30s\n"
 	"probes:\n"
 	"  - name: checkout-http\n"
 	"    labels: {team: shop}\n"
@@ -160,6 +162,7 @@ static void test_full_config(void **state)
 	assert_int_equal(c.retention_interval_ms, 5000);
 	assert_int_equal(c.log_level, KM_LOG_DEBUG);
 	assert_true(c.log_json);
+	assert_int_equal(c.stats_interval_ms, 30000);
 	assert_int_equal(c.n_probes, 1);
 	p = &c.probes[0];
 	assert_string_equal(p->name, "checkout-http");
@@ -210,6 +213,19 @@ static void test_log_levels(void **state)
 	EXPECT_ERROR("log: {format: text}", "log.format: Unsupported value: "
 		     "\"text\": supported values: \"logfmt\", \"json\"");
 	EXPECT_ERROR("log: {level: INFO}", "log.level: Unsupported value");
+	EXPECT_ERROR("log: {statsInterval: 500ms}", "test.yaml:1:22: "
+		     "log.statsInterval: must be 0 (off) or between 1s and 1d, "
+		     "got \"500ms\"");
+	EXPECT_ERROR("log: {statsInterval: 2d}", "log.statsInterval: must be 0 "
+		     "(off) or between 1s and 1d, got \"2d\"");
+	EXPECT_ERROR("log: {statsInterval: 10}", "log.statsInterval: the "
+		     "duration \"10\" needs a unit");
+	load_ok(&c, "log: {statsInterval: 0}");
+	assert_int_equal(c.stats_interval_ms, 0);
+	km_config_free(&c);
+	load_ok(&c, "log: {statsInterval: 1s}");
+	assert_int_equal(c.stats_interval_ms, 1000);
+	km_config_free(&c);
 	EXPECT_ERROR("database: {synchronous: off}",
 		     "database.synchronous: Unsupported value: \"off\": "
 		     "supported values: \"full\", \"normal\"");
@@ -444,7 +460,7 @@ static void test_unknown_keys(void **state)
 	EXPECT_ERROR("database: {Path: x}\n", "test.yaml:1:12: unknown key "
 		     "\"Path\" in database", "did you mean \"path\"?");
 	EXPECT_ERROR("log: {colour: true}\n", "unknown key \"colour\" in log "
-		     "(known: level, format)");
+		     "(known: level, format, statsInterval)");
 	EXPECT_ERROR("probes:\n  - name: a\n    periodSecond: 3\n",
 		     "test.yaml:3:5: unknown key \"periodSecond\" in probes[0] "
 		     "(known: name, labels, httpGet,",
