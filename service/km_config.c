@@ -55,6 +55,7 @@ void km_config_defaults(struct km_config *c)
 	c->db_path = DEF_DB_PATH;
 	c->db_sync_normal = false;
 	c->result_queue = 65536;
+	c->db_commit_delay_ms = 100;
 	c->results_retention_ms = 30 * MS_DAY;
 	c->transitions_retention_ms = 400 * MS_DAY;
 	c->retention_interval_ms = MS_MINUTE;
@@ -1085,14 +1086,15 @@ static const char *const top_keys[K_N] = {
 static int parse_database(struct loader *ld, const yaml_node_t *n,
 			  struct km_config *c)
 {
-	static const char *const keys[] = {"path", "synchronous", "resultQueue"};
+	static const char *const keys[] = {"path", "synchronous", "resultQueue",
+					   "commitDelay"};
 	static const char *const sync[] = {"full", "normal"};
-	yaml_node_t *v[3];
+	yaml_node_t *v[4];
 	const char *path = NULL;
 	int mode = -1;
 	int rc;
 
-	if (map_fields(ld, n, "database", keys, 3, v))
+	if (map_fields(ld, n, "database", keys, 4, v))
 		return KM_EINVAL;
 	if ((rc = get_str(ld, v[0], "database.path", &path)))
 		return rc;
@@ -1103,7 +1105,9 @@ static int parse_database(struct loader *ld, const yaml_node_t *n,
 	}
 	if ((rc = get_enum(ld, v[1], "database.synchronous", sync, 2, &mode)) ||
 	    (rc = get_int(ld, v[2], "database.resultQueue", 1, 1 << 24,
-			  &c->result_queue)))
+			  &c->result_queue)) ||
+	    (rc = get_duration(ld, v[3], "database.commitDelay", 0, 10000,
+			       "at most 10s", &c->db_commit_delay_ms)))
 		return rc;
 	if (mode >= 0)
 		c->db_sync_normal = mode == 1;

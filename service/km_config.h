@@ -9,6 +9,7 @@
  *     path: kubemedic.db
  *     synchronous: full             # full | normal
  *     resultQueue: 65536
+ *     commitDelay: 100ms            # results wait this long to share a commit
  *   retention:
  *     results: 30d
  *     transitions: 400d
@@ -58,6 +59,7 @@ struct km_config {
 	const char *db_path;            /* "kubemedic.db" */
 	bool db_sync_normal;            /* synchronous: normal */
 	int64_t result_queue;           /* 65536 */
+	int64_t db_commit_delay_ms;     /* 100 ms */
 
 	int64_t results_retention_ms;   /* 30 days; 0 = keep forever */
 	int64_t transitions_retention_ms; /* 400 days; 0 = keep forever */

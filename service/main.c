@@ -323,6 +323,7 @@ int main(int argc, char **argv)
 	so.path = cfg.db_path;
 	so.sync_normal = cfg.db_sync_normal;
 	so.result_queue = (size_t)cfg.result_queue;
+	so.commit_delay_us = cfg.db_commit_delay_ms * 1000;
 	so.results_retention_us = cfg.results_retention_ms * 1000;
 	so.transitions_retention_us = cfg.transitions_retention_ms * 1000;
 	so.retention_interval_ms = cfg.retention_interval_ms;

@@ -82,6 +82,7 @@ static void assert_defaults(const struct km_config *c)
 	assert_string_equal(c->db_path, "kubemedic.db");
 	assert_false(c->db_sync_normal);
 	assert_int_equal(c->result_queue, 65536);
+	assert_int_equal(c->db_commit_delay_ms, 100);
 	assert_int_equal(c->results_retention_ms, 30 * DAY_MS);
 	assert_int_equal(c->transitions_retention_ms, 400 * DAY_MS);
 	assert_int_equal(c->retention_interval_ms, 60000);
@@ -125,6 +126,7 @@ static const char full_config[] =
 	"  path: /var/lib/kubemedic/km.db\n"
 	"  synchronous: normal\n"
 	"  resultQueue: 1024\n"
+	"  commitDelay: 0\n"
 	"retention:\n"
 	"  results: 7d\n"
 	"  transitions: 0\n"
@@ -157,6 +159,7 @@ static void test_full_config(void **state)
 	assert_string_equal(c.db_path, "/var/lib/kubemedic/km.db");
 	assert_true(c.db_sync_normal);
 	assert_int_equal(c.result_queue, 1024);
+	assert_int_equal(c.db_commit_delay_ms, 0);
 	assert_int_equal(c.results_retention_ms, 7 * DAY_MS);
 	assert_int_equal(c.transitions_retention_ms, 0);
 	assert_int_equal(c.retention_interval_ms, 5000);
@@ -183,7 +186,7 @@ static void test_full_config(void **state)
 	km_config_free(&c);
 
 	/* The interval's lower bound. */
-	EXPECT_ERROR(full_config, "test.yaml:12:13: retention.interval: must "
+	EXPECT_ERROR(full_config, "test.yaml:13:13: retention.interval: must "
 		     "be between 1s and 1d, got \"250ms\"");
 }
 
@@ -225,6 +228,13 @@ static void test_log_levels(void **state)
 	km_config_free(&c);
 	load_ok(&c, "log: {statsInterval: 1s}");
 	assert_int_equal(c.stats_interval_ms, 1000);
+	km_config_free(&c);
+	EXPECT_ERROR("database: {commitDelay: 11s}", "database.commitDelay: "
+		     "must be at most 10s, got \"11s\"");
+	EXPECT_ERROR("database: {commitDelay: 5}", "database.commitDelay: the "
+		     "duration \"5\" needs a unit");
+	load_ok(&c, "database: {commitDelay: 250ms}");
+	assert_int_equal(c.db_commit_delay_ms, 250);
 	km_config_free(&c);
 	EXPECT_ERROR("database: {synchronous: off}",
 		     "database.synchronous: Unsupported value: \"off\": "
