@@ -77,12 +77,13 @@ static void report(struct tcp_run *r, const struct km_check_result *res)
 static void writable(struct km_loop *l, int fd, uint32_t events, void *arg)
 {
 	struct tcp_run *r = arg;
-	struct km_check_result res = {.success = true};
+	struct km_check_result res;
 	int e = 0;
 	socklen_t len = sizeof e;
 
 	(void)l;
 	(void)events;
+	km_check_pass(&res);
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
 		e = errno;
 	if (e)

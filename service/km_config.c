@@ -55,6 +55,7 @@ void km_config_defaults(struct km_config *c)
 	c->db_path = DEF_DB_PATH;
 	c->db_sync_normal = false;
 	c->result_queue = 65536;
+	c->db_commit_delay_ms = 100;
 	c->results_retention_ms = 30 * MS_DAY;
 	c->transitions_retention_ms = 400 * MS_DAY;
 	c->retention_interval_ms = MS_MINUTE;
@@ -1085,14 +1086,15 @@ static const char *const top_keys[K_N] = {
 static int parse_database(struct loader *ld, const yaml_node_t *n,
 			  struct km_config *c)
 {
-	static const char *const keys[] = {"path", "synchronous", "resultQueue"};
+	static const char *const keys[] = {"path", "synchronous", "resultQueue",
+					   "commitDelay"};
 	static const char *const sync[] = {"full", "normal"};
-	yaml_node_t *v[3];
+	yaml_node_t *v[4];
 	const char *path = NULL;
 	int mode = -1;
 	int rc;
 
-	if (map_fields(ld, n, "database", keys, 3, v))
+	if (map_fields(ld, n, "database", keys, 4, v))
 		return KM_EINVAL;
 	if ((rc = get_str(ld, v[0], "database.path", &path)))
 		return rc;
@@ -1103,7 +1105,9 @@ static int parse_database(struct loader *ld, const yaml_node_t *n,
 	}
 	if ((rc = get_enum(ld, v[1], "database.synchronous", sync, 2, &mode)) ||
 	    (rc = get_int(ld, v[2], "database.resultQueue", 1, 1 << 24,
-			  &c->result_queue)))
+			  &c->result_queue)) ||
+	    (rc = get_duration(ld, v[3], "database.commitDelay", 0, 10000,
+			       "at most 10s", &c->db_commit_delay_ms)))
 		return rc;
 	if (mode >= 0)
 		c->db_sync_normal = mode == 1;
@@ -1161,18 +1165,28 @@ static int parse_flap(struct loader *ld, const yaml_node_t *n,
 static int parse_log(struct loader *ld, const yaml_node_t *n,
 		     struct km_config *c)
 {
-	static const char *const keys[] = {"level", "format"};
+	static const char *const keys[] = {"level", "format", "statsInterval"};
 	static const char *const levels[] = {"debug", "info", "warn", "error"};
 	static const char *const formats[] = {"logfmt", "json"};
-	yaml_node_t *v[2];
+	yaml_node_t *v[3];
 	int level = -1, json = -1;
+	int64_t stats = c->stats_interval_ms;
 	int rc;
 
-	if (map_fields(ld, n, "log", keys, 2, v))
+	if (map_fields(ld, n, "log", keys, 3, v))
 		return KM_EINVAL;
 	if ((rc = get_enum(ld, v[0], "log.level", levels, 4, &level)) ||
-	    (rc = get_enum(ld, v[1], "log.format", formats, 2, &json)))
+	    (rc = get_enum(ld, v[1], "log.format", formats, 2, &json)) ||
+	    (rc = get_duration(ld, v[2], "log.statsInterval", 0, MS_DAY,
+			       "0 (off) or between 1s and 1d", &stats)))
 		return rc;
+	if (stats > 0 && stats < 1000) {
+		struct shown b;
+
+		return lerr(ld, v[2], "log.statsInterval: must be 0 (off) or "
+			    "between 1s and 1d, got %s", show_node(v[2], &b));
+	}
+	c->stats_interval_ms = stats;
 	/* km_log's numbering, not this table's, is what the daemon uses. */
 	if (level >= 0)
 		c->log_level = km_log_level_parse(levels[level]);

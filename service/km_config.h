@@ -9,6 +9,7 @@
  *     path: kubemedic.db
  *     synchronous: full             # full | normal
  *     resultQueue: 65536
+ *     commitDelay: 100ms            # results wait this long to share a commit
  *   retention:
  *     results: 30d
  *     transitions: 400d
@@ -16,6 +17,7 @@
  *   log:
  *     level: info                   # debug | info | warn | error
  *     format: logfmt                # logfmt | json
+ *     statsInterval: 0              # "prober stats" line; 0 = off
  *   flapDetection:                  # percent of state changes over the
  *     lowThreshold: 5               # last 21 results (Nagios' defaults)
  *     highThreshold: 20
@@ -57,6 +59,7 @@ struct km_config {
 	const char *db_path;            /* "kubemedic.db" */
 	bool db_sync_normal;            /* synchronous: normal */
 	int64_t result_queue;           /* 65536 */
+	int64_t db_commit_delay_ms;     /* 100 ms */
 
 	int64_t results_retention_ms;   /* 30 days; 0 = keep forever */
 	int64_t transitions_retention_ms; /* 400 days; 0 = keep forever */
@@ -64,6 +67,7 @@ struct km_config {
 
 	int log_level;                  /* enum km_log_level; info */
 	bool log_json;                  /* format: json */
+	int64_t stats_interval_ms;      /* 0 = no periodic stats line */
 
 	double flap_low, flap_high;     /* percent: 5 and 20 */
 

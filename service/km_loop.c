@@ -1,20 +1,29 @@
 /*
- * km_loop: epoll + timerfd + eventfd.
+ * km_loop: epoll + a timer heap + eventfd.
  *
- * The timerfd is armed for the earliest timer of a binary min-heap; when it
- * fires, every timer whose time has come runs, then the timerfd is re-armed
- * for the new earliest one. A heap rather than a sorted list because 10,000
- * probes re-arm about 10,000 timers a second.
+ * Timers live in a binary min-heap; epoll_wait sleeps until the earliest
+ * one is due (its timeout, rounded up to the next millisecond), and after
+ * the file events of each wake-up every timer whose time has come runs. A
+ * heap rather than a sorted list because 10,000 probes re-arm about 10,000
+ * timers a second.
+ *
+ * Why not a timerfd: arming one is a system call, and a costly one in a
+ * virtual machine (it reprograms the hardware timer), made each time the
+ * earliest timer changes: with probes spread evenly over their period that
+ * is once or twice per check. The timeout of epoll_wait costs nothing
+ * extra, and the millisecond rounding lets the timers due within the same
+ * millisecond run in one wake-up. The price: a timer runs up to 1 ms after
+ * its time (as with Redis' ae and libuv), never before it.
  */
 #include "km_loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "km_time.h"
@@ -33,12 +42,11 @@ struct post {
 };
 
 struct km_loop {
-	int epfd, tfd, efd;
+	int epfd, efd;
 	struct fd_entry *fds;
 	size_t n_fds;
 	struct km_timer **heap;
 	size_t heap_len, heap_cap;
-	int64_t armed_for; /* what the timerfd is set to; 0 = disarmed */
 	int64_t now;
 	pthread_mutex_t mu;
 	struct post *posts, **posts_tail;
@@ -100,25 +108,6 @@ static void heap_remove(struct km_loop *l, struct km_timer *t)
 		sift_down(l, i);
 }
 
-/* Points the timerfd at the earliest timer (only if that changed). */
-static void rearm(struct km_loop *l)
-{
-	int64_t due = l->heap_len ? l->heap[0]->due : 0;
-	struct itimerspec its = {0};
-
-	if (due == l->armed_for)
-		return;
-	l->armed_for = due;
-	if (due) {
-		/* 0 would disarm: a timer already due fires at once. */
-		if (due < 1)
-			due = 1;
-		its.it_value.tv_sec = due / 1000000000;
-		its.it_value.tv_nsec = due % 1000000000;
-	}
-	timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-}
-
 int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due)
 {
 	if (t->heap_index) {
@@ -137,7 +126,6 @@ int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due)
 	t->due = due;
 	heap_place(l, l->heap_len++, t);
 	sift_up(l, l->heap_len - 1);
-	rearm(l);
 	return 0;
 }
 
@@ -146,7 +134,6 @@ void km_loop_timer_cancel(struct km_loop *l, struct km_timer *t)
 	if (!t->heap_index)
 		return;
 	heap_remove(l, t);
-	rearm(l);
 }
 
 size_t km_loop_timer_count(const struct km_loop *l)
@@ -154,14 +141,11 @@ size_t km_loop_timer_count(const struct km_loop *l)
 	return l->heap_len;
 }
 
+/* Runs the timers due by now. One armed for now or earlier by a callback
+ * runs in the next pass, so a timer re-arming itself at once cannot keep
+ * the loop here. */
 static void run_timers(struct km_loop *l)
 {
-	uint64_t expirations;
-
-	if (read(l->tfd, &expirations, sizeof expirations) < 0) {
-		/* EAGAIN: woken for nothing; the heap decides anyway. */
-	}
-	l->armed_for = 0;
 	l->now = km_mono_ns();
 	while (l->heap_len && l->heap[0]->due <= l->now) {
 		struct km_timer *t = l->heap[0];
@@ -169,7 +153,21 @@ static void run_timers(struct km_loop *l)
 		heap_remove(l, t);
 		t->fn(l, t->arg); /* may re-arm t or others */
 	}
-	rearm(l);
+}
+
+/* epoll_wait's timeout: -1 without timers, 0 if one is due, otherwise
+ * the time to the earliest, rounded up to whole milliseconds. */
+static int wait_ms(const struct km_loop *l)
+{
+	int64_t left;
+
+	if (!l->heap_len)
+		return -1;
+	left = l->heap[0]->due - km_mono_ns();
+	if (left <= 0)
+		return 0;
+	left = (left + 999999) / 1000000;
+	return left > INT_MAX ? INT_MAX : (int)left;
 }
 
 /* ---- file events --------------------------------------------------------- */
@@ -307,13 +305,11 @@ int km_loop_create(struct km_loop **out, struct km_error *err)
 	if (!l)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
-	l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&l->mu, NULL);
 	l->posts_tail = &l->posts;
 	l->now = km_mono_ns();
-	if (l->epfd < 0 || l->tfd < 0 || l->efd < 0 ||
-	    km_loop_add_fd(l, l->tfd, EPOLLIN, NULL, NULL) ||
+	if (l->epfd < 0 || l->efd < 0 ||
 	    km_loop_add_fd(l, l->efd, EPOLLIN, NULL, NULL)) {
 		int e = errno;
 
@@ -336,8 +332,6 @@ void km_loop_destroy(struct km_loop *l)
 	}
 	if (l->epfd >= 0)
 		close(l->epfd);
-	if (l->tfd >= 0)
-		close(l->tfd);
 	if (l->efd >= 0)
 		close(l->efd);
 	pthread_mutex_destroy(&l->mu);
@@ -356,7 +350,7 @@ int km_loop_run(struct km_loop *l)
 	struct epoll_event evs[256];
 
 	for (;;) {
-		int n = epoll_wait(l->epfd, evs, 256, -1);
+		int n = epoll_wait(l->epfd, evs, 256, wait_ms(l));
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -367,9 +361,7 @@ int km_loop_run(struct km_loop *l)
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 
-			if (fd == l->tfd) {
-				run_timers(l);
-			} else if (fd == l->efd) {
+			if (fd == l->efd) {
 				if (run_posts(l)) {
 					/* Stopped: a later run starts afresh. */
 					pthread_mutex_lock(&l->mu);
@@ -384,5 +376,6 @@ int km_loop_run(struct km_loop *l)
 					      l->fds[fd].arg);
 			}
 		}
+		run_timers(l);
 	}
 }

@@ -1,6 +1,7 @@
 /*
- * km_loop — a small event loop: epoll for file descriptors, one timerfd for
- * a heap of timers, and an eventfd so other threads can hand it work.
+ * km_loop — a small event loop: epoll for file descriptors, a heap of
+ * timers (epoll_wait sleeps until the earliest), and an eventfd so other
+ * threads can hand it work.
  *
  * Everything else in the prober is built from these primitives (in the
  * spirit of Redis' ae.c): a probe's socket is a file event, its timeout and
@@ -8,8 +9,11 @@
  *
  * Timers are intrusive: the caller embeds a struct km_timer in its own
  * object and arms, re-arms or cancels it; nothing is allocated per timer,
- * and cancelling is O(log n). Times are CLOCK_MONOTONIC nanoseconds (never
- * 0 on Linux, which the timerfd bookkeeping uses as "disarmed").
+ * and cancelling is O(log n); arming one makes no system call. Times are
+ * CLOCK_MONOTONIC nanoseconds. A timer runs at or after its time, at most
+ * about a millisecond after it when the loop is idle (epoll_wait's timeout
+ * is in milliseconds, rounded up); timers due within that millisecond run
+ * in the same wake-up.
  *
  * File events are dispatched by descriptor number: a handler that closes
  * a descriptor must km_loop_del_fd it first, and should tolerate a stray
@@ -65,7 +69,8 @@ static inline bool km_timer_armed(const struct km_timer *t)
 	return t->heap_index != 0;
 }
 
-/* Arms t to fire once at due (re-arms it if armed). */
+/* Arms t to fire once at due (re-arms it if armed). KM_ENOMEM if the heap
+ * cannot grow. */
 int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due);
 void km_loop_timer_cancel(struct km_loop *l, struct km_timer *t);
 size_t km_loop_timer_count(const struct km_loop *l);

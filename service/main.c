@@ -3,10 +3,15 @@
  *
  *   kubemedicd [--config FILE] [--listen HOST:PORT] [--db PATH]
  *              [--threads N] [--log-level LEVEL] [--log-format FORMAT]
+ *              [--stats-interval DURATION]
  *
  * Flags override the config file. Exit status: 0 after a clean stop on
  * SIGTERM/SIGINT, 1 when something failed at run time, 2 for a usage or
  * configuration error.
+ *
+ * While it runs, the main thread only waits for signals. It also logs the
+ * probe engine's and the writer's counters in one "prober stats" line:
+ * every log.statsInterval (--stats-interval), and at once on SIGUSR1.
  *
  * Stop order (each step needs the next one's services until it is done):
  * health NOT_SERVING and no new calls, in-flight calls finish within the
@@ -20,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "km_api.h"
@@ -27,6 +33,7 @@
 #include "km_log.h"
 #include "km_prober.h"
 #include "km_store.h"
+#include "km_time.h"
 
 #define KM_VERSION "0.1.0"
 
@@ -43,6 +50,8 @@ static void usage(FILE *out)
 		"  -t, --threads N        gRPC worker threads (default: cores)\n"
 		"      --log-level LEVEL  debug, info, warn or error\n"
 		"      --log-format FMT   logfmt or json\n"
+		"      --stats-interval D log \"prober stats\" every D "
+		"(e.g. 10s; 0 = off)\n"
 		"  -V, --version          print the version and exit\n"
 		"  -h, --help             this text\n");
 }
@@ -50,11 +59,12 @@ static void usage(FILE *out)
 struct flags {
 	const char *config, *listen, *db, *log_level, *log_format;
 	int threads;
+	int64_t stats_interval_ms; /* -1 = not given */
 };
 
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
-	enum { LOG_LEVEL = 256, LOG_FORMAT };
+	enum { LOG_LEVEL = 256, LOG_FORMAT, STATS_INTERVAL };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"listen", required_argument, NULL, 'l'},
@@ -62,6 +72,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		{"threads", required_argument, NULL, 't'},
 		{"log-level", required_argument, NULL, LOG_LEVEL},
 		{"log-format", required_argument, NULL, LOG_FORMAT},
+		{"stats-interval", required_argument, NULL, STATS_INTERVAL},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -70,6 +81,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 
 	memset(f, 0, sizeof *f);
 	f->threads = -1;
+	f->stats_interval_ms = -1;
 	while ((c = getopt_long(argc, argv, "c:l:d:t:Vh", opts, NULL)) != -1) {
 		char *end;
 
@@ -79,6 +91,18 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		case 'd': f->db = optarg; break;
 		case LOG_LEVEL: f->log_level = optarg; break;
 		case LOG_FORMAT: f->log_format = optarg; break;
+		case STATS_INTERVAL:
+			if (km_duration_parse(optarg, &f->stats_interval_ms) ||
+			    (f->stats_interval_ms > 0 &&
+			     f->stats_interval_ms < 1000) ||
+			    f->stats_interval_ms > 86400000) {
+				fprintf(stderr, "kubemedicd: --stats-interval: "
+						"want 0 (off) or a duration "
+						"from 1s to 1d, got \"%s\"\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 't':
 			errno = 0;
 			f->threads = (int)strtol(optarg, &end, 10);
@@ -175,6 +199,8 @@ static int apply_flags(struct km_config *cfg, const struct flags *f)
 		cfg->db_path = f->db;
 	if (f->threads > 0)
 		cfg->threads = f->threads;
+	if (f->stats_interval_ms >= 0)
+		cfg->stats_interval_ms = f->stats_interval_ms;
 	if (f->log_level) {
 		int l = km_log_level_parse(f->log_level);
 		if (l < 0) {
@@ -198,6 +224,56 @@ static int apply_flags(struct km_config *cfg, const struct flags *f)
 		cfg->threads = n > 0 ? (int)n : 1;
 	}
 	return 0;
+}
+
+/* The engine's and the writer's counters, in one line. Counters and lag
+ * percentiles are totals since start: a reader takes differences. */
+static void log_stats(struct km_prober *pr, struct km_store *store)
+{
+	struct km_prober_stats p;
+	struct km_store_stats s;
+
+	km_prober_get_stats(pr, &p);
+	km_store_get_stats(store, &s);
+	km_log(KM_LOG_INFO, "prober stats", "probes", KM_I(p.probes), "runs",
+	       KM_I(p.runs), "ok", KM_I(p.results_ok), "failed",
+	       KM_I(p.results_failed), "in_flight", KM_I(p.in_flight),
+	       "skipped_overlap", KM_I(p.skipped_overlap), "skipped_late",
+	       KM_I(p.skipped_late), "lag_p50_us", KM_I(p.lag_p50_us),
+	       "lag_p99_us", KM_I(p.lag_p99_us), "lag_max_us",
+	       KM_I(p.lag_max_us), "transitions", KM_I(p.transitions),
+	       "results_queued", KM_I(s.results_queued), "results_written",
+	       KM_I(s.results_written), "results_dropped",
+	       KM_I(s.results_dropped), "queue_depth",
+	       KM_I(s.result_queue_depth), "batches", KM_I(s.batches), NULL);
+}
+
+/* Waits for a signal in set other than SIGUSR1 and returns it; logs the
+ * stats on SIGUSR1 and every interval_ms (0 = never). */
+static int wait_for_stop(const sigset_t *set, int64_t interval_ms,
+			 struct km_prober *pr, struct km_store *store)
+{
+	int64_t next = km_mono_ns() + interval_ms * 1000000;
+
+	for (;;) {
+		int64_t left = next - km_mono_ns();
+		struct timespec ts = {.tv_sec = left / 1000000000,
+				      .tv_nsec = left % 1000000000};
+		int sig;
+
+		if (interval_ms > 0 && left <= 0) {
+			log_stats(pr, store);
+			next += interval_ms * 1000000;
+			continue;
+		}
+		sig = interval_ms > 0 ? sigtimedwait(set, NULL, &ts)
+				      : sigwaitinfo(set, NULL);
+		if (sig == SIGUSR1)
+			log_stats(pr, store);
+		else if (sig > 0)
+			return sig;
+		/* < 0: EAGAIN (the interval is up) or EINTR. */
+	}
 }
 
 int main(int argc, char **argv)
@@ -232,11 +308,12 @@ int main(int argc, char **argv)
 	}
 	km_log_setup(cfg.log_level, cfg.log_json);
 
-	/* Signals are taken by sigwait() below, so every thread started from
-	 * here on must have them blocked. */
+	/* Signals are taken by wait_for_stop() below, so every thread started
+	 * from here on must have them blocked. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -246,6 +323,7 @@ int main(int argc, char **argv)
 	so.path = cfg.db_path;
 	so.sync_normal = cfg.db_sync_normal;
 	so.result_queue = (size_t)cfg.result_queue;
+	so.commit_delay_us = cfg.db_commit_delay_ms * 1000;
 	so.results_retention_us = cfg.results_retention_ms * 1000;
 	so.transitions_retention_us = cfg.transitions_retention_ms * 1000;
 	so.retention_interval_ms = cfg.retention_interval_ms;
@@ -281,7 +359,7 @@ int main(int argc, char **argv)
 	       "schema", KM_I(km_store_schema_version(store)), "probes",
 	       KM_I(scheduled), NULL);
 
-	sigwait(&stop, &sig);
+	sig = wait_for_stop(&stop, cfg.stats_interval_ms, prober, store);
 	km_log(KM_LOG_INFO, "stopping", "signal", strsignal(sig), "grace_ms",
 	       KM_I(cfg.shutdown_grace_ms), NULL);
 	km_api_stop(api, cfg.shutdown_grace_ms);

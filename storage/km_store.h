@@ -10,6 +10,10 @@
  *  - results (km_store_add_result) go to a bounded ring; when it is full the
  *    oldest queued result is dropped and counted (overload must not stall
  *    the prober). They are durable once a later km_store_flush returns.
+ *    With options.commit_delay_us, results alone wait up to that long for
+ *    more to commit with (group commit); anything else queued — a
+ *    transition, a synchronous write, a flush, the close — commits at once,
+ *    with every result queued before it.
  *  - transitions (km_store_add_transition) go to a bounded control queue and
  *    are never dropped: the caller waits for room instead.
  *  - probe and target changes (km_store_create_probe, ...) are synchronous:
@@ -53,6 +57,9 @@ struct km_store_options {
 	size_t result_queue;           /* default 65536 results */
 	size_t control_queue;          /* default 4096 entries */
 	size_t batch_max;              /* rows per transaction; default 8192 */
+	int64_t commit_delay_us;       /* how long results wait for company
+	                                  before a commit; 0 (default) = commit
+	                                  as soon as the writer is free */
 	bool sync_normal;              /* PRAGMA synchronous=NORMAL instead of
 	                                  FULL: survives a process crash, not a
 	                                  power loss; faster commits */

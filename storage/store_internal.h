@@ -60,6 +60,8 @@ struct km_store {
 
 	struct result_slot *ring;      /* results, drop-oldest when full */
 	size_t ring_cap, ring_head, ring_count;
+	int64_t ring_since;            /* mono ns: when the ring last became
+	                                  non-empty */
 	struct ctl_op *ctl;            /* transitions and sync ops, blocking */
 	size_t ctl_cap, ctl_head, ctl_count;
 	struct ctl_op *batch_ctl;      /* the writer's batch, batch_max ops */

@@ -6,6 +6,8 @@ history."""
 import http.server
 import os
 import queue
+import re
+import signal
 import socket
 import socketserver
 import subprocess
@@ -501,3 +503,48 @@ def test_https_verification_is_opt_in(pb, channel, tmp_path):
     assert "self-signed" in failed[0].message
     w.close()
     srv.shutdown()
+
+
+def stats_fields(line):
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(-?\d+)(?=\s|$)", line)}
+
+
+def test_stats_line(daemon_factory, tmp_path, web):
+    cfg = tmp_path / "stats.yaml"
+    cfg.write_text(
+        "log: {statsInterval: 1s}\n"
+        "probes:\n"
+        f"  - {{name: s, httpGet: {{host: 127.0.0.1, port: {web.port}}},\n"
+        "     periodMilliseconds: 100}\n")
+    d = daemon_factory(config=cfg).start()
+    # Every interval: totals since start, which only grow.
+    first = stats_fields(d.wait_for_log('msg="prober stats"', 10 * SLOW))
+    while True:
+        last = stats_fields(d.wait_for_log('msg="prober stats"', 10 * SLOW))
+        if last["results_written"] >= 5:
+            break
+    assert last["probes"] == 1
+    assert last["runs"] >= last["ok"] >= 5
+    assert last["failed"] == last["results_dropped"] == 0
+    assert last["skipped_late"] == 0 and last["transitions"] >= 1
+    assert last["results_queued"] >= last["results_written"]
+    # Percentiles are histogram bucket bounds (within 12.5%), the max is
+    # exact: only their order among themselves is certain.
+    assert last["lag_p99_us"] >= last["lag_p50_us"] >= 0
+    for k in ("runs", "ok", "results_written", "batches"):
+        assert last[k] >= first[k], k
+    # SIGUSR1: one line now, and the daemon keeps running.
+    d.proc.send_signal(signal.SIGUSR1)
+    d.wait_for_log('msg="prober stats"', 5 * SLOW)
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+
+
+def test_stats_line_off_by_default(daemon_factory):
+    d = daemon_factory().start()
+    d.proc.send_signal(signal.SIGUSR1)
+    line = d.wait_for_log('msg="prober stats"', 5 * SLOW)
+    assert "probes=0 runs=0" in line
+    time.sleep(1.5)  # no periodic line without log.statsInterval
+    assert d.log().count('msg="prober stats"') == 1
+    assert d.stop() == 0

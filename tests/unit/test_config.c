@@ -82,11 +82,13 @@ static void assert_defaults(const struct km_config *c)
 	assert_string_equal(c->db_path, "kubemedic.db");
 	assert_false(c->db_sync_normal);
 	assert_int_equal(c->result_queue, 65536);
+	assert_int_equal(c->db_commit_delay_ms, 100);
 	assert_int_equal(c->results_retention_ms, 30 * DAY_MS);
 	assert_int_equal(c->transitions_retention_ms, 400 * DAY_MS);
 	assert_int_equal(c->retention_interval_ms, 60000);
 	assert_int_equal(c->log_level, KM_LOG_INFO);
 	assert_false(c->log_json);
+	assert_int_equal(c->stats_interval_ms, 0);
 	assert_null(c->probes);
 	assert_int_equal(c->n_probes, 0);
 }
@@ -124,6 +126,7 @@ static const char full_config[] =
 	"  path: /var/lib/kubemedic/km.db\n"
 	"  synchronous: normal\n"
 	"  resultQueue: 1024\n"
+	"  commitDelay: 0\n"
 	"retention:\n"
 	"  results: 7d\n"
 	"  transitions: 0\n"
@@ -131,6 +134,7 @@ static const char full_config[] =
 	"log:\n"
 	"  level: debug\n"
 	"  format: json\n"
+	"  statsInterval: 30s\n"
 	"probes:\n"
 	"  - name: checkout-http\n"
 	"    labels: {team: shop}\n"
@@ -155,11 +159,13 @@ static void test_full_config(void **state)
 	assert_string_equal(c.db_path, "/var/lib/kubemedic/km.db");
 	assert_true(c.db_sync_normal);
 	assert_int_equal(c.result_queue, 1024);
+	assert_int_equal(c.db_commit_delay_ms, 0);
 	assert_int_equal(c.results_retention_ms, 7 * DAY_MS);
 	assert_int_equal(c.transitions_retention_ms, 0);
 	assert_int_equal(c.retention_interval_ms, 5000);
 	assert_int_equal(c.log_level, KM_LOG_DEBUG);
 	assert_true(c.log_json);
+	assert_int_equal(c.stats_interval_ms, 30000);
 	assert_int_equal(c.n_probes, 1);
 	p = &c.probes[0];
 	assert_string_equal(p->name, "checkout-http");
@@ -180,7 +186,7 @@ static void test_full_config(void **state)
 	km_config_free(&c);
 
 	/* The interval's lower bound. */
-	EXPECT_ERROR(full_config, "test.yaml:12:13: retention.interval: must "
+	EXPECT_ERROR(full_config, "test.yaml:13:13: retention.interval: must "
 		     "be between 1s and 1d, got \"250ms\"");
 }
 
@@ -210,6 +216,26 @@ static void test_log_levels(void **state)
 	EXPECT_ERROR("log: {format: text}", "log.format: Unsupported value: "
 		     "\"text\": supported values: \"logfmt\", \"json\"");
 	EXPECT_ERROR("log: {level: INFO}", "log.level: Unsupported value");
+	EXPECT_ERROR("log: {statsInterval: 500ms}", "test.yaml:1:22: "
+		     "log.statsInterval: must be 0 (off) or between 1s and 1d, "
+		     "got \"500ms\"");
+	EXPECT_ERROR("log: {statsInterval: 2d}", "log.statsInterval: must be 0 "
+		     "(off) or between 1s and 1d, got \"2d\"");
+	EXPECT_ERROR("log: {statsInterval: 10}", "log.statsInterval: the "
+		     "duration \"10\" needs a unit");
+	load_ok(&c, "log: {statsInterval: 0}");
+	assert_int_equal(c.stats_interval_ms, 0);
+	km_config_free(&c);
+	load_ok(&c, "log: {statsInterval: 1s}");
+	assert_int_equal(c.stats_interval_ms, 1000);
+	km_config_free(&c);
+	EXPECT_ERROR("database: {commitDelay: 11s}", "database.commitDelay: "
+		     "must be at most 10s, got \"11s\"");
+	EXPECT_ERROR("database: {commitDelay: 5}", "database.commitDelay: the "
+		     "duration \"5\" needs a unit");
+	load_ok(&c, "database: {commitDelay: 250ms}");
+	assert_int_equal(c.db_commit_delay_ms, 250);
+	km_config_free(&c);
 	EXPECT_ERROR("database: {synchronous: off}",
 		     "database.synchronous: Unsupported value: \"off\": "
 		     "supported values: \"full\", \"normal\"");
@@ -444,7 +470,7 @@ static void test_unknown_keys(void **state)
 	EXPECT_ERROR("database: {Path: x}\n", "test.yaml:1:12: unknown key "
 		     "\"Path\" in database", "did you mean \"path\"?");
 	EXPECT_ERROR("log: {colour: true}\n", "unknown key \"colour\" in log "
-		     "(known: level, format)");
+		     "(known: level, format, statsInterval)");
 	EXPECT_ERROR("probes:\n  - name: a\n    periodSecond: 3\n",
 		     "test.yaml:3:5: unknown key \"periodSecond\" in probes[0] "
 		     "(known: name, labels, httpGet,",

@@ -8,7 +8,9 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "km_store.h"
 #include "km_test.h"
@@ -260,6 +262,88 @@ static void test_overload_drops_oldest(void **state)
 	/* What survived is the newest: the last result is always kept. */
 	assert_int_equal(raw_count(f->db, "SELECT max(started_at) FROM results"),
 			 999);
+}
+
+/* on_transition for test_group_commit: counts, under a lock, and lets
+ * the test wait for a commit without sleeping. */
+struct announced {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int n;
+};
+
+static void count_announced(void *arg, const struct km_transition *t)
+{
+	struct announced *a = arg;
+
+	(void)t;
+	pthread_mutex_lock(&a->mu);
+	a->n++;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void add_results(struct fixture *f, int64_t tid, int from, int n)
+{
+	for (int i = from; i < from + n; i++) {
+		struct km_result r = {.target_id = tid, .started_us = i,
+				      .success = true};
+		assert_int_equal(km_store_add_result(f->s, &r), 0);
+	}
+}
+
+static void test_group_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct announced a = {PTHREAD_MUTEX_INITIALIZER,
+			      PTHREAD_COND_INITIALIZER, 0};
+	/* Results alone would wait ten minutes: everything below commits
+	 * for another reason. */
+	struct km_store_options o = {.commit_delay_us = 600LL * 1000000,
+				     .batch_max = 16,
+				     .on_transition = count_announced,
+				     .on_transition_arg = &a};
+	struct km_error err = {0};
+	struct km_store_stats st;
+	int64_t tid;
+	struct km_transition tr = {.from_state = KM_STATE_UNKNOWN,
+				   .to_state = KM_STATE_HEALTHY,
+				   .cause = "1 consecutive success"};
+
+	close_store(f);
+	assert_int_equal(open_store(f, &o), 0);
+	tid = make_target(f, "probe//group");
+	tr.target_id = tid;
+
+	/* A few results wait for company... */
+	add_results(f, tid, 0, 5);
+	km_store_get_stats(f->s, &st);
+	assert_int_equal(st.results_written, 0);
+	/* ...until a transition comes: it commits at once, with them. */
+	assert_int_equal(km_store_add_transition(f->s, &tr), 0);
+	pthread_mutex_lock(&a.mu);
+	while (a.n < 1)
+		pthread_cond_wait(&a.cv, &a.mu);
+	pthread_mutex_unlock(&a.mu);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 5);
+
+	/* A full batch does not wait. */
+	add_results(f, tid, 5, 16);
+	do {
+		km_store_get_stats(f->s, &st);
+	} while (st.results_written < 21 && usleep(1000) == 0);
+	assert_int_equal(st.results_written, 21);
+
+	/* A flush does not wait either. */
+	add_results(f, tid, 21, 3);
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 24);
+
+	/* Nor does the close: nothing queued is lost. */
+	add_results(f, tid, 24, 2);
+	close_store(f);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 26);
+	assert_int_equal(open_store(f, NULL), 0);
 }
 
 static void test_transitions_update_target(void **state)
@@ -821,6 +905,7 @@ int main(void)
 		T(test_not_a_database_refused),
 		T(test_results_batched_and_flushed),
 		T(test_overload_drops_oldest),
+		T(test_group_commit),
 		T(test_transitions_update_target),
 		T(test_sync_write_committed_before_return),
 		T(test_history_paging_both_orders),
