@@ -1,29 +1,30 @@
 /*
- * km_loop: epoll + a timer heap + eventfd.
+ * km_loop: epoll + a timerfd for a heap of timers + eventfd.
  *
- * Timers live in a binary min-heap; epoll_wait sleeps until the earliest
- * one is due (its timeout, rounded up to the next millisecond), and after
- * the file events of each wake-up every timer whose time has come runs. A
- * heap rather than a sorted list because 10,000 probes re-arm about 10,000
- * timers a second.
+ * Timers live in a binary min-heap; one timerfd is armed for the earliest
+ * and wakes epoll_wait; after the file events of each wake-up every timer
+ * whose time has come runs. A heap rather than a sorted list because
+ * 10,000 probes re-arm about 10,000 timers a second.
  *
- * Why not a timerfd: arming one is a system call, and a costly one in a
- * virtual machine (it reprograms the hardware timer), made each time the
- * earliest timer changes: with probes spread evenly over their period that
- * is once or twice per check. The timeout of epoll_wait costs nothing
- * extra, and the millisecond rounding lets the timers due within the same
- * millisecond run in one wake-up. The price: a timer runs up to 1 ms after
- * its time (as with Redis' ae and libuv), never before it.
+ * Arming a timerfd is a system call, and a costly one in a virtual machine
+ * (it reprograms the hardware timer). With probes spread evenly over their
+ * period the earliest timer changes with nearly every check, so the
+ * timerfd is not re-armed on every change: once per wake-up, at most, for
+ * the earliest timer rounded up to the next millisecond, and only when
+ * that is earlier than what it is armed for or what it was armed for has
+ * passed (a wake-up with nothing due yet is cheap and harmless). Timers due
+ * within the same millisecond run in one wake-up; the price is that a timer
+ * runs up to 1 ms after its time, never before it.
  */
 #include "km_loop.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "km_time.h"
@@ -42,7 +43,8 @@ struct post {
 };
 
 struct km_loop {
-	int epfd, efd;
+	int epfd, tfd, efd;
+	int64_t armed_for; /* what the timerfd is set to; 0 = disarmed */
 	struct fd_entry *fds;
 	size_t n_fds;
 	struct km_timer **heap;
@@ -155,19 +157,24 @@ static void run_timers(struct km_loop *l)
 	}
 }
 
-/* epoll_wait's timeout: -1 without timers, 0 if one is due, otherwise
- * the time to the earliest, rounded up to whole milliseconds. */
-static int wait_ms(const struct km_loop *l)
+/* Points the timerfd at the earliest timer, coarsely (see the top). */
+static void rearm(struct km_loop *l)
 {
-	int64_t left;
+	struct itimerspec its = {0};
+	int64_t due, now = km_mono_ns();
 
 	if (!l->heap_len)
-		return -1;
-	left = l->heap[0]->due - km_mono_ns();
-	if (left <= 0)
-		return 0;
-	left = (left + 999999) / 1000000;
-	return left > INT_MAX ? INT_MAX : (int)left;
+		return; /* a stale arming only wakes us for nothing */
+	/* Up to the next whole millisecond: neighbours share a wake-up. */
+	due = (l->heap[0]->due + 999999) / 1000000 * 1000000;
+	if (due < 1)
+		due = 1;
+	if (l->armed_for && l->armed_for > now && l->armed_for <= due)
+		return;
+	l->armed_for = due;
+	its.it_value.tv_sec = due / 1000000000;
+	its.it_value.tv_nsec = due % 1000000000;
+	timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
 /* ---- file events --------------------------------------------------------- */
@@ -305,11 +312,13 @@ int km_loop_create(struct km_loop **out, struct km_error *err)
 	if (!l)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&l->mu, NULL);
 	l->posts_tail = &l->posts;
 	l->now = km_mono_ns();
-	if (l->epfd < 0 || l->efd < 0 ||
+	if (l->epfd < 0 || l->tfd < 0 || l->efd < 0 ||
+	    km_loop_add_fd(l, l->tfd, EPOLLIN, NULL, NULL) ||
 	    km_loop_add_fd(l, l->efd, EPOLLIN, NULL, NULL)) {
 		int e = errno;
 
@@ -332,6 +341,8 @@ void km_loop_destroy(struct km_loop *l)
 	}
 	if (l->epfd >= 0)
 		close(l->epfd);
+	if (l->tfd >= 0)
+		close(l->tfd);
 	if (l->efd >= 0)
 		close(l->efd);
 	pthread_mutex_destroy(&l->mu);
@@ -350,7 +361,10 @@ int km_loop_run(struct km_loop *l)
 	struct epoll_event evs[256];
 
 	for (;;) {
-		int n = epoll_wait(l->epfd, evs, 256, wait_ms(l));
+		int n;
+
+		rearm(l);
+		n = epoll_wait(l->epfd, evs, 256, -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -361,7 +375,15 @@ int km_loop_run(struct km_loop *l)
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 
-			if (fd == l->efd) {
+			if (fd == l->tfd) {
+				uint64_t expirations;
+
+				if (read(l->tfd, &expirations,
+					 sizeof expirations) < 0) {
+					/* EAGAIN: the heap decides anyway. */
+				}
+				l->armed_for = 0;
+			} else if (fd == l->efd) {
 				if (run_posts(l)) {
 					/* Stopped: a later run starts afresh. */
 					pthread_mutex_lock(&l->mu);

@@ -1,7 +1,6 @@
 /*
- * km_loop — a small event loop: epoll for file descriptors, a heap of
- * timers (epoll_wait sleeps until the earliest), and an eventfd so other
- * threads can hand it work.
+ * km_loop — a small event loop: epoll for file descriptors, one timerfd
+ * for a heap of timers, and an eventfd so other threads can hand it work.
  *
  * Everything else in the prober is built from these primitives (in the
  * spirit of Redis' ae.c): a probe's socket is a file event, its timeout and
@@ -9,11 +8,11 @@
  *
  * Timers are intrusive: the caller embeds a struct km_timer in its own
  * object and arms, re-arms or cancels it; nothing is allocated per timer,
- * and cancelling is O(log n); arming one makes no system call. Times are
+ * and cancelling is O(log n); arming one makes no system call (the timerfd
+ * is re-armed at most once per wake-up, see km_loop.c). Times are
  * CLOCK_MONOTONIC nanoseconds. A timer runs at or after its time, at most
- * about a millisecond after it when the loop is idle (epoll_wait's timeout
- * is in milliseconds, rounded up); timers due within that millisecond run
- * in the same wake-up.
+ * about a millisecond after it (the timerfd is armed for whole
+ * milliseconds); timers due within that millisecond run in one wake-up.
  *
  * File events are dispatched by descriptor number: a handler that closes
  * a descriptor must km_loop_del_fd it first, and should tolerate a stray
