@@ -4,10 +4,31 @@
 #ifndef KM_CHECK_INTERNAL_H
 #define KM_CHECK_INTERNAL_H
 
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
 #include "km_check.h"
 
 /* SO_LINGER {on, 1 s} on a probe's socket, as the kubelet sets it. */
 void km_check_set_linger(int fd);
+
+/* Closes a probe's socket without lingering. With SO_LINGER on, close(2)
+ * waits until the peer acknowledges our FIN, whatever O_NONBLOCK says: an
+ * answering peer does so within a round trip, but one that stopped
+ * answering (the usual reason for a timeout) would hold the loop for the
+ * whole linger time. */
+void km_check_close_now(int fd);
+
+union km_check_addr {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+
+/* Fills a from an IP literal; false for anything else (a DNS name). */
+bool km_check_parse_ip(const char *host, int port, union km_check_addr *a,
+		       socklen_t *len);
 
 /* curl_global_init, once per process. */
 void km_check_curl_global_init(void);

@@ -1,12 +1,14 @@
 /*
  * What all check types share.
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "check_internal.h"
 #include "km_check.h"
@@ -86,6 +88,33 @@ void km_check_set_linger(int fd)
 	struct linger lg = {.l_onoff = 1, .l_linger = 1};
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+void km_check_close_now(int fd)
+{
+	struct linger lg = {.l_onoff = 0, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	close(fd);
+}
+
+bool km_check_parse_ip(const char *host, int port, union km_check_addr *a,
+		       socklen_t *len)
+{
+	memset(a, 0, sizeof *a);
+	if (inet_pton(AF_INET, host, &a->v4.sin_addr) == 1) {
+		a->v4.sin_family = AF_INET;
+		a->v4.sin_port = htons((uint16_t)port);
+		*len = sizeof a->v4;
+		return true;
+	}
+	if (inet_pton(AF_INET6, host, &a->v6.sin6_addr) == 1) {
+		a->v6.sin6_family = AF_INET6;
+		a->v6.sin6_port = htons((uint16_t)port);
+		*len = sizeof a->v6;
+		return true;
+	}
+	return false;
 }
 
 void km_check_curl_global_init(void)

@@ -12,11 +12,22 @@
  *  - HTTPS does not verify the server's certificate unless asked to
  *    (tls_verify, optionally against ca_file).
  *
- * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when
- * to wake it (CURLMOPT_TIMERFUNCTION); the loop calls
- * curl_multi_socket_action when either happens. Easy handles and run
- * records are pooled, and probes without headers of their own share one
- * header list, so a check allocates little of its own.
+ * Two ways to make the exchange, with the same rules:
+ *  - plain HTTP to an IP address (what a pod's probe is) goes over a
+ *    non-blocking connection of our own, with km_http1 writing the request
+ *    and parsing the response: a dozen system calls and a few thousand
+ *    instructions a check. libcurl 7.88 spends twice ab's CPU on the same
+ *    request (about 120,000 instructions in its own code and 20 system
+ *    calls; bench/RESULTS.md), which put 10,000 probes a second out of
+ *    one core's reach;
+ *  - HTTPS and DNS names go through libcurl's multi socket API: curl tells
+ *    us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to wake
+ *    it (CURLMOPT_TIMERFUNCTION); the loop calls curl_multi_socket_action
+ *    when either happens. Redirects may lead from one way to the other.
+ * Easy handles, run records and response buffers are pooled, and probes
+ * without headers of their own share one header list, so a check
+ * allocates little of its own; the 10 KiB body buffer is taken only when
+ * the first byte of a response arrives.
  *
  * The same checker resolves and connects TCP checks aimed at DNS names
  * (CONNECT_ONLY): see km_check_tcp.c.
@@ -31,8 +42,10 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "check_internal.h"
+#include "km_http1.h"
 #include "km_log.h"
 #include "km_time.h"
 
@@ -47,17 +60,28 @@ struct done_msg {
 	CURLcode result;
 };
 
+/* What arrives of one response: its parser and its body (the kubelet's 10
+ * KiB). Taken from the checker's pool at the first byte, so a run whose
+ * target never answers holds none. */
+struct resp {
+	struct resp *next_free;
+	struct km_http1 p;
+	char body[KM_CHECK_OUTPUT_MAX];
+};
+
 struct km_http_checker {
 	struct km_loop *loop;
 	CURLM *multi;
 	struct km_timer timer;
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
-	/* Finished runs kept for the next checks (at most POOL_MAX): a run is
-	 * over 10 KiB, and allocating and zeroing one per check showed in
-	 * profiles (glibc trims and regrows its heap around it). */
+	/* Finished runs and response buffers kept for the next checks (at
+	 * most POOL_MAX each): allocating and zeroing them per check showed
+	 * in profiles (glibc trims and regrows its heap around them). */
 	struct http_run *free_runs;
 	size_t n_free_runs;
+	struct resp *free_resps;
+	size_t n_free_resps;
 	/* The kubelet's request headers, for probes that add none. NULL if
 	 * they could not be built: each run then builds its own. */
 	struct curl_slist *default_headers;
@@ -68,17 +92,27 @@ struct km_http_checker {
 struct http_run {
 	struct km_http_checker *x;
 	struct km_check *c;
-	CURL *easy;
-	struct curl_slist *headers; /* x->default_headers or the run's own */
 	struct http_run *next_free;
-	bool connect_only;
-	bool truncated;
+	struct resp *resp;        /* NULL until a response starts */
 	int redirects;
 	char host[256];           /* of the first request */
-	size_t body_len;
+
+	/* libcurl's transfer (HTTPS, DNS names), or NULL. */
+	CURL *easy;
+	struct curl_slist *headers; /* x->default_headers or the run's own */
+	bool connect_only;
+	bool truncated;
 	char errbuf[CURL_ERROR_SIZE];
-	/* Last: new_run clears everything before it. */
-	char body[KM_CHECK_OUTPUT_MAX];
+
+	/* Our own connection (plain HTTP to an IP address), or fd -1. */
+	int fd;
+	bool sent;                /* the request is out: now reading */
+	bool timed_out;
+	struct km_timer timeout;
+	union km_check_addr addr;
+	socklen_t addr_len;
+	char *target;             /* this request's path and query */
+	char host_port[80];       /* "10.1.2.3:8080", "[fd00::1]:8080" */
 };
 
 /* ---- curl <-> loop ------------------------------------------------------- */
@@ -149,36 +183,7 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 	return 0;
 }
 
-/* ---- per-transfer callbacks ---------------------------------------------- */
-
-/* The kubelet's setting: a probe's socket lingers at most 1 s. */
-static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
-{
-	(void)clientp;
-	(void)purpose;
-	km_check_set_linger(fd);
-	return CURL_SOCKOPT_OK;
-}
-
-static size_t write_cb(char *data, size_t size, size_t n, void *userp)
-{
-	struct http_run *r = userp;
-	size_t len = size * n, room = sizeof r->body - r->body_len;
-
-	if (len > room) {
-		/* 10 KiB is all the kubelet reads: stop the transfer here; the
-		 * status line and headers have already arrived. */
-		memcpy(r->body + r->body_len, data, room);
-		r->body_len += room;
-		r->truncated = true;
-		return 0;
-	}
-	memcpy(r->body + r->body_len, data, len);
-	r->body_len += len;
-	return len;
-}
-
-/* ---- runs ---------------------------------------------------------------- */
+/* ---- pools --------------------------------------------------------------- */
 
 static CURL *take_easy(struct km_http_checker *x)
 {
@@ -197,7 +202,73 @@ static void give_easy(struct km_http_checker *x, CURL *e)
 	}
 }
 
-static void run_free(struct http_run *r)
+/* A response buffer with a fresh parser; NULL when out of memory. */
+static struct resp *take_resp(struct km_http_checker *x)
+{
+	struct resp *b = x->free_resps;
+
+	if (b) {
+		x->free_resps = b->next_free;
+		x->n_free_resps--;
+	} else if (!(b = malloc(sizeof *b))) {
+		return NULL;
+	}
+	km_http1_init(&b->p, b->body, sizeof b->body);
+	return b;
+}
+
+static void give_resp(struct km_http_checker *x, struct resp *b)
+{
+	if (!b)
+		return;
+	if (x->n_free_resps < POOL_MAX) {
+		b->next_free = x->free_resps;
+		x->free_resps = b;
+		x->n_free_resps++;
+	} else {
+		free(b);
+	}
+}
+
+/* ---- per-transfer callbacks (libcurl) ------------------------------------ */
+
+/* The kubelet's setting: a probe's socket lingers at most 1 s. */
+static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+	(void)clientp;
+	(void)purpose;
+	km_check_set_linger(fd);
+	return CURL_SOCKOPT_OK;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *userp)
+{
+	struct http_run *r = userp;
+	size_t len = size * n, room;
+	struct km_http1 *p;
+
+	if (!r->resp && !(r->resp = take_resp(r->x)))
+		return 0; /* out of memory: curl ends the transfer */
+	p = &r->resp->p;
+	room = sizeof r->resp->body - p->body_len;
+	if (len > room) {
+		/* 10 KiB is all the kubelet reads: stop the transfer here; the
+		 * status line and headers have already arrived. */
+		memcpy(r->resp->body + p->body_len, data, room);
+		p->body_len += room;
+		r->truncated = true;
+		return 0;
+	}
+	memcpy(r->resp->body + p->body_len, data, len);
+	p->body_len += len;
+	return len;
+}
+
+/* ---- runs ---------------------------------------------------------------- */
+
+/* Ends the current attempt (one request of a run): its transfer or its
+ * connection, and what it received. */
+static void end_attempt(struct http_run *r)
 {
 	struct km_http_checker *x = r->x;
 
@@ -208,7 +279,28 @@ static void run_free(struct http_run *r)
 			curl_easy_cleanup(r->easy);
 		else
 			give_easy(x, r->easy);
+		r->easy = NULL;
 	}
+	if (r->fd >= 0) {
+		km_loop_del_fd(x->loop, r->fd);
+		if (r->timed_out)
+			km_check_close_now(r->fd);
+		else
+			close(r->fd);
+		r->fd = -1;
+	}
+	give_resp(x, r->resp);
+	r->resp = NULL;
+}
+
+static void run_free(struct http_run *r)
+{
+	struct km_http_checker *x = r->x;
+
+	end_attempt(r);
+	km_loop_timer_cancel(x->loop, &r->timeout);
+	free(r->target);
+	r->target = NULL;
 	if (r->headers != x->default_headers)
 		curl_slist_free_all(r->headers);
 	if (x->n_free_runs < POOL_MAX) {
@@ -246,8 +338,11 @@ static int add_header(struct curl_slist **l, const char *name,
 	return 0;
 }
 
+#define USER_AGENT "kubemedic/0.1"
+
 /* The kubelet's request headers: the probe's, then its own User-Agent and
- * Accept unless the probe gives them; no keep-alive. */
+ * Accept unless the probe gives them; no keep-alive. (km_http1_request
+ * writes the same for our own connections.) */
 static int kubelet_headers(const struct km_probe *p, struct curl_slist **l)
 {
 	int rc = 0;
@@ -255,7 +350,7 @@ static int kubelet_headers(const struct km_probe *p, struct curl_slist **l)
 	for (size_t i = 0; i < p->n_headers && !rc; i++)
 		rc = add_header(l, p->headers[i].key, p->headers[i].value);
 	if (!rc && !has_header(p, "User-Agent"))
-		rc = add_header(l, "User-Agent", "kubemedic/0.1");
+		rc = add_header(l, "User-Agent", USER_AGENT);
 	if (!rc && !has_header(p, "Accept"))
 		rc = add_header(l, "Accept", "*/*");
 	if (!rc)
@@ -263,18 +358,24 @@ static int kubelet_headers(const struct km_probe *p, struct curl_slist **l)
 	return rc;
 }
 
-/* Sets up and adds one transfer of r to url. */
+/* Sets up and adds one libcurl transfer of r to url. */
 static int submit(struct http_run *r, const char *url)
 {
 	const struct km_probe *p = r->c->probe;
 	int64_t left_ms = (r->c->deadline - km_mono_ns()) / 1000000;
-	CURL *e = r->connect_only ? curl_easy_init() : take_easy(r->x);
+	CURL *e;
 
+	if (!r->connect_only && !r->headers) {
+		if (!p->n_headers && r->x->default_headers)
+			r->headers = r->x->default_headers;
+		else if (kubelet_headers(p, &r->headers))
+			return KM_ENOMEM;
+	}
+	e = r->connect_only ? curl_easy_init() : take_easy(r->x);
 	if (!e)
 		return KM_ENOMEM;
 	r->easy = e;
 	r->errbuf[0] = '\0';
-	r->body_len = 0;
 	r->truncated = false;
 	if (left_ms < 1)
 		left_ms = 1;
@@ -287,6 +388,8 @@ static int submit(struct http_run *r, const char *url)
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* The kubelet's probes use no proxy, whatever the environment says. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	if (r->connect_only) {
 		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
 	} else {
@@ -311,7 +414,20 @@ static int submit(struct http_run *r, const char *url)
 	return 0;
 }
 
-/* The host part of an absolute URL ("" if it has none). */
+/* Removes the brackets of an IPv6 literal in place. */
+static char *unbracket(char *host)
+{
+	size_t n = strlen(host);
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		host[n - 1] = '\0';
+		return host + 1;
+	}
+	return host;
+}
+
+/* The host part of an absolute URL ("" if it has none), without the
+ * brackets of an IPv6 literal, to compare with a probe's host. */
 static void url_host(const char *url, char *out, size_t n)
 {
 	CURLU *u = curl_url();
@@ -320,7 +436,7 @@ static void url_host(const char *url, char *out, size_t n)
 	out[0] = '\0';
 	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-		snprintf(out, n, "%s", host);
+		snprintf(out, n, "%s", unbracket(host));
 	curl_free(host);
 	curl_url_cleanup(u);
 }
@@ -328,10 +444,10 @@ static void url_host(const char *url, char *out, size_t n)
 /* A readable excerpt of the body for a failure message. */
 static void excerpt(const struct http_run *r, char *out, size_t n)
 {
-	size_t o = 0;
+	size_t o = 0, len = r->resp ? r->resp->p.body_len : 0;
 
-	for (size_t i = 0; i < r->body_len && o + 1 < n && i < 256; i++) {
-		unsigned char ch = (unsigned char)r->body[i];
+	for (size_t i = 0; i < len && o + 1 < n && i < 256; i++) {
+		unsigned char ch = (unsigned char)r->resp->body[i];
 		out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : ' ';
 	}
 	out[o] = '\0';
@@ -382,42 +498,85 @@ static void report(struct http_run *r, const struct km_check_result *res)
 	c->done(c, res);
 }
 
-static void finish(struct http_run *r, CURLcode cc)
+static int plain_connect(struct http_run *r);
+
+/* Starts the next request of r, to an absolute URL: over our own
+ * connection if it is plain HTTP to an IP address, else through libcurl. */
+static int follow(struct http_run *r, const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+	char *query = NULL;
+	int rc = KM_ENOMEM;
+
+	end_attempt(r);
+	if (!u)
+		return KM_ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
+		    CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+		rc = KM_EINVAL;
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_QUERY, &query, 0); /* none is fine */
+	if (!strcasecmp(scheme, "http") &&
+	    km_check_parse_ip(unbracket(host), atoi(port), &r->addr,
+			      &r->addr_len)) {
+		size_t n = strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
+
+		free(r->target);
+		if (!(r->target = malloc(n)))
+			goto out;
+		snprintf(r->target, n, "%s%s%s", path, query ? "?" : "",
+			 query ? query : "");
+		snprintf(r->host_port, sizeof r->host_port, "%s%s%s:%s",
+			 r->addr.sa.sa_family == AF_INET6 ? "[" : "",
+			 unbracket(host),
+			 r->addr.sa.sa_family == AF_INET6 ? "]" : "", port);
+		rc = plain_connect(r);
+	} else {
+		km_loop_timer_cancel(r->x->loop, &r->timeout);
+		rc = submit(r, url);
+	}
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_free(query);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+static bool is_redirect(long code)
+{
+	return code == 301 || code == 302 || code == 303 || code == 307 ||
+	       code == 308;
+}
+
+/* A response is in: the redirect rule, then the status rule. location is
+ * the absolute URL of a redirect, or NULL. */
+static void conclude(struct http_run *r, long code, const char *location)
 {
 	struct km_check_result res;
-	long code = 0;
-	char *location = NULL;
 
 	km_check_pass(&res);
-	if (r->connect_only) {
-		if (cc != CURLE_OK)
-			classify_error(r, cc, &res);
-		report(r, &res);
-		return;
-	}
-	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
 	res.status_code = (int32_t)code;
-	/* Stopping at 10 KiB of body is not an error, as for the kubelet. */
-	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && r->truncated)) {
-		classify_error(r, cc, &res); /* sets status_code 0 */
-		report(r, &res);
-		return;
-	}
-	if (code >= 300 && code < 400 &&
-	    curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &location) ==
-		    CURLE_OK &&
-	    location) {
-		char host[256], url[4096];
+	if (is_redirect(code) && location) {
+		char host[256];
+		int rc;
 
 		url_host(location, host, sizeof host);
-		snprintf(url, sizeof url, "%s", location);
 		if (strcasecmp(host, r->host) != 0) {
 			/* The kubelet does not follow a redirect to another
 			 * host: the 3xx is the answer, a success. */
 			snprintf(res.message, sizeof res.message,
 				 "warning: redirect to another host (%s) not "
-				 "followed; HTTP %ld counts as success", url,
-				 code);
+				 "followed; HTTP %ld counts as success",
+				 location, code);
 			report(r, &res);
 			return;
 		}
@@ -428,12 +587,16 @@ static void finish(struct http_run *r, CURLcode cc)
 			report(r, &res);
 			return;
 		}
-		curl_multi_remove_handle(r->x->multi, r->easy);
-		give_easy(r->x, r->easy);
-		r->easy = NULL;
-		if (submit(r, url)) {
-			km_check_fail(&res, KM_EC_INTERNAL, 0,
-				      "cannot follow the redirect to %s", url);
+		/* Past this point r may be gone: follow reports a request
+		 * that fails at once. */
+		rc = follow(r, location);
+		if (rc) {
+			km_check_fail(&res,
+				      rc == KM_EINVAL ? KM_EC_HTTP_STATUS
+							: KM_EC_INTERNAL,
+				      (int32_t)code,
+				      "cannot follow the redirect to %s",
+				      location);
 			report(r, &res);
 		}
 		return;
@@ -447,6 +610,221 @@ static void finish(struct http_run *r, CURLcode cc)
 			      code, ex[0] ? "; body: " : "", ex);
 	}
 	report(r, &res);
+}
+
+/* ---- our own connection -------------------------------------------------- */
+
+static void plain_fail(struct http_run *r, int error_class, const char *what,
+		       const char *detail)
+{
+	struct km_check_result res;
+
+	km_check_fail(&res, error_class, 0, "%s %s: %s", what, r->host_port,
+		      detail);
+	report(r, &res);
+}
+
+static void plain_fail_errno(struct http_run *r, const char *what, int e)
+{
+	plain_fail(r, e == ECONNREFUSED ? KM_EC_REFUSED : KM_EC_NETWORK, what,
+		   strerror(e));
+}
+
+/* Connected (or failed to): write the request, then wait for the answer. */
+static void plain_send(struct http_run *r, uint32_t events)
+{
+	const struct km_probe *p = r->c->probe;
+	char req[16384];
+	int n;
+	ssize_t w;
+
+	if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+		return; /* a stray event of an earlier descriptor */
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		int e = 0;
+		socklen_t len = sizeof e;
+
+		if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+			e = errno;
+		if (e) {
+			plain_fail_errno(r, "connect to", e);
+			return;
+		}
+	}
+	n = km_http1_request(req, sizeof req,
+			     r->target ? r->target
+				       : (p->path && *p->path ? p->path : "/"),
+			     r->host_port, p->headers, p->n_headers,
+			     USER_AGENT);
+	if (n < 0) {
+		plain_fail(r, KM_EC_INTERNAL, "request to", "the request "
+			   "headers are over 16 KiB or hold a line break");
+		return;
+	}
+	/* A fresh connection's send buffer takes a request this size whole. */
+	w = send(r->fd, req, (size_t)n, MSG_NOSIGNAL);
+	if (w < 0 && (errno == EAGAIN || errno == EINTR))
+		return; /* not connected after all: wait for EPOLLOUT again */
+	if (w < 0) {
+		plain_fail_errno(r, "connect to", errno);
+		return;
+	}
+	if (w < n) {
+		plain_fail(r, KM_EC_NETWORK, "sending the request to",
+			   "the connection took only part of it");
+		return;
+	}
+	r->sent = true;
+	if (km_loop_mod_fd(r->x->loop, r->fd, EPOLLIN))
+		plain_fail(r, KM_EC_INTERNAL, "waiting for", "epoll failed");
+}
+
+static void plain_read(struct http_run *r)
+{
+	char buf[16384];
+	ssize_t n = recv(r->fd, buf, sizeof buf, 0);
+	struct km_http1 *p;
+	enum km_http1_result pr;
+
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			plain_fail_errno(r, "reading the response of", errno);
+		return;
+	}
+	if (!r->resp && !(r->resp = take_resp(r->x))) {
+		plain_fail(r, KM_EC_INTERNAL, "reading the response of",
+			   "out of memory");
+		return;
+	}
+	p = &r->resp->p;
+	pr = n ? km_http1_feed(p, buf, (size_t)n) : km_http1_eof(p);
+	if (pr == KM_HTTP1_MORE)
+		return;
+	if (pr == KM_HTTP1_ERROR) {
+		plain_fail(r, KM_EC_NETWORK, "the response of", p->error);
+		return;
+	}
+	if (is_redirect(p->status) && p->has_location) {
+		/* Resolved against this request's URL, as a browser would. */
+		char base[4096], *abs = NULL;
+		const char *path = r->target ? r->target : r->c->probe->path;
+		CURLU *u = curl_url();
+		long code = p->status;
+
+		snprintf(base, sizeof base, "http://%s%s", r->host_port,
+			 path && *path ? path : "/");
+		if (u && curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK) {
+			snprintf(base, sizeof base, "http://%s/", r->host_port);
+			curl_url_set(u, CURLUPART_URL, base, 0);
+		}
+		if (u && curl_url_set(u, CURLUPART_URL, p->location, 0) ==
+			    CURLUE_OK &&
+		    curl_url_get(u, CURLUPART_URL, &abs, 0) == CURLUE_OK) {
+			curl_url_cleanup(u);
+			conclude(r, code, abs);
+			curl_free(abs);
+			return;
+		}
+		curl_url_cleanup(u);
+		{
+			struct km_check_result res;
+
+			km_check_fail(&res, KM_EC_HTTP_STATUS, (int32_t)code,
+				      "HTTP %ld with a Location that is not "
+				      "a URL: %.200s", code, p->location);
+			report(r, &res);
+		}
+		return;
+	}
+	conclude(r, p->status, NULL);
+}
+
+static void plain_event(struct km_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct http_run *r = arg;
+
+	(void)l;
+	(void)fd;
+	if (!r->sent)
+		plain_send(r, events);
+	else
+		plain_read(r);
+}
+
+static void plain_timed_out(struct km_loop *l, void *arg)
+{
+	struct http_run *r = arg;
+	struct km_check_result res;
+
+	(void)l;
+	r->timed_out = true;
+	km_check_fail(&res, KM_EC_TIMEOUT, 0, "timed out after %lld ms (%s %s)",
+		      (long long)r->c->probe->timeout_ms,
+		      r->sent ? "waiting for the response of" : "connecting to",
+		      r->host_port);
+	report(r, &res);
+}
+
+/* Opens r's connection to r->addr; the rest happens in plain_event. A
+ * connection that fails at once is reported before this returns 0. */
+static int plain_connect(struct http_run *r)
+{
+	struct km_loop *l = r->x->loop;
+	int fd = socket(r->addr.sa.sa_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return errno == EMFILE || errno == ENFILE ? KM_EFULL : KM_EIO;
+	km_check_set_linger(fd);
+	r->fd = fd;
+	r->sent = false;
+	if (km_loop_timer_set(l, &r->timeout, r->c->deadline))
+		return KM_ENOMEM; /* the caller's run_free closes fd */
+	if (connect(fd, &r->addr.sa, r->addr_len) < 0 && errno != EINPROGRESS) {
+		plain_fail_errno(r, "connect to", errno);
+		return 0;
+	}
+	/* Even a connection made at once is written from the loop. */
+	if (km_loop_add_fd(l, fd, EPOLLOUT, plain_event, r))
+		return KM_ENOMEM;
+	return 0;
+}
+
+/* ---- libcurl's transfers ------------------------------------------------- */
+
+static void finish(struct http_run *r, CURLcode cc)
+{
+	struct km_check_result res;
+	long code = 0;
+	char *location = NULL;
+
+	if (r->connect_only) {
+		km_check_pass(&res);
+		if (cc != CURLE_OK)
+			classify_error(r, cc, &res);
+		report(r, &res);
+		return;
+	}
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+	/* Stopping at 10 KiB of body is not an error, as for the kubelet. */
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && r->truncated)) {
+		classify_error(r, cc, &res);
+		report(r, &res);
+		return;
+	}
+	if (is_redirect(code) &&
+	    curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &location) ==
+		    CURLE_OK &&
+	    location) {
+		/* location belongs to the easy handle, which follow hands
+		 * back to the pool. */
+		char url[4096];
+
+		snprintf(url, sizeof url, "%s", location);
+		conclude(r, code, url);
+		return;
+	}
+	conclude(r, code, NULL);
 }
 
 static void finish_easy(CURL *easy, CURLcode result)
@@ -492,6 +870,8 @@ static void process_done(struct km_http_checker *x)
 		finish_easy(x->done[i].easy, x->done[i].result);
 }
 
+/* ---- starting ------------------------------------------------------------ */
+
 static struct http_run *new_run(struct km_http_checker *x,
 				struct km_check *c)
 {
@@ -503,10 +883,11 @@ static struct http_run *new_run(struct km_http_checker *x,
 	} else if (!(r = malloc(sizeof *r))) {
 		return NULL;
 	}
-	/* The body is written before it is read (body_len says how much). */
-	memset(r, 0, offsetof(struct http_run, body));
+	memset(r, 0, sizeof *r);
 	r->x = x;
 	r->c = c;
+	r->fd = -1;
+	km_timer_init(&r->timeout, plain_timed_out, r);
 	snprintf(r->host, sizeof r->host, "%s", c->probe->host);
 	c->impl = r;
 	return r;
@@ -527,18 +908,31 @@ int km_http_check_start(struct km_http_checker *x, struct km_check *c)
 {
 	const struct km_probe *p = c->probe;
 	struct http_run *r = new_run(x, c);
-	char url[4096];
-	int rc = 0;
+	int rc;
 
 	if (!r)
 		return KM_ENOMEM;
-	if (!p->n_headers && x->default_headers)
-		r->headers = x->default_headers;
-	else
-		rc = kubelet_headers(p, &r->headers);
-	build_url(p, p->https ? "https" : "http", url, sizeof url);
-	if (!rc)
+	if (!p->https &&
+	    km_check_parse_ip(p->host, p->port, &r->addr, &r->addr_len)) {
+		bool v6 = r->addr.sa.sa_family == AF_INET6;
+
+		snprintf(r->host_port, sizeof r->host_port, "%s%s%s:%d",
+			 v6 ? "[" : "", p->host, v6 ? "]" : "", p->port);
+		if (p->path && *p->path && *p->path != '/') {
+			size_t n = strlen(p->path) + 2;
+
+			if ((r->target = malloc(n)))
+				snprintf(r->target, n, "/%s", p->path);
+		}
+		rc = p->path && *p->path && *p->path != '/' && !r->target
+			     ? KM_ENOMEM
+			     : plain_connect(r);
+	} else {
+		char url[4096];
+
+		build_url(p, p->https ? "https" : "http", url, sizeof url);
 		rc = submit(r, url);
+	}
 	if (rc) {
 		c->impl = NULL;
 		run_free(r);
@@ -629,6 +1023,12 @@ void km_http_checker_destroy(struct km_http_checker *x)
 
 		x->free_runs = r->next_free;
 		free(r);
+	}
+	while (x->free_resps) {
+		struct resp *b = x->free_resps;
+
+		x->free_resps = b->next_free;
+		free(b);
 	}
 	curl_slist_free_all(x->default_headers);
 	free(x->done);

@@ -5,7 +5,6 @@
  * that is a DNS name is resolved and connected by libcurl instead
  * (km_check_http.c), so no lookup blocks the loop.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -21,31 +20,6 @@ struct tcp_run {
 	int fd;
 	struct km_timer timeout;
 };
-
-union addr {
-	struct sockaddr sa;
-	struct sockaddr_in v4;
-	struct sockaddr_in6 v6;
-};
-
-/* Fills a from an IP literal; false for anything else (a DNS name). */
-static bool parse_ip(const char *host, int port, union addr *a, socklen_t *len)
-{
-	memset(a, 0, sizeof *a);
-	if (inet_pton(AF_INET, host, &a->v4.sin_addr) == 1) {
-		a->v4.sin_family = AF_INET;
-		a->v4.sin_port = htons((uint16_t)port);
-		*len = sizeof a->v4;
-		return true;
-	}
-	if (inet_pton(AF_INET6, host, &a->v6.sin6_addr) == 1) {
-		a->v6.sin6_family = AF_INET6;
-		a->v6.sin6_port = htons((uint16_t)port);
-		*len = sizeof a->v6;
-		return true;
-	}
-	return false;
-}
 
 static void close_run(struct tcp_run *r)
 {
@@ -109,10 +83,10 @@ int km_tcp_check_start(struct km_http_checker *x, struct km_check *c)
 	const struct km_probe *p = c->probe;
 	struct km_check_result res = {.success = true};
 	struct tcp_run *r;
-	union addr a;
+	union km_check_addr a;
 	socklen_t len;
 
-	if (!parse_ip(p->host, p->port, &a, &len))
+	if (!km_check_parse_ip(p->host, p->port, &a, &len))
 		return check_tcp_by_name(x, c);
 	r = calloc(1, sizeof *r);
 	if (!r)
@@ -148,12 +122,12 @@ int km_tcp_check_start(struct km_http_checker *x, struct km_check *c)
 
 void km_tcp_check_cancel(struct km_http_checker *x, struct km_check *c)
 {
-	union addr a;
+	union km_check_addr a;
 	socklen_t len;
 
 	if (!c->impl)
 		return;
-	if (parse_ip(c->probe->host, c->probe->port, &a, &len))
+	if (km_check_parse_ip(c->probe->host, c->probe->port, &a, &len))
 		close_run(c->impl);
 	else
 		km_http_check_cancel(x, c);

@@ -2,7 +2,9 @@
  * HTTP and TCP checks against a real HTTP server on loopback (a small one
  * in a thread of this test): the 200-399 rule, the 10 KiB body limit, the
  * kubelet's redirect rule, the request it sends, and how failures are
- * classified.
+ * classified. Every HTTP test runs twice: against 127.0.0.1 (the
+ * prober's own connection and km_http1) and against "localhost" (libcurl,
+ * which resolves names), since both must keep the same rules.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +24,9 @@
 #include "km_time.h"
 
 /* ---- the server ---------------------------------------------------------- */
+
+/* The host the probes name: set by each group's setup. */
+static const char *g_host = "127.0.0.1";
 
 struct server {
 	int fd, port;
@@ -97,7 +102,8 @@ static void *serve(void *arg)
 			respond(c, 500, "", big, sizeof big);
 		else if (!strcmp(path, "/redirect-same")) {
 			snprintf(loc, sizeof loc,
-				 "Location: http://127.0.0.1:%d/ok\r\n", s->port);
+				 "Location: http://%s:%d/ok\r\n", g_host,
+				 s->port);
 			respond(c, 302, loc, "", 0);
 		} else if (!strcmp(path, "/redirect-other")) {
 			snprintf(loc, sizeof loc,
@@ -108,7 +114,25 @@ static void *serve(void *arg)
 			respond(c, 307, "Location: /status/500\r\n", "", 0);
 		else if (!strcmp(path, "/redirect-loop"))
 			respond(c, 302, "Location: /redirect-loop\r\n", "", 0);
-		else if (!strcmp(path, "/drop"))
+		else if (!strcmp(path, "/chunked")) {
+			static const char r[] =
+				"HTTP/1.1 503 Busy\r\nTransfer-Encoding: "
+				"chunked\r\n\r\n4\r\nbusy\r\n7;x=y\r\n, "
+				"later\r\n0\r\nX-Trailer: 1\r\n\r\n";
+			send_all(c, r, sizeof r - 1);
+		} else if (!strcmp(path, "/continue")) {
+			static const char r[] =
+				"HTTP/1.1 100 Continue\r\n\r\n"
+				"HTTP/1.1 204 No Content\r\n\r\n";
+			send_all(c, r, sizeof r - 1);
+		} else if (!strcmp(path, "/garbage")) {
+			send_all(c, "SSH-2.0-OpenSSH_9.2\r\n", 21);
+		} else if (!strcmp(path, "/short")) {
+			static const char r[] =
+				"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+				"\r\nonly ten..";
+			send_all(c, r, sizeof r - 1);
+		} else if (!strcmp(path, "/drop"))
 			; /* close without a word */
 		else if (!strcmp(path, "/hang")) {
 			char b;
@@ -211,7 +235,7 @@ static struct outcome run(struct km_probe *p)
 static struct km_probe http(struct server *s, const char *path)
 {
 	struct km_probe p = {.type = KM_PROBE_HTTP, .name = "t",
-			     .host = "127.0.0.1", .port = s->port,
+			     .host = g_host, .port = s->port,
 			     .path = path, .timeout_ms = 1000,
 			     .period_ms = 10000, .success_threshold = 1,
 			     .failure_threshold = 3};
@@ -223,6 +247,20 @@ static struct km_probe http(struct server *s, const char *path)
 static int setup(void **state)
 {
 	*state = server_start();
+	return 0;
+}
+
+static int own_connection(void **state)
+{
+	(void)state;
+	g_host = "127.0.0.1";
+	return 0;
+}
+
+static int through_libcurl(void **state)
+{
+	(void)state;
+	g_host = "localhost";
 	return 0;
 }
 
@@ -370,6 +408,35 @@ static void test_failures_are_classified(void **state)
 	assert_int_equal(o.r.error_class, KM_EC_DNS);
 }
 
+static void test_framing(void **state)
+{
+	struct server *s = *state;
+	struct km_probe p = http(s, "/chunked");
+	struct outcome o = run(&p);
+
+	/* A chunked body is decoded for the message. */
+	assert_false(o.r.success);
+	assert_int_equal(o.r.error_class, KM_EC_HTTP_STATUS);
+	assert_int_equal(o.r.status_code, 503);
+	assert_non_null(strstr(o.r.message, "body: busy, later"));
+	/* 1xx is skipped; the final 204 is a success. */
+	p = http(s, "/continue");
+	o = run(&p);
+	assert_true(o.r.success);
+	assert_int_equal(o.r.status_code, 204);
+	/* Not HTTP at all, and a body cut short: failures, not hangs. */
+	p = http(s, "/garbage");
+	o = run(&p);
+	assert_false(o.r.success);
+	assert_int_equal(o.r.error_class, KM_EC_NETWORK);
+	assert_true(o.took_ms < 900);
+	p = http(s, "/short");
+	o = run(&p);
+	assert_false(o.r.success);
+	assert_int_equal(o.r.error_class, KM_EC_NETWORK);
+	assert_true(o.took_ms < 900);
+}
+
 static void test_tcp(void **state)
 {
 	struct server *s = *state;
@@ -412,8 +479,13 @@ int main(void)
 		T(test_body_limit),
 		T(test_redirect_rule),
 		T(test_failures_are_classified),
+		T(test_framing),
 		T(test_tcp),
 #undef T
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("own connection", tests,
+						 own_connection, NULL);
+
+	return failed + cmocka_run_group_tests_name("through libcurl", tests,
+						    through_libcurl, NULL);
 }
