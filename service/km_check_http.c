@@ -282,7 +282,7 @@ static void end_attempt(struct http_run *r)
 		r->easy = NULL;
 	}
 	if (r->fd >= 0) {
-		km_loop_del_fd(x->loop, r->fd);
+		km_loop_forget_fd(x->loop, r->fd);
 		if (r->timed_out)
 			km_check_close_now(r->fd);
 		else
@@ -630,8 +630,10 @@ static void plain_fail_errno(struct http_run *r, const char *what, int e)
 		   strerror(e));
 }
 
-/* Connected (or failed to): write the request, then wait for the answer. */
-static void plain_send(struct http_run *r, uint32_t events)
+/* Connected (or failed to): write the request. True if it went out (r
+ * lives on, waiting for the answer); false if r was reported or has to
+ * wait for the connection still. */
+static bool plain_send(struct http_run *r, uint32_t events)
 {
 	const struct km_probe *p = r->c->probe;
 	char req[16384];
@@ -639,7 +641,7 @@ static void plain_send(struct http_run *r, uint32_t events)
 	ssize_t w;
 
 	if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-		return; /* a stray event of an earlier descriptor */
+		return false; /* a stray event of an earlier descriptor */
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		int e = 0;
 		socklen_t len = sizeof e;
@@ -648,7 +650,7 @@ static void plain_send(struct http_run *r, uint32_t events)
 			e = errno;
 		if (e) {
 			plain_fail_errno(r, "connect to", e);
-			return;
+			return false;
 		}
 	}
 	n = km_http1_request(req, sizeof req,
@@ -659,47 +661,56 @@ static void plain_send(struct http_run *r, uint32_t events)
 	if (n < 0) {
 		plain_fail(r, KM_EC_INTERNAL, "request to", "the request "
 			   "headers are over 16 KiB or hold a line break");
-		return;
+		return false;
 	}
 	/* A fresh connection's send buffer takes a request this size whole. */
-	w = send(r->fd, req, (size_t)n, MSG_NOSIGNAL);
-	if (w < 0 && (errno == EAGAIN || errno == EINTR))
-		return; /* not connected after all: wait for EPOLLOUT again */
+	do
+		w = send(r->fd, req, (size_t)n, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0 && errno == EAGAIN)
+		return false; /* not connected after all: wait for EPOLLOUT */
 	if (w < 0) {
 		plain_fail_errno(r, "connect to", errno);
-		return;
+		return false;
 	}
 	if (w < n) {
 		plain_fail(r, KM_EC_NETWORK, "sending the request to",
 			   "the connection took only part of it");
-		return;
+		return false;
 	}
+	/* Edge-triggered for both directions since plain_connect: the
+	 * answer's arrival is the next edge, no epoll_ctl needed. */
 	r->sent = true;
-	if (km_loop_mod_fd(r->x->loop, r->fd, EPOLLIN))
-		plain_fail(r, KM_EC_INTERNAL, "waiting for", "epoll failed");
+	return true;
 }
 
+/* Reads what has arrived (all of it: the descriptor is edge-triggered)
+ * until the response is complete. */
 static void plain_read(struct http_run *r)
 {
 	char buf[16384];
-	ssize_t n = recv(r->fd, buf, sizeof buf, 0);
-	struct km_http1 *p;
-	enum km_http1_result pr;
+	struct km_http1 *p = NULL;
+	enum km_http1_result pr = KM_HTTP1_MORE;
 
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			plain_fail_errno(r, "reading the response of", errno);
-		return;
-	}
-	if (!r->resp && !(r->resp = take_resp(r->x))) {
-		plain_fail(r, KM_EC_INTERNAL, "reading the response of",
-			   "out of memory");
-		return;
-	}
-	p = &r->resp->p;
-	pr = n ? km_http1_feed(p, buf, (size_t)n) : km_http1_eof(p);
-	if (pr == KM_HTTP1_MORE)
-		return;
+	do {
+		ssize_t n = recv(r->fd, buf, sizeof buf, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			if (errno != EAGAIN)
+				plain_fail_errno(r, "reading the response of",
+						 errno);
+			return;
+		}
+		if (!r->resp && !(r->resp = take_resp(r->x))) {
+			plain_fail(r, KM_EC_INTERNAL,
+				   "reading the response of", "out of memory");
+			return;
+		}
+		p = &r->resp->p;
+		pr = n ? km_http1_feed(p, buf, (size_t)n) : km_http1_eof(p);
+	} while (pr == KM_HTTP1_MORE);
 	if (pr == KM_HTTP1_ERROR) {
 		plain_fail(r, KM_EC_NETWORK, "the response of", p->error);
 		return;
@@ -745,9 +756,10 @@ static void plain_event(struct km_loop *l, int fd, uint32_t events, void *arg)
 
 	(void)l;
 	(void)fd;
-	if (!r->sent)
-		plain_send(r, events);
-	else
+	/* Bytes that came with the connection (a server that speaks first)
+	 * make no second edge: read them now. */
+	if (r->sent || (plain_send(r, events) &&
+			(events & (EPOLLIN | EPOLLERR | EPOLLHUP))))
 		plain_read(r);
 }
 
@@ -784,8 +796,11 @@ static int plain_connect(struct http_run *r)
 		plain_fail_errno(r, "connect to", errno);
 		return 0;
 	}
-	/* Even a connection made at once is written from the loop. */
-	if (km_loop_add_fd(l, fd, EPOLLOUT, plain_event, r))
+	/* Even a connection made at once is written from the loop. Both
+	 * directions, edge-triggered: connected, then answered, with no
+	 * epoll_ctl between (and none at the end: closing removes it). */
+	if (km_loop_add_fd(l, fd, EPOLLIN | EPOLLOUT | EPOLLET, plain_event,
+			   r))
 		return KM_ENOMEM;
 	return 0;
 }

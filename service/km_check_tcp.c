@@ -25,7 +25,7 @@ static void close_run(struct tcp_run *r)
 {
 	km_loop_timer_cancel(r->c->loop, &r->timeout);
 	if (r->fd >= 0) {
-		km_loop_del_fd(r->c->loop, r->fd);
+		km_loop_forget_fd(r->c->loop, r->fd);
 		close(r->fd);
 	}
 	r->c->impl = NULL;

@@ -227,6 +227,13 @@ void km_loop_del_fd(struct km_loop *l, int fd)
 	l->fds[fd].used = false;
 }
 
+void km_loop_forget_fd(struct km_loop *l, int fd)
+{
+	if (fd < 0 || (size_t)fd >= l->n_fds)
+		return;
+	l->fds[fd].used = false;
+}
+
 /* ---- cross-thread -------------------------------------------------------- */
 
 int km_loop_post(struct km_loop *l, km_post_fn fn, void *arg)

@@ -48,11 +48,17 @@ int km_loop_create(struct km_loop **out, struct km_error *err);
 /* Closes the loop's own descriptors; the caller closes its own. */
 void km_loop_destroy(struct km_loop *l);
 
-/* events: EPOLLIN, EPOLLOUT (level-triggered). One handler per fd. */
+/* events: EPOLLIN, EPOLLOUT; level-triggered unless EPOLLET is among
+ * them (then the handler must read or write until EAGAIN). One handler per
+ * fd. */
 int km_loop_add_fd(struct km_loop *l, int fd, uint32_t events, km_fd_fn fn,
 		   void *arg);
 int km_loop_mod_fd(struct km_loop *l, int fd, uint32_t events);
 void km_loop_del_fd(struct km_loop *l, int fd);
+/* For a descriptor about to be closed that no other process or descriptor
+ * shares (SOCK_CLOEXEC, never dup'd): closing it takes it out of the epoll
+ * set, so this only forgets the handler, without a system call. */
+void km_loop_forget_fd(struct km_loop *l, int fd);
 
 static inline void km_timer_init(struct km_timer *t, km_timer_fn fn,
 				 void *arg)
