@@ -13,11 +13,15 @@
 /* SO_LINGER {on, 1 s} on a probe's socket, as the kubelet sets it. */
 void km_check_set_linger(int fd);
 
-/* Closes a probe's socket without lingering. With SO_LINGER on, close(2)
- * waits until the peer acknowledges our FIN, whatever O_NONBLOCK says: an
- * answering peer does so within a round trip, but one that stopped
- * answering (the usual reason for a timeout) would hold the loop for the
- * whole linger time. */
+/* Closes a probe's socket from the loop: switches SO_LINGER off, then
+ * close(2). On Linux a lingering close only waits: tcp_close() sends the
+ * same FIN and keeps the same FIN-WAIT and TIME-WAIT timers either way,
+ * then sleeps until the peer acknowledges the FIN or the linger time runs
+ * out. That sleep is a round trip per check on a live network (10,000
+ * checks a second at 100 us each would fill the loop) and the whole second
+ * for a peer that stopped answering; the kubelet can afford it with a
+ * goroutine per probe, one event loop cannot. So the socket lingers as the
+ * kubelet's does for its whole life, and is let go without the wait. */
 void km_check_close_now(int fd);
 
 union km_check_addr {

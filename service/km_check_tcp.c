@@ -1,7 +1,8 @@
 /*
  * TCP checks: success iff a connection is established within the timeout
  * (the kubelet's rule), then the socket is closed at once. A non-blocking
- * connect watched by the loop; SO_LINGER 1 s as the kubelet sets it. A host
+ * connect watched by the loop; SO_LINGER 1 s as the kubelet sets it (and
+ * the close does not wait for it: km_check_close_now). A host
  * that is a DNS name is resolved and connected by libcurl instead
  * (km_check_http.c), so no lookup blocks the loop.
  */
@@ -26,7 +27,7 @@ static void close_run(struct tcp_run *r)
 	km_loop_timer_cancel(r->c->loop, &r->timeout);
 	if (r->fd >= 0) {
 		km_loop_forget_fd(r->c->loop, r->fd);
-		close(r->fd);
+		km_check_close_now(r->fd);
 	}
 	r->c->impl = NULL;
 	free(r);
