@@ -87,6 +87,10 @@ struct km_prober {
 	struct km_prober_stats stats;
 	uint64_t lag_hist[LAG_BUCKETS];
 	uint64_t lag_count;
+	/* The histogram as the last report of an interval left it. */
+	uint64_t lag_mark[LAG_BUCKETS];
+	uint64_t lag_mark_count;
+	int64_t lag_max_interval_us;
 };
 
 /* ---- small things -------------------------------------------------------- */
@@ -142,16 +146,22 @@ static void record_lag(struct km_prober *pr, int64_t lag_ns)
 	pr->lag_count++;
 	if ((int64_t)us > pr->stats.lag_max_us)
 		pr->stats.lag_max_us = (int64_t)us;
+	if ((int64_t)us > pr->lag_max_interval_us)
+		pr->lag_max_interval_us = (int64_t)us;
 }
 
-static int64_t lag_percentile(const struct km_prober *pr, double q)
+/* The q-quantile of the lags recorded since the histogram was at mark
+ * (all of them if mark is NULL). */
+static int64_t lag_percentile(const struct km_prober *pr, double q,
+			      const uint64_t *mark, uint64_t mark_count)
 {
-	uint64_t want = (uint64_t)(q * (double)pr->lag_count), seen = 0;
+	uint64_t count = pr->lag_count - mark_count;
+	uint64_t want = (uint64_t)(q * (double)count), seen = 0;
 
-	if (!pr->lag_count)
+	if (!count)
 		return 0;
 	for (size_t b = 0; b < LAG_BUCKETS; b++) {
-		seen += pr->lag_hist[b];
+		seen += pr->lag_hist[b] - (mark ? mark[b] : 0);
 		if (seen > want)
 			return lag_bucket_top(b);
 	}
@@ -661,12 +671,24 @@ int km_prober_streak(struct km_prober *pr, const char *name, bool *last_ok,
 	return rc;
 }
 
-void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out)
+void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out,
+			 struct km_prober_interval *iv)
 {
 	pthread_mutex_lock(&pr->stats_mu);
 	*out = pr->stats;
-	out->lag_p50_us = lag_percentile(pr, 0.50);
-	out->lag_p99_us = lag_percentile(pr, 0.99);
+	out->lag_p50_us = lag_percentile(pr, 0.50, NULL, 0);
+	out->lag_p99_us = lag_percentile(pr, 0.99, NULL, 0);
+	if (iv) {
+		iv->runs = pr->lag_count - pr->lag_mark_count;
+		iv->lag_p50_us = lag_percentile(pr, 0.50, pr->lag_mark,
+						pr->lag_mark_count);
+		iv->lag_p99_us = lag_percentile(pr, 0.99, pr->lag_mark,
+						pr->lag_mark_count);
+		iv->lag_max_us = pr->lag_max_interval_us;
+		memcpy(pr->lag_mark, pr->lag_hist, sizeof pr->lag_mark);
+		pr->lag_mark_count = pr->lag_count;
+		pr->lag_max_interval_us = 0;
+	}
 	pthread_mutex_unlock(&pr->stats_mu);
 }
 

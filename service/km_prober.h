@@ -71,7 +71,20 @@ struct km_prober_stats {
 	uint64_t in_flight;
 	int64_t lag_p50_us, lag_p99_us, lag_max_us; /* since start */
 };
-void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out);
+/* Schedule lag over the runs started since the previous report, for a
+ * periodic line: a since-start percentile hides today's trouble under
+ * hours of calm, and start-up's under a short run. */
+struct km_prober_interval {
+	uint64_t runs;
+	int64_t lag_p50_us, lag_p99_us, lag_max_us;
+};
+
+/* The totals; and, if iv is not NULL, the interval since the previous
+ * call with an iv, which starts a new one (so one caller should own
+ * intervals: main's stats line). One snapshot: iv->runs is exactly the
+ * difference of out->runs between two such calls. Any thread. */
+void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out,
+			 struct km_prober_interval *iv);
 
 /* The deterministic first-run offset of a target within a period. */
 int64_t km_prober_offset_ms(const char *target_name, int64_t period_ms);

@@ -226,14 +226,16 @@ static int apply_flags(struct km_config *cfg, const struct flags *f)
 	return 0;
 }
 
-/* The engine's and the writer's counters, in one line. Counters and lag
- * percentiles are totals since start: a reader takes differences. */
+/* The engine's and the writer's counters, in one line. Counters and the
+ * lag_* percentiles are totals since start: a reader takes differences;
+ * the interval_* fields cover the runs started since the previous line. */
 static void log_stats(struct km_prober *pr, struct km_store *store)
 {
 	struct km_prober_stats p;
+	struct km_prober_interval iv;
 	struct km_store_stats s;
 
-	km_prober_get_stats(pr, &p);
+	km_prober_get_stats(pr, &p, &iv);
 	km_store_get_stats(store, &s);
 	km_log(KM_LOG_INFO, "prober stats", "probes", KM_I(p.probes), "runs",
 	       KM_I(p.runs), "ok", KM_I(p.results_ok), "failed",
@@ -241,7 +243,11 @@ static void log_stats(struct km_prober *pr, struct km_store *store)
 	       "skipped_overlap", KM_I(p.skipped_overlap), "skipped_late",
 	       KM_I(p.skipped_late), "lag_p50_us", KM_I(p.lag_p50_us),
 	       "lag_p99_us", KM_I(p.lag_p99_us), "lag_max_us",
-	       KM_I(p.lag_max_us), "transitions", KM_I(p.transitions),
+	       KM_I(p.lag_max_us), "interval_runs", KM_I(iv.runs),
+	       "interval_lag_p50_us", KM_I(iv.lag_p50_us),
+	       "interval_lag_p99_us", KM_I(iv.lag_p99_us),
+	       "interval_lag_max_us", KM_I(iv.lag_max_us), "transitions",
+	       KM_I(p.transitions),
 	       "results_queued", KM_I(s.results_queued), "results_written",
 	       KM_I(s.results_written), "results_dropped",
 	       KM_I(s.results_dropped), "queue_depth",

@@ -519,10 +519,17 @@ def test_stats_line(daemon_factory, tmp_path, web):
     d = daemon_factory(config=cfg).start()
     # Every interval: totals since start, which only grow.
     first = stats_fields(d.wait_for_log('msg="prober stats"', 10 * SLOW))
+    prev = first
     while True:
         last = stats_fields(d.wait_for_log('msg="prober stats"', 10 * SLOW))
+        # The interval fields cover exactly the runs since the last line.
+        assert last["interval_runs"] == last["runs"] - prev["runs"]
+        assert last["interval_lag_max_us"] <= last["lag_max_us"]
+        assert (last["interval_lag_p99_us"] >= last["interval_lag_p50_us"]
+                >= 0)
         if last["results_written"] >= 5:
             break
+        prev = last
     assert last["probes"] == 1
     assert last["runs"] >= last["ok"] >= 5
     assert last["failed"] == last["results_dropped"] == 0
