@@ -1,7 +1,8 @@
 /*
- * bench_curl_multi — bare libcurl, the way kubemedic's HTTP checks use it,
- * without the rest of kubemedic: a reference between ab and kubemedicd in
- * bench/probe_scale.sh.
+ * bench_curl_multi — bare libcurl, the way kubemedic's HTTPS and DNS-name
+ * HTTP checks use it, without the rest of kubemedic: a reference between
+ * ab and kubemedicd in bench/probe_scale.sh (and the measurement that took
+ * plain HTTP to an IP off libcurl: bench/RESULTS.md, issue 3).
  *
  *   bench_curl_multi --url URL --requests N [--concurrency C | --rate R]
  *
