@@ -68,6 +68,16 @@ struct resp {
 	char body[KM_CHECK_OUTPUT_MAX];
 };
 
+/* A connection whose response is in and reported, kept open until the
+ * server's FIN (see drain_or_close). */
+struct drain {
+	struct km_http_checker *x;
+	struct drain *prev, *next;
+	int fd;
+	size_t drained;  /* bytes read and dropped */
+	int64_t until;   /* CLOCK_MONOTONIC ns: closed then at the latest */
+};
+
 struct km_http_checker {
 	struct km_loop *loop;
 	CURLM *multi;
@@ -86,6 +96,10 @@ struct km_http_checker {
 	struct curl_slist *default_headers;
 	struct done_msg *done;     /* process_done's list, grown as needed */
 	size_t done_cap;
+	/* Draining connections, oldest first; one timer for the oldest. */
+	struct drain *drains, *drains_tail, *free_drains;
+	size_t n_free_drains;
+	struct km_timer drain_timer;
 };
 
 struct http_run {
@@ -106,6 +120,7 @@ struct http_run {
 	/* Our own connection (plain HTTP to an IP address), or fd -1. */
 	int fd;
 	bool sent;                /* the request is out: now reading */
+	bool drain;               /* complete, server's FIN not seen yet */
 	struct km_timer timeout;
 	union km_check_addr addr;
 	socklen_t addr_len;
@@ -273,6 +288,118 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 
 /* ---- runs ---------------------------------------------------------------- */
 
+/* ---- draining ------------------------------------------------------------ */
+
+/* We ask for "Connection: close", so the server closes once it has
+ * answered. Closing first ourselves would leave the TIME_WAIT on the
+ * prober's side: 60 s of a socket per check, 600,000 of them at 10,000
+ * checks a second, beyond the kernel's default table (then it drops them
+ * early, with a warning each time) and a search through them for every
+ * new connection's port. Waiting for the server's FIN first leaves it on
+ * the target, one probe's worth each. The result is reported before the
+ * wait; a server that does not close within DRAIN_NS is closed on. */
+#define DRAIN_NS 1000000000LL
+#define DRAIN_BYTES_MAX 65536
+
+static void drain_end(struct drain *d)
+{
+	struct km_http_checker *x = d->x;
+
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		x->drains = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	else
+		x->drains_tail = d->prev;
+	km_loop_forget_fd(x->loop, d->fd);
+	km_check_close_now(d->fd);
+	if (x->n_free_drains < POOL_MAX) {
+		d->next = x->free_drains;
+		x->free_drains = d;
+		x->n_free_drains++;
+	} else {
+		free(d);
+	}
+}
+
+/* Reads and drops what is there; true once the connection is done with
+ * (the FIN came, an error, or too much). */
+static bool drain_read(int fd, size_t *drained)
+{
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+
+		if (n > 0) {
+			*drained += (size_t)n;
+			if (*drained > DRAIN_BYTES_MAX)
+				return true;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		return !(n < 0 && errno == EAGAIN);
+	}
+}
+
+static void drain_event(struct km_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct drain *d = arg;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	if (drain_read(d->fd, &d->drained))
+		drain_end(d);
+}
+
+static void drain_expired(struct km_loop *l, void *arg)
+{
+	struct km_http_checker *x = arg;
+	int64_t now = km_mono_ns();
+
+	(void)l;
+	while (x->drains && x->drains->until <= now)
+		drain_end(x->drains);
+	if (x->drains)
+		km_loop_timer_set(x->loop, &x->drain_timer, x->drains->until);
+}
+
+/* The end of a connection whose response is complete: closed now if the
+ * server's FIN is already in (no edge would announce it again), else kept
+ * until it comes. */
+static void drain_or_close(struct km_http_checker *x, int fd)
+{
+	struct drain *d;
+	size_t drained = 0;
+
+	if (drain_read(fd, &drained) || !(d = x->free_drains ? x->free_drains
+							      : malloc(sizeof *d))) {
+		km_loop_forget_fd(x->loop, fd);
+		km_check_close_now(fd);
+		return;
+	}
+	if (d == x->free_drains) {
+		x->free_drains = d->next;
+		x->n_free_drains--;
+	}
+	*d = (struct drain){.x = x, .prev = x->drains_tail, .fd = fd,
+			    .drained = drained,
+			    .until = km_mono_ns() + DRAIN_NS};
+	if (x->drains_tail)
+		x->drains_tail->next = d;
+	else
+		x->drains = d;
+	x->drains_tail = d;
+	km_loop_rebind_fd(x->loop, fd, drain_event, d);
+	if (!km_timer_armed(&x->drain_timer) &&
+	    km_loop_timer_set(x->loop, &x->drain_timer, d->until))
+		drain_end(d); /* no timer, no wait */
+}
+
 /* Ends the current attempt (one request of a run): its transfer or its
  * connection, and what it received. */
 static void end_attempt(struct http_run *r)
@@ -289,9 +416,14 @@ static void end_attempt(struct http_run *r)
 		r->easy = NULL;
 	}
 	if (r->fd >= 0) {
-		km_loop_forget_fd(x->loop, r->fd);
-		km_check_close_now(r->fd);
+		if (r->drain) {
+			drain_or_close(x, r->fd);
+		} else {
+			km_loop_forget_fd(x->loop, r->fd);
+			km_check_close_now(r->fd);
+		}
 		r->fd = -1;
+		r->drain = false;
 	}
 	give_resp(x, r->resp);
 	r->resp = NULL;
@@ -715,6 +847,9 @@ static void plain_read(struct http_run *r)
 		}
 		p = &r->resp->p;
 		pr = n ? km_http1_feed(p, buf, (size_t)n) : km_http1_eof(p);
+		/* A complete answer before the server's FIN: wait for it
+		 * when the run lets go of the connection. */
+		r->drain = n > 0 && pr == KM_HTTP1_DONE && !p->truncated;
 	} while (pr == KM_HTTP1_MORE);
 	if (pr == KM_HTTP1_ERROR) {
 		plain_fail(r, KM_EC_NETWORK, "the response of", p->error);
@@ -1005,6 +1140,7 @@ int km_http_checker_create(struct km_loop *l, struct km_http_checker **out,
 	pthread_once(&once, km_check_curl_global_init);
 	x->loop = l;
 	km_timer_init(&x->timer, timer_fired, x);
+	km_timer_init(&x->drain_timer, drain_expired, x);
 	x->multi = curl_multi_init();
 	if (!x->multi) {
 		free(x);
@@ -1035,6 +1171,15 @@ void km_http_checker_destroy(struct km_http_checker *x)
 	/* Runs still in the multi handle were abandoned with their probes;
 	 * the prober cancels every run before destroying checkers. */
 	km_loop_timer_cancel(x->loop, &x->timer);
+	km_loop_timer_cancel(x->loop, &x->drain_timer);
+	while (x->drains)
+		drain_end(x->drains);
+	while (x->free_drains) {
+		struct drain *d = x->free_drains;
+
+		x->free_drains = d->next;
+		free(d);
+	}
 	for (size_t i = 0; i < x->n_pool; i++)
 		curl_easy_cleanup(x->pool[i]);
 	while (x->free_runs) {

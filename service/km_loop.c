@@ -227,6 +227,14 @@ void km_loop_del_fd(struct km_loop *l, int fd)
 	l->fds[fd].used = false;
 }
 
+void km_loop_rebind_fd(struct km_loop *l, int fd, km_fd_fn fn, void *arg)
+{
+	if (fd < 0 || (size_t)fd >= l->n_fds || !l->fds[fd].used)
+		return;
+	l->fds[fd].fn = fn;
+	l->fds[fd].arg = arg;
+}
+
 void km_loop_forget_fd(struct km_loop *l, int fd)
 {
 	if (fd < 0 || (size_t)fd >= l->n_fds)

@@ -55,6 +55,8 @@ int km_loop_add_fd(struct km_loop *l, int fd, uint32_t events, km_fd_fn fn,
 		   void *arg);
 int km_loop_mod_fd(struct km_loop *l, int fd, uint32_t events);
 void km_loop_del_fd(struct km_loop *l, int fd);
+/* Hands fd's events to another handler (no system call). */
+void km_loop_rebind_fd(struct km_loop *l, int fd, km_fd_fn fn, void *arg);
 /* For a descriptor about to be closed that no other process or descriptor
  * shares (SOCK_CLOEXEC, never dup'd): closing it takes it out of the epoll
  * set, so this only forgets the handler, without a system call. */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +37,8 @@ struct server {
 	int requests;
 	int release; /* a pipe end: /hang waits on it */
 	int release_w;
+	int client_eof_r; /* /hold writes a byte here when the client closes */
+	int client_eof_w;
 };
 
 static void send_all(int fd, const char *s, size_t n)
@@ -132,6 +135,17 @@ static void *serve(void *arg)
 				"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
 				"\r\nonly ten..";
 			send_all(c, r, sizeof r - 1);
+		} else if (!strcmp(path, "/hold")) {
+			char b;
+
+			/* Answer, then keep the connection until the client
+			 * closes it. */
+			static const char r[] = "HTTP/1.1 200 OK\r\n"
+						"Content-Length: 2\r\n\r\nok";
+			send_all(c, r, sizeof r - 1);
+			while (read(c, &b, 1) > 0)
+				;
+			send_all(s->client_eof_w, "x", 1);
 		} else if (!strcmp(path, "/drop"))
 			; /* close without a word */
 		else if (!strcmp(path, "/hang")) {
@@ -161,6 +175,9 @@ static struct server *server_start(void)
 	assert_int_equal(pipe(p), 0);
 	s->release = p[0];
 	s->release_w = p[1];
+	assert_int_equal(pipe(p), 0);
+	s->client_eof_r = p[0];
+	s->client_eof_w = p[1];
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_create(&s->th, NULL, serve, s);
 	return s;
@@ -173,6 +190,8 @@ static void server_stop(struct server *s)
 	pthread_join(s->th, NULL);
 	close(s->release);
 	close(s->release_w);
+	close(s->client_eof_r);
+	close(s->client_eof_w);
 	free(s);
 }
 
@@ -437,6 +456,76 @@ static void test_framing(void **state)
 	assert_true(o.took_ms < 900);
 }
 
+/* ---- the end of a connection --------------------------------------------- */
+
+struct hold {
+	struct outcome o;
+	int64_t done_at, eof_at;
+};
+
+static void hold_done(struct km_check *c, const struct km_check_result *r)
+{
+	struct hold *h = c->owner;
+
+	h->o.r = *r;
+	h->o.done = true;
+	h->done_at = km_mono_ns();
+	h->o.took_ms = (h->done_at - c->started) / 1000000;
+}
+
+static void client_closed(struct km_loop *l, int fd, uint32_t events,
+			  void *arg)
+{
+	struct hold *h = arg;
+	char b;
+
+	(void)events;
+	if (read(fd, &b, 1) == 1)
+		h->eof_at = km_mono_ns();
+	km_loop_stop(l);
+}
+
+static void test_waits_for_the_servers_close(void **state)
+{
+	struct server *s = *state;
+	struct km_probe p = http(s, "/hold");
+	struct km_loop *l;
+	struct km_http_checker *x;
+	struct km_error err = {0};
+	struct km_check c = {0};
+	struct km_timer guard;
+	struct hold h = {0};
+
+	assert_int_equal(km_loop_create(&l, &err), 0);
+	assert_int_equal(km_http_checker_create(l, &x, &err), 0);
+	assert_int_equal(km_loop_add_fd(l, s->client_eof_r, EPOLLIN,
+					client_closed, &h), 0);
+	c.loop = l;
+	c.probe = &p;
+	c.started = km_mono_ns();
+	c.deadline = c.started + p.timeout_ms * 1000000;
+	c.done = hold_done;
+	c.owner = &h;
+	km_timer_init(&guard, safety, NULL);
+	km_loop_timer_set(l, &guard, c.started + 10000000000LL);
+	assert_int_equal(km_http_check_start(x, &c), 0);
+	assert_int_equal(km_loop_run(l), 0);
+	/* The answer is reported at once, without waiting for the server to
+	 * close (we asked it to, and it does not)... */
+	assert_true(h.o.done);
+	assert_true(h.o.r.success);
+	assert_true(h.o.took_ms < 500);
+	/* ...and the connection is kept for the server's FIN, then let go
+	 * when it does not come: about a second later, never leaked. */
+	assert_true(h.eof_at > 0);
+	assert_true(h.eof_at - h.done_at >= 900000000LL);
+	assert_true(h.eof_at - h.done_at < 5000000000LL);
+	km_loop_timer_cancel(l, &guard);
+	km_loop_del_fd(l, s->client_eof_r);
+	km_http_checker_destroy(x);
+	km_loop_destroy(l);
+}
+
 static void test_tcp(void **state)
 {
 	struct server *s = *state;
@@ -483,9 +572,17 @@ int main(void)
 		T(test_tcp),
 #undef T
 	};
+	/* libcurl closes a connection when it is done with it, by its own
+	 * rules: waiting for the server's FIN is the own connection's. */
+	const struct CMUnitTest own_only[] = {
+		cmocka_unit_test_setup_teardown(
+			test_waits_for_the_servers_close, setup, teardown),
+	};
 	int failed = cmocka_run_group_tests_name("own connection", tests,
 						 own_connection, NULL);
 
+	failed += cmocka_run_group_tests_name("own connection only", own_only,
+					      own_connection, NULL);
 	return failed + cmocka_run_group_tests_name("through libcurl", tests,
 						    through_libcurl, NULL);
 }
