@@ -63,7 +63,6 @@ struct done_msg {
  * KiB). Taken from the checker's pool at the first byte, so a run whose
  * target never answers holds none. */
 struct resp {
-	struct resp *next_free;
 	struct km_http1 p;
 	char body[KM_CHECK_OUTPUT_MAX];
 };
@@ -78,34 +77,69 @@ struct drain {
 	int64_t until;   /* CLOCK_MONOTONIC ns: closed then at the latest */
 };
 
+/* A free list of same-size objects kept for reuse, at most POOL_MAX of
+ * them; the link lives in a free object's first bytes. */
+struct pool {
+	void *head;
+	size_t n;
+};
+
+static void *pool_take(struct pool *p, size_t size)
+{
+	void *o = p->head;
+
+	if (!o)
+		return malloc(size);
+	memcpy(&p->head, o, sizeof p->head);
+	p->n--;
+	return o;
+}
+
+static void pool_give(struct pool *p, void *o)
+{
+	if (p->n >= POOL_MAX) {
+		free(o);
+		return;
+	}
+	memcpy(o, &p->head, sizeof p->head);
+	p->head = o;
+	p->n++;
+}
+
+static void pool_free_all(struct pool *p)
+{
+	while (p->head) {
+		void *o = p->head;
+
+		memcpy(&p->head, o, sizeof p->head);
+		free(o);
+	}
+	p->n = 0;
+}
+
 struct km_http_checker {
 	struct km_loop *loop;
 	CURLM *multi;
 	struct km_timer timer;
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
-	/* Finished runs and response buffers kept for the next checks (at
-	 * most POOL_MAX each): allocating and zeroing them per check showed
-	 * in profiles (glibc trims and regrows its heap around them). */
-	struct http_run *free_runs;
-	size_t n_free_runs;
-	struct resp *free_resps;
-	size_t n_free_resps;
+	/* Finished runs, response buffers and drains kept for the next
+	 * checks: allocating and zeroing them per check showed in profiles
+	 * (glibc trims and regrows its heap around them). */
+	struct pool runs, resps, drain_pool;
 	/* The kubelet's request headers, for probes that add none. NULL if
 	 * they could not be built: each run then builds its own. */
 	struct curl_slist *default_headers;
 	struct done_msg *done;     /* process_done's list, grown as needed */
 	size_t done_cap;
 	/* Draining connections, oldest first; one timer for the oldest. */
-	struct drain *drains, *drains_tail, *free_drains;
-	size_t n_free_drains;
+	struct drain *drains, *drains_tail;
 	struct km_timer drain_timer;
 };
 
 struct http_run {
 	struct km_http_checker *x;
 	struct km_check *c;
-	struct http_run *next_free;
 	struct resp *resp;        /* NULL until a response starts */
 	int redirects;
 	char host[256];           /* of the first request */
@@ -218,29 +252,17 @@ static void give_easy(struct km_http_checker *x, CURL *e)
 /* A response buffer with a fresh parser; NULL when out of memory. */
 static struct resp *take_resp(struct km_http_checker *x)
 {
-	struct resp *b = x->free_resps;
+	struct resp *b = pool_take(&x->resps, sizeof *b);
 
-	if (b) {
-		x->free_resps = b->next_free;
-		x->n_free_resps--;
-	} else if (!(b = malloc(sizeof *b))) {
-		return NULL;
-	}
-	km_http1_init(&b->p, b->body, sizeof b->body);
+	if (b)
+		km_http1_init(&b->p, b->body, sizeof b->body);
 	return b;
 }
 
 static void give_resp(struct km_http_checker *x, struct resp *b)
 {
-	if (!b)
-		return;
-	if (x->n_free_resps < POOL_MAX) {
-		b->next_free = x->free_resps;
-		x->free_resps = b;
-		x->n_free_resps++;
-	} else {
-		free(b);
-	}
+	if (b)
+		pool_give(&x->resps, b);
 }
 
 /* ---- per-transfer callbacks (libcurl) ------------------------------------ */
@@ -315,13 +337,7 @@ static void drain_end(struct drain *d)
 		x->drains_tail = d->prev;
 	km_loop_forget_fd(x->loop, d->fd);
 	km_check_close_now(d->fd);
-	if (x->n_free_drains < POOL_MAX) {
-		d->next = x->free_drains;
-		x->free_drains = d;
-		x->n_free_drains++;
-	} else {
-		free(d);
-	}
+	pool_give(&x->drain_pool, d);
 }
 
 /* Reads and drops what is there; true once the connection is done with
@@ -376,15 +392,11 @@ static void drain_or_close(struct km_http_checker *x, int fd)
 	struct drain *d;
 	size_t drained = 0;
 
-	if (drain_read(fd, &drained) || !(d = x->free_drains ? x->free_drains
-							      : malloc(sizeof *d))) {
+	if (drain_read(fd, &drained) ||
+	    !(d = pool_take(&x->drain_pool, sizeof *d))) {
 		km_loop_forget_fd(x->loop, fd);
 		km_check_close_now(fd);
 		return;
-	}
-	if (d == x->free_drains) {
-		x->free_drains = d->next;
-		x->n_free_drains--;
 	}
 	*d = (struct drain){.x = x, .prev = x->drains_tail, .fd = fd,
 			    .drained = drained,
@@ -439,13 +451,7 @@ static void run_free(struct http_run *r)
 	r->target = NULL;
 	if (r->headers != x->default_headers)
 		curl_slist_free_all(r->headers);
-	if (x->n_free_runs < POOL_MAX) {
-		r->next_free = x->free_runs;
-		x->free_runs = r;
-		x->n_free_runs++;
-	} else {
-		free(r);
-	}
+	pool_give(&x->runs, r);
 }
 
 static bool has_header(const struct km_probe *p, const char *name)
@@ -1029,14 +1035,10 @@ static void process_done(struct km_http_checker *x)
 static struct http_run *new_run(struct km_http_checker *x,
 				struct km_check *c)
 {
-	struct http_run *r = x->free_runs;
+	struct http_run *r = pool_take(&x->runs, sizeof *r);
 
-	if (r) {
-		x->free_runs = r->next_free;
-		x->n_free_runs--;
-	} else if (!(r = malloc(sizeof *r))) {
+	if (!r)
 		return NULL;
-	}
 	memset(r, 0, sizeof *r);
 	r->x = x;
 	r->c = c;
@@ -1174,26 +1176,11 @@ void km_http_checker_destroy(struct km_http_checker *x)
 	km_loop_timer_cancel(x->loop, &x->drain_timer);
 	while (x->drains)
 		drain_end(x->drains);
-	while (x->free_drains) {
-		struct drain *d = x->free_drains;
-
-		x->free_drains = d->next;
-		free(d);
-	}
+	pool_free_all(&x->drain_pool);
 	for (size_t i = 0; i < x->n_pool; i++)
 		curl_easy_cleanup(x->pool[i]);
-	while (x->free_runs) {
-		struct http_run *r = x->free_runs;
-
-		x->free_runs = r->next_free;
-		free(r);
-	}
-	while (x->free_resps) {
-		struct resp *b = x->free_resps;
-
-		x->free_resps = b->next_free;
-		free(b);
-	}
+	pool_free_all(&x->runs);
+	pool_free_all(&x->resps);
 	curl_slist_free_all(x->default_headers);
 	free(x->done);
 	curl_multi_cleanup(x->multi);
