@@ -4,6 +4,7 @@
 #ifndef KM_CHECK_INTERNAL_H
 #define KM_CHECK_INTERNAL_H
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <sys/socket.h>
@@ -29,6 +30,21 @@ union km_check_addr {
 	struct sockaddr_in v4;
 	struct sockaddr_in6 v6;
 };
+
+/* Opens a probe's non-blocking socket to a, with SO_LINGER 1 s
+ * (km_check_set_linger), and starts connecting. Returns 0 with *fd set,
+ * or KM_EFULL (out of descriptors) / KM_EIO if no socket could be had.
+ * *connect_err is then 0 (connected at once), EINPROGRESS, or connect's
+ * errno; *fd is the caller's to close in every case. */
+int km_check_connect(const union km_check_addr *a, socklen_t len, int *fd,
+		     int *connect_err);
+
+/* The error class of a failed connection: refused, or another network
+ * error. */
+static inline int km_check_errno_class(int e)
+{
+	return e == ECONNREFUSED ? KM_EC_REFUSED : KM_EC_NETWORK;
+}
 
 /* Fills a from an IP literal; false for anything else (a DNS name). */
 bool km_check_parse_ip(const char *host, int port, union km_check_addr *a,

@@ -3,6 +3,7 @@
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -96,6 +97,18 @@ void km_check_close_now(int fd)
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	close(fd);
+}
+
+int km_check_connect(const union km_check_addr *a, socklen_t len, int *fd,
+		     int *connect_err)
+{
+	*fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		     0);
+	if (*fd < 0)
+		return errno == EMFILE || errno == ENFILE ? KM_EFULL : KM_EIO;
+	km_check_set_linger(*fd);
+	*connect_err = connect(*fd, &a->sa, len) < 0 ? errno : 0;
+	return 0;
 }
 
 bool km_check_parse_ip(const char *host, int port, union km_check_addr *a,

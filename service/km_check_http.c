@@ -769,8 +769,7 @@ static void plain_fail(struct http_run *r, int error_class, const char *what,
 
 static void plain_fail_errno(struct http_run *r, const char *what, int e)
 {
-	plain_fail(r, e == ECONNREFUSED ? KM_EC_REFUSED : KM_EC_NETWORK, what,
-		   strerror(e));
+	plain_fail(r, km_check_errno_class(e), what, strerror(e));
 }
 
 /* Connected (or failed to): write the request. True if it went out (r
@@ -927,18 +926,16 @@ static void plain_timed_out(struct km_loop *l, void *arg)
 static int plain_connect(struct http_run *r)
 {
 	struct km_loop *l = r->x->loop;
-	int fd = socket(r->addr.sa.sa_family,
-			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd, e, rc = km_check_connect(&r->addr, r->addr_len, &fd, &e);
 
-	if (fd < 0)
-		return errno == EMFILE || errno == ENFILE ? KM_EFULL : KM_EIO;
-	km_check_set_linger(fd);
+	if (rc)
+		return rc;
 	r->fd = fd;
 	r->sent = false;
 	if (km_loop_timer_set(l, &r->timeout, r->c->deadline))
 		return KM_ENOMEM; /* the caller's run_free closes fd */
-	if (connect(fd, &r->addr.sa, r->addr_len) < 0 && errno != EINPROGRESS) {
-		plain_fail_errno(r, "connect to", errno);
+	if (e && e != EINPROGRESS) {
+		plain_fail_errno(r, "connect to", e);
 		return 0;
 	}
 	/* Even a connection made at once is written from the loop. Both

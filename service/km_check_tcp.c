@@ -36,9 +36,8 @@ static void close_run(struct tcp_run *r)
 static void fail_errno(struct km_check_result *res, const struct km_probe *p,
 		       int e)
 {
-	km_check_fail(res, e == ECONNREFUSED ? KM_EC_REFUSED : KM_EC_NETWORK,
-		      0, "connect to %s:%d: %s", p->host, p->port,
-		      strerror(e));
+	km_check_fail(res, km_check_errno_class(e), 0, "connect to %s:%d: %s",
+		      p->host, p->port, strerror(e));
 }
 
 static void report(struct tcp_run *r, const struct km_check_result *res)
@@ -86,6 +85,7 @@ int km_tcp_check_start(struct km_http_checker *x, struct km_check *c)
 	struct tcp_run *r;
 	union km_check_addr a;
 	socklen_t len;
+	int rc, e;
 
 	if (!km_check_parse_ip(p->host, p->port, &a, &len))
 		return check_tcp_by_name(x, c);
@@ -95,21 +95,14 @@ int km_tcp_check_start(struct km_http_checker *x, struct km_check *c)
 	r->c = c;
 	c->impl = r;
 	km_timer_init(&r->timeout, timed_out, r);
-	r->fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		       0);
-	if (r->fd < 0) {
-		int e = errno;
-
+	rc = km_check_connect(&a, len, &r->fd, &e);
+	if (rc) {
 		close_run(r);
-		return e == EMFILE || e == ENFILE ? KM_EFULL : KM_EIO;
+		return rc;
 	}
-	km_check_set_linger(r->fd);
-	if (connect(r->fd, &a.sa, len) == 0) {
-		report(r, &res);
-		return 0;
-	}
-	if (errno != EINPROGRESS) {
-		fail_errno(&res, p, errno);
+	if (e != EINPROGRESS) {
+		if (e)
+			fail_errno(&res, p, e);
 		report(r, &res);
 		return 0;
 	}
