@@ -27,20 +27,8 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-TMP=$(mktemp -d /tmp/kmcallgrind.XXXXXX)
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		if kill -0 "$p" 2>/dev/null; then
-			kill -TERM "$p" 2>/dev/null || true
-			wait "$p" 2>/dev/null || true
-		fi
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$ROOT/bench/lib.sh"
+bench_init kmcallgrind
 
 ninja -C "$BUILD" kubemedicd kubemedic km_seed bench_cxx_health_server >/dev/null
 

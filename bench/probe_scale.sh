@@ -112,22 +112,8 @@ for tool in nginx ab taskset ss sqlite3 python3 curl; do
 done
 [ -x /usr/bin/time ] || { echo "probe_scale.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/kmscale.XXXXXX)
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		if kill -0 "$p" 2>/dev/null; then
-			kill -TERM "$p" 2>/dev/null || true
-			wait "$p" 2>/dev/null || true
-		fi
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '%s\n' "$*"; }
+. "$ROOT/bench/lib.sh"
+bench_init kmscale
 # Removes a pid from PIDS once it has been waited for.
 forget() {
 	local p keep=()

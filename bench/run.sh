@@ -72,22 +72,8 @@ while [ $# -gt 0 ]; do
 done
 case "$LOADGEN" in h2load|ghz) ;; *) echo "run.sh: --loadgen h2load|ghz" >&2; exit 2 ;; esac
 
-TMP=$(mktemp -d /tmp/kmbench.XXXXXX)
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		if kill -0 "$p" 2>/dev/null; then
-			kill -TERM "$p" 2>/dev/null || true
-			wait "$p" 2>/dev/null || true
-		fi
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '%s\n' "$*"; }
+. "$ROOT/bench/lib.sh"
+bench_init kmbench
 
 # ---- build --------------------------------------------------------------------
 if [ ! -f "$BUILD/build.ninja" ]; then
