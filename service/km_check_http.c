@@ -142,7 +142,6 @@ struct http_run {
 	struct km_check *c;
 	struct resp *resp;        /* NULL until a response starts */
 	int redirects;
-	char host[256];           /* of the first request */
 
 	/* libcurl's transfer (HTTPS, DNS names), or NULL. */
 	CURL *easy;
@@ -643,6 +642,15 @@ static void report(struct http_run *r, const struct km_check_result *res)
 
 static int plain_connect(struct http_run *r);
 
+/* The path (and query) of r's current request over its own connection:
+ * a redirect's, else the probe's, always from "/". */
+static const char *plain_target(const struct http_run *r)
+{
+	const char *path = r->c->probe->path;
+
+	return r->target ? r->target : path && *path ? path : "/";
+}
+
 /* Starts the next request of r, to an absolute URL: over our own
  * connection if it is plain HTTP to an IP address, else through libcurl. */
 static int follow(struct http_run *r, const char *url)
@@ -713,7 +721,9 @@ static void conclude(struct http_run *r, long code, const char *location)
 		int rc;
 
 		url_host(location, host, sizeof host);
-		if (strcasecmp(host, r->host) != 0) {
+		/* Compared with the probe's: a redirect leaves the host
+		 * only to be refused. */
+		if (strcasecmp(host, r->c->probe->host) != 0) {
 			/* The kubelet does not follow a redirect to another
 			 * host: the 3xx is the answer, a success. */
 			snprintf(res.message, sizeof res.message,
@@ -796,8 +806,7 @@ static bool plain_send(struct http_run *r, uint32_t events)
 		}
 	}
 	n = km_http1_request(req, sizeof req,
-			     r->target ? r->target
-				       : (p->path && *p->path ? p->path : "/"),
+			     plain_target(r),
 			     r->host_port, p->headers, p->n_headers,
 			     USER_AGENT);
 	if (n < 0) {
@@ -863,12 +872,11 @@ static void plain_read(struct http_run *r)
 	if (is_redirect(p->status) && p->has_location) {
 		/* Resolved against this request's URL, as a browser would. */
 		char base[4096], *abs = NULL;
-		const char *path = r->target ? r->target : r->c->probe->path;
 		CURLU *u = curl_url();
 		long code = p->status;
 
 		snprintf(base, sizeof base, "http://%s%s", r->host_port,
-			 path && *path ? path : "/");
+			 plain_target(r));
 		if (u && curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK) {
 			snprintf(base, sizeof base, "http://%s/", r->host_port);
 			curl_url_set(u, CURLUPART_URL, base, 0);
@@ -1041,7 +1049,6 @@ static struct http_run *new_run(struct km_http_checker *x,
 	r->c = c;
 	r->fd = -1;
 	km_timer_init(&r->timeout, plain_timed_out, r);
-	snprintf(r->host, sizeof r->host, "%s", c->probe->host);
 	c->impl = r;
 	return r;
 }
@@ -1071,15 +1078,18 @@ int km_http_check_start(struct km_http_checker *x, struct km_check *c)
 
 		snprintf(r->host_port, sizeof r->host_port, "%s%s%s:%d",
 			 v6 ? "[" : "", p->host, v6 ? "]" : "", p->port);
+		rc = 0;
 		if (p->path && *p->path && *p->path != '/') {
+			/* "healthz" is "/healthz", as build_url has it. */
 			size_t n = strlen(p->path) + 2;
 
 			if ((r->target = malloc(n)))
 				snprintf(r->target, n, "/%s", p->path);
+			else
+				rc = KM_ENOMEM;
 		}
-		rc = p->path && *p->path && *p->path != '/' && !r->target
-			     ? KM_ENOMEM
-			     : plain_connect(r);
+		if (!rc)
+			rc = plain_connect(r);
 	} else {
 		char url[4096];
 
