@@ -254,6 +254,7 @@ static void *cq_main(void *arg)
 {
 	struct km_grpc_checker *x = arg;
 
+	pthread_setname_np(pthread_self(), "km-grpc-probe");
 	for (;;) {
 		grpc_event ev = grpc_completion_queue_next(
 			x->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);

@@ -642,6 +642,7 @@ static void *prober_main(void *arg)
 {
 	struct km_prober *pr = arg;
 
+	pthread_setname_np(pthread_self(), "km-prober");
 	if (km_loop_run(pr->loop))
 		km_log(KM_LOG_ERROR, "prober loop failed", NULL);
 	return NULL;

@@ -727,6 +727,8 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	bool cq_down = false;
 
+	pthread_setname_np(pthread_self(), "km-rpc");
+
 	for (;;) {
 		/* Nothing wakes a worker whose queue is idle when the server is
 		 * done, so it looks at `quitting` every tenth of a second. */
