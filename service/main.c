@@ -251,7 +251,8 @@ static void log_stats(struct km_prober *pr, struct km_store *store)
 	       "results_queued", KM_I(s.results_queued), "results_written",
 	       KM_I(s.results_written), "results_dropped",
 	       KM_I(s.results_dropped), "queue_depth",
-	       KM_I(s.result_queue_depth), "batches", KM_I(s.batches), NULL);
+	       KM_I(s.result_queue_depth), "batches", KM_I(s.batches),
+	       "writer_boosts", KM_I(s.writer_boosts), NULL);
 }
 
 /* Waits for a signal in set other than SIGUSR1 and returns it; logs the

@@ -10,6 +10,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,7 +329,8 @@ struct batch {
 	size_t n_res;
 };
 
-static void take_batch(struct km_store *s, struct batch *b)
+/* Returns whether the batch holds a synchronous op (a caller waits). */
+static bool take_batch(struct km_store *s, struct batch *b)
 {
 	bool has_sync = false;
 	size_t max_res;
@@ -351,6 +354,7 @@ static void take_batch(struct km_store *s, struct batch *b)
 	}
 	if (b->n_ctl)
 		pthread_cond_broadcast(&s->room_cv);
+	return has_sync;
 }
 
 static void write_batch(struct km_store *s, struct batch *b)
@@ -507,15 +511,45 @@ static struct timespec deadline_in(int64_t ns)
 	return ts;
 }
 
-/* How much less CPU priority the writer takes than the rest of the daemon
- * (nice(2) steps; the nice value is per thread on Linux). Batching makes
- * the writer indifferent to a few milliseconds' wait, which is what the
- * prober's schedule cannot afford: at 10,000 checks a second on one core
- * the writer's commits held the loop off long enough for a p99 schedule
- * lag of 18-22 ms; 10 steps lower, 5-13 ms (bench/RESULTS.md). Under
- * contention the writer still gets about a tenth of a core, some ten
- * times what 10,000 results a second cost it. */
+/* The writer's CPU priority. Batching makes the writer indifferent to a
+ * few milliseconds' wait, which is what the prober's schedule cannot
+ * afford: on one core at 10,000 checks a second, a writer at the default
+ * priority held the loop off for a p99 schedule lag of 18-22 ms, and even
+ * 10 nice steps lower for 15-18 ms; as SCHED_IDLE, for 2.5-3.5 ms
+ * (bench/RESULTS.md). SCHED_IDLE runs only in time nobody else wants, so a
+ * writer that falls behind there would in the end drop results: once a
+ * quarter of the result queue is waiting, or a caller waits for a
+ * synchronous write, it runs as SCHED_OTHER, WRITER_NICE steps below the
+ * daemon (about a tenth of a core under contention, some ten times what
+ * 10,000 results a second cost it), until the queue is down to a
+ * sixteenth. Going back from SCHED_IDLE to that nice value needs no
+ * privilege. In a pod the idle policy applies within the pod's share. */
 #define WRITER_NICE 10
+
+static void writer_priority(struct km_store *s, bool boost, bool behind)
+{
+	struct sched_param none = {0};
+	int e;
+
+	if (boost == s->writer_boosted || s->writer_sched_fixed)
+		return;
+	e = pthread_setschedparam(pthread_self(),
+				  boost ? SCHED_OTHER : SCHED_IDLE, &none);
+	if (e) {
+		km_log(KM_LOG_WARN, "cannot change the writer's scheduling "
+				    "policy", "policy",
+		       boost ? "SCHED_OTHER" : "SCHED_IDLE", "error",
+		       strerror(e), NULL);
+		s->writer_sched_fixed = true; /* say it once, stay as it is */
+		return;
+	}
+	s->writer_boosted = boost;
+	if (boost && behind) {
+		pthread_mutex_lock(&s->mu);
+		s->stats.writer_boosts++;
+		pthread_mutex_unlock(&s->mu);
+	}
+}
 
 static void *writer_main(void *arg)
 {
@@ -525,18 +559,20 @@ static void *writer_main(void *arg)
 	bool retention = s->o.results_retention_us > 0 ||
 			 s->o.transitions_retention_us > 0;
 	int64_t next_sweep = km_mono_ns(); /* first sweep at start-up */
+	bool behind, waited_on;
 	id_t self = (id_t)gettid();
+	int nice;
 
+	pthread_setname_np(pthread_self(), "km-writer");
 	errno = 0;
-	{
-		int now = getpriority(PRIO_PROCESS, self);
-
-		if (errno || setpriority(PRIO_PROCESS, self,
-					 now + WRITER_NICE > 19 ? 19
-								: now + WRITER_NICE))
-			km_log(KM_LOG_WARN, "cannot lower the writer's priority",
-			       "error", strerror(errno), NULL);
-	}
+	nice = getpriority(PRIO_PROCESS, self);
+	if (errno || setpriority(PRIO_PROCESS, self,
+				 nice + WRITER_NICE > 19 ? 19
+							 : nice + WRITER_NICE))
+		km_log(KM_LOG_WARN, "cannot lower the writer's priority",
+		       "error", strerror(errno), NULL);
+	s->writer_boosted = true; /* threads start as SCHED_OTHER */
+	writer_priority(s, false, false);
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		/* Wait for rows, a stop, or the time of the next sweep. */
@@ -561,8 +597,14 @@ static void *writer_main(void *arg)
 		if (s->stopping && !s->ring_count && !s->ctl_count)
 			break;
 		wait_for_company(s);
-		take_batch(s, &b);
+		/* Behind: a quarter of the queue waits (until a sixteenth
+		 * does), or a caller does. */
+		behind = s->ring_count >= s->ring_cap / 4 ||
+			 (s->writer_boosted &&
+			  s->ring_count > s->ring_cap / 16);
+		waited_on = take_batch(s, &b);
 		pthread_mutex_unlock(&s->mu);
+		writer_priority(s, behind || waited_on, behind);
 
 		if (b.n_ctl || b.n_res)
 			write_batch(s, &b);

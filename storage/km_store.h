@@ -111,6 +111,8 @@ struct km_store_stats {
 	uint64_t retention_deleted;
 	uint64_t retention_steps;      /* DELETE statements run */
 	uint64_t retention_sweeps;     /* sweeps completed */
+	uint64_t writer_boosts;        /* times the writer fell behind and
+	                                  left SCHED_IDLE to catch up */
 	size_t result_queue_depth;
 	size_t result_queue_max_depth;
 };

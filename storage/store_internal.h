@@ -57,6 +57,8 @@ struct km_store {
 	bool stopping;
 	bool sweep_requested;          /* km_store_retention_sweep asked */
 	bool sweeping;                 /* a sweep is under way */
+	bool writer_boosted;           /* writer thread only: SCHED_OTHER */
+	bool writer_sched_fixed;       /* writer thread only: cannot change it */
 
 	struct result_slot *ring;      /* results, drop-oldest when full */
 	size_t ring_cap, ring_head, ring_count;

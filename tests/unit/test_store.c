@@ -8,7 +8,12 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -290,6 +295,88 @@ static void add_results(struct fixture *f, int64_t tid, int from, int n)
 				      .success = true};
 		assert_int_equal(km_store_add_result(f->s, &r), 0);
 	}
+}
+
+/* The scheduling policy of this process's thread named km-writer. */
+static int writer_policy(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int policy = -1;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		char path[320], comm[32] = "";
+		FILE *fp;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm",
+			 e->d_name);
+		fp = fopen(path, "r");
+		if (!fp)
+			continue;
+		if (fgets(comm, sizeof comm, fp) &&
+		    strcmp(comm, "km-writer\n") == 0)
+			policy = sched_getscheduler((pid_t)atoi(e->d_name));
+		fclose(fp);
+	}
+	closedir(d);
+	return policy;
+}
+
+static void wait_written(struct fixture *f, uint64_t n)
+{
+	struct km_store_stats st;
+
+	do {
+		km_store_get_stats(f->s, &st);
+	} while (st.results_written < n && usleep(1000) == 0);
+	assert_int_equal(st.results_written, n);
+}
+
+/* The writer runs as SCHED_IDLE so it never delays a probe; a queue a
+ * quarter full gives it an ordinary share until it has caught up, and
+ * nothing is dropped on the way. */
+static void test_writer_idle_until_behind(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {.result_queue = 64};
+	struct km_store_stats st;
+	struct km_error err = {0};
+	int64_t tid;
+	sqlite3 *db;
+
+	close_store(f);
+	assert_int_equal(open_store(f, &o), 0);
+	tid = make_target(f, "probe//idle");
+	/* A synchronous write (the target) does not count as falling
+	 * behind; a result alone goes back to SCHED_IDLE. */
+	add_results(f, tid, 0, 1);
+	wait_written(f, 1);
+	assert_int_equal(writer_policy(), SCHED_IDLE);
+	km_store_get_stats(f->s, &st);
+	assert_int_equal(st.writer_boosts, 0);
+
+	/* Hold the write lock while 40 of 64 slots fill. */
+	db = raw_open(f->db);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+			 SQLITE_OK);
+	add_results(f, tid, 1, 40);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	wait_written(f, 41);
+	km_store_get_stats(f->s, &st);
+	assert_int_equal(st.writer_boosts, 1);
+	assert_int_equal(st.results_dropped, 0);
+
+	/* Caught up: the next batch is written as SCHED_IDLE again. */
+	add_results(f, tid, 41, 1);
+	wait_written(f, 42);
+	assert_int_equal(writer_policy(), SCHED_IDLE);
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 42);
 }
 
 static void test_group_commit(void **state)
@@ -905,6 +992,7 @@ int main(void)
 		T(test_not_a_database_refused),
 		T(test_results_batched_and_flushed),
 		T(test_overload_drops_oldest),
+		T(test_writer_idle_until_behind),
 		T(test_group_commit),
 		T(test_transitions_update_target),
 		T(test_sync_write_committed_before_return),
