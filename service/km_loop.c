@@ -42,12 +42,17 @@ struct post {
 	struct post *next;
 };
 
+struct heap_ent {
+	int64_t due;
+	struct km_timer *t;
+};
+
 struct km_loop {
 	int epfd, tfd, efd;
 	int64_t armed_for; /* what the timerfd is set to; 0 = disarmed */
 	struct fd_entry *fds;
 	size_t n_fds;
-	struct km_timer **heap;
+	struct heap_ent *heap;
 	size_t heap_len, heap_cap;
 	int64_t now;
 	pthread_mutex_t mu;
@@ -57,54 +62,57 @@ struct km_loop {
 
 /* ---- timer heap ---------------------------------------------------------- */
 
-static void heap_place(struct km_loop *l, size_t i, struct km_timer *t)
+/* Each entry carries its timer's due time, so sifting compares within the
+ * array (10,000 probes: 160 KB) instead of loading a timer from wherever
+ * its owner lives: that miss per level made the heap our costliest code. */
+static void heap_place(struct km_loop *l, size_t i, struct heap_ent e)
 {
-	l->heap[i] = t;
-	t->heap_index = i + 1;
+	l->heap[i] = e;
+	e.t->heap_index = i + 1;
 }
 
 static void sift_up(struct km_loop *l, size_t i)
 {
-	struct km_timer *t = l->heap[i];
+	struct heap_ent e = l->heap[i];
 
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (l->heap[parent]->due <= t->due)
+		if (l->heap[parent].due <= e.due)
 			break;
 		heap_place(l, i, l->heap[parent]);
 		i = parent;
 	}
-	heap_place(l, i, t);
+	heap_place(l, i, e);
 }
 
 static void sift_down(struct km_loop *l, size_t i)
 {
-	struct km_timer *t = l->heap[i];
+	struct heap_ent e = l->heap[i];
 
 	for (;;) {
 		size_t c = 2 * i + 1;
 		if (c >= l->heap_len)
 			break;
-		if (c + 1 < l->heap_len && l->heap[c + 1]->due < l->heap[c]->due)
+		if (c + 1 < l->heap_len && l->heap[c + 1].due < l->heap[c].due)
 			c++;
-		if (t->due <= l->heap[c]->due)
+		if (e.due <= l->heap[c].due)
 			break;
 		heap_place(l, i, l->heap[c]);
 		i = c;
 	}
-	heap_place(l, i, t);
+	heap_place(l, i, e);
 }
 
 static void heap_remove(struct km_loop *l, struct km_timer *t)
 {
 	size_t i = t->heap_index - 1;
-	struct km_timer *last = l->heap[--l->heap_len];
+	struct heap_ent last = l->heap[--l->heap_len];
 
 	t->heap_index = 0;
 	if (i == l->heap_len)
 		return;
 	heap_place(l, i, last);
-	if (i > 0 && l->heap[(i - 1) / 2]->due > last->due)
+	if (i > 0 && l->heap[(i - 1) / 2].due > last.due)
 		sift_up(l, i);
 	else
 		sift_down(l, i);
@@ -113,12 +121,19 @@ static void heap_remove(struct km_loop *l, struct km_timer *t)
 int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due)
 {
 	if (t->heap_index) {
-		t->due = due;
-		heap_remove(l, t);
+		/* Re-armed in place: one sift, up or down. */
+		size_t i = t->heap_index - 1;
+
+		t->due = l->heap[i].due = due;
+		if (i > 0 && l->heap[(i - 1) / 2].due > due)
+			sift_up(l, i);
+		else
+			sift_down(l, i);
+		return 0;
 	}
 	if (l->heap_len == l->heap_cap) {
 		size_t cap = l->heap_cap ? l->heap_cap * 2 : 64;
-		struct km_timer **h = realloc(l->heap, cap * sizeof *h);
+		struct heap_ent *h = realloc(l->heap, cap * sizeof *h);
 
 		if (!h)
 			return KM_ENOMEM;
@@ -126,7 +141,7 @@ int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due)
 		l->heap_cap = cap;
 	}
 	t->due = due;
-	heap_place(l, l->heap_len++, t);
+	heap_place(l, l->heap_len++, (struct heap_ent){due, t});
 	sift_up(l, l->heap_len - 1);
 	return 0;
 }
@@ -149,8 +164,8 @@ size_t km_loop_timer_count(const struct km_loop *l)
 static void run_timers(struct km_loop *l)
 {
 	l->now = km_mono_ns();
-	while (l->heap_len && l->heap[0]->due <= l->now) {
-		struct km_timer *t = l->heap[0];
+	while (l->heap_len && l->heap[0].due <= l->now) {
+		struct km_timer *t = l->heap[0].t;
 
 		heap_remove(l, t);
 		t->fn(l, t->arg); /* may re-arm t or others */
@@ -166,7 +181,7 @@ static void rearm(struct km_loop *l)
 	if (!l->heap_len)
 		return; /* a stale arming only wakes us for nothing */
 	/* Up to the next whole millisecond: neighbours share a wake-up. */
-	due = (l->heap[0]->due + 999999) / 1000000 * 1000000;
+	due = (l->heap[0].due + 999999) / 1000000 * 1000000;
 	if (due < 1)
 		due = 1;
 	if (l->armed_for && l->armed_for > now && l->armed_for <= due)
