@@ -9,7 +9,8 @@
  *  - sqlite:    the baseline. A database made by km_store_open/close (so it
  *               has exactly the migrated schema), reopened with the pragmas
  *               of km_store.c configure() (WAL, synchronous=FULL,
- *               foreign_keys, cache_size=-65536, journal_size_limit), and
+ *               foreign_keys, cache_size=-65536, wal_autocheckpoint,
+ *               journal_size_limit), and
  *               one prepared INSERT (the writer's SQL) stepped N times in
  *               transactions of B rows (BEGIN IMMEDIATE ... COMMIT).
  *  - kubemedic: km_store_open (batch_max = B, result_queue = Q), then
@@ -199,6 +200,7 @@ static sqlite3 *open_like_store(const char *path)
 	sql_ok(db, "PRAGMA synchronous=FULL;"
 		   "PRAGMA foreign_keys=ON;"
 		   "PRAGMA cache_size=-65536;"
+		   "PRAGMA wal_autocheckpoint=10000;"
 		   "PRAGMA journal_size_limit=67108864");
 	return db;
 }
