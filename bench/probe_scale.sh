@@ -248,17 +248,30 @@ stats_now() {
 # field LINE NAME
 field() { grep -o " $2=[0-9-]*" <<<"$1" | cut -d= -f2; }
 
-# tw_count PORT...: TIME_WAIT sockets with one of these ports at either end.
+# tw_count PORT...: TIME_WAIT sockets on the client's side (the remote
+# port is one of these) and on nginx's side (the local port is), as
+# "client server".
 tw_count() {
-	local f="" p
-	for p in "$@"; do f+="${f:+ or }sport = :$p or dport = :$p"; done
-	ss -Htan state time-wait "( $f )" | wc -l
+	local c="" s="" p
+	for p in "$@"; do
+		c+="${c:+ or }dport = :$p"
+		s+="${s:+ or }sport = :$p"
+	done
+	echo "$(ss -Htan state time-wait "( $c )" | wc -l)" \
+		"$(ss -Htan state time-wait "( $s )" | wc -l)"
 }
 
-# tw_sampler OUT PORT...: a sample every second until killed.
+# tw_sampler OUT PORT...: a sample every second until killed, on nginx's
+# CPU: with tens of thousands of sockets in TIME_WAIT one ss takes tens of
+# ms, which on the clients' CPU would show up in their schedule lag.
 tw_sampler() {
 	local out=$1; shift
 	while :; do tw_count "$@" >>"$out"; sleep 1; done
+}
+
+# tw_max FILE: "client/server", the highest of each column.
+tw_max() {
+	awk '$1 > c { c = $1 } $2 > s { s = $2 } END { print c + 0 "/" s + 0 }' "$1"
 }
 
 # run_ab OUT ARGS...: ab pinned to KM_CPU; prints "requests cpu_s wall_s rps failed".
@@ -320,7 +333,7 @@ if [ "$DO_SCALE" = 1 ]; then
 		sleep "$WARMUP"
 		c0=$(ticks "$KM_PID"); t0=$(now); s0=$(stats_now "$LOG"); lo0=$(listen_overflows)
 		: >"$TMP/tw.km$r"
-		tw_sampler "$TMP/tw.km$r" "${PROBE_PORTS[@]}" &
+		taskset -c "$NGINX_CPU" bash -c "$(declare -f tw_count tw_sampler); tw_sampler $TMP/tw.km$r ${PROBE_PORTS[*]}" &
 		TWP=$!; PIDS+=("$TWP")
 		sleep "$DURATION"
 		c1=$(ticks "$KM_PID"); t1=$(now); s1=$(stats_now "$LOG"); lo1=$(listen_overflows)
@@ -339,15 +352,15 @@ if [ "$DO_SCALE" = 1 ]; then
 		read -r kms kmus rps sps hwm_mb < <(awk -v c="$((c1 - c0))" -v hz="$(hz)" -v n="$runs" \
 			-v w="$written" -v t0="$t0" -v t1="$t1" -v h="$hwm" \
 			'BEGIN {s = c / hz; printf "%.2f %.1f %.0f %.0f %.1f\n", s, 1e6 * s / n, n / (t1 - t0), w / (t1 - t0), h / 1024}')
-		twk=$(sort -n "$TMP/tw.km$r" | tail -1)
+		twk=$(tw_max "$TMP/tw.km$r")
 		# ab: the same number of requests.
 		: >"$TMP/tw.ab$r"
-		tw_sampler "$TMP/tw.ab$r" "$AB_PORT" &
+		taskset -c "$NGINX_CPU" bash -c "$(declare -f tw_count tw_sampler); tw_sampler $TMP/tw.ab$r $AB_PORT" &
 		TWP=$!; PIDS+=("$TWP")
 		read -r abn abs abe abrps abfail < <(run_ab "$TMP/ab.scale$r" -n "$runs" -c "$AB_C")
 		kill "$TWP"; wait "$TWP" 2>/dev/null || true; forget "$TWP"
 		tw_count "$AB_PORT" >>"$TMP/tw.ab$r"
-		twa=$(sort -n "$TMP/tw.ab$r" | tail -1)
+		twa=$(tw_max "$TMP/tw.ab$r")
 		[ "$abn" = "$runs" ] && [ "$abfail" = 0 ] || { echo "probe_scale.sh: ab completed $abn of $runs, $abfail failed" >&2; cat "$TMP/ab.scale$r" >&2; exit 1; }
 		# libcurl alone, as kubemedic drives it: like ab, then at kubemedicd's pace.
 		read -r cn cs ce cfail < <(run_curl "$TMP/curl.scale$r" --requests "$runs" --concurrency "$AB_C")
@@ -362,11 +375,11 @@ if [ "$DO_SCALE" = 1 ]; then
 		printf '%-5s %8s %7s %7s %7s %7s %8s %6s %7s %8s %7s %8s %8s %8s %7s %7s %7s\n' \
 			"$r" "$runs" "$rps" "$kmus" "$abus" "$curlus" "$curlpus" "$ratio" "$ca" "$kc" "$hwm_mb" \
 			"$(field "$s1" interval_lag_p99_us)" "$(field "$s1" interval_lag_max_us)" "$sps" "$dropped" "$failed" "$skipped"
-		say "      kubemedicd: $kms s CPU, lag p50 $(field "$s1" interval_lag_p50_us) µs, TIME_WAIT max $twk, $rows results in the database after the stop, SYNs dropped by full listen queues $((lo1 - lo0))"
-		say "      ab: $abn requests, $abs s CPU, $abe s wall ($abrps/s), TIME_WAIT max $twa; curl -c $AB_C: $cn requests, $cs s CPU, $ce s wall, $cfail failed; curl paced at $rps/s: $pn requests, $ps s CPU, $pfail failed; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+		say "      kubemedicd: $kms s CPU, lag p50 $(field "$s1" interval_lag_p50_us) µs, TIME_WAIT max (client/nginx) $twk, $rows results in the database after the stop, SYNs dropped by full listen queues $((lo1 - lo0))"
+		say "      ab: $abn requests, $abs s CPU, $abe s wall ($abrps/s), TIME_WAIT max (client/nginx) $twa; curl -c $AB_C: $cn requests, $cs s CPU, $ce s wall, $cfail failed; curl paced at $rps/s: $pn requests, $ps s CPU, $pfail failed; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 		R_RATIO+=("$ratio"); R_KMUS+=("$kmus"); R_ABUS+=("$abus"); R_CURLUS+=("$curlus"); R_CURLPUS+=("$curlpus")
 		R_CA+=("$ca"); R_KC+=("$kc"); R_HWM+=("$hwm_mb")
-		R_P99+=("$(field "$s1" interval_lag_p99_us)"); R_STORED+=("$sps"); R_TW+=("$twk"); R_TWAB+=("$twa"); R_RUNS+=("$rps")
+		R_P99+=("$(field "$s1" interval_lag_p99_us)"); R_STORED+=("$sps"); R_TW+=("${twk%/*}"); R_TWAB+=("${twa%/*}"); R_RUNS+=("$rps")
 		rm -f "$DB" "$DB-wal" "$DB-shm"
 	done
 	say ""
@@ -374,7 +387,7 @@ if [ "$DO_SCALE" = 1 ]; then
 	say "medians over $ROUNDS round(s):"
 	say "  CPU per request: kubemedicd $(echo "${R_KMUS[*]}" | med) µs, ab $(echo "${R_ABUS[*]}" | med) µs, curl -c $AB_C $(echo "${R_CURLUS[*]}" | med) µs, curl paced $(echo "${R_CURLPUS[*]}" | med) µs"
 	say "  kubemedicd/ab $m_ratio [${R_RATIO[*]}] (goal <= 1.3); curl/ab $(echo "${R_CA[*]}" | med) [${R_CA[*]}]; kubemedicd/curl paced $(echo "${R_KC[*]}" | med) [${R_KC[*]}]"
-	say "  VmHWM $(echo "${R_HWM[*]}" | med) MB (goal < 150); p99 lag $(echo "${R_P99[*]}" | med) µs (goal < 20000); runs/s $(echo "${R_RUNS[*]}" | med) (scheduled: $PROBES); stored/s $(echo "${R_STORED[*]}" | med); TIME_WAIT max kubemedicd $(echo "${R_TW[*]}" | med), ab $(echo "${R_TWAB[*]}" | med)"
+	say "  VmHWM $(echo "${R_HWM[*]}" | med) MB (goal < 150); p99 lag $(echo "${R_P99[*]}" | med) µs (goal < 20000); runs/s $(echo "${R_RUNS[*]}" | med) (scheduled: $PROBES); stored/s $(echo "${R_STORED[*]}" | med); TIME_WAIT max on the client side: kubemedicd $(echo "${R_TW[*]}" | med), ab $(echo "${R_TWAB[*]}" | med)"
 	SUMMARY+=("scale probes=$PROBES km_ab_ratio=$m_ratio curl_ab_ratio=$(echo "${R_CA[*]}" | med) km_curl_paced_ratio=$(echo "${R_KC[*]}" | med) km_us=$(echo "${R_KMUS[*]}" | med) ab_us=$(echo "${R_ABUS[*]}" | med) runs_per_s=$(echo "${R_RUNS[*]}" | med) hwm_mb=$(echo "${R_HWM[*]}" | med) lag_p99_us=$(echo "${R_P99[*]}" | med) stored_per_s=$(echo "${R_STORED[*]}" | med)")
 fi
 
