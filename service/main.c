@@ -252,7 +252,8 @@ static void log_stats(struct km_prober *pr, struct km_store *store)
 	       KM_I(s.results_written), "results_dropped",
 	       KM_I(s.results_dropped), "queue_depth",
 	       KM_I(s.result_queue_depth), "batches", KM_I(s.batches),
-	       "writer_boosts", KM_I(s.writer_boosts), NULL);
+	       "writer_idle", KM_I(s.writer_idle), "writer_boosts",
+	       KM_I(s.writer_boosts), NULL);
 }
 
 /* Waits for a signal in set other than SIGUSR1 and returns it; logs the

@@ -522,9 +522,35 @@ static struct timespec deadline_in(int64_t ns)
  * synchronous write, it runs as SCHED_OTHER, WRITER_NICE steps below the
  * daemon (about a tenth of a core under contention, some ten times what
  * 10,000 results a second cost it), until the queue is down to a
- * sixteenth. Going back from SCHED_IDLE to that nice value needs no
- * privilege. In a pod the idle policy applies within the pod's share. */
+ * sixteenth. In a pod the idle policy applies within the pod's share.
+ *
+ * Leaving SCHED_IDLE takes CAP_SYS_NICE or an RLIMIT_NICE that reaches
+ * the thread's nice value, which an unprivileged container does not have;
+ * and a thread that cannot leave it stays there. So the writer first has a
+ * short-lived thread of its own (same nice value) try the round trip, and
+ * without it keeps to SCHED_OTHER at WRITER_NICE. */
 #define WRITER_NICE 10
+
+static void *idle_round_trip(void *arg)
+{
+	struct sched_param none = {0};
+
+	*(bool *)arg =
+		pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) == 0 &&
+		pthread_setschedparam(pthread_self(), SCHED_OTHER, &none) == 0;
+	return NULL;
+}
+
+static bool can_leave_idle(void)
+{
+	pthread_t t;
+	bool ok = false;
+
+	if (pthread_create(&t, NULL, idle_round_trip, &ok) != 0)
+		return false;
+	pthread_join(t, NULL);
+	return ok;
+}
 
 static void writer_priority(struct km_store *s, bool boost, bool behind)
 {
@@ -572,7 +598,18 @@ static void *writer_main(void *arg)
 		km_log(KM_LOG_WARN, "cannot lower the writer's priority",
 		       "error", strerror(errno), NULL);
 	s->writer_boosted = true; /* threads start as SCHED_OTHER */
-	writer_priority(s, false, false);
+	if (can_leave_idle()) {
+		writer_priority(s, false, false);
+	} else {
+		s->writer_sched_fixed = true;
+		km_log(KM_LOG_INFO, "the writer stays at its lower nice "
+				    "value: without CAP_SYS_NICE or a high "
+				    "enough RLIMIT_NICE it could not leave "
+				    "SCHED_IDLE to catch up", NULL);
+	}
+	pthread_mutex_lock(&s->mu);
+	s->stats.writer_idle = !s->writer_sched_fixed;
+	pthread_mutex_unlock(&s->mu);
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		/* Wait for rows, a stop, or the time of the next sweep. */

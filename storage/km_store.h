@@ -113,6 +113,8 @@ struct km_store_stats {
 	uint64_t retention_sweeps;     /* sweeps completed */
 	uint64_t writer_boosts;        /* times the writer fell behind and
 	                                  left SCHED_IDLE to catch up */
+	bool writer_idle;              /* the writer uses SCHED_IDLE (it can
+	                                  leave it again here) */
 	size_t result_queue_depth;
 	size_t result_queue_max_depth;
 };
