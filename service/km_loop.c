@@ -103,6 +103,15 @@ static void sift_down(struct km_loop *l, size_t i)
 	heap_place(l, i, e);
 }
 
+/* Entry i has a new due time: up or down to where it belongs. */
+static void heap_fix(struct km_loop *l, size_t i)
+{
+	if (i > 0 && l->heap[(i - 1) / 2].due > l->heap[i].due)
+		sift_up(l, i);
+	else
+		sift_down(l, i);
+}
+
 static void heap_remove(struct km_loop *l, struct km_timer *t)
 {
 	size_t i = t->heap_index - 1;
@@ -112,10 +121,7 @@ static void heap_remove(struct km_loop *l, struct km_timer *t)
 	if (i == l->heap_len)
 		return;
 	heap_place(l, i, last);
-	if (i > 0 && l->heap[(i - 1) / 2].due > last.due)
-		sift_up(l, i);
-	else
-		sift_down(l, i);
+	heap_fix(l, i);
 }
 
 int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due)
@@ -125,10 +131,7 @@ int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due)
 		size_t i = t->heap_index - 1;
 
 		t->due = l->heap[i].due = due;
-		if (i > 0 && l->heap[(i - 1) / 2].due > due)
-			sift_up(l, i);
-		else
-			sift_down(l, i);
+		heap_fix(l, i);
 		return 0;
 	}
 	if (l->heap_len == l->heap_cap) {

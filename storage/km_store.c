@@ -609,8 +609,6 @@ static void *writer_main(void *arg)
 	}
 	pthread_mutex_lock(&s->mu);
 	s->stats.writer_idle = !s->writer_sched_fixed;
-	pthread_mutex_unlock(&s->mu);
-	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		/* Wait for rows, a stop, or the time of the next sweep. */
 		while (!s->ring_count && !s->ctl_count && !s->stopping &&
@@ -842,8 +840,9 @@ static int configure(sqlite3 *db, bool sync_normal, struct km_error *err)
 	 * targets nearly every row adds a page to the WAL; a checkpoint
 	 * copies each page once however often it was written since the
 	 * last, and ten times the interval sees each page several times.
-	 * The writer's CPU per row fell by a fifth to a third
-	 * (bench/RESULTS.md, "WAL checkpoint interval"). */
+	 * The CPU per row fell by about a fifth (bench/wal_checkpoint.py;
+	 * bench/RESULTS.md, issue 3, "What changed between run B and run
+	 * D"). */
 	if (!rc)
 		rc = store_exec(db,
 				"PRAGMA foreign_keys=ON;"
