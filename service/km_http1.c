@@ -218,6 +218,14 @@ static enum km_http1_result body(struct km_http1 *p, const char *d, size_t n,
 	return KM_HTTP1_MORE;
 }
 
+/* What the parser's state says of the response so far. */
+static enum km_http1_result settled(const struct km_http1 *p)
+{
+	return p->state == S_DONE    ? KM_HTTP1_DONE
+	       : p->state == S_ERROR ? KM_HTTP1_ERROR
+				     : KM_HTTP1_MORE;
+}
+
 enum km_http1_result km_http1_feed(struct km_http1 *p, const char *data,
 				   size_t n)
 {
@@ -226,9 +234,8 @@ enum km_http1_result km_http1_feed(struct km_http1 *p, const char *data,
 
 		switch (p->state) {
 		case S_DONE:
-			return KM_HTTP1_DONE;
 		case S_ERROR:
-			return KM_HTTP1_ERROR;
+			return settled(p);
 		case S_BODY:
 		case S_CHUNK_DATA: {
 			size_t k = n;
@@ -249,8 +256,6 @@ enum km_http1_result km_http1_feed(struct km_http1 *p, const char *data,
 			if (p->left == 0)
 				p->state = p->state == S_BODY ? S_DONE
 							      : S_CHUNK_END;
-			if (p->state == S_DONE)
-				return KM_HTTP1_DONE;
 			continue;
 		}
 		default:
@@ -291,22 +296,17 @@ enum km_http1_result km_http1_feed(struct km_http1 *p, const char *data,
 			p->line_cut = false;
 			if (r != KM_HTTP1_MORE)
 				return r;
-			if (p->state == S_DONE)
-				return KM_HTTP1_DONE;
 		}
 	}
-	if (p->state == S_DONE)
-		return KM_HTTP1_DONE;
-	return p->state == S_ERROR ? KM_HTTP1_ERROR : KM_HTTP1_MORE;
+	return settled(p);
 }
 
 enum km_http1_result km_http1_eof(struct km_http1 *p)
 {
 	switch (p->state) {
 	case S_DONE:
-		return KM_HTTP1_DONE;
 	case S_ERROR:
-		return KM_HTTP1_ERROR;
+		return settled(p);
 	case S_BODY:
 		if (p->left < 0)
 			return done(p);
