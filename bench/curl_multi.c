@@ -7,7 +7,7 @@
  *   bench_curl_multi --url URL --requests N [--concurrency C | --rate R]
  *
  * One thread, epoll and curl's multi socket API (CURLMOPT_SOCKETFUNCTION,
- * CURLMOPT_TIMERFUNCTION), with the options of service/km_check_http.c: a
+ * CURLMOPT_TIMERFUNCTION), with the options of service/prober/km_check_http.c: a
  * new connection per request (FORBID_REUSE, FRESH_CONNECT), SO_LINGER 1 s,
  * HTTP/1.1 with the kubelet's three headers, a 1 s timeout, at most 10 KiB
  * of body kept; easy handles pooled and reset. Nothing is stored and there

@@ -34,6 +34,10 @@ void *km_arena_calloc(struct km_arena *a, size_t n, size_t size);
 char *km_arena_strdup(struct km_arena *a, const char *s);
 char *km_arena_strndup(struct km_arena *a, const char *s, size_t n);
 void *km_arena_memdup(struct km_arena *a, const void *p, size_t n);
+/* A T initialised from INIT (a protobuf-c message and its *__INIT macro,
+ * say) in the arena; NULL on out-of-memory. */
+#define KM_ARENA_NEW(a, T, INIT) \
+	((T *)km_arena_memdup((a), &(T)INIT, sizeof(T)))
 char *km_arena_printf(struct km_arena *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Keeps the first chunk for reuse, frees the rest. */

@@ -3,8 +3,8 @@
  * the names of gRPC status codes.
  *
  * For the three places that speak the C core directly: the server
- * (service/km_rpc.c), the client library (clients/c) and the gRPC health
- * check (service/km_check_grpc.c). Stateless; any thread.
+ * (service/rpc/km_rpc.c), the client library (clients/c) and the gRPC health
+ * check (service/prober/km_check_grpc.c). Stateless; any thread.
  */
 #ifndef KM_GRPC_MSG_H
 #define KM_GRPC_MSG_H

@@ -29,4 +29,8 @@ static inline int64_t km_mono_ns(void)
 /* "2026-11-26T14:12:32.123456Z"; buf must hold 40 bytes. */
 const char *km_fmt_time_us(char buf[40], int64_t us);
 
+/* "250ms", "10s", "5m", "12h", "30d", or a combination ("1h30m"); "0" is
+ * zero. Negative or malformed: KM_EINVAL. */
+int km_duration_parse(const char *s, int64_t *ms);
+
 #endif

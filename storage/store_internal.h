@@ -72,6 +72,14 @@ struct km_store {
 	struct km_store_stats stats;   /* under mu */
 };
 
+/* store_migrate.c: brings the schema up to this binary's version. */
+int store_migrate(struct km_store *s, struct km_error *err);
+
+/* store_writer.c: prepares the writer's statements and starts its thread;
+ * stop commits what is queued, joins the thread and finalizes them. */
+int store_writer_start(struct km_store *s, struct km_error *err);
+void store_writer_stop(struct km_store *s);
+
 /* Runs fn on the writer thread and waits for its commit. */
 int store_run_sync(struct km_store *s,
 		   int (*fn)(struct km_store *s, void *arg,

@@ -15,7 +15,7 @@
 #include "km_client.h"
 #include "km_config.h"
 #include "km_json.h"
-#include "km_probe_pb.h"
+#include "km_probe.h"
 #include "km_time.h"
 
 #define DEFAULT_SERVER "127.0.0.1:7070"

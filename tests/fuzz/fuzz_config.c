@@ -13,7 +13,7 @@
 
 #include "fuzz_check.h"
 #include "km_config.h"
-#include "km_probe_spec.h"
+#include "km_probe.h"
 
 static void check_error(int rc, const struct km_error *err)
 {

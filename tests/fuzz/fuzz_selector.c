@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fuzz_check.h"
-#include "km_selector.h"
+#include "km_probe.h"
 
 static const struct km_kv labels[] = {
 	{"team", "shop"}, {"tier", "web"}, {"a", ""},

@@ -136,7 +136,7 @@ static void test_timestamps(void **state)
 	int64_t us;
 
 	(void)state;
-	t = api_timestamp(&arena, -1); /* 1969-12-31T23:59:59.999999 */
+	t = km_pb_timestamp(&arena, -1); /* 1969-12-31T23:59:59.999999 */
 	assert_int_equal(t->seconds, -1);
 	assert_int_equal(t->nanos, 999999000);
 	assert_int_equal(api_time_bound(NULL, 42, "x", &us, &err), 0);

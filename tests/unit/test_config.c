@@ -13,7 +13,8 @@
 
 #include "km_config.h"
 #include "km_log.h"
-#include "km_probe_spec.h"
+#include "km_probe.h"
+#include "km_time.h"
 #include "km_test.h"
 
 #ifndef KM_SOURCE_DIR

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "km_probe_spec.h"
+#include "km_probe.h"
 #include "km_test.h"
 
 static const struct km_field_ctx api = {KM_FIELDS_API, "probe"};

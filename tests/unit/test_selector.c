@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "km_selector.h"
+#include "km_probe.h"
 #include "km_test.h"
 
 static const struct km_kv shop_web[] = {

@@ -291,7 +291,7 @@ static int file_response(struct km_arena *a, const struct api_reflection *r,
 			 int file, Grpc__Reflection__V1__ServerReflectionResponse *out)
 {
 	Grpc__Reflection__V1__FileDescriptorResponse *fr =
-		API_NEW(a, Grpc__Reflection__V1__FileDescriptorResponse,
+		KM_ARENA_NEW(a, Grpc__Reflection__V1__FileDescriptorResponse,
 			GRPC__REFLECTION__V1__FILE_DESCRIPTOR_RESPONSE__INIT);
 	bool *seen = km_arena_calloc(a, r->n_files, sizeof *seen);
 
@@ -314,7 +314,7 @@ static int error_response(struct km_arena *a,
 			  grpc_status_code code, const char *msg)
 {
 	Grpc__Reflection__V1__ErrorResponse *e =
-		API_NEW(a, Grpc__Reflection__V1__ErrorResponse,
+		KM_ARENA_NEW(a, Grpc__Reflection__V1__ErrorResponse,
 			GRPC__REFLECTION__V1__ERROR_RESPONSE__INIT);
 
 	if (!e || !(e->error_message = km_arena_strdup(a, msg)))
@@ -333,7 +333,7 @@ API_HANDLER(api_reflection_info)
 	const struct api_reflection *r = API_OF(ctx)->refl;
 	struct km_arena *a = ctx->arena;
 	Grpc__Reflection__V1__ServerReflectionResponse *out =
-		API_NEW(a, Grpc__Reflection__V1__ServerReflectionResponse,
+		KM_ARENA_NEW(a, Grpc__Reflection__V1__ServerReflectionResponse,
 			GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT);
 	const struct refl_symbol *sym;
 	char *msg;
@@ -378,7 +378,7 @@ API_HANDLER(api_reflection_info)
 		sym = find_sym(r, q->all_extension_numbers_of_type);
 		if (sym && sym->is_message) {
 			Grpc__Reflection__V1__ExtensionNumberResponse *e =
-				API_NEW(a,
+				KM_ARENA_NEW(a,
 					Grpc__Reflection__V1__ExtensionNumberResponse,
 					GRPC__REFLECTION__V1__EXTENSION_NUMBER_RESPONSE__INIT);
 			if (!e)
@@ -397,7 +397,7 @@ API_HANDLER(api_reflection_info)
 		break;
 	case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES: {
 		Grpc__Reflection__V1__ListServiceResponse *l =
-			API_NEW(a, Grpc__Reflection__V1__ListServiceResponse,
+			KM_ARENA_NEW(a, Grpc__Reflection__V1__ListServiceResponse,
 				GRPC__REFLECTION__V1__LIST_SERVICE_RESPONSE__INIT);
 		if (!l)
 			return API_OOM(err);
@@ -407,7 +407,7 @@ API_HANDLER(api_reflection_info)
 			return API_OOM(err);
 		for (size_t i = 0; i < r->n_services; i++) {
 			l->service[i] =
-				API_NEW(a, Grpc__Reflection__V1__ServiceResponse,
+				KM_ARENA_NEW(a, Grpc__Reflection__V1__ServiceResponse,
 					GRPC__REFLECTION__V1__SERVICE_RESPONSE__INIT);
 			if (!l->service[i])
 				return API_OOM(err);

@@ -34,7 +34,8 @@
 #include <yaml.h>
 
 #include "km_log.h"
-#include "km_probe_spec.h"
+#include "km_probe.h"
+#include "km_time.h"
 
 #define KM_CONFIG_MAX_FILE (16u << 20) /* bigger is surely a mistake */
 
@@ -69,51 +70,6 @@ void km_config_free(struct km_config *c)
 {
 	km_arena_free(&c->arena);
 	km_config_defaults(c);
-}
-
-/* ---- durations --------------------------------------------------------- */
-
-int km_duration_parse(const char *s, int64_t *ms)
-{
-	int64_t total = 0;
-
-	if (!s || !*s)
-		return KM_EINVAL;
-	if (strcmp(s, "0") == 0) {
-		*ms = 0;
-		return 0;
-	}
-	while (*s) {
-		int64_t v = 0, unit;
-
-		if (!isdigit((unsigned char)*s))
-			return KM_EINVAL;
-		for (; isdigit((unsigned char)*s); s++) {
-			int d = *s - '0';
-
-			if (v > (INT64_MAX - d) / 10)
-				return KM_EINVAL;
-			v = v * 10 + d;
-		}
-		if (s[0] == 'm' && s[1] == 's') {
-			unit = 1;
-			s += 2;
-		} else {
-			switch (*s) {
-			case 's': unit = 1000; break;
-			case 'm': unit = MS_MINUTE; break;
-			case 'h': unit = MS_HOUR; break;
-			case 'd': unit = MS_DAY; break;
-			default: return KM_EINVAL;
-			}
-			s++;
-		}
-		if (v > INT64_MAX / unit || total > INT64_MAX - v * unit)
-			return KM_EINVAL;
-		total += v * unit;
-	}
-	*ms = total;
-	return 0;
 }
 
 /* ---- the loader: messages and typed getters ----------------------------- */

@@ -92,8 +92,5 @@ int km_config_parse_probes(const char *yaml, size_t len, const char *name,
 			   struct km_arena *a, struct km_probe **out,
 			   size_t *n, struct km_error *err);
 
-/* "250ms", "10s", "5m", "12h", "30d", or a combination ("1h30m"); "0" is
- * zero. Negative or malformed: KM_EINVAL. */
-int km_duration_parse(const char *s, int64_t *ms);
 
 #endif

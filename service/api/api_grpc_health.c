@@ -69,7 +69,7 @@ static Grpc__Health__V1__HealthCheckResponse *
 response(struct km_arena *a, int status)
 {
 	Grpc__Health__V1__HealthCheckResponse *r =
-		API_NEW(a, Grpc__Health__V1__HealthCheckResponse,
+		KM_ARENA_NEW(a, Grpc__Health__V1__HealthCheckResponse,
 			GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT);
 
 	if (r)

@@ -1,23 +1,20 @@
 /*
- * protobuf-c messages <-> km_model structs.
+ * kubemedic.v1.Probe <-> struct km_probe.
  *
- * Incoming: every field is checked (km_probe_from_pb validates with
- * km_probe_spec, naming fields as the .proto does). Outgoing: strings are
- * never NULL (protobuf-c needs "" for an empty proto3 string), everything
- * is allocated in the call's arena.
+ * Incoming: every field is checked (km_probe_validate and the timing rules,
+ * naming fields as the .proto does). Outgoing: strings are never NULL
+ * (protobuf-c needs "" for an empty proto3 string), everything is
+ * allocated in the caller's arena.
  */
 #include <string.h>
 
-#include "api_internal.h"
-#include "km_probe_spec.h"
+#include "km_probe.h"
 
-/* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the Timestamp range. */
-#define TS_MIN_SECONDS (-62135596800LL)
-#define TS_MAX_SECONDS 253402300799LL
+#define OOM(err) km_error_set((err), KM_ENOMEM, "out of memory")
 
-Google__Protobuf__Timestamp *api_timestamp(struct km_arena *a, int64_t us)
+Google__Protobuf__Timestamp *km_pb_timestamp(struct km_arena *a, int64_t us)
 {
-	Google__Protobuf__Timestamp *ts = API_NEW(
+	Google__Protobuf__Timestamp *ts = KM_ARENA_NEW(
 		a, Google__Protobuf__Timestamp, GOOGLE__PROTOBUF__TIMESTAMP__INIT);
 	int64_t s = us / 1000000, frac = us % 1000000;
 
@@ -31,43 +28,6 @@ Google__Protobuf__Timestamp *api_timestamp(struct km_arena *a, int64_t us)
 	ts->nanos = (int32_t)(frac * 1000);
 	return ts;
 }
-
-int api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
-		   const char *field, int64_t *out, struct km_error *err)
-{
-	if (!ts) {
-		*out = dflt;
-		return 0;
-	}
-	if (ts->seconds < TS_MIN_SECONDS || ts->seconds > TS_MAX_SECONDS)
-		return km_error_set(err, KM_EINVAL,
-				    "%s: seconds %lld is outside 0001-01-01 .. "
-				    "9999-12-31",
-				    field, (long long)ts->seconds);
-	if (ts->nanos < 0 || ts->nanos > 999999999)
-		return km_error_set(err, KM_EINVAL,
-				    "%s: nanos must be in 0..999999999, got %d",
-				    field, ts->nanos);
-	*out = ts->seconds * 1000000 + ts->nanos / 1000;
-	return 0;
-}
-
-int api_page_size(int32_t requested, int32_t max, size_t *out,
-		  struct km_error *err)
-{
-	if (requested < 0)
-		return km_error_set(err, KM_EINVAL,
-				    "page_size: must be 0 (default 100) or "
-				    "positive, got %d", requested);
-	if (requested > max)
-		return km_error_set(err, KM_EINVAL,
-				    "page_size: at most %d per page, got %d",
-				    max, requested);
-	*out = requested ? (size_t)requested : (max < 100 ? (size_t)max : 100);
-	return 0;
-}
-
-/* ---- probes -------------------------------------------------------------- */
 
 static const char *s_or_empty(const char *s)
 {
@@ -96,7 +56,7 @@ int km_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
 	if (pb->n_labels) {
 		p->labels = km_arena_calloc(a, pb->n_labels, sizeof *p->labels);
 		if (!p->labels)
-			return API_OOM(err);
+			return OOM(err);
 		for (size_t i = 0; i < pb->n_labels; i++) {
 			p->labels[i].key = s_or_empty(pb->labels[i]->key);
 			p->labels[i].value = s_or_empty(pb->labels[i]->value);
@@ -123,7 +83,7 @@ int km_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
 			p->headers = km_arena_calloc(a, h->n_http_headers,
 						     sizeof *p->headers);
 			if (!p->headers)
-				return API_OOM(err);
+				return OOM(err);
 			for (size_t i = 0; i < h->n_http_headers; i++) {
 				p->headers[i].key =
 					s_or_empty(h->http_headers[i]->name);
@@ -151,7 +111,7 @@ int km_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
 		if (e->n_env) {
 			p->env = km_arena_calloc(a, e->n_env, sizeof *p->env);
 			if (!p->env)
-				return API_OOM(err);
+				return OOM(err);
 			for (size_t i = 0; i < e->n_env; i++) {
 				p->env[i].key = s_or_empty(e->env[i]->name);
 				p->env[i].value = s_or_empty(e->env[i]->value);
@@ -174,7 +134,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 				     struct km_arena *a)
 {
 	Kubemedic__V1__Probe *pb =
-		API_NEW(a, Kubemedic__V1__Probe, KUBEMEDIC__V1__PROBE__INIT);
+		KM_ARENA_NEW(a, Kubemedic__V1__Probe, KUBEMEDIC__V1__PROBE__INIT);
 	struct km_probe_timing t;
 
 	if (!pb)
@@ -185,7 +145,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 		if (!pb->labels)
 			return NULL;
 		for (size_t i = 0; i < p->n_labels; i++) {
-			Kubemedic__V1__Probe__LabelsEntry *e = API_NEW(
+			Kubemedic__V1__Probe__LabelsEntry *e = KM_ARENA_NEW(
 				a, Kubemedic__V1__Probe__LabelsEntry,
 				KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT);
 			if (!e)
@@ -200,7 +160,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 	switch (p->type) {
 	case KM_PROBE_HTTP: {
 		Kubemedic__V1__HTTPGetAction *h =
-			API_NEW(a, Kubemedic__V1__HTTPGetAction,
+			KM_ARENA_NEW(a, Kubemedic__V1__HTTPGetAction,
 				KUBEMEDIC__V1__HTTPGET_ACTION__INIT);
 		if (!h)
 			return NULL;
@@ -216,7 +176,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 			if (!h->http_headers)
 				return NULL;
 			for (size_t i = 0; i < p->n_headers; i++) {
-				Kubemedic__V1__HTTPHeader *hd = API_NEW(
+				Kubemedic__V1__HTTPHeader *hd = KM_ARENA_NEW(
 					a, Kubemedic__V1__HTTPHeader,
 					KUBEMEDIC__V1__HTTPHEADER__INIT);
 				if (!hd)
@@ -231,7 +191,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 		break;
 	}
 	case KM_PROBE_TCP:
-		pb->tcp_socket = API_NEW(a, Kubemedic__V1__TCPSocketAction,
+		pb->tcp_socket = KM_ARENA_NEW(a, Kubemedic__V1__TCPSocketAction,
 					 KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT);
 		if (!pb->tcp_socket)
 			return NULL;
@@ -239,7 +199,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 		pb->tcp_socket->port = p->port;
 		break;
 	case KM_PROBE_GRPC:
-		pb->grpc = API_NEW(a, Kubemedic__V1__GRPCAction,
+		pb->grpc = KM_ARENA_NEW(a, Kubemedic__V1__GRPCAction,
 				   KUBEMEDIC__V1__GRPCACTION__INIT);
 		if (!pb->grpc)
 			return NULL;
@@ -249,7 +209,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 		break;
 	case KM_PROBE_EXEC: {
 		Kubemedic__V1__ExecAction *e =
-			API_NEW(a, Kubemedic__V1__ExecAction,
+			KM_ARENA_NEW(a, Kubemedic__V1__ExecAction,
 				KUBEMEDIC__V1__EXEC_ACTION__INIT);
 		if (!e)
 			return NULL;
@@ -262,7 +222,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 				return NULL;
 			for (size_t i = 0; i < p->n_env; i++) {
 				Kubemedic__V1__EnvVar *v =
-					API_NEW(a, Kubemedic__V1__EnvVar,
+					KM_ARENA_NEW(a, Kubemedic__V1__EnvVar,
 						KUBEMEDIC__V1__ENV_VAR__INIT);
 				if (!v)
 					return NULL;
@@ -276,7 +236,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 		break;
 	}
 	case KM_PROBE_FILE:
-		pb->file = API_NEW(a, Kubemedic__V1__FileAction,
+		pb->file = KM_ARENA_NEW(a, Kubemedic__V1__FileAction,
 				   KUBEMEDIC__V1__FILE_ACTION__INIT);
 		if (!pb->file)
 			return NULL;
@@ -300,92 +260,9 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 			     : KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_API;
 	pb->target = km_arena_printf(a, "probe//%s", p->name);
 	pb->generation = p->generation;
-	pb->create_time = api_timestamp(a, p->create_us);
-	pb->update_time = api_timestamp(a, p->update_us);
+	pb->create_time = km_pb_timestamp(a, p->create_us);
+	pb->update_time = km_pb_timestamp(a, p->update_us);
 	if (!pb->target || !pb->create_time || !pb->update_time)
 		return NULL;
 	return pb;
-}
-
-/* ---- targets and history ------------------------------------------------- */
-
-Kubemedic__V1__Target *api_target_to_pb(const struct km_target *t,
-					struct km_arena *a)
-{
-	Kubemedic__V1__Target *pb =
-		API_NEW(a, Kubemedic__V1__Target, KUBEMEDIC__V1__TARGET__INIT);
-
-	if (!pb)
-		return NULL;
-	pb->name = (char *)t->name;
-	pb->cluster = (char *)s_or_empty(t->cluster);
-	pb->kind = (Kubemedic__V1__TargetKind)t->kind;
-	pb->namespace_ = (char *)s_or_empty(t->ns);
-	pb->object_name = (char *)s_or_empty(t->object_name);
-	pb->uid = (char *)s_or_empty(t->uid);
-	pb->owner = (char *)s_or_empty(t->owner);
-	pb->node = (char *)s_or_empty(t->node);
-	pb->state = (Kubemedic__V1__HealthState)t->state;
-	pb->flapping = t->flapping;
-	pb->state_since = api_timestamp(a, t->state_since_us);
-	if (!pb->state_since)
-		return NULL;
-	if (t->n_labels) {
-		pb->labels = km_arena_calloc(a, t->n_labels, sizeof *pb->labels);
-		if (!pb->labels)
-			return NULL;
-		for (size_t i = 0; i < t->n_labels; i++) {
-			Kubemedic__V1__Target__LabelsEntry *e = API_NEW(
-				a, Kubemedic__V1__Target__LabelsEntry,
-				KUBEMEDIC__V1__TARGET__LABELS_ENTRY__INIT);
-			if (!e)
-				return NULL;
-			e->key = (char *)t->labels[i].key;
-			e->value = (char *)t->labels[i].value;
-			pb->labels[i] = e;
-		}
-		pb->n_labels = t->n_labels;
-	}
-	return pb;
-}
-
-Kubemedic__V1__ProbeResult *api_result_to_pb(const struct km_result *r,
-					     const struct km_target *t,
-					     struct km_arena *a)
-{
-	Kubemedic__V1__ProbeResult *pb = API_NEW(
-		a, Kubemedic__V1__ProbeResult, KUBEMEDIC__V1__PROBE_RESULT__INIT);
-
-	if (!pb)
-		return NULL;
-	pb->id = r->id;
-	pb->target = (char *)t->name;
-	/* A probe target's results come from the probe of the same name. */
-	pb->probe = t->kind == KM_KIND_PROBE ? (char *)t->object_name : "";
-	pb->start_time = api_timestamp(a, r->started_us);
-	pb->duration_us = r->duration_us;
-	pb->success = r->success;
-	pb->error_class = (Kubemedic__V1__ErrorClass)r->error_class;
-	pb->status_code = r->status_code;
-	pb->message = (char *)s_or_empty(r->message);
-	return pb->start_time ? pb : NULL;
-}
-
-Kubemedic__V1__Transition *api_transition_to_pb(const struct km_transition *t,
-					       const char *target_name,
-					       struct km_arena *a)
-{
-	Kubemedic__V1__Transition *pb = API_NEW(
-		a, Kubemedic__V1__Transition, KUBEMEDIC__V1__TRANSITION__INIT);
-
-	if (!pb)
-		return NULL;
-	pb->sequence = t->seq;
-	pb->target = (char *)s_or_empty(target_name);
-	pb->time = api_timestamp(a, t->at_us);
-	pb->from_state = (Kubemedic__V1__HealthState)t->from_state;
-	pb->to_state = (Kubemedic__V1__HealthState)t->to_state;
-	pb->flapping = t->flapping;
-	pb->cause = (char *)s_or_empty(t->cause);
-	return pb->time ? pb : NULL;
 }

@@ -4,7 +4,7 @@
  * validateHTTPGetAction, ...) after the API server's defaulting; where
  * kubemedic adds a rule, the message says which limit it is.
  */
-#include "km_probe_spec.h"
+#include "km_probe.h"
 
 #include <ctype.h>
 #include <stddef.h>

@@ -19,7 +19,7 @@
 #include "kubemedic/v1/recovery.pb-c.h"
 
 #include "km_api.h"
-#include "km_probe_pb.h"
+#include "km_probe.h"
 #include "km_rpc.h"
 #include "km_store.h"
 
@@ -78,16 +78,10 @@ void api_reflection_free(struct api_reflection *r);
 /* The reader of this worker, with the call's deadline applied. */
 struct km_reader *api_reader(struct km_rpc_ctx *ctx);
 
-/* Allocates and initialises one protobuf-c message in the arena; NULL on
- * out-of-memory. T is the message type, INIT its *__INIT macro. */
-#define API_NEW(a, T, INIT) api_new_msg((a), sizeof(T), &(T)INIT)
-void *api_new_msg(struct km_arena *a, size_t size, const void *init);
-
 #define API_OOM(err) km_error_set((err), KM_ENOMEM, "out of memory")
 
 /* ---- conversions (api_convert.c) -------------------------------------- */
 
-Google__Protobuf__Timestamp *api_timestamp(struct km_arena *a, int64_t us);
 /* A request's optional time bound in epoch microseconds; absent = dflt.
  * KM_EINVAL naming field for seconds/nanos out of range. */
 int api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,

@@ -13,13 +13,12 @@
  * Matching follows labels.Requirement.Matches: "=", "==" and "in" need the
  * key to be present; "!=" and "notin" also hold when it is absent.
  */
-#include "km_selector.h"
+#include "km_probe.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "km_probe_spec.h"
 
 enum sel_op {
 	SEL_EQ,        /* = or ==, one value */

@@ -10,15 +10,6 @@
 #include "km_log.h"
 #include "km_time.h"
 
-void *api_new_msg(struct km_arena *a, size_t size, const void *init)
-{
-	void *m = km_arena_alloc(a, size);
-
-	if (m)
-		memcpy(m, init, size);
-	return m;
-}
-
 struct km_reader *api_reader(struct km_rpc_ctx *ctx)
 {
 	struct api_worker *w = ctx->worker_data;

@@ -8,7 +8,7 @@
 
 #include "api_internal.h"
 #include "km_prober.h"
-#include "km_selector.h"
+#include "km_probe.h"
 
 #define MAX_PAGE 1000
 /* Rows of history GetHealth reads at most to count a streak. */
@@ -62,7 +62,7 @@ API_HANDLER(api_get_health)
 	if (rc)
 		return rc;
 
-	out = API_NEW(ctx->arena, Kubemedic__V1__TargetHealth,
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__TargetHealth,
 		      KUBEMEDIC__V1__TARGET_HEALTH__INIT);
 	if (!out || !(out->target = api_target_to_pb(&h.target, ctx->arena)))
 		return API_OOM(err);
@@ -150,7 +150,7 @@ API_HANDLER(api_list_targets)
 	if (rc)
 		return rc;
 
-	out = API_NEW(ctx->arena, Kubemedic__V1__ListTargetsResponse,
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__ListTargetsResponse,
 		      KUBEMEDIC__V1__LIST_TARGETS_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);
@@ -259,7 +259,7 @@ API_HANDLER(api_query_probe_history)
 					     &v, &n, &more, err);
 	if (rc)
 		return rc;
-	out = API_NEW(ctx->arena, Kubemedic__V1__QueryProbeHistoryResponse,
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__QueryProbeHistoryResponse,
 		      KUBEMEDIC__V1__QUERY_PROBE_HISTORY_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);
@@ -306,7 +306,7 @@ API_HANDLER(api_query_transitions)
 						 err);
 	if (rc)
 		return rc;
-	out = API_NEW(ctx->arena, Kubemedic__V1__QueryTransitionsResponse,
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__QueryTransitionsResponse,
 		      KUBEMEDIC__V1__QUERY_TRANSITIONS_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);

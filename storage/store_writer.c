@@ -1,5 +1,5 @@
 /*
- * The store's life cycle, its migrations and its writer thread.
+ * The writer thread and the queues in front of it.
  *
  * Why one writer: SQLite allows one writing transaction at a time; many
  * threads taking turns would each pay a commit (an fsync) per row. One
@@ -7,9 +7,7 @@
  * thousands under load — pays one commit per batch instead, and the queue
  * in front of it makes overload explicit (drop-oldest for results).
  */
-#include <assert.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -19,214 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "km_embed.h"
 #include "km_log.h"
 #include "km_time.h"
 #include "store_internal.h"
-
-extern const struct km_embedded_file km_migrations[];
-extern const size_t km_migrations_count;
-
-/* ---- sqlite helpers ---------------------------------------------------- */
-
-int store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
-		     const char *what)
-{
-	int code = KM_EIO;
-
-	if (rc == SQLITE_INTERRUPT)
-		return km_error_set(err, KM_EDEADLINE,
-				    "%s: deadline exceeded", what);
-	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
-		code = KM_ECORRUPT;
-	else if (rc == SQLITE_NOMEM)
-		code = KM_ENOMEM;
-	else if (rc == SQLITE_FULL)
-		code = KM_EFULL;
-	else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-		code = KM_EUNAVAIL;
-	return km_error_set(err, code, "%s: %s", what,
-			    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-}
-
-int store_exec(sqlite3 *db, const char *sql, struct km_error *err)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-
-	if (rc != SQLITE_OK) {
-		km_error_set(err, rc == SQLITE_CORRUPT ? KM_ECORRUPT : KM_EIO,
-			     "%s", msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-		return err ? err->code : KM_EIO;
-	}
-	return 0;
-}
-
-int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
-		  struct km_error *err)
-{
-	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-				    st, NULL);
-
-	if (rc != SQLITE_OK)
-		return store_sqlite_err(db, rc, err, "prepare");
-	return 0;
-}
-
-/* ---- migrations -------------------------------------------------------- */
-
-static void sha256_hex(const unsigned char *data, size_t len, char out[65])
-{
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-/* "0007_add_x.sql" -> 7; -1 if the name is not of that form. */
-static int migration_version(const char *name)
-{
-	int v = 0;
-
-	for (int i = 0; i < 4; i++) {
-		if (name[i] < '0' || name[i] > '9')
-			return -1;
-		v = v * 10 + (name[i] - '0');
-	}
-	return name[4] == '_' ? v : -1;
-}
-
-int km_store_binary_schema_version(void)
-{
-	return (int)km_migrations_count;
-}
-
-static int migrate(struct km_store *s, struct km_error *err)
-{
-	sqlite3 *db = s->db;
-	sqlite3_stmt *st = NULL;
-	int applied = 0, rc;
-
-	/* The build embeds migrations sorted by name; they must be 1..N. */
-	for (size_t i = 0; i < km_migrations_count; i++)
-		if (migration_version(km_migrations[i].name) != (int)i + 1)
-			return km_error_set(err, KM_EINTERNAL,
-					    "embedded migration %s is out of "
-					    "sequence (expected version %zu)",
-					    km_migrations[i].name, i + 1);
-
-	rc = store_exec(db,
-			"CREATE TABLE IF NOT EXISTS schema_migrations ("
-			" version INTEGER PRIMARY KEY,"
-			" name TEXT NOT NULL,"
-			" checksum TEXT NOT NULL,"
-			" applied_at INTEGER NOT NULL)",
-			err);
-	if (rc)
-		goto fail_msg;
-
-	rc = store_prepare(db, "SELECT version, name, checksum FROM "
-			       "schema_migrations ORDER BY version", &st, err);
-	if (rc)
-		goto fail_msg;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int v = sqlite3_column_int(st, 0);
-		const char *name = (const char *)sqlite3_column_text(st, 1);
-		const char *sum = (const char *)sqlite3_column_text(st, 2);
-		char want[65];
-
-		if (v > (int)km_migrations_count) {
-			km_error_set(err, KM_ETOONEW,
-				     "database %s has schema version %d (%s), "
-				     "newer than this kubemedicd, which knows "
-				     "versions up to %zu: run the kubemedicd "
-				     "that wrote it (or newer), or restore a "
-				     "backup",
-				     s->path, v, name ? name : "?",
-				     km_migrations_count);
-			goto fail;
-		}
-		if (v < 1 || v != applied + 1) {
-			km_error_set(err, KM_ECORRUPT,
-				     "database %s: schema_migrations has a gap "
-				     "before version %d", s->path, v);
-			goto fail;
-		}
-		sha256_hex(km_migrations[v - 1].data, km_migrations[v - 1].len,
-			   want);
-		if (!sum || strcmp(sum, want) != 0) {
-			km_error_set(err, KM_ECORRUPT,
-				     "database %s: migration %s was applied "
-				     "with checksum %.12s… but this binary's "
-				     "copy has %.12s…: a released migration "
-				     "was edited; restore it and add a new "
-				     "migration instead",
-				     s->path, km_migrations[v - 1].name,
-				     sum ? sum : "(none)", want);
-			goto fail;
-		}
-		applied = v;
-	}
-	if (rc != SQLITE_DONE) {
-		store_sqlite_err(db, rc, err, "reading schema_migrations");
-		goto fail;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-
-	for (int v = applied + 1; v <= (int)km_migrations_count; v++) {
-		const struct km_embedded_file *m = &km_migrations[v - 1];
-		char sum[65];
-
-		sha256_hex(m->data, m->len, sum);
-		rc = store_exec(db, "BEGIN IMMEDIATE", err);
-		if (!rc)
-			rc = store_exec(db, (const char *)m->data, err);
-		if (!rc)
-			rc = store_prepare(db,
-					   "INSERT INTO schema_migrations "
-					   "VALUES (?1, ?2, ?3, ?4)", &st, err);
-		if (!rc) {
-			sqlite3_bind_int(st, 1, v);
-			sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 3, sum, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 4, km_now_us());
-			rc = sqlite3_step(st) == SQLITE_DONE
-				     ? 0
-				     : store_sqlite_err(db, sqlite3_errcode(db),
-							err, "record");
-			sqlite3_finalize(st);
-			st = NULL;
-		}
-		if (!rc)
-			rc = store_exec(db, "COMMIT", err);
-		if (rc) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			km_error_prefix(err, "database %s: migration %s failed",
-					s->path, m->name);
-			return rc;
-		}
-		km_log(KM_LOG_INFO, "migration applied", "db", s->path,
-		       "migration", m->name, NULL);
-		applied = v;
-	}
-	s->schema_version = applied;
-	return 0;
-
-fail_msg:
-	km_error_prefix(err, "database %s", s->path);
-fail:
-	sqlite3_finalize(st);
-	return err ? err->code : KM_EIO;
-}
-
-int km_store_schema_version(struct km_store *s)
-{
-	return s->schema_version;
-}
 
 /* ---- the writer thread ------------------------------------------------- */
 
@@ -807,136 +600,27 @@ void km_store_get_stats(struct km_store *s, struct km_store_stats *out)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* ---- open / close ------------------------------------------------------ */
+/* ---- start / stop ------------------------------------------------------ */
 
-static int configure(sqlite3 *db, bool sync_normal, struct km_error *err)
+int store_writer_start(struct km_store *s, struct km_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	const char *mode;
 	int rc;
 
-	sqlite3_busy_timeout(db, 5000);
-	rc = store_prepare(db, "PRAGMA journal_mode=WAL", &st, err);
-	if (rc)
-		return rc;
-	rc = sqlite3_step(st);
-	mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0)
-				: NULL;
-	if (!mode || strcmp(mode, "wal") != 0) {
-		rc = km_error_set(err, KM_EIO,
-				  "cannot switch to WAL mode (journal mode is "
-				  "%s): %s", mode ? mode : "?",
-				  sqlite3_errmsg(db));
-		sqlite3_finalize(st);
-		return rc;
-	}
-	sqlite3_finalize(st);
-	rc = store_exec(db,
-			sync_normal ? "PRAGMA synchronous=NORMAL"
-				    : "PRAGMA synchronous=FULL",
-			err);
-	/* Checkpoints every 10,000 WAL pages (about 40 MB) instead of
-	 * 1,000. A result dirties its target's index page, so at 10,000
-	 * targets nearly every row adds a page to the WAL; a checkpoint
-	 * copies each page once however often it was written since the
-	 * last, and ten times the interval sees each page several times.
-	 * The CPU per row fell by about a fifth (bench/wal_checkpoint.py;
-	 * bench/RESULTS.md, issue 3, "What changed between run B and run
-	 * D"). */
-	if (!rc)
-		rc = store_exec(db,
-				"PRAGMA foreign_keys=ON;"
-				"PRAGMA cache_size=-65536;"
-				"PRAGMA wal_autocheckpoint=10000;"
-				"PRAGMA journal_size_limit=67108864",
-				err);
-	return rc;
-}
-
-int km_store_open(const struct km_store_options *opts, struct km_store **out,
-		  struct km_error *err)
-{
-	struct km_store *s;
-	int rc;
-
-	*out = NULL;
-	if (!opts->path || !opts->path[0])
-		return km_error_set(err, KM_EINVAL, "database path is empty");
-	s = calloc(1, sizeof *s);
-	if (!s)
-		return km_error_set(err, KM_ENOMEM, "out of memory");
-	s->o = *opts;
-	if (!s->o.result_queue)
-		s->o.result_queue = 65536;
-	if (!s->o.control_queue)
-		s->o.control_queue = 4096;
-	if (!s->o.batch_max)
-		s->o.batch_max = 8192;
-	if (!s->o.retention_interval_ms)
-		s->o.retention_interval_ms = 60000;
-	if (!s->o.retention_batch)
-		s->o.retention_batch = 2000;
-	s->path = strdup(opts->path);
-	s->o.path = s->path;
-	s->ring_cap = s->o.result_queue;
-	s->ctl_cap = s->o.control_queue;
-	s->ring = calloc(s->ring_cap, sizeof *s->ring);
-	s->ctl = calloc(s->ctl_cap, sizeof *s->ctl);
-	s->batch_ctl = calloc(s->o.batch_max, sizeof *s->batch_ctl);
-	s->batch_res = calloc(s->ring_cap, sizeof *s->batch_res);
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->work_cv, NULL);
-	pthread_cond_init(&s->room_cv, NULL);
-	pthread_cond_init(&s->done_cv, NULL);
-	if (!s->path || !s->ring || !s->ctl || !s->batch_ctl || !s->batch_res) {
-		rc = km_error_set(err, KM_ENOMEM, "out of memory");
-		goto fail;
-	}
-
-	rc = sqlite3_open_v2(s->path, &s->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		rc = km_error_set(err, KM_EIO, "cannot open database %s: %s",
-				  s->path,
-				  s->db ? sqlite3_errmsg(s->db)
-					: sqlite3_errstr(rc));
-		goto fail;
-	}
-	sqlite3_extended_result_codes(s->db, 0);
-	rc = configure(s->db, s->o.sync_normal, err);
-	if (rc) {
-		km_error_prefix(err, "database %s", s->path);
-		goto fail;
-	}
-	rc = migrate(s, err);
-	if (rc)
-		goto fail;
 	for (int i = 0; i < W_STMT_COUNT; i++) {
 		rc = store_prepare(s->db, writer_sql[i], &s->stmt[i], err);
 		if (rc)
-			goto fail;
+			return rc;
 	}
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
-	if (rc) {
-		rc = km_error_set(err, KM_EIO, "cannot start writer: %s",
-				  strerror(rc));
-		goto fail;
-	}
+	if (rc)
+		return km_error_set(err, KM_EIO, "cannot start writer: %s",
+				    strerror(rc));
 	s->writer_started = true;
-	*out = s;
 	return 0;
-
-fail:
-	km_store_close(s);
-	return rc;
 }
 
-void km_store_close(struct km_store *s)
+void store_writer_stop(struct km_store *s)
 {
-	if (!s)
-		return;
 	if (s->writer_started) {
 		pthread_mutex_lock(&s->mu);
 		s->stopping = true;
@@ -944,24 +628,10 @@ void km_store_close(struct km_store *s)
 		pthread_cond_broadcast(&s->room_cv);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->writer, NULL);
+		s->writer_started = false;
 	}
-	for (int i = 0; i < W_STMT_COUNT; i++)
+	for (int i = 0; i < W_STMT_COUNT; i++) {
 		sqlite3_finalize(s->stmt[i]);
-	if (s->db) {
-		/* A clean close checkpoints the WAL into the main file. */
-		int rc = sqlite3_close(s->db);
-		if (rc != SQLITE_OK)
-			km_log(KM_LOG_ERROR, "database close failed", "db",
-			       s->path, "err", sqlite3_errstr(rc), NULL);
+		s->stmt[i] = NULL;
 	}
-	pthread_cond_destroy(&s->done_cv);
-	pthread_cond_destroy(&s->room_cv);
-	pthread_cond_destroy(&s->work_cv);
-	pthread_mutex_destroy(&s->mu);
-	free(s->batch_res);
-	free(s->batch_ctl);
-	free(s->ring);
-	free(s->ctl);
-	free(s->path);
-	free(s);
 }

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "api_internal.h"
-#include "km_selector.h"
+#include "km_probe.h"
 
 #define REPLAY_PAGE 256
 #define LIVE_BUFFER_MAX 10000
@@ -76,7 +76,7 @@ static bool matches(const struct event_watcher *w, const struct km_transition *t
 static Kubemedic__V1__HealthEvent *event_of(struct km_arena *a,
 					   const struct km_transition *t)
 {
-	Kubemedic__V1__HealthEvent *e = API_NEW(
+	Kubemedic__V1__HealthEvent *e = KM_ARENA_NEW(
 		a, Kubemedic__V1__HealthEvent, KUBEMEDIC__V1__HEALTH_EVENT__INIT);
 	struct km_target_name tn;
 	struct km_target target = {0};

@@ -6,9 +6,8 @@
 
 #include "api_internal.h"
 #include "km_log.h"
-#include "km_probe_spec.h"
+#include "km_probe.h"
 #include "km_prober.h"
-#include "km_selector.h"
 
 /* The definition is committed; the engine takes it at once. If it cannot
  * (out of memory), the probe runs from the next start; say so. */
@@ -113,7 +112,7 @@ API_HANDLER(api_list_probes)
 	if (rc)
 		return rc;
 
-	out = API_NEW(ctx->arena, Kubemedic__V1__ListProbesResponse,
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__ListProbesResponse,
 		      KUBEMEDIC__V1__LIST_PROBES_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);
@@ -177,7 +176,7 @@ API_HANDLER(api_delete_probe)
 		return rc;
 	if (api->prober)
 		km_prober_remove(api->prober, r->name);
-	out = API_NEW(ctx->arena, Kubemedic__V1__DeleteProbeResponse,
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__DeleteProbeResponse,
 		      KUBEMEDIC__V1__DELETE_PROBE_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);

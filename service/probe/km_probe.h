@@ -1,5 +1,27 @@
 /*
- * km_probe_spec — the rules a probe definition must follow.
+ * km_probe — what a probe is, shared by the daemon and the CLI: the rules
+ * a probe definition must follow (the kubelet's and kubemedic's own),
+ * Kubernetes label selectors, and the conversion between a definition
+ * (struct km_probe, km_model.h) and the API's kubemedic.v1.Probe.
+ *
+ * Nothing here runs a probe or keeps state: the probe engine is prober/,
+ * the verdicts are health/. Every function is pure or allocates only in
+ * the arena it is given; all are thread-safe.
+ */
+#ifndef KM_PROBE_H
+#define KM_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "google/protobuf/timestamp.pb-c.h"
+#include "km_arena.h"
+#include "km_error.h"
+#include "km_model.h"
+#include "kubemedic/v1/probe.pb-c.h"
+
+/* ---- definitions -----------------------------------------------------------
  *
  * The kubelet's rules first (exactly one handler; non-negative timing with
  * its defaults: timeout 1 s, period 10 s, success threshold 1, failure
@@ -13,16 +35,7 @@
  * functions, so a probe is accepted or refused the same way whichever door
  * it comes through.
  *
- * Pure functions: no allocation, no global state.
  */
-#ifndef KM_PROBE_SPEC_H
-#define KM_PROBE_SPEC_H
-
-#include <stdbool.h>
-#include <stdint.h>
-
-#include "km_error.h"
-#include "km_model.h"
 
 enum km_field_style {
 	KM_FIELDS_API,   /* snake_case, as in the .proto */
@@ -83,5 +96,50 @@ bool km_is_dns1123_subdomain(const char *s);
 /* NULL if valid, otherwise why not. */
 const char *km_label_key_error(const char *key);
 const char *km_label_value_error(const char *value);
+
+/* ---- label selectors -------------------------------------------------------
+ *
+ *   "team=shop,tier in (web, api),!canary,env!=dev,owner"
+ *
+ * The syntax of k8s.io/apimachinery's labels.Parse: requirements joined by
+ * commas (all must hold); operators =, ==, !=, in, notin, exists ("key")
+ * and does-not-exist ("!key"); spaces allowed around tokens. Keys and
+ * values must be valid label keys and values. The empty selector matches
+ * everything.
+ *
+ * Ownership: a parsed selector lives in the arena given to the parser.
+ * Matching is read-only and thread-safe.
+ */
+
+struct km_selector;
+
+/* KM_EINVAL with a message naming the position and the problem. */
+int km_selector_parse(const char *s, struct km_arena *a,
+		      struct km_selector **out, struct km_error *err);
+bool km_selector_matches(const struct km_selector *sel,
+			 const struct km_kv *labels, size_t n);
+bool km_selector_empty(const struct km_selector *sel);
+
+/* ---- the API's form --------------------------------------------------------
+ *
+ * A probe definition between its two forms, struct km_probe and
+ * kubemedic.v1.Probe. Shared by the API (requests in, answers out) and the
+ * CLI (probes read from YAML go out as requests), so a probe means the
+ * same on both sides. Everything is allocated in the arena given.
+ */
+
+/* Reads and validates pb (the kubelet's rules and kubemedic's, as
+ * km_probe_validate); KM_EINVAL names the field as the .proto does
+ * ("probe.http_get.port: ..."). Output-only fields are ignored. */
+int km_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
+		     struct km_probe *out, struct km_error *err);
+/* The message for p, output-only fields (source, target, generation,
+ * times) included; NULL on out-of-memory. */
+Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
+				     struct km_arena *a);
+
+/* Epoch microseconds as a google.protobuf.Timestamp, in the arena; NULL on
+ * out-of-memory. */
+Google__Protobuf__Timestamp *km_pb_timestamp(struct km_arena *a, int64_t us);
 
 #endif

@@ -1,0 +1,198 @@
+/*
+ * The store's life cycle: open (configure the connection, migrate, start
+ * the writer), close, and the SQLite helpers every storage file uses.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "km_log.h"
+#include "store_internal.h"
+
+/* ---- sqlite helpers ---------------------------------------------------- */
+
+int store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
+		     const char *what)
+{
+	int code = KM_EIO;
+
+	if (rc == SQLITE_INTERRUPT)
+		return km_error_set(err, KM_EDEADLINE,
+				    "%s: deadline exceeded", what);
+	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+		code = KM_ECORRUPT;
+	else if (rc == SQLITE_NOMEM)
+		code = KM_ENOMEM;
+	else if (rc == SQLITE_FULL)
+		code = KM_EFULL;
+	else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		code = KM_EUNAVAIL;
+	return km_error_set(err, code, "%s: %s", what,
+			    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+int store_exec(sqlite3 *db, const char *sql, struct km_error *err)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		km_error_set(err, rc == SQLITE_CORRUPT ? KM_ECORRUPT : KM_EIO,
+			     "%s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return err ? err->code : KM_EIO;
+	}
+	return 0;
+}
+
+int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
+		  struct km_error *err)
+{
+	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				    st, NULL);
+
+	if (rc != SQLITE_OK)
+		return store_sqlite_err(db, rc, err, "prepare");
+	return 0;
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static int configure(sqlite3 *db, bool sync_normal, struct km_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	const char *mode;
+	int rc;
+
+	sqlite3_busy_timeout(db, 5000);
+	rc = store_prepare(db, "PRAGMA journal_mode=WAL", &st, err);
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0)
+				: NULL;
+	if (!mode || strcmp(mode, "wal") != 0) {
+		rc = km_error_set(err, KM_EIO,
+				  "cannot switch to WAL mode (journal mode is "
+				  "%s): %s", mode ? mode : "?",
+				  sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+		return rc;
+	}
+	sqlite3_finalize(st);
+	rc = store_exec(db,
+			sync_normal ? "PRAGMA synchronous=NORMAL"
+				    : "PRAGMA synchronous=FULL",
+			err);
+	/* Checkpoints every 10,000 WAL pages (about 40 MB) instead of
+	 * 1,000. A result dirties its target's index page, so at 10,000
+	 * targets nearly every row adds a page to the WAL; a checkpoint
+	 * copies each page once however often it was written since the
+	 * last, and ten times the interval sees each page several times.
+	 * The CPU per row fell by about a fifth (bench/wal_checkpoint.py;
+	 * bench/RESULTS.md, issue 3, "What changed between run B and run
+	 * D"). */
+	if (!rc)
+		rc = store_exec(db,
+				"PRAGMA foreign_keys=ON;"
+				"PRAGMA cache_size=-65536;"
+				"PRAGMA wal_autocheckpoint=10000;"
+				"PRAGMA journal_size_limit=67108864",
+				err);
+	return rc;
+}
+
+int km_store_open(const struct km_store_options *opts, struct km_store **out,
+		  struct km_error *err)
+{
+	struct km_store *s;
+	int rc;
+
+	*out = NULL;
+	if (!opts->path || !opts->path[0])
+		return km_error_set(err, KM_EINVAL, "database path is empty");
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	s->o = *opts;
+	if (!s->o.result_queue)
+		s->o.result_queue = 65536;
+	if (!s->o.control_queue)
+		s->o.control_queue = 4096;
+	if (!s->o.batch_max)
+		s->o.batch_max = 8192;
+	if (!s->o.retention_interval_ms)
+		s->o.retention_interval_ms = 60000;
+	if (!s->o.retention_batch)
+		s->o.retention_batch = 2000;
+	s->path = strdup(opts->path);
+	s->o.path = s->path;
+	s->ring_cap = s->o.result_queue;
+	s->ctl_cap = s->o.control_queue;
+	s->ring = calloc(s->ring_cap, sizeof *s->ring);
+	s->ctl = calloc(s->ctl_cap, sizeof *s->ctl);
+	s->batch_ctl = calloc(s->o.batch_max, sizeof *s->batch_ctl);
+	s->batch_res = calloc(s->ring_cap, sizeof *s->batch_res);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->work_cv, NULL);
+	pthread_cond_init(&s->room_cv, NULL);
+	pthread_cond_init(&s->done_cv, NULL);
+	if (!s->path || !s->ring || !s->ctl || !s->batch_ctl || !s->batch_res) {
+		rc = km_error_set(err, KM_ENOMEM, "out of memory");
+		goto fail;
+	}
+
+	rc = sqlite3_open_v2(s->path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		rc = km_error_set(err, KM_EIO, "cannot open database %s: %s",
+				  s->path,
+				  s->db ? sqlite3_errmsg(s->db)
+					: sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 0);
+	rc = configure(s->db, s->o.sync_normal, err);
+	if (rc) {
+		km_error_prefix(err, "database %s", s->path);
+		goto fail;
+	}
+	rc = store_migrate(s, err);
+	if (!rc)
+		rc = store_writer_start(s, err);
+	if (rc)
+		goto fail;
+	*out = s;
+	return 0;
+
+fail:
+	km_store_close(s);
+	return rc;
+}
+
+void km_store_close(struct km_store *s)
+{
+	if (!s)
+		return;
+	store_writer_stop(s);
+	if (s->db) {
+		/* A clean close checkpoints the WAL into the main file. */
+		int rc = sqlite3_close(s->db);
+		if (rc != SQLITE_OK)
+			km_log(KM_LOG_ERROR, "database close failed", "db",
+			       s->path, "err", sqlite3_errstr(rc), NULL);
+	}
+	pthread_cond_destroy(&s->done_cv);
+	pthread_cond_destroy(&s->room_cv);
+	pthread_cond_destroy(&s->work_cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s->batch_res);
+	free(s->batch_ctl);
+	free(s->ring);
+	free(s->ctl);
+	free(s->path);
+	free(s);
+}
