@@ -26,6 +26,34 @@ static inline int64_t km_mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* A duration in nanoseconds as a struct timespec (negative = zero). */
+static inline struct timespec km_timespec_ns(int64_t ns)
+{
+	struct timespec ts = {0, 0};
+
+	if (ns > 0) {
+		ts.tv_sec = (time_t)(ns / 1000000000);
+		ts.tv_nsec = (long)(ns % 1000000000);
+	}
+	return ts;
+}
+
+/* The CLOCK_REALTIME time ns nanoseconds from now, for the absolute
+ * deadlines of pthread_cond_timedwait and sem_timedwait. */
+static inline struct timespec km_realtime_after(int64_t ns)
+{
+	struct timespec ts, d = km_timespec_ns(ns);
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += d.tv_sec;
+	ts.tv_nsec += d.tv_nsec;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
 /* "2026-11-26T14:12:32.123456Z"; buf must hold 40 bytes. */
 const char *km_fmt_time_us(char buf[40], int64_t us);
 

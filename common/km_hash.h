@@ -1,0 +1,60 @@
+/*
+ * km_hash — the one hash function of kubemedic: 64-bit FNV-1a.
+ *
+ * Used where a well-spread, stable (never seeded, the same in every run
+ * and on every machine) hash of short keys is wanted: hash tables keyed by
+ * names or ids, a probe's first-run offset within its period (stable
+ * across restarts), page tokens bound to their query. Not for anything an
+ * attacker could exploit by choosing keys that collide: tables that hold
+ * caller-chosen keys bound their size instead.
+ */
+#ifndef KM_HASH_H
+#define KM_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KM_HASH_INIT 14695981039346656037ULL
+#define KM_HASH_PRIME 1099511628211ULL
+
+static inline uint64_t km_hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= KM_HASH_PRIME;
+	}
+	return h;
+}
+
+/* The bytes of a NUL-terminated string; NULL hashes as "". */
+static inline uint64_t km_hash_str(uint64_t h, const char *s)
+{
+	if (s)
+		for (; *s; s++) {
+			h ^= (unsigned char)*s;
+			h *= KM_HASH_PRIME;
+		}
+	return h;
+}
+
+/* A string as one field of a hashed tuple: followed by a byte no UTF-8
+ * text holds (0xff), so ("ab", "c") and ("a", "bc") hash apart. */
+static inline uint64_t km_hash_field(uint64_t h, const char *s)
+{
+	h = km_hash_str(h, s) ^ 0xff;
+	return h * KM_HASH_PRIME;
+}
+
+static inline uint64_t km_hash_i64(uint64_t h, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	unsigned char b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(u >> (8 * i));
+	return km_hash_bytes(h, b, 8);
+}
+
+#endif
