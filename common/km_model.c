@@ -41,6 +41,7 @@ const char *km_state_name(int state)
 	case KM_STATE_HEALTHY: return "HEALTHY";
 	case KM_STATE_UNHEALTHY: return "UNHEALTHY";
 	case KM_STATE_DEGRADED: return "DEGRADED";
+	case KM_STATE_DELETED: return "DELETED";
 	}
 	return "UNSPECIFIED";
 }
@@ -119,6 +120,25 @@ static bool kv_eq(const struct km_kv *a, size_t na, const struct km_kv *b,
 	return true;
 }
 
+/* Labels are a map: the same pairs in any order are equal. (Quadratic,
+ * but a probe has at most KM_PROBE_MAX_LABELS of them.) */
+static bool labels_eq(const struct km_kv *a, size_t na, const struct km_kv *b,
+		      size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < nb && !found; j++)
+			found = str_eq(a[i].key, b[j].key) &&
+				str_eq(a[i].value, b[j].value);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 bool km_probe_spec_equal(const struct km_probe *a, const struct km_probe *b)
 {
 	if (a->argc != b->argc)
@@ -127,7 +147,7 @@ bool km_probe_spec_equal(const struct km_probe *a, const struct km_probe *b)
 		if (!str_eq(a->argv[i], b->argv[i]))
 			return false;
 	return str_eq(a->name, b->name) &&
-	       kv_eq(a->labels, a->n_labels, b->labels, b->n_labels) &&
+	       labels_eq(a->labels, a->n_labels, b->labels, b->n_labels) &&
 	       a->type == b->type && str_eq(a->host, b->host) &&
 	       a->port == b->port && str_eq(a->path, b->path) &&
 	       a->https == b->https && a->tls_verify == b->tls_verify &&

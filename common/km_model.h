@@ -21,6 +21,7 @@ enum km_state {
 	KM_STATE_HEALTHY = 2,
 	KM_STATE_UNHEALTHY = 3,
 	KM_STATE_DEGRADED = 4,
+	KM_STATE_DELETED = 5,  /* only as a transition's to_state */
 };
 
 /* Same numbers as kubemedic.v1.TargetKind. */
@@ -176,7 +177,8 @@ int km_probe_copy(struct km_arena *a, const struct km_probe *src,
 struct km_transition *km_transition_dup(const struct km_transition *t);
 
 /* True when a and b define the same probe: labels, handler and timing.
- * Ignores id, source, generation and times. Lists compare in order. */
+ * Ignores id, source, generation and times. Labels compare as a map (any
+ * order); headers, argv and env in order. */
 bool km_probe_spec_equal(const struct km_probe *a, const struct km_probe *b);
 
 /* The parts of a target name "[cluster:]kind/namespace/name", pointing into

@@ -13,11 +13,16 @@
  * probe engine's and the writer's counters in one "prober stats" line:
  * every log.statsInterval (--stats-interval), and at once on SIGUSR1.
  *
+ * Start order: the store (migrations, the config's probes), the health
+ * hub (current health loaded from the store), the probe engine with every
+ * stored probe, then the API.
+ *
  * Stop order (each step needs the next one's services until it is done):
  * health NOT_SERVING and no new calls, in-flight calls finish within the
- * grace period; the probe engine stops (running checks abandoned, children
- * killed); then the store's writer commits what is queued and the database
- * is closed.
+ * grace period, streams end (and with them their hub subscriptions); the
+ * probe engine stops (running checks abandoned, children killed); the
+ * store commits what is queued and the hub announces it; the hub stops;
+ * then the database is closed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,6 +35,7 @@
 
 #include "km_api.h"
 #include "km_config.h"
+#include "km_health.h"
 #include "km_log.h"
 #include "km_prober.h"
 #include "km_store.h"
@@ -134,15 +140,17 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	return 0;
 }
 
-/* Hands every stored probe to the engine, each starting from the stored
- * verdict of its target (a restart does not forget who was unhealthy). */
+/* Hands every stored probe to the hub (its target's thresholds and
+ * labels; the target's verdict was loaded from the store) and to the
+ * engine. */
 static int schedule_stored_probes(struct km_store *store,
+				  struct km_health *health,
 				  struct km_prober *pr, size_t *count,
 				  struct km_error *err)
 {
 	struct km_reader *r = NULL;
 	struct km_arena a;
-	const char *after = NULL;
+	char *after = NULL;
 	bool more = true;
 	int rc;
 
@@ -156,13 +164,21 @@ static int schedule_stored_probes(struct km_store *store,
 		rc = km_reader_list_probes(r, after, 1000, NULL, NULL, &a, &v,
 					   &n, &more, err);
 		for (size_t i = 0; !rc && i < n; i++) {
-			struct km_target t;
-			int state = KM_STATE_UNKNOWN;
+			char name[300];
+			struct km_health_target t = {
+				.id = v[i].target_id,
+				.name = name,
+				.labels = v[i].labels,
+				.n_labels = v[i].n_labels,
+				.success_threshold = v[i].success_threshold,
+				.failure_threshold = v[i].failure_threshold,
+				.created_us = v[i].create_us,
+			};
 
-			if (km_reader_get_target_by_id(r, v[i].target_id, &a, &t,
-						       NULL) == 0)
-				state = t.state;
-			rc = km_prober_upsert(pr, &v[i], state);
+			snprintf(name, sizeof name, "probe//%s", v[i].name);
+			rc = km_health_track(health, &t);
+			if (!rc)
+				rc = km_prober_upsert(pr, &v[i]);
 			if (rc)
 				km_error_set(err, rc, "scheduling probe %s",
 					     v[i].name);
@@ -173,7 +189,7 @@ static int schedule_stored_probes(struct km_store *store,
 			/* The cursor must outlive the arena reset. */
 			char *next = strdup(v[n - 1].name);
 
-			free((char *)after);
+			free(after);
 			after = next;
 			if (!after)
 				rc = km_error_set(err, KM_ENOMEM,
@@ -181,7 +197,7 @@ static int schedule_stored_probes(struct km_store *store,
 		}
 		km_arena_reset(&a);
 	}
-	free((char *)after);
+	free(after);
 	km_reader_close(r);
 	km_arena_free(&a);
 	return rc;
@@ -229,13 +245,16 @@ static int apply_flags(struct km_config *cfg, const struct flags *f)
 /* The engine's and the writer's counters, in one line. Counters and the
  * lag_* percentiles are totals since start: a reader takes differences;
  * the interval_* fields cover the runs started since the previous line. */
-static void log_stats(struct km_prober *pr, struct km_store *store)
+static void log_stats(struct km_prober *pr, struct km_health *health,
+		      struct km_store *store)
 {
 	struct km_prober_stats p;
 	struct km_prober_interval iv;
+	struct km_health_stats h;
 	struct km_store_stats s;
 
 	km_prober_get_stats(pr, &p, &iv);
+	km_health_get_stats(health, &h);
 	km_store_get_stats(store, &s);
 	km_log(KM_LOG_INFO, "prober stats", "probes", KM_I(p.probes), "runs",
 	       KM_I(p.runs), "ok", KM_I(p.results_ok), "failed",
@@ -247,11 +266,14 @@ static void log_stats(struct km_prober *pr, struct km_store *store)
 	       "interval_lag_p50_us", KM_I(iv.lag_p50_us),
 	       "interval_lag_p99_us", KM_I(iv.lag_p99_us),
 	       "interval_lag_max_us", KM_I(iv.lag_max_us), "transitions",
-	       KM_I(p.transitions),
+	       KM_I(h.transitions), "published", KM_I(h.published),
+	       "unknown_dropped", KM_I(h.unknown_dropped), "subscribers",
+	       KM_I(h.subscribers), "subscriber_overflows", KM_I(h.overflows),
 	       "results_queued", KM_I(s.results_queued), "results_written",
 	       KM_I(s.results_written), "results_dropped",
 	       KM_I(s.results_dropped), "queue_depth",
-	       KM_I(s.result_queue_depth), "batches", KM_I(s.batches),
+	       KM_I(s.result_queue_depth), "control_queue_max",
+	       KM_I(s.control_queue_max_depth), "batches", KM_I(s.batches),
 	       "writer_idle", KM_I(s.writer_idle), "writer_boosts",
 	       KM_I(s.writer_boosts), NULL);
 }
@@ -259,7 +281,8 @@ static void log_stats(struct km_prober *pr, struct km_store *store)
 /* Waits for a signal in set other than SIGUSR1 and returns it; logs the
  * stats on SIGUSR1 and every interval_ms (0 = never). */
 static int wait_for_stop(const sigset_t *set, int64_t interval_ms,
-			 struct km_prober *pr, struct km_store *store)
+			 struct km_prober *pr, struct km_health *health,
+			 struct km_store *store)
 {
 	int64_t next = km_mono_ns() + interval_ms * 1000000;
 
@@ -270,14 +293,14 @@ static int wait_for_stop(const sigset_t *set, int64_t interval_ms,
 		int sig;
 
 		if (interval_ms > 0 && left <= 0) {
-			log_stats(pr, store);
+			log_stats(pr, health, store);
 			next += interval_ms * 1000000;
 			continue;
 		}
 		sig = interval_ms > 0 ? sigtimedwait(set, NULL, &ts)
 				      : sigwaitinfo(set, NULL);
 		if (sig == SIGUSR1)
-			log_stats(pr, store);
+			log_stats(pr, health, store);
 		else if (sig > 0)
 			return sig;
 		/* < 0: EAGAIN (the interval is up) or EINTR. */
@@ -292,6 +315,8 @@ int main(int argc, char **argv)
 	struct km_api *api = NULL;
 	struct km_store *store = NULL;
 	struct km_prober *prober = NULL;
+	struct km_health *health = NULL;
+	struct km_health_options ho = {0};
 	struct km_prober_options po = {0};
 	size_t scheduled = 0;
 	struct km_store_options so = {0};
@@ -335,23 +360,25 @@ int main(int argc, char **argv)
 	so.results_retention_us = cfg.results_retention_ms * 1000;
 	so.transitions_retention_us = cfg.transitions_retention_ms * 1000;
 	so.retention_interval_ms = cfg.retention_interval_ms;
-	so.on_transition = km_api_on_transition;
-	so.on_transition_arg = api;
 	if (km_store_open(&so, &store, &err))
 		goto fail;
 	if (km_store_sync_config_probes(store, cfg.probes, cfg.n_probes, &err)) {
 		km_error_prefix(&err, "config probes");
 		goto fail;
 	}
-	po.store = store;
-	po.flap_low = cfg.flap_low;
-	po.flap_high = cfg.flap_high;
+	ho.store = store;
+	ho.flap_low = cfg.flap_low;
+	ho.flap_high = cfg.flap_high;
+	if (km_health_open(&ho, &health, &err))
+		goto fail;
+	po.health = health;
 	if (km_prober_start(&po, &prober, &err) ||
-	    schedule_stored_probes(store, prober, &scheduled, &err))
+	    schedule_stored_probes(store, health, prober, &scheduled, &err))
 		goto fail;
 	ao.listen = cfg.listen;
 	ao.threads = cfg.threads;
 	ao.max_recv_message_bytes = cfg.max_recv_message_bytes;
+	ao.health = health;
 	ao.prober = prober;
 	if (km_api_start(api, store, &ao, &err))
 		goto fail;
@@ -367,7 +394,8 @@ int main(int argc, char **argv)
 	       "schema", KM_I(km_store_schema_version(store)), "probes",
 	       KM_I(scheduled), NULL);
 
-	sig = wait_for_stop(&stop, cfg.stats_interval_ms, prober, store);
+	sig = wait_for_stop(&stop, cfg.stats_interval_ms, prober, health,
+			    store);
 	km_log(KM_LOG_INFO, "stopping", "signal", strsignal(sig), "grace_ms",
 	       KM_I(cfg.shutdown_grace_ms), NULL);
 	km_api_stop(api, cfg.shutdown_grace_ms);
@@ -377,8 +405,17 @@ fail:
 		km_log(KM_LOG_ERROR, "kubemedicd failed", "err", err.msg, NULL);
 	km_api_stop(api, 0);
 	/* No API call can reach the prober now; its last results and
-	 * transitions go to the store, which then commits them. */
+	 * transitions go to the store, which commits them (and the hub
+	 * announces them to no one by now), then the hub stops. */
 	km_prober_stop(prober);
+	if (store) {
+		struct km_error ferr = {0};
+
+		if (km_store_flush(store, &ferr))
+			km_log(KM_LOG_ERROR, "last writes failed", "err",
+			       ferr.msg, NULL);
+	}
+	km_health_close(health);
 	km_store_close(store);
 	km_api_destroy(api);
 	km_config_free(&cfg);

@@ -14,13 +14,18 @@
  *    more to commit with (group commit); anything else queued — a
  *    transition, a synchronous write, a flush, the close — commits at once,
  *    with every result queued before it.
- *  - transitions (km_store_add_transition) go to a bounded control queue and
- *    are never dropped: the caller waits for room instead.
+ *  - transitions (km_store_add_transition) go to the control queue, in
+ *    order with everything queued before them; they are never dropped and
+ *    their producer never waits (see km_store_add_transition).
  *  - probe and target changes (km_store_create_probe, ...) are synchronous:
  *    they return only after the transaction holding them has committed, so
- *    an acknowledgement to a client is never ahead of the disk.
- * After each commit the writer calls options.on_transition for every
- * transition in it, with its sequence number assigned.
+ *    an acknowledgement to a client is never ahead of the disk. A deletion
+ *    is recorded as a transition to KM_STATE_DELETED in the same
+ *    transaction.
+ * After each commit the writer tells the listener (km_store_set_listener)
+ * of every transition in it, with its sequence number assigned, in
+ * sequence order — before the callers of the batch's synchronous writes
+ * are woken.
  *
  * Reads. km_reader_open gives a read-only connection with cached prepared
  * statements, for one thread at a time. Results of a read live in the
@@ -55,7 +60,9 @@ struct km_reader;
 struct km_store_options {
 	const char *path;              /* database file; created if missing */
 	size_t result_queue;           /* default 65536 results */
-	size_t control_queue;          /* default 4096 entries */
+	size_t control_queue;          /* synchronous writes wait while this
+	                                  many entries are queued; default
+	                                  4096 (transitions never wait) */
 	size_t batch_max;              /* rows per transaction; default 8192 */
 	int64_t commit_delay_us;       /* how long results wait for company
 	                                  before a commit; 0 (default) = commit
@@ -67,10 +74,6 @@ struct km_store_options {
 	int64_t transitions_retention_us; /* 0 = keep forever */
 	int64_t retention_interval_ms; /* between sweeps; default 60000 */
 	int retention_batch;           /* rows per delete; default 2000 */
-	/* Called on the writer thread after the commit of each transition,
-	 * with t->seq set. Must not block and must not call into the store. */
-	void (*on_transition)(void *arg, const struct km_transition *t);
-	void *on_transition_arg;
 };
 
 int km_store_open(const struct km_store_options *opts, struct km_store **out,
@@ -78,6 +81,15 @@ int km_store_open(const struct km_store_options *opts, struct km_store **out,
 /* Commits everything queued, stops the writer, closes the database. All
  * readers must be closed first. NULL is accepted. */
 void km_store_close(struct km_store *s);
+
+/* Called on the writer thread after the commit of each transition, with
+ * t->seq set (and t->target_name, labels when the producer gave them; a
+ * deletion's always). Must not block and must not call into the store. */
+typedef void (*km_store_listener_fn)(void *arg, const struct km_transition *t);
+/* Sets (or, with NULL, clears) the one listener. Any thread; takes effect
+ * from the next batch. */
+void km_store_set_listener(struct km_store *s, km_store_listener_fn fn,
+			   void *arg);
 
 /* Schema version compiled into this binary, and the database's. */
 int km_store_binary_schema_version(void);
@@ -88,12 +100,13 @@ int km_store_schema_version(struct km_store *s);
 /* Queues a copy of r (message included). Never blocks. KM_EUNAVAIL once
  * close has begun. */
 int km_store_add_result(struct km_store *s, const struct km_result *r);
-/* Queues a copy of t; waits while the control queue is full. */
+/* Queues a copy of t (cause, target name and labels included). Never
+ * waits: transitions are never dropped and their producers are event
+ * loops, so the queue grows instead (control_queue_depth shows it; only a
+ * writer that cannot commit lets it grow far). A transition of a target
+ * that is deleted when it is written is not kept. KM_EUNAVAIL once close
+ * has begun; KM_ENOMEM. */
 int km_store_add_transition(struct km_store *s, const struct km_transition *t);
-/* The same without waiting: KM_EFULL when the control queue is full (for
- * an event loop, which keeps the transition and tries again). */
-int km_store_try_add_transition(struct km_store *s,
-				const struct km_transition *t);
 /* Returns once everything queued before the call is committed. */
 int km_store_flush(struct km_store *s, struct km_error *err);
 
@@ -117,6 +130,8 @@ struct km_store_stats {
 	                                  leave it again here) */
 	size_t result_queue_depth;
 	size_t result_queue_max_depth;
+	size_t control_queue_depth;    /* transitions and sync writes */
+	size_t control_queue_max_depth;
 };
 void km_store_get_stats(struct km_store *s, struct km_store_stats *out);
 
@@ -124,25 +139,34 @@ void km_store_get_stats(struct km_store *s, struct km_store_stats *out);
 
 /* Inserts p, creating or reviving its target "probe//<name>". Sets p->id,
  * target_id, generation (1), create_us, update_us; p->source is kept.
+ * A revived target starts clean: UNKNOWN since now, no last transition,
+ * created_at now (what it was before belongs to what was deleted).
  * KM_EEXIST if the name is taken. */
 int km_store_create_probe(struct km_store *s, struct km_probe *p,
 			  struct km_error *err);
 /* Replaces the definition of the probe named p->name. expected_generation
- * 0 means "any". KM_ENOTFOUND; KM_EPRECOND for a generation mismatch or a
- * config probe when !allow_config. Fills the store-kept fields of p. */
+ * 0 means "any". A definition equal to the stored one (km_probe_spec_equal)
+ * changes nothing: the generation stays, *changed (if not NULL) is false.
+ * KM_ENOTFOUND; KM_EPRECOND for a generation mismatch or a config probe
+ * when !allow_config. Fills the store-kept fields of p. */
 int km_store_update_probe(struct km_store *s, struct km_probe *p,
 			  int64_t expected_generation, bool allow_config,
-			  struct km_error *err);
-/* Deletes the probe and marks its target deleted (history is kept). */
+			  bool *changed, struct km_error *err);
+/* Deletes the probe and its target (history is kept), recording the
+ * transition to KM_STATE_DELETED with cause in the same transaction. */
 int km_store_delete_probe(struct km_store *s, const char *name,
-			  bool allow_config, struct km_error *err);
+			  bool allow_config, const char *cause,
+			  struct km_error *err);
 /* Makes the config probes in the database exactly probes[0..n): creates,
  * updates (when changed), takes over API probes of the same name (logged),
- * and deletes config probes no longer listed. One transaction. */
+ * and deletes config probes no longer listed (each deletion a transition).
+ * One transaction. */
 int km_store_sync_config_probes(struct km_store *s, struct km_probe *probes,
 				size_t n, struct km_error *err);
 /* Creates the target t->name if it does not exist (reviving a deleted one)
- * and sets t->id. Identity fields come from the name. */
+ * and sets t->id. Identity fields come from the name. A new target is
+ * created as of t->created_us if set (a backfill of older history), else
+ * now; results before a target's creation are not its current health. */
 int km_store_ensure_target(struct km_store *s, struct km_target *t,
 			   struct km_error *err);
 

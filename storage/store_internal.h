@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "km_list.h"
 #include "km_store.h"
 
 /* A synchronous write: runs on the writer thread inside the batch's
@@ -26,16 +27,19 @@ struct result_slot {
 	char *msg;            /* owned; NULL when empty */
 };
 
+/* An entry of the control queue: a transition (malloc'd with its copy,
+ * freed by the writer) or a synchronous op (on its caller's stack). */
 struct ctl_op {
-	struct sync_op *sync; /* NULL: a transition */
-	struct km_transition t;
-	struct km_transition *copy; /* owned: t's strings and labels */
+	struct km_list node;
+	struct sync_op *sync;         /* NULL: a transition */
+	struct km_transition *t;      /* km_transition_dup, owned */
 };
 
 enum writer_stmt {
 	W_INSERT_RESULT,
 	W_INSERT_TRANSITION,
 	W_UPDATE_TARGET_STATE,
+	W_DROP_TRANSITION,
 	W_RETAIN_RESULTS,
 	W_RETAIN_TRANSITIONS,
 	W_STMT_COUNT
@@ -64,9 +68,15 @@ struct km_store {
 	size_t ring_cap, ring_head, ring_count;
 	int64_t ring_since;            /* mono ns: when the ring last became
 	                                  non-empty */
-	struct ctl_op *ctl;            /* transitions and sync ops, blocking */
-	size_t ctl_cap, ctl_head, ctl_count;
-	struct ctl_op *batch_ctl;      /* the writer's batch, batch_max ops */
+	struct km_list ctl;            /* struct ctl_op: transitions and sync
+	                                  ops, in order */
+	size_t ctl_count;
+	km_store_listener_fn listener; /* told of each committed transition */
+	void *listener_arg;
+	/* Writer thread only: the transitions of the batch being written,
+	 * announced after its commit (copies, owned). */
+	struct km_transition **announce;
+	size_t n_announce, announce_cap;
 	struct result_slot *batch_res; /* the writer's batch, ring_cap rows */
 
 	struct km_store_stats stats;   /* under mu */
@@ -79,6 +89,13 @@ int store_migrate(struct km_store *s, struct km_error *err);
  * stop commits what is queued, joins the thread and finalizes them. */
 int store_writer_start(struct km_store *s, struct km_error *err);
 void store_writer_stop(struct km_store *s);
+
+/* On the writer thread, inside a batch (a sync op may call it): inserts t,
+ * sets t->seq and applies it to its target's row; the transition is
+ * announced after the commit. A transition of a deleted target is not
+ * kept (*written false, t->seq 0). 0 or an SQLite error code. */
+int store_write_transition(struct km_store *s, struct km_transition *t,
+			   bool *written);
 
 /* Runs fn on the writer thread and waits for its commit. */
 int store_run_sync(struct km_store *s,

@@ -129,16 +129,14 @@ int km_store_open(const struct km_store_options *opts, struct km_store **out,
 	s->path = strdup(opts->path);
 	s->o.path = s->path;
 	s->ring_cap = s->o.result_queue;
-	s->ctl_cap = s->o.control_queue;
 	s->ring = calloc(s->ring_cap, sizeof *s->ring);
-	s->ctl = calloc(s->ctl_cap, sizeof *s->ctl);
-	s->batch_ctl = calloc(s->o.batch_max, sizeof *s->batch_ctl);
+	km_list_init(&s->ctl);
 	s->batch_res = calloc(s->ring_cap, sizeof *s->batch_res);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
 	pthread_cond_init(&s->room_cv, NULL);
 	pthread_cond_init(&s->done_cv, NULL);
-	if (!s->path || !s->ring || !s->ctl || !s->batch_ctl || !s->batch_res) {
+	if (!s->path || !s->ring || !s->batch_res) {
 		rc = km_error_set(err, KM_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -190,9 +188,8 @@ void km_store_close(struct km_store *s)
 	pthread_cond_destroy(&s->work_cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s->batch_res);
-	free(s->batch_ctl);
 	free(s->ring);
-	free(s->ctl);
+	free(s->announce);
 	free(s->path);
 	free(s);
 }

@@ -149,8 +149,9 @@ int store_target_ensure(struct km_store *s, struct km_target *t,
 		return km_error_set(err, KM_EINVAL, "%s", why);
 	if (list_encode_kv(t->labels, t->n_labels, &labels, &labels_len))
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	/* A revived target starts again from UNKNOWN: its old verdict
-	 * belongs to something that was deleted. */
+	/* A revived target starts again from UNKNOWN, with no last
+	 * transition and created now: its old verdict, and the results from
+	 * before, belong to something that was deleted. */
 	rc = store_prepare(
 		s->db,
 		"INSERT INTO targets (name, cluster, kind, namespace, "
@@ -162,7 +163,11 @@ int store_target_ensure(struct km_store *s, struct km_target *t,
 		"state = CASE WHEN deleted_at > 0 THEN 1 ELSE state END, "
 		"flapping = CASE WHEN deleted_at > 0 THEN 0 ELSE flapping END, "
 		"state_since = CASE WHEN deleted_at > 0 THEN ?10 "
-		"ELSE state_since END, deleted_at = 0 RETURNING id",
+		"ELSE state_since END, "
+		"last_transition = CASE WHEN deleted_at > 0 THEN 0 "
+		"ELSE last_transition END, "
+		"created_at = CASE WHEN deleted_at > 0 THEN ?10 "
+		"ELSE created_at END, deleted_at = 0 RETURNING id",
 		&st, err);
 	if (rc)
 		goto out;
@@ -193,7 +198,11 @@ out:
 static int ensure_target_op(struct km_store *s, void *arg,
 			    struct km_error *err)
 {
-	return store_target_ensure(s, arg, km_now_us(), err);
+	struct km_target *t = arg;
+
+	return store_target_ensure(s, t,
+				   t->created_us ? t->created_us : km_now_us(),
+				   err);
 }
 
 int km_store_ensure_target(struct km_store *s, struct km_target *t,
@@ -202,23 +211,55 @@ int km_store_ensure_target(struct km_store *s, struct km_target *t,
 	return store_run_sync(s, ensure_target_op, t, err);
 }
 
-static int mark_target_deleted(struct km_store *s, int64_t target_id,
-			       struct km_error *err)
+/* Deletes the target target_id: the transition to KM_STATE_DELETED, with
+ * cause, which marks the row deleted (store_write_transition). Its history
+ * stays. On the writer thread, inside the caller's op. */
+static int delete_target(struct km_store *s, int64_t target_id,
+			 const char *cause, struct km_error *err)
 {
+	struct km_arena a;
+	struct km_transition t = {.target_id = target_id,
+				  .to_state = KM_STATE_DELETED,
+				  .cause = cause};
 	sqlite3_stmt *st = NULL;
-	int rc = store_prepare(s->db,
-			       "UPDATE targets SET deleted_at = ?2 WHERE id = ?1",
-			       &st, err);
+	bool written;
+	int rc;
 
+	km_arena_init(&a, 1024);
+	rc = store_prepare(s->db,
+			   "SELECT name, labels, state FROM targets WHERE id = ?1 "
+			   "AND deleted_at = 0",
+			   &st, err);
 	if (rc)
-		return rc;
+		goto out;
 	sqlite3_bind_int64(st, 1, target_id);
-	sqlite3_bind_int64(st, 2, km_now_us());
 	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) { /* deleted already: nothing to record */
+		rc = 0;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = store_sqlite_err(s->db, rc, err, "read target");
+		goto out;
+	}
+	t.target_name = col_text(&a, st, 0);
+	if (list_decode_kv(&a, sqlite3_column_blob(st, 1),
+			   (size_t)sqlite3_column_bytes(st, 1),
+			   (struct km_kv **)&t.labels, &t.n_labels)) {
+		rc = km_error_set(err, KM_ECORRUPT,
+				  "target %lld: undecodable labels",
+				  (long long)target_id);
+		goto out;
+	}
+	t.from_state = sqlite3_column_int(st, 2);
+	t.at_us = km_now_us();
+	rc = store_write_transition(s, &t, &written);
+	if (rc)
+		rc = store_sqlite_err(s->db, rc, err, "delete target");
+out:
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0
-				 : store_sqlite_err(s->db, rc, err,
-						    "delete target");
+	km_arena_free(&a);
+	return rc;
 }
 
 /* ---- probes ------------------------------------------------------------ */
@@ -393,7 +434,12 @@ struct update_args {
 	struct km_probe *p;
 	int64_t expected_generation;
 	bool allow_config;
+	bool changed;
 };
+
+static int read_probe(struct km_store *s, const char *name,
+		      struct km_arena *a, struct km_probe *out,
+		      struct km_error *err);
 
 static int update_probe_op(struct km_store *s, void *arg,
 			   struct km_error *err)
@@ -417,25 +463,53 @@ static int update_probe_op(struct km_store *s, void *arg,
 				    u->p->name, (long long)k.generation,
 				    (long long)u->expected_generation);
 	u->p->source = k.source;
+	/* The same definition again changes nothing, the generation
+	 * included: a client that applies its desired state repeatedly (as
+	 * `kubectl apply` users do) must not look like a writer to others
+	 * watching the generation. */
+	{
+		struct km_arena a;
+		struct km_probe cur;
+		bool same;
+
+		km_arena_init(&a, 4096);
+		rc = read_probe(s, u->p->name, &a, &cur, err);
+		same = rc == 0 && km_probe_spec_equal(&cur, u->p);
+		if (same) {
+			u->p->id = cur.id;
+			u->p->target_id = cur.target_id;
+			u->p->generation = cur.generation;
+			u->p->create_us = cur.create_us;
+			u->p->update_us = cur.update_us;
+		}
+		km_arena_free(&a);
+		if (rc || same)
+			return rc;
+	}
+	u->changed = true;
 	return replace_probe(s, &k, u->p, err);
 }
 
 int km_store_update_probe(struct km_store *s, struct km_probe *p,
 			  int64_t expected_generation, bool allow_config,
-			  struct km_error *err)
+			  bool *changed, struct km_error *err)
 {
-	struct update_args u = {p, expected_generation, allow_config};
+	struct update_args u = {p, expected_generation, allow_config, false};
+	int rc = store_run_sync(s, update_probe_op, &u, err);
 
-	return store_run_sync(s, update_probe_op, &u, err);
+	if (changed)
+		*changed = rc == 0 && u.changed;
+	return rc;
 }
 
 struct delete_args {
 	const char *name;
 	bool allow_config;
+	const char *cause;
 };
 
 static int delete_probe_row(struct km_store *s, const struct probe_key *k,
-			    struct km_error *err)
+			    const char *cause, struct km_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = store_prepare(s->db, "DELETE FROM probes WHERE id = ?1", &st,
@@ -448,7 +522,7 @@ static int delete_probe_row(struct km_store *s, const struct probe_key *k,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return store_sqlite_err(s->db, rc, err, "delete probe");
-	return mark_target_deleted(s, k->target_id, err);
+	return delete_target(s, k->target_id, cause, err);
 }
 
 static int delete_probe_op(struct km_store *s, void *arg,
@@ -465,13 +539,14 @@ static int delete_probe_op(struct km_store *s, void *arg,
 				    "probe \"%s\" is defined in the config "
 				    "file; remove it there and restart "
 				    "kubemedicd", d->name);
-	return delete_probe_row(s, &k, err);
+	return delete_probe_row(s, &k, d->cause, err);
 }
 
 int km_store_delete_probe(struct km_store *s, const char *name,
-			  bool allow_config, struct km_error *err)
+			  bool allow_config, const char *cause,
+			  struct km_error *err)
 {
-	struct delete_args d = {name, allow_config};
+	struct delete_args d = {name, allow_config, cause};
 
 	return store_run_sync(s, delete_probe_op, &d, err);
 }
@@ -599,7 +674,10 @@ static int sync_config_op(struct km_store *s, void *arg, struct km_error *err)
 
 			rc = find_probe(s, gone[i], &k, err);
 			if (!rc)
-				rc = delete_probe_row(s, &k, err);
+				rc = delete_probe_row(
+					s, &k,
+					"probe removed from the config file",
+					err);
 			if (!rc)
 				km_log(KM_LOG_INFO, "config probe removed",
 				       "probe", gone[i], NULL);

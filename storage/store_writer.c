@@ -7,6 +7,7 @@
  * thousands under load — pays one commit per batch instead, and the queue
  * in front of it makes overload explicit (drop-oldest for results).
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -32,11 +33,17 @@ static const char *const writer_sql[W_STMT_COUNT] = {
 		"INSERT INTO transitions (target_id, at, from_state, to_state, "
 		"flapping, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	/* Right-hand sides see the row as it was: state_since moves only
-	 * when the state really changes (not for a flapping-only change). */
+	 * when the state really changes (not for a flapping-only change). A
+	 * deleted target takes no transition (a check that was in flight
+	 * when it was deleted); the deletion itself is the transition to
+	 * KM_STATE_DELETED, which marks the row deleted. */
 	[W_UPDATE_TARGET_STATE] =
 		"UPDATE targets SET state = ?2, flapping = ?3, "
 		"state_since = CASE WHEN state = ?2 THEN state_since ELSE ?4 "
-		"END, last_transition = ?5 WHERE id = ?1",
+		"END, last_transition = ?5, "
+		"deleted_at = CASE WHEN ?2 = 5 THEN ?4 ELSE 0 END "
+		"WHERE id = ?1 AND deleted_at = 0",
+	[W_DROP_TRANSITION] = "DELETE FROM transitions WHERE seq = ?1",
 	/* Retention looks only at the lowest ids (the oldest rows, as rows
 	 * arrive in time order), so one sweep step is bounded work even on a
 	 * table where nothing is old enough. */
@@ -68,11 +75,42 @@ static int insert_result(struct km_store *s, const struct km_result *r)
 	return rc == SQLITE_DONE ? 0 : rc;
 }
 
-static int insert_transition(struct km_store *s, struct km_transition *t)
+/* Appends a copy of t (seq set) to the batch's announcements. */
+static int note_transition(struct km_store *s, const struct km_transition *t)
+{
+	struct km_transition *copy;
+
+	if (s->n_announce == s->announce_cap) {
+		size_t cap = s->announce_cap ? 2 * s->announce_cap : 64;
+		struct km_transition **v =
+			realloc(s->announce, cap * sizeof *v);
+
+		if (!v)
+			return SQLITE_NOMEM;
+		s->announce = v;
+		s->announce_cap = cap;
+	}
+	copy = km_transition_dup(t);
+	if (!copy)
+		return SQLITE_NOMEM;
+	s->announce[s->n_announce++] = copy;
+	return 0;
+}
+
+/* Frees the announcements from index from on (a failed op or batch). */
+static void drop_announcements(struct km_store *s, size_t from)
+{
+	while (s->n_announce > from)
+		free(s->announce[--s->n_announce]);
+}
+
+int store_write_transition(struct km_store *s, struct km_transition *t,
+			   bool *written)
 {
 	sqlite3_stmt *st = s->stmt[W_INSERT_TRANSITION];
 	int rc;
 
+	*written = false;
 	sqlite3_bind_int64(st, 1, t->target_id);
 	sqlite3_bind_int64(st, 2, t->at_us);
 	sqlite3_bind_int(st, 3, t->from_state);
@@ -93,11 +131,28 @@ static int insert_transition(struct km_store *s, struct km_transition *t)
 	sqlite3_bind_int64(st, 5, t->seq);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : rc;
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (sqlite3_changes(s->db) == 0) {
+		/* The target is deleted (or gone): the row goes again. Its
+		 * seq is never reused (AUTOINCREMENT); a gap is harmless. */
+		st = s->stmt[W_DROP_TRANSITION];
+		sqlite3_bind_int64(st, 1, t->seq);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		t->seq = 0;
+		return rc == SQLITE_DONE ? 0 : rc;
+	}
+	rc = note_transition(s, t);
+	if (rc == 0)
+		*written = true;
+	return rc;
 }
 
 static void run_sync_op(struct km_store *s, struct sync_op *op)
 {
+	size_t mark;
+
 	op->err.code = 0;
 	op->err.msg[0] = '\0';
 	if (!op->fn) { /* a flush: nothing to run */
@@ -108,18 +163,23 @@ static void run_sync_op(struct km_store *s, struct sync_op *op)
 		op->rc = op->err.code;
 		return;
 	}
+	mark = s->n_announce;
 	op->rc = op->fn(s, op->arg, &op->err);
-	if (op->rc)
+	if (op->rc) {
 		sqlite3_exec(s->db, "ROLLBACK TO op", NULL, NULL, NULL);
+		drop_announcements(s, mark);
+	}
 	sqlite3_exec(s->db, "RELEASE op", NULL, NULL, NULL);
 }
 
 /* What one writer iteration took off the queues. */
 struct batch {
-	struct ctl_op *ctl;
+	struct km_list ctl;            /* struct ctl_op, in queue order */
 	size_t n_ctl;
 	struct result_slot *res;
 	size_t n_res;
+	km_store_listener_fn listener; /* as it was when the batch was taken */
+	void *listener_arg;
 };
 
 /* Returns whether the batch holds a synchronous op (a caller waits). */
@@ -128,12 +188,17 @@ static bool take_batch(struct km_store *s, struct batch *b)
 	bool has_sync = false;
 	size_t max_res;
 
+	km_list_init(&b->ctl);
 	b->n_ctl = 0;
-	while (s->ctl_count && b->n_ctl < s->o.batch_max) {
-		b->ctl[b->n_ctl] = s->ctl[s->ctl_head];
-		has_sync |= b->ctl[b->n_ctl].sync != NULL;
+	while (!km_list_empty(&s->ctl) && b->n_ctl < s->o.batch_max) {
+		struct km_list *n = s->ctl.next;
+		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
+
+		km_list_del(n);
+		km_list_add_tail(&b->ctl, n);
+		has_sync |= op->sync != NULL;
 		b->n_ctl++;
-		s->ctl_head = (s->ctl_head + 1) % s->ctl_cap;
+		assert(s->ctl_count > 0);
 		s->ctl_count--;
 	}
 	/* A synchronous op (a flush in particular) promises that every result
@@ -145,6 +210,8 @@ static bool take_batch(struct km_store *s, struct batch *b)
 		s->ring_head = (s->ring_head + 1) % s->ring_cap;
 		s->ring_count--;
 	}
+	b->listener = s->listener;
+	b->listener_arg = s->listener_arg;
 	if (b->n_ctl)
 		pthread_cond_broadcast(&s->room_cv);
 	return has_sync;
@@ -154,23 +221,28 @@ static void write_batch(struct km_store *s, struct batch *b)
 {
 	struct km_error err = {0};
 	size_t written = 0, transitions = 0;
+	struct km_list *n, *tmp;
 	int rc;
 
+	assert(s->n_announce == 0);
 	rc = store_exec(s->db, "BEGIN IMMEDIATE", &err);
-	for (size_t i = 0; !rc && i < b->n_ctl; i++) {
-		struct ctl_op *op = &b->ctl[i];
+	km_list_for_each(n, &b->ctl) {
+		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
+		bool ok;
 
+		if (rc)
+			break;
 		if (op->sync) {
 			run_sync_op(s, op->sync);
 			continue;
 		}
-		rc = insert_transition(s, &op->t);
+		rc = store_write_transition(s, op->t, &ok);
 		if (rc) {
 			rc = store_sqlite_err(s->db, rc, &err,
 					      "insert transition");
 			break;
 		}
-		transitions++;
+		transitions += ok;
 	}
 	for (size_t i = 0; !rc && i < b->n_res; i++) {
 		rc = insert_result(s, &b->res[i].r);
@@ -188,7 +260,18 @@ static void write_batch(struct km_store *s, struct batch *b)
 		       "err", err.msg, "results", KM_I(b->n_res), "control",
 		       KM_I(b->n_ctl), NULL);
 		written = transitions = 0;
+		drop_announcements(s, 0);
 	}
+
+	/* Only committed transitions are announced, so a watcher that
+	 * resumes from the database sees exactly what it was sent; and they
+	 * are announced before the callers of the batch's synchronous writes
+	 * are woken, so what a caller did (a deletion) is published when its
+	 * call returns, before anything it does next. */
+	for (size_t i = 0; i < s->n_announce; i++)
+		if (b->listener)
+			b->listener(b->listener_arg, s->announce[i]);
+	drop_announcements(s, 0);
 
 	pthread_mutex_lock(&s->mu);
 	s->stats.batches++;
@@ -197,27 +280,24 @@ static void write_batch(struct km_store *s, struct batch *b)
 	s->stats.transitions_written += transitions;
 	if (rc)
 		s->stats.commit_failures++;
-	for (size_t i = 0; i < b->n_ctl; i++) {
-		struct sync_op *op = b->ctl[i].sync;
-		if (!op)
+	km_list_for_each_safe(n, tmp, &b->ctl) {
+		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
+
+		km_list_del(n);
+		if (!op->sync) {
+			free(op->t);
+			free(op);
 			continue;
-		if (rc && op->rc == 0) {
-			op->rc = rc;
-			op->err = err;
 		}
-		op->done = true;
+		if (rc && op->sync->rc == 0) {
+			op->sync->rc = rc;
+			op->sync->err = err;
+		}
+		op->sync->done = true;
 	}
 	pthread_cond_broadcast(&s->done_cv);
 	pthread_mutex_unlock(&s->mu);
 
-	/* Only committed transitions are announced: a watcher that resumes
-	 * from the database sees exactly what it was sent. */
-	for (size_t i = 0; i < b->n_ctl; i++) {
-		struct ctl_op *op = &b->ctl[i];
-		if (!op->sync && !rc && s->o.on_transition)
-			s->o.on_transition(s->o.on_transition_arg, &op->t);
-		free(op->copy);
-	}
 	for (size_t i = 0; i < b->n_res; i++)
 		free(b->res[i].msg);
 }
@@ -264,9 +344,6 @@ static enum sweep sweep_step(struct km_store *s, enum sweep sw)
 	return sw;
 }
 
-/* Absolute CLOCK_REALTIME time for pthread_cond_timedwait, ns from now. */
-static struct timespec deadline_in(int64_t ns);
-
 /* Group commit, called with s->mu held once there is work: while only
  * results are queued, fewer than a batch, wait until the oldest has waited
  * commit_delay_us. A commit costs far more than a row (an fsync, the WAL
@@ -285,23 +362,9 @@ static void wait_for_company(struct km_store *s)
 
 		if (left <= 0)
 			break;
-		ts = deadline_in(left);
+		ts = km_realtime_after(left);
 		pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
 	}
-}
-
-static struct timespec deadline_in(int64_t ns)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ns / 1000000000;
-	ts.tv_nsec += ns % 1000000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
 }
 
 /* The writer's CPU priority. Batching makes the writer indifferent to a
@@ -373,7 +436,7 @@ static void writer_priority(struct km_store *s, bool boost, bool behind)
 static void *writer_main(void *arg)
 {
 	struct km_store *s = arg;
-	struct batch b = {.ctl = s->batch_ctl, .res = s->batch_res};
+	struct batch b = {.res = s->batch_res};
 	enum sweep sw = SWEEP_IDLE;
 	bool retention = s->o.results_retention_us > 0 ||
 			 s->o.transitions_retention_us > 0;
@@ -414,8 +477,8 @@ static void *writer_main(void *arg)
 				break;
 			}
 			if (retention) {
-				struct timespec ts =
-					deadline_in(next_sweep - km_mono_ns());
+				struct timespec ts = km_realtime_after(
+					next_sweep - km_mono_ns());
 				pthread_cond_timedwait(&s->work_cv, &s->mu,
 						       &ts);
 			} else {
@@ -519,51 +582,44 @@ int km_store_add_result(struct km_store *s, const struct km_result *r)
 	return 0;
 }
 
-/* Called with s->mu held; waits for room. */
-static int push_ctl(struct km_store *s, const struct ctl_op *op)
+/* Called with s->mu held. Appends op; wakes the writer. */
+static void push_ctl(struct km_store *s, struct ctl_op *op)
 {
-	while (s->ctl_count == s->ctl_cap && !s->stopping)
-		pthread_cond_wait(&s->room_cv, &s->mu);
-	if (s->stopping)
-		return KM_EUNAVAIL;
-	s->ctl[(s->ctl_head + s->ctl_count) % s->ctl_cap] = *op;
+	km_list_add_tail(&s->ctl, &op->node);
 	s->ctl_count++;
+	if (s->ctl_count > s->stats.control_queue_max_depth)
+		s->stats.control_queue_max_depth = s->ctl_count;
 	pthread_cond_signal(&s->work_cv);
+}
+
+/* Transitions never wait and are never dropped: producers are event loops
+ * (the health hub is called from the prober's), and a transition lost is a
+ * verdict the history and the watchers never hear of. So the queue takes
+ * every one, in order with everything queued before it; what bounds it is
+ * the rate at which verdicts can change, and a writer that cannot commit
+ * is a storage fault (the stats line shows control_queue_max_depth). */
+int km_store_add_transition(struct km_store *s, const struct km_transition *t)
+{
+	struct ctl_op *op = calloc(1, sizeof *op);
+
+	if (!op || !(op->t = km_transition_dup(t))) {
+		free(op);
+		return KM_ENOMEM;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->mu);
+		free(op->t);
+		free(op);
+		return KM_EUNAVAIL;
+	}
+	push_ctl(s, op);
+	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
 
-static int add_transition(struct km_store *s, const struct km_transition *t,
-			  bool wait)
-{
-	struct ctl_op op = {.sync = NULL};
-	int rc;
-
-	op.copy = km_transition_dup(t);
-	if (!op.copy)
-		return KM_ENOMEM;
-	op.t = *op.copy;
-	pthread_mutex_lock(&s->mu);
-	if (!wait && s->ctl_count == s->ctl_cap)
-		rc = KM_EFULL;
-	else
-		rc = push_ctl(s, &op);
-	pthread_mutex_unlock(&s->mu);
-	if (rc)
-		free(op.copy);
-	return rc;
-}
-
-int km_store_add_transition(struct km_store *s, const struct km_transition *t)
-{
-	return add_transition(s, t, true);
-}
-
-int km_store_try_add_transition(struct km_store *s,
-				const struct km_transition *t)
-{
-	return add_transition(s, t, false);
-}
-
+/* A synchronous op waits while control_queue entries are ahead of it: an
+ * API caller is slowed down rather than memory grown without bound. */
 int store_run_sync(struct km_store *s,
 		   int (*fn)(struct km_store *s, void *arg,
 			     struct km_error *err),
@@ -571,20 +627,31 @@ int store_run_sync(struct km_store *s,
 {
 	struct sync_op op = {.fn = fn, .arg = arg};
 	struct ctl_op c = {.sync = &op};
-	int rc;
 
 	pthread_mutex_lock(&s->mu);
-	rc = push_ctl(s, &c);
-	if (rc) {
+	while (s->ctl_count >= s->o.control_queue && !s->stopping)
+		pthread_cond_wait(&s->room_cv, &s->mu);
+	if (s->stopping) {
 		pthread_mutex_unlock(&s->mu);
-		return km_error_set(err, rc, "the store is shutting down");
+		return km_error_set(err, KM_EUNAVAIL,
+				    "the store is shutting down");
 	}
+	push_ctl(s, &c);
 	while (!op.done)
 		pthread_cond_wait(&s->done_cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
 	if (op.rc && err)
 		*err = op.err;
 	return op.rc;
+}
+
+void km_store_set_listener(struct km_store *s, km_store_listener_fn fn,
+			   void *arg)
+{
+	pthread_mutex_lock(&s->mu);
+	s->listener = fn;
+	s->listener_arg = arg;
+	pthread_mutex_unlock(&s->mu);
 }
 
 int km_store_flush(struct km_store *s, struct km_error *err)
@@ -597,6 +664,7 @@ void km_store_get_stats(struct km_store *s, struct km_store_stats *out)
 	pthread_mutex_lock(&s->mu);
 	*out = s->stats;
 	out->result_queue_depth = s->ring_count;
+	out->control_queue_depth = s->ctl_count;
 	pthread_mutex_unlock(&s->mu);
 }
 

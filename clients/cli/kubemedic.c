@@ -46,8 +46,11 @@ static const char usage_text[] =
 	"                 [--oldest-first] [--limit N]\n"
 	"  transitions TARGET [--since T] [--until T] [--oldest-first] [--limit N]\n"
 	"  watch [TARGET]... [--kind K] [-l SELECTOR] [--cluster C]\n"
-	"        [--since-sequence N]        transitions as they happen; with N,\n"
-	"                                    first those after sequence N\n"
+	"        [--since-sequence N | --from-oldest]\n"
+	"                                    transitions as they happen; with N,\n"
+	"                                    first those stored after sequence N\n"
+	"                                    (--from-oldest: all stored), then a\n"
+	"                                    line where the live ones start\n"
 	"  health [SERVICE]                  grpc.health.v1 Check (\"\" = the daemon)\n"
 	"\n"
 	"Options:\n"
@@ -70,6 +73,7 @@ struct opts {
 	int64_t timeout_ms, min_size, success_threshold, failure_threshold;
 	int64_t generation, limit, since_seq;
 	bool exec, tls_verify, failures, successes, oldest_first, json;
+	bool from_oldest;
 	bool has_min_size;
 	char **pos;        /* positional arguments */
 	int n_pos;
@@ -1078,7 +1082,11 @@ static int cmd_watch(struct cli *cli)
 		req.label_selector = (char *)cli->o.selector;
 	if (cli->o.cluster)
 		req.cluster = (char *)cli->o.cluster;
+	if (cli->o.from_oldest && cli->o.since_seq)
+		return usage_error("--from-oldest replays everything stored: "
+				   "leave out --since-sequence%s", "");
 	req.since_sequence = cli->o.since_seq;
+	req.from_oldest = cli->o.from_oldest;
 	if (cli->o.n_pos > 1) {
 		req.targets = cli->o.pos + 1;
 		req.n_targets = (size_t)cli->o.n_pos - 1;
@@ -1094,6 +1102,7 @@ static int cmd_watch(struct cli *cli)
 	fflush(stdout);
 	for (;;) {
 		ProtobufCMessage *m;
+		const Kubemedic__V1__HealthEvent *ev;
 		const Kubemedic__V1__Transition *t;
 		char b[40];
 
@@ -1101,9 +1110,13 @@ static int cmd_watch(struct cli *cli)
 					   &cli->a, 0, &m, &cli->st);
 		if (rc)
 			break;
-		t = ((Kubemedic__V1__HealthEvent *)m)->transition;
+		ev = (const Kubemedic__V1__HealthEvent *)m;
+		t = ev->transition;
 		if (cli->o.json)
 			print_json_line(m);
+		else if (ev->replay_end || !t)
+			printf("-- stored transitions up to %lld above; live "
+			       "from here --\n", (long long)ev->sequence);
 		else
 			printf("%-8lld %-20s %-40s %-10s -> %-10s %s%s\n",
 			       (long long)t->sequence, fmt_ts(b, t->time),
@@ -1155,6 +1168,7 @@ enum {
 	O_PERIOD, O_PROBE_TIMEOUT, O_INITIAL_DELAY, O_SUCCESS, O_FAILURE,
 	O_GENERATION, O_KIND, O_STATE, O_CLUSTER, O_SINCE, O_UNTIL,
 	O_FAILURES, O_SUCCESSES, O_OLDEST, O_LIMIT, O_LABEL, O_SINCE_SEQ,
+	O_FROM_OLDEST,
 };
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -1196,6 +1210,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"limit", required_argument, NULL, O_LIMIT},
 		{"label", required_argument, NULL, O_LABEL},
 		{"since-sequence", required_argument, NULL, O_SINCE_SEQ},
+		{"from-oldest", no_argument, NULL, O_FROM_OLDEST},
 		{0},
 	};
 	int dashdash = argc, c;
@@ -1302,6 +1317,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return usage_error("--since-sequence: a sequence "
 						   "number, got \"%s\"", optarg);
 			break;
+		case O_FROM_OLDEST: o->from_oldest = true; break;
 		case O_LABEL:
 			if (o->n_labels == 64)
 				return usage_error("too many --label%s", "");

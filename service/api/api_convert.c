@@ -75,6 +75,7 @@ Kubemedic__V1__Target *api_target_to_pb(const struct km_target *t,
 	pb->node = (char *)s_or_empty(t->node);
 	pb->state = (Kubemedic__V1__HealthState)t->state;
 	pb->flapping = t->flapping;
+	pb->sequence = t->last_transition_seq;
 	pb->state_since = km_pb_timestamp(a, t->state_since_us);
 	if (!pb->state_since)
 		return NULL;

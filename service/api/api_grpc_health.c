@@ -8,15 +8,21 @@
  * Check answers NOT_FOUND for a name it does not know; Watch answers
  * SERVICE_UNKNOWN and keeps watching, as the protocol asks.
  *
- * Watchers are kept in api->watchers under api->mu; each holds a reference
- * on its call, dropped when the call is over (on_done). Updates come from
- * km_api_set_serving and from the store's committed transitions; a watcher
- * is sent a status only when it differs from the last one it got.
+ * Check reads the hub's memory (never SQLite). Watchers are kept in
+ * api->watchers under api->mu; each holds a reference on its call, dropped
+ * when the call is over (on_done). Updates come from km_api_set_serving
+ * and from one subscription to the health hub for all of them (committed
+ * transitions, handed over on the hub's thread); a watcher is sent a
+ * status only when it differs from the last one it got. The subscriber's
+ * queue overflowing would mean a lost update: then every target watcher is
+ * sent its current status again from the hub and a new subscription
+ * starts.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
+#include "km_log.h"
 
 #define ST(x) GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__##x
 
@@ -28,6 +34,8 @@ static int status_of_state(int state)
 		return ST(SERVING);
 	case KM_STATE_UNHEALTHY:
 		return ST(NOT_SERVING);
+	case KM_STATE_DELETED:
+		return ST(SERVICE_UNKNOWN);
 	}
 	return ST(UNKNOWN);
 }
@@ -39,10 +47,10 @@ static int current_status(struct km_rpc_ctx *ctx, struct km_api *api,
 			  struct km_error *err)
 {
 	struct km_target_name tn;
-	struct km_target t;
 	char why[256];
-	int rc;
+	int state, rc;
 
+	(void)ctx;
 	if (!*service) {
 		*status = api->serving ? ST(SERVING) : ST(NOT_SERVING);
 		return 0;
@@ -53,15 +61,12 @@ static int current_status(struct km_rpc_ctx *ctx, struct km_api *api,
 				    "(kubemedicd itself) or a target's full "
 				    "name, e.g. \"probe//checkout-http\" (%s)",
 				    service, why);
-	rc = km_reader_get_target(api_reader(ctx), service, ctx->arena, &t,
-				  err);
+	rc = km_health_state(api->health, service, &state);
 	if (rc == KM_ENOTFOUND)
 		return km_error_set(err, KM_ENOTFOUND,
 				    "unknown service \"%s\": no such target",
 				    service);
-	if (rc)
-		return rc;
-	*status = status_of_state(t.state);
+	*status = status_of_state(state);
 	return 0;
 }
 
@@ -112,15 +117,11 @@ static void notify(struct health_watcher *w, int status)
 
 static void watch_done(void *arg, struct km_rpc_call *c)
 {
-	struct health_watcher *w = arg, **pp;
+	struct health_watcher *w = arg;
 	struct km_api *api = w->api;
 
 	pthread_mutex_lock(&api->mu);
-	for (pp = &api->watchers; *pp; pp = &(*pp)->next)
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
+	km_list_del(&w->node);
 	pthread_mutex_unlock(&api->mu);
 	km_rpc_call_unref(c);
 	free(w->service);
@@ -143,6 +144,7 @@ int api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 	w->api = api;
 	w->call = ctx->call;
 	w->last = -1;
+	km_list_init(&w->node);
 	km_rpc_call_ref(w->call);
 
 	pthread_mutex_lock(&api->mu);
@@ -156,8 +158,7 @@ int api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 		free(w);
 		return rc;
 	}
-	w->next = api->watchers;
-	api->watchers = w;
+	km_list_add_tail(&api->watchers, &w->node);
 	notify(w, status);
 	pthread_mutex_unlock(&api->mu);
 	/* Outside api->mu: watch_done takes it, and runs at once if the
@@ -168,22 +169,107 @@ int api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 
 void api_health_set_serving(struct km_api *api, bool serving)
 {
+	struct km_list *n;
+
 	pthread_mutex_lock(&api->mu);
 	api->serving = serving;
-	for (struct health_watcher *w = api->watchers; w; w = w->next)
+	km_list_for_each(n, &api->watchers) {
+		struct health_watcher *w =
+			km_list_entry(n, struct health_watcher, node);
+
 		if (!w->service[0])
 			notify(w, serving ? ST(SERVING) : ST(NOT_SERVING));
+	}
 	pthread_mutex_unlock(&api->mu);
 }
 
-void api_health_on_transition(struct km_api *api,
-			      const struct km_transition *t)
+/* The hub's thread: a committed transition, to the watchers of its
+ * target. */
+static void deliver(void *arg, const struct km_health_event *ev)
 {
-	if (!t->target_name)
-		return;
+	struct km_api *api = arg;
+	struct km_list *n;
+
 	pthread_mutex_lock(&api->mu);
-	for (struct health_watcher *w = api->watchers; w; w = w->next)
-		if (!strcmp(w->service, t->target_name))
-			notify(w, status_of_state(t->to_state));
+	km_list_for_each(n, &api->watchers) {
+		struct health_watcher *w =
+			km_list_entry(n, struct health_watcher, node);
+
+		if (!strcmp(w->service, ev->t->target_name))
+			notify(w, status_of_state(ev->t->to_state));
+	}
 	pthread_mutex_unlock(&api->mu);
+}
+
+static void overflow(void *arg, int64_t last_seq);
+
+/* api->mu held: a new subscription for the watchers. */
+static int subscribe(struct km_api *api)
+{
+	struct km_health_sub_options o = {
+		.deliver = deliver,
+		.overflow = overflow,
+		.arg = api,
+	};
+	int64_t start;
+
+	return km_health_subscribe(api->health, &o, &api->watchers_sub,
+				   &start);
+}
+
+/* The hub's thread: updates were lost. Every target watcher gets its
+ * target's status as it is now, and a fresh subscription carries on (the
+ * old one is freed when this returns). */
+static void overflow(void *arg, int64_t last_seq)
+{
+	struct km_api *api = arg;
+	struct km_health_sub *old;
+	struct km_list *n;
+
+	(void)last_seq;
+	pthread_mutex_lock(&api->mu);
+	old = api->watchers_sub;
+	if (!old) { /* stopping */
+		pthread_mutex_unlock(&api->mu);
+		return;
+	}
+	if (subscribe(api)) {
+		api->watchers_sub = NULL;
+		km_log(KM_LOG_ERROR, "grpc.health.v1 watchers get no more "
+				     "updates: out of memory", NULL);
+	}
+	km_list_for_each(n, &api->watchers) {
+		struct health_watcher *w =
+			km_list_entry(n, struct health_watcher, node);
+		int state;
+
+		if (!w->service[0])
+			continue;
+		notify(w, km_health_state(api->health, w->service, &state)
+				  ? ST(SERVICE_UNKNOWN)
+				  : status_of_state(state));
+	}
+	pthread_mutex_unlock(&api->mu);
+	km_health_unsubscribe(old);
+}
+
+int api_health_start(struct km_api *api, struct km_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&api->mu);
+	rc = subscribe(api);
+	pthread_mutex_unlock(&api->mu);
+	return rc ? km_error_set(err, KM_ENOMEM, "out of memory") : 0;
+}
+
+void api_health_stop(struct km_api *api)
+{
+	struct km_health_sub *sub;
+
+	pthread_mutex_lock(&api->mu);
+	sub = api->watchers_sub;
+	api->watchers_sub = NULL;
+	pthread_mutex_unlock(&api->mu);
+	km_health_unsubscribe(sub);
 }

@@ -1,18 +1,15 @@
 /*
- * kubemedic.v1.HealthService: current verdicts and history, read through
- * the worker's km_reader (WAL: never blocked by the writer). Every query is
- * bounded by the call's deadline.
+ * kubemedic.v1.HealthService: current verdicts from the health hub's
+ * memory (GetHealth, ListTargets), history through the worker's km_reader
+ * (WAL: never blocked by the writer; every query bounded by the call's
+ * deadline). WatchHealth is api_watch.c.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "api_internal.h"
-#include "km_prober.h"
-#include "km_probe.h"
 
 #define MAX_PAGE 1000
-/* Rows of history GetHealth reads at most to count a streak. */
-#define STREAK_SCAN_MAX 1000
 
 /* A request's target name must be given and well formed. */
 static int check_target_name(const char *name, struct km_error *err)
@@ -48,22 +45,21 @@ API_HANDLER(api_get_health)
 {
 	const Kubemedic__V1__GetHealthRequest *r = (const void *)req;
 	Kubemedic__V1__TargetHealth *out;
-	struct km_target_health h;
+	struct km_health_view h;
 	int rc;
 
 	rc = check_target_name(r->target, err);
 	if (rc)
 		return rc;
-	/* Target, last result, streak and last transition: one snapshot.
-	 * The streak scan stops at STREAK_SCAN_MAX rows; a probe's exact
-	 * streak comes from the engine's ledger instead. */
-	rc = km_reader_target_health(api_reader(ctx), r->target,
-				     STREAK_SCAN_MAX, ctx->arena, &h, err);
+	/* Target, newest result, streak and last transition: one snapshot
+	 * of the hub's memory. */
+	rc = km_health_get(API_OF(ctx)->health, r->target, ctx->arena, &h,
+			   err);
 	if (rc)
 		return rc;
 
 	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__TargetHealth,
-		      KUBEMEDIC__V1__TARGET_HEALTH__INIT);
+			   KUBEMEDIC__V1__TARGET_HEALTH__INIT);
 	if (!out || !(out->target = api_target_to_pb(&h.target, ctx->arena)))
 		return API_OOM(err);
 	if (h.has_last) {
@@ -71,18 +67,9 @@ API_HANDLER(api_get_health)
 			api_result_to_pb(&h.last, &h.target, ctx->arena);
 		if (!out->last_result)
 			return API_OOM(err);
-		out->consecutive = h.consecutive;
-		if (h.target.kind == KM_KIND_PROBE && API_OF(ctx)->prober) {
-			bool ok;
-			int32_t n;
-
-			/* Used when it agrees with the stored last result
-			 * (the engine may be one result ahead of the disk). */
-			if (km_prober_streak(API_OF(ctx)->prober,
-					     h.target.object_name, &ok, &n) == 0 &&
-			    ok == h.last.success && n >= h.consecutive)
-				out->consecutive = n;
-		}
+		out->consecutive = h.consecutive > INT32_MAX
+					   ? INT32_MAX
+					   : (int32_t)h.consecutive;
 	}
 	if (h.has_transition) {
 		out->last_transition = api_transition_to_pb(
@@ -94,22 +81,23 @@ API_HANDLER(api_get_health)
 	return 0;
 }
 
-static bool match_target(const struct km_target *t, void *sel)
+static bool match_labels(const struct km_kv *labels, size_t n, void *sel)
 {
-	return km_selector_matches(sel, t->labels, t->n_labels);
+	return km_selector_matches(sel, labels, n);
 }
 
 API_HANDLER(api_list_targets)
 {
 	const Kubemedic__V1__ListTargetsRequest *r = (const void *)req;
 	Kubemedic__V1__ListTargetsResponse *out;
-	struct km_target_filter f = {0};
+	struct km_health_filter f = {0};
 	struct km_selector *sel = NULL;
 	struct api_cursor cur;
 	struct km_target *v;
 	size_t limit, n;
 	bool more, has_cur;
 	uint64_t hash;
+	int64_t seq;
 	int rc;
 
 	if ((int)r->kind < 0 || (int)r->kind > KM_KIND_MAX)
@@ -142,18 +130,20 @@ API_HANDLER(api_list_targets)
 	f.state = r->state;
 	f.cluster = r->cluster && *r->cluster ? r->cluster : NULL;
 	if (!km_selector_empty(sel)) {
-		f.match = match_target;
+		f.match = match_labels;
 		f.arg = sel;
 	}
-	rc = km_reader_list_targets(api_reader(ctx), &f, has_cur ? cur.a : 0,
-				    limit, ctx->arena, &v, &n, &more, err);
+	rc = km_health_list(API_OF(ctx)->health, &f, has_cur ? cur.a : 0,
+			    limit, ctx->arena, &v, &n, &more, &seq);
 	if (rc)
-		return rc;
+		return km_error_set(err, rc, "listing targets: %s",
+				    km_strerror(rc));
 
 	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__ListTargetsResponse,
-		      KUBEMEDIC__V1__LIST_TARGETS_RESPONSE__INIT);
+			   KUBEMEDIC__V1__LIST_TARGETS_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);
+	out->sequence = seq;
 	out->targets = km_arena_calloc(ctx->arena, n ? n : 1,
 				       sizeof *out->targets);
 	if (!out->targets)

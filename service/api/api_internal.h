@@ -19,6 +19,8 @@
 #include "kubemedic/v1/recovery.pb-c.h"
 
 #include "km_api.h"
+#include "km_health.h"
+#include "km_list.h"
 #include "km_probe.h"
 #include "km_rpc.h"
 #include "km_store.h"
@@ -39,15 +41,15 @@ struct health_watcher {
 	struct km_rpc_call *call;      /* a reference is held */
 	char *service;                 /* owned */
 	int last;                      /* status last sent */
-	struct health_watcher *next;
+	struct km_list node;           /* in api->watchers */
 };
 
 struct api_reflection;
-struct event_watcher;
 struct km_prober;
 
 struct km_api {
 	struct km_store *store;
+	struct km_health *health;
 	struct km_rpc_server *rpc;
 	struct api_reflection *refl;
 	struct km_rpc_method *methods; /* the table given to km_rpc */
@@ -56,20 +58,19 @@ struct km_api {
 
 	pthread_mutex_t mu;            /* guards what follows */
 	bool serving;
-	struct health_watcher *watchers;
-	struct event_watcher *event_watchers;
+	struct km_list watchers;       /* struct health_watcher */
+	/* The hub subscription that feeds the grpc.health.v1 watchers. */
+	struct km_health_sub *watchers_sub;
 };
 
-/* api_grpc_health.c */
+/* api_grpc_health.c: the grpc.health.v1 watchers, one hub subscriber. */
+int api_health_start(struct km_api *api, struct km_error *err);
+void api_health_stop(struct km_api *api);
 void api_health_set_serving(struct km_api *api, bool serving);
-void api_health_on_transition(struct km_api *api,
-			      const struct km_transition *t);
 
-/* api_watch.c: WatchHealth. */
+/* api_watch.c: WatchHealth, one hub subscriber per stream. */
 int api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 		     struct km_error *err);
-void api_watch_on_transition(struct km_api *api,
-			     const struct km_transition *t);
 
 /* api_reflection.c: the embedded descriptor set, indexed. */
 int api_reflection_load(struct api_reflection **out, struct km_error *err);

@@ -1,7 +1,11 @@
 /*
  * kubemedic.v1.ProbeService: probe definitions, persisted through the
- * store's writer (committed before the reply leaves).
+ * store's writer (committed before the reply leaves), then handed to the
+ * health hub (the probe's target, its thresholds) and the probe engine
+ * (its schedule), in that order: the hub must know a target before the
+ * first result of it arrives.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "api_internal.h"
@@ -9,12 +13,25 @@
 #include "km_probe.h"
 #include "km_prober.h"
 
-/* The definition is committed; the engine takes it at once. If it cannot
- * (out of memory), the probe runs from the next start; say so. */
-static void tell_prober(struct km_api *api, const struct km_probe *p,
-			int initial_state)
+/* The definition is committed; the hub and the engine take it at once.
+ * If they cannot (out of memory), the probe runs from the next start; say
+ * so. */
+static void apply(struct km_api *api, const struct km_probe *p)
 {
-	if (api->prober && km_prober_upsert(api->prober, p, initial_state))
+	char name[300];
+	struct km_health_target t = {
+		.id = p->target_id,
+		.name = name,
+		.labels = p->labels,
+		.n_labels = p->n_labels,
+		.success_threshold = p->success_threshold,
+		.failure_threshold = p->failure_threshold,
+		.created_us = p->create_us,
+	};
+
+	snprintf(name, sizeof name, "probe//%s", p->name);
+	if (km_health_track(api->health, &t) ||
+	    (api->prober && km_prober_upsert(api->prober, p)))
 		km_log(KM_LOG_ERROR, "probe stored but not scheduled: out of "
 				     "memory; it runs after a restart",
 		       "probe", p->name, NULL);
@@ -57,7 +74,7 @@ API_HANDLER(api_create_probe)
 	rc = km_store_create_probe(API_OF(ctx)->store, &p, err);
 	if (rc)
 		return rc;
-	tell_prober(API_OF(ctx), &p, KM_STATE_UNKNOWN);
+	apply(API_OF(ctx), &p);
 	return reply_probe(ctx, &p, resp, err);
 }
 
@@ -143,6 +160,7 @@ API_HANDLER(api_update_probe)
 	const Kubemedic__V1__UpdateProbeRequest *r = (const void *)req;
 	struct km_api *api = API_OF(ctx);
 	struct km_probe p;
+	bool changed;
 	int rc;
 
 	if (!r->probe)
@@ -155,10 +173,11 @@ API_HANDLER(api_update_probe)
 	if (rc)
 		return rc;
 	rc = km_store_update_probe(api->store, &p, r->probe->generation, false,
-				   err);
+				   &changed, err);
 	if (rc)
 		return rc;
-	tell_prober(api, &p, 0);
+	if (changed)
+		apply(api, &p);
 	return reply_probe(ctx, &p, resp, err);
 }
 
@@ -171,11 +190,16 @@ API_HANDLER(api_delete_probe)
 
 	if (rc)
 		return rc;
-	rc = km_store_delete_probe(api->store, r->name, false, err);
+	/* The deletion is a transition, committed with it and published by
+	 * the hub (which then forgets the target) before this returns. */
+	rc = km_store_delete_probe(api->store, r->name, false,
+				   "probe deleted through the API", err);
 	if (rc)
 		return rc;
-	if (api->prober)
-		km_prober_remove(api->prober, r->name);
+	if (api->prober && km_prober_remove(api->prober, r->name))
+		km_log(KM_LOG_ERROR, "probe deleted but still scheduled: out "
+				     "of memory; its results are dropped",
+		       "probe", r->name, NULL);
 	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__DeleteProbeResponse,
 		      KUBEMEDIC__V1__DELETE_PROBE_RESPONSE__INIT);
 	if (!out)

@@ -1,53 +1,48 @@
 /*
  * HealthService.WatchHealth: transitions as they happen, with resume.
  *
- * A watcher first replays what the database holds after since_sequence,
- * one page at a time (the next page is read when the stream's send queue
- * has drained, so a slow client slows the replay instead of flooding
- * memory), then switches to live events. Live events arriving during the
- * replay wait in a bounded buffer and are sent after it, skipping those
- * the replay already sent: every transition exactly once, in sequence
- * order. Live events come from the store's on_transition, i.e. only after
- * their commit, so what a watcher is sent is always what a later replay
- * would show.
+ * Each stream is a subscriber of the health hub, which hands it every
+ * committed transition, in sequence order, on the hub's thread. A stream
+ * that asks for a replay (since_sequence, or from_oldest) subscribes
+ * paused: the hub keeps what arrives in the stream's queue while the
+ * stored transitions after since_sequence, up to the sequence the
+ * subscription started at, are read from the database one page at a time
+ * (the next page when the stream's send queue has drained, so a slow
+ * client slows the replay instead of flooding memory). Then one event
+ * marks the end of the replay and the subscription is resumed: every
+ * transition exactly once, in sequence order, with no gap between the
+ * stored and the live ones.
  *
- * Watchers live in api->event_watchers under api->mu, each holding a
- * reference on its call until the call is over (on_done).
+ * Overload: a client that reads too slowly fills the stream's send queue
+ * and km_rpc ends the stream with RESOURCE_EXHAUSTED; a replay so long
+ * that the hub's queue for it overflows ends it the same way. Either way
+ * the client resumes from the last sequence it received.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
-#include "km_probe.h"
 
 #define REPLAY_PAGE 256
-#define LIVE_BUFFER_MAX 10000
-
-struct buffered {
-	struct km_transition *t; /* km_transition_dup */
-	struct buffered *next;
-};
 
 struct event_watcher {
 	struct km_api *api;
-	struct km_rpc_call *call;
+	struct km_rpc_call *call;  /* a reference is held */
 	struct km_arena arena;     /* the filters */
 	int kind;
 	const char *cluster;       /* NULL = any */
 	struct km_selector *sel;   /* NULL = any */
 	const char **targets;
 	size_t n_targets;
-	/* Under api->mu: */
-	bool replaying;
-	int64_t last_seq;          /* highest seq sent or skipped */
-	struct buffered *buf, **buf_tail;
-	size_t n_buf;
-	/* Replay cursor (worker thread only). */
-	int64_t replay_seq;
-	struct event_watcher *next;
+	struct km_health_sub *sub;
+	/* The replay (the call's worker thread only). */
+	int64_t replay_seq;        /* the last stored one read */
+	int64_t replay_end;        /* where the subscription starts */
 };
 
-static bool matches(const struct event_watcher *w, const struct km_transition *t)
+static bool matches(const struct event_watcher *w,
+		    const struct km_transition *t)
 {
 	struct km_target_name tn;
 	char why[128];
@@ -72,116 +67,119 @@ static bool matches(const struct event_watcher *w, const struct km_transition *t
 	return !w->sel || km_selector_matches(w->sel, t->labels, t->n_labels);
 }
 
-/* The event for a transition; everything in the arena. */
-static Kubemedic__V1__HealthEvent *event_of(struct km_arena *a,
-					   const struct km_transition *t)
+/* Sends the event for t and target (everything in a short-lived arena).
+ * False if the stream could not take it (it is over, or ending). */
+static bool send_event(struct event_watcher *w, const struct km_transition *t,
+		       const struct km_target *target)
 {
-	Kubemedic__V1__HealthEvent *e = KM_ARENA_NEW(
-		a, Kubemedic__V1__HealthEvent, KUBEMEDIC__V1__HEALTH_EVENT__INIT);
-	struct km_target_name tn;
-	struct km_target target = {0};
-	char why[128];
-
-	if (!e || km_target_name_parse(t->target_name, &tn, why, sizeof why))
-		return NULL;
-	target.name = t->target_name;
-	target.cluster = km_arena_strndup(a, tn.cluster ? tn.cluster : "",
-					  tn.cluster_len);
-	target.kind = tn.kind;
-	target.ns = km_arena_strndup(a, tn.ns, tn.ns_len);
-	target.object_name = km_arena_strndup(a, tn.name, tn.name_len);
-	target.labels = (struct km_kv *)t->labels;
-	target.n_labels = t->n_labels;
-	target.state = t->to_state;
-	target.flapping = t->flapping;
-	/* state_since is known only when the state itself changed. */
-	target.state_since_us = t->from_state != t->to_state ? t->at_us : 0;
-	if (!target.cluster || !target.ns || !target.object_name)
-		return NULL;
-	e->transition = api_transition_to_pb(t, t->target_name, a);
-	e->target = api_target_to_pb(&target, a);
-	if (!e->transition || !e->target)
-		return NULL;
-	if (!target.state_since_us)
-		e->target->state_since = NULL;
-	return e;
-}
-
-/* Sends t to w (any thread). False if the stream could not take it. */
-static bool send_event(struct event_watcher *w, const struct km_transition *t)
-{
-	struct km_arena a;
 	Kubemedic__V1__HealthEvent *e;
-	bool ok;
+	struct km_arena a;
+	bool ok = false;
 
 	km_arena_init(&a, 4096);
-	e = event_of(&a, t);
-	ok = e && km_rpc_stream_send(w->call, &e->base) == 0;
+	e = KM_ARENA_NEW(&a, Kubemedic__V1__HealthEvent,
+			 KUBEMEDIC__V1__HEALTH_EVENT__INIT);
+	if (e) {
+		e->transition = api_transition_to_pb(t, t->target_name, &a);
+		e->target = api_target_to_pb(target, &a);
+	}
+	if (e && e->transition && e->target) {
+		/* state_since is unknown for a target the hub no longer
+		 * has, when only its flapping flag changed. */
+		if (!target->state_since_us)
+			e->target->state_since = NULL;
+		ok = km_rpc_stream_send(w->call, &e->base) == 0;
+	}
 	km_arena_free(&a);
 	return ok;
 }
 
-static void free_buffer(struct event_watcher *w)
+/* A stored transition as an event: the target as the transition leaves
+ * it, from what the row holds (name, labels). */
+static bool send_stored(struct event_watcher *w, const struct km_transition *t)
 {
-	struct buffered *b, *next;
+	struct km_target_name tn;
+	struct km_target target = {0};
+	struct km_arena a;
+	char why[128];
+	bool ok;
 
-	for (b = w->buf; b; b = next) {
-		next = b->next;
-		free(b->t);
-		free(b);
-	}
-	w->buf = NULL;
-	w->buf_tail = &w->buf;
-	w->n_buf = 0;
+	if (km_target_name_parse(t->target_name, &tn, why, sizeof why))
+		return true; /* not a target name: nothing to show */
+	km_arena_init(&a, 1024);
+	target.id = t->target_id;
+	target.name = t->target_name;
+	target.cluster = km_arena_strndup(&a, tn.cluster ? tn.cluster : "",
+					  tn.cluster_len);
+	target.kind = tn.kind;
+	target.ns = km_arena_strndup(&a, tn.ns, tn.ns_len);
+	target.object_name = km_arena_strndup(&a, tn.name, tn.name_len);
+	target.labels = (struct km_kv *)t->labels;
+	target.n_labels = t->n_labels;
+	target.state = t->to_state;
+	target.flapping = t->flapping;
+	target.last_transition_seq = t->seq;
+	/* state_since is known only when the state itself changed. */
+	target.state_since_us = t->from_state != t->to_state ? t->at_us : 0;
+	ok = target.cluster && target.ns && target.object_name &&
+	     send_event(w, t, &target);
+	km_arena_free(&a);
+	return ok;
+}
+
+/* The hub's thread: a live transition. */
+static void deliver(void *arg, const struct km_health_event *ev)
+{
+	struct event_watcher *w = arg;
+
+	if (matches(w, ev->t))
+		send_event(w, ev->t, ev->target);
+	/* A failed send ends the stream; on_done then unsubscribes. */
+}
+
+/* The hub's thread: the stream's queue in the hub overflowed. */
+static void overflow(void *arg, int64_t last_seq)
+{
+	struct event_watcher *w = arg;
+	char msg[200];
+
+	snprintf(msg, sizeof msg,
+		 "too many transitions arrived while this stream was behind; "
+		 "resume with since_sequence %lld", (long long)last_seq);
+	km_rpc_stream_finish(w->call, KM_EFULL, msg);
 }
 
 static void watcher_free(struct event_watcher *w)
 {
-	free_buffer(w);
 	km_arena_free(&w->arena);
 	free(w);
 }
 
 static void watch_done(void *arg, struct km_rpc_call *c)
 {
-	struct event_watcher *w = arg, **pp;
-	struct km_api *api = w->api;
+	struct event_watcher *w = arg;
 
-	pthread_mutex_lock(&api->mu);
-	for (pp = &api->event_watchers; *pp; pp = &(*pp)->next)
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
-	pthread_mutex_unlock(&api->mu);
+	/* After this, the hub is not in deliver or overflow for w. */
+	km_health_unsubscribe(w->sub);
 	km_rpc_call_on_drain(c, NULL, NULL);
 	km_rpc_call_unref(c);
 	watcher_free(w);
 }
 
-/* Ends the replay: buffered live events newer than what the replay sent
- * go out in order, then live events flow directly. */
+/* Ends the replay: the marker, then live transitions from the hub. */
 static void finish_replay(struct event_watcher *w)
 {
-	struct km_api *api = w->api;
+	Kubemedic__V1__HealthEvent e = KUBEMEDIC__V1__HEALTH_EVENT__INIT;
 
 	km_rpc_call_on_drain(w->call, NULL, NULL);
-	pthread_mutex_lock(&api->mu);
-	if (w->replay_seq > w->last_seq)
-		w->last_seq = w->replay_seq;
-	for (struct buffered *b = w->buf; b; b = b->next) {
-		if (b->t->seq <= w->last_seq)
-			continue;
-		if (!send_event(w, b->t))
-			break;
-		w->last_seq = b->t->seq;
-	}
-	free_buffer(w);
-	w->replaying = false;
-	pthread_mutex_unlock(&api->mu);
+	e.replay_end = true;
+	e.sequence = w->replay_end;
+	if (km_rpc_stream_send(w->call, &e.base) == 0)
+		km_health_resume(w->sub);
 }
 
-/* Sends the next page of stored transitions; on the call's worker thread. */
+/* Sends the next page of stored transitions; on the call's worker thread
+ * (at the start, then on each drain of its send queue). */
 static void replay_page(void *arg, struct km_rpc_call *c)
 {
 	struct event_watcher *w = arg;
@@ -206,10 +204,15 @@ static void replay_page(void *arg, struct km_rpc_call *c)
 			return;
 		}
 		for (size_t i = 0; i < n; i++) {
+			/* Past the subscription's start the hub has them. */
+			if (v[i].seq > w->replay_end) {
+				more = false;
+				break;
+			}
 			w->replay_seq = v[i].seq;
 			if (!matches(w, &v[i]))
 				continue;
-			if (!send_event(w, &v[i])) {
+			if (!send_stored(w, &v[i])) {
 				km_arena_free(&a);
 				return; /* the stream is over or ending */
 			}
@@ -222,40 +225,74 @@ static void replay_page(void *arg, struct km_rpc_call *c)
 		finish_replay(w);
 }
 
-void api_watch_on_transition(struct km_api *api, const struct km_transition *t)
+/* The request's filters into w. */
+static int parse_filters(struct event_watcher *w,
+			 const Kubemedic__V1__WatchHealthRequest *r,
+			 struct km_error *err)
 {
-	pthread_mutex_lock(&api->mu);
-	for (struct event_watcher *w = api->event_watchers; w; w = w->next) {
-		if (t->seq <= w->last_seq || !matches(w, t))
-			continue;
-		if (w->replaying) {
-			struct buffered *b;
+	int rc;
 
-			if (w->n_buf == LIVE_BUFFER_MAX) {
-				km_rpc_stream_finish(
-					w->call, KM_EFULL,
-					"too many transitions arrived during "
-					"the replay; resume from the last "
-					"sequence received");
-				continue;
-			}
-			b = malloc(sizeof *b);
-			if (!b || !(b->t = km_transition_dup(t))) {
-				free(b);
-				km_rpc_stream_finish(w->call, KM_ENOMEM,
-						     "out of memory");
-				continue;
-			}
-			b->next = NULL;
-			*w->buf_tail = b;
-			w->buf_tail = &b->next;
-			w->n_buf++;
-			continue;
+	w->kind = r->kind;
+	if (r->cluster && *r->cluster &&
+	    !(w->cluster = km_arena_strdup(&w->arena, r->cluster)))
+		return API_OOM(err);
+	if (r->label_selector && *r->label_selector) {
+		rc = km_selector_parse(r->label_selector, &w->arena, &w->sel,
+				       err);
+		if (rc) {
+			if (!strstr(err->msg, "label_selector"))
+				km_error_prefix(err, "label_selector");
+			return rc;
 		}
-		if (send_event(w, t))
-			w->last_seq = t->seq;
 	}
-	pthread_mutex_unlock(&api->mu);
+	if (!r->n_targets)
+		return 0;
+	w->targets = km_arena_calloc(&w->arena, r->n_targets,
+				     sizeof *w->targets);
+	if (!w->targets)
+		return API_OOM(err);
+	for (size_t i = 0; i < r->n_targets; i++) {
+		struct km_target_name tn;
+		char why[256];
+
+		if (km_target_name_parse(r->targets[i], &tn, why, sizeof why))
+			return km_error_set(err, KM_EINVAL, "targets[%zu]: %s",
+					    i, why);
+		if (!(w->targets[i] = km_arena_strdup(&w->arena, r->targets[i])))
+			return API_OOM(err);
+	}
+	w->n_targets = r->n_targets;
+	return 0;
+}
+
+/* Whether the database still holds every transition after since (and up
+ * to start, the subscription's start). */
+static int check_resume_point(struct km_rpc_ctx *ctx, int64_t since,
+			      int64_t start, struct km_error *err)
+{
+	int64_t min_kept, max_ever;
+	int rc;
+
+	if (since > start)
+		return km_error_set(err, KM_ERANGE,
+				    "since_sequence %lld is beyond the last "
+				    "transition (%lld): it comes from another "
+				    "database",
+				    (long long)since, (long long)start);
+	if (since == start)
+		return 0;
+	rc = km_reader_transition_bounds(api_reader(ctx), &min_kept, &max_ever,
+					 err);
+	if (rc)
+		return rc;
+	if (min_kept == 0 || min_kept > since + 1)
+		return km_error_set(err, KM_EPRECOND,
+				    "transitions after %lld were removed by "
+				    "retention (the oldest kept is %lld): read "
+				    "the current state with ListTargets, then "
+				    "watch from its sequence",
+				    (long long)since, (long long)min_kept);
+	return 0;
 }
 
 int api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
@@ -263,8 +300,13 @@ int api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 {
 	const Kubemedic__V1__WatchHealthRequest *r = (const void *)req;
 	struct km_api *api = API_OF(ctx);
+	struct km_health_sub_options so = {
+		.deliver = deliver,
+		.overflow = overflow,
+	};
 	struct event_watcher *w;
-	int64_t min_kept, max_ever;
+	bool replay = r->since_sequence > 0 || r->from_oldest;
+	int64_t start;
 	int rc;
 
 	if ((int)r->kind < 0 || (int)r->kind > KM_KIND_MAX)
@@ -276,90 +318,47 @@ int api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 				    "since_sequence: must be 0 (only new "
 				    "transitions) or a sequence received "
 				    "before");
+	if (r->from_oldest && r->since_sequence)
+		return km_error_set(err, KM_EINVAL,
+				    "from_oldest: replays everything stored; "
+				    "since_sequence must then be 0");
 	w = calloc(1, sizeof *w);
 	if (!w)
 		return API_OOM(err);
 	km_arena_init(&w->arena, 1024);
 	w->api = api;
 	w->call = ctx->call;
-	w->kind = r->kind;
-	w->buf_tail = &w->buf;
-	if (r->cluster && *r->cluster)
-		w->cluster = km_arena_strdup(&w->arena, r->cluster);
-	if (r->label_selector && *r->label_selector) {
-		rc = km_selector_parse(r->label_selector, &w->arena, &w->sel,
-				       err);
-		if (rc) {
-			if (!strstr(err->msg, "label_selector"))
-				km_error_prefix(err, "label_selector");
-			watcher_free(w);
-			return rc;
-		}
-	}
-	if (r->n_targets) {
-		w->targets = km_arena_calloc(&w->arena, r->n_targets,
-					     sizeof *w->targets);
-		for (size_t i = 0; w->targets && i < r->n_targets; i++) {
-			struct km_target_name tn;
-			char why[256];
-
-			if (km_target_name_parse(r->targets[i], &tn, why,
-						 sizeof why)) {
-				km_error_set(err, KM_EINVAL, "targets[%zu]: %s",
-					     i, why);
-				watcher_free(w);
-				return KM_EINVAL;
-			}
-			w->targets[i] = km_arena_strdup(&w->arena, r->targets[i]);
-		}
-		w->n_targets = r->n_targets;
+	rc = parse_filters(w, r, err);
+	if (rc) {
+		watcher_free(w);
+		return rc;
 	}
 
-	/* Resuming is possible only if retention kept everything after the
-	 * client's sequence. */
-	if (r->since_sequence > 0) {
-		rc = km_reader_transition_bounds(api_reader(ctx), &min_kept,
-						 &max_ever, err);
-		if (rc) {
-			watcher_free(w);
-			return rc;
-		}
-		if (r->since_sequence > max_ever) {
-			km_error_set(err, KM_ERANGE,
-				     "since_sequence %lld is beyond the last "
-				     "transition (%lld): it comes from another "
-				     "database",
-				     (long long)r->since_sequence,
-				     (long long)max_ever);
-			watcher_free(w);
-			return KM_ERANGE;
-		}
-		if (r->since_sequence < max_ever &&
-		    (min_kept == 0 || min_kept > r->since_sequence + 1)) {
-			km_error_set(err, KM_ERANGE,
-				     "transitions after %lld were removed by "
-				     "retention (the oldest kept is %lld): "
-				     "read the current state with "
-				     "ListTargets, then watch from 0",
-				     (long long)r->since_sequence,
-				     (long long)min_kept);
-			watcher_free(w);
-			return KM_ERANGE;
-		}
+	/* Paused for a replay: what is published from now on waits in the
+	 * stream's queue in the hub until the stored part is sent. */
+	so.arg = w;
+	so.paused = replay;
+	rc = km_health_subscribe(api->health, &so, &w->sub, &start);
+	if (rc) {
+		watcher_free(w);
+		return API_OOM(err);
 	}
-
-	km_rpc_call_ref(w->call);
-	pthread_mutex_lock(&api->mu);
-	w->replaying = r->since_sequence > 0;
-	w->last_seq = r->since_sequence;
+	if (r->since_sequence > 0)
+		rc = check_resume_point(ctx, r->since_sequence, start, err);
+	if (rc) {
+		km_health_unsubscribe(w->sub);
+		watcher_free(w);
+		return rc;
+	}
 	w->replay_seq = r->since_sequence;
-	w->next = api->event_watchers;
-	api->event_watchers = w;
-	pthread_mutex_unlock(&api->mu);
-	km_rpc_call_on_done(w->call, watch_done, w);
-	if (w->replaying) {
+	w->replay_end = start;
+	km_rpc_call_ref(w->call);
+	if (replay) {
 		km_rpc_call_on_drain(w->call, replay_page, w);
 		replay_page(w, w->call);
 	}
+	/* Last: if the call is over already, watch_done runs (and frees w)
+	 * right here. */
+	km_rpc_call_on_done(w->call, watch_done, w);
 	return 0;
 }

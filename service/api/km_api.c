@@ -110,6 +110,7 @@ int km_api_create(struct km_api **out, struct km_error *err)
 	if (!api)
 		return API_OOM(err);
 	pthread_mutex_init(&api->mu, NULL);
+	km_list_init(&api->watchers);
 	api->methods = calloc(N_METHODS, sizeof *api->methods);
 	if (!api->methods) {
 		km_api_destroy(api);
@@ -142,6 +143,7 @@ int km_api_start(struct km_api *api, struct km_store *store,
 	int rc;
 
 	api->store = store;
+	api->health = o->health;
 	api->prober = o->prober;
 	memcpy(methods, api_methods, sizeof api_methods);
 	methods[n++] = (struct km_rpc_method){
@@ -166,9 +168,14 @@ int km_api_start(struct km_api *api, struct km_store *store,
 		&grpc__reflection__v1__server_reflection_request__descriptor,
 		api_reflection_info, NULL, api};
 
-	rc = km_rpc_server_start(&ro, &api->rpc, err);
+	rc = api_health_start(api, err);
 	if (rc)
 		return rc;
+	rc = km_rpc_server_start(&ro, &api->rpc, err);
+	if (rc) {
+		api_health_stop(api);
+		return rc;
+	}
 	api_health_set_serving(api, true);
 	return 0;
 }
@@ -190,6 +197,8 @@ void km_api_stop(struct km_api *api, int64_t grace_ms)
 	api_health_set_serving(api, false);
 	km_rpc_server_shutdown(api->rpc, grace_ms);
 	api->rpc = NULL;
+	/* Every stream has ended, and with it its hub subscription. */
+	api_health_stop(api);
 }
 
 void km_api_destroy(struct km_api *api)
@@ -201,12 +210,6 @@ void km_api_destroy(struct km_api *api)
 	free(api->methods);
 	pthread_mutex_destroy(&api->mu);
 	free(api);
-}
-
-void km_api_on_transition(void *arg, const struct km_transition *t)
-{
-	api_health_on_transition(arg, t);
-	api_watch_on_transition(arg, t);
 }
 
 /* ---- methods of later work ----------------------------------------------- */

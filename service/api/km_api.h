@@ -1,19 +1,22 @@
 /*
- * km_api — kubemedicd's gRPC services on top of km_rpc and km_store.
+ * km_api — kubemedicd's gRPC services: requests in, calls to the health
+ * hub, the store and the probe engine out (through km_rpc, the one module
+ * that knows gRPC's C core).
  *
  * Serves kubemedic.v1 HealthService, ProbeService and RecoveryService,
  * grpc.health.v1.Health (for the daemon itself, service "", and for every
  * target by its full name) and server reflection (grpc.reflection.v1 and
- * v1alpha) from the descriptor set compiled into the binary.
+ * v1alpha) from the descriptor set compiled into the binary. Current
+ * health comes from the hub's memory, history from the store's readers;
+ * watch streams and grpc.health.v1 watchers are subscribers of the hub.
  *
- * Life cycle, in this order:
- *   km_api_create      the object, before the store (the store's
- *                      on_transition callback is km_api_on_transition)
- *   km_api_start       bind and serve, with the opened store
+ * Life cycle, in this order, from one thread:
+ *   km_api_create      the object
+ *   km_api_start       bind and serve, with the opened store and hub
  *   km_api_set_serving grpc.health.v1 status of "" (SERVING once started)
  *   km_api_stop        NOT_SERVING to watchers, graceful gRPC shutdown
+ *                      (before the hub closes: it ends the subscriptions)
  *   km_api_destroy
- * All from one thread, except km_api_on_transition (the store's writer).
  */
 #ifndef KM_API_H
 #define KM_API_H
@@ -25,12 +28,15 @@
 #include "km_model.h"
 
 struct km_api;
+struct km_health;
+struct km_prober;
 struct km_store;
 
 struct km_api_options {
 	const char *listen;             /* HOST:PORT; port 0 = any free */
 	int threads;                    /* >= 1 */
 	int64_t max_recv_message_bytes; /* 0 = gRPC's default (4 MiB) */
+	struct km_health *health;       /* current health, subscriptions */
 	/* Probe changes through ProbeService are handed to it at once; NULL
 	 * keeps the API to definitions and history. */
 	struct km_prober *prober;
@@ -43,8 +49,5 @@ int km_api_port(const struct km_api *api);
 void km_api_set_serving(struct km_api *api, bool serving);
 void km_api_stop(struct km_api *api, int64_t grace_ms);
 void km_api_destroy(struct km_api *api);
-
-/* For km_store_options.on_transition (arg = the km_api). */
-void km_api_on_transition(void *api, const struct km_transition *t);
 
 #endif

@@ -3,6 +3,8 @@
  */
 #include "km_ledger.h"
 
+#include <assert.h>
+
 #include "km_model.h"
 
 void km_ledger_init(struct km_ledger *lg, int state)
@@ -28,12 +30,15 @@ double km_ledger_flap_percent(const struct km_ledger *lg)
 }
 
 bool km_ledger_observe(struct km_ledger *lg, const struct km_ledger_cfg *cfg,
-		       bool success, struct km_ledger_change *ch)
+		       int verdict, struct km_ledger_change *ch)
 {
 	int from = lg->state;
 	bool was_flapping = lg->flapping;
+	bool success = verdict != KM_STATE_UNHEALTHY;
 	double pct;
 
+	assert(verdict == KM_STATE_HEALTHY || verdict == KM_STATE_DEGRADED ||
+	       verdict == KM_STATE_UNHEALTHY);
 	lg->history = (lg->history << 1 | (success ? 1u : 0u)) &
 		      ((1u << KM_FLAP_WINDOW) - 1);
 	if (lg->n_history < KM_FLAP_WINDOW)
@@ -43,9 +48,10 @@ bool km_ledger_observe(struct km_ledger *lg, const struct km_ledger_cfg *cfg,
 		lg->failures = 0;
 		if (lg->successes < INT32_MAX)
 			lg->successes++;
-		if (lg->state != KM_STATE_HEALTHY &&
-		    lg->successes >= cfg->success_threshold)
-			lg->state = KM_STATE_HEALTHY;
+		/* Up once the threshold is met; then HEALTHY and DEGRADED
+		 * follow each observation, since both are up. */
+		if (lg->successes >= cfg->success_threshold)
+			lg->state = verdict;
 	} else {
 		lg->successes = 0;
 		if (lg->failures < INT32_MAX)

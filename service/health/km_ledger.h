@@ -4,6 +4,9 @@
  * The kubelet's rules: a target becomes UNHEALTHY after failure_threshold
  * consecutive failures and HEALTHY after success_threshold consecutive
  * successes; before either it stays where it was (UNKNOWN at first).
+ * An observation's verdict is HEALTHY, DEGRADED (up, but under pressure:
+ * a success for the thresholds) or UNHEALTHY (a failure); once a target is
+ * up, it is HEALTHY or DEGRADED as its latest observation says.
  *
  * Flap detection, as Nagios does it: over the last 21 observations, the
  * share of the 20 consecutive pairs whose outcome differs, each change
@@ -14,7 +17,7 @@
  * not change the state, it marks a target recovery should leave alone.
  *
  * Pure functions over a small struct: no allocation, no threads. The
- * prober keeps one ledger per target on its loop thread.
+ * health hub keeps one ledger per target, under its lock.
  */
 #ifndef KM_LEDGER_H
 #define KM_LEDGER_H
@@ -34,7 +37,7 @@ struct km_ledger_cfg {
 struct km_ledger {
 	int state;         /* enum km_state */
 	bool flapping;
-	int32_t successes; /* consecutive */
+	int32_t successes; /* consecutive (HEALTHY or DEGRADED) */
 	int32_t failures;  /* consecutive */
 	uint32_t history;  /* bit i = outcome i observations ago (1 = ok) */
 	uint8_t n_history; /* up to KM_FLAP_WINDOW */
@@ -48,10 +51,11 @@ struct km_ledger_change {
 };
 
 void km_ledger_init(struct km_ledger *lg, int state);
-/* Records one observation. Returns true, with ch filled, when the state or
- * the flapping flag changed. */
+/* Records one observation with its verdict (KM_STATE_HEALTHY, _DEGRADED or
+ * _UNHEALTHY). Returns true, with ch filled, when the state or the
+ * flapping flag changed. */
 bool km_ledger_observe(struct km_ledger *lg, const struct km_ledger_cfg *cfg,
-		       bool success, struct km_ledger_change *ch);
+		       int verdict, struct km_ledger_change *ch);
 /* The weighted share of changes in the window, in percent (0..100). */
 double km_ledger_flap_percent(const struct km_ledger *lg);
 

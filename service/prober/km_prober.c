@@ -1,36 +1,34 @@
 /*
- * The probe engine's loop thread: schedules, runs checks, keeps the
- * ledgers, hands results and transitions to the store.
+ * The probe engine's loop thread: schedules, runs checks, and hands every
+ * result to the health hub.
  *
  * Reading guide. A `spec` is one immutable copy of a probe definition,
  * reference counted because a run keeps using the definition it started
  * with while an update installs a new one. A `probe_rt` is a probe's life
  * on the loop: its current spec, its next-run timer, the run in flight (at
- * most one), its ledger. Other threads never touch either: they post
- * commands (upsert, remove) that run on the loop.
+ * most one). Other threads never touch either: they post commands (upsert,
+ * remove) that run on the loop. Every result goes to the health hub as an
+ * observation; verdicts and transitions are the hub's.
  */
 #include "km_prober.h"
 
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "km_arena.h"
 #include "km_check.h"
-#include "km_ledger.h"
+#include "km_health.h"
 #include "km_log.h"
 #include "km_loop.h"
-#include "km_store.h"
 #include "km_time.h"
 
 #define NS_PER_MS 1000000LL
 /* How long past its deadline a check may take to report before the prober
  * gives up on it (a bug in a check type, never expected). */
 #define GUARD_NS (2000 * NS_PER_MS)
-#define BACKLOG_RETRY_NS (10 * NS_PER_MS)
 
 struct spec {
 	struct km_arena arena;
@@ -50,17 +48,7 @@ struct probe_rt {
 	struct km_check check;
 	struct km_timer guard;
 	int64_t started_us;
-	struct km_ledger lg;
-	/* The ledger's streak, published for other threads. */
-	atomic_int streak_ok, streak_fail;
 	struct probe_rt *next;    /* hash chain */
-};
-
-/* A transition the store's queue had no room for yet. */
-struct backlog {
-	struct km_transition t;
-	struct km_arena arena;
-	struct backlog *next;
 };
 
 #define LAG_BUCKETS (64 * 8)
@@ -74,14 +62,9 @@ struct km_prober {
 	struct km_exec_checker *exec;
 	struct km_grpc_checker *grpc;
 
-	/* Changed only on the loop thread, under the write lock; other
-	 * threads look up under the read lock (km_prober_streak). */
-	pthread_rwlock_t reg_lock;
+	/* Loop thread only. */
 	struct probe_rt **buckets;
 	size_t n_buckets, n_probes;
-
-	struct backlog *backlog, **backlog_tail;
-	struct km_timer backlog_timer;
 
 	pthread_mutex_t stats_mu;
 	struct km_prober_stats stats;
@@ -210,154 +193,32 @@ static int grow(struct km_prober *pr)
 	return 0;
 }
 
-/* ---- results and transitions --------------------------------------------- */
-
-static void flush_backlog(struct km_loop *l, void *arg)
-{
-	struct km_prober *pr = arg;
-
-	while (pr->backlog) {
-		struct backlog *b = pr->backlog;
-
-		if (km_store_try_add_transition(pr->o.store, &b->t) == KM_EFULL)
-			break;
-		pr->backlog = b->next;
-		if (!pr->backlog)
-			pr->backlog_tail = &pr->backlog;
-		km_arena_free(&b->arena);
-		free(b);
-		pthread_mutex_lock(&pr->stats_mu);
-		pr->stats.store_backlog--;
-		pthread_mutex_unlock(&pr->stats_mu);
-	}
-	if (pr->backlog)
-		km_loop_timer_set(l, &pr->backlog_timer,
-				  km_loop_now(l) + BACKLOG_RETRY_NS);
-}
-
-/* Never blocks the loop: a full queue parks the transition here, in order,
- * and a timer retries. Transitions are never dropped. */
-static void emit_transition(struct km_prober *pr, const struct km_transition *t)
-{
-	struct backlog *b;
-
-	if (!pr->backlog &&
-	    km_store_try_add_transition(pr->o.store, t) != KM_EFULL)
-		return;
-	b = calloc(1, sizeof *b);
-	if (!b) {
-		km_log(KM_LOG_ERROR, "transition lost: out of memory",
-		       "target", t->target_name, NULL);
-		return;
-	}
-	km_arena_init(&b->arena, 1024);
-	b->t = *t;
-	b->t.cause = km_arena_strdup(&b->arena, t->cause);
-	b->t.target_name = km_arena_strdup(&b->arena, t->target_name);
-	/* Labels are the spec's, which may be freed: copy them too. */
-	if (t->n_labels) {
-		struct km_kv *kv = km_arena_alloc(&b->arena,
-						  t->n_labels * sizeof *kv);
-		for (size_t i = 0; kv && i < t->n_labels; i++) {
-			kv[i].key = km_arena_strdup(&b->arena, t->labels[i].key);
-			kv[i].value =
-				km_arena_strdup(&b->arena, t->labels[i].value);
-		}
-		b->t.labels = kv;
-	}
-	*pr->backlog_tail = b;
-	pr->backlog_tail = &b->next;
-	pthread_mutex_lock(&pr->stats_mu);
-	pr->stats.store_backlog++;
-	pthread_mutex_unlock(&pr->stats_mu);
-	if (!km_timer_armed(&pr->backlog_timer))
-		km_loop_timer_set(pr->loop, &pr->backlog_timer,
-				  km_loop_now(pr->loop) + BACKLOG_RETRY_NS);
-}
-
-/* A short reason for a cause: the first line of the message. */
-static void reason(const struct km_check_result *r, char *out, size_t n)
-{
-	size_t len = strcspn(r->message, "\n");
-
-	if (len > 120)
-		len = 120;
-	snprintf(out, n, "%.*s", (int)len, r->message);
-}
+/* ---- results ------------------------------------------------------------ */
 
 static void check_done(struct km_check *c, const struct km_check_result *r)
 {
 	struct probe_rt *rt = c->owner;
 	struct km_prober *pr = rt->pr;
 	struct spec *s = rt->run_spec;
-	struct km_ledger_cfg cfg = {
-		.success_threshold = s->p.success_threshold,
-		.failure_threshold = s->p.failure_threshold,
-		.flap_low = pr->o.flap_low,
-		.flap_high = pr->o.flap_high,
-	};
-	struct km_ledger_change ch;
-	struct km_result res = {
+	struct km_observation o = {
 		.target_id = s->p.target_id,
+		.verdict = r->success ? KM_STATE_HEALTHY : KM_STATE_UNHEALTHY,
 		.started_us = rt->started_us,
 		.duration_us = (km_mono_ns() - c->started) / 1000,
-		.success = r->success,
 		.error_class = r->success ? KM_EC_NONE : r->error_class,
 		.status_code = r->status_code,
 		.message = r->message[0] ? r->message : NULL,
 	};
+	int rc;
 
 	km_loop_timer_cancel(pr->loop, &rt->guard);
 	rt->running = false;
-	if (km_store_add_result(pr->o.store, &res))
-		km_log(KM_LOG_WARN, "result not stored: the store is closing",
-		       "target", s->target_name, NULL);
-
-	bool changed = km_ledger_observe(&rt->lg, &cfg, r->success, &ch);
-
-	atomic_store_explicit(&rt->streak_ok, rt->lg.successes,
-			      memory_order_relaxed);
-	atomic_store_explicit(&rt->streak_fail, rt->lg.failures,
-			      memory_order_relaxed);
-	if (changed) {
-		char why[160], cause[512];
-		struct km_transition t = {
-			.target_id = s->p.target_id,
-			.at_us = rt->started_us + res.duration_us,
-			.from_state = ch.from,
-			.to_state = ch.to,
-			.flapping = ch.flapping,
-			.cause = cause,
-			.target_name = s->target_name,
-			.labels = s->p.labels,
-			.n_labels = s->p.n_labels,
-		};
-		int n = 0;
-
-		reason(r, why, sizeof why);
-		cause[0] = '\0';
-		if (ch.from != ch.to && ch.to == KM_STATE_UNHEALTHY)
-			n = snprintf(cause, sizeof cause,
-				     "%d consecutive failure%s (%s)",
-				     rt->lg.failures,
-				     rt->lg.failures == 1 ? "" : "s", why);
-		else if (ch.from != ch.to)
-			n = snprintf(cause, sizeof cause,
-				     "%d consecutive success%s",
-				     rt->lg.successes,
-				     rt->lg.successes == 1 ? "" : "es");
-		if (ch.flap_changed && n >= 0 && (size_t)n < sizeof cause)
-			snprintf(cause + n, sizeof cause - (size_t)n,
-				 "%s%s flapping: %.0f%% of the last %d results "
-				 "changed outcome",
-				 n ? "; " : "",
-				 ch.flapping ? "started" : "stopped",
-				 ch.flap_percent, KM_FLAP_WINDOW);
-		emit_transition(pr, &t);
-		pthread_mutex_lock(&pr->stats_mu);
-		pr->stats.transitions++;
-		pthread_mutex_unlock(&pr->stats_mu);
-	}
+	/* KM_ENOTFOUND: the probe's target was deleted while the check ran
+	 * (its removal is on its way to this loop); the hub drops it. */
+	rc = km_health_observe(pr->o.health, &o);
+	if (rc && rc != KM_ENOTFOUND)
+		km_log(KM_LOG_WARN, "result not recorded", "target",
+		       s->target_name, "err", km_strerror(rc), NULL);
 	pthread_mutex_lock(&pr->stats_mu);
 	if (r->success)
 		pr->stats.results_ok++;
@@ -499,7 +360,6 @@ static void slot_due(struct km_loop *l, void *arg)
 struct upsert_cmd {
 	struct km_prober *pr;
 	struct spec *spec;
-	int initial_state;
 };
 
 static void schedule_first(struct probe_rt *rt)
@@ -524,10 +384,8 @@ static void do_upsert(struct km_loop *l, void *arg)
 			      rt->spec->p.initial_delay_ms !=
 				      cmd->spec->p.initial_delay_ms;
 
-		pthread_rwlock_wrlock(&pr->reg_lock);
 		spec_unref(rt->spec);
 		rt->spec = cmd->spec;
-		pthread_rwlock_unlock(&pr->reg_lock);
 		if (retime)
 			schedule_first(rt);
 		free(cmd);
@@ -545,13 +403,10 @@ static void do_upsert(struct km_loop *l, void *arg)
 	rt->spec = cmd->spec;
 	km_timer_init(&rt->timer, slot_due, rt);
 	km_timer_init(&rt->guard, guard_fired, rt);
-	km_ledger_init(&rt->lg, cmd->initial_state);
-	pthread_rwlock_wrlock(&pr->reg_lock);
 	if (pr->n_probes >= pr->n_buckets && grow(pr) == 0)
 		pp = slot_of(pr, cmd->spec->p.name);
 	*pp = rt;
 	pr->n_probes++;
-	pthread_rwlock_unlock(&pr->reg_lock);
 	schedule_first(rt);
 	pthread_mutex_lock(&pr->stats_mu);
 	pr->stats.probes = pr->n_probes;
@@ -559,8 +414,7 @@ static void do_upsert(struct km_loop *l, void *arg)
 	free(cmd);
 }
 
-int km_prober_upsert(struct km_prober *pr, const struct km_probe *p,
-		     int initial_state)
+int km_prober_upsert(struct km_prober *pr, const struct km_probe *p)
 {
 	struct upsert_cmd *cmd = calloc(1, sizeof *cmd);
 	struct spec *s = calloc(1, sizeof *s);
@@ -575,7 +429,6 @@ int km_prober_upsert(struct km_prober *pr, const struct km_probe *p,
 		goto oom;
 	cmd->pr = pr;
 	cmd->spec = s;
-	cmd->initial_state = initial_state;
 	if (km_loop_post(pr->loop, do_upsert, cmd))
 		goto oom;
 	return 0;
@@ -608,10 +461,8 @@ static void do_remove(struct km_loop *l, void *arg)
 
 	(void)l;
 	if (rt) {
-		pthread_rwlock_wrlock(&pr->reg_lock);
 		*pp = rt->next;
 		pr->n_probes--;
-		pthread_rwlock_unlock(&pr->reg_lock);
 		free_rt(pr, rt);
 		pthread_mutex_lock(&pr->stats_mu);
 		pr->stats.probes = pr->n_probes;
@@ -648,30 +499,6 @@ static void *prober_main(void *arg)
 	return NULL;
 }
 
-int km_prober_streak(struct km_prober *pr, const char *name, bool *last_ok,
-		     int32_t *count)
-{
-	struct probe_rt *rt;
-	int rc = KM_ENOTFOUND;
-
-	pthread_rwlock_rdlock(&pr->reg_lock);
-	rt = *slot_of(pr, name);
-	if (rt) {
-		int ok = atomic_load_explicit(&rt->streak_ok,
-					      memory_order_relaxed);
-		int fail = atomic_load_explicit(&rt->streak_fail,
-						memory_order_relaxed);
-
-		if (ok || fail) {
-			*last_ok = ok > 0;
-			*count = ok > 0 ? ok : fail;
-			rc = 0;
-		}
-	}
-	pthread_rwlock_unlock(&pr->reg_lock);
-	return rc;
-}
-
 void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out,
 			 struct km_prober_interval *iv)
 {
@@ -703,13 +530,7 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 	if (!pr)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	pr->o = *o;
-	if (pr->o.flap_low <= 0)
-		pr->o.flap_low = 5;
-	if (pr->o.flap_high <= 0)
-		pr->o.flap_high = 20;
 	pthread_mutex_init(&pr->stats_mu, NULL);
-	pthread_rwlock_init(&pr->reg_lock, NULL);
-	pr->backlog_tail = &pr->backlog;
 	pr->n_buckets = 1024;
 	pr->buckets = calloc(pr->n_buckets, sizeof *pr->buckets);
 	if (!pr->buckets) {
@@ -725,7 +546,6 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		rc = km_grpc_checker_create(pr->loop, &pr->grpc, err);
 	if (rc)
 		goto fail;
-	km_timer_init(&pr->backlog_timer, flush_backlog, pr);
 	rc = pthread_create(&pr->thread, NULL, prober_main, pr);
 	if (rc) {
 		rc = km_error_set(err, KM_EIO, "cannot start the prober "
@@ -760,21 +580,11 @@ void km_prober_stop(struct km_prober *pr)
 			free_rt(pr, rt);
 		}
 	}
-	/* Transitions still parked get one last, waiting try. */
-	while (pr->backlog) {
-		struct backlog *b = pr->backlog;
-
-		km_store_add_transition(pr->o.store, &b->t);
-		pr->backlog = b->next;
-		km_arena_free(&b->arena);
-		free(b);
-	}
 	km_grpc_checker_destroy(pr->grpc);
 	km_exec_checker_destroy(pr->exec);
 	km_http_checker_destroy(pr->http);
 	km_loop_destroy(pr->loop);
 	free(pr->buckets);
-	pthread_rwlock_destroy(&pr->reg_lock);
 	pthread_mutex_destroy(&pr->stats_mu);
 	free(pr);
 }

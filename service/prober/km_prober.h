@@ -2,9 +2,9 @@
  * km_prober — the probe engine: every probe, on one event loop thread.
  *
  * What it owns: a thread running a km_loop; per probe a copy of its
- * definition, its schedule and its health ledger (km_ledger); one checker
- * context per check type (the curl multi handle, the gRPC completion queue
- * and its thread, the running children).
+ * definition and its schedule; one checker context per check type (the
+ * curl multi handle, the gRPC completion queue and its thread, the running
+ * children).
  *
  * Scheduling: the first run of a probe comes after its initial delay plus
  * a deterministic offset within its period (a hash of its target name), so
@@ -13,10 +13,11 @@
  * still going when the next is due makes that slot skipped (counted). The
  * lag between a run's due time and its start is measured.
  *
- * Every result goes to the store (results are dropped oldest-first only if
- * the writer falls behind; see km_store.h); every state or flapping change
- * becomes a transition with its cause, stored and then announced by the
- * store's on_transition.
+ * The prober is one producer of the health hub (km_health.h): every
+ * result is an observation of the probe's target. The hub keeps the
+ * verdict (the kubelet's thresholds, flapping), stores the result and
+ * makes the transitions; the prober only runs checks on time. A probe's
+ * target must be tracked by the hub before the probe is upserted here.
  *
  * Threads: km_prober_upsert / remove / get_stats from any thread (the
  * change is handed to the loop and takes effect at once); start and stop
@@ -32,12 +33,10 @@
 #include "km_model.h"
 
 struct km_prober;
-struct km_store;
+struct km_health;
 
 struct km_prober_options {
-	struct km_store *store;
-	double flap_low;   /* percent; 0 = 5 */
-	double flap_high;  /* percent; 0 = 20 */
+	struct km_health *health;  /* where results go */
 };
 
 int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
@@ -46,19 +45,13 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
  * cancelled), frees everything. NULL is accepted. */
 void km_prober_stop(struct km_prober *pr);
 
-/* Adds a probe, or replaces the definition of the probe of that name
- * (keeping its verdict and counters). p is copied; p->target_id must be
- * set. initial_state is the verdict a new probe starts from (the stored
- * state of its target; 0 = UNKNOWN). */
-int km_prober_upsert(struct km_prober *pr, const struct km_probe *p,
-		     int initial_state);
+/* Adds a probe, or replaces the definition of the probe of that name (a
+ * run in flight finishes with the definition it started with; a new
+ * period or initial delay reschedules it). p is copied; p->target_id must
+ * be set. KM_ENOMEM. */
+int km_prober_upsert(struct km_prober *pr, const struct km_probe *p);
+/* Stops running the probe named name (a run in flight is cancelled). */
 int km_prober_remove(struct km_prober *pr, const char *name);
-
-/* The current streak of the probe named name: the outcome of its latest
- * result and how many results in a row had it. Exact, from the ledger;
- * KM_ENOTFOUND if the probe is unknown or has no result yet. Any thread. */
-int km_prober_streak(struct km_prober *pr, const char *name, bool *last_ok,
-		     int32_t *count);
 
 struct km_prober_stats {
 	uint64_t probes;            /* defined now */
@@ -66,8 +59,6 @@ struct km_prober_stats {
 	uint64_t results_ok, results_failed;
 	uint64_t skipped_overlap;   /* due while the last run still ran */
 	uint64_t skipped_late;      /* slots missed entirely (loop behind) */
-	uint64_t transitions;
-	uint64_t store_backlog;     /* transitions waiting for queue room */
 	uint64_t in_flight;
 	int64_t lag_p50_us, lag_p99_us, lag_max_us; /* since start */
 };

@@ -70,6 +70,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "km_seed: --db and --target are required\n");
 		return 2;
 	}
+	/* The target exists from the first result on (a backfill). */
+	t.created_us = start;
 	if (km_store_open(&so, &s, &err) ||
 	    km_store_ensure_target(s, &t, &err))
 		goto out;

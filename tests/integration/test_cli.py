@@ -109,16 +109,23 @@ def test_invalid_probes_named_field_by_field(daemon, tmp_path):
     assert run_cli(a, "probes", "list", check=0).stdout.strip() == "No probes."
 
 
-def test_status_targets_history_transitions(daemon):
-    a = daemon.addr
-    run_cli(a, "probes", "create", "checkout", "--http",
-            "http://127.0.0.1:8080/", "--label", "team=shop", check=0)
+def test_status_targets_history_transitions(daemon_factory, tmp_path):
+    # A history written before kubemedicd starts (current health is loaded
+    # from the database at start, then kept in memory).
+    db = tmp_path / "seeded.db"
     t0 = 1_790_000_000_000_000  # 2026-09-21
-    seed(daemon.db, "probe//checkout", "--results", 30, "--start-us", t0,
+    seed(db, "probe//checkout", "--results", 30, "--start-us", t0,
          "--step-us", 1_000_000, "--fail-every", 10,
          "--transition", f"{t0 + 5_000_000}:1:2:1 consecutive success",
          "--transition", f"{t0 + 9_000_000}:2:3:3 consecutive failures "
                          "(HTTP 500)")
+    # Kept: results from September are past the default 30 days.
+    cfg = tmp_path / "keep.yaml"
+    cfg.write_text("retention: {results: 0, transitions: 0}\n")
+    daemon = daemon_factory(db=db, config=cfg).start()
+    a = daemon.addr
+    run_cli(a, "probes", "create", "checkout", "--http",
+            "http://127.0.0.1:8080/", "--label", "team=shop", check=0)
 
     st = run_cli(a, "status", "probe//checkout", check=0).stdout
     assert "State:       UNHEALTHY" in st

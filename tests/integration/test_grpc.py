@@ -1,6 +1,7 @@
 """The gRPC API through Python's grpcio with stubs generated from proto/:
 status codes, messages a person can act on, limits, paging, the standard
 health protocol."""
+import socket
 import threading
 
 import grpc
@@ -268,17 +269,26 @@ def test_standard_health_check_and_watch(pb, channel, daemon):
     self_watch = hc.Watch(health_pb2.HealthCheckRequest())
     assert next(self_watch).status == S.SERVING
 
-    probes(pb, channel).CreateProbe(pb.probe.CreateProbeRequest(
-        probe=tcp_probe(pb, "later")))
+    # A port that refuses: bound, never listening.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    p = tcp_probe(pb, "later")
+    p.tcp_socket.port = closed.getsockname()[1]
+    stub = probes(pb, channel)
+    stub.CreateProbe(pb.probe.CreateProbeRequest(probe=p))
+    # Three failures 10 s apart are needed: no verdict yet.
     assert hc.Check(health_pb2.HealthCheckRequest(
         service="probe//later")).status == S.UNKNOWN
-    # A committed transition reaches the watcher of that target.
-    seed(daemon.db, "probe//later", "--transition", "1000:1:3:down")
-    # km_seed writes from another process: the daemon's own writer did not
-    # see it, so the watcher learns of it only through a later Check...
+    # A committed transition reaches the watcher of that target: one
+    # failure is enough now, and one comes within 100 ms.
+    p.failure_threshold = 1
+    p.period_milliseconds = 100
+    stub.UpdateProbe(pb.probe.UpdateProbeRequest(probe=p))
+    assert next(watch).status == S.NOT_SERVING
     assert hc.Check(health_pb2.HealthCheckRequest(
         service="probe//later")).status == S.NOT_SERVING
     watch.cancel()
+    closed.close()
 
     # Shutdown: watchers of the daemon hear NOT_SERVING, then the stream
     # ends with UNAVAILABLE.

@@ -16,7 +16,8 @@ static const struct km_ledger_cfg cfg3 = {
 	.success_threshold = 2, .failure_threshold = 3,
 	.flap_low = 5, .flap_high = 20};
 
-/* Feeds outcomes ("s" success, "f" failure); returns how many changes. */
+/* Feeds outcomes ("s" success, "d" degraded, "f" failure); returns how
+ * many changes. */
 static int feed(struct km_ledger *lg, const struct km_ledger_cfg *cfg,
 		const char *outcomes, struct km_ledger_change *last)
 {
@@ -25,7 +26,11 @@ static int feed(struct km_ledger *lg, const struct km_ledger_cfg *cfg,
 	for (const char *p = outcomes; *p; p++) {
 		struct km_ledger_change ch;
 
-		if (km_ledger_observe(lg, cfg, *p == 's', &ch)) {
+		int v = *p == 's'   ? KM_STATE_HEALTHY
+			: *p == 'd' ? KM_STATE_DEGRADED
+				    : KM_STATE_UNHEALTHY;
+
+		if (km_ledger_observe(lg, cfg, v, &ch)) {
 			changes++;
 			if (last)
 				*last = ch;
@@ -45,7 +50,7 @@ static void test_thresholds_from_unknown(void **state)
 	/* Two failures: not yet. The third: UNHEALTHY. */
 	assert_int_equal(feed(&lg, &cfg3, "ff", NULL), 0);
 	assert_int_equal(lg.state, KM_STATE_UNKNOWN);
-	assert_true(km_ledger_observe(&lg, &cfg3, false, &ch));
+	assert_true(km_ledger_observe(&lg, &cfg3, KM_STATE_UNHEALTHY, &ch));
 	assert_int_equal(ch.from, KM_STATE_UNKNOWN);
 	assert_int_equal(ch.to, KM_STATE_UNHEALTHY);
 	assert_int_equal(lg.failures, 3);
@@ -56,7 +61,7 @@ static void test_thresholds_from_unknown(void **state)
 	assert_int_equal(lg.state, KM_STATE_UNHEALTHY);
 	/* ... and a failure in between starts the count again. */
 	assert_int_equal(feed(&lg, &cfg3, "fs", NULL), 0);
-	assert_true(km_ledger_observe(&lg, &cfg3, true, &ch));
+	assert_true(km_ledger_observe(&lg, &cfg3, KM_STATE_HEALTHY, &ch));
 	assert_int_equal(ch.to, KM_STATE_HEALTHY);
 	assert_int_equal(lg.successes, 2);
 	assert_int_equal(lg.failures, 0);
@@ -153,6 +158,41 @@ static void test_flapping_hysteresis(void **state)
 	assert_true(ch.flap_percent < 5);
 }
 
+/* DEGRADED is up: it counts toward success_threshold, and once up the
+ * state follows each observation between HEALTHY and DEGRADED at once;
+ * failures bring it down as from HEALTHY. */
+static void test_degraded_is_up_under_pressure(void **state)
+{
+	struct km_ledger lg;
+	struct km_ledger_change ch;
+
+	(void)state;
+	km_ledger_init(&lg, 0);
+	/* "s" then "d": two up observations meet the threshold of 2; the
+	 * verdict is the latest's. */
+	assert_int_equal(feed(&lg, &cfg3, "s", NULL), 0);
+	assert_int_equal(feed(&lg, &cfg3, "d", &ch), 1);
+	assert_int_equal(ch.from, KM_STATE_UNKNOWN);
+	assert_int_equal(ch.to, KM_STATE_DEGRADED);
+	assert_int_equal(lg.successes, 2);
+	assert_int_equal(feed(&lg, &cfg3, "s", &ch), 1);
+	assert_int_equal(ch.from, KM_STATE_DEGRADED);
+	assert_int_equal(ch.to, KM_STATE_HEALTHY);
+	assert_int_equal(feed(&lg, &cfg3, "dd", &ch), 1);
+	assert_int_equal(ch.to, KM_STATE_DEGRADED);
+	/* Two failures are below the threshold of 3: still DEGRADED; the
+	 * third brings it down. */
+	assert_int_equal(feed(&lg, &cfg3, "ff", NULL), 0);
+	assert_int_equal(lg.state, KM_STATE_DEGRADED);
+	assert_int_equal(feed(&lg, &cfg3, "f", &ch), 1);
+	assert_int_equal(ch.from, KM_STATE_DEGRADED);
+	assert_int_equal(ch.to, KM_STATE_UNHEALTHY);
+	/* Coming back needs the full success threshold of up verdicts. */
+	assert_int_equal(feed(&lg, &cfg3, "d", NULL), 0);
+	assert_int_equal(feed(&lg, &cfg3, "d", &ch), 1);
+	assert_int_equal(ch.to, KM_STATE_DEGRADED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -161,6 +201,7 @@ int main(void)
 		cmocka_unit_test(test_threshold_one),
 		cmocka_unit_test(test_flap_percent_weights),
 		cmocka_unit_test(test_flapping_hysteresis),
+		cmocka_unit_test(test_degraded_is_up_under_pressure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,7 +271,7 @@ static void test_overload_drops_oldest(void **state)
 			 999);
 }
 
-/* on_transition for test_group_commit: counts, under a lock, and lets
+/* The store's listener for test_group_commit: counts, under a lock, and lets
  * the test wait for a commit without sleeping. */
 struct announced {
 	pthread_mutex_t mu;
@@ -419,9 +419,7 @@ static void test_group_commit(void **state)
 	/* Results alone would wait ten minutes: everything below commits
 	 * for another reason. */
 	struct km_store_options o = {.commit_delay_us = 600LL * 1000000,
-				     .batch_max = 16,
-				     .on_transition = count_announced,
-				     .on_transition_arg = &a};
+				     .batch_max = 16};
 	struct km_error err = {0};
 	struct km_store_stats st;
 	int64_t tid;
@@ -431,6 +429,7 @@ static void test_group_commit(void **state)
 
 	close_store(f);
 	assert_int_equal(open_store(f, &o), 0);
+	km_store_set_listener(f->s, count_announced, &a);
 	tid = make_target(f, "probe//group");
 	tr.target_id = tid;
 
@@ -887,16 +886,16 @@ static void test_probe_crud(void **state)
 	assert_int_equal(t.state, KM_STATE_UNKNOWN);
 
 	p.port = 9090;
-	assert_int_equal(km_store_update_probe(f->s, &p, 1, false, &err), 0);
+	assert_int_equal(km_store_update_probe(f->s, &p, 1, false, NULL, &err), 0);
 	assert_int_equal(p.generation, 2);
-	assert_int_equal(km_store_update_probe(f->s, &p, 1, false, &err),
+	assert_int_equal(km_store_update_probe(f->s, &p, 1, false, NULL, &err),
 			 KM_EPRECOND);
 	assert_non_null(strstr(err.msg, "generation 2"));
 	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err), 0);
 	assert_int_equal(got.port, 9090);
 
-	assert_int_equal(km_store_delete_probe(f->s, "web", false, &err), 0);
-	assert_int_equal(km_store_delete_probe(f->s, "web", false, &err),
+	assert_int_equal(km_store_delete_probe(f->s, "web", false, "test", &err), 0);
+	assert_int_equal(km_store_delete_probe(f->s, "web", false, "test", &err),
 			 KM_ENOTFOUND);
 	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err),
 			 KM_ENOTFOUND);
@@ -963,11 +962,11 @@ static void test_config_probes_protected_and_synced(void **state)
 	assert_int_equal(km_reader_get_probe(f->r, "cfg-b", &f->a, &got, &err),
 			 0);
 	assert_int_equal(got.source, KM_SOURCE_CONFIG); /* taken over */
-	assert_int_equal(km_store_delete_probe(f->s, "cfg-a", false, &err),
+	assert_int_equal(km_store_delete_probe(f->s, "cfg-a", false, "test", &err),
 			 KM_EPRECOND);
 	assert_non_null(strstr(err.msg, "config file"));
 	got.port = 1;
-	assert_int_equal(km_store_update_probe(f->s, &got, 0, false, &err),
+	assert_int_equal(km_store_update_probe(f->s, &got, 0, false, NULL, &err),
 			 KM_EPRECOND);
 
 	/* Unchanged: no new generation. Dropped from the file: deleted. */
