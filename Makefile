@@ -25,7 +25,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
 	libgrpc-dev libgrpc++-dev protobuf-compiler-grpc protobuf-c-compiler \
 	libprotobuf-c-dev libprotobuf-dev protobuf-compiler libsqlite3-dev \
 	libcurl4-openssl-dev libcmocka-dev libyaml-dev libssl-dev sqlite3 \
-	bazel-bootstrap valgrind nghttp2-client openssl
+	bazel-bootstrap valgrind nghttp2-client openssl locales
 
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl
@@ -53,6 +53,11 @@ deps:
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq; \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi; \
+	if ! locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$$'; then \
+		echo "generating the de_DE.UTF-8 locale (a decimal comma, for test_json)"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo localedef -i de_DE -c -f UTF-8 de_DE.UTF-8; \
 	fi
 
 # Test tools outside Debian: grpcurl (Go module proxy), grpcio (PyPI).
