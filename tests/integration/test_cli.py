@@ -226,9 +226,27 @@ def test_watch_streams_transitions(daemon):
              "--since-sequence", first["transition"]["sequence"]],
             stdout=subprocess.PIPE, text=True)
         again = json.loads(out.stdout.readline())
+        marker = json.loads(out.stdout.readline())
         out.kill()
         out.wait()
         assert again["transition"] == second["transition"]
+        assert marker["replayEnd"] is True and "transition" not in marker
+        assert int(marker["sequence"]) >= int(second["transition"]
+                                               ["sequence"])
+        # In a table: everything stored, then a line where live begins.
+        out = subprocess.Popen(
+            [str(KUBEMEDIC), "--server", daemon.addr, "watch",
+             "--from-oldest", "probe//w"],
+            stdout=subprocess.PIPE, text=True)
+        lines = [out.stdout.readline() for _ in range(4)]
+        out.kill()
+        out.wait()
+        assert lines[0].split()[:3] == ["SEQ", "TIME", "TARGET"]
+        assert "UNKNOWN    -> HEALTHY" in lines[1]
+        assert "HEALTHY    -> UNHEALTHY" in lines[2] and "refused" in lines[2]
+        assert lines[3].startswith("-- stored transitions up to ")
+        assert run_cli(daemon.addr, "watch", "--from-oldest",
+                       "--since-sequence", 1, check=2)
     finally:
         guard.cancel()
         watch.kill()
