@@ -487,6 +487,36 @@ int km_prober_remove(struct km_prober *pr, const char *name)
 	return 0;
 }
 
+struct run_cmd {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void do_run(struct km_loop *l, void *arg)
+{
+	struct run_cmd *cmd = arg;
+
+	(void)l;
+	cmd->fn(cmd->arg);
+	free(cmd);
+}
+
+int km_prober_run_on_loop(struct km_prober *pr, void (*fn)(void *arg),
+			  void *arg)
+{
+	struct run_cmd *cmd = malloc(sizeof *cmd);
+
+	if (!cmd)
+		return KM_ENOMEM;
+	cmd->fn = fn;
+	cmd->arg = arg;
+	if (km_loop_post(pr->loop, do_run, cmd)) {
+		free(cmd);
+		return KM_ENOMEM;
+	}
+	return 0;
+}
+
 /* ---- life cycle ---------------------------------------------------------- */
 
 static void *prober_main(void *arg)

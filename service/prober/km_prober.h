@@ -77,6 +77,12 @@ struct km_prober_interval {
 void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out,
 			 struct km_prober_interval *iv);
 
+/* Runs fn(arg) on the loop thread, after everything posted before it.
+ * For diagnostics and tests: a loop that is behind (a stall) cannot be
+ * produced on demand otherwise. KM_ENOMEM. */
+int km_prober_run_on_loop(struct km_prober *pr, void (*fn)(void *arg),
+			  void *arg);
+
 /* The deterministic first-run offset of a target within a period. */
 int64_t km_prober_offset_ms(const char *target_name, int64_t period_ms);
 
