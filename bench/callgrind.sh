@@ -80,15 +80,16 @@ import sys, struct
 m = b'\x0a' + bytes([len('probe//bench')]) + b'probe//bench'
 sys.stdout.buffer.write(b'\x00' + struct.pack('>I', len(m)) + m)" >"$TMP/req.bin"
 
-start kubemedicd "$BUILD/kubemedicd" --listen 127.0.0.1:0 --db "$TMP/km.db" --threads 1
-KPID=$PID KADDR=$ADDR
-"$BUILD/kubemedic" --server "$KADDR" probes create bench --tcp 127.0.0.1:9 >/dev/null
+# The history first: kubemedicd loads current health at start.
 NOW=$(date +%s%6N)
 START=$((NOW - 100000 * 1000000))
 "$BUILD/km_seed" --db "$TMP/km.db" --target probe//bench --results 100000 \
 	--start-us "$START" --fail-every 10 \
 	--transition "$((START + 3000000)):1:2:3 consecutive successes" \
 	--transition "$((NOW - 5000000)):2:3:3 consecutive failures (HTTP 500)" >/dev/null
+start kubemedicd "$BUILD/kubemedicd" --listen 127.0.0.1:0 --db "$TMP/km.db" --threads 1
+KPID=$PID KADDR=$ADDR
+"$BUILD/kubemedic" --server "$KADDR" probes create bench --tcp 127.0.0.1:9 >/dev/null
 K=$(measure kubemedicd)
 
 start cxx "$BUILD/bench_cxx_health_server" --mirror "$KADDR" --target probe//bench --threads 1

@@ -212,16 +212,17 @@ if [ "$DO_GRPC" = 1 ]; then
 	say ""
 	say "## GetHealth: kubemedicd vs C++ async server, $THREADS server thread(s) on CPU $SERVER_CPU, $LOADGEN on CPU $CLIENT_CPU, ${WARMUP}s warm-up + ${DURATION}s per run, $ROUNDS round(s)"
 	DB=$TMP/km.db
-	start_server "$TMP/kubemedicd.log" "$BUILD/kubemedicd" \
-		--listen 127.0.0.1:0 --db "$DB" --threads "$THREADS"
-	KADDR=$SERVER_ADDR
-	"$BUILD/kubemedic" --server "$KADDR" probes create bench --tcp 127.0.0.1:9 >/dev/null
+	# The history first: kubemedicd loads current health at start.
 	NOW=$(date +%s%6N)
 	START=$((NOW - 100000 * 1000000))
 	"$BUILD/km_seed" --db "$DB" --target probe//bench --results 100000 \
 		--start-us "$START" --fail-every 10 \
 		--transition "$((START + 3000000)):1:2:3 consecutive successes" \
 		--transition "$((NOW - 5000000)):2:3:3 consecutive failures (HTTP 500)" >/dev/null
+	start_server "$TMP/kubemedicd.log" "$BUILD/kubemedicd" \
+		--listen 127.0.0.1:0 --db "$DB" --threads "$THREADS"
+	KADDR=$SERVER_ADDR
+	"$BUILD/kubemedic" --server "$KADDR" probes create bench --tcp 127.0.0.1:9 >/dev/null
 	start_server "$TMP/cxx.log" "$BUILD/bench_cxx_health_server" \
 		--mirror "$KADDR" --target probe//bench --threads "$THREADS"
 	CADDR=$SERVER_ADDR
