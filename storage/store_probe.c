@@ -274,11 +274,15 @@ static int find_probe(struct km_store *s, const char *name,
 		      struct probe_key *k, struct km_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = store_prepare(s->db,
-			       "SELECT id, target_id, generation, source FROM "
-			       "probes WHERE name = ?1",
-			       &st, err);
+	int rc;
 
+	/* Zeroed on failure too: callers test rc, but the compiler cannot see
+	 * that km_error_set never returns 0 (-Wmaybe-uninitialized at -O3). */
+	*k = (struct probe_key){0};
+	rc = store_prepare(s->db,
+			   "SELECT id, target_id, generation, source FROM "
+			   "probes WHERE name = ?1",
+			   &st, err);
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
