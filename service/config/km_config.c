@@ -442,7 +442,7 @@ static int map_fields(struct loader *ld, const yaml_node_t *n,
 		      size_t nknown, yaml_node_t **vals)
 {
 	const yaml_node_t *key_of[MAP_MAX_KEYS];
-	char in[160];
+	char in[sizeof "in " + 192]; /* callers build where in char [192] */
 	struct shown b;
 
 	assert(nknown <= MAP_MAX_KEYS);
