@@ -3,17 +3,20 @@
 #   make run    install what is missing, build, start kubemedicd with an
 #               embedded SQLite database and the example config
 #   make test   install what is missing, build, run every test: unit and
-#               integration tests (plain and under ASan+UBSan), the Bazel
-#               build and tests, and the e2e suite on a real control plane
+#               integration tests (plain and under ASan+UBSan), the Release
+#               and clang builds, the Bazel build and tests, and the e2e
+#               suite on a real control plane
 #
-# Parts: deps tools build test-unit test-integration test-asan test-bazel
-#        e2e bench clean
+# Parts: deps tools build test-unit test-integration test-asan test-builds
+#        test-bazel e2e bench clean
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+RELEASE_BUILD ?= build-release
+CLANG_BUILD   ?= build-clang
 CACHE      := $(CURDIR)/.cache
 JOBS       ?= $(shell nproc)
 LISTEN     ?= 127.0.0.1:7070
@@ -25,7 +28,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
 	libgrpc-dev libgrpc++-dev protobuf-compiler-grpc protobuf-c-compiler \
 	libprotobuf-c-dev libprotobuf-dev protobuf-compiler libsqlite3-dev \
 	libcurl4-openssl-dev libcmocka-dev libyaml-dev libssl-dev sqlite3 \
-	bazel-bootstrap valgrind nghttp2-client openssl locales
+	bazel-bootstrap valgrind nghttp2-client openssl locales clang
 
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl
@@ -33,19 +36,21 @@ VENV       := $(CACHE)/venv
 PYTHON     := $(VENV)/bin/python
 
 .PHONY: run test deps tools build test-unit test-integration test-asan \
-	test-bazel e2e bench clean
+	test-builds test-bazel e2e bench clean
 
 run: deps build
 	@echo "kubemedicd: listening on $(LISTEN), database $(DB), config $(CONFIG)"
 	exec ./$(BUILD)/kubemedicd --config $(CONFIG) --listen $(LISTEN) --db $(DB)
 
-test: deps tools build test-unit test-integration test-asan test-bazel e2e
+test: deps tools build test-unit test-integration test-asan test-builds \
+	test-bazel e2e
 	@echo "all tests passed"
 
-# Installs only what is missing, so a prepared machine skips apt entirely.
-deps:
+# $(call apt_install,PACKAGES): installs only what is missing, so a
+# prepared machine skips apt entirely.
+define apt_install
 	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(1); do \
 		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -53,8 +58,12 @@ deps:
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq; \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
-	fi; \
-	if ! locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$$'; then \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(DEB_PACKAGES))
+	@if ! locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$$'; then \
 		echo "generating the de_DE.UTF-8 locale (a decimal comma, for test_json)"; \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo localedef -i de_DE -c -f UTF-8 de_DE.UTF-8; \
@@ -93,6 +102,19 @@ test-asan: tools
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(PYTHON) -m pytest -q tests/integration
 
+# What a packager builds (Release: -O3, where gcc finds more possibly
+# uninitialized variables and truncations than at -O2) and a clang build
+# with the fuzz targets (clang's warnings do not depend on -O, so Debug,
+# the quickest), both with -Werror. Built, not run: the tests above ran on
+# the everyday builds. One build directory each, so reruns are incremental.
+test-builds:
+	cmake -S . -B $(RELEASE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+		-DKM_WERROR=ON >/dev/null
+	ninja -C $(RELEASE_BUILD) -j $(JOBS)
+	CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -G Ninja \
+		-DCMAKE_BUILD_TYPE=Debug -DKM_WERROR=ON -DKM_FUZZ=ON >/dev/null
+	ninja -C $(CLANG_BUILD) -j $(JOBS)
+
 test-bazel:
 	tests/check_bazel_sync.sh
 	bazel --batch --output_user_root=$(CACHE)/bazel test \
@@ -105,4 +127,4 @@ bench: build tools
 	bench/run.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) bazel-*
+	rm -rf $(BUILD) $(ASAN_BUILD) $(RELEASE_BUILD) $(CLANG_BUILD) bazel-*
