@@ -6,9 +6,10 @@ import threading
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import seed
+from conftest import REPO, seed
 
 
 def probes(pb, channel):
@@ -310,3 +311,64 @@ def _drain(stream):
     except grpc.RpcError as e:
         out.append(e.code())
     return out
+
+
+@pytest.fixture(scope="module")
+def reflection(tmp_path_factory):
+    """Request and response classes of grpc.reflection.v1, built from
+    proto/ into a private pool (generated modules named grpc.reflection
+    would shadow grpcio's own grpc package)."""
+    from grpc_tools import protoc
+    import grpc_tools
+
+    out = tmp_path_factory.mktemp("refl") / "reflection.desc"
+    include = grpc_tools.__path__[0] + "/_proto"
+    assert protoc.main(["protoc", f"-I{REPO / 'proto'}", f"-I{include}",
+                        f"--descriptor_set_out={out}",
+                        "grpc/reflection/v1/reflection.proto"]) == 0
+    pool = descriptor_pool.DescriptorPool()
+    for f in descriptor_pb2.FileDescriptorSet.FromString(
+            out.read_bytes()).file:
+        pool.Add(f)
+
+    def cls(name):
+        return message_factory.GetMessageClass(
+            pool.FindMessageTypeByName("grpc.reflection.v1." + name))
+    return cls("ServerReflectionRequest"), cls("ServerReflectionResponse")
+
+
+def test_reflection_serves_files_with_comments(channel, reflection):
+    Req, Resp = reflection
+    info = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=Req.SerializeToString,
+        response_deserializer=Resp.FromString)
+    by_name, by_symbol = info(iter([
+        Req(file_by_filename="kubemedic/v1/health.proto"),
+        Req(file_containing_symbol="kubemedic.v1.HealthService.GetHealth"),
+    ]), timeout=10)
+    # The same file and imports either way, the asked-for file first.
+    files = list(by_name.file_descriptor_response.file_descriptor_proto)
+    assert files == list(
+        by_symbol.file_descriptor_response.file_descriptor_proto)
+    fds = [descriptor_pb2.FileDescriptorProto.FromString(b) for b in files]
+    assert [f.name for f in fds] == ["kubemedic/v1/health.proto",
+                                     "google/protobuf/timestamp.proto",
+                                     "kubemedic/v1/common.proto"]
+    # Source info: every file has it; health.proto's comments are those
+    # of the .proto, leading (a method) and trailing (a field).
+    assert all(f.source_code_info.location for f in fds)
+    health = fds[0]
+    comments = {tuple(loc.path): loc for loc in
+                health.source_code_info.location}
+    methods = [m.name for m in health.service[0].method]
+    get_health = comments[(6, 0, 2, methods.index("GetHealth"))]
+    assert get_health.leading_comments.startswith(
+        " The current verdict on one target, with its last result and last\n")
+    messages = [m.name for m in health.message_type]
+    target = comments[(4, messages.index("GetHealthRequest"), 2, 0)]
+    assert target.trailing_comments.strip() == \
+        'full name, e.g. "probe//checkout-http"'
+    # Comments make the files about three times larger; an answer stays
+    # far below the 4 MiB a gRPC client accepts by default.
+    assert by_name.ByteSize() < 128 * 1024

@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from conftest import GRPCURL, SLOW
+from conftest import GRPCURL, REPO, SLOW
 
 
 def grpcurl(addr, *args, check=0):
@@ -51,6 +51,41 @@ def test_describe_services_and_messages(daemon):
     assert "HEALTH_STATE_HEALTHY = 2" in out
     p = grpcurl(daemon.addr, "describe", "kubemedic.v1.Nope", check=None)
     assert p.returncode != 0 and "not found" in p.stderr.lower()
+
+
+def comment_before(text, marker):
+    """The // comment lines right above the line holding marker, as one
+    line of words ("" when there are none)."""
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if marker in line)
+    words = []
+    for line in reversed(lines[:at]):
+        line = line.strip()
+        if not line.startswith("//"):
+            break
+        words[:0] = line[2:].split()
+    return " ".join(words)
+
+
+def test_describe_shows_the_protos_comments(daemon):
+    # The descriptor set is built with --include_source_info: describe
+    # prints each element's comment from proto/kubemedic/v1/health.proto.
+    proto = (REPO / "proto/kubemedic/v1/health.proto").read_text()
+    cases = [
+        ("kubemedic.v1.HealthService", "rpc GetHealth(", "rpc GetHealth (",
+         "The current verdict on one target, with its last result and last "
+         "transition."),
+        ("kubemedic.v1.TargetHealth", "int32 consecutive = 4;",
+         "int32 consecutive = 4;",
+         "Results in a row with the same outcome as last_result: exact for "
+         "a probe (from the probe engine's ledger), counted from the stored "
+         "history for other targets, at most 1000."),
+    ]
+    for symbol, in_proto, in_describe, sentence in cases:
+        want = comment_before(proto, in_proto)
+        assert sentence in want, f"health.proto no longer says: {sentence}"
+        out = grpcurl(daemon.addr, "describe", symbol).stdout
+        assert comment_before(out, in_describe) == want, out
 
 
 def test_call_every_service(daemon):
