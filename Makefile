@@ -8,7 +8,7 @@
 #               suite on a real control plane
 #
 # Parts: deps tools build test-unit test-integration test-asan test-builds
-#        test-bazel e2e bench clean
+#        test-bazel e2e bench bench-deps bench-<name> clean
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -30,13 +30,23 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
 	libcurl4-openssl-dev libcmocka-dev libyaml-dev libssl-dev sqlite3 \
 	bazel-bootstrap valgrind nghttp2-client openssl locales clang
 
+# What the benchmarks need besides the build (bench/README.md): nginx and
+# ab (probe_scale.sh), h2load (run.sh, callgrind.sh), valgrind's callgrind,
+# /usr/bin/time, taskset and setsid, ss and nstat, ps.
+BENCH_PACKAGES := nginx-light apache2-utils nghttp2-client valgrind time \
+	util-linux iproute2 procps curl sqlite3 python3
+
+# One target per script in bench/: bench-run is bench/run.sh, and so on.
+BENCHES := bench-run bench-callgrind bench-probe-scale bench-wal-checkpoint \
+	bench-e2e-scale
+
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl
 VENV       := $(CACHE)/venv
 PYTHON     := $(VENV)/bin/python
 
 .PHONY: run test deps tools build test-unit test-integration test-asan \
-	test-builds test-bazel e2e bench clean
+	test-builds test-bazel e2e bench bench-deps $(BENCHES) clean
 
 run: deps build
 	@echo "kubemedicd: listening on $(LISTEN), database $(DB), config $(CONFIG)"
@@ -123,8 +133,35 @@ test-bazel:
 e2e:
 	tests/e2e/run
 
-bench: build tools
+bench-deps:
+	$(call apt_install,$(BENCH_PACKAGES))
+
+# Every benchmark at full size, one after the other: over an hour
+# (bench/README.md). bench-<name> runs one script and passes it
+# BENCH_ARGS, e.g. make bench-run BENCH_ARGS=--quick.
+bench: deps bench-deps build
 	bench/run.sh
+	bench/callgrind.sh
+	bench/probe_scale.sh
+	bench/wal_checkpoint.py
+	bench/e2e_scale.sh
+
+bench-run: deps bench-deps build
+	bench/run.sh $(BENCH_ARGS)
+
+bench-callgrind: deps bench-deps build
+	bench/callgrind.sh $(BENCH_ARGS)
+
+bench-probe-scale: deps bench-deps build
+	bench/probe_scale.sh $(BENCH_ARGS)
+
+bench-wal-checkpoint: bench-deps
+	bench/wal_checkpoint.py $(BENCH_ARGS)
+
+# The control plane only (no kubemedicd yet); builds it from the Go module
+# proxy on first use, as make e2e does.
+bench-e2e-scale: bench-deps
+	bench/e2e_scale.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(RELEASE_BUILD) $(CLANG_BUILD) bazel-*
