@@ -8,7 +8,7 @@
 #               suite on a real control plane
 #
 # Parts: deps tools build test-unit test-integration test-asan test-builds
-#        test-bazel e2e bench bench-deps bench-<name> clean
+#        test-bazel e2e bench bench-deps bench-<name> format clean
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -28,7 +28,8 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
 	libgrpc-dev libgrpc++-dev protobuf-compiler-grpc protobuf-c-compiler \
 	libprotobuf-c-dev libprotobuf-dev protobuf-compiler libsqlite3-dev \
 	libcurl4-openssl-dev libcmocka-dev libyaml-dev libssl-dev sqlite3 \
-	bazel-bootstrap valgrind nghttp2-client openssl locales clang
+	bazel-bootstrap valgrind nghttp2-client openssl locales clang \
+	clang-format
 
 # What the benchmarks need besides the build (bench/README.md): nginx and
 # ab (probe_scale.sh), h2load (run.sh, callgrind.sh), valgrind's callgrind,
@@ -46,7 +47,7 @@ VENV       := $(CACHE)/venv
 PYTHON     := $(VENV)/bin/python
 
 .PHONY: run test deps tools build test-unit test-integration test-asan \
-	test-builds test-bazel e2e bench bench-deps $(BENCHES) clean
+	test-builds test-bazel e2e bench bench-deps $(BENCHES) format clean
 
 run: deps build
 	@echo "kubemedicd: listening on $(LISTEN), database $(DB), config $(CONFIG)"
@@ -162,6 +163,11 @@ bench-wal-checkpoint: bench-deps
 # proxy on first use, as make e2e does.
 bench-e2e-scale: bench-deps
 	bench/e2e_scale.sh $(BENCH_ARGS)
+
+# clang-format (.clang-format) over our C sources, in place;
+# tests/check_format.sh alone lists what it would change.
+format: deps
+	tests/check_format.sh --fix
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(RELEASE_BUILD) $(CLANG_BUILD) bazel-*
