@@ -72,14 +72,14 @@ def test_describe_shows_the_protos_comments(daemon):
     # prints each element's comment from proto/kubemedic/v1/health.proto.
     proto = (REPO / "proto/kubemedic/v1/health.proto").read_text()
     cases = [
-        ("kubemedic.v1.HealthService", "rpc GetHealth(", "rpc GetHealth (",
-         "The current verdict on one target, with its last result and last "
-         "transition."),
-        ("kubemedic.v1.TargetHealth", "int32 consecutive = 4;",
-         "int32 consecutive = 4;",
-         "Results in a row with the same outcome as last_result: exact for "
-         "a probe (from the probe engine's ledger), counted from the stored "
-         "history for other targets, at most 1000."),
+        ("kubemedic.v1.HealthService", "rpc QueryProbeHistory(",
+         "rpc QueryProbeHistory (",
+         "Probe results of one target in a time range, at most 1000 per "
+         "page, newest or oldest first, optionally only successes or only "
+         "failures."),
+        ("kubemedic.v1.Availability", "double uptime_percent = 4;",
+         "double uptime_percent = 4;",
+         "Share of the range spent HEALTHY or DEGRADED, 0..100."),
     ]
     for symbol, in_proto, in_describe, sentence in cases:
         want = comment_before(proto, in_proto)
