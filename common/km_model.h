@@ -75,6 +75,7 @@ enum km_probe_type {
 	KM_PROBE_EXEC = 4,
 	KM_PROBE_FILE = 5,
 };
+#define KM_PROBE_TYPE_MAX KM_PROBE_FILE
 
 enum km_probe_source {
 	KM_SOURCE_API = 1,

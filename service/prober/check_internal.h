@@ -53,9 +53,11 @@ bool km_check_parse_ip(const char *host, int port, union km_check_addr *a,
 /* curl_global_init, once per process. */
 void km_check_curl_global_init(void);
 
-/* TCP checks to DNS names go through the HTTP checker (libcurl resolves
- * and connects with CONNECT_ONLY). */
-int check_tcp_by_name(struct km_http_checker *x, struct km_check *c);
-void check_tcp_by_name_cancel(struct km_check *c);
+/* Starts c as a libcurl CONNECT_ONLY transfer to c->probe's host and
+ * port in http_checker (a checker of km_check_http): libcurl resolves the
+ * name off the loop and connects; success iff connected by the deadline.
+ * For TCP checks aimed at DNS names. Returns, reports and is cancelled
+ * (km_check_http.cancel on the same checker) as any HTTP run. */
+int km_check_http_connect_only(void *http_checker, struct km_check *c);
 
 #endif

@@ -1,34 +1,39 @@
 /*
  * km_check — one run of one probe, on the prober's event loop.
  *
- * The prober (km_prober.c) owns the schedule and the health ledger; check
- * types own the mechanics of one run: HTTP through libcurl's multi socket
- * API (km_check_http.c), TCP through a non-blocking connect
- * (km_check_tcp.c), gRPC health through the C core (km_check_grpc.c), exec
- * through posix_spawn and a pidfd (km_check_exec.c), files through stat
- * (km_check_file.c).
+ * The prober (km_prober.c) owns the schedule and the runs' results; check
+ * types own the mechanics of one run: HTTP over a connection of our own or
+ * libcurl's multi socket API (km_check_http.c), TCP through a non-blocking
+ * connect or libcurl for names (km_check_tcp.c), gRPC health through the C
+ * core (km_check_grpc.c), exec through posix_spawn and a pidfd
+ * (km_check_exec.c), files through stat (km_check_file.c). Each type is one
+ * struct km_check_type (below).
  *
  * Contract of a check type:
- *  - start(c) begins the run without blocking: every wait (a socket, a
- *    child, a gRPC completion, a timeout) goes through c->loop. It returns
- *    0, or a km_err code if the run could not even start (then done is not
- *    called and the prober records an INTERNAL failure).
+ *  - start(checker, c) begins the run without blocking: every wait (a
+ *    socket, a child, a gRPC completion, a timeout) goes through c->loop.
+ *    It returns 0, or a km_err code if the run could not even start (then
+ *    done is not called and the prober records an INTERNAL failure).
  *  - The type enforces c->deadline itself and calls c->done(c, &result)
  *    exactly once, on the loop thread, by the deadline (a little after at
  *    most); possibly before start returns (a file check, a connection
- *    refused at once), which the prober allows for: a timeout is a result (ERROR_CLASS_TIMEOUT), reported by the
- *    type because only it knows what to say and what to clean up (the exec
- *    type kills the whole process group first).
- *  - cancel(c) abandons a run that has not reported (probe deleted,
- *    prober stopping): the type stops it, releases what it can at once and
- *    the rest in the background, and never calls done for it.
- * After done or cancel the type no longer touches c.
+ *    refused at once), which the prober allows for. A timeout is a result
+ *    (KM_EC_TIMEOUT), reported by the type because only it knows what to
+ *    say and what to clean up (the exec type kills the whole process group
+ *    first).
+ *  - cancel(checker, c) abandons a run that has not reported (probe
+ *    deleted, prober stopping): the type stops it, releases what it can at
+ *    once and the rest in the background, and never calls done for it.
+ * A run's state hangs from c->impl, which says which of the type's ways
+ * owns the run; after done or cancel the type no longer touches c.
  *
- * Every check type has a per-prober context (a "checker": the curl multi
- * handle, the gRPC completion queue, the set of running children), created
- * with the loop and destroyed after the loop has stopped; destroying it
+ * A type may have a per-prober context (a "checker": the curl multi handle,
+ * the gRPC completion queue, the set of running children), created with
+ * the loop and destroyed after the loop has stopped; destroying it
  * abandons and cleans up whatever still runs (kills children, cancels
- * calls).
+ * calls). Threads: everything here runs on the loop's thread, create and
+ * destroy on the thread that owns the prober while the loop is not
+ * running.
  */
 #ifndef KM_CHECK_H
 #define KM_CHECK_H
@@ -57,8 +62,8 @@ struct km_check {
 	int64_t started;              /* CLOCK_MONOTONIC ns */
 	int64_t deadline;             /* started + timeout */
 	void (*done)(struct km_check *c, const struct km_check_result *r);
-	void *owner;                  /* the prober's */
-	void *impl;                   /* the check type's */
+	void *owner;                  /* the caller's (the prober's) */
+	void *impl;                   /* the check type's run, NULL when none */
 };
 
 /* Fills r as a success without a message. Cheaper than zero-initialising
@@ -83,36 +88,44 @@ void km_check_fail(struct km_check_result *r, int error_class,
  * dst is full. Returns the length written. */
 size_t km_check_copy_text(char *dst, size_t cap, const char *src, size_t n);
 
-/* ---- check types ---------------------------------------------------------- */
+/* ---- check types ----------------------------------------------------------
+ *
+ * A check type is one descriptor, defined in its km_check_<name>.c and
+ * registered by one row of the prober's table (km_prober.c), indexed by
+ * the probe type it runs: a new type is a new file and a row.
+ *
+ * checker is the type's per-prober context, made by create (or NULL for a
+ * type whose create is NULL) and handed to every other function.
+ */
+struct km_check_type {
+	const char *name;  /* "http", "tcp", ...: for messages */
+	/* Makes the checker for loop l, before the loop runs; on failure
+	 * returns a km_err code with err filled and *checker NULL. NULL: the
+	 * type needs no context. */
+	int (*create)(struct km_loop *l, void **checker, struct km_error *err);
+	/* After the loop has stopped and every run was cancelled: frees
+	 * the checker and whatever its runs left behind. NULL is accepted;
+	 * NULL destroy: nothing to free. */
+	void (*destroy)(void *checker);
+	/* start and cancel as in the contract above. */
+	int (*start)(void *checker, struct km_check *c);
+	/* NULL for a type whose runs always report before start returns
+	 * (they are never in flight, so never cancelled). */
+	void (*cancel)(void *checker, struct km_check *c);
+};
 
-struct km_http_checker;
-int km_http_checker_create(struct km_loop *l, struct km_http_checker **out,
-			   struct km_error *err);
-void km_http_checker_destroy(struct km_http_checker *x);
-int km_http_check_start(struct km_http_checker *x, struct km_check *c);
-void km_http_check_cancel(struct km_http_checker *x, struct km_check *c);
-
+/* HTTP(S): our own connection for plain HTTP to an IP address, libcurl's
+ * multi socket API for HTTPS and DNS names. */
+extern const struct km_check_type km_check_http;
 /* TCP: a non-blocking connect of our own to an IP address; a DNS name is
- * resolved and connected by libcurl (CONNECT_ONLY) through the same
- * checker as HTTP, so no lookup ever blocks the loop. */
-int km_tcp_check_start(struct km_http_checker *x, struct km_check *c);
-void km_tcp_check_cancel(struct km_http_checker *x, struct km_check *c);
-
-/* File checks are one stat(2): they report before returning. */
-int km_file_check_run(struct km_check *c);
-
-struct km_exec_checker;
-int km_exec_checker_create(struct km_loop *l, struct km_exec_checker **out,
-			   struct km_error *err);
-void km_exec_checker_destroy(struct km_exec_checker *x);
-int km_exec_check_start(struct km_exec_checker *x, struct km_check *c);
-void km_exec_check_cancel(struct km_exec_checker *x, struct km_check *c);
-
-struct km_grpc_checker;
-int km_grpc_checker_create(struct km_loop *l, struct km_grpc_checker **out,
-			   struct km_error *err);
-void km_grpc_checker_destroy(struct km_grpc_checker *x);
-int km_grpc_check_start(struct km_grpc_checker *x, struct km_check *c);
-void km_grpc_check_cancel(struct km_grpc_checker *x, struct km_check *c);
+ * resolved and connected by libcurl (CONNECT_ONLY) in a checker of the
+ * HTTP type the TCP checker keeps, so no lookup ever blocks the loop. */
+extern const struct km_check_type km_check_tcp;
+/* grpc.health.v1.Health/Check on a fresh channel, through the C core. */
+extern const struct km_check_type km_check_grpc;
+/* A program run with posix_spawn, watched through a pidfd. */
+extern const struct km_check_type km_check_exec;
+/* One stat(2): reports before start returns; no checker. */
+extern const struct km_check_type km_check_file;
 
 #endif

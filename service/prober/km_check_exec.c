@@ -47,7 +47,7 @@
  * backing off to 20 ms; everything else is the same.
  *
  * Requires SIGCHLD not to be ignored (the kernel would reap the children
- * and their exit statuses would be lost): km_exec_checker_create refuses.
+ * and their exit statuses would be lost): creating the checker refuses.
  * Descriptors: everything of ours is O_CLOEXEC; the child closes every
  * descriptor from 3 up before exec anyway.
  *
@@ -582,8 +582,7 @@ static int sys_fail(const struct km_check *c, const char *step, int e)
 	return e == ENOMEM ? KM_ENOMEM : KM_EIO;
 }
 
-int km_exec_checker_create(struct km_loop *l, struct km_exec_checker **out,
-			   struct km_error *err)
+static int exec_create(struct km_loop *l, void **out, struct km_error *err)
 {
 	struct km_exec_checker *x;
 	struct sigaction sa;
@@ -602,8 +601,9 @@ int km_exec_checker_create(struct km_loop *l, struct km_exec_checker **out,
 	return 0;
 }
 
-int km_exec_check_start(struct km_exec_checker *x, struct km_check *c)
+static int exec_start(void *checker, struct km_check *c)
 {
+	struct km_exec_checker *x = checker;
 	const struct km_probe *p = c->probe;
 	struct exec_run *r;
 	struct spawn_plan sp = {.dirfd = -1};
@@ -778,11 +778,11 @@ out:
 	return rc;
 }
 
-void km_exec_check_cancel(struct km_exec_checker *x, struct km_check *c)
+static void exec_cancel(void *checker, struct km_check *c)
 {
 	struct exec_run *r = c->impl;
 
-	(void)x;
+	(void)checker;
 	if (!r)
 		return;
 	c->impl = NULL;
@@ -791,8 +791,9 @@ void km_exec_check_cancel(struct km_exec_checker *x, struct km_check *c)
 	detach(r);
 }
 
-void km_exec_checker_destroy(struct km_exec_checker *x)
+static void exec_destroy(void *checker)
 {
+	struct km_exec_checker *x = checker;
 	int64_t until = km_mono_ns() + (int64_t)DESTROY_WAIT_MS * 1000000;
 
 	if (!x)
@@ -822,3 +823,11 @@ void km_exec_checker_destroy(struct km_exec_checker *x)
 	}
 	free(x);
 }
+
+const struct km_check_type km_check_exec = {
+	.name = "exec",
+	.create = exec_create,
+	.destroy = exec_destroy,
+	.start = exec_start,
+	.cancel = exec_cancel,
+};

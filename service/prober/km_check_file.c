@@ -12,12 +12,13 @@
 
 #include "check_internal.h"
 
-int km_file_check_run(struct km_check *c)
+static int file_start(void *checker, struct km_check *c)
 {
 	const struct km_probe *p = c->probe;
 	struct km_check_result res = {.success = true};
 	struct stat st;
 
+	(void)checker;
 	if (stat(p->path, &st) < 0) {
 		int e = errno;
 
@@ -46,3 +47,8 @@ int km_file_check_run(struct km_check *c)
 	c->done(c, &res);
 	return 0;
 }
+
+const struct km_check_type km_check_file = {
+	.name = "file",
+	.start = file_start,
+};

@@ -279,8 +279,7 @@ static void *cq_main(void *arg)
 
 /* ---- the checker ----------------------------------------------------------- */
 
-int km_grpc_checker_create(struct km_loop *l, struct km_grpc_checker **out,
-			   struct km_error *err)
+static int grpc_create(struct km_loop *l, void **out, struct km_error *err)
 {
 	struct km_grpc_checker *x;
 
@@ -319,8 +318,10 @@ static int start_queue(struct km_grpc_checker *x)
 	return 0;
 }
 
-void km_grpc_checker_destroy(struct km_grpc_checker *x)
+static void grpc_destroy(void *checker)
 {
+	struct km_grpc_checker *x = checker;
+
 	if (!x)
 		return;
 	for (struct grpc_run *r = x->runs; r; r = r->next) {
@@ -352,8 +353,9 @@ void km_grpc_checker_destroy(struct km_grpc_checker *x)
 
 /* ---- one check ------------------------------------------------------------- */
 
-int km_grpc_check_start(struct km_grpc_checker *x, struct km_check *c)
+static int grpc_start(void *checker, struct km_check *c)
 {
+	struct km_grpc_checker *x = checker;
 	const struct km_probe *p = c->probe;
 	Grpc__Health__V1__HealthCheckRequest req =
 		GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
@@ -459,11 +461,11 @@ fail:
 	return rc;
 }
 
-void km_grpc_check_cancel(struct km_grpc_checker *x, struct km_check *c)
+static void grpc_cancel(void *checker, struct km_check *c)
 {
 	struct grpc_run *r = c->impl;
 
-	(void)x;
+	(void)checker;
 	if (!r)
 		return;
 	c->impl = NULL;
@@ -471,3 +473,11 @@ void km_grpc_check_cancel(struct km_grpc_checker *x, struct km_check *c)
 	/* The completion still comes (CANCELLED) and frees the run. */
 	grpc_call_cancel(r->call, NULL);
 }
+
+const struct km_check_type km_check_grpc = {
+	.name = "grpc",
+	.create = grpc_create,
+	.destroy = grpc_destroy,
+	.start = grpc_start,
+	.cancel = grpc_cancel,
+};

@@ -28,8 +28,8 @@
  * allocates little of its own; the 10 KiB body buffer is taken only when
  * the first byte of a response arrives.
  *
- * The same checker resolves and connects TCP checks aimed at DNS names
- * (CONNECT_ONLY): see km_check_tcp.c.
+ * The same machinery resolves and connects TCP checks aimed at DNS names
+ * (CONNECT_ONLY, km_check_http_connect_only): see km_check_tcp.c.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -636,6 +636,7 @@ static void report(struct http_run *r, const struct km_check_result *res)
 {
 	struct km_check *c = r->c;
 
+	c->impl = NULL;
 	run_free(r);
 	c->done(c, res);
 }
@@ -1064,8 +1065,9 @@ static void build_url(const struct km_probe *p, const char *scheme, char *out,
 		 v6 ? "]" : "", p->port, *path == '/' ? "" : "/", path);
 }
 
-int km_http_check_start(struct km_http_checker *x, struct km_check *c)
+static int http_start(void *checker, struct km_check *c)
 {
+	struct km_http_checker *x = checker;
 	const struct km_probe *p = c->probe;
 	struct http_run *r = new_run(x, c);
 	int rc;
@@ -1103,17 +1105,18 @@ int km_http_check_start(struct km_http_checker *x, struct km_check *c)
 	return rc;
 }
 
-void km_http_check_cancel(struct km_http_checker *x, struct km_check *c)
+static void http_cancel(void *checker, struct km_check *c)
 {
-	(void)x;
+	(void)checker;
 	if (c->impl)
 		run_free(c->impl);
 	c->impl = NULL;
 }
 
 /* TCP to a DNS name: curl resolves (off the loop) and connects. */
-int check_tcp_by_name(struct km_http_checker *x, struct km_check *c)
+int km_check_http_connect_only(void *http_checker, struct km_check *c)
 {
+	struct km_http_checker *x = http_checker;
 	struct http_run *r = new_run(x, c);
 	char url[4096];
 	int rc;
@@ -1130,15 +1133,9 @@ int check_tcp_by_name(struct km_http_checker *x, struct km_check *c)
 	return rc;
 }
 
-void check_tcp_by_name_cancel(struct km_check *c)
-{
-	km_http_check_cancel(NULL, c);
-}
-
 /* ---- the checker --------------------------------------------------------- */
 
-int km_http_checker_create(struct km_loop *l, struct km_http_checker **out,
-			   struct km_error *err)
+static int http_create(struct km_loop *l, void **out, struct km_error *err)
 {
 	struct km_http_checker *x = calloc(1, sizeof *x);
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -1173,8 +1170,10 @@ int km_http_checker_create(struct km_loop *l, struct km_http_checker **out,
 	return 0;
 }
 
-void km_http_checker_destroy(struct km_http_checker *x)
+static void http_destroy(void *checker)
 {
+	struct km_http_checker *x = checker;
+
 	if (!x)
 		return;
 	/* Runs still in the multi handle were abandoned with their probes;
@@ -1193,3 +1192,11 @@ void km_http_checker_destroy(struct km_http_checker *x)
 	curl_multi_cleanup(x->multi);
 	free(x);
 }
+
+const struct km_check_type km_check_http = {
+	.name = "http",
+	.create = http_create,
+	.destroy = http_destroy,
+	.start = http_start,
+	.cancel = http_cancel,
+};

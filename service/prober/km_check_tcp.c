@@ -4,8 +4,13 @@
  * connect watched by the loop; SO_LINGER 1 s as the kubelet sets it (and
  * the close does not wait for it: km_check_close_now). A host
  * that is a DNS name is resolved and connected by libcurl instead
- * (km_check_http.c), so no lookup blocks the loop.
+ * (km_check_http_connect_only, in an HTTP checker of our own), so no
+ * lookup blocks the loop.
+ *
+ * Each run records which of the two ways owns it when it starts, so
+ * cancel never has to work it out again from the probe.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -16,14 +21,30 @@
 
 #include "check_internal.h"
 
+struct tcp_checker {
+	/* A checker of km_check_http, for hosts that are DNS names. */
+	void *by_name;
+};
+
+enum tcp_path {
+	TCP_OWN,     /* our own connect to an IP address */
+	TCP_BY_NAME, /* libcurl's CONNECT_ONLY transfer */
+};
+
 struct tcp_run {
 	struct km_check *c;
+	enum tcp_path path;
+	/* TCP_OWN */
 	int fd;
 	struct km_timer timeout;
+	/* TCP_BY_NAME: the run handed to libcurl, which reports to
+	 * by_name_done; it carries c's probe, times and loop. */
+	struct km_check sub;
 };
 
 static void close_run(struct tcp_run *r)
 {
+	assert(r->path == TCP_OWN);
 	km_loop_timer_cancel(r->c->loop, &r->timeout);
 	if (r->fd >= 0) {
 		km_loop_forget_fd(r->c->loop, r->fd);
@@ -78,8 +99,40 @@ static void timed_out(struct km_loop *l, void *arg)
 	report(r, &res);
 }
 
-int km_tcp_check_start(struct km_http_checker *x, struct km_check *c)
+/* libcurl's verdict on a DNS name's run: the run is over, pass it on. */
+static void by_name_done(struct km_check *sub, const struct km_check_result *res)
 {
+	struct tcp_run *r = sub->owner;
+	struct km_check *c = r->c;
+
+	assert(r->path == TCP_BY_NAME && c->impl == r);
+	c->impl = NULL;
+	free(r);
+	c->done(c, res);
+}
+
+static int start_by_name(struct tcp_checker *x, struct tcp_run *r)
+{
+	struct km_check *c = r->c;
+	int rc;
+
+	r->path = TCP_BY_NAME;
+	r->sub = *c;
+	r->sub.done = by_name_done;
+	r->sub.owner = r;
+	r->sub.impl = NULL;
+	c->impl = r;
+	rc = km_check_http_connect_only(x->by_name, &r->sub);
+	if (rc) {
+		c->impl = NULL;
+		free(r);
+	}
+	return rc;
+}
+
+static int tcp_start(void *checker, struct km_check *c)
+{
+	struct tcp_checker *x = checker;
 	const struct km_probe *p = c->probe;
 	struct km_check_result res = {.success = true};
 	struct tcp_run *r;
@@ -87,12 +140,14 @@ int km_tcp_check_start(struct km_http_checker *x, struct km_check *c)
 	socklen_t len;
 	int rc, e;
 
-	if (!km_check_parse_ip(p->host, p->port, &a, &len))
-		return check_tcp_by_name(x, c);
 	r = calloc(1, sizeof *r);
 	if (!r)
 		return KM_ENOMEM;
 	r->c = c;
+	r->fd = -1;
+	if (!km_check_parse_ip(p->host, p->port, &a, &len))
+		return start_by_name(x, r);
+	r->path = TCP_OWN;
 	c->impl = r;
 	km_timer_init(&r->timeout, timed_out, r);
 	rc = km_check_connect(&a, len, &r->fd, &e);
@@ -106,23 +161,64 @@ int km_tcp_check_start(struct km_http_checker *x, struct km_check *c)
 		report(r, &res);
 		return 0;
 	}
-	if (km_loop_add_fd(c->loop, r->fd, EPOLLOUT, writable, r) ||
-	    km_loop_timer_set(c->loop, &r->timeout, c->deadline)) {
+	if ((rc = km_loop_add_fd(c->loop, r->fd, EPOLLOUT, writable, r)) ||
+	    (rc = km_loop_timer_set(c->loop, &r->timeout, c->deadline))) {
 		close_run(r);
-		return KM_ENOMEM;
+		return rc;
 	}
 	return 0;
 }
 
-void km_tcp_check_cancel(struct km_http_checker *x, struct km_check *c)
+static void tcp_cancel(void *checker, struct km_check *c)
 {
-	union km_check_addr a;
-	socklen_t len;
+	struct tcp_checker *x = checker;
+	struct tcp_run *r = c->impl;
 
-	if (!c->impl)
+	if (!r)
 		return;
-	if (km_check_parse_ip(c->probe->host, c->probe->port, &a, &len))
-		close_run(c->impl);
-	else
-		km_http_check_cancel(x, c);
+	switch (r->path) {
+	case TCP_OWN:
+		close_run(r);
+		break;
+	case TCP_BY_NAME:
+		km_check_http.cancel(x->by_name, &r->sub);
+		c->impl = NULL;
+		free(r);
+		break;
+	}
 }
+
+static int tcp_create(struct km_loop *l, void **out, struct km_error *err)
+{
+	struct tcp_checker *x = calloc(1, sizeof *x);
+	int rc;
+
+	*out = NULL;
+	if (!x)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	rc = km_check_http.create(l, &x->by_name, err);
+	if (rc) {
+		free(x);
+		return rc;
+	}
+	*out = x;
+	return 0;
+}
+
+static void tcp_destroy(void *checker)
+{
+	struct tcp_checker *x = checker;
+
+	if (!x)
+		return;
+	km_check_http.destroy(x->by_name);
+	free(x);
+}
+
+const struct km_check_type km_check_tcp = {
+	.name = "tcp",
+	.create = tcp_create,
+	.destroy = tcp_destroy,
+	.start = tcp_start,
+	.cancel = tcp_cancel,
+};

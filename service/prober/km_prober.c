@@ -12,6 +12,7 @@
  */
 #include "km_prober.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,9 +59,8 @@ struct km_prober {
 	struct km_loop *loop;
 	pthread_t thread;
 	bool thread_started;
-	struct km_http_checker *http;
-	struct km_exec_checker *exec;
-	struct km_grpc_checker *grpc;
+	/* Each check type's checker, by probe type (check_types). */
+	void *checkers[KM_PROBE_TYPE_MAX + 1];
 
 	/* Loop thread only. */
 	struct probe_rt **buckets;
@@ -75,6 +75,24 @@ struct km_prober {
 	uint64_t lag_mark_count;
 	int64_t lag_max_interval_us;
 };
+
+/* ---- check types --------------------------------------------------------- */
+
+/* Every check type, by the probe type it runs: the one place a type is
+ * registered (km_check.h). */
+static const struct km_check_type *const check_types[KM_PROBE_TYPE_MAX + 1] = {
+	[KM_PROBE_HTTP] = &km_check_http,
+	[KM_PROBE_TCP] = &km_check_tcp,
+	[KM_PROBE_GRPC] = &km_check_grpc,
+	[KM_PROBE_EXEC] = &km_check_exec,
+	[KM_PROBE_FILE] = &km_check_file,
+};
+
+/* The type of a probe type number; NULL if none. */
+static const struct km_check_type *check_type(int type)
+{
+	return type > 0 && type <= KM_PROBE_TYPE_MAX ? check_types[type] : NULL;
+}
 
 /* ---- small things -------------------------------------------------------- */
 
@@ -235,17 +253,19 @@ static void check_done(struct km_check *c, const struct km_check_result *r)
 static void cancel_check(struct probe_rt *rt)
 {
 	struct km_prober *pr = rt->pr;
+	int type;
+	const struct km_check_type *t;
 
 	if (!rt->running)
 		return;
+	type = rt->run_spec->p.type;
+	t = check_type(type);
 	km_loop_timer_cancel(pr->loop, &rt->guard);
-	switch (rt->run_spec->p.type) {
-	case KM_PROBE_HTTP: km_http_check_cancel(pr->http, &rt->check); break;
-	case KM_PROBE_TCP: km_tcp_check_cancel(pr->http, &rt->check); break;
-	case KM_PROBE_GRPC: km_grpc_check_cancel(pr->grpc, &rt->check); break;
-	case KM_PROBE_EXEC: km_exec_check_cancel(pr->exec, &rt->check); break;
-	case KM_PROBE_FILE: break; /* never in flight */
-	}
+	/* A run in flight was started by its type, which then has a cancel
+	 * (only types that report before start returns have none). */
+	assert(t && t->cancel);
+	if (t && t->cancel)
+		t->cancel(pr->checkers[type], &rt->check);
 	rt->running = false;
 	spec_unref(rt->run_spec);
 	rt->run_spec = NULL;
@@ -285,8 +305,8 @@ static void start_check(struct probe_rt *rt)
 {
 	struct km_prober *pr = rt->pr;
 	struct km_check *c = &rt->check;
-	struct km_error err = {0};
-	int rc = 0;
+	const struct km_check_type *t;
+	int type, rc;
 
 	rt->running = true;
 	rt->run_spec = rt->spec;
@@ -307,21 +327,15 @@ static void start_check(struct probe_rt *rt)
 	pthread_mutex_unlock(&pr->stats_mu);
 	km_loop_timer_set(pr->loop, &rt->guard, c->deadline + GUARD_NS);
 
-	switch (rt->run_spec->p.type) {
-	case KM_PROBE_HTTP: rc = km_http_check_start(pr->http, c); break;
-	case KM_PROBE_TCP: rc = km_tcp_check_start(pr->http, c); break;
-	case KM_PROBE_GRPC: rc = km_grpc_check_start(pr->grpc, c); break;
-	case KM_PROBE_EXEC: rc = km_exec_check_start(pr->exec, c); break;
-	case KM_PROBE_FILE: rc = km_file_check_run(c); break;
-	default: rc = KM_EINTERNAL;
-	}
+	type = rt->run_spec->p.type;
+	t = check_type(type);
+	rc = t ? t->start(pr->checkers[type], c) : KM_EINTERNAL;
 	if (rc) {
 		struct km_check_result r;
 
 		km_check_fail(&r, KM_EC_INTERNAL, 0,
-			      "kubemedic could not start the check: %s%s%s",
-			      km_strerror(rc), err.msg[0] ? ": " : "",
-			      err.msg);
+			      "kubemedic could not start the check: %s",
+			      km_strerror(rc));
 		check_done(c, &r);
 	}
 }
@@ -568,14 +582,19 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		goto fail;
 	}
 	rc = km_loop_create(&pr->loop, err);
-	if (!rc)
-		rc = km_http_checker_create(pr->loop, &pr->http, err);
-	if (!rc)
-		rc = km_exec_checker_create(pr->loop, &pr->exec, err);
-	if (!rc)
-		rc = km_grpc_checker_create(pr->loop, &pr->grpc, err);
 	if (rc)
 		goto fail;
+	for (int i = 0; i <= KM_PROBE_TYPE_MAX; i++) {
+		const struct km_check_type *t = check_types[i];
+
+		/* Every probe type has a row; number 0 is none. */
+		assert(!t == !i);
+		if (!t || !t->create)
+			continue;
+		rc = t->create(pr->loop, &pr->checkers[i], err);
+		if (rc)
+			goto fail;
+	}
 	rc = pthread_create(&pr->thread, NULL, prober_main, pr);
 	if (rc) {
 		rc = km_error_set(err, KM_EIO, "cannot start the prober "
@@ -610,9 +629,9 @@ void km_prober_stop(struct km_prober *pr)
 			free_rt(pr, rt);
 		}
 	}
-	km_grpc_checker_destroy(pr->grpc);
-	km_exec_checker_destroy(pr->exec);
-	km_http_checker_destroy(pr->http);
+	for (int i = KM_PROBE_TYPE_MAX; i > 0; i--)
+		if (check_types[i]->destroy)
+			check_types[i]->destroy(pr->checkers[i]);
 	km_loop_destroy(pr->loop);
 	free(pr->buckets);
 	pthread_mutex_destroy(&pr->stats_mu);

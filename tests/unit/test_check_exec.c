@@ -40,7 +40,7 @@ static const char *g_dir;
 
 struct harness {
 	struct km_loop *loop;
-	struct km_exec_checker *x;
+	void *x;
 	struct km_timer safety, linger, cancel_timer, stop_timer;
 	char *dir;
 	int fds_before;
@@ -108,7 +108,7 @@ static int setup(void **state)
 		return -1;
 	h->fds_before = count_fds();
 	if (km_loop_create(&h->loop, &err) ||
-	    km_exec_checker_create(h->loop, &h->x, &err)) {
+	    km_check_exec.create(h->loop, &h->x, &err)) {
 		fprintf(stderr, "setup: %s\n", err.msg);
 		return -1;
 	}
@@ -126,7 +126,7 @@ static int teardown(void **state)
 	struct harness *h = *state;
 	int rc = 0;
 
-	km_exec_checker_destroy(h->x);
+	km_check_exec.destroy(h->x);
 	km_loop_destroy(h->loop);
 	km_test_rmrf(h->dir);
 	free(h->dir);
@@ -184,7 +184,7 @@ static struct km_check *start(struct harness *h, int i,
 	c->deadline = c->started + p->timeout_ms * MS;
 	c->done = on_done;
 	c->owner = h;
-	assert_int_equal(km_exec_check_start(h->x, c), 0);
+	assert_int_equal(km_check_exec.start(h->x, c), 0);
 	h->outstanding++;
 	return c;
 }
@@ -523,7 +523,7 @@ static void cancel_fired(struct km_loop *l, void *arg)
 {
 	struct harness *h = arg;
 
-	km_exec_check_cancel(h->x, &h->checks[0]);
+	km_check_exec.cancel(h->x, &h->checks[0]);
 	/* Let the loop run on: the child is reaped in the background. */
 	km_loop_timer_set(l, &h->stop_timer, km_mono_ns() + 300 * MS);
 }
@@ -554,8 +554,8 @@ static void test_cancel_then_destroy(void **state)
 
 	/* Cancel right after start; destroy reaps what is left. */
 	c = start(h, 0, probe_of(&b, 5000, "sleep", "60", NULL));
-	km_exec_check_cancel(h->x, c);
-	km_exec_checker_destroy(h->x);
+	km_check_exec.cancel(h->x, c);
+	km_check_exec.destroy(h->x);
 	h->x = NULL;
 	assert_int_equal(h->done_calls, 0);
 }
@@ -572,7 +572,7 @@ static void test_destroy_with_runs_in_flight(void **state)
 	km_loop_timer_set(h->loop, &h->stop_timer, km_mono_ns() + 200 * MS);
 	run(h);
 	assert_int_equal(h->done_calls, 0);
-	km_exec_checker_destroy(h->x); /* kills and reaps synchronously */
+	km_check_exec.destroy(h->x); /* kills and reaps synchronously */
 	h->x = NULL;
 	assert_killed(read_pid(h, "gc"));
 }
@@ -729,7 +729,7 @@ static void test_cancel_before_cannot_run_reports(void **state)
 	struct km_check *c = start(h, 0, probe_of(&b, 5000, "/nonexistent",
 						   NULL));
 
-	km_exec_check_cancel(h->x, c);
+	km_check_exec.cancel(h->x, c);
 	km_loop_timer_set(h->loop, &h->stop_timer, km_mono_ns() + 50 * MS);
 	run(h);
 	assert_int_equal(h->done_calls, 0);

@@ -179,7 +179,7 @@ static int group_teardown(void **state)
 
 struct harness {
 	struct km_loop *loop;
-	struct km_grpc_checker *x;
+	void *x;
 	struct km_timer safety, stop_timer, cancel_timer;
 	struct km_check checks[MAX_CHECKS];
 	struct km_probe probes[MAX_CHECKS];
@@ -222,7 +222,7 @@ static int setup(void **state)
 	if (!h)
 		return -1;
 	if (km_loop_create(&h->loop, &err) ||
-	    km_grpc_checker_create(h->loop, &h->x, &err)) {
+	    km_check_grpc.create(h->loop, &h->x, &err)) {
 		fprintf(stderr, "setup: %s\n", err.msg);
 		return -1;
 	}
@@ -237,7 +237,7 @@ static int teardown(void **state)
 {
 	struct harness *h = *state;
 
-	km_grpc_checker_destroy(h->x);
+	km_check_grpc.destroy(h->x);
 	km_loop_destroy(h->loop);
 	free(h);
 	return 0;
@@ -264,7 +264,7 @@ static struct km_check *start(struct harness *h, int i, const char *host,
 	c->deadline = c->started + timeout_ms * MS;
 	c->done = on_done;
 	c->owner = h;
-	assert_int_equal(km_grpc_check_start(h->x, c), 0);
+	assert_int_equal(km_check_grpc.start(h->x, c), 0);
 	h->outstanding++;
 	return c;
 }
@@ -517,7 +517,7 @@ static void cancel_fired(struct km_loop *l, void *arg)
 {
 	struct harness *h = arg;
 
-	km_grpc_check_cancel(h->x, &h->checks[0]);
+	km_check_grpc.cancel(h->x, &h->checks[0]);
 	/* The late completion (CANCELLED) comes through the loop: let it
 	 * run, and free the run without a done. */
 	km_loop_timer_set(l, &h->stop_timer, km_mono_ns() + 300 * MS);
@@ -541,7 +541,7 @@ static void test_cancel_right_after_start(void **state)
 	struct km_check *c =
 		start(h, 0, "127.0.0.1", health_port, "serving", 5000);
 
-	km_grpc_check_cancel(h->x, c);
+	km_check_grpc.cancel(h->x, c);
 	km_loop_timer_set(h->loop, &h->stop_timer, km_mono_ns() + 200 * MS);
 	run(h);
 	assert_int_equal(h->done_calls, 0);
@@ -559,7 +559,7 @@ static void test_destroy_with_calls_in_flight(void **state)
 	run(h);
 	assert_int_equal(h->done_calls, 0);
 	t0 = km_mono_ns();
-	km_grpc_checker_destroy(h->x); /* cancels, drains, joins */
+	km_check_grpc.destroy(h->x); /* cancels, drains, joins */
 	h->x = NULL;
 	assert_true(km_mono_ns() - t0 < 1000 * MS);
 	assert_int_equal(h->done_calls, 0);
@@ -571,7 +571,7 @@ static void test_bad_probe_is_refused(void **state)
 	struct km_probe p = {.type = KM_PROBE_GRPC, .host = "127.0.0.1"};
 	struct km_check c = {.loop = h->loop, .probe = &p, .done = on_done};
 
-	assert_int_equal(km_grpc_check_start(h->x, &c), KM_EINVAL);
+	assert_int_equal(km_check_grpc.start(h->x, &c), KM_EINVAL);
 }
 
 int main(void)

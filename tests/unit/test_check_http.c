@@ -221,15 +221,17 @@ static void safety(struct km_loop *l, void *arg)
 
 static struct outcome run(struct km_probe *p)
 {
+	const struct km_check_type *t =
+		p->type == KM_PROBE_TCP ? &km_check_tcp : &km_check_http;
 	struct km_loop *l;
-	struct km_http_checker *x;
+	void *x;
 	struct km_error err = {0};
 	struct outcome o = {0};
 	struct km_check c = {0};
 	struct km_timer guard;
 
 	assert_int_equal(km_loop_create(&l, &err), 0);
-	assert_int_equal(km_http_checker_create(l, &x, &err), 0);
+	assert_int_equal(t->create(l, &x, &err), 0);
 	c.loop = l;
 	c.probe = p;
 	c.started = km_mono_ns();
@@ -238,15 +240,12 @@ static struct outcome run(struct km_probe *p)
 	c.owner = &o;
 	km_timer_init(&guard, safety, NULL);
 	km_loop_timer_set(l, &guard, c.deadline + 5000000000LL);
-	if (p->type == KM_PROBE_TCP)
-		assert_int_equal(km_tcp_check_start(x, &c), 0);
-	else
-		assert_int_equal(km_http_check_start(x, &c), 0);
+	assert_int_equal(t->start(x, &c), 0);
 	if (!o.done)
 		assert_int_equal(km_loop_run(l), 0);
 	assert_true(o.done);
 	km_loop_timer_cancel(l, &guard);
-	km_http_checker_destroy(x);
+	t->destroy(x);
 	km_loop_destroy(l);
 	return o;
 }
@@ -490,14 +489,14 @@ static void test_waits_for_the_servers_close(void **state)
 	struct server *s = *state;
 	struct km_probe p = http(s, "/hold");
 	struct km_loop *l;
-	struct km_http_checker *x;
+	void *x;
 	struct km_error err = {0};
 	struct km_check c = {0};
 	struct km_timer guard;
 	struct hold h = {0};
 
 	assert_int_equal(km_loop_create(&l, &err), 0);
-	assert_int_equal(km_http_checker_create(l, &x, &err), 0);
+	assert_int_equal(km_check_http.create(l, &x, &err), 0);
 	assert_int_equal(km_loop_add_fd(l, s->client_eof_r, EPOLLIN,
 					client_closed, &h), 0);
 	c.loop = l;
@@ -508,7 +507,7 @@ static void test_waits_for_the_servers_close(void **state)
 	c.owner = &h;
 	km_timer_init(&guard, safety, NULL);
 	km_loop_timer_set(l, &guard, c.started + 10000000000LL);
-	assert_int_equal(km_http_check_start(x, &c), 0);
+	assert_int_equal(km_check_http.start(x, &c), 0);
 	assert_int_equal(km_loop_run(l), 0);
 	/* The answer is reported at once, without waiting for the server to
 	 * close (we asked it to, and it does not)... */
@@ -522,7 +521,7 @@ static void test_waits_for_the_servers_close(void **state)
 	assert_true(h.eof_at - h.done_at < 5000000000LL);
 	km_loop_timer_cancel(l, &guard);
 	km_loop_del_fd(l, s->client_eof_r);
-	km_http_checker_destroy(x);
+	km_check_http.destroy(x);
 	km_loop_destroy(l);
 }
 
@@ -559,6 +558,49 @@ static void test_tcp(void **state)
 	assert_non_null(strstr(o.r.message, "refused"));
 }
 
+/* A cancelled TCP run never reports, whichever way it went (our own
+ * connect for an IP address, libcurl for a name): a second run to the
+ * same server, started after it, reports and stops the loop. */
+static void test_tcp_cancel(void **state)
+{
+	struct server *s = *state;
+	struct km_probe p = {.type = KM_PROBE_TCP, .name = "t",
+			     .host = g_host, .port = s->port,
+			     .timeout_ms = 1000};
+	struct km_loop *l;
+	void *x;
+	struct km_error err = {0};
+	struct outcome cancelled = {0}, witness = {0};
+	struct km_check c1 = {0}, c2 = {0};
+	struct km_timer guard;
+
+	assert_int_equal(km_loop_create(&l, &err), 0);
+	assert_int_equal(km_check_tcp.create(l, &x, &err), 0);
+	c1.loop = c2.loop = l;
+	c1.probe = c2.probe = &p;
+	c1.started = c2.started = km_mono_ns();
+	c1.deadline = c2.deadline = c1.started + p.timeout_ms * 1000000;
+	c1.done = c2.done = on_done;
+	c1.owner = &cancelled;
+	c2.owner = &witness;
+	km_timer_init(&guard, safety, NULL);
+	km_loop_timer_set(l, &guard, c1.deadline + 5000000000LL);
+
+	assert_int_equal(km_check_tcp.start(x, &c1), 0);
+	assert_non_null(c1.impl);
+	km_check_tcp.cancel(x, &c1);
+	assert_null(c1.impl);
+	assert_int_equal(km_check_tcp.start(x, &c2), 0);
+	assert_int_equal(km_loop_run(l), 0);
+	assert_true(witness.done);
+	assert_true(witness.r.success);
+	assert_false(cancelled.done);
+
+	km_loop_timer_cancel(l, &guard);
+	km_check_tcp.destroy(x);
+	km_loop_destroy(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -570,6 +612,7 @@ int main(void)
 		T(test_failures_are_classified),
 		T(test_framing),
 		T(test_tcp),
+		T(test_tcp_cancel),
 #undef T
 	};
 	/* libcurl closes a connection when it is done with it, by its own
