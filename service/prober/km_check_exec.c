@@ -74,6 +74,7 @@
 
 #include "km_arena.h"
 #include "km_check.h"
+#include "km_list.h"
 #include "km_log.h"
 #include "km_time.h"
 
@@ -101,14 +102,14 @@ struct exec_run {
 	struct km_timer poll;   /* without a pidfd: look for the exit */
 	int64_t poll_every;
 	size_t len;             /* bytes kept in out */
-	struct exec_run *prev, *next; /* x->runs */
+	struct km_list link;    /* x->runs, once started */
 	char out[KM_CHECK_OUTPUT_MAX];
 };
 
 struct km_exec_checker {
 	struct km_loop *loop;
 	/* Every run not freed yet: running, or killed and not yet reaped. */
-	struct exec_run *runs;
+	struct km_list runs;
 	bool told_polling;      /* logged that there are no pidfds */
 	char sink[16384];       /* output past the limit is read into it */
 };
@@ -135,12 +136,7 @@ static void run_free(struct exec_run *r)
 		km_loop_del_fd(x->loop, r->pidfd);
 		close(r->pidfd);
 	}
-	if (r->prev)
-		r->prev->next = r->next;
-	else if (x->runs == r)
-		x->runs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
+	km_list_del(&r->link);
 	free(r);
 }
 
@@ -597,6 +593,7 @@ static int exec_create(struct km_loop *l, void **out, struct km_error *err)
 	if (!x)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	x->loop = l;
+	km_list_init(&x->runs);
 	*out = x;
 	return 0;
 }
@@ -623,6 +620,7 @@ static int exec_start(void *checker, struct km_check *c)
 	}
 	r->x = x;
 	r->c = c;
+	km_list_init(&r->link);
 	r->pidfd = r->outfd = -1;
 	r->reaped = true; /* until there is a child */
 	km_timer_init(&r->timer, on_timer, r);
@@ -753,10 +751,7 @@ static int exec_start(void *checker, struct km_check *c)
 started:
 	if (rc)
 		goto fail;
-	r->next = x->runs;
-	if (x->runs)
-		x->runs->prev = r;
-	x->runs = r;
+	km_list_add_head(&x->runs, &r->link);
 	c->impl = r;
 	goto out;
 
@@ -798,8 +793,9 @@ static void exec_destroy(void *checker)
 
 	if (!x)
 		return;
-	while (x->runs) {
-		struct exec_run *r = x->runs;
+	while (!km_list_empty(&x->runs)) {
+		struct exec_run *r =
+			km_list_first(&x->runs, struct exec_run, link);
 
 		if (!r->reaped) {
 			struct pollfd pfd = {.fd = r->pidfd, .events = POLLIN};

@@ -56,6 +56,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "km_check.h"
 #include "km_grpc_msg.h"
+#include "km_list.h"
 #include "km_log.h"
 #include "km_time.h"
 
@@ -73,7 +74,7 @@ struct grpc_run {
 	grpc_slice details;
 	const char *error_string; /* the core's, gpr_free */
 	int ok;                 /* the batch's success, from cq_main */
-	struct grpc_run *prev, *next; /* x->runs */
+	struct km_list link;    /* x->runs, once the batch is started */
 };
 
 struct km_grpc_checker {
@@ -83,7 +84,7 @@ struct km_grpc_checker {
 	bool thread_started;
 	atomic_bool closing;
 	/* Every run whose completion has not been handled (loop thread). */
-	struct grpc_run *runs;
+	struct km_list runs;
 };
 
 static const char *serving_name(int status)
@@ -98,19 +99,6 @@ static const char *serving_name(int status)
 }
 
 /* ---- runs ---------------------------------------------------------------- */
-
-static void run_unlink(struct grpc_run *r)
-{
-	struct km_grpc_checker *x = r->x;
-
-	if (r->prev)
-		r->prev->next = r->next;
-	else if (x->runs == r)
-		x->runs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
-}
 
 static void run_free(struct grpc_run *r)
 {
@@ -233,7 +221,7 @@ static void on_complete(struct km_loop *l, void *arg)
 	struct km_check *c = r->c;
 
 	(void)l;
-	run_unlink(r);
+	km_list_del(&r->link);
 	if (!c) { /* cancelled: nobody to tell */
 		run_free(r);
 		return;
@@ -289,6 +277,7 @@ static int grpc_create(struct km_loop *l, void **out, struct km_error *err)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	grpc_init();
 	x->loop = l;
+	km_list_init(&x->runs);
 	atomic_init(&x->closing, false);
 	*out = x;
 	return 0;
@@ -321,10 +310,13 @@ static int start_queue(struct km_grpc_checker *x)
 static void grpc_destroy(void *checker)
 {
 	struct km_grpc_checker *x = checker;
+	struct km_list *pos;
 
 	if (!x)
 		return;
-	for (struct grpc_run *r = x->runs; r; r = r->next) {
+	km_list_for_each(pos, &x->runs) {
+		struct grpc_run *r = km_list_entry(pos, struct grpc_run, link);
+
 		r->c = NULL;
 		grpc_call_cancel(r->call, NULL);
 	}
@@ -339,10 +331,11 @@ static void grpc_destroy(void *checker)
 	}
 	/* Every completion has been taken; those the loop did not run are
 	 * still listed. */
-	while (x->runs) {
-		struct grpc_run *r = x->runs;
+	while (!km_list_empty(&x->runs)) {
+		struct grpc_run *r =
+			km_list_first(&x->runs, struct grpc_run, link);
 
-		run_unlink(r);
+		km_list_del(&r->link);
 		run_free(r);
 	}
 	if (x->cq)
@@ -387,6 +380,7 @@ static int grpc_start(void *checker, struct km_check *c)
 	}
 	r->x = x;
 	r->c = c;
+	km_list_init(&r->link);
 	r->details = grpc_empty_slice();
 	grpc_metadata_array_init(&r->initial_md);
 	grpc_metadata_array_init(&r->trailing_md);
@@ -449,10 +443,7 @@ static int grpc_start(void *checker, struct km_check *c)
 		goto fail;
 	}
 	/* From here the completion owns r: it always comes. */
-	r->next = x->runs;
-	if (x->runs)
-		x->runs->prev = r;
-	x->runs = r;
+	km_list_add_head(&x->runs, &r->link);
 	c->impl = r;
 	return 0;
 

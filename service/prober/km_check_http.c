@@ -45,6 +45,7 @@
 
 #include "check_internal.h"
 #include "km_http1.h"
+#include "km_list.h"
 #include "km_log.h"
 #include "km_time.h"
 
@@ -71,7 +72,7 @@ struct resp {
  * server's FIN (see drain_or_close). */
 struct drain {
 	struct km_http_checker *x;
-	struct drain *prev, *next;
+	struct km_list link;    /* x->drains */
 	int fd;
 	size_t drained;  /* bytes read and dropped */
 	int64_t until;   /* CLOCK_MONOTONIC ns: closed then at the latest */
@@ -133,7 +134,7 @@ struct km_http_checker {
 	struct done_msg *done;     /* process_done's list, grown as needed */
 	size_t done_cap;
 	/* Draining connections, oldest first; one timer for the oldest. */
-	struct drain *drains, *drains_tail;
+	struct km_list drains;
 	struct km_timer drain_timer;
 };
 
@@ -322,18 +323,16 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 #define DRAIN_NS 1000000000LL
 #define DRAIN_BYTES_MAX 65536
 
+static struct drain *oldest_drain(struct km_http_checker *x)
+{
+	return km_list_first(&x->drains, struct drain, link);
+}
+
 static void drain_end(struct drain *d)
 {
 	struct km_http_checker *x = d->x;
 
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		x->drains = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	else
-		x->drains_tail = d->prev;
+	km_list_del(&d->link);
 	km_loop_forget_fd(x->loop, d->fd);
 	km_check_close_now(d->fd);
 	pool_give(&x->drain_pool, d);
@@ -375,12 +374,13 @@ static void drain_expired(struct km_loop *l, void *arg)
 {
 	struct km_http_checker *x = arg;
 	int64_t now = km_mono_ns();
+	struct drain *d;
 
 	(void)l;
-	while (x->drains && x->drains->until <= now)
-		drain_end(x->drains);
-	if (x->drains)
-		km_loop_timer_set(x->loop, &x->drain_timer, x->drains->until);
+	while ((d = oldest_drain(x)) && d->until <= now)
+		drain_end(d);
+	if (d)
+		km_loop_timer_set(x->loop, &x->drain_timer, d->until);
 }
 
 /* The end of a connection whose response is complete: closed now if the
@@ -397,14 +397,9 @@ static void drain_or_close(struct km_http_checker *x, int fd)
 		km_check_close_now(fd);
 		return;
 	}
-	*d = (struct drain){.x = x, .prev = x->drains_tail, .fd = fd,
-			    .drained = drained,
+	*d = (struct drain){.x = x, .fd = fd, .drained = drained,
 			    .until = km_mono_ns() + DRAIN_NS};
-	if (x->drains_tail)
-		x->drains_tail->next = d;
-	else
-		x->drains = d;
-	x->drains_tail = d;
+	km_list_add_tail(&x->drains, &d->link);
 	km_loop_rebind_fd(x->loop, fd, drain_event, d);
 	if (!km_timer_armed(&x->drain_timer) &&
 	    km_loop_timer_set(x->loop, &x->drain_timer, d->until))
@@ -1145,6 +1140,7 @@ static int http_create(struct km_loop *l, void **out, struct km_error *err)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	pthread_once(&once, km_check_curl_global_init);
 	x->loop = l;
+	km_list_init(&x->drains);
 	km_timer_init(&x->timer, timer_fired, x);
 	km_timer_init(&x->drain_timer, drain_expired, x);
 	x->multi = curl_multi_init();
@@ -1180,8 +1176,8 @@ static void http_destroy(void *checker)
 	 * the prober cancels every run before destroying checkers. */
 	km_loop_timer_cancel(x->loop, &x->timer);
 	km_loop_timer_cancel(x->loop, &x->drain_timer);
-	while (x->drains)
-		drain_end(x->drains);
+	while (!km_list_empty(&x->drains))
+		drain_end(oldest_drain(x));
 	pool_free_all(&x->drain_pool);
 	for (size_t i = 0; i < x->n_pool; i++)
 		curl_easy_cleanup(x->pool[i]);

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "km_grpc_msg.h"
+#include "km_list.h"
 #include "km_log.h"
 #include "km_time.h"
 
@@ -83,7 +84,7 @@ struct km_rpc_server {
 	bool shutdown_done;
 	atomic_bool quitting;        /* the server is shut down: drain */
 	struct tag shutdown_tag;
-	struct km_rpc_call *streams; /* live server streams */
+	struct km_list streams;      /* live server streams, under mu */
 };
 
 struct km_rpc_call {
@@ -113,8 +114,8 @@ struct km_rpc_call {
 	void (*on_drain)(void *arg, struct km_rpc_call *c);
 	void *on_drain_arg;
 	struct km_arena arena; /* bidi: per request */
-	struct km_rpc_call *next, *prev;
-	bool listed;
+	struct km_list stream_link; /* srv->streams, under srv->mu */
+	bool listed;           /* on srv->streams (the call's thread only) */
 };
 
 /* ---- status mapping ------------------------------------------------------ */
@@ -320,12 +321,7 @@ static void close_done(struct tag *t, bool ok)
 
 	if (c->listed) {
 		pthread_mutex_lock(&s->mu);
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			s->streams = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
+		km_list_del(&c->stream_link);
 		c->listed = false;
 		pthread_mutex_unlock(&s->mu);
 	}
@@ -457,6 +453,7 @@ static struct km_rpc_call *call_new(struct worker *w, struct pending *p)
 		c->has_details = true;
 	}
 	atomic_init(&c->refs, 1);
+	km_list_init(&c->stream_link);
 	pthread_mutex_init(&c->mu, NULL);
 	c->close_tag.done = close_done;
 	c->send_tag.done = send_done;
@@ -563,10 +560,7 @@ static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
-	c->next = s->streams;
-	if (s->streams)
-		s->streams->prev = c;
-	s->streams = c;
+	km_list_add_head(&s->streams, &c->stream_link);
 	c->listed = true;
 	pthread_mutex_unlock(&s->mu);
 
@@ -836,6 +830,8 @@ static void destroy(struct km_rpc_server *s)
 
 void km_rpc_server_shutdown(struct km_rpc_server *s, int64_t grace_ms)
 {
+	struct km_list *pos;
+
 	if (!s)
 		return;
 	if (s->server_started) {
@@ -843,9 +839,11 @@ void km_rpc_server_shutdown(struct km_rpc_server *s, int64_t grace_ms)
 		grpc_server_shutdown_and_notify(s->server, s->workers[0].cq,
 						&s->shutdown_tag);
 		pthread_mutex_lock(&s->mu);
-		for (struct km_rpc_call *c = s->streams; c; c = c->next)
-			km_rpc_stream_finish(c, KM_EUNAVAIL,
-					     "kubemedicd is shutting down");
+		km_list_for_each(pos, &s->streams)
+			km_rpc_stream_finish(
+				km_list_entry(pos, struct km_rpc_call,
+					      stream_link),
+				KM_EUNAVAIL, "kubemedicd is shutting down");
 		pthread_mutex_unlock(&s->mu);
 		if (!wait_shutdown(s, km_mono_ns() + grace_ms * 1000000)) {
 			km_log(KM_LOG_WARN,
@@ -880,6 +878,7 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 	}
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	km_list_init(&s->streams);
 	s->o = *o;
 	if (!s->o.stream_queue_max)
 		s->o.stream_queue_max = 1024;
