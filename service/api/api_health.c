@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "km_hash.h"
 
 #define MAX_PAGE 1000
 
@@ -117,10 +118,10 @@ API_HANDLER(api_list_targets)
 			km_error_prefix(err, "label_selector");
 		return rc;
 	}
-	hash = api_hash_i64(API_HASH_INIT, r->kind);
-	hash = api_hash_i64(hash, r->state);
-	hash = api_hash_str(hash, r->label_selector);
-	hash = api_hash_str(hash, r->cluster);
+	hash = km_hash_i64(KM_HASH_INIT, r->kind);
+	hash = km_hash_i64(hash, r->state);
+	hash = km_hash_field(hash, r->label_selector);
+	hash = km_hash_field(hash, r->cluster);
 	rc = api_token_decode(r->page_token, hash, ctx->arena, &cur, &has_cur,
 			      err);
 	if (rc)
@@ -210,11 +211,11 @@ static int prepare_history(struct km_rpc_ctx *ctx,
 	if (rc)
 		return rc;
 
-	*hash = api_hash_str(API_HASH_INIT, h->target);
-	*hash = api_hash_i64(*hash, q->from_us);
-	*hash = api_hash_i64(*hash, q->to_us);
-	*hash = api_hash_i64(*hash, h->outcome);
-	*hash = api_hash_i64(*hash, h->order);
+	*hash = km_hash_field(KM_HASH_INIT, h->target);
+	*hash = km_hash_i64(*hash, q->from_us);
+	*hash = km_hash_i64(*hash, q->to_us);
+	*hash = km_hash_i64(*hash, h->outcome);
+	*hash = km_hash_i64(*hash, h->order);
 	rc = api_token_decode(h->page_token, *hash, ctx->arena, &cur, &has_cur,
 			      err);
 	if (rc)

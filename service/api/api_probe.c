@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "km_hash.h"
 #include "km_log.h"
 #include "km_probe.h"
 #include "km_prober.h"
@@ -107,7 +108,7 @@ API_HANDLER(api_list_probes)
 	struct km_probe *v;
 	size_t limit, n;
 	bool more, has_cur;
-	uint64_t hash = api_hash_str(API_HASH_INIT, r->label_selector);
+	uint64_t hash = km_hash_field(KM_HASH_INIT, r->label_selector);
 	int rc;
 
 	rc = api_page_size(r->page_size, 1000, &limit, err);

@@ -4,31 +4,14 @@
  * Layout before base64url: 'K', version 1, the 8-byte query hash, two
  * 8-byte big-endian integers, then the cursor string's bytes. The hash
  * binds a token to the filters of the query that made it: reusing it with
- * other filters would silently skip or repeat rows, so it is refused.
+ * other filters would silently skip or repeat rows, so it is refused. The
+ * handlers compute it with km_hash_field and km_hash_i64 (km_hash.h), whose
+ * values tokens already issued depend on (tests/unit/test_hash.c pins
+ * them).
  */
 #include <string.h>
 
 #include "api_internal.h"
-
-uint64_t api_hash_str(uint64_t h, const char *s)
-{
-	/* FNV-1a, with a terminator so ("ab","c") != ("a","bc"). */
-	for (; s && *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	h ^= 0xff;
-	return h * 1099511628211ULL;
-}
-
-uint64_t api_hash_i64(uint64_t h, int64_t v)
-{
-	for (int i = 0; i < 8; i++) {
-		h ^= (uint64_t)v >> (8 * i) & 0xff;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
 
 static const char b64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

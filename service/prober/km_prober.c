@@ -21,6 +21,7 @@
 
 #include "km_arena.h"
 #include "km_check.h"
+#include "km_hash.h"
 #include "km_health.h"
 #include "km_log.h"
 #include "km_loop.h"
@@ -96,20 +97,16 @@ static const struct km_check_type *check_type(int type)
 
 /* ---- small things -------------------------------------------------------- */
 
-static uint64_t fnv1a(const char *s)
+/* Plain FNV-1a of the name: offsets must stay where they were across
+ * versions (tests/unit/test_hash.c pins the values). */
+static uint64_t name_hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return km_hash_str(KM_HASH_INIT, s);
 }
 
 int64_t km_prober_offset_ms(const char *target_name, int64_t period_ms)
 {
-	return period_ms > 0 ? (int64_t)(fnv1a(target_name) %
+	return period_ms > 0 ? (int64_t)(name_hash(target_name) %
 					 (uint64_t)period_ms)
 			     : 0;
 }
@@ -181,7 +178,8 @@ static void spec_unref(struct spec *s)
 
 static struct probe_rt **slot_of(struct km_prober *pr, const char *name)
 {
-	struct probe_rt **pp = &pr->buckets[fnv1a(name) & (pr->n_buckets - 1)];
+	struct probe_rt **pp =
+		&pr->buckets[name_hash(name) & (pr->n_buckets - 1)];
 
 	while (*pp && strcmp((*pp)->spec->p.name, name))
 		pp = &(*pp)->next;
@@ -199,7 +197,7 @@ static int grow(struct km_prober *pr)
 		struct probe_rt *rt = pr->buckets[i], *next;
 
 		for (; rt; rt = next) {
-			size_t k = fnv1a(rt->spec->p.name) & (n - 1);
+			size_t k = name_hash(rt->spec->p.name) & (n - 1);
 			next = rt->next;
 			rt->next = b[k];
 			b[k] = rt;

@@ -213,6 +213,12 @@ static void test_offsets_spread_and_stay_put(void **state)
 	for (int b = 0; b < 10; b++)
 		assert_true(per_bucket[b] > 850 && per_bucket[b] < 1150);
 	assert_int_equal(km_prober_offset_ms("probe//x", 0), 0);
+	/* And they stay where earlier versions put them (FNV-1a of the
+	 * target name, modulo the period). */
+	assert_int_equal(km_prober_offset_ms("probe//web-0", 1000), 890);
+	assert_int_equal(km_prober_offset_ms("probe//checkout-http", 60000),
+			 57354);
+	assert_int_equal(km_prober_offset_ms("probe//x", 60000), 28661);
 }
 
 int main(void)
