@@ -1,6 +1,9 @@
 #include "km_grpc_msg.h"
 
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/support/time.h>
+
+#include "km_time.h"
 
 grpc_byte_buffer *km_grpc_pack(const ProtobufCMessage *msg)
 {
@@ -49,4 +52,23 @@ const char *km_grpc_code_name(int code)
 	if (code < 0 || code >= (int)(sizeof names / sizeof names[0]))
 		return "UNKNOWN";
 	return names[code];
+}
+
+gpr_timespec km_grpc_deadline(int64_t mono_ns)
+{
+	if (!mono_ns)
+		return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+			    gpr_time_from_nanos(mono_ns - km_mono_ns(),
+						GPR_TIMESPAN));
+}
+
+int64_t km_grpc_deadline_mono(gpr_timespec deadline)
+{
+	gpr_timespec left;
+
+	if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
+		return 0;
+	left = gpr_time_sub(deadline, gpr_now(deadline.clock_type));
+	return km_mono_ns() + left.tv_sec * 1000000000LL + left.tv_nsec;
 }

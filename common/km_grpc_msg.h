@@ -1,6 +1,7 @@
 /*
- * km_grpc_msg — protobuf-c messages in and out of gRPC byte buffers, and
- * the names of gRPC status codes.
+ * km_grpc_msg — protobuf-c messages in and out of gRPC byte buffers, the
+ * names of gRPC status codes, and deadlines between our clock and the
+ * core's.
  *
  * For the three places that speak the C core directly: the server
  * (service/rpc/km_rpc.c), the client library (clients/c) and the gRPC health
@@ -23,5 +24,13 @@ ProtobufCMessage *km_grpc_unpack(const ProtobufCMessageDescriptor *d,
 				 grpc_byte_buffer *bb, struct km_arena *a);
 /* "OK", "INVALID_ARGUMENT", ...; "UNKNOWN" for a code out of range. */
 const char *km_grpc_code_name(int code);
+
+/* Deadlines between our CLOCK_MONOTONIC nanoseconds (km_mono_ns) and the
+ * core's gpr_timespec. The core's monotonic clock has an origin of its
+ * own, so what crosses is the time left. km_grpc_deadline: 0 is none
+ * (infinite future); a time already past is a deadline already past.
+ * km_grpc_deadline_mono: an infinite deadline is 0. */
+gpr_timespec km_grpc_deadline(int64_t mono_ns);
+int64_t km_grpc_deadline_mono(gpr_timespec deadline);
 
 #endif

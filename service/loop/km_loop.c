@@ -190,8 +190,7 @@ static void rearm(struct km_loop *l)
 	if (l->armed_for && l->armed_for > now && l->armed_for <= due)
 		return;
 	l->armed_for = due;
-	its.it_value.tv_sec = due / 1000000000;
-	its.it_value.tv_nsec = due % 1000000000;
+	its.it_value = km_timespec_ns(due);
 	timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 

@@ -257,7 +257,7 @@ static void *cq_main(void *arg)
 		 * destroy has begun, it frees the run itself. */
 		while (km_loop_post(x->loop, on_complete, r) != 0 &&
 		       !atomic_load(&x->closing)) {
-			struct timespec ms = {0, 1000000};
+			struct timespec ms = km_timespec_ns(1000000);
 
 			nanosleep(&ms, NULL);
 		}
@@ -404,10 +404,7 @@ static int grpc_start(void *checker, struct km_check *c)
 	grpc_channel_credentials_release(creds);
 	free(target);
 
-	/* The core's monotonic clock has its own origin: pass what is left. */
-	deadline = gpr_time_add(
-		gpr_now(GPR_CLOCK_MONOTONIC),
-		gpr_time_from_nanos(c->deadline - km_mono_ns(), GPR_TIMESPAN));
+	deadline = km_grpc_deadline(c->deadline);
 	method = grpc_slice_from_static_string(HEALTH_CHECK);
 	r->call = grpc_channel_create_call(r->channel, NULL,
 					   GRPC_PROPAGATE_DEFAULTS, x->cq,

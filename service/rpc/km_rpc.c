@@ -143,18 +143,6 @@ grpc_status_code km_rpc_status_from_err(int code)
 	}
 }
 
-/* Milliseconds left before a core deadline, as a CLOCK_MONOTONIC time. */
-static int64_t mono_deadline(gpr_timespec deadline)
-{
-	gpr_timespec now, left;
-
-	if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
-		return 0;
-	now = gpr_now(deadline.clock_type);
-	left = gpr_time_sub(deadline, now);
-	return km_mono_ns() + left.tv_sec * 1000000000LL + left.tv_nsec;
-}
-
 /* ---- calls --------------------------------------------------------------- */
 
 static void call_destroy(struct km_rpc_call *c)
@@ -510,7 +498,7 @@ static void serve_unary(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	ProtobufCMessage *req, *resp = NULL;
 	int rc;
 
-	ctx.deadline_mono_ns = mono_deadline(c->deadline);
+	ctx.deadline_mono_ns = km_grpc_deadline_mono(c->deadline);
 	if (!payload) {
 		rc = km_error_set(&err, KM_EINVAL, "no request message");
 	} else if (!(req = km_grpc_unpack(m->request, payload, &w->arena))) {
@@ -564,7 +552,7 @@ static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	c->listed = true;
 	pthread_mutex_unlock(&s->mu);
 
-	ctx.deadline_mono_ns = mono_deadline(c->deadline);
+	ctx.deadline_mono_ns = km_grpc_deadline_mono(c->deadline);
 	if (!payload)
 		rc = km_error_set(&err, KM_EINVAL, "no request message");
 	else if (!(req = km_grpc_unpack(m->request, payload, &w->arena)))
@@ -598,7 +586,7 @@ static void bidi_recv_done(struct tag *t, bool ok)
 		km_rpc_call_unref(c);
 		return;
 	}
-	ctx.deadline_mono_ns = mono_deadline(c->deadline);
+	ctx.deadline_mono_ns = km_grpc_deadline_mono(c->deadline);
 	req = km_grpc_unpack(m->request, bb, &c->arena);
 	grpc_byte_buffer_destroy(bb);
 	if (!req)
@@ -776,13 +764,7 @@ static bool wait_shutdown(struct km_rpc_server *s, int64_t deadline_ns)
 
 			if (left <= 0)
 				break;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += left / 1000000000;
-			ts.tv_nsec += left % 1000000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			ts = km_realtime_after(left);
 			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 		} else {
 			pthread_cond_wait(&s->cv, &s->mu);

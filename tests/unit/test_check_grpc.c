@@ -22,6 +22,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "km_check.h"
+#include "km_grpc_msg.h"
 #include "km_rpc.h"
 #include "km_time.h"
 
@@ -574,6 +575,26 @@ static void test_bad_probe_is_refused(void **state)
 	assert_int_equal(km_check_grpc.start(h->x, &c), KM_EINVAL);
 }
 
+/* Our monotonic nanoseconds and the core's deadlines, both ways: what
+ * crosses is the time left, whatever each clock's origin. */
+static void test_deadlines_cross_clocks(void **state)
+{
+	int64_t now = km_mono_ns(), later = now + 5000 * MS, back;
+	gpr_timespec d;
+
+	(void)state;
+	d = km_grpc_deadline(0);
+	assert_int_equal(gpr_time_cmp(d, gpr_inf_future(d.clock_type)), 0);
+	assert_int_equal(km_grpc_deadline_mono(d), 0);
+
+	back = km_grpc_deadline_mono(km_grpc_deadline(later));
+	assert_true(back > later - 50 * MS && back < later + 50 * MS);
+	/* A deadline already past stays past. */
+	d = km_grpc_deadline(now - 1000 * MS);
+	assert_true(gpr_time_cmp(d, gpr_now(d.clock_type)) < 0);
+	assert_true(km_grpc_deadline_mono(d) < km_mono_ns());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -597,6 +618,7 @@ int main(void)
 		T(test_cancel_right_after_start),
 		T(test_destroy_with_calls_in_flight),
 		T(test_bad_probe_is_refused),
+		T(test_deadlines_cross_clocks),
 #undef T
 	};
 
