@@ -10,6 +10,7 @@
  * after the previous page's last row, so pages neither skip nor repeat rows
  * while the writer inserts, and a deep page costs what the first one does.
  */
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,82 @@ static void *grow(struct km_arena *a, void *v, size_t n, size_t *cap,
 	return nv;
 }
 
+/* What store_page returns from a row decoder for a row the caller's
+ * filter leaves out. */
+#define PAGE_SKIP 1
+
+/* One page of rows. */
+struct page {
+	sqlite3_stmt *st;      /* bound; reset here */
+	const char *what;      /* "list probes", for errors */
+	size_t limit;          /* rows wanted; one more says "more" */
+	size_t size;           /* of one decoded row */
+	/* Decodes the statement's current row into row (arena strings):
+	 * 0, PAGE_SKIP, or a km_err code with err filled. */
+	int (*decode)(struct km_arena *a, sqlite3_stmt *st, void *row,
+		      void *arg, struct km_error *err);
+	void *arg;
+	/* Rows may be skipped (a filter): then every row is decoded before
+	 * it counts, and the array grows as rows are kept. Otherwise the
+	 * statement's LIMIT bounds the rows, the array is taken whole, and
+	 * the row past the limit is not decoded. */
+	bool filtered;
+};
+
+/* Why one function: every list and history read steps a statement,
+ * decodes rows into an arena array and tells whether another page
+ * follows; each used to write that loop out, with its own error paths.
+ * Fills *out (arena; NULL on error) and *n, and sets *more when a row
+ * past the limit exists. */
+static int store_page(struct km_reader *r, const struct page *pg,
+		      struct km_arena *a, void **out, size_t *n, bool *more,
+		      struct km_error *err)
+{
+	char *v = NULL;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	*more = false;
+	if (!pg->filtered) {
+		cap = pg->limit + 1;
+		v = km_arena_alloc(a, cap * pg->size);
+		if (!v) {
+			done(r, pg->st, SQLITE_DONE, err, pg->what);
+			return km_error_set(err, KM_ENOMEM, "out of memory");
+		}
+	}
+	while ((rc = sqlite3_step(pg->st)) == SQLITE_ROW) {
+		int d;
+
+		if (!pg->filtered && *n == pg->limit) {
+			*more = true;
+			break;
+		}
+		/* The row is decoded into the slot after the kept ones. */
+		if (!(v = grow(a, v, *n, &cap, pg->size))) {
+			done(r, pg->st, SQLITE_DONE, err, pg->what);
+			return km_error_set(err, KM_ENOMEM, "out of memory");
+		}
+		assert(*n < cap);
+		d = pg->decode(a, pg->st, v + *n * pg->size, pg->arg, err);
+		if (d < 0) {
+			done(r, pg->st, SQLITE_DONE, err, pg->what);
+			return d;
+		}
+		if (d == PAGE_SKIP)
+			continue;
+		if (*n == pg->limit) {
+			*more = true;
+			break;
+		}
+		(*n)++;
+	}
+	*out = v;
+	return done(r, pg->st, rc, err, pg->what);
+}
+
 /* ---- probes ------------------------------------------------------------ */
 
 int km_reader_get_probe(struct km_reader *r, const char *name,
@@ -298,42 +375,39 @@ int km_reader_get_probe(struct km_reader *r, const char *name,
 	return done(r, st, rc, err, "get probe");
 }
 
+struct probe_filter {
+	km_probe_match_fn match;
+	void *arg;
+};
+
+static int probe_row(struct km_arena *a, sqlite3_stmt *st, void *row,
+		     void *arg, struct km_error *err)
+{
+	const struct probe_filter *f = arg;
+	struct km_probe *p = row;
+
+	if (store_probe_from_row(a, st, p))
+		return km_error_set(err, KM_ECORRUPT,
+				    "probe row does not decode");
+	return f->match && !f->match(p, f->arg) ? PAGE_SKIP : 0;
+}
+
 int km_reader_list_probes(struct km_reader *r, const char *after,
 			  size_t limit, km_probe_match_fn match, void *arg,
 			  struct km_arena *a, struct km_probe **out, size_t *n,
 			  bool *more, struct km_error *err)
 {
-	sqlite3_stmt *st = r->stmt[R_LIST_PROBES];
-	struct km_probe *v = NULL;
-	size_t cap = 0;
+	struct probe_filter f = {match, arg};
+	struct page pg = {.st = r->stmt[R_LIST_PROBES], .what = "list probes",
+			  .limit = limit, .size = sizeof **out,
+			  .decode = probe_row, .arg = &f, .filtered = true};
+	void *v;
 	int rc;
 
-	*n = 0;
-	*more = false;
-	sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct km_probe p;
-
-		if (store_probe_from_row(a, st, &p)) {
-			done(r, st, SQLITE_DONE, err, "list probes");
-			return km_error_set(err, KM_ECORRUPT,
-					    "probe row does not decode");
-		}
-		if (match && !match(&p, arg))
-			continue;
-		if (*n == limit) {
-			*more = true;
-			break;
-		}
-		v = grow(a, v, *n, &cap, sizeof *v);
-		if (!v) {
-			done(r, st, SQLITE_DONE, err, "list probes");
-			return km_error_set(err, KM_ENOMEM, "out of memory");
-		}
-		v[(*n)++] = p;
-	}
+	sqlite3_bind_text(pg.st, 1, after ? after : "", -1, SQLITE_STATIC);
+	rc = store_page(r, &pg, a, &v, n, more, err);
 	*out = v;
-	return done(r, st, rc, err, "list probes");
+	return rc;
 }
 
 /* ---- targets ----------------------------------------------------------- */
@@ -420,19 +494,32 @@ int km_reader_get_target_by_id(struct km_reader *r, int64_t id,
 	return get_target(r, r->stmt[R_GET_TARGET_ID], what, a, out, err);
 }
 
+static int target_row(struct km_arena *a, sqlite3_stmt *st, void *row,
+		      void *arg, struct km_error *err)
+{
+	const struct km_target_filter *f = arg;
+	struct km_target *t = row;
+
+	if (target_from_row(a, st, t))
+		return km_error_set(err, KM_ECORRUPT,
+				    "target row does not decode");
+	return f && f->match && !f->match(t, f->arg) ? PAGE_SKIP : 0;
+}
+
 int km_reader_list_targets(struct km_reader *r,
 			   const struct km_target_filter *f, int64_t after_id,
 			   size_t limit, struct km_arena *a,
 			   struct km_target **out, size_t *n, bool *more,
 			   struct km_error *err)
 {
-	sqlite3_stmt *st = r->stmt[R_LIST_TARGETS];
-	struct km_target *v = NULL;
-	size_t cap = 0;
+	struct page pg = {.st = r->stmt[R_LIST_TARGETS],
+			  .what = "list targets", .limit = limit,
+			  .size = sizeof **out, .decode = target_row,
+			  .arg = (void *)f, .filtered = true};
+	sqlite3_stmt *st = pg.st;
+	void *v;
 	int rc;
 
-	*n = 0;
-	*more = false;
 	sqlite3_bind_int64(st, 1, after_id);
 	sqlite3_bind_int(st, 2, f ? f->kind : 0);
 	sqlite3_bind_int(st, 3, f ? f->state : 0);
@@ -440,29 +527,9 @@ int km_reader_list_targets(struct km_reader *r,
 		sqlite3_bind_text(st, 4, f->cluster, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 4);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct km_target t;
-
-		if (target_from_row(a, st, &t)) {
-			done(r, st, SQLITE_DONE, err, "list targets");
-			return km_error_set(err, KM_ECORRUPT,
-					    "target row does not decode");
-		}
-		if (f && f->match && !f->match(&t, f->arg))
-			continue;
-		if (*n == limit) {
-			*more = true;
-			break;
-		}
-		v = grow(a, v, *n, &cap, sizeof *v);
-		if (!v) {
-			done(r, st, SQLITE_DONE, err, "list targets");
-			return km_error_set(err, KM_ENOMEM, "out of memory");
-		}
-		v[(*n)++] = t;
-	}
+	rc = store_page(r, &pg, a, &v, n, more, err);
 	*out = v;
-	return done(r, st, rc, err, "list targets");
+	return rc;
 }
 
 /* ---- history ----------------------------------------------------------- */
@@ -502,6 +569,24 @@ static void transition_from_row(struct km_arena *a, sqlite3_stmt *st,
 	transition_from_cols(a, st, 0, t);
 }
 
+static int result_page_row(struct km_arena *a, sqlite3_stmt *st, void *row,
+			   void *arg, struct km_error *err)
+{
+	(void)arg;
+	(void)err;
+	result_from_row(a, st, row);
+	return 0;
+}
+
+static int transition_page_row(struct km_arena *a, sqlite3_stmt *st,
+			       void *row, void *arg, struct km_error *err)
+{
+	(void)arg;
+	(void)err;
+	transition_from_row(a, st, row);
+	return 0;
+}
+
 static void bind_history(sqlite3_stmt *st, const struct km_history_query *q)
 {
 	int64_t cur_t, cur_id;
@@ -529,25 +614,18 @@ int km_reader_query_results(struct km_reader *r,
 			    size_t *n, bool *more, struct km_error *err)
 {
 	int outcome = q->outcome >= 0 && q->outcome <= 2 ? q->outcome : 0;
-	sqlite3_stmt *st =
-		r->stmt[R_RESULTS + 2 * outcome + (q->oldest_first ? 1 : 0)];
-	struct km_result *v = km_arena_alloc(a, (q->limit + 1) * sizeof *v);
+	struct page pg = {
+		.st = r->stmt[R_RESULTS + 2 * outcome +
+			      (q->oldest_first ? 1 : 0)],
+		.what = "query results", .limit = q->limit,
+		.size = sizeof **out, .decode = result_page_row};
+	void *v;
 	int rc;
 
-	*n = 0;
-	*more = false;
-	if (!v)
-		return km_error_set(err, KM_ENOMEM, "out of memory");
-	bind_history(st, q);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == q->limit) {
-			*more = true;
-			break;
-		}
-		result_from_row(a, st, &v[(*n)++]);
-	}
+	bind_history(pg.st, q);
+	rc = store_page(r, &pg, a, &v, n, more, err);
 	*out = v;
-	return done(r, st, rc, err, "query results");
+	return rc;
 }
 
 int km_reader_query_transitions(struct km_reader *r,
@@ -555,25 +633,17 @@ int km_reader_query_transitions(struct km_reader *r,
 				struct km_arena *a, struct km_transition **out,
 				size_t *n, bool *more, struct km_error *err)
 {
-	sqlite3_stmt *st = r->stmt[R_TRANSITIONS + (q->oldest_first ? 1 : 0)];
-	struct km_transition *v =
-		km_arena_alloc(a, (q->limit + 1) * sizeof *v);
+	struct page pg = {
+		.st = r->stmt[R_TRANSITIONS + (q->oldest_first ? 1 : 0)],
+		.what = "query transitions", .limit = q->limit,
+		.size = sizeof **out, .decode = transition_page_row};
+	void *v;
 	int rc;
 
-	*n = 0;
-	*more = false;
-	if (!v)
-		return km_error_set(err, KM_ENOMEM, "out of memory");
-	bind_history(st, q);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == q->limit) {
-			*more = true;
-			break;
-		}
-		transition_from_row(a, st, &v[(*n)++]);
-	}
+	bind_history(pg.st, q);
+	rc = store_page(r, &pg, a, &v, n, more, err);
 	*out = v;
-	return done(r, st, rc, err, "query transitions");
+	return rc;
 }
 
 int km_reader_last_result(struct km_reader *r, int64_t target_id,
@@ -633,45 +703,44 @@ int km_reader_get_transition(struct km_reader *r, int64_t seq,
 	return done(r, st, rc, err, "get transition");
 }
 
+/* A transition with its target's name and labels (R_TRANSITIONS_AFTER). */
+static int labelled_transition_row(struct km_arena *a, sqlite3_stmt *st,
+				   void *row, void *arg, struct km_error *err)
+{
+	struct km_transition *t = row;
+	struct km_kv *labels;
+	size_t n_labels;
+
+	(void)arg;
+	transition_from_row(a, st, t);
+	t->target_name = col_text(a, st, 7);
+	if (list_decode_kv(a, sqlite3_column_blob(st, 8),
+			   (size_t)sqlite3_column_bytes(st, 8), &labels,
+			   &n_labels))
+		return km_error_set(err, KM_ECORRUPT,
+				    "target labels do not decode");
+	t->labels = labels;
+	t->n_labels = n_labels;
+	return 0;
+}
+
 int km_reader_transitions_after(struct km_reader *r, int64_t after,
 				size_t limit, struct km_arena *a,
 				struct km_transition **out, size_t *n,
 				bool *more, struct km_error *err)
 {
-	sqlite3_stmt *st = r->stmt[R_TRANSITIONS_AFTER];
-	struct km_transition *v = km_arena_alloc(a, (limit + 1) * sizeof *v);
+	struct page pg = {.st = r->stmt[R_TRANSITIONS_AFTER],
+			  .what = "transitions after", .limit = limit,
+			  .size = sizeof **out,
+			  .decode = labelled_transition_row};
+	void *v;
 	int rc;
 
-	*n = 0;
-	*more = false;
-	if (!v)
-		return km_error_set(err, KM_ENOMEM, "out of memory");
-	sqlite3_bind_int64(st, 1, after);
-	sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct km_transition *t = &v[*n];
-		struct km_kv *labels;
-		size_t n_labels;
-
-		if (*n == limit) {
-			*more = true;
-			break;
-		}
-		transition_from_row(a, st, t);
-		t->target_name = col_text(a, st, 7);
-		if (list_decode_kv(a, sqlite3_column_blob(st, 8),
-				   (size_t)sqlite3_column_bytes(st, 8), &labels,
-				   &n_labels)) {
-			done(r, st, SQLITE_DONE, err, "transitions after");
-			return km_error_set(err, KM_ECORRUPT,
-					    "target labels do not decode");
-		}
-		t->labels = labels;
-		t->n_labels = n_labels;
-		(*n)++;
-	}
+	sqlite3_bind_int64(pg.st, 1, after);
+	sqlite3_bind_int64(pg.st, 2, (int64_t)limit + 1);
+	rc = store_page(r, &pg, a, &v, n, more, err);
 	*out = v;
-	return done(r, st, rc, err, "transitions after");
+	return rc;
 }
 
 static int single_int(struct km_reader *r, sqlite3_stmt *st, int64_t *out,

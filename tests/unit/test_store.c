@@ -950,6 +950,98 @@ static void test_probe_list_paging_and_filter(void **state)
 	assert_string_equal(v[0].name, "p13");
 }
 
+static bool even_target(const struct km_target *t, void *arg)
+{
+	(void)arg;
+	return (t->name[strlen(t->name) - 1] - '0') % 2 == 0;
+}
+
+/* Pages of a filtered list count only the rows the filter keeps: "more"
+ * is set by a kept row past the limit, never by a skipped one. */
+static void test_target_list_paging_and_filter(void **state)
+{
+	struct fixture *f = *state;
+	struct km_target_filter flt = {.kind = KM_KIND_PROBE,
+				       .match = even_target};
+	struct km_error err = {0};
+	struct km_target *v;
+	char name[32];
+	size_t n;
+	bool more;
+
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof name, "probe//t%d", i);
+		make_target(f, name);
+	}
+	assert_int_equal(km_reader_list_targets(f->r, &flt, 0, 3, &f->a, &v,
+						&n, &more, &err), 0);
+	assert_int_equal(n, 3);
+	assert_true(more);
+	assert_string_equal(v[0].name, "probe//t0");
+	assert_string_equal(v[2].name, "probe//t4");
+	assert_int_equal(km_reader_list_targets(f->r, &flt, v[2].id, 3, &f->a,
+						&v, &n, &more, &err), 0);
+	/* t6 and t8; t9 is skipped, so no next page. */
+	assert_int_equal(n, 2);
+	assert_false(more);
+	assert_string_equal(v[1].name, "probe//t8");
+	/* Exactly the limit, followed only by skipped rows. */
+	assert_int_equal(km_reader_list_targets(f->r, &flt, 0, 5, &f->a, &v,
+						&n, &more, &err), 0);
+	assert_int_equal(n, 5);
+	assert_false(more);
+	/* Unfiltered: every row counts. */
+	assert_int_equal(km_reader_list_targets(f->r, NULL, 0, 9, &f->a, &v,
+						&n, &more, &err), 0);
+	assert_int_equal(n, 9);
+	assert_true(more);
+}
+
+/* The watch replay's pages: every target's transitions in seq order,
+ * with the target's name, one row more telling whether a page follows. */
+static void test_transitions_after_paging(void **state)
+{
+	struct fixture *f = *state;
+	int64_t ids[2] = {make_target(f, "probe//ta"),
+			  make_target(f, "probe//tb")};
+	struct km_error err = {0};
+	struct km_transition *v;
+	int64_t after = 0;
+	size_t n, total = 0;
+	bool more = true;
+
+	for (int i = 0; i < 5; i++) {
+		struct km_transition t = {
+			.target_id = ids[i % 2], .at_us = 100 * (i + 1),
+			.from_state = KM_STATE_UNKNOWN,
+			.to_state = KM_STATE_HEALTHY, .cause = "x"};
+		assert_int_equal(km_store_add_transition(f->s, &t), 0);
+	}
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	for (int page = 0; more; page++) {
+		assert_int_equal(km_reader_transitions_after(f->r, after, 2,
+							     &f->a, &v, &n,
+							     &more, &err),
+				 0);
+		assert_int_equal(n, page < 2 ? 2 : 1);
+		assert_true(more == (page < 2));
+		for (size_t i = 0; i < n; i++) {
+			assert_true(v[i].seq > after);
+			after = v[i].seq;
+			assert_string_equal(v[i].target_name,
+					    total % 2 ? "probe//tb"
+						      : "probe//ta");
+			total++;
+		}
+	}
+	assert_int_equal(total, 5);
+	/* Past the end: an empty page, no next one. */
+	assert_int_equal(km_reader_transitions_after(f->r, after, 2, &f->a, &v,
+						     &n, &more, &err), 0);
+	assert_int_equal(n, 0);
+	assert_false(more);
+}
+
 static void test_config_probes_protected_and_synced(void **state)
 {
 	struct fixture *f = *state;
@@ -1036,6 +1128,8 @@ int main(void)
 		T(test_retention_deletes_old_rows_only),
 		T(test_probe_crud),
 		T(test_probe_list_paging_and_filter),
+		T(test_target_list_paging_and_filter),
+		T(test_transitions_after_paging),
 		T(test_config_probes_protected_and_synced),
 		cmocka_unit_test(test_target_names),
 #undef T
