@@ -11,11 +11,12 @@
  *
  * YAML types follow Kubernetes: integers are plain scalars ("5", not "5" in
  * quotes), null ("", "~", "null") means "not given", and a string field
- * takes any scalar as text. Probes are assembled field by field and then
- * judged by km_probe_spec (the same rules the API applies).
+ * takes any scalar as text. Probes are assembled field by field (a probe's
+ * handler through the table handlers[]) and then judged by km_probe.h's
+ * km_probe_validate and km_probe_set_timing (the rules the API applies).
  *
  * Messages: "FILE:LINE:COL: key.path: problem" for what this file finds,
- * "FILE:LINE: probes[i].field: problem" for what km_probe_spec finds (LINE
+ * "FILE:LINE: probes[i].field: problem" for what km_probe.h finds (LINE
  * being the probe's first line). Lines and columns count from 1. libyaml's
  * document keeps no trace of aliases, so a bad value reached through "*a"
  * is reported where "&a" defined it.
@@ -694,127 +695,153 @@ static int get_labels(struct loader *ld, const yaml_node_t *n,
 	return 0;
 }
 
-enum { H_HTTP, H_TCP, H_GRPC, H_EXEC, H_FILE, H_N };
+/* ---- probe handlers ------------------------------------------------------
+ *
+ * The five handlers (httpGet, tcpSocket, grpc, exec, file) have one shape:
+ * a mapping of known keys, each read by its typed getter into its field of
+ * struct km_probe, in the order of the table (which is the order of their
+ * messages). A handler is a row of handlers[]; parse_handler reads any of
+ * them.
+ */
 
-static int parse_http(struct loader *ld, const yaml_node_t *n,
-		      const char *path, const struct km_field_ctx *fc,
-		      struct km_probe *p)
+enum field_kind {
+	F_STR,     /* const char *: get_str */
+	F_PORT,    /* int: get_port */
+	F_BOOL,    /* bool: get_bool */
+	F_I64,     /* int64_t, any value: get_int */
+	F_KVS,     /* struct km_kv * and its count: get_name_values */
+	F_COMMAND, /* argv and argc: get_command */
+	F_SCHEME,  /* "HTTP"/"HTTPS" into a bool, judged after the others */
+};
+
+struct handler_field {
+	const char *key;
+	enum field_kind kind;
+	size_t off;       /* of the field in struct km_probe */
+	size_t count_off; /* F_KVS: of its count */
+};
+
+#define HANDLER_FIELDS_MAX 8
+
+struct handler {
+	const char *key;          /* in a probe: "httpGet" */
+	enum km_probe_type type;
+	size_t n;
+	struct handler_field f[HANDLER_FIELDS_MAX];
+};
+
+#define FIELD(k, kind, member) {k, kind, offsetof(struct km_probe, member), 0}
+#define KVS(k, member, count)                                       \
+	{k, F_KVS, offsetof(struct km_probe, member),              \
+	 offsetof(struct km_probe, count)}
+
+/* In the order of their keys in probe_keys (P_HTTP on). */
+static const struct handler handlers[] = {
+	{"httpGet", KM_PROBE_HTTP, 7, {
+		FIELD("host", F_STR, host),
+		FIELD("port", F_PORT, port),
+		FIELD("path", F_STR, path),
+		FIELD("scheme", F_SCHEME, https),
+		KVS("httpHeaders", headers, n_headers),
+		FIELD("tlsVerify", F_BOOL, tls_verify),
+		FIELD("caFile", F_STR, ca_file),
+	}},
+	{"tcpSocket", KM_PROBE_TCP, 2, {
+		FIELD("host", F_STR, host),
+		FIELD("port", F_PORT, port),
+	}},
+	{"grpc", KM_PROBE_GRPC, 3, {
+		FIELD("host", F_STR, host),
+		FIELD("port", F_PORT, port),
+		FIELD("service", F_STR, service),
+	}},
+	{"exec", KM_PROBE_EXEC, 3, {
+		FIELD("command", F_COMMAND, argv),
+		KVS("env", env, n_env),
+		FIELD("workingDir", F_STR, workdir),
+	}},
+	{"file", KM_PROBE_FILE, 3, {
+		FIELD("path", F_STR, path),
+		FIELD("minSize", F_I64, min_size),
+		FIELD("maxAgeSeconds", F_I64, max_age_s),
+	}},
+};
+#define H_N (sizeof handlers / sizeof handlers[0])
+
+#undef FIELD
+#undef KVS
+
+/* The handler h from the mapping n at path (its key's path, for
+ * messages) into p. */
+static int parse_handler(struct loader *ld, const struct handler *h,
+			 const yaml_node_t *n, const char *path,
+			 const struct km_field_ctx *fc, struct km_probe *p)
 {
-	enum { HOST, PORT, PATH, SCHEME, HEADERS, TLS_VERIFY, CA_FILE, N };
-	static const char *const keys[N] = {
-		"host", "port", "path", "scheme", "httpHeaders", "tlsVerify",
-		"caFile"};
-	yaml_node_t *v[N];
-	char f[N][192];
+	const char *keys[HANDLER_FIELDS_MAX] = {NULL};
+	yaml_node_t *v[HANDLER_FIELDS_MAX];
+	char f[HANDLER_FIELDS_MAX][192];
 	const char *scheme = NULL;
-	int rc;
+	size_t scheme_at = h->n;
+	int rc = 0;
 
-	if (map_fields(ld, n, path, keys, N, v))
+	assert(h->n <= HANDLER_FIELDS_MAX);
+	for (size_t i = 0; i < h->n; i++)
+		keys[i] = h->f[i].key;
+	if (map_fields(ld, n, path, keys, h->n, v))
 		return KM_EINVAL;
-	for (int i = 0; i < N; i++)
+	for (size_t i = 0; i < h->n; i++)
 		pathf(f[i], sizeof f[i], "%s.%s", path, keys[i]);
-	p->type = KM_PROBE_HTTP;
-	if ((rc = get_str(ld, v[HOST], f[HOST], &p->host)) ||
-	    (rc = get_port(ld, v[PORT], f[PORT], &p->port)) ||
-	    (rc = get_str(ld, v[PATH], f[PATH], &p->path)) ||
-	    (rc = get_str(ld, v[SCHEME], f[SCHEME], &scheme)) ||
-	    (rc = get_name_values(ld, v[HEADERS], f[HEADERS], &p->headers,
-				  &p->n_headers)) ||
-	    (rc = get_bool(ld, v[TLS_VERIFY], f[TLS_VERIFY], &p->tls_verify)) ||
-	    (rc = get_str(ld, v[CA_FILE], f[CA_FILE], &p->ca_file)))
+	p->type = h->type;
+	for (size_t i = 0; i < h->n && !rc; i++) {
+		const struct handler_field *hf = &h->f[i];
+		char *field = (char *)p + hf->off;
+
+		switch (hf->kind) {
+		case F_STR:
+			rc = get_str(ld, v[i], f[i], (const char **)field);
+			break;
+		case F_PORT:
+			rc = get_port(ld, v[i], f[i], (int *)field);
+			break;
+		case F_BOOL:
+			rc = get_bool(ld, v[i], f[i], (bool *)field);
+			break;
+		case F_I64:
+			rc = get_int(ld, v[i], f[i], INT64_MIN, INT64_MAX,
+				     (int64_t *)field);
+			break;
+		case F_KVS:
+			rc = get_name_values(ld, v[i], f[i],
+					     (struct km_kv **)field,
+					     (size_t *)((char *)p +
+							hf->count_off));
+			break;
+		case F_COMMAND:
+			rc = get_command(ld, v[i], f[i], p);
+			break;
+		case F_SCHEME:
+			rc = get_str(ld, v[i], f[i], &scheme);
+			scheme_at = i;
+			break;
+		}
+	}
+	if (rc)
 		return rc;
-	if (km_probe_parse_scheme(scheme, &p->https, fc, ld->err)) {
+	if (scheme_at < h->n &&
+	    km_probe_parse_scheme(scheme,
+				  (bool *)((char *)p + h->f[scheme_at].off),
+				  fc, ld->err)) {
 		km_error_prefix(ld->err, "%s:%zu:%zu", ld->name,
-				line_of(v[SCHEME]),
-				v[SCHEME]->start_mark.column + 1);
+				line_of(v[scheme_at]),
+				v[scheme_at]->start_mark.column + 1);
 		return KM_EINVAL;
 	}
 	return 0;
 }
 
-static int parse_tcp(struct loader *ld, const yaml_node_t *n, const char *path,
-		     struct km_probe *p)
-{
-	static const char *const keys[] = {"host", "port"};
-	yaml_node_t *v[2];
-	char fh[192], fp[192];
-	int rc;
-
-	if (map_fields(ld, n, path, keys, 2, v))
-		return KM_EINVAL;
-	pathf(fh, sizeof fh, "%s.host", path);
-	pathf(fp, sizeof fp, "%s.port", path);
-	p->type = KM_PROBE_TCP;
-	if ((rc = get_str(ld, v[0], fh, &p->host)) ||
-	    (rc = get_port(ld, v[1], fp, &p->port)))
-		return rc;
-	return 0;
-}
-
-static int parse_grpc(struct loader *ld, const yaml_node_t *n,
-		      const char *path, struct km_probe *p)
-{
-	static const char *const keys[] = {"host", "port", "service"};
-	yaml_node_t *v[3];
-	char f[3][192];
-	int rc;
-
-	if (map_fields(ld, n, path, keys, 3, v))
-		return KM_EINVAL;
-	for (int i = 0; i < 3; i++)
-		pathf(f[i], sizeof f[i], "%s.%s", path, keys[i]);
-	p->type = KM_PROBE_GRPC;
-	if ((rc = get_str(ld, v[0], f[0], &p->host)) ||
-	    (rc = get_port(ld, v[1], f[1], &p->port)) ||
-	    (rc = get_str(ld, v[2], f[2], &p->service)))
-		return rc;
-	return 0;
-}
-
-static int parse_exec(struct loader *ld, const yaml_node_t *n,
-		      const char *path, struct km_probe *p)
-{
-	static const char *const keys[] = {"command", "env", "workingDir"};
-	yaml_node_t *v[3];
-	char f[3][192];
-	int rc;
-
-	if (map_fields(ld, n, path, keys, 3, v))
-		return KM_EINVAL;
-	for (int i = 0; i < 3; i++)
-		pathf(f[i], sizeof f[i], "%s.%s", path, keys[i]);
-	p->type = KM_PROBE_EXEC;
-	if ((rc = get_command(ld, v[0], f[0], p)) ||
-	    (rc = get_name_values(ld, v[1], f[1], &p->env, &p->n_env)) ||
-	    (rc = get_str(ld, v[2], f[2], &p->workdir)))
-		return rc;
-	return 0;
-}
-
-static int parse_file(struct loader *ld, const yaml_node_t *n,
-		      const char *path, struct km_probe *p)
-{
-	static const char *const keys[] = {"path", "minSize", "maxAgeSeconds"};
-	yaml_node_t *v[3];
-	char f[3][192];
-	int rc;
-
-	if (map_fields(ld, n, path, keys, 3, v))
-		return KM_EINVAL;
-	for (int i = 0; i < 3; i++)
-		pathf(f[i], sizeof f[i], "%s.%s", path, keys[i]);
-	p->type = KM_PROBE_FILE;
-	if ((rc = get_str(ld, v[0], f[0], &p->path)) ||
-	    (rc = get_int(ld, v[1], f[1], INT64_MIN, INT64_MAX, &p->min_size)) ||
-	    (rc = get_int(ld, v[2], f[2], INT64_MIN, INT64_MAX,
-			  &p->max_age_s)))
-		return rc;
-	return 0;
-}
-
 enum {
 	P_NAME, P_LABELS,
-	P_HTTP, P_TCP, P_GRPC, P_EXEC, P_FILE, /* in enum H_ order */
+	P_HTTP, P_TCP, P_GRPC, P_EXEC, P_FILE, /* in handlers[] order */
 	P_INITIAL, P_TIMEOUT, P_PERIOD, P_SUCCESS, P_FAILURE,
 	P_PERIOD_MS, P_TIMEOUT_MS,
 	P_N
@@ -841,7 +868,7 @@ static int parse_probe(struct loader *ld, const yaml_node_t *n,
 	yaml_node_t *v[P_N];
 	char path[192];
 	struct shown b;
-	int handlers = 0, h = -1, rc;
+	int n_handlers = 0, h = -1, rc;
 
 	memset(p, 0, sizeof *p);
 	p->source = KM_SOURCE_CONFIG;
@@ -865,23 +892,18 @@ static int parse_probe(struct loader *ld, const yaml_node_t *n,
 			return rc;
 	}
 
-	for (int i = 0; i < H_N; i++)
+	for (int i = 0; i < (int)H_N; i++)
 		if (!is_null(v[P_HTTP + i])) {
-			handlers++;
+			n_handlers++;
 			h = i;
 		}
-	if (handlers != 1) {
-		km_probe_handler_count_error(handlers, &fc, ld->err);
+	if (n_handlers != 1) {
+		km_probe_handler_count_error(n_handlers, &fc, ld->err);
 		goto prefixed;
 	}
+	assert(!strcmp(probe_keys[P_HTTP + h], handlers[h].key));
 	pathf(path, sizeof path, "%s.%s", prefix, probe_keys[P_HTTP + h]);
-	switch (h) {
-	case H_HTTP: rc = parse_http(ld, v[P_HTTP], path, &fc, p); break;
-	case H_TCP: rc = parse_tcp(ld, v[P_TCP], path, p); break;
-	case H_GRPC: rc = parse_grpc(ld, v[P_GRPC], path, p); break;
-	case H_EXEC: rc = parse_exec(ld, v[P_EXEC], path, p); break;
-	default: rc = parse_file(ld, v[P_FILE], path, p); break;
-	}
+	rc = parse_handler(ld, &handlers[h], v[P_HTTP + h], path, &fc, p);
 	if (rc)
 		return rc;
 
