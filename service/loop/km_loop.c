@@ -18,7 +18,9 @@
  */
 #include "km_loop.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "km_log.h"
 #include "km_time.h"
 
 struct fd_entry {
@@ -50,6 +53,7 @@ struct heap_ent {
 struct km_loop {
 	int epfd, tfd, efd;
 	int64_t armed_for; /* what the timerfd is set to; 0 = disarmed */
+	bool told_timerfd; /* logged that the timerfd could not be armed */
 	struct fd_entry *fds;
 	size_t n_fds;
 	struct heap_ent *heap;
@@ -61,6 +65,47 @@ struct km_loop {
 };
 
 /* ---- timer heap ---------------------------------------------------------- */
+
+/* Debug builds check the whole heap after every change while it is this
+ * small (every unit test's); past it only the entries a change moved,
+ * so a debug daemon with 10,000 probes does not turn quadratic. */
+#define HEAP_CHECK_ALL_MAX 4096
+
+#ifndef NDEBUG
+/* Entry i and its neighbours: not earlier than its parent, not later than
+ * its children, and its timer points back at it with the same due time. */
+static bool heap_ent_ok(const struct km_loop *l, size_t i)
+{
+	const struct heap_ent *e = &l->heap[i];
+	size_t c = 2 * i + 1;
+
+	return e->t->heap_index == i + 1 && e->t->due == e->due &&
+	       (i == 0 || l->heap[(i - 1) / 2].due <= e->due) &&
+	       (c >= l->heap_len || e->due <= l->heap[c].due) &&
+	       (c + 1 >= l->heap_len || e->due <= l->heap[c + 1].due);
+}
+
+/* The invariant sift_up and sift_down keep: a min-heap on due, every
+ * timer's heap_index its position + 1. */
+static bool heap_ok(const struct km_loop *l)
+{
+	if (l->heap_len > l->heap_cap)
+		return false;
+	if (l->heap_len > HEAP_CHECK_ALL_MAX)
+		return true;
+	for (size_t i = 0; i < l->heap_len; i++)
+		if (!heap_ent_ok(l, i))
+			return false;
+	return true;
+}
+#endif
+
+/* t is in this loop's heap (not another loop's, nor a stale copy). */
+static inline bool heap_owns(const struct km_loop *l, const struct km_timer *t)
+{
+	return t->heap_index >= 1 && t->heap_index <= l->heap_len &&
+	       l->heap[t->heap_index - 1].t == t;
+}
 
 /* Each entry carries its timer's due time, so sifting compares within the
  * array (10,000 probes: 160 KB) instead of loading a timer from wherever
@@ -83,6 +128,7 @@ static void sift_up(struct km_loop *l, size_t i)
 		i = parent;
 	}
 	heap_place(l, i, e);
+	assert(heap_ent_ok(l, i));
 }
 
 static void sift_down(struct km_loop *l, size_t i)
@@ -101,6 +147,7 @@ static void sift_down(struct km_loop *l, size_t i)
 		i = c;
 	}
 	heap_place(l, i, e);
+	assert(heap_ent_ok(l, i));
 }
 
 /* Entry i has a new due time: up or down to where it belongs. */
@@ -115,23 +162,29 @@ static void heap_fix(struct km_loop *l, size_t i)
 static void heap_remove(struct km_loop *l, struct km_timer *t)
 {
 	size_t i = t->heap_index - 1;
-	struct heap_ent last = l->heap[--l->heap_len];
+	struct heap_ent last;
 
+	assert(heap_owns(l, t));
+	last = l->heap[--l->heap_len];
 	t->heap_index = 0;
-	if (i == l->heap_len)
-		return;
-	heap_place(l, i, last);
-	heap_fix(l, i);
+	if (i < l->heap_len) {
+		heap_place(l, i, last);
+		heap_fix(l, i);
+	}
+	assert(heap_ok(l));
 }
 
 int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due)
 {
+	assert(t->fn);
 	if (t->heap_index) {
 		/* Re-armed in place: one sift, up or down. */
 		size_t i = t->heap_index - 1;
 
+		assert(heap_owns(l, t));
 		t->due = l->heap[i].due = due;
 		heap_fix(l, i);
+		assert(heap_ok(l));
 		return 0;
 	}
 	if (l->heap_len == l->heap_cap) {
@@ -146,6 +199,7 @@ int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due)
 	t->due = due;
 	heap_place(l, l->heap_len++, (struct heap_ent){due, t});
 	sift_up(l, l->heap_len - 1);
+	assert(heap_ok(l));
 	return 0;
 }
 
@@ -175,23 +229,37 @@ static void run_timers(struct km_loop *l)
 	}
 }
 
-/* Points the timerfd at the earliest timer, coarsely (see the top). */
-static void rearm(struct km_loop *l)
+/* Points the timerfd at the earliest timer, coarsely (see the top).
+ * Returns epoll_wait's timeout: -1 (the timerfd wakes it), or, should the
+ * timerfd refuse to be armed, the milliseconds until the earliest timer,
+ * so that timers still run. */
+static int rearm(struct km_loop *l)
 {
 	struct itimerspec its = {0};
-	int64_t due, now = km_mono_ns();
+	int64_t due, now = km_mono_ns(), left_ms;
 
 	if (!l->heap_len)
-		return; /* a stale arming only wakes us for nothing */
+		return -1; /* a stale arming only wakes us for nothing */
 	/* Up to the next whole millisecond: neighbours share a wake-up. */
 	due = (l->heap[0].due + 999999) / 1000000 * 1000000;
 	if (due < 1)
 		due = 1;
 	if (l->armed_for && l->armed_for > now && l->armed_for <= due)
-		return;
-	l->armed_for = due;
+		return -1;
 	its.it_value = km_timespec_ns(due);
-	timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+	if (timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0) {
+		l->armed_for = due;
+		return -1;
+	}
+	if (!l->told_timerfd) {
+		km_log(KM_LOG_ERROR, "event loop: cannot arm the timerfd; "
+		       "timers wait on epoll_wait's timeout instead",
+		       "error", strerror(errno), NULL);
+		l->told_timerfd = true;
+	}
+	l->armed_for = 0;
+	left_ms = (due - now + 999999) / 1000000;
+	return left_ms < 0 ? 0 : left_ms > INT_MAX ? INT_MAX : (int)left_ms;
 }
 
 /* ---- file events --------------------------------------------------------- */
@@ -272,6 +340,7 @@ int km_loop_post(struct km_loop *l, km_post_fn fn, void *arg)
 	p->arg = arg;
 	p->next = NULL;
 	pthread_mutex_lock(&l->mu);
+	assert(*l->posts_tail == NULL); /* the tail is the last entry's link */
 	*l->posts_tail = p;
 	l->posts_tail = &p->next;
 	pthread_mutex_unlock(&l->mu);
@@ -395,8 +464,7 @@ int km_loop_run(struct km_loop *l)
 	for (;;) {
 		int n;
 
-		rearm(l);
-		n = epoll_wait(l->epfd, evs, 256, -1);
+		n = epoll_wait(l->epfd, evs, 256, rearm(l));
 
 		if (n < 0) {
 			if (errno == EINTR)

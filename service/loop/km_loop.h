@@ -77,8 +77,10 @@ static inline bool km_timer_armed(const struct km_timer *t)
 }
 
 /* Arms t to fire once at due (re-arms it if armed). KM_ENOMEM if the heap
- * cannot grow. */
+ * cannot grow (then t stays unarmed); re-arming an armed timer never
+ * fails. t belongs to one loop at a time (debug builds assert it). */
 int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due);
+
 void km_loop_timer_cancel(struct km_loop *l, struct km_timer *t);
 size_t km_loop_timer_count(const struct km_loop *l);
 
