@@ -66,6 +66,11 @@ struct km_loop {
 
 /* ---- timer heap ---------------------------------------------------------- */
 
+#ifdef KM_LOOP_FAULTS
+bool (*km_loop_fault_timer)(struct km_loop *l, const struct km_timer *t,
+			    int64_t due);
+#endif
+
 /* Debug builds check the whole heap after every change while it is this
  * small (every unit test's); past it only the entries a change moved,
  * so a debug daemon with 10,000 probes does not turn quadratic. */
@@ -187,6 +192,10 @@ int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due)
 		assert(heap_ok(l));
 		return 0;
 	}
+#ifdef KM_LOOP_FAULTS
+	if (km_loop_fault_timer && km_loop_fault_timer(l, t, due))
+		return KM_ENOMEM;
+#endif
 	if (l->heap_len == l->heap_cap) {
 		size_t cap = l->heap_cap ? l->heap_cap * 2 : 64;
 		struct heap_ent *h = realloc(l->heap, cap * sizeof *h);

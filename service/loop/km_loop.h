@@ -81,6 +81,14 @@ static inline bool km_timer_armed(const struct km_timer *t)
  * fails. t belongs to one loop at a time (debug builds assert it). */
 int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due);
 
+#ifdef KM_LOOP_FAULTS
+/* Tests only: in a build of km_loop.c with KM_LOOP_FAULTS defined (never
+ * the daemon's), km_loop_timer_set asks this hook, when set, before it
+ * puts a timer into the heap; true makes it fail as a heap that cannot
+ * grow does (KM_ENOMEM). Called on the loop's thread. */
+extern bool (*km_loop_fault_timer)(struct km_loop *l,
+				   const struct km_timer *t, int64_t due);
+#endif
 void km_loop_timer_cancel(struct km_loop *l, struct km_timer *t);
 size_t km_loop_timer_count(const struct km_loop *l);
 

@@ -168,10 +168,19 @@ static int64_t lag_percentile(const struct km_prober *pr, double q,
 
 static void spec_unref(struct spec *s)
 {
+	assert(!s || s->refs > 0);
 	if (s && --s->refs == 0) {
 		km_arena_free(&s->arena);
 		free(s);
 	}
+}
+
+/* One more in a counter of pr->stats. */
+static void count(struct km_prober *pr, uint64_t *counter)
+{
+	pthread_mutex_lock(&pr->stats_mu);
+	(*counter)++;
+	pthread_mutex_unlock(&pr->stats_mu);
 }
 
 /* ---- the registry -------------------------------------------------------- */
@@ -256,6 +265,7 @@ static void cancel_check(struct probe_rt *rt)
 
 	if (!rt->running)
 		return;
+	assert(rt->run_spec && rt->run_spec->refs > 0);
 	type = rt->run_spec->p.type;
 	t = check_type(type);
 	km_loop_timer_cancel(pr->loop, &rt->guard);
@@ -281,6 +291,7 @@ static void guard_fired(struct km_loop *l, void *arg)
 	km_log(KM_LOG_ERROR, "a check did not report by its deadline; "
 			     "abandoning it", "target",
 	       rt->run_spec->target_name, NULL);
+	count(rt->pr, &rt->pr->stats.check_errors);
 	km_check_fail(&r, KM_EC_INTERNAL, 0,
 		      "kubemedic lost track of this check (a bug: please "
 		      "report it)");
@@ -288,6 +299,7 @@ static void guard_fired(struct km_loop *l, void *arg)
 	{
 		struct spec *s = rt->run_spec;
 
+		assert(s->refs > 0);
 		s->refs++;
 		check_done(&rt->check, &r);
 		rt->running = true;
@@ -306,6 +318,7 @@ static void start_check(struct probe_rt *rt)
 	const struct km_check_type *t;
 	int type, rc;
 
+	assert(!rt->running && !rt->run_spec && rt->spec->refs > 0);
 	rt->running = true;
 	rt->run_spec = rt->spec;
 	rt->spec->refs++;
@@ -323,7 +336,23 @@ static void start_check(struct probe_rt *rt)
 	pr->stats.in_flight++;
 	record_lag(pr, c->started - rt->run_due);
 	pthread_mutex_unlock(&pr->stats_mu);
-	km_loop_timer_set(pr->loop, &rt->guard, c->deadline + GUARD_NS);
+
+	/* The guard is what ends a run its type never reports: without it
+	 * the probe could hang for good, so no guard, no run. */
+	rc = km_loop_timer_set(pr->loop, &rt->guard, c->deadline + GUARD_NS);
+	if (rc) {
+		struct km_check_result r;
+
+		km_log(KM_LOG_ERROR, "check not started: no timer for its "
+		       "deadline", "target", rt->run_spec->target_name,
+		       "error", km_strerror(rc), NULL);
+		count(pr, &pr->stats.check_errors);
+		km_check_fail(&r, KM_EC_INTERNAL, 0,
+			      "kubemedic could not start the check: %s (no "
+			      "timer for its deadline)", km_strerror(rc));
+		check_done(c, &r);
+		return;
+	}
 
 	type = rt->run_spec->p.type;
 	t = check_type(type);
@@ -331,6 +360,7 @@ static void start_check(struct probe_rt *rt)
 	if (rc) {
 		struct km_check_result r;
 
+		count(pr, &pr->stats.check_errors);
 		km_check_fail(&r, KM_EC_INTERNAL, 0,
 			      "kubemedic could not start the check: %s",
 			      km_strerror(rc));
@@ -338,23 +368,35 @@ static void start_check(struct probe_rt *rt)
 	}
 }
 
+/* A probe whose next run has no timer would stop without a word: it is
+ * logged and counted, and runs again when an update schedules it anew
+ * (do_upsert). Only a heap that cannot grow gets here. */
+static void arm_slot(struct probe_rt *rt)
+{
+	struct km_prober *pr = rt->pr;
+	int rc = km_loop_timer_set(pr->loop, &rt->timer, rt->due);
+
+	if (!rc)
+		return;
+	km_log(KM_LOG_ERROR, "probe not scheduled: no timer for its next "
+	       "run; it runs again when it is next updated", "probe",
+	       rt->spec->p.name, "error", km_strerror(rc), NULL);
+	count(pr, &pr->stats.schedule_errors);
+}
+
 static void slot_due(struct km_loop *l, void *arg)
 {
 	struct probe_rt *rt = arg;
 	struct km_prober *pr = rt->pr;
 	int64_t now = km_mono_ns(), period = rt->spec->p.period_ms * NS_PER_MS;
+	int64_t this_due = rt->due;
 
-	if (rt->running) {
-		pthread_mutex_lock(&pr->stats_mu);
-		pr->stats.skipped_overlap++;
-		pthread_mutex_unlock(&pr->stats_mu);
-	} else {
-		rt->run_due = rt->due;
-		start_check(rt);
-	}
+	(void)l;
 	/* Fixed rate: the next slot is one period after this one's due time,
 	 * not after now, so runs do not drift. Slots already past are
-	 * skipped rather than run in a burst. */
+	 * skipped rather than run in a burst. The next slot is armed before
+	 * this one's check starts, which may report at once: whatever the
+	 * result leads to finds the probe already scheduled. */
 	rt->due += period;
 	if (rt->due <= now) {
 		int64_t missed = (now - rt->due) / period + 1;
@@ -364,7 +406,16 @@ static void slot_due(struct km_loop *l, void *arg)
 		pr->stats.skipped_late += (uint64_t)missed;
 		pthread_mutex_unlock(&pr->stats_mu);
 	}
-	km_loop_timer_set(l, &rt->timer, rt->due);
+	arm_slot(rt);
+
+	if (rt->running) {
+		pthread_mutex_lock(&pr->stats_mu);
+		pr->stats.skipped_overlap++;
+		pthread_mutex_unlock(&pr->stats_mu);
+	} else {
+		rt->run_due = this_due;
+		start_check(rt);
+	}
 }
 
 /* ---- commands from other threads ----------------------------------------- */
@@ -381,7 +432,7 @@ static void schedule_first(struct probe_rt *rt)
 	rt->due = km_mono_ns() + p->initial_delay_ms * NS_PER_MS +
 		  km_prober_offset_ms(rt->spec->target_name, p->period_ms) *
 			  NS_PER_MS;
-	km_loop_timer_set(rt->pr->loop, &rt->timer, rt->due);
+	arm_slot(rt);
 }
 
 static void do_upsert(struct km_loop *l, void *arg)
@@ -392,9 +443,11 @@ static void do_upsert(struct km_loop *l, void *arg)
 
 	(void)l;
 	if (rt) {
+		/* A probe left unscheduled (arm_slot) is scheduled anew. */
 		bool retime = rt->spec->p.period_ms != cmd->spec->p.period_ms ||
 			      rt->spec->p.initial_delay_ms !=
-				      cmd->spec->p.initial_delay_ms;
+				      cmd->spec->p.initial_delay_ms ||
+			      !km_timer_armed(&rt->timer);
 
 		spec_unref(rt->spec);
 		rt->spec = cmd->spec;
@@ -415,6 +468,7 @@ static void do_upsert(struct km_loop *l, void *arg)
 	rt->spec = cmd->spec;
 	km_timer_init(&rt->timer, slot_due, rt);
 	km_timer_init(&rt->guard, guard_fired, rt);
+	/* A table that cannot grow keeps working, with longer chains. */
 	if (pr->n_probes >= pr->n_buckets && grow(pr) == 0)
 		pp = slot_of(pr, cmd->spec->p.name);
 	*pp = rt;

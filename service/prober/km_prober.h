@@ -60,6 +60,13 @@ struct km_prober_stats {
 	uint64_t skipped_overlap;   /* due while the last run still ran */
 	uint64_t skipped_late;      /* slots missed entirely (loop behind) */
 	uint64_t in_flight;
+	/* Checks failed by kubemedic itself (an INTERNAL result, logged): a
+	 * type that could not start, no timer for a check's deadline, a
+	 * check that did not report by its deadline. */
+	uint64_t check_errors;
+	/* Probes left without a next run because its timer could not be
+	 * armed (logged; an update schedules the probe again). */
+	uint64_t schedule_errors;
 	int64_t lag_p50_us, lag_p99_us, lag_max_us; /* since start */
 };
 /* Schedule lag over the runs started since the previous report, for a
