@@ -217,16 +217,30 @@ static void timer_fired(struct km_loop *l, void *arg)
 	process_done(x);
 }
 
+/* A timer that cannot be armed would leave curl's transfers waiting for
+ * a wake-up that never comes: the callback fails instead, as libcurl
+ * asks (7.88). curl then fails every transfer of the multi handle as it
+ * next drives it (a transfer being added fails at once, so its check
+ * does not start); one that waits for nothing but that timer is ended by
+ * the prober's guard. */
 static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
 	struct km_http_checker *x = userp;
+	int rc;
 
 	(void)m;
-	if (timeout_ms < 0)
+	if (timeout_ms < 0) {
 		km_loop_timer_cancel(x->loop, &x->timer);
-	else
-		km_loop_timer_set(x->loop, &x->timer,
-				  km_mono_ns() + timeout_ms * 1000000LL);
+		return 0;
+	}
+	rc = km_loop_timer_set(x->loop, &x->timer,
+			       km_mono_ns() + timeout_ms * 1000000LL);
+	if (rc) {
+		km_log(KM_LOG_ERROR, "HTTP checks: cannot arm libcurl's "
+		       "timer; libcurl fails the transfers in progress",
+		       "error", km_strerror(rc), NULL);
+		return -1;
+	}
 	return 0;
 }
 
@@ -379,8 +393,10 @@ static void drain_expired(struct km_loop *l, void *arg)
 	(void)l;
 	while ((d = oldest_drain(x)) && d->until <= now)
 		drain_end(d);
-	if (d)
-		km_loop_timer_set(x->loop, &x->drain_timer, d->until);
+	/* No timer, no wait: a connection never left open for good. */
+	if (d && km_loop_timer_set(x->loop, &x->drain_timer, d->until))
+		while ((d = oldest_drain(x)))
+			drain_end(d);
 }
 
 /* The end of a connection whose response is complete: closed now if the

@@ -40,11 +40,13 @@
 
 /* ---- failing timer arming, by the timer's purpose ------------------------ */
 
-/* The probes below run with a 1 s timeout and a 60 s period, first within
- * 20 ms of being added: a timer's due time tells what it is for. */
+/* The probes below run with a 1 s timeout and a 60 s period, first 5 to
+ * 20 ms after being added: a timer's due time tells what it is for. */
 enum timer_kind {
 	T_NONE,
-	T_FIRST_SLOT, /* within 0.5 s: the first slot (or exec's exit poll) */
+	T_NOW,        /* within 2 ms: libcurl's "call me now" (or exec's exit
+	                 poll, without pidfds) */
+	T_FIRST_SLOT, /* within 0.5 s: the first slot */
 	T_TYPE,       /* about 1 s: a check type's deadline */
 	T_GUARD,      /* about 3 s: the prober's guard (deadline + 2 s) */
 	T_NEXT_SLOT,  /* about 60 s: the next slot */
@@ -56,7 +58,8 @@ static atomic_int failed;
 static bool fault(struct km_loop *l, const struct km_timer *t, int64_t due)
 {
 	int64_t in = due - km_mono_ns();
-	int kind = in < 500 * MS    ? T_FIRST_SLOT
+	int kind = in < 2 * MS      ? T_NOW
+		   : in < 500 * MS  ? T_FIRST_SLOT
 		   : in < 2000 * MS ? T_TYPE
 		   : in < 10000 * MS ? T_GUARD
 				     : T_NEXT_SLOT;
@@ -178,10 +181,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* A probe of type type that first runs within 20 ms (its name is picked
- * for that offset), with thresholds of 1: every change of outcome is a
- * transition. Created in the store (for its target), tracked by the hub
- * and scheduled by the prober. */
+/* A probe of type type that first runs 5 to 20 ms after it is added (its
+ * name is picked for that offset), with thresholds of 1: every change of
+ * outcome is a transition. Created in the store (for its target), tracked
+ * by the hub and scheduled by the prober. HTTP probes go through libcurl
+ * (a name) to a closed port. */
 static struct km_probe add_probe(struct fixture *f, enum km_probe_type type)
 {
 	static const char *true_argv[] = {"true", NULL};
@@ -196,12 +200,18 @@ static struct km_probe add_probe(struct fixture *f, enum km_probe_type type)
 	for (int i = 0;; i++) {
 		snprintf(name, sizeof name, "t-%d", i);
 		snprintf(target, sizeof target, "probe//%s", name);
-		if (km_prober_offset_ms(target, p.period_ms) < 20)
+		int64_t off = km_prober_offset_ms(target, p.period_ms);
+
+		if (off >= 5 && off < 20)
 			break;
 	}
 	p.name = km_arena_strdup(&f->a, name);
 	if (type == KM_PROBE_FILE) {
 		p.path = f->dir; /* there: a success */
+	} else if (type == KM_PROBE_HTTP) {
+		p.host = "localhost";
+		p.port = 1;
+		p.path = "/";
 	} else {
 		p.argv = true_argv;
 		p.argc = 1;
@@ -320,6 +330,29 @@ static void test_type_start_failure_fails_the_check(void **state)
 	assert_int_equal(atomic_load(&failed), 1);
 }
 
+/* libcurl's timer: the transfer being added fails, so the check is
+ * failed at once instead of waiting for a wake-up that never comes. */
+static void test_curl_timer_failure_fails_the_check(void **state)
+{
+	struct fixture *f = *state;
+	struct km_prober_stats st;
+	struct km_probe p;
+	struct km_result *v;
+
+	atomic_store(&fail_kind, T_NOW);
+	p = add_probe(f, KM_PROBE_HTTP);
+	assert_true(wait_transitions(f, 1));
+	assert_int_equal(f->to_state, KM_STATE_UNHEALTHY);
+	assert_int_equal(results_of(f, &p, &v), 1);
+	assert_int_equal(v[0].error_class, KM_EC_INTERNAL);
+	assert_non_null(strstr(v[0].message, "could not start the check"));
+	/* Well before the guard (3 s): nothing was left to hang. */
+	assert_true(v[0].duration_us < 1000000);
+	km_prober_get_stats(f->pr, &st, NULL);
+	assert_int_equal(st.check_errors, 1);
+	assert_true(atomic_load(&failed) >= 1);
+}
+
 static void test_next_slot_failure_is_counted_and_recovered(void **state)
 {
 	struct fixture *f = *state;
@@ -357,6 +390,7 @@ int main(void)
 		T(test_failed_arming_leaves_the_heap_alone),
 		T(test_guard_timer_failure_fails_the_check),
 		T(test_type_start_failure_fails_the_check),
+		T(test_curl_timer_failure_fails_the_check),
 		T(test_next_slot_failure_is_counted_and_recovered),
 #undef T
 	};
