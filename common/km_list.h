@@ -12,6 +12,7 @@
 #ifndef KM_LIST_H
 #define KM_LIST_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -31,9 +32,12 @@ static inline bool km_list_empty(const struct km_list *head)
 	return head->next == head;
 }
 
-/* Links n before head, i.e. at the tail of the list. */
+/* Links n before head, i.e. at the tail of the list. n must not be on a
+ * list; it need not be initialised. Debug builds check that head's
+ * neighbours point back at it. */
 static inline void km_list_add_tail(struct km_list *head, struct km_list *n)
 {
+	assert(head->prev->next == head);
 	n->prev = head->prev;
 	n->next = head;
 	head->prev->next = n;
@@ -43,6 +47,7 @@ static inline void km_list_add_tail(struct km_list *head, struct km_list *n)
 /* Links n right after head, at the front of the list. */
 static inline void km_list_add_head(struct km_list *head, struct km_list *n)
 {
+	assert(head->next->prev == head);
 	n->next = head->next;
 	n->prev = head;
 	head->next->prev = n;
@@ -52,6 +57,8 @@ static inline void km_list_add_head(struct km_list *head, struct km_list *n)
 /* Unlinks n and leaves it pointing at itself. */
 static inline void km_list_del(struct km_list *n)
 {
+	/* Its neighbours point back at it: n is on a list (or alone). */
+	assert(n->prev->next == n && n->next->prev == n);
 	n->prev->next = n->next;
 	n->next->prev = n->prev;
 	n->prev = n->next = n;

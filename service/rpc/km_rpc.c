@@ -17,6 +17,7 @@
  */
 #include "km_rpc.h"
 
+#include <assert.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
@@ -147,6 +148,7 @@ grpc_status_code km_rpc_status_from_err(int code)
 
 static void call_destroy(struct km_rpc_call *c)
 {
+	assert(atomic_load(&c->refs) == 0 && !c->listed);
 	grpc_call_unref(c->call);
 	grpc_metadata_array_destroy(&c->md);
 	if (c->has_details)
@@ -165,15 +167,31 @@ static void call_destroy(struct km_rpc_call *c)
 	free(c);
 }
 
+/* A reference is only ever taken by a holder of one: a count that was
+ * already 0 is a call being destroyed (or freed). */
 void km_rpc_call_ref(struct km_rpc_call *c)
 {
-	atomic_fetch_add(&c->refs, 1);
+	int before = atomic_fetch_add(&c->refs, 1);
+
+	assert(before > 0);
+	(void)before;
 }
 
 void km_rpc_call_unref(struct km_rpc_call *c)
 {
-	if (atomic_fetch_sub(&c->refs, 1) == 1)
+	int before = atomic_fetch_sub(&c->refs, 1);
+
+	assert(before > 0);
+	if (before == 1)
 		call_destroy(c);
+}
+
+/* The send queue is a ring of q_cap slots: q_len of them used from
+ * q_head on (mu held). */
+static inline bool queue_ok(const struct km_rpc_call *c)
+{
+	return c->q_len <= c->q_cap && (c->q_cap ? c->q_head < c->q_cap
+						 : c->q_head == 0 && !c->queue);
 }
 
 void km_rpc_call_on_done(struct km_rpc_call *c,
@@ -270,6 +288,7 @@ static void start_recv_locked(struct km_rpc_call *c)
 /* After a send completes or a finish is asked for: the next step. */
 static void advance_locked(struct km_rpc_call *c)
 {
+	assert(queue_ok(c));
 	if (c->send_busy || c->status_started)
 		return;
 	if (c->q_len && !c->closed) {
@@ -284,6 +303,7 @@ static void advance_locked(struct km_rpc_call *c)
 
 static void drop_queue_locked(struct km_rpc_call *c)
 {
+	assert(queue_ok(c));
 	while (c->q_len) {
 		grpc_byte_buffer_destroy(c->queue[c->q_head]);
 		c->q_head = (c->q_head + 1) % c->q_cap;
@@ -407,6 +427,8 @@ int km_rpc_stream_send(struct km_rpc_call *c, const ProtobufCMessage *msg)
 			}
 			c->queue[(c->q_head + c->q_len) % c->q_cap] = bb;
 			c->q_len++;
+			assert(queue_ok(c) &&
+			       c->q_len <= c->srv->o.stream_queue_max);
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
