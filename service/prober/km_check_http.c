@@ -149,6 +149,7 @@ struct http_run {
 	struct curl_slist *headers; /* x->default_headers or the run's own */
 	bool connect_only;
 	bool truncated;
+	bool no_memory;           /* write_cb had no buffer for the body */
 	char errbuf[CURL_ERROR_SIZE];
 
 	/* Our own connection (plain HTTP to an IP address), or fd -1. */
@@ -305,8 +306,10 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 	size_t len = size * n, room;
 	struct km_http1 *p;
 
-	if (!r->resp && !(r->resp = take_resp(r->x)))
-		return 0; /* out of memory: curl ends the transfer */
+	if (!r->resp && !(r->resp = take_resp(r->x))) {
+		r->no_memory = true;
+		return 0; /* curl ends the transfer: finish says why */
+	}
 	p = &r->resp->p;
 	room = sizeof r->resp->body - p->body_len;
 	if (len > room) {
@@ -529,9 +532,22 @@ static int submit(struct http_run *r, const char *url)
 	r->easy = e;
 	r->errbuf[0] = '\0';
 	r->truncated = false;
+	r->no_memory = false;
 	if (left_ms < 1)
 		left_ms = 1;
-	curl_easy_setopt(e, CURLOPT_URL, url);
+	/* The options libcurl copies (strings) can fail for memory. */
+	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") !=
+		    CURLE_OK ||
+	    /* The kubelet's probes use no proxy, whatever the environment
+	     * says. */
+	    curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+	    (!r->connect_only && p->tls_verify && p->ca_file && *p->ca_file &&
+	     curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file) != CURLE_OK)) {
+		r->easy = NULL;
+		curl_easy_cleanup(e);
+		return KM_ENOMEM;
+	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -540,9 +556,6 @@ static int submit(struct http_run *r, const char *url)
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* The kubelet's probes use no proxy, whatever the environment says. */
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	if (r->connect_only) {
 		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
 	} else {
@@ -556,8 +569,6 @@ static int submit(struct http_run *r, const char *url)
 				 p->tls_verify ? 1L : 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST,
 				 p->tls_verify ? 2L : 0L);
-		if (p->tls_verify && p->ca_file && *p->ca_file)
-			curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
 	}
 	if (curl_multi_add_handle(r->x->multi, e) != CURLM_OK) {
 		r->easy = NULL;
@@ -580,18 +591,21 @@ static char *unbracket(char *host)
 }
 
 /* The host part of an absolute URL ("" if it has none), without the
- * brackets of an IPv6 literal, to compare with a probe's host. */
-static void url_host(const char *url, char *out, size_t n)
+ * brackets of an IPv6 literal, to compare with a probe's host. KM_ENOMEM
+ * if libcurl had no memory to tell. */
+static int url_host(const char *url, char *out, size_t n)
 {
 	CURLU *u = curl_url();
 	char *host = NULL;
+	CURLUcode uc = CURLUE_OUT_OF_MEMORY;
 
 	out[0] = '\0';
-	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+	if (u && (uc = curl_url_set(u, CURLUPART_URL, url, 0)) == CURLUE_OK &&
+	    (uc = curl_url_get(u, CURLUPART_HOST, &host, 0)) == CURLUE_OK)
 		snprintf(out, n, "%s", unbracket(host));
 	curl_free(host);
 	curl_url_cleanup(u);
+	return uc == CURLUE_OUT_OF_MEMORY ? KM_ENOMEM : 0;
 }
 
 /* A readable excerpt of the body for a failure message. */
@@ -670,21 +684,26 @@ static int follow(struct http_run *r, const char *url)
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
 	char *query = NULL;
+	CURLUcode uc;
 	int rc = KM_ENOMEM;
 
 	end_attempt(r);
 	if (!u)
 		return KM_ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
-		    CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-		rc = KM_EINVAL;
+	if ((uc = curl_url_set(u, CURLUPART_URL, url, 0)) != CURLUE_OK ||
+	    (uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0)) != CURLUE_OK ||
+	    (uc = curl_url_get(u, CURLUPART_HOST, &host, 0)) != CURLUE_OK ||
+	    (uc = curl_url_get(u, CURLUPART_PORT, &port,
+			       CURLU_DEFAULT_PORT)) != CURLUE_OK ||
+	    (uc = curl_url_get(u, CURLUPART_PATH, &path, 0)) != CURLUE_OK) {
+		/* Not a URL to follow, unless libcurl had no memory. */
+		rc = uc == CURLUE_OUT_OF_MEMORY ? KM_ENOMEM : KM_EINVAL;
 		goto out;
 	}
-	curl_url_get(u, CURLUPART_QUERY, &query, 0); /* none is fine */
+	/* No query is fine; no memory for it is not. */
+	uc = curl_url_get(u, CURLUPART_QUERY, &query, 0);
+	if (uc == CURLUE_OUT_OF_MEMORY)
+		goto out;
 	if (!strcasecmp(scheme, "http") &&
 	    km_check_parse_ip(unbracket(host), atoi(port), &r->addr,
 			      &r->addr_len)) {
@@ -732,7 +751,13 @@ static void conclude(struct http_run *r, long code, const char *location)
 		char host[256];
 		int rc;
 
-		url_host(location, host, sizeof host);
+		if (url_host(location, host, sizeof host)) {
+			km_check_fail(&res, KM_EC_INTERNAL, (int32_t)code,
+				      "cannot read the redirect to %s: out of "
+				      "memory", location);
+			report(r, &res);
+			return;
+		}
 		/* Compared with the probe's: a redirect leaves the host
 		 * only to be refused. */
 		if (strcasecmp(host, r->c->probe->host) != 0) {
@@ -887,13 +912,18 @@ static void plain_read(struct http_run *r)
 		CURLU *u = curl_url();
 		long code = p->status;
 
+		if (!u) {
+			plain_fail(r, KM_EC_INTERNAL, "reading the response of",
+				   "out of memory");
+			return;
+		}
 		snprintf(base, sizeof base, "http://%s%s", r->host_port,
 			 plain_target(r));
-		if (u && curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK) {
+		if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK) {
 			snprintf(base, sizeof base, "http://%s/", r->host_port);
 			curl_url_set(u, CURLUPART_URL, base, 0);
 		}
-		if (u && curl_url_set(u, CURLUPART_URL, p->location, 0) ==
+		if (curl_url_set(u, CURLUPART_URL, p->location, 0) ==
 			    CURLUE_OK &&
 		    curl_url_get(u, CURLUPART_URL, &abs, 0) == CURLUE_OK) {
 			curl_url_cleanup(u);
@@ -983,6 +1013,12 @@ static void finish(struct http_run *r, CURLcode cc)
 		return;
 	}
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (r->no_memory) {
+		km_check_fail(&res, KM_EC_INTERNAL, (int32_t)code,
+			      "reading the response: out of memory");
+		report(r, &res);
+		return;
+	}
 	/* Stopping at 10 KiB of body is not an error, as for the kubelet. */
 	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && r->truncated)) {
 		classify_error(r, cc, &res);
