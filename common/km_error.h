@@ -4,8 +4,9 @@
  * Every fallible function returns 0 on success or a negative km_err code,
  * and, when the caller passes a non-NULL struct km_error, a message a person
  * can act on ("probe.period_seconds: must be greater than or equal to 0").
- * The API layer maps codes to gRPC status codes (see service/status.c); no
- * other layer knows about gRPC.
+ * The gRPC server maps codes to gRPC status codes (km_rpc_status_from_err,
+ * service/rpc/km_rpc.h); no other layer of the daemon turns them into
+ * gRPC's.
  *
  * Thread-safety: functions here touch only their arguments.
  */

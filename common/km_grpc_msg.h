@@ -15,7 +15,8 @@
 
 #include "km_arena.h"
 
-/* A new byte buffer holding msg packed; the caller destroys it. */
+/* A new byte buffer holding msg packed; the caller destroys it. Never
+ * NULL: gRPC's allocator aborts the process when memory runs out. */
 grpc_byte_buffer *km_grpc_pack(const ProtobufCMessage *msg);
 /* The message in bb, NULL if bb does not hold a valid one. Allocated in a
  * (nothing to free) or, with a NULL, by protobuf-c's default allocator

@@ -3,7 +3,7 @@
  * results and transitions.
  *
  * These are plain C structs shared by every layer (config, API mapping,
- * storage, prober). Strings and arrays inside them are borrowed: whoever
+ * storage, prober, CLI). Strings and arrays inside them are borrowed: whoever
  * filled the struct owns them, usually through a km_arena. Integer enum
  * values are stored in the database and equal the API's enum numbers, so
  * they never change meaning.
@@ -75,6 +75,8 @@ enum km_probe_type {
 	KM_PROBE_EXEC = 4,
 	KM_PROBE_FILE = 5,
 };
+/* The highest probe type: the prober's table of check types has a row
+ * for each up to it. */
 #define KM_PROBE_TYPE_MAX KM_PROBE_FILE
 
 enum km_probe_source {
@@ -83,7 +85,9 @@ enum km_probe_source {
 };
 
 /* A probe definition. Timing is kept in milliseconds; the kubelet's
- * defaults are applied by km_probe_apply_defaults (service/probe_spec.h). */
+ * defaults and rules are applied by km_probe_set_timing and
+ * km_probe_validate (service/probe/km_probe.h), which the config loader
+ * and the API both use. */
 struct km_probe {
 	int64_t id;
 	const char *name;

@@ -1,8 +1,13 @@
 /*
- * km_time — the two clocks of kubemedic.
+ * km_time — the two clocks of kubemedic, and their conversions.
  *
  * CLOCK_MONOTONIC (km_mono_ns) for scheduling and timeouts; Unix epoch
- * microseconds (km_now_us) for what is stored and sent.
+ * microseconds (km_now_us) for what is stored and sent. The one place
+ * where nanoseconds become a struct timespec (km_timespec_ns) or a
+ * CLOCK_REALTIME deadline for the pthread and semaphore waits
+ * (km_realtime_after), and where times and durations become text and back
+ * (km_fmt_time_us, km_duration_parse). Deadlines for gRPC's core are in
+ * km_grpc_msg.h. Stateless; any thread.
  */
 #ifndef KM_TIME_H
 #define KM_TIME_H

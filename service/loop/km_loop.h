@@ -19,7 +19,12 @@
  * event if the number is reused within one epoll batch.
  *
  * Threads: everything runs on the thread that calls km_loop_run, except
- * km_loop_post and km_loop_stop, which any thread may call.
+ * km_loop_post and km_loop_stop, which any thread may call; create,
+ * destroy and km_loop_run_pending on the owner's thread while the loop is
+ * not running.
+ *
+ * Debug builds (no NDEBUG) assert the timer heap's invariants after every
+ * change, as SQLite asserts its own.
  */
 #ifndef KM_LOOP_H
 #define KM_LOOP_H
@@ -45,7 +50,9 @@ struct km_timer {
 };
 
 int km_loop_create(struct km_loop **out, struct km_error *err);
-/* Closes the loop's own descriptors; the caller closes its own. */
+/* Closes the loop's own descriptors (the caller closes its own) and frees
+ * it. Functions posted and not run are dropped, not run: an owner whose
+ * posts carry memory runs km_loop_run_pending first. */
 void km_loop_destroy(struct km_loop *l);
 
 /* events: EPOLLIN, EPOLLOUT; level-triggered unless EPOLLET is among

@@ -103,9 +103,10 @@ struct km_check_type {
 	 * returns a km_err code with err filled and *checker NULL. NULL: the
 	 * type needs no context. */
 	int (*create)(struct km_loop *l, void **checker, struct km_error *err);
-	/* After the loop has stopped and every run was cancelled: frees
-	 * the checker and whatever its runs left behind. NULL is accepted;
-	 * NULL destroy: nothing to free. */
+	/* After the loop has stopped: frees the checker, abandoning what
+	 * still runs (children killed and reaped, calls cancelled) and
+	 * whatever cancelled runs left behind. NULL is accepted; NULL
+	 * destroy: nothing to free. */
 	void (*destroy)(void *checker);
 	/* start and cancel as in the contract above. */
 	int (*start)(void *checker, struct km_check *c);

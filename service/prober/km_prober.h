@@ -2,9 +2,9 @@
  * km_prober — the probe engine: every probe, on one event loop thread.
  *
  * What it owns: a thread running a km_loop; per probe a copy of its
- * definition and its schedule; one checker context per check type (the
- * curl multi handle, the gRPC completion queue and its thread, the running
- * children).
+ * definition and its schedule; the checker of every check type that has
+ * one (km_check.h: the curl multi handles, the gRPC completion queue and
+ * its thread, the running children).
  *
  * Scheduling: the first run of a probe comes after its initial delay plus
  * a deterministic offset within its period (a hash of its target name), so
@@ -13,15 +13,20 @@
  * still going when the next is due makes that slot skipped (counted). The
  * lag between a run's due time and its start is measured.
  *
+ * Failures are never silent: a check kubemedic itself cannot run (no
+ * timer for its deadline, a type that cannot start it) is a result with
+ * KM_EC_INTERNAL and counted in check_errors; a probe whose next run
+ * cannot be scheduled is logged and counted in schedule_errors.
+ *
  * The prober is one producer of the health hub (km_health.h): every
  * result is an observation of the probe's target. The hub keeps the
  * verdict (the kubelet's thresholds, flapping), stores the result and
  * makes the transitions; the prober only runs checks on time. A probe's
  * target must be tracked by the hub before the probe is upserted here.
  *
- * Threads: km_prober_upsert / remove / get_stats from any thread (the
- * change is handed to the loop and takes effect at once); start and stop
- * from one thread.
+ * Threads: km_prober_upsert / remove / get_stats / run_on_loop from any
+ * thread (the change is handed to the loop and takes effect at once);
+ * start and stop from one thread.
  */
 #ifndef KM_PROBER_H
 #define KM_PROBER_H

@@ -1,10 +1,12 @@
 /*
  * km_rpc — kubemedic's one thin layer over gRPC's C core (1.51).
  *
- * Everything that knows grpc_call, completion queues and byte buffers is
- * here; the rest of the daemon sees protobuf-c messages, km_err codes and
- * this header. (The C core's API changes between releases; keeping it in
- * one file keeps an upgrade in one file.)
+ * Everything of the server that knows grpc_call, completion queues and
+ * byte buffers is here; the API's handlers see protobuf-c messages, km_err
+ * codes and this header. (The C core's API changes between releases;
+ * keeping the server in one file keeps an upgrade small. The other users
+ * of the core, the gRPC health check and the client library, share
+ * km_grpc_msg.h with it.)
  *
  * Model. A server has N worker threads, each with its own completion queue
  * (gRPC's advice: one queue per thread, threads = cores). Every method of
@@ -96,6 +98,10 @@ void km_rpc_server_shutdown(struct km_rpc_server *s, int64_t grace_ms);
 
 /* ---- server streams ----------------------------------------------------- */
 
+/* A call lives while it has references: each batch in flight holds one,
+ * and so must a stream's owner from stream_start until it is done with
+ * the call (after on_done); the last unref frees it. Only a holder of a
+ * reference may take another. Any thread. */
 void km_rpc_call_ref(struct km_rpc_call *c);
 void km_rpc_call_unref(struct km_rpc_call *c);
 /* fn is called once, on a worker thread, when the call is over: finished,
@@ -117,7 +123,8 @@ void *km_rpc_call_worker_data(const struct km_rpc_call *c);
 /* Queues msg (packed at once; msg may be freed after the call). Any
  * thread. KM_EUNAVAIL if the call is over or finishing; KM_EFULL if the
  * client reads too slowly (the stream is then ended with
- * RESOURCE_EXHAUSTED). */
+ * RESOURCE_EXHAUSTED); KM_ENOMEM if the queue could not grow (msg is
+ * dropped, the stream goes on). */
 int km_rpc_stream_send(struct km_rpc_call *c, const ProtobufCMessage *msg);
 /* Ends the stream after the queued messages, with code (0 = OK) and
  * message. Any thread; later calls are ignored. */
