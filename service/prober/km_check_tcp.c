@@ -100,7 +100,8 @@ static void timed_out(struct km_loop *l, void *arg)
 }
 
 /* libcurl's verdict on a DNS name's run: the run is over, pass it on. */
-static void by_name_done(struct km_check *sub, const struct km_check_result *res)
+static void by_name_done(struct km_check *sub,
+			 const struct km_check_result *res)
 {
 	struct tcp_run *r = sub->owner;
 	struct km_check *c = r->c;
@@ -177,9 +178,7 @@ static void tcp_cancel(void *checker, struct km_check *c)
 	if (!r)
 		return;
 	switch (r->path) {
-	case TCP_OWN:
-		close_run(r);
-		break;
+	case TCP_OWN: close_run(r); break;
 	case TCP_BY_NAME:
 		km_check_http.cancel(x->by_name, &r->sub);
 		c->impl = NULL;

@@ -58,9 +58,9 @@ static atomic_int failed;
 static bool fault(struct km_loop *l, const struct km_timer *t, int64_t due)
 {
 	int64_t in = due - km_mono_ns();
-	int kind = in < 2 * MS      ? T_NOW
-		   : in < 500 * MS  ? T_FIRST_SLOT
-		   : in < 2000 * MS ? T_TYPE
+	int kind = in < 2 * MS       ? T_NOW
+		   : in < 500 * MS   ? T_FIRST_SLOT
+		   : in < 2000 * MS  ? T_TYPE
 		   : in < 10000 * MS ? T_GUARD
 				     : T_NEXT_SLOT;
 
@@ -189,8 +189,10 @@ static int teardown(void **state)
 static struct km_probe add_probe(struct fixture *f, enum km_probe_type type)
 {
 	static const char *true_argv[] = {"true", NULL};
-	struct km_probe p = {.type = type, .timeout_ms = 1000,
-			     .period_ms = 60000, .success_threshold = 1,
+	struct km_probe p = {.type = type,
+			     .timeout_ms = 1000,
+			     .period_ms = 60000,
+			     .success_threshold = 1,
 			     .failure_threshold = 1};
 	struct km_error err = {0};
 	struct km_health_target t = {.success_threshold = 1,
@@ -230,8 +232,10 @@ static size_t results_of(struct fixture *f, const struct km_probe *p,
 			 struct km_result **v)
 {
 	struct km_history_query q = {.target_id = p->target_id,
-				     .from_us = INT64_MIN, .to_us = INT64_MAX,
-				     .oldest_first = true, .limit = 10};
+				     .from_us = INT64_MIN,
+				     .to_us = INT64_MAX,
+				     .oldest_first = true,
+				     .limit = 10};
 	struct km_reader *r;
 	struct km_error err = {0};
 	size_t n;
@@ -239,8 +243,8 @@ static size_t results_of(struct fixture *f, const struct km_probe *p,
 
 	assert_int_equal(km_store_flush(f->store, &err), 0);
 	assert_int_equal(km_reader_open(f->store, &r, &err), 0);
-	assert_int_equal(km_reader_query_results(r, &q, &f->a, v, &n, &more,
-						 &err), 0);
+	assert_int_equal(
+		km_reader_query_results(r, &q, &f->a, v, &n, &more, &err), 0);
 	km_reader_close(r);
 	return n;
 }
@@ -267,8 +271,7 @@ static void test_failed_arming_leaves_the_heap_alone(void **state)
 	km_timer_init(&b, never_fires, NULL);
 	assert_int_equal(km_loop_timer_set(l, &a, now + 5000 * MS), 0);
 	atomic_store(&fail_kind, T_GUARD); /* 3 s away */
-	assert_int_equal(km_loop_timer_set(l, &b, now + 3000 * MS),
-			 KM_ENOMEM);
+	assert_int_equal(km_loop_timer_set(l, &b, now + 3000 * MS), KM_ENOMEM);
 	assert_false(km_timer_armed(&b));
 	assert_int_equal(km_loop_timer_count(l), 1);
 	/* Moving a timer already in the heap cannot fail, and is not
@@ -323,7 +326,7 @@ static void test_type_start_failure_fails_the_check(void **state)
 	assert_int_equal(results_of(f, &p, &v), 1);
 	assert_int_equal(v[0].error_class, KM_EC_INTERNAL);
 	assert_string_equal(v[0].message, "kubemedic could not start the "
-			    "check: out of memory");
+					  "check: out of memory");
 	km_prober_get_stats(f->pr, &st, NULL);
 	assert_int_equal(st.check_errors, 1);
 	assert_int_equal(st.in_flight, 0);
