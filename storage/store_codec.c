@@ -10,7 +10,7 @@
 
 #include "store_internal.h"
 
-int list_encode_strs(const char *const *v, size_t n, char **out, size_t *len)
+int km_store_list_encode_strs(const char *const *v, size_t n, char **out, size_t *len)
 {
 	size_t total = 0;
 	char *p;
@@ -29,7 +29,7 @@ int list_encode_strs(const char *const *v, size_t n, char **out, size_t *len)
 	return 0;
 }
 
-int list_encode_kv(const struct km_kv *kv, size_t n, char **out, size_t *len)
+int km_store_list_encode_kv(const struct km_kv *kv, size_t n, char **out, size_t *len)
 {
 	size_t total = 0;
 	char *p;
@@ -61,7 +61,7 @@ static long count_strs(const char *b, size_t len)
 	return n;
 }
 
-int list_decode_strs(struct km_arena *a, const void *blob, size_t len,
+int km_store_list_decode_strs(struct km_arena *a, const void *blob, size_t len,
 		     const char ***out, size_t *n)
 {
 	long cnt = count_strs(blob, len);
@@ -87,13 +87,13 @@ int list_decode_strs(struct km_arena *a, const void *blob, size_t len,
 	return 0;
 }
 
-int list_decode_kv(struct km_arena *a, const void *blob, size_t len,
+int km_store_list_decode_kv(struct km_arena *a, const void *blob, size_t len,
 		   struct km_kv **out, size_t *n)
 {
 	const char **v;
 	size_t cnt;
 	struct km_kv *kv;
-	int rc = list_decode_strs(a, blob, len, &v, &cnt);
+	int rc = km_store_list_decode_strs(a, blob, len, &v, &cnt);
 
 	*out = NULL;
 	*n = 0;
@@ -115,7 +115,7 @@ int list_decode_kv(struct km_arena *a, const void *blob, size_t len,
 	return 0;
 }
 
-const char *col_text(struct km_arena *a, sqlite3_stmt *st, int col)
+const char *km_store_col_text(struct km_arena *a, sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
 

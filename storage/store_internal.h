@@ -83,55 +83,55 @@ struct km_store {
 };
 
 /* store_migrate.c: brings the schema up to this binary's version. */
-int store_migrate(struct km_store *s, struct km_error *err);
+int km_store_migrate(struct km_store *s, struct km_error *err);
 
 /* store_writer.c: prepares the writer's statements and starts its thread;
  * stop commits what is queued, joins the thread and finalizes them. */
-int store_writer_start(struct km_store *s, struct km_error *err);
-void store_writer_stop(struct km_store *s);
+int km_store_writer_start(struct km_store *s, struct km_error *err);
+void km_store_writer_stop(struct km_store *s);
 
 /* On the writer thread, inside a batch (a sync op may call it): inserts t,
  * sets t->seq and applies it to its target's row; the transition is
  * announced after the commit. A transition of a deleted target is not
  * kept (*written false, t->seq 0). 0 or an SQLite error code. */
-int store_write_transition(struct km_store *s, struct km_transition *t,
+int km_store_write_transition(struct km_store *s, struct km_transition *t,
 			   bool *written);
 
 /* Runs fn on the writer thread and waits for its commit. */
-int store_run_sync(struct km_store *s,
+int km_store_run_sync(struct km_store *s,
 		   int (*fn)(struct km_store *s, void *arg,
 			     struct km_error *err),
 		   void *arg, struct km_error *err);
 
 /* sqlite helpers */
-int store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
+int km_store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
 		     const char *what);
-int store_exec(sqlite3 *db, const char *sql, struct km_error *err);
-int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
+int km_store_exec(sqlite3 *db, const char *sql, struct km_error *err);
+int km_store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 		  struct km_error *err);
 
 /* NUL-separated string lists: "a\0b\0". The encoders malloc; the decoders
  * allocate in the arena. */
-int list_encode_kv(const struct km_kv *kv, size_t n, char **out,
+int km_store_list_encode_kv(const struct km_kv *kv, size_t n, char **out,
 		   size_t *len);
-int list_encode_strs(const char *const *v, size_t n, char **out,
+int km_store_list_encode_strs(const char *const *v, size_t n, char **out,
 		     size_t *len);
-int list_decode_kv(struct km_arena *a, const void *blob, size_t len,
+int km_store_list_decode_kv(struct km_arena *a, const void *blob, size_t len,
 		   struct km_kv **out, size_t *n);
-int list_decode_strs(struct km_arena *a, const void *blob, size_t len,
+int km_store_list_decode_strs(struct km_arena *a, const void *blob, size_t len,
 		     const char ***out, size_t *n);
 
 /* Column text copied into the arena ("" for NULL). */
-const char *col_text(struct km_arena *a, sqlite3_stmt *st, int col);
+const char *km_store_col_text(struct km_arena *a, sqlite3_stmt *st, int col);
 
-/* Probe rows: store_probe_select is "SELECT <columns> FROM probes", to be
- * completed with a WHERE clause; store_probe_from_row decodes its row. */
-extern const char *const store_probe_select;
-int store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
+/* Probe rows: km_store_probe_select is "SELECT <columns> FROM probes", to be
+ * completed with a WHERE clause; km_store_probe_from_row decodes its row. */
+extern const char *const km_store_probe_select;
+int km_store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
 			 struct km_probe *p);
 
 /* Target rows shared by the writer (ensure) and readers. */
-int store_target_ensure(struct km_store *s, struct km_target *t,
+int km_store_target_ensure(struct km_store *s, struct km_target *t,
 			int64_t now_us, struct km_error *err);
 
 #endif

@@ -47,7 +47,7 @@ int km_store_binary_schema_version(void)
 	return (int)km_migrations_count;
 }
 
-int store_migrate(struct km_store *s, struct km_error *err)
+int km_store_migrate(struct km_store *s, struct km_error *err)
 {
 	sqlite3 *db = s->db;
 	sqlite3_stmt *st = NULL;
@@ -61,7 +61,7 @@ int store_migrate(struct km_store *s, struct km_error *err)
 					    "sequence (expected version %zu)",
 					    km_migrations[i].name, i + 1);
 
-	rc = store_exec(db,
+	rc = km_store_exec(db,
 			"CREATE TABLE IF NOT EXISTS schema_migrations ("
 			" version INTEGER PRIMARY KEY,"
 			" name TEXT NOT NULL,"
@@ -71,7 +71,7 @@ int store_migrate(struct km_store *s, struct km_error *err)
 	if (rc)
 		goto fail_msg;
 
-	rc = store_prepare(db, "SELECT version, name, checksum FROM "
+	rc = km_store_prepare(db, "SELECT version, name, checksum FROM "
 			       "schema_migrations ORDER BY version", &st, err);
 	if (rc)
 		goto fail_msg;
@@ -114,7 +114,7 @@ int store_migrate(struct km_store *s, struct km_error *err)
 		applied = v;
 	}
 	if (rc != SQLITE_DONE) {
-		store_sqlite_err(db, rc, err, "reading schema_migrations");
+		km_store_sqlite_err(db, rc, err, "reading schema_migrations");
 		goto fail;
 	}
 	sqlite3_finalize(st);
@@ -125,11 +125,11 @@ int store_migrate(struct km_store *s, struct km_error *err)
 		char sum[65];
 
 		sha256_hex(m->data, m->len, sum);
-		rc = store_exec(db, "BEGIN IMMEDIATE", err);
+		rc = km_store_exec(db, "BEGIN IMMEDIATE", err);
 		if (!rc)
-			rc = store_exec(db, (const char *)m->data, err);
+			rc = km_store_exec(db, (const char *)m->data, err);
 		if (!rc)
-			rc = store_prepare(db,
+			rc = km_store_prepare(db,
 					   "INSERT INTO schema_migrations "
 					   "VALUES (?1, ?2, ?3, ?4)", &st, err);
 		if (!rc) {
@@ -139,13 +139,13 @@ int store_migrate(struct km_store *s, struct km_error *err)
 			sqlite3_bind_int64(st, 4, km_now_us());
 			rc = sqlite3_step(st) == SQLITE_DONE
 				     ? 0
-				     : store_sqlite_err(db, sqlite3_errcode(db),
+				     : km_store_sqlite_err(db, sqlite3_errcode(db),
 							err, "record");
 			sqlite3_finalize(st);
 			st = NULL;
 		}
 		if (!rc)
-			rc = store_exec(db, "COMMIT", err);
+			rc = km_store_exec(db, "COMMIT", err);
 		if (rc) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			km_error_prefix(err, "database %s: migration %s failed",

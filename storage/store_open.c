@@ -12,7 +12,7 @@
 
 /* ---- sqlite helpers ---------------------------------------------------- */
 
-int store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
+int km_store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
 		     const char *what)
 {
 	int code = KM_EIO;
@@ -32,7 +32,7 @@ int store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
 			    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
-int store_exec(sqlite3 *db, const char *sql, struct km_error *err)
+int km_store_exec(sqlite3 *db, const char *sql, struct km_error *err)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
@@ -46,14 +46,14 @@ int store_exec(sqlite3 *db, const char *sql, struct km_error *err)
 	return 0;
 }
 
-int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
+int km_store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 		  struct km_error *err)
 {
 	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 				    st, NULL);
 
 	if (rc != SQLITE_OK)
-		return store_sqlite_err(db, rc, err, "prepare");
+		return km_store_sqlite_err(db, rc, err, "prepare");
 	return 0;
 }
 
@@ -66,7 +66,7 @@ static int configure(sqlite3 *db, bool sync_normal, struct km_error *err)
 	int rc;
 
 	sqlite3_busy_timeout(db, 5000);
-	rc = store_prepare(db, "PRAGMA journal_mode=WAL", &st, err);
+	rc = km_store_prepare(db, "PRAGMA journal_mode=WAL", &st, err);
 	if (rc)
 		return rc;
 	rc = sqlite3_step(st);
@@ -81,7 +81,7 @@ static int configure(sqlite3 *db, bool sync_normal, struct km_error *err)
 		return rc;
 	}
 	sqlite3_finalize(st);
-	rc = store_exec(db,
+	rc = km_store_exec(db,
 			sync_normal ? "PRAGMA synchronous=NORMAL"
 				    : "PRAGMA synchronous=FULL",
 			err);
@@ -94,7 +94,7 @@ static int configure(sqlite3 *db, bool sync_normal, struct km_error *err)
 	 * bench/RESULTS.md, issue 3, "What changed between run B and run
 	 * D"). */
 	if (!rc)
-		rc = store_exec(db,
+		rc = km_store_exec(db,
 				"PRAGMA foreign_keys=ON;"
 				"PRAGMA cache_size=-65536;"
 				"PRAGMA wal_autocheckpoint=10000;"
@@ -158,9 +158,9 @@ int km_store_open(const struct km_store_options *opts, struct km_store **out,
 		km_error_prefix(err, "database %s", s->path);
 		goto fail;
 	}
-	rc = store_migrate(s, err);
+	rc = km_store_migrate(s, err);
 	if (!rc)
-		rc = store_writer_start(s, err);
+		rc = km_store_writer_start(s, err);
 	if (rc)
 		goto fail;
 	*out = s;
@@ -175,7 +175,7 @@ void km_store_close(struct km_store *s)
 {
 	if (!s)
 		return;
-	store_writer_stop(s);
+	km_store_writer_stop(s);
 	if (s->db) {
 		/* A clean close checkpoints the WAL into the main file. */
 		int rc = sqlite3_close(s->db);

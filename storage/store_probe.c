@@ -2,7 +2,7 @@
  * Probe definitions and targets: the synchronous writes.
  *
  * Each public function here packages its work as a sync_op and hands it to
- * the writer thread (store_run_sync), so it shares the writer's connection
+ * the writer thread (km_store_run_sync), so it shares the writer's connection
  * and transaction and returns only after the commit. The *_op functions run
  * on the writer thread.
  */
@@ -41,12 +41,12 @@ static int bind_spec(sqlite3_stmt *st, const struct km_probe *p,
 		     struct spec_blobs *b)
 {
 	memset(b, 0, sizeof *b);
-	if (list_encode_kv(p->labels, p->n_labels, &b->labels,
+	if (km_store_list_encode_kv(p->labels, p->n_labels, &b->labels,
 			   &b->labels_len) ||
-	    list_encode_kv(p->headers, p->n_headers, &b->headers,
+	    km_store_list_encode_kv(p->headers, p->n_headers, &b->headers,
 			   &b->headers_len) ||
-	    list_encode_strs(p->argv, p->argc, &b->argv, &b->argv_len) ||
-	    list_encode_kv(p->env, p->n_env, &b->env, &b->env_len)) {
+	    km_store_list_encode_strs(p->argv, p->argc, &b->argv, &b->argv_len) ||
+	    km_store_list_encode_kv(p->env, p->n_env, &b->env, &b->env_len)) {
 		spec_blobs_free(b);
 		return KM_ENOMEM;
 	}
@@ -79,7 +79,7 @@ static int bind_spec(sqlite3_stmt *st, const struct km_probe *p,
 	return 0;
 }
 
-int store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
+int km_store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
 			 struct km_probe *p)
 {
 	int rc = 0;
@@ -91,28 +91,28 @@ int store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
 	p->create_us = sqlite3_column_int64(st, 3);
 	p->update_us = sqlite3_column_int64(st, 4);
 	/* Columns 5.. follow PROBE_SPEC_COLS. */
-	p->name = col_text(a, st, 5);
-	rc |= list_decode_kv(a, sqlite3_column_blob(st, 6),
+	p->name = km_store_col_text(a, st, 5);
+	rc |= km_store_list_decode_kv(a, sqlite3_column_blob(st, 6),
 			     (size_t)sqlite3_column_bytes(st, 6), &p->labels,
 			     &p->n_labels);
 	p->type = sqlite3_column_int(st, 7);
-	p->host = col_text(a, st, 8);
+	p->host = km_store_col_text(a, st, 8);
 	p->port = sqlite3_column_int(st, 9);
-	p->path = col_text(a, st, 10);
+	p->path = km_store_col_text(a, st, 10);
 	p->https = sqlite3_column_int(st, 11);
 	p->tls_verify = sqlite3_column_int(st, 12);
-	p->ca_file = col_text(a, st, 13);
-	rc |= list_decode_kv(a, sqlite3_column_blob(st, 14),
+	p->ca_file = km_store_col_text(a, st, 13);
+	rc |= km_store_list_decode_kv(a, sqlite3_column_blob(st, 14),
 			     (size_t)sqlite3_column_bytes(st, 14),
 			     &p->headers, &p->n_headers);
-	p->service = col_text(a, st, 15);
-	rc |= list_decode_strs(a, sqlite3_column_blob(st, 16),
+	p->service = km_store_col_text(a, st, 15);
+	rc |= km_store_list_decode_strs(a, sqlite3_column_blob(st, 16),
 			       (size_t)sqlite3_column_bytes(st, 16), &p->argv,
 			       &p->argc);
-	rc |= list_decode_kv(a, sqlite3_column_blob(st, 17),
+	rc |= km_store_list_decode_kv(a, sqlite3_column_blob(st, 17),
 			     (size_t)sqlite3_column_bytes(st, 17), &p->env,
 			     &p->n_env);
-	p->workdir = col_text(a, st, 18);
+	p->workdir = km_store_col_text(a, st, 18);
 	p->min_size = sqlite3_column_int64(st, 19);
 	p->max_age_s = sqlite3_column_int64(st, 20);
 	p->initial_delay_ms = sqlite3_column_int64(st, 21);
@@ -127,7 +127,7 @@ int store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
 	return rc ? KM_ECORRUPT : 0;
 }
 
-const char *const store_probe_select =
+const char *const km_store_probe_select =
 	"SELECT id, target_id, generation, created_at, updated_at, "
 	PROBE_SPEC_COLS " FROM probes";
 
@@ -135,7 +135,7 @@ const char *const store_probe_select =
 
 /* Creates t->name (or revives it if deleted) and sets t->id. Runs on the
  * writer thread. */
-int store_target_ensure(struct km_store *s, struct km_target *t,
+int km_store_target_ensure(struct km_store *s, struct km_target *t,
 			int64_t now_us, struct km_error *err)
 {
 	struct km_target_name tn;
@@ -147,12 +147,12 @@ int store_target_ensure(struct km_store *s, struct km_target *t,
 
 	if (km_target_name_parse(t->name, &tn, why, sizeof why))
 		return km_error_set(err, KM_EINVAL, "%s", why);
-	if (list_encode_kv(t->labels, t->n_labels, &labels, &labels_len))
+	if (km_store_list_encode_kv(t->labels, t->n_labels, &labels, &labels_len))
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	/* A revived target starts again from UNKNOWN, with no last
 	 * transition and created now: its old verdict, and the results from
 	 * before, belong to something that was deleted. */
-	rc = store_prepare(
+	rc = km_store_prepare(
 		s->db,
 		"INSERT INTO targets (name, cluster, kind, namespace, "
 		"object_name, uid, owner, node, labels, state, state_since, "
@@ -184,7 +184,7 @@ int store_target_ensure(struct km_store *s, struct km_target *t,
 	sqlite3_bind_int64(st, 10, now_us);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		rc = store_sqlite_err(s->db, rc, err, "upsert target");
+		rc = km_store_sqlite_err(s->db, rc, err, "upsert target");
 		goto out;
 	}
 	t->id = sqlite3_column_int64(st, 0);
@@ -200,7 +200,7 @@ static int ensure_target_op(struct km_store *s, void *arg,
 {
 	struct km_target *t = arg;
 
-	return store_target_ensure(s, t,
+	return km_store_target_ensure(s, t,
 				   t->created_us ? t->created_us : km_now_us(),
 				   err);
 }
@@ -208,11 +208,11 @@ static int ensure_target_op(struct km_store *s, void *arg,
 int km_store_ensure_target(struct km_store *s, struct km_target *t,
 			   struct km_error *err)
 {
-	return store_run_sync(s, ensure_target_op, t, err);
+	return km_store_run_sync(s, ensure_target_op, t, err);
 }
 
 /* Deletes the target target_id: the transition to KM_STATE_DELETED, with
- * cause, which marks the row deleted (store_write_transition). Its history
+ * cause, which marks the row deleted (km_store_write_transition). Its history
  * stays. On the writer thread, inside the caller's op. */
 static int delete_target(struct km_store *s, int64_t target_id,
 			 const char *cause, struct km_error *err)
@@ -226,7 +226,7 @@ static int delete_target(struct km_store *s, int64_t target_id,
 	int rc;
 
 	km_arena_init(&a, 1024);
-	rc = store_prepare(s->db,
+	rc = km_store_prepare(s->db,
 			   "SELECT name, labels, state FROM targets WHERE id = ?1 "
 			   "AND deleted_at = 0",
 			   &st, err);
@@ -239,11 +239,11 @@ static int delete_target(struct km_store *s, int64_t target_id,
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
-		rc = store_sqlite_err(s->db, rc, err, "read target");
+		rc = km_store_sqlite_err(s->db, rc, err, "read target");
 		goto out;
 	}
-	t.target_name = col_text(&a, st, 0);
-	if (list_decode_kv(&a, sqlite3_column_blob(st, 1),
+	t.target_name = km_store_col_text(&a, st, 0);
+	if (km_store_list_decode_kv(&a, sqlite3_column_blob(st, 1),
 			   (size_t)sqlite3_column_bytes(st, 1),
 			   (struct km_kv **)&t.labels, &t.n_labels)) {
 		rc = km_error_set(err, KM_ECORRUPT,
@@ -253,9 +253,9 @@ static int delete_target(struct km_store *s, int64_t target_id,
 	}
 	t.from_state = sqlite3_column_int(st, 2);
 	t.at_us = km_now_us();
-	rc = store_write_transition(s, &t, &written);
+	rc = km_store_write_transition(s, &t, &written);
 	if (rc)
-		rc = store_sqlite_err(s->db, rc, err, "delete target");
+		rc = km_store_sqlite_err(s->db, rc, err, "delete target");
 out:
 	sqlite3_finalize(st);
 	km_arena_free(&a);
@@ -279,7 +279,7 @@ static int find_probe(struct km_store *s, const char *name,
 	/* Zeroed on failure too: callers test rc, but the compiler cannot see
 	 * that km_error_set never returns 0 (-Wmaybe-uninitialized at -O3). */
 	*k = (struct probe_key){0};
-	rc = store_prepare(s->db,
+	rc = km_store_prepare(s->db,
 			   "SELECT id, target_id, generation, source FROM "
 			   "probes WHERE name = ?1",
 			   &st, err);
@@ -297,7 +297,7 @@ static int find_probe(struct km_store *s, const char *name,
 		rc = km_error_set(err, KM_ENOTFOUND, "probe \"%s\" not found",
 				  name);
 	} else {
-		rc = store_sqlite_err(s->db, rc, err, "find probe");
+		rc = km_store_sqlite_err(s->db, rc, err, "find probe");
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -327,11 +327,11 @@ static int create_probe_op(struct km_store *s, void *arg,
 	t.name = tname;
 	t.labels = p->labels;
 	t.n_labels = p->n_labels;
-	rc = store_target_ensure(s, &t, now, err);
+	rc = km_store_target_ensure(s, &t, now, err);
 	if (rc)
 		return rc;
 
-	rc = store_prepare(s->db,
+	rc = km_store_prepare(s->db,
 			   "INSERT INTO probes (" PROBE_SPEC_COLS
 			   ", target_id, generation, created_at, updated_at) "
 			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
@@ -356,7 +356,7 @@ static int create_probe_op(struct km_store *s, void *arg,
 			p->source = KM_SOURCE_API;
 		rc = 0;
 	} else {
-		rc = store_sqlite_err(s->db, rc, err, "insert probe");
+		rc = km_store_sqlite_err(s->db, rc, err, "insert probe");
 	}
 	sqlite3_finalize(st);
 	spec_blobs_free(&b);
@@ -366,7 +366,7 @@ static int create_probe_op(struct km_store *s, void *arg,
 int km_store_create_probe(struct km_store *s, struct km_probe *p,
 			  struct km_error *err)
 {
-	return store_run_sync(s, create_probe_op, p, err);
+	return km_store_run_sync(s, create_probe_op, p, err);
 }
 
 /* Replaces the spec of probe k with p; bumps the generation. */
@@ -378,7 +378,7 @@ static int replace_probe(struct km_store *s, const struct probe_key *k,
 	int64_t now = km_now_us();
 	int rc;
 
-	rc = store_prepare(s->db,
+	rc = km_store_prepare(s->db,
 			   "UPDATE probes SET (" PROBE_SPEC_COLS
 			   ") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
 			   "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
@@ -403,7 +403,7 @@ static int replace_probe(struct km_store *s, const struct probe_key *k,
 		p->update_us = now;
 		rc = 0;
 	} else {
-		rc = store_sqlite_err(s->db, rc, err, "update probe");
+		rc = km_store_sqlite_err(s->db, rc, err, "update probe");
 	}
 	sqlite3_finalize(st);
 	spec_blobs_free(&b);
@@ -411,7 +411,7 @@ static int replace_probe(struct km_store *s, const struct probe_key *k,
 		return rc;
 
 	/* The target carries the probe's labels for ListTargets. */
-	rc = store_prepare(s->db, "UPDATE targets SET labels = ?2 WHERE id = ?1",
+	rc = km_store_prepare(s->db, "UPDATE targets SET labels = ?2 WHERE id = ?1",
 			   &st, err);
 	if (rc)
 		return rc;
@@ -419,7 +419,7 @@ static int replace_probe(struct km_store *s, const struct probe_key *k,
 		char *labels = NULL;
 		size_t len = 0;
 
-		if (list_encode_kv(p->labels, p->n_labels, &labels, &len)) {
+		if (km_store_list_encode_kv(p->labels, p->n_labels, &labels, &len)) {
 			sqlite3_finalize(st);
 			return km_error_set(err, KM_ENOMEM, "out of memory");
 		}
@@ -430,7 +430,7 @@ static int replace_probe(struct km_store *s, const struct probe_key *k,
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0
-				 : store_sqlite_err(s->db, rc, err,
+				 : km_store_sqlite_err(s->db, rc, err,
 						    "update target labels");
 }
 
@@ -499,7 +499,7 @@ int km_store_update_probe(struct km_store *s, struct km_probe *p,
 			  bool *changed, struct km_error *err)
 {
 	struct update_args u = {p, expected_generation, allow_config, false};
-	int rc = store_run_sync(s, update_probe_op, &u, err);
+	int rc = km_store_run_sync(s, update_probe_op, &u, err);
 
 	if (changed)
 		*changed = rc == 0 && u.changed;
@@ -516,7 +516,7 @@ static int delete_probe_row(struct km_store *s, const struct probe_key *k,
 			    const char *cause, struct km_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = store_prepare(s->db, "DELETE FROM probes WHERE id = ?1", &st,
+	int rc = km_store_prepare(s->db, "DELETE FROM probes WHERE id = ?1", &st,
 			       err);
 
 	if (rc)
@@ -525,7 +525,7 @@ static int delete_probe_row(struct km_store *s, const struct probe_key *k,
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return store_sqlite_err(s->db, rc, err, "delete probe");
+		return km_store_sqlite_err(s->db, rc, err, "delete probe");
 	return delete_target(s, k->target_id, cause, err);
 }
 
@@ -552,7 +552,7 @@ int km_store_delete_probe(struct km_store *s, const char *name,
 {
 	struct delete_args d = {name, allow_config, cause};
 
-	return store_run_sync(s, delete_probe_op, &d, err);
+	return km_store_run_sync(s, delete_probe_op, &d, err);
 }
 
 struct sync_args {
@@ -566,24 +566,24 @@ static int read_probe(struct km_store *s, const char *name,
 {
 	sqlite3_stmt *st = NULL;
 	char *sql = km_arena_printf(a, "%s WHERE name = ?1",
-				    store_probe_select);
+				    km_store_probe_select);
 	int rc;
 
 	if (!sql)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	rc = store_prepare(s->db, sql, &st, err);
+	rc = km_store_prepare(s->db, sql, &st, err);
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		rc = store_probe_from_row(a, st, out)
+		rc = km_store_probe_from_row(a, st, out)
 			     ? km_error_set(err, KM_ECORRUPT,
 					    "probe \"%s\": undecodable row",
 					    name)
 			     : 0;
 	else
-		rc = store_sqlite_err(s->db, rc, err, "read probe");
+		rc = km_store_sqlite_err(s->db, rc, err, "read probe");
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -637,7 +637,7 @@ static int sync_config_op(struct km_store *s, void *arg, struct km_error *err)
 	/* Config probes that left the file go away. Names are collected
 	 * first: deleting rows under a running SELECT of the same table is
 	 * not something to rely on. */
-	rc = store_prepare(s->db, "SELECT name FROM probes WHERE source = 2",
+	rc = km_store_prepare(s->db, "SELECT name FROM probes WHERE source = 2",
 			   &st, err);
 	if (rc)
 		goto out;
@@ -646,7 +646,7 @@ static int sync_config_op(struct km_store *s, void *arg, struct km_error *err)
 		size_t n_gone = 0, cap = 0;
 
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *name = col_text(&arena, st, 0);
+			const char *name = km_store_col_text(&arena, st, 0);
 			bool listed = false;
 
 			for (size_t i = 0; i < a->n && !listed; i++)
@@ -668,7 +668,7 @@ static int sync_config_op(struct km_store *s, void *arg, struct km_error *err)
 			gone[n_gone++] = name;
 		}
 		if (rc != SQLITE_DONE) {
-			rc = store_sqlite_err(s->db, rc, err,
+			rc = km_store_sqlite_err(s->db, rc, err,
 					      "list config probes");
 			goto out;
 		}
@@ -698,5 +698,5 @@ int km_store_sync_config_probes(struct km_store *s, struct km_probe *probes,
 {
 	struct sync_args a = {probes, n};
 
-	return store_run_sync(s, sync_config_op, &a, err);
+	return km_store_run_sync(s, sync_config_op, &a, err);
 }

@@ -69,7 +69,7 @@ struct km_reader {
 static const char *reader_sql(int i)
 {
 	static const char *const sql[R_STMT_COUNT] = {
-		[R_GET_PROBE] = NULL, /* built from store_probe_select */
+		[R_GET_PROBE] = NULL, /* built from km_store_probe_select */
 		[R_LIST_PROBES] = NULL,
 		[R_GET_TARGET] = "SELECT " TARGET_COLS
 				 " FROM targets WHERE name = ?1 AND "
@@ -169,7 +169,7 @@ int km_reader_open(struct km_store *s, struct km_reader **out,
 		goto fail;
 	}
 	sqlite3_busy_timeout(r->db, 5000);
-	rc = store_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384",
+	rc = km_store_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384",
 			err);
 	if (rc)
 		goto fail;
@@ -179,15 +179,15 @@ int km_reader_open(struct km_store *s, struct km_reader **out,
 
 		if (i == R_GET_PROBE) {
 			snprintf(sql, sizeof sql, "%s WHERE name = ?1",
-				 store_probe_select);
+				 km_store_probe_select);
 			q = sql;
 		} else if (i == R_LIST_PROBES) {
 			snprintf(sql, sizeof sql,
 				 "%s WHERE name > ?1 ORDER BY name",
-				 store_probe_select);
+				 km_store_probe_select);
 			q = sql;
 		}
-		rc = store_prepare(r->db, q, &r->stmt[i], err);
+		rc = km_store_prepare(r->db, q, &r->stmt[i], err);
 		if (rc)
 			goto fail;
 	}
@@ -226,7 +226,7 @@ int km_reader_begin(struct km_reader *r, struct km_error *err)
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		return store_sqlite_err(r->db, rc, err, "begin read");
+		return km_store_sqlite_err(r->db, rc, err, "begin read");
 	return 0;
 }
 
@@ -256,7 +256,7 @@ static int done(struct km_reader *r, sqlite3_stmt *st, int rc,
 	sqlite3_clear_bindings(st);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW || rc == 0)
 		return 0;
-	return store_sqlite_err(r->db, rc, err, what);
+	return km_store_sqlite_err(r->db, rc, err, what);
 }
 
 /* Grows an arena array by doubling; the old copy stays in the arena. */
@@ -366,7 +366,7 @@ int km_reader_get_probe(struct km_reader *r, const char *name,
 		return km_error_set(err, KM_ENOTFOUND,
 				    "probe \"%s\" not found", name);
 	}
-	if (rc == SQLITE_ROW && store_probe_from_row(a, st, out)) {
+	if (rc == SQLITE_ROW && km_store_probe_from_row(a, st, out)) {
 		done(r, st, rc, err, "get probe");
 		return km_error_set(err, KM_ECORRUPT,
 				    "probe \"%s\": stored row does not decode",
@@ -386,7 +386,7 @@ static int probe_row(struct km_arena *a, sqlite3_stmt *st, void *row,
 	const struct probe_filter *f = arg;
 	struct km_probe *p = row;
 
-	if (store_probe_from_row(a, st, p))
+	if (km_store_probe_from_row(a, st, p))
 		return km_error_set(err, KM_ECORRUPT,
 				    "probe row does not decode");
 	return f->match && !f->match(p, f->arg) ? PAGE_SKIP : 0;
@@ -417,15 +417,15 @@ static int target_from_row(struct km_arena *a, sqlite3_stmt *st,
 {
 	memset(t, 0, sizeof *t);
 	t->id = sqlite3_column_int64(st, 0);
-	t->name = col_text(a, st, 1);
-	t->cluster = col_text(a, st, 2);
+	t->name = km_store_col_text(a, st, 1);
+	t->cluster = km_store_col_text(a, st, 2);
 	t->kind = sqlite3_column_int(st, 3);
-	t->ns = col_text(a, st, 4);
-	t->object_name = col_text(a, st, 5);
-	t->uid = col_text(a, st, 6);
-	t->owner = col_text(a, st, 7);
-	t->node = col_text(a, st, 8);
-	if (list_decode_kv(a, sqlite3_column_blob(st, 9),
+	t->ns = km_store_col_text(a, st, 4);
+	t->object_name = km_store_col_text(a, st, 5);
+	t->uid = km_store_col_text(a, st, 6);
+	t->owner = km_store_col_text(a, st, 7);
+	t->node = km_store_col_text(a, st, 8);
+	if (km_store_list_decode_kv(a, sqlite3_column_blob(st, 9),
 			   (size_t)sqlite3_column_bytes(st, 9), &t->labels,
 			   &t->n_labels))
 		return KM_ECORRUPT;
@@ -546,7 +546,7 @@ static void result_from_row(struct km_arena *a, sqlite3_stmt *st,
 	res->error_class = sqlite3_column_int(st, 5);
 	res->status_code = sqlite3_column_int(st, 6);
 	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-		res->message = col_text(a, st, 7);
+		res->message = km_store_col_text(a, st, 7);
 }
 
 /* TRANSITION_COLS from column base on. */
@@ -560,7 +560,7 @@ static void transition_from_cols(struct km_arena *a, sqlite3_stmt *st,
 	t->from_state = sqlite3_column_int(st, base + 3);
 	t->to_state = sqlite3_column_int(st, base + 4);
 	t->flapping = sqlite3_column_int(st, base + 5);
-	t->cause = col_text(a, st, base + 6);
+	t->cause = km_store_col_text(a, st, base + 6);
 }
 
 static void transition_from_row(struct km_arena *a, sqlite3_stmt *st,
@@ -713,8 +713,8 @@ static int labelled_transition_row(struct km_arena *a, sqlite3_stmt *st,
 
 	(void)arg;
 	transition_from_row(a, st, t);
-	t->target_name = col_text(a, st, 7);
-	if (list_decode_kv(a, sqlite3_column_blob(st, 8),
+	t->target_name = km_store_col_text(a, st, 7);
+	if (km_store_list_decode_kv(a, sqlite3_column_blob(st, 8),
 			   (size_t)sqlite3_column_bytes(st, 8), &labels,
 			   &n_labels))
 		return km_error_set(err, KM_ECORRUPT,

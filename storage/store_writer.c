@@ -104,7 +104,7 @@ static void drop_announcements(struct km_store *s, size_t from)
 		free(s->announce[--s->n_announce]);
 }
 
-int store_write_transition(struct km_store *s, struct km_transition *t,
+int km_store_write_transition(struct km_store *s, struct km_transition *t,
 			   bool *written)
 {
 	sqlite3_stmt *st = s->stmt[W_INSERT_TRANSITION];
@@ -159,7 +159,7 @@ static void run_sync_op(struct km_store *s, struct sync_op *op)
 		op->rc = 0;
 		return;
 	}
-	if (store_exec(s->db, "SAVEPOINT op", &op->err)) {
+	if (km_store_exec(s->db, "SAVEPOINT op", &op->err)) {
 		op->rc = op->err.code;
 		return;
 	}
@@ -225,7 +225,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 	int rc;
 
 	assert(s->n_announce == 0);
-	rc = store_exec(s->db, "BEGIN IMMEDIATE", &err);
+	rc = km_store_exec(s->db, "BEGIN IMMEDIATE", &err);
 	km_list_for_each(n, &b->ctl) {
 		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
 		bool ok;
@@ -236,9 +236,9 @@ static void write_batch(struct km_store *s, struct batch *b)
 			run_sync_op(s, op->sync);
 			continue;
 		}
-		rc = store_write_transition(s, op->t, &ok);
+		rc = km_store_write_transition(s, op->t, &ok);
 		if (rc) {
-			rc = store_sqlite_err(s->db, rc, &err,
+			rc = km_store_sqlite_err(s->db, rc, &err,
 					      "insert transition");
 			break;
 		}
@@ -247,13 +247,13 @@ static void write_batch(struct km_store *s, struct batch *b)
 	for (size_t i = 0; !rc && i < b->n_res; i++) {
 		rc = insert_result(s, &b->res[i].r);
 		if (rc)
-			rc = store_sqlite_err(s->db, rc, &err,
+			rc = km_store_sqlite_err(s->db, rc, &err,
 					      "insert result");
 		else
 			written++;
 	}
 	if (!rc)
-		rc = store_exec(s->db, "COMMIT", &err);
+		rc = km_store_exec(s->db, "COMMIT", &err);
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		km_log(KM_LOG_ERROR, "write batch failed; its rows are lost",
@@ -620,7 +620,7 @@ int km_store_add_transition(struct km_store *s, const struct km_transition *t)
 
 /* A synchronous op waits while control_queue entries are ahead of it: an
  * API caller is slowed down rather than memory grown without bound. */
-int store_run_sync(struct km_store *s,
+int km_store_run_sync(struct km_store *s,
 		   int (*fn)(struct km_store *s, void *arg,
 			     struct km_error *err),
 		   void *arg, struct km_error *err)
@@ -656,7 +656,7 @@ void km_store_set_listener(struct km_store *s, km_store_listener_fn fn,
 
 int km_store_flush(struct km_store *s, struct km_error *err)
 {
-	return store_run_sync(s, NULL, NULL, err);
+	return km_store_run_sync(s, NULL, NULL, err);
 }
 
 void km_store_get_stats(struct km_store *s, struct km_store_stats *out)
@@ -670,12 +670,12 @@ void km_store_get_stats(struct km_store *s, struct km_store_stats *out)
 
 /* ---- start / stop ------------------------------------------------------ */
 
-int store_writer_start(struct km_store *s, struct km_error *err)
+int km_store_writer_start(struct km_store *s, struct km_error *err)
 {
 	int rc;
 
 	for (int i = 0; i < W_STMT_COUNT; i++) {
-		rc = store_prepare(s->db, writer_sql[i], &s->stmt[i], err);
+		rc = km_store_prepare(s->db, writer_sql[i], &s->stmt[i], err);
 		if (rc)
 			return rc;
 	}
@@ -687,7 +687,7 @@ int store_writer_start(struct km_store *s, struct km_error *err)
 	return 0;
 }
 
-void store_writer_stop(struct km_store *s)
+void km_store_writer_stop(struct km_store *s)
 {
 	if (s->writer_started) {
 		pthread_mutex_lock(&s->mu);

@@ -15,7 +15,7 @@
 #define TS_MIN_SECONDS (-62135596800LL)
 #define TS_MAX_SECONDS 253402300799LL
 
-int api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
+int km_api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
 		   const char *field, int64_t *out, struct km_error *err)
 {
 	if (!ts) {
@@ -35,7 +35,7 @@ int api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
 	return 0;
 }
 
-int api_page_size(int32_t requested, int32_t max, size_t *out,
+int km_api_page_size(int32_t requested, int32_t max, size_t *out,
 		  struct km_error *err)
 {
 	if (requested < 0)
@@ -57,7 +57,7 @@ static const char *s_or_empty(const char *s)
 
 /* ---- targets and history ------------------------------------------------- */
 
-Kubemedic__V1__Target *api_target_to_pb(const struct km_target *t,
+Kubemedic__V1__Target *km_api_target_to_pb(const struct km_target *t,
 					struct km_arena *a)
 {
 	Kubemedic__V1__Target *pb =
@@ -98,7 +98,7 @@ Kubemedic__V1__Target *api_target_to_pb(const struct km_target *t,
 	return pb;
 }
 
-Kubemedic__V1__ProbeResult *api_result_to_pb(const struct km_result *r,
+Kubemedic__V1__ProbeResult *km_api_result_to_pb(const struct km_result *r,
 					     const struct km_target *t,
 					     struct km_arena *a)
 {
@@ -120,7 +120,7 @@ Kubemedic__V1__ProbeResult *api_result_to_pb(const struct km_result *r,
 	return pb->start_time ? pb : NULL;
 }
 
-Kubemedic__V1__Transition *api_transition_to_pb(const struct km_transition *t,
+Kubemedic__V1__Transition *km_api_transition_to_pb(const struct km_transition *t,
 					       const char *target_name,
 					       struct km_arena *a)
 {

@@ -82,7 +82,7 @@ response(struct km_arena *a, int status)
 	return r;
 }
 
-API_HANDLER(api_health_check)
+API_HANDLER(km_api_health_check)
 {
 	const Grpc__Health__V1__HealthCheckRequest *r = (const void *)req;
 	struct km_api *api = API_OF(ctx);
@@ -128,7 +128,7 @@ static void watch_done(void *arg, struct km_rpc_call *c)
 	free(w);
 }
 
-int api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+int km_api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 		     struct km_error *err)
 {
 	const Grpc__Health__V1__HealthCheckRequest *r = (const void *)req;
@@ -167,7 +167,7 @@ int api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 	return 0;
 }
 
-void api_health_set_serving(struct km_api *api, bool serving)
+void km_api_health_set_serving(struct km_api *api, bool serving)
 {
 	struct km_list *n;
 
@@ -253,7 +253,7 @@ static void overflow(void *arg, int64_t last_seq)
 	km_health_unsubscribe(old);
 }
 
-int api_health_start(struct km_api *api, struct km_error *err)
+int km_api_health_start(struct km_api *api, struct km_error *err)
 {
 	int rc;
 
@@ -263,7 +263,7 @@ int api_health_start(struct km_api *api, struct km_error *err)
 	return rc ? km_error_set(err, KM_ENOMEM, "out of memory") : 0;
 }
 
-void api_health_stop(struct km_api *api)
+void km_api_health_stop(struct km_api *api)
 {
 	struct km_health_sub *sub;
 

@@ -36,13 +36,13 @@ static int find_target(struct km_rpc_ctx *ctx, const char *name,
 
 	if (rc)
 		return rc;
-	return with_deleted ? km_reader_find_target(api_reader(ctx), name,
+	return with_deleted ? km_reader_find_target(km_api_reader(ctx), name,
 						    ctx->arena, t, err)
-			    : km_reader_get_target(api_reader(ctx), name,
+			    : km_reader_get_target(km_api_reader(ctx), name,
 						   ctx->arena, t, err);
 }
 
-API_HANDLER(api_get_health)
+API_HANDLER(km_api_get_health)
 {
 	const Kubemedic__V1__GetHealthRequest *r = (const void *)req;
 	Kubemedic__V1__TargetHealth *out;
@@ -61,11 +61,11 @@ API_HANDLER(api_get_health)
 
 	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__TargetHealth,
 			   KUBEMEDIC__V1__TARGET_HEALTH__INIT);
-	if (!out || !(out->target = api_target_to_pb(&h.target, ctx->arena)))
+	if (!out || !(out->target = km_api_target_to_pb(&h.target, ctx->arena)))
 		return API_OOM(err);
 	if (h.has_last) {
 		out->last_result =
-			api_result_to_pb(&h.last, &h.target, ctx->arena);
+			km_api_result_to_pb(&h.last, &h.target, ctx->arena);
 		if (!out->last_result)
 			return API_OOM(err);
 		out->consecutive = h.consecutive > INT32_MAX
@@ -73,7 +73,7 @@ API_HANDLER(api_get_health)
 					   : (int32_t)h.consecutive;
 	}
 	if (h.has_transition) {
-		out->last_transition = api_transition_to_pb(
+		out->last_transition = km_api_transition_to_pb(
 			&h.transition, h.target.name, ctx->arena);
 		if (!out->last_transition)
 			return API_OOM(err);
@@ -87,7 +87,7 @@ static bool match_labels(const struct km_kv *labels, size_t n, void *sel)
 	return km_selector_matches(sel, labels, n);
 }
 
-API_HANDLER(api_list_targets)
+API_HANDLER(km_api_list_targets)
 {
 	const Kubemedic__V1__ListTargetsRequest *r = (const void *)req;
 	Kubemedic__V1__ListTargetsResponse *out;
@@ -109,7 +109,7 @@ API_HANDLER(api_list_targets)
 		return km_error_set(err, KM_EINVAL,
 				    "state: unknown HealthState value %d",
 				    r->state);
-	rc = api_page_size(r->page_size, MAX_PAGE, &limit, err);
+	rc = km_api_page_size(r->page_size, MAX_PAGE, &limit, err);
 	if (rc)
 		return rc;
 	rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
@@ -122,7 +122,7 @@ API_HANDLER(api_list_targets)
 	hash = km_hash_i64(hash, r->state);
 	hash = km_hash_field(hash, r->label_selector);
 	hash = km_hash_field(hash, r->cluster);
-	rc = api_token_decode(r->page_token, hash, ctx->arena, &cur, &has_cur,
+	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur, &has_cur,
 			      err);
 	if (rc)
 		return rc;
@@ -150,14 +150,14 @@ API_HANDLER(api_list_targets)
 	if (!out->targets)
 		return API_OOM(err);
 	for (size_t i = 0; i < n; i++)
-		if (!(out->targets[i] = api_target_to_pb(&v[i], ctx->arena)))
+		if (!(out->targets[i] = km_api_target_to_pb(&v[i], ctx->arena)))
 			return API_OOM(err);
 	out->n_targets = n;
 	if (more) {
 		struct api_cursor next = {.a = v[n - 1].id};
 
 		out->next_page_token =
-			api_token_encode(ctx->arena, hash, &next);
+			km_api_token_encode(ctx->arena, hash, &next);
 		if (!out->next_page_token)
 			return API_OOM(err);
 	}
@@ -193,10 +193,10 @@ static int prepare_history(struct km_rpc_ctx *ctx,
 		return km_error_set(err, KM_EINVAL,
 				    "outcome: unknown Outcome value %d",
 				    h->outcome);
-	rc = api_time_bound(h->start, INT64_MIN, "start_time", &q->from_us,
+	rc = km_api_time_bound(h->start, INT64_MIN, "start_time", &q->from_us,
 			    err);
 	if (!rc)
-		rc = api_time_bound(h->end, INT64_MAX, "end_time", &q->to_us,
+		rc = km_api_time_bound(h->end, INT64_MAX, "end_time", &q->to_us,
 				    err);
 	if (rc)
 		return rc;
@@ -204,7 +204,7 @@ static int prepare_history(struct km_rpc_ctx *ctx,
 		return km_error_set(err, KM_EINVAL,
 				    "start_time: must be before end_time (the "
 				    "range is [start_time, end_time))");
-	rc = api_page_size(h->page_size, MAX_PAGE, &q->limit, err);
+	rc = km_api_page_size(h->page_size, MAX_PAGE, &q->limit, err);
 	if (rc)
 		return rc;
 	rc = find_target(ctx, h->target, true, t, err);
@@ -216,7 +216,7 @@ static int prepare_history(struct km_rpc_ctx *ctx,
 	*hash = km_hash_i64(*hash, q->to_us);
 	*hash = km_hash_i64(*hash, h->outcome);
 	*hash = km_hash_i64(*hash, h->order);
-	rc = api_token_decode(h->page_token, *hash, ctx->arena, &cur, &has_cur,
+	rc = km_api_token_decode(h->page_token, *hash, ctx->arena, &cur, &has_cur,
 			      err);
 	if (rc)
 		return rc;
@@ -229,7 +229,7 @@ static int prepare_history(struct km_rpc_ctx *ctx,
 	return 0;
 }
 
-API_HANDLER(api_query_probe_history)
+API_HANDLER(km_api_query_probe_history)
 {
 	const Kubemedic__V1__QueryProbeHistoryRequest *r = (const void *)req;
 	struct history_req h = {r->target, r->start_time, r->end_time,
@@ -246,7 +246,7 @@ API_HANDLER(api_query_probe_history)
 
 	rc = prepare_history(ctx, &h, &t, &q, &hash, err);
 	if (!rc)
-		rc = km_reader_query_results(api_reader(ctx), &q, ctx->arena,
+		rc = km_reader_query_results(km_api_reader(ctx), &q, ctx->arena,
 					     &v, &n, &more, err);
 	if (rc)
 		return rc;
@@ -259,7 +259,7 @@ API_HANDLER(api_query_probe_history)
 	if (!out->results)
 		return API_OOM(err);
 	for (size_t i = 0; i < n; i++)
-		if (!(out->results[i] = api_result_to_pb(&v[i], &t,
+		if (!(out->results[i] = km_api_result_to_pb(&v[i], &t,
 							 ctx->arena)))
 			return API_OOM(err);
 	out->n_results = n;
@@ -268,7 +268,7 @@ API_HANDLER(api_query_probe_history)
 					  .b = v[n - 1].id};
 
 		out->next_page_token =
-			api_token_encode(ctx->arena, hash, &next);
+			km_api_token_encode(ctx->arena, hash, &next);
 		if (!out->next_page_token)
 			return API_OOM(err);
 	}
@@ -276,7 +276,7 @@ API_HANDLER(api_query_probe_history)
 	return 0;
 }
 
-API_HANDLER(api_query_transitions)
+API_HANDLER(km_api_query_transitions)
 {
 	const Kubemedic__V1__QueryTransitionsRequest *r = (const void *)req;
 	struct history_req h = {r->target, r->start_time, r->end_time, 0,
@@ -292,7 +292,7 @@ API_HANDLER(api_query_transitions)
 
 	rc = prepare_history(ctx, &h, &t, &q, &hash, err);
 	if (!rc)
-		rc = km_reader_query_transitions(api_reader(ctx), &q,
+		rc = km_reader_query_transitions(km_api_reader(ctx), &q,
 						 ctx->arena, &v, &n, &more,
 						 err);
 	if (rc)
@@ -307,7 +307,7 @@ API_HANDLER(api_query_transitions)
 		return API_OOM(err);
 	for (size_t i = 0; i < n; i++)
 		if (!(out->transitions[i] =
-			      api_transition_to_pb(&v[i], t.name, ctx->arena)))
+			      km_api_transition_to_pb(&v[i], t.name, ctx->arena)))
 			return API_OOM(err);
 	out->n_transitions = n;
 	if (more) {
@@ -315,7 +315,7 @@ API_HANDLER(api_query_transitions)
 					  .b = v[n - 1].seq};
 
 		out->next_page_token =
-			api_token_encode(ctx->arena, hash, &next);
+			km_api_token_encode(ctx->arena, hash, &next);
 		if (!out->next_page_token)
 			return API_OOM(err);
 	}

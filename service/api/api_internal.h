@@ -64,20 +64,20 @@ struct km_api {
 };
 
 /* api_grpc_health.c: the grpc.health.v1 watchers, one hub subscriber. */
-int api_health_start(struct km_api *api, struct km_error *err);
-void api_health_stop(struct km_api *api);
-void api_health_set_serving(struct km_api *api, bool serving);
+int km_api_health_start(struct km_api *api, struct km_error *err);
+void km_api_health_stop(struct km_api *api);
+void km_api_health_set_serving(struct km_api *api, bool serving);
 
 /* api_watch.c: WatchHealth, one hub subscriber per stream. */
-int api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+int km_api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 		     struct km_error *err);
 
 /* api_reflection.c: the embedded descriptor set, indexed. */
-int api_reflection_load(struct api_reflection **out, struct km_error *err);
-void api_reflection_free(struct api_reflection *r);
+int km_api_reflection_load(struct api_reflection **out, struct km_error *err);
+void km_api_reflection_free(struct api_reflection *r);
 
 /* The reader of this worker, with the call's deadline applied. */
-struct km_reader *api_reader(struct km_rpc_ctx *ctx);
+struct km_reader *km_api_reader(struct km_rpc_ctx *ctx);
 
 #define API_OOM(err) km_error_set((err), KM_ENOMEM, "out of memory")
 
@@ -85,40 +85,38 @@ struct km_reader *api_reader(struct km_rpc_ctx *ctx);
 
 /* A request's optional time bound in epoch microseconds; absent = dflt.
  * KM_EINVAL naming field for seconds/nanos out of range. */
-int api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
+int km_api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
 		   const char *field, int64_t *out, struct km_error *err);
 
-Kubemedic__V1__Target *api_target_to_pb(const struct km_target *t,
+Kubemedic__V1__Target *km_api_target_to_pb(const struct km_target *t,
 					struct km_arena *a);
-Kubemedic__V1__ProbeResult *api_result_to_pb(const struct km_result *r,
+Kubemedic__V1__ProbeResult *km_api_result_to_pb(const struct km_result *r,
 					     const struct km_target *t,
 					     struct km_arena *a);
-Kubemedic__V1__Transition *api_transition_to_pb(const struct km_transition *t,
+Kubemedic__V1__Transition *km_api_transition_to_pb(const struct km_transition *t,
 					       const char *target_name,
 					       struct km_arena *a);
 
 /* page_size: 0 = default 100; negative or > max is KM_EINVAL. */
-int api_page_size(int32_t requested, int32_t max, size_t *out,
+int km_api_page_size(int32_t requested, int32_t max, size_t *out,
 		  struct km_error *err);
 
 /* ---- page tokens (api_token.c) ----------------------------------------- */
 /*
  * A page token carries where the next page starts (up to two integers and
  * a string) and a hash of the query's filters, so a token used with other
- * filters is refused. Encoded as unpadded base64url.
+ * filters is refused (the hash is km_hash's: km_hash_field for strings,
+ * km_hash_i64 for numbers). Encoded as unpadded base64url.
  */
-uint64_t api_hash_str(uint64_t h, const char *s);
-uint64_t api_hash_i64(uint64_t h, int64_t v);
-#define API_HASH_INIT 14695981039346656037ULL
 
 struct api_cursor {
 	int64_t a, b;
 	const char *s; /* decoded into the arena; "" if none */
 };
-char *api_token_encode(struct km_arena *a, uint64_t query_hash,
+char *km_api_token_encode(struct km_arena *a, uint64_t query_hash,
 		       const struct api_cursor *c);
 /* "" decodes to *present = false. */
-int api_token_decode(const char *token, uint64_t query_hash,
+int km_api_token_decode(const char *token, uint64_t query_hash,
 		     struct km_arena *a, struct api_cursor *c, bool *present,
 		     struct km_error *err);
 
@@ -128,30 +126,30 @@ int api_token_decode(const char *token, uint64_t query_hash,
 	int name(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,      \
 		 ProtobufCMessage **resp, struct km_error *err)
 
-API_HANDLER(api_create_probe);
-API_HANDLER(api_get_probe);
-API_HANDLER(api_list_probes);
-API_HANDLER(api_update_probe);
-API_HANDLER(api_delete_probe);
+API_HANDLER(km_api_create_probe);
+API_HANDLER(km_api_get_probe);
+API_HANDLER(km_api_list_probes);
+API_HANDLER(km_api_update_probe);
+API_HANDLER(km_api_delete_probe);
 
-API_HANDLER(api_get_health);
-API_HANDLER(api_list_targets);
-API_HANDLER(api_query_probe_history);
-API_HANDLER(api_query_transitions);
+API_HANDLER(km_api_get_health);
+API_HANDLER(km_api_list_targets);
+API_HANDLER(km_api_query_probe_history);
+API_HANDLER(km_api_query_transitions);
 
 /* Methods of later work: UNIMPLEMENTED naming the capability
  * (method arg = the capability's description). */
-API_HANDLER(api_unimplemented);
-int api_unimplemented_stream(struct km_rpc_ctx *ctx,
+API_HANDLER(km_api_unimplemented);
+int km_api_unimplemented_stream(struct km_rpc_ctx *ctx,
 			     const ProtobufCMessage *req,
 			     struct km_error *err);
 
 /* grpc.health.v1 (api_grpc_health.c); method arg = struct km_api. */
-API_HANDLER(api_health_check);
-int api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+API_HANDLER(km_api_health_check);
+int km_api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 		     struct km_error *err);
 
 /* Server reflection (api_reflection.c); method arg = struct km_api. */
-API_HANDLER(api_reflection_info);
+API_HANDLER(km_api_reflection_info);
 
 #endif

@@ -60,7 +60,7 @@ static int reply_probe(struct km_rpc_ctx *ctx, const struct km_probe *p,
 	return 0;
 }
 
-API_HANDLER(api_create_probe)
+API_HANDLER(km_api_create_probe)
 {
 	const Kubemedic__V1__CreateProbeRequest *r = (const void *)req;
 	struct km_probe p;
@@ -79,7 +79,7 @@ API_HANDLER(api_create_probe)
 	return reply_probe(ctx, &p, resp, err);
 }
 
-API_HANDLER(api_get_probe)
+API_HANDLER(km_api_get_probe)
 {
 	const Kubemedic__V1__GetProbeRequest *r = (const void *)req;
 	struct km_probe p;
@@ -87,7 +87,7 @@ API_HANDLER(api_get_probe)
 
 	if (rc)
 		return rc;
-	rc = km_reader_get_probe(api_reader(ctx), r->name, ctx->arena, &p,
+	rc = km_reader_get_probe(km_api_reader(ctx), r->name, ctx->arena, &p,
 				 err);
 	if (rc)
 		return rc;
@@ -99,7 +99,7 @@ static bool match_probe(const struct km_probe *p, void *sel)
 	return km_selector_matches(sel, p->labels, p->n_labels);
 }
 
-API_HANDLER(api_list_probes)
+API_HANDLER(km_api_list_probes)
 {
 	const Kubemedic__V1__ListProbesRequest *r = (const void *)req;
 	Kubemedic__V1__ListProbesResponse *out;
@@ -111,7 +111,7 @@ API_HANDLER(api_list_probes)
 	uint64_t hash = km_hash_field(KM_HASH_INIT, r->label_selector);
 	int rc;
 
-	rc = api_page_size(r->page_size, 1000, &limit, err);
+	rc = km_api_page_size(r->page_size, 1000, &limit, err);
 	if (!rc)
 		rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
 	if (rc) {
@@ -119,11 +119,11 @@ API_HANDLER(api_list_probes)
 			km_error_prefix(err, "label_selector");
 		return rc;
 	}
-	rc = api_token_decode(r->page_token, hash, ctx->arena, &cur, &has_cur,
+	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur, &has_cur,
 			      err);
 	if (rc)
 		return rc;
-	rc = km_reader_list_probes(api_reader(ctx), has_cur ? cur.s : NULL,
+	rc = km_reader_list_probes(km_api_reader(ctx), has_cur ? cur.s : NULL,
 				   limit, km_selector_empty(sel) ? NULL
 								 : match_probe,
 				   sel, ctx->arena, &v, &n, &more, err);
@@ -148,7 +148,7 @@ API_HANDLER(api_list_probes)
 		struct api_cursor next = {.s = v[n - 1].name};
 
 		out->next_page_token =
-			api_token_encode(ctx->arena, hash, &next);
+			km_api_token_encode(ctx->arena, hash, &next);
 		if (!out->next_page_token)
 			return API_OOM(err);
 	}
@@ -156,7 +156,7 @@ API_HANDLER(api_list_probes)
 	return 0;
 }
 
-API_HANDLER(api_update_probe)
+API_HANDLER(km_api_update_probe)
 {
 	const Kubemedic__V1__UpdateProbeRequest *r = (const void *)req;
 	struct km_api *api = API_OF(ctx);
@@ -182,7 +182,7 @@ API_HANDLER(api_update_probe)
 	return reply_probe(ctx, &p, resp, err);
 }
 
-API_HANDLER(api_delete_probe)
+API_HANDLER(km_api_delete_probe)
 {
 	const Kubemedic__V1__DeleteProbeRequest *r = (const void *)req;
 	struct km_api *api = API_OF(ctx);

@@ -161,7 +161,7 @@ static int cmp_sym(const void *a, const void *b)
 		      ((const struct refl_symbol *)b)->name);
 }
 
-int api_reflection_load(struct api_reflection **out, struct km_error *err)
+int km_api_reflection_load(struct api_reflection **out, struct km_error *err)
 {
 	const struct km_embedded_file *set = &km_descriptor_set[0];
 	const uint8_t *p = set->data, *end = set->data + set->len;
@@ -237,14 +237,14 @@ oom:
 	rc = KM_ENOMEM;
 bad:
 	free(fds);
-	api_reflection_free(r);
+	km_api_reflection_free(r);
 	return km_error_set(err, rc,
 			    rc == KM_ENOMEM ? "out of memory"
 					    : "the embedded descriptor set is "
 					      "malformed (a build problem)");
 }
 
-void api_reflection_free(struct api_reflection *r)
+void km_api_reflection_free(struct api_reflection *r)
 {
 	if (!r)
 		return;
@@ -326,7 +326,7 @@ static int error_response(struct km_arena *a,
 	return 0;
 }
 
-API_HANDLER(api_reflection_info)
+API_HANDLER(km_api_reflection_info)
 {
 	const Grpc__Reflection__V1__ServerReflectionRequest *q =
 		(const void *)req;

@@ -33,7 +33,7 @@ static uint64_t get_u64(const unsigned char *p)
 	return v;
 }
 
-char *api_token_encode(struct km_arena *a, uint64_t query_hash,
+char *km_api_token_encode(struct km_arena *a, uint64_t query_hash,
 		       const struct api_cursor *c)
 {
 	size_t slen = c->s ? strlen(c->s) : 0, n = HEADER + slen, o = 0;
@@ -75,7 +75,7 @@ static int b64_value(char ch)
 	return p ? (int)(p - b64) : -1;
 }
 
-int api_token_decode(const char *token, uint64_t query_hash,
+int km_api_token_decode(const char *token, uint64_t query_hash,
 		     struct km_arena *a, struct api_cursor *c, bool *present,
 		     struct km_error *err)
 {

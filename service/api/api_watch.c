@@ -80,8 +80,8 @@ static bool send_event(struct event_watcher *w, const struct km_transition *t,
 	e = KM_ARENA_NEW(&a, Kubemedic__V1__HealthEvent,
 			 KUBEMEDIC__V1__HEALTH_EVENT__INIT);
 	if (e) {
-		e->transition = api_transition_to_pb(t, t->target_name, &a);
-		e->target = api_target_to_pb(target, &a);
+		e->transition = km_api_transition_to_pb(t, t->target_name, &a);
+		e->target = km_api_target_to_pb(target, &a);
 	}
 	if (e && e->transition && e->target) {
 		/* state_since is unknown for a target the hub no longer
@@ -281,7 +281,7 @@ static int check_resume_point(struct km_rpc_ctx *ctx, int64_t since,
 				    (long long)since, (long long)start);
 	if (since == start)
 		return 0;
-	rc = km_reader_transition_bounds(api_reader(ctx), &min_kept, &max_ever,
+	rc = km_reader_transition_bounds(km_api_reader(ctx), &min_kept, &max_ever,
 					 err);
 	if (rc)
 		return rc;
@@ -295,7 +295,7 @@ static int check_resume_point(struct km_rpc_ctx *ctx, int64_t since,
 	return 0;
 }
 
-int api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+int km_api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 		     struct km_error *err)
 {
 	const Kubemedic__V1__WatchHealthRequest *r = (const void *)req;

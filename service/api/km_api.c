@@ -10,7 +10,7 @@
 #include "km_log.h"
 #include "km_time.h"
 
-struct km_reader *api_reader(struct km_rpc_ctx *ctx)
+struct km_reader *km_api_reader(struct km_rpc_ctx *ctx)
 {
 	struct api_worker *w = ctx->worker_data;
 
@@ -50,9 +50,9 @@ static void worker_fini(void *arg, void *data)
 #define D(msg) &kubemedic__v1__##msg##__descriptor
 #define UNARY(path, req, fn, arg) {path, KM_RPC_UNARY, req, fn, NULL, arg}
 #define LATER(path, req, what) \
-	{path, KM_RPC_UNARY, req, api_unimplemented, NULL, (void *)(what)}
+	{path, KM_RPC_UNARY, req, km_api_unimplemented, NULL, (void *)(what)}
 #define LATER_STREAM(path, req, what) \
-	{path, KM_RPC_SERVER_STREAM, req, NULL, api_unimplemented_stream, \
+	{path, KM_RPC_SERVER_STREAM, req, NULL, km_api_unimplemented_stream, \
 	 (void *)(what)}
 
 static const char availability[] =
@@ -63,26 +63,26 @@ static const char recovery[] =
 
 static const struct km_rpc_method api_methods[] = {
 	UNARY(KM "ProbeService/CreateProbe", D(create_probe_request),
-	      api_create_probe, NULL),
-	UNARY(KM "ProbeService/GetProbe", D(get_probe_request), api_get_probe,
+	      km_api_create_probe, NULL),
+	UNARY(KM "ProbeService/GetProbe", D(get_probe_request), km_api_get_probe,
 	      NULL),
 	UNARY(KM "ProbeService/ListProbes", D(list_probes_request),
-	      api_list_probes, NULL),
+	      km_api_list_probes, NULL),
 	UNARY(KM "ProbeService/UpdateProbe", D(update_probe_request),
-	      api_update_probe, NULL),
+	      km_api_update_probe, NULL),
 	UNARY(KM "ProbeService/DeleteProbe", D(delete_probe_request),
-	      api_delete_probe, NULL),
+	      km_api_delete_probe, NULL),
 
 	UNARY(KM "HealthService/GetHealth", D(get_health_request),
-	      api_get_health, NULL),
+	      km_api_get_health, NULL),
 	UNARY(KM "HealthService/ListTargets", D(list_targets_request),
-	      api_list_targets, NULL),
+	      km_api_list_targets, NULL),
 	UNARY(KM "HealthService/QueryProbeHistory",
-	      D(query_probe_history_request), api_query_probe_history, NULL),
+	      D(query_probe_history_request), km_api_query_probe_history, NULL),
 	UNARY(KM "HealthService/QueryTransitions",
-	      D(query_transitions_request), api_query_transitions, NULL),
+	      D(query_transitions_request), km_api_query_transitions, NULL),
 	{KM "HealthService/WatchHealth", KM_RPC_SERVER_STREAM,
-	 D(watch_health_request), NULL, api_watch_health, NULL},
+	 D(watch_health_request), NULL, km_api_watch_health, NULL},
 	LATER(KM "HealthService/GetAvailability",
 	      D(get_availability_request), availability),
 
@@ -116,7 +116,7 @@ int km_api_create(struct km_api **out, struct km_error *err)
 		km_api_destroy(api);
 		return API_OOM(err);
 	}
-	rc = api_reflection_load(&api->refl, err);
+	rc = km_api_reflection_load(&api->refl, err);
 	if (rc) {
 		km_api_destroy(api);
 		return rc;
@@ -149,34 +149,34 @@ int km_api_start(struct km_api *api, struct km_store *store,
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.health.v1.Health/Check", KM_RPC_UNARY,
 		&grpc__health__v1__health_check_request__descriptor,
-		api_health_check, NULL, api};
+		km_api_health_check, NULL, api};
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.health.v1.Health/Watch", KM_RPC_SERVER_STREAM,
 		&grpc__health__v1__health_check_request__descriptor, NULL,
-		api_health_watch, api};
+		km_api_health_watch, api};
 	/* v1alpha's messages are v1's, field for field: one parser serves
 	 * both. */
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 		KM_RPC_BIDI,
 		&grpc__reflection__v1__server_reflection_request__descriptor,
-		api_reflection_info, NULL, api};
+		km_api_reflection_info, NULL, api};
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.reflection.v1alpha.ServerReflection/"
 		"ServerReflectionInfo",
 		KM_RPC_BIDI,
 		&grpc__reflection__v1__server_reflection_request__descriptor,
-		api_reflection_info, NULL, api};
+		km_api_reflection_info, NULL, api};
 
-	rc = api_health_start(api, err);
+	rc = km_api_health_start(api, err);
 	if (rc)
 		return rc;
 	rc = km_rpc_server_start(&ro, &api->rpc, err);
 	if (rc) {
-		api_health_stop(api);
+		km_api_health_stop(api);
 		return rc;
 	}
-	api_health_set_serving(api, true);
+	km_api_health_set_serving(api, true);
 	return 0;
 }
 
@@ -187,18 +187,18 @@ int km_api_port(const struct km_api *api)
 
 void km_api_set_serving(struct km_api *api, bool serving)
 {
-	api_health_set_serving(api, serving);
+	km_api_health_set_serving(api, serving);
 }
 
 void km_api_stop(struct km_api *api, int64_t grace_ms)
 {
 	if (!api || !api->rpc)
 		return;
-	api_health_set_serving(api, false);
+	km_api_health_set_serving(api, false);
 	km_rpc_server_shutdown(api->rpc, grace_ms);
 	api->rpc = NULL;
 	/* Every stream has ended, and with it its hub subscription. */
-	api_health_stop(api);
+	km_api_health_stop(api);
 }
 
 void km_api_destroy(struct km_api *api)
@@ -206,7 +206,7 @@ void km_api_destroy(struct km_api *api)
 	if (!api)
 		return;
 	km_api_stop(api, 0);
-	api_reflection_free(api->refl);
+	km_api_reflection_free(api->refl);
 	free(api->methods);
 	pthread_mutex_destroy(&api->mu);
 	free(api);
@@ -214,7 +214,7 @@ void km_api_destroy(struct km_api *api)
 
 /* ---- methods of later work ----------------------------------------------- */
 
-API_HANDLER(api_unimplemented)
+API_HANDLER(km_api_unimplemented)
 {
 	(void)req;
 	(void)resp;
@@ -222,7 +222,7 @@ API_HANDLER(api_unimplemented)
 			    (const char *)ctx->method_arg);
 }
 
-int api_unimplemented_stream(struct km_rpc_ctx *ctx,
+int km_api_unimplemented_stream(struct km_rpc_ctx *ctx,
 			     const ProtobufCMessage *req, struct km_error *err)
 {
 	(void)req;

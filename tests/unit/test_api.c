@@ -140,19 +140,19 @@ static void test_timestamps(void **state)
 	t = km_pb_timestamp(&arena, -1); /* 1969-12-31T23:59:59.999999 */
 	assert_int_equal(t->seconds, -1);
 	assert_int_equal(t->nanos, 999999000);
-	assert_int_equal(api_time_bound(NULL, 42, "x", &us, &err), 0);
+	assert_int_equal(km_api_time_bound(NULL, 42, "x", &us, &err), 0);
 	assert_int_equal(us, 42);
 	ts.seconds = 1700000000;
 	ts.nanos = 999999999; /* sub-microsecond part is dropped */
-	assert_int_equal(api_time_bound(&ts, 0, "start_time", &us, &err), 0);
+	assert_int_equal(km_api_time_bound(&ts, 0, "start_time", &us, &err), 0);
 	assert_int_equal(us, 1700000000999999);
 	ts.nanos = 1000000000;
-	assert_int_equal(api_time_bound(&ts, 0, "start_time", &us, &err),
+	assert_int_equal(km_api_time_bound(&ts, 0, "start_time", &us, &err),
 			 KM_EINVAL);
 	assert_non_null(strstr(err.msg, "start_time: nanos"));
 	ts.nanos = 0;
 	ts.seconds = 253402300800; /* 10000-01-01 */
-	assert_int_equal(api_time_bound(&ts, 0, "end_time", &us, &err),
+	assert_int_equal(km_api_time_bound(&ts, 0, "end_time", &us, &err),
 			 KM_EINVAL);
 	assert_non_null(strstr(err.msg, "end_time"));
 }
@@ -163,12 +163,12 @@ static void test_page_size(void **state)
 	size_t n;
 
 	(void)state;
-	assert_int_equal(api_page_size(0, 1000, &n, &err), 0);
+	assert_int_equal(km_api_page_size(0, 1000, &n, &err), 0);
 	assert_int_equal(n, 100);
-	assert_int_equal(api_page_size(1000, 1000, &n, &err), 0);
+	assert_int_equal(km_api_page_size(1000, 1000, &n, &err), 0);
 	assert_int_equal(n, 1000);
-	assert_int_equal(api_page_size(1001, 1000, &n, &err), KM_EINVAL);
-	assert_int_equal(api_page_size(-3, 1000, &n, &err), KM_EINVAL);
+	assert_int_equal(km_api_page_size(1001, 1000, &n, &err), KM_EINVAL);
+	assert_int_equal(km_api_page_size(-3, 1000, &n, &err), KM_EINVAL);
 }
 
 static void test_page_tokens(void **state)
@@ -180,21 +180,21 @@ static void test_page_tokens(void **state)
 	bool present;
 
 	(void)state;
-	tok = api_token_encode(&arena, h, &c);
+	tok = km_api_token_encode(&arena, h, &c);
 	assert_non_null(tok);
 	assert_null(strpbrk(tok, "+/=")); /* base64url, unpadded */
-	assert_int_equal(api_token_decode(tok, h, &arena, &back, &present,
+	assert_int_equal(km_api_token_decode(tok, h, &arena, &back, &present,
 					  &err), 0);
 	assert_true(present);
 	assert_int_equal(back.a, INT64_MIN);
 	assert_int_equal(back.b, 77);
 	assert_string_equal(back.s, "p-42");
 
-	assert_int_equal(api_token_decode("", h, &arena, &back, &present, &err),
+	assert_int_equal(km_api_token_decode("", h, &arena, &back, &present, &err),
 			 0);
 	assert_false(present);
 	/* Another query's filters. */
-	assert_int_equal(api_token_decode(tok, km_hash_field(KM_HASH_INIT,
+	assert_int_equal(km_api_token_decode(tok, km_hash_field(KM_HASH_INIT,
 							    "team=infra"),
 					  &arena, &back, &present, &err),
 			 KM_EINVAL);
@@ -202,11 +202,11 @@ static void test_page_tokens(void **state)
 	/* Damaged tokens. */
 	bad = km_arena_strdup(&arena, tok);
 	bad[3] = bad[3] == 'A' ? 'B' : 'A';
-	assert_int_equal(api_token_decode(bad, h, &arena, &back, &present,
+	assert_int_equal(km_api_token_decode(bad, h, &arena, &back, &present,
 					  &err), KM_EINVAL);
-	assert_int_equal(api_token_decode("!!!!", h, &arena, &back, &present,
+	assert_int_equal(km_api_token_decode("!!!!", h, &arena, &back, &present,
 					  &err), KM_EINVAL);
-	assert_int_equal(api_token_decode("QQ", h, &arena, &back, &present,
+	assert_int_equal(km_api_token_decode("QQ", h, &arena, &back, &present,
 					  &err), KM_EINVAL);
 	/* Hashes tell filter values apart, even across field boundaries. */
 	assert_true(km_hash_field(km_hash_field(KM_HASH_INIT, "ab"), "c") !=
