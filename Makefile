@@ -46,14 +46,14 @@ GRPCURL    := $(CACHE)/bin/grpcurl
 VENV       := $(CACHE)/venv
 PYTHON     := $(VENV)/bin/python
 
-.PHONY: run test deps tools build test-unit test-integration test-asan \
+.PHONY: test-format format run test deps tools build test-unit test-integration test-asan \
 	test-builds test-bazel e2e bench bench-deps $(BENCHES) format clean
 
 run: deps build
 	@echo "kubemedicd: listening on $(LISTEN), database $(DB), config $(CONFIG)"
 	exec ./$(BUILD)/kubemedicd --config $(CONFIG) --listen $(LISTEN) --db $(DB)
 
-test: deps tools build test-unit test-integration test-asan test-builds \
+test: deps tools test-format build test-unit test-integration test-asan test-builds \
 	test-bazel e2e
 	@echo "all tests passed"
 
@@ -168,6 +168,10 @@ bench-e2e-scale: bench-deps
 # tests/check_format.sh alone lists what it would change.
 format: deps
 	tests/check_format.sh --fix
+
+# One formatting: fails listing what clang-format would change.
+test-format: deps
+	tests/check_format.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(RELEASE_BUILD) $(CLANG_BUILD) bazel-*

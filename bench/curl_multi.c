@@ -137,7 +137,8 @@ static void start_one(void)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	if (curl_multi_add_handle(multi, e) != CURLM_OK) {
-		fprintf(stderr, "bench_curl_multi: curl_multi_add_handle failed\n");
+		fprintf(stderr,
+			"bench_curl_multi: curl_multi_add_handle failed\n");
 		exit(2);
 	}
 	started++;
@@ -160,8 +161,10 @@ static int reap(void)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 		if (m->data.result != CURLE_OK || code != 200) {
 			if (failed < 10)
-				fprintf(stderr, "bench_curl_multi: %s, HTTP %ld\n",
-					curl_easy_strerror(m->data.result), code);
+				fprintf(stderr,
+					"bench_curl_multi: %s, HTTP %ld\n",
+					curl_easy_strerror(m->data.result),
+					code);
 			failed++;
 		}
 		curl_multi_remove_handle(multi, e);
@@ -234,7 +237,8 @@ int main(int argc, char **argv)
 
 		if (curl_due >= 0)
 			due = curl_due;
-		if (rate > 0 && started < total && (due < 0 || next_start < due))
+		if (rate > 0 && started < total &&
+		    (due < 0 || next_start < due))
 			due = next_start;
 		if (due < 0)
 			timeout = 1000;

@@ -66,7 +66,7 @@ struct cfg {
 /* ---- the rows --------------------------------------------------------- */
 
 struct gen {
-	uint64_t x;     /* xorshift64 state */
+	uint64_t x; /* xorshift64 state */
 	long long i;
 	int64_t t0;
 	int targets;
@@ -106,7 +106,9 @@ static void gen_next(struct gen *g, struct km_result *r)
 	r->success = !fail;
 	if (fail) {
 		int k = (int)((x >> 40) % 3);
-		r->error_class = k == 0 ? 2 : k == 1 ? 5 : 1; /* refused, http, timeout */
+		r->error_class = k == 0   ? 2
+				 : k == 1 ? 5
+					  : 1; /* refused, http, timeout */
 		r->status_code = k == 1 ? 503 : 0;
 		r->message = fail_msgs[k];
 	} else {
@@ -175,7 +177,8 @@ static void copy_file(const char *from, const char *to)
 		die(to, strerror(errno));
 	left = st.st_size;
 	while (left > 0) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+		ssize_t n =
+			copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
 		if (n <= 0)
 			die("copy_file_range", n ? strerror(errno) : "short");
 		left -= n;
@@ -191,8 +194,8 @@ static sqlite3 *open_like_store(const char *path)
 {
 	sqlite3 *db;
 
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-					       SQLITE_OPEN_NOMUTEX,
+	if (sqlite3_open_v2(path, &db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK)
 		die(path, sqlite3_errmsg(db));
 	sqlite3_busy_timeout(db, 5000);
@@ -256,8 +259,8 @@ struct run {
 	long long throttled;      /* producer waits */
 };
 
-static struct run run_sqlite(const struct cfg *c, const char *path,
-			     int64_t t0, long long start_index)
+static struct run run_sqlite(const struct cfg *c, const char *path, int64_t t0,
+			     long long start_index)
 {
 	struct run out = {0};
 	struct gen g;
@@ -273,8 +276,8 @@ static struct run run_sqlite(const struct cfg *c, const char *path,
 	return out;
 }
 
-static struct run run_store(const struct cfg *c, const char *path,
-			    int64_t t0, long long start_index)
+static struct run run_store(const struct cfg *c, const char *path, int64_t t0,
+			    long long start_index)
 {
 	struct run out = {0};
 	struct km_store_options so = {.path = path,
@@ -352,8 +355,9 @@ static int scenario(const struct cfg *c, const char *label,
 	printf("\n== %s: %lld results into %s, %d targets, batch %d, "
 	       "ring %lld ==\n",
 	       label, c->n,
-	       prefilled ? "a database of the prefilled size" : "an empty "
-								 "database",
+	       prefilled ? "a database of the prefilled size"
+			 : "an empty "
+			   "database",
 	       c->targets, c->batch, c->queue);
 	printf("%-4s %-6s %14s %14s %7s %8s %8s %9s %9s\n", "rep", "first",
 	       "sqlite/s", "kubemedic/s", "ratio", "batches", "dropped",
@@ -450,8 +454,11 @@ int main(int argc, char **argv)
 		{"keep", no_argument, NULL, 'k'},
 		{0},
 	};
-	struct cfg c = {.n = 1000000, .reps = 3, .targets = 10000,
-			.batch = 8192, .queue = 65536};
+	struct cfg c = {.n = 1000000,
+			.reps = 3,
+			.targets = 10000,
+			.batch = 8192,
+			.queue = 65536};
 	char tmpl[] = "/tmp/bench_ingest.XXXXXX";
 	char pre[4096];
 	bool own_dir = false;
@@ -483,7 +490,8 @@ int main(int argc, char **argv)
 	}
 	km_log_setup(KM_LOG_WARN, false);
 	printf("bench_ingest: sqlite %s, dir %s, producer backpressure "
-	       "(ring never overflows)\n", sqlite3_libversion(), c.dir);
+	       "(ring never overflows)\n",
+	       sqlite3_libversion(), c.dir);
 
 	/* Fixed start time so every run inserts identical rows. */
 	t0 = 1700000000000000LL;

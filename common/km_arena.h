@@ -22,9 +22,9 @@
 struct km_arena_chunk;
 
 struct km_arena {
-	struct km_arena_chunk *head;  /* current chunk; older ones follow */
-	size_t chunk_size;            /* default size of a new chunk */
-	size_t used;                  /* bytes handed out since reset */
+	struct km_arena_chunk *head; /* current chunk; older ones follow */
+	size_t chunk_size;           /* default size of a new chunk */
+	size_t used;                 /* bytes handed out since reset */
 };
 
 /* An arena is usable after zero-initialisation or km_arena_init. */

@@ -8,9 +8,9 @@
 #include <stddef.h>
 
 struct km_embedded_file {
-	const char *name;            /* base name, e.g. "0001_initial.sql" */
-	const unsigned char *data;   /* NUL-terminated for convenience */
-	size_t len;                  /* without the NUL */
+	const char *name;          /* base name, e.g. "0001_initial.sql" */
+	const unsigned char *data; /* NUL-terminated for convenience */
+	size_t len;                /* without the NUL */
 };
 
 #endif

@@ -34,10 +34,12 @@ void km_error_prefix(struct km_error *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	len = vsnprintf(buf, KM_ERROR_MSG_MAX, fmt, ap);
 	va_end(ap);
-	n = len < 0 ? 0 : (size_t)len < KM_ERROR_MSG_MAX ? (size_t)len
-							 : KM_ERROR_MSG_MAX - 1;
+	n = len < 0                          ? 0
+	    : (size_t)len < KM_ERROR_MSG_MAX ? (size_t)len
+					     : KM_ERROR_MSG_MAX - 1;
 	memcpy(buf + n, ": ", 2);
-	memcpy(buf + n + 2, err->msg, strnlen(err->msg, KM_ERROR_MSG_MAX - 1) + 1);
+	memcpy(buf + n + 2, err->msg,
+	       strnlen(err->msg, KM_ERROR_MSG_MAX - 1) + 1);
 	/* Truncate to fit; the message is for people, its tail matters least. */
 	buf[KM_ERROR_MSG_MAX - 1] = '\0';
 	memcpy(err->msg, buf, KM_ERROR_MSG_MAX);

@@ -17,21 +17,21 @@
 
 enum km_err {
 	KM_OK = 0,
-	KM_EINVAL = -1,     /* the caller's input is wrong */
-	KM_ENOTFOUND = -2,  /* the named object does not exist */
-	KM_EEXIST = -3,     /* an object of that name exists already */
-	KM_EPRECOND = -4,   /* not possible in the current state */
-	KM_EUNAVAIL = -5,   /* shutting down, or a dependency is down */
+	KM_EINVAL = -1,    /* the caller's input is wrong */
+	KM_ENOTFOUND = -2, /* the named object does not exist */
+	KM_EEXIST = -3,    /* an object of that name exists already */
+	KM_EPRECOND = -4,  /* not possible in the current state */
+	KM_EUNAVAIL = -5,  /* shutting down, or a dependency is down */
 	KM_ENOMEM = -6,
-	KM_EIO = -7,        /* the operating system or SQLite failed */
-	KM_EFULL = -8,      /* a bounded queue or a size limit is exhausted */
-	KM_ECORRUPT = -9,   /* stored data is not what we wrote */
-	KM_ETOONEW = -10,   /* the database is newer than this binary */
-	KM_EDEADLINE = -11, /* the caller's deadline passed */
-	KM_EINTERNAL = -12, /* a bug: an invariant did not hold */
-	KM_EUNIMPL = -13,   /* not built yet */
-	KM_ERANGE = -14,    /* valid, but past the end of what exists */
-	KM_ECANCELLED = -15,/* the caller went away */
+	KM_EIO = -7,         /* the operating system or SQLite failed */
+	KM_EFULL = -8,       /* a bounded queue or a size limit is exhausted */
+	KM_ECORRUPT = -9,    /* stored data is not what we wrote */
+	KM_ETOONEW = -10,    /* the database is newer than this binary */
+	KM_EDEADLINE = -11,  /* the caller's deadline passed */
+	KM_EINTERNAL = -12,  /* a bug: an invariant did not hold */
+	KM_EUNIMPL = -13,    /* not built yet */
+	KM_ERANGE = -14,     /* valid, but past the end of what exists */
+	KM_ECANCELLED = -15, /* the caller went away */
 };
 
 #define KM_ERROR_MSG_MAX 512

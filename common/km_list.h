@@ -20,7 +20,9 @@ struct km_list {
 	struct km_list *prev, *next;
 };
 
+/* clang-format off */
 #define KM_LIST_INIT(name) { &(name), &(name) }
+/* clang-format on */
 
 static inline void km_list_init(struct km_list *l)
 {
@@ -66,7 +68,7 @@ static inline void km_list_del(struct km_list *n)
 
 /* The object a node is embedded in. */
 #define km_list_entry(node, type, member) \
-	((type *)(void *)((char *)(node) - offsetof(type, member)))
+	((type *)(void *)((char *)(node)-offsetof(type, member)))
 
 #define km_list_first(head, type, member) \
 	(km_list_empty(head) ? NULL : km_list_entry((head)->next, type, member))
@@ -74,7 +76,7 @@ static inline void km_list_del(struct km_list *n)
 /* Walks the nodes of head; the _safe form allows km_list_del(pos). */
 #define km_list_for_each(pos, head) \
 	for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
-#define km_list_for_each_safe(pos, tmp, head)                           \
+#define km_list_for_each_safe(pos, tmp, head)                            \
 	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); \
 	     (pos) = (tmp), (tmp) = (pos)->next)
 

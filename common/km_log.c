@@ -70,7 +70,8 @@ static void put_escaped(struct line *l, const char *s, bool json)
 		} else if (c == '\n') {
 			put(l, "\\n", 2);
 		} else if (c < 0x20) {
-			snprintf(esc, sizeof esc, json ? "\\u%04x" : "\\x%02x", c);
+			snprintf(esc, sizeof esc, json ? "\\u%04x" : "\\x%02x",
+				 c);
 			puts_(l, esc);
 		} else {
 			put(l, s, 1);

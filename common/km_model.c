@@ -46,18 +46,19 @@ const char *km_state_name(int state)
 	return "UNSPECIFIED";
 }
 
-int km_target_name_parse(const char *s, struct km_target_name *out,
-			 char *why, size_t why_len)
+int km_target_name_parse(const char *s, struct km_target_name *out, char *why,
+			 size_t why_len)
 {
 	const char *colon, *slash1, *slash2, *kind;
 
 	memset(out, 0, sizeof *out);
 	slash1 = strchr(s, '/');
 	if (!slash1) {
-		snprintf(why, why_len,
-			 "target \"%s\" is not of the form kind/namespace/name "
-			 "(e.g. \"probe//checkout-http\", \"pod/default/web-0\")",
-			 s);
+		snprintf(
+			why, why_len,
+			"target \"%s\" is not of the form kind/namespace/name "
+			"(e.g. \"probe//checkout-http\", \"pod/default/web-0\")",
+			s);
 		return KM_EINVAL;
 	}
 	colon = memchr(s, ':', (size_t)(slash1 - s));
@@ -86,7 +87,8 @@ int km_target_name_parse(const char *s, struct km_target_name *out,
 		snprintf(why, why_len,
 			 "target \"%s\" is not of the form kind/namespace/name "
 			 "(cluster-scoped objects have an empty namespace: "
-			 "\"node//worker-3\")", s);
+			 "\"node//worker-3\")",
+			 s);
 		return KM_EINVAL;
 	}
 	out->ns = slash1 + 1;
@@ -95,9 +97,11 @@ int km_target_name_parse(const char *s, struct km_target_name *out,
 	out->name_len = strlen(out->name);
 	if (out->name_len == 0 || strchr(out->name, '/') ||
 	    strchr(out->name, ':') || memchr(out->ns, ':', out->ns_len)) {
-		snprintf(why, why_len,
-			 "target \"%s\": the name must be non-empty and hold no "
-			 "'/' or ':'", s);
+		snprintf(
+			why, why_len,
+			"target \"%s\": the name must be non-empty and hold no "
+			"'/' or ':'",
+			s);
 		return KM_EINVAL;
 	}
 	return 0;

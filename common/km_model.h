@@ -21,7 +21,7 @@ enum km_state {
 	KM_STATE_HEALTHY = 2,
 	KM_STATE_UNHEALTHY = 3,
 	KM_STATE_DEGRADED = 4,
-	KM_STATE_DELETED = 5,  /* only as a transition's to_state */
+	KM_STATE_DELETED = 5, /* only as a transition's to_state */
 };
 
 /* Same numbers as kubemedic.v1.TargetKind. */
@@ -95,22 +95,22 @@ struct km_probe {
 	size_t n_labels;
 
 	enum km_probe_type type;
-	const char *host;        /* http, tcp, grpc */
-	int port;                /* http, tcp, grpc */
-	const char *path;        /* http: URL path; file: file path */
-	bool https;              /* http */
-	bool tls_verify;         /* http, https only */
-	const char *ca_file;     /* http, https only; NULL = system store */
-	struct km_kv *headers;   /* http */
+	const char *host;      /* http, tcp, grpc */
+	int port;              /* http, tcp, grpc */
+	const char *path;      /* http: URL path; file: file path */
+	bool https;            /* http */
+	bool tls_verify;       /* http, https only */
+	const char *ca_file;   /* http, https only; NULL = system store */
+	struct km_kv *headers; /* http */
 	size_t n_headers;
-	const char *service;     /* grpc health service name */
-	const char **argv;       /* exec */
+	const char *service; /* grpc health service name */
+	const char **argv;   /* exec */
 	size_t argc;
-	struct km_kv *env;       /* exec */
+	struct km_kv *env; /* exec */
 	size_t n_env;
-	const char *workdir;     /* exec */
-	int64_t min_size;        /* file */
-	int64_t max_age_s;       /* file; 0 = any age */
+	const char *workdir; /* exec */
+	int64_t min_size;    /* file */
+	int64_t max_age_s;   /* file; 0 = any age */
 
 	int64_t initial_delay_ms;
 	int64_t timeout_ms;
@@ -127,9 +127,9 @@ struct km_probe {
 
 struct km_target {
 	int64_t id;
-	const char *name;          /* "[cluster:]kind/namespace/name" */
+	const char *name; /* "[cluster:]kind/namespace/name" */
 	const char *cluster;
-	int kind;                  /* enum km_kind */
+	int kind; /* enum km_kind */
 	const char *ns;
 	const char *object_name;
 	const char *uid;
@@ -137,31 +137,31 @@ struct km_target {
 	const char *node;
 	struct km_kv *labels;
 	size_t n_labels;
-	int state;                 /* enum km_state */
+	int state; /* enum km_state */
 	bool flapping;
 	int64_t state_since_us;
 	int64_t last_transition_seq; /* 0 = none */
 	int64_t created_us;
-	int64_t deleted_us;        /* 0 = live */
+	int64_t deleted_us; /* 0 = live */
 };
 
 struct km_result {
-	int64_t id;                /* assigned by the store */
+	int64_t id; /* assigned by the store */
 	int64_t target_id;
-	int64_t started_us;        /* Unix epoch microseconds */
+	int64_t started_us; /* Unix epoch microseconds */
 	int64_t duration_us;
 	bool success;
-	int error_class;           /* enum km_error_class */
+	int error_class; /* enum km_error_class */
 	int32_t status_code;
-	const char *message;       /* may be NULL; stored up to 10 KiB */
+	const char *message; /* may be NULL; stored up to 10 KiB */
 };
 #define KM_RESULT_MESSAGE_MAX 10240
 
 struct km_transition {
-	int64_t seq;               /* assigned by the store */
+	int64_t seq; /* assigned by the store */
 	int64_t target_id;
 	int64_t at_us;
-	int from_state, to_state;  /* enum km_state */
+	int from_state, to_state; /* enum km_state */
 	bool flapping;
 	const char *cause;
 	/* Not stored (the row has target_id): handed through to the store's
@@ -197,7 +197,7 @@ struct km_target_name {
 /* Splits and checks a target name: a known kind, a non-empty object name,
  * no stray '/' or ':'. Returns 0 or KM_EINVAL with a message in why (at
  * least 128 bytes). */
-int km_target_name_parse(const char *s, struct km_target_name *out,
-			 char *why, size_t why_len);
+int km_target_name_parse(const char *s, struct km_target_name *out, char *why,
+			 size_t why_len);
 
 #endif

@@ -102,9 +102,10 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 			    (f->stats_interval_ms > 0 &&
 			     f->stats_interval_ms < 1000) ||
 			    f->stats_interval_ms > 86400000) {
-				fprintf(stderr, "kubemedicd: --stats-interval: "
-						"want 0 (off) or a duration "
-						"from 1s to 1d, got \"%s\"\n",
+				fprintf(stderr,
+					"kubemedicd: --stats-interval: "
+					"want 0 (off) or a duration "
+					"from 1s to 1d, got \"%s\"\n",
 					optarg);
 				return 2;
 			}
@@ -114,21 +115,17 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 			f->threads = (int)strtol(optarg, &end, 10);
 			if (errno || *end || f->threads < 1 ||
 			    f->threads > 1024) {
-				fprintf(stderr, "kubemedicd: --threads: want a "
-						"number from 1 to 1024, got "
-						"\"%s\"\n", optarg);
+				fprintf(stderr,
+					"kubemedicd: --threads: want a "
+					"number from 1 to 1024, got "
+					"\"%s\"\n",
+					optarg);
 				return 2;
 			}
 			break;
-		case 'V':
-			printf("kubemedicd %s\n", KM_VERSION);
-			exit(0);
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return 2;
+		case 'V': printf("kubemedicd %s\n", KM_VERSION); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind < argc) {
@@ -220,8 +217,9 @@ static int apply_flags(struct km_config *cfg, const struct flags *f)
 	if (f->log_level) {
 		int l = km_log_level_parse(f->log_level);
 		if (l < 0) {
-			fprintf(stderr, "kubemedicd: --log-level: one of debug, "
-					"info, warn, error\n");
+			fprintf(stderr,
+				"kubemedicd: --log-level: one of debug, "
+				"info, warn, error\n");
 			return 2;
 		}
 		cfg->log_level = l;
@@ -261,9 +259,9 @@ static void log_stats(struct km_prober *pr, struct km_health *health,
 	       KM_I(p.results_failed), "in_flight", KM_I(p.in_flight),
 	       "skipped_overlap", KM_I(p.skipped_overlap), "skipped_late",
 	       KM_I(p.skipped_late), "check_errors", KM_I(p.check_errors),
-	       "schedule_errors", KM_I(p.schedule_errors), "lag_p50_us", KM_I(p.lag_p50_us),
-	       "lag_p99_us", KM_I(p.lag_p99_us), "lag_max_us",
-	       KM_I(p.lag_max_us), "interval_runs", KM_I(iv.runs),
+	       "schedule_errors", KM_I(p.schedule_errors), "lag_p50_us",
+	       KM_I(p.lag_p50_us), "lag_p99_us", KM_I(p.lag_p99_us),
+	       "lag_max_us", KM_I(p.lag_max_us), "interval_runs", KM_I(iv.runs),
 	       "interval_lag_p50_us", KM_I(iv.lag_p50_us),
 	       "interval_lag_p99_us", KM_I(iv.lag_p99_us),
 	       "interval_lag_max_us", KM_I(iv.lag_max_us), "transitions",
@@ -363,7 +361,8 @@ int main(int argc, char **argv)
 	so.retention_interval_ms = cfg.retention_interval_ms;
 	if (km_store_open(&so, &store, &err))
 		goto fail;
-	if (km_store_sync_config_probes(store, cfg.probes, cfg.n_probes, &err)) {
+	if (km_store_sync_config_probes(store, cfg.probes, cfg.n_probes,
+					&err)) {
 		km_error_prefix(&err, "config probes");
 		goto fail;
 	}
@@ -386,9 +385,9 @@ int main(int argc, char **argv)
 
 	/* The bound address, with the real port when asked for port 0. */
 	snprintf(addr, sizeof addr, "%.*s:%d",
-		 (int)(strrchr(cfg.listen, ':') ? strrchr(cfg.listen, ':') -
-							  cfg.listen
-						: (long)strlen(cfg.listen)),
+		 (int)(strrchr(cfg.listen, ':')
+			       ? strrchr(cfg.listen, ':') - cfg.listen
+			       : (long)strlen(cfg.listen)),
 		 cfg.listen, km_api_port(api));
 	km_log(KM_LOG_INFO, "kubemedicd started", "version", KM_VERSION,
 	       "listen", addr, "db", cfg.db_path, "threads", KM_I(cfg.threads),

@@ -58,22 +58,22 @@ struct km_store;
 struct km_reader;
 
 struct km_store_options {
-	const char *path;              /* database file; created if missing */
-	size_t result_queue;           /* default 65536 results */
-	size_t control_queue;          /* synchronous writes wait while this
+	const char *path;             /* database file; created if missing */
+	size_t result_queue;          /* default 65536 results */
+	size_t control_queue;         /* synchronous writes wait while this
 	                                  many entries are queued; default
 	                                  4096 (transitions never wait) */
-	size_t batch_max;              /* rows per transaction; default 8192 */
-	int64_t commit_delay_us;       /* how long results wait for company
+	size_t batch_max;             /* rows per transaction; default 8192 */
+	int64_t commit_delay_us;      /* how long results wait for company
 	                                  before a commit; 0 (default) = commit
 	                                  as soon as the writer is free */
-	bool sync_normal;              /* PRAGMA synchronous=NORMAL instead of
+	bool sync_normal;             /* PRAGMA synchronous=NORMAL instead of
 	                                  FULL: survives a process crash, not a
 	                                  power loss; faster commits */
-	int64_t results_retention_us;     /* 0 = keep forever */
+	int64_t results_retention_us; /* 0 = keep forever */
 	int64_t transitions_retention_us; /* 0 = keep forever */
-	int64_t retention_interval_ms; /* between sweeps; default 60000 */
-	int retention_batch;           /* rows per delete; default 2000 */
+	int64_t retention_interval_ms;    /* between sweeps; default 60000 */
+	int retention_batch;              /* rows per delete; default 2000 */
 };
 
 int km_store_open(const struct km_store_options *opts, struct km_store **out,
@@ -117,20 +117,20 @@ void km_store_retention_sweep(struct km_store *s);
 struct km_store_stats {
 	uint64_t results_queued;
 	uint64_t results_written;
-	uint64_t results_dropped;      /* queue full, or a failed commit */
+	uint64_t results_dropped; /* queue full, or a failed commit */
 	uint64_t transitions_written;
 	uint64_t batches;
 	uint64_t commit_failures;
 	uint64_t retention_deleted;
-	uint64_t retention_steps;      /* DELETE statements run */
-	uint64_t retention_sweeps;     /* sweeps completed */
-	uint64_t writer_boosts;        /* times the writer fell behind and
+	uint64_t retention_steps;  /* DELETE statements run */
+	uint64_t retention_sweeps; /* sweeps completed */
+	uint64_t writer_boosts;    /* times the writer fell behind and
 	                                  left SCHED_IDLE to catch up */
-	bool writer_idle;              /* the writer uses SCHED_IDLE (it can
+	bool writer_idle;          /* the writer uses SCHED_IDLE (it can
 	                                  leave it again here) */
 	size_t result_queue_depth;
 	size_t result_queue_max_depth;
-	size_t control_queue_depth;    /* transitions and sync writes */
+	size_t control_queue_depth; /* transitions and sync writes */
 	size_t control_queue_max_depth;
 };
 void km_store_get_stats(struct km_store *s, struct km_store_stats *out);
@@ -193,8 +193,8 @@ int km_reader_get_probe(struct km_reader *r, const char *name,
 typedef bool (*km_probe_match_fn)(const struct km_probe *p, void *arg);
 /* Probes with name > after (NULL = from the start) in name order that
  * match (NULL = all), at most limit. *more says whether any follow. */
-int km_reader_list_probes(struct km_reader *r, const char *after,
-			  size_t limit, km_probe_match_fn match, void *arg,
+int km_reader_list_probes(struct km_reader *r, const char *after, size_t limit,
+			  km_probe_match_fn match, void *arg,
 			  struct km_arena *a, struct km_probe **out, size_t *n,
 			  bool *more, struct km_error *err);
 
@@ -212,9 +212,9 @@ int km_reader_get_target_by_id(struct km_reader *r, int64_t id,
 			       struct km_error *err);
 
 struct km_target_filter {
-	int kind;                /* 0 = any */
-	int state;               /* 0 = any */
-	const char *cluster;     /* NULL = any */
+	int kind;                                            /* 0 = any */
+	int state;                                           /* 0 = any */
+	const char *cluster;                                 /* NULL = any */
 	bool (*match)(const struct km_target *t, void *arg); /* NULL = all */
 	void *arg;
 };
@@ -225,17 +225,20 @@ int km_reader_list_targets(struct km_reader *r,
 			   struct km_target **out, size_t *n, bool *more,
 			   struct km_error *err);
 
-enum km_outcome { KM_OUTCOME_ANY = 0, KM_OUTCOME_SUCCESS = 1,
-		  KM_OUTCOME_FAILURE = 2 };
+enum km_outcome {
+	KM_OUTCOME_ANY = 0,
+	KM_OUTCOME_SUCCESS = 1,
+	KM_OUTCOME_FAILURE = 2
+};
 
 /* A page of one target's history in [from_us, to_us). Rows are ordered by
  * (time, id), newest first unless oldest_first; the cursor is the (time,
  * id) of the last row of the previous page. */
 struct km_history_query {
 	int64_t target_id;
-	int64_t from_us;         /* INT64_MIN = unbounded */
-	int64_t to_us;           /* INT64_MAX = unbounded */
-	int outcome;             /* enum km_outcome; results only */
+	int64_t from_us; /* INT64_MIN = unbounded */
+	int64_t to_us;   /* INT64_MAX = unbounded */
+	int outcome;     /* enum km_outcome; results only */
 	bool oldest_first;
 	bool has_cursor;
 	int64_t cursor_us, cursor_id;
@@ -283,7 +286,7 @@ struct km_target_health {
 	struct km_target target;
 	bool has_last;
 	struct km_result last;
-	int consecutive;           /* 0 without a last result */
+	int consecutive; /* 0 without a last result */
 	bool has_transition;
 	struct km_transition transition;
 };

@@ -10,7 +10,8 @@
 
 #include "store_internal.h"
 
-int km_store_list_encode_strs(const char *const *v, size_t n, char **out, size_t *len)
+int km_store_list_encode_strs(const char *const *v, size_t n, char **out,
+			      size_t *len)
 {
 	size_t total = 0;
 	char *p;
@@ -29,7 +30,8 @@ int km_store_list_encode_strs(const char *const *v, size_t n, char **out, size_t
 	return 0;
 }
 
-int km_store_list_encode_kv(const struct km_kv *kv, size_t n, char **out, size_t *len)
+int km_store_list_encode_kv(const struct km_kv *kv, size_t n, char **out,
+			    size_t *len)
 {
 	size_t total = 0;
 	char *p;
@@ -62,7 +64,7 @@ static long count_strs(const char *b, size_t len)
 }
 
 int km_store_list_decode_strs(struct km_arena *a, const void *blob, size_t len,
-		     const char ***out, size_t *n)
+			      const char ***out, size_t *n)
 {
 	long cnt = count_strs(blob, len);
 	const char **v;
@@ -88,7 +90,7 @@ int km_store_list_decode_strs(struct km_arena *a, const void *blob, size_t len,
 }
 
 int km_store_list_decode_kv(struct km_arena *a, const void *blob, size_t len,
-		   struct km_kv **out, size_t *n)
+			    struct km_kv **out, size_t *n)
 {
 	const char **v;
 	size_t cnt;

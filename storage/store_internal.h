@@ -23,16 +23,16 @@ struct sync_op {
 };
 
 struct result_slot {
-	struct km_result r;   /* r.message points at msg */
-	char *msg;            /* owned; NULL when empty */
+	struct km_result r; /* r.message points at msg */
+	char *msg;          /* owned; NULL when empty */
 };
 
 /* An entry of the control queue: a transition (malloc'd with its copy,
  * freed by the writer) or a synchronous op (on its caller's stack). */
 struct ctl_op {
 	struct km_list node;
-	struct sync_op *sync;         /* NULL: a transition */
-	struct km_transition *t;      /* km_transition_dup, owned */
+	struct sync_op *sync;    /* NULL: a transition */
+	struct km_transition *t; /* km_transition_dup, owned */
 };
 
 enum writer_stmt {
@@ -48,27 +48,27 @@ enum writer_stmt {
 struct km_store {
 	struct km_store_options o;
 	char *path;
-	sqlite3 *db;                   /* the writer's connection */
+	sqlite3 *db; /* the writer's connection */
 	sqlite3_stmt *stmt[W_STMT_COUNT];
 	int schema_version;
 
 	pthread_t writer;
 	bool writer_started;
 	pthread_mutex_t mu;
-	pthread_cond_t work_cv;        /* writer waits for work */
-	pthread_cond_t room_cv;        /* control producers wait for room */
-	pthread_cond_t done_cv;        /* sync callers wait for their commit */
+	pthread_cond_t work_cv; /* writer waits for work */
+	pthread_cond_t room_cv; /* control producers wait for room */
+	pthread_cond_t done_cv; /* sync callers wait for their commit */
 	bool stopping;
-	bool sweep_requested;          /* km_store_retention_sweep asked */
-	bool sweeping;                 /* a sweep is under way */
-	bool writer_boosted;           /* writer thread only: SCHED_OTHER */
-	bool writer_sched_fixed;       /* writer thread only: cannot change it */
+	bool sweep_requested;    /* km_store_retention_sweep asked */
+	bool sweeping;           /* a sweep is under way */
+	bool writer_boosted;     /* writer thread only: SCHED_OTHER */
+	bool writer_sched_fixed; /* writer thread only: cannot change it */
 
-	struct result_slot *ring;      /* results, drop-oldest when full */
+	struct result_slot *ring; /* results, drop-oldest when full */
 	size_t ring_cap, ring_head, ring_count;
-	int64_t ring_since;            /* mono ns: when the ring last became
+	int64_t ring_since; /* mono ns: when the ring last became
 	                                  non-empty */
-	struct km_list ctl;            /* struct ctl_op: transitions and sync
+	struct km_list ctl; /* struct ctl_op: transitions and sync
 	                                  ops, in order */
 	size_t ctl_count;
 	km_store_listener_fn listener; /* told of each committed transition */
@@ -79,7 +79,7 @@ struct km_store {
 	size_t n_announce, announce_cap;
 	struct result_slot *batch_res; /* the writer's batch, ring_cap rows */
 
-	struct km_store_stats stats;   /* under mu */
+	struct km_store_stats stats; /* under mu */
 };
 
 /* store_migrate.c: brings the schema up to this binary's version. */
@@ -95,31 +95,31 @@ void km_store_writer_stop(struct km_store *s);
  * announced after the commit. A transition of a deleted target is not
  * kept (*written false, t->seq 0). 0 or an SQLite error code. */
 int km_store_write_transition(struct km_store *s, struct km_transition *t,
-			   bool *written);
+			      bool *written);
 
 /* Runs fn on the writer thread and waits for its commit. */
 int km_store_run_sync(struct km_store *s,
-		   int (*fn)(struct km_store *s, void *arg,
-			     struct km_error *err),
-		   void *arg, struct km_error *err);
+		      int (*fn)(struct km_store *s, void *arg,
+				struct km_error *err),
+		      void *arg, struct km_error *err);
 
 /* sqlite helpers */
 int km_store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
-		     const char *what);
+			const char *what);
 int km_store_exec(sqlite3 *db, const char *sql, struct km_error *err);
 int km_store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
-		  struct km_error *err);
+		     struct km_error *err);
 
 /* NUL-separated string lists: "a\0b\0". The encoders malloc; the decoders
  * allocate in the arena. */
 int km_store_list_encode_kv(const struct km_kv *kv, size_t n, char **out,
-		   size_t *len);
+			    size_t *len);
 int km_store_list_encode_strs(const char *const *v, size_t n, char **out,
-		     size_t *len);
+			      size_t *len);
 int km_store_list_decode_kv(struct km_arena *a, const void *blob, size_t len,
-		   struct km_kv **out, size_t *n);
+			    struct km_kv **out, size_t *n);
 int km_store_list_decode_strs(struct km_arena *a, const void *blob, size_t len,
-		     const char ***out, size_t *n);
+			      const char ***out, size_t *n);
 
 /* Column text copied into the arena ("" for NULL). */
 const char *km_store_col_text(struct km_arena *a, sqlite3_stmt *st, int col);
@@ -128,10 +128,10 @@ const char *km_store_col_text(struct km_arena *a, sqlite3_stmt *st, int col);
  * completed with a WHERE clause; km_store_probe_from_row decodes its row. */
 extern const char *const km_store_probe_select;
 int km_store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
-			 struct km_probe *p);
+			    struct km_probe *p);
 
 /* Target rows shared by the writer (ensure) and readers. */
 int km_store_target_ensure(struct km_store *s, struct km_target *t,
-			int64_t now_us, struct km_error *err);
+			   int64_t now_us, struct km_error *err);
 
 #endif

@@ -62,17 +62,19 @@ int km_store_migrate(struct km_store *s, struct km_error *err)
 					    km_migrations[i].name, i + 1);
 
 	rc = km_store_exec(db,
-			"CREATE TABLE IF NOT EXISTS schema_migrations ("
-			" version INTEGER PRIMARY KEY,"
-			" name TEXT NOT NULL,"
-			" checksum TEXT NOT NULL,"
-			" applied_at INTEGER NOT NULL)",
-			err);
+			   "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			   " version INTEGER PRIMARY KEY,"
+			   " name TEXT NOT NULL,"
+			   " checksum TEXT NOT NULL,"
+			   " applied_at INTEGER NOT NULL)",
+			   err);
 	if (rc)
 		goto fail_msg;
 
-	rc = km_store_prepare(db, "SELECT version, name, checksum FROM "
-			       "schema_migrations ORDER BY version", &st, err);
+	rc = km_store_prepare(db,
+			      "SELECT version, name, checksum FROM "
+			      "schema_migrations ORDER BY version",
+			      &st, err);
 	if (rc)
 		goto fail_msg;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -95,7 +97,8 @@ int km_store_migrate(struct km_store *s, struct km_error *err)
 		if (v < 1 || v != applied + 1) {
 			km_error_set(err, KM_ECORRUPT,
 				     "database %s: schema_migrations has a gap "
-				     "before version %d", s->path, v);
+				     "before version %d",
+				     s->path, v);
 			goto fail;
 		}
 		sha256_hex(km_migrations[v - 1].data, km_migrations[v - 1].len,
@@ -130,8 +133,9 @@ int km_store_migrate(struct km_store *s, struct km_error *err)
 			rc = km_store_exec(db, (const char *)m->data, err);
 		if (!rc)
 			rc = km_store_prepare(db,
-					   "INSERT INTO schema_migrations "
-					   "VALUES (?1, ?2, ?3, ?4)", &st, err);
+					      "INSERT INTO schema_migrations "
+					      "VALUES (?1, ?2, ?3, ?4)",
+					      &st, err);
 		if (!rc) {
 			sqlite3_bind_int(st, 1, v);
 			sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
@@ -139,8 +143,9 @@ int km_store_migrate(struct km_store *s, struct km_error *err)
 			sqlite3_bind_int64(st, 4, km_now_us());
 			rc = sqlite3_step(st) == SQLITE_DONE
 				     ? 0
-				     : km_store_sqlite_err(db, sqlite3_errcode(db),
-							err, "record");
+				     : km_store_sqlite_err(db,
+							   sqlite3_errcode(db),
+							   err, "record");
 			sqlite3_finalize(st);
 			st = NULL;
 		}
@@ -170,4 +175,3 @@ int km_store_schema_version(struct km_store *s)
 {
 	return s->schema_version;
 }
-

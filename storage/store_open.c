@@ -13,13 +13,13 @@
 /* ---- sqlite helpers ---------------------------------------------------- */
 
 int km_store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
-		     const char *what)
+			const char *what)
 {
 	int code = KM_EIO;
 
 	if (rc == SQLITE_INTERRUPT)
-		return km_error_set(err, KM_EDEADLINE,
-				    "%s: deadline exceeded", what);
+		return km_error_set(err, KM_EDEADLINE, "%s: deadline exceeded",
+				    what);
 	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
 		code = KM_ECORRUPT;
 	else if (rc == SQLITE_NOMEM)
@@ -47,10 +47,10 @@ int km_store_exec(sqlite3 *db, const char *sql, struct km_error *err)
 }
 
 int km_store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
-		  struct km_error *err)
+		     struct km_error *err)
 {
-	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-				    st, NULL);
+	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+				    NULL);
 
 	if (rc != SQLITE_OK)
 		return km_store_sqlite_err(db, rc, err, "prepare");
@@ -75,16 +75,16 @@ static int configure(sqlite3 *db, bool sync_normal, struct km_error *err)
 	if (!mode || strcmp(mode, "wal") != 0) {
 		rc = km_error_set(err, KM_EIO,
 				  "cannot switch to WAL mode (journal mode is "
-				  "%s): %s", mode ? mode : "?",
-				  sqlite3_errmsg(db));
+				  "%s): %s",
+				  mode ? mode : "?", sqlite3_errmsg(db));
 		sqlite3_finalize(st);
 		return rc;
 	}
 	sqlite3_finalize(st);
 	rc = km_store_exec(db,
-			sync_normal ? "PRAGMA synchronous=NORMAL"
-				    : "PRAGMA synchronous=FULL",
-			err);
+			   sync_normal ? "PRAGMA synchronous=NORMAL"
+				       : "PRAGMA synchronous=FULL",
+			   err);
 	/* Checkpoints every 10,000 WAL pages (about 40 MB) instead of
 	 * 1,000. A result dirties its target's index page, so at 10,000
 	 * targets nearly every row adds a page to the WAL; a checkpoint
@@ -95,11 +95,11 @@ static int configure(sqlite3 *db, bool sync_normal, struct km_error *err)
 	 * D"). */
 	if (!rc)
 		rc = km_store_exec(db,
-				"PRAGMA foreign_keys=ON;"
-				"PRAGMA cache_size=-65536;"
-				"PRAGMA wal_autocheckpoint=10000;"
-				"PRAGMA journal_size_limit=67108864",
-				err);
+				   "PRAGMA foreign_keys=ON;"
+				   "PRAGMA cache_size=-65536;"
+				   "PRAGMA wal_autocheckpoint=10000;"
+				   "PRAGMA journal_size_limit=67108864",
+				   err);
 	return rc;
 }
 
@@ -146,10 +146,9 @@ int km_store_open(const struct km_store_options *opts, struct km_store **out,
 				     SQLITE_OPEN_NOMUTEX,
 			     NULL);
 	if (rc != SQLITE_OK) {
-		rc = km_error_set(err, KM_EIO, "cannot open database %s: %s",
-				  s->path,
-				  s->db ? sqlite3_errmsg(s->db)
-					: sqlite3_errstr(rc));
+		rc = km_error_set(
+			err, KM_EIO, "cannot open database %s: %s", s->path,
+			s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 0);

@@ -17,7 +17,7 @@
 /* ---- rows <-> structs -------------------------------------------------- */
 
 /* Bound as ?1..?22 by bind_spec; the same order in INSERT and UPDATE. */
-#define PROBE_SPEC_COLS                                                       \
+#define PROBE_SPEC_COLS                                                      \
 	"name, labels, type, host, port, path, https, tls_verify, ca_file, " \
 	"headers, service, argv, env, workdir, min_size, max_age_s, "        \
 	"initial_delay_ms, timeout_ms, period_ms, success_threshold, "       \
@@ -42,10 +42,11 @@ static int bind_spec(sqlite3_stmt *st, const struct km_probe *p,
 {
 	memset(b, 0, sizeof *b);
 	if (km_store_list_encode_kv(p->labels, p->n_labels, &b->labels,
-			   &b->labels_len) ||
+				    &b->labels_len) ||
 	    km_store_list_encode_kv(p->headers, p->n_headers, &b->headers,
-			   &b->headers_len) ||
-	    km_store_list_encode_strs(p->argv, p->argc, &b->argv, &b->argv_len) ||
+				    &b->headers_len) ||
+	    km_store_list_encode_strs(p->argv, p->argc, &b->argv,
+				      &b->argv_len) ||
 	    km_store_list_encode_kv(p->env, p->n_env, &b->env, &b->env_len)) {
 		spec_blobs_free(b);
 		return KM_ENOMEM;
@@ -80,7 +81,7 @@ static int bind_spec(sqlite3_stmt *st, const struct km_probe *p,
 }
 
 int km_store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
-			 struct km_probe *p)
+			    struct km_probe *p)
 {
 	int rc = 0;
 
@@ -93,8 +94,8 @@ int km_store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
 	/* Columns 5.. follow PROBE_SPEC_COLS. */
 	p->name = km_store_col_text(a, st, 5);
 	rc |= km_store_list_decode_kv(a, sqlite3_column_blob(st, 6),
-			     (size_t)sqlite3_column_bytes(st, 6), &p->labels,
-			     &p->n_labels);
+				      (size_t)sqlite3_column_bytes(st, 6),
+				      &p->labels, &p->n_labels);
 	p->type = sqlite3_column_int(st, 7);
 	p->host = km_store_col_text(a, st, 8);
 	p->port = sqlite3_column_int(st, 9);
@@ -103,15 +104,15 @@ int km_store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
 	p->tls_verify = sqlite3_column_int(st, 12);
 	p->ca_file = km_store_col_text(a, st, 13);
 	rc |= km_store_list_decode_kv(a, sqlite3_column_blob(st, 14),
-			     (size_t)sqlite3_column_bytes(st, 14),
-			     &p->headers, &p->n_headers);
+				      (size_t)sqlite3_column_bytes(st, 14),
+				      &p->headers, &p->n_headers);
 	p->service = km_store_col_text(a, st, 15);
 	rc |= km_store_list_decode_strs(a, sqlite3_column_blob(st, 16),
-			       (size_t)sqlite3_column_bytes(st, 16), &p->argv,
-			       &p->argc);
+					(size_t)sqlite3_column_bytes(st, 16),
+					&p->argv, &p->argc);
 	rc |= km_store_list_decode_kv(a, sqlite3_column_blob(st, 17),
-			     (size_t)sqlite3_column_bytes(st, 17), &p->env,
-			     &p->n_env);
+				      (size_t)sqlite3_column_bytes(st, 17),
+				      &p->env, &p->n_env);
 	p->workdir = km_store_col_text(a, st, 18);
 	p->min_size = sqlite3_column_int64(st, 19);
 	p->max_age_s = sqlite3_column_int64(st, 20);
@@ -128,15 +129,15 @@ int km_store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
 }
 
 const char *const km_store_probe_select =
-	"SELECT id, target_id, generation, created_at, updated_at, "
-	PROBE_SPEC_COLS " FROM probes";
+	"SELECT id, target_id, generation, created_at, updated_at, " PROBE_SPEC_COLS
+	" FROM probes";
 
 /* ---- targets ----------------------------------------------------------- */
 
 /* Creates t->name (or revives it if deleted) and sets t->id. Runs on the
  * writer thread. */
 int km_store_target_ensure(struct km_store *s, struct km_target *t,
-			int64_t now_us, struct km_error *err)
+			   int64_t now_us, struct km_error *err)
 {
 	struct km_target_name tn;
 	char why[256];
@@ -147,7 +148,8 @@ int km_store_target_ensure(struct km_store *s, struct km_target *t,
 
 	if (km_target_name_parse(t->name, &tn, why, sizeof why))
 		return km_error_set(err, KM_EINVAL, "%s", why);
-	if (km_store_list_encode_kv(t->labels, t->n_labels, &labels, &labels_len))
+	if (km_store_list_encode_kv(t->labels, t->n_labels, &labels,
+				    &labels_len))
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	/* A revived target starts again from UNKNOWN, with no last
 	 * transition and created now: its old verdict, and the results from
@@ -195,14 +197,12 @@ out:
 	return rc;
 }
 
-static int ensure_target_op(struct km_store *s, void *arg,
-			    struct km_error *err)
+static int ensure_target_op(struct km_store *s, void *arg, struct km_error *err)
 {
 	struct km_target *t = arg;
 
-	return km_store_target_ensure(s, t,
-				   t->created_us ? t->created_us : km_now_us(),
-				   err);
+	return km_store_target_ensure(
+		s, t, t->created_us ? t->created_us : km_now_us(), err);
 }
 
 int km_store_ensure_target(struct km_store *s, struct km_target *t,
@@ -226,10 +226,11 @@ static int delete_target(struct km_store *s, int64_t target_id,
 	int rc;
 
 	km_arena_init(&a, 1024);
-	rc = km_store_prepare(s->db,
-			   "SELECT name, labels, state FROM targets WHERE id = ?1 "
-			   "AND deleted_at = 0",
-			   &st, err);
+	rc = km_store_prepare(
+		s->db,
+		"SELECT name, labels, state FROM targets WHERE id = ?1 "
+		"AND deleted_at = 0",
+		&st, err);
 	if (rc)
 		goto out;
 	sqlite3_bind_int64(st, 1, target_id);
@@ -244,8 +245,8 @@ static int delete_target(struct km_store *s, int64_t target_id,
 	}
 	t.target_name = km_store_col_text(&a, st, 0);
 	if (km_store_list_decode_kv(&a, sqlite3_column_blob(st, 1),
-			   (size_t)sqlite3_column_bytes(st, 1),
-			   (struct km_kv **)&t.labels, &t.n_labels)) {
+				    (size_t)sqlite3_column_bytes(st, 1),
+				    (struct km_kv **)&t.labels, &t.n_labels)) {
 		rc = km_error_set(err, KM_ECORRUPT,
 				  "target %lld: undecodable labels",
 				  (long long)target_id);
@@ -270,8 +271,8 @@ struct probe_key {
 };
 
 /* Looks up a probe's identity; KM_ENOTFOUND if there is none. */
-static int find_probe(struct km_store *s, const char *name,
-		      struct probe_key *k, struct km_error *err)
+static int find_probe(struct km_store *s, const char *name, struct probe_key *k,
+		      struct km_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -280,9 +281,9 @@ static int find_probe(struct km_store *s, const char *name,
 	 * that km_error_set never returns 0 (-Wmaybe-uninitialized at -O3). */
 	*k = (struct probe_key){0};
 	rc = km_store_prepare(s->db,
-			   "SELECT id, target_id, generation, source FROM "
-			   "probes WHERE name = ?1",
-			   &st, err);
+			      "SELECT id, target_id, generation, source FROM "
+			      "probes WHERE name = ?1",
+			      &st, err);
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -303,8 +304,7 @@ static int find_probe(struct km_store *s, const char *name,
 	return rc;
 }
 
-static int create_probe_op(struct km_store *s, void *arg,
-			   struct km_error *err)
+static int create_probe_op(struct km_store *s, void *arg, struct km_error *err)
 {
 	struct km_probe *p = arg;
 	struct probe_key k;
@@ -319,7 +319,8 @@ static int create_probe_op(struct km_store *s, void *arg,
 	if (rc == 0)
 		return km_error_set(err, KM_EEXIST,
 				    "probe \"%s\" already exists; use "
-				    "UpdateProbe to change it", p->name);
+				    "UpdateProbe to change it",
+				    p->name);
 	if (rc != KM_ENOTFOUND)
 		return find_probe(s, p->name, &k, err);
 
@@ -331,13 +332,14 @@ static int create_probe_op(struct km_store *s, void *arg,
 	if (rc)
 		return rc;
 
-	rc = km_store_prepare(s->db,
-			   "INSERT INTO probes (" PROBE_SPEC_COLS
-			   ", target_id, generation, created_at, updated_at) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-			   "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-			   "?21, ?22, ?23, 1, ?24, ?24) RETURNING id",
-			   &st, err);
+	rc = km_store_prepare(
+		s->db,
+		"INSERT INTO probes (" PROBE_SPEC_COLS
+		", target_id, generation, created_at, updated_at) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+		"?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+		"?21, ?22, ?23, 1, ?24, ?24) RETURNING id",
+		&st, err);
 	if (rc)
 		return rc;
 	if (bind_spec(st, p, &b)) {
@@ -378,14 +380,15 @@ static int replace_probe(struct km_store *s, const struct probe_key *k,
 	int64_t now = km_now_us();
 	int rc;
 
-	rc = km_store_prepare(s->db,
-			   "UPDATE probes SET (" PROBE_SPEC_COLS
-			   ") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-			   "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
-			   "?22), generation = generation + 1, updated_at = "
-			   "?24 WHERE id = ?23 RETURNING generation, "
-			   "created_at",
-			   &st, err);
+	rc = km_store_prepare(
+		s->db,
+		"UPDATE probes SET (" PROBE_SPEC_COLS
+		") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+		"?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
+		"?22), generation = generation + 1, updated_at = "
+		"?24 WHERE id = ?23 RETURNING generation, "
+		"created_at",
+		&st, err);
 	if (rc)
 		return rc;
 	if (bind_spec(st, p, &b)) {
@@ -411,15 +414,17 @@ static int replace_probe(struct km_store *s, const struct probe_key *k,
 		return rc;
 
 	/* The target carries the probe's labels for ListTargets. */
-	rc = km_store_prepare(s->db, "UPDATE targets SET labels = ?2 WHERE id = ?1",
-			   &st, err);
+	rc = km_store_prepare(s->db,
+			      "UPDATE targets SET labels = ?2 WHERE id = ?1",
+			      &st, err);
 	if (rc)
 		return rc;
 	{
 		char *labels = NULL;
 		size_t len = 0;
 
-		if (km_store_list_encode_kv(p->labels, p->n_labels, &labels, &len)) {
+		if (km_store_list_encode_kv(p->labels, p->n_labels, &labels,
+					    &len)) {
 			sqlite3_finalize(st);
 			return km_error_set(err, KM_ENOMEM, "out of memory");
 		}
@@ -431,7 +436,7 @@ static int replace_probe(struct km_store *s, const struct probe_key *k,
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0
 				 : km_store_sqlite_err(s->db, rc, err,
-						    "update target labels");
+						       "update target labels");
 }
 
 struct update_args {
@@ -441,12 +446,10 @@ struct update_args {
 	bool changed;
 };
 
-static int read_probe(struct km_store *s, const char *name,
-		      struct km_arena *a, struct km_probe *out,
-		      struct km_error *err);
+static int read_probe(struct km_store *s, const char *name, struct km_arena *a,
+		      struct km_probe *out, struct km_error *err);
 
-static int update_probe_op(struct km_store *s, void *arg,
-			   struct km_error *err)
+static int update_probe_op(struct km_store *s, void *arg, struct km_error *err)
 {
 	struct update_args *u = arg;
 	struct probe_key k;
@@ -458,7 +461,8 @@ static int update_probe_op(struct km_store *s, void *arg,
 		return km_error_set(err, KM_EPRECOND,
 				    "probe \"%s\" is defined in the config "
 				    "file; change it there and restart "
-				    "kubemedicd", u->p->name);
+				    "kubemedicd",
+				    u->p->name);
 	if (u->expected_generation && u->expected_generation != k.generation)
 		return km_error_set(err, KM_EPRECOND,
 				    "probe \"%s\" is at generation %lld, not "
@@ -516,8 +520,8 @@ static int delete_probe_row(struct km_store *s, const struct probe_key *k,
 			    const char *cause, struct km_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = km_store_prepare(s->db, "DELETE FROM probes WHERE id = ?1", &st,
-			       err);
+	int rc = km_store_prepare(s->db, "DELETE FROM probes WHERE id = ?1",
+				  &st, err);
 
 	if (rc)
 		return rc;
@@ -529,8 +533,7 @@ static int delete_probe_row(struct km_store *s, const struct probe_key *k,
 	return delete_target(s, k->target_id, cause, err);
 }
 
-static int delete_probe_op(struct km_store *s, void *arg,
-			   struct km_error *err)
+static int delete_probe_op(struct km_store *s, void *arg, struct km_error *err)
 {
 	struct delete_args *d = arg;
 	struct probe_key k;
@@ -542,7 +545,8 @@ static int delete_probe_op(struct km_store *s, void *arg,
 		return km_error_set(err, KM_EPRECOND,
 				    "probe \"%s\" is defined in the config "
 				    "file; remove it there and restart "
-				    "kubemedicd", d->name);
+				    "kubemedicd",
+				    d->name);
 	return delete_probe_row(s, &k, d->cause, err);
 }
 
@@ -560,13 +564,12 @@ struct sync_args {
 	size_t n;
 };
 
-static int read_probe(struct km_store *s, const char *name,
-		      struct km_arena *a, struct km_probe *out,
-		      struct km_error *err)
+static int read_probe(struct km_store *s, const char *name, struct km_arena *a,
+		      struct km_probe *out, struct km_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	char *sql = km_arena_printf(a, "%s WHERE name = ?1",
-				    km_store_probe_select);
+	char *sql =
+		km_arena_printf(a, "%s WHERE name = ?1", km_store_probe_select);
 	int rc;
 
 	if (!sql)
@@ -638,7 +641,7 @@ static int sync_config_op(struct km_store *s, void *arg, struct km_error *err)
 	 * first: deleting rows under a running SELECT of the same table is
 	 * not something to rely on. */
 	rc = km_store_prepare(s->db, "SELECT name FROM probes WHERE source = 2",
-			   &st, err);
+			      &st, err);
 	if (rc)
 		goto out;
 	{
@@ -669,7 +672,7 @@ static int sync_config_op(struct km_store *s, void *arg, struct km_error *err)
 		}
 		if (rc != SQLITE_DONE) {
 			rc = km_store_sqlite_err(s->db, rc, err,
-					      "list config probes");
+						 "list config probes");
 			goto out;
 		}
 		rc = 0;

@@ -49,22 +49,23 @@ struct km_reader {
 	int64_t deadline;
 };
 
-#define TARGET_COLS                                                          \
+#define TARGET_COLS                                                           \
 	"id, name, cluster, kind, namespace, object_name, uid, owner, node, " \
 	"labels, state, flapping, state_since, last_transition, created_at, " \
 	"deleted_at"
-#define RESULT_COLS                                                          \
-	"id, target_id, started_at, duration_us, success, error_class, "     \
+#define RESULT_COLS                                                      \
+	"id, target_id, started_at, duration_us, success, error_class, " \
 	"status_code, message"
 #define TRANSITION_COLS \
 	"seq, target_id, at, from_state, to_state, flapping, cause"
 
 /* ?1 target, [?2, ?3) time range, ?4/?5 cursor (time, id). The cursor is a
  * row-value comparison so SQLite seeks the index to it. */
-#define HISTORY(cols, table, time, id, extra, cmp, dir)                      \
-	"SELECT " cols " FROM " table " WHERE target_id = ?1 AND " time      \
-	" >= ?2 AND " time " < ?3 AND (" time ", " id ") " cmp " (?4, ?5)"   \
-	extra " ORDER BY " time " " dir ", " id " " dir " LIMIT ?6"
+#define HISTORY(cols, table, time, id, extra, cmp, dir)                 \
+	"SELECT " cols " FROM " table " WHERE target_id = ?1 AND " time \
+	" >= ?2 AND " time " < ?3 AND (" time ", " id ") " cmp          \
+	" (?4, ?5)" extra " ORDER BY " time " " dir ", " id " " dir     \
+	" LIMIT ?6"
 
 static const char *reader_sql(int i)
 {
@@ -169,8 +170,8 @@ int km_reader_open(struct km_store *s, struct km_reader **out,
 		goto fail;
 	}
 	sqlite3_busy_timeout(r->db, 5000);
-	rc = km_store_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384",
-			err);
+	rc = km_store_exec(
+		r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384", err);
 	if (rc)
 		goto fail;
 	sqlite3_progress_handler(r->db, 1000, progress, r);
@@ -280,10 +281,10 @@ static void *grow(struct km_arena *a, void *v, size_t n, size_t *cap,
 
 /* One page of rows. */
 struct page {
-	sqlite3_stmt *st;      /* bound; reset here */
-	const char *what;      /* "list probes", for errors */
-	size_t limit;          /* rows wanted; one more says "more" */
-	size_t size;           /* of one decoded row */
+	sqlite3_stmt *st; /* bound; reset here */
+	const char *what; /* "list probes", for errors */
+	size_t limit;     /* rows wanted; one more says "more" */
+	size_t size;      /* of one decoded row */
 	/* Decodes the statement's current row into row (arena strings):
 	 * 0, PAGE_SKIP, or a km_err code with err filled. */
 	int (*decode)(struct km_arena *a, sqlite3_stmt *st, void *row,
@@ -363,8 +364,8 @@ int km_reader_get_probe(struct km_reader *r, const char *name,
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		done(r, st, rc, err, "get probe");
-		return km_error_set(err, KM_ENOTFOUND,
-				    "probe \"%s\" not found", name);
+		return km_error_set(err, KM_ENOTFOUND, "probe \"%s\" not found",
+				    name);
 	}
 	if (rc == SQLITE_ROW && km_store_probe_from_row(a, st, out)) {
 		done(r, st, rc, err, "get probe");
@@ -380,8 +381,8 @@ struct probe_filter {
 	void *arg;
 };
 
-static int probe_row(struct km_arena *a, sqlite3_stmt *st, void *row,
-		     void *arg, struct km_error *err)
+static int probe_row(struct km_arena *a, sqlite3_stmt *st, void *row, void *arg,
+		     struct km_error *err)
 {
 	const struct probe_filter *f = arg;
 	struct km_probe *p = row;
@@ -392,15 +393,19 @@ static int probe_row(struct km_arena *a, sqlite3_stmt *st, void *row,
 	return f->match && !f->match(p, f->arg) ? PAGE_SKIP : 0;
 }
 
-int km_reader_list_probes(struct km_reader *r, const char *after,
-			  size_t limit, km_probe_match_fn match, void *arg,
+int km_reader_list_probes(struct km_reader *r, const char *after, size_t limit,
+			  km_probe_match_fn match, void *arg,
 			  struct km_arena *a, struct km_probe **out, size_t *n,
 			  bool *more, struct km_error *err)
 {
 	struct probe_filter f = {match, arg};
-	struct page pg = {.st = r->stmt[R_LIST_PROBES], .what = "list probes",
-			  .limit = limit, .size = sizeof **out,
-			  .decode = probe_row, .arg = &f, .filtered = true};
+	struct page pg = {.st = r->stmt[R_LIST_PROBES],
+			  .what = "list probes",
+			  .limit = limit,
+			  .size = sizeof **out,
+			  .decode = probe_row,
+			  .arg = &f,
+			  .filtered = true};
 	void *v;
 	int rc;
 
@@ -426,8 +431,8 @@ static int target_from_row(struct km_arena *a, sqlite3_stmt *st,
 	t->owner = km_store_col_text(a, st, 7);
 	t->node = km_store_col_text(a, st, 8);
 	if (km_store_list_decode_kv(a, sqlite3_column_blob(st, 9),
-			   (size_t)sqlite3_column_bytes(st, 9), &t->labels,
-			   &t->n_labels))
+				    (size_t)sqlite3_column_bytes(st, 9),
+				    &t->labels, &t->n_labels))
 		return KM_ECORRUPT;
 	t->state = sqlite3_column_int(st, 10);
 	t->flapping = sqlite3_column_int(st, 11);
@@ -441,9 +446,9 @@ static int target_from_row(struct km_arena *a, sqlite3_stmt *st,
 	return 0;
 }
 
-static int get_target(struct km_reader *r, sqlite3_stmt *st,
-		      const char *what, struct km_arena *a,
-		      struct km_target *out, struct km_error *err)
+static int get_target(struct km_reader *r, sqlite3_stmt *st, const char *what,
+		      struct km_arena *a, struct km_target *out,
+		      struct km_error *err)
 {
 	int rc = sqlite3_step(st);
 
@@ -513,9 +518,12 @@ int km_reader_list_targets(struct km_reader *r,
 			   struct km_error *err)
 {
 	struct page pg = {.st = r->stmt[R_LIST_TARGETS],
-			  .what = "list targets", .limit = limit,
-			  .size = sizeof **out, .decode = target_row,
-			  .arg = (void *)f, .filtered = true};
+			  .what = "list targets",
+			  .limit = limit,
+			  .size = sizeof **out,
+			  .decode = target_row,
+			  .arg = (void *)f,
+			  .filtered = true};
 	sqlite3_stmt *st = pg.st;
 	void *v;
 	int rc;
@@ -550,8 +558,8 @@ static void result_from_row(struct km_arena *a, sqlite3_stmt *st,
 }
 
 /* TRANSITION_COLS from column base on. */
-static void transition_from_cols(struct km_arena *a, sqlite3_stmt *st,
-				 int base, struct km_transition *t)
+static void transition_from_cols(struct km_arena *a, sqlite3_stmt *st, int base,
+				 struct km_transition *t)
 {
 	memset(t, 0, sizeof *t);
 	t->seq = sqlite3_column_int64(st, base + 0);
@@ -578,8 +586,8 @@ static int result_page_row(struct km_arena *a, sqlite3_stmt *st, void *row,
 	return 0;
 }
 
-static int transition_page_row(struct km_arena *a, sqlite3_stmt *st,
-			       void *row, void *arg, struct km_error *err)
+static int transition_page_row(struct km_arena *a, sqlite3_stmt *st, void *row,
+			       void *arg, struct km_error *err)
 {
 	(void)arg;
 	(void)err;
@@ -614,11 +622,12 @@ int km_reader_query_results(struct km_reader *r,
 			    size_t *n, bool *more, struct km_error *err)
 {
 	int outcome = q->outcome >= 0 && q->outcome <= 2 ? q->outcome : 0;
-	struct page pg = {
-		.st = r->stmt[R_RESULTS + 2 * outcome +
-			      (q->oldest_first ? 1 : 0)],
-		.what = "query results", .limit = q->limit,
-		.size = sizeof **out, .decode = result_page_row};
+	struct page pg = {.st = r->stmt[R_RESULTS + 2 * outcome +
+					(q->oldest_first ? 1 : 0)],
+			  .what = "query results",
+			  .limit = q->limit,
+			  .size = sizeof **out,
+			  .decode = result_page_row};
 	void *v;
 	int rc;
 
@@ -635,8 +644,10 @@ int km_reader_query_transitions(struct km_reader *r,
 {
 	struct page pg = {
 		.st = r->stmt[R_TRANSITIONS + (q->oldest_first ? 1 : 0)],
-		.what = "query transitions", .limit = q->limit,
-		.size = sizeof **out, .decode = transition_page_row};
+		.what = "query transitions",
+		.limit = q->limit,
+		.size = sizeof **out,
+		.decode = transition_page_row};
 	void *v;
 	int rc;
 
@@ -715,8 +726,8 @@ static int labelled_transition_row(struct km_arena *a, sqlite3_stmt *st,
 	transition_from_row(a, st, t);
 	t->target_name = km_store_col_text(a, st, 7);
 	if (km_store_list_decode_kv(a, sqlite3_column_blob(st, 8),
-			   (size_t)sqlite3_column_bytes(st, 8), &labels,
-			   &n_labels))
+				    (size_t)sqlite3_column_bytes(st, 8),
+				    &labels, &n_labels))
 		return km_error_set(err, KM_ECORRUPT,
 				    "target labels do not decode");
 	t->labels = labels;
@@ -730,7 +741,8 @@ int km_reader_transitions_after(struct km_reader *r, int64_t after,
 				bool *more, struct km_error *err)
 {
 	struct page pg = {.st = r->stmt[R_TRANSITIONS_AFTER],
-			  .what = "transitions after", .limit = limit,
+			  .what = "transitions after",
+			  .limit = limit,
 			  .size = sizeof **out,
 			  .decode = labelled_transition_row};
 	void *v;
@@ -795,7 +807,8 @@ int km_reader_target_health(struct km_reader *r, const char *name, int cap,
 			snprintf(what, sizeof what, "\"%s\"", name);
 			rc = km_error_set(err, KM_ECORRUPT,
 					  "target %s: stored row does not "
-					  "decode", what);
+					  "decode",
+					  what);
 			goto out;
 		}
 		if (out->target.last_transition_seq &&

@@ -105,7 +105,7 @@ static void drop_announcements(struct km_store *s, size_t from)
 }
 
 int km_store_write_transition(struct km_store *s, struct km_transition *t,
-			   bool *written)
+			      bool *written)
 {
 	sqlite3_stmt *st = s->stmt[W_INSERT_TRANSITION];
 	int rc;
@@ -174,7 +174,7 @@ static void run_sync_op(struct km_store *s, struct sync_op *op)
 
 /* What one writer iteration took off the queues. */
 struct batch {
-	struct km_list ctl;            /* struct ctl_op, in queue order */
+	struct km_list ctl; /* struct ctl_op, in queue order */
 	size_t n_ctl;
 	struct result_slot *res;
 	size_t n_res;
@@ -226,7 +226,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 
 	assert(s->n_announce == 0);
 	rc = km_store_exec(s->db, "BEGIN IMMEDIATE", &err);
-	km_list_for_each(n, &b->ctl) {
+	km_list_for_each (n, &b->ctl) {
 		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
 		bool ok;
 
@@ -239,7 +239,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 		rc = km_store_write_transition(s, op->t, &ok);
 		if (rc) {
 			rc = km_store_sqlite_err(s->db, rc, &err,
-					      "insert transition");
+						 "insert transition");
 			break;
 		}
 		transitions += ok;
@@ -248,7 +248,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 		rc = insert_result(s, &b->res[i].r);
 		if (rc)
 			rc = km_store_sqlite_err(s->db, rc, &err,
-					      "insert result");
+						 "insert result");
 		else
 			written++;
 	}
@@ -280,7 +280,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 	s->stats.transitions_written += transitions;
 	if (rc)
 		s->stats.commit_failures++;
-	km_list_for_each_safe(n, tmp, &b->ctl) {
+	km_list_for_each_safe (n, tmp, &b->ctl) {
 		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
 
 		km_list_del(n);
@@ -418,9 +418,10 @@ static void writer_priority(struct km_store *s, bool boost, bool behind)
 	e = pthread_setschedparam(pthread_self(),
 				  boost ? SCHED_OTHER : SCHED_IDLE, &none);
 	if (e) {
-		km_log(KM_LOG_WARN, "cannot change the writer's scheduling "
-				    "policy", "policy",
-		       boost ? "SCHED_OTHER" : "SCHED_IDLE", "error",
+		km_log(KM_LOG_WARN,
+		       "cannot change the writer's scheduling "
+		       "policy",
+		       "policy", boost ? "SCHED_OTHER" : "SCHED_IDLE", "error",
 		       strerror(e), NULL);
 		s->writer_sched_fixed = true; /* say it once, stay as it is */
 		return;
@@ -448,9 +449,9 @@ static void *writer_main(void *arg)
 	pthread_setname_np(pthread_self(), "km-writer");
 	errno = 0;
 	nice = getpriority(PRIO_PROCESS, self);
-	if (errno || setpriority(PRIO_PROCESS, self,
-				 nice + WRITER_NICE > 19 ? 19
-							 : nice + WRITER_NICE))
+	if (errno ||
+	    setpriority(PRIO_PROCESS, self,
+			nice + WRITER_NICE > 19 ? 19 : nice + WRITER_NICE))
 		km_log(KM_LOG_WARN, "cannot lower the writer's priority",
 		       "error", strerror(errno), NULL);
 	s->writer_boosted = true; /* threads start as SCHED_OTHER */
@@ -458,10 +459,12 @@ static void *writer_main(void *arg)
 		writer_priority(s, false, false);
 	} else {
 		s->writer_sched_fixed = true;
-		km_log(KM_LOG_INFO, "the writer stays at its lower nice "
-				    "value: without CAP_SYS_NICE or a high "
-				    "enough RLIMIT_NICE it could not leave "
-				    "SCHED_IDLE to catch up", NULL);
+		km_log(KM_LOG_INFO,
+		       "the writer stays at its lower nice "
+		       "value: without CAP_SYS_NICE or a high "
+		       "enough RLIMIT_NICE it could not leave "
+		       "SCHED_IDLE to catch up",
+		       NULL);
 	}
 	pthread_mutex_lock(&s->mu);
 	s->stats.writer_idle = !s->writer_sched_fixed;
@@ -490,9 +493,9 @@ static void *writer_main(void *arg)
 		wait_for_company(s);
 		/* Behind: a quarter of the queue waits (until a sixteenth
 		 * does), or a caller does. */
-		behind = s->ring_count >= s->ring_cap / 4 ||
-			 (s->writer_boosted &&
-			  s->ring_count > s->ring_cap / 16);
+		behind =
+			s->ring_count >= s->ring_cap / 4 ||
+			(s->writer_boosted && s->ring_count > s->ring_cap / 16);
 		waited_on = take_batch(s, &b);
 		pthread_mutex_unlock(&s->mu);
 		writer_priority(s, behind || waited_on, behind);
@@ -502,9 +505,9 @@ static void *writer_main(void *arg)
 		if (sw != SWEEP_IDLE) {
 			sw = sweep_step(s, sw);
 			if (sw == SWEEP_IDLE)
-				next_sweep = km_mono_ns() +
-					     s->o.retention_interval_ms *
-						     1000000;
+				next_sweep =
+					km_mono_ns() +
+					s->o.retention_interval_ms * 1000000;
 		}
 
 		pthread_mutex_lock(&s->mu);
@@ -621,9 +624,9 @@ int km_store_add_transition(struct km_store *s, const struct km_transition *t)
 /* A synchronous op waits while control_queue entries are ahead of it: an
  * API caller is slowed down rather than memory grown without bound. */
 int km_store_run_sync(struct km_store *s,
-		   int (*fn)(struct km_store *s, void *arg,
-			     struct km_error *err),
-		   void *arg, struct km_error *err)
+		      int (*fn)(struct km_store *s, void *arg,
+				struct km_error *err),
+		      void *arg, struct km_error *err)
 {
 	struct sync_op op = {.fn = fn, .arg = arg};
 	struct ctl_op c = {.sync = &op};

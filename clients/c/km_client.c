@@ -122,9 +122,8 @@ void km_client_close(struct km_client *c)
 	if (!c)
 		return;
 	grpc_completion_queue_shutdown(c->cq);
-	while (grpc_completion_queue_pluck(c->cq, NULL,
-					   gpr_inf_future(GPR_CLOCK_REALTIME),
-					   NULL)
+	while (grpc_completion_queue_pluck(
+		       c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
 		       .type != GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(c->cq);
@@ -188,9 +187,8 @@ int km_client_call(struct km_client *c, const char *method,
 		rc = local_error(st, KM_EINTERNAL, "cannot start the call");
 		goto out;
 	}
-	ev = grpc_completion_queue_pluck(c->cq, &tag,
-					 gpr_inf_future(GPR_CLOCK_REALTIME),
-					 NULL);
+	ev = grpc_completion_queue_pluck(
+		c->cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	(void)ev; /* the status says everything */
 	rc = set_status(c, st, status, details);
 	if (!rc) {
@@ -210,11 +208,11 @@ out:
 	return rc;
 }
 
-#define WRAP(fn, Req, Resp, path, desc)                                    \
-	KM_CLIENT_RPC(fn, Req, Resp)                                       \
-	{                                                                  \
-		return km_client_call(c, path, &req->base, &desc, a,       \
-				      (ProtobufCMessage **)resp, st);      \
+#define WRAP(fn, Req, Resp, path, desc)                               \
+	KM_CLIENT_RPC(fn, Req, Resp)                                  \
+	{                                                             \
+		return km_client_call(c, path, &req->base, &desc, a,  \
+				      (ProtobufCMessage **)resp, st); \
 	}
 
 #define KM "/kubemedic.v1."
@@ -271,11 +269,9 @@ int km_client_stream_open(struct km_client *c, const char *method,
 	grpc_metadata_array_init(&s->trailing_md);
 	mslice = grpc_slice_from_copied_string(method);
 	/* A stream lives as long as its reader wants: no call deadline. */
-	s->call = grpc_channel_create_call(c->channel, NULL,
-					   GRPC_PROPAGATE_DEFAULTS, c->cq,
-					   mslice, NULL,
-					   gpr_inf_future(GPR_CLOCK_REALTIME),
-					   NULL);
+	s->call = grpc_channel_create_call(
+		c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, mslice, NULL,
+		gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	grpc_slice_unref(mslice);
 	send = km_grpc_pack(req);
 	memset(ops, 0, sizeof ops);
@@ -307,7 +303,8 @@ static int finish(struct km_client_stream *s, struct km_client_status *st)
 	if (!s->ended) {
 		memset(&op, 0, sizeof op);
 		op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-		op.data.recv_status_on_client.trailing_metadata = &s->trailing_md;
+		op.data.recv_status_on_client.trailing_metadata =
+			&s->trailing_md;
 		op.data.recv_status_on_client.status = &s->status;
 		op.data.recv_status_on_client.status_details = &s->details;
 		if (grpc_call_start_batch(s->call, &op, 1, &s->tag_status,

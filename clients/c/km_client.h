@@ -68,8 +68,8 @@ int km_client_call(struct km_client *c, const char *method,
 		   struct km_client_status *st);
 
 /* Typed wrappers, one per unary RPC. */
-#define KM_CLIENT_RPC(fn, Req, Resp)                                       \
-	int fn(struct km_client *c, const Req *req, struct km_arena *a,    \
+#define KM_CLIENT_RPC(fn, Req, Resp)                                    \
+	int fn(struct km_client *c, const Req *req, struct km_arena *a, \
 	       Resp **resp, struct km_client_status *st)
 
 KM_CLIENT_RPC(km_client_create_probe, Kubemedic__V1__CreateProbeRequest,

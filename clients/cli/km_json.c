@@ -82,9 +82,9 @@ static void buf_putc(struct jbuf *b, char c)
 struct ctx {
 	struct jbuf b;
 	bool pretty;
-	int depth;           /* object/array nesting, for indentation */
-	int msg_depth;       /* message nesting, for KM_JSON_MAX_DEPTH */
-	locale_t c_numeric;  /* created on the first float, freed at the end */
+	int depth;          /* object/array nesting, for indentation */
+	int msg_depth;      /* message nesting, for KM_JSON_MAX_DEPTH */
+	locale_t c_numeric; /* created on the first float, freed at the end */
 	struct km_error *err;
 	/* The field being printed, for error messages: "target.stateSince". */
 	char path[PATH_MAX_LEN];
@@ -105,8 +105,9 @@ static size_t path_push_field(struct ctx *c, const char *proto_name)
 			up = true;
 			continue;
 		}
-		c->path[n++] = up && *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A')
-							    : *p;
+		c->path[n++] = up && *p >= 'a' && *p <= 'z'
+				       ? (char)(*p - 'a' + 'A')
+				       : *p;
 		up = false;
 	}
 	c->path[n] = '\0';
@@ -122,8 +123,9 @@ static size_t path_push_index(struct ctx *c, size_t i)
 
 	n = snprintf(c->path + old, sizeof c->path - old, "[%zu]", i);
 	if (n > 0)
-		c->path_len = old + (size_t)n < sizeof c->path ? old + (size_t)n
-							       : sizeof c->path - 1;
+		c->path_len = old + (size_t)n < sizeof c->path
+				      ? old + (size_t)n
+				      : sizeof c->path - 1;
 	return old;
 }
 
@@ -445,15 +447,20 @@ static int put_timestamp(struct ctx *c, const ProtobufCMessage *m)
 	fs = wkt_field(m->descriptor, 1, PROTOBUF_C_TYPE_INT64);
 	fn = wkt_field(m->descriptor, 2, PROTOBUF_C_TYPE_INT32);
 	if (!fs || !fn)
-		return fail(c, "google.protobuf.Timestamp: unexpected descriptor");
+		return fail(c,
+			    "google.protobuf.Timestamp: unexpected descriptor");
 	memcpy(&secs, (const char *)m + fs->offset, sizeof secs);
 	memcpy(&nanos, (const char *)m + fn->offset, sizeof nanos);
 	if (secs < TS_MIN || secs > TS_MAX)
-		return fail(c, "timestamp seconds %" PRId64
-			    " out of range 0001-01-01..9999-12-31", secs);
+		return fail(c,
+			    "timestamp seconds %" PRId64
+			    " out of range 0001-01-01..9999-12-31",
+			    secs);
 	if (nanos < 0 || nanos > 999999999)
-		return fail(c, "timestamp nanos %" PRId32
-			    " out of range 0..999999999", nanos);
+		return fail(c,
+			    "timestamp nanos %" PRId32
+			    " out of range 0..999999999",
+			    nanos);
 	days = secs / 86400;
 	sod = secs % 86400;
 	if (sod < 0) {
@@ -501,26 +508,18 @@ static size_t elem_size(ProtobufCType t)
 	case PROTOBUF_C_TYPE_SFIXED32:
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
-	case PROTOBUF_C_TYPE_ENUM:
-		return 4;
+	case PROTOBUF_C_TYPE_ENUM: return 4;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
 	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return 8;
-	case PROTOBUF_C_TYPE_FLOAT:
-		return sizeof(float);
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return sizeof(double);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-		return sizeof(char *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(ProtobufCMessage *);
+	case PROTOBUF_C_TYPE_FIXED64: return 8;
+	case PROTOBUF_C_TYPE_FLOAT: return sizeof(float);
+	case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
+	case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
+	case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
 	}
 	return 0;
 }
@@ -555,7 +554,8 @@ static int put_value(struct ctx *c, const ProtobufCFieldDescriptor *f,
 		put_floating(c, *(const double *)v, false);
 		return 0;
 	case PROTOBUF_C_TYPE_BOOL:
-		buf_puts(&c->b, *(const protobuf_c_boolean *)v ? "true" : "false");
+		buf_puts(&c->b,
+			 *(const protobuf_c_boolean *)v ? "true" : "false");
 		return 0;
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumDescriptor *ed = f->descriptor;
@@ -600,7 +600,8 @@ static int put_value(struct ctx *c, const ProtobufCFieldDescriptor *f,
  * proto3 singular fields are present when not at their default; oneof
  * members when selected; proto2 optional ones as protobuf-c packs them.
  */
-static bool is_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+static bool is_present(const ProtobufCMessage *m,
+		       const ProtobufCFieldDescriptor *f)
 {
 	const char *base = (const char *)m;
 	const void *v = base + f->offset;
@@ -608,7 +609,8 @@ static bool is_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor
 	if (f->label == PROTOBUF_C_LABEL_REPEATED)
 		return *(const size_t *)(base + f->quantifier_offset) > 0;
 	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-		return *(const uint32_t *)(base + f->quantifier_offset) == f->id;
+		return *(const uint32_t *)(base + f->quantifier_offset) ==
+		       f->id;
 	if (f->label == PROTOBUF_C_LABEL_REQUIRED)
 		return true;
 	if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
@@ -618,7 +620,8 @@ static bool is_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor
 
 			return p && p != f->default_value;
 		}
-		return *(const protobuf_c_boolean *)(base + f->quantifier_offset);
+		return *(const protobuf_c_boolean *)(base +
+						     f->quantifier_offset);
 	}
 	/* PROTOBUF_C_LABEL_NONE: proto3 implicit presence */
 	switch (f->type) {
@@ -627,14 +630,12 @@ static bool is_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor
 	case PROTOBUF_C_TYPE_SFIXED32:
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
-	case PROTOBUF_C_TYPE_ENUM:
-		return *(const uint32_t *)v != 0;
+	case PROTOBUF_C_TYPE_ENUM: return *(const uint32_t *)v != 0;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
 	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return *(const uint64_t *)v != 0;
+	case PROTOBUF_C_TYPE_FIXED64: return *(const uint64_t *)v != 0;
 	case PROTOBUF_C_TYPE_FLOAT: {
 		uint32_t bits; /* -0.0 is not the default */
 
@@ -647,8 +648,7 @@ static bool is_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor
 		memcpy(&bits, v, sizeof bits);
 		return bits != 0;
 	}
-	case PROTOBUF_C_TYPE_BOOL:
-		return *(const protobuf_c_boolean *)v != 0;
+	case PROTOBUF_C_TYPE_BOOL: return *(const protobuf_c_boolean *)v != 0;
 	case PROTOBUF_C_TYPE_STRING: {
 		const char *s = *(char *const *)v;
 
@@ -678,7 +678,8 @@ static bool is_map(const ProtobufCMessageDescriptor *parent,
 	v = &e->fields[1];
 	if (k->id != 1 || strcmp(k->name, "key") != 0 ||
 	    k->label == PROTOBUF_C_LABEL_REPEATED || v->id != 2 ||
-	    strcmp(v->name, "value") != 0 || v->label == PROTOBUF_C_LABEL_REPEATED)
+	    strcmp(v->name, "value") != 0 ||
+	    v->label == PROTOBUF_C_LABEL_REPEATED)
 		return false;
 	switch (k->type) {
 	case PROTOBUF_C_TYPE_FLOAT:
@@ -687,16 +688,17 @@ static bool is_map(const ProtobufCMessageDescriptor *parent,
 	case PROTOBUF_C_TYPE_ENUM:
 	case PROTOBUF_C_TYPE_MESSAGE:
 		return false; /* not a valid map key type */
-	default:
-		break;
+	default: break;
 	}
 	return strncmp(e->name, parent->name, plen) == 0 &&
-	       e->name[plen] == '.' && strcmp(e->name + plen + 1, e->short_name) == 0 &&
+	       e->name[plen] == '.' &&
+	       strcmp(e->name + plen + 1, e->short_name) == 0 &&
 	       is_map_entry_name(f->name, e->short_name);
 }
 
 /* Orders two map keys of key field k; for the last-wins rule. */
-static int key_cmp(const ProtobufCFieldDescriptor *k, const void *a, const void *b)
+static int key_cmp(const ProtobufCFieldDescriptor *k, const void *a,
+		   const void *b)
 {
 	switch (k->type) {
 	case PROTOBUF_C_TYPE_STRING: {
@@ -713,8 +715,7 @@ static int key_cmp(const ProtobufCFieldDescriptor *k, const void *a, const void 
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
 		return memcmp(a, b, 4); /* equality is all we need */
-	default:
-		return memcmp(a, b, 8);
+	default: return memcmp(a, b, 8);
 	}
 }
 
@@ -723,11 +724,10 @@ static void put_map_key(struct ctx *c, const ProtobufCFieldDescriptor *k,
 			const void *v)
 {
 	switch (k->type) {
-	case PROTOBUF_C_TYPE_STRING:
-		put_cstring(c, *(char *const *)v);
-		return;
+	case PROTOBUF_C_TYPE_STRING: put_cstring(c, *(char *const *)v); return;
 	case PROTOBUF_C_TYPE_BOOL:
-		buf_puts(&c->b, *(const protobuf_c_boolean *)v ? "\"true\"" : "\"false\"");
+		buf_puts(&c->b, *(const protobuf_c_boolean *)v ? "\"true\""
+							       : "\"false\"");
 		return;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
@@ -762,9 +762,9 @@ static int put_map(struct ctx *c, const ProtobufCFieldDescriptor *f,
 		/* A key that comes again later is overridden by it, as when
 		 * the message is parsed from the wire; maps are small. */
 		for (size_t j = i + 1; j < n && !later; j++)
-			later = entries[j] &&
-				key_cmp(k, ei + k->offset,
-					(const char *)entries[j] + k->offset) == 0;
+			later = entries[j] && key_cmp(k, ei + k->offset,
+						      (const char *)entries[j] +
+							      k->offset) == 0;
 		if (later)
 			continue;
 		sep(c, first);
@@ -815,14 +815,16 @@ static int put_message(struct ctx *c, const ProtobufCMessage *m)
 	if (!d || d->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
 		return fail(c, "not a protobuf-c message");
 	if (c->msg_depth >= KM_JSON_MAX_DEPTH)
-		return fail(c, "messages nested deeper than %d", KM_JSON_MAX_DEPTH);
+		return fail(c, "messages nested deeper than %d",
+			    KM_JSON_MAX_DEPTH);
 	if (strncmp(d->name, "google.protobuf.", 16) == 0) {
 		if (strcmp(d->name, "google.protobuf.Timestamp") == 0)
 			return put_timestamp(c, m);
 		for (size_t i = 0;
 		     i < sizeof unsupported_wkt / sizeof *unsupported_wkt; i++)
 			if (strcmp(d->name, unsupported_wkt[i]) == 0)
-				return fail(c, "%s: JSON mapping not implemented",
+				return fail(c,
+					    "%s: JSON mapping not implemented",
 					    d->name);
 	}
 	c->msg_depth++;
@@ -847,8 +849,8 @@ static int put_message(struct ctx *c, const ProtobufCMessage *m)
 
 /* ---- API ---------------------------------------------------------------- */
 
-int km_json_to_string(const ProtobufCMessage *msg, unsigned flags,
-		      char **out, size_t *len, struct km_error *err)
+int km_json_to_string(const ProtobufCMessage *msg, unsigned flags, char **out,
+		      size_t *len, struct km_error *err)
 {
 	struct ctx c = {.pretty = flags & KM_JSON_PRETTY, .err = err};
 	int rc;
@@ -862,7 +864,8 @@ int km_json_to_string(const ProtobufCMessage *msg, unsigned flags,
 	if (c.c_numeric)
 		freelocale(c.c_numeric);
 	if (rc == 0 && c.b.oom)
-		rc = km_error_set(err, KM_ENOMEM, "out of memory printing JSON");
+		rc = km_error_set(err, KM_ENOMEM,
+				  "out of memory printing JSON");
 	if (rc == 0 && !c.b.p) /* cannot happen: a message prints "{}" */
 		rc = km_error_set(err, KM_EINTERNAL, "empty JSON output");
 	if (rc) {

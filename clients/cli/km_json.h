@@ -83,8 +83,8 @@ enum km_json_flags {
  * Timestamp, an unsupported well-known type; err names the field) or
  * KM_ENOMEM. On error *out is NULL.
  */
-int km_json_to_string(const ProtobufCMessage *msg, unsigned flags,
-		      char **out, size_t *len, struct km_error *err);
+int km_json_to_string(const ProtobufCMessage *msg, unsigned flags, char **out,
+		      size_t *len, struct km_error *err);
 
 /*
  * Writes msg to out followed by one newline, so that compact output of a

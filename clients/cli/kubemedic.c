@@ -54,8 +54,8 @@ static const char usage_text[] =
 	"  health [SERVICE]                  grpc.health.v1 Check (\"\" = the daemon)\n"
 	"\n"
 	"Options:\n"
-	"  -s, --server HOST:PORT  kubemedicd address ($KUBEMEDIC_SERVER, default "
-	DEFAULT_SERVER ")\n"
+	"  -s, --server HOST:PORT  kubemedicd address ($KUBEMEDIC_SERVER, default " DEFAULT_SERVER
+	")\n"
 	"  -o, --output FORMAT     table (default) or json\n"
 	"      --timeout D         deadline of each call (default 10s)\n"
 	"\n"
@@ -75,9 +75,9 @@ struct opts {
 	bool exec, tls_verify, failures, successes, oldest_first, json;
 	bool from_oldest;
 	bool has_min_size;
-	char **pos;        /* positional arguments */
+	char **pos; /* positional arguments */
 	int n_pos;
-	char **cmd;        /* after "--" */
+	char **cmd; /* after "--" */
 	int n_cmd;
 };
 
@@ -185,7 +185,8 @@ static const char *fmt_ms(char buf[32], int64_t ms)
 static const char *enum_short(const ProtobufCEnumDescriptor *d, int v,
 			      const char *prefix)
 {
-	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, v);
+	const ProtobufCEnumValue *ev =
+		protobuf_c_enum_descriptor_get_value(d, v);
 	size_t n = strlen(prefix);
 
 	if (!ev)
@@ -263,13 +264,13 @@ static void print_labels(size_t n, ProtobufCMessage *const *entries)
 
 static const char *probe_type(const Kubemedic__V1__Probe *p)
 {
-	return p->http_get ? (strcmp(p->http_get->scheme, "HTTPS") ? "http"
-								   : "https")
+	return p->http_get     ? (strcmp(p->http_get->scheme, "HTTPS") ? "http"
+								       : "https")
 	       : p->tcp_socket ? "tcp"
-	       : p->grpc	  ? "grpc"
-	       : p->exec	  ? "exec"
-	       : p->file	  ? "file"
-				  : "?";
+	       : p->grpc       ? "grpc"
+	       : p->exec       ? "exec"
+	       : p->file       ? "file"
+			       : "?";
 }
 
 static int64_t period_ms(const Kubemedic__V1__Probe *p)
@@ -321,8 +322,7 @@ static void print_probe(const Kubemedic__V1__Probe *p)
 	if (p->http_get) {
 		printf("HTTP GET:    %s://%s:%d%s\n",
 		       strcmp(p->http_get->scheme, "HTTPS") ? "http" : "https",
-		       p->http_get->host, p->http_get->port,
-		       p->http_get->path);
+		       p->http_get->host, p->http_get->port, p->http_get->path);
 		for (size_t i = 0; i < p->http_get->n_http_headers; i++)
 			printf("  Header:    %s: %s\n",
 			       p->http_get->http_headers[i]->name,
@@ -395,7 +395,8 @@ static int probe_from_flags(struct cli *cli, const char *name,
 	p->name = (char *)name;
 	if (handlers != 1)
 		return usage_error("give exactly one of --http, --tcp, --grpc, "
-				   "--file, --exec%s", "");
+				   "--file, --exec%s",
+				   "");
 	if (o->http) {
 		Kubemedic__V1__HTTPGetAction *h = km_arena_alloc(a, sizeof *h);
 		char *url = km_arena_strdup(a, o->http), *host, *port, *path;
@@ -425,7 +426,8 @@ static int probe_from_flags(struct cli *cli, const char *name,
 			char *close = strchr(host, ']');
 			if (!close)
 				return usage_error("--http: bad IPv6 host in "
-						   "\"%s\"", o->http);
+						   "\"%s\"",
+						   o->http);
 			*close = '\0';
 			host++;
 			rest = close + 1;
@@ -446,8 +448,9 @@ static int probe_from_flags(struct cli *cli, const char *name,
 		if (o->ca_file)
 			h->ca_file = (char *)o->ca_file;
 		if (o->n_headers) {
-			h->http_headers = km_arena_calloc(
-				a, (size_t)o->n_headers, sizeof *h->http_headers);
+			h->http_headers =
+				km_arena_calloc(a, (size_t)o->n_headers,
+						sizeof *h->http_headers);
 			for (int i = 0; i < o->n_headers; i++) {
 				Kubemedic__V1__HTTPHeader *hd =
 					km_arena_alloc(a, sizeof *hd);
@@ -457,7 +460,8 @@ static int probe_from_flags(struct cli *cli, const char *name,
 				if (!colon)
 					return usage_error(
 						"-H: want 'Name: value', got "
-						"\"%s\"", o->headers[i]);
+						"\"%s\"",
+						o->headers[i]);
 				*colon++ = '\0';
 				while (*colon == ' ')
 					colon++;
@@ -483,7 +487,8 @@ static int probe_from_flags(struct cli *cli, const char *name,
 			colon[-1] = '\0';
 		}
 		if (o->tcp) {
-			p->tcp_socket = km_arena_alloc(a, sizeof *p->tcp_socket);
+			p->tcp_socket =
+				km_arena_alloc(a, sizeof *p->tcp_socket);
 			*p->tcp_socket = (Kubemedic__V1__TCPSocketAction)
 				KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT;
 			p->tcp_socket->host = host;
@@ -507,7 +512,8 @@ static int probe_from_flags(struct cli *cli, const char *name,
 			int64_t ms;
 			if (km_duration_parse(o->max_age, &ms))
 				return usage_error("--max-age: bad duration "
-						   "\"%s\"", o->max_age);
+						   "\"%s\"",
+						   o->max_age);
 			p->file->max_age_seconds = (ms + 999) / 1000;
 		}
 	} else {
@@ -517,7 +523,8 @@ static int probe_from_flags(struct cli *cli, const char *name,
 		if (!o->n_cmd)
 			return usage_error("--exec: give the command after "
 					   "--, e.g. --exec -- /bin/check "
-					   "--quick%s", "");
+					   "--quick%s",
+					   "");
 		e->command = o->cmd;
 		e->n_command = (size_t)o->n_cmd;
 		if (o->workdir)
@@ -532,8 +539,10 @@ static int probe_from_flags(struct cli *cli, const char *name,
 				char *eq = strchr(kv, '=');
 
 				if (!eq)
-					return usage_error("--env: want K=V, got "
-							   "\"%s\"", o->env[i]);
+					return usage_error(
+						"--env: want K=V, got "
+						"\"%s\"",
+						o->env[i]);
 				*eq = '\0';
 				*ev = (Kubemedic__V1__EnvVar)
 					KUBEMEDIC__V1__ENV_VAR__INIT;
@@ -561,7 +570,8 @@ static int probe_from_flags(struct cli *cli, const char *name,
 		int64_t ms;
 		if (km_duration_parse(o->probe_timeout, &ms) || ms > INT32_MAX)
 			return usage_error("--probe-timeout: bad duration "
-					   "\"%s\"", o->probe_timeout);
+					   "\"%s\"",
+					   o->probe_timeout);
 		if (ms % 1000)
 			p->timeout_milliseconds = (int32_t)ms;
 		else
@@ -572,7 +582,8 @@ static int probe_from_flags(struct cli *cli, const char *name,
 		if (km_duration_parse(o->initial_delay, &ms) || ms % 1000 ||
 		    ms > INT32_MAX)
 			return usage_error("--initial-delay: whole seconds, "
-					   "got \"%s\"", o->initial_delay);
+					   "got \"%s\"",
+					   o->initial_delay);
 		p->initial_delay_seconds = (int32_t)(ms / 1000);
 	}
 	p->success_threshold = (int32_t)o->success_threshold;
@@ -588,7 +599,8 @@ static int probe_from_flags(struct cli *cli, const char *name,
 
 			if (!eq)
 				return usage_error("--label: want K=V, got "
-						   "\"%s\"", o->labels[i]);
+						   "\"%s\"",
+						   o->labels[i]);
 			*eq = '\0';
 			*l = (Kubemedic__V1__Probe__LabelsEntry)
 				KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT;
@@ -610,7 +622,8 @@ static Kubemedic__V1__Probe *request_probe(struct km_arena *a,
 	Kubemedic__V1__Probe *p = km_probe_to_pb(k, a);
 
 	if (p) {
-		p->source = KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_UNSPECIFIED;
+		p->source =
+			KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_UNSPECIFIED;
 		p->target = "";
 		p->generation = 0;
 		p->create_time = NULL;
@@ -676,7 +689,8 @@ static int probes_to_send(struct cli *cli, const char *verb,
 	}
 	if (o->n_pos != 3)
 		return usage_error("probes %s: give -f FILE, or NAME and a "
-				   "handler flag", verb);
+				   "handler flag",
+				   verb);
 	*out = km_arena_calloc(&cli->a, 1, sizeof **out);
 	*n = 1;
 	return probe_from_flags(cli, o->pos[2], &(*out)[0]);
@@ -832,7 +846,8 @@ static int cmd_probes(struct cli *cli)
 	if (!strcmp(sub, "delete"))
 		return probes_delete(cli);
 	return usage_error("probes: want create, get, list, update or delete, "
-			   "got \"%s\"", sub);
+			   "got \"%s\"",
+			   sub);
 }
 
 /* ---- health -------------------------------------------------------------- */
@@ -846,8 +861,8 @@ static int cmd_status(struct cli *cli)
 	int rc;
 
 	if (cli->o.n_pos != 2)
-		return usage_error("status TARGET (e.g. probe//checkout-http)%s",
-				   "");
+		return usage_error(
+			"status TARGET (e.g. probe//checkout-http)%s", "");
 	if ((rc = connect_server(cli)))
 		return rc;
 	req.target = cli->o.pos[1];
@@ -862,8 +877,9 @@ static int cmd_status(struct cli *cli)
 	if (h->last_result) {
 		const Kubemedic__V1__ProbeResult *r = h->last_result;
 
-		printf("Last result: %s at %s, %lld us", r->success ? "ok" : "FAIL",
-		       fmt_ts(b, r->start_time), (long long)r->duration_us);
+		printf("Last result: %s at %s, %lld us",
+		       r->success ? "ok" : "FAIL", fmt_ts(b, r->start_time),
+		       (long long)r->duration_us);
 		if (!r->success)
 			printf(", %s %d", ERRCLASS(r->error_class),
 			       r->status_code);
@@ -889,8 +905,10 @@ static int cmd_targets(struct cli *cli)
 	int rc, shown = 0, v;
 
 	if (cli->o.n_pos != 1)
-		return usage_error("targets takes no argument (filters: --kind, "
-				   "--state, -l, --cluster)%s", "");
+		return usage_error(
+			"targets takes no argument (filters: --kind, "
+			"--state, -l, --cluster)%s",
+			"");
 	if (cli->o.kind) {
 		if (parse_enum(&kubemedic__v1__target_kind__descriptor,
 			       "TARGET_KIND_", cli->o.kind, &v))
@@ -950,13 +968,15 @@ static int time_range(struct cli *cli, Google__Protobuf__Timestamp **start,
 	if (cli->o.since) {
 		if (parse_time(cli->o.since, &us))
 			return usage_error("--since: want RFC 3339 or an age "
-					   "like 2h, got \"%s\"", cli->o.since);
+					   "like 2h, got \"%s\"",
+					   cli->o.since);
 		*start = timestamp(&cli->a, us);
 	}
 	if (cli->o.until) {
 		if (parse_time(cli->o.until, &us))
 			return usage_error("--until: want RFC 3339 or an age "
-					   "like 2h, got \"%s\"", cli->o.until);
+					   "like 2h, got \"%s\"",
+					   cli->o.until);
 		*end = timestamp(&cli->a, us);
 	}
 	return 0;
@@ -973,16 +993,19 @@ static int cmd_history(struct cli *cli)
 		return usage_error("history TARGET%s", "");
 	if (cli->o.failures && cli->o.successes)
 		return usage_error("--failures and --successes exclude each "
-				   "other%s", "");
+				   "other%s",
+				   "");
 	if ((rc = time_range(cli, &req.start_time, &req.end_time)) ||
 	    (rc = connect_server(cli)))
 		return rc;
 	req.target = cli->o.pos[1];
-	req.outcome = cli->o.failures	 ? KUBEMEDIC__V1__OUTCOME__OUTCOME_FAILURE
-		      : cli->o.successes ? KUBEMEDIC__V1__OUTCOME__OUTCOME_SUCCESS
-					 : 0;
-	req.order = cli->o.oldest_first ? KUBEMEDIC__V1__ORDER__ORDER_OLDEST_FIRST
-					: KUBEMEDIC__V1__ORDER__ORDER_NEWEST_FIRST;
+	req.outcome = cli->o.failures ? KUBEMEDIC__V1__OUTCOME__OUTCOME_FAILURE
+		      : cli->o.successes
+			      ? KUBEMEDIC__V1__OUTCOME__OUTCOME_SUCCESS
+			      : 0;
+	req.order = cli->o.oldest_first
+			    ? KUBEMEDIC__V1__ORDER__ORDER_OLDEST_FIRST
+			    : KUBEMEDIC__V1__ORDER__ORDER_NEWEST_FIRST;
 	do {
 		Kubemedic__V1__QueryProbeHistoryResponse *r;
 
@@ -1030,8 +1053,9 @@ static int cmd_transitions(struct cli *cli)
 	    (rc = connect_server(cli)))
 		return rc;
 	req.target = cli->o.pos[1];
-	req.order = cli->o.oldest_first ? KUBEMEDIC__V1__ORDER__ORDER_OLDEST_FIRST
-					: KUBEMEDIC__V1__ORDER__ORDER_NEWEST_FIRST;
+	req.order = cli->o.oldest_first
+			    ? KUBEMEDIC__V1__ORDER__ORDER_OLDEST_FIRST
+			    : KUBEMEDIC__V1__ORDER__ORDER_NEWEST_FIRST;
 	do {
 		Kubemedic__V1__QueryTransitionsResponse *r;
 
@@ -1084,7 +1108,8 @@ static int cmd_watch(struct cli *cli)
 		req.cluster = (char *)cli->o.cluster;
 	if (cli->o.from_oldest && cli->o.since_seq)
 		return usage_error("--from-oldest replays everything stored: "
-				   "leave out --since-sequence%s", "");
+				   "leave out --since-sequence%s",
+				   "");
 	req.since_sequence = cli->o.since_seq;
 	req.from_oldest = cli->o.from_oldest;
 	if (cli->o.n_pos > 1) {
@@ -1093,7 +1118,8 @@ static int cmd_watch(struct cli *cli)
 	}
 	if ((rc = connect_server(cli)))
 		return rc;
-	if (km_client_stream_open(cli->c, "/kubemedic.v1.HealthService/WatchHealth",
+	if (km_client_stream_open(cli->c,
+				  "/kubemedic.v1.HealthService/WatchHealth",
 				  &req.base, &s, &cli->st))
 		return rpc_failed(cli);
 	if (!cli->o.json)
@@ -1106,8 +1132,9 @@ static int cmd_watch(struct cli *cli)
 		const Kubemedic__V1__Transition *t;
 		char b[40];
 
-		rc = km_client_stream_next(s, &kubemedic__v1__health_event__descriptor,
-					   &cli->a, 0, &m, &cli->st);
+		rc = km_client_stream_next(
+			s, &kubemedic__v1__health_event__descriptor, &cli->a, 0,
+			&m, &cli->st);
 		if (rc)
 			break;
 		ev = (const Kubemedic__V1__HealthEvent *)m;
@@ -1116,7 +1143,8 @@ static int cmd_watch(struct cli *cli)
 			print_json_line(m);
 		else if (ev->replay_end || !t)
 			printf("-- stored transitions up to %lld above; live "
-			       "from here --\n", (long long)ev->sequence);
+			       "from here --\n",
+			       (long long)ev->sequence);
 		else
 			printf("%-8lld %-20s %-40s %-10s -> %-10s %s%s\n",
 			       (long long)t->sequence, fmt_ts(b, t->time),
@@ -1154,8 +1182,7 @@ static int cmd_health(struct cli *cli)
 			       r->status)
 			       ->name);
 	/* Scripts can branch on it: 0 only when SERVING. */
-	return r->status ==
-			       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+	return r->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
 		       ? 0
 		       : 3;
 }
@@ -1163,11 +1190,36 @@ static int cmd_health(struct cli *cli)
 /* ---- main ---------------------------------------------------------------- */
 
 enum {
-	O_TIMEOUT = 256, O_HTTP, O_TCP, O_GRPC, O_GRPC_SERVICE, O_FILE, O_EXEC,
-	O_MIN_SIZE, O_MAX_AGE, O_TLS_VERIFY, O_CA_FILE, O_ENV, O_WORKDIR,
-	O_PERIOD, O_PROBE_TIMEOUT, O_INITIAL_DELAY, O_SUCCESS, O_FAILURE,
-	O_GENERATION, O_KIND, O_STATE, O_CLUSTER, O_SINCE, O_UNTIL,
-	O_FAILURES, O_SUCCESSES, O_OLDEST, O_LIMIT, O_LABEL, O_SINCE_SEQ,
+	O_TIMEOUT = 256,
+	O_HTTP,
+	O_TCP,
+	O_GRPC,
+	O_GRPC_SERVICE,
+	O_FILE,
+	O_EXEC,
+	O_MIN_SIZE,
+	O_MAX_AGE,
+	O_TLS_VERIFY,
+	O_CA_FILE,
+	O_ENV,
+	O_WORKDIR,
+	O_PERIOD,
+	O_PROBE_TIMEOUT,
+	O_INITIAL_DELAY,
+	O_SUCCESS,
+	O_FAILURE,
+	O_GENERATION,
+	O_KIND,
+	O_STATE,
+	O_CLUSTER,
+	O_SINCE,
+	O_UNTIL,
+	O_FAILURES,
+	O_SUCCESSES,
+	O_OLDEST,
+	O_LIMIT,
+	O_LABEL,
+	O_SINCE_SEQ,
 	O_FROM_OLDEST,
 };
 
@@ -1238,12 +1290,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'o':
 			if (strcmp(optarg, "json") && strcmp(optarg, "table"))
 				return usage_error("-o: table or json, got "
-						   "\"%s\"", optarg);
+						   "\"%s\"",
+						   optarg);
 			o->json = !strcmp(optarg, "json");
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
+		case 'h': fputs(usage_text, stdout); exit(0);
 		case 'f': o->filename = optarg; break;
 		case 'l': o->selector = optarg; break;
 		case 'H':
@@ -1254,7 +1305,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_TIMEOUT:
 			if (km_duration_parse(optarg, &ms))
 				return usage_error("--timeout: bad duration "
-						   "\"%s\"", optarg);
+						   "\"%s\"",
+						   optarg);
 			o->timeout_ms = ms;
 			break;
 		case O_HTTP: o->http = optarg; break;
@@ -1266,7 +1318,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_MIN_SIZE:
 			if (parse_int(optarg, 0, INT64_MAX, &o->min_size))
 				return usage_error("--min-size: bytes, got "
-						   "\"%s\"", optarg);
+						   "\"%s\"",
+						   optarg);
 			break;
 		case O_MAX_AGE: o->max_age = optarg; break;
 		case O_TLS_VERIFY: o->tls_verify = true; break;
@@ -1285,19 +1338,22 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				      &o->success_threshold))
 				return usage_error("--success-threshold: a "
 						   "positive number, got "
-						   "\"%s\"", optarg);
+						   "\"%s\"",
+						   optarg);
 			break;
 		case O_FAILURE:
 			if (parse_int(optarg, 1, INT32_MAX,
 				      &o->failure_threshold))
 				return usage_error("--failure-threshold: a "
 						   "positive number, got "
-						   "\"%s\"", optarg);
+						   "\"%s\"",
+						   optarg);
 			break;
 		case O_GENERATION:
 			if (parse_int(optarg, 1, INT64_MAX, &o->generation))
 				return usage_error("--generation: a positive "
-						   "number, got \"%s\"", optarg);
+						   "number, got \"%s\"",
+						   optarg);
 			break;
 		case O_KIND: o->kind = optarg; break;
 		case O_STATE: o->state = optarg; break;
@@ -1310,12 +1366,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_LIMIT:
 			if (parse_int(optarg, 1, 1000000, &o->limit))
 				return usage_error("--limit: 1 to 1000000, got "
-						   "\"%s\"", optarg);
+						   "\"%s\"",
+						   optarg);
 			break;
 		case O_SINCE_SEQ:
 			if (parse_int(optarg, 0, INT64_MAX, &o->since_seq))
-				return usage_error("--since-sequence: a sequence "
-						   "number, got \"%s\"", optarg);
+				return usage_error(
+					"--since-sequence: a sequence "
+					"number, got \"%s\"",
+					optarg);
 			break;
 		case O_FROM_OLDEST: o->from_oldest = true; break;
 		case O_LABEL:
@@ -1324,8 +1383,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->labels[o->n_labels++] = optarg;
 			break;
 		default:
-			return usage_error("unknown or incomplete option \"%s\"",
-					   argv[optind - 1]);
+			return usage_error(
+				"unknown or incomplete option \"%s\"",
+				argv[optind - 1]);
 		}
 	}
 	o->pos = argv + optind;
@@ -1342,9 +1402,12 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(struct cli *);
 	} cmds[] = {
-		{"probes", cmd_probes},	      {"status", cmd_status},
-		{"targets", cmd_targets},     {"history", cmd_history},
-		{"transitions", cmd_transitions}, {"health", cmd_health},
+		{"probes", cmd_probes},
+		{"status", cmd_status},
+		{"targets", cmd_targets},
+		{"history", cmd_history},
+		{"transitions", cmd_transitions},
+		{"health", cmd_health},
 		{"watch", cmd_watch},
 	};
 	struct cli cli = {0};

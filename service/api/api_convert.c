@@ -16,7 +16,7 @@
 #define TS_MAX_SECONDS 253402300799LL
 
 int km_api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
-		   const char *field, int64_t *out, struct km_error *err)
+		      const char *field, int64_t *out, struct km_error *err)
 {
 	if (!ts) {
 		*out = dflt;
@@ -36,12 +36,13 @@ int km_api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
 }
 
 int km_api_page_size(int32_t requested, int32_t max, size_t *out,
-		  struct km_error *err)
+		     struct km_error *err)
 {
 	if (requested < 0)
 		return km_error_set(err, KM_EINVAL,
 				    "page_size: must be 0 (default 100) or "
-				    "positive, got %d", requested);
+				    "positive, got %d",
+				    requested);
 	if (requested > max)
 		return km_error_set(err, KM_EINVAL,
 				    "page_size: at most %d per page, got %d",
@@ -58,10 +59,10 @@ static const char *s_or_empty(const char *s)
 /* ---- targets and history ------------------------------------------------- */
 
 Kubemedic__V1__Target *km_api_target_to_pb(const struct km_target *t,
-					struct km_arena *a)
+					   struct km_arena *a)
 {
-	Kubemedic__V1__Target *pb =
-		KM_ARENA_NEW(a, Kubemedic__V1__Target, KUBEMEDIC__V1__TARGET__INIT);
+	Kubemedic__V1__Target *pb = KM_ARENA_NEW(a, Kubemedic__V1__Target,
+						 KUBEMEDIC__V1__TARGET__INIT);
 
 	if (!pb)
 		return NULL;
@@ -80,7 +81,8 @@ Kubemedic__V1__Target *km_api_target_to_pb(const struct km_target *t,
 	if (!pb->state_since)
 		return NULL;
 	if (t->n_labels) {
-		pb->labels = km_arena_calloc(a, t->n_labels, sizeof *pb->labels);
+		pb->labels =
+			km_arena_calloc(a, t->n_labels, sizeof *pb->labels);
 		if (!pb->labels)
 			return NULL;
 		for (size_t i = 0; i < t->n_labels; i++) {
@@ -99,11 +101,12 @@ Kubemedic__V1__Target *km_api_target_to_pb(const struct km_target *t,
 }
 
 Kubemedic__V1__ProbeResult *km_api_result_to_pb(const struct km_result *r,
-					     const struct km_target *t,
-					     struct km_arena *a)
+						const struct km_target *t,
+						struct km_arena *a)
 {
-	Kubemedic__V1__ProbeResult *pb = KM_ARENA_NEW(
-		a, Kubemedic__V1__ProbeResult, KUBEMEDIC__V1__PROBE_RESULT__INIT);
+	Kubemedic__V1__ProbeResult *pb =
+		KM_ARENA_NEW(a, Kubemedic__V1__ProbeResult,
+			     KUBEMEDIC__V1__PROBE_RESULT__INIT);
 
 	if (!pb)
 		return NULL;
@@ -120,9 +123,9 @@ Kubemedic__V1__ProbeResult *km_api_result_to_pb(const struct km_result *r,
 	return pb->start_time ? pb : NULL;
 }
 
-Kubemedic__V1__Transition *km_api_transition_to_pb(const struct km_transition *t,
-					       const char *target_name,
-					       struct km_arena *a)
+Kubemedic__V1__Transition *
+km_api_transition_to_pb(const struct km_transition *t, const char *target_name,
+			struct km_arena *a)
 {
 	Kubemedic__V1__Transition *pb = KM_ARENA_NEW(
 		a, Kubemedic__V1__Transition, KUBEMEDIC__V1__TRANSITION__INIT);

@@ -30,12 +30,9 @@ static int status_of_state(int state)
 {
 	switch (state) {
 	case KM_STATE_HEALTHY:
-	case KM_STATE_DEGRADED:
-		return ST(SERVING);
-	case KM_STATE_UNHEALTHY:
-		return ST(NOT_SERVING);
-	case KM_STATE_DELETED:
-		return ST(SERVICE_UNKNOWN);
+	case KM_STATE_DEGRADED: return ST(SERVING);
+	case KM_STATE_UNHEALTHY: return ST(NOT_SERVING);
+	case KM_STATE_DELETED: return ST(SERVICE_UNKNOWN);
 	}
 	return ST(UNKNOWN);
 }
@@ -70,12 +67,12 @@ static int current_status(struct km_rpc_ctx *ctx, struct km_api *api,
 	return 0;
 }
 
-static Grpc__Health__V1__HealthCheckResponse *
-response(struct km_arena *a, int status)
+static Grpc__Health__V1__HealthCheckResponse *response(struct km_arena *a,
+						       int status)
 {
 	Grpc__Health__V1__HealthCheckResponse *r =
 		KM_ARENA_NEW(a, Grpc__Health__V1__HealthCheckResponse,
-			GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT);
+			     GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT);
 
 	if (r)
 		r->status = status;
@@ -129,7 +126,7 @@ static void watch_done(void *arg, struct km_rpc_call *c)
 }
 
 int km_api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
-		     struct km_error *err)
+			struct km_error *err)
 {
 	const Grpc__Health__V1__HealthCheckRequest *r = (const void *)req;
 	struct km_api *api = API_OF(ctx);
@@ -173,7 +170,7 @@ void km_api_health_set_serving(struct km_api *api, bool serving)
 
 	pthread_mutex_lock(&api->mu);
 	api->serving = serving;
-	km_list_for_each(n, &api->watchers) {
+	km_list_for_each (n, &api->watchers) {
 		struct health_watcher *w =
 			km_list_entry(n, struct health_watcher, node);
 
@@ -191,7 +188,7 @@ static void deliver(void *arg, const struct km_health_event *ev)
 	struct km_list *n;
 
 	pthread_mutex_lock(&api->mu);
-	km_list_for_each(n, &api->watchers) {
+	km_list_for_each (n, &api->watchers) {
 		struct health_watcher *w =
 			km_list_entry(n, struct health_watcher, node);
 
@@ -213,8 +210,7 @@ static int subscribe(struct km_api *api)
 	};
 	int64_t start;
 
-	return km_health_subscribe(api->health, &o, &api->watchers_sub,
-				   &start);
+	return km_health_subscribe(api->health, &o, &api->watchers_sub, &start);
 }
 
 /* The hub's thread: updates were lost. Every target watcher gets its
@@ -235,10 +231,12 @@ static void overflow(void *arg, int64_t last_seq)
 	}
 	if (subscribe(api)) {
 		api->watchers_sub = NULL;
-		km_log(KM_LOG_ERROR, "grpc.health.v1 watchers get no more "
-				     "updates: out of memory", NULL);
+		km_log(KM_LOG_ERROR,
+		       "grpc.health.v1 watchers get no more "
+		       "updates: out of memory",
+		       NULL);
 	}
-	km_list_for_each(n, &api->watchers) {
+	km_list_for_each (n, &api->watchers) {
 		struct health_watcher *w =
 			km_list_entry(n, struct health_watcher, node);
 		int state;

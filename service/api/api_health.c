@@ -19,7 +19,8 @@ static int check_target_name(const char *name, struct km_error *err)
 	char why[KM_ERROR_MSG_MAX - 16];
 
 	if (!name || !*name)
-		return km_error_set(err, KM_EINVAL, "target: Required value "
+		return km_error_set(err, KM_EINVAL,
+				    "target: Required value "
 				    "(e.g. \"probe//checkout-http\")");
 	if (km_target_name_parse(name, &tn, why, sizeof why))
 		return km_error_set(err, KM_EINVAL, "target: %s", why);
@@ -54,8 +55,7 @@ API_HANDLER(km_api_get_health)
 		return rc;
 	/* Target, newest result, streak and last transition: one snapshot
 	 * of the hub's memory. */
-	rc = km_health_get(API_OF(ctx)->health, r->target, ctx->arena, &h,
-			   err);
+	rc = km_health_get(API_OF(ctx)->health, r->target, ctx->arena, &h, err);
 	if (rc)
 		return rc;
 
@@ -122,8 +122,8 @@ API_HANDLER(km_api_list_targets)
 	hash = km_hash_i64(hash, r->state);
 	hash = km_hash_field(hash, r->label_selector);
 	hash = km_hash_field(hash, r->cluster);
-	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur, &has_cur,
-			      err);
+	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur,
+				 &has_cur, err);
 	if (rc)
 		return rc;
 
@@ -134,8 +134,8 @@ API_HANDLER(km_api_list_targets)
 		f.match = match_labels;
 		f.arg = sel;
 	}
-	rc = km_health_list(API_OF(ctx)->health, &f, has_cur ? cur.a : 0,
-			    limit, ctx->arena, &v, &n, &more, &seq);
+	rc = km_health_list(API_OF(ctx)->health, &f, has_cur ? cur.a : 0, limit,
+			    ctx->arena, &v, &n, &more, &seq);
 	if (rc)
 		return km_error_set(err, rc, "listing targets: %s",
 				    km_strerror(rc));
@@ -145,8 +145,8 @@ API_HANDLER(km_api_list_targets)
 	if (!out)
 		return API_OOM(err);
 	out->sequence = seq;
-	out->targets = km_arena_calloc(ctx->arena, n ? n : 1,
-				       sizeof *out->targets);
+	out->targets =
+		km_arena_calloc(ctx->arena, n ? n : 1, sizeof *out->targets);
 	if (!out->targets)
 		return API_OOM(err);
 	for (size_t i = 0; i < n; i++)
@@ -176,10 +176,9 @@ struct history_req {
 	const char *page_token;
 };
 
-static int prepare_history(struct km_rpc_ctx *ctx,
-			   const struct history_req *h, struct km_target *t,
-			   struct km_history_query *q, uint64_t *hash,
-			   struct km_error *err)
+static int prepare_history(struct km_rpc_ctx *ctx, const struct history_req *h,
+			   struct km_target *t, struct km_history_query *q,
+			   uint64_t *hash, struct km_error *err)
 {
 	struct api_cursor cur;
 	bool has_cur;
@@ -194,10 +193,10 @@ static int prepare_history(struct km_rpc_ctx *ctx,
 				    "outcome: unknown Outcome value %d",
 				    h->outcome);
 	rc = km_api_time_bound(h->start, INT64_MIN, "start_time", &q->from_us,
-			    err);
+			       err);
 	if (!rc)
 		rc = km_api_time_bound(h->end, INT64_MAX, "end_time", &q->to_us,
-				    err);
+				       err);
 	if (rc)
 		return rc;
 	if (q->from_us >= q->to_us)
@@ -216,8 +215,8 @@ static int prepare_history(struct km_rpc_ctx *ctx,
 	*hash = km_hash_i64(*hash, q->to_us);
 	*hash = km_hash_i64(*hash, h->outcome);
 	*hash = km_hash_i64(*hash, h->order);
-	rc = km_api_token_decode(h->page_token, *hash, ctx->arena, &cur, &has_cur,
-			      err);
+	rc = km_api_token_decode(h->page_token, *hash, ctx->arena, &cur,
+				 &has_cur, err);
 	if (rc)
 		return rc;
 	q->target_id = t->id;
@@ -232,8 +231,8 @@ static int prepare_history(struct km_rpc_ctx *ctx,
 API_HANDLER(km_api_query_probe_history)
 {
 	const Kubemedic__V1__QueryProbeHistoryRequest *r = (const void *)req;
-	struct history_req h = {r->target, r->start_time, r->end_time,
-				r->outcome, r->order, r->page_size,
+	struct history_req h = {r->target,    r->start_time, r->end_time,
+				r->outcome,   r->order,      r->page_size,
 				r->page_token};
 	Kubemedic__V1__QueryProbeHistoryResponse *out;
 	struct km_history_query q;
@@ -251,16 +250,16 @@ API_HANDLER(km_api_query_probe_history)
 	if (rc)
 		return rc;
 	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__QueryProbeHistoryResponse,
-		      KUBEMEDIC__V1__QUERY_PROBE_HISTORY_RESPONSE__INIT);
+			   KUBEMEDIC__V1__QUERY_PROBE_HISTORY_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);
-	out->results = km_arena_calloc(ctx->arena, n ? n : 1,
-				       sizeof *out->results);
+	out->results =
+		km_arena_calloc(ctx->arena, n ? n : 1, sizeof *out->results);
 	if (!out->results)
 		return API_OOM(err);
 	for (size_t i = 0; i < n; i++)
-		if (!(out->results[i] = km_api_result_to_pb(&v[i], &t,
-							 ctx->arena)))
+		if (!(out->results[i] =
+			      km_api_result_to_pb(&v[i], &t, ctx->arena)))
 			return API_OOM(err);
 	out->n_results = n;
 	if (more) {
@@ -279,8 +278,8 @@ API_HANDLER(km_api_query_probe_history)
 API_HANDLER(km_api_query_transitions)
 {
 	const Kubemedic__V1__QueryTransitionsRequest *r = (const void *)req;
-	struct history_req h = {r->target, r->start_time, r->end_time, 0,
-				r->order, r->page_size, r->page_token};
+	struct history_req h = {r->target, r->start_time, r->end_time,  0,
+				r->order,  r->page_size,  r->page_token};
 	Kubemedic__V1__QueryTransitionsResponse *out;
 	struct km_history_query q;
 	struct km_target t;
@@ -292,13 +291,12 @@ API_HANDLER(km_api_query_transitions)
 
 	rc = prepare_history(ctx, &h, &t, &q, &hash, err);
 	if (!rc)
-		rc = km_reader_query_transitions(km_api_reader(ctx), &q,
-						 ctx->arena, &v, &n, &more,
-						 err);
+		rc = km_reader_query_transitions(
+			km_api_reader(ctx), &q, ctx->arena, &v, &n, &more, err);
 	if (rc)
 		return rc;
 	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__QueryTransitionsResponse,
-		      KUBEMEDIC__V1__QUERY_TRANSITIONS_RESPONSE__INIT);
+			   KUBEMEDIC__V1__QUERY_TRANSITIONS_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);
 	out->transitions = km_arena_calloc(ctx->arena, n ? n : 1,
@@ -306,8 +304,8 @@ API_HANDLER(km_api_query_transitions)
 	if (!out->transitions)
 		return API_OOM(err);
 	for (size_t i = 0; i < n; i++)
-		if (!(out->transitions[i] =
-			      km_api_transition_to_pb(&v[i], t.name, ctx->arena)))
+		if (!(out->transitions[i] = km_api_transition_to_pb(
+			      &v[i], t.name, ctx->arena)))
 			return API_OOM(err);
 	out->n_transitions = n;
 	if (more) {

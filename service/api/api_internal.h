@@ -38,10 +38,10 @@ struct api_worker {
 /* A grpc.health.v1 Watch in progress. */
 struct health_watcher {
 	struct km_api *api;
-	struct km_rpc_call *call;      /* a reference is held */
-	char *service;                 /* owned */
-	int last;                      /* status last sent */
-	struct km_list node;           /* in api->watchers */
+	struct km_rpc_call *call; /* a reference is held */
+	char *service;            /* owned */
+	int last;                 /* status last sent */
+	struct km_list node;      /* in api->watchers */
 };
 
 struct api_reflection;
@@ -54,11 +54,11 @@ struct km_api {
 	struct api_reflection *refl;
 	struct km_rpc_method *methods; /* the table given to km_rpc */
 
-	struct km_prober *prober;      /* NULL: definitions only, no runs */
+	struct km_prober *prober; /* NULL: definitions only, no runs */
 
-	pthread_mutex_t mu;            /* guards what follows */
+	pthread_mutex_t mu; /* guards what follows */
 	bool serving;
-	struct km_list watchers;       /* struct health_watcher */
+	struct km_list watchers; /* struct health_watcher */
 	/* The hub subscription that feeds the grpc.health.v1 watchers. */
 	struct km_health_sub *watchers_sub;
 };
@@ -70,7 +70,7 @@ void km_api_health_set_serving(struct km_api *api, bool serving);
 
 /* api_watch.c: WatchHealth, one hub subscriber per stream. */
 int km_api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
-		     struct km_error *err);
+			struct km_error *err);
 
 /* api_reflection.c: the embedded descriptor set, indexed. */
 int km_api_reflection_load(struct api_reflection **out, struct km_error *err);
@@ -86,20 +86,20 @@ struct km_reader *km_api_reader(struct km_rpc_ctx *ctx);
 /* A request's optional time bound in epoch microseconds; absent = dflt.
  * KM_EINVAL naming field for seconds/nanos out of range. */
 int km_api_time_bound(const Google__Protobuf__Timestamp *ts, int64_t dflt,
-		   const char *field, int64_t *out, struct km_error *err);
+		      const char *field, int64_t *out, struct km_error *err);
 
 Kubemedic__V1__Target *km_api_target_to_pb(const struct km_target *t,
-					struct km_arena *a);
+					   struct km_arena *a);
 Kubemedic__V1__ProbeResult *km_api_result_to_pb(const struct km_result *r,
-					     const struct km_target *t,
-					     struct km_arena *a);
-Kubemedic__V1__Transition *km_api_transition_to_pb(const struct km_transition *t,
-					       const char *target_name,
-					       struct km_arena *a);
+						const struct km_target *t,
+						struct km_arena *a);
+Kubemedic__V1__Transition *
+km_api_transition_to_pb(const struct km_transition *t, const char *target_name,
+			struct km_arena *a);
 
 /* page_size: 0 = default 100; negative or > max is KM_EINVAL. */
 int km_api_page_size(int32_t requested, int32_t max, size_t *out,
-		  struct km_error *err);
+		     struct km_error *err);
 
 /* ---- page tokens (api_token.c) ----------------------------------------- */
 /*
@@ -114,16 +114,16 @@ struct api_cursor {
 	const char *s; /* decoded into the arena; "" if none */
 };
 char *km_api_token_encode(struct km_arena *a, uint64_t query_hash,
-		       const struct api_cursor *c);
+			  const struct api_cursor *c);
 /* "" decodes to *present = false. */
 int km_api_token_decode(const char *token, uint64_t query_hash,
-		     struct km_arena *a, struct api_cursor *c, bool *present,
-		     struct km_error *err);
+			struct km_arena *a, struct api_cursor *c, bool *present,
+			struct km_error *err);
 
 /* ---- handlers ----------------------------------------------------------- */
 
-#define API_HANDLER(name)                                                  \
-	int name(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,      \
+#define API_HANDLER(name)                                             \
+	int name(struct km_rpc_ctx *ctx, const ProtobufCMessage *req, \
 		 ProtobufCMessage **resp, struct km_error *err)
 
 API_HANDLER(km_api_create_probe);
@@ -141,13 +141,13 @@ API_HANDLER(km_api_query_transitions);
  * (method arg = the capability's description). */
 API_HANDLER(km_api_unimplemented);
 int km_api_unimplemented_stream(struct km_rpc_ctx *ctx,
-			     const ProtobufCMessage *req,
-			     struct km_error *err);
+				const ProtobufCMessage *req,
+				struct km_error *err);
 
 /* grpc.health.v1 (api_grpc_health.c); method arg = struct km_api. */
 API_HANDLER(km_api_health_check);
 int km_api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
-		     struct km_error *err);
+			struct km_error *err);
 
 /* Server reflection (api_reflection.c); method arg = struct km_api. */
 API_HANDLER(km_api_reflection_info);

@@ -33,8 +33,9 @@ static void apply(struct km_api *api, const struct km_probe *p)
 	snprintf(name, sizeof name, "probe//%s", p->name);
 	if (km_health_track(api->health, &t) ||
 	    (api->prober && km_prober_upsert(api->prober, p)))
-		km_log(KM_LOG_ERROR, "probe stored but not scheduled: out of "
-				     "memory; it runs after a restart",
+		km_log(KM_LOG_ERROR,
+		       "probe stored but not scheduled: out of "
+		       "memory; it runs after a restart",
 		       "probe", p->name, NULL);
 }
 
@@ -45,7 +46,8 @@ static int check_name(const char *name, struct km_error *err)
 	if (!km_is_dns1123_subdomain(name))
 		return km_error_set(err, KM_EINVAL,
 				    "name: Invalid value: \"%s\": probe names "
-				    "are lower-case RFC 1123 subdomains", name);
+				    "are lower-case RFC 1123 subdomains",
+				    name);
 	return 0;
 }
 
@@ -113,29 +115,30 @@ API_HANDLER(km_api_list_probes)
 
 	rc = km_api_page_size(r->page_size, 1000, &limit, err);
 	if (!rc)
-		rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
+		rc = km_selector_parse(r->label_selector, ctx->arena, &sel,
+				       err);
 	if (rc) {
 		if (rc == KM_EINVAL && !strstr(err->msg, "label_selector"))
 			km_error_prefix(err, "label_selector");
 		return rc;
 	}
-	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur, &has_cur,
-			      err);
+	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur,
+				 &has_cur, err);
 	if (rc)
 		return rc;
 	rc = km_reader_list_probes(km_api_reader(ctx), has_cur ? cur.s : NULL,
-				   limit, km_selector_empty(sel) ? NULL
-								 : match_probe,
+				   limit,
+				   km_selector_empty(sel) ? NULL : match_probe,
 				   sel, ctx->arena, &v, &n, &more, err);
 	if (rc)
 		return rc;
 
 	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__ListProbesResponse,
-		      KUBEMEDIC__V1__LIST_PROBES_RESPONSE__INIT);
+			   KUBEMEDIC__V1__LIST_PROBES_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);
-	out->probes = km_arena_calloc(ctx->arena, n ? n : 1,
-				      sizeof *out->probes);
+	out->probes =
+		km_arena_calloc(ctx->arena, n ? n : 1, sizeof *out->probes);
 	if (!out->probes)
 		return API_OOM(err);
 	for (size_t i = 0; i < n; i++) {
@@ -198,11 +201,12 @@ API_HANDLER(km_api_delete_probe)
 	if (rc)
 		return rc;
 	if (api->prober && km_prober_remove(api->prober, r->name))
-		km_log(KM_LOG_ERROR, "probe deleted but still scheduled: out "
-				     "of memory; its results are dropped",
+		km_log(KM_LOG_ERROR,
+		       "probe deleted but still scheduled: out "
+		       "of memory; its results are dropped",
 		       "probe", r->name, NULL);
 	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__DeleteProbeResponse,
-		      KUBEMEDIC__V1__DELETE_PROBE_RESPONSE__INIT);
+			   KUBEMEDIC__V1__DELETE_PROBE_RESPONSE__INIT);
 	if (!out)
 		return API_OOM(err);
 	*resp = &out->base;

@@ -97,8 +97,7 @@ static int index_enum(struct api_reflection *r, int file, const char *scope,
 	return 0;
 }
 
-static int index_message(struct api_reflection *r, int file,
-			 const char *scope,
+static int index_message(struct api_reflection *r, int file, const char *scope,
 			 const Google__Protobuf__DescriptorProto *m)
 {
 	const char *full = qualify(r, scope, m->name);
@@ -199,8 +198,9 @@ int km_api_reflection_load(struct api_reflection **out, struct km_error *err)
 		memset(f, 0, sizeof *f);
 		f->data = p;
 		f->len = (size_t)len;
-		fds[r->n_files] = google__protobuf__file_descriptor_proto__unpack(
-			&alloc, f->len, f->data);
+		fds[r->n_files] =
+			google__protobuf__file_descriptor_proto__unpack(
+				&alloc, f->len, f->data);
 		if (!fds[r->n_files])
 			goto bad;
 		f->name = fds[r->n_files]->name;
@@ -219,7 +219,8 @@ int km_api_reflection_load(struct api_reflection **out, struct km_error *err)
 			int found = -1;
 
 			for (size_t k = 0; k < r->n_files && found < 0; k++)
-				if (!strcmp(r->files[k].name, fd->dependency[d]))
+				if (!strcmp(r->files[k].name,
+					    fd->dependency[d]))
 					found = (int)k;
 			if (found < 0)
 				goto bad;
@@ -274,8 +275,8 @@ static const struct refl_symbol *find_sym(const struct api_reflection *r,
 }
 
 /* The file and, depth first, everything it imports, each once. */
-static int add_with_deps(const struct api_reflection *r, int file,
-			 bool *seen, ProtobufCBinaryData *out, size_t *n)
+static int add_with_deps(const struct api_reflection *r, int file, bool *seen,
+			 ProtobufCBinaryData *out, size_t *n)
 {
 	if (seen[file])
 		return 0;
@@ -288,17 +289,18 @@ static int add_with_deps(const struct api_reflection *r, int file,
 }
 
 static int file_response(struct km_arena *a, const struct api_reflection *r,
-			 int file, Grpc__Reflection__V1__ServerReflectionResponse *out)
+			 int file,
+			 Grpc__Reflection__V1__ServerReflectionResponse *out)
 {
-	Grpc__Reflection__V1__FileDescriptorResponse *fr =
-		KM_ARENA_NEW(a, Grpc__Reflection__V1__FileDescriptorResponse,
-			GRPC__REFLECTION__V1__FILE_DESCRIPTOR_RESPONSE__INIT);
+	Grpc__Reflection__V1__FileDescriptorResponse *fr = KM_ARENA_NEW(
+		a, Grpc__Reflection__V1__FileDescriptorResponse,
+		GRPC__REFLECTION__V1__FILE_DESCRIPTOR_RESPONSE__INIT);
 	bool *seen = km_arena_calloc(a, r->n_files, sizeof *seen);
 
 	if (!fr || !seen)
 		return KM_ENOMEM;
-	fr->file_descriptor_proto =
-		km_arena_calloc(a, r->n_files, sizeof *fr->file_descriptor_proto);
+	fr->file_descriptor_proto = km_arena_calloc(
+		a, r->n_files, sizeof *fr->file_descriptor_proto);
 	if (!fr->file_descriptor_proto)
 		return KM_ENOMEM;
 	add_with_deps(r, file, seen, fr->file_descriptor_proto,
@@ -315,7 +317,7 @@ static int error_response(struct km_arena *a,
 {
 	Grpc__Reflection__V1__ErrorResponse *e =
 		KM_ARENA_NEW(a, Grpc__Reflection__V1__ErrorResponse,
-			GRPC__REFLECTION__V1__ERROR_RESPONSE__INIT);
+			     GRPC__REFLECTION__V1__ERROR_RESPONSE__INIT);
 
 	if (!e || !(e->error_message = km_arena_strdup(a, msg)))
 		return KM_ENOMEM;
@@ -332,9 +334,9 @@ API_HANDLER(km_api_reflection_info)
 		(const void *)req;
 	const struct api_reflection *r = API_OF(ctx)->refl;
 	struct km_arena *a = ctx->arena;
-	Grpc__Reflection__V1__ServerReflectionResponse *out =
-		KM_ARENA_NEW(a, Grpc__Reflection__V1__ServerReflectionResponse,
-			GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT);
+	Grpc__Reflection__V1__ServerReflectionResponse *out = KM_ARENA_NEW(
+		a, Grpc__Reflection__V1__ServerReflectionResponse,
+		GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT);
 	const struct refl_symbol *sym;
 	char *msg;
 	int rc = 0, file;
@@ -377,10 +379,10 @@ API_HANDLER(km_api_reflection_info)
 	case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
 		sym = find_sym(r, q->all_extension_numbers_of_type);
 		if (sym && sym->is_message) {
-			Grpc__Reflection__V1__ExtensionNumberResponse *e =
-				KM_ARENA_NEW(a,
-					Grpc__Reflection__V1__ExtensionNumberResponse,
-					GRPC__REFLECTION__V1__EXTENSION_NUMBER_RESPONSE__INIT);
+			Grpc__Reflection__V1__ExtensionNumberResponse *e = KM_ARENA_NEW(
+				a,
+				Grpc__Reflection__V1__ExtensionNumberResponse,
+				GRPC__REFLECTION__V1__EXTENSION_NUMBER_RESPONSE__INIT);
 			if (!e)
 				return API_OOM(err);
 			e->base_type_name = (char *)sym->name;
@@ -388,7 +390,8 @@ API_HANDLER(km_api_reflection_info)
 				GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
 			out->all_extension_numbers_response = e;
 		} else {
-			msg = km_arena_printf(a, "message type \"%s\" not found",
+			msg = km_arena_printf(a,
+					      "message type \"%s\" not found",
 					      q->all_extension_numbers_of_type);
 			rc = msg ? error_response(a, out, GRPC_STATUS_NOT_FOUND,
 						  msg)
@@ -396,19 +399,19 @@ API_HANDLER(km_api_reflection_info)
 		}
 		break;
 	case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES: {
-		Grpc__Reflection__V1__ListServiceResponse *l =
-			KM_ARENA_NEW(a, Grpc__Reflection__V1__ListServiceResponse,
-				GRPC__REFLECTION__V1__LIST_SERVICE_RESPONSE__INIT);
+		Grpc__Reflection__V1__ListServiceResponse *l = KM_ARENA_NEW(
+			a, Grpc__Reflection__V1__ListServiceResponse,
+			GRPC__REFLECTION__V1__LIST_SERVICE_RESPONSE__INIT);
 		if (!l)
 			return API_OOM(err);
-		l->service = km_arena_calloc(a, r->n_services,
-					     sizeof *l->service);
+		l->service =
+			km_arena_calloc(a, r->n_services, sizeof *l->service);
 		if (!l->service)
 			return API_OOM(err);
 		for (size_t i = 0; i < r->n_services; i++) {
-			l->service[i] =
-				KM_ARENA_NEW(a, Grpc__Reflection__V1__ServiceResponse,
-					GRPC__REFLECTION__V1__SERVICE_RESPONSE__INIT);
+			l->service[i] = KM_ARENA_NEW(
+				a, Grpc__Reflection__V1__ServiceResponse,
+				GRPC__REFLECTION__V1__SERVICE_RESPONSE__INIT);
 			if (!l->service[i])
 				return API_OOM(err);
 			l->service[i]->name = (char *)r->services[i];

@@ -34,7 +34,7 @@ static uint64_t get_u64(const unsigned char *p)
 }
 
 char *km_api_token_encode(struct km_arena *a, uint64_t query_hash,
-		       const struct api_cursor *c)
+			  const struct api_cursor *c)
 {
 	size_t slen = c->s ? strlen(c->s) : 0, n = HEADER + slen, o = 0;
 	unsigned char *raw = km_arena_alloc(a, n);
@@ -76,8 +76,8 @@ static int b64_value(char ch)
 }
 
 int km_api_token_decode(const char *token, uint64_t query_hash,
-		     struct km_arena *a, struct api_cursor *c, bool *present,
-		     struct km_error *err)
+			struct km_arena *a, struct api_cursor *c, bool *present,
+			struct km_error *err)
 {
 	size_t len = strlen(token), n = 0;
 	unsigned char *raw;

@@ -28,17 +28,17 @@
 
 struct event_watcher {
 	struct km_api *api;
-	struct km_rpc_call *call;  /* a reference is held */
-	struct km_arena arena;     /* the filters */
+	struct km_rpc_call *call; /* a reference is held */
+	struct km_arena arena;    /* the filters */
 	int kind;
-	const char *cluster;       /* NULL = any */
-	struct km_selector *sel;   /* NULL = any */
+	const char *cluster;     /* NULL = any */
+	struct km_selector *sel; /* NULL = any */
 	const char **targets;
 	size_t n_targets;
 	struct km_health_sub *sub;
 	/* The replay (the call's worker thread only). */
-	int64_t replay_seq;        /* the last stored one read */
-	int64_t replay_end;        /* where the subscription starts */
+	int64_t replay_seq; /* the last stored one read */
+	int64_t replay_end; /* where the subscription starts */
 };
 
 static bool matches(const struct event_watcher *w,
@@ -52,9 +52,9 @@ static bool matches(const struct event_watcher *w,
 		return false;
 	if (w->kind && tn.kind != w->kind)
 		return false;
-	if (w->cluster && (tn.cluster_len != strlen(w->cluster) ||
-			   memcmp(tn.cluster ? tn.cluster : "", w->cluster,
-				  tn.cluster_len)))
+	if (w->cluster &&
+	    (tn.cluster_len != strlen(w->cluster) ||
+	     memcmp(tn.cluster ? tn.cluster : "", w->cluster, tn.cluster_len)))
 		return false;
 	if (w->n_targets) {
 		bool found = false;
@@ -145,7 +145,8 @@ static void overflow(void *arg, int64_t last_seq)
 
 	snprintf(msg, sizeof msg,
 		 "too many transitions arrived while this stream was behind; "
-		 "resume with since_sequence %lld", (long long)last_seq);
+		 "resume with since_sequence %lld",
+		 (long long)last_seq);
 	km_rpc_stream_finish(w->call, KM_EFULL, msg);
 }
 
@@ -247,8 +248,8 @@ static int parse_filters(struct event_watcher *w,
 	}
 	if (!r->n_targets)
 		return 0;
-	w->targets = km_arena_calloc(&w->arena, r->n_targets,
-				     sizeof *w->targets);
+	w->targets =
+		km_arena_calloc(&w->arena, r->n_targets, sizeof *w->targets);
 	if (!w->targets)
 		return API_OOM(err);
 	for (size_t i = 0; i < r->n_targets; i++) {
@@ -258,7 +259,8 @@ static int parse_filters(struct event_watcher *w,
 		if (km_target_name_parse(r->targets[i], &tn, why, sizeof why))
 			return km_error_set(err, KM_EINVAL, "targets[%zu]: %s",
 					    i, why);
-		if (!(w->targets[i] = km_arena_strdup(&w->arena, r->targets[i])))
+		if (!(w->targets[i] =
+			      km_arena_strdup(&w->arena, r->targets[i])))
 			return API_OOM(err);
 	}
 	w->n_targets = r->n_targets;
@@ -281,8 +283,8 @@ static int check_resume_point(struct km_rpc_ctx *ctx, int64_t since,
 				    (long long)since, (long long)start);
 	if (since == start)
 		return 0;
-	rc = km_reader_transition_bounds(km_api_reader(ctx), &min_kept, &max_ever,
-					 err);
+	rc = km_reader_transition_bounds(km_api_reader(ctx), &min_kept,
+					 &max_ever, err);
 	if (rc)
 		return rc;
 	if (min_kept == 0 || min_kept > since + 1)
@@ -296,7 +298,7 @@ static int check_resume_point(struct km_rpc_ctx *ctx, int64_t since,
 }
 
 int km_api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
-		     struct km_error *err)
+			struct km_error *err)
 {
 	const Kubemedic__V1__WatchHealthRequest *r = (const void *)req;
 	struct km_api *api = API_OF(ctx);

@@ -46,6 +46,9 @@ static void worker_fini(void *arg, void *data)
 	free(w);
 }
 
+/* One method per line reads better than what clang-format makes of these
+ * initialiser macros. */
+/* clang-format off */
 #define KM "/kubemedic.v1."
 #define D(msg) &kubemedic__v1__##msg##__descriptor
 #define UNARY(path, req, fn, arg) {path, KM_RPC_UNARY, req, fn, NULL, arg}
@@ -98,6 +101,8 @@ static const struct km_rpc_method api_methods[] = {
 		     D(watch_recoveries_request), recovery),
 };
 
+/* clang-format on */
+
 #define N_KM_METHODS (sizeof api_methods / sizeof api_methods[0])
 #define N_METHODS (N_KM_METHODS + 4)
 
@@ -147,26 +152,36 @@ int km_api_start(struct km_api *api, struct km_store *store,
 	api->prober = o->prober;
 	memcpy(methods, api_methods, sizeof api_methods);
 	methods[n++] = (struct km_rpc_method){
-		"/grpc.health.v1.Health/Check", KM_RPC_UNARY,
+		"/grpc.health.v1.Health/Check",
+		KM_RPC_UNARY,
 		&grpc__health__v1__health_check_request__descriptor,
-		km_api_health_check, NULL, api};
+		km_api_health_check,
+		NULL,
+		api};
 	methods[n++] = (struct km_rpc_method){
-		"/grpc.health.v1.Health/Watch", KM_RPC_SERVER_STREAM,
-		&grpc__health__v1__health_check_request__descriptor, NULL,
-		km_api_health_watch, api};
+		"/grpc.health.v1.Health/Watch",
+		KM_RPC_SERVER_STREAM,
+		&grpc__health__v1__health_check_request__descriptor,
+		NULL,
+		km_api_health_watch,
+		api};
 	/* v1alpha's messages are v1's, field for field: one parser serves
 	 * both. */
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 		KM_RPC_BIDI,
 		&grpc__reflection__v1__server_reflection_request__descriptor,
-		km_api_reflection_info, NULL, api};
+		km_api_reflection_info,
+		NULL,
+		api};
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.reflection.v1alpha.ServerReflection/"
 		"ServerReflectionInfo",
 		KM_RPC_BIDI,
 		&grpc__reflection__v1__server_reflection_request__descriptor,
-		km_api_reflection_info, NULL, api};
+		km_api_reflection_info,
+		NULL,
+		api};
 
 	rc = km_api_health_start(api, err);
 	if (rc)
@@ -223,7 +238,8 @@ API_HANDLER(km_api_unimplemented)
 }
 
 int km_api_unimplemented_stream(struct km_rpc_ctx *ctx,
-			     const ProtobufCMessage *req, struct km_error *err)
+				const ProtobufCMessage *req,
+				struct km_error *err)
 {
 	(void)req;
 	return km_error_set(err, KM_EUNIMPL, "not implemented yet: %s",

@@ -76,8 +76,8 @@ void km_config_free(struct km_config *c)
 /* ---- the loader: messages and typed getters ----------------------------- */
 
 struct loader {
-	const char *name;     /* the file name, for messages */
-	struct km_arena *a;   /* where everything kept is allocated */
+	const char *name;   /* the file name, for messages */
+	struct km_arena *a; /* where everything kept is allocated */
 	yaml_document_t doc;
 	bool have_doc;
 	struct km_error *err;
@@ -152,8 +152,8 @@ lerr(struct loader *ld, const yaml_node_t *n, const char *fmt, ...)
 
 /* A key path for messages ("probes[2].httpGet.port"). Paths are short;
  * were one ever cut, only a message would be shorter. */
-__attribute__((format(printf, 3, 4))) static void
-pathf(char *buf, size_t size, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void pathf(char *buf, size_t size,
+							const char *fmt, ...)
 {
 	va_list ap;
 
@@ -266,21 +266,24 @@ static int get_int(struct loader *ld, const yaml_node_t *n, const char *path,
 		return lerr(ld, n, "%s: expected an integer, got %s", path,
 			    show_node(n, &b));
 	if (!is_plain(n))
-		return lerr(ld, n, "%s: expected an integer, got the string %s "
-			    "(write numbers without quotes)", path,
-			    show_node(n, &b));
+		return lerr(ld, n,
+			    "%s: expected an integer, got the string %s "
+			    "(write numbers without quotes)",
+			    path, show_node(n, &b));
 	if (!parse_i64(scalar(n), &v)) {
 		if (all_digits(scalar(n)))
-			return lerr(ld, n, "%s: %s is out of range (%lld to "
-				    "%lld)", path, show_node(n, &b),
-				    (long long)min, (long long)max);
+			return lerr(ld, n,
+				    "%s: %s is out of range (%lld to "
+				    "%lld)",
+				    path, show_node(n, &b), (long long)min,
+				    (long long)max);
 		return lerr(ld, n, "%s: expected an integer, got %s", path,
 			    show_node(n, &b));
 	}
 	if (v < min || v > max)
-		return lerr(ld, n, "%s: must be between %lld and %lld, got %lld",
-			    path, (long long)min, (long long)max,
-			    (long long)v);
+		return lerr(ld, n,
+			    "%s: must be between %lld and %lld, got %lld", path,
+			    (long long)min, (long long)max, (long long)v);
 	*out = v;
 	return 0;
 }
@@ -325,14 +328,17 @@ static int get_duration(struct loader *ld, const yaml_node_t *n,
 			    show_node(n, &b));
 	if (km_duration_parse(scalar(n), &v) != 0) {
 		if (all_digits(scalar(n)))
-			return lerr(ld, n, "%s: the duration %s needs a unit "
-				    "(ms, s, m, h or d), e.g. \"%ss\"", path,
-				    show_node(n, &b),
+			return lerr(ld, n,
+				    "%s: the duration %s needs a unit "
+				    "(ms, s, m, h or d), e.g. \"%ss\"",
+				    path, show_node(n, &b),
 				    n->data.scalar.length < 20 ? scalar(n)
 							       : "10");
-		return lerr(ld, n, "%s: expected a duration such as \"250ms\", "
+		return lerr(ld, n,
+			    "%s: expected a duration such as \"250ms\", "
 			    "\"10s\", \"5m\", \"12h\", \"30d\" or \"1h30m\", "
-			    "got %s", path, show_node(n, &b));
+			    "got %s",
+			    path, show_node(n, &b));
 	}
 	if (v < min_ms || v > max_ms)
 		return lerr(ld, n, "%s: must be %s, got %s", path, range,
@@ -461,17 +467,20 @@ static int map_fields(struct loader *ld, const yaml_node_t *n,
 
 	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
 	     pr < n->data.mapping.pairs.top; pr++) {
-		yaml_node_t *k = node_at(ld, pr->key), *v = node_at(ld, pr->value);
+		yaml_node_t *k = node_at(ld, pr->key),
+			    *v = node_at(ld, pr->value);
 		const char *key;
 		size_t i;
 
 		if (!k || !v)
 			return km_error_set(ld->err, KM_EINTERNAL,
 					    "%s: libyaml left a pair without "
-					    "nodes", ld->name);
+					    "nodes",
+					    ld->name);
 		if (k->type != YAML_SCALAR_NODE)
-			return lerr(ld, k, "expected a key (a string) %s, got %s",
-				    in, show_node(k, &b));
+			return lerr(ld, k,
+				    "expected a key (a string) %s, got %s", in,
+				    show_node(k, &b));
 		key = scalar(k);
 		for (i = 0; i < nknown; i++)
 			if (!strcmp(key, known[i]) &&
@@ -496,8 +505,10 @@ static int map_fields(struct loader *ld, const yaml_node_t *n,
 					snprintf(hint, sizeof hint,
 						 "; did you mean \"%s\"?",
 						 known[j]);
-			for (size_t j = 0; !*hint && j < sizeof key_hints /
-					 sizeof key_hints[0]; j++)
+			for (size_t j = 0;
+			     !*hint &&
+			     j < sizeof key_hints / sizeof key_hints[0];
+			     j++)
 				if (!strcmp(key, key_hints[j].key))
 					snprintf(hint, sizeof hint, "%s",
 						 key_hints[j].hint);
@@ -505,9 +516,10 @@ static int map_fields(struct loader *ld, const yaml_node_t *n,
 				    show_node(k, &b), in, list, hint);
 		}
 		if (vals[i])
-			return lerr(ld, k, "duplicate key %s %s (first given "
-				    "at line %zu)", show_node(k, &b), in,
-				    line_of(key_of[i]));
+			return lerr(ld, k,
+				    "duplicate key %s %s (first given "
+				    "at line %zu)",
+				    show_node(k, &b), in, line_of(key_of[i]));
 		vals[i] = v;
 		key_of[i] = k;
 	}
@@ -549,19 +561,24 @@ static int get_port(struct loader *ld, const yaml_node_t *n, const char *path,
 			    show_node(n, &b));
 	text = scalar(n);
 	if (!is_plain(n) && all_digits(text))
-		return lerr(ld, n, "%s: expected a port number, got the string "
-			    "%s (write it without quotes)", path,
-			    show_node(n, &b));
+		return lerr(ld, n,
+			    "%s: expected a port number, got the string "
+			    "%s (write it without quotes)",
+			    path, show_node(n, &b));
 	if (is_port_name(text))
-		return lerr(ld, n, "%s: the named port %s needs a pod to look "
+		return lerr(ld, n,
+			    "%s: the named port %s needs a pod to look "
 			    "it up in; kubemedic probes reach a host directly, "
-			    "so give the port number", path, show_node(n, &b));
+			    "so give the port number",
+			    path, show_node(n, &b));
 	if (!is_plain(n) || !all_digits(text))
 		return lerr(ld, n, "%s: expected a port number, got %s", path,
 			    show_node(n, &b));
 	if (!parse_i64(text, &v) || v < 1 || v > 65535)
-		return lerr(ld, n, "%s: Invalid value: %s: must be between 1 "
-			    "and 65535, inclusive", path, show_node(n, &b));
+		return lerr(ld, n,
+			    "%s: Invalid value: %s: must be between 1 "
+			    "and 65535, inclusive",
+			    path, show_node(n, &b));
 	*out = (int)v;
 	return 0;
 }
@@ -577,14 +594,16 @@ static int get_name_values(struct loader *ld, const yaml_node_t *n,
 	if (is_null(n))
 		return 0;
 	if (n->type != YAML_SEQUENCE_NODE)
-		return lerr(ld, n, "%s: expected a list of {name, value}, got %s",
+		return lerr(ld, n,
+			    "%s: expected a list of {name, value}, got %s",
 			    path, show_node(n, &b));
 	len = seq_len(n);
 	*out = km_arena_calloc(ld->a, len ? len : 1, sizeof **out);
 	if (!*out)
 		return oom(ld);
 	for (size_t i = 0; i < len; i++) {
-		yaml_node_t *item = node_at(ld, n->data.sequence.items.start[i]);
+		yaml_node_t *item =
+			node_at(ld, n->data.sequence.items.start[i]);
 		yaml_node_t *v[2];
 		char ipath[192], fpath[208];
 		struct km_kv *kv = &(*out)[i];
@@ -594,7 +613,8 @@ static int get_name_values(struct loader *ld, const yaml_node_t *n,
 		if (!item || item->type != YAML_MAPPING_NODE)
 			return lerr(ld, item ? item : n,
 				    "%s: expected a mapping {name, value}, "
-				    "got %s", ipath,
+				    "got %s",
+				    ipath,
 				    item ? show_node(item, &b) : "nothing");
 		if (map_fields(ld, item, ipath, keys, 2, v))
 			return KM_EINVAL;
@@ -623,7 +643,8 @@ static int get_command(struct loader *ld, const yaml_node_t *n,
 	if (is_null(n))
 		return 0;
 	if (n->type != YAML_SEQUENCE_NODE)
-		return lerr(ld, n, "%s: expected a list (the program, then its "
+		return lerr(ld, n,
+			    "%s: expected a list (the program, then its "
 			    "arguments: [\"/bin/check\", \"--fast\"]), got %s",
 			    path, show_node(n, &b));
 	len = seq_len(n);
@@ -631,14 +652,17 @@ static int get_command(struct loader *ld, const yaml_node_t *n,
 	if (!p->argv)
 		return oom(ld);
 	for (size_t i = 0; i < len; i++) {
-		yaml_node_t *item = node_at(ld, n->data.sequence.items.start[i]);
+		yaml_node_t *item =
+			node_at(ld, n->data.sequence.items.start[i]);
 		char ipath[192];
 		int rc;
 
 		pathf(ipath, sizeof ipath, "%s[%zu]", path, i);
 		if (!item || is_null(item))
-			return lerr(ld, item ? item : n, "%s: expected a string, "
-				    "got null (quote it: \"\")", ipath);
+			return lerr(ld, item ? item : n,
+				    "%s: expected a string, "
+				    "got null (quote it: \"\")",
+				    ipath);
 		rc = get_str(ld, item, ipath, &p->argv[i]);
 		if (rc)
 			return rc;
@@ -647,8 +671,8 @@ static int get_command(struct loader *ld, const yaml_node_t *n,
 	return 0;
 }
 
-static int get_labels(struct loader *ld, const yaml_node_t *n,
-		      const char *path, struct km_probe *p)
+static int get_labels(struct loader *ld, const yaml_node_t *n, const char *path,
+		      struct km_probe *p)
 {
 	struct shown b;
 	size_t len;
@@ -656,15 +680,18 @@ static int get_labels(struct loader *ld, const yaml_node_t *n,
 	if (is_null(n))
 		return 0;
 	if (n->type != YAML_MAPPING_NODE)
-		return lerr(ld, n, "%s: expected a mapping of label keys to "
-			    "values, got %s", path, show_node(n, &b));
+		return lerr(ld, n,
+			    "%s: expected a mapping of label keys to "
+			    "values, got %s",
+			    path, show_node(n, &b));
 	len = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 	p->labels = km_arena_calloc(ld->a, len ? len : 1, sizeof *p->labels);
 	if (!p->labels)
 		return oom(ld);
 	for (size_t i = 0; i < len; i++) {
 		yaml_node_pair_t *pr = &n->data.mapping.pairs.start[i];
-		yaml_node_t *k = node_at(ld, pr->key), *v = node_at(ld, pr->value);
+		yaml_node_t *k = node_at(ld, pr->key),
+			    *v = node_at(ld, pr->value);
 		struct km_kv *kv = &p->labels[i];
 		char kpath[192];
 		int rc;
@@ -672,7 +699,8 @@ static int get_labels(struct loader *ld, const yaml_node_t *n,
 		if (!k || !v)
 			return km_error_set(ld->err, KM_EINTERNAL,
 					    "%s: libyaml left a pair without "
-					    "nodes", ld->name);
+					    "nodes",
+					    ld->name);
 		if (k->type != YAML_SCALAR_NODE || is_null(k))
 			return lerr(ld, k, "%s: expected a label key, got %s",
 				    path, show_node(k, &b));
@@ -724,47 +752,67 @@ struct handler_field {
 #define HANDLER_FIELDS_MAX 8
 
 struct handler {
-	const char *key;          /* in a probe: "httpGet" */
+	const char *key; /* in a probe: "httpGet" */
 	enum km_probe_type type;
 	size_t n;
 	struct handler_field f[HANDLER_FIELDS_MAX];
 };
 
-#define FIELD(k, kind, member) {k, kind, offsetof(struct km_probe, member), 0}
-#define KVS(k, member, count)                                       \
-	{k, F_KVS, offsetof(struct km_probe, member),              \
-	 offsetof(struct km_probe, count)}
+#define FIELD(k, kind, member)                                \
+	{                                                     \
+		k, kind, offsetof(struct km_probe, member), 0 \
+	}
+#define KVS(k, member, count)                                \
+	{                                                    \
+		k, F_KVS, offsetof(struct km_probe, member), \
+			offsetof(struct km_probe, count)     \
+	}
 
 /* In the order of their keys in probe_keys (P_HTTP on). */
 static const struct handler handlers[] = {
-	{"httpGet", KM_PROBE_HTTP, 7, {
-		FIELD("host", F_STR, host),
-		FIELD("port", F_PORT, port),
-		FIELD("path", F_STR, path),
-		FIELD("scheme", F_SCHEME, https),
-		KVS("httpHeaders", headers, n_headers),
-		FIELD("tlsVerify", F_BOOL, tls_verify),
-		FIELD("caFile", F_STR, ca_file),
-	}},
-	{"tcpSocket", KM_PROBE_TCP, 2, {
-		FIELD("host", F_STR, host),
-		FIELD("port", F_PORT, port),
-	}},
-	{"grpc", KM_PROBE_GRPC, 3, {
-		FIELD("host", F_STR, host),
-		FIELD("port", F_PORT, port),
-		FIELD("service", F_STR, service),
-	}},
-	{"exec", KM_PROBE_EXEC, 3, {
-		FIELD("command", F_COMMAND, argv),
-		KVS("env", env, n_env),
-		FIELD("workingDir", F_STR, workdir),
-	}},
-	{"file", KM_PROBE_FILE, 3, {
-		FIELD("path", F_STR, path),
-		FIELD("minSize", F_I64, min_size),
-		FIELD("maxAgeSeconds", F_I64, max_age_s),
-	}},
+	{"httpGet",
+	 KM_PROBE_HTTP,
+	 7,
+	 {
+		 FIELD("host", F_STR, host),
+		 FIELD("port", F_PORT, port),
+		 FIELD("path", F_STR, path),
+		 FIELD("scheme", F_SCHEME, https),
+		 KVS("httpHeaders", headers, n_headers),
+		 FIELD("tlsVerify", F_BOOL, tls_verify),
+		 FIELD("caFile", F_STR, ca_file),
+	 }},
+	{"tcpSocket",
+	 KM_PROBE_TCP,
+	 2,
+	 {
+		 FIELD("host", F_STR, host),
+		 FIELD("port", F_PORT, port),
+	 }},
+	{"grpc",
+	 KM_PROBE_GRPC,
+	 3,
+	 {
+		 FIELD("host", F_STR, host),
+		 FIELD("port", F_PORT, port),
+		 FIELD("service", F_STR, service),
+	 }},
+	{"exec",
+	 KM_PROBE_EXEC,
+	 3,
+	 {
+		 FIELD("command", F_COMMAND, argv),
+		 KVS("env", env, n_env),
+		 FIELD("workingDir", F_STR, workdir),
+	 }},
+	{"file",
+	 KM_PROBE_FILE,
+	 3,
+	 {
+		 FIELD("path", F_STR, path),
+		 FIELD("minSize", F_I64, min_size),
+		 FIELD("maxAgeSeconds", F_I64, max_age_s),
+	 }},
 };
 #define H_N (sizeof handlers / sizeof handlers[0])
 
@@ -800,9 +848,7 @@ static int parse_handler(struct loader *ld, const struct handler *h,
 		case F_STR:
 			rc = get_str(ld, v[i], f[i], (const char **)field);
 			break;
-		case F_PORT:
-			rc = get_port(ld, v[i], f[i], (int *)field);
-			break;
+		case F_PORT: rc = get_port(ld, v[i], f[i], (int *)field); break;
 		case F_BOOL:
 			rc = get_bool(ld, v[i], f[i], (bool *)field);
 			break;
@@ -811,14 +857,11 @@ static int parse_handler(struct loader *ld, const struct handler *h,
 				     (int64_t *)field);
 			break;
 		case F_KVS:
-			rc = get_name_values(ld, v[i], f[i],
-					     (struct km_kv **)field,
-					     (size_t *)((char *)p +
-							hf->count_off));
+			rc = get_name_values(
+				ld, v[i], f[i], (struct km_kv **)field,
+				(size_t *)((char *)p + hf->count_off));
 			break;
-		case F_COMMAND:
-			rc = get_command(ld, v[i], f[i], p);
-			break;
+		case F_COMMAND: rc = get_command(ld, v[i], f[i], p); break;
 		case F_SCHEME:
 			rc = get_str(ld, v[i], f[i], &scheme);
 			scheme_at = i;
@@ -829,8 +872,8 @@ static int parse_handler(struct loader *ld, const struct handler *h,
 		return rc;
 	if (scheme_at < h->n &&
 	    km_probe_parse_scheme(scheme,
-				  (bool *)((char *)p + h->f[scheme_at].off),
-				  fc, ld->err)) {
+				  (bool *)((char *)p + h->f[scheme_at].off), fc,
+				  ld->err)) {
 		km_error_prefix(ld->err, "%s:%zu:%zu", ld->name,
 				line_of(v[scheme_at]),
 				v[scheme_at]->start_mark.column + 1);
@@ -840,17 +883,37 @@ static int parse_handler(struct loader *ld, const struct handler *h,
 }
 
 enum {
-	P_NAME, P_LABELS,
-	P_HTTP, P_TCP, P_GRPC, P_EXEC, P_FILE, /* in handlers[] order */
-	P_INITIAL, P_TIMEOUT, P_PERIOD, P_SUCCESS, P_FAILURE,
-	P_PERIOD_MS, P_TIMEOUT_MS,
+	P_NAME,
+	P_LABELS,
+	P_HTTP,
+	P_TCP,
+	P_GRPC,
+	P_EXEC,
+	P_FILE, /* in handlers[] order */
+	P_INITIAL,
+	P_TIMEOUT,
+	P_PERIOD,
+	P_SUCCESS,
+	P_FAILURE,
+	P_PERIOD_MS,
+	P_TIMEOUT_MS,
 	P_N
 };
 
 static const char *const probe_keys[P_N] = {
-	"name", "labels", "httpGet", "tcpSocket", "grpc", "exec", "file",
-	"initialDelaySeconds", "timeoutSeconds", "periodSeconds",
-	"successThreshold", "failureThreshold", "periodMilliseconds",
+	"name",
+	"labels",
+	"httpGet",
+	"tcpSocket",
+	"grpc",
+	"exec",
+	"file",
+	"initialDelaySeconds",
+	"timeoutSeconds",
+	"periodSeconds",
+	"successThreshold",
+	"failureThreshold",
+	"periodMilliseconds",
 	"timeoutMilliseconds",
 };
 
@@ -862,8 +925,9 @@ static int parse_probe(struct loader *ld, const yaml_node_t *n,
 	struct km_probe_timing t = {0};
 	int64_t *tf[] = {
 		&t.initial_delay_seconds, &t.timeout_seconds,
-		&t.period_seconds, &t.success_threshold, &t.failure_threshold,
-		&t.period_milliseconds, &t.timeout_milliseconds,
+		&t.period_seconds,        &t.success_threshold,
+		&t.failure_threshold,     &t.period_milliseconds,
+		&t.timeout_milliseconds,
 	};
 	yaml_node_t *v[P_N];
 	char path[192];
@@ -886,7 +950,7 @@ static int parse_probe(struct loader *ld, const yaml_node_t *n,
 		return rc;
 	for (int i = 0; i < P_N - P_INITIAL; i++) {
 		pathf(path, sizeof path, "%s.%s", prefix,
-			 probe_keys[P_INITIAL + i]);
+		      probe_keys[P_INITIAL + i]);
 		if ((rc = get_int(ld, v[P_INITIAL + i], path, INT32_MIN,
 				  INT32_MAX, tf[i])))
 			return rc;
@@ -957,13 +1021,16 @@ static int check_unique_names(struct loader *ld, const yaml_node_t *list,
 	if (best == SIZE_MAX)
 		return 0;
 	{
-		yaml_node_t *a = node_at(ld, list->data.sequence.items.start[first]);
-		yaml_node_t *b = node_at(ld, list->data.sequence.items.start[best]);
+		yaml_node_t *a =
+			node_at(ld, list->data.sequence.items.start[first]);
+		yaml_node_t *b =
+			node_at(ld, list->data.sequence.items.start[best]);
 
 		return km_error_set(ld->err, KM_EINVAL,
 				    "%s:%zu: probes[%zu].name: duplicate name "
 				    "\"%s\": probes[%zu] at line %zu has it "
-				    "already", ld->name, line_of(b), best,
+				    "already",
+				    ld->name, line_of(b), best,
 				    probes[best].name, first, line_of(a));
 	}
 }
@@ -980,14 +1047,17 @@ static int parse_probe_list(struct loader *ld, const yaml_node_t *n,
 	if (is_null(n))
 		return 0;
 	if (n->type != YAML_SEQUENCE_NODE)
-		return lerr(ld, n, "probes: expected a list of probes (\"- name: "
-			    "...\"), got %s", show_node(n, &b));
+		return lerr(ld, n,
+			    "probes: expected a list of probes (\"- name: "
+			    "...\"), got %s",
+			    show_node(n, &b));
 	len = seq_len(n);
 	probes = km_arena_calloc(ld->a, len ? len : 1, sizeof *probes);
 	if (!probes)
 		return oom(ld);
 	for (size_t i = 0; i < len; i++) {
-		yaml_node_t *item = node_at(ld, n->data.sequence.items.start[i]);
+		yaml_node_t *item =
+			node_at(ld, n->data.sequence.items.start[i]);
 		char prefix[32];
 
 		pathf(prefix, sizeof prefix, "probes[%zu]", i);
@@ -1024,9 +1094,9 @@ static const char *listen_error(const char *s)
 			if (!zone && *c == '%' && c + 1 < host_end)
 				zone = c;
 			else if (zone ? !isalnum((unsigned char)*c) &&
-						!strchr("-_.", *c)
+						 !strchr("-_.", *c)
 				      : !isxdigit((unsigned char)*c) &&
-						!strchr(":.", *c))
+						 !strchr(":.", *c))
 				return "the address in brackets must be an IPv6 "
 				       "address";
 		}
@@ -1053,12 +1123,27 @@ static const char *listen_error(const char *s)
 }
 
 enum {
-	K_LISTEN, K_THREADS, K_MAX_RECV, K_GRACE, K_DATABASE, K_RETENTION,
-	K_LOG, K_FLAP, K_PROBES, K_N
+	K_LISTEN,
+	K_THREADS,
+	K_MAX_RECV,
+	K_GRACE,
+	K_DATABASE,
+	K_RETENTION,
+	K_LOG,
+	K_FLAP,
+	K_PROBES,
+	K_N
 };
 static const char *const top_keys[K_N] = {
-	"listen", "threads", "maxReceiveMessageBytes", "shutdownGracePeriod",
-	"database", "retention", "log", "flapDetection", "probes",
+	"listen",
+	"threads",
+	"maxReceiveMessageBytes",
+	"shutdownGracePeriod",
+	"database",
+	"retention",
+	"log",
+	"flapDetection",
+	"probes",
 };
 
 static int parse_database(struct loader *ld, const yaml_node_t *n,
@@ -1078,7 +1163,8 @@ static int parse_database(struct loader *ld, const yaml_node_t *n,
 		return rc;
 	if (path) {
 		if (!*path)
-			return lerr(ld, v[0], "database.path: must not be empty");
+			return lerr(ld, v[0],
+				    "database.path: must not be empty");
 		c->db_path = path;
 	}
 	if ((rc = get_enum(ld, v[1], "database.synchronous", sync, 2, &mode)) ||
@@ -1095,7 +1181,8 @@ static int parse_database(struct loader *ld, const yaml_node_t *n,
 static int parse_retention(struct loader *ld, const yaml_node_t *n,
 			   struct km_config *c)
 {
-	static const char *const keys[] = {"results", "transitions", "interval"};
+	static const char *const keys[] = {"results", "transitions",
+					   "interval"};
 	const int64_t max = 36500 * MS_DAY;
 	yaml_node_t *v[3];
 	int rc;
@@ -1109,8 +1196,7 @@ static int parse_retention(struct loader *ld, const yaml_node_t *n,
 			       "at most 36500d (0 keeps transitions forever)",
 			       &c->transitions_retention_ms)) ||
 	    (rc = get_duration(ld, v[2], "retention.interval", 1000, MS_DAY,
-			       "between 1s and 1d",
-			       &c->retention_interval_ms)))
+			       "between 1s and 1d", &c->retention_interval_ms)))
 		return rc;
 	return 0;
 }
@@ -1132,9 +1218,11 @@ static int parse_flap(struct loader *ld, const yaml_node_t *n,
 			  &high)))
 		return rc;
 	if (low >= high)
-		return lerr(ld, n, "flapDetection: lowThreshold (%lld) must be "
+		return lerr(ld, n,
+			    "flapDetection: lowThreshold (%lld) must be "
 			    "below highThreshold (%lld), or the flag could "
-			    "never settle", (long long)low, (long long)high);
+			    "never settle",
+			    (long long)low, (long long)high);
 	c->flap_low = (double)low;
 	c->flap_high = (double)high;
 	return 0;
@@ -1161,8 +1249,10 @@ static int parse_log(struct loader *ld, const yaml_node_t *n,
 	if (stats > 0 && stats < 1000) {
 		struct shown b;
 
-		return lerr(ld, v[2], "log.statsInterval: must be 0 (off) or "
-			    "between 1s and 1d, got %s", show_node(v[2], &b));
+		return lerr(ld, v[2],
+			    "log.statsInterval: must be 0 (off) or "
+			    "between 1s and 1d, got %s",
+			    show_node(v[2], &b));
 	}
 	c->stats_interval_ms = stats;
 	/* km_log's numbering, not this table's, is what the daemon uses. */
@@ -1223,14 +1313,14 @@ static int yaml_error(struct loader *ld, const yaml_parser_t *p)
 	const char *problem = p->problem ? p->problem : "unknown problem";
 
 	switch (p->error) {
-	case YAML_MEMORY_ERROR:
-		return oom(ld);
+	case YAML_MEMORY_ERROR: return oom(ld);
 	case YAML_READER_ERROR:
 		if (p->problem_value != -1)
 			return km_error_set(ld->err, KM_EINVAL,
 					    "%s: invalid YAML at byte %zu: %s "
-					    "(#%X)", ld->name,
-					    p->problem_offset, problem,
+					    "(#%X)",
+					    ld->name, p->problem_offset,
+					    problem,
 					    (unsigned)p->problem_value);
 		return km_error_set(ld->err, KM_EINVAL,
 				    "%s: invalid YAML at byte %zu: %s",
@@ -1242,7 +1332,8 @@ static int yaml_error(struct loader *ld, const yaml_parser_t *p)
 					    "at line %zu, column %zu)",
 					    ld->name, p->problem_mark.line + 1,
 					    p->problem_mark.column + 1, problem,
-					    p->context, p->context_mark.line + 1,
+					    p->context,
+					    p->context_mark.line + 1,
 					    p->context_mark.column + 1);
 		return km_error_set(ld->err, KM_EINVAL,
 				    "%s:%zu:%zu: invalid YAML: %s", ld->name,
@@ -1289,39 +1380,32 @@ static int precheck(struct loader *ld, const char *yaml, size_t len)
 			anchor = ev.data.mapping_start.anchor;
 			depth++;
 			break;
-		case YAML_SCALAR_EVENT:
-			anchor = ev.data.scalar.anchor;
-			break;
-		case YAML_ALIAS_EVENT:
-			aliases++;
-			break;
+		case YAML_SCALAR_EVENT: anchor = ev.data.scalar.anchor; break;
+		case YAML_ALIAS_EVENT: aliases++; break;
 		case YAML_SEQUENCE_END_EVENT:
-		case YAML_MAPPING_END_EVENT:
-			depth--;
-			break;
-		default:
-			break;
+		case YAML_MAPPING_END_EVENT: depth--; break;
+		default: break;
 		}
 		if (depth > KM_CONFIG_MAX_DEPTH)
 			rc = km_error_set(ld->err, KM_EINVAL,
 					  "%s:%zu:%zu: nested more than %d "
 					  "levels deep; a configuration needs "
-					  "at most 6", ld->name,
-					  ev.start_mark.line + 1,
+					  "at most 6",
+					  ld->name, ev.start_mark.line + 1,
 					  ev.start_mark.column + 1,
 					  KM_CONFIG_MAX_DEPTH);
 		else if (anchor && ++anchors > KM_CONFIG_MAX_ANCHORS)
 			rc = km_error_set(ld->err, KM_EINVAL,
 					  "%s:%zu:%zu: more than %d anchors "
-					  "(&name)", ld->name,
-					  ev.start_mark.line + 1,
+					  "(&name)",
+					  ld->name, ev.start_mark.line + 1,
 					  ev.start_mark.column + 1,
 					  KM_CONFIG_MAX_ANCHORS);
 		else if (aliases > KM_CONFIG_MAX_ALIASES)
 			rc = km_error_set(ld->err, KM_EINVAL,
 					  "%s:%zu:%zu: more than %d aliases "
-					  "(*name)", ld->name,
-					  ev.start_mark.line + 1,
+					  "(*name)",
+					  ld->name, ev.start_mark.line + 1,
 					  ev.start_mark.column + 1,
 					  KM_CONFIG_MAX_ALIASES);
 		yaml_event_delete(&ev);
@@ -1362,8 +1446,8 @@ static int load_doc(struct loader *ld, const char *yaml, size_t len,
 	if (second)
 		rc = km_error_set(ld->err, KM_EINVAL,
 				  "%s:%zu: a second YAML document begins here; "
-				  "the file must hold one", ld->name,
-				  extra.start_mark.line + 1);
+				  "the file must hold one",
+				  ld->name, extra.start_mark.line + 1);
 	yaml_document_delete(&extra);
 	if (!rc)
 		*root = yaml_document_get_root_node(&ld->doc);
@@ -1384,7 +1468,8 @@ int km_config_load_string(struct km_config *c, const char *yaml, size_t len,
 {
 	struct km_config tmp = *c; /* committed only on success */
 	struct loader ld = {.name = name ? name : "<config>",
-			    .a = &tmp.arena, .err = err};
+			    .a = &tmp.arena,
+			    .err = err};
 	yaml_node_t *root;
 	int rc;
 
@@ -1400,8 +1485,7 @@ int km_config_load_string(struct km_config *c, const char *yaml, size_t len,
 	return 0;
 }
 
-int km_config_load(struct km_config *c, const char *path,
-		   struct km_error *err)
+int km_config_load(struct km_config *c, const char *path, struct km_error *err)
 {
 	FILE *f;
 	char *buf = NULL;
@@ -1411,7 +1495,8 @@ int km_config_load(struct km_config *c, const char *path,
 
 	f = fopen(path, "rb");
 	if (!f)
-		return km_error_set(err, errno == ENOENT ? KM_ENOTFOUND : KM_EIO,
+		return km_error_set(err,
+				    errno == ENOENT ? KM_ENOTFOUND : KM_EIO,
 				    "%s: cannot open: %s", path,
 				    strerror(errno));
 	for (;;) {
@@ -1423,7 +1508,8 @@ int km_config_load(struct km_config *c, const char *path,
 			if (cap >= KM_CONFIG_MAX_FILE) {
 				rc = km_error_set(err, KM_EINVAL,
 						  "%s: larger than %u MiB; is "
-						  "it the right file?", path,
+						  "it the right file?",
+						  path,
 						  KM_CONFIG_MAX_FILE >> 20);
 				goto fail;
 			}
@@ -1487,10 +1573,11 @@ static bool looks_like_config(struct loader *ld, const yaml_node_t *n)
 }
 
 int km_config_parse_probes(const char *yaml, size_t len, const char *name,
-			   struct km_arena *a, struct km_probe **out,
-			   size_t *n, struct km_error *err)
+			   struct km_arena *a, struct km_probe **out, size_t *n,
+			   struct km_error *err)
 {
-	struct loader ld = {.name = name ? name : "<probes>", .a = a,
+	struct loader ld = {.name = name ? name : "<probes>",
+			    .a = a,
 			    .err = err};
 	struct km_probe *probes = NULL;
 	size_t count = 0;
@@ -1524,7 +1611,8 @@ int km_config_parse_probes(const char *yaml, size_t len, const char *name,
 	} else {
 		struct shown b;
 
-		rc = lerr(&ld, root, "expected a probe (a mapping), a list of "
+		rc = lerr(&ld, root,
+			  "expected a probe (a mapping), a list of "
 			  "probes or a config file, got %s",
 			  show_node(root, &b));
 	}

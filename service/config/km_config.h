@@ -49,27 +49,27 @@
 
 struct km_config {
 	struct km_arena arena;
-	const char *path;               /* the file read, or NULL */
+	const char *path; /* the file read, or NULL */
 
 	const char *listen;             /* "127.0.0.1:7070" */
 	int threads;                    /* 0 = number of online CPUs */
 	int64_t max_recv_message_bytes; /* 4 MiB */
 	int64_t shutdown_grace_ms;      /* 10 s */
 
-	const char *db_path;            /* "kubemedic.db" */
-	bool db_sync_normal;            /* synchronous: normal */
-	int64_t result_queue;           /* 65536 */
-	int64_t db_commit_delay_ms;     /* 100 ms */
+	const char *db_path;        /* "kubemedic.db" */
+	bool db_sync_normal;        /* synchronous: normal */
+	int64_t result_queue;       /* 65536 */
+	int64_t db_commit_delay_ms; /* 100 ms */
 
-	int64_t results_retention_ms;   /* 30 days; 0 = keep forever */
+	int64_t results_retention_ms;     /* 30 days; 0 = keep forever */
 	int64_t transitions_retention_ms; /* 400 days; 0 = keep forever */
-	int64_t retention_interval_ms;  /* 1 minute */
+	int64_t retention_interval_ms;    /* 1 minute */
 
-	int log_level;                  /* enum km_log_level; info */
-	bool log_json;                  /* format: json */
-	int64_t stats_interval_ms;      /* 0 = no periodic stats line */
+	int log_level;             /* enum km_log_level; info */
+	bool log_json;             /* format: json */
+	int64_t stats_interval_ms; /* 0 = no periodic stats line */
 
-	double flap_low, flap_high;     /* percent: 5 and 20 */
+	double flap_low, flap_high; /* percent: 5 and 20 */
 
 	struct km_probe *probes;
 	size_t n_probes;
@@ -78,8 +78,7 @@ struct km_config {
 /* Fills c with the defaults above (and an empty arena). */
 void km_config_defaults(struct km_config *c);
 /* Reads the YAML file at path over the defaults already in c. */
-int km_config_load(struct km_config *c, const char *path,
-		   struct km_error *err);
+int km_config_load(struct km_config *c, const char *path, struct km_error *err);
 /* The same from memory; name is used in messages. */
 int km_config_load_string(struct km_config *c, const char *yaml, size_t len,
 			  const char *name, struct km_error *err);
@@ -89,8 +88,7 @@ void km_config_free(struct km_config *c);
  * one probe (a mapping), a list of probes, or a whole config file (only
  * its probes: are taken). Allocated in a. */
 int km_config_parse_probes(const char *yaml, size_t len, const char *name,
-			   struct km_arena *a, struct km_probe **out,
-			   size_t *n, struct km_error *err);
-
+			   struct km_arena *a, struct km_probe **out, size_t *n,
+			   struct km_error *err);
 
 #endif

@@ -43,9 +43,9 @@
 
 struct entry {
 	int64_t id;
-	char *name;                  /* owned */
-	struct km_target_name tn;    /* points into name */
-	struct km_arena meta;        /* labels and identity, from track */
+	char *name;               /* owned */
+	struct km_target_name tn; /* points into name */
+	struct km_arena meta;     /* labels and identity, from track */
 	struct km_kv *labels;
 	size_t n_labels;
 	const char *uid, *owner, *node;
@@ -56,63 +56,63 @@ struct entry {
 	int state;
 	bool flapping;
 	int64_t since_us;
-	int64_t seq;                 /* of the last transition published */
+	int64_t seq; /* of the last transition published */
 	int64_t created_us;
 
 	/* The newest result and the streak it ends. */
 	bool has_last;
-	struct km_result last;       /* .message is msg */
-	char *msg;                   /* owned; NULL when empty */
+	struct km_result last; /* .message is msg */
+	char *msg;             /* owned; NULL when empty */
 	size_t msg_cap;
 	int64_t streak;
 
 	/* The last transition published. */
 	bool has_tr;
-	struct km_transition tr;     /* .cause is cause */
-	char *cause;                 /* owned */
+	struct km_transition tr; /* .cause is cause */
+	char *cause;             /* owned */
 
 	struct entry *next_id, *next_name; /* hash chains */
 };
 
 struct event {
-	int refs;                    /* the ring's and a delivery's */
+	int refs; /* the ring's and a delivery's */
 	struct km_transition t;
 	struct km_target target;
-	struct km_arena arena;       /* everything t and target point to */
+	struct km_arena arena; /* everything t and target point to */
 };
 
 struct table {
 	struct entry **b;
-	size_t n;                    /* buckets, a power of two */
+	size_t n; /* buckets, a power of two */
 };
 
 struct km_health_sub {
 	struct km_health *h;
 	struct km_list node;
 	struct km_health_sub_options o;
-	uint64_t next_pos;           /* the next event it is to be handed */
-	int64_t last_seq;            /* the last sequence handed over */
+	uint64_t next_pos; /* the next event it is to be handed */
+	int64_t last_seq;  /* the last sequence handed over */
 	bool paused, dead, free_on_return;
 };
 
 struct km_health {
 	struct km_health_options o;
 	pthread_mutex_t mu;
-	pthread_cond_t work_cv;      /* the hub's thread waits for events */
-	pthread_cond_t idle_cv;      /* unsubscribe waits for a delivery */
+	pthread_cond_t work_cv; /* the hub's thread waits for events */
+	pthread_cond_t idle_cv; /* unsubscribe waits for a delivery */
 	pthread_t thread;
 	bool thread_started, stopping;
 
 	struct table by_id, by_name;
-	struct entry **order;        /* live entries in id order */
+	struct entry **order; /* live entries in id order */
 	size_t n_entries, order_cap;
 
-	int64_t seq;                 /* the newest published sequence */
-	struct event **ring;         /* window events; position p at p % cap */
+	int64_t seq;         /* the newest published sequence */
+	struct event **ring; /* window events; position p at p % cap */
 	size_t ring_cap;
 	uint64_t pos_first, pos_next;
 
-	struct km_list subs;         /* struct km_health_sub */
+	struct km_list subs;           /* struct km_health_sub */
 	struct km_health_sub *current; /* being handed an event */
 
 	struct km_health_stats stats;
@@ -388,9 +388,8 @@ static int copy_target(struct km_arena *a, const struct km_target *src,
 	dst->owner = km_arena_strdup(a, src->owner ? src->owner : "");
 	dst->node = km_arena_strdup(a, src->node ? src->node : "");
 	dst->labels = NULL;
-	if (src->n_labels &&
-	    !(dst->labels = km_arena_calloc(a, src->n_labels,
-					    sizeof *dst->labels)))
+	if (src->n_labels && !(dst->labels = km_arena_calloc(
+				       a, src->n_labels, sizeof *dst->labels)))
 		return KM_ENOMEM;
 	for (size_t i = 0; i < src->n_labels; i++) {
 		dst->labels[i].key = km_arena_strdup(a, src->labels[i].key);
@@ -420,8 +419,8 @@ int km_health_track(struct km_health *h, const struct km_health_target *t)
 			pthread_mutex_unlock(&h->mu);
 			return KM_ENOMEM;
 		}
-		e->since_us = e->created_us =
-			t->created_us ? t->created_us : km_now_us();
+		e->since_us = e->created_us = t->created_us ? t->created_us
+							    : km_now_us();
 		km_ledger_init(&e->lg, KM_STATE_UNKNOWN);
 		fresh = true;
 	}
@@ -434,10 +433,10 @@ int km_health_track(struct km_health *h, const struct km_health_target *t)
 		pthread_mutex_unlock(&h->mu);
 		return rc;
 	}
-	e->success_threshold =
-		t->success_threshold > 0 ? t->success_threshold : 1;
-	e->failure_threshold =
-		t->failure_threshold > 0 ? t->failure_threshold : 1;
+	e->success_threshold = t->success_threshold > 0 ? t->success_threshold
+							: 1;
+	e->failure_threshold = t->failure_threshold > 0 ? t->failure_threshold
+							: 1;
 	pthread_mutex_unlock(&h->mu);
 	return 0;
 }
@@ -467,16 +466,17 @@ static void describe(char *out, size_t size, const struct entry *e,
 		 ch->from == KM_STATE_HEALTHY)
 		n = snprintf(out, size, "degraded (%s)", why);
 	else if (ch->from != ch->to && ch->to == KM_STATE_DEGRADED)
-		n = snprintf(out, size, "%d consecutive success%s, degraded "
-			     "(%s)", e->lg.successes,
-			     e->lg.successes == 1 ? "" : "es", why);
+		n = snprintf(out, size,
+			     "%d consecutive success%s, degraded "
+			     "(%s)",
+			     e->lg.successes, e->lg.successes == 1 ? "" : "es",
+			     why);
 	else if (ch->from != ch->to && ch->from == KM_STATE_DEGRADED &&
 		 ch->to == KM_STATE_HEALTHY)
 		n = snprintf(out, size, "no longer degraded");
 	else if (ch->from != ch->to)
 		n = snprintf(out, size, "%d consecutive success%s",
-			     e->lg.successes,
-			     e->lg.successes == 1 ? "" : "es");
+			     e->lg.successes, e->lg.successes == 1 ? "" : "es");
 	if (ch->flap_changed && n >= 0 && (size_t)n < size)
 		snprintf(out + n, size - (size_t)n,
 			 "%s%s flapping: %.0f%% of the last %d results changed "
@@ -760,16 +760,18 @@ void km_health_committed(void *arg, const struct km_transition *t)
 		e->flapping = t->flapping;
 		e->seq = t->seq;
 		if (set_transition(e, t))
-			km_log(KM_LOG_ERROR, "last transition not kept in "
-					     "memory: out of memory",
+			km_log(KM_LOG_ERROR,
+			       "last transition not kept in "
+			       "memory: out of memory",
 			       "target", e->name, NULL);
 	}
 	if (t->seq > h->seq)
 		h->seq = t->seq;
 	h->stats.published++;
 	if (!ev) {
-		km_log(KM_LOG_ERROR, "transition not announced: out of memory "
-				     "(watchers resume from the database)",
+		km_log(KM_LOG_ERROR,
+		       "transition not announced: out of memory "
+		       "(watchers resume from the database)",
 		       "seq", KM_I(t->seq), NULL);
 	} else {
 		if (h->pos_next - h->pos_first == h->ring_cap) {
@@ -864,8 +866,9 @@ static bool serve(struct km_health *h, struct km_health_sub *s, bool *freed)
 		/* Its queue passed its bound: cut off, told once. */
 		s->dead = true;
 		h->stats.overflows++;
-		km_log(KM_LOG_WARN, "a health subscriber fell behind and was "
-				    "cut off; it resumes from the database",
+		km_log(KM_LOG_WARN,
+		       "a health subscriber fell behind and was "
+		       "cut off; it resumes from the database",
 		       "last_seq", KM_I(s->last_seq), "pending",
 		       KM_I(h->pos_next - s->next_pos), NULL);
 		if (s->o.overflow) {
@@ -1044,8 +1047,10 @@ int km_health_open(const struct km_health_options *o, struct km_health **out,
 		goto fail;
 	rc = pthread_create(&h->thread, NULL, hub_main, h);
 	if (rc) {
-		rc = km_error_set(err, KM_EIO, "cannot start the health hub's "
-				  "thread: %s", strerror(rc));
+		rc = km_error_set(err, KM_EIO,
+				  "cannot start the health hub's "
+				  "thread: %s",
+				  strerror(rc));
 		goto fail;
 	}
 	h->thread_started = true;
@@ -1071,7 +1076,7 @@ void km_health_close(struct km_health *h)
 		pthread_mutex_unlock(&h->mu);
 		pthread_join(h->thread, NULL);
 	}
-	km_list_for_each_safe(n, tmp, &h->subs) {
+	km_list_for_each_safe (n, tmp, &h->subs) {
 		km_log(KM_LOG_WARN, "a health subscriber was left at close",
 		       NULL);
 		sub_free(h, km_list_entry(n, struct km_health_sub, node));

@@ -63,9 +63,9 @@ struct km_reader;
 
 struct km_health_options {
 	struct km_store *store;
-	double flap_low;      /* percent; 0 = 5 */
-	double flap_high;     /* percent; 0 = 20 */
-	size_t window;        /* committed transitions kept for subscribers
+	double flap_low;  /* percent; 0 = 5 */
+	double flap_high; /* percent; 0 = 20 */
+	size_t window;    /* committed transitions kept for subscribers
 	                         that are behind; 0 = 16384 */
 };
 
@@ -84,14 +84,14 @@ void km_health_close(struct km_health *h);
 
 /* What a source tells the hub about a target it observes. */
 struct km_health_target {
-	int64_t id;                  /* the store's target id */
-	const char *name;            /* "[cluster:]kind/namespace/name" */
+	int64_t id;       /* the store's target id */
+	const char *name; /* "[cluster:]kind/namespace/name" */
 	const struct km_kv *labels;
 	size_t n_labels;
 	const char *uid, *owner, *node; /* NULL = "" */
-	int32_t success_threshold;   /* <= 0: 1 */
-	int32_t failure_threshold;   /* <= 0: 1 */
-	int64_t created_us;          /* since when it is UNKNOWN, if new */
+	int32_t success_threshold;      /* <= 0: 1 */
+	int32_t failure_threshold;      /* <= 0: 1 */
+	int64_t created_us;             /* since when it is UNKNOWN, if new */
 };
 
 /* Adds the target (state UNKNOWN) or updates what it is told of an
@@ -101,15 +101,15 @@ int km_health_track(struct km_health *h, const struct km_health_target *t);
 
 struct km_observation {
 	int64_t target_id;
-	int verdict;                 /* KM_STATE_HEALTHY, KM_STATE_DEGRADED
+	int verdict;        /* KM_STATE_HEALTHY, KM_STATE_DEGRADED
 	                                (up, under pressure) or
 	                                KM_STATE_UNHEALTHY */
-	int64_t started_us;          /* epoch µs */
+	int64_t started_us; /* epoch µs */
 	int64_t duration_us;
-	int error_class;             /* enum km_error_class; 0 when up */
+	int error_class; /* enum km_error_class; 0 when up */
 	int32_t status_code;
-	const char *message;         /* NULL or "" = none; copied */
-	const char *reason;          /* the cause of a transition it makes;
+	const char *message; /* NULL or "" = none; copied */
+	const char *reason;  /* the cause of a transition it makes;
 	                                NULL = the message's first line */
 };
 
@@ -122,12 +122,12 @@ int km_health_observe(struct km_health *h, const struct km_observation *o);
 
 /* A live target as GetHealth shows it. Strings live in the arena. */
 struct km_health_view {
-	struct km_target target;     /* published state; last_transition_seq
+	struct km_target target; /* published state; last_transition_seq
 	                                is the snapshot's sequence for it */
 	bool has_last;
-	struct km_result last;       /* newest result; id 0 when it was
+	struct km_result last; /* newest result; id 0 when it was
 	                                observed since start (not yet known) */
-	int64_t consecutive;         /* results in a row with last's outcome */
+	int64_t consecutive;   /* results in a row with last's outcome */
 	bool has_transition;
 	struct km_transition transition; /* the last one; target_name set */
 };
@@ -141,9 +141,9 @@ int km_health_get(struct km_health *h, const char *name, struct km_arena *a,
 int km_health_state(struct km_health *h, const char *name, int *state);
 
 struct km_health_filter {
-	int kind;                    /* 0 = any */
-	int state;                   /* 0 = any */
-	const char *cluster;         /* NULL = any */
+	int kind;            /* 0 = any */
+	int state;           /* 0 = any */
+	const char *cluster; /* NULL = any */
 	/* Called under the hub's lock: pure, quick. NULL = all. */
 	bool (*match)(const struct km_kv *labels, size_t n, void *arg);
 	void *arg;
@@ -167,15 +167,15 @@ int64_t km_health_sequence(struct km_health *h);
  * only. target is the target as it is after it (for a deletion: as it
  * was, with state KM_STATE_DELETED). */
 struct km_health_event {
-	const struct km_transition *t;   /* seq, target_name and labels set */
+	const struct km_transition *t; /* seq, target_name and labels set */
 	const struct km_target *target;
 };
 
 struct km_health_sub;
 
 struct km_health_sub_options {
-	size_t max_pending;  /* the queue's bound; 0 = the hub's window */
-	bool paused;         /* queue, but hand nothing over until resumed */
+	size_t max_pending; /* the queue's bound; 0 = the hub's window */
+	bool paused;        /* queue, but hand nothing over until resumed */
 	/* On the hub's thread, in sequence order; must not block. */
 	void (*deliver)(void *arg, const struct km_health_event *ev);
 	/* On the hub's thread, once, when the queue overflowed: nothing more
@@ -203,13 +203,13 @@ void km_health_unsubscribe(struct km_health_sub *s);
 /* ---- for the stats line and tests ------------------------------------------ */
 
 struct km_health_stats {
-	uint64_t targets;          /* tracked now */
+	uint64_t targets; /* tracked now */
 	uint64_t observations;
-	uint64_t unknown_dropped;  /* observations of untracked targets */
-	uint64_t transitions;      /* made by the ledgers */
-	uint64_t published;        /* committed and announced */
+	uint64_t unknown_dropped; /* observations of untracked targets */
+	uint64_t transitions;     /* made by the ledgers */
+	uint64_t published;       /* committed and announced */
 	uint64_t subscribers;
-	uint64_t overflows;        /* subscribers cut off */
+	uint64_t overflows; /* subscribers cut off */
 };
 void km_health_get_stats(struct km_health *h, struct km_health_stats *out);
 

@@ -30,12 +30,12 @@
 struct km_ledger_cfg {
 	int32_t success_threshold;
 	int32_t failure_threshold;
-	double flap_low;   /* percent; default 5 */
-	double flap_high;  /* percent; default 20 */
+	double flap_low;  /* percent; default 5 */
+	double flap_high; /* percent; default 20 */
 };
 
 struct km_ledger {
-	int state;         /* enum km_state */
+	int state; /* enum km_state */
 	bool flapping;
 	int32_t successes; /* consecutive (HEALTHY or DEGRADED) */
 	int32_t failures;  /* consecutive */
@@ -44,7 +44,7 @@ struct km_ledger {
 };
 
 struct km_ledger_change {
-	int from, to;      /* equal when only flapping changed */
+	int from, to; /* equal when only flapping changed */
 	bool flapping;
 	bool flap_changed;
 	double flap_percent;

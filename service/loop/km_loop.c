@@ -261,7 +261,8 @@ static int rearm(struct km_loop *l)
 		return -1;
 	}
 	if (!l->told_timerfd) {
-		km_log(KM_LOG_ERROR, "event loop: cannot arm the timerfd; "
+		km_log(KM_LOG_ERROR,
+		       "event loop: cannot arm the timerfd; "
 		       "timers wait on epoll_wait's timeout instead",
 		       "error", strerror(errno), NULL);
 		l->told_timerfd = true;

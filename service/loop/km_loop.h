@@ -37,8 +37,7 @@
 
 struct km_loop;
 
-typedef void (*km_fd_fn)(struct km_loop *l, int fd, uint32_t events,
-			 void *arg);
+typedef void (*km_fd_fn)(struct km_loop *l, int fd, uint32_t events, void *arg);
 typedef void (*km_timer_fn)(struct km_loop *l, void *arg);
 typedef void (*km_post_fn)(struct km_loop *l, void *arg);
 
@@ -69,8 +68,7 @@ void km_loop_rebind_fd(struct km_loop *l, int fd, km_fd_fn fn, void *arg);
  * set, so this only forgets the handler, without a system call. */
 void km_loop_forget_fd(struct km_loop *l, int fd);
 
-static inline void km_timer_init(struct km_timer *t, km_timer_fn fn,
-				 void *arg)
+static inline void km_timer_init(struct km_timer *t, km_timer_fn fn, void *arg)
 {
 	t->due = 0;
 	t->heap_index = 0;
@@ -93,8 +91,8 @@ int km_loop_timer_set(struct km_loop *l, struct km_timer *t, int64_t due);
  * the daemon's), km_loop_timer_set asks this hook, when set, before it
  * puts a timer into the heap; true makes it fail as a heap that cannot
  * grow does (KM_ENOMEM). Called on the loop's thread. */
-extern bool (*km_loop_fault_timer)(struct km_loop *l,
-				   const struct km_timer *t, int64_t due);
+extern bool (*km_loop_fault_timer)(struct km_loop *l, const struct km_timer *t,
+				   int64_t due);
 #endif
 void km_loop_timer_cancel(struct km_loop *l, struct km_timer *t);
 size_t km_loop_timer_count(const struct km_loop *l);

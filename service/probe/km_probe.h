@@ -38,14 +38,14 @@
  */
 
 enum km_field_style {
-	KM_FIELDS_API,   /* snake_case, as in the .proto */
-	KM_FIELDS_YAML,  /* camelCase, as in a Kubernetes Probe */
+	KM_FIELDS_API,  /* snake_case, as in the .proto */
+	KM_FIELDS_YAML, /* camelCase, as in a Kubernetes Probe */
 };
 
 /* Where the fields of one probe come from, for messages. */
 struct km_field_ctx {
 	enum km_field_style style;
-	const char *prefix;  /* "probe" or "probes[3]"; may be "" */
+	const char *prefix; /* "probe" or "probes[3]"; may be "" */
 };
 
 /* Limits beyond the kubelet's. */

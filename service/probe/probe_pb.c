@@ -14,8 +14,9 @@
 
 Google__Protobuf__Timestamp *km_pb_timestamp(struct km_arena *a, int64_t us)
 {
-	Google__Protobuf__Timestamp *ts = KM_ARENA_NEW(
-		a, Google__Protobuf__Timestamp, GOOGLE__PROTOBUF__TIMESTAMP__INIT);
+	Google__Protobuf__Timestamp *ts =
+		KM_ARENA_NEW(a, Google__Protobuf__Timestamp,
+			     GOOGLE__PROTOBUF__TIMESTAMP__INIT);
 	int64_t s = us / 1000000, frac = us % 1000000;
 
 	if (!ts)
@@ -133,15 +134,16 @@ int km_probe_from_pb(const Kubemedic__V1__Probe *pb, struct km_arena *a,
 Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 				     struct km_arena *a)
 {
-	Kubemedic__V1__Probe *pb =
-		KM_ARENA_NEW(a, Kubemedic__V1__Probe, KUBEMEDIC__V1__PROBE__INIT);
+	Kubemedic__V1__Probe *pb = KM_ARENA_NEW(a, Kubemedic__V1__Probe,
+						KUBEMEDIC__V1__PROBE__INIT);
 	struct km_probe_timing t;
 
 	if (!pb)
 		return NULL;
 	pb->name = (char *)p->name;
 	if (p->n_labels) {
-		pb->labels = km_arena_calloc(a, p->n_labels, sizeof *pb->labels);
+		pb->labels =
+			km_arena_calloc(a, p->n_labels, sizeof *pb->labels);
 		if (!pb->labels)
 			return NULL;
 		for (size_t i = 0; i < p->n_labels; i++) {
@@ -161,7 +163,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 	case KM_PROBE_HTTP: {
 		Kubemedic__V1__HTTPGetAction *h =
 			KM_ARENA_NEW(a, Kubemedic__V1__HTTPGetAction,
-				KUBEMEDIC__V1__HTTPGET_ACTION__INIT);
+				     KUBEMEDIC__V1__HTTPGET_ACTION__INIT);
 		if (!h)
 			return NULL;
 		h->host = (char *)s_or_empty(p->host);
@@ -191,8 +193,9 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 		break;
 	}
 	case KM_PROBE_TCP:
-		pb->tcp_socket = KM_ARENA_NEW(a, Kubemedic__V1__TCPSocketAction,
-					 KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT);
+		pb->tcp_socket =
+			KM_ARENA_NEW(a, Kubemedic__V1__TCPSocketAction,
+				     KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT);
 		if (!pb->tcp_socket)
 			return NULL;
 		pb->tcp_socket->host = (char *)s_or_empty(p->host);
@@ -200,7 +203,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 		break;
 	case KM_PROBE_GRPC:
 		pb->grpc = KM_ARENA_NEW(a, Kubemedic__V1__GRPCAction,
-				   KUBEMEDIC__V1__GRPCACTION__INIT);
+					KUBEMEDIC__V1__GRPCACTION__INIT);
 		if (!pb->grpc)
 			return NULL;
 		pb->grpc->host = (char *)s_or_empty(p->host);
@@ -210,7 +213,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 	case KM_PROBE_EXEC: {
 		Kubemedic__V1__ExecAction *e =
 			KM_ARENA_NEW(a, Kubemedic__V1__ExecAction,
-				KUBEMEDIC__V1__EXEC_ACTION__INIT);
+				     KUBEMEDIC__V1__EXEC_ACTION__INIT);
 		if (!e)
 			return NULL;
 		e->command = (char **)p->argv;
@@ -221,9 +224,9 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 			if (!e->env)
 				return NULL;
 			for (size_t i = 0; i < p->n_env; i++) {
-				Kubemedic__V1__EnvVar *v =
-					KM_ARENA_NEW(a, Kubemedic__V1__EnvVar,
-						KUBEMEDIC__V1__ENV_VAR__INIT);
+				Kubemedic__V1__EnvVar *v = KM_ARENA_NEW(
+					a, Kubemedic__V1__EnvVar,
+					KUBEMEDIC__V1__ENV_VAR__INIT);
 				if (!v)
 					return NULL;
 				v->name = (char *)p->env[i].key;
@@ -237,7 +240,7 @@ Kubemedic__V1__Probe *km_probe_to_pb(const struct km_probe *p,
 	}
 	case KM_PROBE_FILE:
 		pb->file = KM_ARENA_NEW(a, Kubemedic__V1__FileAction,
-				   KUBEMEDIC__V1__FILE_ACTION__INIT);
+					KUBEMEDIC__V1__FILE_ACTION__INIT);
 		if (!pb->file)
 			return NULL;
 		pb->file->path = (char *)s_or_empty(p->path);

@@ -68,7 +68,8 @@ static const char *name_part_error(const char *s, size_t n, bool allow_empty)
 		return "must be no more than 63 characters";
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		bool alnum = isalnum((unsigned char)c) && (unsigned char)c < 128;
+		bool alnum = isalnum((unsigned char)c) &&
+			     (unsigned char)c < 128;
 
 		if ((i == 0 || i == n - 1) && !alnum)
 			return "must begin and end with a letter or digit";
@@ -131,7 +132,8 @@ int km_probe_set_timing(struct km_probe *p, const struct km_probe_timing *t,
 		if (v < 0)
 			return FERR(fields[i].api, fields[i].yaml,
 				    "must be greater than or equal to 0 (got "
-				    "%lld)", (long long)v);
+				    "%lld)",
+				    (long long)v);
 	}
 	if (t->period_milliseconds && t->period_seconds)
 		return FERR("period_milliseconds", "periodMilliseconds",
@@ -148,7 +150,8 @@ int km_probe_set_timing(struct km_probe *p, const struct km_probe_timing *t,
 		if (t->period_milliseconds < KM_PROBE_MIN_PERIOD_MS)
 			return FERR("period_milliseconds", "periodMilliseconds",
 				    "must be at least %d (kubemedic's shortest "
-				    "period), got %lld", KM_PROBE_MIN_PERIOD_MS,
+				    "period), got %lld",
+				    KM_PROBE_MIN_PERIOD_MS,
 				    (long long)t->period_milliseconds);
 		if (t->period_milliseconds > KM_PROBE_MAX_PERIOD_MS)
 			return FERR("period_milliseconds", "periodMilliseconds",
@@ -174,8 +177,8 @@ int km_probe_set_timing(struct km_probe *p, const struct km_probe_timing *t,
 			return FERR("timeout_seconds", "timeoutSeconds",
 				    "must be at most %lld seconds (one hour)",
 				    KM_PROBE_MAX_TIMEOUT_MS / 1000);
-		timeout_ms = (t->timeout_seconds ? t->timeout_seconds : 1) *
-			     1000;
+		timeout_ms =
+			(t->timeout_seconds ? t->timeout_seconds : 1) * 1000;
 	}
 	if (t->initial_delay_seconds > KM_PROBE_MAX_INITIAL_DELAY_MS / 1000)
 		return FERR("initial_delay_seconds", "initialDelaySeconds",
@@ -233,7 +236,8 @@ int km_probe_parse_scheme(const char *scheme, bool *https,
 	snprintf(field, sizeof field, "%s.scheme", h);
 	return field_err(err, fc, field, field,
 			 "Unsupported value: \"%s\": supported values: "
-			 "\"HTTP\", \"HTTPS\"", scheme);
+			 "\"HTTP\", \"HTTPS\"",
+			 scheme);
 }
 
 int km_probe_handler_count_error(int count, const struct km_field_ctx *fc,
@@ -310,13 +314,15 @@ static int check_host_port(const struct km_probe *p, const char *h_api,
 	    strpbrk(p->host, "/?#@"))
 		return FERR(fa, fy,
 			    "Invalid value: \"%s\": must be an IP address or "
-			    "a DNS name", p->host);
+			    "a DNS name",
+			    p->host);
 	snprintf(fa, sizeof fa, "%s.port", h_api);
 	snprintf(fy, sizeof fy, "%s.port", h_yaml);
 	if (p->port < 1 || p->port > 65535)
 		return FERR(fa, fy,
 			    "Invalid value: %d: must be between 1 and 65535, "
-			    "inclusive", p->port);
+			    "inclusive",
+			    p->port);
 	return 0;
 }
 
@@ -325,16 +331,18 @@ static int check_kvs(const struct km_kv *kv, size_t n, size_t max,
 		     const struct km_field_ctx *fc, struct km_error *err)
 {
 	if (n > max)
-		return FERR(fa, fy, "Too many: %zu: must have at most %zu items",
-			    n, max);
+		return FERR(fa, fy,
+			    "Too many: %zu: must have at most %zu items", n,
+			    max);
 	for (size_t i = 0; i < n; i++) {
 		char a[64], y[64];
 
 		snprintf(a, sizeof a, "%s[%zu].name", fa, i);
 		snprintf(y, sizeof y, "%s[%zu].name", fy, i);
-		if (header ? !is_http_token(kv[i].key) : !is_env_name(kv[i].key))
-			return FERR(a, y,
-				    "Invalid value: \"%s\": %s", kv[i].key,
+		if (header ? !is_http_token(kv[i].key)
+			   : !is_env_name(kv[i].key))
+			return FERR(a, y, "Invalid value: \"%s\": %s",
+				    kv[i].key,
 				    header ? "a valid HTTP header must consist "
 					     "of alphanumeric characters or "
 					     "one of !#$%&'*+-.^_`|~"
@@ -357,8 +365,10 @@ static int check_abs_path(const char *path, const char *fa, const char *fy,
 	if (!path || !*path)
 		return required ? FERR(fa, fy, "Required value") : 0;
 	if (path[0] != '/')
-		return FERR(fa, fy, "Invalid value: \"%s\": must be an "
-				    "absolute path", path);
+		return FERR(fa, fy,
+			    "Invalid value: \"%s\": must be an "
+			    "absolute path",
+			    path);
 	if (has_ctl(path))
 		return FERR(fa, fy, "must not hold control characters");
 	return 0;
@@ -379,8 +389,10 @@ int km_probe_validate(const struct km_probe *p, const struct km_field_ctx *fc,
 			    "with an alphanumeric character (at most 253)",
 			    p->name);
 	if (p->n_labels > KM_PROBE_MAX_LABELS)
-		return FERR("labels", "labels", "Too many: %zu: must have at "
-			    "most %d labels", p->n_labels, KM_PROBE_MAX_LABELS);
+		return FERR("labels", "labels",
+			    "Too many: %zu: must have at "
+			    "most %d labels",
+			    p->n_labels, KM_PROBE_MAX_LABELS);
 	for (size_t i = 0; i < p->n_labels; i++) {
 		const char *why = km_label_key_error(p->labels[i].key);
 
@@ -422,8 +434,8 @@ int km_probe_validate(const struct km_probe *p, const struct km_field_ctx *fc,
 		rc = check_host_port(p, "grpc", "grpc", fc, err);
 		if (rc)
 			return rc;
-		if (p->service && (strlen(p->service) > 1024 ||
-				   has_ctl(p->service)))
+		if (p->service &&
+		    (strlen(p->service) > 1024 || has_ctl(p->service)))
 			return FERR("grpc.service", "grpc.service",
 				    "must be at most 1024 printable "
 				    "characters");
@@ -444,15 +456,16 @@ int km_probe_validate(const struct km_probe *p, const struct km_field_ctx *fc,
 		return check_abs_path(p->workdir, "exec.working_dir",
 				      "exec.workingDir", false, fc, err);
 	case KM_PROBE_FILE:
-		rc = check_abs_path(p->path, "file.path", "file.path", true,
-				    fc, err);
+		rc = check_abs_path(p->path, "file.path", "file.path", true, fc,
+				    err);
 		if (rc)
 			return rc;
 		if (p->min_size < 0)
 			return FERR("file.min_size", "file.minSize",
 				    "must be greater than or equal to 0");
 		if (p->max_age_s < 0)
-			return FERR("file.max_age_seconds", "file.maxAgeSeconds",
+			return FERR("file.max_age_seconds",
+				    "file.maxAgeSeconds",
 				    "must be greater than or equal to 0");
 		return 0;
 	}

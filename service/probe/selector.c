@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 enum sel_op {
 	SEL_EQ,        /* = or ==, one value */
 	SEL_NE,        /* !=, one value */
@@ -122,7 +121,8 @@ static struct tok lex(struct parser *p)
 	default:
 		t.kind = T_IDENT;
 		t.len = 0;
-		while (p->pos + t.len < p->len && !is_space(s[p->pos + t.len]) &&
+		while (p->pos + t.len < p->len &&
+		       !is_space(s[p->pos + t.len]) &&
 		       !is_special(s[p->pos + t.len]))
 			t.len++;
 		break;
@@ -195,8 +195,7 @@ static int check_key(struct parser *p, const struct tok *t, const char *key)
 	return 0;
 }
 
-static int check_value(struct parser *p, const struct tok *t,
-		       const char *value)
+static int check_value(struct parser *p, const struct tok *t, const char *value)
 {
 	const char *why = km_label_value_error(value);
 
@@ -259,8 +258,7 @@ static int parse_list(struct parser *p, struct sel_req *r)
 				return 0;
 			want_value = true;
 			break;
-		case T_END:
-			return expected(p, &t, "')'");
+		case T_END: return expected(p, &t, "')'");
 		default:
 			return expected(p, &t,
 					want_value ? "a value, ',' or ')'"
@@ -295,7 +293,8 @@ static int parse_requirement(struct parser *p, struct sel_req *r)
 		t = lex(p);
 	}
 	if (t.kind != T_IDENT)
-		return expected(p, &t, negated ? "a label key" : "'!' or a label key");
+		return expected(p, &t,
+				negated ? "a label key" : "'!' or a label key");
 	r->key = ident_dup(p, &t);
 	if (!r->key)
 		return km_error_set(p->err, KM_ENOMEM, "out of memory");
@@ -310,24 +309,21 @@ static int parse_requirement(struct parser *p, struct sel_req *r)
 	lex(p);
 	switch (op.kind) {
 	case T_EQ:
-	case T_EQEQ:
-		r->op = SEL_EQ;
-		return parse_exact(p, r);
-	case T_NE:
-		r->op = SEL_NE;
-		return parse_exact(p, r);
+	case T_EQEQ: r->op = SEL_EQ; return parse_exact(p, r);
+	case T_NE: r->op = SEL_NE; return parse_exact(p, r);
 	case T_GT:
 	case T_LT:
-		return perr(p, op.pos, "operator '%c' is not supported (use =, "
-			    "==, !=, in or notin)", p->s[op.pos]);
+		return perr(p, op.pos,
+			    "operator '%c' is not supported (use =, "
+			    "==, !=, in or notin)",
+			    p->s[op.pos]);
 	case T_IDENT:
 		if (tok_is(p, &op, "in") || tok_is(p, &op, "notin")) {
 			r->op = tok_is(p, &op, "in") ? SEL_IN : SEL_NOTIN;
 			return parse_list(p, r);
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 	return expected(p, &op, "one of =, ==, !=, in, notin, ',' or the end");
 }
@@ -383,8 +379,7 @@ int km_selector_parse(const char *s, struct km_arena *a,
 
 /* ---- matching ---------------------------------------------------------- */
 
-static const char *lookup(const struct km_kv *labels, size_t n,
-			  const char *key)
+static const char *lookup(const struct km_kv *labels, size_t n, const char *key)
 {
 	for (size_t i = 0; i < n; i++)
 		if (labels[i].key && strcmp(labels[i].key, key) == 0)
@@ -407,15 +402,11 @@ static bool req_matches(const struct sel_req *r, const struct km_kv *labels,
 
 	switch (r->op) {
 	case SEL_EQ:
-	case SEL_IN:
-		return v && in_values(r, v);
+	case SEL_IN: return v && in_values(r, v);
 	case SEL_NE:
-	case SEL_NOTIN:
-		return !v || !in_values(r, v);
-	case SEL_EXISTS:
-		return v != NULL;
-	case SEL_NOTEXISTS:
-		return v == NULL;
+	case SEL_NOTIN: return !v || !in_values(r, v);
+	case SEL_EXISTS: return v != NULL;
+	case SEL_NOTEXISTS: return v == NULL;
 	}
 	return false;
 }

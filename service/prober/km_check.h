@@ -51,8 +51,8 @@
 
 struct km_check_result {
 	bool success;
-	int error_class;             /* enum km_error_class */
-	int32_t status_code;         /* HTTP, gRPC, exit code, signal */
+	int error_class;     /* enum km_error_class */
+	int32_t status_code; /* HTTP, gRPC, exit code, signal */
 	char message[KM_RESULT_MESSAGE_MAX];
 };
 
@@ -62,8 +62,8 @@ struct km_check {
 	int64_t started;              /* CLOCK_MONOTONIC ns */
 	int64_t deadline;             /* started + timeout */
 	void (*done)(struct km_check *c, const struct km_check_result *r);
-	void *owner;                  /* the caller's (the prober's) */
-	void *impl;                   /* the check type's run, NULL when none */
+	void *owner; /* the caller's (the prober's) */
+	void *impl;  /* the check type's run, NULL when none */
 };
 
 /* Fills r as a success without a message. Cheaper than zero-initialising
@@ -98,7 +98,7 @@ size_t km_check_copy_text(char *dst, size_t cap, const char *src, size_t n);
  * type whose create is NULL) and handed to every other function.
  */
 struct km_check_type {
-	const char *name;  /* "http", "tcp", ...: for messages */
+	const char *name; /* "http", "tcp", ...: for messages */
 	/* Makes the checker for loop l, before the loop runs; on failure
 	 * returns a km_err code with err filled and *checker NULL. NULL: the
 	 * type needs no context. */

@@ -102,8 +102,8 @@ void km_check_close_now(int fd)
 int km_check_connect(const union km_check_addr *a, socklen_t len, int *fd,
 		     int *connect_err)
 {
-	*fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		     0);
+	*fd = socket(a->sa.sa_family,
+		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (*fd < 0)
 		return errno == EMFILE || errno == ENFILE ? KM_EFULL : KM_EIO;
 	km_check_set_linger(*fd);

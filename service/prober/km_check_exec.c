@@ -92,17 +92,17 @@ extern char **environ;
 
 struct exec_run {
 	struct km_exec_checker *x;
-	struct km_check *c;     /* NULL once reported or cancelled */
-	pid_t pid;              /* 0: never started (see spawn_code) */
-	bool reaped;            /* or never started */
-	int pidfd;              /* -1 once reaped, or when polling */
-	int outfd;              /* -1 once closed */
-	int spawn_code;         /* 126 or 127 when pid is 0 */
-	struct km_timer timer;  /* the deadline, or "report now" */
-	struct km_timer poll;   /* without a pidfd: look for the exit */
+	struct km_check *c;    /* NULL once reported or cancelled */
+	pid_t pid;             /* 0: never started (see spawn_code) */
+	bool reaped;           /* or never started */
+	int pidfd;             /* -1 once reaped, or when polling */
+	int outfd;             /* -1 once closed */
+	int spawn_code;        /* 126 or 127 when pid is 0 */
+	struct km_timer timer; /* the deadline, or "report now" */
+	struct km_timer poll;  /* without a pidfd: look for the exit */
 	int64_t poll_every;
-	size_t len;             /* bytes kept in out */
-	struct km_list link;    /* x->runs, once started */
+	size_t len;          /* bytes kept in out */
+	struct km_list link; /* x->runs, once started */
 	char out[KM_CHECK_OUTPUT_MAX];
 };
 
@@ -110,8 +110,8 @@ struct km_exec_checker {
 	struct km_loop *loop;
 	/* Every run not freed yet: running, or killed and not yet reaped. */
 	struct km_list runs;
-	bool told_polling;      /* logged that there are no pidfds */
-	char sink[16384];       /* output past the limit is read into it */
+	bool told_polling; /* logged that there are no pidfds */
+	char sink[16384];  /* output past the limit is read into it */
 };
 
 /* ---- runs ---------------------------------------------------------------- */
@@ -419,10 +419,10 @@ static const char *errtext(int e)
 
 /* Everything posix_spawn needs, built once per run. */
 struct spawn_plan {
-	const char *file;       /* argv[0] */
+	const char *file; /* argv[0] */
 	char **argv, **envp;
-	const char *path;       /* PATH of the child's environment */
-	int dirfd;              /* working directory, or -1 */
+	const char *path; /* PATH of the child's environment */
+	int dirfd;        /* working directory, or -1 */
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 };
@@ -462,9 +462,9 @@ static char **build_env(const struct km_probe *p, struct km_arena *a,
 			later = !strcmp(p->env[i].key, p->env[j].key);
 		if (later)
 			continue;
-		envp[k] = km_arena_printf(a, "%s=%s", p->env[j].key,
-					  p->env[j].value ? p->env[j].value
-							  : "");
+		envp[k] =
+			km_arena_printf(a, "%s=%s", p->env[j].key,
+					p->env[j].value ? p->env[j].value : "");
 		if (!envp[k])
 			return NULL;
 		if (!strcmp(p->env[j].key, "PATH"))
@@ -530,8 +530,8 @@ static int spawn_search(struct spawn_plan *sp, pid_t *pid)
 			if (e == EACCES)
 				eacces = true;
 			else if (e != ENOENT && e != ENOTDIR && e != ESTALE &&
-				 e != ENODEV && e != ETIMEDOUT &&
-				 e != ELOOP && e != ENAMETOOLONG)
+				 e != ENODEV && e != ETIMEDOUT && e != ELOOP &&
+				 e != ENAMETOOLONG)
 				return e;
 		}
 		if (!colon)
@@ -556,12 +556,13 @@ static int cannot_run(struct exec_run *r, int code, const char *fmt, ...)
 				 km_loop_now(r->x->loop));
 }
 
-static int spawn_failed(struct exec_run *r, const struct spawn_plan *sp,
-			int e)
+static int spawn_failed(struct exec_run *r, const struct spawn_plan *sp, int e)
 {
 	if (e == ENOENT && !strchr(sp->file, '/'))
-		return cannot_run(r, 127, "cannot run \"%s\": not found in "
-				  "PATH \"%s\"", sp->file,
+		return cannot_run(r, 127,
+				  "cannot run \"%s\": not found in "
+				  "PATH \"%s\"",
+				  sp->file,
 				  sp->path ? sp->path : "/bin:/usr/bin");
 	return cannot_run(r, e == ENOENT ? 127 : 126, "cannot run \"%s\": %s",
 			  sp->file, errtext(e));
@@ -645,9 +646,10 @@ static int exec_start(void *checker, struct km_check *c)
 				rc = sys_fail(c, "open working directory", e);
 				goto fail;
 			}
-			rc = cannot_run(r, 126, "cannot run \"%s\": working "
-					"directory \"%s\": %s", sp.file,
-					p->workdir, errtext(e));
+			rc = cannot_run(r, 126,
+					"cannot run \"%s\": working "
+					"directory \"%s\": %s",
+					sp.file, p->workdir, errtext(e));
 			goto started;
 		}
 	}
@@ -696,8 +698,8 @@ static int exec_start(void *checker, struct km_check *c)
 	posix_spawnattr_setsigdefault(&sp.attr, &dfl);
 	posix_spawnattr_setpgroup(&sp.attr, 0);
 	posix_spawnattr_setflags(&sp.attr, POSIX_SPAWN_SETPGROUP |
-						    POSIX_SPAWN_SETSIGMASK |
-						    POSIX_SPAWN_SETSIGDEF);
+						   POSIX_SPAWN_SETSIGMASK |
+						   POSIX_SPAWN_SETSIGDEF);
 
 	e = spawn_search(&sp, &r->pid);
 	if (!e)
@@ -721,23 +723,25 @@ static int exec_start(void *checker, struct km_check *c)
 	r->pidfd = open_pidfd(r->pid);
 	e = r->pidfd < 0 ? errno : 0;
 	if (e == ENOSYS && !x->told_polling) {
-		km_log(KM_LOG_INFO, "exec checks poll for exits: no pidfd_open "
-		       "(a kernel before 5.3, or valgrind)", NULL);
+		km_log(KM_LOG_INFO,
+		       "exec checks poll for exits: no pidfd_open "
+		       "(a kernel before 5.3, or valgrind)",
+		       NULL);
 		x->told_polling = true;
 	}
 	r->poll_every = POLL_FIRST_NS;
 	if ((e && e != ENOSYS) ||
 	    (rc = r->pidfd >= 0
-			  ? km_loop_add_fd(x->loop, r->pidfd, EPOLLIN,
-					   on_pidfd, r)
+			  ? km_loop_add_fd(x->loop, r->pidfd, EPOLLIN, on_pidfd,
+					   r)
 			  : km_loop_timer_set(x->loop, &r->poll,
 					      km_mono_ns() + r->poll_every)) ||
 	    (rc = km_loop_add_fd(x->loop, r->outfd, EPOLLIN, on_output, r)) ||
 	    (rc = km_loop_timer_set(x->loop, &r->timer, c->deadline))) {
 		siginfo_t si;
 
-		rc = rc ? sys_fail(c, "event loop", rc == KM_ENOMEM ? ENOMEM
-								 : EIO)
+		rc = rc ? sys_fail(c, "event loop",
+				   rc == KM_ENOMEM ? ENOMEM : EIO)
 			: sys_fail(c, "pidfd_open", e);
 		kill(-r->pid, SIGKILL);
 		/* SIGKILL: this wait is short. */

@@ -28,9 +28,8 @@ static int file_start(void *checker, struct km_check *c)
 			      0, "%s: %s", p->path, strerror(e));
 	} else if ((int64_t)st.st_size < p->min_size) {
 		km_check_fail(&res, KM_EC_FILE_TOO_SMALL, 0,
-			      "%s: %lld bytes, less than minSize %lld",
-			      p->path, (long long)st.st_size,
-			      (long long)p->min_size);
+			      "%s: %lld bytes, less than minSize %lld", p->path,
+			      (long long)st.st_size, (long long)p->min_size);
 	} else if (p->max_age_s > 0) {
 		struct timespec now;
 		int64_t age;

@@ -65,7 +65,7 @@
 
 struct grpc_run {
 	struct km_grpc_checker *x;
-	struct km_check *c;     /* NULL once cancelled */
+	struct km_check *c; /* NULL once cancelled */
 	grpc_channel *channel;
 	grpc_call *call;
 	grpc_metadata_array initial_md, trailing_md;
@@ -73,8 +73,8 @@ struct grpc_run {
 	grpc_status_code status;
 	grpc_slice details;
 	const char *error_string; /* the core's, gpr_free */
-	int ok;                 /* the batch's success, from cq_main */
-	struct km_list link;    /* x->runs, once the batch is started */
+	int ok;                   /* the batch's success, from cq_main */
+	struct km_list link;      /* x->runs, once the batch is started */
 };
 
 struct km_grpc_checker {
@@ -164,10 +164,9 @@ static void judge(struct grpc_run *r, const struct km_check *c,
 	memset(res, 0, sizeof *res);
 	if (r->status == GRPC_STATUS_OK) {
 		if (r->recv)
-			resp = (Grpc__Health__V1__HealthCheckResponse *)
-				km_grpc_unpack(
-					&grpc__health__v1__health_check_response__descriptor,
-					r->recv, NULL);
+			resp = (Grpc__Health__V1__HealthCheckResponse *)km_grpc_unpack(
+				&grpc__health__v1__health_check_response__descriptor,
+				r->recv, NULL);
 		if (!resp) {
 			km_check_fail(res, KM_EC_GRPC_STATUS,
 				      GRPC_STATUS_INTERNAL,
@@ -207,7 +206,8 @@ static void judge(struct grpc_run *r, const struct km_check *c,
 			      ? connect_class(details, r->error_string)
 			      : 0;
 		res->error_class = cls ? cls : KM_EC_GRPC_STATUS;
-		snprintf(prefix, sizeof prefix, "%s: ", km_grpc_code_name(r->status));
+		snprintf(prefix, sizeof prefix,
+			 "%s: ", km_grpc_code_name(r->status));
 		set_message(res, prefix, details);
 	}
 	gpr_free(details);
@@ -314,7 +314,7 @@ static void grpc_destroy(void *checker)
 
 	if (!x)
 		return;
-	km_list_for_each(pos, &x->runs) {
+	km_list_for_each (pos, &x->runs) {
 		struct grpc_run *r = km_list_entry(pos, struct grpc_run, link);
 
 		r->c = NULL;

@@ -72,10 +72,10 @@ struct resp {
  * server's FIN (see drain_or_close). */
 struct drain {
 	struct km_http_checker *x;
-	struct km_list link;    /* x->drains */
+	struct km_list link; /* x->drains */
 	int fd;
-	size_t drained;  /* bytes read and dropped */
-	int64_t until;   /* CLOCK_MONOTONIC ns: closed then at the latest */
+	size_t drained; /* bytes read and dropped */
+	int64_t until;  /* CLOCK_MONOTONIC ns: closed then at the latest */
 };
 
 /* A free list of same-size objects kept for reuse, at most POOL_MAX of
@@ -131,7 +131,7 @@ struct km_http_checker {
 	/* The kubelet's request headers, for probes that add none. NULL if
 	 * they could not be built: each run then builds its own. */
 	struct curl_slist *default_headers;
-	struct done_msg *done;     /* process_done's list, grown as needed */
+	struct done_msg *done; /* process_done's list, grown as needed */
 	size_t done_cap;
 	/* Draining connections, oldest first; one timer for the oldest. */
 	struct km_list drains;
@@ -141,7 +141,7 @@ struct km_http_checker {
 struct http_run {
 	struct km_http_checker *x;
 	struct km_check *c;
-	struct resp *resp;        /* NULL until a response starts */
+	struct resp *resp; /* NULL until a response starts */
 	int redirects;
 
 	/* libcurl's transfer (HTTPS, DNS names), or NULL. */
@@ -149,18 +149,18 @@ struct http_run {
 	struct curl_slist *headers; /* x->default_headers or the run's own */
 	bool connect_only;
 	bool truncated;
-	bool no_memory;           /* write_cb had no buffer for the body */
+	bool no_memory; /* write_cb had no buffer for the body */
 	char errbuf[CURL_ERROR_SIZE];
 
 	/* Our own connection (plain HTTP to an IP address), or fd -1. */
 	int fd;
-	bool sent;                /* the request is out: now reading */
-	bool drain;               /* complete, server's FIN not seen yet */
+	bool sent;  /* the request is out: now reading */
+	bool drain; /* complete, server's FIN not seen yet */
 	struct km_timer timeout;
 	union km_check_addr addr;
 	socklen_t addr_len;
-	char *target;             /* this request's path and query */
-	char host_port[80];       /* "10.1.2.3:8080", "[fd00::1]:8080" */
+	char *target;       /* this request's path and query */
+	char host_port[80]; /* "10.1.2.3:8080", "[fd00::1]:8080" */
 };
 
 /* ---- curl <-> loop ------------------------------------------------------- */
@@ -237,7 +237,8 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 	rc = km_loop_timer_set(x->loop, &x->timer,
 			       km_mono_ns() + timeout_ms * 1000000LL);
 	if (rc) {
-		km_log(KM_LOG_ERROR, "HTTP checks: cannot arm libcurl's "
+		km_log(KM_LOG_ERROR,
+		       "HTTP checks: cannot arm libcurl's "
 		       "timer; libcurl fails the transfers in progress",
 		       "error", km_strerror(rc), NULL);
 		return -1;
@@ -416,7 +417,9 @@ static void drain_or_close(struct km_http_checker *x, int fd)
 		km_check_close_now(fd);
 		return;
 	}
-	*d = (struct drain){.x = x, .fd = fd, .drained = drained,
+	*d = (struct drain){.x = x,
+			    .fd = fd,
+			    .drained = drained,
 			    .until = km_mono_ns() + DRAIN_NS};
 	km_list_add_tail(&x->drains, &d->link);
 	km_loop_rebind_fd(x->loop, fd, drain_event, d);
@@ -651,9 +654,7 @@ static void classify_error(struct http_run *r, CURLcode cc,
 	case CURLE_SSL_CRL_BADFILE:
 		km_check_fail(res, KM_EC_TLS, 0, "%s", detail);
 		return;
-	default:
-		km_check_fail(res, KM_EC_NETWORK, 0, "%s", detail);
-		return;
+	default: km_check_fail(res, KM_EC_NETWORK, 0, "%s", detail); return;
 	}
 }
 
@@ -693,8 +694,8 @@ static int follow(struct http_run *r, const char *url)
 	if ((uc = curl_url_set(u, CURLUPART_URL, url, 0)) != CURLUE_OK ||
 	    (uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0)) != CURLUE_OK ||
 	    (uc = curl_url_get(u, CURLUPART_HOST, &host, 0)) != CURLUE_OK ||
-	    (uc = curl_url_get(u, CURLUPART_PORT, &port,
-			       CURLU_DEFAULT_PORT)) != CURLUE_OK ||
+	    (uc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) !=
+		    CURLUE_OK ||
 	    (uc = curl_url_get(u, CURLUPART_PATH, &path, 0)) != CURLUE_OK) {
 		/* Not a URL to follow, unless libcurl had no memory. */
 		rc = uc == CURLUE_OUT_OF_MEMORY ? KM_ENOMEM : KM_EINVAL;
@@ -754,7 +755,8 @@ static void conclude(struct http_run *r, long code, const char *location)
 		if (url_host(location, host, sizeof host)) {
 			km_check_fail(&res, KM_EC_INTERNAL, (int32_t)code,
 				      "cannot read the redirect to %s: out of "
-				      "memory", location);
+				      "memory",
+				      location);
 			report(r, &res);
 			return;
 		}
@@ -783,7 +785,7 @@ static void conclude(struct http_run *r, long code, const char *location)
 		if (rc) {
 			km_check_fail(&res,
 				      rc == KM_EINVAL ? KM_EC_HTTP_STATUS
-							: KM_EC_INTERNAL,
+						      : KM_EC_INTERNAL,
 				      (int32_t)code,
 				      "cannot follow the redirect to %s",
 				      location);
@@ -842,12 +844,11 @@ static bool plain_send(struct http_run *r, uint32_t events)
 			return false;
 		}
 	}
-	n = km_http1_request(req, sizeof req,
-			     plain_target(r),
-			     r->host_port, p->headers, p->n_headers,
-			     USER_AGENT);
+	n = km_http1_request(req, sizeof req, plain_target(r), r->host_port,
+			     p->headers, p->n_headers, USER_AGENT);
 	if (n < 0) {
-		plain_fail(r, KM_EC_INTERNAL, "request to", "the request "
+		plain_fail(r, KM_EC_INTERNAL, "request to",
+			   "the request "
 			   "headers are over 16 KiB or hold a line break");
 		return false;
 	}
@@ -892,8 +893,8 @@ static void plain_read(struct http_run *r)
 			return;
 		}
 		if (!r->resp && !(r->resp = take_resp(r->x))) {
-			plain_fail(r, KM_EC_INTERNAL,
-				   "reading the response of", "out of memory");
+			plain_fail(r, KM_EC_INTERNAL, "reading the response of",
+				   "out of memory");
 			return;
 		}
 		p = &r->resp->p;
@@ -937,7 +938,8 @@ static void plain_read(struct http_run *r)
 
 			km_check_fail(&res, KM_EC_HTTP_STATUS, (int32_t)code,
 				      "HTTP %ld with a Location that is not "
-				      "a URL: %.200s", code, p->location);
+				      "a URL: %.200s",
+				      code, p->location);
 			report(r, &res);
 		}
 		return;
@@ -991,8 +993,7 @@ static int plain_connect(struct http_run *r)
 	/* Even a connection made at once is written from the loop. Both
 	 * directions, edge-triggered: connected, then answered, with no
 	 * epoll_ctl between (and none at the end: closing removes it). */
-	if (km_loop_add_fd(l, fd, EPOLLIN | EPOLLOUT | EPOLLET, plain_event,
-			   r))
+	if (km_loop_add_fd(l, fd, EPOLLIN | EPOLLOUT | EPOLLET, plain_event, r))
 		return KM_ENOMEM;
 	return 0;
 }
@@ -1076,8 +1077,8 @@ static void process_done(struct km_http_checker *x)
 			x->done = d;
 			x->done_cap = cap;
 		}
-		x->done[n++] = (struct done_msg){m->easy_handle,
-						 m->data.result};
+		x->done[n++] =
+			(struct done_msg){m->easy_handle, m->data.result};
 	}
 	for (size_t i = 0; i < n; i++)
 		finish_easy(x->done[i].easy, x->done[i].result);
@@ -1085,8 +1086,7 @@ static void process_done(struct km_http_checker *x)
 
 /* ---- starting ------------------------------------------------------------ */
 
-static struct http_run *new_run(struct km_http_checker *x,
-				struct km_check *c)
+static struct http_run *new_run(struct km_http_checker *x, struct km_check *c)
 {
 	struct http_run *r = pool_take(&x->runs, sizeof *r);
 

@@ -13,10 +13,10 @@
 enum {
 	S_STATUS,
 	S_HEADER,
-	S_BODY,        /* left bytes, or until close if left < 0 */
+	S_BODY, /* left bytes, or until close if left < 0 */
 	S_CHUNK_SIZE,
 	S_CHUNK_DATA,
-	S_CHUNK_END,   /* the CRLF after a chunk's data */
+	S_CHUNK_END, /* the CRLF after a chunk's data */
 	S_TRAILER,
 	S_DONE,
 	S_ERROR,
@@ -184,21 +184,16 @@ static enum km_http1_result chunk_size_line(struct km_http1 *p, const char *l,
 static enum km_http1_result line(struct km_http1 *p, const char *l, size_t n)
 {
 	switch (p->state) {
-	case S_STATUS:
-		return status_line(p, l, n);
-	case S_HEADER:
-		return n ? header_line(p, l, n) : end_of_head(p);
-	case S_CHUNK_SIZE:
-		return chunk_size_line(p, l, n);
+	case S_STATUS: return status_line(p, l, n);
+	case S_HEADER: return n ? header_line(p, l, n) : end_of_head(p);
+	case S_CHUNK_SIZE: return chunk_size_line(p, l, n);
 	case S_CHUNK_END:
 		if (n)
 			return fail(p, "malformed chunked encoding");
 		p->state = S_CHUNK_SIZE;
 		return KM_HTTP1_MORE;
-	case S_TRAILER:
-		return n ? KM_HTTP1_MORE : done(p);
-	default:
-		return fail(p, "internal: line in a body state");
+	case S_TRAILER: return n ? KM_HTTP1_MORE : done(p);
+	default: return fail(p, "internal: line in a body state");
 	}
 }
 
@@ -234,8 +229,7 @@ enum km_http1_result km_http1_feed(struct km_http1 *p, const char *data,
 
 		switch (p->state) {
 		case S_DONE:
-		case S_ERROR:
-			return settled(p);
+		case S_ERROR: return settled(p);
 		case S_BODY:
 		case S_CHUNK_DATA: {
 			size_t k = n;
@@ -258,8 +252,7 @@ enum km_http1_result km_http1_feed(struct km_http1 *p, const char *data,
 							      : S_CHUNK_END;
 			continue;
 		}
-		default:
-			break;
+		default: break;
 		}
 		/* A line state: gather up to the LF. */
 		{
@@ -305,8 +298,7 @@ enum km_http1_result km_http1_eof(struct km_http1 *p)
 {
 	switch (p->state) {
 	case S_DONE:
-	case S_ERROR:
-		return settled(p);
+	case S_ERROR: return settled(p);
 	case S_BODY:
 		if (p->left < 0)
 			return done(p);
@@ -316,8 +308,7 @@ enum km_http1_result km_http1_eof(struct km_http1 *p)
 			return fail(p, "the server closed the connection "
 				       "without a response");
 		break;
-	default:
-		break;
+	default: break;
 	}
 	return fail(p, "the server closed the connection before the response "
 		       "was complete");

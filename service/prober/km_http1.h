@@ -50,7 +50,7 @@ struct km_http1 {
 	char *body;
 	size_t body_cap;
 	int state;
-	int informational;      /* 1xx responses skipped */
+	int informational; /* 1xx responses skipped */
 	bool chunked;
 	int64_t content_length; /* -1: none given */
 	int64_t left;           /* of the body or the current chunk */

@@ -42,15 +42,15 @@ struct spec {
 struct probe_rt {
 	struct km_prober *pr;
 	struct spec *spec;
-	struct km_timer timer;    /* the next slot */
-	int64_t due;              /* when the next slot is due */
+	struct km_timer timer; /* the next slot */
+	int64_t due;           /* when the next slot is due */
 	bool running;
-	struct spec *run_spec;    /* what the running check uses */
+	struct spec *run_spec; /* what the running check uses */
 	int64_t run_due;
 	struct km_check check;
 	struct km_timer guard;
 	int64_t started_us;
-	struct probe_rt *next;    /* hash chain */
+	struct probe_rt *next; /* hash chain */
 };
 
 #define LAG_BUCKETS (64 * 8)
@@ -82,10 +82,8 @@ struct km_prober {
 /* Every check type, by the probe type it runs: the one place a type is
  * registered (km_check.h). */
 static const struct km_check_type *const check_types[KM_PROBE_TYPE_MAX + 1] = {
-	[KM_PROBE_HTTP] = &km_check_http,
-	[KM_PROBE_TCP] = &km_check_tcp,
-	[KM_PROBE_GRPC] = &km_check_grpc,
-	[KM_PROBE_EXEC] = &km_check_exec,
+	[KM_PROBE_HTTP] = &km_check_http, [KM_PROBE_TCP] = &km_check_tcp,
+	[KM_PROBE_GRPC] = &km_check_grpc, [KM_PROBE_EXEC] = &km_check_exec,
 	[KM_PROBE_FILE] = &km_check_file,
 };
 
@@ -106,9 +104,9 @@ static uint64_t name_hash(const char *s)
 
 int64_t km_prober_offset_ms(const char *target_name, int64_t period_ms)
 {
-	return period_ms > 0 ? (int64_t)(name_hash(target_name) %
-					 (uint64_t)period_ms)
-			     : 0;
+	return period_ms > 0
+		       ? (int64_t)(name_hash(target_name) % (uint64_t)period_ms)
+		       : 0;
 }
 
 /* Log-linear histogram: 8 sub-buckets per power of two, so a percentile
@@ -288,9 +286,10 @@ static void guard_fired(struct km_loop *l, void *arg)
 	struct km_check_result r;
 
 	(void)l;
-	km_log(KM_LOG_ERROR, "a check did not report by its deadline; "
-			     "abandoning it", "target",
-	       rt->run_spec->target_name, NULL);
+	km_log(KM_LOG_ERROR,
+	       "a check did not report by its deadline; "
+	       "abandoning it",
+	       "target", rt->run_spec->target_name, NULL);
 	count(rt->pr, &rt->pr->stats.check_errors);
 	km_check_fail(&r, KM_EC_INTERNAL, 0,
 		      "kubemedic lost track of this check (a bug: please "
@@ -343,13 +342,16 @@ static void start_check(struct probe_rt *rt)
 	if (rc) {
 		struct km_check_result r;
 
-		km_log(KM_LOG_ERROR, "check not started: no timer for its "
-		       "deadline", "target", rt->run_spec->target_name,
-		       "error", km_strerror(rc), NULL);
+		km_log(KM_LOG_ERROR,
+		       "check not started: no timer for its "
+		       "deadline",
+		       "target", rt->run_spec->target_name, "error",
+		       km_strerror(rc), NULL);
 		count(pr, &pr->stats.check_errors);
 		km_check_fail(&r, KM_EC_INTERNAL, 0,
 			      "kubemedic could not start the check: %s (no "
-			      "timer for its deadline)", km_strerror(rc));
+			      "timer for its deadline)",
+			      km_strerror(rc));
 		check_done(c, &r);
 		return;
 	}
@@ -378,9 +380,10 @@ static void arm_slot(struct probe_rt *rt)
 
 	if (!rc)
 		return;
-	km_log(KM_LOG_ERROR, "probe not scheduled: no timer for its next "
-	       "run; it runs again when it is next updated", "probe",
-	       rt->spec->p.name, "error", km_strerror(rc), NULL);
+	km_log(KM_LOG_ERROR,
+	       "probe not scheduled: no timer for its next "
+	       "run; it runs again when it is next updated",
+	       "probe", rt->spec->p.name, "error", km_strerror(rc), NULL);
 	count(pr, &pr->stats.schedule_errors);
 }
 
@@ -490,8 +493,8 @@ int km_prober_upsert(struct km_prober *pr, const struct km_probe *p)
 	km_arena_init(&s->arena, 512);
 	s->refs = 1;
 	if (km_probe_copy(&s->arena, p, &s->p) ||
-	    !(s->target_name = km_arena_printf(&s->arena, "probe//%s",
-					       p->name)))
+	    !(s->target_name =
+		      km_arena_printf(&s->arena, "probe//%s", p->name)))
 		goto oom;
 	cmd->pr = pr;
 	cmd->spec = s;
@@ -649,8 +652,10 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 	}
 	rc = pthread_create(&pr->thread, NULL, prober_main, pr);
 	if (rc) {
-		rc = km_error_set(err, KM_EIO, "cannot start the prober "
-				  "thread: %s", strerror(rc));
+		rc = km_error_set(err, KM_EIO,
+				  "cannot start the prober "
+				  "thread: %s",
+				  strerror(rc));
 		goto fail;
 	}
 	pr->thread_started = true;

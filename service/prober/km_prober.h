@@ -41,7 +41,7 @@ struct km_prober;
 struct km_health;
 
 struct km_prober_options {
-	struct km_health *health;  /* where results go */
+	struct km_health *health; /* where results go */
 };
 
 int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
@@ -59,11 +59,11 @@ int km_prober_upsert(struct km_prober *pr, const struct km_probe *p);
 int km_prober_remove(struct km_prober *pr, const char *name);
 
 struct km_prober_stats {
-	uint64_t probes;            /* defined now */
-	uint64_t runs;              /* checks started */
+	uint64_t probes; /* defined now */
+	uint64_t runs;   /* checks started */
 	uint64_t results_ok, results_failed;
-	uint64_t skipped_overlap;   /* due while the last run still ran */
-	uint64_t skipped_late;      /* slots missed entirely (loop behind) */
+	uint64_t skipped_overlap; /* due while the last run still ran */
+	uint64_t skipped_late;    /* slots missed entirely (loop behind) */
 	uint64_t in_flight;
 	/* Checks failed by kubemedic itself (an INTERNAL result, logged): a
 	 * type that could not start, no timer for a check's deadline, a

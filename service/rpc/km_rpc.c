@@ -39,7 +39,7 @@ struct tag {
 };
 
 #define container_of(p, type, member) \
-	((type *)((char *)(p) - offsetof(type, member)))
+	((type *)((char *)(p)-offsetof(type, member)))
 
 struct method_entry {
 	const struct km_rpc_method *m;
@@ -67,7 +67,7 @@ struct worker {
 	pthread_t thread;
 	bool started;
 	void *data;
-	struct km_arena arena; /* unary calls, reset after each */
+	struct km_arena arena;   /* unary calls, reset after each */
 	struct pending *pending; /* n_methods + 1 */
 };
 
@@ -83,9 +83,9 @@ struct km_rpc_server {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool shutdown_done;
-	atomic_bool quitting;        /* the server is shut down: drain */
+	atomic_bool quitting; /* the server is shut down: drain */
 	struct tag shutdown_tag;
-	struct km_list streams;      /* live server streams, under mu */
+	struct km_list streams; /* live server streams, under mu */
 };
 
 struct km_rpc_call {
@@ -114,9 +114,9 @@ struct km_rpc_call {
 	void *on_done_arg;
 	void (*on_drain)(void *arg, struct km_rpc_call *c);
 	void *on_drain_arg;
-	struct km_arena arena; /* bidi: per request */
+	struct km_arena arena;      /* bidi: per request */
 	struct km_list stream_link; /* srv->streams, under srv->mu */
-	bool listed;           /* on srv->streams (the call's thread only) */
+	bool listed; /* on srv->streams (the call's thread only) */
 };
 
 /* ---- status mapping ------------------------------------------------------ */
@@ -190,8 +190,8 @@ void km_rpc_call_unref(struct km_rpc_call *c)
  * q_head on (mu held). */
 static inline bool queue_ok(const struct km_rpc_call *c)
 {
-	return c->q_len <= c->q_cap && (c->q_cap ? c->q_head < c->q_cap
-						 : c->q_head == 0 && !c->queue);
+	return c->q_len <= c->q_cap &&
+	       (c->q_cap ? c->q_head < c->q_cap : c->q_head == 0 && !c->queue);
 }
 
 void km_rpc_call_on_done(struct km_rpc_call *c,
@@ -410,8 +410,7 @@ int km_rpc_stream_send(struct km_rpc_call *c, const ProtobufCMessage *msg)
 		} else {
 			if (c->q_len == c->q_cap) {
 				size_t cap = c->q_cap ? c->q_cap * 2 : 8;
-				grpc_byte_buffer **q =
-					malloc(cap * sizeof *q);
+				grpc_byte_buffer **q = malloc(cap * sizeof *q);
 				if (!q) {
 					grpc_byte_buffer_destroy(bb);
 					pthread_mutex_unlock(&c->mu);
@@ -514,8 +513,10 @@ static void serve_unary(struct km_rpc_call *c, grpc_byte_buffer *payload)
 {
 	struct worker *w = c->w;
 	const struct km_rpc_method *m = c->me->m;
-	struct km_rpc_ctx ctx = {.arena = &w->arena, .worker_data = w->data,
-				 .method_arg = m->arg, .call = c};
+	struct km_rpc_ctx ctx = {.arena = &w->arena,
+				 .worker_data = w->data,
+				 .method_arg = m->arg,
+				 .call = c};
 	struct km_error err = {0};
 	ProtobufCMessage *req, *resp = NULL;
 	int rc;
@@ -527,7 +528,8 @@ static void serve_unary(struct km_rpc_call *c, grpc_byte_buffer *payload)
 		rc = km_error_set(&err, KM_EINVAL,
 				  "malformed request: not a valid %s message",
 				  m->request->name);
-	} else if (ctx.deadline_mono_ns && km_mono_ns() > ctx.deadline_mono_ns) {
+	} else if (ctx.deadline_mono_ns &&
+		   km_mono_ns() > ctx.deadline_mono_ns) {
 		rc = km_error_set(&err, KM_EDEADLINE,
 				  "deadline exceeded before the call started");
 	} else {
@@ -563,8 +565,10 @@ static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	struct km_rpc_server *s = c->srv;
 	struct worker *w = c->w;
 	const struct km_rpc_method *m = c->me->m;
-	struct km_rpc_ctx ctx = {.arena = &w->arena, .worker_data = w->data,
-				 .method_arg = m->arg, .call = c};
+	struct km_rpc_ctx ctx = {.arena = &w->arena,
+				 .worker_data = w->data,
+				 .method_arg = m->arg,
+				 .call = c};
 	struct km_error err = {0};
 	ProtobufCMessage *req;
 	int rc;
@@ -594,8 +598,10 @@ static void bidi_recv_done(struct tag *t, bool ok)
 {
 	struct km_rpc_call *c = container_of(t, struct km_rpc_call, recv_tag);
 	const struct km_rpc_method *m = c->me->m;
-	struct km_rpc_ctx ctx = {.arena = &c->arena, .worker_data = c->w->data,
-				 .method_arg = m->arg, .call = c};
+	struct km_rpc_ctx ctx = {.arena = &c->arena,
+				 .worker_data = c->w->data,
+				 .method_arg = m->arg,
+				 .call = c};
 	struct km_error err = {0};
 	ProtobufCMessage *req, *resp = NULL;
 	grpc_byte_buffer *bb = c->recv_buf;
@@ -633,7 +639,8 @@ static void serve_unknown(struct km_rpc_call *c)
 	snprintf(msg, sizeof msg,
 		 "unknown method %s: kubemedicd serves kubemedic.v1 "
 		 "HealthService, ProbeService and RecoveryService, "
-		 "grpc.health.v1.Health and server reflection", method);
+		 "grpc.health.v1.Health and server reflection",
+		 method);
 	gpr_free(method);
 	reply_unary(c, NULL, KM_EUNIMPL, msg);
 }
@@ -672,12 +679,8 @@ static void pending_done(struct tag *t, bool ok)
 		serve_unknown(c);
 	} else {
 		switch (c->me->m->kind) {
-		case KM_RPC_UNARY:
-			serve_unary(c, payload);
-			break;
-		case KM_RPC_SERVER_STREAM:
-			serve_stream(c, payload);
-			break;
+		case KM_RPC_UNARY: serve_unary(c, payload); break;
+		case KM_RPC_SERVER_STREAM: serve_stream(c, payload); break;
 		case KM_RPC_BIDI:
 			c->recv_tag.done = bidi_recv_done;
 			pthread_mutex_lock(&c->mu);
@@ -741,8 +744,8 @@ static void *worker_main(void *arg)
 				: gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
 					       gpr_time_from_millis(
 						       100, GPR_TIMESPAN));
-		grpc_event ev = grpc_completion_queue_next(w->cq, deadline,
-							   NULL);
+		grpc_event ev =
+			grpc_completion_queue_next(w->cq, deadline, NULL);
 
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
@@ -843,7 +846,7 @@ void km_rpc_server_shutdown(struct km_rpc_server *s, int64_t grace_ms)
 		grpc_server_shutdown_and_notify(s->server, s->workers[0].cq,
 						&s->shutdown_tag);
 		pthread_mutex_lock(&s->mu);
-		km_list_for_each(pos, &s->streams)
+		km_list_for_each (pos, &s->streams)
 			km_rpc_stream_finish(
 				km_list_entry(pos, struct km_rpc_call,
 					      stream_link),
@@ -949,7 +952,8 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 	if (s->port == 0) {
 		rc = km_error_set(err, KM_EUNAVAIL,
 				  "cannot listen on %s: the address is in use, "
-				  "not local, or not HOST:PORT", o->listen);
+				  "not local, or not HOST:PORT",
+				  o->listen);
 		goto fail;
 	}
 	grpc_server_start(s->server);
@@ -989,8 +993,7 @@ fail:
 					s->workers[0].cq,
 					gpr_inf_future(GPR_CLOCK_REALTIME),
 					NULL);
-				((struct tag *)ev.tag)->done(ev.tag,
-							     ev.success);
+				((struct tag *)ev.tag)->done(ev.tag, ev.success);
 				if (ev.tag == &s->shutdown_tag)
 					break;
 			}

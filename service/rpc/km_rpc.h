@@ -61,7 +61,7 @@ struct km_rpc_ctx {
 };
 
 struct km_rpc_method {
-	const char *path;         /* "/kubemedic.v1.ProbeService/GetProbe" */
+	const char *path; /* "/kubemedic.v1.ProbeService/GetProbe" */
 	enum km_rpc_kind kind;
 	const ProtobufCMessageDescriptor *request;
 	/* Unary and bidi. Set *resp (arena-allocated) and return 0, or
@@ -75,8 +75,8 @@ struct km_rpc_method {
 };
 
 struct km_rpc_options {
-	const char *listen;       /* "127.0.0.1:7070"; port 0 = any free */
-	int threads;              /* >= 1 */
+	const char *listen; /* "127.0.0.1:7070"; port 0 = any free */
+	int threads;        /* >= 1 */
 	int64_t max_recv_message_bytes;
 	const struct km_rpc_method *methods;
 	size_t n_methods;
@@ -85,7 +85,7 @@ struct km_rpc_options {
 			   struct km_error *err);
 	void (*worker_fini)(void *arg, void *worker_data);
 	void *worker_arg;
-	size_t stream_queue_max;  /* messages queued per stream; 1024 */
+	size_t stream_queue_max; /* messages queued per stream; 1024 */
 };
 
 /* Creates, binds and starts the server. */

@@ -14,8 +14,9 @@
 #include "km_probe.h"
 
 static const struct km_kv labels[] = {
-	{"team", "shop"}, {"tier", "web"}, {"a", ""},
-	{"app.kubernetes.io/name", "cart"}, {"in", "notin"},
+	{"team", "shop"}, {"tier", "web"},
+	{"a", ""},        {"app.kubernetes.io/name", "cart"},
+	{"in", "notin"},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

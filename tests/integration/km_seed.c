@@ -62,7 +62,8 @@ int main(int argc, char **argv)
 				transitions[n_tr++] = optarg;
 			break;
 		default:
-			fprintf(stderr, "usage: see the comment in km_seed.c\n");
+			fprintf(stderr,
+				"usage: see the comment in km_seed.c\n");
 			return 2;
 		}
 	}
@@ -72,8 +73,7 @@ int main(int argc, char **argv)
 	}
 	/* The target exists from the first result on (a backfill). */
 	t.created_us = start;
-	if (km_store_open(&so, &s, &err) ||
-	    km_store_ensure_target(s, &t, &err))
+	if (km_store_open(&so, &s, &err) || km_store_ensure_target(s, &t, &err))
 		goto out;
 	for (long long i = 0; i < n; i++) {
 		bool fail = fail_every && i % fail_every == fail_every - 1;
@@ -84,7 +84,8 @@ int main(int argc, char **argv)
 			.success = !fail,
 			.error_class = fail ? KM_EC_HTTP_STATUS : KM_EC_NONE,
 			.status_code = fail ? 500 : 200,
-			.message = fail ? (message ? message : "HTTP 500") : NULL,
+			.message = fail ? (message ? message : "HTTP 500")
+					: NULL,
 		};
 		if (km_store_add_result(s, &r)) {
 			fprintf(stderr, "km_seed: queue refused a result\n");
@@ -104,7 +105,8 @@ int main(int argc, char **argv)
 		char *cause = strtok_r(NULL, "", &save);
 
 		if (!at || !from || !to) {
-			fprintf(stderr, "km_seed: --transition AT:FROM:TO:CAUSE\n");
+			fprintf(stderr,
+				"km_seed: --transition AT:FROM:TO:CAUSE\n");
 			free(copy);
 			goto out;
 		}
@@ -126,8 +128,9 @@ int main(int argc, char **argv)
 
 		km_store_get_stats(s, &st);
 		if (st.results_dropped) {
-			fprintf(stderr, "km_seed: the store dropped %llu "
-					"results\n",
+			fprintf(stderr,
+				"km_seed: the store dropped %llu "
+				"results\n",
 				(unsigned long long)st.results_dropped);
 			goto out;
 		}

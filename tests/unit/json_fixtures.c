@@ -164,7 +164,8 @@ static void build_target_health(void)
 	th_result.start_time = &th_start;
 	th_result.duration_us = 1500;
 	th_result.success = 0;
-	th_result.error_class = KUBEMEDIC__V1__ERROR_CLASS__ERROR_CLASS_HTTP_STATUS;
+	th_result.error_class =
+		KUBEMEDIC__V1__ERROR_CLASS__ERROR_CLASS_HTTP_STATUS;
 	th_result.status_code = 503;
 	th_result.message = "HTTP 503";
 
@@ -225,9 +226,9 @@ static void build_escaping(void)
 static const char esc_compact[] =
 	"{\"target\":\"probe//exec\",\"errorClass\":99,\"statusCode\":-1,"
 	"\"message\":\"say \\\"hi\\\" \\\\ \\b\\f\\n\\r\\t\\u0001\\u001f\x7f/ "
-	"\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF |"
-	FFFD "|" FFFD FFFD "|" FFFD FFFD FFFD "|" FFFD FFFD FFFD FFFD "|"
-	FFFD "(|" FFFD "\"}";
+	"\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF |" FFFD
+	"|" FFFD FFFD "|" FFFD FFFD FFFD "|" FFFD FFFD FFFD FFFD "|" FFFD
+	"(|" FFFD "\"}";
 
 /* ---- reflection: bytes, oneofs, repeated int32 ------------------------- */
 
@@ -288,7 +289,8 @@ static Kubemedic__V1__Availability av = KUBEMEDIC__V1__AVAILABILITY__INIT;
 
 static void build_availability(void)
 {
-	av_a1.action = KUBEMEDIC__V1__RECOVERY_ACTION__RECOVERY_ACTION_RESTART_POD;
+	av_a1.action =
+		KUBEMEDIC__V1__RECOVERY_ACTION__RECOVERY_ACTION_RESTART_POD;
 	av_a1.attempts = 3;
 	av_a1.verified = 2;
 	av_a2.action = 99;
@@ -332,8 +334,9 @@ static Kubemedic__V1__ListProbesResponse empty =
 /* ---- test protos: every scalar type ------------------------------------ */
 
 static float sc_fls[] = {1e20f, 1e-7f, FLT_MAX, 0.1f, NAN, -INFINITY};
-static double sc_dbs[] = {NAN, INFINITY, -INFINITY, 0.1 + 0.2, 5e-324,
-			  1e15, 123456789012345678.0, -0.0};
+static double sc_dbs[] = {
+	NAN, INFINITY, -INFINITY, 0.1 + 0.2, 5e-324, 1e15, 123456789012345678.0,
+	-0.0};
 static uint64_t sc_u64s[] = {0, UINT64_MAX};
 static Kmtest__Color sc_colors[] = {KMTEST__COLOR__COLOR_UNSPECIFIED,
 				    KMTEST__COLOR__COLOR_RED, 7};
@@ -407,7 +410,8 @@ static Kmtest__Maps__ByStringEntry mp_s2 = KMTEST__MAPS__BY_STRING_ENTRY__INIT;
 static Kmtest__Maps__ByStringEntry *mp_s[] = {&mp_s1, &mp_s2};
 static Kmtest__Maps__BySint32Entry mp_z1 = KMTEST__MAPS__BY_SINT32_ENTRY__INIT;
 static Kmtest__Maps__BySint32Entry *mp_z[] = {&mp_z1};
-static Kmtest__Maps__ByFixed32Entry mp_f1 = KMTEST__MAPS__BY_FIXED32_ENTRY__INIT;
+static Kmtest__Maps__ByFixed32Entry mp_f1 =
+	KMTEST__MAPS__BY_FIXED32_ENTRY__INIT;
 static Kmtest__Maps__ByFixed32Entry *mp_f[] = {&mp_f1};
 static Kmtest__Maps mp = KMTEST__MAPS__INIT;
 
@@ -457,35 +461,34 @@ static const char mp_compact[] =
 	"\"bySint32\":{\"-5\":\"\"},"
 	"\"byFixed32\":{\"4294967295\":1.5}}";
 
-static const char mp_pretty[] =
-	"{\n"
-	"  \"byInt32\": {\n"
-	"    \"2\": \"two\",\n"
-	"    \"-1\": \"again\"\n"
-	"  },\n"
-	"  \"byInt64\": {\n"
-	"    \"-9223372036854775808\": 0\n"
-	"  },\n"
-	"  \"byUint64\": {\n"
-	"    \"18446744073709551615\": false\n"
-	"  },\n"
-	"  \"byBool\": {\n"
-	"    \"true\": \"COLOR_RED\",\n"
-	"    \"false\": \"COLOR_UNSPECIFIED\"\n"
-	"  },\n"
-	"  \"byString\": {\n"
-	"    \"a\": {},\n"
-	"    \"b\\\"\": {\n"
-	"      \"i32\": 1\n"
-	"    }\n"
-	"  },\n"
-	"  \"bySint32\": {\n"
-	"    \"-5\": \"\"\n"
-	"  },\n"
-	"  \"byFixed32\": {\n"
-	"    \"4294967295\": 1.5\n"
-	"  }\n"
-	"}";
+static const char mp_pretty[] = "{\n"
+				"  \"byInt32\": {\n"
+				"    \"2\": \"two\",\n"
+				"    \"-1\": \"again\"\n"
+				"  },\n"
+				"  \"byInt64\": {\n"
+				"    \"-9223372036854775808\": 0\n"
+				"  },\n"
+				"  \"byUint64\": {\n"
+				"    \"18446744073709551615\": false\n"
+				"  },\n"
+				"  \"byBool\": {\n"
+				"    \"true\": \"COLOR_RED\",\n"
+				"    \"false\": \"COLOR_UNSPECIFIED\"\n"
+				"  },\n"
+				"  \"byString\": {\n"
+				"    \"a\": {},\n"
+				"    \"b\\\"\": {\n"
+				"      \"i32\": 1\n"
+				"    }\n"
+				"  },\n"
+				"  \"bySint32\": {\n"
+				"    \"-5\": \"\"\n"
+				"  },\n"
+				"  \"byFixed32\": {\n"
+				"    \"4294967295\": 1.5\n"
+				"  }\n"
+				"}";
 
 /* A repeated message with key and value fields that is not a map entry. */
 static Kmtest__Pair nm_p1 = KMTEST__PAIR__INIT;

@@ -53,7 +53,7 @@ static int emit(const ProtobufCMessage *m)
 static char random_byte(void)
 {
 	static const unsigned char hot[] = {
-		0x01, 0x08, 0x09, 0x0A, 0x0C, 0x0D, 0x1F, '"', '\\', 0x7F,
+		0x01, 0x08, 0x09, 0x0A, 0x0C, 0x0D, 0x1F, '"',  '\\', 0x7F,
 		0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
 		0xE0, 0xE1, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF4, 0xF5, 0xFF,
 	};
@@ -82,7 +82,8 @@ int main(void)
 	}
 
 	for (int i = 0; i < 500; i++) {
-		Kubemedic__V1__ProbeResult r = KUBEMEDIC__V1__PROBE_RESULT__INIT;
+		Kubemedic__V1__ProbeResult r =
+			KUBEMEDIC__V1__PROBE_RESULT__INIT;
 		size_t len = 1 + next() % (sizeof str - 1);
 
 		for (size_t j = 0; j < len; j++)
@@ -99,7 +100,8 @@ int main(void)
 	for (int i = 0; i < 500; i++) {
 		const int64_t lo = -62135596800LL, hi = 253402300799LL;
 		Kubemedic__V1__Transition t = KUBEMEDIC__V1__TRANSITION__INIT;
-		Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+		Google__Protobuf__Timestamp ts =
+			GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 		int32_t unit = 1;
 
 		ts.seconds = lo + (int64_t)(next() % (uint64_t)(hi - lo + 1));
@@ -112,7 +114,8 @@ int main(void)
 		ts.nanos -= ts.nanos % unit;
 		t.sequence = 1 + i;
 		t.time = &ts;
-		printf("=== random_timestamp_%d ts=time:%" PRId64 ":%" PRId32 "\n",
+		printf("=== random_timestamp_%d ts=time:%" PRId64 ":%" PRId32
+		       "\n",
 		       i, ts.seconds, ts.nanos);
 		if (emit(&t.base))
 			return 1;

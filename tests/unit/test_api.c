@@ -47,7 +47,8 @@ static void test_probe_round_trip_with_defaults(void **state)
 {
 	Kubemedic__V1__HTTPGetAction h;
 	Kubemedic__V1__Probe in = http_probe(&h), *out;
-	Kubemedic__V1__Probe__LabelsEntry l = KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT;
+	Kubemedic__V1__Probe__LabelsEntry l =
+		KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT;
 	Kubemedic__V1__Probe__LabelsEntry *lp = &l;
 	struct km_error err = {0};
 	struct km_probe p;
@@ -104,7 +105,8 @@ static void test_probe_round_trip_with_defaults(void **state)
 static void test_probe_errors_name_api_fields(void **state)
 {
 	Kubemedic__V1__HTTPGetAction h;
-	Kubemedic__V1__TCPSocketAction t = KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT;
+	Kubemedic__V1__TCPSocketAction t =
+		KUBEMEDIC__V1__TCPSOCKET_ACTION__INIT;
 	Kubemedic__V1__Probe in = http_probe(&h);
 	struct km_error err = {0};
 	struct km_probe p;
@@ -183,31 +185,34 @@ static void test_page_tokens(void **state)
 	tok = km_api_token_encode(&arena, h, &c);
 	assert_non_null(tok);
 	assert_null(strpbrk(tok, "+/=")); /* base64url, unpadded */
-	assert_int_equal(km_api_token_decode(tok, h, &arena, &back, &present,
-					  &err), 0);
+	assert_int_equal(
+		km_api_token_decode(tok, h, &arena, &back, &present, &err), 0);
 	assert_true(present);
 	assert_int_equal(back.a, INT64_MIN);
 	assert_int_equal(back.b, 77);
 	assert_string_equal(back.s, "p-42");
 
-	assert_int_equal(km_api_token_decode("", h, &arena, &back, &present, &err),
-			 0);
+	assert_int_equal(
+		km_api_token_decode("", h, &arena, &back, &present, &err), 0);
 	assert_false(present);
 	/* Another query's filters. */
-	assert_int_equal(km_api_token_decode(tok, km_hash_field(KM_HASH_INIT,
-							    "team=infra"),
-					  &arena, &back, &present, &err),
+	assert_int_equal(km_api_token_decode(
+				 tok, km_hash_field(KM_HASH_INIT, "team=infra"),
+				 &arena, &back, &present, &err),
 			 KM_EINVAL);
 	assert_non_null(strstr(err.msg, "other filters"));
 	/* Damaged tokens. */
 	bad = km_arena_strdup(&arena, tok);
 	bad[3] = bad[3] == 'A' ? 'B' : 'A';
 	assert_int_equal(km_api_token_decode(bad, h, &arena, &back, &present,
-					  &err), KM_EINVAL);
+					     &err),
+			 KM_EINVAL);
 	assert_int_equal(km_api_token_decode("!!!!", h, &arena, &back, &present,
-					  &err), KM_EINVAL);
+					     &err),
+			 KM_EINVAL);
 	assert_int_equal(km_api_token_decode("QQ", h, &arena, &back, &present,
-					  &err), KM_EINVAL);
+					     &err),
+			 KM_EINVAL);
 	/* Hashes tell filter values apart, even across field boundaries. */
 	assert_true(km_hash_field(km_hash_field(KM_HASH_INIT, "ab"), "c") !=
 		    km_hash_field(km_hash_field(KM_HASH_INIT, "a"), "bc"));

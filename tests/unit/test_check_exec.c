@@ -47,9 +47,9 @@ struct harness {
 
 	struct km_check checks[MAX_CHECKS];
 	int done_calls;
-	bool timed_out;          /* the safety timer fired */
-	int64_t linger_ms;       /* keep running this long after a done */
-	int outstanding;         /* stop when it reaches 0 */
+	bool timed_out;             /* the safety timer fired */
+	int64_t linger_ms;          /* keep running this long after a done */
+	int outstanding;            /* stop when it reaches 0 */
 	struct km_check_result res; /* of the last done */
 	int64_t done_at;
 };
@@ -191,8 +191,7 @@ static struct km_check *start(struct harness *h, int i,
 
 static void run(struct harness *h)
 {
-	km_loop_timer_set(h->loop, &h->safety,
-			  km_mono_ns() + SAFETY_MS * MS);
+	km_loop_timer_set(h->loop, &h->safety, km_mono_ns() + SAFETY_MS * MS);
 	assert_int_equal(km_loop_run(h->loop), 0);
 	km_loop_timer_cancel(h->loop, &h->safety);
 	assert_false(h->timed_out);
@@ -325,8 +324,8 @@ static void test_success_keeps_no_message(void **state)
 {
 	struct harness *h = *state;
 	struct probe_buf b;
-	const struct km_check_result *r = check(
-		h, probe_of(&b, 5000, "sh", "-c", "echo all good", NULL));
+	const struct km_check_result *r =
+		check(h, probe_of(&b, 5000, "sh", "-c", "echo all good", NULL));
 
 	assert_true(r->success);
 	assert_string_equal(r->message, "");
@@ -338,9 +337,9 @@ static void test_killed_by_signal(void **state)
 	struct probe_buf b;
 	/* SIGTERM is blocked in the test, as in kubemedicd: the child must
 	 * start with an empty mask or this would hang until the timeout. */
-	const struct km_check_result *r = check(
-		h, probe_of(&b, 5000, "sh", "-c", "kill -TERM $$; sleep 5",
-			    NULL));
+	const struct km_check_result *r =
+		check(h, probe_of(&b, 5000, "sh", "-c",
+				  "kill -TERM $$; sleep 5", NULL));
 
 	assert_false(r->success);
 	assert_int_equal(r->error_class, KM_EC_SIGNAL);
@@ -355,9 +354,9 @@ static void test_child_signals_are_reset(void **state)
 	/* grep itself reads its mask (a shell blocks signals while it waits
 	 * for its children); the missing file makes it fail, so the output
 	 * is reported. */
-	const struct km_check_result *r = check(
-		h, probe_of(&b, 5000, "grep", "-h", "-E", "^Sig(Blk|Ign)",
-			    "/proc/self/status", "/nonexistent", NULL));
+	const struct km_check_result *r =
+		check(h, probe_of(&b, 5000, "grep", "-h", "-E", "^Sig(Blk|Ign)",
+				  "/proc/self/status", "/nonexistent", NULL));
 	unsigned long long blk = 1, ign = 1;
 
 	assert_int_equal(r->status_code, 2);
@@ -420,9 +419,9 @@ static void test_large_output_success(void **state)
 {
 	struct harness *h = *state;
 	struct probe_buf b;
-	const struct km_check_result *r = check(
-		h, probe_of(&b, 5000, "sh", "-c", "head -c 1000000 /dev/zero",
-			    NULL));
+	const struct km_check_result *r =
+		check(h, probe_of(&b, 5000, "sh", "-c",
+				  "head -c 1000000 /dev/zero", NULL));
 
 	assert_true(r->success);
 	assert_string_equal(r->message, "");
@@ -433,13 +432,14 @@ static void test_output_made_valid_utf8(void **state)
 	struct harness *h = *state;
 	struct probe_buf b;
 	const struct km_check_result *r = check(
-		h, probe_of(&b, 5000, "sh", "-c",
-			    "printf 'a\\000b\\377c \\303\\251\\n'; exit 2",
-			    NULL));
+		h,
+		probe_of(&b, 5000, "sh", "-c",
+			 "printf 'a\\000b\\377c \\303\\251\\n'; exit 2", NULL));
 
 	assert_int_equal(r->status_code, 2);
-	assert_string_equal(r->message,
-			    "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c \xc3\xa9");
+	assert_string_equal(r->message, "a\xef\xbf\xbd"
+					"b\xef\xbf\xbd"
+					"c \xc3\xa9");
 }
 
 static void test_copy_text_ends_on_a_character(void **state)
@@ -454,8 +454,7 @@ static void test_copy_text_ends_on_a_character(void **state)
 	assert_string_equal(buf, "ab\xc3\xa9");
 	/* Overlong, surrogate, truncated: one U+FFFD per bad byte, as many
 	 * as fit (one, in 5 bytes and the NUL). */
-	assert_int_equal(km_check_copy_text(buf, sizeof buf, "\xc0\xaf", 2),
-			 3);
+	assert_int_equal(km_check_copy_text(buf, sizeof buf, "\xc0\xaf", 2), 3);
 	assert_string_equal(buf, "\xef\xbf\xbd");
 	assert_int_equal(km_check_copy_text(buf, 4, "\xed\xa0\x80", 3), 3);
 	assert_int_equal(km_check_copy_text(buf, sizeof buf, "a\xe2\x82", 3),
@@ -474,10 +473,11 @@ static void test_timeout_kills_the_group(void **state)
 	int64_t t0 = km_mono_ns();
 
 	h->linger_ms = 300; /* time to reap the leader in the background */
-	start(h, 0, probe_of(&b, 200, "sh", "-c",
-			     "echo $$ > leader; sleep 60 & echo $! > gc; "
-			     "echo started; exec sleep 60",
-			     NULL));
+	start(h, 0,
+	      probe_of(&b, 200, "sh", "-c",
+		       "echo $$ > leader; sleep 60 & echo $! > gc; "
+		       "echo started; exec sleep 60",
+		       NULL));
 	run(h);
 	r = &h->res;
 	assert_int_equal(h->done_calls, 1);
@@ -508,9 +508,9 @@ static void test_exit_with_grandchild_holding_the_pipe(void **state)
 
 	/* The grandchild keeps stdout open for 60 s: the check must report
 	 * when the program exits, not when the pipe closes. */
-	r = check(h, probe_of(&b, 5000, "sh", "-c",
-			      "sleep 60 & echo $! > gc; echo bye; exit 4",
-			      NULL));
+	r = check(h,
+		  probe_of(&b, 5000, "sh", "-c",
+			   "sleep 60 & echo $! > gc; echo bye; exit 4", NULL));
 	assert_int_equal(r->error_class, KM_EC_EXIT_CODE);
 	assert_int_equal(r->status_code, 4);
 	assert_string_equal(r->message, "bye");
@@ -534,11 +534,11 @@ static void test_cancel_kills_and_reaps(void **state)
 	struct probe_buf b;
 	pid_t leader;
 
-	start(h, 0, probe_of(&b, 5000, "sh", "-c",
-			     "echo $$ > leader; exec sleep 60", NULL));
+	start(h, 0,
+	      probe_of(&b, 5000, "sh", "-c", "echo $$ > leader; exec sleep 60",
+		       NULL));
 	km_timer_init(&h->cancel_timer, cancel_fired, h);
-	km_loop_timer_set(h->loop, &h->cancel_timer,
-			  km_mono_ns() + 150 * MS);
+	km_loop_timer_set(h->loop, &h->cancel_timer, km_mono_ns() + 150 * MS);
 	run(h);
 	assert_int_equal(h->done_calls, 0);
 	leader = read_pid(h, "leader");
@@ -567,8 +567,9 @@ static void test_destroy_with_runs_in_flight(void **state)
 
 	start(h, 0, probe_of(&b[0], 5000, "sleep", "60", NULL));
 	start(h, 1, probe_of(&b[1], 5000, "sh", "-c", "exec sleep 60", NULL));
-	start(h, 2, probe_of(&b[2], 5000, "sh", "-c",
-			     "sleep 60 & echo $! > gc; exec sleep 60", NULL));
+	start(h, 2,
+	      probe_of(&b[2], 5000, "sh", "-c",
+		       "sleep 60 & echo $! > gc; exec sleep 60", NULL));
 	km_loop_timer_set(h->loop, &h->stop_timer, km_mono_ns() + 200 * MS);
 	run(h);
 	assert_int_equal(h->done_calls, 0);
@@ -643,8 +644,10 @@ static void test_path_from_probe_env(void **state)
 	struct km_probe *p;
 	const struct km_check_result *r;
 
-	write_file(path_in(h, "km-probe-in-path"), "#!/bin/sh\necho found\n"
-						    "exit 6\n", 0755);
+	write_file(path_in(h, "km-probe-in-path"),
+		   "#!/bin/sh\necho found\n"
+		   "exit 6\n",
+		   0755);
 	p = probe_of(&b, 5000, "km-probe-in-path", NULL);
 	b.env[0] = (struct km_kv){"PATH", h->dir};
 	p->env = b.env;
@@ -660,8 +663,8 @@ static void test_not_in_path_is_127(void **state)
 {
 	struct harness *h = *state;
 	struct probe_buf b;
-	struct km_probe *p = probe_of(&b, 5000, "km-no-such-program", "x",
-				      NULL);
+	struct km_probe *p =
+		probe_of(&b, 5000, "km-no-such-program", "x", NULL);
 	const struct km_check_result *r;
 
 	b.env[0] = (struct km_kv){"PATH", "/nonexistent:/bin"};
@@ -726,8 +729,8 @@ static void test_cancel_before_cannot_run_reports(void **state)
 {
 	struct harness *h = *state;
 	struct probe_buf b;
-	struct km_check *c = start(h, 0, probe_of(&b, 5000, "/nonexistent",
-						   NULL));
+	struct km_check *c =
+		start(h, 0, probe_of(&b, 5000, "/nonexistent", NULL));
 
 	km_check_exec.cancel(h->x, c);
 	km_loop_timer_set(h->loop, &h->stop_timer, km_mono_ns() + 50 * MS);

@@ -34,9 +34,9 @@
 /* ---- the servers ----------------------------------------------------------- */
 
 static struct km_rpc_server *server;
-static int health_port;  /* km_rpc, Check answers by service name */
-static int closed_port;  /* nothing listens */
-static int silent_fd;    /* listens, never accepts, never speaks */
+static int health_port; /* km_rpc, Check answers by service name */
+static int closed_port; /* nothing listens */
+static int silent_fd;   /* listens, never accepts, never speaks */
 static int silent_port;
 static atomic_int checks_served;
 static atomic_int slow_running; /* "slow" handlers not returned yet */
@@ -84,8 +84,8 @@ static int handle_check(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 		atomic_fetch_sub(&slow_running, 1);
 		status = ST(SERVING);
 	} else {
-		return km_error_set(err, KM_ENOTFOUND,
-				    "unknown service \"%s\"", svc);
+		return km_error_set(err, KM_ENOTFOUND, "unknown service \"%s\"",
+				    svc);
 	}
 	out->status = status;
 	*resp = &out->base;
@@ -105,8 +105,7 @@ static int loopback_socket(bool listening, int *port)
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t len = sizeof a;
 	/* Non-blocking: silent_take_connections takes what is queued. */
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
@@ -245,8 +244,7 @@ static int teardown(void **state)
 }
 
 static struct km_check *start(struct harness *h, int i, const char *host,
-			      int port, const char *service,
-			      int64_t timeout_ms)
+			      int port, const char *service, int64_t timeout_ms)
 {
 	struct km_probe *p = &h->probes[i];
 	struct km_check *c = &h->checks[i];
@@ -272,16 +270,14 @@ static struct km_check *start(struct harness *h, int i, const char *host,
 
 static void run(struct harness *h)
 {
-	km_loop_timer_set(h->loop, &h->safety,
-			  km_mono_ns() + SAFETY_MS * MS);
+	km_loop_timer_set(h->loop, &h->safety, km_mono_ns() + SAFETY_MS * MS);
 	assert_int_equal(km_loop_run(h->loop), 0);
 	km_loop_timer_cancel(h->loop, &h->safety);
 	assert_false(h->timed_out);
 }
 
-static const struct km_check_result *check(struct harness *h,
-					   const char *host, int port,
-					   const char *service,
+static const struct km_check_result *check(struct harness *h, const char *host,
+					   int port, const char *service,
 					   int64_t timeout_ms)
 {
 	start(h, 0, host, port, service, timeout_ms);
@@ -530,8 +526,7 @@ static void test_cancel(void **state)
 
 	start(h, 0, "127.0.0.1", silent_port, "", 5000);
 	km_timer_init(&h->cancel_timer, cancel_fired, h);
-	km_loop_timer_set(h->loop, &h->cancel_timer,
-			  km_mono_ns() + 100 * MS);
+	km_loop_timer_set(h->loop, &h->cancel_timer, km_mono_ns() + 100 * MS);
 	run(h);
 	assert_int_equal(h->done_calls, 0);
 }

@@ -58,7 +58,8 @@ static void respond(int fd, int code, const char *extra, const char *body,
 	char head[512];
 	int n = snprintf(head, sizeof head,
 			 "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s"
-			 "Connection: close\r\n\r\n", code, len, extra);
+			 "Connection: close\r\n\r\n",
+			 code, len, extra);
 
 	send_all(fd, head, (size_t)n);
 	send_all(fd, body, len);
@@ -252,10 +253,14 @@ static struct outcome run(struct km_probe *p)
 
 static struct km_probe http(struct server *s, const char *path)
 {
-	struct km_probe p = {.type = KM_PROBE_HTTP, .name = "t",
-			     .host = g_host, .port = s->port,
-			     .path = path, .timeout_ms = 1000,
-			     .period_ms = 10000, .success_threshold = 1,
+	struct km_probe p = {.type = KM_PROBE_HTTP,
+			     .name = "t",
+			     .host = g_host,
+			     .port = s->port,
+			     .path = path,
+			     .timeout_ms = 1000,
+			     .period_ms = 10000,
+			     .success_threshold = 1,
 			     .failure_threshold = 3};
 	return p;
 }
@@ -472,8 +477,7 @@ static void hold_done(struct km_check *c, const struct km_check_result *r)
 	h->o.took_ms = (h->done_at - c->started) / 1000000;
 }
 
-static void client_closed(struct km_loop *l, int fd, uint32_t events,
-			  void *arg)
+static void client_closed(struct km_loop *l, int fd, uint32_t events, void *arg)
 {
 	struct hold *h = arg;
 	char b;
@@ -498,7 +502,8 @@ static void test_waits_for_the_servers_close(void **state)
 	assert_int_equal(km_loop_create(&l, &err), 0);
 	assert_int_equal(km_check_http.create(l, &x, &err), 0);
 	assert_int_equal(km_loop_add_fd(l, s->client_eof_r, EPOLLIN,
-					client_closed, &h), 0);
+					client_closed, &h),
+			 0);
 	c.loop = l;
 	c.probe = &p;
 	c.started = km_mono_ns();
@@ -528,8 +533,10 @@ static void test_waits_for_the_servers_close(void **state)
 static void test_tcp(void **state)
 {
 	struct server *s = *state;
-	struct km_probe p = {.type = KM_PROBE_TCP, .name = "t",
-			     .host = "127.0.0.1", .port = s->port,
+	struct km_probe p = {.type = KM_PROBE_TCP,
+			     .name = "t",
+			     .host = "127.0.0.1",
+			     .port = s->port,
 			     .timeout_ms = 1000};
 	struct outcome o = run(&p);
 	struct sockaddr_in a = {.sin_family = AF_INET,
@@ -564,8 +571,10 @@ static void test_tcp(void **state)
 static void test_tcp_cancel(void **state)
 {
 	struct server *s = *state;
-	struct km_probe p = {.type = KM_PROBE_TCP, .name = "t",
-			     .host = g_host, .port = s->port,
+	struct km_probe p = {.type = KM_PROBE_TCP,
+			     .name = "t",
+			     .host = g_host,
+			     .port = s->port,
 			     .timeout_ms = 1000};
 	struct km_loop *l;
 	void *x;

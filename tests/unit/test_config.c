@@ -97,8 +97,14 @@ static void assert_defaults(const struct km_config *c)
 static void test_defaults(void **state)
 {
 	static const char *const empty[] = {
-		"", "\n\n", "# only a comment\n", "---\n", "---\n...\n", "~\n",
-		"null", "retention:\nlog: ~\ndatabase: null\nprobes:\n",
+		"",
+		"\n\n",
+		"# only a comment\n",
+		"---\n",
+		"---\n...\n",
+		"~\n",
+		"null",
+		"retention:\nlog: ~\ndatabase: null\nprobes:\n",
 	};
 	struct km_config c;
 
@@ -188,7 +194,7 @@ static void test_full_config(void **state)
 
 	/* The interval's lower bound. */
 	EXPECT_ERROR(full_config, "test.yaml:13:13: retention.interval: must "
-		     "be between 1s and 1d, got \"250ms\"");
+				  "be between 1s and 1d, got \"250ms\"");
 }
 
 static void test_log_levels(void **state)
@@ -196,8 +202,10 @@ static void test_log_levels(void **state)
 	static const struct {
 		const char *word;
 		int level;
-	} levels[] = {{"debug", KM_LOG_DEBUG}, {"info", KM_LOG_INFO},
-		      {"warn", KM_LOG_WARN}, {"error", KM_LOG_ERROR}};
+	} levels[] = {{"debug", KM_LOG_DEBUG},
+		      {"info", KM_LOG_INFO},
+		      {"warn", KM_LOG_WARN},
+		      {"error", KM_LOG_ERROR}};
 	struct km_config c;
 	char yaml[64];
 
@@ -214,15 +222,19 @@ static void test_log_levels(void **state)
 		     "test.yaml:2:10: log.level: Unsupported value: "
 		     "\"verbose\": supported values: \"debug\", \"info\", "
 		     "\"warn\", \"error\"");
-	EXPECT_ERROR("log: {format: text}", "log.format: Unsupported value: "
+	EXPECT_ERROR("log: {format: text}",
+		     "log.format: Unsupported value: "
 		     "\"text\": supported values: \"logfmt\", \"json\"");
 	EXPECT_ERROR("log: {level: INFO}", "log.level: Unsupported value");
-	EXPECT_ERROR("log: {statsInterval: 500ms}", "test.yaml:1:22: "
+	EXPECT_ERROR("log: {statsInterval: 500ms}",
+		     "test.yaml:1:22: "
 		     "log.statsInterval: must be 0 (off) or between 1s and 1d, "
 		     "got \"500ms\"");
-	EXPECT_ERROR("log: {statsInterval: 2d}", "log.statsInterval: must be 0 "
+	EXPECT_ERROR("log: {statsInterval: 2d}",
+		     "log.statsInterval: must be 0 "
 		     "(off) or between 1s and 1d, got \"2d\"");
-	EXPECT_ERROR("log: {statsInterval: 10}", "log.statsInterval: the "
+	EXPECT_ERROR("log: {statsInterval: 10}",
+		     "log.statsInterval: the "
 		     "duration \"10\" needs a unit");
 	load_ok(&c, "log: {statsInterval: 0}");
 	assert_int_equal(c.stats_interval_ms, 0);
@@ -230,9 +242,11 @@ static void test_log_levels(void **state)
 	load_ok(&c, "log: {statsInterval: 1s}");
 	assert_int_equal(c.stats_interval_ms, 1000);
 	km_config_free(&c);
-	EXPECT_ERROR("database: {commitDelay: 11s}", "database.commitDelay: "
+	EXPECT_ERROR("database: {commitDelay: 11s}",
+		     "database.commitDelay: "
 		     "must be at most 10s, got \"11s\"");
-	EXPECT_ERROR("database: {commitDelay: 5}", "database.commitDelay: the "
+	EXPECT_ERROR("database: {commitDelay: 5}",
+		     "database.commitDelay: the "
 		     "duration \"5\" needs a unit");
 	load_ok(&c, "database: {commitDelay: 250ms}");
 	assert_int_equal(c.db_commit_delay_ms, 250);
@@ -285,29 +299,28 @@ static void test_probe_http(void **state)
 	const struct km_probe *p;
 
 	(void)state;
-	p = one_probe(&c,
-		      "name: shop.example\n"
-		      "    labels:\n"
-		      "      team: shop\n"
-		      "      app.kubernetes.io/name: cart\n"
-		      "      version: 2\n"
-		      "      empty:\n"
-		      "    httpGet:\n"
-		      "      host: shop.example.com\n"
-		      "      port: 8443\n"
-		      "      path: /ready?full=1\n"
-		      "      scheme: HTTPS\n"
-		      "      tlsVerify: true\n"
-		      "      caFile: /etc/ssl/shop-ca.pem\n"
-		      "      httpHeaders:\n"
-		      "        - name: Host\n"
-		      "          value: shop.internal\n"
-		      "        - {name: X-Empty}\n"
-		      "    initialDelaySeconds: 5\n"
-		      "    timeoutSeconds: 2\n"
-		      "    periodSeconds: 20\n"
-		      "    successThreshold: 2\n"
-		      "    failureThreshold: 5\n");
+	p = one_probe(&c, "name: shop.example\n"
+			  "    labels:\n"
+			  "      team: shop\n"
+			  "      app.kubernetes.io/name: cart\n"
+			  "      version: 2\n"
+			  "      empty:\n"
+			  "    httpGet:\n"
+			  "      host: shop.example.com\n"
+			  "      port: 8443\n"
+			  "      path: /ready?full=1\n"
+			  "      scheme: HTTPS\n"
+			  "      tlsVerify: true\n"
+			  "      caFile: /etc/ssl/shop-ca.pem\n"
+			  "      httpHeaders:\n"
+			  "        - name: Host\n"
+			  "          value: shop.internal\n"
+			  "        - {name: X-Empty}\n"
+			  "    initialDelaySeconds: 5\n"
+			  "    timeoutSeconds: 2\n"
+			  "    periodSeconds: 20\n"
+			  "    successThreshold: 2\n"
+			  "    failureThreshold: 5\n");
 	assert_string_equal(p->name, "shop.example");
 	assert_int_equal(p->n_labels, 4);
 	assert_string_equal(p->labels[1].key, "app.kubernetes.io/name");
@@ -448,8 +461,9 @@ static void test_flap_detection(void **state)
 	assert_true(c.flap_low == 10 && c.flap_high == 40);
 	km_config_free(&c);
 	EXPECT_ERROR("flapDetection: {lowThreshold: 30, highThreshold: 30}\n",
-		     "test.yaml:1", "lowThreshold (30) must be below "
-				    "highThreshold (30)");
+		     "test.yaml:1",
+		     "lowThreshold (30) must be below "
+		     "highThreshold (30)");
 	EXPECT_ERROR("flapDetection: {highThreshold: 101}\n",
 		     "flapDetection.highThreshold");
 	EXPECT_ERROR("flapDetection: {low: 1}\n", "unknown key \"low\"");
@@ -461,23 +475,28 @@ static void test_unknown_keys(void **state)
 	EXPECT_ERROR("retention:\n  results: 1d\n  foo: 1\n",
 		     "test.yaml:3:3: unknown key \"foo\" in retention (known: "
 		     "results, transitions, interval)");
-	EXPECT_ERROR("threads: 1\nlistn: a:1\n",
-		     "test.yaml:2:1: unknown key \"listn\" at the top level "
-		     "(known: listen, threads, maxReceiveMessageBytes, "
-		     "shutdownGracePeriod, database, retention, log, flapDetection, probes)");
+	EXPECT_ERROR(
+		"threads: 1\nlistn: a:1\n",
+		"test.yaml:2:1: unknown key \"listn\" at the top level "
+		"(known: listen, threads, maxReceiveMessageBytes, "
+		"shutdownGracePeriod, database, retention, log, flapDetection, probes)");
 	EXPECT_ERROR("max_receive_message_bytes: 1\n",
 		     "unknown key \"max_receive_message_bytes\"",
 		     "did you mean \"maxReceiveMessageBytes\"?");
-	EXPECT_ERROR("database: {Path: x}\n", "test.yaml:1:12: unknown key "
-		     "\"Path\" in database", "did you mean \"path\"?");
-	EXPECT_ERROR("log: {colour: true}\n", "unknown key \"colour\" in log "
+	EXPECT_ERROR("database: {Path: x}\n",
+		     "test.yaml:1:12: unknown key "
+		     "\"Path\" in database",
+		     "did you mean \"path\"?");
+	EXPECT_ERROR("log: {colour: true}\n",
+		     "unknown key \"colour\" in log "
 		     "(known: level, format, statsInterval)");
 	EXPECT_ERROR("probes:\n  - name: a\n    periodSecond: 3\n",
 		     "test.yaml:3:5: unknown key \"periodSecond\" in probes[0] "
 		     "(known: name, labels, httpGet,",
 		     "did you mean \"periodSeconds\"?");
 	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
-		     "url: /x}\n", "test.yaml:3:33: unknown key \"url\" in "
+		     "url: /x}\n",
+		     "test.yaml:3:33: unknown key \"url\" in "
 		     "probes[0].httpGet (known: host, port, path, scheme, "
 		     "httpHeaders, tlsVerify, caFile)");
 	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x]}\n"
@@ -491,7 +510,8 @@ static void test_unknown_keys(void **state)
 		     "probes[0].exec.env[0] (known: name, value)",
 		     "outside pods");
 	EXPECT_ERROR("probes:\n  - name: a\n    tcpSocket: {host: h, port: 1, "
-		     "timeout: 3}\n", "unknown key \"timeout\" in "
+		     "timeout: 3}\n",
+		     "unknown key \"timeout\" in "
 		     "probes[0].tcpSocket (known: host, port)");
 	EXPECT_ERROR("probes:\n  - name: a\n    grpc: {port: 1, svc: x}\n",
 		     "unknown key \"svc\" in probes[0].grpc (known: host, "
@@ -503,7 +523,7 @@ static void test_unknown_keys(void **state)
 	EXPECT_ERROR("<<: {threads: 1}\n", "unknown key \"<<\"",
 		     "merge keys are not supported");
 	EXPECT_ERROR("[a]: 1\n", "test.yaml:1:1: expected a key (a string) at "
-		     "the top level, got a list");
+				 "the top level, got a list");
 }
 
 static void test_duplicate_keys(void **state)
@@ -525,36 +545,39 @@ static void test_wrong_types(void **state)
 {
 	(void)state;
 	EXPECT_ERROR("threads: abc\n", "test.yaml:1:10: threads: expected an "
-		     "integer, got \"abc\"");
+				       "integer, got \"abc\"");
 	EXPECT_ERROR("threads: 1.5\n", "test.yaml:1:10: threads: expected an "
-		     "integer, got \"1.5\"");
-	EXPECT_ERROR("threads: \"4\"\n", "threads: expected an integer, got "
+				       "integer, got \"1.5\"");
+	EXPECT_ERROR("threads: \"4\"\n",
+		     "threads: expected an integer, got "
 		     "the string \"4\" (write numbers without quotes)");
 	EXPECT_ERROR("threads: [4]\n", "threads: expected an integer, got a "
-		     "list");
+				       "list");
 	EXPECT_ERROR("threads: 0x10\n", "threads: expected an integer, got "
-		     "\"0x10\"");
+					"\"0x10\"");
 	EXPECT_ERROR("threads: 99999999999999999999\n",
 		     "threads: \"99999999999999999999\" is out of range (0 to "
 		     "1024)");
 	EXPECT_ERROR("listen: {host: a}\n", "test.yaml:1:9: listen: expected "
-		     "a string, got a mapping");
+					    "a string, got a mapping");
 	EXPECT_ERROR("retention: 30d\n", "test.yaml:1:12: retention: expected "
-		     "a mapping, got \"30d\"");
-	EXPECT_ERROR("database:\n  - path: x\n", "test.yaml:2:3: database: "
+					 "a mapping, got \"30d\"");
+	EXPECT_ERROR("database:\n  - path: x\n",
+		     "test.yaml:2:3: database: "
 		     "expected a mapping, got a list");
 	EXPECT_ERROR("probes: {name: a}\n", "test.yaml:1:9: probes: expected "
-		     "a list of probes");
+					    "a list of probes");
 	EXPECT_ERROR("probes: [a]\n", "test.yaml:1:10: probes[0]: expected a "
-		     "probe (a mapping), got \"a\"");
+				      "probe (a mapping), got \"a\"");
 	EXPECT_ERROR("probes:\n  -\n", "test.yaml:2:4: probes[0]: expected a "
-		     "probe (a mapping), got null");
+				       "probe (a mapping), got null");
 	EXPECT_ERROR("probes:\n  - name: a\n    labels: [a, b]\n",
 		     "test.yaml:3:13: probes[0].labels: expected a mapping of "
 		     "label keys to values, got a list");
 	EXPECT_ERROR("probes:\n  - name: a\n    labels: {a: [b]}\n",
 		     "probes[0].labels.a: expected a string, got a list");
-	EXPECT_ERROR("probes:\n  - name: [a]\n", "test.yaml:2:11: "
+	EXPECT_ERROR("probes:\n  - name: [a]\n",
+		     "test.yaml:2:11: "
 		     "probes[0].name: expected a string, got a list");
 	EXPECT_ERROR("probes:\n  - name: a\n    periodSeconds: 1.5\n",
 		     "test.yaml:3:20: probes[0].periodSeconds: expected an "
@@ -570,31 +593,38 @@ static void test_wrong_types(void **state)
 		     "(the program, then its arguments");
 	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x, ~]}\n",
 		     "probes[0].exec.command[1]: expected a string, got null");
-	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x, [y]]}\n",
-		     "probes[0].exec.command[1]: expected a string, got a list");
+	EXPECT_ERROR(
+		"probes:\n  - name: a\n    exec: {command: [x, [y]]}\n",
+		"probes[0].exec.command[1]: expected a string, got a list");
 	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x], env: "
-		     "{A: b}}\n", "probes[0].exec.env: expected a list of "
+		     "{A: b}}\n",
+		     "probes[0].exec.env: expected a list of "
 		     "{name, value}, got a mapping");
 	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x], env: "
-		     "[A]}\n", "probes[0].exec.env[0]: expected a mapping "
+		     "[A]}\n",
+		     "probes[0].exec.env[0]: expected a mapping "
 		     "{name, value}, got \"A\"");
 	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x], env: "
-		     "[{value: b}]}\n", "probes[0].exec.env[0].name: Required "
+		     "[{value: b}]}\n",
+		     "probes[0].exec.env[0].name: Required "
 		     "value");
 	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
-		     "tlsVerify: yes}\n", "probes[0].httpGet.tlsVerify: "
+		     "tlsVerify: yes}\n",
+		     "probes[0].httpGet.tlsVerify: "
 		     "expected true or false, got \"yes\"");
 	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
-		     "httpHeaders: {A: b}}\n", "probes[0].httpGet.httpHeaders: "
+		     "httpHeaders: {A: b}}\n",
+		     "probes[0].httpGet.httpHeaders: "
 		     "expected a list of {name, value}");
 	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: [h, 1]\n",
 		     "test.yaml:3:14: probes[0].httpGet: expected a mapping, "
 		     "got a list");
 	EXPECT_ERROR("probes:\n  - name: a\n    file: {path: /x, minSize: "
-		     "1k}\n", "probes[0].file.minSize: expected an integer, "
+		     "1k}\n",
+		     "probes[0].file.minSize: expected an integer, "
 		     "got \"1k\"");
 	EXPECT_ERROR("listen: \"a\\0b:1\"\n", "listen: must not contain NUL "
-		     "characters");
+					      "characters");
 }
 
 static void test_ports(void **state)
@@ -603,28 +633,36 @@ static void test_ports(void **state)
 	EXPECT_ERROR("probes:\n  - name: web\n    httpGet:\n      host: h\n"
 		     "      port: http\n",
 		     "test.yaml:5:13: probes[0].httpGet.port: the named port "
-		     "\"http\" needs a pod", "give the port number");
+		     "\"http\" needs a pod",
+		     "give the port number");
 	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
-		     "\"metrics\"}\n", "probes[0].tcpSocket.port: the named "
+		     "\"metrics\"}\n",
+		     "probes[0].tcpSocket.port: the named "
 		     "port \"metrics\" needs a pod");
 	EXPECT_ERROR("probes:\n  - name: web\n    grpc: {host: h, port: "
-		     "\"8080\"}\n", "probes[0].grpc.port: expected a port "
+		     "\"8080\"}\n",
+		     "probes[0].grpc.port: expected a port "
 		     "number, got the string \"8080\" (write it without "
 		     "quotes)");
 	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
-		     "70000}\n", "probes[0].tcpSocket.port: Invalid value: "
+		     "70000}\n",
+		     "probes[0].tcpSocket.port: Invalid value: "
 		     "\"70000\": must be between 1 and 65535, inclusive");
 	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
-		     "-1}\n", "Invalid value: \"-1\": must be between 1 and "
+		     "-1}\n",
+		     "Invalid value: \"-1\": must be between 1 and "
 		     "65535");
 	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
-		     "99999999999999999999999}\n", "Invalid value: "
+		     "99999999999999999999999}\n",
+		     "Invalid value: "
 		     "\"99999999999999999999999\"");
 	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
-		     "80.5}\n", "probes[0].tcpSocket.port: expected a port "
+		     "80.5}\n",
+		     "probes[0].tcpSocket.port: expected a port "
 		     "number, got \"80.5\"");
 	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h, port: "
-		     "{a: 1}}\n", "expected a port number, got a mapping");
+		     "{a: 1}}\n",
+		     "expected a port number, got a mapping");
 	/* No port at all: km_probe_spec's message, at the probe's line. */
 	EXPECT_ERROR("probes:\n  - name: web\n    tcpSocket: {host: h}\n",
 		     "test.yaml:2: probes[0].tcpSocket.port: Invalid value: 0: "
@@ -673,25 +711,30 @@ static void test_probe_validation(void **state)
 		     "    timeoutSeconds: 7200\n",
 		     "probes[0].timeoutSeconds: must be at most 3600 seconds");
 	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
-		     "scheme: https}\n", "test.yaml:3:41: "
+		     "scheme: https}\n",
+		     "test.yaml:3:41: "
 		     "probes[0].httpGet.scheme: Unsupported value: \"https\": "
 		     "supported values: \"HTTP\", \"HTTPS\"");
 	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
-		     "tlsVerify: true}\n", "test.yaml:2: "
+		     "tlsVerify: true}\n",
+		     "test.yaml:2: "
 		     "probes[0].httpGet.tlsVerify: applies only to scheme "
 		     "HTTPS");
 	EXPECT_ERROR("probes:\n  - name: a\n    httpGet: {host: h, port: 1, "
 		     "httpHeaders: [{name: \"Bad Header\", value: x}]}\n",
 		     "probes[0].httpGet.httpHeaders[0].name: Invalid value: "
 		     "\"Bad Header\"");
-	EXPECT_ERROR("probes:\n  - name: a\n    file: {path: relative}\n",
-		     "probes[0].file.path: Invalid value: \"relative\": must be "
-		     "an absolute path");
+	EXPECT_ERROR(
+		"probes:\n  - name: a\n    file: {path: relative}\n",
+		"probes[0].file.path: Invalid value: \"relative\": must be "
+		"an absolute path");
 	EXPECT_ERROR("probes:\n  - name: a\n    file: {path: /x, minSize: "
-		     "-1}\n", "probes[0].file.minSize: must be greater than or "
+		     "-1}\n",
+		     "probes[0].file.minSize: must be greater than or "
 		     "equal to 0");
 	EXPECT_ERROR("probes:\n  - name: a\n    exec: {command: [x], env: "
-		     "[{name: 1A}]}\n", "probes[0].exec.env[0].name: Invalid "
+		     "[{name: 1A}]}\n",
+		     "probes[0].exec.env[0].name: Invalid "
 		     "value: \"1A\"");
 }
 
@@ -711,8 +754,10 @@ static void test_duplicate_probe_names(void **state)
 static void test_threads_listen_limits(void **state)
 {
 	static const char *const good_listen[] = {
-		"127.0.0.1:7070", "\"[::1]:7070\"", "'[::]:1'", "localhost:65535",
-		"0.0.0.0:80", "\"[fe80::1%eth0]:7070\"", "kubemedic.svc:7070",
+		"127.0.0.1:7070",     "\"[::1]:7070\"",
+		"'[::]:1'",           "localhost:65535",
+		"0.0.0.0:80",         "\"[fe80::1%eth0]:7070\"",
+		"kubemedic.svc:7070",
 	};
 	struct km_config c;
 	char yaml[80];
@@ -734,37 +779,40 @@ static void test_threads_listen_limits(void **state)
 	km_config_free(&c);
 
 	EXPECT_ERROR("threads: 1025\n", "test.yaml:1:10: threads: must be "
-		     "between 0 and 1024, got 1025");
+					"between 0 and 1024, got 1025");
 	EXPECT_ERROR("threads: -1\n", "threads: must be between 0 and 1024, "
-		     "got -1");
-	EXPECT_ERROR("maxReceiveMessageBytes: 1023\n", "maxReceiveMessageBytes: "
+				      "got -1");
+	EXPECT_ERROR("maxReceiveMessageBytes: 1023\n",
+		     "maxReceiveMessageBytes: "
 		     "must be between 1024 and 1073741824, got 1023");
 	EXPECT_ERROR("maxReceiveMessageBytes: 1073741825\n",
 		     "maxReceiveMessageBytes: must be between 1024 and "
 		     "1073741824");
 	EXPECT_ERROR("database: {resultQueue: 0}\n", "database.resultQueue: "
-		     "must be between 1 and");
+						     "must be between 1 and");
 	EXPECT_ERROR("database: {path: \"\"}\n", "database.path: must not be "
-		     "empty");
+						 "empty");
 	EXPECT_ERROR("listen: \"\"\n", "test.yaml:1:9: listen: \"\": expected "
-		     "HOST:PORT");
+				       "HOST:PORT");
 	EXPECT_ERROR("listen: 7070\n", "listen: \"7070\": expected HOST:PORT");
 	EXPECT_ERROR("listen: :7070\n", "listen: \":7070\": the host is "
-		     "missing");
+					"missing");
 	EXPECT_ERROR("listen: ::1:7070\n", "put an IPv6 address in brackets, "
-		     "e.g. \"[::1]:7070\"");
+					   "e.g. \"[::1]:7070\"");
 	EXPECT_ERROR("listen: \"[::1]7070\"\n", "an IPv6 address must be "
-		     "written \"[ADDRESS]:PORT\"");
-	EXPECT_ERROR("listen: \"[]:7070\"\n", "an IPv6 address must be written");
+						"written \"[ADDRESS]:PORT\"");
+	EXPECT_ERROR("listen: \"[]:7070\"\n",
+		     "an IPv6 address must be written");
 	EXPECT_ERROR("listen: \"[x]:7070\"\n", "must be an IPv6 address");
 	EXPECT_ERROR("listen: host:0\n", "the port must be a number from 1 to "
-		     "65535");
+					 "65535");
 	EXPECT_ERROR("listen: host:65536\n", "the port must be a number");
 	EXPECT_ERROR("listen: host:+80\n", "the port must be a number");
 	EXPECT_ERROR("listen: \"host:\"\n", "the port must be a number");
 	EXPECT_ERROR("listen: \"a b:80\"\n", "the host must be an IP address "
-		     "or a DNS name");
-	EXPECT_ERROR("listen: unix:/run/km.sock\n", "the port must be a number");
+					     "or a DNS name");
+	EXPECT_ERROR("listen: unix:/run/km.sock\n",
+		     "the port must be a number");
 }
 
 static void test_durations(void **state)
@@ -773,16 +821,43 @@ static void test_durations(void **state)
 		const char *s;
 		int64_t ms;
 	} good[] = {
-		{"0", 0}, {"0s", 0}, {"250ms", 250}, {"10s", 10000},
-		{"5m", 300000}, {"12h", 12 * 3600000LL}, {"30d", 30 * DAY_MS},
-		{"1h30m", 5400000}, {"1m30s500ms", 90500}, {"1s1h", 3601000},
-		{"007s", 7000}, {"9223372036854775807ms", INT64_MAX},
+		{"0", 0},
+		{"0s", 0},
+		{"250ms", 250},
+		{"10s", 10000},
+		{"5m", 300000},
+		{"12h", 12 * 3600000LL},
+		{"30d", 30 * DAY_MS},
+		{"1h30m", 5400000},
+		{"1m30s500ms", 90500},
+		{"1s1h", 3601000},
+		{"007s", 7000},
+		{"9223372036854775807ms", INT64_MAX},
 	};
 	static const char *const bad[] = {
-		"", "10", "-1s", "s", "1", "1.5h", "1 s", " 1s", "1s ", "1S",
-		"1w", "1us", "1ns", "1y", "1sm", "+1s", "1h-1m", "ms",
-		"9223372036854775808ms", "106751991167301d", "5000000000000000h",
-		"9223372036854775807ms1ms", "0x10s",
+		"",
+		"10",
+		"-1s",
+		"s",
+		"1",
+		"1.5h",
+		"1 s",
+		" 1s",
+		"1s ",
+		"1S",
+		"1w",
+		"1us",
+		"1ns",
+		"1y",
+		"1sm",
+		"+1s",
+		"1h-1m",
+		"ms",
+		"9223372036854775808ms",
+		"106751991167301d",
+		"5000000000000000h",
+		"9223372036854775807ms1ms",
+		"0x10s",
 	};
 	int64_t ms;
 
@@ -803,19 +878,23 @@ static void test_durations(void **state)
 	}
 	assert_int_equal(km_duration_parse(NULL, &ms), KM_EINVAL);
 
-	EXPECT_ERROR("shutdownGracePeriod: 10\n", "test.yaml:1:22: "
+	EXPECT_ERROR("shutdownGracePeriod: 10\n",
+		     "test.yaml:1:22: "
 		     "shutdownGracePeriod: the duration \"10\" needs a unit "
 		     "(ms, s, m, h or d), e.g. \"10s\"");
-	EXPECT_ERROR("retention: {results: 1 week}\n", "retention.results: "
+	EXPECT_ERROR("retention: {results: 1 week}\n",
+		     "retention.results: "
 		     "expected a duration such as \"250ms\", \"10s\", \"5m\", "
 		     "\"12h\", \"30d\" or \"1h30m\", got \"1 week\"");
-	EXPECT_ERROR("retention: {results: [1d]}\n", "retention.results: "
+	EXPECT_ERROR("retention: {results: [1d]}\n",
+		     "retention.results: "
 		     "expected a duration, got a list");
 	EXPECT_ERROR("shutdownGracePeriod: 2h\n", "shutdownGracePeriod: must "
-		     "be at most 1h, got \"2h\"");
+						  "be at most 1h, got \"2h\"");
 	EXPECT_ERROR("retention: {transitions: 36501d}\n",
 		     "retention.transitions: must be at most 36500d");
-	EXPECT_ERROR("retention: {interval: 0}\n", "retention.interval: must "
+	EXPECT_ERROR("retention: {interval: 0}\n",
+		     "retention.interval: must "
 		     "be between 1s and 1d, got \"0\"");
 }
 
@@ -826,27 +905,30 @@ static void test_malformed_yaml(void **state)
 	struct km_error err = {0};
 
 	(void)state;
-	EXPECT_ERROR("threads: 1\nlog: [a, b\n", "test.yaml:3:1: invalid YAML: "
+	EXPECT_ERROR("threads: 1\nlog: [a, b\n",
+		     "test.yaml:3:1: invalid YAML: "
 		     "did not find expected ',' or ']' (while parsing a flow "
 		     "sequence at line 2, column 6)");
 	EXPECT_ERROR("a: b: c\n", "test.yaml:1:5: invalid YAML: mapping values "
-		     "are not allowed in this context");
-	EXPECT_ERROR("threads: 1\n  log: x\n", "test.yaml:2:6: invalid YAML: "
+				  "are not allowed in this context");
+	EXPECT_ERROR("threads: 1\n  log: x\n",
+		     "test.yaml:2:6: invalid YAML: "
 		     "mapping values are not allowed");
 	EXPECT_ERROR("\tthreads: 1\n", "test.yaml:1:1: invalid YAML: found "
-		     "character that cannot start any token");
+				       "character that cannot start any token");
 	EXPECT_ERROR("threads: *nope\n", "test.yaml:1:10: invalid YAML: found "
-		     "undefined alias");
+					 "undefined alias");
 	EXPECT_ERROR("threads: \"1\n", "invalid YAML: found unexpected end of "
-		     "stream");
-	EXPECT_ERROR("threads: 1\n---\nthreads: 2\n", "test.yaml:2: a second "
+				       "stream");
+	EXPECT_ERROR("threads: 1\n---\nthreads: 2\n",
+		     "test.yaml:2: a second "
 		     "YAML document begins here");
 	EXPECT_ERROR("threads: \xff\xfe\n", "test.yaml: invalid YAML at byte "
-		     "9: invalid leading UTF-8 octet");
+					    "9: invalid leading UTF-8 octet");
 	EXPECT_ERROR("- a\n- b\n", "test.yaml:1:1: the document: expected a "
-		     "mapping, got a list");
+				   "mapping, got a list");
 	EXPECT_ERROR("just text\n", "test.yaml:1:1: the document: expected a "
-		     "mapping, got \"just text\"");
+				    "mapping, got \"just text\"");
 
 	/* A NUL byte inside the buffer is input, not its end. */
 	km_config_defaults(&c);
@@ -864,12 +946,12 @@ static void test_recursive_aliases(void **state)
 {
 	(void)state;
 	EXPECT_ERROR("probes: &a [*a]\n", "probes[0]: expected a probe (a "
-		     "mapping), got a list");
+					  "mapping), got a list");
 	EXPECT_ERROR("probes:\n  - &p {name: a, labels: *p}\n",
 		     "probes[0].labels.labels: expected a string, "
 		     "got a mapping");
 	EXPECT_ERROR("database: &d {path: *d}\n", "database.path: expected a "
-		     "string, got a mapping");
+						  "string, got a mapping");
 	EXPECT_ERROR("&r {log: *r}\n", "unknown key \"log\" in log");
 }
 
@@ -886,7 +968,7 @@ static void test_pathological(void **state)
 	memset(s, '[', big);
 	s[big] = '\0';
 	EXPECT_ERROR(s, "test.yaml:1:65: nested more than 64 levels deep; a "
-		     "configuration needs at most 6");
+			"configuration needs at most 6");
 	memcpy(s, "probes: ", 8);
 	memset(s + 8, '{', 100);
 	strcpy(s + 108, "a: 1");
@@ -896,7 +978,7 @@ static void test_pathological(void **state)
 	memset(s + 64, ']', 64);
 	s[128] = '\0';
 	EXPECT_ERROR(s, "test.yaml:1:1: the document: expected a mapping, got "
-		     "a list");
+			"a list");
 	/* Block nesting counts too. */
 	o = (size_t)sprintf(s, "probes:\n");
 	for (int i = 0; i < 70; i++)
@@ -935,27 +1017,32 @@ static void test_parse_probes(void **state)
 	km_arena_init(&a, 0);
 	/* One probe. */
 	assert_int_equal(parse_probes("name: one\ntcpSocket: {host: h, port: "
-				      "1}\n", &a, &p, &n, &err), 0);
+				      "1}\n",
+				      &a, &p, &n, &err),
+			 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(p[0].name, "one");
 	assert_int_equal(p[0].source, KM_SOURCE_CONFIG);
 	/* A list. */
 	assert_int_equal(parse_probes("- {name: a, file: {path: /a}}\n"
 				      "- {name: b, file: {path: /b}}\n",
-				      &a, &p, &n, &err), 0);
+				      &a, &p, &n, &err),
+			 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(p[1].path, "/b");
 	/* A whole config file: only its probes. */
 	assert_int_equal(parse_probes("listen: 1.2.3.4:5\nprobes:\n"
 				      "  - {name: c, file: {path: /c}}\n",
-				      &a, &p, &n, &err), 0);
+				      &a, &p, &n, &err),
+			 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(p[0].name, "c");
 	/* ... whose other keys are still checked. */
-	assert_int_equal(parse_probes("threads: many\nprobes: []\n", &a, &p,
-				      &n, &err), KM_EINVAL);
+	assert_int_equal(parse_probes("threads: many\nprobes: []\n", &a, &p, &n,
+				      &err),
+			 KM_EINVAL);
 	assert_non_null(strstr(err.msg, "p.yaml:1:10: threads: expected an "
-				      "integer"));
+					"integer"));
 	assert_int_equal(parse_probes("log: {}\n", &a, &p, &n, &err), 0);
 	assert_int_equal(n, 0);
 	/* Nothing at all. */
@@ -965,8 +1052,9 @@ static void test_parse_probes(void **state)
 	assert_int_equal(parse_probes("[]", &a, &p, &n, &err), 0);
 	assert_int_equal(n, 0);
 	/* Messages for a single probe say "probe". */
-	assert_int_equal(parse_probes("name: a\ntcpSocket: {port: 1}\n", &a,
-				      &p, &n, &err), KM_EINVAL);
+	assert_int_equal(parse_probes("name: a\ntcpSocket: {port: 1}\n", &a, &p,
+				      &n, &err),
+			 KM_EINVAL);
 	assert_string_equal(err.msg, "p.yaml:1: probe.tcpSocket.host: Required "
 				     "value: kubemedic probes run outside the "
 				     "pod, so say which host to reach (an IP "
@@ -974,18 +1062,21 @@ static void test_parse_probes(void **state)
 	assert_null(p);
 	assert_int_equal(n, 0);
 	assert_int_equal(parse_probes("name: a\nlisten2: x\n", &a, &p, &n,
-				      &err), KM_EINVAL);
+				      &err),
+			 KM_EINVAL);
 	assert_non_null(strstr(err.msg, "p.yaml:2:1: unknown key \"listen2\" "
-				      "in probe (known: name,"));
+					"in probe (known: name,"));
 	assert_int_equal(parse_probes("- {name: a, file: {path: /a}}\n"
 				      "- {name: a, file: {path: /b}}\n",
-				      &a, &p, &n, &err), KM_EINVAL);
+				      &a, &p, &n, &err),
+			 KM_EINVAL);
 	assert_non_null(strstr(err.msg, "p.yaml:2: probes[1].name: duplicate "
-				      "name \"a\": probes[0] at line 1"));
+					"name \"a\": probes[0] at line 1"));
 	assert_int_equal(parse_probes("hello", &a, &p, &n, &err), KM_EINVAL);
-	assert_non_null(strstr(err.msg, "p.yaml:1:1: expected a probe (a "
-				      "mapping), a list of probes or a config "
-				      "file, got \"hello\""));
+	assert_non_null(strstr(err.msg,
+			       "p.yaml:1:1: expected a probe (a "
+			       "mapping), a list of probes or a config "
+			       "file, got \"hello\""));
 	assert_int_equal(parse_probes("[", &a, &p, &n, &err), KM_EINVAL);
 	assert_non_null(strstr(err.msg, "p.yaml:2:1: invalid YAML"));
 	km_arena_free(&a);
@@ -995,21 +1086,20 @@ static void test_parse_probes(void **state)
  * kubemedic needs added, is the probe the kubelet would run. */
 static void test_pasted_kubernetes_probe(void **state)
 {
-	static const char pasted[] =
-		"name: liveness-web\n"
-		"httpGet:\n"
-		"  host: 10.244.1.17\n"
-		"  path: /healthz\n"
-		"  port: 8080\n"
-		"  scheme: HTTP\n"
-		"  httpHeaders:\n"
-		"  - name: Custom-Header\n"
-		"    value: Awesome\n"
-		"initialDelaySeconds: 3\n"
-		"periodSeconds: 3\n"
-		"timeoutSeconds: 1\n"
-		"successThreshold: 1\n"
-		"failureThreshold: 3\n";
+	static const char pasted[] = "name: liveness-web\n"
+				     "httpGet:\n"
+				     "  host: 10.244.1.17\n"
+				     "  path: /healthz\n"
+				     "  port: 8080\n"
+				     "  scheme: HTTP\n"
+				     "  httpHeaders:\n"
+				     "  - name: Custom-Header\n"
+				     "    value: Awesome\n"
+				     "initialDelaySeconds: 3\n"
+				     "periodSeconds: 3\n"
+				     "timeoutSeconds: 1\n"
+				     "successThreshold: 1\n"
+				     "failureThreshold: 3\n";
 	static struct km_kv headers[] = {{"Custom-Header", "Awesome"}};
 	const struct km_probe want = {
 		.name = "liveness-web",
@@ -1050,9 +1140,11 @@ static void test_pasted_kubernetes_probe(void **state)
 
 	/* Pasted with the key it came under, it is a (wrong) config file. */
 	assert_int_equal(parse_probes("livenessProbe:\n  exec: {command: "
-				      "[x]}\n", &a, &p, &n, &err), KM_EINVAL);
+				      "[x]}\n",
+				      &a, &p, &n, &err),
+			 KM_EINVAL);
 	assert_non_null(strstr(err.msg, "unknown key \"livenessProbe\" in "
-				      "probe"));
+					"probe"));
 	km_arena_free(&a);
 }
 
@@ -1079,7 +1171,7 @@ static void test_load_file(void **state)
 	fclose(f);
 	assert_int_equal(km_config_load(&c, path, &err), KM_EINVAL);
 	assert_non_null(strstr(err.msg, "km.yaml:3:3: unknown key \"bogus\" "
-				      "in retention"));
+					"in retention"));
 	assert_null(c.path);
 	assert_int_equal(c.threads, 0);
 

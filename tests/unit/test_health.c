@@ -237,15 +237,15 @@ static int64_t probe(struct fixture *f, const char *name, int success_thr,
 
 static int64_t clock_us = 1800000000000000;
 
-static int observe(struct fixture *f, int64_t id, int verdict,
-		   const char *msg)
+static int observe(struct fixture *f, int64_t id, int verdict, const char *msg)
 {
 	struct km_observation o = {
 		.target_id = id,
 		.verdict = verdict,
 		.started_us = clock_us,
 		.duration_us = 1000,
-		.error_class = verdict == KM_STATE_UNHEALTHY ? KM_EC_REFUSED : 0,
+		.error_class = verdict == KM_STATE_UNHEALTHY ? KM_EC_REFUSED
+							     : 0,
 		.message = msg,
 	};
 
@@ -266,8 +266,7 @@ static int64_t count_rows(struct fixture *f, const char *sql)
 	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY,
 					 NULL),
 			 SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
-			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
@@ -322,7 +321,8 @@ static void test_observations_become_transitions(void **state)
 	/* Stored: the transition row, and the target's state. */
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*) FROM transitions WHERE seq = %lld AND "
-		 "to_state = 3", (long long)r.v[0].seq);
+		 "to_state = 3",
+		 (long long)r.v[0].seq);
 	assert_int_equal(count_rows(f, sql), 1);
 	assert_int_equal(count_rows(f, "SELECT state FROM targets WHERE "
 				       "name = 'probe//a'"),
@@ -413,8 +413,9 @@ static void test_degraded_and_flapping(void **state)
 	assert_int_equal(km_health_observe(f->h, &o), 0);
 	assert_true(rec_wait(&r, 1, false));
 	assert_int_equal(r.v[0].to, KM_STATE_DEGRADED);
-	assert_string_equal(r.v[0].cause, "1 consecutive success, degraded "
-					  "(node condition MemoryPressure=True)");
+	assert_string_equal(r.v[0].cause,
+			    "1 consecutive success, degraded "
+			    "(node condition MemoryPressure=True)");
 	o.verdict = KM_STATE_HEALTHY;
 	o.reason = NULL;
 	assert_int_equal(km_health_observe(f->h, &o), 0);
@@ -427,8 +428,9 @@ static void test_degraded_and_flapping(void **state)
 
 	/* Up, down, up, ...: a flapping flag appears. */
 	for (int i = 0; i < 12; i++)
-		assert_int_equal(observe(f, id, i % 2 ? KM_STATE_HEALTHY
-						      : KM_STATE_UNHEALTHY,
+		assert_int_equal(observe(f, id,
+					 i % 2 ? KM_STATE_HEALTHY
+					       : KM_STATE_UNHEALTHY,
 					 "x"),
 				 0);
 	assert_true(rec_wait(&r, 14, false));
@@ -524,7 +526,7 @@ static void test_replay_then_live_no_gap_no_repeat(void **state)
 	FAIL(f, id, "down");                  /* before the subscription */
 	assert_int_equal(km_store_flush(f->s, &err), 0);
 	start = rec_subscribe(f->h, &r, true, 0);
-	OK(f, id);                            /* during the replay */
+	OK(f, id); /* during the replay */
 	FAIL(f, id, "down");
 
 	/* The replay: stored, after since, up to start. */
@@ -741,14 +743,15 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 			test_observations_become_transitions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_published_only_after_commit,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_published_only_after_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_degraded_and_flapping,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscribers_and_overflow,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_replay_then_live_no_gap_no_repeat, setup, teardown),
+			test_replay_then_live_no_gap_no_repeat, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_deletion_is_a_transition,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_snapshot, setup,

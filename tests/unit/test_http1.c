@@ -82,7 +82,8 @@ static void test_content_length(void **state)
 
 	(void)state;
 	p = parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhello"
-		  "ignored after the end", 64, false);
+		  "ignored after the end",
+		  64, false);
 	assert_int_equal(p.r, KM_HTTP1_DONE);
 	assert_int_equal(p.status, 200);
 	assert_int_equal(p.body_len, 5);
@@ -94,16 +95,19 @@ static void test_content_length(void **state)
 	assert_int_equal(p.status, 404);
 	/* Same length twice is fine; two lengths are not. */
 	p = parse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2"
-		  "\r\n\r\nok", 64, false);
+		  "\r\n\r\nok",
+		  64, false);
 	assert_int_equal(p.r, KM_HTTP1_DONE);
 	p = parse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3"
-		  "\r\n\r\nok", 64, false);
+		  "\r\n\r\nok",
+		  64, false);
 	assert_int_equal(p.r, KM_HTTP1_ERROR);
 	assert_string_equal(p.error, "conflicting Content-Length headers");
 	p = parse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 64, false);
 	assert_int_equal(p.r, KM_HTTP1_ERROR);
 	/* The server closing early is an error. */
-	p = parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", 64, true);
+	p = parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", 64,
+		  true);
 	assert_int_equal(p.r, KM_HTTP1_ERROR);
 	assert_non_null(strstr(p.error, "before the response was complete"));
 }
@@ -116,21 +120,25 @@ static void test_chunked(void **state)
 	p = parse("HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n"
 		  "Content-Length: 999\r\n\r\n"
 		  "3\r\nabc\r\nA;name=val\r\n0123456789\r\n0\r\n"
-		  "Trailer: x\r\n\r\n", 64, false);
+		  "Trailer: x\r\n\r\n",
+		  64, false);
 	assert_int_equal(p.r, KM_HTTP1_DONE);
 	assert_int_equal(p.status, 500);
 	assert_int_equal(p.body_len, 13);
 	assert_memory_equal(p.body, "abc0123456789", 13);
 	/* No CRLF after a chunk's data. */
 	p = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-		  "3\r\nabcX\r\n0\r\n\r\n", 64, false);
+		  "3\r\nabcX\r\n0\r\n\r\n",
+		  64, false);
 	assert_int_equal(p.r, KM_HTTP1_ERROR);
 	assert_string_equal(p.error, "malformed chunked encoding");
 	p = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-		  "zz\r\n", 64, false);
+		  "zz\r\n",
+		  64, false);
 	assert_int_equal(p.r, KM_HTTP1_ERROR);
 	p = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-		  "ffffffffffffffffff\r\n", 64, false);
+		  "ffffffffffffffffff\r\n",
+		  64, false);
 	assert_int_equal(p.r, KM_HTTP1_ERROR);
 	assert_string_equal(p.error, "chunk length too large");
 	/* Only chunked is understood; and a cut-off stream is an error. */
@@ -138,7 +146,8 @@ static void test_chunked(void **state)
 		  false);
 	assert_int_equal(p.r, KM_HTTP1_ERROR);
 	p = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-		  "3\r\nab", 64, true);
+		  "3\r\nab",
+		  64, true);
 	assert_int_equal(p.r, KM_HTTP1_ERROR);
 }
 
@@ -155,8 +164,8 @@ static void test_close_delimited_and_no_body(void **state)
 	/* 204 and 304 have no body, whatever follows. */
 	p = parse("HTTP/1.1 204 No Content\r\n\r\n", 64, false);
 	assert_int_equal(p.r, KM_HTTP1_DONE);
-	p = parse("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
-		  64, false);
+	p = parse("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", 64,
+		  false);
 	assert_int_equal(p.r, KM_HTTP1_DONE);
 	assert_int_equal(p.body_len, 0);
 	/* Nothing at all, or a head cut short. */
@@ -175,7 +184,8 @@ static void test_informational(void **state)
 	(void)state;
 	p = parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n"
 		  "Location: /ignored\r\n\r\nHTTP/1.1 200 OK\r\n"
-		  "Content-Length: 2\r\n\r\nok", 64, false);
+		  "Content-Length: 2\r\n\r\nok",
+		  64, false);
 	assert_int_equal(p.r, KM_HTTP1_DONE);
 	assert_int_equal(p.status, 200);
 	assert_string_equal(p.location, "");
@@ -197,7 +207,8 @@ static void test_body_is_cut_at_the_buffer(void **state)
 
 	(void)state;
 	p = parse("HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n"
-		  "0123456789abcdefghij", 8, false);
+		  "0123456789abcdefghij",
+		  8, false);
 	assert_int_equal(p.r, KM_HTTP1_DONE);
 	assert_int_equal(p.body_len, 8);
 	assert_true(p.truncated);
@@ -209,7 +220,8 @@ static void test_body_is_cut_at_the_buffer(void **state)
 	/* Chunked and close-delimited bodies stop at the buffer too: the
 	 * rest need not even arrive. */
 	p = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-		  "10\r\n0123456789", 8, false);
+		  "10\r\n0123456789",
+		  8, false);
 	assert_int_equal(p.r, KM_HTTP1_DONE);
 	assert_true(p.truncated);
 	p = parse("HTTP/1.1 200 OK\r\n\r\n0123456789", 8, false);
@@ -239,8 +251,9 @@ static void test_malformed(void **state)
 	}
 	/* A status line without a reason is fine; folded lines are
 	 * ignored. */
-	assert_int_equal(parse("HTTP/1.1 200\r\n X: folded\r\n\r\n", 64, true).r,
-			 KM_HTTP1_DONE);
+	assert_int_equal(
+		parse("HTTP/1.1 200\r\n X: folded\r\n\r\n", 64, true).r,
+		KM_HTTP1_DONE);
 }
 
 static void test_location_and_long_lines(void **state)
@@ -251,7 +264,8 @@ static void test_location_and_long_lines(void **state)
 
 	(void)state;
 	p = parse("HTTP/1.1 302 Found\r\nlocation:   /next?a=b  \r\n"
-		  "Location: /second\r\nContent-Length: 0\r\n\r\n", 64, false);
+		  "Location: /second\r\nContent-Length: 0\r\n\r\n",
+		  64, false);
 	assert_int_equal(p.r, KM_HTTP1_DONE);
 	assert_string_equal(p.location, "/next?a=b");
 	/* A long header we do not use is cut and skipped... */
@@ -327,7 +341,8 @@ static void test_request(void **state)
 	assert_non_null(strstr(out, "GET / HTTP/1.1\r\n"));
 	/* No header injection; no overflow. */
 	assert_int_equal(km_http1_request(out, sizeof out, "/", "h:1", evil, 1,
-					  "ua"), -1);
+					  "ua"),
+			 -1);
 	assert_int_equal(km_http1_request(out, 40, "/", "h:1", h, 2, "ua"), -1);
 }
 

@@ -122,8 +122,9 @@ static void test_timestamp_out_of_range(void **state)
 			       "of range 0001-01-01..9999-12-31");
 	ts.seconds = 0;
 	ts.nanos = -1;
-	expect_einval(&p.base,
-		      "createTime: timestamp nanos -1 out of range 0..999999999");
+	expect_einval(
+		&p.base,
+		"createTime: timestamp nanos -1 out of range 0..999999999");
 	ts.nanos = 1000000000;
 	expect_einval(&p.base, "createTime: timestamp nanos 1000000000 out of "
 			       "range 0..999999999");
@@ -180,8 +181,9 @@ static void test_depth(void **state)
 	/* KM_JSON_MAX_DEPTH messages print... */
 	nodes[KM_JSON_MAX_DEPTH - 1].child = NULL;
 	got = to_string(&nodes[0].base, 0);
-	assert_int_equal(strlen(got), KM_JSON_MAX_DEPTH * strlen("{\"child\":}") -
-					      strlen("\"child\":"));
+	assert_int_equal(strlen(got),
+			 KM_JSON_MAX_DEPTH * strlen("{\"child\":}") -
+				 strlen("\"child\":"));
 	free(got);
 	/* ...one more does not, */
 	nodes[KM_JSON_MAX_DEPTH - 1].child = &nodes[KM_JSON_MAX_DEPTH];
@@ -265,8 +267,9 @@ static void test_numeric_locale(void **state)
 	/* A skipped test would pass for nothing: `make deps` generates
 	 * de_DE.UTF-8. */
 	if (!set)
-		fail_msg("no locale with a decimal comma is installed (de_DE.UTF-8"
-			 ": run make deps)");
+		fail_msg(
+			"no locale with a decimal comma is installed (de_DE.UTF-8"
+			": run make deps)");
 	a.uptime_percent = 1.5;
 	got = to_string(&a.base, 0);
 	setlocale(LC_NUMERIC, "C");

@@ -12,9 +12,10 @@
 #include "km_ledger.h"
 #include "km_model.h"
 
-static const struct km_ledger_cfg cfg3 = {
-	.success_threshold = 2, .failure_threshold = 3,
-	.flap_low = 5, .flap_high = 20};
+static const struct km_ledger_cfg cfg3 = {.success_threshold = 2,
+					  .failure_threshold = 3,
+					  .flap_low = 5,
+					  .flap_high = 20};
 
 /* Feeds outcomes ("s" success, "d" degraded, "f" failure); returns how
  * many changes. */
@@ -86,7 +87,8 @@ static void test_starts_from_a_stored_state(void **state)
 static void test_threshold_one(void **state)
 {
 	struct km_ledger_cfg c = {.success_threshold = 1,
-				  .failure_threshold = 1, .flap_low = 5,
+				  .failure_threshold = 1,
+				  .flap_low = 5,
 				  .flap_high = 101};
 	struct km_ledger lg;
 
@@ -125,7 +127,8 @@ static void test_flap_percent_weights(void **state)
 static void test_flapping_hysteresis(void **state)
 {
 	struct km_ledger_cfg c = {.success_threshold = 1,
-				  .failure_threshold = 3, .flap_low = 5,
+				  .failure_threshold = 3,
+				  .flap_low = 5,
 				  .flap_high = 20};
 	struct km_ledger lg;
 	struct km_ledger_change ch = {0};

@@ -59,13 +59,14 @@ static void test_timers_fire_in_due_order(void **state)
 		t[id].f = &f;
 		t[id].id = id;
 		km_timer_init(&t[id].t, on_timer, &t[id]);
-		assert_int_equal(km_loop_timer_set(l, &t[id].t,
-						   base + 1000LL * (N_TIMERS - id)),
-				 0);
+		assert_int_equal(
+			km_loop_timer_set(l, &t[id].t,
+					  base + 1000LL * (N_TIMERS - id)),
+			0);
 	}
 	for (int id = 0; id < N_TIMERS; id++)
-		assert_int_equal(km_loop_timer_set(l, &t[id].t,
-						   base + 1000LL * id), 0);
+		assert_int_equal(
+			km_loop_timer_set(l, &t[id].t, base + 1000LL * id), 0);
 	for (int id = 1; id < N_TIMERS; id += 2)
 		km_loop_timer_cancel(l, &t[id].t);
 	assert_int_equal(km_loop_timer_count(l), N_TIMERS / 2);
@@ -119,7 +120,7 @@ static void test_file_events(void **state)
 
 struct posts {
 	int count;
-	int last[2];     /* per posting thread */
+	int last[2]; /* per posting thread */
 	bool in_order;
 	pthread_t loop_thread;
 	bool on_loop_thread;
@@ -170,8 +171,10 @@ static void test_posts_from_threads_run_on_the_loop(void **state)
 {
 	struct km_loop *l;
 	struct km_error err = {0};
-	struct posts p = {.last = {-1, -1}, .in_order = true,
-			  .loop_thread = pthread_self(), .on_loop_thread = true};
+	struct posts p = {.last = {-1, -1},
+			  .in_order = true,
+			  .loop_thread = pthread_self(),
+			  .on_loop_thread = true};
 	struct poster a, b;
 	pthread_t ta, tb;
 

@@ -34,8 +34,10 @@ static void expect_msg(int rc, const char *want)
 static void expect_prefix(int rc, const char *prefix)
 {
 	if (rc != KM_EINVAL || strncmp(err.msg, prefix, strlen(prefix)) != 0)
-		fprintf(stderr, "rc %d, message\n  \"%s\"\nwant prefix\n  "
-			"\"%s\"\n", rc, err.msg, prefix);
+		fprintf(stderr,
+			"rc %d, message\n  \"%s\"\nwant prefix\n  "
+			"\"%s\"\n",
+			rc, err.msg, prefix);
 	assert_int_equal(rc, KM_EINVAL);
 	assert_int_equal(strncmp(err.msg, prefix, strlen(prefix)), 0);
 	memset(&err, 0, sizeof err);
@@ -69,8 +71,10 @@ static void test_timing_defaults(void **state)
 
 	/* Every value given. */
 	t = (struct km_probe_timing){
-		.initial_delay_seconds = 7, .timeout_seconds = 4,
-		.period_seconds = 30, .success_threshold = 2,
+		.initial_delay_seconds = 7,
+		.timeout_seconds = 4,
+		.period_seconds = 30,
+		.success_threshold = 2,
 		.failure_threshold = 9,
 	};
 	assert_int_equal(timing(&t, &api, &p), 0);
@@ -123,13 +127,16 @@ static void test_timing_negative(void **state)
 		int64_t *v = (int64_t *)((char *)&t + fields[i].off);
 
 		*v = -1;
-		snprintf(want, sizeof want, "probe.%s: must be greater than or "
-			 "equal to 0 (got -1)", fields[i].api);
+		snprintf(want, sizeof want,
+			 "probe.%s: must be greater than or "
+			 "equal to 0 (got -1)",
+			 fields[i].api);
 		expect_msg(timing(&t, &api, NULL), want);
 		*v = INT64_MIN;
-		snprintf(want, sizeof want, "probes[3].%s: must be greater than "
-			 "or equal to 0 (got %lld)", fields[i].yaml,
-			 (long long)INT64_MIN);
+		snprintf(want, sizeof want,
+			 "probes[3].%s: must be greater than "
+			 "or equal to 0 (got %lld)",
+			 fields[i].yaml, (long long)INT64_MIN);
 		expect_msg(timing(&t, &yaml, NULL), want);
 	}
 }
@@ -173,11 +180,12 @@ static void test_timing_bounds(void **state)
 	assert_int_equal(p.period_ms, 86400000);
 	t.period_seconds = 86401;
 	expect_msg(timing(&t, &yaml, NULL), "probes[3].periodSeconds: must be "
-		   "at most 86400 seconds (one day)");
+					    "at most 86400 seconds (one day)");
 	t = (struct km_probe_timing){.period_milliseconds = 86400000};
 	assert_int_equal(timing(&t, &api, &p), 0);
 	t.period_milliseconds = 86400001;
-	expect_msg(timing(&t, &api, NULL), "probe.period_milliseconds: must "
+	expect_msg(timing(&t, &api, NULL),
+		   "probe.period_milliseconds: must "
 		   "be at most 86400 seconds (one day)");
 	/* One hour of timeout. */
 	t = (struct km_probe_timing){.timeout_seconds = 3600};
@@ -185,9 +193,10 @@ static void test_timing_bounds(void **state)
 	assert_int_equal(p.timeout_ms, 3600000);
 	t.timeout_seconds = 3601;
 	expect_msg(timing(&t, &api, NULL), "probe.timeout_seconds: must be at "
-		   "most 3600 seconds (one hour)");
+					   "most 3600 seconds (one hour)");
 	t = (struct km_probe_timing){.timeout_milliseconds = 3600001};
-	expect_msg(timing(&t, &yaml, NULL), "probes[3].timeoutMilliseconds: "
+	expect_msg(timing(&t, &yaml, NULL),
+		   "probes[3].timeoutMilliseconds: "
 		   "must be at most 3600 seconds (one hour)");
 	/* One day of initial delay. */
 	t = (struct km_probe_timing){.initial_delay_seconds = 86400};
@@ -195,7 +204,7 @@ static void test_timing_bounds(void **state)
 	assert_int_equal(p.initial_delay_ms, 86400000);
 	t.initial_delay_seconds = 86401;
 	expect_msg(timing(&t, &api, NULL), "probe.initial_delay_seconds: must "
-		   "be at most 86400 (one day)");
+					   "be at most 86400 (one day)");
 	/* Thresholds. */
 	t = (struct km_probe_timing){.success_threshold = 10000,
 				     .failure_threshold = 10000};
@@ -204,11 +213,11 @@ static void test_timing_bounds(void **state)
 	assert_int_equal(p.failure_threshold, 10000);
 	t.success_threshold = 10001;
 	expect_msg(timing(&t, &api, NULL), "probe.success_threshold: must be "
-		   "at most 10000");
+					   "at most 10000");
 	t.success_threshold = 1;
 	t.failure_threshold = 10001;
 	expect_msg(timing(&t, &yaml, NULL), "probes[3].failureThreshold: must "
-		   "be at most 10000");
+					    "be at most 10000");
 }
 
 /* Seconds far beyond the bounds are refused, not multiplied into an
@@ -217,7 +226,9 @@ static void test_timing_bounds(void **state)
 static void test_timing_overflow(void **state)
 {
 	static const int64_t huge[] = {
-		INT64_MAX / 1000 + 1, INT64_MAX / 1000 + 7, INT64_MAX / 2,
+		INT64_MAX / 1000 + 1,
+		INT64_MAX / 1000 + 7,
+		INT64_MAX / 2,
 		INT64_MAX,
 	};
 	struct km_probe_timing t;
@@ -226,19 +237,24 @@ static void test_timing_overflow(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
 		t = (struct km_probe_timing){.period_seconds = huge[i]};
-		expect_msg(timing(&t, &api, &p), "probe.period_seconds: must be "
+		expect_msg(timing(&t, &api, &p),
+			   "probe.period_seconds: must be "
 			   "at most 86400 seconds (one day)");
 		t = (struct km_probe_timing){.timeout_seconds = huge[i]};
-		expect_msg(timing(&t, &api, &p), "probe.timeout_seconds: must "
+		expect_msg(timing(&t, &api, &p),
+			   "probe.timeout_seconds: must "
 			   "be at most 3600 seconds (one hour)");
 		t = (struct km_probe_timing){.initial_delay_seconds = huge[i]};
-		expect_msg(timing(&t, &yaml, &p), "probes[3].initialDelaySeconds: "
+		expect_msg(timing(&t, &yaml, &p),
+			   "probes[3].initialDelaySeconds: "
 			   "must be at most 86400 (one day)");
 		t = (struct km_probe_timing){.period_milliseconds = huge[i]};
-		expect_msg(timing(&t, &api, &p), "probe.period_milliseconds: "
+		expect_msg(timing(&t, &api, &p),
+			   "probe.period_milliseconds: "
 			   "must be at most 86400 seconds (one day)");
 		t = (struct km_probe_timing){.timeout_milliseconds = huge[i]};
-		expect_msg(timing(&t, &api, &p), "probe.timeout_milliseconds: "
+		expect_msg(timing(&t, &api, &p),
+			   "probe.timeout_milliseconds: "
 			   "must be at most 3600 seconds (one hour)");
 	}
 }
@@ -247,8 +263,8 @@ static void test_timing_overflow(void **state)
 static void test_timing_atomic(void **state)
 {
 	struct km_probe p = {.period_ms = 1234, .timeout_ms = 77};
-	struct km_probe_timing t = {.period_seconds = 5, .failure_threshold =
-							      20000};
+	struct km_probe_timing t = {.period_seconds = 5,
+				    .failure_threshold = 20000};
 
 	(void)state;
 	assert_int_equal(km_probe_set_timing(&p, &t, &api, NULL), KM_EINVAL);
@@ -262,13 +278,17 @@ static void test_get_timing(void **state)
 {
 	static const struct km_probe_timing cases[] = {
 		{0},
-		{.initial_delay_seconds = 5, .timeout_seconds = 2,
-		 .period_seconds = 7, .success_threshold = 2,
+		{.initial_delay_seconds = 5,
+		 .timeout_seconds = 2,
+		 .period_seconds = 7,
+		 .success_threshold = 2,
 		 .failure_threshold = 4},
 		{.period_milliseconds = 250, .timeout_milliseconds = 100},
 		{.period_milliseconds = 1500, .timeout_milliseconds = 999},
-		{.period_seconds = 86400, .timeout_seconds = 3600,
-		 .initial_delay_seconds = 86400, .success_threshold = 10000,
+		{.period_seconds = 86400,
+		 .timeout_seconds = 3600,
+		 .initial_delay_seconds = 86400,
+		 .success_threshold = 10000,
 		 .failure_threshold = 10000},
 		{.period_milliseconds = 100, .timeout_milliseconds = 1},
 	};
@@ -345,8 +365,8 @@ static void test_handler_count(void **state)
 	(void)state;
 	assert_int_equal(km_probe_handler_count_error(1, &api, &err), 0);
 	expect_msg(km_probe_handler_count_error(0, &api, &err),
-		      "probe: must specify a handler type (one of http_get, "
-		      "tcp_socket, grpc, exec, file)");
+		   "probe: must specify a handler type (one of http_get, "
+		   "tcp_socket, grpc, exec, file)");
 	expect_msg(km_probe_handler_count_error(0, &yaml, &err),
 		   "probes[3]: must specify a handler type (one of httpGet, "
 		   "tcpSocket, grpc, exec, file)");
@@ -368,12 +388,12 @@ static void test_handler_count(void **state)
 static void test_dns1123(void **state)
 {
 	static const char *const good[] = {
-		"a", "0", "web", "web-0", "a.b", "a-b.c-d", "x1.y2.z3",
-		"checkout-http", "9lives",
+		"a",       "0",        "web",           "web-0",  "a.b",
+		"a-b.c-d", "x1.y2.z3", "checkout-http", "9lives",
 	};
 	static const char *const bad[] = {
-		"", "A", "Web", "-a", "a-", ".a", "a.", "a..b", "a_b", "a.-b",
-		"a-.b", "a b", "a/b", "ä", "a:b",
+		"",    "A",    "Web",  "-a",  "a-",  ".a", "a.",  "a..b",
+		"a_b", "a.-b", "a-.b", "a b", "a/b", "ä",  "a:b",
 	};
 	char s[300];
 
@@ -473,9 +493,7 @@ static struct km_probe base_probe(enum km_probe_type type)
 		p.argv = argv;
 		p.argc = 1;
 		break;
-	case KM_PROBE_FILE:
-		p.path = "/run/heartbeat";
-		break;
+	case KM_PROBE_FILE: p.path = "/run/heartbeat"; break;
 	}
 	return p;
 }
@@ -543,17 +561,20 @@ static void test_validate_name_labels(void **state)
 	p.name = "";
 	expect_msg(validate(&p, &yaml), "probes[3].name: Required value");
 	p.name = "Web_1";
-	expect_prefix(validate(&p, &api), "probe.name: Invalid value: "
+	expect_prefix(validate(&p, &api),
+		      "probe.name: Invalid value: "
 		      "\"Web_1\": a lowercase RFC 1123 subdomain");
 	p.name = "web";
 
 	labels[0] = (struct km_kv){"-bad", "x"};
 	p.labels = labels;
 	p.n_labels = 1;
-	expect_msg(validate(&p, &api), "probe.labels: Invalid value: \"-bad\": "
+	expect_msg(validate(&p, &api),
+		   "probe.labels: Invalid value: \"-bad\": "
 		   "label key must begin and end with a letter or digit");
 	labels[0] = (struct km_kv){"ok", "bad value"};
-	expect_msg(validate(&p, &yaml), "probes[3].labels: Invalid value: "
+	expect_msg(validate(&p, &yaml),
+		   "probes[3].labels: Invalid value: "
 		   "\"bad value\": label value may hold only letters, digits, "
 		   "'-', '_' and '.'");
 	for (size_t i = 0; i <= KM_PROBE_MAX_LABELS; i++) {
@@ -564,7 +585,7 @@ static void test_validate_name_labels(void **state)
 	assert_int_equal(validate(&p, &api), 0);
 	p.n_labels = KM_PROBE_MAX_LABELS + 1;
 	expect_msg(validate(&p, &api), "probe.labels: Too many: 65: must have "
-		   "at most 64 labels");
+				       "at most 64 labels");
 }
 
 static void test_validate_host_port(void **state)
@@ -589,7 +610,8 @@ static void test_validate_host_port(void **state)
 		struct km_probe p = base_probe(kinds[k].type);
 
 		p.host = NULL;
-		snprintf(want, sizeof want, "probe.%s.host: Required value: "
+		snprintf(want, sizeof want,
+			 "probe.%s.host: Required value: "
 			 "kubemedic probes run outside the pod, so say which "
 			 "host to reach (an IP address or a DNS name)",
 			 kinds[k].api);
@@ -601,8 +623,10 @@ static void test_validate_host_port(void **state)
 		for (size_t i = 0; i < sizeof bad_hosts / sizeof *bad_hosts;
 		     i++) {
 			p.host = bad_hosts[i];
-			snprintf(want, sizeof want, "probe.%s.host: Invalid "
-				 "value: ", kinds[k].api);
+			snprintf(want, sizeof want,
+				 "probe.%s.host: Invalid "
+				 "value: ",
+				 kinds[k].api);
 			expect_prefix(validate(&p, &api), want);
 		}
 		p.host = longhost;
@@ -614,14 +638,16 @@ static void test_validate_host_port(void **state)
 		assert_int_equal(validate(&p, &api), 0);
 
 		p.port = 0;
-		snprintf(want, sizeof want, "probe.%s.port: Invalid value: 0: "
+		snprintf(want, sizeof want,
+			 "probe.%s.port: Invalid value: 0: "
 			 "must be between 1 and 65535, inclusive",
 			 kinds[k].api);
 		expect_msg(validate(&p, &api), want);
 		p.port = -1;
 		expect_prefix(validate(&p, &api), "probe.");
 		p.port = 65536;
-		snprintf(want, sizeof want, "probes[3].%s.port: Invalid value: "
+		snprintf(want, sizeof want,
+			 "probes[3].%s.port: Invalid value: "
 			 "65536: must be between 1 and 65535, inclusive",
 			 kinds[k].yaml);
 		expect_msg(validate(&p, &yaml), want);
@@ -646,11 +672,12 @@ static void test_validate_http(void **state)
 	(void)state;
 	/* Path. */
 	p.path = "healthz";
-	expect_msg(validate(&p, &api), "probe.http_get.path: Invalid value: "
+	expect_msg(validate(&p, &api),
+		   "probe.http_get.path: Invalid value: "
 		   "\"healthz\": must be an absolute URL path without spaces");
 	p.path = "/a b";
 	expect_prefix(validate(&p, &yaml), "probes[3].httpGet.path: Invalid "
-		      "value: \"/a b\"");
+					   "value: \"/a b\"");
 	p.path = NULL;
 	assert_int_equal(validate(&p, &api), 0);
 
@@ -664,15 +691,17 @@ static void test_validate_http(void **state)
 	for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
 		h[0] = (struct km_kv){bad_names[i], "v"};
 		expect_prefix(validate(&p, &api), "probe.http_get.http_headers"
-			      "[0].name: Invalid value: ");
+						  "[0].name: Invalid value: ");
 	}
 	h[0] = (struct km_kv){"Bad Header", "v"};
-	expect_msg(validate(&p, &yaml), "probes[3].httpGet.httpHeaders[0].name: "
+	expect_msg(validate(&p, &yaml),
+		   "probes[3].httpGet.httpHeaders[0].name: "
 		   "Invalid value: \"Bad Header\": a valid HTTP header must "
 		   "consist of alphanumeric characters or one of "
 		   "!#$%&'*+-.^_`|~");
 	h[0] = (struct km_kv){"X", "a\r\nInjected: yes"};
-	expect_msg(validate(&p, &yaml), "probes[3].httpGet.httpHeaders[0].value: "
+	expect_msg(validate(&p, &yaml),
+		   "probes[3].httpGet.httpHeaders[0].value: "
 		   "must not hold control characters");
 	h[0] = (struct km_kv){"X", "tab\tis fine"};
 	assert_int_equal(validate(&p, &api), 0);
@@ -682,21 +711,23 @@ static void test_validate_http(void **state)
 	assert_int_equal(validate(&p, &api), 0);
 	p.n_headers = KM_PROBE_MAX_HEADERS + 1;
 	expect_msg(validate(&p, &api), "probe.http_get.http_headers: Too many: "
-		   "65: must have at most 64 items");
+				       "65: must have at most 64 items");
 	p.n_headers = 0;
 
 	/* TLS settings only with HTTPS. */
 	p.tls_verify = true;
-	expect_msg(validate(&p, &api), "probe.http_get.tls_verify: applies only "
+	expect_msg(validate(&p, &api),
+		   "probe.http_get.tls_verify: applies only "
 		   "to scheme HTTPS");
 	p.tls_verify = false;
 	p.ca_file = "/etc/ca.pem";
 	expect_msg(validate(&p, &yaml), "probes[3].httpGet.tlsVerify: applies "
-		   "only to scheme HTTPS");
+					"only to scheme HTTPS");
 	p.https = true;
 	assert_int_equal(validate(&p, &api), 0);
 	p.ca_file = "ca.pem";
-	expect_msg(validate(&p, &yaml), "probes[3].httpGet.caFile: Invalid "
+	expect_msg(validate(&p, &yaml),
+		   "probes[3].httpGet.caFile: Invalid "
 		   "value: \"ca.pem\": must be an absolute path");
 	p.ca_file = "";
 	assert_int_equal(validate(&p, &api), 0);
@@ -715,10 +746,10 @@ static void test_validate_grpc(void **state)
 	service[1024] = 's';
 	service[1025] = '\0';
 	expect_msg(validate(&p, &api), "probe.grpc.service: must be at most "
-		   "1024 printable characters");
+				       "1024 printable characters");
 	p.service = "a\nb";
 	expect_msg(validate(&p, &yaml), "probes[3].grpc.service: must be at "
-		   "most 1024 printable characters");
+					"most 1024 printable characters");
 	p.service = "";
 	assert_int_equal(validate(&p, &api), 0);
 }
@@ -738,12 +769,13 @@ static void test_validate_exec(void **state)
 
 	(void)state;
 	p.argc = 0;
-	expect_msg(validate(&p, &api), "probe.exec.command: Required value: the "
+	expect_msg(validate(&p, &api),
+		   "probe.exec.command: Required value: the "
 		   "program to run, then its arguments (no shell)");
 	p.argv = empty;
 	p.argc = 1;
 	expect_prefix(validate(&p, &yaml), "probes[3].exec.command: Required "
-		      "value");
+					   "value");
 	for (size_t i = 0; i <= KM_PROBE_MAX_ARGS; i++)
 		argv[i] = "x";
 	argv[KM_PROBE_MAX_ARGS + 1] = NULL;
@@ -751,7 +783,8 @@ static void test_validate_exec(void **state)
 	p.argc = KM_PROBE_MAX_ARGS;
 	assert_int_equal(validate(&p, &api), 0);
 	p.argc = KM_PROBE_MAX_ARGS + 1;
-	expect_msg(validate(&p, &api), "probe.exec.command: Too many: 257: must "
+	expect_msg(validate(&p, &api),
+		   "probe.exec.command: Too many: 257: must "
 		   "have at most 256 items");
 	p.argc = 1;
 
@@ -764,29 +797,31 @@ static void test_validate_exec(void **state)
 	for (size_t i = 0; i < sizeof bad_env / sizeof *bad_env; i++) {
 		env[0] = (struct km_kv){bad_env[i], "v"};
 		expect_prefix(validate(&p, &api), "probe.exec.env[0].name: "
-			      "Invalid value: ");
+						  "Invalid value: ");
 	}
 	env[0] = (struct km_kv){"1A", "v"};
-	expect_msg(validate(&p, &yaml), "probes[3].exec.env[0].name: Invalid "
+	expect_msg(validate(&p, &yaml),
+		   "probes[3].exec.env[0].name: Invalid "
 		   "value: \"1A\": a valid environment variable name must "
 		   "consist of letters, digits, '_', '-' or '.', and must not "
 		   "start with a digit");
 	env[0] = (struct km_kv){"A", "bell\a"};
 	expect_msg(validate(&p, &api), "probe.exec.env[0].value: must not hold "
-		   "control characters");
+				       "control characters");
 	for (size_t i = 0; i <= KM_PROBE_MAX_ENV; i++)
 		env[i] = (struct km_kv){"A", "v"};
 	p.n_env = KM_PROBE_MAX_ENV + 1;
 	expect_msg(validate(&p, &api), "probe.exec.env: Too many: 257: must "
-		   "have at most 256 items");
+				       "have at most 256 items");
 	p.n_env = 0;
 
 	p.workdir = "srv";
-	expect_msg(validate(&p, &yaml), "probes[3].exec.workingDir: Invalid "
+	expect_msg(validate(&p, &yaml),
+		   "probes[3].exec.workingDir: Invalid "
 		   "value: \"srv\": must be an absolute path");
 	p.workdir = "/srv\n";
 	expect_msg(validate(&p, &api), "probe.exec.working_dir: must not hold "
-		   "control characters");
+				       "control characters");
 	p.workdir = "";
 	assert_int_equal(validate(&p, &api), 0);
 }
@@ -801,19 +836,20 @@ static void test_validate_file(void **state)
 	p.path = "";
 	expect_msg(validate(&p, &yaml), "probes[3].file.path: Required value");
 	p.path = "tmp/beat";
-	expect_msg(validate(&p, &yaml), "probes[3].file.path: Invalid value: "
+	expect_msg(validate(&p, &yaml),
+		   "probes[3].file.path: Invalid value: "
 		   "\"tmp/beat\": must be an absolute path");
 	p.path = "/tmp/be\x01at";
 	expect_msg(validate(&p, &api), "probe.file.path: must not hold control "
-		   "characters");
+				       "characters");
 	p.path = "/tmp/beat";
 	p.min_size = -1;
 	expect_msg(validate(&p, &api), "probe.file.min_size: must be greater "
-		   "than or equal to 0");
+				       "than or equal to 0");
 	p.min_size = 0;
 	p.max_age_s = -1;
 	expect_msg(validate(&p, &yaml), "probes[3].file.maxAgeSeconds: must be "
-		   "greater than or equal to 0");
+					"greater than or equal to 0");
 	p.max_age_s = 0;
 	p.min_size = INT64_MAX;
 	assert_int_equal(validate(&p, &api), 0);
@@ -827,7 +863,7 @@ static void test_validate_no_type(void **state)
 	expect_prefix(validate(&p, &api), "probe: must specify a handler type");
 	p.type = (enum km_probe_type)99;
 	expect_prefix(validate(&p, &yaml), "probes[3]: must specify a handler "
-		      "type");
+					   "type");
 }
 
 int main(void)

@@ -120,8 +120,10 @@ static struct km_probe add_probe(struct fixture *f, struct km_probe p)
 static struct km_probe file_probe(struct fixture *f, const char *name,
 				  int64_t period_ms)
 {
-	return (struct km_probe){.name = name, .type = KM_PROBE_FILE,
-				 .path = f->file, .period_ms = period_ms};
+	return (struct km_probe){.name = name,
+				 .type = KM_PROBE_FILE,
+				 .path = f->file,
+				 .period_ms = period_ms};
 }
 
 /* Waits until the prober has finished n runs in all. */
@@ -150,8 +152,10 @@ static size_t results(struct fixture *f, int64_t target_id,
 		      struct km_result **out)
 {
 	struct km_history_query q = {.target_id = target_id,
-				     .from_us = INT64_MIN, .to_us = INT64_MAX,
-				     .oldest_first = true, .limit = 1000};
+				     .from_us = INT64_MIN,
+				     .to_us = INT64_MAX,
+				     .oldest_first = true,
+				     .limit = 1000};
 	struct km_error err = {0};
 	size_t n;
 	bool more;
@@ -217,8 +221,11 @@ static void test_no_overlap(void **state)
 {
 	struct fixture *f = *state;
 	static const char *argv[] = {"/bin/sh", "-c", "sleep 0.25"};
-	struct km_probe p = {.name = "slow", .type = KM_PROBE_EXEC,
-			     .argv = argv, .argc = 3, .period_ms = 100};
+	struct km_probe p = {.name = "slow",
+			     .type = KM_PROBE_EXEC,
+			     .argv = argv,
+			     .argc = 3,
+			     .period_ms = 100};
 	struct km_prober_stats st;
 	struct km_result *v;
 	size_t n;
@@ -232,7 +239,8 @@ static void test_no_overlap(void **state)
 
 		/* Not before the previous run ended (it sleeps 250 ms)... */
 		assert_true(v[i].started_us >= end);
-		assert_true(v[i].started_us - v[i - 1].started_us >= 250 * 1000);
+		assert_true(v[i].started_us - v[i - 1].started_us >=
+			    250 * 1000);
 		/* ...and at the first slot after it ended (a period, plus
 		 * room for the loop's lag). */
 		assert_true(v[i].started_us < end + (100 + 150) * 1000);
@@ -318,8 +326,8 @@ static void test_update_and_remove(void **state)
 	assert_int_equal(km_prober_remove(f->pr, "changing"), 0);
 	{
 		/* A second probe's runs mark the passing of periods. */
-		struct km_probe clock = add_probe(f, file_probe(f, "clock",
-								 100));
+		struct km_probe clock =
+			add_probe(f, file_probe(f, "clock", 100));
 		struct km_prober_stats now;
 
 		km_prober_get_stats(f->pr, &st, NULL);
@@ -336,7 +344,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-			test_first_runs_spread_over_the_period, setup, teardown),
+			test_first_runs_spread_over_the_period, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_no_overlap, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(

@@ -67,13 +67,13 @@ static const char *parse_error(const char *s)
 	return err.msg;
 }
 
-#define assert_error(sel, want)                                              \
-	do {                                                                 \
-		const char *msg_ = parse_error(sel);                         \
-		if (!strstr(msg_, want))                                     \
-			fprintf(stderr, "message \"%s\" lacks \"%s\"\n",     \
-				msg_, want);                                 \
-		assert_non_null(strstr(msg_, want));                         \
+#define assert_error(sel, want)                                                \
+	do {                                                                   \
+		const char *msg_ = parse_error(sel);                           \
+		if (!strstr(msg_, want))                                       \
+			fprintf(stderr, "message \"%s\" lacks \"%s\"\n", msg_, \
+				want);                                         \
+		assert_non_null(strstr(msg_, want));                           \
 	} while (0)
 
 static void test_empty(void **state)
@@ -107,7 +107,7 @@ static void test_equals(void **state)
 	assert_true(m("team==shop"));
 	assert_false(m("team=ops"));
 	assert_false(m("team==ops"));
-	assert_false(m("owner=shop"));   /* absent key: no match */
+	assert_false(m("owner=shop")); /* absent key: no match */
 	assert_true(m("app.kubernetes.io/name=cart"));
 	/* An empty value matches only a present, empty label. */
 	assert_true(m("empty="));
@@ -202,46 +202,67 @@ static void test_malformed(void **state)
 {
 	(void)state;
 	/* The example of the brief, word for word. */
-	assert_error("team in (a",
-		     "label selector \"team in (a\": position 11: expected ')'");
-	assert_error("team in (a b)", "position 12: found 'b', expected ',' or ')'");
+	assert_error(
+		"team in (a",
+		"label selector \"team in (a\": position 11: expected ')'");
+	assert_error("team in (a b)",
+		     "position 12: found 'b', expected ',' or ')'");
 	assert_error("team in a", "position 9: found 'a', expected '('");
 	assert_error("team in", "position 8: expected '('");
-	assert_error("team in (a,(b))", "position 12: found '(', expected a value, ',' or ')'");
+	assert_error("team in (a,(b))",
+		     "position 12: found '(', expected a value, ',' or ')'");
 	assert_error("team notin (a", "expected ')'");
-	assert_error("team ~ shop", "position 6: found '~', expected one of =, ==, !=, in, notin");
+	assert_error(
+		"team ~ shop",
+		"position 6: found '~', expected one of =, ==, !=, in, notin");
 	assert_error("team shop", "position 6: found 'shop', expected one of");
 	assert_error("team=(shop)", "position 6: found '(', expected a value");
-	assert_error("team=shop web", "position 11: found 'web', expected ',' or the end");
-	assert_error("team=shop,", "position 11: expected a requirement after ','");
-	assert_error("team=shop,,tier", "position 11: found ',', expected a requirement after ','");
-	assert_error(",team", "position 1: found ',', expected '!' or a label key");
-	assert_error("=shop", "position 1: found '=', expected '!' or a label key");
+	assert_error("team=shop web",
+		     "position 11: found 'web', expected ',' or the end");
+	assert_error("team=shop,",
+		     "position 11: expected a requirement after ','");
+	assert_error(
+		"team=shop,,tier",
+		"position 11: found ',', expected a requirement after ','");
+	assert_error(",team",
+		     "position 1: found ',', expected '!' or a label key");
+	assert_error("=shop",
+		     "position 1: found '=', expected '!' or a label key");
 	assert_error("!", "position 2: expected a label key");
-	assert_error("!=a", "position 1: found '!=', expected '!' or a label key");
-	assert_error("!team=shop", "position 6: found '=', expected ',' or the end");
+	assert_error("!=a",
+		     "position 1: found '!=', expected '!' or a label key");
+	assert_error("!team=shop",
+		     "position 6: found '=', expected ',' or the end");
 	assert_error("!!team", "position 2: found '!', expected a label key");
 	assert_error("(", "found '(', expected '!' or a label key");
 	assert_error("replicas>3", "position 9: operator '>' is not supported");
-	assert_error("replicas < 3", "position 10: operator '<' is not supported");
-	assert_error("team=a=b", "position 7: found '=', expected ',' or the end");
+	assert_error("replicas < 3",
+		     "position 10: operator '<' is not supported");
+	assert_error("team=a=b",
+		     "position 7: found '=', expected ',' or the end");
 }
 
 static void test_invalid_keys_values(void **state)
 {
 	(void)state;
 	assert_error("-team=shop", "position 1: invalid label key \"-team\"");
-	assert_error("Team_=x", "invalid label key \"Team_\": must begin and end");
+	assert_error("Team_=x",
+		     "invalid label key \"Team_\": must begin and end");
 	assert_error("a/b/c", "invalid label key \"a/b/c\"");
 	assert_error("/a", "invalid label key \"/a\": prefix");
-	assert_error("Example.com/a", "invalid label key \"Example.com/a\": prefix must be a lower-case DNS subdomain");
-	assert_error("example.com/", "invalid label key \"example.com/\": must not be empty");
+	assert_error(
+		"Example.com/a",
+		"invalid label key \"Example.com/a\": prefix must be a lower-case DNS subdomain");
+	assert_error("example.com/",
+		     "invalid label key \"example.com/\": must not be empty");
 	assert_error("a=b/c", "position 3: invalid label value \"b/c\"");
-	assert_error("a in (ok, -bad)", "position 11: invalid label value \"-bad\"");
+	assert_error("a in (ok, -bad)",
+		     "position 11: invalid label value \"-bad\"");
 	assert_error("a=-x", "invalid label value \"-x\": must begin and end");
 	assert_error("tëam=a", "invalid label key");
-	assert_error("x=0123456789012345678901234567890123456789012345678901234567890123",
-		     "must be no more than 63 characters");
+	assert_error(
+		"x=0123456789012345678901234567890123456789012345678901234567890123",
+		"must be no more than 63 characters");
 	/* Valid edge cases. */
 	assert_true(m("!a.b-c_d"));
 	assert_true(m("!example.com/A_b"));

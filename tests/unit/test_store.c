@@ -127,10 +127,12 @@ static void test_migrations_applied_once(void **state)
 	close_store(f);
 	/* Reopening applies nothing new and keeps one row per migration. */
 	assert_int_equal(open_store(f, NULL), 0);
-	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM schema_migrations"),
+	assert_int_equal(raw_count(f->db,
+				   "SELECT count(*) FROM schema_migrations"),
 			 km_store_binary_schema_version());
-	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM schema_migrations "
-					  "WHERE length(checksum) = 64"),
+	assert_int_equal(raw_count(f->db,
+				   "SELECT count(*) FROM schema_migrations "
+				   "WHERE length(checksum) = 64"),
 			 km_store_binary_schema_version());
 }
 
@@ -156,7 +158,8 @@ static void test_newer_database_refused(void **state)
 	assert_non_null(strstr(err.msg, "999"));
 	/* Nothing was changed by the refusal. */
 	assert_int_equal(raw_count(f->db, "SELECT max(version) FROM "
-					  "schema_migrations"), 999);
+					  "schema_migrations"),
+			 999);
 	db = raw_open(f->db);
 	sqlite3_exec(db, "DELETE FROM schema_migrations WHERE version = 999",
 		     NULL, NULL, NULL);
@@ -174,8 +177,10 @@ static void test_edited_migration_refused(void **state)
 
 	close_store(f);
 	db = raw_open(f->db);
-	sqlite3_exec(db, "UPDATE schema_migrations SET checksum = 'abc' "
-			 "WHERE version = 1", NULL, NULL, NULL);
+	sqlite3_exec(db,
+		     "UPDATE schema_migrations SET checksum = 'abc' "
+		     "WHERE version = 1",
+		     NULL, NULL, NULL);
 	sqlite3_close(db);
 	assert_int_equal(km_store_open(&o, &s, &err), KM_ECORRUPT);
 	assert_non_null(strstr(err.msg, "0001_initial.sql"));
@@ -217,11 +222,13 @@ static void test_results_batched_and_flushed(void **state)
 	const int N = 20000;
 
 	for (int i = 0; i < N; i++) {
-		struct km_result r = {
-			.target_id = tid, .started_us = t0 + i,
-			.duration_us = 100, .success = i % 3 != 0,
-			.error_class = i % 3 ? 0 : 5, .status_code = 200,
-			.message = i % 3 ? NULL : "HTTP 500"};
+		struct km_result r = {.target_id = tid,
+				      .started_us = t0 + i,
+				      .duration_us = 100,
+				      .success = i % 3 != 0,
+				      .error_class = i % 3 ? 0 : 5,
+				      .status_code = 200,
+				      .message = i % 3 ? NULL : "HTTP 500"};
 		assert_int_equal(km_store_add_result(f->s, &r), 0);
 	}
 	assert_int_equal(km_store_flush(f->s, &err), 0);
@@ -253,7 +260,8 @@ static void test_overload_drops_oldest(void **state)
 	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
 			 SQLITE_OK);
 	for (int i = 0; i < 1000; i++) {
-		struct km_result r = {.target_id = tid, .started_us = i,
+		struct km_result r = {.target_id = tid,
+				      .started_us = i,
 				      .success = true};
 		assert_int_equal(km_store_add_result(f->s, &r), 0);
 	}
@@ -267,8 +275,8 @@ static void test_overload_drops_oldest(void **state)
 	assert_int_equal(st.results_written + st.results_dropped, 1000);
 	assert_true(st.result_queue_max_depth <= 64);
 	/* What survived is the newest: the last result is always kept. */
-	assert_int_equal(raw_count(f->db, "SELECT max(started_at) FROM results"),
-			 999);
+	assert_int_equal(
+		raw_count(f->db, "SELECT max(started_at) FROM results"), 999);
 }
 
 /* The store's listener for test_group_commit: counts, under a lock, and lets
@@ -293,7 +301,8 @@ static void count_announced(void *arg, const struct km_transition *t)
 static void add_results(struct fixture *f, int64_t tid, int from, int n)
 {
 	for (int i = from; i < from + n; i++) {
-		struct km_result r = {.target_id = tid, .started_us = i,
+		struct km_result r = {.target_id = tid,
+				      .started_us = i,
 				      .success = true};
 		assert_int_equal(km_store_add_result(f->s, &r), 0);
 	}
@@ -470,7 +479,8 @@ static void test_transitions_update_target(void **state)
 	int64_t tid = make_target(f, "probe//trans");
 	struct km_error err = {0};
 	struct km_target t;
-	struct km_transition tr = {.target_id = tid, .at_us = 1000,
+	struct km_transition tr = {.target_id = tid,
+				   .at_us = 1000,
 				   .from_state = KM_STATE_UNKNOWN,
 				   .to_state = KM_STATE_UNHEALTHY,
 				   .cause = "3 consecutive failures"};
@@ -481,8 +491,8 @@ static void test_transitions_update_target(void **state)
 	tr.flapping = true; /* flapping only: state_since stays */
 	assert_int_equal(km_store_add_transition(f->s, &tr), 0);
 	assert_int_equal(km_store_flush(f->s, &err), 0);
-	assert_int_equal(km_reader_get_target(f->r, "probe//trans", &f->a, &t,
-					      &err), 0);
+	assert_int_equal(
+		km_reader_get_target(f->r, "probe//trans", &f->a, &t, &err), 0);
 	assert_int_equal(t.state, KM_STATE_UNHEALTHY);
 	assert_true(t.flapping);
 	assert_int_equal(t.state_since_us, 1000);
@@ -493,15 +503,20 @@ static void test_sync_write_committed_before_return(void **state)
 {
 	struct fixture *f = *state;
 	struct km_error err = {0};
-	struct km_probe p = {.name = "durable", .type = KM_PROBE_TCP,
-			     .host = "127.0.0.1", .port = 80,
-			     .timeout_ms = 1000, .period_ms = 10000,
-			     .success_threshold = 1, .failure_threshold = 3};
+	struct km_probe p = {.name = "durable",
+			     .type = KM_PROBE_TCP,
+			     .host = "127.0.0.1",
+			     .port = 80,
+			     .timeout_ms = 1000,
+			     .period_ms = 10000,
+			     .success_threshold = 1,
+			     .failure_threshold = 3};
 
 	assert_int_equal(km_store_create_probe(f->s, &p, &err), 0);
 	/* Another connection sees it at once: it is committed. */
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM probes WHERE "
-					  "name = 'durable'"), 1);
+					  "name = 'durable'"),
+			 1);
 }
 
 /* ---- paging ------------------------------------------------------------- */
@@ -544,7 +559,8 @@ static void page_through(struct fixture *f, struct km_history_query q,
 		size_t n;
 
 		assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v,
-							 &n, &more, &err), 0);
+							 &n, &more, &err),
+				 0);
 		pages++;
 		for (size_t i = 0; i < n; i++) {
 			/* Strictly ordered by (time, id): no repeats, no
@@ -577,15 +593,16 @@ static void page_through(struct fixture *f, struct km_history_query q,
 	}
 	assert_int_equal(total, expect_total);
 	/* The more flag is exact: no empty trailing page. */
-	assert_int_equal(pages, expect_total ? (expect_total + (int)q.limit - 1) /
-						       (int)q.limit
+	assert_int_equal(pages, expect_total ? (expect_total + (int)q.limit -
+						1) / (int)q.limit
 					     : 1);
 }
 
 static void test_history_paging_both_orders(void **state)
 {
 	struct fixture *f = *state;
-	struct km_history_query q = {.from_us = INT64_MIN, .to_us = INT64_MAX,
+	struct km_history_query q = {.from_us = INT64_MIN,
+				     .to_us = INT64_MAX,
 				     .limit = 7};
 
 	q.target_id = fill_history(f);
@@ -606,7 +623,8 @@ static void test_history_paging_both_orders(void **state)
 static void test_history_page_limit_and_more_flag(void **state)
 {
 	struct fixture *f = *state;
-	struct km_history_query q = {.from_us = INT64_MIN, .to_us = INT64_MAX,
+	struct km_history_query q = {.from_us = INT64_MIN,
+				     .to_us = INT64_MAX,
 				     .limit = 250};
 	struct km_error err = {0};
 	struct km_result *v;
@@ -614,13 +632,15 @@ static void test_history_page_limit_and_more_flag(void **state)
 	bool more;
 
 	q.target_id = fill_history(f);
-	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n,
-						 &more, &err), 0);
+	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n, &more,
+						 &err),
+			 0);
 	assert_int_equal(n, 250);
 	assert_false(more); /* exactly all of them: no phantom next page */
 	q.limit = 249;
-	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n,
-						 &more, &err), 0);
+	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n, &more,
+						 &err),
+			 0);
 	assert_true(more);
 }
 
@@ -655,8 +675,10 @@ static void test_transition_history(void **state)
 {
 	struct fixture *f = *state;
 	int64_t tid = make_target(f, "probe//th");
-	struct km_history_query q = {.target_id = tid, .from_us = INT64_MIN,
-				     .to_us = INT64_MAX, .limit = 3,
+	struct km_history_query q = {.target_id = tid,
+				     .from_us = INT64_MIN,
+				     .to_us = INT64_MAX,
+				     .limit = 3,
 				     .oldest_first = true};
 	struct km_error err = {0};
 	struct km_transition *v;
@@ -665,7 +687,8 @@ static void test_transition_history(void **state)
 
 	for (int i = 0; i < 5; i++) {
 		struct km_transition t = {
-			.target_id = tid, .at_us = 100 * (i + 1),
+			.target_id = tid,
+			.at_us = 100 * (i + 1),
 			.from_state = i % 2 ? KM_STATE_UNHEALTHY
 					    : KM_STATE_HEALTHY,
 			.to_state = i % 2 ? KM_STATE_HEALTHY
@@ -675,7 +698,8 @@ static void test_transition_history(void **state)
 	}
 	assert_int_equal(km_store_flush(f->s, &err), 0);
 	assert_int_equal(km_reader_query_transitions(f->r, &q, &f->a, &v, &n,
-						     &more, &err), 0);
+						     &more, &err),
+			 0);
 	assert_int_equal(n, 3);
 	assert_true(more);
 	assert_int_equal(v[0].at_us, 100);
@@ -684,7 +708,8 @@ static void test_transition_history(void **state)
 	q.cursor_us = v[2].at_us;
 	q.cursor_id = v[2].seq;
 	assert_int_equal(km_reader_query_transitions(f->r, &q, &f->a, &v, &n,
-						     &more, &err), 0);
+						     &more, &err),
+			 0);
 	assert_int_equal(n, 2);
 	assert_false(more);
 	assert_int_equal(v[1].at_us, 500);
@@ -693,7 +718,8 @@ static void test_transition_history(void **state)
 static void test_deadline_interrupts_query(void **state)
 {
 	struct fixture *f = *state;
-	struct km_history_query q = {.from_us = INT64_MIN, .to_us = INT64_MAX,
+	struct km_history_query q = {.from_us = INT64_MIN,
+				     .to_us = INT64_MAX,
 				     .limit = 100};
 	struct km_error err = {0};
 	struct km_result *v;
@@ -702,11 +728,13 @@ static void test_deadline_interrupts_query(void **state)
 
 	q.target_id = fill_history(f);
 	km_reader_set_deadline(f->r, km_mono_ns() - 1);
-	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n,
-						 &more, &err), KM_EDEADLINE);
+	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n, &more,
+						 &err),
+			 KM_EDEADLINE);
 	km_reader_set_deadline(f->r, 0);
-	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n,
-						 &more, &err), 0);
+	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n, &more,
+						 &err),
+			 0);
 	assert_int_equal(n, 100);
 }
 
@@ -724,7 +752,8 @@ static void test_target_health_matches_separate_reads(void **state)
 
 	/* A target without results or transitions. */
 	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 100, &f->a,
-						 &h, &err), 0);
+						 &h, &err),
+			 0);
 	assert_int_equal(h.target.id, tid);
 	assert_false(h.has_last);
 	assert_int_equal(h.consecutive, 0);
@@ -733,14 +762,17 @@ static void test_target_health_matches_separate_reads(void **state)
 	/* 8 results: s s f s s s f f, so the newest two are failures. */
 	for (int i = 0; i < 8; i++) {
 		bool fail = i == 2 || i >= 6;
-		struct km_result r = {.target_id = tid, .started_us = 1000 + i,
-				      .duration_us = 5, .success = !fail,
+		struct km_result r = {.target_id = tid,
+				      .started_us = 1000 + i,
+				      .duration_us = 5,
+				      .success = !fail,
 				      .error_class = fail ? 5 : 0,
 				      .status_code = fail ? 500 : 200,
 				      .message = fail ? "HTTP 500" : NULL};
 		assert_int_equal(km_store_add_result(f->s, &r), 0);
 	}
-	tr = (struct km_transition){.target_id = tid, .at_us = 1007,
+	tr = (struct km_transition){.target_id = tid,
+				    .at_us = 1007,
 				    .from_state = KM_STATE_HEALTHY,
 				    .to_state = KM_STATE_UNHEALTHY,
 				    .cause = "2 consecutive failures"};
@@ -748,9 +780,10 @@ static void test_target_health_matches_separate_reads(void **state)
 	assert_int_equal(km_store_flush(f->s, &err), 0);
 
 	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 100, &f->a,
-						 &h, &err), 0);
-	assert_int_equal(km_reader_get_target(f->r, "probe//hh", &f->a, &t,
-					      &err), 0);
+						 &h, &err),
+			 0);
+	assert_int_equal(
+		km_reader_get_target(f->r, "probe//hh", &f->a, &t, &err), 0);
 	assert_int_equal(km_reader_last_result(f->r, tid, &f->a, &last, &err),
 			 0);
 	assert_int_equal(km_reader_consecutive(f->r, tid, 100, &n, &err), 0);
@@ -767,25 +800,29 @@ static void test_target_health_matches_separate_reads(void **state)
 	assert_int_equal(h.consecutive, 2);
 	assert_true(h.has_transition);
 	assert_int_equal(km_reader_get_transition(f->r, t.last_transition_seq,
-						  &f->a, &tr, &err), 0);
+						  &f->a, &tr, &err),
+			 0);
 	assert_int_equal(h.transition.seq, tr.seq);
 	assert_int_equal(h.transition.at_us, 1007);
 	assert_string_equal(h.transition.cause, "2 consecutive failures");
 
 	/* The streak stops at cap. */
 	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 1, &f->a,
-						 &h, &err), 0);
+						 &h, &err),
+			 0);
 	assert_int_equal(h.consecutive, 1);
 
 	/* Retention removed the transition: none to show. */
 	{
 		sqlite3 *db = raw_open(f->db);
 		assert_int_equal(sqlite3_exec(db, "DELETE FROM transitions",
-					      NULL, NULL, NULL), SQLITE_OK);
+					      NULL, NULL, NULL),
+				 SQLITE_OK);
 		sqlite3_close(db);
 	}
 	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 100, &f->a,
-						 &h, &err), 0);
+						 &h, &err),
+			 0);
 	assert_false(h.has_transition);
 	assert_true(h.has_last);
 
@@ -798,7 +835,8 @@ static void test_target_health_matches_separate_reads(void **state)
 	km_reader_target_health(f->r, "probe//hh", 100, &f->a, &h, &err);
 	km_reader_set_deadline(f->r, 0);
 	assert_int_equal(km_reader_target_health(f->r, "probe//hh", 100, &f->a,
-						 &h, &err), 0);
+						 &h, &err),
+			 0);
 	assert_int_equal(h.consecutive, 2);
 }
 
@@ -807,10 +845,11 @@ static void test_target_health_matches_separate_reads(void **state)
 static void test_retention_deletes_old_rows_only(void **state)
 {
 	struct fixture *f = *state;
-	struct km_store_options o = {
-		.results_retention_us = 3600LL * 1000000,
-		.transitions_retention_us = 3600LL * 1000000,
-		.retention_interval_ms = 3600000, .retention_batch = 100};
+	struct km_store_options o = {.results_retention_us = 3600LL * 1000000,
+				     .transitions_retention_us =
+					     3600LL * 1000000,
+				     .retention_interval_ms = 3600000,
+				     .retention_batch = 100};
 	struct km_error err = {0};
 	struct km_store_stats st;
 	int64_t tid, now = km_now_us();
@@ -820,16 +859,20 @@ static void test_retention_deletes_old_rows_only(void **state)
 	tid = make_target(f, "probe//ret");
 	for (int i = 0; i < 1000; i++) {
 		/* 700 rows two hours old, then 300 fresh ones. */
-		struct km_result r = {.target_id = tid, .success = true,
-				      .started_us = i < 700
-							    ? now - 7200000000LL + i
-							    : now + i};
+		struct km_result r = {.target_id = tid,
+				      .success = true,
+				      .started_us =
+					      i < 700 ? now - 7200000000LL + i
+						      : now + i};
 		assert_int_equal(km_store_add_result(f->s, &r), 0);
 	}
 	for (int i = 0; i < 10; i++) {
-		struct km_transition t = {
-			.target_id = tid, .from_state = 1, .to_state = 2,
-			.at_us = i < 4 ? now - 7200000000LL : now, .cause = ""};
+		struct km_transition t = {.target_id = tid,
+					  .from_state = 1,
+					  .to_state = 2,
+					  .at_us = i < 4 ? now - 7200000000LL
+							 : now,
+					  .cause = ""};
 		assert_int_equal(km_store_add_transition(f->s, &t), 0);
 	}
 	assert_int_equal(km_store_flush(f->s, &err), 0);
@@ -842,8 +885,9 @@ static void test_retention_deletes_old_rows_only(void **state)
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 300);
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM transitions"),
 			 6);
-	assert_int_equal(raw_count(f->db, "SELECT min(started_at) FROM results")
-				 > now, 1);
+	assert_int_equal(raw_count(f->db,
+				   "SELECT min(started_at) FROM results") > now,
+			 1);
 }
 
 /* ---- probes ------------------------------------------------------------- */
@@ -852,12 +896,19 @@ static struct km_probe sample_probe(const char *name)
 {
 	static struct km_kv labels[] = {{"team", "shop"}, {"tier", "web"}};
 	static struct km_kv headers[] = {{"X-Probe", "kubemedic"}};
-	struct km_probe p = {.name = name, .labels = labels, .n_labels = 2,
-			     .type = KM_PROBE_HTTP, .host = "127.0.0.1",
-			     .port = 8080, .path = "/healthz",
-			     .headers = headers, .n_headers = 1,
-			     .initial_delay_ms = 0, .timeout_ms = 1000,
-			     .period_ms = 10000, .success_threshold = 1,
+	struct km_probe p = {.name = name,
+			     .labels = labels,
+			     .n_labels = 2,
+			     .type = KM_PROBE_HTTP,
+			     .host = "127.0.0.1",
+			     .port = 8080,
+			     .path = "/healthz",
+			     .headers = headers,
+			     .n_headers = 1,
+			     .initial_delay_ms = 0,
+			     .timeout_ms = 1000,
+			     .period_ms = 10000,
+			     .success_threshold = 1,
 			     .failure_threshold = 3};
 	return p;
 }
@@ -875,32 +926,38 @@ static void test_probe_crud(void **state)
 	assert_int_equal(km_store_create_probe(f->s, &dup, &err), KM_EEXIST);
 	assert_non_null(strstr(err.msg, "already exists"));
 
-	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err), 0);
+	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err),
+			 0);
 	assert_true(km_probe_spec_equal(&p, &got));
 	assert_int_equal(got.generation, 1);
-	assert_int_equal(km_reader_get_target(f->r, "probe//web", &f->a, &t,
-					      &err), 0);
+	assert_int_equal(
+		km_reader_get_target(f->r, "probe//web", &f->a, &t, &err), 0);
 	assert_int_equal(t.kind, KM_KIND_PROBE);
 	assert_string_equal(t.object_name, "web");
 	assert_int_equal(t.n_labels, 2);
 	assert_int_equal(t.state, KM_STATE_UNKNOWN);
 
 	p.port = 9090;
-	assert_int_equal(km_store_update_probe(f->s, &p, 1, false, NULL, &err), 0);
+	assert_int_equal(km_store_update_probe(f->s, &p, 1, false, NULL, &err),
+			 0);
 	assert_int_equal(p.generation, 2);
 	assert_int_equal(km_store_update_probe(f->s, &p, 1, false, NULL, &err),
 			 KM_EPRECOND);
 	assert_non_null(strstr(err.msg, "generation 2"));
-	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err), 0);
+	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err),
+			 0);
 	assert_int_equal(got.port, 9090);
 
-	assert_int_equal(km_store_delete_probe(f->s, "web", false, "test", &err), 0);
-	assert_int_equal(km_store_delete_probe(f->s, "web", false, "test", &err),
+	assert_int_equal(
+		km_store_delete_probe(f->s, "web", false, "test", &err), 0);
+	assert_int_equal(km_store_delete_probe(f->s, "web", false, "test",
+					       &err),
 			 KM_ENOTFOUND);
 	assert_int_equal(km_reader_get_probe(f->r, "web", &f->a, &got, &err),
 			 KM_ENOTFOUND);
 	assert_int_equal(km_reader_get_target(f->r, "probe//web", &f->a, &t,
-					      &err), KM_ENOTFOUND);
+					      &err),
+			 KM_ENOTFOUND);
 	/* Re-creating revives the same target, so history continues. */
 	dup = sample_probe("web");
 	assert_int_equal(km_store_create_probe(f->s, &dup, &err), 0);
@@ -937,13 +994,15 @@ static void test_probe_list_paging_and_filter(void **state)
 		assert_int_equal(km_store_create_probe(f->s, &p, &err), 0);
 	}
 	assert_int_equal(km_reader_list_probes(f->r, NULL, 12, NULL, NULL,
-					       &f->a, &v, &n, &more, &err), 0);
+					       &f->a, &v, &n, &more, &err),
+			 0);
 	assert_int_equal(n, 12);
 	assert_true(more);
 	assert_string_equal(v[11].name, "p11");
 	assert_int_equal(km_reader_list_probes(f->r, "p11", 100, match_team,
 					       "shop", &f->a, &v, &n, &more,
-					       &err), 0);
+					       &err),
+			 0);
 	/* p12..p29 without multiples of 3: 18 - 6 = 12. */
 	assert_int_equal(n, 12);
 	assert_false(more);
@@ -973,26 +1032,30 @@ static void test_target_list_paging_and_filter(void **state)
 		snprintf(name, sizeof name, "probe//t%d", i);
 		make_target(f, name);
 	}
-	assert_int_equal(km_reader_list_targets(f->r, &flt, 0, 3, &f->a, &v,
-						&n, &more, &err), 0);
+	assert_int_equal(km_reader_list_targets(f->r, &flt, 0, 3, &f->a, &v, &n,
+						&more, &err),
+			 0);
 	assert_int_equal(n, 3);
 	assert_true(more);
 	assert_string_equal(v[0].name, "probe//t0");
 	assert_string_equal(v[2].name, "probe//t4");
 	assert_int_equal(km_reader_list_targets(f->r, &flt, v[2].id, 3, &f->a,
-						&v, &n, &more, &err), 0);
+						&v, &n, &more, &err),
+			 0);
 	/* t6 and t8; t9 is skipped, so no next page. */
 	assert_int_equal(n, 2);
 	assert_false(more);
 	assert_string_equal(v[1].name, "probe//t8");
 	/* Exactly the limit, followed only by skipped rows. */
-	assert_int_equal(km_reader_list_targets(f->r, &flt, 0, 5, &f->a, &v,
-						&n, &more, &err), 0);
+	assert_int_equal(km_reader_list_targets(f->r, &flt, 0, 5, &f->a, &v, &n,
+						&more, &err),
+			 0);
 	assert_int_equal(n, 5);
 	assert_false(more);
 	/* Unfiltered: every row counts. */
-	assert_int_equal(km_reader_list_targets(f->r, NULL, 0, 9, &f->a, &v,
-						&n, &more, &err), 0);
+	assert_int_equal(km_reader_list_targets(f->r, NULL, 0, 9, &f->a, &v, &n,
+						&more, &err),
+			 0);
 	assert_int_equal(n, 9);
 	assert_true(more);
 }
@@ -1011,10 +1074,11 @@ static void test_transitions_after_paging(void **state)
 	bool more = true;
 
 	for (int i = 0; i < 5; i++) {
-		struct km_transition t = {
-			.target_id = ids[i % 2], .at_us = 100 * (i + 1),
-			.from_state = KM_STATE_UNKNOWN,
-			.to_state = KM_STATE_HEALTHY, .cause = "x"};
+		struct km_transition t = {.target_id = ids[i % 2],
+					  .at_us = 100 * (i + 1),
+					  .from_state = KM_STATE_UNKNOWN,
+					  .to_state = KM_STATE_HEALTHY,
+					  .cause = "x"};
 		assert_int_equal(km_store_add_transition(f->s, &t), 0);
 	}
 	assert_int_equal(km_store_flush(f->s, &err), 0);
@@ -1037,7 +1101,8 @@ static void test_transitions_after_paging(void **state)
 	assert_int_equal(total, 5);
 	/* Past the end: an empty page, no next one. */
 	assert_int_equal(km_reader_transitions_after(f->r, after, 2, &f->a, &v,
-						     &n, &more, &err), 0);
+						     &n, &more, &err),
+			 0);
 	assert_int_equal(n, 0);
 	assert_false(more);
 }
@@ -1054,11 +1119,13 @@ static void test_config_probes_protected_and_synced(void **state)
 	assert_int_equal(km_reader_get_probe(f->r, "cfg-b", &f->a, &got, &err),
 			 0);
 	assert_int_equal(got.source, KM_SOURCE_CONFIG); /* taken over */
-	assert_int_equal(km_store_delete_probe(f->s, "cfg-a", false, "test", &err),
+	assert_int_equal(km_store_delete_probe(f->s, "cfg-a", false, "test",
+					       &err),
 			 KM_EPRECOND);
 	assert_non_null(strstr(err.msg, "config file"));
 	got.port = 1;
-	assert_int_equal(km_store_update_probe(f->s, &got, 0, false, NULL, &err),
+	assert_int_equal(km_store_update_probe(f->s, &got, 0, false, NULL,
+					       &err),
 			 KM_EPRECOND);
 
 	/* Unchanged: no new generation. Dropped from the file: deleted. */
@@ -1084,15 +1151,18 @@ static void test_target_names(void **state)
 
 	(void)state;
 	assert_int_equal(km_target_name_parse("prod-eu:pod/default/web-0", &tn,
-					      why, sizeof why), 0);
+					      why, sizeof why),
+			 0);
 	assert_int_equal(tn.kind, KM_KIND_POD);
 	assert_int_equal(tn.cluster_len, 7);
 	assert_int_equal(tn.ns_len, 7);
 	assert_int_equal(tn.name_len, 5);
 	assert_int_equal(km_target_name_parse("node//worker-3", &tn, why,
-					      sizeof why), 0);
+					      sizeof why),
+			 0);
 	assert_int_equal(tn.ns_len, 0);
-	assert_int_equal(km_target_name_parse("widget//x", &tn, why, sizeof why),
+	assert_int_equal(km_target_name_parse("widget//x", &tn, why,
+					      sizeof why),
 			 KM_EINVAL);
 	assert_non_null(strstr(why, "unknown kind \"widget\""));
 	assert_int_equal(km_target_name_parse("probe/x", &tn, why, sizeof why),
@@ -1100,7 +1170,8 @@ static void test_target_names(void **state)
 	assert_int_equal(km_target_name_parse("probe//", &tn, why, sizeof why),
 			 KM_EINVAL);
 	assert_int_equal(km_target_name_parse("probe//a/b", &tn, why,
-					      sizeof why), KM_EINVAL);
+					      sizeof why),
+			 KM_EINVAL);
 	assert_int_equal(km_target_name_parse(":pod/a/b", &tn, why, sizeof why),
 			 KM_EINVAL);
 }
