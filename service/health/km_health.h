@@ -99,19 +99,37 @@ struct km_health_target {
  * counters. Everything is copied. KM_ENOMEM. */
 int km_health_track(struct km_health *h, const struct km_health_target *t);
 
+/* A producer's memo of where the hub keeps one target, so an observation
+ * needs no lookup (at 10,000 observations a second the lookup's cache
+ * misses were the hub's largest cost). Opaque; zero-initialise it, keep
+ * one per target, and pass it with every observation of that target. A
+ * stale memo (the target was deleted, or another was) is noticed and
+ * refreshed by the hub. */
+struct km_health_hint {
+	void *entry;
+	uint64_t epoch;
+};
+
 struct km_observation {
 	int64_t target_id;
-	int verdict;        /* KM_STATE_HEALTHY, KM_STATE_DEGRADED
-	                                (up, under pressure) or
-	                                KM_STATE_UNHEALTHY */
+	/* KM_STATE_HEALTHY, KM_STATE_DEGRADED (up, under pressure) or
+	 * KM_STATE_UNHEALTHY. */
+	int verdict;
 	int64_t started_us; /* epoch µs */
 	int64_t duration_us;
 	int error_class; /* enum km_error_class; 0 when up */
 	int32_t status_code;
 	const char *message; /* NULL or "" = none; copied */
-	const char *reason;  /* the cause of a transition it makes;
-	                                NULL = the message's first line */
+	/* The cause of a transition it makes; NULL = the message's first
+	 * line. */
+	const char *reason;
+	struct km_health_hint *hint; /* NULL = look the target up */
 };
+
+/* Starts fetching into the cache what an observation with this hint will
+ * touch: for a producer that knows an observation is coming (a check has
+ * started). No lock; any thread. */
+void km_health_prefetch(const struct km_health_hint *hint);
 
 /* Records one observation. Never blocks. KM_ENOTFOUND (and the
  * observation is dropped) if the target is not tracked — e.g. deleted

@@ -50,7 +50,8 @@ struct probe_rt {
 	struct km_check check;
 	struct km_timer guard;
 	int64_t started_us;
-	struct probe_rt *next; /* hash chain */
+	struct km_health_hint hint; /* where the hub keeps the target */
+	struct probe_rt *next;      /* hash chain */
 };
 
 #define LAG_BUCKETS (64 * 8)
@@ -186,7 +187,7 @@ static void count(struct km_prober *pr, uint64_t *counter)
 static struct probe_rt **slot_of(struct km_prober *pr, const char *name)
 {
 	struct probe_rt **pp =
-		&pr->buckets[name_hash(name) & (pr->n_buckets - 1)];
+		&pr->buckets[km_hash_bucket(name_hash(name), pr->n_buckets)];
 
 	while (*pp && strcmp((*pp)->spec->p.name, name))
 		pp = &(*pp)->next;
@@ -204,7 +205,8 @@ static int grow(struct km_prober *pr)
 		struct probe_rt *rt = pr->buckets[i], *next;
 
 		for (; rt; rt = next) {
-			size_t k = name_hash(rt->spec->p.name) & (n - 1);
+			size_t k =
+				km_hash_bucket(name_hash(rt->spec->p.name), n);
 			next = rt->next;
 			rt->next = b[k];
 			b[k] = rt;
@@ -231,6 +233,7 @@ static void check_done(struct km_check *c, const struct km_check_result *r)
 		.error_class = r->success ? KM_EC_NONE : r->error_class,
 		.status_code = r->status_code,
 		.message = r->message[0] ? r->message : NULL,
+		.hint = &rt->hint,
 	};
 	int rc;
 
@@ -318,6 +321,9 @@ static void start_check(struct probe_rt *rt)
 	int type, rc;
 
 	assert(!rt->running && !rt->run_spec && rt->spec->refs > 0);
+	/* Its result will be recorded in the hub's entry for the target:
+	 * fetched from memory meanwhile, not when the result arrives. */
+	km_health_prefetch(&rt->hint);
 	rt->running = true;
 	rt->run_spec = rt->spec;
 	rt->spec->refs++;

@@ -560,6 +560,7 @@ static void test_replay_then_live_no_gap_no_repeat(void **state)
 static void test_deletion_is_a_transition(void **state)
 {
 	struct fixture *f = *state;
+	struct km_health_hint stale = {0};
 	struct km_health_view v;
 	struct km_error err = {0};
 	struct km_health_stats st;
@@ -570,7 +571,14 @@ static void test_deletion_is_a_transition(void **state)
 	rec_init(&r);
 	rec_subscribe(f->h, &r, false, 0);
 	id = probe(f, "gone", 1, 1);
-	OK(f, id);
+	{
+		struct km_observation o = {.target_id = id,
+					   .verdict = KM_STATE_HEALTHY,
+					   .hint = &stale};
+
+		assert_int_equal(km_health_observe(f->h, &o), 0);
+	}
+	assert_true(stale.entry != NULL);
 	assert_true(rec_wait(&r, 1, false));
 	assert_int_equal(km_store_delete_probe(f->s, "gone", false,
 					       "probe deleted through the API",
@@ -620,6 +628,22 @@ static void test_deletion_is_a_transition(void **state)
 	assert_int_equal(v.consecutive, 0);
 	assert_false(v.has_transition);
 	assert_int_equal(v.target.last_transition_seq, 0);
+
+	/* A producer's hint taken before the deletion names freed memory:
+	 * the hub notices (ASan would not forgive it) and finds the new
+	 * entry. */
+	{
+		struct km_observation o = {.target_id = id,
+					   .verdict = KM_STATE_HEALTHY,
+					   .hint = &stale};
+
+		assert_int_equal(km_health_observe(f->h, &o), 0);
+		assert_int_equal(
+			km_health_get(f->h, "probe//gone", &f->a, &v, &err), 0);
+		assert_int_equal(v.consecutive, 1);
+		assert_true(v.has_last);
+		assert_int_equal(km_health_observe(f->h, &o), 0); /* fresh */
+	}
 	km_health_unsubscribe(r.sub);
 	rec_fini(&r);
 }
