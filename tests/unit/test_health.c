@@ -726,16 +726,25 @@ static void test_loaded_at_open(void **state)
 	struct km_health_view v;
 	struct km_error err = {0};
 	struct rec r;
-	int64_t id, seq;
+	int64_t id, up, seq, last_seq;
 
 	rec_init(&r);
 	rec_subscribe(f->h, &r, false, 0);
 	id = probe(f, "keep", 1, 2);
+	up = probe(f, "up", 1, 1);
 	OK(f, id);
 	FAIL(f, id, "first");
 	FAIL(f, id, "second");
-	assert_true(rec_wait(&r, 2, false));
+	/* A success streak after a failure: counted from the indexes. */
+	OK(f, up);
+	FAIL(f, up, "blip");
+	OK(f, up);
+	OK(f, up);
+	OK(f, up);
+	assert_true(rec_wait(&r, 5, false));
 	seq = r.v[1].seq;
+	last_seq = r.v[4].seq;
+	assert_string_equal(r.v[1].target, "probe//keep");
 	km_health_unsubscribe(r.sub);
 	rec_fini(&r);
 	close_all(f);
@@ -753,7 +762,11 @@ static void test_loaded_at_open(void **state)
 	assert_int_equal(v.transition.seq, seq);
 	assert_string_equal(v.transition.cause, "2 consecutive failures "
 						"(second)");
-	assert_int_equal(km_health_sequence(f->h), seq);
+	assert_int_equal(km_health_sequence(f->h), last_seq);
+	assert_int_equal(km_health_get(f->h, "probe//up", &f->a, &v, &err), 0);
+	assert_true(v.last.success);
+	assert_int_equal(v.consecutive, 3);
+	assert_int_equal(v.target.state, KM_STATE_HEALTHY);
 	/* Untracked since the restart: thresholds are 1 until a source
 	 * tracks it again, and observations count on. */
 	OK(f, id);
