@@ -53,6 +53,8 @@ static int err_of_code(grpc_status_code code)
 	case GRPC_STATUS_OUT_OF_RANGE: return KM_ERANGE;
 	case GRPC_STATUS_CANCELLED: return KM_ECANCELLED;
 	case GRPC_STATUS_DATA_LOSS: return KM_ECORRUPT;
+	case GRPC_STATUS_PERMISSION_DENIED: return KM_EPERM;
+	case GRPC_STATUS_UNAUTHENTICATED: return KM_EAUTH;
 	default: return KM_EINTERNAL;
 	}
 }
