@@ -19,6 +19,7 @@
 #include "kubemedic/v1/recovery.pb-c.h"
 
 #include "km_api.h"
+#include "km_auth.h"
 #include "km_health.h"
 #include "km_list.h"
 #include "km_probe.h"
@@ -49,6 +50,7 @@ struct km_prober;
 
 struct km_api {
 	struct km_store *store;
+	struct km_auth *auth; /* NULL: every call may do everything */
 	struct km_health *health;
 	struct km_rpc_server *rpc;
 	struct api_reflection *refl;
@@ -67,6 +69,25 @@ struct km_api {
 int km_api_health_start(struct km_api *api, struct km_error *err);
 void km_api_health_stop(struct km_api *api);
 void km_api_health_set_serving(struct km_api *api, bool serving);
+
+/* api_auth.c: identities and roles (km_auth) on every call. */
+int km_api_authorize(void *arg, struct km_rpc_ctx *ctx,
+		     const struct km_rpc_method *m, const ProtobufCMessage *req,
+		     struct km_error *err);
+void km_api_completed(void *arg, struct km_rpc_ctx *ctx,
+		      const struct km_rpc_method *m,
+		      const ProtobufCMessage *req, int rc,
+		      const struct km_error *err);
+/* The caller of the call being handled (valid during the handler). */
+const struct km_identity *km_api_identity(const struct km_rpc_ctx *ctx);
+/* 0, or KM_EPERM/KM_EAUTH if the caller may not create or change p (its
+ * type or its fields need a higher role). */
+int km_api_check_probe(const struct km_rpc_ctx *ctx, const struct km_probe *p,
+		       struct km_error *err);
+/* Whether the caller may see the output of a probe of that type (exec and
+ * file probes' output is for admins); else show km_api_hidden_output. */
+bool km_api_may_see_output(const struct km_rpc_ctx *ctx, int probe_type);
+extern const char km_api_hidden_output[];
 
 /* api_watch.c: WatchHealth, one hub subscriber per stream. */
 int km_api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,

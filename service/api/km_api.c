@@ -134,6 +134,12 @@ int km_api_start(struct km_api *api, struct km_store *store,
 		 const struct km_api_options *o, struct km_error *err)
 {
 	struct km_rpc_method *methods = api->methods;
+	struct km_rpc_tls tls = {
+		.cert_file = o->tls_cert_file,
+		.key_file = o->tls_key_file,
+		.client_ca_file = o->tls_client_ca_file,
+		.require_client_cert = o->tls_require_client_cert,
+	};
 	struct km_rpc_options ro = {
 		.listen = o->listen,
 		.threads = o->threads,
@@ -143,11 +149,16 @@ int km_api_start(struct km_api *api, struct km_store *store,
 		.worker_init = worker_init,
 		.worker_fini = worker_fini,
 		.worker_arg = api,
+		.tls = o->tls_cert_file ? &tls : NULL,
+		.authorize = km_api_authorize,
+		.completed = km_api_completed,
+		.hook_arg = api,
 	};
 	size_t n = N_KM_METHODS;
 	int rc;
 
 	api->store = store;
+	api->auth = o->auth;
 	api->health = o->health;
 	api->prober = o->prober;
 	memcpy(methods, api_methods, sizeof api_methods);

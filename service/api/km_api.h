@@ -28,6 +28,7 @@
 #include "km_model.h"
 
 struct km_api;
+struct km_auth;
 struct km_health;
 struct km_prober;
 struct km_store;
@@ -37,6 +38,11 @@ struct km_api_options {
 	int threads;                    /* >= 1 */
 	int64_t max_recv_message_bytes; /* 0 = gRPC's default (4 MiB) */
 	struct km_health *health;       /* current health, subscriptions */
+	struct km_auth *auth;           /* identities and roles; NULL = every
+	                                   call may do everything (tests) */
+	/* TLS (docs/SECURITY.md); tls_cert_file NULL = plaintext. */
+	const char *tls_cert_file, *tls_key_file, *tls_client_ca_file;
+	bool tls_require_client_cert;
 	/* Probe changes through ProbeService are handed to it at once; NULL
 	 * keeps the API to definitions and history. */
 	struct km_prober *prober;

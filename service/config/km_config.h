@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "km_arena.h"
+#include "km_auth.h"
 #include "km_error.h"
 #include "km_model.h"
 
@@ -71,9 +72,28 @@ struct km_config {
 
 	double flap_low, flap_high; /* percent: 5 and 20 */
 
+	/* The listener's security (docs/SECURITY.md). */
+	bool insecure;             /* listen beyond loopback without TLS */
+	const char *tls_cert_file; /* NULL: no TLS */
+	const char *tls_key_file;
+	const char *tls_client_ca_file; /* NULL: no client certificates */
+	bool tls_require_client_cert;   /* clientCertificates: require */
+	const char *auth_token_file;    /* NULL: no bearer tokens */
+	const char *auth_local_user;    /* "local"; NULL: no local identity */
+	int auth_local_role;            /* enum km_role; viewer */
+	int auth_health_role;           /* viewer; none = anyone */
+	struct km_auth_binding *auth_bindings;
+	size_t n_auth_bindings;
+	int64_t audit_retention_ms; /* 400 days; 0 = keep forever */
+
 	struct km_probe *probes;
 	size_t n_probes;
 };
+
+/* A listen address beyond loopback needs TLS, or `insecure: true` said in
+ * so many words: KM_EINVAL with a message saying which and why. (The
+ * listen address may come from a flag, so main calls this after them.) */
+int km_config_check_listen(const struct km_config *c, struct km_error *err);
 
 /* Fills c with the defaults above (and an empty arena). */
 void km_config_defaults(struct km_config *c);

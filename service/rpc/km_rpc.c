@@ -16,6 +16,7 @@
  * rule); further stream messages wait in the call's queue.
  */
 #include "km_rpc.h"
+#include "rpc_internal.h"
 
 #include <assert.h>
 #include <grpc/grpc.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "km_grpc_msg.h"
 #include "km_list.h"
@@ -85,7 +87,8 @@ struct km_rpc_server {
 	bool shutdown_done;
 	atomic_bool quitting; /* the server is shut down: drain */
 	struct tag shutdown_tag;
-	struct km_list streams; /* live server streams, under mu */
+	struct km_list streams;       /* live server streams, under mu */
+	struct km_rpc_tls_state *tls; /* the listener's certificates */
 };
 
 struct km_rpc_call {
@@ -483,6 +486,167 @@ static void start_close(struct km_rpc_call *c)
 	start_batch(c, &op, 1, &c->close_tag);
 }
 
+/* ---- the hooks: who may call, and what was done ----------------------- */
+
+static int authorize(struct km_rpc_call *c, struct km_rpc_ctx *ctx,
+		     const ProtobufCMessage *req, struct km_error *err)
+{
+	const struct km_rpc_options *o = &c->srv->o;
+
+	return o->authorize ? o->authorize(o->hook_arg, ctx, c->me->m, req, err)
+			    : 0;
+}
+
+static void completed(struct km_rpc_call *c, struct km_rpc_ctx *ctx,
+		      const ProtobufCMessage *req, int rc,
+		      const struct km_error *err)
+{
+	const struct km_rpc_options *o = &c->srv->o;
+
+	if (o->completed)
+		o->completed(o->hook_arg, ctx, c->me->m, req, rc, err);
+}
+
+/* "ipv4:127.x.y.z:port" or "ipv6:[::1]:port" (brackets possibly
+ * percent-encoded), as grpc_call_get_peer spells them. */
+static bool loopback_peer(const char *a)
+{
+	if (!strncmp(a, "ipv4:127.", 9))
+		return true;
+	return !strncmp(a, "ipv6:[::1]:", 11) ||
+	       !strncmp(a, "ipv6:%5B::1%5D:", 15) ||
+	       !strncmp(a, "ipv6:[::ffff:127.", 17) ||
+	       !strncmp(a, "ipv6:%5B::ffff:127.", 19);
+}
+
+/* The O= values of an RFC 2253 subject ("CN=alice,O=sre,O=ops"), which
+ * may escape commas in values ("O=a\,b"). */
+static int subject_orgs(const char *subj, size_t len, struct km_arena *a,
+			struct km_rpc_peer *out)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start = i, j;
+		char *v;
+
+		while (i < len &&
+		       !(subj[i] == ',' && (i == 0 || subj[i - 1] != '\\')))
+			i++;
+		/* subj[start, i) is one RDN ("O=sre"), spaces trimmed. */
+		while (start < i && subj[start] == ' ')
+			start++;
+		if (i - start > 2 && subj[start] == 'O' &&
+		    subj[start + 1] == '=') {
+			const char **grown;
+
+			v = km_arena_alloc(a, i - start - 1);
+			if (!v)
+				return KM_ENOMEM;
+			for (j = 0; start + 2 + j < i; j++)
+				v[j] = subj[start + 2 + j];
+			v[j] = '\0';
+			grown = km_arena_alloc(a, (out->n_cert_orgs + 1) *
+							  sizeof *grown);
+			if (!grown)
+				return KM_ENOMEM;
+			if (out->n_cert_orgs)
+				memcpy(grown, out->cert_orgs,
+				       out->n_cert_orgs * sizeof *grown);
+			grown[out->n_cert_orgs++] = v;
+			out->cert_orgs = grown;
+		}
+		i++; /* the comma */
+	}
+	return 0;
+}
+
+static char *prop_dup(struct km_arena *a, const grpc_auth_property *p)
+{
+	return km_arena_strndup(a, p->value, p->value_length);
+}
+
+int km_rpc_call_peer(struct km_rpc_call *c, struct km_arena *a,
+		     struct km_rpc_peer *out)
+{
+	char *peer = grpc_call_get_peer(c->call);
+	grpc_auth_context *ac;
+	int rc = 0;
+
+	memset(out, 0, sizeof *out);
+	out->address = km_arena_strdup(a, peer ? peer : "");
+	gpr_free(peer);
+	if (!out->address)
+		return KM_ENOMEM;
+	out->loopback = loopback_peer(out->address);
+
+	ac = grpc_call_auth_context(c->call);
+	if (ac) {
+		grpc_auth_property_iterator it;
+		const grpc_auth_property *p;
+
+		it = grpc_auth_context_find_properties_by_name(
+			ac, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+		p = grpc_auth_property_iterator_next(&it);
+		out->tls =
+			p && p->value_length == 3 &&
+			!memcmp(p->value, GRPC_SSL_TRANSPORT_SECURITY_TYPE, 3);
+		/* Names only from a certificate the handshake verified. */
+		if (out->tls && grpc_auth_context_peer_is_authenticated(ac)) {
+			it = grpc_auth_context_find_properties_by_name(
+				ac, GRPC_X509_CN_PROPERTY_NAME);
+			if ((p = grpc_auth_property_iterator_next(&it)) &&
+			    !(out->cert_cn = prop_dup(a, p)))
+				rc = KM_ENOMEM;
+			it = grpc_auth_context_find_properties_by_name(
+				ac, GRPC_X509_SAN_PROPERTY_NAME);
+			while (!rc &&
+			       (p = grpc_auth_property_iterator_next(&it))) {
+				const char **grown =
+					km_arena_alloc(a, (out->n_cert_names +
+							   1) * sizeof *grown);
+
+				if (!grown) {
+					rc = KM_ENOMEM;
+					break;
+				}
+				if (out->n_cert_names)
+					memcpy(grown, out->cert_names,
+					       out->n_cert_names *
+						       sizeof *grown);
+				if (!(grown[out->n_cert_names] =
+					      prop_dup(a, p)))
+					rc = KM_ENOMEM;
+				out->cert_names = grown;
+				out->n_cert_names++;
+			}
+			it = grpc_auth_context_find_properties_by_name(
+				ac, GRPC_X509_SUBJECT_PROPERTY_NAME);
+			if (!rc && (p = grpc_auth_property_iterator_next(&it)))
+				rc = subject_orgs(p->value, p->value_length, a,
+						  out);
+		}
+		grpc_auth_context_release(ac);
+	}
+
+	for (size_t i = 0; !rc && i < c->md.count; i++) {
+		const grpc_metadata *m = &c->md.metadata[i];
+		size_t kl = GRPC_SLICE_LENGTH(m->key);
+		size_t vl = GRPC_SLICE_LENGTH(m->value);
+		const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
+
+		if (kl != 13 ||
+		    memcmp(GRPC_SLICE_START_PTR(m->key), "authorization", 13))
+			continue;
+		if (vl > 7 && !strncasecmp(v, "Bearer ", 7)) {
+			if (!(out->bearer = km_arena_strndup(a, v + 7, vl - 7)))
+				rc = KM_ENOMEM;
+		}
+		break;
+	}
+	return rc;
+}
+
 /* Sends a whole unary reply (or error) in one batch. */
 static void reply_unary(struct km_rpc_call *c, const ProtobufCMessage *resp,
 			int code, const char *msg)
@@ -535,10 +699,13 @@ static void serve_unary(struct km_rpc_call *c, grpc_byte_buffer *payload)
 		rc = km_error_set(&err, KM_EDEADLINE,
 				  "deadline exceeded before the call started");
 	} else {
-		rc = m->handle(&ctx, req, &resp, &err);
+		rc = authorize(c, &ctx, req, &err);
+		if (!rc)
+			rc = m->handle(&ctx, req, &resp, &err);
 		if (!rc && !resp)
 			rc = km_error_set(&err, KM_EINTERNAL,
 					  "%s returned no response", m->path);
+		completed(c, &ctx, req, rc, &err);
 	}
 	reply_unary(c, resp, rc, err.msg);
 	km_arena_reset(&w->arena);
@@ -587,8 +754,12 @@ static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
 		rc = km_error_set(&err, KM_EINVAL,
 				  "malformed request: not a valid %s message",
 				  m->request->name);
-	else
-		rc = m->stream_start(&ctx, req, &err);
+	else {
+		rc = authorize(c, &ctx, req, &err);
+		if (!rc)
+			rc = m->stream_start(&ctx, req, &err);
+		completed(c, &ctx, req, rc, &err);
+	}
 	if (rc)
 		km_rpc_stream_finish(c, rc, err.msg);
 	else
@@ -623,8 +794,12 @@ static void bidi_recv_done(struct tag *t, bool ok)
 		rc = km_error_set(&err, KM_EINVAL,
 				  "malformed request: not a valid %s message",
 				  m->request->name);
-	else
-		rc = m->handle(&ctx, req, &resp, &err);
+	else {
+		rc = authorize(c, &ctx, req, &err);
+		if (!rc)
+			rc = m->handle(&ctx, req, &resp, &err);
+		completed(c, &ctx, req, rc, &err);
+	}
 	if (rc)
 		km_rpc_stream_finish(c, rc, err.msg);
 	else if (km_rpc_stream_send(c, resp) != 0)
@@ -819,6 +994,8 @@ static void destroy(struct km_rpc_server *s)
 	}
 	if (s->server)
 		grpc_server_destroy(s->server);
+	/* The server held the fetcher; it is gone now. */
+	km_rpc_tls_free(s->tls);
 	for (int i = 0; i < s->n_workers; i++) {
 		struct worker *w = &s->workers[i];
 
@@ -948,7 +1125,13 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 		}
 	}
 
-	creds = grpc_insecure_server_credentials_create();
+	if (o->tls) {
+		rc = km_rpc_tls_credentials(o->tls, &s->tls, &creds, err);
+		if (rc)
+			goto fail;
+	} else {
+		creds = grpc_insecure_server_credentials_create();
+	}
 	s->port = grpc_server_add_http2_port(s->server, o->listen, creds);
 	grpc_server_credentials_release(creds);
 	if (s->port == 0) {

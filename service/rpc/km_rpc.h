@@ -58,6 +58,7 @@ struct km_rpc_ctx {
 	void *worker_data;        /* from options.worker_init */
 	void *method_arg;         /* km_rpc_method.arg */
 	struct km_rpc_call *call;
+	void *identity; /* set by options.authorize, or NULL */
 };
 
 struct km_rpc_method {
@@ -74,6 +75,38 @@ struct km_rpc_method {
 	void *arg;
 };
 
+/* TLS for the listener (mutual TLS with client_ca_file). The files are
+ * PEM, at most 1 MiB each, and are read again when they change (looked at
+ * on new handshakes, at most once a second): a renewed certificate is
+ * served without a restart; a file that does not parse is logged and the
+ * previous certificates stay. */
+struct km_rpc_tls {
+	const char *cert_file;      /* the server's certificate chain */
+	const char *key_file;       /* its private key */
+	const char *client_ca_file; /* NULL: clients present no certificate */
+	bool require_client_cert;   /* with client_ca_file: no certificate, no
+	                               handshake (else a verified certificate
+	                               is optional and other credentials, a
+	                               bearer token, may be used) */
+};
+
+struct km_rpc_method;
+
+/* Checks a call before its handler runs, on the worker thread, with its
+ * request unpacked: 0 lets it through (ctx->identity may be set for the
+ * handler), a km_err code with err filled answers the call with it. */
+typedef int (*km_rpc_authorize_fn)(void *arg, struct km_rpc_ctx *ctx,
+				   const struct km_rpc_method *m,
+				   const ProtobufCMessage *req,
+				   struct km_error *err);
+/* Told of each handled request and its outcome (0 or the km_err code the
+ * call is answered with), on the worker thread, before the answer leaves:
+ * for an audit trail. Not called for requests that do not unpack. */
+typedef void (*km_rpc_completed_fn)(void *arg, struct km_rpc_ctx *ctx,
+				    const struct km_rpc_method *m,
+				    const ProtobufCMessage *req, int rc,
+				    const struct km_error *err);
+
 struct km_rpc_options {
 	const char *listen; /* "127.0.0.1:7070"; port 0 = any free */
 	int threads;        /* >= 1 */
@@ -85,7 +118,11 @@ struct km_rpc_options {
 			   struct km_error *err);
 	void (*worker_fini)(void *arg, void *worker_data);
 	void *worker_arg;
-	size_t stream_queue_max; /* messages queued per stream; 1024 */
+	size_t stream_queue_max;       /* messages queued per stream; 1024 */
+	const struct km_rpc_tls *tls;  /* NULL: plaintext */
+	km_rpc_authorize_fn authorize; /* NULL: every call is let through */
+	km_rpc_completed_fn completed; /* NULL: none */
+	void *hook_arg;
 };
 
 /* Creates, binds and starts the server. */
@@ -130,6 +167,29 @@ int km_rpc_stream_send(struct km_rpc_call *c, const ProtobufCMessage *msg);
  * message. Any thread; later calls are ignored. */
 void km_rpc_stream_finish(struct km_rpc_call *c, int km_code,
 			  const char *message);
+
+/* ---- who is calling ------------------------------------------------------ */
+
+/* What the transport says about the caller of a call. Authenticated parts
+ * (the certificate's names) come from a handshake that verified the
+ * certificate against the client CA; the address is only informative. */
+struct km_rpc_peer {
+	const char *address;     /* "ipv4:127.0.0.1:52066", "ipv6:[::1]:..." */
+	bool loopback;           /* from a loopback address */
+	bool tls;                /* over TLS */
+	const char *cert_cn;     /* the verified client certificate's
+	                               common name, or NULL */
+	const char **cert_names; /* its subject alternative names */
+	size_t n_cert_names;
+	const char **cert_orgs; /* its subject's O= values (groups) */
+	size_t n_cert_orgs;
+	const char *bearer; /* `authorization: Bearer <token>`, or
+	                               NULL */
+};
+
+/* Fills out for the call (strings in a). KM_ENOMEM. */
+int km_rpc_call_peer(struct km_rpc_call *c, struct km_arena *a,
+		     struct km_rpc_peer *out);
 
 /* ---- status mapping ----------------------------------------------------- */
 
