@@ -1214,13 +1214,18 @@ static int parse_retention(struct loader *ld, const yaml_node_t *n,
 			   struct km_config *c)
 {
 	static const char *const keys[] = {"results", "transitions",
-					   "interval"};
+					   "interval", "audit"};
 	const int64_t max = 36500 * MS_DAY;
-	yaml_node_t *v[3];
+	yaml_node_t *v[4];
 	int rc;
 
-	if (map_fields(ld, n, "retention", keys, 3, v))
+	if (map_fields(ld, n, "retention", keys, 4, v))
 		return KM_EINVAL;
+	if ((rc = get_duration(ld, v[3], "retention.audit", 0, max,
+			       "at most 36500d (0 keeps the audit trail "
+			       "forever)",
+			       &c->audit_retention_ms)))
+		return rc;
 	if ((rc = get_duration(ld, v[0], "retention.results", 0, max,
 			       "at most 36500d (0 keeps results forever)",
 			       &c->results_retention_ms)) ||
