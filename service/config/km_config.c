@@ -1213,8 +1213,8 @@ static int parse_database(struct loader *ld, const yaml_node_t *n,
 static int parse_retention(struct loader *ld, const yaml_node_t *n,
 			   struct km_config *c)
 {
-	static const char *const keys[] = {"results", "transitions",
-					   "interval", "audit"};
+	static const char *const keys[] = {"results", "transitions", "interval",
+					   "audit"};
 	const int64_t max = 36500 * MS_DAY;
 	yaml_node_t *v[4];
 	int rc;

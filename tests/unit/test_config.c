@@ -475,12 +475,11 @@ static void test_unknown_keys(void **state)
 	EXPECT_ERROR("retention:\n  results: 1d\n  foo: 1\n",
 		     "test.yaml:3:3: unknown key \"foo\" in retention (known: "
 		     "results, transitions, interval, audit)");
-	EXPECT_ERROR(
-		"threads: 1\nlistn: a:1\n",
-		"test.yaml:2:1: unknown key \"listn\" at the top level "
-		"(known: listen, insecure, tls, auth, threads, "
-		"maxReceiveMessageBytes, shutdownGracePeriod, database, "
-		"retention, log, flapDetection, probes)");
+	EXPECT_ERROR("threads: 1\nlistn: a:1\n",
+		     "test.yaml:2:1: unknown key \"listn\" at the top level "
+		     "(known: listen, insecure, tls, auth, threads, "
+		     "maxReceiveMessageBytes, shutdownGracePeriod, database, "
+		     "retention, log, flapDetection, probes)");
 	EXPECT_ERROR("max_receive_message_bytes: 1\n",
 		     "unknown key \"max_receive_message_bytes\"",
 		     "did you mean \"maxReceiveMessageBytes\"?");
