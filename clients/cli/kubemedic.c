@@ -53,11 +53,26 @@ static const char usage_text[] =
 	"                                    line where the live ones start\n"
 	"  health [SERVICE]                  grpc.health.v1 Check (\"\" = the daemon)\n"
 	"\n"
+	"Audit (admins):\n"
+	"  audit [--identity USER] [--method METHOD] [--since T] [--until T]\n"
+	"        [--limit N]                 changes and refusals, newest first\n"
+	"\n"
 	"Options:\n"
 	"  -s, --server HOST:PORT  kubemedicd address ($KUBEMEDIC_SERVER, default " DEFAULT_SERVER
 	")\n"
 	"  -o, --output FORMAT     table (default) or json\n"
 	"      --timeout D         deadline of each call (default 10s)\n"
+	"      --tls-ca FILE       TLS, trusting FILE's CA ($KUBEMEDIC_TLS_CA)\n"
+	"      --tls-cert FILE     client certificate, mutual TLS "
+	"($KUBEMEDIC_TLS_CERT)\n"
+	"      --tls-key FILE      its key ($KUBEMEDIC_TLS_KEY)\n"
+	"      --tls-server-name N the name in the server's certificate, if "
+	"not its host\n"
+	"      --token-file FILE   a bearer token ($KUBEMEDIC_TOKEN_FILE)\n"
+	"Defaults for these and --server come from $KUBEMEDIC_CONFIG, else\n"
+	"~/.config/kubemedic/client.yaml (keys server, tlsCA, tlsCert, tlsKey,\n"
+	"tokenFile, tlsServerName); the environment wins over the file, flags\n"
+	"over both.\n"
 	"\n"
 	"TARGET is kind/namespace/name: probe//checkout-http, pod/default/web-0.\n"
 	"T is RFC 3339 (2026-11-24T09:00:00Z) or an age (90m, 2h, 7d: that long\n"
@@ -65,6 +80,8 @@ static const char usage_text[] =
 
 struct opts {
 	const char *server, *output, *filename, *selector, *since, *until;
+	const char *tls_ca, *tls_cert, *tls_key, *token_file, *server_name;
+	const char *identity, *method;
 	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
 	const char *workdir, *kind, *state, *cluster;
 	const char *period, *probe_timeout, *initial_delay, *max_age;
@@ -370,7 +387,15 @@ static void print_probe(const Kubemedic__V1__Probe *p)
 
 static int connect_server(struct cli *cli)
 {
-	if (km_client_open(cli->o.server, &cli->c, &cli->st))
+	struct km_client_options co = {
+		.tls_ca_file = cli->o.tls_ca,
+		.tls_cert_file = cli->o.tls_cert,
+		.tls_key_file = cli->o.tls_key,
+		.token_file = cli->o.token_file,
+		.server_name = cli->o.server_name,
+	};
+
+	if (km_client_open_ex(cli->o.server, &co, &cli->c, &cli->st))
 		return rpc_failed(cli);
 	km_client_set_timeout(cli->c, cli->o.timeout_ms);
 	return 0;
@@ -1158,6 +1183,60 @@ static int cmd_watch(struct cli *cli)
 	return rpc_failed(cli);
 }
 
+static int cmd_audit(struct cli *cli)
+{
+	Kubemedic__V1__ListAuditEventsRequest req =
+		KUBEMEDIC__V1__LIST_AUDIT_EVENTS_REQUEST__INIT;
+	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	int rc, shown = 0;
+
+	if (cli->o.n_pos != 1)
+		return usage_error("audit takes no arguments (filters are "
+				   "--identity, --method, --since, --until)%s",
+				   "");
+	if ((rc = time_range(cli, &req.start_time, &req.end_time)) ||
+	    (rc = connect_server(cli)))
+		return rc;
+	req.identity = (char *)(cli->o.identity ? cli->o.identity : "");
+	req.method = (char *)(cli->o.method ? cli->o.method : "");
+	do {
+		Kubemedic__V1__ListAuditEventsResponse *r;
+
+		req.page_size = (int32_t)(left < 1000 ? left : 1000);
+		if (km_client_list_audit_events(cli->c, &req, &cli->a, &r,
+						&cli->st))
+			return rpc_failed(cli);
+		for (size_t i = 0; i < r->n_events; i++) {
+			const Kubemedic__V1__AuditEvent *e = r->events[i];
+			char b[40];
+
+			if (cli->o.json) {
+				print_json_line(&e->base);
+				continue;
+			}
+			if (!shown++)
+				printf("%-20s %-16s %-6s %-34s %-24s %s\n",
+				       "TIME", "IDENTITY", "BY", "METHOD",
+				       "OBJECT", "OUTCOME");
+			printf("%-20s %-16s %-6s %-34s %-24s %s%s%s\n",
+			       fmt_ts(b, e->time),
+			       *e->identity ? e->identity : "(anonymous)",
+			       e->authenticated_by,
+			       strrchr(e->method, '.')
+				       ? strrchr(e->method, '.') + 1
+				       : e->method,
+			       *e->object ? e->object : "-",
+			       km_client_code_name(e->code),
+			       *e->message ? ": " : "", e->message);
+		}
+		left -= (int64_t)r->n_events;
+		req.page_token = r->next_page_token;
+	} while (left > 0 && req.page_token && *req.page_token);
+	if (!cli->o.json && !shown)
+		printf("No audit events match.\n");
+	return 0;
+}
+
 static int cmd_health(struct cli *cli)
 {
 	Grpc__Health__V1__HealthCheckRequest req =
@@ -1221,7 +1300,88 @@ enum {
 	O_LABEL,
 	O_SINCE_SEQ,
 	O_FROM_OLDEST,
+	O_TLS_CA,
+	O_TLS_CERT,
+	O_TLS_KEY,
+	O_TOKEN_FILE,
+	O_SERVER_NAME,
+	O_IDENTITY,
+	O_METHOD,
 };
+
+static void env_default(const char **v, const char *name)
+{
+	const char *e = getenv(name);
+
+	if (e && *e)
+		*v = e;
+}
+
+/* "~/x" as $HOME/x, in the arena of the client config. */
+static const char *expand_home(struct km_arena *a, const char *p)
+{
+	const char *home = getenv("HOME");
+
+	if (!p || p[0] != '~' || p[1] != '/' || !home)
+		return p;
+	return km_arena_printf(a, "%s%s", home, p + 1);
+}
+
+/* Defaults from the client config file, if there is one. */
+static int client_defaults(struct opts *o)
+{
+	static struct km_arena a;
+	struct km_client_config cc;
+	struct km_error err = {0};
+	const char *path = getenv("KUBEMEDIC_CONFIG");
+	bool given = path && *path;
+	char *text = NULL, *home_path = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc = 0;
+
+	if (!given) {
+		const char *home = getenv("HOME");
+
+		if (!home ||
+		    asprintf(&home_path, "%s/.config/kubemedic/client.yaml",
+			     home) < 0)
+			return 0;
+		path = home_path;
+	}
+	f = fopen(path, "rbe");
+	if (!f) {
+		free(home_path);
+		if (given) {
+			fprintf(stderr,
+				"kubemedic: $KUBEMEDIC_CONFIG: cannot "
+				"open %s\n",
+				path);
+			return 2;
+		}
+		return 0;
+	}
+	text = malloc(1 << 16);
+	if (text)
+		len = fread(text, 1, 1 << 16, f);
+	fclose(f);
+	km_arena_init(&a, 4096);
+	if (!text || km_config_parse_client(text, len, path, &a, &cc, &err)) {
+		fprintf(stderr, "kubemedic: %s\n",
+			text ? err.msg : "out of memory");
+		rc = 2;
+	} else {
+		o->server = cc.server;
+		o->tls_ca = expand_home(&a, cc.tls_ca_file);
+		o->tls_cert = expand_home(&a, cc.tls_cert_file);
+		o->tls_key = expand_home(&a, cc.tls_key_file);
+		o->token_file = expand_home(&a, cc.token_file);
+		o->server_name = cc.server_name;
+	}
+	free(text);
+	free(home_path);
+	return rc;
+}
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -1263,6 +1423,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"label", required_argument, NULL, O_LABEL},
 		{"since-sequence", required_argument, NULL, O_SINCE_SEQ},
 		{"from-oldest", no_argument, NULL, O_FROM_OLDEST},
+		{"tls-ca", required_argument, NULL, O_TLS_CA},
+		{"tls-cert", required_argument, NULL, O_TLS_CERT},
+		{"tls-key", required_argument, NULL, O_TLS_KEY},
+		{"token-file", required_argument, NULL, O_TOKEN_FILE},
+		{"tls-server-name", required_argument, NULL, O_SERVER_NAME},
+		{"identity", required_argument, NULL, O_IDENTITY},
+		{"method", required_argument, NULL, O_METHOD},
 		{0},
 	};
 	int dashdash = argc, c;
@@ -1275,7 +1442,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		}
 	o->cmd = argv + dashdash + 1;
 	o->n_cmd = dashdash < argc ? argc - dashdash - 1 : 0;
-	o->server = getenv("KUBEMEDIC_SERVER");
+	/* The file, then the environment, then the flags below. */
+	if ((c = client_defaults(o)))
+		return c;
+	env_default(&o->server, "KUBEMEDIC_SERVER");
+	env_default(&o->tls_ca, "KUBEMEDIC_TLS_CA");
+	env_default(&o->tls_cert, "KUBEMEDIC_TLS_CERT");
+	env_default(&o->tls_key, "KUBEMEDIC_TLS_KEY");
+	env_default(&o->token_file, "KUBEMEDIC_TOKEN_FILE");
+	env_default(&o->server_name, "KUBEMEDIC_TLS_SERVER_NAME");
 	if (!o->server || !*o->server)
 		o->server = DEFAULT_SERVER;
 	o->timeout_ms = 10000;
@@ -1377,6 +1552,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 					optarg);
 			break;
 		case O_FROM_OLDEST: o->from_oldest = true; break;
+		case O_TLS_CA: o->tls_ca = optarg; break;
+		case O_TLS_CERT: o->tls_cert = optarg; break;
+		case O_TLS_KEY: o->tls_key = optarg; break;
+		case O_TOKEN_FILE: o->token_file = optarg; break;
+		case O_SERVER_NAME: o->server_name = optarg; break;
+		case O_IDENTITY: o->identity = optarg; break;
+		case O_METHOD: o->method = optarg; break;
 		case O_LABEL:
 			if (o->n_labels == 64)
 				return usage_error("too many --label%s", "");
@@ -1408,6 +1590,7 @@ int main(int argc, char **argv)
 		{"history", cmd_history},
 		{"transitions", cmd_transitions},
 		{"health", cmd_health},
+		{"audit", cmd_audit},
 		{"watch", cmd_watch},
 	};
 	struct cli cli = {0};

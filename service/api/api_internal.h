@@ -16,10 +16,12 @@
 #include "kubemedic/v1/common.pb-c.h"
 #include "kubemedic/v1/health.pb-c.h"
 #include "kubemedic/v1/probe.pb-c.h"
+#include "kubemedic/v1/audit.pb-c.h"
 #include "kubemedic/v1/recovery.pb-c.h"
 
 #include "km_api.h"
 #include "km_auth.h"
+#include "km_hash.h"
 #include "km_health.h"
 #include "km_list.h"
 #include "km_probe.h"
@@ -152,6 +154,8 @@ API_HANDLER(km_api_get_probe);
 API_HANDLER(km_api_list_probes);
 API_HANDLER(km_api_update_probe);
 API_HANDLER(km_api_delete_probe);
+
+API_HANDLER(km_api_list_audit_events);
 
 API_HANDLER(km_api_get_health);
 API_HANDLER(km_api_list_targets);

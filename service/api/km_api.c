@@ -89,6 +89,9 @@ static const struct km_rpc_method api_methods[] = {
 	LATER(KM "HealthService/GetAvailability",
 	      D(get_availability_request), availability),
 
+	UNARY(KM "AuditService/ListAuditEvents", D(list_audit_events_request),
+	      km_api_list_audit_events, NULL),
+
 	LATER(KM "RecoveryService/RequestRecovery",
 	      D(request_recovery_request), recovery),
 	LATER(KM "RecoveryService/GetRecovery", D(get_recovery_request),

@@ -3,10 +3,13 @@
  * hub, the store and the probe engine out (through km_rpc, the one module
  * that knows gRPC's C core).
  *
- * Serves kubemedic.v1 HealthService, ProbeService and RecoveryService,
- * grpc.health.v1.Health (for the daemon itself, service "", and for every
- * target by its full name) and server reflection (grpc.reflection.v1 and
- * v1alpha) from the descriptor set compiled into the binary. Current
+ * Serves kubemedic.v1 HealthService, ProbeService, RecoveryService and
+ * AuditService, grpc.health.v1.Health (for the daemon itself, service "",
+ * and for every target by its full name) and server reflection
+ * (grpc.reflection.v1 and v1alpha) from the descriptor set compiled into
+ * the binary. Every call is identified and checked against the
+ * authorization table (km_auth) before its handler runs; every change and
+ * every refusal is written to the audit trail. Current
  * health comes from the hub's memory, history from the store's readers;
  * watch streams and grpc.health.v1 watchers are subscribers of the hub.
  *

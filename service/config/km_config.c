@@ -1854,3 +1854,38 @@ out:
 	unload_doc(&ld);
 	return rc;
 }
+
+/* ---- the CLI's own file ------------------------------------------------- */
+
+int km_config_parse_client(const char *yaml, size_t len, const char *name,
+			   struct km_arena *a, struct km_client_config *out,
+			   struct km_error *err)
+{
+	static const char *const keys[] = {"server",    "tlsCA",
+					   "tlsCert",   "tlsKey",
+					   "tokenFile", "tlsServerName"};
+	struct loader ld = {.name = name ? name : "<client config>",
+			    .a = a,
+			    .err = err};
+	yaml_node_t *root, *v[6];
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	rc = load_doc(&ld, yaml ? yaml : "", yaml ? len : 0, &root);
+	if (rc || !root || is_null(root))
+		goto out;
+	if (map_fields(&ld, root, "", keys, 6, v)) {
+		rc = KM_EINVAL;
+		goto out;
+	}
+	if ((rc = get_path(&ld, v[0], "server", &out->server)) ||
+	    (rc = get_path(&ld, v[1], "tlsCA", &out->tls_ca_file)) ||
+	    (rc = get_path(&ld, v[2], "tlsCert", &out->tls_cert_file)) ||
+	    (rc = get_path(&ld, v[3], "tlsKey", &out->tls_key_file)) ||
+	    (rc = get_path(&ld, v[4], "tokenFile", &out->token_file)) ||
+	    (rc = get_path(&ld, v[5], "tlsServerName", &out->server_name)))
+		goto out;
+out:
+	unload_doc(&ld);
+	return rc;
+}

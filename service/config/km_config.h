@@ -111,4 +111,26 @@ int km_config_parse_probes(const char *yaml, size_t len, const char *name,
 			   struct km_arena *a, struct km_probe **out, size_t *n,
 			   struct km_error *err);
 
+/* The CLI's client configuration ($KUBEMEDIC_CONFIG, else
+ * ~/.config/kubemedic/client.yaml): where kubemedicd is and how to reach
+ * it, as the CLI's flags say it. Every key is optional; unknown keys are
+ * errors.
+ *
+ *   server: kubemedic.example.com:7070
+ *   tlsCA: /etc/kubemedic/ca.crt
+ *   tlsCert: ~/.kubemedic/alice.crt     # mutual TLS
+ *   tlsKey: ~/.kubemedic/alice.key
+ *   tokenFile: ~/.kubemedic/token       # or a bearer token
+ *   tlsServerName: kubemedic            # if not the server's host
+ */
+struct km_client_config {
+	const char *server;
+	const char *tls_ca_file, *tls_cert_file, *tls_key_file;
+	const char *token_file;
+	const char *server_name;
+};
+int km_config_parse_client(const char *yaml, size_t len, const char *name,
+			   struct km_arena *a, struct km_client_config *out,
+			   struct km_error *err);
+
 #endif

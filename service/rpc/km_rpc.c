@@ -813,11 +813,12 @@ static void serve_unknown(struct km_rpc_call *c)
 	char msg[600];
 	char *method = grpc_slice_to_c_string(c->details.method);
 
-	snprintf(msg, sizeof msg,
-		 "unknown method %s: kubemedicd serves kubemedic.v1 "
-		 "HealthService, ProbeService and RecoveryService, "
-		 "grpc.health.v1.Health and server reflection",
-		 method);
+	snprintf(
+		msg, sizeof msg,
+		"unknown method %s: kubemedicd serves kubemedic.v1 "
+		"HealthService, ProbeService, RecoveryService and AuditService, "
+		"grpc.health.v1.Health and server reflection",
+		method);
 	gpr_free(method);
 	reply_unary(c, NULL, KM_EUNIMPL, msg);
 }
