@@ -1301,6 +1301,121 @@ static void test_doc_examples(void **state)
 	check_doc_blocks("## Probe files for the CLI", 3, check_probes_block);
 }
 
+/* tls, insecure and auth: what each key takes, and the listen rule. */
+static void test_security_keys(void **state)
+{
+	struct km_config c;
+	struct km_error err = {0};
+	struct km_client_config cc;
+	struct km_arena a;
+
+	(void)state;
+	km_config_defaults(&c);
+	assert_string_equal(c.auth_local_user, "local");
+	assert_int_equal(c.auth_local_role, KM_ROLE_VIEWER);
+	assert_int_equal(c.auth_health_role, KM_ROLE_VIEWER);
+	assert_null(c.tls_cert_file);
+	assert_false(c.insecure);
+	/* Loopback needs nothing; beyond it, TLS or insecure: true. */
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	c.listen = "0.0.0.0:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "listen: 0.0.0.0:7070 is not a "
+					"loopback address"));
+	assert_non_null(strstr(err.msg, "insecure: true"));
+	c.listen = "[::]:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), KM_EINVAL);
+	c.listen = "[::1]:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	c.listen = "localhost:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	c.listen = "127.1.2.3:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	km_config_free(&c);
+
+	load_ok(&c, "listen: 0.0.0.0:7070\ninsecure: true\n");
+	assert_true(c.insecure);
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	km_config_free(&c);
+
+	load_ok(&c, "listen: 10.0.0.1:7070\n"
+		    "tls:\n  certFile: /s.crt\n  keyFile: /s.key\n"
+		    "  clientCAFile: /ca.crt\n  clientCertificates: require\n"
+		    "auth:\n  tokenFile: /tokens\n  localUser: \"\"\n"
+		    "  localRole: none\n  healthRole: none\n"
+		    "  bindings:\n"
+		    "    - {role: admin, users: [alice]}\n"
+		    "    - {role: viewer, groups: [ops, sre]}\n"
+		    "retention: {audit: 30d}\n");
+	assert_string_equal(c.tls_cert_file, "/s.crt");
+	assert_string_equal(c.tls_key_file, "/s.key");
+	assert_string_equal(c.tls_client_ca_file, "/ca.crt");
+	assert_true(c.tls_require_client_cert);
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	assert_string_equal(c.auth_token_file, "/tokens");
+	assert_null(c.auth_local_user); /* "" turns it off */
+	assert_int_equal(c.auth_local_role, KM_ROLE_NONE);
+	assert_int_equal(c.auth_health_role, KM_ROLE_NONE);
+	assert_int_equal(c.n_auth_bindings, 2);
+	assert_int_equal(c.auth_bindings[0].role, KM_ROLE_ADMIN);
+	assert_string_equal(c.auth_bindings[0].users[0], "alice");
+	assert_int_equal(c.auth_bindings[1].n_groups, 2);
+	assert_string_equal(c.auth_bindings[1].groups[1], "sre");
+	assert_int_equal(c.audit_retention_ms, 30LL * 86400 * 1000);
+	km_config_free(&c);
+
+	EXPECT_ERROR("tls: {certFile: /a}\n",
+		     "tls: certFile and keyFile go together");
+	EXPECT_ERROR("tls: {clientCAFile: /ca}\n", "need certFile and keyFile");
+	EXPECT_ERROR("tls: {certFile: /a, keyFile: /b, "
+		     "clientCertificates: require}\n",
+		     "tls.clientCertificates: needs clientCAFile");
+	EXPECT_ERROR("tls: {certFile: /a, keyFile: /b, clientCAFile: /c, "
+		     "clientCertificates: always}\n",
+		     "tls.clientCertificates");
+	EXPECT_ERROR("tls: {certFile: \"\", keyFile: /b}\n",
+		     "tls.certFile: must not be empty");
+	EXPECT_ERROR("insecure: yes please\n",
+		     "insecure: expected true or false");
+	EXPECT_ERROR("auth: {localRole: root}\n", "auth.localRole");
+	EXPECT_ERROR("auth: {healthRole: admin}\n",
+		     "auth.healthRole: none (anyone) or viewer");
+	EXPECT_ERROR("auth: {bindings: [{users: [a]}]}\n",
+		     "auth.bindings[0].role: Required value");
+	EXPECT_ERROR("auth: {bindings: [{role: none, users: [a]}]}\n",
+		     "auth.bindings[0].role");
+	EXPECT_ERROR("auth: {bindings: [{role: viewer}]}\n",
+		     "auth.bindings[0]: give users or groups");
+	EXPECT_ERROR("auth: {bindings: [{role: viewer, users: [\"\"]}]}\n",
+		     "auth.bindings[0].users[0]: expected a non-empty string");
+	EXPECT_ERROR("auth: {bindings: {role: viewer}}\n",
+		     "auth.bindings: expected a list");
+	EXPECT_ERROR("auth: {tokens: /t}\n", "unknown key \"tokens\" in auth");
+
+	/* The CLI's client.yaml. */
+	km_arena_init(&a, 1024);
+	assert_int_equal(
+		km_config_parse_client(
+			"server: km:7070\ntlsCA: /ca\ntlsCert: /c\n"
+			"tlsKey: /k\ntokenFile: ~/t\n"
+			"tlsServerName: kubemedic\n",
+			strlen("server: km:7070\ntlsCA: /ca\ntlsCert: /c\n"
+			       "tlsKey: /k\ntokenFile: ~/t\n"
+			       "tlsServerName: kubemedic\n"),
+			"client.yaml", &a, &cc, &err),
+		0);
+	assert_string_equal(cc.server, "km:7070");
+	assert_string_equal(cc.tls_ca_file, "/ca");
+	assert_string_equal(cc.token_file, "~/t");
+	assert_string_equal(cc.server_name, "kubemedic");
+	assert_int_equal(km_config_parse_client("tlsca: /x\n", 10,
+						"client.yaml", &a, &cc, &err),
+			 KM_EINVAL);
+	assert_non_null(
+		strstr(err.msg, "client.yaml:1:1: unknown key \"tlsca\""));
+	km_arena_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1329,6 +1444,7 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_doc_examples),
+		cmocka_unit_test(test_security_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
