@@ -59,6 +59,8 @@ def pb(tmp_path_factory):
         recovery = importlib.import_module("kubemedic.v1.recovery_pb2")
         recovery_grpc = importlib.import_module(
             "kubemedic.v1.recovery_pb2_grpc")
+        audit = importlib.import_module("kubemedic.v1.audit_pb2")
+        audit_grpc = importlib.import_module("kubemedic.v1.audit_pb2_grpc")
     return Modules
 
 
