@@ -151,7 +151,9 @@ static const char *reader_sql(int i)
 		[R_AUDIT] = "SELECT id, at, identity, auth, peer, method, "
 			    "object, code, message FROM audit WHERE at >= ?1 "
 			    "AND at < ?2 AND (?3 = '' OR identity = ?3) AND "
-			    "(?4 = '' OR method = ?4) AND (?5 = 0 OR (at, id) "
+			    "(?4 = '' OR method = ?4 OR substr(method, "
+			    "-length(?4) - 1) IN ('/' || ?4, '.' || ?4)) AND "
+			    "(?5 = 0 OR (at, id) "
 			    "< (?6, ?7)) ORDER BY at DESC, id DESC LIMIT ?8",
 		[R_BEGIN] = "BEGIN",
 		[R_COMMIT] = "COMMIT",
