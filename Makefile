@@ -49,7 +49,15 @@ PYTHON     := $(VENV)/bin/python
 .PHONY: test-format format run test deps tools build test-unit test-integration test-asan \
 	test-builds test-bazel e2e bench bench-deps $(BENCHES) format clean
 
+# The example configuration reads kubemedic.tokens: the first run creates it
+# with an admin token for you (in kubemedic.token, mode 0600).
 run: deps build
+	@test -e kubemedic.tokens || { \
+		./$(BUILD)/kubemedic token new "$${USER:-dev}" admins \
+			--out kubemedic.token > kubemedic.tokens.new && \
+		mv kubemedic.tokens.new kubemedic.tokens && \
+		echo "kubemedicd: your admin token is in kubemedic.token:" \
+		     "export KUBEMEDIC_TOKEN_FILE=$(CURDIR)/kubemedic.token"; }
 	@echo "kubemedicd: listening on $(LISTEN), database $(DB), config $(CONFIG)"
 	exec ./$(BUILD)/kubemedicd --config $(CONFIG) --listen $(LISTEN) --db $(DB)
 

@@ -6,11 +6,16 @@
  * error or could not be reached, 2 a usage error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "km_client.h"
 #include "km_config.h"
@@ -57,6 +62,12 @@ static const char usage_text[] =
 	"  audit [--identity USER] [--method METHOD] [--since T] [--until T]\n"
 	"        [--limit N]                 changes and refusals, newest first\n"
 	"\n"
+	"Tokens (no server needed):\n"
+	"  token new USER [GROUP,...] --out FILE\n"
+	"                                    a new random bearer token into FILE\n"
+	"                                    (created 0600), and its line for\n"
+	"                                    auth.tokenFile on stdout\n"
+	"\n"
 	"Options:\n"
 	"  -s, --server HOST:PORT  kubemedicd address ($KUBEMEDIC_SERVER, default " DEFAULT_SERVER
 	")\n"
@@ -81,7 +92,7 @@ static const char usage_text[] =
 struct opts {
 	const char *server, *output, *filename, *selector, *since, *until;
 	const char *tls_ca, *tls_cert, *tls_key, *token_file, *server_name;
-	const char *identity, *method;
+	const char *identity, *method, *out;
 	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
 	const char *workdir, *kind, *state, *cluster;
 	const char *period, *probe_timeout, *initial_delay, *max_age;
@@ -1237,6 +1248,106 @@ static int cmd_audit(struct cli *cli)
 	return 0;
 }
 
+/* A user or group name of the token file: printable, no spaces (they
+ * separate the fields), no commas in a user (they separate groups). */
+static bool token_name_ok(const char *s, bool commas)
+{
+	if (!*s || strlen(s) > 253)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == '#' ||
+		    (*s == ',' && !commas))
+			return false;
+	return true;
+}
+
+/* kubemedic token new USER [GROUPS] --out FILE: 32 random bytes as
+ * "kmt_" and unpadded base64url (a prefix secret scanners can look for)
+ * into FILE, which must not exist; the line for auth.tokenFile, which
+ * holds only the token's SHA-256, on stdout. */
+static int cmd_token(struct cli *cli)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+				  "qrstuvwxyz0123456789-_";
+	const char *user, *groups;
+	unsigned char raw[32], h[32];
+	char tok[4 + 44] = "kmt_", line[128];
+	size_t n = 4, got = 0;
+	unsigned int hl = 0;
+	int fd, len;
+
+	if (cli->o.n_pos < 3 || cli->o.n_pos > 4 ||
+	    strcmp(cli->o.pos[1], "new"))
+		return usage_error("usage: token new USER [GROUP,...] --out "
+				   "FILE%s",
+				   "");
+	user = cli->o.pos[2];
+	groups = cli->o.n_pos == 4 ? cli->o.pos[3] : "";
+	if (!token_name_ok(user, false))
+		return usage_error("token new: the user \"%s\" is empty, "
+				   "longer than 253 bytes, or holds a space, a "
+				   "comma, a '#' or a control character",
+				   user);
+	if (*groups && !token_name_ok(groups, true))
+		return usage_error("token new: groups are comma-separated "
+				   "names without spaces, '#' or control "
+				   "characters, got \"%s\"",
+				   groups);
+	if (!cli->o.out)
+		return usage_error("token new: --out FILE says where the token "
+				   "goes (it is never printed)%s",
+				   "");
+	while (got < sizeof raw) {
+		ssize_t r = getrandom(raw + got, sizeof raw - got, 0);
+
+		if (r < 0 && errno != EINTR) {
+			fprintf(stderr, "kubemedic: getrandom: %s\n",
+				strerror(errno));
+			return 1;
+		}
+		got += r > 0 ? (size_t)r : 0;
+	}
+	for (size_t i = 0; i < sizeof raw; i += 3) {
+		unsigned v = (unsigned)raw[i] << 16 |
+			     (i + 1 < sizeof raw ? raw[i + 1] << 8 : 0) |
+			     (i + 2 < sizeof raw ? raw[i + 2] : 0);
+
+		tok[n++] = b64[v >> 18 & 63];
+		tok[n++] = b64[v >> 12 & 63];
+		if (i + 1 < sizeof raw)
+			tok[n++] = b64[v >> 6 & 63];
+		if (i + 2 < sizeof raw)
+			tok[n++] = b64[v & 63];
+	}
+	tok[n] = '\0';
+	OPENSSL_cleanse(raw, sizeof raw);
+	EVP_Digest(tok, n, h, &hl, EVP_sha256(), NULL);
+	fd = open(cli->o.out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+				      O_NOFOLLOW,
+		  0600);
+	if (fd < 0) {
+		fprintf(stderr, "kubemedic: token new: %s: %s%s\n", cli->o.out,
+			strerror(errno),
+			errno == EEXIST ? " (a token file is never overwritten)"
+					: "");
+		OPENSSL_cleanse(tok, sizeof tok);
+		return 1;
+	}
+	tok[n] = '\n';
+	len = write(fd, tok, n + 1) == (ssize_t)(n + 1) && !fsync(fd);
+	OPENSSL_cleanse(tok, sizeof tok);
+	if (close(fd) || !len) {
+		fprintf(stderr, "kubemedic: token new: writing %s: %s\n",
+			cli->o.out, strerror(errno));
+		unlink(cli->o.out);
+		return 1;
+	}
+	for (int i = 0; i < 32; i++)
+		snprintf(line + 2 * i, 3, "%02x", h[i]);
+	printf("%s %s%s%s\n", line, user, *groups ? " " : "", groups);
+	return 0;
+}
+
 static int cmd_health(struct cli *cli)
 {
 	Grpc__Health__V1__HealthCheckRequest req =
@@ -1307,6 +1418,7 @@ enum {
 	O_SERVER_NAME,
 	O_IDENTITY,
 	O_METHOD,
+	O_OUT,
 };
 
 static void env_default(const char **v, const char *name)
@@ -1430,6 +1542,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"tls-server-name", required_argument, NULL, O_SERVER_NAME},
 		{"identity", required_argument, NULL, O_IDENTITY},
 		{"method", required_argument, NULL, O_METHOD},
+		{"out", required_argument, NULL, O_OUT},
 		{0},
 	};
 	int dashdash = argc, c;
@@ -1559,6 +1672,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_SERVER_NAME: o->server_name = optarg; break;
 		case O_IDENTITY: o->identity = optarg; break;
 		case O_METHOD: o->method = optarg; break;
+		case O_OUT: o->out = optarg; break;
 		case O_LABEL:
 			if (o->n_labels == 64)
 				return usage_error("too many --label%s", "");
@@ -1592,6 +1706,7 @@ int main(int argc, char **argv)
 		{"health", cmd_health},
 		{"audit", cmd_audit},
 		{"watch", cmd_watch},
+		{"token", cmd_token},
 	};
 	struct cli cli = {0};
 	int rc;

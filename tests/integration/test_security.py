@@ -15,7 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from conftest import KUBEMEDIC, KUBEMEDICD, SLOW, Daemon, run_cli
+from conftest import KUBEMEDIC, KUBEMEDICD, REPO, SLOW, Daemon, run_cli
 
 # ---- a small PKI ---------------------------------------------------------------
 
@@ -460,6 +460,14 @@ def test_audit_trail(pb, secure, pki):
             identity="operator-user",
             method="/kubemedic.v1.ProbeService/CreateProbe")).events
         assert [(e.object, e.code) for e in only] == [("aud", 0)]
+        # A method by its end, as people type it; never by a part of a
+        # name.
+        for m in ("ProbeService/CreateProbe", "CreateProbe"):
+            short = audit.ListAuditEvents(pb.audit.ListAuditEventsRequest(
+                identity="operator-user", method=m)).events
+            assert [e.id for e in short] == [e.id for e in only], m
+        assert not audit.ListAuditEvents(pb.audit.ListAuditEventsRequest(
+            method="Probe")).events
         page = audit.ListAuditEvents(pb.audit.ListAuditEventsRequest(
             page_size=2))
         assert len(page.events) == 2 and page.next_page_token
@@ -470,6 +478,10 @@ def test_audit_trail(pb, secure, pki):
     p = run_cli(secure.addr, "--tls-ca", pki / "ca.crt", "--tls-cert",
                 pki / "alice.crt", "--tls-key", pki / "alice.key", "audit",
                 "--identity", "operator-user", check=0)
+    deletes = run_cli(secure.addr, "--tls-ca", pki / "ca.crt", "--tls-cert",
+                      pki / "alice.crt", "--tls-key", pki / "alice.key",
+                      "audit", "--method", "DeleteProbe", check=0)
+    assert len(deletes.stdout.splitlines()) == 3  # the header, two calls
     lines = p.stdout.splitlines()
     assert lines[0].split()[:3] == ["TIME", "IDENTITY", "BY"]
     assert "ProbeService/DeleteProbe" in lines[1] and "NOT_FOUND" in lines[1]
@@ -510,3 +522,48 @@ def test_cli_tls_options(pb, secure, pki, tmp_path):
     p = run_cli("192.0.2.1:7070", "--token-file", tok, "probes", "list",
                 check=1)
     assert "refusing to send a token in clear text" in p.stderr
+
+
+def test_example_config_and_cli_tokens(tmp_path):
+    """What `make run` does on a fresh machine: the example configuration,
+    with a token file made by `kubemedic token new`. Local callers read;
+    the token's holder (group admins) changes."""
+    p = subprocess.run([str(KUBEMEDIC), "token", "new", "dev", "admins",
+                        "--out", tmp_path / "kubemedic.token"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    token = (tmp_path / "kubemedic.token").read_text()
+    assert token.startswith("kmt_") and token.endswith("\n")
+    assert os.stat(tmp_path / "kubemedic.token").st_mode & 0o777 == 0o600
+    digest, user, groups = p.stdout.split()
+    assert digest == hashlib.sha256(token.strip().encode()).hexdigest()
+    assert (user, groups) == ("dev", "admins")
+    assert token.strip() not in p.stdout + p.stderr
+    (tmp_path / "kubemedic.tokens").write_text(p.stdout)
+    # Never overwritten; names that would break the file refused.
+    again = subprocess.run([str(KUBEMEDIC), "token", "new", "x", "--out",
+                            tmp_path / "kubemedic.token"],
+                           capture_output=True, text=True, timeout=30)
+    assert again.returncode == 1 and "never overwritten" in again.stderr
+    assert (tmp_path / "kubemedic.token").read_text() == token
+    for bad in (["a b"], ["a,b"], ["ok", "g h"], ["#x"]):
+        r = subprocess.run([str(KUBEMEDIC), "token", "new", *bad, "--out",
+                            tmp_path / "other"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2 and not (tmp_path / "other").exists(), bad
+
+    d = Daemon(tmp_path, config=REPO / "deploy/kubemedic.example.yaml")
+    d.start()
+    try:
+        assert "heartbeat" in run_cli(d.addr, "probes", "list",
+                                      check=0).stdout
+        p = run_cli(d.addr, "probes", "create", "web", "--tcp",
+                    "127.0.0.1:9", check=1)
+        assert "PERMISSION_DENIED" in p.stderr and "viewer" in p.stderr
+        run_cli(d.addr, "--token-file", tmp_path / "kubemedic.token",
+                "probes", "create", "web", "--tcp", "127.0.0.1:9", check=0)
+        p = run_cli(d.addr, "--token-file", tmp_path / "kubemedic.token",
+                    "audit", "--method", "CreateProbe", check=0)
+        assert "dev" in p.stdout.splitlines()[1]
+    finally:
+        assert d.stop() == 0, d.log()

@@ -1221,6 +1221,11 @@ static void test_example_file(void **state)
 	assert_string_equal(c.path, path);
 	assert_string_equal(c.listen, "127.0.0.1:7070");
 	assert_string_equal(c.db_path, "kubemedic.db");
+	/* Plaintext local callers read; changes need a token (make run). */
+	assert_string_equal(c.auth_local_user, "local");
+	assert_int_equal(c.auth_local_role, KM_ROLE_VIEWER);
+	assert_string_equal(c.auth_token_file, "kubemedic.tokens");
+	assert_false(c.insecure);
 	assert_int_equal(c.n_probes, 3);
 	assert_int_equal(c.probes[0].type, KM_PROBE_FILE);
 	assert_string_equal(c.probes[0].path, "/tmp/kubemedic-heartbeat");
