@@ -1322,9 +1322,8 @@ static int cmd_token(struct cli *cli)
 	tok[n] = '\0';
 	OPENSSL_cleanse(raw, sizeof raw);
 	EVP_Digest(tok, n, h, &hl, EVP_sha256(), NULL);
-	fd = open(cli->o.out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-				      O_NOFOLLOW,
-		  0600);
+	fd = open(cli->o.out,
+		  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		fprintf(stderr, "kubemedic: token new: %s: %s%s\n", cli->o.out,
 			strerror(errno),
