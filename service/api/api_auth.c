@@ -53,7 +53,7 @@ int km_api_authorize(void *arg, struct km_rpc_ctx *ctx,
 	ctx->identity = id;
 	if (rc)
 		return rc;
-	return km_auth_check(id, km_auth_method_role(api->auth, m->path),
+	return km_auth_check(id, api->method_auth[m - api->methods].role,
 			     short_name(m->path), err);
 }
 
@@ -132,13 +132,15 @@ void km_api_completed(void *arg, struct km_rpc_ctx *ctx,
 
 	if (!api->auth || !id)
 		return;
-	if (!refused && !km_auth_method_mutates(m->path))
+	if (!refused && !api->method_auth[m - api->methods].mutates)
 		return;
 	ev = (struct km_audit_event){
 		.at_us = km_now_us(),
 		.identity = id->user,
 		.by = id->by,
-		.peer = id->peer,
+		/* A TLS caller's address is looked up only now. */
+		.peer = *id->peer ? id->peer
+				  : km_rpc_call_address(ctx->call, ctx->arena),
 		.method = m->path,
 		.object = object_of(req),
 		.code = (int)km_rpc_status_from_err(rc),

@@ -57,6 +57,12 @@ struct km_api {
 	struct km_rpc_server *rpc;
 	struct api_reflection *refl;
 	struct km_rpc_method *methods; /* the table given to km_rpc */
+	/* methods[i]'s role and whether it is audited on success, from the
+	 * authorization table (looked up once, at start). */
+	struct api_method_auth {
+		int role;
+		bool mutates;
+	} *method_auth;
 
 	struct km_prober *prober; /* NULL: definitions only, no runs */
 

@@ -120,7 +120,8 @@ int km_api_create(struct km_api **out, struct km_error *err)
 	pthread_mutex_init(&api->mu, NULL);
 	km_list_init(&api->watchers);
 	api->methods = calloc(N_METHODS, sizeof *api->methods);
-	if (!api->methods) {
+	api->method_auth = calloc(N_METHODS, sizeof *api->method_auth);
+	if (!api->methods || !api->method_auth) {
 		km_api_destroy(api);
 		return API_OOM(err);
 	}
@@ -197,6 +198,11 @@ int km_api_start(struct km_api *api, struct km_store *store,
 		NULL,
 		api};
 
+	for (size_t i = 0; api->auth && i < N_METHODS; i++)
+		api->method_auth[i] = (struct api_method_auth){
+			km_auth_method_role(api->auth, methods[i].path),
+			km_auth_method_mutates(methods[i].path)};
+
 	rc = km_api_health_start(api, err);
 	if (rc)
 		return rc;
@@ -237,6 +243,7 @@ void km_api_destroy(struct km_api *api)
 	km_api_stop(api, 0);
 	km_api_reflection_free(api->refl);
 	free(api->methods);
+	free(api->method_auth);
 	pthread_mutex_destroy(&api->mu);
 	free(api);
 }

@@ -543,8 +543,14 @@ static int subject_orgs(const char *subj, size_t len, struct km_arena *a,
 			v = km_arena_alloc(a, i - start - 1);
 			if (!v)
 				return KM_ENOMEM;
-			for (j = 0; start + 2 + j < i; j++)
-				v[j] = subj[start + 2 + j];
+			/* "\," and the other escapes stand for the character
+			 * escaped. */
+			j = 0;
+			for (size_t k = start + 2; k < i; k++) {
+				if (subj[k] == '\\' && k + 1 < i)
+					k++;
+				v[j++] = subj[k];
+			}
 			v[j] = '\0';
 			grown = km_arena_alloc(a, (out->n_cert_orgs + 1) *
 							  sizeof *grown);
@@ -566,67 +572,85 @@ static char *prop_dup(struct km_arena *a, const grpc_auth_property *p)
 	return km_arena_strndup(a, p->value, p->value_length);
 }
 
+const char *km_rpc_call_address(struct km_rpc_call *c, struct km_arena *a)
+{
+	char *peer = grpc_call_get_peer(c->call);
+	const char *out = km_arena_strdup(a, peer ? peer : "");
+
+	gpr_free(peer);
+	return out ? out : "";
+}
+
+/* Appends p's value to the arena-allocated vector *v of *n strings. */
+static int push_prop(struct km_arena *a, const grpc_auth_property *p,
+		     const char ***v, size_t *n)
+{
+	const char **grown = km_arena_alloc(a, (*n + 1) * sizeof *grown);
+
+	if (!grown)
+		return KM_ENOMEM;
+	if (*n)
+		memcpy(grown, *v, *n * sizeof *grown);
+	if (!(grown[*n] = prop_dup(a, p)))
+		return KM_ENOMEM;
+	*v = grown;
+	(*n)++;
+	return 0;
+}
+
+/* The names of the properties a verified certificate gives. */
+static int cert_props(grpc_auth_context *ac, struct km_arena *a,
+		      struct km_rpc_peer *out)
+{
+	grpc_auth_property_iterator it =
+		grpc_auth_context_property_iterator(ac);
+	const grpc_auth_property *p;
+	int rc = 0;
+
+	while (!rc && (p = grpc_auth_property_iterator_next(&it))) {
+		if (strncmp(p->name, "x509_", 5))
+			continue;
+		if (!strcmp(p->name + 5, GRPC_X509_CN_PROPERTY_NAME + 5)) {
+			if (!out->cert_cn && !(out->cert_cn = prop_dup(a, p)))
+				rc = KM_ENOMEM;
+		} else if (!strcmp(p->name + 5,
+				   GRPC_X509_SAN_PROPERTY_NAME + 5)) {
+			rc = push_prop(a, p, &out->cert_names,
+				       &out->n_cert_names);
+		} else if (!strcmp(p->name + 5,
+				   GRPC_X509_SUBJECT_PROPERTY_NAME + 5) &&
+			   !out->n_cert_orgs) {
+			rc = subject_orgs(p->value, p->value_length, a, out);
+		}
+	}
+	return rc;
+}
+
 int km_rpc_call_peer(struct km_rpc_call *c, struct km_arena *a,
 		     struct km_rpc_peer *out)
 {
-	char *peer = grpc_call_get_peer(c->call);
-	grpc_auth_context *ac;
+	grpc_auth_context *ac = grpc_call_auth_context(c->call);
 	int rc = 0;
 
 	memset(out, 0, sizeof *out);
-	out->address = km_arena_strdup(a, peer ? peer : "");
-	gpr_free(peer);
-	if (!out->address)
-		return KM_ENOMEM;
-	out->loopback = loopback_peer(out->address);
-
-	ac = grpc_call_auth_context(c->call);
 	if (ac) {
-		grpc_auth_property_iterator it;
-		const grpc_auth_property *p;
+		grpc_auth_property_iterator it =
+			grpc_auth_context_find_properties_by_name(
+				ac, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+		const grpc_auth_property *p =
+			grpc_auth_property_iterator_next(&it);
 
-		it = grpc_auth_context_find_properties_by_name(
-			ac, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
-		p = grpc_auth_property_iterator_next(&it);
 		out->tls =
 			p && p->value_length == 3 &&
 			!memcmp(p->value, GRPC_SSL_TRANSPORT_SECURITY_TYPE, 3);
 		/* Names only from a certificate the handshake verified. */
-		if (out->tls && grpc_auth_context_peer_is_authenticated(ac)) {
-			it = grpc_auth_context_find_properties_by_name(
-				ac, GRPC_X509_CN_PROPERTY_NAME);
-			if ((p = grpc_auth_property_iterator_next(&it)) &&
-			    !(out->cert_cn = prop_dup(a, p)))
-				rc = KM_ENOMEM;
-			it = grpc_auth_context_find_properties_by_name(
-				ac, GRPC_X509_SAN_PROPERTY_NAME);
-			while (!rc &&
-			       (p = grpc_auth_property_iterator_next(&it))) {
-				const char **grown =
-					km_arena_alloc(a, (out->n_cert_names +
-							   1) * sizeof *grown);
-
-				if (!grown) {
-					rc = KM_ENOMEM;
-					break;
-				}
-				if (out->n_cert_names)
-					memcpy(grown, out->cert_names,
-					       out->n_cert_names *
-						       sizeof *grown);
-				if (!(grown[out->n_cert_names] =
-					      prop_dup(a, p)))
-					rc = KM_ENOMEM;
-				out->cert_names = grown;
-				out->n_cert_names++;
-			}
-			it = grpc_auth_context_find_properties_by_name(
-				ac, GRPC_X509_SUBJECT_PROPERTY_NAME);
-			if (!rc && (p = grpc_auth_property_iterator_next(&it)))
-				rc = subject_orgs(p->value, p->value_length, a,
-						  out);
-		}
+		if (out->tls && grpc_auth_context_peer_is_authenticated(ac))
+			rc = cert_props(ac, a, out);
 		grpc_auth_context_release(ac);
+	}
+	if (!rc && !out->tls) {
+		out->address = km_rpc_call_address(c, a);
+		out->loopback = loopback_peer(out->address);
 	}
 
 	for (size_t i = 0; !rc && i < c->md.count; i++) {

@@ -94,7 +94,8 @@ struct km_rpc_method;
 
 /* Checks a call before its handler runs, on the worker thread, with its
  * request unpacked: 0 lets it through (ctx->identity may be set for the
- * handler), a km_err code with err filled answers the call with it. */
+ * handler), a km_err code with err filled answers the call with it. In
+ * both hooks m points into options.methods (its index says which). */
 typedef int (*km_rpc_authorize_fn)(void *arg, struct km_rpc_ctx *ctx,
 				   const struct km_rpc_method *m,
 				   const ProtobufCMessage *req,
@@ -174,9 +175,11 @@ void km_rpc_stream_finish(struct km_rpc_call *c, int km_code,
  * (the certificate's names) come from a handshake that verified the
  * certificate against the client CA; the address is only informative. */
 struct km_rpc_peer {
+	bool tls;                /* over TLS */
+	/* Without TLS only (a TLS caller is identified by its credentials,
+	 * never by where it comes from; km_rpc_call_address() says that): */
 	const char *address;     /* "ipv4:127.0.0.1:52066", "ipv6:[::1]:..." */
 	bool loopback;           /* from a loopback address */
-	bool tls;                /* over TLS */
 	const char *cert_cn;     /* the verified client certificate's
 	                               common name, or NULL */
 	const char **cert_names; /* its subject alternative names */
@@ -187,9 +190,13 @@ struct km_rpc_peer {
 	                               NULL */
 };
 
-/* Fills out for the call (strings in a). KM_ENOMEM. */
+/* Fills out for the call (strings in a), in one pass over the
+ * connection's properties. KM_ENOMEM. */
 int km_rpc_call_peer(struct km_rpc_call *c, struct km_arena *a,
 		     struct km_rpc_peer *out);
+
+/* The caller's address, in a ("" when out of memory). */
+const char *km_rpc_call_address(struct km_rpc_call *c, struct km_arena *a);
 
 /* ---- status mapping ----------------------------------------------------- */
 

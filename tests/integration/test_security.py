@@ -55,6 +55,8 @@ def pki(tmp_path_factory):
     make_cert(d, "ca", "alice", "/CN=alice/O=platform")
     make_cert(d, "ca", "ops-bot", "/CN=ops-bot/O=ops")
     make_cert(d, "ca", "stranger", "/CN=stranger")
+    # Two groups, one with a comma (escaped in the RFC 2253 subject).
+    make_cert(d, "ca", "carol", "/CN=carol/O=viewers/O=sre, east")
     # A certificate the daemon's CA did not sign.
     make_cert(d, "ca2", "forged", "/CN=alice/O=platform")
     return d
@@ -84,7 +86,7 @@ auth:
   localUser: ""
   bindings:
     - {{role: viewer, groups: [viewers]}}
-    - {{role: operator, groups: [operators, ops]}}
+    - {{role: operator, groups: [operators, ops, "sre, east"]}}
     - {{role: admin, groups: [admins, platform]}}
 {extra}""")
     return cfg
@@ -260,6 +262,13 @@ def test_client_certificates(pb, secure, pki):
                 pb.probe.ListProbesRequest())
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert 'certificate "stranger" has no role' in e.value.details()
+    # The highest role of all its groups: "sre, east" (operator) over
+    # viewers.
+    with channel_for(secure, pki, "carol") as ch:
+        pb.probe_grpc.ProbeServiceStub(ch).CreateProbe(
+            pb.probe.CreateProbeRequest(probe=pb.probe.Probe(
+                name="by-carol", tcp_socket=pb.probe.TCPSocketAction(
+                    host="127.0.0.1", port=9))))
     # A certificate of another CA does not get through the handshake.
     with channel_for(secure, pki, "forged") as ch:
         with pytest.raises(grpc.RpcError) as e:
