@@ -62,7 +62,7 @@ struct km_api {
 	struct api_method_auth {
 		int role;
 		bool mutates;
-	} *method_auth;
+	} * method_auth;
 
 	struct km_prober *prober; /* NULL: definitions only, no runs */
 

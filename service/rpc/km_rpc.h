@@ -175,7 +175,7 @@ void km_rpc_stream_finish(struct km_rpc_call *c, int km_code,
  * (the certificate's names) come from a handshake that verified the
  * certificate against the client CA; the address is only informative. */
 struct km_rpc_peer {
-	bool tls;                /* over TLS */
+	bool tls; /* over TLS */
 	/* Without TLS only (a TLS caller is identified by its credentials,
 	 * never by where it comes from; km_rpc_call_address() says that): */
 	const char *address;     /* "ipv4:127.0.0.1:52066", "ipv6:[::1]:..." */
