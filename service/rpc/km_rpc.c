@@ -610,15 +610,15 @@ static int cert_props(grpc_auth_context *ac, struct km_arena *a,
 	while (!rc && (p = grpc_auth_property_iterator_next(&it))) {
 		if (strncmp(p->name, "x509_", 5))
 			continue;
-		if (!strcmp(p->name + 5, GRPC_X509_CN_PROPERTY_NAME + 5)) {
+		if (!strcmp(p->name + 5, &GRPC_X509_CN_PROPERTY_NAME[5])) {
 			if (!out->cert_cn && !(out->cert_cn = prop_dup(a, p)))
 				rc = KM_ENOMEM;
 		} else if (!strcmp(p->name + 5,
-				   GRPC_X509_SAN_PROPERTY_NAME + 5)) {
+				   &GRPC_X509_SAN_PROPERTY_NAME[5])) {
 			rc = push_prop(a, p, &out->cert_names,
 				       &out->n_cert_names);
 		} else if (!strcmp(p->name + 5,
-				   GRPC_X509_SUBJECT_PROPERTY_NAME + 5) &&
+				   &GRPC_X509_SUBJECT_PROPERTY_NAME[5]) &&
 			   !out->n_cert_orgs) {
 			rc = subject_orgs(p->value, p->value_length, a, out);
 		}
