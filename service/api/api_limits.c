@@ -7,55 +7,18 @@
  * Why before parsing: the cost of a selector is paid again for every
  * probe or target a list scans (a 3.5 MB one cost seconds per ListProbes
  * and held up the calls queued behind it), and parsing it is already
- * linear in its size. Measuring is one pass over the bytes, with no
- * allocation.
+ * linear in its size. Measuring (km_selector_check_size, with the
+ * selector's parser in probe/, where the request fuzz target calls it
+ * too) is one pass over the bytes, with no allocation.
  */
-#include <string.h>
-
 #include "api_internal.h"
-
-/* An upper bound on the requirements of selector s: one more than its
- * commas outside parentheses (commas inside separate the values of an
- * "in" or "notin" list). Exact for any selector that parses. */
-static size_t count_requirements(const char *s, size_t n)
-{
-	size_t reqs = 1;
-	int depth = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '(')
-			depth++;
-		else if (s[i] == ')' && depth > 0)
-			depth--;
-		else if (s[i] == ',' && depth == 0)
-			reqs++;
-	}
-	return reqs;
-}
 
 int km_api_check_selector(const struct km_api *api, const char *field,
 			  const char *s, struct km_error *err)
 {
-	const struct km_limits *l = &api->limits;
-	size_t n = s ? strlen(s) : 0, reqs;
-
-	if (!n)
-		return 0;
-	if ((int64_t)n > l->max_selector_bytes)
-		return km_error_set(err, KM_EINVAL,
-				    "%s: the selector is %zu bytes long; this "
-				    "server takes at most %lld "
-				    "(limits.maxSelectorBytes)",
-				    field, n, (long long)l->max_selector_bytes);
-	reqs = count_requirements(s, n);
-	if ((int64_t)reqs > l->max_selector_requirements)
-		return km_error_set(err, KM_EINVAL,
-				    "%s: the selector has %zu requirements; "
-				    "this server takes at most %lld "
-				    "(limits.maxSelectorRequirements)",
-				    field, reqs,
-				    (long long)l->max_selector_requirements);
-	return 0;
+	return km_selector_check_size(s, api->limits.max_selector_bytes,
+				      api->limits.max_selector_requirements,
+				      field, err);
 }
 
 int km_api_check_targets(const struct km_api *api, const char *field, size_t n,
