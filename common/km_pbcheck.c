@@ -88,6 +88,7 @@ static bool read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
 }
 
 #define PATH_MAX_LEN 256
+#define KM_PB_MAX_FIELD 536870911u /* 2^29 - 1 */
 #define COUNTED_FIELDS 64 /* occurrences counted for the first 64 fields */
 
 struct walk {
@@ -162,12 +163,21 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *d,
 		const ProtobufCFieldDescriptor *f;
 		const uint8_t *payload = NULL;
 		uint64_t key, n = 0;
+		uint32_t num;
 		size_t old, idx;
 		int rc;
 
-		if (!read_varint(p, len, &pos, &key) || key >> 3 == 0 ||
-		    key >> 3 > 0x1fffffff)
+		if (!read_varint(p, len, &pos, &key))
 			return malformed(w);
+		/* protobuf-c reads a field number as 32 bits and keeps 0 and
+		 * numbers past 2^29 as unknown fields (and packs them again
+		 * into what it refuses); protobuf says they are no field. */
+		if (key >> 3 == 0 || key >> 3 > KM_PB_MAX_FIELD)
+			return km_error_set(w->err, KM_EINVAL,
+					    "malformed request: %llu is not a "
+					    "field number (1 to %u)",
+					    (unsigned long long)(key >> 3),
+					    KM_PB_MAX_FIELD);
 		switch (key & 7) {
 		case 0: /* varint */
 			if (!read_varint(p, len, &pos, &n))
@@ -192,8 +202,8 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *d,
 		default: /* groups: protobuf-c refuses them too */
 			return malformed(w);
 		}
-		f = protobuf_c_message_descriptor_get_field(d, (unsigned)(key >>
-									  3));
+		num = (uint32_t)(key >> 3);
+		f = protobuf_c_message_descriptor_get_field(d, num);
 		if (!f || !payload ||
 		    (f->type != PROTOBUF_C_TYPE_STRING &&
 		     f->type != PROTOBUF_C_TYPE_MESSAGE))

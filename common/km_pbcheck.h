@@ -19,6 +19,10 @@
  * i is the i-th occurrence of a repeated field). Unknown fields are not
  * checked (nothing reads them).
  *
+ * The walk also refuses field numbers protobuf does not allow (0, and
+ * above 2^29-1): protobuf-c keeps them as unknown fields, and would pack
+ * them again into bytes it refuses itself.
+ *
  * Stateless, pure; any thread. Used by the gRPC server on every request
  * (through km_grpc_decode) and by the request fuzz target.
  */

@@ -256,6 +256,27 @@ static void test_malformed(void **state)
 				 &kubemedic__v1__get_probe_request__descriptor,
 				 (const uint8_t *)"\x0b", 1, &err),
 			 KM_EINVAL); /* a group */
+	/* Field number 0, which protobuf-c keeps as an unknown field (and
+	 * would pack into bytes it refuses), and one past 2^29 - 1. */
+	memcpy(w.b, "\x80\x00\x00", 3);
+	w.n = 3;
+	assert_int_equal(decode(&kubemedic__v1__get_probe_request__descriptor,
+				&w, 0, &m, &err),
+			 KM_EINVAL);
+	assert_string_equal(err.msg, "malformed request: 0 is not a field "
+				     "number (1 to 536870911)");
+	w.n = 0;
+	put_varint(&w, (536870912ull << 3) | 0);
+	put_varint(&w, 1);
+	assert_int_equal(decode(&kubemedic__v1__get_probe_request__descriptor,
+				&w, 0, &m, &err),
+			 KM_EINVAL);
+	w.n = 0;
+	put_varint(&w, (536870911ull << 3) | 0); /* the last one: unknown */
+	put_varint(&w, 1);
+	assert_int_equal(decode(&kubemedic__v1__get_probe_request__descriptor,
+				&w, 0, &m, &err),
+			 0);
 	/* An empty message is a valid one. */
 	w.n = 0;
 	assert_int_equal(decode(&kubemedic__v1__get_probe_request__descriptor,
