@@ -1272,6 +1272,7 @@ static int cmd_audit(struct cli *cli)
 	Kubemedic__V1__ListAuditEventsRequest req =
 		KUBEMEDIC__V1__LIST_AUDIT_EVENTS_REQUEST__INIT;
 	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	struct json_list jl = {0};
 	int rc, shown = 0;
 
 	if (cli->o.n_pos != 1)
@@ -1295,7 +1296,8 @@ static int cmd_audit(struct cli *cli)
 			char b[40];
 
 			if (cli->o.json) {
-				print_json_line(&e->base);
+				if (json_list_add(&jl, &e->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
@@ -1304,19 +1306,24 @@ static int cmd_audit(struct cli *cli)
 				       "OBJECT", "OUTCOME");
 			printf("%-20s %-16s %-6s %-34s %-24s %s%s%s\n",
 			       fmt_ts(b, e->time),
-			       *e->identity ? e->identity : "(anonymous)",
-			       e->authenticated_by,
-			       strrchr(e->method, '.')
-				       ? strrchr(e->method, '.') + 1
-				       : e->method,
-			       *e->object ? e->object : "-",
+			       *e->identity ? safe(&cli->a, e->identity)
+					    : "(anonymous)",
+			       safe(&cli->a, e->authenticated_by),
+			       safe(&cli->a,
+				    strrchr(e->method, '.')
+					    ? strrchr(e->method, '.') + 1
+					    : e->method),
+			       *e->object ? safe(&cli->a, e->object) : "-",
 			       km_client_code_name(e->code),
-			       *e->message ? ": " : "", e->message);
+			       *e->message ? ": " : "",
+			       safe(&cli->a, e->message));
 		}
 		left -= (int64_t)r->n_events;
 		req.page_token = r->next_page_token;
 	} while (left > 0 && req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No audit events match.\n");
 	return 0;
 }
