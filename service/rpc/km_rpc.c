@@ -933,8 +933,8 @@ static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	pthread_mutex_unlock(&s->mu);
 
 	ctx.deadline_mono_ns = km_grpc_deadline_mono(c->deadline);
-	/* Counted (and maybe refused) once it is known who is calling:
-	 * a refusal then names its caller in the audit trail. */
+	/* Counted (and maybe refused) once the caller is known to be
+	 * allowed: one who may not watch never takes a place. */
 	rc = decode(c, payload, &w->arena, &req, &err);
 	if (!rc) {
 		rc = authorize(c, &ctx, req, &err);
