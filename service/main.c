@@ -401,6 +401,7 @@ int main(int argc, char **argv)
 	ao.tls_key_file = cfg.tls_key_file;
 	ao.tls_client_ca_file = cfg.tls_client_ca_file;
 	ao.tls_require_client_cert = cfg.tls_require_client_cert;
+	ao.limits = &cfg.limits;
 	if (km_api_start(api, store, &ao, &err))
 		goto fail;
 

@@ -935,3 +935,27 @@ int km_reader_list_audit(struct km_reader *r, const struct km_audit_query *q,
 	*out = v;
 	return rc;
 }
+
+/* ---- counts ------------------------------------------------------------- */
+
+/* For the API's quota on probes (limits.maxProbes): cheap at its scale
+ * (10,000 rows of the probes table's primary key). Prepared on each call:
+ * creating a probe is rare, and the reader's statement table stays as it
+ * is. */
+int km_reader_count_probes(struct km_reader *r, int64_t *n,
+			   struct km_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = 0;
+	rc = km_store_prepare(r->db, "SELECT count(*) FROM probes", &st, err);
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	rc = done(r, st, rc, err, "counting probes");
+	sqlite3_finalize(st);
+	return rc;
+}

@@ -1,9 +1,17 @@
 /*
  * kubemedic — the command line for kubemedicd, on the C client library.
  *
- * Tables for people, -o json for scripts (one JSON document per answer;
- * JSON Lines for lists). Exit status: 0 success, 1 the server answered an
- * error or could not be reached, 2 a usage error.
+ * Tables for people, -o json for scripts: one JSON document per answer, a
+ * list as one array (written as its pages arrive, one element per line;
+ * "[]" when it is empty), and JSON Lines for watch, which never ends.
+ *
+ * Whatever a server sent is printed in tables and messages through
+ * km_text_safe (km_json.h): a probe's output or a cause can hold terminal
+ * escape sequences and line breaks, which are shown as escapes, never
+ * written to the terminal. (JSON output escapes them by its own rules.)
+ *
+ * Exit status: 0 success, 1 the server answered an error or could not be
+ * reached, 2 a usage error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,7 +79,8 @@ static const char usage_text[] =
 	"Options:\n"
 	"  -s, --server HOST:PORT  kubemedicd address ($KUBEMEDIC_SERVER, default " DEFAULT_SERVER
 	")\n"
-	"  -o, --output FORMAT     table (default) or json\n"
+	"  -o, --output FORMAT     table (default) or json (a list is one array;\n"
+	"                          watch prints one object per line)\n"
 	"      --timeout D         deadline of each call (default 10s)\n"
 	"      --tls-ca FILE       TLS, trusting FILE's CA ($KUBEMEDIC_TLS_CA)\n"
 	"      --tls-cert FILE     client certificate, mutual TLS "
@@ -268,15 +277,50 @@ static int print_json_line(const ProtobufCMessage *m)
 	return 0;
 }
 
+/* s as it may be shown on a terminal (km_text_safe), in a. */
+static const char *safe(struct km_arena *a, const char *s)
+{
+	const char *out = km_text_safe(s, a);
+
+	return out ? out : "(out of memory)";
+}
+
+/* -o json for a list: one array, written as the pages arrive, one element
+ * per line; "[]" for none. On an error midway the array is left open, so
+ * the output does not parse as a complete answer. */
+struct json_list {
+	size_t n;
+};
+
+static int json_list_add(struct json_list *l, const ProtobufCMessage *m)
+{
+	struct km_error err = {0};
+	char *s;
+
+	if (km_json_to_string(m, 0, &s, NULL, &err)) {
+		fprintf(stderr, "kubemedic: %s\n", err.msg);
+		return 1;
+	}
+	printf("%s%s", l->n++ ? ",\n" : "[\n", s);
+	free(s);
+	return 0;
+}
+
+static void json_list_end(const struct json_list *l)
+{
+	fputs(l->n ? "\n]\n" : "[]\n", stdout);
+}
+
 static int rpc_failed(struct cli *cli)
 {
-	fprintf(stderr, "kubemedic: %s\n", cli->st.message);
+	fprintf(stderr, "kubemedic: %s\n", safe(&cli->a, cli->st.message));
 	return 1;
 }
 
 /* Map entries of any map<string,string> field: the entry's key and value
  * are its fields 1 and 2, found through the descriptor. */
-static void print_labels(size_t n, ProtobufCMessage *const *entries)
+static void print_labels(struct km_arena *a, size_t n,
+			 ProtobufCMessage *const *entries)
 {
 	if (!n)
 		printf("-");
@@ -286,7 +330,7 @@ static void print_labels(size_t n, ProtobufCMessage *const *entries)
 		const char *k = *(char *const *)(base + d->fields[0].offset);
 		const char *v = *(char *const *)(base + d->fields[1].offset);
 
-		printf("%s%s=%s", i ? "," : "", k, v);
+		printf("%s%s=%s", i ? "," : "", safe(a, k), safe(a, v));
 	}
 }
 
@@ -313,17 +357,18 @@ static int64_t timeout_ms(const Kubemedic__V1__Probe *p)
 				       : (int64_t)p->timeout_seconds * 1000;
 }
 
-static void print_probe_row(const Kubemedic__V1__Probe *p)
+static void print_probe_row(struct km_arena *a, const Kubemedic__V1__Probe *p)
 {
 	char b1[32], b2[32];
 
-	printf("%-28s %-6s %-8s %-8s %3d/%-3d %-7s ", p->name, probe_type(p),
-	       fmt_ms(b1, period_ms(p)), fmt_ms(b2, timeout_ms(p)),
-	       p->success_threshold, p->failure_threshold,
+	printf("%-28s %-6s %-8s %-8s %3d/%-3d %-7s ", safe(a, p->name),
+	       probe_type(p), fmt_ms(b1, period_ms(p)),
+	       fmt_ms(b2, timeout_ms(p)), p->success_threshold,
+	       p->failure_threshold,
 	       p->source == KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_CONFIG
 		       ? "config"
 		       : "api");
-	print_labels(p->n_labels, (ProtobufCMessage *const *)p->labels);
+	print_labels(a, p->n_labels, (ProtobufCMessage *const *)p->labels);
 	printf("\n");
 }
 
@@ -333,50 +378,54 @@ static void print_probe_header(void)
 	       "TIMEOUT", "OK/FAIL", "SOURCE", "LABELS");
 }
 
-static void print_probe(const Kubemedic__V1__Probe *p)
+static void print_probe(struct km_arena *a, const Kubemedic__V1__Probe *p)
 {
 	char b[40], t1[32], t2[32];
 
-	printf("Name:        %s\n", p->name);
-	printf("Target:      %s\n", p->target);
+	printf("Name:        %s\n", safe(a, p->name));
+	printf("Target:      %s\n", safe(a, p->target));
 	printf("Source:      %s\n",
 	       p->source == KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_CONFIG
 		       ? "config file"
 		       : "API");
 	printf("Generation:  %lld\n", (long long)p->generation);
 	printf("Labels:      ");
-	print_labels(p->n_labels, (ProtobufCMessage *const *)p->labels);
+	print_labels(a, p->n_labels, (ProtobufCMessage *const *)p->labels);
 	printf("\n");
 	if (p->http_get) {
 		printf("HTTP GET:    %s://%s:%d%s\n",
 		       strcmp(p->http_get->scheme, "HTTPS") ? "http" : "https",
-		       p->http_get->host, p->http_get->port, p->http_get->path);
+		       safe(a, p->http_get->host), p->http_get->port,
+		       safe(a, p->http_get->path));
 		for (size_t i = 0; i < p->http_get->n_http_headers; i++)
 			printf("  Header:    %s: %s\n",
-			       p->http_get->http_headers[i]->name,
-			       p->http_get->http_headers[i]->value);
+			       safe(a, p->http_get->http_headers[i]->name),
+			       safe(a, p->http_get->http_headers[i]->value));
 		if (p->http_get->tls_verify)
 			printf("  TLS:       verified%s%s\n",
 			       *p->http_get->ca_file ? " against " : "",
-			       p->http_get->ca_file);
+			       safe(a, p->http_get->ca_file));
 	} else if (p->tcp_socket) {
-		printf("TCP:         %s:%d\n", p->tcp_socket->host,
+		printf("TCP:         %s:%d\n", safe(a, p->tcp_socket->host),
 		       p->tcp_socket->port);
 	} else if (p->grpc) {
-		printf("gRPC health: %s:%d service \"%s\"\n", p->grpc->host,
-		       p->grpc->port, p->grpc->service);
+		printf("gRPC health: %s:%d service \"%s\"\n",
+		       safe(a, p->grpc->host), p->grpc->port,
+		       safe(a, p->grpc->service));
 	} else if (p->exec) {
 		printf("Exec:       ");
 		for (size_t i = 0; i < p->exec->n_command; i++)
-			printf(" %s", p->exec->command[i]);
+			printf(" %s", safe(a, p->exec->command[i]));
 		printf("\n");
 		if (*p->exec->working_dir)
-			printf("  Workdir:   %s\n", p->exec->working_dir);
+			printf("  Workdir:   %s\n",
+			       safe(a, p->exec->working_dir));
 		for (size_t i = 0; i < p->exec->n_env; i++)
-			printf("  Env:       %s=%s\n", p->exec->env[i]->name,
-			       p->exec->env[i]->value);
+			printf("  Env:       %s=%s\n",
+			       safe(a, p->exec->env[i]->name),
+			       safe(a, p->exec->env[i]->value));
 	} else if (p->file) {
-		printf("File:        %s", p->file->path);
+		printf("File:        %s", safe(a, p->file->path));
 		if (p->file->min_size)
 			printf(" (at least %lld bytes)",
 			       (long long)p->file->min_size);
@@ -705,7 +754,8 @@ static int probes_to_send(struct cli *cli, const char *verb,
 		if (km_config_parse_probes(text, len, o->filename, &cli->a, &v,
 					   &cnt, &err)) {
 			free(text);
-			fprintf(stderr, "kubemedic: %s\n", err.msg);
+			fprintf(stderr, "kubemedic: %s\n",
+				safe(&cli->a, err.msg));
 			return 2;
 		}
 		free(text);
@@ -748,16 +798,18 @@ static int probes_create(struct cli *cli)
 		req.probe = v[i];
 		if (km_client_create_probe(cli->c, &req, &cli->a, &got,
 					   &cli->st)) {
-			fprintf(stderr, "kubemedic: probe %s: %s\n", v[i]->name,
-				cli->st.message);
+			fprintf(stderr, "kubemedic: probe %s: %s\n",
+				safe(&cli->a, v[i]->name),
+				safe(&cli->a, cli->st.message));
 			failed = 1;
 			continue;
 		}
 		if (cli->o.json)
 			print_json_line(&got->base);
 		else
-			printf("probe/%s created (target %s)\n", got->name,
-			       got->target);
+			printf("probe/%s created (target %s)\n",
+			       safe(&cli->a, got->name),
+			       safe(&cli->a, got->target));
 	}
 	return failed;
 }
@@ -779,8 +831,9 @@ static int probes_update(struct cli *cli)
 		req.probe = v[i];
 		if (km_client_update_probe(cli->c, &req, &cli->a, &got,
 					   &cli->st)) {
-			fprintf(stderr, "kubemedic: probe %s: %s\n", v[i]->name,
-				cli->st.message);
+			fprintf(stderr, "kubemedic: probe %s: %s\n",
+				safe(&cli->a, v[i]->name),
+				safe(&cli->a, cli->st.message));
 			failed = 1;
 			continue;
 		}
@@ -788,7 +841,8 @@ static int probes_update(struct cli *cli)
 			print_json_line(&got->base);
 		else
 			printf("probe/%s updated (generation %lld)\n",
-			       got->name, (long long)got->generation);
+			       safe(&cli->a, got->name),
+			       (long long)got->generation);
 	}
 	return failed;
 }
@@ -809,7 +863,7 @@ static int probes_get(struct cli *cli)
 		return rpc_failed(cli);
 	if (cli->o.json)
 		return print_json(&p->base);
-	print_probe(p);
+	print_probe(&cli->a, p);
 	return 0;
 }
 
@@ -817,6 +871,7 @@ static int probes_list(struct cli *cli)
 {
 	Kubemedic__V1__ListProbesRequest req =
 		KUBEMEDIC__V1__LIST_PROBES_REQUEST__INIT;
+	struct json_list jl = {0};
 	int rc, shown = 0;
 
 	if (cli->o.n_pos != 2)
@@ -833,16 +888,19 @@ static int probes_list(struct cli *cli)
 			return rpc_failed(cli);
 		for (size_t i = 0; i < r->n_probes; i++) {
 			if (cli->o.json) {
-				print_json_line(&r->probes[i]->base);
+				if (json_list_add(&jl, &r->probes[i]->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
 				print_probe_header();
-			print_probe_row(r->probes[i]);
+			print_probe_row(&cli->a, r->probes[i]);
 		}
 		req.page_token = r->next_page_token;
 	} while (req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No probes%s.\n", cli->o.selector ? " match" : "");
 	return 0;
 }
@@ -863,7 +921,8 @@ static int probes_delete(struct cli *cli)
 		return rpc_failed(cli);
 	if (cli->o.json)
 		return print_json(&r->base);
-	printf("probe/%s deleted (its history is kept)\n", req.name);
+	printf("probe/%s deleted (its history is kept)\n",
+	       safe(&cli->a, req.name));
 	return 0;
 }
 
@@ -906,7 +965,7 @@ static int cmd_status(struct cli *cli)
 		return rpc_failed(cli);
 	if (cli->o.json)
 		return print_json(&h->base);
-	printf("Target:      %s\n", h->target->name);
+	printf("Target:      %s\n", safe(&cli->a, h->target->name));
 	printf("State:       %s%s\n", STATE(h->target->state),
 	       h->target->flapping ? " (flapping)" : "");
 	printf("Since:       %s\n", fmt_ts(b, h->target->state_since));
@@ -920,7 +979,7 @@ static int cmd_status(struct cli *cli)
 			printf(", %s %d", ERRCLASS(r->error_class),
 			       r->status_code);
 		if (*r->message)
-			printf(", \"%s\"", r->message);
+			printf(", \"%s\"", safe(&cli->a, r->message));
 		printf(" (%d in a row)\n", h->consecutive);
 	} else {
 		printf("Last result: none yet\n");
@@ -930,7 +989,7 @@ static int cmd_status(struct cli *cli)
 		       STATE(h->last_transition->from_state),
 		       STATE(h->last_transition->to_state),
 		       fmt_ts(b, h->last_transition->time),
-		       h->last_transition->cause);
+		       safe(&cli->a, h->last_transition->cause));
 	return 0;
 }
 
@@ -938,6 +997,7 @@ static int cmd_targets(struct cli *cli)
 {
 	Kubemedic__V1__ListTargetsRequest req =
 		KUBEMEDIC__V1__LIST_TARGETS_REQUEST__INIT;
+	struct json_list jl = {0};
 	int rc, shown = 0, v;
 
 	if (cli->o.n_pos != 1)
@@ -976,22 +1036,26 @@ static int cmd_targets(struct cli *cli)
 			char b[40];
 
 			if (cli->o.json) {
-				print_json_line(&t->base);
+				if (json_list_add(&jl, &t->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
 				printf("%-40s %-10s %-9s %-20s %s\n", "TARGET",
 				       "STATE", "FLAPPING", "SINCE", "LABELS");
-			printf("%-40s %-10s %-9s %-20s ", t->name,
-			       STATE(t->state), t->flapping ? "yes" : "no",
+			printf("%-40s %-10s %-9s %-20s ",
+			       safe(&cli->a, t->name), STATE(t->state),
+			       t->flapping ? "yes" : "no",
 			       fmt_ts(b, t->state_since));
-			print_labels(t->n_labels,
+			print_labels(&cli->a, t->n_labels,
 				     (ProtobufCMessage *const *)t->labels);
 			printf("\n");
 		}
 		req.page_token = r->next_page_token;
 	} while (req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No targets match.\n");
 	return 0;
 }
@@ -1023,6 +1087,7 @@ static int cmd_history(struct cli *cli)
 	Kubemedic__V1__QueryProbeHistoryRequest req =
 		KUBEMEDIC__V1__QUERY_PROBE_HISTORY_REQUEST__INIT;
 	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	struct json_list jl = {0};
 	int rc, shown = 0;
 
 	if (cli->o.n_pos != 2)
@@ -1054,7 +1119,8 @@ static int cmd_history(struct cli *cli)
 			char b[40];
 
 			if (cli->o.json) {
-				print_json_line(&x->base);
+				if (json_list_add(&jl, &x->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
@@ -1066,12 +1132,14 @@ static int cmd_history(struct cli *cli)
 			       x->success ? "ok" : "FAIL",
 			       (long long)x->duration_us,
 			       x->success ? "-" : ERRCLASS(x->error_class),
-			       x->status_code, x->message);
+			       x->status_code, safe(&cli->a, x->message));
 		}
 		left -= (int64_t)r->n_results;
 		req.page_token = r->next_page_token;
 	} while (left > 0 && req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No results in that range.\n");
 	return 0;
 }
@@ -1081,6 +1149,7 @@ static int cmd_transitions(struct cli *cli)
 	Kubemedic__V1__QueryTransitionsRequest req =
 		KUBEMEDIC__V1__QUERY_TRANSITIONS_REQUEST__INIT;
 	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	struct json_list jl = {0};
 	int rc, shown = 0;
 
 	if (cli->o.n_pos != 2)
@@ -1104,7 +1173,8 @@ static int cmd_transitions(struct cli *cli)
 			char b[40];
 
 			if (cli->o.json) {
-				print_json_line(&t->base);
+				if (json_list_add(&jl, &t->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
@@ -1113,12 +1183,15 @@ static int cmd_transitions(struct cli *cli)
 			printf("%-8lld %-20s %-10s -> %-10s %-9s %s\n",
 			       (long long)t->sequence, fmt_ts(b, t->time),
 			       STATE(t->from_state), STATE(t->to_state),
-			       t->flapping ? "yes" : "no", t->cause);
+			       t->flapping ? "yes" : "no",
+			       safe(&cli->a, t->cause));
 		}
 		left -= (int64_t)r->n_transitions;
 		req.page_token = r->next_page_token;
 	} while (left > 0 && req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No transitions in that range.\n");
 	return 0;
 }
@@ -1184,8 +1257,8 @@ static int cmd_watch(struct cli *cli)
 		else
 			printf("%-8lld %-20s %-40s %-10s -> %-10s %s%s\n",
 			       (long long)t->sequence, fmt_ts(b, t->time),
-			       t->target, STATE(t->from_state),
-			       STATE(t->to_state), t->cause,
+			       safe(&cli->a, t->target), STATE(t->from_state),
+			       STATE(t->to_state), safe(&cli->a, t->cause),
 			       t->flapping ? " [flapping]" : "");
 		fflush(stdout);
 		km_arena_reset(&cli->a);
@@ -1199,6 +1272,7 @@ static int cmd_audit(struct cli *cli)
 	Kubemedic__V1__ListAuditEventsRequest req =
 		KUBEMEDIC__V1__LIST_AUDIT_EVENTS_REQUEST__INIT;
 	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	struct json_list jl = {0};
 	int rc, shown = 0;
 
 	if (cli->o.n_pos != 1)
@@ -1222,7 +1296,8 @@ static int cmd_audit(struct cli *cli)
 			char b[40];
 
 			if (cli->o.json) {
-				print_json_line(&e->base);
+				if (json_list_add(&jl, &e->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
@@ -1231,19 +1306,24 @@ static int cmd_audit(struct cli *cli)
 				       "OBJECT", "OUTCOME");
 			printf("%-20s %-16s %-6s %-34s %-24s %s%s%s\n",
 			       fmt_ts(b, e->time),
-			       *e->identity ? e->identity : "(anonymous)",
-			       e->authenticated_by,
-			       strrchr(e->method, '.')
-				       ? strrchr(e->method, '.') + 1
-				       : e->method,
-			       *e->object ? e->object : "-",
+			       *e->identity ? safe(&cli->a, e->identity)
+					    : "(anonymous)",
+			       safe(&cli->a, e->authenticated_by),
+			       safe(&cli->a,
+				    strrchr(e->method, '.')
+					    ? strrchr(e->method, '.') + 1
+					    : e->method),
+			       *e->object ? safe(&cli->a, e->object) : "-",
 			       km_client_code_name(e->code),
-			       *e->message ? ": " : "", e->message);
+			       *e->message ? ": " : "",
+			       safe(&cli->a, e->message));
 		}
 		left -= (int64_t)r->n_events;
 		req.page_token = r->next_page_token;
 	} while (left > 0 && req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No audit events match.\n");
 	return 0;
 }

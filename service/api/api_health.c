@@ -115,6 +115,10 @@ API_HANDLER(km_api_list_targets)
 	rc = km_api_page_size(r->page_size, MAX_PAGE, &limit, err);
 	if (rc)
 		return rc;
+	rc = km_api_check_selector(API_OF(ctx), "label_selector",
+				   r->label_selector, err);
+	if (rc)
+		return rc;
 	rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
 	if (rc) {
 		if (!strstr(err->msg, "label_selector"))

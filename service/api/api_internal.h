@@ -71,6 +71,12 @@ struct km_api {
 	struct km_list watchers; /* struct health_watcher */
 	/* The hub subscription that feeds the grpc.health.v1 watchers. */
 	struct km_health_sub *watchers_sub;
+
+	/* Bounds on what a caller may ask for (api_limits.c). */
+	struct km_limits limits;
+	/* Held from counting the probes to creating one, so two creates
+	 * cannot both take the last place under limits.maxProbes. */
+	pthread_mutex_t quota_mu;
 };
 
 /* api_grpc_health.c: the grpc.health.v1 watchers, one hub subscriber. */
@@ -104,6 +110,24 @@ int km_api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 /* api_reflection.c: the embedded descriptor set, indexed. */
 int km_api_reflection_load(struct api_reflection **out, struct km_error *err);
 void km_api_reflection_free(struct api_reflection *r);
+
+/* ---- bounds (api_limits.c) ---------------------------------------------- */
+
+/* The selector s of a request's field within limits.maxSelectorBytes and
+ * limits.maxSelectorRequirements, measured before it is parsed: 0, or
+ * KM_EINVAL naming field and the limit. */
+int km_api_check_selector(const struct km_api *api, const char *field,
+			  const char *s, struct km_error *err);
+/* n target names within limits.maxWatchTargets, named field. */
+int km_api_check_targets(const struct km_api *api, const char *field, size_t n,
+			 struct km_error *err);
+/* Room for one more probe under limits.maxProbes: 0, or KM_EFULL naming
+ * the limit. owner is the caller's user (km_api_identity), for a
+ * per-identity quota to come: it needs probes to record who created them,
+ * and a count by owner from the store; ignored until then. Call with
+ * api->quota_mu held until the probe is created or refused. */
+int km_api_probe_quota(struct km_rpc_ctx *ctx, const char *owner,
+		       struct km_error *err);
 
 /* The reader of this worker, with the call's deadline applied. */
 struct km_reader *km_api_reader(struct km_rpc_ctx *ctx);

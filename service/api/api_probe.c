@@ -106,7 +106,13 @@ API_HANDLER(km_api_create_probe)
 	if (rc)
 		return rc;
 	p.source = KM_SOURCE_API;
-	rc = km_store_create_probe(API_OF(ctx)->store, &p, err);
+	pthread_mutex_lock(&API_OF(ctx)->quota_mu);
+	rc = km_api_probe_quota(
+		ctx, km_api_identity(ctx) ? km_api_identity(ctx)->user : NULL,
+		err);
+	if (!rc)
+		rc = km_store_create_probe(API_OF(ctx)->store, &p, err);
+	pthread_mutex_unlock(&API_OF(ctx)->quota_mu);
 	if (rc)
 		return rc;
 	apply(API_OF(ctx), &p);
@@ -142,18 +148,23 @@ API_HANDLER(km_api_list_probes)
 	struct km_probe *v;
 	size_t limit, n;
 	bool more, has_cur;
-	uint64_t hash = km_hash_field(KM_HASH_INIT, r->label_selector);
+	uint64_t hash;
 	int rc;
 
 	rc = km_api_page_size(r->page_size, 1000, &limit, err);
-	if (!rc)
-		rc = km_selector_parse(r->label_selector, ctx->arena, &sel,
-				       err);
+	if (rc)
+		return rc;
+	rc = km_api_check_selector(API_OF(ctx), "label_selector",
+				   r->label_selector, err);
+	if (rc)
+		return rc;
+	rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
 	if (rc) {
 		if (rc == KM_EINVAL && !strstr(err->msg, "label_selector"))
 			km_error_prefix(err, "label_selector");
 		return rc;
 	}
+	hash = km_hash_field(KM_HASH_INIT, r->label_selector);
 	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur,
 				 &has_cur, err);
 	if (rc)

@@ -118,6 +118,8 @@ int km_api_create(struct km_api **out, struct km_error *err)
 	if (!api)
 		return API_OOM(err);
 	pthread_mutex_init(&api->mu, NULL);
+	pthread_mutex_init(&api->quota_mu, NULL);
+	api->limits = KM_LIMITS_DEFAULTS;
 	km_list_init(&api->watchers);
 	api->methods = calloc(N_METHODS, sizeof *api->methods);
 	api->method_auth = calloc(N_METHODS, sizeof *api->method_auth);
@@ -132,6 +134,17 @@ int km_api_create(struct km_api **out, struct km_error *err)
 	}
 	*out = api;
 	return 0;
+}
+
+/* The transport's share of the limits, for km_rpc. */
+static void limit_rpc(const struct km_limits *l, struct km_rpc_options *ro)
+{
+	ro->default_deadline_ms = l->default_deadline_ms;
+	ro->max_deadline_ms = l->max_deadline_ms;
+	ro->max_streams = (int)l->max_streams;
+	ro->max_streams_per_peer = (int)l->max_streams_per_peer;
+	ro->max_streams_per_connection = (int)l->max_calls_per_connection;
+	ro->max_request_memory = (size_t)l->max_request_memory_bytes;
 }
 
 int km_api_start(struct km_api *api, struct km_store *store,
@@ -165,14 +178,20 @@ int km_api_start(struct km_api *api, struct km_store *store,
 	api->auth = o->auth;
 	api->health = o->health;
 	api->prober = o->prober;
+	if (o->limits)
+		api->limits = *o->limits;
+	limit_rpc(&api->limits, &ro);
 	memcpy(methods, api_methods, sizeof api_methods);
+	/* On a thread of its own: a liveness probe must be answered while
+	 * the workers are all busy, or it would get the daemon restarted. */
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.health.v1.Health/Check",
 		KM_RPC_UNARY,
 		&grpc__health__v1__health_check_request__descriptor,
 		km_api_health_check,
 		NULL,
-		api};
+		api,
+		.own_thread = true};
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.health.v1.Health/Watch",
 		KM_RPC_SERVER_STREAM,
@@ -244,6 +263,7 @@ void km_api_destroy(struct km_api *api)
 	km_api_reflection_free(api->refl);
 	free(api->methods);
 	free(api->method_auth);
+	pthread_mutex_destroy(&api->quota_mu);
 	pthread_mutex_destroy(&api->mu);
 	free(api);
 }

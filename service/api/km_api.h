@@ -13,6 +13,12 @@
  * health comes from the hub's memory, history from the store's readers;
  * watch streams and grpc.health.v1 watchers are subscribers of the hub.
  *
+ * Bounds (km_limits.h, the config's limits:): label selectors and watch
+ * filters are measured before they are parsed, probes are counted before
+ * one is created, and the transport's bounds (deadlines, streams, request
+ * memory) go to km_rpc. grpc.health.v1 Check has a thread of its own, so
+ * it answers while every worker is busy.
+ *
  * Life cycle, in this order, from one thread:
  *   km_api_create      the object
  *   km_api_start       bind and serve, with the opened store and hub
@@ -28,6 +34,7 @@
 #include <stdint.h>
 
 #include "km_error.h"
+#include "km_limits.h"
 #include "km_model.h"
 
 struct km_api;
@@ -49,6 +56,8 @@ struct km_api_options {
 	/* Probe changes through ProbeService are handed to it at once; NULL
 	 * keeps the API to definitions and history. */
 	struct km_prober *prober;
+	/* What a caller may ask for; NULL = KM_LIMITS_DEFAULTS. Copied. */
+	const struct km_limits *limits;
 };
 
 int km_api_create(struct km_api **out, struct km_error *err);

@@ -52,7 +52,7 @@ void km_config_defaults(struct km_config *c)
 	km_arena_init(&c->arena, 16384);
 	c->listen = DEF_LISTEN;
 	c->threads = 0;
-	c->max_recv_message_bytes = 4 << 20;
+	c->max_recv_message_bytes = 256 << 10;
 	c->shutdown_grace_ms = 10 * 1000;
 	c->db_path = DEF_DB_PATH;
 	c->db_sync_normal = false;
@@ -69,6 +69,7 @@ void km_config_defaults(struct km_config *c)
 	c->auth_local_role = KM_ROLE_VIEWER;
 	c->auth_health_role = KM_ROLE_VIEWER;
 	c->audit_retention_ms = 400 * MS_DAY;
+	c->limits = KM_LIMITS_DEFAULTS;
 }
 
 void km_config_free(struct km_config *c)
@@ -1161,6 +1162,7 @@ enum {
 	K_LOG,
 	K_FLAP,
 	K_PROBES,
+	K_LIMITS,
 	K_N
 };
 static const char *const top_keys[K_N] = {
@@ -1176,6 +1178,7 @@ static const char *const top_keys[K_N] = {
 	"log",
 	"flapDetection",
 	"probes",
+	"limits",
 };
 
 static int parse_database(struct loader *ld, const yaml_node_t *n,
@@ -1488,6 +1491,78 @@ static int parse_auth(struct loader *ld, const yaml_node_t *n,
 	return 0;
 }
 
+/* The limits: section. Each key is a bound on what one caller may ask
+ * for; docs/config.md says why each default is what it is. */
+static int parse_limits(struct loader *ld, const yaml_node_t *n,
+			struct km_config *c)
+{
+	enum {
+		L_DEFAULT_DEADLINE,
+		L_MAX_DEADLINE,
+		L_SELECTOR_BYTES,
+		L_SELECTOR_REQS,
+		L_WATCH_TARGETS,
+		L_PROBES,
+		L_STREAMS,
+		L_STREAMS_PEER,
+		L_CALLS_CONN,
+		L_REQUEST_MEMORY,
+		L_N
+	};
+	static const char *const keys[L_N] = {
+		"defaultDeadline",
+		"maxDeadline",
+		"maxSelectorBytes",
+		"maxSelectorRequirements",
+		"maxWatchTargets",
+		"maxProbes",
+		"maxStreams",
+		"maxStreamsPerPeer",
+		"maxCallsPerConnection",
+		"maxRequestMemoryBytes",
+	};
+	struct km_limits *l = &c->limits;
+	yaml_node_t *v[L_N];
+	int rc;
+
+	if (map_fields(ld, n, "limits", keys, L_N, v))
+		return KM_EINVAL;
+	if ((rc = get_duration(ld, v[L_DEFAULT_DEADLINE],
+			       "limits.defaultDeadline", 100, MS_HOUR,
+			       "between 100ms and 1h",
+			       &l->default_deadline_ms)) ||
+	    (rc = get_duration(ld, v[L_MAX_DEADLINE], "limits.maxDeadline", 100,
+			       MS_HOUR, "between 100ms and 1h",
+			       &l->max_deadline_ms)) ||
+	    (rc = get_int(ld, v[L_SELECTOR_BYTES], "limits.maxSelectorBytes",
+			  64, 16 << 20, &l->max_selector_bytes)) ||
+	    (rc = get_int(ld, v[L_SELECTOR_REQS],
+			  "limits.maxSelectorRequirements", 1, 1000000,
+			  &l->max_selector_requirements)) ||
+	    (rc = get_int(ld, v[L_WATCH_TARGETS], "limits.maxWatchTargets", 1,
+			  100000, &l->max_watch_targets)) ||
+	    (rc = get_int(ld, v[L_PROBES], "limits.maxProbes", 1, 10000000,
+			  &l->max_probes)) ||
+	    (rc = get_int(ld, v[L_STREAMS], "limits.maxStreams", 1, 1000000,
+			  &l->max_streams)) ||
+	    (rc = get_int(ld, v[L_STREAMS_PEER], "limits.maxStreamsPerPeer", 1,
+			  1000000, &l->max_streams_per_peer)) ||
+	    (rc = get_int(ld, v[L_CALLS_CONN], "limits.maxCallsPerConnection",
+			  1, INT32_MAX, &l->max_calls_per_connection)) ||
+	    (rc = get_int(ld, v[L_REQUEST_MEMORY],
+			  "limits.maxRequestMemoryBytes", 65536, 1 << 30,
+			  &l->max_request_memory_bytes)))
+		return rc;
+	if (l->default_deadline_ms > l->max_deadline_ms)
+		return lerr(ld,
+			    v[L_DEFAULT_DEADLINE] ? v[L_DEFAULT_DEADLINE] : n,
+			    "limits.defaultDeadline (%lldms) must not be "
+			    "longer than limits.maxDeadline (%lldms)",
+			    (long long)l->default_deadline_ms,
+			    (long long)l->max_deadline_ms);
+	return 0;
+}
+
 static int parse_config(struct loader *ld, const yaml_node_t *root,
 			struct km_config *c)
 {
@@ -1524,8 +1599,20 @@ static int parse_config(struct loader *ld, const yaml_node_t *root,
 	    (rc = parse_retention(ld, v[K_RETENTION], c)) ||
 	    (rc = parse_log(ld, v[K_LOG], c)) ||
 	    (v[K_FLAP] && !is_null(v[K_FLAP]) &&
-	     (rc = parse_flap(ld, v[K_FLAP], c))))
+	     (rc = parse_flap(ld, v[K_FLAP], c))) ||
+	    (rc = parse_limits(ld, v[K_LIMITS], c)))
 		return rc;
+	/* Decoding a request takes at least as much memory as its bytes. */
+	if (c->limits.max_request_memory_bytes < c->max_recv_message_bytes)
+		return lerr(ld,
+			    !is_null(v[K_MAX_RECV]) ? v[K_MAX_RECV]
+			    : !is_null(v[K_LIMITS]) ? v[K_LIMITS]
+						    : root,
+			    "limits.maxRequestMemoryBytes (%lld) must be at "
+			    "least maxReceiveMessageBytes (%lld): decoding a "
+			    "request takes at least its size",
+			    (long long)c->limits.max_request_memory_bytes,
+			    (long long)c->max_recv_message_bytes);
 	c->threads = (int)threads;
 	if (v[K_PROBES] && !is_null(v[K_PROBES])) {
 		c->probes = NULL;

@@ -3,7 +3,7 @@
  *
  *   listen: 127.0.0.1:7070
  *   threads: 0                      # gRPC worker threads; 0 = cores
- *   maxReceiveMessageBytes: 4194304
+ *   maxReceiveMessageBytes: 262144
  *   shutdownGracePeriod: 10s
  *   database:
  *     path: kubemedic.db
@@ -21,6 +21,17 @@
  *   flapDetection:                  # percent of state changes over the
  *     lowThreshold: 5               # last 21 results (Nagios' defaults)
  *     highThreshold: 20
+ *   limits:                         # what a caller of the API may ask
+ *     defaultDeadline: 10s          # (km_limits.h; every key in
+ *     maxDeadline: 60s              #  docs/config.md)
+ *     maxSelectorBytes: 4096
+ *     maxSelectorRequirements: 64
+ *     maxWatchTargets: 100
+ *     maxProbes: 10000
+ *     maxStreams: 1000
+ *     maxStreamsPerPeer: 100
+ *     maxCallsPerConnection: 100
+ *     maxRequestMemoryBytes: 4194304
  *   probes:                         # Kubernetes Probe fields, plus name,
  *     - name: checkout-http         # labels, host and the file probe
  *       labels: {team: shop}
@@ -46,6 +57,7 @@
 #include "km_arena.h"
 #include "km_auth.h"
 #include "km_error.h"
+#include "km_limits.h"
 #include "km_model.h"
 
 struct km_config {
@@ -54,7 +66,7 @@ struct km_config {
 
 	const char *listen;             /* "127.0.0.1:7070" */
 	int threads;                    /* 0 = number of online CPUs */
-	int64_t max_recv_message_bytes; /* 4 MiB */
+	int64_t max_recv_message_bytes; /* 256 KiB */
 	int64_t shutdown_grace_ms;      /* 10 s */
 
 	const char *db_path;        /* "kubemedic.db" */
@@ -85,6 +97,8 @@ struct km_config {
 	struct km_auth_binding *auth_bindings;
 	size_t n_auth_bindings;
 	int64_t audit_retention_ms; /* 400 days; 0 = keep forever */
+
+	struct km_limits limits; /* KM_LIMITS_DEFAULTS */
 
 	struct km_probe *probes;
 	size_t n_probes;

@@ -14,6 +14,15 @@
  *  - the server's shutdown tag.
  * Per call at most one send and one recv batch are in flight (a core
  * rule); further stream messages wait in the call's queue.
+ *
+ * Workers: threads 0..N-1 each keep every method requested on their own
+ * queue (plus the catch-all for unknown methods); when a method is
+ * own_thread, worker N keeps only those requested, and the others never
+ * request them, so such a call can only land on worker N.
+ *
+ * Streaming calls are counted under srv->mu, in all and per client
+ * address (struct peer, in a small hash table), from admission until the
+ * call is over (close_done).
  */
 #include "km_rpc.h"
 #include "rpc_internal.h"
@@ -32,6 +41,7 @@
 #include <strings.h>
 
 #include "km_grpc_msg.h"
+#include "km_hash.h"
 #include "km_list.h"
 #include "km_log.h"
 #include "km_time.h"
@@ -50,6 +60,14 @@ struct method_entry {
 
 struct worker;
 
+/* A client address with streaming calls open (a hash table's entry). */
+#define PEER_BUCKETS 64
+struct peer {
+	struct peer *next;
+	int streams;
+	char addr[]; /* "ipv4:127.0.0.1", without the port */
+};
+
 /* One outstanding request for a new call on one queue. */
 struct pending {
 	struct tag tag;
@@ -65,6 +83,7 @@ struct pending {
 struct worker {
 	struct km_rpc_server *srv;
 	int index;
+	bool own; /* serves the own_thread methods, and only those */
 	grpc_completion_queue *cq;
 	pthread_t thread;
 	bool started;
@@ -89,6 +108,8 @@ struct km_rpc_server {
 	struct tag shutdown_tag;
 	struct km_list streams;       /* live server streams, under mu */
 	struct km_rpc_tls_state *tls; /* the listener's certificates */
+	int n_streams;                /* admitted streaming calls, under mu */
+	struct peer *peers[PEER_BUCKETS]; /* their addresses, under mu */
 };
 
 struct km_rpc_call {
@@ -119,7 +140,8 @@ struct km_rpc_call {
 	void *on_drain_arg;
 	struct km_arena arena;      /* bidi: per request */
 	struct km_list stream_link; /* srv->streams, under srv->mu */
-	bool listed; /* on srv->streams (the call's thread only) */
+	bool listed;       /* on srv->streams (the call's thread only) */
+	struct peer *peer; /* admitted as a stream of this peer (srv->mu) */
 };
 
 /* ---- status mapping ------------------------------------------------------ */
@@ -149,11 +171,117 @@ grpc_status_code km_rpc_status_from_err(int code)
 	}
 }
 
+/* ---- streams admitted: counted in all and per client address ------------- */
+
+/* The client's address without its port ("ipv4:127.0.0.1:5678" ->
+ * "ipv4:127.0.0.1", "ipv6:[::1]:5678" -> "ipv6:[::1]"); other forms
+ * ("unix:/run/x.sock") whole. Not authenticated: for counting only.
+ * malloc'd; NULL on out-of-memory. */
+static char *peer_addr(grpc_call *call)
+{
+	char *peer = grpc_call_get_peer(call);
+	size_t n = peer ? strlen(peer) : 0;
+	char *out, *colon;
+
+	if (peer &&
+	    (!strncmp(peer, "ipv4:", 5) || !strncmp(peer, "ipv6:", 5))) {
+		colon = strrchr(peer, ':');
+		if (colon > peer + 4)
+			n = (size_t)(colon - peer);
+	}
+	out = malloc(n + 1);
+	if (out) {
+		memcpy(out, peer ? peer : "", n);
+		out[n] = '\0';
+	}
+	gpr_free(peer);
+	return out;
+}
+
+/* Admits a new streaming call if the limits allow: 0, or KM_EFULL naming
+ * the limit (KM_ENOMEM). The call's thread, before it starts. */
+static int stream_admit(struct km_rpc_call *c, struct km_error *err)
+{
+	struct km_rpc_server *s = c->srv;
+	struct peer **pp, *p;
+	char *addr;
+	size_t b;
+	int rc = 0;
+
+	assert(!c->peer);
+	if (!s->o.max_streams && !s->o.max_streams_per_peer)
+		return 0;
+	addr = peer_addr(c->call);
+	if (!addr)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	b = km_hash_str(KM_HASH_INIT, addr) % PEER_BUCKETS;
+	pthread_mutex_lock(&s->mu);
+	for (pp = &s->peers[b]; *pp && strcmp((*pp)->addr, addr);
+	     pp = &(*pp)->next)
+		;
+	p = *pp;
+	if (s->o.max_streams && s->n_streams >= s->o.max_streams) {
+		rc = km_error_set(err, KM_EFULL,
+				  "too many streams: %d are open, the most "
+				  "this server takes (limits.maxStreams); "
+				  "retry later",
+				  s->n_streams);
+	} else if (s->o.max_streams_per_peer && p &&
+		   p->streams >= s->o.max_streams_per_peer) {
+		rc = km_error_set(err, KM_EFULL,
+				  "too many streams from %s: %d are open, the "
+				  "most one client address may have "
+				  "(limits.maxStreamsPerPeer); close some",
+				  addr, p->streams);
+	} else if (!p) {
+		p = malloc(sizeof *p + strlen(addr) + 1);
+		if (!p)
+			rc = km_error_set(err, KM_ENOMEM, "out of memory");
+		else {
+			strcpy(p->addr, addr);
+			p->streams = 0;
+			p->next = s->peers[b];
+			s->peers[b] = p;
+		}
+	}
+	if (!rc) {
+		p->streams++;
+		s->n_streams++;
+		c->peer = p;
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(addr);
+	return rc;
+}
+
+/* The call is over: it no longer counts. */
+static void stream_release(struct km_rpc_call *c)
+{
+	struct km_rpc_server *s = c->srv;
+	struct peer *p = c->peer, **pp;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&s->mu);
+	assert(p->streams > 0 && s->n_streams > 0);
+	s->n_streams--;
+	if (--p->streams == 0) {
+		pp = &s->peers[km_hash_str(KM_HASH_INIT, p->addr) %
+			       PEER_BUCKETS];
+		while (*pp != p)
+			pp = &(*pp)->next;
+		*pp = p->next;
+		free(p);
+	}
+	pthread_mutex_unlock(&s->mu);
+	c->peer = NULL;
+}
+
 /* ---- calls --------------------------------------------------------------- */
 
 static void call_destroy(struct km_rpc_call *c)
 {
-	assert(atomic_load(&c->refs) == 0 && !c->listed);
+	assert(atomic_load(&c->refs) == 0 && !c->listed && !c->peer);
 	grpc_call_unref(c->call);
 	grpc_metadata_array_destroy(&c->md);
 	if (c->has_details)
@@ -338,6 +466,7 @@ static void close_done(struct tag *t, bool ok)
 		c->listed = false;
 		pthread_mutex_unlock(&s->mu);
 	}
+	stream_release(c);
 	if (fn)
 		fn(arg, c);
 	km_rpc_call_unref(c);
@@ -699,6 +828,43 @@ static void reply_unary(struct km_rpc_call *c, const ProtobufCMessage *resp,
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* The request of c, decoded into a (km_grpc_decode: within the memory
+ * budget, strings checked). */
+static int decode(struct km_rpc_call *c, grpc_byte_buffer *bb,
+		  struct km_arena *a, ProtobufCMessage **req,
+		  struct km_error *err)
+{
+	const struct km_rpc_method *m = c->me->m;
+	size_t budget = c->srv->o.max_request_memory;
+	int rc;
+
+	*req = NULL;
+	if (!bb)
+		return km_error_set(err, KM_EINVAL, "no request message");
+	rc = km_grpc_decode(m->request, bb, a, budget, req, err);
+	if (rc == KM_EFULL)
+		km_error_set(err, KM_EFULL,
+			     "request too large: decoding the %s needs more "
+			     "than %zu bytes of memory "
+			     "(limits.maxRequestMemoryBytes)",
+			     m->request->name, budget);
+	return rc;
+}
+
+/* A unary call's deadline for its handler: the client's, or the default
+ * if it gave none, and never later than the maximum from now. */
+static int64_t unary_deadline(const struct km_rpc_server *s, int64_t d)
+{
+	int64_t now = km_mono_ns();
+
+	if (!d && s->o.default_deadline_ms > 0)
+		d = now + s->o.default_deadline_ms * 1000000;
+	if (s->o.max_deadline_ms > 0 &&
+	    (!d || d > now + s->o.max_deadline_ms * 1000000))
+		d = now + s->o.max_deadline_ms * 1000000;
+	return d;
+}
+
 static void serve_unary(struct km_rpc_call *c, grpc_byte_buffer *payload)
 {
 	struct worker *w = c->w;
@@ -711,18 +877,13 @@ static void serve_unary(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	ProtobufCMessage *req, *resp = NULL;
 	int rc;
 
-	ctx.deadline_mono_ns = km_grpc_deadline_mono(c->deadline);
-	if (!payload) {
-		rc = km_error_set(&err, KM_EINVAL, "no request message");
-	} else if (!(req = km_grpc_unpack(m->request, payload, &w->arena))) {
-		rc = km_error_set(&err, KM_EINVAL,
-				  "malformed request: not a valid %s message",
-				  m->request->name);
-	} else if (ctx.deadline_mono_ns &&
-		   km_mono_ns() > ctx.deadline_mono_ns) {
+	ctx.deadline_mono_ns =
+		unary_deadline(c->srv, km_grpc_deadline_mono(c->deadline));
+	rc = decode(c, payload, &w->arena, &req, &err);
+	if (!rc && ctx.deadline_mono_ns && km_mono_ns() > ctx.deadline_mono_ns)
 		rc = km_error_set(&err, KM_EDEADLINE,
 				  "deadline exceeded before the call started");
-	} else {
+	else if (!rc) {
 		rc = authorize(c, &ctx, req, &err);
 		if (!rc)
 			rc = m->handle(&ctx, req, &resp, &err);
@@ -772,14 +933,13 @@ static void serve_stream(struct km_rpc_call *c, grpc_byte_buffer *payload)
 	pthread_mutex_unlock(&s->mu);
 
 	ctx.deadline_mono_ns = km_grpc_deadline_mono(c->deadline);
-	if (!payload)
-		rc = km_error_set(&err, KM_EINVAL, "no request message");
-	else if (!(req = km_grpc_unpack(m->request, payload, &w->arena)))
-		rc = km_error_set(&err, KM_EINVAL,
-				  "malformed request: not a valid %s message",
-				  m->request->name);
-	else {
+	/* Counted (and maybe refused) once the caller is known to be
+	 * allowed: one who may not watch never takes a place. */
+	rc = decode(c, payload, &w->arena, &req, &err);
+	if (!rc) {
 		rc = authorize(c, &ctx, req, &err);
+		if (!rc)
+			rc = stream_admit(c, &err);
 		if (!rc)
 			rc = m->stream_start(&ctx, req, &err);
 		completed(c, &ctx, req, rc, &err);
@@ -812,13 +972,9 @@ static void bidi_recv_done(struct tag *t, bool ok)
 		return;
 	}
 	ctx.deadline_mono_ns = km_grpc_deadline_mono(c->deadline);
-	req = km_grpc_unpack(m->request, bb, &c->arena);
+	rc = decode(c, bb, &c->arena, &req, &err);
 	grpc_byte_buffer_destroy(bb);
-	if (!req)
-		rc = km_error_set(&err, KM_EINVAL,
-				  "malformed request: not a valid %s message",
-				  m->request->name);
-	else {
+	if (!rc) {
 		rc = authorize(c, &ctx, req, &err);
 		if (!rc)
 			rc = m->handle(&ctx, req, &resp, &err);
@@ -830,6 +986,20 @@ static void bidi_recv_done(struct tag *t, bool ok)
 		km_rpc_stream_finish(c, KM_EINTERNAL, "could not send");
 	km_arena_reset(&c->arena);
 	km_rpc_call_unref(c);
+}
+
+static void serve_bidi(struct km_rpc_call *c)
+{
+	struct km_error err = {0};
+
+	if (stream_admit(c, &err)) {
+		km_rpc_stream_finish(c, err.code, err.msg);
+		return;
+	}
+	c->recv_tag.done = bidi_recv_done;
+	pthread_mutex_lock(&c->mu);
+	start_recv_locked(c);
+	pthread_mutex_unlock(&c->mu);
 }
 
 static void serve_unknown(struct km_rpc_call *c)
@@ -883,12 +1053,7 @@ static void pending_done(struct tag *t, bool ok)
 		switch (c->me->m->kind) {
 		case KM_RPC_UNARY: serve_unary(c, payload); break;
 		case KM_RPC_SERVER_STREAM: serve_stream(c, payload); break;
-		case KM_RPC_BIDI:
-			c->recv_tag.done = bidi_recv_done;
-			pthread_mutex_lock(&c->mu);
-			start_recv_locked(c);
-			pthread_mutex_unlock(&c->mu);
-			break;
+		case KM_RPC_BIDI: serve_bidi(c); break;
 		}
 	}
 	if (payload)
@@ -936,7 +1101,7 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	bool cq_down = false;
 
-	pthread_setname_np(pthread_self(), "km-rpc");
+	pthread_setname_np(pthread_self(), w->own ? "km-rpc-own" : "km-rpc");
 
 	for (;;) {
 		/* Nothing wakes a worker whose queue is idle when the server is
@@ -1074,13 +1239,23 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 {
 	struct km_rpc_server *s;
 	grpc_server_credentials *creds;
-	grpc_arg arg[2];
+	grpc_arg arg[3];
 	grpc_channel_args args;
+	bool own = false;
 	int rc = 0;
 
 	*out = NULL;
 	if (o->threads < 1)
 		return km_error_set(err, KM_EINVAL, "threads must be >= 1");
+	for (size_t i = 0; i < o->n_methods; i++) {
+		if (o->methods[i].own_thread &&
+		    o->methods[i].kind != KM_RPC_UNARY)
+			return km_error_set(err, KM_EINVAL,
+					    "%s: only unary methods can have a "
+					    "thread of their own",
+					    o->methods[i].path);
+		own |= o->methods[i].own_thread;
+	}
 	grpc_init();
 	s = calloc(1, sizeof *s);
 	if (!s) {
@@ -1094,8 +1269,8 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 	if (!s->o.stream_queue_max)
 		s->o.stream_queue_max = 1024;
 	s->shutdown_tag.done = shutdown_done;
-	s->n_workers = o->threads;
-	s->workers = calloc((size_t)o->threads, sizeof *s->workers);
+	s->n_workers = o->threads + (own ? 1 : 0);
+	s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
 	s->methods = calloc(o->n_methods + 1, sizeof *s->methods);
 	if (!s->workers || !s->methods) {
 		rc = km_error_set(err, KM_ENOMEM, "out of memory");
@@ -1104,14 +1279,25 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 
 	/* No SO_REUSEPORT: a second server on our port must fail loudly, not
 	 * silently take half of the connections. */
-	arg[0].type = GRPC_ARG_INTEGER;
-	arg[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-	arg[0].value.integer = 0;
-	arg[1].type = GRPC_ARG_INTEGER;
-	arg[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	arg[1].value.integer = (int)o->max_recv_message_bytes;
-	args.num_args = o->max_recv_message_bytes > 0 ? 2 : 1;
+	args.num_args = 0;
 	args.args = arg;
+	arg[args.num_args].type = GRPC_ARG_INTEGER;
+	arg[args.num_args].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+	arg[args.num_args++].value.integer = 0;
+	if (o->max_recv_message_bytes > 0) {
+		arg[args.num_args].type = GRPC_ARG_INTEGER;
+		arg[args.num_args].key =
+			(char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+		arg[args.num_args++].value.integer =
+			(int)o->max_recv_message_bytes;
+	}
+	if (o->max_streams_per_connection > 0) {
+		arg[args.num_args].type = GRPC_ARG_INTEGER;
+		arg[args.num_args].key =
+			(char *)GRPC_ARG_MAX_CONCURRENT_STREAMS;
+		arg[args.num_args++].value.integer =
+			o->max_streams_per_connection;
+	}
 	s->server = grpc_server_create(&args, NULL);
 
 	for (int i = 0; i < s->n_workers; i++) {
@@ -1119,6 +1305,7 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 
 		w->srv = s;
 		w->index = i;
+		w->own = i == o->threads;
 		km_arena_init(&w->arena, 16384);
 		w->cq = grpc_completion_queue_create_for_next(NULL);
 		grpc_server_register_completion_queue(s->server, w->cq, NULL);
@@ -1178,7 +1365,10 @@ int km_rpc_server_start(const struct km_rpc_options *o,
 			p->tag.done = pending_done;
 			p->w = w;
 			p->me = k < o->n_methods ? &s->methods[k] : NULL;
-			arm(p);
+			/* Each method on the workers or on its own thread;
+			 * unknown methods on the workers. */
+			if (p->me ? p->me->m->own_thread == w->own : !w->own)
+				arm(p);
 		}
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			rc = km_error_set(err, KM_EIO,

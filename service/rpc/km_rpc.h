@@ -31,6 +31,27 @@
  * Handlers fail with a km_err code and message; km_rpc_status_from_err
  * maps the code.
  *
+ * Every request is decoded by km_grpc_decode (km_pbcheck.h) before a
+ * handler sees it: within max_request_memory bytes of the arena
+ * (RESOURCE_EXHAUSTED beyond), every string field valid UTF-8 without NUL
+ * (INVALID_ARGUMENT naming the field path). Handlers can rely on both.
+ *
+ * Bounds (each 0 = none): unary calls without a deadline get
+ * default_deadline_ms, longer ones are cut to max_deadline_ms (the
+ * handler's ctx->deadline_mono_ns; streams keep the client's); streaming
+ * calls (server streams and bidi) are counted, in all and per client
+ * address (the peer gRPC reports, without its port), once the request is
+ * decoded and authorized, and one over max_streams or max_streams_per_peer
+ * is refused with RESOURCE_EXHAUSTED naming the limit; max_streams_per_connection is HTTP/2's
+ * SETTINGS_MAX_CONCURRENT_STREAMS (calls beyond it wait in the client).
+ *
+ * Methods marked own_thread are served by one more thread with a
+ * completion queue of its own, never by the N workers, and the workers
+ * never serve them: a call that must be answered while every worker is
+ * busy with slow calls (grpc.health.v1 Check: a liveness probe that
+ * queued behind them would get the daemon restarted). Such handlers must
+ * be quick.
+ *
  * Shutdown (km_rpc_server_shutdown): stop accepting calls; end server
  * streams with UNAVAILABLE after what they have queued; let unary calls in
  * flight finish within the grace period, then cancel what is left; drain
@@ -73,6 +94,7 @@ struct km_rpc_method {
 	int (*stream_start)(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 			    struct km_error *err);
 	void *arg;
+	bool own_thread; /* unary only: served apart from the workers */
 };
 
 /* TLS for the listener (mutual TLS with client_ca_file). The files are
@@ -124,9 +146,19 @@ struct km_rpc_options {
 	km_rpc_authorize_fn authorize; /* NULL: every call is let through */
 	km_rpc_completed_fn completed; /* NULL: none */
 	void *hook_arg;
+
+	/* Bounds; 0 = none (see the top of this file). */
+	int64_t default_deadline_ms;    /* unary calls without a deadline */
+	int64_t max_deadline_ms;        /* unary calls: longer ones are cut */
+	int max_streams;                /* streaming calls at once, in all */
+	int max_streams_per_peer;       /* ... from one client address */
+	int max_streams_per_connection; /* HTTP/2 concurrent streams */
+	size_t max_request_memory;      /* arena bytes to decode a request */
 };
 
-/* Creates, binds and starts the server. */
+/* Creates, binds and starts the server. worker_init is called for index
+ * 0..threads-1 (the workers) and, when a method is own_thread, index
+ * threads (its thread). */
 int km_rpc_server_start(const struct km_rpc_options *o,
 			struct km_rpc_server **out, struct km_error *err);
 /* The bound port (useful after listening on port 0). */

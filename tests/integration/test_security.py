@@ -519,7 +519,7 @@ def test_cli_tls_options(pb, secure, pki, tmp_path):
                         "1"], capture_output=True, text=True, env=env,
                        timeout=60 * SLOW)
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout.splitlines()[0])["method"]
+    assert json.loads(p.stdout)[0]["method"]
     conf.write_text("tlsca: /x\n")
     p = subprocess.run([str(KUBEMEDIC), "probes", "list"],
                        capture_output=True, text=True, env=env, timeout=60)

@@ -78,7 +78,7 @@ static void assert_defaults(const struct km_config *c)
 	assert_null(c->path);
 	assert_string_equal(c->listen, "127.0.0.1:7070");
 	assert_int_equal(c->threads, 0);
-	assert_int_equal(c->max_recv_message_bytes, 4 << 20);
+	assert_int_equal(c->max_recv_message_bytes, 256 << 10);
 	assert_int_equal(c->shutdown_grace_ms, 10000);
 	assert_string_equal(c->db_path, "kubemedic.db");
 	assert_false(c->db_sync_normal);
@@ -92,6 +92,16 @@ static void assert_defaults(const struct km_config *c)
 	assert_int_equal(c->stats_interval_ms, 0);
 	assert_null(c->probes);
 	assert_int_equal(c->n_probes, 0);
+	assert_int_equal(c->limits.default_deadline_ms, 10000);
+	assert_int_equal(c->limits.max_deadline_ms, 60000);
+	assert_int_equal(c->limits.max_selector_bytes, 4096);
+	assert_int_equal(c->limits.max_selector_requirements, 64);
+	assert_int_equal(c->limits.max_watch_targets, 100);
+	assert_int_equal(c->limits.max_probes, 10000);
+	assert_int_equal(c->limits.max_streams, 1000);
+	assert_int_equal(c->limits.max_streams_per_peer, 100);
+	assert_int_equal(c->limits.max_calls_per_connection, 100);
+	assert_int_equal(c->limits.max_request_memory_bytes, 4 << 20);
 }
 
 static void test_defaults(void **state)
@@ -479,7 +489,7 @@ static void test_unknown_keys(void **state)
 		     "test.yaml:2:1: unknown key \"listn\" at the top level "
 		     "(known: listen, insecure, tls, auth, threads, "
 		     "maxReceiveMessageBytes, shutdownGracePeriod, database, "
-		     "retention, log, flapDetection, probes)");
+		     "retention, log, flapDetection, probes, limits)");
 	EXPECT_ERROR("max_receive_message_bytes: 1\n",
 		     "unknown key \"max_receive_message_bytes\"",
 		     "did you mean \"maxReceiveMessageBytes\"?");
@@ -769,7 +779,8 @@ static void test_threads_listen_limits(void **state)
 		km_config_free(&c);
 	}
 	load_ok(&c, "listen: \"[::1]:7070\"\nthreads: 1024\n"
-		    "maxReceiveMessageBytes: 1073741824\n");
+		    "maxReceiveMessageBytes: 1073741824\n"
+		    "limits: {maxRequestMemoryBytes: 1073741824}\n");
 	assert_string_equal(c.listen, "[::1]:7070");
 	assert_int_equal(c.threads, 1024);
 	assert_int_equal(c.max_recv_message_bytes, 1 << 30);
@@ -813,6 +824,151 @@ static void test_threads_listen_limits(void **state)
 					     "or a DNS name");
 	EXPECT_ERROR("listen: unix:/run/km.sock\n",
 		     "the port must be a number");
+}
+
+/* The limits: section: every key, its range, and the two rules between
+ * keys. */
+static void test_limits(void **state)
+{
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+		/* each key: below its range, above it, the wrong type */
+		{"defaultDeadline: 99ms", "limits.defaultDeadline: must be "
+					  "between 100ms and 1h, got \"99ms\""},
+		{"defaultDeadline: 2h", "limits.defaultDeadline: must be "
+					"between 100ms and 1h"},
+		{"defaultDeadline: 10", "limits.defaultDeadline: the duration "
+					"\"10\" needs a unit"},
+		{"maxDeadline: 0", "limits.maxDeadline: must be between 100ms "
+				   "and 1h, got \"0\""},
+		{"maxDeadline: 61m", "limits.maxDeadline: must be between"},
+		{"maxDeadline: [1s]", "limits.maxDeadline: expected a "
+				      "duration, got a list"},
+		{"maxSelectorBytes: 63", "limits.maxSelectorBytes: must be "
+					 "between 64 and 16777216, got 63"},
+		{"maxSelectorBytes: 16777217", "limits.maxSelectorBytes: must "
+					       "be between 64 and 16777216"},
+		{"maxSelectorBytes: 4k", "limits.maxSelectorBytes: expected "
+					 "an integer, got \"4k\""},
+		{"maxSelectorRequirements: 0",
+		 "limits.maxSelectorRequirements: must be between 1 and "
+		 "1000000, got 0"},
+		{"maxSelectorRequirements: 1000001",
+		 "limits.maxSelectorRequirements: must be between 1 and"},
+		{"maxWatchTargets: 0", "limits.maxWatchTargets: must be "
+				       "between 1 and 100000, got 0"},
+		{"maxWatchTargets: 100001", "limits.maxWatchTargets: must be "
+					    "between 1 and 100000"},
+		{"maxWatchTargets: \"5\"", "limits.maxWatchTargets: expected "
+					   "an integer, got the string"},
+		{"maxProbes: 0", "limits.maxProbes: must be between 1 and "
+				 "10000000, got 0"},
+		{"maxProbes: -5", "limits.maxProbes: must be between 1 and"},
+		{"maxProbes: 10000001", "limits.maxProbes: must be between 1"},
+		{"maxStreams: 0", "limits.maxStreams: must be between 1 and "
+				  "1000000, got 0"},
+		{"maxStreams: 1000001", "limits.maxStreams: must be between"},
+		{"maxStreamsPerPeer: 0", "limits.maxStreamsPerPeer: must be "
+					 "between 1 and 1000000, got 0"},
+		{"maxStreamsPerPeer: true", "limits.maxStreamsPerPeer: "
+					    "expected an integer"},
+		{"maxCallsPerConnection: 0", "limits.maxCallsPerConnection: "
+					     "must be between 1 and "
+					     "2147483647, got 0"},
+		{"maxCallsPerConnection: 2147483648",
+		 "limits.maxCallsPerConnection: must be between 1 and "
+		 "2147483647"},
+		{"maxRequestMemoryBytes: 65535",
+		 "limits.maxRequestMemoryBytes: must be between 65536 and "
+		 "1073741824, got 65535"},
+		{"maxRequestMemoryBytes: 1073741825",
+		 "limits.maxRequestMemoryBytes: must be between 65536"},
+		/* unknown keys, with a hint */
+		{"maxProbe: 5", "unknown key \"maxProbe\" in limits (known: "
+				"defaultDeadline, maxDeadline, "
+				"maxSelectorBytes, maxSelectorRequirements, "
+				"maxWatchTargets, maxProbes, maxStreams, "
+				"maxStreamsPerPeer, maxCallsPerConnection, "
+				"maxRequestMemoryBytes); did you mean "
+				"\"maxProbes\"?"},
+		{"max_streams: 5", "did you mean \"maxStreams\"?"},
+		/* between keys */
+		{"defaultDeadline: 2m",
+		 "limits.defaultDeadline (120000ms) must "
+		 "not be longer than limits.maxDeadline "
+		 "(60000ms)"},
+		{"{defaultDeadline: 5s, maxDeadline: 1s}",
+		 "limits.defaultDeadline (5000ms) must not be longer than "
+		 "limits.maxDeadline (1000ms)"},
+		{"maxRequestMemoryBytes: 200000",
+		 "limits.maxRequestMemoryBytes (200000) must be at least "
+		 "maxReceiveMessageBytes (262144)"},
+	};
+	struct km_config c;
+	char yaml[512];
+
+	(void)state;
+	load_ok(&c, "limits:\n"
+		    "  defaultDeadline: 2s\n"
+		    "  maxDeadline: 5m\n"
+		    "  maxSelectorBytes: 1024\n"
+		    "  maxSelectorRequirements: 8\n"
+		    "  maxWatchTargets: 10\n"
+		    "  maxProbes: 50\n"
+		    "  maxStreams: 20\n"
+		    "  maxStreamsPerPeer: 4\n"
+		    "  maxCallsPerConnection: 32\n"
+		    "  maxRequestMemoryBytes: 1048576\n");
+	assert_int_equal(c.limits.default_deadline_ms, 2000);
+	assert_int_equal(c.limits.max_deadline_ms, 300000);
+	assert_int_equal(c.limits.max_selector_bytes, 1024);
+	assert_int_equal(c.limits.max_selector_requirements, 8);
+	assert_int_equal(c.limits.max_watch_targets, 10);
+	assert_int_equal(c.limits.max_probes, 50);
+	assert_int_equal(c.limits.max_streams, 20);
+	assert_int_equal(c.limits.max_streams_per_peer, 4);
+	assert_int_equal(c.limits.max_calls_per_connection, 32);
+	assert_int_equal(c.limits.max_request_memory_bytes, 1 << 20);
+	km_config_free(&c);
+	/* A key left out keeps its default; an empty section is all of
+	 * them. */
+	load_ok(&c, "limits: {maxProbes: 7}\n");
+	assert_int_equal(c.limits.max_probes, 7);
+	assert_int_equal(c.limits.max_streams, 1000);
+	km_config_free(&c);
+	load_ok(&c, "limits:\n");
+	assert_int_equal(c.limits.max_deadline_ms, 60000);
+	km_config_free(&c);
+	/* The bounds of each range are accepted. */
+	load_ok(&c,
+		"maxReceiveMessageBytes: 65536\n"
+		"limits: {defaultDeadline: 100ms, maxDeadline: 1h, "
+		"maxSelectorBytes: 16777216, maxSelectorRequirements: 1, "
+		"maxWatchTargets: 100000, maxProbes: 1, maxStreams: 1000000, "
+		"maxStreamsPerPeer: 1, maxCallsPerConnection: 2147483647, "
+		"maxRequestMemoryBytes: 65536}\n");
+	assert_int_equal(c.limits.max_calls_per_connection, INT32_MAX);
+	km_config_free(&c);
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (bad[i].yaml[0] == '{')
+			snprintf(yaml, sizeof yaml, "limits: %s\n",
+				 bad[i].yaml);
+		else
+			snprintf(yaml, sizeof yaml, "limits:\n  %s\n",
+				 bad[i].yaml);
+		EXPECT_ERROR(yaml, "test.yaml:", bad[i].want);
+	}
+	EXPECT_ERROR("limits: 5\n", "limits: expected a mapping");
+	/* Raising the receive limit past the decoding budget is refused
+	 * where it is raised. */
+	EXPECT_ERROR("maxReceiveMessageBytes: 8388608\n",
+		     "test.yaml:1:25: limits.maxRequestMemoryBytes (4194304) "
+		     "must be at least maxReceiveMessageBytes (8388608)");
+	load_ok(&c, "maxReceiveMessageBytes: 8388608\n"
+		    "limits: {maxRequestMemoryBytes: 8388608}\n");
+	km_config_free(&c);
 }
 
 static void test_durations(void **state)
@@ -1440,6 +1596,7 @@ int main(void)
 		cmocka_unit_test(test_probe_validation),
 		cmocka_unit_test(test_duplicate_probe_names),
 		cmocka_unit_test(test_threads_listen_limits),
+		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_malformed_yaml),
 		cmocka_unit_test(test_recursive_aliases),
