@@ -198,12 +198,22 @@ def test_list_paging_and_tokens(pb, channel):
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_history_queries(pb, channel, daemon):
-    stub = probes(pb, channel)
-    stub.CreateProbe(pb.probe.CreateProbeRequest(probe=tcp_probe(pb, "h")))
+def test_history_queries(pb, daemon_factory, tmp_path):
     t0 = 1_700_000_000_000_000
+    cfg = tmp_path / "keep.yaml"
+    cfg.write_text("retention: {results: 0, transitions: 0}\n")
+    daemon = daemon_factory(config=cfg)
     seed(daemon.db, "probe//h", "--results", 2500, "--start-us", t0,
          "--step-us", 1000, "--fail-every", 5)
+    daemon.start()
+    with grpc.insecure_channel(daemon.addr) as channel:
+        _history_queries(pb, channel, t0)
+    assert daemon.stop() == 0, daemon.log()
+
+
+def _history_queries(pb, channel, t0):
+    stub = probes(pb, channel)
+    stub.CreateProbe(pb.probe.CreateProbeRequest(probe=tcp_probe(pb, "h")))
     h = health(pb, channel)
     q = pb.health.QueryProbeHistoryRequest
     r = h.QueryProbeHistory(q(target="probe//h", page_size=1000))
