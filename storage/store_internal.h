@@ -108,8 +108,19 @@ int km_store_run_sync(struct km_store *s,
 		      void *arg, struct km_error *err);
 
 /* sqlite helpers */
+
+/* Sets err from an SQLite result code: what failed, and for the storage
+ * faults a person fixes (km_store_is_fault) what to do. Codes: SQLITE_FULL
+ * is KM_EFULL; SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_BUSY,
+ * ... are KM_EUNAVAIL; SQLITE_INTERRUPT is KM_EDEADLINE; corruption is
+ * KM_ECORRUPT; the rest (a row SQLite refused: a bug) KM_EIO. */
 int km_store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
 			const char *what);
+/* Whether rc is a fault of the storage (disk, file system, locks, memory)
+ * rather than of what was written: a write failing with one may succeed
+ * when retried unchanged. */
+bool km_store_is_fault(int rc);
+/* sqlite3_exec; errors as km_store_sqlite_err, with SQLite's message. */
 int km_store_exec(sqlite3 *db, const char *sql, struct km_error *err);
 int km_store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 		     struct km_error *err);

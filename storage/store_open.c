@@ -12,24 +12,78 @@
 
 /* ---- sqlite helpers ---------------------------------------------------- */
 
+bool km_store_is_fault(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_PROTOCOL:
+	case SQLITE_NOMEM:
+	case SQLITE_NOLFS:
+	case SQLITE_PERM: return true;
+	}
+	return false;
+}
+
+/* The message of one storage fault: what happened in words, SQLite's own
+ * as detail, and what a person can do about it. */
+static int set_err(struct km_error *err, int rc, const char *what,
+		   const char *detail)
+{
+	const char *sep = what ? ": " : "";
+
+	what = what ? what : "";
+	switch (rc & 0xff) {
+	case SQLITE_INTERRUPT:
+		return km_error_set(err, KM_EDEADLINE, "%s%sdeadline exceeded",
+				    what, sep);
+	case SQLITE_FULL:
+		return km_error_set(err, KM_EFULL,
+				    "%s%sthe database's disk is full (SQLite: "
+				    "%s): nothing is stored until space is "
+				    "freed on its file system",
+				    what, sep, detail);
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return km_error_set(err, KM_EUNAVAIL,
+				    "%s%sthe database cannot be written "
+				    "(SQLite: %s): check the permissions, "
+				    "owner and mount of the database file and "
+				    "its directory",
+				    what, sep, detail);
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL:
+	case SQLITE_NOLFS:
+		return km_error_set(err, KM_EUNAVAIL,
+				    "%s%sI/O error on the database (SQLite: "
+				    "%s): its disk or file system is failing "
+				    "or went read-only",
+				    what, sep, detail);
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return km_error_set(err, KM_EUNAVAIL, "%s%s%s", what, sep,
+				    detail);
+	case SQLITE_NOMEM:
+		return km_error_set(err, KM_ENOMEM, "%s%s%s", what, sep,
+				    detail);
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return km_error_set(err, KM_ECORRUPT, "%s%s%s", what, sep,
+				    detail);
+	}
+	return km_error_set(err, KM_EIO, "%s%s%s", what, sep, detail);
+}
+
 int km_store_sqlite_err(sqlite3 *db, int rc, struct km_error *err,
 			const char *what)
 {
-	int code = KM_EIO;
-
-	if (rc == SQLITE_INTERRUPT)
-		return km_error_set(err, KM_EDEADLINE, "%s: deadline exceeded",
-				    what);
-	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
-		code = KM_ECORRUPT;
-	else if (rc == SQLITE_NOMEM)
-		code = KM_ENOMEM;
-	else if (rc == SQLITE_FULL)
-		code = KM_EFULL;
-	else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-		code = KM_EUNAVAIL;
-	return km_error_set(err, code, "%s: %s", what,
-			    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	return set_err(err, rc, what,
+		       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
 int km_store_exec(sqlite3 *db, const char *sql, struct km_error *err)
@@ -38,10 +92,9 @@ int km_store_exec(sqlite3 *db, const char *sql, struct km_error *err)
 	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
 
 	if (rc != SQLITE_OK) {
-		km_error_set(err, rc == SQLITE_CORRUPT ? KM_ECORRUPT : KM_EIO,
-			     "%s", msg ? msg : sqlite3_errstr(rc));
+		rc = set_err(err, rc, NULL, msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
-		return err ? err->code : KM_EIO;
+		return rc;
 	}
 	return 0;
 }
