@@ -31,6 +31,19 @@
  * statements, for one thread at a time. Results of a read live in the
  * km_arena the caller passes.
  *
+ * One daemon per database. km_store_open takes an exclusive flock(2) on
+ * "<path>.lock" (created beside the database, left there, holding the pid
+ * of its holder) and refuses a database another store holds — in this
+ * process or another — naming the holder's pid: two daemons on one database
+ * would both run every probe. The OS drops the lock when the process dies
+ * (the descriptor is close-on-exec: probe children never inherit it).
+ * Readers are unaffected (they take no lock).
+ *
+ * Writable or refused. km_store_open refuses, with what to fix, a database
+ * it could open but not write: a read-only file, a directory where the WAL
+ * (-wal, -shm) and the lock file cannot be created, a read-only mount, a
+ * disk already full (it commits one page as a check).
+ *
  * Retention. Results and transitions older than their retention are deleted
  * by the writer in small batches between write batches, so a sweep never
  * holds the write lock for long.
@@ -77,10 +90,16 @@ struct km_store_options {
 	int retention_batch;              /* rows per delete; default 2000 */
 };
 
+/* Opens (creating if missing), checks that it can be written, locks,
+ * migrates, starts the writer. KM_EUNAVAIL: not writable (read-only file,
+ * directory or mount; an I/O error), or another store holds it (the
+ * message names the database and the holder's pid); KM_EFULL: its disk is
+ * full; KM_ETOONEW, KM_ECORRUPT: see Schema. */
 int km_store_open(const struct km_store_options *opts, struct km_store **out,
 		  struct km_error *err);
-/* Commits everything queued, stops the writer, closes the database. All
- * readers must be closed first. NULL is accepted. */
+/* Commits everything queued, stops the writer, closes the database and
+ * then drops the lock. All readers must be closed first. NULL is
+ * accepted. */
 void km_store_close(struct km_store *s);
 
 /* Called on the writer thread after the commit of each transition, with

@@ -51,7 +51,9 @@ enum writer_stmt {
 struct km_store {
 	struct km_store_options o;
 	char *path;
-	sqlite3 *db; /* the writer's connection */
+	char *lock_path; /* "<path>.lock" (of the real path when it exists) */
+	int lock_fd;     /* holds the flock; -1 before */
+	sqlite3 *db;     /* the writer's connection */
 	sqlite3_stmt *stmt[W_STMT_COUNT];
 	int schema_version;
 
@@ -106,6 +108,11 @@ int km_store_run_sync(struct km_store *s,
 		      int (*fn)(struct km_store *s, void *arg,
 				struct km_error *err),
 		      void *arg, struct km_error *err);
+
+/* Writes one page (the header's user_version, rewritten with its own
+ * value) and commits: whether the database takes writes at all. Start-up
+ * and the writer's retries while commits fail, when nothing is queued. */
+int km_store_write_check(sqlite3 *db, struct km_error *err);
 
 /* sqlite helpers */
 

@@ -1,6 +1,8 @@
 /*
  * Storage: migrations, the writer's batching and overload policy, keyset
- * paging of history, retention, and probe definitions.
+ * paging of history, retention, probe definitions, and storage faults
+ * (one store per database, unwritable databases refused) on a disk that
+ * fails on demand (km_test_vfs.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,13 +17,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "km_store.h"
 #include "km_test.h"
+#include "km_test_vfs.h"
 #include "km_time.h"
+
+extern char **environ;
 
 struct fixture {
 	char *dir;
@@ -1144,6 +1153,137 @@ static void test_config_probes_protected_and_synced(void **state)
 	assert_int_equal(got.period_ms, 5000);
 }
 
+/* ---- storage faults ------------------------------------------------------ */
+
+static int teardown_faulty(void **state)
+{
+	km_test_vfs_fail(0);
+	km_test_vfs_readonly(false);
+	return teardown(state);
+}
+
+static void test_second_store_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {.path = f->db};
+	struct km_store *s = NULL;
+	struct km_error err = {0};
+	char pid[32];
+	int rc;
+
+	/* The fixture's store holds it: this very process. */
+	rc = km_store_open(&o, &s, &err);
+	km_store_close(s);
+	assert_int_equal(rc, KM_EUNAVAIL);
+	snprintf(pid, sizeof pid, "pid %d,", (int)getpid());
+	assert_non_null(strstr(err.msg, f->db));
+	assert_non_null(strstr(err.msg, pid));
+	assert_non_null(strstr(err.msg, "in use by another kubemedicd"));
+	/* Readers do not take it. */
+	struct km_reader *r = NULL;
+	assert_int_equal(km_reader_open(f->s, &r, &err), 0);
+	km_reader_close(r);
+	/* Closed, it is free again. */
+	close_store(f);
+	assert_int_equal(open_store(f, NULL), 0);
+}
+
+static void test_lock_dropped_when_holder_dies(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {.path = f->db};
+	struct km_store *s = NULL;
+	struct km_error err = {0};
+	int ready[2], status, rc;
+	char c, pid[32];
+	pid_t child;
+	ssize_t got;
+
+	close_store(f);
+	assert_int_equal(pipe(ready), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct km_store *cs = NULL;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(ready[0]);
+		if (km_store_open(&o, &cs, &err))
+			_exit(1);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		pause(); /* until SIGKILL: no close, no unlock */
+		_exit(0);
+	}
+	close(ready[1]);
+	got = read(ready[0], &c, 1);
+	close(ready[0]);
+	rc = km_store_open(&o, &s, &err);
+	km_store_close(s);
+	/* The kernel drops the lock with the process. */
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(got, 1);
+	assert_int_equal(rc, KM_EUNAVAIL);
+	snprintf(pid, sizeof pid, "pid %d,", (int)child);
+	assert_non_null(strstr(err.msg, pid));
+	assert_int_equal(open_store(f, NULL), 0);
+}
+
+static void test_lock_not_inherited_by_children(void **state)
+{
+	struct fixture *f = *state;
+	char *argv[] = {"sleep", "60", NULL};
+	pid_t child;
+	int status;
+
+	/* A probe's child (exec probes) outliving the store must not keep
+	 * the database locked. */
+	assert_int_equal(
+		posix_spawnp(&child, "sleep", NULL, NULL, argv, environ), 0);
+	close_store(f);
+	assert_int_equal(open_store(f, NULL), 0);
+	kill(child, SIGKILL);
+	waitpid(child, &status, 0);
+}
+
+static void test_read_only_database_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {.path = f->db};
+	struct km_store *s = NULL;
+	struct km_error err = {0};
+
+	close_store(f);
+	km_test_vfs_install();
+	km_test_vfs_readonly(true);
+	assert_int_equal(km_store_open(&o, &s, &err), KM_EUNAVAIL);
+	km_test_vfs_readonly(false);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, f->db));
+	assert_non_null(strstr(err.msg, "read-only"));
+	assert_int_equal(open_store(f, NULL), 0);
+}
+
+static void test_full_disk_refused_at_open(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {.path = f->db};
+	struct km_store *s = NULL;
+	struct km_error err = {0};
+
+	close_store(f);
+	km_test_vfs_install();
+	km_test_vfs_fail(SQLITE_FULL);
+	/* Nothing to migrate: only the write check finds it. */
+	assert_int_equal(km_store_open(&o, &s, &err), KM_EFULL);
+	km_test_vfs_fail(0);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "write check"));
+	assert_non_null(strstr(err.msg, "disk is full"));
+	assert_int_equal(open_store(f, NULL), 0);
+}
+
 static void test_target_names(void **state)
 {
 	struct km_target_name tn;
@@ -1180,6 +1320,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TF(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown_faulty)
 		T(test_migrations_applied_once),
 		T(test_newer_database_refused),
 		T(test_edited_migration_refused),
@@ -1202,7 +1343,13 @@ int main(void)
 		T(test_target_list_paging_and_filter),
 		T(test_transitions_after_paging),
 		T(test_config_probes_protected_and_synced),
+		T(test_second_store_refused),
+		T(test_lock_dropped_when_holder_dies),
+		T(test_lock_not_inherited_by_children),
+		TF(test_read_only_database_refused),
+		TF(test_full_disk_refused_at_open),
 		cmocka_unit_test(test_target_names),
+#undef TF
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
