@@ -31,6 +31,25 @@
  * statements, for one thread at a time. Results of a read live in the
  * km_arena the caller passes.
  *
+ * Storage faults. A commit that fails (a full disk, a file system gone
+ * read-only, an I/O error) loses no transition and no queued audit event:
+ * the failed batch's go back to the head of the control queue, in order,
+ * and are retried — with a backoff from 100 ms to 2 s, at once when a synchronous
+ * write or the close comes — until a commit succeeds; only then are they
+ * announced. The batch's results are dropped (counted in results_dropped:
+ * the ring goes on filling meanwhile), and its synchronous writes answer
+ * their callers with the error: KM_EFULL for a full disk, KM_EUNAVAIL for
+ * a database that cannot be written or read (read-only, I/O errors). While
+ * commits fail and nothing is queued, the writer tries a one-page write at
+ * each retry, so the fault's end is seen without traffic. After
+ * KM_STORE_FAILS_UNHEALTHY failed attempts in a row the store calls
+ * options.on_health(false), and on_health(true) after the next commit that
+ * succeeds (stats.failing says the same). The writer logs the first
+ * failure, then at most one line per 10 s with counts while it lasts, and
+ * one line when it ends. At close, transitions and audit events that
+ * still cannot be committed are lost, logged with their number (nothing
+ * was published of the transitions).
+ *
  * One daemon per database. km_store_open takes an exclusive flock(2) on
  * "<path>.lock" (created beside the database, left there, holding the pid
  * of its holder) and refuses a database another store holds — in this
@@ -46,7 +65,7 @@
  *
  * Retention. Results and transitions older than their retention are deleted
  * by the writer in small batches between write batches, so a sweep never
- * holds the write lock for long.
+ * holds the write lock for long (and waits while commits fail).
  *
  * Schema. Migrations compiled into the binary (migrations/NNNN_*.sql) are
  * applied in order at open, each in its own transaction, and recorded with
@@ -88,7 +107,16 @@ struct km_store_options {
 	int64_t audit_retention_us;       /* 0 = keep forever */
 	int64_t retention_interval_ms;    /* between sweeps; default 60000 */
 	int retention_batch;              /* rows per delete; default 2000 */
+	/* Told on the writer thread when the database stops taking writes
+	 * (KM_STORE_FAILS_UNHEALTHY failed commit attempts in a row;
+	 * why = the last error) and when a commit succeeds again (why =
+	 * NULL). Must not block or call into the store. NULL = not told. */
+	void (*on_health)(void *arg, bool writable, const struct km_error *why);
+	void *health_arg;
 };
+
+/* Failed commit attempts in a row after which the store is unhealthy. */
+#define KM_STORE_FAILS_UNHEALTHY 3
 
 /* Opens (creating if missing), checks that it can be written, locks,
  * migrates, starts the writer. KM_EUNAVAIL: not writable (read-only file,
@@ -127,7 +155,9 @@ int km_store_add_result(struct km_store *s, const struct km_result *r);
  * that is deleted when it is written is not kept. KM_EUNAVAIL once close
  * has begun; KM_ENOMEM. */
 int km_store_add_transition(struct km_store *s, const struct km_transition *t);
-/* Returns once everything queued before the call is committed. */
+/* Returns once everything queued before the call is committed, or the
+ * error of the commit that failed (KM_EFULL, KM_EUNAVAIL; the transitions
+ * stay queued and are retried). */
 int km_store_flush(struct km_store *s, struct km_error *err);
 
 /* Runs a retention sweep now and returns when it has finished (the writer
@@ -139,8 +169,11 @@ struct km_store_stats {
 	uint64_t results_written;
 	uint64_t results_dropped; /* queue full, or a failed commit */
 	uint64_t transitions_written;
+	uint64_t transitions_retried; /* put back after a failed commit */
+	uint64_t transitions_lost;    /* could never be stored (logged) */
 	uint64_t batches;
-	uint64_t commit_failures;
+	uint64_t commit_failures; /* failed attempts, write checks too */
+	bool failing;             /* the last commit attempt failed */
 	uint64_t retention_deleted;
 	uint64_t retention_steps;  /* DELETE statements run */
 	uint64_t retention_sweeps; /* sweeps completed */
@@ -153,11 +186,17 @@ struct km_store_stats {
 	size_t control_queue_depth; /* transitions and sync writes */
 	size_t control_queue_max_depth;
 	uint64_t audit_written;
-	uint64_t audit_dropped; /* refusals past the queue's bound */
+	uint64_t audit_dropped; /* refusals past the queue's bound, or lost
+	                           (refused by SQLite; failing at close) */
 };
 void km_store_get_stats(struct km_store *s, struct km_store_stats *out);
 
 /* ---- synchronous writes (committed before they return) ---------------- */
+
+/* Each returns the commit's error when it fails (KM_EFULL, KM_EUNAVAIL,
+ * with a message that says what to fix), never before the writer has
+ * tried. A caller finding control_queue entries ahead of it while commits
+ * fail gets the last error at once instead of waiting for room. */
 
 /* Inserts p, creating or reviving its target "probe//<name>". Sets p->id,
  * target_id, generation (1), create_us, update_us; p->source is kept.
@@ -213,8 +252,9 @@ struct km_audit_event {
 int km_store_audit(struct km_store *s, const struct km_audit_event *e,
 		   struct km_error *err);
 /* Queues e without waiting (a refusal). At most KM_STORE_AUDIT_QUEUE_MAX
- * queued: beyond, dropped and counted (audit_dropped): a flood of refused
- * calls must not grow memory. KM_EFULL then; KM_EUNAVAIL once closing. */
+ * queued (those waiting for a commit that failed included): beyond,
+ * dropped and counted (audit_dropped): a flood of refused calls must not
+ * grow memory. KM_EFULL then; KM_EUNAVAIL once closing. */
 #define KM_STORE_AUDIT_QUEUE_MAX 10000
 int km_store_add_audit(struct km_store *s, const struct km_audit_event *e);
 

@@ -84,6 +84,19 @@ struct km_store {
 	struct km_transition **announce;
 	size_t n_announce, announce_cap;
 	struct result_slot *batch_res; /* the writer's batch, ring_cap rows */
+	size_t sync_queued;            /* under mu: sync ops in ctl */
+
+	/* Storage faults. Writer thread only, except what says "mu". */
+	int fail_streak;         /* commit attempts failed in a row */
+	int64_t backoff_ns;      /* before the next attempt */
+	int64_t retry_at;        /* mono ns of the next attempt (mu) */
+	bool unwritable;         /* as last told to on_health */
+	struct km_error fault;   /* the last failure (mu) */
+	int64_t fault_since;     /* mono ns of the streak's first failure */
+	int64_t fault_log_at;    /* no "still failing" line before */
+	uint64_t fault_failures; /* failures since the last line */
+	uint64_t fault_dropped;  /* results dropped since the last line */
+	uint64_t fault_total_failures, fault_total_dropped; /* the streak */
 
 	struct km_store_stats stats; /* under mu */
 };

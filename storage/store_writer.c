@@ -178,7 +178,12 @@ int km_store_write_transition(struct km_store *s, struct km_transition *t,
 	return rc;
 }
 
-static void run_sync_op(struct km_store *s, struct sync_op *op)
+/* Runs op under a savepoint of its own: its failure undoes only its rows.
+ * Returns false when the batch's transaction is gone with it: after a full
+ * disk or an I/O error SQLite may roll the whole transaction back by
+ * itself, and what ran after would then commit row by row, outside any
+ * batch, and be retried as well. */
+static bool run_sync_op(struct km_store *s, struct sync_op *op)
 {
 	size_t mark;
 
@@ -186,11 +191,11 @@ static void run_sync_op(struct km_store *s, struct sync_op *op)
 	op->err.msg[0] = '\0';
 	if (!op->fn) { /* a flush: nothing to run */
 		op->rc = 0;
-		return;
+		return true;
 	}
 	if (km_store_exec(s->db, "SAVEPOINT op", &op->err)) {
 		op->rc = op->err.code;
-		return;
+		return !sqlite3_get_autocommit(s->db);
 	}
 	mark = s->n_announce;
 	op->rc = op->fn(s, op->arg, &op->err);
@@ -199,6 +204,7 @@ static void run_sync_op(struct km_store *s, struct sync_op *op)
 		drop_announcements(s, mark);
 	}
 	sqlite3_exec(s->db, "RELEASE op", NULL, NULL, NULL);
+	return !sqlite3_get_autocommit(s->db);
 }
 
 /* What one writer iteration took off the queues. */
@@ -225,7 +231,11 @@ static bool take_batch(struct km_store *s, struct batch *b)
 
 		km_list_del(n);
 		km_list_add_tail(&b->ctl, n);
-		has_sync |= op->sync != NULL;
+		if (op->sync) {
+			has_sync = true;
+			assert(s->sync_queued > 0);
+			s->sync_queued--;
+		}
 		b->n_ctl++;
 		assert(s->ctl_count > 0);
 		s->ctl_count--;
@@ -246,11 +256,113 @@ static bool take_batch(struct km_store *s, struct batch *b)
 	return has_sync;
 }
 
+/* ---- storage faults ----------------------------------------------------- */
+
+#define BACKOFF_MIN_NS (100LL * 1000000)
+#define BACKOFF_MAX_NS (2000LL * 1000000)
+#define FAULT_LOG_INTERVAL_NS (10LL * 1000000000)
+
+/* The outcome of one commit attempt (a batch, or a write check), on the
+ * writer thread: the backoff before the next attempt, the rate-limited
+ * log, and on_health. A fault logs one line when it starts, at most one
+ * per FAULT_LOG_INTERVAL_NS while it lasts (the counts since the previous
+ * line, not a line per batch: a disk that fills up under thousands of
+ * results a second would otherwise flood the log it shares), and one when
+ * it ends. */
+static void note_attempt(struct km_store *s, int rc, const struct km_error *e,
+			 size_t dropped)
+{
+	int64_t now = km_mono_ns();
+	size_t waiting;
+
+	if (rc == 0) {
+		if (s->fail_streak == 0)
+			return;
+		km_log(KM_LOG_WARN, "database writes succeed again", "db",
+		       s->path, "failed_commits", KM_I(s->fault_total_failures),
+		       "results_dropped", KM_I(s->fault_total_dropped),
+		       "failed_for_ms", KM_I((now - s->fault_since) / 1000000),
+		       NULL);
+		s->fail_streak = 0;
+		s->backoff_ns = 0;
+		pthread_mutex_lock(&s->mu);
+		s->stats.failing = false;
+		s->retry_at = 0;
+		pthread_mutex_unlock(&s->mu);
+		if (s->unwritable) {
+			s->unwritable = false;
+			if (s->o.on_health)
+				s->o.on_health(s->o.health_arg, true, NULL);
+		}
+		return;
+	}
+
+	assert(e && e->code);
+	s->backoff_ns = s->backoff_ns ? 2 * s->backoff_ns : BACKOFF_MIN_NS;
+	if (s->backoff_ns > BACKOFF_MAX_NS)
+		s->backoff_ns = BACKOFF_MAX_NS;
+	pthread_mutex_lock(&s->mu);
+	s->stats.commit_failures++;
+	s->stats.failing = true;
+	s->fault = *e;
+	s->retry_at = now + s->backoff_ns;
+	waiting = s->ctl_count - s->sync_queued - s->audit_queued;
+	/* Callers waiting for room in the control queue get the error now
+	 * (km_store_run_sync) instead of waiting out the fault. */
+	pthread_cond_broadcast(&s->room_cv);
+	pthread_mutex_unlock(&s->mu);
+
+	if (s->fail_streak++ == 0) {
+		s->fault_since = now;
+		s->fault_log_at = now + FAULT_LOG_INTERVAL_NS;
+		s->fault_failures = s->fault_dropped = 0;
+		s->fault_total_failures = 1;
+		s->fault_total_dropped = dropped;
+		km_log(KM_LOG_ERROR, "database writes failing; retrying", "db",
+		       s->path, "err", e->msg, "results_dropped", KM_I(dropped),
+		       "transitions_waiting", KM_I(waiting), NULL);
+	} else {
+		s->fault_failures++;
+		s->fault_dropped += dropped;
+		s->fault_total_failures++;
+		s->fault_total_dropped += dropped;
+		if (now >= s->fault_log_at) {
+			km_log(KM_LOG_ERROR, "database writes still failing",
+			       "db", s->path, "err", e->msg, "failed_commits",
+			       KM_I(s->fault_failures), "results_dropped",
+			       KM_I(s->fault_dropped), "transitions_waiting",
+			       KM_I(waiting), "failing_for_ms",
+			       KM_I((now - s->fault_since) / 1000000), NULL);
+			s->fault_log_at = now + FAULT_LOG_INTERVAL_NS;
+			s->fault_failures = s->fault_dropped = 0;
+		}
+	}
+	if (!s->unwritable && s->fail_streak >= KM_STORE_FAILS_UNHEALTHY) {
+		s->unwritable = true;
+		if (s->o.on_health)
+			s->o.on_health(s->o.health_arg, false, e);
+	}
+}
+
+/* ---- one batch ---------------------------------------------------------- */
+
+/* One transaction of everything b holds. On failure nothing of it is
+ * kept: the results are dropped (counted), the synchronous ops answer the
+ * error, and the transitions and audit events go back to the head of the
+ * control queue in their order, to be retried — the hub has moved its
+ * ledger on, and a transition lost here would be a verdict the history
+ * and the watchers never hear of; an audit event lost, a refusal no one
+ * can find. Two exceptions, logged and counted (transitions_lost,
+ * audit_dropped): a row SQLite refuses for what it is, not for the disk (it
+ * would fail forever and hold up everything behind it), and the rows of a
+ * failed batch once the store is closing. */
 static void write_batch(struct km_store *s, struct batch *b)
 {
 	struct km_error err = {0};
-	size_t written = 0, transitions = 0, audits = 0;
-	struct km_list *n, *tmp;
+	size_t written = 0, transitions = 0, audits = 0, retried = 0;
+	size_t lost_t = 0, lost_a = 0;
+	struct km_list *n, *tmp, retry;
+	struct ctl_op *poison = NULL;
 	int rc;
 
 	assert(s->n_announce == 0);
@@ -262,12 +374,23 @@ static void write_batch(struct km_store *s, struct batch *b)
 		if (rc)
 			break;
 		if (op->sync) {
-			run_sync_op(s, op->sync);
+			if (!run_sync_op(s, op->sync)) {
+				/* The transaction went with it. */
+				rc = op->sync->rc ? op->sync->rc : KM_EIO;
+				err = op->sync->err;
+				if (!err.code)
+					km_error_set(&err, rc,
+						     "the batch's transaction "
+						     "was rolled back");
+				break;
+			}
 			continue;
 		}
 		if (op->audit) {
 			rc = insert_audit(s, op->audit);
 			if (rc) {
+				if (!km_store_is_fault(rc))
+					poison = op;
 				rc = km_store_sqlite_err(s->db, rc, &err,
 							 "insert audit event");
 				break;
@@ -277,6 +400,8 @@ static void write_batch(struct km_store *s, struct batch *b)
 		}
 		rc = km_store_write_transition(s, op->t, &ok);
 		if (rc) {
+			if (!km_store_is_fault(rc))
+				poison = op;
 			rc = km_store_sqlite_err(s->db, rc, &err,
 						 "insert transition");
 			break;
@@ -295,10 +420,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 		rc = km_store_exec(s->db, "COMMIT", &err);
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		km_log(KM_LOG_ERROR, "write batch failed; its rows are lost",
-		       "err", err.msg, "results", KM_I(b->n_res), "control",
-		       KM_I(b->n_ctl), NULL);
-		written = transitions = 0;
+		written = transitions = audits = 0;
 		drop_announcements(s, 0);
 	}
 
@@ -312,36 +434,96 @@ static void write_batch(struct km_store *s, struct batch *b)
 			b->listener(b->listener_arg, s->announce[i]);
 	drop_announcements(s, 0);
 
+	/* The transitions and audit events: committed ones freed, the others
+	 * back to the head of the queue, in their order, ahead of whatever
+	 * was queued meanwhile (or lost, said above). The synchronous ops get
+	 * their answer, and stay in b->ctl to be woken. */
+	km_list_init(&retry);
 	pthread_mutex_lock(&s->mu);
-	s->stats.batches++;
+	s->stats.batches += rc == 0;
 	s->stats.results_written += written;
 	s->stats.results_dropped += b->n_res - written;
 	s->stats.transitions_written += transitions;
-	s->stats.audit_written += rc ? 0 : audits;
-	if (rc)
-		s->stats.commit_failures++;
+	s->stats.audit_written += audits;
 	km_list_for_each_safe (n, tmp, &b->ctl) {
 		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
 
-		km_list_del(n);
-		if (!op->sync) {
-			if (op->audit) {
-				assert(s->audit_queued > 0);
-				s->audit_queued--;
+		if (op->sync) {
+			if (rc && op->sync->rc == 0) {
+				op->sync->rc = rc;
+				op->sync->err = err;
 			}
-			free(op->audit);
-			free(op->t);
-			free(op);
 			continue;
 		}
-		if (rc && op->sync->rc == 0) {
-			op->sync->rc = rc;
-			op->sync->err = err;
+		km_list_del(n);
+		if (rc && op != poison && !s->stopping) {
+			if (op->t) {
+				op->t->seq = 0;
+				retried++;
+			}
+			km_list_add_tail(&retry, n);
+			continue;
 		}
-		op->sync->done = true;
+		if (rc && op == poison && op->t)
+			km_log(KM_LOG_ERROR,
+			       "transition lost: the database refuses it",
+			       "target_id", KM_I(op->t->target_id), "to_state",
+			       KM_I(op->t->to_state), "cause", op->t->cause,
+			       "err", err.msg, NULL);
+		else if (rc && op == poison)
+			km_log(KM_LOG_ERROR,
+			       "audit event lost: the database refuses it",
+			       "method", op->audit->method, "identity",
+			       op->audit->identity, "err", err.msg, NULL);
+		if (op->audit) {
+			assert(s->audit_queued > 0);
+			s->audit_queued--;
+			lost_a += rc != 0;
+		} else {
+			lost_t += rc != 0;
+		}
+		free(op->audit);
+		free(op->t);
+		free(op);
 	}
-	pthread_cond_broadcast(&s->done_cv);
+	if (rc && s->stopping && lost_t + lost_a > (poison != NULL))
+		km_log(KM_LOG_ERROR,
+		       "writes lost: the database cannot be written and the "
+		       "store is closing",
+		       "db", s->path, "transitions",
+		       KM_I(lost_t - (poison && poison->t)), "audit_events",
+		       KM_I(lost_a - (poison && poison->audit)), "err", err.msg,
+		       NULL);
+	while (!km_list_empty(&retry)) {
+		n = retry.prev;
+		km_list_del(n);
+		km_list_add_head(&s->ctl, n);
+		s->ctl_count++;
+	}
+	if (s->ctl_count > s->stats.control_queue_max_depth)
+		s->stats.control_queue_max_depth = s->ctl_count;
+	s->stats.transitions_retried += retried;
+	s->stats.transitions_lost += lost_t;
+	s->stats.audit_dropped += lost_a;
 	pthread_mutex_unlock(&s->mu);
+
+	/* Before the callers are woken: a caller told of a failure finds the
+	 * store's state (stats.failing, on_health) saying so already, and
+	 * on_health finds the transitions back in the queue. */
+	note_attempt(s, rc, &err, b->n_res - written);
+
+	if (!km_list_empty(&b->ctl)) {
+		pthread_mutex_lock(&s->mu);
+		km_list_for_each_safe (n, tmp, &b->ctl) {
+			struct ctl_op *op =
+				km_list_entry(n, struct ctl_op, node);
+
+			km_list_del(n);
+			op->sync->done = true;
+		}
+		pthread_cond_broadcast(&s->done_cv);
+		pthread_mutex_unlock(&s->mu);
+	}
 
 	for (size_t i = 0; i < b->n_res; i++)
 		free(b->res[i].msg);
@@ -518,9 +700,27 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	s->stats.writer_idle = !s->writer_sched_fixed;
 	for (;;) {
-		/* Wait for rows, a stop, or the time of the next sweep. */
-		while (!s->ring_count && !s->ctl_count && !s->stopping &&
-		       sw == SWEEP_IDLE) {
+		bool failing;
+
+		/* Wait for rows, a stop, or the time of the next sweep; after
+		 * a failed commit, for the time of the next attempt (a caller
+		 * waiting for a synchronous write, or the stop, comes first:
+		 * its answer should not wait out the backoff). */
+		while (!s->stopping) {
+			if (s->fail_streak) {
+				struct timespec ts;
+
+				if (s->sync_queued ||
+				    km_mono_ns() >= s->retry_at)
+					break;
+				ts = km_realtime_after(s->retry_at -
+						       km_mono_ns());
+				pthread_cond_timedwait(&s->work_cv, &s->mu,
+						       &ts);
+				continue;
+			}
+			if (s->ring_count || s->ctl_count || sw != SWEEP_IDLE)
+				break;
 			if (s->sweep_requested ||
 			    (retention && km_mono_ns() >= next_sweep)) {
 				s->sweep_requested = false;
@@ -539,7 +739,9 @@ static void *writer_main(void *arg)
 		}
 		if (s->stopping && !s->ring_count && !s->ctl_count)
 			break;
-		wait_for_company(s);
+		failing = s->fail_streak > 0;
+		if (!failing)
+			wait_for_company(s);
 		/* Behind: a quarter of the queue waits (until a sixteenth
 		 * does), or a caller does. */
 		behind =
@@ -549,9 +751,21 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		writer_priority(s, behind || waited_on, behind);
 
-		if (b.n_ctl || b.n_res)
+		if (b.n_ctl || b.n_res) {
 			write_batch(s, &b);
-		if (sw != SWEEP_IDLE) {
+		} else if (failing) {
+			/* Nothing to write: find out whether the disk takes
+			 * writes again. */
+			struct km_error err = {0};
+			int rc = km_store_write_check(s->db, &err);
+
+			if (rc)
+				km_error_prefix(&err, "write check");
+			note_attempt(s, rc, &err, 0);
+		}
+		/* Sweeps wait while commits fail (their deletes would fail
+		 * too). */
+		if (sw != SWEEP_IDLE && !s->fail_streak) {
 			sw = sweep_step(s, sw);
 			if (sw == SWEEP_IDLE)
 				next_sweep =
@@ -752,7 +966,9 @@ int km_store_audit(struct km_store *s, const struct km_audit_event *e,
 }
 
 /* A synchronous op waits while control_queue entries are ahead of it: an
- * API caller is slowed down rather than memory grown without bound. */
+ * API caller is slowed down rather than memory grown without bound —
+ * unless commits are failing, when the queue may stay full as long as the
+ * fault does: then it answers the fault at once. */
 int km_store_run_sync(struct km_store *s,
 		      int (*fn)(struct km_store *s, void *arg,
 				struct km_error *err),
@@ -762,13 +978,25 @@ int km_store_run_sync(struct km_store *s,
 	struct ctl_op c = {.sync = &op};
 
 	pthread_mutex_lock(&s->mu);
-	while (s->ctl_count >= s->o.control_queue && !s->stopping)
+	while (s->ctl_count >= s->o.control_queue && !s->stopping &&
+	       !s->stats.failing)
 		pthread_cond_wait(&s->room_cv, &s->mu);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->mu);
 		return km_error_set(err, KM_EUNAVAIL,
 				    "the store is shutting down");
 	}
+	if (s->ctl_count >= s->o.control_queue) {
+		/* Commits fail and the queue is full of transitions waiting
+		 * for them: room may take as long as the fault. */
+		struct km_error fault = s->fault;
+
+		pthread_mutex_unlock(&s->mu);
+		if (err)
+			*err = fault;
+		return fault.code;
+	}
+	s->sync_queued++;
 	push_ctl(s, &c);
 	while (!op.done)
 		pthread_cond_wait(&s->done_cv, &s->mu);

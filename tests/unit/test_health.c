@@ -3,8 +3,9 @@
  * health in memory, publication only after the writer's commit, several
  * subscribers with bounded queues and the overflow policy, the paused
  * switch from a replay to live, deletion as a transition, snapshots with
- * their sequence, and loading at start. A real store on a temporary
- * database throughout.
+ * their sequence, loading at start, and commits that fail (a disk that
+ * fails on demand, km_test_vfs.h). A real store on a temporary database
+ * throughout.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include "km_health.h"
 #include "km_store.h"
 #include "km_test.h"
+#include "km_test_vfs.h"
 #include "km_time.h"
 
 #define WAIT_NS (10LL * 1000000000) /* a failure guard, not a pacer */
@@ -775,6 +777,120 @@ static void test_loaded_at_open(void **state)
 	assert_int_equal(v.consecutive, 1);
 }
 
+/* ---- a disk that fails ----------------------------------------------------------- */
+
+static pthread_mutex_t unwritable_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t unwritable_cv = PTHREAD_COND_INITIALIZER;
+static int unwritable;
+
+static void on_store_health(void *arg, bool writable,
+			    const struct km_error *why)
+{
+	(void)arg;
+	(void)why;
+	pthread_mutex_lock(&unwritable_mu);
+	unwritable += !writable;
+	pthread_cond_broadcast(&unwritable_cv);
+	pthread_mutex_unlock(&unwritable_mu);
+}
+
+static int teardown_faulty(void **state)
+{
+	km_test_vfs_fail(0); /* the store commits what it holds at close */
+	return teardown(state);
+}
+
+/* The hub moves its ledger on when a transition is queued and publishes it
+ * when it is committed. Commits that fail must not leave the two apart:
+ * with the disk full, the ledger says UNHEALTHY then HEALTHY, nothing is
+ * published; once the disk takes writes both transitions are, once each,
+ * in order, and the hub's view (state, sequence, last transition) is the
+ * database's and what the subscriber was told. */
+static void test_failed_commits_published_once_after_retry(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options so = {.path = f->db,
+				      .on_health = on_store_health};
+	struct km_health_options ho = {0};
+	struct timespec until = km_realtime_after(WAIT_NS);
+	struct km_health_view v;
+	struct km_store_stats st;
+	struct km_error err = {0};
+	struct rec r;
+	int64_t id, seq0;
+	char sql[200];
+
+	close_all(f);
+	km_test_vfs_install();
+	if (km_store_open(&so, &f->s, &err))
+		fail_msg("store: %s", err.msg);
+	ho.store = f->s;
+	if (km_health_open(&ho, &f->h, &err))
+		fail_msg("hub: %s", err.msg);
+	assert_int_equal(km_reader_open(f->s, &f->r, &err), 0);
+
+	rec_init(&r);
+	id = probe(f, "disk", 1, 1);
+	seq0 = rec_subscribe(f->h, &r, false, 0);
+	km_test_vfs_fail(SQLITE_FULL);
+	FAIL(f, id, "down");
+	OK(f, id);
+	pthread_mutex_lock(&unwritable_mu);
+	while (!unwritable)
+		if (pthread_cond_timedwait(&unwritable_cv, &unwritable_mu,
+					   &until))
+			break;
+	pthread_mutex_unlock(&unwritable_mu);
+	assert_int_equal(unwritable, 1);
+
+	/* Failed, retried, failed again: nothing published, both wait. */
+	km_store_get_stats(f->s, &st);
+	assert_true(st.commit_failures >= KM_STORE_FAILS_UNHEALTHY);
+	assert_int_equal(st.control_queue_depth, 2);
+	assert_int_equal(rec_count(&r), 0);
+	assert_int_equal(km_health_sequence(f->h), seq0);
+	assert_int_equal(km_health_get(f->h, "probe//disk", &f->a, &v, &err),
+			 0);
+	assert_int_equal(v.target.state, KM_STATE_UNKNOWN);
+	assert_false(v.has_transition);
+
+	km_test_vfs_fail(0);
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	assert_true(rec_wait(&r, 2, false));
+	assert_int_equal(r.v[0].from, KM_STATE_UNKNOWN);
+	assert_int_equal(r.v[0].to, KM_STATE_UNHEALTHY);
+	assert_int_equal(r.v[1].from, KM_STATE_UNHEALTHY);
+	assert_int_equal(r.v[1].to, KM_STATE_HEALTHY);
+	assert_true(r.v[1].seq > r.v[0].seq && r.v[0].seq > seq0);
+	assert_int_equal(r.v[1].target_seq, r.v[1].seq);
+	assert_int_equal(km_health_sequence(f->h), r.v[1].seq);
+	assert_int_equal(km_health_get(f->h, "probe//disk", &f->a, &v, &err),
+			 0);
+	assert_int_equal(v.target.state, KM_STATE_HEALTHY);
+	assert_int_equal(v.target.last_transition_seq, r.v[1].seq);
+	assert_true(v.has_transition);
+	assert_int_equal(v.transition.seq, r.v[1].seq);
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM transitions WHERE target_id = %lld",
+		 (long long)id);
+	assert_int_equal(count_rows(f, sql), 2);
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM targets WHERE id = %lld AND state = %d "
+		 "AND last_transition = %lld",
+		 (long long)id, KM_STATE_HEALTHY, (long long)r.v[1].seq);
+	assert_int_equal(count_rows(f, sql), 1);
+
+	/* Once each: the next event is the next transition, no repeat. */
+	FAIL(f, id, "down again");
+	assert_true(rec_wait(&r, 3, false));
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	assert_int_equal(rec_count(&r), 3);
+	assert_int_equal(r.v[2].from, KM_STATE_HEALTHY);
+	assert_true(r.v[2].seq > r.v[1].seq);
+	km_health_unsubscribe(r.sub);
+	rec_fini(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -795,6 +911,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_loaded_at_open, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_failed_commits_published_once_after_retry, setup,
+			teardown_faulty),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
