@@ -274,8 +274,19 @@ static void log_stats(struct km_prober *pr, struct km_health *health,
 	       KM_I(s.results_dropped), "queue_depth",
 	       KM_I(s.result_queue_depth), "control_queue_max",
 	       KM_I(s.control_queue_max_depth), "batches", KM_I(s.batches),
+	       "commit_failures", KM_I(s.commit_failures),
+	       "transitions_retried", KM_I(s.transitions_retried),
 	       "writer_idle", KM_I(s.writer_idle), "writer_boosts",
 	       KM_I(s.writer_boosts), NULL);
+}
+
+/* The store's health, from its writer thread: commits failing over and
+ * over turn grpc.health.v1 for "" NOT_SERVING until one succeeds (the
+ * store logs the fault itself). */
+static void store_health(void *api, bool writable, const struct km_error *why)
+{
+	(void)why;
+	km_api_set_serving(api, KM_API_NS_STORAGE, writable);
 }
 
 /* Waits for a signal in set other than SIGUSR1 and returns it; logs the
@@ -375,6 +386,8 @@ int main(int argc, char **argv)
 	so.transitions_retention_us = cfg.transitions_retention_ms * 1000;
 	so.audit_retention_us = cfg.audit_retention_ms * 1000;
 	so.retention_interval_ms = cfg.retention_interval_ms;
+	so.on_health = store_health;
+	so.health_arg = api;
 	if (km_store_open(&so, &store, &err))
 		goto fail;
 	if (km_store_sync_config_probes(store, cfg.probes, cfg.n_probes,

@@ -49,7 +49,7 @@ static int current_status(struct km_rpc_ctx *ctx, struct km_api *api,
 
 	(void)ctx;
 	if (!*service) {
-		*status = api->serving ? ST(SERVING) : ST(NOT_SERVING);
+		*status = api->not_serving ? ST(NOT_SERVING) : ST(SERVING);
 		return 0;
 	}
 	if (km_target_name_parse(service, &tn, why, sizeof why))
@@ -164,18 +164,24 @@ int km_api_health_watch(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 	return 0;
 }
 
-void km_api_health_set_serving(struct km_api *api, bool serving)
+void km_api_health_set_serving(struct km_api *api, unsigned reason,
+			       bool serving)
 {
 	struct km_list *n;
+	int status;
 
 	pthread_mutex_lock(&api->mu);
-	api->serving = serving;
+	if (serving)
+		api->not_serving &= ~reason;
+	else
+		api->not_serving |= reason;
+	status = api->not_serving ? ST(NOT_SERVING) : ST(SERVING);
 	km_list_for_each (n, &api->watchers) {
 		struct health_watcher *w =
 			km_list_entry(n, struct health_watcher, node);
 
 		if (!w->service[0])
-			notify(w, serving ? ST(SERVING) : ST(NOT_SERVING));
+			notify(w, status); /* only if it changed */
 	}
 	pthread_mutex_unlock(&api->mu);
 }

@@ -66,8 +66,8 @@ struct km_api {
 
 	struct km_prober *prober; /* NULL: definitions only, no runs */
 
-	pthread_mutex_t mu; /* guards what follows */
-	bool serving;
+	pthread_mutex_t mu;      /* guards what follows */
+	unsigned not_serving;    /* enum km_api_not_serving bits; 0 = SERVING */
 	struct km_list watchers; /* struct health_watcher */
 	/* The hub subscription that feeds the grpc.health.v1 watchers. */
 	struct km_health_sub *watchers_sub;
@@ -82,7 +82,8 @@ struct km_api {
 /* api_grpc_health.c: the grpc.health.v1 watchers, one hub subscriber. */
 int km_api_health_start(struct km_api *api, struct km_error *err);
 void km_api_health_stop(struct km_api *api);
-void km_api_health_set_serving(struct km_api *api, bool serving);
+void km_api_health_set_serving(struct km_api *api, unsigned reason,
+			       bool serving);
 
 /* api_auth.c: identities and roles (km_auth) on every call. */
 int km_api_authorize(void *arg, struct km_rpc_ctx *ctx,

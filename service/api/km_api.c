@@ -120,6 +120,7 @@ int km_api_create(struct km_api **out, struct km_error *err)
 	pthread_mutex_init(&api->mu, NULL);
 	pthread_mutex_init(&api->quota_mu, NULL);
 	api->limits = KM_LIMITS_DEFAULTS;
+	api->not_serving = KM_API_NS_STOPPED;
 	km_list_init(&api->watchers);
 	api->methods = calloc(N_METHODS, sizeof *api->methods);
 	api->method_auth = calloc(N_METHODS, sizeof *api->method_auth);
@@ -230,7 +231,7 @@ int km_api_start(struct km_api *api, struct km_store *store,
 		km_api_health_stop(api);
 		return rc;
 	}
-	km_api_health_set_serving(api, true);
+	km_api_health_set_serving(api, KM_API_NS_STOPPED, true);
 	return 0;
 }
 
@@ -239,16 +240,16 @@ int km_api_port(const struct km_api *api)
 	return km_rpc_server_port(api->rpc);
 }
 
-void km_api_set_serving(struct km_api *api, bool serving)
+void km_api_set_serving(struct km_api *api, unsigned reason, bool serving)
 {
-	km_api_health_set_serving(api, serving);
+	km_api_health_set_serving(api, reason, serving);
 }
 
 void km_api_stop(struct km_api *api, int64_t grace_ms)
 {
 	if (!api || !api->rpc)
 		return;
-	km_api_health_set_serving(api, false);
+	km_api_health_set_serving(api, KM_API_NS_STOPPED, false);
 	km_rpc_server_shutdown(api->rpc, grace_ms);
 	api->rpc = NULL;
 	/* Every stream has ended, and with it its hub subscription. */

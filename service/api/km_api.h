@@ -22,7 +22,8 @@
  * Life cycle, in this order, from one thread:
  *   km_api_create      the object
  *   km_api_start       bind and serve, with the opened store and hub
- *   km_api_set_serving grpc.health.v1 status of "" (SERVING once started)
+ *   km_api_set_serving grpc.health.v1 status of "": one reason for
+ *                      NOT_SERVING set or cleared (any thread, any time)
  *   km_api_stop        NOT_SERVING to watchers, graceful gRPC shutdown
  *                      (before the hub closes: it ends the subscriptions)
  *   km_api_destroy
@@ -64,7 +65,18 @@ int km_api_create(struct km_api **out, struct km_error *err);
 int km_api_start(struct km_api *api, struct km_store *store,
 		 const struct km_api_options *o, struct km_error *err);
 int km_api_port(const struct km_api *api);
-void km_api_set_serving(struct km_api *api, bool serving);
+/* grpc.health.v1 for "" (kubemedicd itself) is SERVING only while no
+ * reason for NOT_SERVING is set. Each reason has one owner, which sets and
+ * clears it independently of the others; a new one (the loop watchdog) is
+ * one more bit. Watchers of "" are told when the combined status changes. */
+enum km_api_not_serving {
+	KM_API_NS_STOPPED = 1u << 0, /* before km_api_start, after _stop */
+	KM_API_NS_STORAGE = 1u << 1, /* the store cannot commit (main) */
+};
+/* Clears reason (serving true) or sets it (false). Any thread; never
+ * blocks on the network. Works before km_api_start too: a reason set
+ * then holds after the start. */
+void km_api_set_serving(struct km_api *api, unsigned reason, bool serving);
 void km_api_stop(struct km_api *api, int64_t grace_ms);
 void km_api_destroy(struct km_api *api);
 

@@ -1,6 +1,7 @@
 /*
  * The API layer's pure parts: message mapping (protobuf-c <-> km_model),
- * timestamps, page sizes and page tokens, and gRPC status mapping.
+ * timestamps, page sizes and page tokens, gRPC status mapping, and the
+ * reasons for NOT_SERVING.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -329,6 +330,56 @@ static void test_status_mapping(void **state)
 	assert_int_equal(km_rpc_status_from_err(-999), GRPC_STATUS_INTERNAL);
 }
 
+/* grpc.health.v1 for "" is SERVING only while no reason for NOT_SERVING
+ * is set; each reason is set and cleared on its own. */
+static int self_status(struct km_api *api)
+{
+	Grpc__Health__V1__HealthCheckRequest req =
+		GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	struct api_worker w = {.api = api};
+	struct km_rpc_ctx ctx = {.arena = &arena, .worker_data = &w};
+	ProtobufCMessage *resp = NULL;
+	struct km_error err = {0};
+
+	req.service = "";
+	assert_int_equal(km_api_health_check(&ctx, &req.base, &resp, &err), 0);
+	return ((Grpc__Health__V1__HealthCheckResponse *)resp)->status;
+}
+
+#define SERVING GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+#define NOT_SERVING \
+	GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+
+static void test_serving_is_every_reason_clear(void **state)
+{
+	struct km_api *api = NULL;
+	struct km_error err = {0};
+
+	(void)state;
+	assert_int_equal(km_api_create(&api, &err), 0);
+	/* Not started yet. */
+	assert_int_equal(self_status(api), NOT_SERVING);
+	/* A reason set before the start holds after it. */
+	km_api_set_serving(api, KM_API_NS_STORAGE, false);
+	km_api_set_serving(api, KM_API_NS_STOPPED, true); /* as start does */
+	assert_int_equal(self_status(api), NOT_SERVING);
+	km_api_set_serving(api, KM_API_NS_STORAGE, true);
+	assert_int_equal(self_status(api), SERVING);
+	/* Clearing one reason does not clear another. */
+	km_api_set_serving(api, KM_API_NS_STORAGE, false);
+	km_api_set_serving(api, KM_API_NS_STOPPED, false);
+	km_api_set_serving(api, KM_API_NS_STORAGE, true);
+	assert_int_equal(self_status(api), NOT_SERVING);
+	km_api_set_serving(api, KM_API_NS_STOPPED, true);
+	assert_int_equal(self_status(api), SERVING);
+	/* Setting one twice and clearing it once clears it. */
+	km_api_set_serving(api, KM_API_NS_STORAGE, false);
+	km_api_set_serving(api, KM_API_NS_STORAGE, false);
+	km_api_set_serving(api, KM_API_NS_STORAGE, true);
+	assert_int_equal(self_status(api), SERVING);
+	km_api_destroy(api);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +391,7 @@ int main(void)
 		cmocka_unit_test(test_status_mapping),
 		cmocka_unit_test(test_selector_and_watch_limits),
 		cmocka_unit_test(test_duplicate_label_keys),
+		cmocka_unit_test(test_serving_is_every_reason_clear),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
