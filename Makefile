@@ -24,13 +24,14 @@ LISTEN     ?= 127.0.0.1:7070
 DB         ?= kubemedic.db
 CONFIG     ?= deploy/kubemedic.example.yaml
 
-# Debian packages the build and the tests need.
+# Debian packages the build and the tests need (util-linux and mount:
+# unshare, setpriv and mount for the storage fault tests, which run as root).
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
 	libgrpc-dev libgrpc++-dev protobuf-compiler-grpc protobuf-c-compiler \
 	libprotobuf-c-dev libprotobuf-dev protobuf-compiler libsqlite3-dev \
 	libcurl4-openssl-dev libcmocka-dev libyaml-dev libssl-dev sqlite3 \
 	bazel-bootstrap valgrind nghttp2-client openssl locales clang \
-	clang-format
+	clang-format util-linux mount
 
 # What the benchmarks need besides the build (bench/README.md): nginx and
 # ab (probe_scale.sh), h2load (run.sh, callgrind.sh), valgrind's callgrind,
