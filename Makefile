@@ -41,7 +41,7 @@ BENCH_PACKAGES := nginx-light apache2-utils nghttp2-client valgrind time \
 
 # One target per script in bench/: bench-run is bench/run.sh, and so on.
 BENCHES := bench-run bench-callgrind bench-probe-scale bench-wal-checkpoint \
-	bench-e2e-scale
+	bench-e2e-scale bench-soak-kill
 
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl
@@ -179,12 +179,13 @@ bench-deps:
 # Every benchmark at full size, one after the other: over an hour
 # (bench/README.md). bench-<name> runs one script and passes it
 # BENCH_ARGS, e.g. make bench-run BENCH_ARGS=--quick.
-bench: deps bench-deps build
+bench: deps bench-deps build tools
 	bench/run.sh
 	bench/callgrind.sh
 	bench/probe_scale.sh
 	bench/wal_checkpoint.py
 	bench/e2e_scale.sh
+	PYTHON=$(PYTHON) bench/soak_kill.sh
 
 bench-run: deps bench-deps build
 	bench/run.sh $(BENCH_ARGS)
@@ -202,6 +203,11 @@ bench-wal-checkpoint: bench-deps
 # proxy on first use, as make e2e does.
 bench-e2e-scale: bench-deps
 	bench/e2e_scale.sh $(BENCH_ARGS)
+
+# 100 SIGKILLs under load, every acknowledged write checked after each
+# (about 5 minutes, bounded by SOAK_TIMEOUT); needs grpcio (make tools).
+bench-soak-kill: deps build tools
+	PYTHON=$(PYTHON) bench/soak_kill.sh $(BENCH_ARGS)
 
 # clang-format (.clang-format) over our C sources, in place;
 # tests/check_format.sh alone lists what it would change.
