@@ -51,6 +51,15 @@ def as_nobody():
             "--clear-groups"]
 
 
+def readable_config(d):
+    """A config nobody can read (pytest's tmp_path, where the fixture
+    writes one, is 0700)."""
+    cfg = d / "km.yaml"
+    cfg.write_text("auth: {localRole: admin}\n")
+    os.chmod(cfg, 0o644)
+    return cfg
+
+
 def refused(d):
     """Starts d, which must refuse to start: its exit status is 1 and the
     "kubemedicd failed" line is returned."""
@@ -93,7 +102,8 @@ def test_read_only_file_refused(daemon_factory, shared_dir):
     os.chmod(db, 0o444)
     if os.geteuid() == 0:
         os.chown(shared_dir, NOBODY, NOBODY)  # the directory is not it
-    d = daemon_factory(db=db, wrapper=as_nobody())
+    d = daemon_factory(db=db, wrapper=as_nobody(),
+                       config=readable_config(shared_dir))
     line = refused(d)
     assert f"database {db} is a read-only file for uid" in line, line
     assert "chmod" in line
@@ -108,7 +118,8 @@ def test_read_only_directory_refused(daemon_factory, shared_dir):
         os.chown(db, NOBODY, NOBODY)  # the file is writable, its dir not
     else:
         os.chmod(sub, 0o555)
-    d = daemon_factory(db=db, wrapper=as_nobody())
+    d = daemon_factory(db=db, wrapper=as_nobody(),
+                       config=readable_config(shared_dir))
     line = refused(d)
     assert f"the directory {sub} is not writable by uid" in line, line
     assert "-wal" in line and "-shm" in line
