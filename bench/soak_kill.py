@@ -261,9 +261,12 @@ class Soak:
         self.done = False
         self.flapper = Flapper()
         config = tmp / "soak.yaml"
+        # The clients are the local identity (plaintext loopback): TCP
+        # probes need operator.
         config.write_text(
             "retention: {results: 30s}\n"
-            f"database: {{commitDelay: {args.commit_delay}}}\n")
+            f"database: {{commitDelay: {args.commit_delay}}}\n"
+            "auth: {localRole: operator}\n")
         self.daemon = Daemon(args, tmp, config)
         self.clients = ([Client(self, "chg", i) for i in range(args.changers)]
                         + [Client(self, "rec", i)
