@@ -110,8 +110,9 @@ class Daemon:
         self._lines_q = queue.Queue()
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
                                      cwd=self.workdir, env=self.env)
-        threading.Thread(target=self._pump, args=(self.proc,),
-                         daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump,
+                                             args=(self.proc,), daemon=True)
+        self._pump_thread.start()
         line = self.wait_for_log("kubemedicd started|kubemedicd failed",
                                  timeout * SLOW)
         if "kubemedicd failed" in line:
@@ -147,14 +148,19 @@ class Daemon:
                 return line
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
-        """Signals the daemon and returns its exit status."""
+        """Signals the daemon and returns its exit status, once its whole
+        log has been read."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout * SLOW)
+        rc = self.proc.wait(timeout=timeout * SLOW)
+        self._pump_thread.join(30)
+        return rc
 
     def kill9(self):
         self.proc.kill()
-        return self.proc.wait(timeout=30)
+        rc = self.proc.wait(timeout=30)
+        self._pump_thread.join(30)
+        return rc
 
     def log(self):
         return "".join(self.lines)
