@@ -10,8 +10,8 @@ Each life of the daemon (one database for all of them):
     second and a transition at every flip (failure and success thresholds
     of 1);
   - probe changes: CHANGERS clients create, update (a new label value,
-    generation "any") and delete probes of their own as fast as they are
-    answered, each recording every acknowledged change;
+    generation "any") and delete probes of their own (5 to 50 each) as
+    fast as they are answered, each recording every acknowledged change;
   - recovery-shaped writes: RECOVERY clients update one of their probes
     after another with an attempt counter, acknowledged one by one (the
     shape of a recovery engine recording each action before taking it);
@@ -43,6 +43,9 @@ import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Most probes of one change client at a time (see Client.step).
+OWN_MAX = 50
 
 
 def stubs(out):
@@ -199,10 +202,15 @@ class Client(threading.Thread):
             else:
                 op, name = "update", names[self.counter % 4]
         else:
+            # 5 to OWN_MAX probes each: creates, updates and deletes
+            # mixed. Creates outnumber deletes, so without the bound the
+            # probe count would grow life after life towards
+            # limits.maxProbes (and every start would load more); at the
+            # bound only updates and deletes.
             r = self.rng.random()
-            if len(live) < 5 or r < 0.3:
+            if len(live) < 5 or (len(live) < OWN_MAX and r < 0.3):
                 op, name = "create", f"{self.prefix}{self.value()}"
-            elif r < 0.8:
+            elif r < 0.75:
                 op, name = "update", self.rng.choice(live)
             else:
                 op, name = "delete", self.rng.choice(live)
