@@ -91,11 +91,19 @@ static bool read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
 #define KM_PB_MAX_FIELD 536870911u /* 2^29 - 1 */
 #define COUNTED_FIELDS 64 /* occurrences counted for the first 64 fields */
 
+/* Where the walk is: the field at each level, with its index when
+ * repeated. The path a message names ("probe.labels[2]") is only written
+ * when there is an error to name it in: formatting it at every field cost
+ * a GetHealth call more than the rest of the walk. */
 struct walk {
 	const ProtobufCMessageDescriptor *top;
 	struct km_error *err;
-	char path[PATH_MAX_LEN]; /* "probe.labels[2]" while inside it */
-	size_t plen;
+	int depth; /* fields in at[] */
+	struct {
+		const ProtobufCFieldDescriptor *f;
+		uint32_t index;
+	} at[KM_PB_MAX_DEPTH];
+	char path[PATH_MAX_LEN];
 };
 
 static int malformed(struct walk *w)
@@ -103,6 +111,30 @@ static int malformed(struct walk *w)
 	return km_error_set(w->err, KM_EINVAL,
 			    "malformed request: not a valid %s message",
 			    w->top->name);
+}
+
+static const char *path_of(struct walk *w)
+{
+	size_t len = 0;
+
+	w->path[0] = '\0';
+	for (int i = 0; i < w->depth && len < PATH_MAX_LEN - 1; i++) {
+		const ProtobufCFieldDescriptor *f = w->at[i].f;
+		int n;
+
+		if (f->label == PROTOBUF_C_LABEL_REPEATED)
+			n = snprintf(w->path + len, PATH_MAX_LEN - len,
+				     "%s%s[%u]", i ? "." : "", f->name,
+				     w->at[i].index);
+		else
+			n = snprintf(w->path + len, PATH_MAX_LEN - len, "%s%s",
+				     i ? "." : "", f->name);
+		if (n < 0)
+			break;
+		len = len + (size_t)n < PATH_MAX_LEN ? len + (size_t)n
+						     : PATH_MAX_LEN - 1;
+	}
+	return w->path;
 }
 
 static int check_string(struct walk *w, const uint8_t *s, size_t n)
@@ -114,39 +146,14 @@ static int check_string(struct walk *w, const uint8_t *s, size_t n)
 		return km_error_set(w->err, KM_EINVAL,
 				    "%s: must not contain NUL characters (byte "
 				    "%zu)",
-				    w->path,
+				    path_of(w),
 				    (size_t)((const uint8_t *)nul - s));
 	bad = km_utf8_invalid_at((const char *)s, n);
 	if (bad < n)
 		return km_error_set(w->err, KM_EINVAL,
 				    "%s: not valid UTF-8 (byte %zu is 0x%02x)",
-				    w->path, bad, s[bad]);
+				    path_of(w), bad, s[bad]);
 	return 0;
-}
-
-/* Appends ".name" or ".name[i]" to the path; returns the old length. */
-static size_t path_push(struct walk *w, const ProtobufCFieldDescriptor *f,
-			uint32_t index)
-{
-	size_t old = w->plen;
-	int n;
-
-	if (f->label == PROTOBUF_C_LABEL_REPEATED)
-		n = snprintf(w->path + old, PATH_MAX_LEN - old, "%s%s[%u]",
-			     old ? "." : "", f->name, index);
-	else
-		n = snprintf(w->path + old, PATH_MAX_LEN - old, "%s%s",
-			     old ? "." : "", f->name);
-	if (n > 0)
-		w->plen = old + (size_t)n < PATH_MAX_LEN ? old + (size_t)n
-							 : PATH_MAX_LEN - 1;
-	return old;
-}
-
-static void path_pop(struct walk *w, size_t old)
-{
-	w->plen = old;
-	w->path[old] = '\0';
 }
 
 static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *d,
@@ -158,13 +165,13 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *d,
 	if (depth > KM_PB_MAX_DEPTH)
 		return km_error_set(w->err, KM_EINVAL,
 				    "%s: messages nested more than %d deep",
-				    w->path, KM_PB_MAX_DEPTH);
+				    path_of(w), KM_PB_MAX_DEPTH);
 	while (pos < len) {
 		const ProtobufCFieldDescriptor *f;
 		const uint8_t *payload = NULL;
 		uint64_t key, n = 0;
 		uint32_t num;
-		size_t old, idx;
+		size_t idx;
 		int rc;
 
 		if (!read_varint(p, len, &pos, &key))
@@ -209,13 +216,15 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *d,
 		     f->type != PROTOBUF_C_TYPE_MESSAGE))
 			continue;
 		idx = (size_t)(f - d->fields);
-		old = path_push(w, f, idx < COUNTED_FIELDS ? seen[idx]++ : 0);
+		w->at[depth - 1].f = f;
+		w->at[depth - 1].index = idx < COUNTED_FIELDS ? seen[idx]++ : 0;
+		w->depth = depth;
 		if (f->type == PROTOBUF_C_TYPE_STRING)
 			rc = check_string(w, payload, (size_t)n);
 		else
 			rc = walk_message(w, f->descriptor, payload, (size_t)n,
 					  depth + 1);
-		path_pop(w, old);
+		w->depth = depth - 1;
 		if (rc)
 			return rc;
 	}
@@ -225,8 +234,11 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *d,
 int km_pb_check_strings(const ProtobufCMessageDescriptor *d,
 			const uint8_t *data, size_t len, struct km_error *err)
 {
-	struct walk w = {.top = d, .err = err};
+	struct walk w;
 
+	w.top = d;
+	w.err = err;
+	w.depth = 0;
 	return walk_message(&w, d, data, len, 1);
 }
 
