@@ -19,6 +19,7 @@ struct km_limits {
 	int64_t max_selector_requirements; /* and its requirements */
 	int64_t max_watch_targets;         /* WatchHealth's targets */
 	int64_t max_probes;                /* probes in all (API creates) */
+	int64_t max_probes_per_identity;   /* ... created by one identity */
 	int64_t max_streams;               /* streaming calls at once */
 	int64_t max_streams_per_peer;      /* ... from one client address */
 	int64_t max_calls_per_connection;  /* HTTP/2 concurrent streams */
@@ -34,6 +35,7 @@ struct km_limits {
 		.max_selector_requirements = 64,             \
 		.max_watch_targets = 100,                    \
 		.max_probes = 10000,                         \
+		.max_probes_per_identity = 2000,             \
 		.max_streams = 1000,                         \
 		.max_streams_per_peer = 100,                 \
 		.max_calls_per_connection = 100,             \

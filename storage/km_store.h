@@ -286,9 +286,10 @@ int km_reader_list_probes(struct km_reader *r, const char *after, size_t limit,
 			  struct km_arena *a, struct km_probe **out, size_t *n,
 			  bool *more, struct km_error *err);
 
-/* How many probes there are (config and API), for the API's quota. */
-int km_reader_count_probes(struct km_reader *r, int64_t *n,
-			   struct km_error *err);
+/* How many probes there are (config and API), or, with created_by, how
+ * many that user created through the API: for the API's quotas. */
+int km_reader_count_probes(struct km_reader *r, const char *created_by,
+			   int64_t *n, struct km_error *err);
 
 /* A live target by full name; KM_ENOTFOUND otherwise. */
 int km_reader_get_target(struct km_reader *r, const char *name,

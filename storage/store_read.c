@@ -938,20 +938,27 @@ int km_reader_list_audit(struct km_reader *r, const struct km_audit_query *q,
 
 /* ---- counts ------------------------------------------------------------- */
 
-/* For the API's quota on probes (limits.maxProbes): cheap at its scale
- * (10,000 rows of the probes table's primary key). Prepared on each call:
+/* For the API's quotas on probes (limits.maxProbes and
+ * maxProbesPerIdentity): cheap at their scale (10,000 rows of the probes
+ * table's primary key, or of the index on created_by). Prepared on each call:
  * creating a probe is rare, and the reader's statement table stays as it
  * is. */
-int km_reader_count_probes(struct km_reader *r, int64_t *n,
-			   struct km_error *err)
+int km_reader_count_probes(struct km_reader *r, const char *created_by,
+			   int64_t *n, struct km_error *err)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	*n = 0;
-	rc = km_store_prepare(r->db, "SELECT count(*) FROM probes", &st, err);
+	rc = km_store_prepare(r->db,
+			      created_by ? "SELECT count(*) FROM probes "
+					   "WHERE created_by = ?1"
+					 : "SELECT count(*) FROM probes",
+			      &st, err);
 	if (rc)
 		return rc;
+	if (created_by)
+		sqlite3_bind_text(st, 1, created_by, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*n = sqlite3_column_int64(st, 0);

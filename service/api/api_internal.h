@@ -122,10 +122,9 @@ int km_api_check_selector(const struct km_api *api, const char *field,
 /* n target names within limits.maxWatchTargets, named field. */
 int km_api_check_targets(const struct km_api *api, const char *field, size_t n,
 			 struct km_error *err);
-/* Room for one more probe under limits.maxProbes: 0, or KM_EFULL naming
- * the limit. owner is the caller's user (km_api_identity), for a
- * per-identity quota to come: it needs probes to record who created them,
- * and a count by owner from the store; ignored until then. Call with
+/* Room for one more probe under limits.maxProbes and, when owner (the
+ * caller's user, km_api_identity) is set, under maxProbesPerIdentity for
+ * the probes owner created: 0, or KM_EFULL naming the limit. Call with
  * api->quota_mu held until the probe is created or refused. */
 int km_api_probe_quota(struct km_rpc_ctx *ctx, const char *owner,
 		       struct km_error *err);

@@ -41,11 +41,7 @@ int km_api_probe_quota(struct km_rpc_ctx *ctx, const char *owner,
 	int64_t n;
 	int rc;
 
-	/* A per-identity quota will count the owner's probes here (a count
-	 * by owner from the store, once probes record who created them)
-	 * against its own limit. */
-	(void)owner;
-	rc = km_reader_count_probes(km_api_reader(ctx), &n, err);
+	rc = km_reader_count_probes(km_api_reader(ctx), NULL, &n, err);
 	if (rc)
 		return rc;
 	if (n >= api->limits.max_probes)
@@ -55,5 +51,21 @@ int km_api_probe_quota(struct km_rpc_ctx *ctx, const char *owner,
 				    "delete one first",
 				    (long long)n,
 				    (long long)api->limits.max_probes);
+	/* Anonymous callers have no quota of their own; where they may
+	 * create probes at all, maxProbes bounds them. */
+	if (!owner || !*owner)
+		return 0;
+	rc = km_reader_count_probes(km_api_reader(ctx), owner, &n, err);
+	if (rc)
+		return rc;
+	if (n >= api->limits.max_probes_per_identity)
+		return km_error_set(
+			err, KM_EFULL,
+			"probe: \"%s\" has created %lld probes; "
+			"one identity may create at most %lld "
+			"(limits.maxProbesPerIdentity): delete one "
+			"of them first",
+			owner, (long long)n,
+			(long long)api->limits.max_probes_per_identity);
 	return 0;
 }

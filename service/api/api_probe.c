@@ -106,10 +106,9 @@ API_HANDLER(km_api_create_probe)
 	if (rc)
 		return rc;
 	p.source = KM_SOURCE_API;
+	p.created_by = km_api_identity(ctx) ? km_api_identity(ctx)->user : NULL;
 	pthread_mutex_lock(&API_OF(ctx)->quota_mu);
-	rc = km_api_probe_quota(
-		ctx, km_api_identity(ctx) ? km_api_identity(ctx)->user : NULL,
-		err);
+	rc = km_api_probe_quota(ctx, p.created_by, err);
 	if (!rc)
 		rc = km_store_create_probe(API_OF(ctx)->store, &p, err);
 	pthread_mutex_unlock(&API_OF(ctx)->quota_mu);

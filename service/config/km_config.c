@@ -1503,6 +1503,7 @@ static int parse_limits(struct loader *ld, const yaml_node_t *n,
 		L_SELECTOR_REQS,
 		L_WATCH_TARGETS,
 		L_PROBES,
+		L_PROBES_IDENTITY,
 		L_STREAMS,
 		L_STREAMS_PEER,
 		L_CALLS_CONN,
@@ -1510,15 +1511,11 @@ static int parse_limits(struct loader *ld, const yaml_node_t *n,
 		L_N
 	};
 	static const char *const keys[L_N] = {
-		"defaultDeadline",
-		"maxDeadline",
-		"maxSelectorBytes",
-		"maxSelectorRequirements",
-		"maxWatchTargets",
-		"maxProbes",
-		"maxStreams",
-		"maxStreamsPerPeer",
-		"maxCallsPerConnection",
+		"defaultDeadline",       "maxDeadline",
+		"maxSelectorBytes",      "maxSelectorRequirements",
+		"maxWatchTargets",       "maxProbes",
+		"maxProbesPerIdentity",  "maxStreams",
+		"maxStreamsPerPeer",     "maxCallsPerConnection",
 		"maxRequestMemoryBytes",
 	};
 	struct km_limits *l = &c->limits;
@@ -1543,6 +1540,9 @@ static int parse_limits(struct loader *ld, const yaml_node_t *n,
 			  100000, &l->max_watch_targets)) ||
 	    (rc = get_int(ld, v[L_PROBES], "limits.maxProbes", 1, 10000000,
 			  &l->max_probes)) ||
+	    (rc = get_int(ld, v[L_PROBES_IDENTITY],
+			  "limits.maxProbesPerIdentity", 1, 10000000,
+			  &l->max_probes_per_identity)) ||
 	    (rc = get_int(ld, v[L_STREAMS], "limits.maxStreams", 1, 1000000,
 			  &l->max_streams)) ||
 	    (rc = get_int(ld, v[L_STREAMS_PEER], "limits.maxStreamsPerPeer", 1,

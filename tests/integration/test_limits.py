@@ -6,6 +6,7 @@ streams, decoding memory) refused with their names, memory that comes back
 after a hostile request, strings that are not UTF-8 or hold a NUL,
 duplicate label keys, and what the CLI prints of what a probe said."""
 import concurrent.futures
+import hashlib
 import json
 import time
 
@@ -248,6 +249,72 @@ probes:
         code, _ = code_of(stub.CreateProbe, pb.probe.CreateProbeRequest(
             probe=tcp_probe(pb, "d")))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert d.stop() == 0
+
+
+def test_max_probes_per_identity(pb, daemon_factory, tmp_path):
+    """Each identity creates at most limits.maxProbesPerIdentity probes:
+    alice and bob (tokens) and the local user each have their own count;
+    probes of the config file count for no one; updating keeps the
+    creator, deleting frees a place, and a restart keeps who made what."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("".join(
+        f"{hashlib.sha256(t.encode()).hexdigest()} {u} ops\n"
+        for u, t in (("alice", "tok-a"), ("bob", "tok-b"))))
+    cfg = config(tmp_path, f"""
+limits: {{maxProbesPerIdentity: 2}}
+auth:
+  localRole: operator
+  tokenFile: {tokens}
+  bindings: [{{role: operator, groups: [ops]}}]
+probes:
+  - {{name: cfg-1, tcpSocket: {{host: 127.0.0.1, port: 9}}}}
+  - {{name: cfg-2, tcpSocket: {{host: 127.0.0.1, port: 9}}}}
+""")
+    alice = (("authorization", "Bearer tok-a"),)
+    bob = (("authorization", "Bearer tok-b"),)
+
+    def create(stub, name, md=()):
+        stub.CreateProbe(pb.probe.CreateProbeRequest(
+            probe=tcp_probe(pb, name)), metadata=md)
+
+    d = daemon_factory(config=cfg).start()
+    with grpc.insecure_channel(d.addr) as ch:
+        stub = probes(pb, ch)
+        create(stub, "a1", alice)
+        create(stub, "a2", alice)
+        code, msg = code_of(create, stub, "a3", alice)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert msg == ('probe: "alice" has created 2 probes; one identity '
+                       "may create at most 2 (limits.maxProbesPerIdentity): "
+                       "delete one of them first")
+        # Others have places of their own.
+        create(stub, "b1", bob)
+        create(stub, "l1")
+        create(stub, "l2")
+        code, msg = code_of(create, stub, "l3")
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert '"local" has created 2' in msg
+        # bob updating alice's probe does not make it his.
+        p = stub.GetProbe(pb.probe.GetProbeRequest(name="a1"), metadata=bob)
+        p.labels["by"] = "bob"
+        stub.UpdateProbe(pb.probe.UpdateProbeRequest(probe=p), metadata=bob)
+        create(stub, "b2", bob)
+        code, _ = code_of(create, stub, "b3", bob)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        stub.DeleteProbe(pb.probe.DeleteProbeRequest(name="a1"),
+                         metadata=bob)
+    assert d.stop() == 0
+    # After a restart, from the database: alice has one place again.
+    d = daemon_factory(config=cfg, db=d.db).start()
+    with grpc.insecure_channel(d.addr) as ch:
+        stub = probes(pb, ch)
+        create(stub, "a3", alice)
+        code, _ = code_of(create, stub, "a4", alice)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        names = {p.name for p in stub.ListProbes(
+            pb.probe.ListProbesRequest()).probes}
+        assert names == {"cfg-1", "cfg-2", "a2", "a3", "b1", "b2", "l1", "l2"}
     assert d.stop() == 0
 
 

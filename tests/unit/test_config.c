@@ -866,6 +866,10 @@ static void test_limits(void **state)
 				 "10000000, got 0"},
 		{"maxProbes: -5", "limits.maxProbes: must be between 1 and"},
 		{"maxProbes: 10000001", "limits.maxProbes: must be between 1"},
+		{"maxProbesPerIdentity: 0", "limits.maxProbesPerIdentity: must "
+					    "be between 1 and 10000000, got 0"},
+		{"maxProbesPerIdentity: 1.5", "limits.maxProbesPerIdentity: "
+					      "expected an integer"},
 		{"maxStreams: 0", "limits.maxStreams: must be between 1 and "
 				  "1000000, got 0"},
 		{"maxStreams: 1000001", "limits.maxStreams: must be between"},
@@ -888,7 +892,8 @@ static void test_limits(void **state)
 		{"maxProbe: 5", "unknown key \"maxProbe\" in limits (known: "
 				"defaultDeadline, maxDeadline, "
 				"maxSelectorBytes, maxSelectorRequirements, "
-				"maxWatchTargets, maxProbes, maxStreams, "
+				"maxWatchTargets, maxProbes, "
+				"maxProbesPerIdentity, maxStreams, "
 				"maxStreamsPerPeer, maxCallsPerConnection, "
 				"maxRequestMemoryBytes); did you mean "
 				"\"maxProbes\"?"},
@@ -916,6 +921,7 @@ static void test_limits(void **state)
 		    "  maxSelectorRequirements: 8\n"
 		    "  maxWatchTargets: 10\n"
 		    "  maxProbes: 50\n"
+		    "  maxProbesPerIdentity: 5\n"
 		    "  maxStreams: 20\n"
 		    "  maxStreamsPerPeer: 4\n"
 		    "  maxCallsPerConnection: 32\n"
@@ -926,6 +932,7 @@ static void test_limits(void **state)
 	assert_int_equal(c.limits.max_selector_requirements, 8);
 	assert_int_equal(c.limits.max_watch_targets, 10);
 	assert_int_equal(c.limits.max_probes, 50);
+	assert_int_equal(c.limits.max_probes_per_identity, 5);
 	assert_int_equal(c.limits.max_streams, 20);
 	assert_int_equal(c.limits.max_streams_per_peer, 4);
 	assert_int_equal(c.limits.max_calls_per_connection, 32);
@@ -936,6 +943,7 @@ static void test_limits(void **state)
 	load_ok(&c, "limits: {maxProbes: 7}\n");
 	assert_int_equal(c.limits.max_probes, 7);
 	assert_int_equal(c.limits.max_streams, 1000);
+	assert_int_equal(c.limits.max_probes_per_identity, 2000);
 	km_config_free(&c);
 	load_ok(&c, "limits:\n");
 	assert_int_equal(c.limits.max_deadline_ms, 60000);
