@@ -230,6 +230,18 @@ int km_store_sync_config_probes(struct km_store *s, struct km_probe *probes,
  * now; results before a target's creation are not its current health. */
 int km_store_ensure_target(struct km_store *s, struct km_target *t,
 			   struct km_error *err);
+/* km_store_ensure_target for t[0..n) in one transaction: a source that
+ * learns of many objects at once (an informer's first list) pays one
+ * commit. All or none: on an error no target of the batch is made, and
+ * err names the one that failed. */
+int km_store_ensure_targets(struct km_store *s, struct km_target *t, size_t n,
+			    struct km_error *err);
+/* Deletes the live target name — an object its source saw go — recording
+ * the transition to KM_STATE_DELETED with cause; its history stays.
+ * KM_ENOTFOUND if no live target has that name; KM_EINVAL for a probe's
+ * target (DeleteProbe deletes those). */
+int km_store_delete_target(struct km_store *s, const char *name,
+			   const char *cause, struct km_error *err);
 
 /* ---- the audit trail ----------------------------------------------------- */
 

@@ -168,5 +168,11 @@ int km_store_probe_from_row(struct km_arena *a, sqlite3_stmt *st,
 /* Target rows shared by the writer (ensure) and readers. */
 int km_store_target_ensure(struct km_store *s, struct km_target *t,
 			   int64_t now_us, struct km_error *err);
+/* Deletes the target target_id: the transition to KM_STATE_DELETED, with
+ * cause, which marks the row deleted (km_store_write_transition). Its
+ * history stays; a target deleted already is left as it is. On the writer
+ * thread, inside the caller's op. */
+int km_store_target_delete(struct km_store *s, int64_t target_id,
+			   const char *cause, struct km_error *err);
 
 #endif

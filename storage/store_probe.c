@@ -211,11 +211,88 @@ int km_store_ensure_target(struct km_store *s, struct km_target *t,
 	return km_store_run_sync(s, ensure_target_op, t, err);
 }
 
-/* Deletes the target target_id: the transition to KM_STATE_DELETED, with
- * cause, which marks the row deleted (km_store_write_transition). Its history
- * stays. On the writer thread, inside the caller's op. */
-static int delete_target(struct km_store *s, int64_t target_id,
-			 const char *cause, struct km_error *err)
+struct targets_args {
+	struct km_target *t;
+	size_t n;
+};
+
+/* The op's savepoint undoes every target of the batch when one fails. */
+static int ensure_targets_op(struct km_store *s, void *arg,
+			     struct km_error *err)
+{
+	struct targets_args *a = arg;
+	int64_t now = km_now_us();
+
+	for (size_t i = 0; i < a->n; i++) {
+		struct km_target *t = &a->t[i];
+		int rc = km_store_target_ensure(
+			s, t, t->created_us ? t->created_us : now, err);
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int km_store_ensure_targets(struct km_store *s, struct km_target *t, size_t n,
+			    struct km_error *err)
+{
+	struct targets_args a = {.t = t, .n = n};
+
+	if (!n)
+		return 0;
+	return km_store_run_sync(s, ensure_targets_op, &a, err);
+}
+
+struct delete_target_args {
+	const char *name, *cause;
+};
+
+static int delete_target_op(struct km_store *s, void *arg, struct km_error *err)
+{
+	struct delete_target_args *a = arg;
+	sqlite3_stmt *st = NULL;
+	int64_t id, kind;
+	int rc;
+
+	rc = km_store_prepare(s->db,
+			      "SELECT id, kind FROM targets WHERE name = ?1 "
+			      "AND deleted_at = 0",
+			      &st, err);
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE
+			     ? km_error_set(err, KM_ENOTFOUND,
+					    "target \"%s\" not found", a->name)
+			     : km_store_sqlite_err(s->db, rc, err,
+						   "find target");
+		sqlite3_finalize(st);
+		return rc;
+	}
+	id = sqlite3_column_int64(st, 0);
+	kind = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	if (kind == KM_KIND_PROBE)
+		return km_error_set(err, KM_EINVAL,
+				    "target \"%s\" is a probe's: delete the "
+				    "probe",
+				    a->name);
+	return km_store_target_delete(s, id, a->cause, err);
+}
+
+int km_store_delete_target(struct km_store *s, const char *name,
+			   const char *cause, struct km_error *err)
+{
+	struct delete_target_args a = {.name = name, .cause = cause};
+
+	return km_store_run_sync(s, delete_target_op, &a, err);
+}
+
+int km_store_target_delete(struct km_store *s, int64_t target_id,
+			   const char *cause, struct km_error *err)
 {
 	struct km_arena a;
 	struct km_transition t = {.target_id = target_id,
@@ -532,7 +609,7 @@ static int delete_probe_row(struct km_store *s, const struct probe_key *k,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return km_store_sqlite_err(s->db, rc, err, "delete probe");
-	return delete_target(s, k->target_id, cause, err);
+	return km_store_target_delete(s, k->target_id, cause, err);
 }
 
 static int delete_probe_op(struct km_store *s, void *arg, struct km_error *err)

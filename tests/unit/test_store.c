@@ -1069,6 +1069,92 @@ static void test_target_list_paging_and_filter(void **state)
 	assert_true(more);
 }
 
+/* Targets of watched objects: made many at once (an informer's first
+ * list), all or none; identity kept and updated; deleted with a
+ * transition while their history stays; a probe's target refused. */
+static void test_object_targets(void **state)
+{
+	struct fixture *f = *state;
+	struct km_kv labels[] = {{"app", "cart"}};
+	struct km_target t[3] = {
+		{.name = "pod/shop/cart-0",
+		 .uid = "u-0",
+		 .node = "node-1",
+		 .owner = "deployment/shop/cart",
+		 .labels = labels,
+		 .n_labels = 1},
+		{.name = "node//node-1", .uid = "u-n1"},
+		{.name = "prod:service/shop/cart"},
+	};
+	struct km_target bad[2] = {{.name = "pod/shop/cart-1"},
+				   {.name = "nonsense/x/y"}};
+	struct km_error err = {0};
+	struct km_target got;
+	struct km_transition *tr;
+	size_t n;
+	bool more;
+
+	assert_int_equal(km_store_ensure_targets(f->s, t, 3, &err), 0);
+	assert_true(t[0].id > 0 && t[1].id > 0 && t[2].id > 0);
+	assert_int_equal(km_reader_get_target(f->r, "pod/shop/cart-0", &f->a,
+					      &got, &err),
+			 0);
+	assert_int_equal(got.kind, KM_KIND_POD);
+	assert_string_equal(got.uid, "u-0");
+	assert_string_equal(got.node, "node-1");
+	assert_string_equal(got.owner, "deployment/shop/cart");
+	assert_int_equal(got.n_labels, 1);
+	assert_int_equal(km_reader_get_target(f->r, "prod:service/shop/cart",
+					      &f->a, &got, &err),
+			 0);
+	assert_string_equal(got.cluster, "prod");
+	/* The pod moves to another node: the same target, updated. */
+	t[0].node = "node-2";
+	assert_int_equal(km_store_ensure_targets(f->s, t, 1, &err), 0);
+	assert_int_equal(km_reader_get_target(f->r, "pod/shop/cart-0", &f->a,
+					      &got, &err),
+			 0);
+	assert_int_equal(got.id, t[0].id);
+	assert_string_equal(got.node, "node-2");
+	/* One bad name: nothing of the batch is made. */
+	assert_int_equal(km_store_ensure_targets(f->s, bad, 2, &err),
+			 KM_EINVAL);
+	assert_non_null(strstr(err.msg, "nonsense"));
+	assert_int_equal(km_reader_get_target(f->r, "pod/shop/cart-1", &f->a,
+					      &got, &err),
+			 KM_ENOTFOUND);
+
+	/* Deleted: a transition to DELETED with the cause, the row kept. */
+	assert_int_equal(km_store_delete_target(f->s, "pod/shop/cart-0",
+						"pod deleted", &err),
+			 0);
+	assert_int_equal(km_reader_get_target(f->r, "pod/shop/cart-0", &f->a,
+					      &got, &err),
+			 KM_ENOTFOUND);
+	assert_int_equal(km_reader_find_target(f->r, "pod/shop/cart-0", &f->a,
+					       &got, &err),
+			 0);
+	assert_int_equal(km_reader_transitions_after(f->r, 0, 10, &f->a, &tr,
+						     &n, &more, &err),
+			 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(tr[0].to_state, KM_STATE_DELETED);
+	assert_string_equal(tr[0].cause, "pod deleted");
+	assert_string_equal(tr[0].target_name, "pod/shop/cart-0");
+	assert_int_equal(km_store_delete_target(f->s, "pod/shop/cart-0",
+						"again", &err),
+			 KM_ENOTFOUND);
+	assert_string_equal(err.msg, "target \"pod/shop/cart-0\" not found");
+	/* A probe's target goes with its probe only. */
+	make_target(f, "probe//p");
+	assert_int_equal(km_store_delete_target(f->s, "probe//p", "no", &err),
+			 KM_EINVAL);
+	assert_string_equal(
+		err.msg, "target \"probe//p\" is a probe's: delete the probe");
+	/* An empty batch is nothing to do. */
+	assert_int_equal(km_store_ensure_targets(f->s, t, 0, &err), 0);
+}
+
 /* The watch replay's pages: every target's transitions in seq order,
  * with the target's name, one row more telling whether a page follows. */
 static void test_transitions_after_paging(void **state)
@@ -1749,6 +1835,7 @@ int main(void)
 		T(test_probe_crud),
 		T(test_probe_list_paging_and_filter),
 		T(test_target_list_paging_and_filter),
+		T(test_object_targets),
 		T(test_transitions_after_paging),
 		T(test_config_probes_protected_and_synced),
 		T(test_second_store_refused),
