@@ -468,7 +468,9 @@ static void describe(char *out, size_t size, const struct entry *e,
 		len = REASON_MAX;
 	snprintf(why, sizeof why, "%.*s", (int)len, src);
 	out[0] = '\0';
-	if (ch->from != ch->to && ch->to == KM_STATE_UNHEALTHY)
+	if (ch->from != ch->to && o->reason_is_cause)
+		n = snprintf(out, size, "%s", why);
+	else if (ch->from != ch->to && ch->to == KM_STATE_UNHEALTHY)
 		n = snprintf(out, size, "%d consecutive failure%s (%s)",
 			     e->lg.failures, e->lg.failures == 1 ? "" : "s",
 			     why);

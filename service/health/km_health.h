@@ -126,6 +126,10 @@ struct km_observation {
 	/* The cause of a transition it makes; NULL = the message's first
 	 * line. */
 	const char *reason;
+	/* The cause is the reason alone, not counted ("node is not ready:
+	 * KubeletNotReady" rather than "1 consecutive failure (...)"): for
+	 * sources whose verdicts are judgments, not checks in a row. */
+	bool reason_is_cause;
 	struct km_health_hint *hint; /* NULL = look the target up */
 };
 

@@ -74,6 +74,7 @@ static void each_string(struct km_kube_object *o,
 			(struct km_kube_container *)p->containers};
 		size_t n[2] = {p->n_init_containers, p->n_containers};
 
+		fn(&p->node_name, arg);
 		fn(&p->reason, arg);
 		fn(&p->message, arg);
 		fn(&p->scheduled_message, arg);

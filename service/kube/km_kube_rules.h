@@ -96,6 +96,7 @@ struct km_kube_container {
 struct km_kube_pod {
 	const char *ns, *name;
 	const char *owner_kind; /* the controller's kind: ReplicaSet, Job... */
+	const char *node_name;  /* spec.nodeName; NULL until scheduled */
 	enum km_kube_pod_phase phase;
 	const char *reason, *message; /* status.reason / status.message */
 	enum km_kube_cond scheduled;  /* PodScheduled */

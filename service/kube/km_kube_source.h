@@ -1,0 +1,108 @@
+/*
+ * km_kube_source — one cluster's objects as health targets: the Kubernetes
+ * source of the health hub.
+ *
+ * The informers hand it every object they list or watch (km_kube_source_put
+ * for ADDED and MODIFIED, km_kube_source_delete for DELETED) and mark their
+ * relists. The source keeps each resource's cache (km_kube_cache.h), judges
+ * each object with its rule (km_kube_rules.h) and, at km_kube_source_flush,
+ * tells the store and the hub: the targets of new objects are made (all of
+ * a flush in one transaction), verdicts that changed are observed, a
+ * pod's restarts and OOM kills are observed as results of their own (the
+ * history keeps them), and the targets of deleted objects are deleted (a
+ * transition; their history stays).
+ *
+ * Targets. Nodes, pods, Services with a selector, Deployments,
+ * StatefulSets and DaemonSets, named "node//n", "pod/ns/n",
+ * "service/ns/n", "deployment/ns/n" ..., prefixed "CLUSTER:" when the
+ * source has a cluster name. A target carries the object's uid, its node
+ * (pods) and its owner as a target name: the Deployment behind a pod's
+ * ReplicaSet, else the owning controller ("statefulset/ns/n", "job/ns/n").
+ * An object whose name cannot be a target's (never from a real API server)
+ * is skipped and counted.
+ *
+ * Derived verdicts. A node is judged with its Lease (kube-node-lease), a
+ * Service over its EndpointSlices; when either changes, so does the
+ * judgment. Verdicts that time changes — a Lease growing old, a pod
+ * pending past its startup grace — are judged again by
+ * km_kube_source_tick.
+ *
+ * Verdicts are observed when they change (state or reason), not at every
+ * update of an object: Kubernetes updates pods and nodes often, and the
+ * history would hold nothing but repetitions. Thresholds are 1: the
+ * kubelet and the controllers have debounced already.
+ *
+ * Threads: one (the informers' loop). flush calls the store synchronously
+ * (one commit per flush, however many objects). Memory: the caches, and
+ * one record per target (its name, identity, last verdict).
+ */
+#ifndef KM_KUBE_SOURCE_H
+#define KM_KUBE_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_error.h"
+#include "km_kube_cache.h"
+#include "km_kube_rules.h"
+
+struct km_store;
+struct km_health;
+struct km_kube_source;
+
+struct km_kube_source_options {
+	const char *cluster; /* NULL or "": targets unprefixed */
+	struct km_store *store;
+	struct km_health *health;
+	struct km_kube_rules_options rules;
+	size_t max_objects; /* per resource; 0 = the cache's default */
+};
+
+/* Copies what it needs of o. KM_ENOMEM. */
+int km_kube_source_new(const struct km_kube_source_options *o,
+		       struct km_kube_source **out, struct km_error *err);
+/* NULL is accepted. Targets stay as they are in the store. */
+void km_kube_source_free(struct km_kube_source *s);
+
+/* An object listed or watched. now_us: the time to judge it at. 0, or
+ * KM_EFULL (past max_objects: not kept, counted), KM_EINVAL (no name or
+ * uid), KM_ENOMEM, with err naming the object. */
+int km_kube_source_put(struct km_kube_source *s, const struct km_kube_object *o,
+		       int64_t now_us, struct km_error *err);
+/* An object deleted; unknown uids are ignored. */
+void km_kube_source_delete(struct km_kube_source *s, enum km_kube_resource r,
+			   const char *uid, int64_t now_us);
+
+/* A relist of resource r: what its list does not bring is deleted at
+ * relist_end. */
+void km_kube_source_relist_begin(struct km_kube_source *s,
+				 enum km_kube_resource r);
+void km_kube_source_relist_end(struct km_kube_source *s,
+			       enum km_kube_resource r, int64_t now_us);
+
+/* Judges again what time changes (nodes' Leases, pods in their startup
+ * grace). Call about once a second. */
+void km_kube_source_tick(struct km_kube_source *s, int64_t now_us);
+
+/* Makes, observes and deletes what the calls since the last flush
+ * decided. On an error of the store (a full disk) nothing is lost: what
+ * was not done is done by the next flush. */
+int km_kube_source_flush(struct km_kube_source *s, struct km_error *err);
+
+struct km_kube_source_stats {
+	size_t objects[KM_RES_N]; /* in each cache */
+	size_t targets;           /* live targets */
+	uint64_t skipped;         /* objects whose names cannot be targets */
+	uint64_t over_limit;      /* objects refused past max_objects */
+	uint64_t observations;    /* handed to the hub */
+};
+void km_kube_source_stats(const struct km_kube_source *s,
+			  struct km_kube_source_stats *out);
+
+/* The target name of an object ("[cluster:]pod/ns/name"), or NULL for
+ * resources that are not targets; in buf. */
+const char *km_kube_target_name(const struct km_kube_source *s,
+				const struct km_kube_object *o, char *buf,
+				size_t len);
+
+#endif

@@ -1,0 +1,559 @@
+/*
+ * The Kubernetes source (service/kube/km_kube_source.h) on a real store
+ * and hub: objects become targets with their identity, verdicts become
+ * transitions, Leases and EndpointSlices change the judgments of nodes
+ * and Services, time ends a startup grace, restarts are kept as results,
+ * deletions and relists delete targets, and names that cannot be targets
+ * spoil nothing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "km_health.h"
+#include "km_kube_source.h"
+#include "km_store.h"
+#include "km_test.h"
+#include "km_time.h"
+
+#define SEC 1000000LL
+
+/* An hour ago, to the second: the tests' clock runs from there, and stays
+ * behind the real one, with which the store stamps deletions (history is
+ * ordered by time). */
+static int64_t T0;
+
+struct fixture {
+	char *dir, *db;
+	struct km_store *s;
+	struct km_health *h;
+	struct km_reader *r;
+	struct km_kube_source *src;
+	struct km_arena a;
+};
+
+static void make_source(struct fixture *f, const char *cluster)
+{
+	struct km_kube_source_options o = {.cluster = cluster,
+					   .store = f->s,
+					   .health = f->h};
+	struct km_error err = {0};
+
+	km_kube_source_free(f->src);
+	if (km_kube_source_new(&o, &f->src, &err))
+		fail_msg("source: %s", err.msg);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	struct km_store_options so = {0};
+	struct km_health_options ho = {0};
+	struct km_error err = {0};
+
+	T0 = (km_now_us() / SEC - 3600) * SEC;
+	f->dir = km_test_tmpdir();
+	if (!f->dir || asprintf(&f->db, "%s/km.db", f->dir) < 0)
+		return -1;
+	km_arena_init(&f->a, 4096);
+	so.path = f->db;
+	if (km_store_open(&so, &f->s, &err))
+		fail_msg("store: %s", err.msg);
+	ho.store = f->s;
+	if (km_health_open(&ho, &f->h, &err))
+		fail_msg("hub: %s", err.msg);
+	if (km_reader_open(f->s, &f->r, &err))
+		fail_msg("reader: %s", err.msg);
+	make_source(f, NULL);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	struct km_error err = {0};
+
+	km_kube_source_free(f->src);
+	km_reader_close(f->r);
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	km_health_close(f->h);
+	km_store_close(f->s);
+	km_arena_free(&f->a);
+	km_test_rmrf(f->dir);
+	free(f->db);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Flushes the source, then the store: what it decided is committed and
+ * published. */
+static void flush(struct fixture *f)
+{
+	struct km_error err = {0};
+
+	if (km_kube_source_flush(f->src, &err))
+		fail_msg("flush: %s", err.msg);
+	if (km_store_flush(f->s, &err))
+		fail_msg("store flush: %s", err.msg);
+}
+
+static int state_of(struct fixture *f, const char *name)
+{
+	int st = 0;
+
+	if (km_health_state(f->h, name, &st))
+		return 0; /* not a live target */
+	return st;
+}
+
+static struct km_target target(struct fixture *f, const char *name)
+{
+	struct km_target t;
+	struct km_error err = {0};
+
+	if (km_reader_get_target(f->r, name, &f->a, &t, &err))
+		fail_msg("%s: %s", name, err.msg);
+	return t;
+}
+
+/* The cause of the newest transition of target name (deleted ones too). */
+static const char *last_cause(struct fixture *f, const char *name,
+			      int *to_state)
+{
+	struct km_target t;
+	struct km_transition *v;
+	struct km_history_query q = {.from_us = INT64_MIN,
+				     .to_us = INT64_MAX,
+				     .limit = 1};
+	struct km_error err = {0};
+	size_t n;
+	bool more;
+
+	assert_int_equal(km_reader_find_target(f->r, name, &f->a, &t, &err), 0);
+	q.target_id = t.id;
+	assert_int_equal(km_reader_query_transitions(f->r, &q, &f->a, &v, &n,
+						     &more, &err),
+			 0);
+	if (!n)
+		return NULL;
+	if (to_state)
+		*to_state = v[0].to_state;
+	return v[0].cause;
+}
+
+static size_t result_count(struct fixture *f, const char *name,
+			   const char *containing)
+{
+	struct km_target t = target(f, name);
+	struct km_result *v;
+	struct km_history_query q = {.target_id = t.id,
+				     .from_us = INT64_MIN,
+				     .to_us = INT64_MAX,
+				     .limit = 100};
+	struct km_error err = {0};
+	size_t n, k = 0;
+	bool more;
+
+	assert_int_equal(km_reader_query_results(f->r, &q, &f->a, &v, &n, &more,
+						 &err),
+			 0);
+	for (size_t i = 0; i < n; i++)
+		k += !containing ||
+		     (v[i].message && strstr(v[i].message, containing));
+	return k;
+}
+
+static void put(struct fixture *f, const struct km_kube_object *o, int64_t now)
+{
+	struct km_error err = {0};
+
+	if (km_kube_source_put(f->src, o, now, &err))
+		fail_msg("put: %s", err.msg);
+}
+
+/* ---- objects ------------------------------------------------------------------ */
+
+static struct km_kube_object node(const char *name, const char *rv,
+				  enum km_kube_cond ready)
+{
+	return (struct km_kube_object){
+		.resource = KM_RES_NODE,
+		.meta = {.ns = "",
+			 .name = name,
+			 .uid = name,
+			 .resource_version = rv},
+		.u.node = {.ready = ready},
+	};
+}
+
+static struct km_kube_object lease(const char *node_name, int64_t renew)
+{
+	static char rv[24];
+
+	snprintf(rv, sizeof rv, "%lld", (long long)renew);
+	return (struct km_kube_object){
+		.resource = KM_RES_LEASE,
+		.meta = {.ns = "kube-node-lease",
+			 .name = node_name,
+			 .uid = node_name,
+			 .resource_version = rv},
+		.u.lease = {.renew_us = renew, .duration_s = 40},
+	};
+}
+
+static struct km_kube_container ready_one[] = {{.name = "cart", .ready = 1}};
+
+static struct km_kube_object pod(const char *name, const char *uid,
+				 const char *rv, enum km_kube_pod_phase phase)
+{
+	return (struct km_kube_object){
+		.resource = KM_RES_POD,
+		.meta = {.ns = "shop",
+			 .name = name,
+			 .uid = uid,
+			 .resource_version = rv,
+			 .owner_kind = "ReplicaSet",
+			 .owner_name = "cart-7d9f",
+			 .created_us = T0},
+		.u.pod = {.phase = phase,
+			  .node_name = "n1",
+			  .started_us = T0 + SEC,
+			  .containers = ready_one,
+			  .n_containers = 1},
+	};
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+static void test_node_and_its_lease(void **state)
+{
+	struct fixture *f = *state;
+	struct km_kube_object n = node("n1", "1", KM_COND_TRUE);
+	struct km_kube_object l = lease("n1", T0);
+	struct km_kube_source_stats st;
+
+	put(f, &l, T0);
+	put(f, &n, T0);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_HEALTHY);
+	assert_string_equal(target(f, "node//n1").uid, "n1");
+	assert_string_equal(last_cause(f, "node//n1", NULL), "node is ready");
+
+	/* The kubelet goes silent: no event comes, time passes. */
+	km_kube_source_tick(f->src, T0 + 30 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_HEALTHY);
+	km_kube_source_tick(f->src, T0 + 45 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_UNHEALTHY);
+	assert_non_null(strstr(last_cause(f, "node//n1", NULL),
+			       "node lease not renewed for 45s"));
+	/* It comes back: the Lease is renewed. */
+	l = lease("n1", T0 + 46 * SEC);
+	put(f, &l, T0 + 46 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_HEALTHY);
+
+	/* Updates that change nothing are no observations. */
+	km_kube_source_stats(f->src, &st);
+	n.meta.resource_version = "2";
+	put(f, &n, T0 + 47 * SEC);
+	km_kube_source_tick(f->src, T0 + 48 * SEC);
+	flush(f);
+	{
+		struct km_kube_source_stats st2;
+
+		km_kube_source_stats(f->src, &st2);
+		assert_int_equal(st2.observations, st.observations);
+		assert_int_equal(st2.targets, 1);
+		assert_int_equal(st2.objects[KM_RES_LEASE], 1);
+	}
+	/* Not ready, with the reason. */
+	n = node("n1", "3", KM_COND_FALSE);
+	n.u.node.ready_reason = "KubeletNotReady";
+	put(f, &n, T0 + 49 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_UNHEALTHY);
+	assert_string_equal(last_cause(f, "node//n1", NULL),
+			    "node is not ready: KubeletNotReady");
+	/* Deleted: a target deleted, its history kept. */
+	km_kube_source_delete(f->src, KM_RES_NODE, "n1", T0 + 50 * SEC);
+	flush(f);
+	{
+		int to = 0;
+
+		assert_int_equal(state_of(f, "node//n1"), 0);
+		assert_string_equal(last_cause(f, "node//n1", &to),
+				    "node deleted");
+		assert_int_equal(to, KM_STATE_DELETED);
+	}
+}
+
+static void test_pod_life(void **state)
+{
+	struct fixture *f = *state;
+	struct km_kube_object rs = {
+		.resource = KM_RES_REPLICASET,
+		.meta = {.ns = "shop",
+			 .name = "cart-7d9f",
+			 .uid = "rs-1",
+			 .resource_version = "1",
+			 .owner_kind = "Deployment",
+			 .owner_name = "cart"},
+	};
+	struct km_kube_container c[1] = {{.name = "cart", .ready = false}};
+	struct km_kube_object p =
+		pod("cart-7d9f-x2", "p-1", "1", KM_POD_PENDING);
+	struct km_target t;
+
+	put(f, &rs, T0);
+	p.u.pod.node_name = NULL;
+	p.u.pod.started_us = 0;
+	put(f, &p, T0 + 10 * SEC);
+	flush(f);
+	/* Pending within its grace: a target, no verdict yet. */
+	assert_int_equal(state_of(f, "pod/shop/cart-7d9f-x2"),
+			 KM_STATE_UNKNOWN);
+	t = target(f, "pod/shop/cart-7d9f-x2");
+	assert_string_equal(t.owner, "deployment/shop/cart");
+	assert_string_equal(t.node, "");
+	assert_string_equal(t.uid, "p-1");
+	/* The grace ends with no event: tick. */
+	km_kube_source_tick(f->src, T0 + 301 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "pod/shop/cart-7d9f-x2"),
+			 KM_STATE_UNHEALTHY);
+	assert_non_null(strstr(last_cause(f, "pod/shop/cart-7d9f-x2", NULL),
+			       "pod pending for 5m1s"));
+
+	/* Scheduled and running: its node is known, and it is healthy. */
+	p = pod("cart-7d9f-x2", "p-1", "2", KM_POD_RUNNING);
+	put(f, &p, T0 + 310 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "pod/shop/cart-7d9f-x2"),
+			 KM_STATE_HEALTHY);
+	assert_string_equal(target(f, "pod/shop/cart-7d9f-x2").node, "n1");
+
+	/* OOMKilled and restarted: kept in the history, and CrashLoop. */
+	c[0].restart_count = 1;
+	c[0].last_terminated_reason = "OOMKilled";
+	c[0].last_exit_code = 137;
+	c[0].waiting_reason = "CrashLoopBackOff";
+	p = pod("cart-7d9f-x2", "p-1", "3", KM_POD_RUNNING);
+	p.u.pod.containers = c;
+	put(f, &p, T0 + 320 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "pod/shop/cart-7d9f-x2"),
+			 KM_STATE_UNHEALTHY);
+	assert_int_equal(result_count(f, "pod/shop/cart-7d9f-x2",
+				      "container cart was OOMKilled (exit code "
+				      "137) and restarted"),
+			 1);
+
+	/* Replaced under its name (a StatefulSet's way): the old one's
+	 * deletion is kept, the target has the new uid. */
+	p = pod("cart-7d9f-x2", "p-2", "9", KM_POD_RUNNING);
+	put(f, &p, T0 + 330 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "pod/shop/cart-7d9f-x2"),
+			 KM_STATE_HEALTHY);
+	assert_string_equal(target(f, "pod/shop/cart-7d9f-x2").uid, "p-2");
+	{
+		struct km_transition *v;
+		struct km_history_query q = {
+			.target_id = target(f, "pod/shop/cart-7d9f-x2").id,
+			.from_us = INT64_MIN,
+			.to_us = INT64_MAX,
+			.limit = 10,
+			.oldest_first = true};
+		struct km_error err = {0};
+		size_t n;
+		bool more, deleted = false;
+
+		assert_int_equal(km_reader_query_transitions(
+					 f->r, &q, &f->a, &v, &n, &more, &err),
+				 0);
+		for (size_t i = 0; i < n; i++)
+			deleted |= v[i].to_state == KM_STATE_DELETED;
+		assert_true(deleted);
+		assert_int_equal(v[n - 1].to_state, KM_STATE_HEALTHY);
+	}
+	/* Deleted, and a deletion of what is gone already changes nothing. */
+	km_kube_source_delete(f->src, KM_RES_POD, "p-2", T0 + 340 * SEC);
+	km_kube_source_delete(f->src, KM_RES_POD, "p-2", T0 + 341 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "pod/shop/cart-7d9f-x2"), 0);
+}
+
+static void test_service_over_its_slices(void **state)
+{
+	struct fixture *f = *state;
+	struct km_kube_object svc = {
+		.resource = KM_RES_SERVICE,
+		.meta = {.ns = "shop",
+			 .name = "cart",
+			 .uid = "s-1",
+			 .resource_version = "1"},
+		.u.service = {.has_selector = true},
+	};
+	struct km_kube_object a = {
+		.resource = KM_RES_ENDPOINTSLICE,
+		.meta = {.ns = "shop",
+			 .name = "cart-abc",
+			 .uid = "e-1",
+			 .resource_version = "1"},
+		.u.slice = {.service = "cart", .endpoints = 2, .ready = 1},
+	};
+	struct km_kube_object b = a;
+
+	/* A slice before its Service. */
+	put(f, &a, T0);
+	put(f, &svc, T0);
+	flush(f);
+	assert_int_equal(state_of(f, "service/shop/cart"), KM_STATE_HEALTHY);
+	assert_string_equal(last_cause(f, "service/shop/cart", NULL),
+			    "1 of 2 endpoints ready");
+	/* A second slice; then the first loses its ready endpoint. */
+	b.meta.name = "cart-def";
+	b.meta.uid = "e-2";
+	b.u.slice.ready = 0;
+	put(f, &b, T0 + SEC);
+	a.meta.resource_version = "2";
+	a.u.slice.ready = 0;
+	put(f, &a, T0 + 2 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "service/shop/cart"), KM_STATE_UNHEALTHY);
+	assert_string_equal(last_cause(f, "service/shop/cart", NULL),
+			    "no ready endpoints (0 of 4 ready)");
+	/* A relist brings the slices unchanged: counted once, not twice. */
+	km_kube_source_relist_begin(f->src, KM_RES_ENDPOINTSLICE);
+	put(f, &a, T0 + 3 * SEC);
+	km_kube_source_relist_end(f->src, KM_RES_ENDPOINTSLICE, T0 + 3 * SEC);
+	flush(f);
+	/* b was not in the list: deleted, so 2 endpoints are left. */
+	a.meta.resource_version = "3";
+	a.u.slice.ready = 2;
+	put(f, &a, T0 + 4 * SEC);
+	flush(f);
+	assert_string_equal(last_cause(f, "service/shop/cart", NULL),
+			    "2 of 2 endpoints ready");
+	/* Without a selector it is no target. */
+	svc.meta.resource_version = "2";
+	svc.u.service.has_selector = false;
+	put(f, &svc, T0 + 5 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "service/shop/cart"), 0);
+}
+
+static void test_relist_deletes_what_the_watch_missed(void **state)
+{
+	struct fixture *f = *state;
+	char name[32], uid[32];
+
+	for (int i = 0; i < 3; i++) {
+		struct km_kube_object p;
+
+		snprintf(name, sizeof name, "p%d", i);
+		snprintf(uid, sizeof uid, "u%d", i);
+		p = pod(name, uid, "1", KM_POD_RUNNING);
+		put(f, &p, T0);
+	}
+	flush(f);
+	km_kube_source_relist_begin(f->src, KM_RES_POD);
+	for (int i = 0; i < 2; i++) {
+		struct km_kube_object p;
+
+		snprintf(name, sizeof name, "p%d", i);
+		snprintf(uid, sizeof uid, "u%d", i);
+		p = pod(name, uid, "1", KM_POD_RUNNING);
+		put(f, &p, T0 + SEC);
+	}
+	km_kube_source_relist_end(f->src, KM_RES_POD, T0 + SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "pod/shop/p0"), KM_STATE_HEALTHY);
+	assert_int_equal(state_of(f, "pod/shop/p1"), KM_STATE_HEALTHY);
+	assert_int_equal(state_of(f, "pod/shop/p2"), 0);
+	/* The relist of what was there is no new observation: one result
+	 * each. */
+	assert_int_equal(result_count(f, "pod/shop/p0", NULL), 1);
+}
+
+static void test_cluster_names_and_bad_names(void **state)
+{
+	struct fixture *f = *state;
+	struct km_kube_object good = pod("web-0", "w-0", "1", KM_POD_RUNNING);
+	struct km_kube_object bad = pod("we/b:1", "w-1", "1", KM_POD_RUNNING);
+	struct km_kube_object dep = {
+		.resource = KM_RES_DEPLOYMENT,
+		.meta = {.ns = "shop",
+			 .name = "web",
+			 .uid = "d-1",
+			 .resource_version = "1"},
+		.u.workload = {.desired = 3, .ready = 1},
+	};
+	struct km_kube_source_stats st;
+
+	make_source(f, "prod-eu");
+	/* One object whose name cannot be a target's spoils nothing. */
+	put(f, &bad, T0);
+	put(f, &good, T0);
+	put(f, &dep, T0);
+	flush(f);
+	assert_int_equal(state_of(f, "prod-eu:pod/shop/web-0"),
+			 KM_STATE_HEALTHY);
+	assert_string_equal(target(f, "prod-eu:pod/shop/web-0").cluster,
+			    "prod-eu");
+	assert_string_equal(target(f, "prod-eu:pod/shop/web-0").owner,
+			    "prod-eu:replicaset/shop/cart-7d9f");
+	assert_int_equal(state_of(f, "prod-eu:deployment/shop/web"),
+			 KM_STATE_DEGRADED);
+	km_kube_source_stats(f->src, &st);
+	assert_int_equal(st.skipped, 1);
+	assert_int_equal(st.targets, 2);
+}
+
+static void test_many_objects_one_flush(void **state)
+{
+	struct fixture *f = *state;
+	char name[32], uid[32];
+	struct km_kube_source_stats st;
+
+	for (int i = 0; i < 2000; i++) {
+		struct km_kube_object p;
+
+		snprintf(name, sizeof name, "p-%d", i);
+		snprintf(uid, sizeof uid, "u-%d", i);
+		p = pod(name, uid, "1",
+			i % 10 ? KM_POD_RUNNING : KM_POD_FAILED);
+		put(f, &p, T0);
+	}
+	flush(f);
+	km_kube_source_stats(f->src, &st);
+	assert_int_equal(st.targets, 2000);
+	assert_int_equal(st.observations, 2000);
+	assert_int_equal(state_of(f, "pod/shop/p-1999"), KM_STATE_HEALTHY);
+	assert_int_equal(state_of(f, "pod/shop/p-1990"), KM_STATE_UNHEALTHY);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_node_and_its_lease),
+		T(test_pod_life),
+		T(test_service_over_its_slices),
+		T(test_relist_deletes_what_the_watch_missed),
+		T(test_cluster_names_and_bad_names),
+		T(test_many_objects_one_flush),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
