@@ -41,7 +41,7 @@ BENCH_PACKAGES := nginx-light apache2-utils nghttp2-client valgrind time \
 
 # One target per script in bench/: bench-run is bench/run.sh, and so on.
 BENCHES := bench-run bench-callgrind bench-probe-scale bench-wal-checkpoint \
-	bench-e2e-scale bench-soak-kill
+	bench-e2e-scale bench-soak-kill bench-kube-decode
 
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl
@@ -186,6 +186,7 @@ bench: deps bench-deps build tools
 	bench/wal_checkpoint.py
 	bench/e2e_scale.sh
 	PYTHON=$(PYTHON) bench/soak_kill.sh
+	bench/kube_decode.sh
 
 bench-run: deps bench-deps build
 	bench/run.sh $(BENCH_ARGS)
@@ -208,6 +209,12 @@ bench-e2e-scale: bench-deps
 # (about 5 minutes, bounded by SOAK_TIMEOUT); needs grpcio (make tools).
 bench-soak-kill: deps build tools
 	PYTHON=$(PYTHON) bench/soak_kill.sh $(BENCH_ARGS)
+
+# Issue 10: JSON libraries and protobuf-c decoding the API server's
+# answers. Installs its -dev packages itself and builds kmctl from the Go
+# module proxy, as make e2e does.
+bench-kube-decode: deps bench-deps
+	bench/kube_decode.sh $(BENCH_ARGS)
 
 # clang-format (.clang-format) over our C sources, in place;
 # tests/check_format.sh alone lists what it would change.

@@ -24,6 +24,8 @@ commands:
   scale FLAGS             create workloads and wait until all pods Run (bench)
   procstat FLAGS          CPU and memory of processes over a window (bench)
   nodes --kubeconfig F    node readiness, stalest Lease, running pods (bench)
+  podlist FLAGS           a PodList and watch streams as the API server encodes
+                          them, JSON and protobuf (bench/kube_decode.sh)
 `
 
 func main() {
@@ -50,6 +52,8 @@ func main() {
 		err = cmdProcstat(args)
 	case "nodes":
 		err = cmdNodes(args)
+	case "podlist":
+		err = cmdPodlist(args)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
