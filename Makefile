@@ -30,6 +30,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config \
 	libgrpc-dev libgrpc++-dev protobuf-compiler-grpc protobuf-c-compiler \
 	libprotobuf-c-dev libprotobuf-dev protobuf-compiler libsqlite3-dev \
 	libcurl4-openssl-dev libcmocka-dev libyaml-dev libssl-dev sqlite3 \
+	libcjson-dev \
 	bazel-bootstrap valgrind nghttp2-client openssl locales clang \
 	clang-format util-linux mount
 

@@ -1,0 +1,518 @@
+/*
+ * Reading the API server's JSON (service/kube/km_kube_decode.h): objects
+ * as the real API server writes them (tests/unit/kube_fixtures, recorded
+ * by tests/e2e/record_fixtures.sh), and what a hostile one could send.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "km_kube_decode.h"
+#include "km_pbcheck.h"
+
+struct doc {
+	km_json *root;
+	struct km_arena a;
+	struct km_kube_object o;
+	struct km_error err;
+	int rc;
+};
+
+/* Decodes one object of resource r from the JSON text. */
+static void decode(struct doc *d, enum km_kube_resource r, const char *json)
+{
+	struct km_kube_event ev;
+
+	memset(d, 0, sizeof *d);
+	km_arena_init(&d->a, 1024);
+	/* Through a watch event: the same path as the daemon's. */
+	{
+		char *line;
+		size_t n = strlen(json) + 64;
+
+		line = malloc(n);
+		assert_non_null(line);
+		snprintf(line, n, "{\"type\":\"ADDED\",\"object\":%s}", json);
+		d->rc = km_kube_parse_event(line, strlen(line), &d->root, &ev,
+					    &d->err);
+		free(line);
+	}
+	if (d->rc)
+		return;
+	assert_int_equal(ev.type, KM_EV_ADDED);
+	d->rc = km_kube_decode_object(r, ev.object, &d->a, &d->o, &d->err);
+}
+
+static void done(struct doc *d)
+{
+	km_kube_json_free(d->root);
+	km_arena_free(&d->a);
+}
+
+#define META(extra)                                                         \
+	"\"metadata\":{\"name\":\"n1\",\"uid\":\"u1\",\"resourceVersion\":" \
+	"\"42\",\"creationTimestamp\":\"2026-11-30T08:00:00Z\"" extra "}"
+
+static void test_node_conditions_by_type(void **state)
+{
+	struct doc d;
+
+	(void)state;
+	/* The classic mistake reads conditions[0]; Ready is last here. */
+	decode(&d, KM_RES_NODE,
+	       "{" META(
+		       "") ",\"spec\":{\"unschedulable\":true},"
+			   "\"status\":{\"conditions\":["
+			   "{\"type\":\"MemoryPressure\",\"status\":\"True\"},"
+			   "{\"type\":\"DiskPressure\",\"status\":\"False\"},"
+			   "{\"type\":\"PIDPressure\",\"status\":\"Unknown\"},"
+			   "{\"type\":\"Ready\",\"status\":\"False\",\"reason\":"
+			   "\"KubeletNotReady\",\"message\":\"PLEG is not healthy\"}]}}");
+	assert_int_equal(d.rc, 0);
+	assert_string_equal(d.o.meta.name, "n1");
+	assert_string_equal(d.o.meta.ns, "");
+	assert_string_equal(d.o.meta.resource_version, "42");
+	assert_int_equal(d.o.meta.created_us, 1796025600LL * 1000000);
+	assert_true(d.o.u.node.unschedulable);
+	assert_int_equal(d.o.u.node.ready, KM_COND_FALSE);
+	assert_string_equal(d.o.u.node.ready_reason, "KubeletNotReady");
+	assert_string_equal(d.o.u.node.ready_message, "PLEG is not healthy");
+	assert_int_equal(d.o.u.node.memory_pressure, KM_COND_TRUE);
+	assert_int_equal(d.o.u.node.disk_pressure, KM_COND_FALSE);
+	assert_int_equal(d.o.u.node.pid_pressure, KM_COND_UNKNOWN);
+	assert_int_equal(d.o.u.node.network_unavailable, KM_COND_ABSENT);
+	done(&d);
+	/* No conditions at all (a node just registered). */
+	decode(&d, KM_RES_NODE, "{" META("") "}");
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(d.o.u.node.ready, KM_COND_ABSENT);
+	done(&d);
+}
+
+static void test_pod(void **state)
+{
+	struct doc d;
+
+	(void)state;
+	decode(&d, KM_RES_POD,
+	       "{" META(
+		       ",\"namespace\":\"shop\",\"ownerReferences\":["
+		       "{\"kind\":\"Other\",\"name\":\"x\",\"uid\":\"o0\"},"
+		       "{\"kind\":\"ReplicaSet\",\"name\":\"cart-7d9f\","
+		       "\"uid\":\"o1\",\"controller\":true}]") ","
+							       "\"spec\":{\"nodeName\":\"n1\"},"
+							       "\"status\":{\"phase\":\"Running\",\"startTime\":"
+							       "\"2026-11-30T08:00:01Z\",\"conditions\":[{\"type\":"
+							       "\"PodScheduled\",\"status\":\"True\"}],"
+							       "\"initContainerStatuses\":[{\"name\":\"init\",\"ready\":true,"
+							       "\"restartCount\":0,\"state\":{\"terminated\":{\"exitCode\":0,"
+							       "\"reason\":\"Completed\"}}}],"
+							       "\"containerStatuses\":[{\"name\":\"cart\",\"ready\":false,"
+							       "\"restartCount\":7,\"state\":{\"waiting\":{\"reason\":"
+							       "\"CrashLoopBackOff\",\"message\":\"back-off 5m0s\"}},"
+							       "\"lastState\":{\"terminated\":{\"exitCode\":137,\"reason\":"
+							       "\"OOMKilled\"}}},{\"name\":\"envoy\",\"ready\":true,"
+							       "\"restartCount\":0}]}}");
+	assert_int_equal(d.rc, 0);
+	assert_string_equal(d.o.meta.ns, "shop");
+	assert_string_equal(d.o.meta.owner_kind, "ReplicaSet");
+	assert_string_equal(d.o.meta.owner_name, "cart-7d9f");
+	assert_string_equal(d.o.meta.owner_uid, "o1");
+	assert_string_equal(d.o.u.pod.node_name, "n1");
+	assert_int_equal(d.o.u.pod.phase, KM_POD_RUNNING);
+	assert_int_equal(d.o.u.pod.started_us, 1796025601LL * 1000000);
+	assert_int_equal(d.o.u.pod.scheduled, KM_COND_TRUE);
+	assert_int_equal(d.o.u.pod.n_init_containers, 1);
+	assert_int_equal(d.o.u.pod.n_containers, 2);
+	assert_string_equal(d.o.u.pod.containers[0].name, "cart");
+	assert_false(d.o.u.pod.containers[0].ready);
+	assert_int_equal(d.o.u.pod.containers[0].restart_count, 7);
+	assert_string_equal(d.o.u.pod.containers[0].waiting_reason,
+			    "CrashLoopBackOff");
+	assert_string_equal(d.o.u.pod.containers[0].last_terminated_reason,
+			    "OOMKilled");
+	assert_int_equal(d.o.u.pod.containers[0].last_exit_code, 137);
+	assert_true(d.o.u.pod.containers[1].ready);
+	assert_null(d.o.u.pod.containers[1].waiting_reason);
+	done(&d);
+
+	/* A phase this release does not know is no good news. */
+	decode(&d, KM_RES_POD,
+	       "{" META("") ",\"status\":{\"phase\":\"Hibernating\"}}");
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(d.o.u.pod.phase, KM_POD_UNKNOWN);
+	done(&d);
+}
+
+static void test_services_slices_workloads_leases(void **state)
+{
+	struct doc d;
+
+	(void)state;
+	decode(&d, KM_RES_SERVICE,
+	       "{" META("") ",\"spec\":{\"selector\":{\"app\":\"cart\"}}}");
+	assert_int_equal(d.rc, 0);
+	assert_true(d.o.u.service.has_selector);
+	done(&d);
+	decode(&d, KM_RES_SERVICE, "{" META("") ",\"spec\":{\"selector\":{}}}");
+	assert_false(d.o.u.service.has_selector);
+	done(&d);
+	decode(&d, KM_RES_SERVICE,
+	       "{" META("") ",\"spec\":{\"type\":\"ExternalName\"}}");
+	assert_false(d.o.u.service.has_selector);
+	done(&d);
+
+	decode(&d, KM_RES_ENDPOINTSLICE,
+	       "{" META(
+		       ",\"labels\":{\"kubernetes.io/service-name\":"
+		       "\"cart\"}") ",\"endpoints\":["
+				    "{\"addresses\":[\"10.0.0.1\"],\"conditions\":{\"ready\":true}},"
+				    "{\"addresses\":[\"10.0.0.2\"],\"conditions\":{\"ready\":false}},"
+				    "{\"addresses\":[\"10.0.0.3\"],\"conditions\":{}}]}");
+	assert_int_equal(d.rc, 0);
+	assert_string_equal(d.o.u.slice.service, "cart");
+	assert_int_equal(d.o.u.slice.endpoints, 3);
+	assert_int_equal(d.o.u.slice.ready, 2); /* unset reads as ready */
+	done(&d);
+
+	decode(&d, KM_RES_DEPLOYMENT,
+	       "{" META(
+		       "") ",\"spec\":{},\"status\":{\"readyReplicas\":0,"
+			   "\"conditions\":[{\"type\":\"Available\",\"status\":\"False\"},"
+			   "{\"type\":\"Progressing\",\"status\":\"False\",\"reason\":"
+			   "\"ProgressDeadlineExceeded\",\"message\":\"timed out\"}]}}");
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(d.o.u.workload.desired, 1); /* the default */
+	assert_int_equal(d.o.u.workload.ready, 0);
+	assert_int_equal(d.o.u.workload.progressing, KM_COND_FALSE);
+	assert_string_equal(d.o.u.workload.progressing_reason,
+			    "ProgressDeadlineExceeded");
+	done(&d);
+	decode(&d, KM_RES_DAEMONSET,
+	       "{" META("") ",\"status\":{\"desiredNumberScheduled\":5,"
+			    "\"numberReady\":4}}");
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(d.o.u.workload.desired, 5);
+	assert_int_equal(d.o.u.workload.ready, 4);
+	done(&d);
+	decode(&d, KM_RES_STATEFULSET,
+	       "{" META("") ",\"spec\":{\"replicas\":0},\"status\":{}}");
+	assert_int_equal(d.o.u.workload.desired, 0);
+	done(&d);
+
+	decode(&d, KM_RES_LEASE,
+	       "{" META(
+		       ",\"namespace\":\"kube-node-lease\"") ",\"spec\":{"
+							     "\"holderIdentity\":\"n1\",\"leaseDurationSeconds\":40,"
+							     "\"renewTime\":\"2026-11-30T08:00:10.123456Z\"}}");
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(d.o.u.lease.renew_us, 1796025610123456LL);
+	assert_int_equal(d.o.u.lease.duration_s, 40);
+	done(&d);
+}
+
+static void test_lists_events_statuses(void **state)
+{
+	static const char page[] =
+		"{\"kind\":\"NodeList\",\"apiVersion\":\"v1\",\"metadata\":{"
+		"\"resourceVersion\":\"1234\",\"continue\":\"eyJ2IjoibWV0YS\"},"
+		"\"items\":[{" META("") "},{\"metadata\":{\"name\":\"n2\","
+					"\"uid\":\"u2\"}}]}\n";
+	struct km_kube_list l;
+	struct km_kube_event ev;
+	struct km_kube_status st;
+	struct km_error err = {0};
+	struct km_arena a;
+	km_json *root;
+	const km_json *it;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(
+		km_kube_parse_list(page, sizeof page - 1, &root, &l, &err), 0);
+	assert_int_equal(l.n_items, 2);
+	assert_string_equal(l.resource_version, "1234");
+	assert_string_equal(l.continue_token, "eyJ2IjoibWV0YS");
+	km_arena_init(&a, 1024);
+	for (it = km_kube_first(&l); it; it = km_kube_next(it)) {
+		struct km_kube_object o;
+
+		assert_int_equal(km_kube_decode_object(KM_RES_NODE, it, &a, &o,
+						       &err),
+				 0);
+		n++;
+	}
+	assert_int_equal(n, 2);
+	km_kube_json_free(root);
+
+	/* A bookmark; a 410 Gone as the watch sends it. */
+	{
+		static const char bm[] =
+			"{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\","
+			"\"metadata\":{\"resourceVersion\":\"777\"}}}";
+		static const char gone[] =
+			"{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\","
+			"\"status\":\"Failure\",\"message\":\"too old resource "
+			"version: 5 (900)\",\"reason\":\"Expired\",\"code\":"
+			"410}}";
+
+		assert_int_equal(km_kube_parse_event(bm, sizeof bm - 1, &root,
+						     &ev, &err),
+				 0);
+		assert_int_equal(ev.type, KM_EV_BOOKMARK);
+		assert_string_equal(ev.resource_version, "777");
+		km_kube_json_free(root);
+		assert_int_equal(km_kube_parse_event(gone, sizeof gone - 1,
+						     &root, &ev, &err),
+				 0);
+		assert_int_equal(ev.type, KM_EV_ERROR);
+		assert_int_equal(ev.status.code, 410);
+		assert_string_equal(ev.status.reason, "Expired");
+		km_kube_json_free(root);
+	}
+	/* An error body; and one that is not a Status. */
+	{
+		static const char forbidden[] =
+			"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":"
+			"\"Failure\",\"message\":\"pods is forbidden: User "
+			"\\\"nobody\\\" cannot list resource \\\"pods\\\"\","
+			"\"reason\":\"Forbidden\",\"code\":403}";
+
+		km_kube_parse_status(forbidden, sizeof forbidden - 1, &a, &st);
+		assert_int_equal(st.code, 403);
+		assert_string_equal(st.reason, "Forbidden");
+		assert_non_null(strstr(st.message, "cannot list resource"));
+		km_kube_parse_status("<html>502</html>", 16, &a, &st);
+		assert_int_equal(st.code, 0);
+		assert_string_equal(st.message, "");
+	}
+	km_arena_free(&a);
+}
+
+/* ---- what a hostile API server could send ------------------------------------------ */
+
+static void expect_error(enum km_kube_resource r, const char *json,
+			 const char *msg)
+{
+	struct doc d;
+
+	decode(&d, r, json);
+	if (d.rc != KM_EINVAL || !strstr(d.err.msg, msg))
+		fail_msg("%s\n -> rc %d \"%s\", wanted \"%s\"", json, d.rc,
+			 d.err.msg, msg);
+	done(&d);
+}
+
+static void test_hostile_objects(void **state)
+{
+	struct doc d;
+
+	(void)state;
+	expect_error(KM_RES_NODE, "{\"metadata\":{\"uid\":\"u\"}}",
+		     "Node: metadata.name: missing");
+	expect_error(KM_RES_NODE, "{\"metadata\":{\"name\":\"n\"}}",
+		     "Node: metadata.uid: missing");
+	expect_error(KM_RES_NODE, "{\"metadata\":{\"name\":7,\"uid\":\"u\"}}",
+		     "Node: metadata.name: expected a string");
+	expect_error(KM_RES_POD,
+		     "{" META("") ",\"status\":{\"containerStatuses\":[{"
+				  "\"name\":\"c\",\"restartCount\":-1}]}}",
+		     "Pod: status.containerStatuses[0]: expected an integer "
+		     "from 0 to 2147483647");
+	expect_error(KM_RES_POD,
+		     "{" META("") ",\"status\":{\"containerStatuses\":[{"
+				  "\"name\":\"c\",\"restartCount\":1e300}]}}",
+		     "expected an integer");
+	expect_error(KM_RES_POD,
+		     "{" META("") ",\"status\":{\"containerStatuses\":[{"
+				  "\"name\":\"c\",\"restartCount\":1.5}]}}",
+		     "expected an integer");
+	expect_error(KM_RES_POD,
+		     "{" META("") ",\"status\":{\"containerStatuses\":7}}",
+		     "Pod: containerStatuses: expected a list");
+	expect_error(KM_RES_POD,
+		     "{" META("") ",\"status\":{\"conditions\":[5]}}",
+		     "Pod: status.conditions[0]: expected an object");
+	expect_error(KM_RES_NODE,
+		     "{\"metadata\":{\"name\":\"n\",\"uid\":\"u\","
+		     "\"creationTimestamp\":\"yesterday\"}}",
+		     "metadata.creationTimestamp: expected a time");
+	expect_error(KM_RES_NODE,
+		     "{" META("") ",\"spec\":{\"unschedulable\":\"yes\"}}",
+		     "spec.unschedulable: expected true or false");
+	expect_error(KM_RES_LEASE,
+		     "{" META("") ",\"spec\":{\"leaseDurationSeconds\":"
+				  "4294967296}}",
+		     "spec.leaseDurationSeconds: expected an integer");
+
+	/* An event whose object is no object never reaches the decoder;
+	 * the decoder refuses one too. */
+	expect_error(KM_RES_NODE, "[1,2]", "watch event: expected");
+	{
+		struct km_kube_list l;
+		struct km_error err = {0};
+		km_json *root;
+
+		assert_int_equal(km_kube_parse_list("{\"items\":[[1]]}", 15,
+						    &root, &l, &err),
+				 0);
+		d.rc = km_kube_decode_object(KM_RES_NODE, km_kube_first(&l),
+					     NULL, &d.o, &err);
+		assert_int_equal(d.rc, KM_EINVAL);
+		assert_string_equal(err.msg,
+				    "Node: (object): expected an object");
+		km_kube_json_free(root);
+	}
+
+	/* Not UTF-8: kept, with '?' for each bad byte. */
+	decode(&d, KM_RES_NODE,
+	       "{\"metadata\":{\"name\":\"n\xff\xfe\",\"uid\":\"u\"},"
+	       "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":"
+	       "\"False\",\"message\":\"caf\xc3\xa9 \xc3\"}]}}");
+	assert_int_equal(d.rc, 0);
+	assert_string_equal(d.o.meta.name, "n??");
+	assert_string_equal(d.o.u.node.ready_message, "caf\xc3\xa9 ?");
+	done(&d);
+	/* Null is "not given". */
+	decode(&d, KM_RES_NODE,
+	       "{" META("") ",\"spec\":null,\"status\":{\"conditions\":null}}");
+	assert_int_equal(d.rc, 0);
+	done(&d);
+	/* A condition given twice: the last one, as Go reads it. */
+	decode(&d, KM_RES_NODE,
+	       "{" META(
+		       "") ",\"status\":{\"conditions\":[{\"type\":\"Ready\","
+			   "\"status\":\"False\"},{\"type\":\"Ready\",\"status\":"
+			   "\"True\"}]}}");
+	assert_int_equal(d.o.u.node.ready, KM_COND_TRUE);
+	done(&d);
+	/* More containers than kept: the first 64. */
+	{
+		size_t cap = 200 * 40 + 256, o = 0;
+		char *big = malloc(cap);
+
+		assert_non_null(big);
+		o += (size_t)snprintf(big + o, cap - o,
+				      "{" META("") ",\"status\":{"
+						   "\"containerStatuses\":[");
+		for (int i = 0; i < 200; i++)
+			o += (size_t)snprintf(big + o, cap - o,
+					      "%s{\"name\":\"c%d\"}",
+					      i ? "," : "", i);
+		snprintf(big + o, cap - o, "]}}");
+		decode(&d, KM_RES_POD, big);
+		free(big);
+		assert_int_equal(d.rc, 0);
+		assert_int_equal(d.o.u.pod.n_containers,
+				 KM_KUBE_CONTAINERS_MAX);
+		assert_string_equal(d.o.u.pod.containers[63].name, "c63");
+		done(&d);
+	}
+}
+
+static void test_hostile_documents(void **state)
+{
+	struct km_kube_list l;
+	struct km_kube_event ev;
+	struct km_error err = {0};
+	km_json *root;
+	char *deep;
+
+	(void)state;
+	assert_int_equal(km_kube_parse_list("{\"items\":[]} x", 14, &root, &l,
+					    &err),
+			 KM_EINVAL);
+	assert_string_equal(err.msg,
+			    "list: more after the JSON value (at byte 13)");
+	assert_null(root);
+	assert_int_equal(km_kube_parse_list("{\"items\":[", 10, &root, &l,
+					    &err),
+			 KM_EINVAL);
+	assert_non_null(strstr(err.msg, "list: not JSON"));
+	assert_int_equal(km_kube_parse_list("{\"items\":{}}", 12, &root, &l,
+					    &err),
+			 KM_EINVAL);
+	assert_string_equal(err.msg, "List: items: expected a list");
+	assert_int_equal(km_kube_parse_list("{\"metadata\":{\"continue\":"
+					    "\"a\\nb\"},\"items\":[]}",
+					    43, &root, &l, &err),
+			 KM_EINVAL);
+	assert_string_equal(err.msg,
+			    "List: metadata.continue: not printable ASCII");
+	/* Watch lines that are not events. */
+	assert_int_equal(km_kube_parse_event("{\"type\":\"ADDED\"}", 16, &root,
+					     &ev, &err),
+			 KM_EINVAL);
+	assert_int_equal(km_kube_parse_event("{\"type\":\"EXPLODED\","
+					     "\"object\":{}}",
+					     31, &root, &ev, &err),
+			 KM_EINVAL);
+	assert_string_equal(err.msg, "watch event: unknown type \"EXPLODED\"");
+	/* Nesting deeper than cJSON goes: an error, not a crash. */
+	deep = malloc(200001);
+	assert_non_null(deep);
+	memset(deep, '[', 100000);
+	memset(deep + 100000, ']', 100000);
+	deep[200000] = '\0';
+	assert_int_equal(km_kube_parse_list(deep, 200000, &root, &l, &err),
+			 KM_EINVAL);
+	free(deep);
+	/* Larger than read at all. */
+	assert_int_equal(km_kube_parse_list("{}", KM_KUBE_BODY_MAX + 1u, &root,
+					    &l, &err),
+			 KM_EINVAL);
+}
+
+static void test_times(void **state)
+{
+	(void)state;
+	assert_int_equal(km_kube_parse_time("1970-01-01T00:00:00Z"), 0);
+	assert_int_equal(km_kube_parse_time("2026-11-30T08:00:00Z"),
+			 1796025600LL * 1000000);
+	assert_int_equal(km_kube_parse_time("2026-11-30T09:00:00+01:00"),
+			 1796025600LL * 1000000);
+	assert_int_equal(km_kube_parse_time("2026-11-30T08:00:00.5Z"),
+			 1796025600LL * 1000000 + 500000);
+	assert_int_equal(km_kube_parse_time("2026-11-30T08:00:00.123456789Z"),
+			 1796025600LL * 1000000 + 123456);
+	assert_int_equal(km_kube_parse_time("2024-02-29T00:00:00Z"),
+			 1709164800LL * 1000000);
+	static const char *const bad[] = {
+		"",
+		"2026-11-30",
+		"2026-11-30 08:00:00Z",
+		"2026-13-01T00:00:00Z",
+		"2026-02-29T00:00:00Z",
+		"2026-11-31T00:00:00Z",
+		"2026-11-30T24:00:00Z",
+		"2026-11-30T08:00:00",
+		"2026-11-30T08:00:00.Z",
+		"2026-11-30T08:00:00Zjunk",
+		"1969-12-31T23:59:59Z",
+		"2026-11-30T08:00:00+1:00",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (km_kube_parse_time(bad[i]) != -1)
+			fail_msg("accepted \"%s\"", bad[i]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_node_conditions_by_type),
+		cmocka_unit_test(test_pod),
+		cmocka_unit_test(test_services_slices_workloads_leases),
+		cmocka_unit_test(test_lists_events_statuses),
+		cmocka_unit_test(test_hostile_objects),
+		cmocka_unit_test(test_hostile_documents),
+		cmocka_unit_test(test_times),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
