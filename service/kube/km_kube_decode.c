@@ -8,7 +8,6 @@
 
 #include <cjson/cJSON.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -110,7 +109,8 @@ static int get_int(struct rd *r, const cJSON *o, const char *name,
 	if (!cJSON_IsNumber(v))
 		return bad(r, path, "expected an integer");
 	d = v->valuedouble;
-	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
+	/* NaN fails both comparisons; then the integer part must be all. */
+	if (!(d >= (double)min && d <= (double)max) || (double)(int64_t)d != d)
 		return km_error_set(r->err, KM_EINVAL,
 				    "%s: %s: expected an integer from %lld "
 				    "to %lld",
