@@ -64,6 +64,7 @@ const char *km_strerror(int code)
 	case KM_EUNIMPL: return "unimplemented";
 	case KM_ERANGE: return "out of range";
 	case KM_ECANCELLED: return "cancelled";
+	case KM_EPERM: return "permission denied";
 	}
 	return "unknown error";
 }

@@ -32,6 +32,7 @@ enum km_err {
 	KM_EUNIMPL = -13,    /* not built yet */
 	KM_ERANGE = -14,     /* valid, but past the end of what exists */
 	KM_ECANCELLED = -15, /* the caller went away */
+	KM_EPERM = -16,      /* valid, but not allowed (by the configuration) */
 };
 
 #define KM_ERROR_MSG_MAX 512

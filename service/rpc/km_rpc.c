@@ -138,6 +138,7 @@ grpc_status_code km_rpc_status_from_err(int code)
 	case KM_EUNIMPL: return GRPC_STATUS_UNIMPLEMENTED;
 	case KM_ERANGE: return GRPC_STATUS_OUT_OF_RANGE;
 	case KM_ECANCELLED: return GRPC_STATUS_CANCELLED;
+	case KM_EPERM: return GRPC_STATUS_PERMISSION_DENIED;
 	case KM_EIO:
 	case KM_EINTERNAL:
 	default: return GRPC_STATUS_INTERNAL;
