@@ -380,6 +380,7 @@ int main(int argc, char **argv)
 	ao.max_recv_message_bytes = cfg.max_recv_message_bytes;
 	ao.health = health;
 	ao.prober = prober;
+	ao.probe_policy = &cfg.api_policy;
 	if (km_api_start(api, store, &ao, &err))
 		goto fail;
 

@@ -55,6 +55,9 @@ struct km_api {
 	struct km_rpc_method *methods; /* the table given to km_rpc */
 
 	struct km_prober *prober; /* NULL: definitions only, no runs */
+	/* What probes through ProbeService may touch; borrowed (never NULL
+	 * once started). */
+	const struct km_probe_policy *probe_policy;
 
 	pthread_mutex_t mu; /* guards what follows */
 	bool serving;

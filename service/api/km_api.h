@@ -29,6 +29,7 @@
 
 struct km_api;
 struct km_health;
+struct km_probe_policy;
 struct km_prober;
 struct km_store;
 
@@ -40,6 +41,10 @@ struct km_api_options {
 	/* Probe changes through ProbeService are handed to it at once; NULL
 	 * keeps the API to definitions and history. */
 	struct km_prober *prober;
+	/* What probes created or updated through ProbeService may touch
+	 * (km_probe.h), checked before they are stored; borrowed, it must
+	 * outlive the API. NULL: km_probe_policy_defaults'. */
+	const struct km_probe_policy *probe_policy;
 };
 
 int km_api_create(struct km_api **out, struct km_error *err);

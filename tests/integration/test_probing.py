@@ -78,6 +78,21 @@ def web():
     w.close()
 
 
+@pytest.fixture
+def trusting_channel(daemon_factory, tmp_path):
+    """A channel to a daemon whose config lets probes created through the
+    API run programs and look at files under tmp_path (both off by
+    default)."""
+    cfg = tmp_path / "trusting.yaml"
+    cfg.write_text("api: {allowExec: true, allowFile: true, "
+                   f"filePathPrefixes: [{tmp_path}]}}\n")
+    d = daemon_factory(config=cfg).start()
+    with grpc.insecure_channel(d.addr) as ch:
+        yield ch
+    rc = d.stop()
+    assert rc == 0, f"kubemedicd exit {rc}:\n{d.log()}"
+
+
 # ---- watching -----------------------------------------------------------------
 
 class Watch:
@@ -283,7 +298,8 @@ def test_grpc_not_serving_and_standard_watch(pb, channel):
     server.stop(0)
 
 
-def test_file_missing_and_stale(pb, channel, tmp_path):
+def test_file_missing_and_stale(pb, trusting_channel, tmp_path):
+    channel = trusting_channel
     beat = tmp_path / "heartbeat"
     beat.write_text("alive")
     w = Watch(pb, channel, targets=["probe//beat"])
@@ -317,7 +333,8 @@ def test_file_missing_and_stale(pb, channel, tmp_path):
     w.close()
 
 
-def test_exec_exit_and_hang(pb, channel, tmp_path):
+def test_exec_exit_and_hang(pb, trusting_channel, tmp_path):
+    channel = trusting_channel
     mode = tmp_path / "mode"
     mode.write_text("0")
     script = tmp_path / "check.sh"
