@@ -259,11 +259,14 @@ static void log_stats(struct km_prober *pr, struct km_health *health,
 	       KM_I(p.results_failed), "in_flight", KM_I(p.in_flight),
 	       "skipped_overlap", KM_I(p.skipped_overlap), "skipped_late",
 	       KM_I(p.skipped_late), "check_errors", KM_I(p.check_errors),
-	       "schedule_errors", KM_I(p.schedule_errors), "lag_p50_us",
-	       KM_I(p.lag_p50_us), "lag_p99_us", KM_I(p.lag_p99_us),
-	       "lag_max_us", KM_I(p.lag_max_us), "interval_runs", KM_I(iv.runs),
-	       "interval_lag_p50_us", KM_I(iv.lag_p50_us),
-	       "interval_lag_p99_us", KM_I(iv.lag_p99_us),
+	       "schedule_errors", KM_I(p.schedule_errors), "offload_jobs",
+	       KM_I(p.offload_jobs), "offload_abandoned",
+	       KM_I(p.offload_abandoned), "offload_stuck",
+	       KM_I(p.offload_stuck), "exec_refused", KM_I(p.exec_refused),
+	       "lag_p50_us", KM_I(p.lag_p50_us), "lag_p99_us",
+	       KM_I(p.lag_p99_us), "lag_max_us", KM_I(p.lag_max_us),
+	       "interval_runs", KM_I(iv.runs), "interval_lag_p50_us",
+	       KM_I(iv.lag_p50_us), "interval_lag_p99_us", KM_I(iv.lag_p99_us),
 	       "interval_lag_max_us", KM_I(iv.lag_max_us), "transitions",
 	       KM_I(h.transitions), "published", KM_I(h.published),
 	       "unknown_dropped", KM_I(h.unknown_dropped), "subscribers",
@@ -372,6 +375,8 @@ int main(int argc, char **argv)
 	if (km_health_open(&ho, &health, &err))
 		goto fail;
 	po.health = health;
+	po.policy = &cfg.api_policy;
+	po.max_exec_children = (int)cfg.max_exec_children;
 	if (km_prober_start(&po, &prober, &err) ||
 	    schedule_stored_probes(store, health, prober, &scheduled, &err))
 		goto fail;

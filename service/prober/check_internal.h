@@ -11,6 +11,14 @@
 
 #include "km_check.h"
 
+#ifdef KM_FILE_FAULTS
+/* Tests only: in a build of km_check_file.c with KM_FILE_FAULTS (never
+ * the daemon's), called on the offload pool's thread before each file
+ * check's realpath and stat, with the probe's path. A hook that blocks is
+ * a file system that does not answer. */
+extern void (*km_check_file_fault)(const char *path);
+#endif
+
 /* SO_LINGER {on, 1 s} on a probe's socket, as the kubelet sets it. */
 void km_check_set_linger(int fd);
 

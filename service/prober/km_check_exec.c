@@ -579,7 +579,8 @@ static int sys_fail(const struct km_check *c, const char *step, int e)
 	return e == ENOMEM ? KM_ENOMEM : KM_EIO;
 }
 
-static int exec_create(struct km_loop *l, void **out, struct km_error *err)
+static int exec_create(const struct km_check_env *env, void **out,
+		       struct km_error *err)
 {
 	struct km_exec_checker *x;
 	struct sigaction sa;
@@ -593,7 +594,7 @@ static int exec_create(struct km_loop *l, void **out, struct km_error *err)
 	x = calloc(1, sizeof *x);
 	if (!x)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	x->loop = l;
+	x->loop = env->loop;
 	km_list_init(&x->runs);
 	*out = x;
 	return 0;

@@ -267,7 +267,8 @@ static void *cq_main(void *arg)
 
 /* ---- the checker ----------------------------------------------------------- */
 
-static int grpc_create(struct km_loop *l, void **out, struct km_error *err)
+static int grpc_create(const struct km_check_env *env, void **out,
+		       struct km_error *err)
 {
 	struct km_grpc_checker *x;
 
@@ -276,7 +277,7 @@ static int grpc_create(struct km_loop *l, void **out, struct km_error *err)
 	if (!x)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	grpc_init();
-	x->loop = l;
+	x->loop = env->loop;
 	km_list_init(&x->runs);
 	atomic_init(&x->closing, false);
 	*out = x;

@@ -1182,9 +1182,11 @@ int km_check_http_connect_only(void *http_checker, struct km_check *c)
 
 /* ---- the checker --------------------------------------------------------- */
 
-static int http_create(struct km_loop *l, void **out, struct km_error *err)
+static int http_create(const struct km_check_env *env, void **out,
+		       struct km_error *err)
 {
 	struct km_http_checker *x = calloc(1, sizeof *x);
+	struct km_loop *l = env->loop;
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	*out = NULL;

@@ -187,7 +187,8 @@ static void tcp_cancel(void *checker, struct km_check *c)
 	}
 }
 
-static int tcp_create(struct km_loop *l, void **out, struct km_error *err)
+static int tcp_create(const struct km_check_env *env, void **out,
+		      struct km_error *err)
 {
 	struct tcp_checker *x = calloc(1, sizeof *x);
 	int rc;
@@ -195,7 +196,7 @@ static int tcp_create(struct km_loop *l, void **out, struct km_error *err)
 	*out = NULL;
 	if (!x)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	rc = km_check_http.create(l, &x->by_name, err);
+	rc = km_check_http.create(env, &x->by_name, err);
 	if (rc) {
 		free(x);
 		return rc;

@@ -25,6 +25,8 @@
 #include "km_health.h"
 #include "km_log.h"
 #include "km_loop.h"
+#include "km_offload.h"
+#include "km_probe.h"
 #include "km_time.h"
 
 #define NS_PER_MS 1000000LL
@@ -63,6 +65,12 @@ struct km_prober {
 	bool thread_started;
 	/* Each check type's checker, by probe type (check_types). */
 	void *checkers[KM_PROBE_TYPE_MAX + 1];
+	/* What the checkers share: blocking calls' threads, counters. */
+	struct km_offload *offload;
+	struct km_check_counters counters;
+	/* The API's probe policy, copied (o.policy points here). */
+	struct km_arena policy_arena;
+	struct km_probe_policy policy;
 
 	/* Loop thread only. */
 	struct probe_rt **buckets;
@@ -330,6 +338,11 @@ static void start_check(struct probe_rt *rt)
 	*c = (struct km_check){
 		.loop = pr->loop,
 		.probe = &rt->run_spec->p,
+		/* The config's probes are trusted; any other came through the
+		 * API and is held to its policy. */
+		.policy = rt->run_spec->p.source == KM_SOURCE_CONFIG
+				  ? NULL
+				  : &pr->policy,
 		.started = km_mono_ns(),
 		.done = check_done,
 		.owner = rt,
@@ -607,8 +620,15 @@ static void *prober_main(void *arg)
 void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out,
 			 struct km_prober_interval *iv)
 {
+	struct km_offload_stats os;
+
+	km_offload_get_stats(pr->offload, &os);
 	pthread_mutex_lock(&pr->stats_mu);
 	*out = pr->stats;
+	out->offload_jobs = os.jobs;
+	out->offload_abandoned = os.abandoned;
+	out->offload_stuck = os.stuck;
+	out->exec_refused = atomic_load(&pr->counters.exec_refused);
 	out->lag_p50_us = lag_percentile(pr, 0.50, NULL, 0);
 	out->lag_p99_us = lag_percentile(pr, 0.99, NULL, 0);
 	if (iv) {
@@ -629,6 +649,7 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		    struct km_error *err)
 {
 	struct km_prober *pr = calloc(1, sizeof *pr);
+	struct km_check_env env = {0};
 	int rc;
 
 	*out = NULL;
@@ -636,6 +657,17 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	pr->o = *o;
 	pthread_mutex_init(&pr->stats_mu, NULL);
+	km_arena_init(&pr->policy_arena, 1024);
+	if (o->policy) {
+		if (km_probe_policy_copy(&pr->policy_arena, o->policy,
+					 &pr->policy)) {
+			rc = km_error_set(err, KM_ENOMEM, "out of memory");
+			goto fail;
+		}
+	} else {
+		km_probe_policy_defaults(&pr->policy);
+	}
+	pr->o.policy = &pr->policy;
 	pr->n_buckets = 1024;
 	pr->buckets = calloc(pr->n_buckets, sizeof *pr->buckets);
 	if (!pr->buckets) {
@@ -645,6 +677,14 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 	rc = km_loop_create(&pr->loop, err);
 	if (rc)
 		goto fail;
+	rc = km_offload_create(pr->loop, &pr->offload, err);
+	if (rc)
+		goto fail;
+	env.loop = pr->loop;
+	env.offload = pr->offload;
+	env.counters = &pr->counters;
+	env.max_exec_children = o->max_exec_children > 0 ? o->max_exec_children
+							 : 64;
 	for (int i = 0; i <= KM_PROBE_TYPE_MAX; i++) {
 		const struct km_check_type *t = check_types[i];
 
@@ -652,7 +692,7 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		assert(!t == !i);
 		if (!t || !t->create)
 			continue;
-		rc = t->create(pr->loop, &pr->checkers[i], err);
+		rc = t->create(&env, &pr->checkers[i], err);
 		if (rc)
 			goto fail;
 	}
@@ -695,8 +735,11 @@ void km_prober_stop(struct km_prober *pr)
 	for (int i = KM_PROBE_TYPE_MAX; i > 0; i--)
 		if (check_types[i]->destroy)
 			check_types[i]->destroy(pr->checkers[i]);
+	/* Jobs still in the pool belong to no run any more. */
+	km_offload_destroy(pr->offload);
 	km_loop_destroy(pr->loop);
 	free(pr->buckets);
+	km_arena_free(&pr->policy_arena);
 	pthread_mutex_destroy(&pr->stats_mu);
 	free(pr);
 }

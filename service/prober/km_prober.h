@@ -39,9 +39,16 @@
 
 struct km_prober;
 struct km_health;
+struct km_probe_policy;
 
 struct km_prober_options {
 	struct km_health *health; /* where results go */
+	/* What probes of the API may touch, at every run (km_probe.h);
+	 * copied. NULL: km_probe_policy_defaults'. Probes of the config file
+	 * are not held to it. */
+	const struct km_probe_policy *policy;
+	/* Exec probes running at once (prober.maxExecChildren); 0 = 64. */
+	int max_exec_children;
 };
 
 int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
@@ -72,6 +79,12 @@ struct km_prober_stats {
 	/* Probes left without a next run because its timer could not be
 	 * armed (logged; an update schedules the probe again). */
 	uint64_t schedule_errors;
+	/* Blocking calls (file checks' stat, CA files) handed to the offload
+	 * pool; those abandoned in their call (a check timed out meanwhile);
+	 * threads still in such a call now. */
+	uint64_t offload_jobs, offload_abandoned, offload_stuck;
+	/* Exec runs refused because prober.maxExecChildren were running. */
+	uint64_t exec_refused;
 	int64_t lag_p50_us, lag_p99_us, lag_max_us; /* since start */
 };
 /* Schedule lag over the runs started since the previous report, for a

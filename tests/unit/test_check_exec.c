@@ -41,6 +41,7 @@ static const char *g_dir;
 struct harness {
 	struct km_loop *loop;
 	void *x;
+	struct km_check_counters counters;
 	struct km_timer safety, linger, cancel_timer, stop_timer;
 	char *dir;
 	int fds_before;
@@ -108,7 +109,10 @@ static int setup(void **state)
 		return -1;
 	h->fds_before = count_fds();
 	if (km_loop_create(&h->loop, &err) ||
-	    km_check_exec.create(h->loop, &h->x, &err)) {
+	    km_check_exec.create(&(struct km_check_env){.loop = h->loop,
+							.counters =
+								&h->counters},
+				 &h->x, &err)) {
 		fprintf(stderr, "setup: %s\n", err.msg);
 		return -1;
 	}

@@ -180,6 +180,7 @@ static int group_teardown(void **state)
 struct harness {
 	struct km_loop *loop;
 	void *x;
+	struct km_check_counters counters;
 	struct km_timer safety, stop_timer, cancel_timer;
 	struct km_check checks[MAX_CHECKS];
 	struct km_probe probes[MAX_CHECKS];
@@ -222,7 +223,10 @@ static int setup(void **state)
 	if (!h)
 		return -1;
 	if (km_loop_create(&h->loop, &err) ||
-	    km_check_grpc.create(h->loop, &h->x, &err)) {
+	    km_check_grpc.create(&(struct km_check_env){.loop = h->loop,
+							.counters =
+								&h->counters},
+				 &h->x, &err)) {
 		fprintf(stderr, "setup: %s\n", err.msg);
 		return -1;
 	}

@@ -100,6 +100,10 @@ static struct km_probe define_probe(struct fixture *f, struct km_probe p)
 	p.success_threshold = p.success_threshold ? p.success_threshold : 1;
 	p.failure_threshold = p.failure_threshold ? p.failure_threshold : 1;
 	p.timeout_ms = p.timeout_ms ? p.timeout_ms : 1000;
+	/* From the config file unless the test says otherwise: trusted, not
+	 * held to the API's policy. */
+	if (!p.source)
+		p.source = KM_SOURCE_CONFIG;
 	if (km_store_create_probe(f->s, &p, &err))
 		fail_msg("create %s: %s", p.name, err.msg);
 	snprintf(tname, sizeof tname, "probe//%s", p.name);
@@ -317,7 +321,7 @@ static void test_update_and_remove(void **state)
 	p = add_probe(f, file_probe(f, "changing", 10000));
 	/* First run within the 10 s period's offset; then make it fast. */
 	p.period_ms = 100;
-	assert_int_equal(km_store_update_probe(f->s, &p, 0, false, NULL, &err),
+	assert_int_equal(km_store_update_probe(f->s, &p, 0, true, NULL, &err),
 			 0);
 	assert_int_equal(km_prober_upsert(f->pr, &p), 0);
 	wait_runs(f, 5);
