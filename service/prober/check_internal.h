@@ -68,4 +68,15 @@ void km_check_curl_global_init(void);
  * (km_check_http.cancel on the same checker) as any HTTP run. */
 int km_check_http_connect_only(void *http_checker, struct km_check *c);
 
+/* Resolves c->probe's host (a DNS name) through libcurl, off the loop, to
+ * the addresses c->policy allows (all, without one), in the order the
+ * resolver gives them (ports set): at most max of them into out, their
+ * number into *n, before done reports success. Connects to nothing. Fails
+ * as a TCP check to the name would: DNS, or NETWORK "not connected: ..."
+ * naming the rule when every address is denied. For the gRPC checks of
+ * probes of the API, which then connect to those addresses. Cancelled
+ * with km_check_http.cancel on the same checker. */
+int km_check_http_resolve(void *http_checker, struct km_check *c,
+			  union km_check_addr *out, size_t max, size_t *n);
+
 #endif

@@ -204,6 +204,16 @@ struct http_run {
 	bool no_memory; /* write_cb had no buffer for the body */
 	char errbuf[CURL_ERROR_SIZE];
 
+	/* The API's probe policy refused an address libcurl offered (the
+	 * rule, for the message), so it was never connected to. */
+	char denied[256];
+	/* km_check_http_resolve: the addresses allowed go to resolve_out
+	 * (at most resolve_max, counted in *resolve_n), none is connected
+	 * to, and the run reports when libcurl has tried them all. */
+	bool resolve_only;
+	union km_check_addr *resolve_out;
+	size_t resolve_max, *resolve_n;
+
 	/* Waiting for its CA bundle's first read: the entry (NULL when
 	 * not), the URL to go on with, and the deadline. */
 	struct ca_entry *ca_wait;
@@ -358,6 +368,35 @@ static int closesocket_cb(void *clientp, curl_socket_t fd)
 	(void)clientp;
 	km_check_close_now(fd);
 	return 0;
+}
+
+/* Every connection libcurl makes starts here, with the address it
+ * resolved: one the API's probe policy denies (for a probe of the API) is
+ * never connected to. A resolving run takes the first allowed address and
+ * connects to none. */
+static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
+				   struct curl_sockaddr *a)
+{
+	struct http_run *r = clientp;
+	const struct km_probe_policy *pol = r->c->policy;
+
+	if (purpose != CURLSOCKTYPE_IPCXN)
+		return CURL_SOCKET_BAD;
+	if (pol &&
+	    km_probe_policy_addr(pol, &a->addr, r->denied, sizeof r->denied))
+		return CURL_SOCKET_BAD;
+	if (r->resolve_only) {
+		if (*r->resolve_n < r->resolve_max &&
+		    a->addrlen <= sizeof *r->resolve_out) {
+			union km_check_addr *to =
+				&r->resolve_out[(*r->resolve_n)++];
+
+			memset(to, 0, sizeof *to);
+			memcpy(to, &a->addr, a->addrlen);
+		}
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 static size_t write_cb(char *data, size_t size, size_t n, void *userp)
@@ -881,6 +920,11 @@ static int submit(struct http_run *r, const char *url)
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+	if (r->resolve_only)
+		/* Both families at once: no connection is waited for. */
+		curl_easy_setopt(e, CURLOPT_HAPPY_EYEBALLS_TIMEOUT_MS, 0L);
 	if (r->connect_only) {
 		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
 	} else {
@@ -950,6 +994,14 @@ static void classify_error(struct http_run *r, CURLcode cc,
 {
 	long os_errno = 0;
 	const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc);
+
+	/* The policy refused what the name led to: say so, not "could not
+	 * connect". */
+	if (r->denied[0] && cc == CURLE_COULDNT_CONNECT) {
+		km_check_fail(res, KM_EC_NETWORK, 0, "not connected: %s",
+			      r->denied);
+		return;
+	}
 
 	curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
 	switch (cc) {
@@ -1300,8 +1352,16 @@ static void plain_timed_out(struct km_loop *l, void *arg)
 static int plain_connect(struct http_run *r)
 {
 	struct km_loop *l = r->x->loop;
-	int fd, e, rc = km_check_connect(&r->addr, r->addr_len, &fd, &e);
+	int fd, e, rc;
 
+	/* A probe of the API, to an address its policy denies (the probe's
+	 * own host, or a redirect's): never connected to. */
+	if (r->c->policy && km_probe_policy_addr(r->c->policy, &r->addr.sa,
+						 r->denied, sizeof r->denied)) {
+		plain_fail(r, KM_EC_NETWORK, "not connected to", r->denied);
+		return 0;
+	}
+	rc = km_check_connect(&r->addr, r->addr_len, &fd, &e);
 	if (rc)
 		return rc;
 	r->fd = fd;
@@ -1330,7 +1390,8 @@ static void finish(struct http_run *r, CURLcode cc)
 
 	if (r->connect_only) {
 		km_check_pass(&res);
-		if (cc != CURLE_OK)
+		/* Resolving: addresses were found, and nothing connected. */
+		if (cc != CURLE_OK && !(r->resolve_only && *r->resolve_n))
 			classify_error(r, cc, &res);
 		report(r, &res);
 		return;
@@ -1494,6 +1555,35 @@ int km_check_http_connect_only(void *http_checker, struct km_check *c)
 	if (!r)
 		return KM_ENOMEM;
 	r->connect_only = true;
+	build_url(c->probe, "http", url, sizeof url);
+	rc = submit(r, url);
+	if (rc) {
+		c->impl = NULL;
+		run_free(r);
+	}
+	return rc;
+}
+
+/* A DNS name to the addresses the probe may connect to, through libcurl's
+ * resolver (off the loop): a CONNECT_ONLY transfer whose every socket is
+ * refused (opensocket_cb), so nothing is connected to; it ends when
+ * libcurl has tried them all, at once (both families together). */
+int km_check_http_resolve(void *http_checker, struct km_check *c,
+			  union km_check_addr *out, size_t max, size_t *n)
+{
+	struct km_http_checker *x = http_checker;
+	struct http_run *r = new_run(x, c);
+	char url[4096];
+	int rc;
+
+	if (!r)
+		return KM_ENOMEM;
+	r->connect_only = true;
+	r->resolve_only = true;
+	r->resolve_out = out;
+	r->resolve_max = max;
+	r->resolve_n = n;
+	*n = 0;
 	build_url(c->probe, "http", url, sizeof url);
 	rc = submit(r, url);
 	if (rc) {

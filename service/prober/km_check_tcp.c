@@ -9,6 +9,10 @@
  *
  * Each run records which of the two ways owns it when it starts, so
  * cancel never has to work it out again from the probe.
+ *
+ * A probe of the API (c->policy) connects only where the API's probe
+ * policy allows: an IP address is judged here, the addresses of a name in
+ * libcurl's opensocket callback (km_check_http.c).
  */
 #include <assert.h>
 #include <errno.h>
@@ -151,6 +155,19 @@ static int tcp_start(void *checker, struct km_check *c)
 	r->path = TCP_OWN;
 	c->impl = r;
 	km_timer_init(&r->timeout, timed_out, r);
+	if (c->policy) {
+		char why[256];
+
+		/* A probe of the API to an address its policy denies: never
+		 * connected to. */
+		if (km_probe_policy_addr(c->policy, &a.sa, why, sizeof why)) {
+			km_check_fail(&res, KM_EC_NETWORK, 0,
+				      "not connected to %s:%d: %s", p->host,
+				      p->port, why);
+			report(r, &res);
+			return 0;
+		}
+	}
 	rc = km_check_connect(&a, len, &r->fd, &e);
 	if (rc) {
 		close_run(r);

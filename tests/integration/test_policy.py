@@ -189,3 +189,79 @@ def test_config_ca_fifo_refused_at_start(tmp_path):
     assert p.returncode == 2, p.stderr
     assert f"{cfg}:2: probes[0].httpGet.caFile: {fifo}: a FIFO, not a " \
         "regular file" in p.stderr
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that counts the connections made to it
+    (and closes them)."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.count = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            c.close()
+
+    def close(self):
+        import socket
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def test_names_judged_when_connecting(pb, daemon_factory, tmp_path):
+    """A name is judged by the addresses it resolves to, when the probe
+    connects: "localhost" with loopback denied is never connected to, by
+    HTTP, TCP or gRPC probes of the API; the config file's probe to the
+    same name is trusted."""
+    from test_probing import Watch, history, HEALTHY, UNHEALTHY
+    api_target, config_target = Listener(), Listener()
+    cfg = tmp_path / "km.yaml"
+    cfg.write_text(f"""
+api:
+  probeNetworks:
+    deny: [127.0.0.0/8, "::1/128"]
+probes:
+  - name: trusted
+    tcpSocket: {{host: localhost, port: {config_target.port}}}
+    periodMilliseconds: 200
+    successThreshold: 1
+""")
+    d = daemon_factory(config=cfg).start()
+    timing = dict(period_milliseconds=200, timeout_milliseconds=1000,
+                  failure_threshold=1, success_threshold=1)
+    with grpc.insecure_channel(d.addr) as ch:
+        w = Watch(pb, ch)
+        stub = probes(pb, ch)
+        for p in [
+                pb.probe.Probe(name="http", http_get=pb.probe.HTTPGetAction(
+                    host="localhost", port=api_target.port), **timing),
+                pb.probe.Probe(name="tcp", tcp_socket=pb.probe.TCPSocketAction(
+                    host="localhost", port=api_target.port), **timing),
+                pb.probe.Probe(name="grpc", grpc=pb.probe.GRPCAction(
+                    host="localhost", port=api_target.port), **timing)]:
+            stub.CreateProbe(pb.probe.CreateProbeRequest(probe=p))
+        w.collect({"probe//http": UNHEALTHY, "probe//tcp": UNHEALTHY,
+                   "probe//grpc": UNHEALTHY, "probe//trusted": HEALTHY})
+        for name in ("http", "tcp", "grpc"):
+            r = history(pb, ch, f"probe//{name}")[0]
+            assert r.error_class == pb.common.ERROR_CLASS_NETWORK, r
+            assert "not connected" in r.message, r.message
+            assert "denied by api.probeNetworks" in r.message, r.message
+        w.close()
+    assert api_target.count == 0
+    assert config_target.count >= 1
+    assert d.stop() == 0
+    api_target.close()
+    config_target.close()
