@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +281,17 @@ static void log_stats(struct km_prober *pr, struct km_health *health,
 	       KM_I(s.writer_boosts), NULL);
 }
 
+/* The probe engine's loop watchdog: a loop that does not turn is the
+ * daemon's health (grpc.health.v1 for ""). Not once stopping has begun
+ * (the API is then NOT_SERVING for good). */
+static atomic_bool stopping;
+
+static void on_watchdog(void *api, bool turning)
+{
+	if (!atomic_load(&stopping))
+		km_api_set_serving(api, turning);
+}
+
 /* Waits for a signal in set other than SIGUSR1 and returns it; logs the
  * stats on SIGUSR1 and every interval_ms (0 = never). */
 static int wait_for_stop(const sigset_t *set, int64_t interval_ms,
@@ -377,6 +389,9 @@ int main(int argc, char **argv)
 	po.health = health;
 	po.policy = &cfg.api_policy;
 	po.max_exec_children = (int)cfg.max_exec_children;
+	po.watchdog_ms = cfg.watchdog_ms;
+	po.on_watchdog = on_watchdog;
+	po.watchdog_arg = api;
 	if (km_prober_start(&po, &prober, &err) ||
 	    schedule_stored_probes(store, health, prober, &scheduled, &err))
 		goto fail;
@@ -404,9 +419,11 @@ int main(int argc, char **argv)
 			    store);
 	km_log(KM_LOG_INFO, "stopping", "signal", strsignal(sig), "grace_ms",
 	       KM_I(cfg.shutdown_grace_ms), NULL);
+	atomic_store(&stopping, true);
 	km_api_stop(api, cfg.shutdown_grace_ms);
 	rc = 0;
 fail:
+	atomic_store(&stopping, true);
 	if (rc)
 		km_log(KM_LOG_ERROR, "kubemedicd failed", "err", err.msg, NULL);
 	km_api_stop(api, 0);
