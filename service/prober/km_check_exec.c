@@ -8,7 +8,8 @@
  *    an empty signal mask and every signal at its default (kubemedicd blocks
  *    SIGTERM/SIGINT and ignores SIGPIPE; a probe must not inherit that),
  *    stdin from /dev/null, stdout and stderr into one pipe, no other
- *    descriptor open, in probe->workdir when one is given;
+ *    descriptor open, in probe->workdir when one is given, with the
+ *    probe's env and nothing else (tokens live in kubemedicd's own);
  *  - the pipe is read (non-blocking) whenever it has data, so the child
  *    never blocks on a full pipe: the first KM_CHECK_OUTPUT_MAX bytes are
  *    kept, the rest is read and dropped;
@@ -26,9 +27,8 @@
  *
  * Semantics where the kubelet leaves room:
  *  - argv[0] without a '/' is looked up like execvp does, in the PATH of
- *    the child's environment (kubemedicd's own PATH unless the probe's env
- *    sets one; "/bin:/usr/bin" if there is none); with a '/', it is taken
- *    as is, relative to the working directory;
+ *    the probe's env, "/bin:/usr/bin" if it sets none; with a '/', it is
+ *    taken as is, relative to the working directory;
  *  - a program that cannot be started is the probe's failure, reported as
  *    a shell would: exit code 127 when it is not found, 126 when it is
  *    found but cannot be run (permissions, format, a working directory that
@@ -77,8 +77,6 @@
 #include "km_list.h"
 #include "km_log.h"
 #include "km_time.h"
-
-extern char **environ;
 
 /* Read at most this much per wakeup of the pipe (fairness between runs),
  * and at most this much more once the child has exited or timed out. */
@@ -427,34 +425,18 @@ struct spawn_plan {
 	posix_spawnattr_t attr;
 };
 
-/* The child's environment: ours, with the probe's entries in place of ours
- * of the same name (the last of equal names wins). */
+/* The child's environment: the probe's own entries (the last of equal
+ * names wins), nothing of kubemedicd's (tokens live there). */
 static char **build_env(const struct km_probe *p, struct km_arena *a,
 			const char **path)
 {
-	size_t n = 0, k = 0;
+	size_t k = 0;
 	char **envp;
 
 	*path = NULL;
-	while (environ[n])
-		n++;
-	envp = km_arena_calloc(a, n + p->n_env + 1, sizeof *envp);
+	envp = km_arena_calloc(a, p->n_env + 1, sizeof *envp);
 	if (!envp)
 		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const char *e = environ[i], *eq = strchr(e, '=');
-		size_t len = eq ? (size_t)(eq - e) : strlen(e);
-		bool replaced = false;
-
-		for (size_t j = 0; j < p->n_env && !replaced; j++)
-			replaced = strlen(p->env[j].key) == len &&
-				   !memcmp(p->env[j].key, e, len);
-		if (replaced)
-			continue;
-		if (len == 4 && !memcmp(e, "PATH", 4) && eq)
-			*path = eq + 1;
-		envp[k++] = environ[i];
-	}
 	for (size_t j = 0; j < p->n_env; j++) {
 		bool later = false;
 

@@ -598,18 +598,19 @@ static void test_many_at_once(void **state)
 
 /* ---- environment, working directory, PATH -------------------------------- */
 
-static void test_env_added_and_overridden(void **state)
+/* The child's environment is the probe's, nothing of ours: tokens live
+ * in kubemedicd's. cat shows it as it is (entries end in NUL, made
+ * U+FFFD in the message). */
+static void test_env_is_the_probes_own(void **state)
 {
 	struct harness *h = *state;
 	struct probe_buf b;
 	struct km_probe *p;
 	const struct km_check_result *r;
 
-	setenv("KM_TEST_INHERITED", "inherited", 1);
+	setenv("KM_TEST_INHERITED", "secret-token", 1);
 	setenv("KM_TEST_OVERRIDE", "daemon", 1);
-	p = probe_of(&b, 5000, "sh", "-c",
-		     "echo \"$KM_TEST_INHERITED $KM_TEST_OVERRIDE $KM_TEST_NEW"
-		     " $(env | grep -c ^KM_TEST_OVERRIDE=)\"; exit 1",
+	p = probe_of(&b, 5000, "/bin/cat", "/proc/self/environ", "/nonexistent",
 		     NULL);
 	b.env[0] = (struct km_kv){"KM_TEST_NEW", "first"};
 	b.env[1] = (struct km_kv){"KM_TEST_OVERRIDE", "probe"};
@@ -619,7 +620,26 @@ static void test_env_added_and_overridden(void **state)
 	r = check(h, p);
 	unsetenv("KM_TEST_INHERITED");
 	unsetenv("KM_TEST_OVERRIDE");
-	assert_string_equal(r->message, "inherited probe new 1");
+	assert_int_equal(r->status_code, 1);
+	assert_string_equal(
+		r->message,
+		"KM_TEST_OVERRIDE=probe\xef\xbf\xbd"
+		"KM_TEST_NEW=new\xef\xbf\xbd"
+		"/bin/cat: /nonexistent: No such file or directory");
+}
+
+/* Nothing at all unless the probe says so: not even PATH. */
+static void test_env_empty(void **state)
+{
+	struct harness *h = *state;
+	struct probe_buf b;
+	const struct km_check_result *r;
+
+	r = check(h, probe_of(&b, 5000, "cat", "/proc/self/environ",
+			      "/nonexistent", NULL));
+	assert_int_equal(r->status_code, 1);
+	assert_string_equal(r->message, "cat: /nonexistent: No such file or "
+					"directory");
 }
 
 static void test_workdir(void **state)
@@ -763,7 +783,8 @@ int main(void)
 		T(test_cancel_then_destroy),
 		T(test_destroy_with_runs_in_flight),
 		T(test_many_at_once),
-		T(test_env_added_and_overridden),
+		T(test_env_is_the_probes_own),
+		T(test_env_empty),
 		T(test_workdir),
 		T(test_path_from_probe_env),
 		T(test_not_in_path_is_127),
