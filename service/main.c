@@ -363,6 +363,12 @@ int main(int argc, char **argv)
 	sigaddset(&stop, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Before any thread: what exec probes leave is ours to reap. */
+	if (km_prober_init_process(&err)) {
+		fprintf(stderr, "kubemedicd: %s\n", err.msg);
+		km_config_free(&cfg);
+		return 1;
+	}
 
 	rc = 1;
 	if (km_api_create(&api, &err))

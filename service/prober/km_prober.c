@@ -13,11 +13,13 @@
 #include "km_prober.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "km_arena.h"
 #include "km_check.h"
@@ -721,6 +723,26 @@ static void watchdog_stop(struct km_prober *pr)
 	pr->wd_started = false;
 }
 
+/* ---- the process ---------------------------------------------------------- */
+
+/* Set by km_prober_init_process: probers reap what exec runs leave. */
+static atomic_bool subreaper;
+
+int km_prober_init_process(struct km_error *err)
+{
+	sigset_t chld;
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+		return km_error_set(err, KM_EIO,
+				    "cannot become a child subreaper: %s",
+				    strerror(errno));
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, NULL);
+	atomic_store(&subreaper, true);
+	return 0;
+}
+
 /* ---- life cycle ---------------------------------------------------------- */
 
 static void *prober_main(void *arg)
@@ -803,6 +825,7 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 	env.counters = &pr->counters;
 	env.max_exec_children = o->max_exec_children > 0 ? o->max_exec_children
 							 : 64;
+	env.reap_orphans = atomic_load(&subreaper);
 	for (int i = 0; i <= KM_PROBE_TYPE_MAX; i++) {
 		const struct km_check_type *t = check_types[i];
 

@@ -68,6 +68,16 @@ struct km_prober_options {
 	void *watchdog_arg;
 };
 
+/* For the daemon, once, before any thread starts: makes the process a
+ * child subreaper (PR_SET_CHILD_SUBREAPER: what exec probes' processes
+ * leave when they exit becomes its child, not init's) and blocks SIGCHLD
+ * in the calling thread, so that every thread started after inherits the
+ * mask and the prober takes SIGCHLD through a signalfd. Probers started
+ * afterwards reap every child that is no exec run's, and kill those still
+ * alive unless the process is PID 1 (km_check_exec.c). KM_EIO if prctl
+ * fails. */
+int km_prober_init_process(struct km_error *err);
+
 int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		    struct km_error *err);
 /* Stops the loop, abandons running checks (children killed, calls
