@@ -4,11 +4,12 @@
 #               embedded SQLite database and the example config
 #   make test   install what is missing, build, run every test: unit and
 #               integration tests (plain and under ASan+UBSan), the Release
-#               and clang builds, the Bazel build and tests, and the e2e
-#               suite on a real control plane
+#               and clang builds, the fuzz targets for a bounded time, the
+#               Bazel build and tests, and the e2e suite on a real control
+#               plane
 #
 # Parts: deps tools build test-unit test-integration test-asan test-builds
-#        test-bazel e2e bench bench-deps bench-<name> format clean
+#        test-fuzz test-bazel e2e bench bench-deps bench-<name> format clean
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -47,14 +48,22 @@ VENV       := $(CACHE)/venv
 PYTHON     := $(VENV)/bin/python
 
 .PHONY: test-format format run test deps tools build test-unit test-integration test-asan \
-	test-builds test-bazel e2e bench bench-deps $(BENCHES) format clean
+	test-builds test-fuzz test-bazel e2e bench bench-deps $(BENCHES) format clean
 
+# The example configuration reads kubemedic.tokens: the first run creates it
+# with an admin token for you (in kubemedic.token, mode 0600).
 run: deps build
+	@test -e kubemedic.tokens || { \
+		./$(BUILD)/kubemedic token new "$${USER:-dev}" admins \
+			--out kubemedic.token > kubemedic.tokens.new && \
+		mv kubemedic.tokens.new kubemedic.tokens && \
+		echo "kubemedicd: your admin token is in kubemedic.token:" \
+		     "export KUBEMEDIC_TOKEN_FILE=$(CURDIR)/kubemedic.token"; }
 	@echo "kubemedicd: listening on $(LISTEN), database $(DB), config $(CONFIG)"
 	exec ./$(BUILD)/kubemedicd --config $(CONFIG) --listen $(LISTEN) --db $(DB)
 
 test: deps tools test-format build test-unit test-integration test-asan test-builds \
-	test-bazel e2e
+	test-fuzz test-bazel e2e
 	@echo "all tests passed"
 
 # $(call apt_install,PACKAGES): installs only what is missing, so a
@@ -125,6 +134,35 @@ test-builds:
 	CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -G Ninja \
 		-DCMAKE_BUILD_TYPE=Debug -DKM_WERROR=ON -DKM_FUZZ=ON >/dev/null
 	ninja -C $(CLANG_BUILD) -j $(JOBS)
+
+# Every libFuzzer target of tests/fuzz for FUZZ_SECONDS (30 s) each, from
+# its seeds and dictionary, in $(CLANG_BUILD) (test-builds builds them; this
+# builds what it needs if run alone). The corpora grow under
+# $(CLANG_BUILD)/fuzz/corpus from run to run. A finding (crash-*, leak-*,
+# timeout-*, oom-* in $(CLANG_BUILD)/fuzz) fails the run with the end of
+# its log; replay it with the target and the file (tests/fuzz/README.md).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := config selector http1 requests
+
+test-fuzz:
+	CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -G Ninja \
+		-DCMAKE_BUILD_TYPE=Debug -DKM_WERROR=ON -DKM_FUZZ=ON >/dev/null
+	ninja -C $(CLANG_BUILD) -j $(JOBS) $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+		dir=$(CLANG_BUILD)/fuzz; mkdir -p $$dir/corpus/$$t; \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+		if ! (cd $$dir && ../tests/fuzz/fuzz_$$t \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 \
+			-dict=$(CURDIR)/tests/fuzz/$$t.dict corpus/$$t \
+			$(CURDIR)/tests/fuzz/seeds/$$t) >$$dir/$$t.log 2>&1; then \
+			tail -n 40 $$dir/$$t.log; \
+			echo "fuzz_$$t found something: $$dir/$$t.log"; \
+			exit 1; \
+		fi; \
+		grep -h '^Done\|stat::number_of_executed_units' $$dir/$$t.log \
+			| tr '\n' ' '; echo; \
+	done
 
 test-bazel:
 	tests/check_bazel_sync.sh

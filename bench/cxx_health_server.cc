@@ -5,6 +5,12 @@
 //
 //   bench_cxx_health_server --mirror HOST:PORT --target NAME
 //                           [--listen HOST:PORT] [--threads N]
+//                           [--tls-cert F --tls-key F [--tls-ca F]]
+//
+// With --tls-cert and --tls-key it serves TLS; with --tls-ca too, mutual
+// TLS that requires and verifies a client certificate signed by that CA —
+// kubemedicd's `tls.clientCertificates: require`. (--mirror stays
+// plaintext: a kubemedicd on loopback.)
 //
 // What it answers. At start it asks the kubemedicd at --mirror for
 // GetHealth(NAME) once and keeps that TargetHealth as its template, so both
@@ -28,7 +34,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,14 +109,27 @@ void Serve(HealthService::AsyncService* svc, grpc::ServerCompletionQueue* cq,
 [[noreturn]] void Usage() {
   std::fprintf(stderr,
                "usage: bench_cxx_health_server --mirror HOST:PORT "
-               "--target NAME [--listen HOST:PORT] [--threads N]\n");
+               "--target NAME [--listen HOST:PORT] [--threads N] "
+               "[--tls-cert F --tls-key F [--tls-ca F]]\n");
   std::exit(2);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) {
+    std::fprintf(stderr, "bench_cxx_health_server: cannot read %s\n",
+                 path.c_str());
+    std::exit(1);
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string mirror, listen = "127.0.0.1:0";
+  std::string mirror, listen = "127.0.0.1:0", cert, key, ca;
   Shared sh;
   int threads = 1;
 
@@ -123,11 +144,18 @@ int main(int argc, char** argv) {
       listen = argv[++i];
     } else if (a == "--threads") {
       threads = std::atoi(argv[++i]);
+    } else if (a == "--tls-cert") {
+      cert = argv[++i];
+    } else if (a == "--tls-key") {
+      key = argv[++i];
+    } else if (a == "--tls-ca") {
+      ca = argv[++i];
     } else {
       Usage();
     }
   }
-  if (mirror.empty() || sh.target.empty() || threads < 1 || threads > 64)
+  if (mirror.empty() || sh.target.empty() || threads < 1 || threads > 64 ||
+      cert.empty() != key.empty() || (!ca.empty() && cert.empty()))
     Usage();
 
   // Signals are taken by sigwait below; every thread inherits the mask.
@@ -158,7 +186,17 @@ int main(int argc, char** argv) {
   HealthService::AsyncService svc;
   grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  std::shared_ptr<grpc::ServerCredentials> creds =
+      grpc::InsecureServerCredentials();
+  if (!cert.empty()) {
+    grpc::SslServerCredentialsOptions o(
+        ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                   : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    o.pem_root_certs = ca.empty() ? "" : ReadFile(ca);
+    o.pem_key_cert_pairs.push_back({ReadFile(key), ReadFile(cert)});
+    creds = grpc::SslServerCredentials(o);
+  }
+  b.AddListeningPort(listen, creds, &port);
   b.RegisterService(&svc);
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
   for (int i = 0; i < threads; i++) cqs.push_back(b.AddCompletionQueue());
@@ -171,8 +209,9 @@ int main(int argc, char** argv) {
   std::string host = listen.substr(0, listen.rfind(':'));
   std::fprintf(stderr,
                "level=info msg=\"cxx server started\" listen=%s:%d "
-               "threads=%d size=%zu\n",
-               host.c_str(), port, threads, sh.tmpl.ByteSizeLong());
+               "threads=%d size=%zu tls=%s\n",
+               host.c_str(), port, threads, sh.tmpl.ByteSizeLong(),
+               ca.empty() ? (cert.empty() ? "off" : "on") : "mutual");
   std::fflush(stderr);
 
   std::vector<std::thread> workers;

@@ -6,6 +6,7 @@
 #                [--results N] [--prefill M] [--reps R]
 #                [--duration S] [--warmup S] [--rounds R] [--threads T]
 #                [--loadgen h2load|ghz] [--server-cpu C] [--client-cpu C]
+#                [--tls]
 #
 # 1. ingest: build/bench_ingest (bench/ingest.c): results/s through
 #    km_store's writer vs a bare SQLite prepared-insert loop, same schema,
@@ -18,6 +19,13 @@
 #    flight on one HTTP/2 connection, each run --warmup s then --duration
 #    s, kubemedicd and C++ interleaved, --rounds rounds, medians reported.
 #    Goal: QPS ratio >= 0.8.
+#    --tls (issue 9): both servers on mutual TLS with the same certificates
+#    (ECDSA P-256, a test CA made in the temporary directory; the client
+#    certificate required and verified, kubemedicd binding its O= to the
+#    operator role), plus a third server: kubemedicd on plaintext, to show
+#    what TLS and the identity check cost. Needs ghz (h2load has no client
+#    certificates), so --tls implies --loadgen ghz. Goal: >= 1.0x the C++
+#    server.
 #
 # The load generator is h2load (Debian's nghttp2-client) by default: it is
 # C and does far less work per call than ghz's Go client, so on a 2-core
@@ -33,7 +41,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${KM_BUILD:-$ROOT/build}
 CACHE=$ROOT/.cache
-GHZ_VERSION=v0.120.0
 
 RESULTS=1000000
 PREFILL=10000000
@@ -47,6 +54,7 @@ SERVER_CPU=0
 CLIENT_CPU=1
 DO_INGEST=1
 DO_GRPC=1
+TLS=0
 
 usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
@@ -65,6 +73,7 @@ while [ $# -gt 0 ]; do
 	--loadgen) LOADGEN=$2; shift ;;
 	--server-cpu) SERVER_CPU=$2; shift ;;
 	--client-cpu) CLIENT_CPU=$2; shift ;;
+	--tls) TLS=1 LOADGEN=ghz ;;
 	-h|--help) usage ;;
 	*) echo "run.sh: unknown argument $1" >&2; usage ;;
 	esac
@@ -86,12 +95,7 @@ ninja -C "$BUILD" kubemedicd kubemedic km_seed bench_ingest \
 GHZ=""
 if [ "$DO_GRPC" = 1 ]; then
 	if [ "$LOADGEN" = ghz ]; then
-		GHZ=$CACHE/bin/ghz
-		if [ ! -x "$GHZ" ]; then
-			say "installing ghz $GHZ_VERSION into $CACHE/bin"
-			GOBIN=$CACHE/bin go install \
-				"github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
-		fi
+		need_ghz
 	else
 		command -v h2load >/dev/null ||
 			{ echo "run.sh: h2load missing: apt-get install nghttp2-client" >&2; exit 1; }
@@ -183,7 +187,13 @@ EOF
 
 load_ghz() {
 	local addr=$1 c=$2 out=$3 args
-	args=(--insecure --proto "$ROOT/proto/kubemedic/v1/health.proto"
+	if [ "${4:-plain}" = tls ]; then
+		args=(--cacert "$TMP/pki/ca.crt" --cert "$TMP/pki/client.crt"
+		      --key "$TMP/pki/client.key")
+	else
+		args=(--insecure)
+	fi
+	args+=(--proto "$ROOT/proto/kubemedic/v1/health.proto"
 	      --import-paths "$ROOT/proto"
 	      --call kubemedic.v1.HealthService/GetHealth
 	      -d '{"target":"probe//bench"}' -c "$c" --connections 1)
@@ -210,7 +220,15 @@ EOF
 
 if [ "$DO_GRPC" = 1 ]; then
 	say ""
-	say "## GetHealth: kubemedicd vs C++ async server, $THREADS server thread(s) on CPU $SERVER_CPU, $LOADGEN on CPU $CLIENT_CPU, ${WARMUP}s warm-up + ${DURATION}s per run, $ROUNDS round(s)"
+	if [ "$TLS" = 1 ]; then
+		say "## GetHealth over mutual TLS: kubemedicd vs C++ async server (and kubemedicd on plaintext), $THREADS server thread(s) on CPU $SERVER_CPU, $LOADGEN on CPU $CLIENT_CPU, ${WARMUP}s warm-up + ${DURATION}s per run, $ROUNDS round(s)"
+	else
+		say "## GetHealth: kubemedicd vs C++ async server, $THREADS server thread(s) on CPU $SERVER_CPU, $LOADGEN on CPU $CLIENT_CPU, ${WARMUP}s warm-up + ${DURATION}s per run, $ROUNDS round(s)"
+	fi
+	# Plaintext loopback callers are operators here (the bench probe is
+	# created by the CLI); the TLS server binds the client certificate's
+	# O=operators instead, and has no local identity.
+	printf 'auth: {localRole: operator}\n' >"$TMP/plain.yaml"
 	DB=$TMP/km.db
 	# The history first: kubemedicd loads current health at start.
 	NOW=$(date +%s%6N)
@@ -219,13 +237,38 @@ if [ "$DO_GRPC" = 1 ]; then
 		--start-us "$START" --fail-every 10 \
 		--transition "$((START + 3000000)):1:2:3 consecutive successes" \
 		--transition "$((NOW - 5000000)):2:3:3 consecutive failures (HTTP 500)" >/dev/null
-	start_server "$TMP/kubemedicd.log" "$BUILD/kubemedicd" \
-		--listen 127.0.0.1:0 --db "$DB" --threads "$THREADS"
-	KADDR=$SERVER_ADDR
-	"$BUILD/kubemedic" --server "$KADDR" probes create bench --tcp 127.0.0.1:9 >/dev/null
-	start_server "$TMP/cxx.log" "$BUILD/bench_cxx_health_server" \
-		--mirror "$KADDR" --target probe//bench --threads "$THREADS"
-	CADDR=$SERVER_ADDR
+	SERVERS=(kubemedicd cxx)
+	if [ "$TLS" = 1 ]; then
+		make_pki
+		cp "$DB" "$TMP/km-plain.db"
+		P=$TMP/pki
+		cat >"$TMP/tls.yaml" <<-EOF
+		tls: {certFile: $P/server.crt, keyFile: $P/server.key, clientCAFile: $P/ca.crt, clientCertificates: require}
+		auth: {localUser: "", bindings: [{role: operator, groups: [operators]}]}
+		EOF
+		start_server "$TMP/kubemedicd.log" "$BUILD/kubemedicd" --config "$TMP/tls.yaml" \
+			--listen 127.0.0.1:0 --db "$DB" --threads "$THREADS"
+		KADDR=$SERVER_ADDR
+		"$BUILD/kubemedic" --server "$KADDR" --tls-ca "$P/ca.crt" --tls-cert "$P/client.crt" \
+			--tls-key "$P/client.key" probes create bench --tcp 127.0.0.1:9 >/dev/null
+		start_server "$TMP/kmplain.log" "$BUILD/kubemedicd" --config "$TMP/plain.yaml" \
+			--listen 127.0.0.1:0 --db "$TMP/km-plain.db" --threads "$THREADS"
+		PADDR=$SERVER_ADDR
+		"$BUILD/kubemedic" --server "$PADDR" probes create bench --tcp 127.0.0.1:9 >/dev/null
+		start_server "$TMP/cxx.log" "$BUILD/bench_cxx_health_server" \
+			--mirror "$PADDR" --target probe//bench --threads "$THREADS" \
+			--tls-cert "$P/server.crt" --tls-key "$P/server.key" --tls-ca "$P/ca.crt"
+		CADDR=$SERVER_ADDR
+		SERVERS+=(kmplain)
+	else
+		start_server "$TMP/kubemedicd.log" "$BUILD/kubemedicd" --config "$TMP/plain.yaml" \
+			--listen 127.0.0.1:0 --db "$DB" --threads "$THREADS"
+		KADDR=$SERVER_ADDR
+		"$BUILD/kubemedic" --server "$KADDR" probes create bench --tcp 127.0.0.1:9 >/dev/null
+		start_server "$TMP/cxx.log" "$BUILD/bench_cxx_health_server" \
+			--mirror "$KADDR" --target probe//bench --threads "$THREADS"
+		CADDR=$SERVER_ADDR
+	fi
 	RESP_BYTES=$(grep -o 'size=[0-9]*' "$TMP/cxx.log" | cut -d= -f2)
 	python3 -c "
 import sys, struct
@@ -240,15 +283,16 @@ sys.stdout.buffer.write(b'\x00' + struct.pack('>I', len(m)) + m)" >"$TMP/req.bin
 		say "TargetHealth packed size: C++ template $RESP_BYTES bytes (the message kubemedicd answered, re-serialized)"
 	fi
 
-	declare -A QPS P50 P99 LAST RATIO
+	declare -A QPS P50 P99 LAST RATIO PRATIO
 	say ""
 	printf '%-6s %-5s %-11s %10s %9s %9s %9s %6s\n' round conc server qps p50_us p99_us calls valid
 	for r in $(seq "$ROUNDS"); do
 		for c in 1 64; do
-			for s in kubemedicd cxx; do
-				addr=$KADDR
+			for s in "${SERVERS[@]}"; do
+				addr=$KADDR sec=$([ "$TLS" = 1 ] && echo tls || echo plain)
 				[ "$s" = cxx ] && addr=$CADDR
-				read -r q p50 p99 n ok < <("load_$LOADGEN" "$addr" "$c" "$TMP/$s.$c.$r.out")
+				[ "$s" = kmplain ] && addr=$PADDR sec=plain
+				read -r q p50 p99 n ok < <("load_$LOADGEN" "$addr" "$c" "$TMP/$s.$c.$r.out" "$sec")
 				printf '%-6s %-5s %-11s %10s %9s %9s %9s %6s\n' "$r" "$c" "$s" "$q" "$p50" "$p99" "$n" "$ok"
 				[ "$ok" = yes ] || { echo "run.sh: invalid run" >&2; exit 1; }
 				QPS[$s.$c]+="$q "
@@ -257,6 +301,7 @@ sys.stdout.buffer.write(b'\x00' + struct.pack('>I', len(m)) + m)" >"$TMP/req.bin
 				LAST[$s]=$q
 			done
 			RATIO[$c]+="$(awk -v a="${LAST[kubemedicd]}" -v b="${LAST[cxx]}" 'BEGIN {printf "%.3f", a / b}') "
+			[ "$TLS" = 1 ] && PRATIO[$c]+="$(awk -v a="${LAST[kubemedicd]}" -v b="${LAST[kmplain]}" 'BEGIN {printf "%.3f", a / b}') "
 		done
 	done
 	med() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
@@ -269,7 +314,14 @@ sys.stdout.buffer.write(b'\x00' + struct.pack('>I', len(m)) + m)" >"$TMP/req.bin
 		ratio=$(awk -v a="$kq" -v b="$cq" 'BEGIN {printf "%.3f", a / b}')
 		rratio=$(echo "${RATIO[$c]}" | med)
 		say "  concurrency $c: kubemedicd $kq qps (p50 ${kp50} us, p99 ${kp99} us); C++ $cq qps (p50 ${cp50} us, p99 ${cp99} us); ratio of medians $ratio, median of per-round ratios $rratio [${RATIO[$c]% }] (goal >= 0.8)"
-		SUMMARY+=("gethealth concurrency=$c kubemedicd_qps=$kq cxx_qps=$cq ratio=$ratio round_ratio_median=$rratio kubemedicd_p50_us=$kp50 kubemedicd_p99_us=$kp99 cxx_p50_us=$cp50 cxx_p99_us=$cp99 loadgen=$LOADGEN threads=$THREADS")
+		if [ "$TLS" = 1 ]; then
+			pq=$(echo "${QPS[kmplain.$c]}" | med)
+			prr=$(echo "${PRATIO[$c]}" | med)
+			say "    kubemedicd on plaintext: $pq qps (p50 $(echo "${P50[kmplain.$c]}" | med) us, p99 $(echo "${P99[kmplain.$c]}" | med) us); mutual TLS / plaintext: median of per-round ratios $prr [${PRATIO[$c]% }]"
+			SUMMARY+=("gethealth_mtls concurrency=$c kubemedicd_qps=$kq cxx_qps=$cq ratio=$ratio round_ratio_median=$rratio kubemedicd_plain_qps=$pq tls_over_plain=$prr kubemedicd_p50_us=$kp50 kubemedicd_p99_us=$kp99 cxx_p50_us=$cp50 cxx_p99_us=$cp99 loadgen=$LOADGEN threads=$THREADS")
+		else
+			SUMMARY+=("gethealth concurrency=$c kubemedicd_qps=$kq cxx_qps=$cq ratio=$ratio round_ratio_median=$rratio kubemedicd_p50_us=$kp50 kubemedicd_p99_us=$kp99 cxx_p50_us=$cp50 cxx_p99_us=$cp99 loadgen=$LOADGEN threads=$THREADS")
+		fi
 	done
 fi
 

@@ -12,6 +12,11 @@
  *
  * km_arena_protobuf_allocator() adapts an arena for protobuf-c, so unpacked
  * requests need no protobuf_c_message_free_unpacked().
+ *
+ * Memory: chunks grow with what the arena holds (up to 1 MiB each), and
+ * chunks of 128 KiB or more are mapped and returned to the system when the
+ * arena releases them, so a call that once needed megabytes does not leave
+ * them in malloc's heap.
  */
 #ifndef KM_ARENA_H
 #define KM_ARENA_H
@@ -40,7 +45,8 @@ void *km_arena_memdup(struct km_arena *a, const void *p, size_t n);
 	((T *)km_arena_memdup((a), &(T)INIT, sizeof(T)))
 char *km_arena_printf(struct km_arena *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Keeps the first chunk for reuse, frees the rest. */
+/* Keeps the current chunk for reuse if it is no bigger than four times
+ * chunk_size, frees the rest. */
 void km_arena_reset(struct km_arena *a);
 void km_arena_free(struct km_arena *a);
 

@@ -65,6 +65,7 @@ const char *km_strerror(int code)
 	case KM_ERANGE: return "out of range";
 	case KM_ECANCELLED: return "cancelled";
 	case KM_EPERM: return "permission denied";
+	case KM_EAUTH: return "unauthenticated";
 	}
 	return "unknown error";
 }

@@ -3,6 +3,7 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/support/time.h>
 
+#include "km_pbcheck.h"
 #include "km_time.h"
 
 grpc_byte_buffer *km_grpc_pack(const ProtobufCMessage *msg)
@@ -36,6 +37,27 @@ ProtobufCMessage *km_grpc_unpack(const ProtobufCMessageDescriptor *d,
 				      GRPC_SLICE_START_PTR(s));
 	grpc_slice_unref(s);
 	return m;
+}
+
+int km_grpc_decode(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+		   struct km_arena *a, size_t budget, ProtobufCMessage **out,
+		   struct km_error *err)
+{
+	grpc_byte_buffer_reader reader;
+	grpc_slice s;
+	int rc;
+
+	*out = NULL;
+	if (!grpc_byte_buffer_reader_init(&reader, bb))
+		return km_error_set(err, KM_EINVAL,
+				    "malformed request: not a valid %s message",
+				    d->name);
+	s = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	rc = km_pb_decode(d, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), a,
+			  budget, out, err);
+	grpc_slice_unref(s);
+	return rc;
 }
 
 const char *km_grpc_code_name(int code)

@@ -14,6 +14,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "km_arena.h"
+#include "km_error.h"
 
 /* A new byte buffer holding msg packed; the caller destroys it. Never
  * NULL: gRPC's allocator aborts the process when memory runs out. */
@@ -23,6 +24,12 @@ grpc_byte_buffer *km_grpc_pack(const ProtobufCMessage *msg);
  * (protobuf_c_message_free_unpacked). */
 ProtobufCMessage *km_grpc_unpack(const ProtobufCMessageDescriptor *d,
 				 grpc_byte_buffer *bb, struct km_arena *a);
+/* A request from a client: the message in bb unpacked into a with at most
+ * budget bytes (0 = no limit) and its strings checked, as km_pb_decode
+ * (km_pbcheck.h) says: 0, KM_EFULL, KM_EINVAL or KM_ENOMEM with err. */
+int km_grpc_decode(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+		   struct km_arena *a, size_t budget, ProtobufCMessage **out,
+		   struct km_error *err);
 /* "OK", "INVALID_ARGUMENT", ...; "UNKNOWN" for a code out of range. */
 const char *km_grpc_code_name(int code);
 

@@ -120,6 +120,7 @@ struct km_probe {
 
 	/* Kept by the store. */
 	enum km_probe_source source;
+	const char *created_by; /* the API caller's user; NULL: the config */
 	int64_t generation;
 	int64_t create_us, update_us;
 	int64_t target_id;

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "km_api.h"
+#include "km_auth.h"
 #include "km_config.h"
 #include "km_health.h"
 #include "km_log.h"
@@ -335,6 +336,8 @@ int main(int argc, char **argv)
 	size_t scheduled = 0;
 	struct km_store_options so = {0};
 	struct km_api_options ao = {0};
+	struct km_auth *auth = NULL;
+	struct km_auth_options aopt = {0};
 	sigset_t stop;
 	int rc, sig = 0;
 	char addr[300];
@@ -349,6 +352,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	rc = apply_flags(&cfg, &f);
+	if (!rc && km_config_check_listen(&cfg, &err)) {
+		fprintf(stderr, "kubemedicd: %s\n", err.msg);
+		rc = 2;
+	}
 	if (rc) {
 		km_config_free(&cfg);
 		return rc;
@@ -371,6 +378,14 @@ int main(int argc, char **argv)
 	}
 
 	rc = 1;
+	aopt.token_file = cfg.auth_token_file;
+	aopt.local_user = cfg.auth_local_user;
+	aopt.local_role = cfg.auth_local_role;
+	aopt.bindings = cfg.auth_bindings;
+	aopt.n_bindings = cfg.n_auth_bindings;
+	aopt.health_role = cfg.auth_health_role;
+	if (km_auth_open(&aopt, &auth, &err))
+		goto fail;
 	if (km_api_create(&api, &err))
 		goto fail;
 	so.path = cfg.db_path;
@@ -379,6 +394,7 @@ int main(int argc, char **argv)
 	so.commit_delay_us = cfg.db_commit_delay_ms * 1000;
 	so.results_retention_us = cfg.results_retention_ms * 1000;
 	so.transitions_retention_us = cfg.transitions_retention_ms * 1000;
+	so.audit_retention_us = cfg.audit_retention_ms * 1000;
 	so.retention_interval_ms = cfg.retention_interval_ms;
 	if (km_store_open(&so, &store, &err))
 		goto fail;
@@ -407,6 +423,12 @@ int main(int argc, char **argv)
 	ao.health = health;
 	ao.prober = prober;
 	ao.probe_policy = &cfg.api_policy;
+	ao.auth = auth;
+	ao.tls_cert_file = cfg.tls_cert_file;
+	ao.tls_key_file = cfg.tls_key_file;
+	ao.tls_client_ca_file = cfg.tls_client_ca_file;
+	ao.tls_require_client_cert = cfg.tls_require_client_cert;
+	ao.limits = &cfg.limits;
 	if (km_api_start(api, store, &ao, &err))
 		goto fail;
 
@@ -447,6 +469,7 @@ fail:
 	km_health_close(health);
 	km_store_close(store);
 	km_api_destroy(api);
+	km_auth_close(auth);
 	km_config_free(&cfg);
 	if (!rc)
 		km_log(KM_LOG_INFO, "stopped", NULL);

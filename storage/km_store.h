@@ -72,6 +72,7 @@ struct km_store_options {
 	                                  power loss; faster commits */
 	int64_t results_retention_us; /* 0 = keep forever */
 	int64_t transitions_retention_us; /* 0 = keep forever */
+	int64_t audit_retention_us;       /* 0 = keep forever */
 	int64_t retention_interval_ms;    /* between sweeps; default 60000 */
 	int retention_batch;              /* rows per delete; default 2000 */
 };
@@ -132,6 +133,8 @@ struct km_store_stats {
 	size_t result_queue_max_depth;
 	size_t control_queue_depth; /* transitions and sync writes */
 	size_t control_queue_max_depth;
+	uint64_t audit_written;
+	uint64_t audit_dropped; /* refusals past the queue's bound */
 };
 void km_store_get_stats(struct km_store *s, struct km_store_stats *out);
 
@@ -170,6 +173,32 @@ int km_store_sync_config_probes(struct km_store *s, struct km_probe *probes,
 int km_store_ensure_target(struct km_store *s, struct km_target *t,
 			   struct km_error *err);
 
+/* ---- the audit trail ----------------------------------------------------- */
+
+/* One call worth remembering: a change, or a refusal. Strings are copied
+ * when queued. */
+struct km_audit_event {
+	int64_t id; /* assigned by the store */
+	int64_t at_us;
+	const char *identity; /* "" = anonymous */
+	const char *by;       /* cert, token, local, none */
+	const char *peer;
+	const char *method;
+	const char *object;
+	int code; /* the gRPC status code answered */
+	const char *message;
+};
+
+/* Writes e and returns after its commit (a change is on record before its
+ * answer leaves). */
+int km_store_audit(struct km_store *s, const struct km_audit_event *e,
+		   struct km_error *err);
+/* Queues e without waiting (a refusal). At most KM_STORE_AUDIT_QUEUE_MAX
+ * queued: beyond, dropped and counted (audit_dropped): a flood of refused
+ * calls must not grow memory. KM_EFULL then; KM_EUNAVAIL once closing. */
+#define KM_STORE_AUDIT_QUEUE_MAX 10000
+int km_store_add_audit(struct km_store *s, const struct km_audit_event *e);
+
 /* ---- reads ------------------------------------------------------------ */
 
 int km_reader_open(struct km_store *s, struct km_reader **out,
@@ -197,6 +226,11 @@ int km_reader_list_probes(struct km_reader *r, const char *after, size_t limit,
 			  km_probe_match_fn match, void *arg,
 			  struct km_arena *a, struct km_probe **out, size_t *n,
 			  bool *more, struct km_error *err);
+
+/* How many probes there are (config and API), or, with created_by, how
+ * many that user created through the API: for the API's quotas. */
+int km_reader_count_probes(struct km_reader *r, const char *created_by,
+			   int64_t *n, struct km_error *err);
 
 /* A live target by full name; KM_ENOTFOUND otherwise. */
 int km_reader_get_target(struct km_reader *r, const char *name,
@@ -275,6 +309,21 @@ int km_reader_transition_bounds(struct km_reader *r, int64_t *min_kept,
 int km_reader_get_transition(struct km_reader *r, int64_t seq,
 			     struct km_arena *a, struct km_transition *out,
 			     struct km_error *err);
+
+/* A page of the audit trail, newest first, in [from_us, to_us), with
+ * optional identity and method filters ("" = any); the cursor is the (at,
+ * id) of the previous page's last row. */
+struct km_audit_query {
+	int64_t from_us, to_us;
+	const char *identity;
+	const char *method;
+	bool has_cursor;
+	int64_t cursor_us, cursor_id;
+	size_t limit;
+};
+int km_reader_list_audit(struct km_reader *r, const struct km_audit_query *q,
+			 struct km_arena *a, struct km_audit_event **out,
+			 size_t *n, bool *more, struct km_error *err);
 
 /* What GetHealth shows of a live target, read from one snapshot: the
  * target (km_reader_get_target), its newest result (km_reader_last_result)

@@ -31,8 +31,9 @@ struct result_slot {
  * freed by the writer) or a synchronous op (on its caller's stack). */
 struct ctl_op {
 	struct km_list node;
-	struct sync_op *sync;    /* NULL: a transition */
-	struct km_transition *t; /* km_transition_dup, owned */
+	struct sync_op *sync;         /* NULL: a transition or an audit event */
+	struct km_transition *t;      /* km_transition_dup, owned */
+	struct km_audit_event *audit; /* one malloc'd block, owned */
 };
 
 enum writer_stmt {
@@ -42,6 +43,8 @@ enum writer_stmt {
 	W_DROP_TRANSITION,
 	W_RETAIN_RESULTS,
 	W_RETAIN_TRANSITIONS,
+	W_INSERT_AUDIT,
+	W_RETAIN_AUDIT,
 	W_STMT_COUNT
 };
 
@@ -71,6 +74,7 @@ struct km_store {
 	struct km_list ctl; /* struct ctl_op: transitions and sync
 	                                  ops, in order */
 	size_t ctl_count;
+	size_t audit_queued;           /* audit events in ctl */
 	km_store_listener_fn listener; /* told of each committed transition */
 	void *listener_arg;
 	/* Writer thread only: the transitions of the batch being written,

@@ -335,10 +335,10 @@ static int create_probe_op(struct km_store *s, void *arg, struct km_error *err)
 	rc = km_store_prepare(
 		s->db,
 		"INSERT INTO probes (" PROBE_SPEC_COLS
-		", target_id, generation, created_at, updated_at) "
+		", target_id, generation, created_at, updated_at, created_by) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
 		"?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-		"?21, ?22, ?23, 1, ?24, ?24) RETURNING id",
+		"?21, ?22, ?23, 1, ?24, ?24, ?25) RETURNING id",
 		&st, err);
 	if (rc)
 		return rc;
@@ -348,6 +348,8 @@ static int create_probe_op(struct km_store *s, void *arg, struct km_error *err)
 	}
 	sqlite3_bind_int64(st, 23, t.id);
 	sqlite3_bind_int64(st, 24, now);
+	if (p->created_by)
+		sqlite3_bind_text(st, 25, p->created_by, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		p->id = sqlite3_column_int64(st, 0);

@@ -40,6 +40,7 @@ enum reader_stmt {
 	R_TARGET_HEALTH,
 	R_LAST_FAILURE,
 	R_COUNT_AFTER,
+	R_AUDIT,
 	R_STMT_COUNT
 };
 
@@ -145,6 +146,15 @@ static const char *reader_sql(int i)
 		[R_COUNT_AFTER] = "SELECT count(*) FROM (SELECT 1 FROM results "
 				  "WHERE target_id = ?1 AND (started_at, id) > "
 				  "(?2, ?3) LIMIT ?4)",
+		/* Newest first; the filters are residual (an audit trail is
+		 * read by people, a page at a time). */
+		[R_AUDIT] = "SELECT id, at, identity, auth, peer, method, "
+			    "object, code, message FROM audit WHERE at >= ?1 "
+			    "AND at < ?2 AND (?3 = '' OR identity = ?3) AND "
+			    "(?4 = '' OR method = ?4 OR substr(method, "
+			    "-length(?4) - 1) IN ('/' || ?4, '.' || ?4)) AND "
+			    "(?5 = 0 OR (at, id) "
+			    "< (?6, ?7)) ORDER BY at DESC, id DESC LIMIT ?8",
 		[R_BEGIN] = "BEGIN",
 		[R_COMMIT] = "COMMIT",
 	};
@@ -873,5 +883,86 @@ int km_reader_target_health(struct km_reader *r, const char *name, int cap,
 	rc = done(r, st, rc, err, "success streak");
 out:
 	km_reader_end(r);
+	return rc;
+}
+
+/* ---- the audit trail ---------------------------------------------------- */
+
+static int audit_page_row(struct km_arena *a, sqlite3_stmt *st, void *row,
+			  void *arg, struct km_error *err)
+{
+	struct km_audit_event *e = row;
+
+	(void)arg;
+	e->id = sqlite3_column_int64(st, 0);
+	e->at_us = sqlite3_column_int64(st, 1);
+	e->identity = km_store_col_text(a, st, 2);
+	e->by = km_store_col_text(a, st, 3);
+	e->peer = km_store_col_text(a, st, 4);
+	e->method = km_store_col_text(a, st, 5);
+	e->object = km_store_col_text(a, st, 6);
+	e->code = sqlite3_column_int(st, 7);
+	e->message = km_store_col_text(a, st, 8);
+	if (!e->identity || !e->by || !e->peer || !e->method || !e->object ||
+	    !e->message)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	return 0;
+}
+
+int km_reader_list_audit(struct km_reader *r, const struct km_audit_query *q,
+			 struct km_arena *a, struct km_audit_event **out,
+			 size_t *n, bool *more, struct km_error *err)
+{
+	struct page pg = {.st = r->stmt[R_AUDIT],
+			  .what = "list audit events",
+			  .limit = q->limit,
+			  .size = sizeof **out,
+			  .decode = audit_page_row};
+	void *v;
+	int rc;
+
+	sqlite3_bind_int64(pg.st, 1, q->from_us);
+	sqlite3_bind_int64(pg.st, 2, q->to_us);
+	sqlite3_bind_text(pg.st, 3, q->identity ? q->identity : "", -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_text(pg.st, 4, q->method ? q->method : "", -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int(pg.st, 5, q->has_cursor);
+	sqlite3_bind_int64(pg.st, 6, q->cursor_us);
+	sqlite3_bind_int64(pg.st, 7, q->cursor_id);
+	sqlite3_bind_int64(pg.st, 8, (int64_t)q->limit + 1);
+	rc = store_page(r, &pg, a, &v, n, more, err);
+	*out = v;
+	return rc;
+}
+
+/* ---- counts ------------------------------------------------------------- */
+
+/* For the API's quotas on probes (limits.maxProbes and
+ * maxProbesPerIdentity): cheap at their scale (10,000 rows of the probes
+ * table's primary key, or of the index on created_by). Prepared on each call:
+ * creating a probe is rare, and the reader's statement table stays as it
+ * is. */
+int km_reader_count_probes(struct km_reader *r, const char *created_by,
+			   int64_t *n, struct km_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = 0;
+	rc = km_store_prepare(r->db,
+			      created_by ? "SELECT count(*) FROM probes "
+					   "WHERE created_by = ?1"
+					 : "SELECT count(*) FROM probes",
+			      &st, err);
+	if (rc)
+		return rc;
+	if (created_by)
+		sqlite3_bind_text(st, 1, created_by, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	rc = done(r, st, rc, err, "counting probes");
+	sqlite3_finalize(st);
 	return rc;
 }

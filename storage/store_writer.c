@@ -53,7 +53,36 @@ static const char *const writer_sql[W_STMT_COUNT] = {
 	[W_RETAIN_TRANSITIONS] =
 		"DELETE FROM transitions WHERE seq IN (SELECT seq FROM "
 		"transitions ORDER BY seq LIMIT ?1) AND at < ?2",
+	[W_INSERT_AUDIT] =
+		"INSERT INTO audit (at, identity, auth, peer, method, object, "
+		"code, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[W_RETAIN_AUDIT] =
+		"DELETE FROM audit WHERE id IN (SELECT id FROM audit ORDER BY "
+		"id LIMIT ?1) AND at < ?2",
 };
+
+static int insert_audit(struct km_store *s, struct km_audit_event *e)
+{
+	sqlite3_stmt *st = s->stmt[W_INSERT_AUDIT];
+	int rc;
+
+#define TEXT(i, v) sqlite3_bind_text(st, i, (v) ? (v) : "", -1, SQLITE_STATIC)
+	sqlite3_bind_int64(st, 1, e->at_us);
+	TEXT(2, e->identity);
+	TEXT(3, e->by);
+	TEXT(4, e->peer);
+	TEXT(5, e->method);
+	TEXT(6, e->object);
+	sqlite3_bind_int(st, 7, e->code);
+	TEXT(8, e->message);
+#undef TEXT
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	e->id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
 
 static int insert_result(struct km_store *s, const struct km_result *r)
 {
@@ -220,7 +249,7 @@ static bool take_batch(struct km_store *s, struct batch *b)
 static void write_batch(struct km_store *s, struct batch *b)
 {
 	struct km_error err = {0};
-	size_t written = 0, transitions = 0;
+	size_t written = 0, transitions = 0, audits = 0;
 	struct km_list *n, *tmp;
 	int rc;
 
@@ -234,6 +263,16 @@ static void write_batch(struct km_store *s, struct batch *b)
 			break;
 		if (op->sync) {
 			run_sync_op(s, op->sync);
+			continue;
+		}
+		if (op->audit) {
+			rc = insert_audit(s, op->audit);
+			if (rc) {
+				rc = km_store_sqlite_err(s->db, rc, &err,
+							 "insert audit event");
+				break;
+			}
+			audits++;
 			continue;
 		}
 		rc = km_store_write_transition(s, op->t, &ok);
@@ -278,6 +317,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 	s->stats.results_written += written;
 	s->stats.results_dropped += b->n_res - written;
 	s->stats.transitions_written += transitions;
+	s->stats.audit_written += rc ? 0 : audits;
 	if (rc)
 		s->stats.commit_failures++;
 	km_list_for_each_safe (n, tmp, &b->ctl) {
@@ -285,6 +325,11 @@ static void write_batch(struct km_store *s, struct batch *b)
 
 		km_list_del(n);
 		if (!op->sync) {
+			if (op->audit) {
+				assert(s->audit_queued > 0);
+				s->audit_queued--;
+			}
+			free(op->audit);
 			free(op->t);
 			free(op);
 			continue;
@@ -330,7 +375,7 @@ static int retention_step(struct km_store *s, enum writer_stmt which,
 
 /* The writer's sweep: a sequence of bounded DELETE steps, one after each
  * write batch (or back to back when idle), results first. */
-enum sweep { SWEEP_IDLE, SWEEP_RESULTS, SWEEP_TRANSITIONS };
+enum sweep { SWEEP_IDLE, SWEEP_RESULTS, SWEEP_TRANSITIONS, SWEEP_AUDIT };
 
 static enum sweep sweep_step(struct km_store *s, enum sweep sw)
 {
@@ -340,6 +385,9 @@ static enum sweep sweep_step(struct km_store *s, enum sweep sw)
 	if (sw == SWEEP_TRANSITIONS &&
 	    retention_step(s, W_RETAIN_TRANSITIONS,
 			   s->o.transitions_retention_us) == 0)
+		sw = SWEEP_AUDIT;
+	if (sw == SWEEP_AUDIT &&
+	    retention_step(s, W_RETAIN_AUDIT, s->o.audit_retention_us) == 0)
 		sw = SWEEP_IDLE;
 	return sw;
 }
@@ -440,7 +488,8 @@ static void *writer_main(void *arg)
 	struct batch b = {.res = s->batch_res};
 	enum sweep sw = SWEEP_IDLE;
 	bool retention = s->o.results_retention_us > 0 ||
-			 s->o.transitions_retention_us > 0;
+			 s->o.transitions_retention_us > 0 ||
+			 s->o.audit_retention_us > 0;
 	int64_t next_sweep = km_mono_ns(); /* first sweep at start-up */
 	bool behind, waited_on;
 	id_t self = (id_t)gettid();
@@ -619,6 +668,87 @@ int km_store_add_transition(struct km_store *s, const struct km_transition *t)
 	push_ctl(s, op);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
+}
+
+/* e and its strings in one malloc'd block. */
+static struct km_audit_event *audit_dup(const struct km_audit_event *e)
+{
+	const char *f[] = {e->identity, e->by,     e->peer,
+			   e->method,   e->object, e->message};
+	size_t len = sizeof *e;
+	struct km_audit_event *c;
+	char *p;
+
+	for (size_t i = 0; i < 6; i++)
+		len += strlen(f[i] ? f[i] : "") + 1;
+	c = malloc(len);
+	if (!c)
+		return NULL;
+	*c = *e;
+	p = (char *)(c + 1);
+	for (size_t i = 0; i < 6; i++) {
+		size_t n = strlen(f[i] ? f[i] : "") + 1;
+
+		memcpy(p, f[i] ? f[i] : "", n);
+		f[i] = p;
+		p += n;
+	}
+	c->identity = f[0];
+	c->by = f[1];
+	c->peer = f[2];
+	c->method = f[3];
+	c->object = f[4];
+	c->message = f[5];
+	return c;
+}
+
+int km_store_add_audit(struct km_store *s, const struct km_audit_event *e)
+{
+	struct ctl_op *op = calloc(1, sizeof *op);
+	int rc = 0;
+
+	if (!op || !(op->audit = audit_dup(e))) {
+		free(op);
+		return KM_ENOMEM;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping) {
+		rc = KM_EUNAVAIL;
+	} else if (s->audit_queued >= KM_STORE_AUDIT_QUEUE_MAX) {
+		s->stats.audit_dropped++;
+		rc = KM_EFULL;
+	} else {
+		s->audit_queued++;
+		push_ctl(s, op);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (rc) {
+		free(op->audit);
+		free(op);
+	}
+	return rc;
+}
+
+static int audit_op(struct km_store *s, void *arg, struct km_error *err)
+{
+	int rc = insert_audit(s, arg);
+
+	return rc ? km_store_sqlite_err(s->db, rc, err, "insert audit event")
+		  : 0;
+}
+
+int km_store_audit(struct km_store *s, const struct km_audit_event *e,
+		   struct km_error *err)
+{
+	struct km_audit_event copy = *e;
+	int rc = km_store_run_sync(s, audit_op, &copy, err);
+
+	if (!rc) {
+		pthread_mutex_lock(&s->mu);
+		s->stats.audit_written++;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return rc;
 }
 
 /* A synchronous op waits while control_queue entries are ahead of it: an

@@ -9,6 +9,8 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,9 @@ struct km_client {
 	grpc_channel *channel;
 	grpc_completion_queue *cq;
 	int64_t timeout_ms;
+	bool tls;
+	char *auth;       /* "Bearer <token>", or NULL */
+	grpc_metadata md; /* the authorization header, if auth */
 };
 
 struct km_client_stream {
@@ -53,6 +58,8 @@ static int err_of_code(grpc_status_code code)
 	case GRPC_STATUS_OUT_OF_RANGE: return KM_ERANGE;
 	case GRPC_STATUS_CANCELLED: return KM_ECANCELLED;
 	case GRPC_STATUS_DATA_LOSS: return KM_ECORRUPT;
+	case GRPC_STATUS_PERMISSION_DENIED: return KM_EPERM;
+	case GRPC_STATUS_UNAUTHENTICATED: return KM_EAUTH;
 	default: return KM_EINTERNAL;
 	}
 }
@@ -72,8 +79,13 @@ static int set_status(struct km_client *c, struct km_client_status *st,
 			snprintf(st->message, sizeof st->message,
 				 "UNAVAILABLE: cannot reach kubemedicd at %s "
 				 "(is it running? set --server or "
-				 "KUBEMEDIC_SERVER): %s",
-				 c->server, d);
+				 "KUBEMEDIC_SERVER%s): %s",
+				 c->server,
+				 c->tls ? "; does its certificate carry that "
+					  "name (--tls-server-name), signed by "
+					  "--tls-ca?"
+					: "; if it serves TLS, give --tls-ca",
+				 d);
 		else if (code == GRPC_STATUS_OK)
 			snprintf(st->message, sizeof st->message, "OK");
 		else
@@ -93,28 +105,165 @@ static int local_error(struct km_client_status *st, int rc, const char *msg)
 	return rc;
 }
 
-int km_client_open(const char *server, struct km_client **out,
-		   struct km_client_status *st)
+/* A mistake in how the client was asked to connect: INVALID_ARGUMENT. */
+__attribute__((format(printf, 3, 4))) static int
+usage_errorf(struct km_client_status *st, int rc, const char *fmt, ...)
 {
-	struct km_client *c;
-	grpc_channel_credentials *creds;
+	va_list ap;
+	int n;
+
+	if (st) {
+		st->code = GRPC_STATUS_INVALID_ARGUMENT;
+		n = snprintf(st->message, sizeof st->message,
+			     "INVALID_ARGUMENT: ");
+		va_start(ap, fmt);
+		vsnprintf(st->message + n, sizeof st->message - (size_t)n, fmt,
+			  ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* A whole PEM (or token) file, NUL-terminated; NULL on error with st
+ * set. At most 1 MiB. */
+static char *read_small(const char *path, const char *what,
+			struct km_client_status *st)
+{
+	FILE *f = fopen(path, "rbe");
+	char *buf;
+	size_t n;
+
+	if (!f) {
+		usage_errorf(st, KM_EINVAL, "%s: cannot open %s", what, path);
+		return NULL;
+	}
+	buf = malloc((1 << 20) + 1);
+	if (!buf) {
+		fclose(f);
+		local_error(st, KM_ENOMEM, "out of memory");
+		return NULL;
+	}
+	n = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* "127.0.0.1:...", "[::1]:...", "localhost:...". */
+static bool loopback_server(const char *s)
+{
+	return !strncmp(s, "127.", 4) || !strncmp(s, "[::1]:", 6) ||
+	       !strncmp(s, "localhost:", 10) || !strncmp(s, "ipv4:127.", 9) ||
+	       !strncmp(s, "ipv6:[::1]", 10);
+}
+
+int km_client_open_ex(const char *server, const struct km_client_options *o,
+		      struct km_client **out, struct km_client_status *st)
+{
+	static const struct km_client_options none = {0};
+	char *ca = NULL, *cert = NULL, *key = NULL, *token = NULL;
+	grpc_channel_credentials *creds = NULL;
+	grpc_arg arg;
+	grpc_channel_args args = {0, &arg};
+	struct km_client *c = NULL;
+	bool tls;
+	int rc = 0;
 
 	*out = NULL;
+	if (!o)
+		o = &none;
+	tls = o->tls || o->tls_ca_file || o->tls_cert_file || o->tls_key_file;
 	if (!server || !*server)
 		return local_error(st, KM_EINVAL, "empty server address");
+	if (!o->tls_cert_file != !o->tls_key_file)
+		return usage_errorf(st, KM_EINVAL, "%s",
+				    "--tls-cert and --tls-key go together");
+	if (o->token_file && !tls && !loopback_server(server))
+		return usage_errorf(st, KM_EINVAL,
+				    "refusing to send a token in clear text to "
+				    "%s: use TLS (--tls-ca), or a loopback "
+				    "address",
+				    server);
 	c = calloc(1, sizeof *c);
 	if (!c || !(c->server = strdup(server))) {
-		free(c);
-		return local_error(st, KM_ENOMEM, "out of memory");
+		rc = local_error(st, KM_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((o->tls_ca_file &&
+	     !(ca = read_small(o->tls_ca_file, "--tls-ca", st))) ||
+	    (o->tls_cert_file &&
+	     !(cert = read_small(o->tls_cert_file, "--tls-cert", st))) ||
+	    (o->tls_key_file &&
+	     !(key = read_small(o->tls_key_file, "--tls-key", st))) ||
+	    (o->token_file &&
+	     !(token = read_small(o->token_file, "--token-file", st)))) {
+		rc = KM_EINVAL;
+		goto out;
+	}
+	if (token) {
+		size_t len = strcspn(token, "\r\n");
+
+		token[len] = '\0';
+		if (!len) {
+			rc = usage_errorf(st, KM_EINVAL,
+					  "--token-file %s: empty",
+					  o->token_file);
+			goto out;
+		}
+		if (asprintf(&c->auth, "Bearer %s", token) < 0) {
+			c->auth = NULL;
+			rc = local_error(st, KM_ENOMEM, "out of memory");
+			goto out;
+		}
+		c->md.key = grpc_slice_from_static_string("authorization");
+		c->md.value = grpc_slice_from_static_string(c->auth);
 	}
 	grpc_init();
-	creds = grpc_insecure_credentials_create();
-	c->channel = grpc_channel_create(server, creds, NULL);
+	if (tls) {
+		grpc_ssl_pem_key_cert_pair pair = {key, cert};
+
+		creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL,
+						    NULL, NULL);
+	} else {
+		creds = grpc_insecure_credentials_create();
+	}
+	if (o->server_name) {
+		arg.type = GRPC_ARG_STRING;
+		arg.key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+		arg.value.string = (char *)o->server_name;
+		args.num_args = 1;
+	}
+	c->tls = tls;
+	c->channel = grpc_channel_create(server, creds,
+					 args.num_args ? &args : NULL);
 	grpc_channel_credentials_release(creds);
 	c->cq = grpc_completion_queue_create_for_pluck(NULL);
 	c->timeout_ms = 10000;
+out:
+	if (key)
+		memset(key, 0, strlen(key));
+	if (token)
+		memset(token, 0, strlen(token));
+	free(ca);
+	free(cert);
+	free(key);
+	free(token);
+	if (rc) {
+		if (c) {
+			free(c->auth);
+			free(c->server);
+			free(c);
+		}
+		return rc;
+	}
 	*out = c;
 	return 0;
+}
+
+int km_client_open(const char *server, struct km_client **out,
+		   struct km_client_status *st)
+{
+	return km_client_open_ex(server, NULL, out, st);
 }
 
 void km_client_close(struct km_client *c)
@@ -128,6 +277,9 @@ void km_client_close(struct km_client *c)
 		;
 	grpc_completion_queue_destroy(c->cq);
 	grpc_channel_destroy(c->channel);
+	if (c->auth)
+		memset(c->auth, 0, strlen(c->auth));
+	free(c->auth);
 	free(c->server);
 	free(c);
 	grpc_shutdown();
@@ -172,6 +324,8 @@ int km_client_call(struct km_client *c, const char *method,
 	grpc_metadata_array_init(&trailing_md);
 	memset(ops, 0, sizeof ops);
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = c->auth ? 1 : 0;
+	ops[0].data.send_initial_metadata.metadata = &c->md;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -244,6 +398,9 @@ WRAP(km_client_query_transitions, Kubemedic__V1__QueryTransitionsRequest,
      Kubemedic__V1__QueryTransitionsResponse,
      KM "HealthService/QueryTransitions",
      kubemedic__v1__query_transitions_response__descriptor)
+WRAP(km_client_list_audit_events, Kubemedic__V1__ListAuditEventsRequest,
+     Kubemedic__V1__ListAuditEventsResponse, KM "AuditService/ListAuditEvents",
+     kubemedic__v1__list_audit_events_response__descriptor)
 WRAP(km_client_health_check, Grpc__Health__V1__HealthCheckRequest,
      Grpc__Health__V1__HealthCheckResponse, "/grpc.health.v1.Health/Check",
      grpc__health__v1__health_check_response__descriptor)
@@ -276,6 +433,8 @@ int km_client_stream_open(struct km_client *c, const char *method,
 	send = km_grpc_pack(req);
 	memset(ops, 0, sizeof ops);
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = c->auth ? 1 : 0;
+	ops[0].data.send_initial_metadata.metadata = &c->md;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

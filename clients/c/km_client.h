@@ -38,6 +38,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "km_arena.h"
 #include "km_error.h"
+#include "kubemedic/v1/audit.pb-c.h"
 #include "kubemedic/v1/health.pb-c.h"
 #include "kubemedic/v1/probe.pb-c.h"
 #include "kubemedic/v1/recovery.pb-c.h"
@@ -50,9 +51,25 @@ struct km_client_status {
 	char message[600]; /* "CODE: what the server said" */
 };
 
+/* How to reach a kubemedicd that asks for TLS and credentials (all
+ * optional; files are PEM, read at open). */
+struct km_client_options {
+	bool tls;                  /* TLS (implied by any tls_* file) */
+	const char *tls_ca_file;   /* the server's CA; NULL = the system's */
+	const char *tls_cert_file; /* a client certificate (mutual TLS) */
+	const char *tls_key_file;  /* and its key */
+	const char *token_file;    /* a bearer token: its first line */
+	const char *server_name;   /* the name the server's certificate must
+	                              carry, if not the host of server */
+};
+
 /* server: "HOST:PORT". The connection itself is made by the first call. */
 int km_client_open(const char *server, struct km_client **out,
 		   struct km_client_status *st);
+/* The same with TLS and credentials. A token is never sent in clear text
+ * beyond loopback: without TLS to another host it is refused here. */
+int km_client_open_ex(const char *server, const struct km_client_options *o,
+		      struct km_client **out, struct km_client_status *st);
 void km_client_close(struct km_client *c);
 /* Deadline of each later call; 0 = none. */
 void km_client_set_timeout(struct km_client *c, int64_t timeout_ms);
@@ -94,6 +111,9 @@ KM_CLIENT_RPC(km_client_query_transitions,
 	      Kubemedic__V1__QueryTransitionsResponse);
 KM_CLIENT_RPC(km_client_health_check, Grpc__Health__V1__HealthCheckRequest,
 	      Grpc__Health__V1__HealthCheckResponse);
+KM_CLIENT_RPC(km_client_list_audit_events,
+	      Kubemedic__V1__ListAuditEventsRequest,
+	      Kubemedic__V1__ListAuditEventsResponse);
 
 /* Server streams: open with the request, then read messages until
  * km_client_stream_next returns KM_ERANGE (the server ended the stream;

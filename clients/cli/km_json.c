@@ -10,6 +10,7 @@
  * nothing on a stream.
  */
 #include "km_json.h"
+#include "km_arena.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -893,4 +894,76 @@ int km_json_write(FILE *out, const ProtobufCMessage *msg, unsigned flags,
 		rc = km_error_set(err, KM_EIO, "writing JSON: %m");
 	free(s);
 	return rc;
+}
+
+/* ---- text for a terminal ----------------------------------------------- */
+
+/* The code point of the well-formed sequence of len bytes at s. */
+static uint32_t utf8_decode(const unsigned char *s, int len)
+{
+	static const unsigned char lead_mask[] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+	uint32_t cp = s[0] & lead_mask[len];
+
+	for (int i = 1; i < len; i++)
+		cp = cp << 6 | (s[i] & 0x3f);
+	return cp;
+}
+
+static bool cp_unsafe(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+const char *km_text_safe(const char *str, struct km_arena *a)
+{
+	const unsigned char *s = (const unsigned char *)(str ? str : "");
+	size_t n = strlen((const char *)s), i, o = 0;
+	bool clean = true;
+	char *out;
+
+	for (i = 0; i < n && clean;) {
+		int len = utf8_seq(s + i, n - i);
+
+		if (len < 0 || cp_unsafe(utf8_decode(s + i, len)))
+			clean = false;
+		else
+			i += (size_t)len;
+	}
+	if (clean)
+		return (const char *)s;
+	/* At most 6 bytes out ("\u202e") for each byte in. */
+	if (n > (SIZE_MAX - 1) / 6)
+		return NULL;
+	out = km_arena_alloc(a, 6 * n + 1);
+	if (!out)
+		return NULL;
+	for (i = 0; i < n;) {
+		int len = utf8_seq(s + i, n - i);
+		uint32_t cp;
+
+		if (len < 0) {
+			/* Each byte of an ill-formed sequence, visibly. */
+			for (int k = 0; k < -len; k++)
+				o += (size_t)sprintf(out + o, "\\x%02x",
+						     s[i + (size_t)k]);
+			i += (size_t)-len;
+			continue;
+		}
+		cp = utf8_decode(s + i, len);
+		if (!cp_unsafe(cp)) {
+			memcpy(out + o, s + i, (size_t)len);
+			o += (size_t)len;
+		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
+			out[o++] = '\\';
+			out[o++] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+		} else if (cp < 0x80) {
+			o += (size_t)sprintf(out + o, "\\x%02x", (unsigned)cp);
+		} else {
+			o += (size_t)sprintf(out + o, "\\u%04x", (unsigned)cp);
+		}
+		i += (size_t)len;
+	}
+	out[o] = '\0';
+	return out;
 }

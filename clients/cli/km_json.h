@@ -96,4 +96,22 @@ int km_json_to_string(const ProtobufCMessage *msg, unsigned flags, char **out,
 int km_json_write(FILE *out, const ProtobufCMessage *msg, unsigned flags,
 		  struct km_error *err);
 
+/*
+ * Text for a terminal: what the CLI's tables and messages print of what a
+ * server sent. A probe's output, a target's message, a cause: any of them
+ * can hold escape sequences that would recolour, retitle or clear the
+ * reader's terminal, or line breaks that forge rows. Control characters
+ * (C0, DEL, and C1, U+0080..U+009F), the bidirectional overrides that
+ * reorder what follows them on screen (U+202A..U+202E, U+2066..U+2069)
+ * and bytes that are not UTF-8 are written as visible escapes: \n \r \t,
+ * \xNN for the other bytes, \uNNNN for code points. Everything else,
+ * printable UTF-8 included, is kept; a backslash is kept as it is (the
+ * output is for people, not to be parsed back).
+ *
+ * Returns s itself when nothing needs escaping, else the escaped copy in
+ * a; NULL only when a cannot grow. NULL s is "".
+ */
+struct km_arena;
+const char *km_text_safe(const char *s, struct km_arena *a);
+
 #endif

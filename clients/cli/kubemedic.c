@@ -1,16 +1,29 @@
 /*
  * kubemedic — the command line for kubemedicd, on the C client library.
  *
- * Tables for people, -o json for scripts (one JSON document per answer;
- * JSON Lines for lists). Exit status: 0 success, 1 the server answered an
- * error or could not be reached, 2 a usage error.
+ * Tables for people, -o json for scripts: one JSON document per answer, a
+ * list as one array (written as its pages arrive, one element per line;
+ * "[]" when it is empty), and JSON Lines for watch, which never ends.
+ *
+ * Whatever a server sent is printed in tables and messages through
+ * km_text_safe (km_json.h): a probe's output or a cause can hold terminal
+ * escape sequences and line breaks, which are shown as escapes, never
+ * written to the terminal. (JSON output escapes them by its own rules.)
+ *
+ * Exit status: 0 success, 1 the server answered an error or could not be
+ * reached, 2 a usage error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "km_client.h"
 #include "km_config.h"
@@ -53,11 +66,33 @@ static const char usage_text[] =
 	"                                    line where the live ones start\n"
 	"  health [SERVICE]                  grpc.health.v1 Check (\"\" = the daemon)\n"
 	"\n"
+	"Audit (admins):\n"
+	"  audit [--identity USER] [--method METHOD] [--since T] [--until T]\n"
+	"        [--limit N]                 changes and refusals, newest first\n"
+	"\n"
+	"Tokens (no server needed):\n"
+	"  token new USER [GROUP,...] --out FILE\n"
+	"                                    a new random bearer token into FILE\n"
+	"                                    (created 0600), and its line for\n"
+	"                                    auth.tokenFile on stdout\n"
+	"\n"
 	"Options:\n"
 	"  -s, --server HOST:PORT  kubemedicd address ($KUBEMEDIC_SERVER, default " DEFAULT_SERVER
 	")\n"
-	"  -o, --output FORMAT     table (default) or json\n"
+	"  -o, --output FORMAT     table (default) or json (a list is one array;\n"
+	"                          watch prints one object per line)\n"
 	"      --timeout D         deadline of each call (default 10s)\n"
+	"      --tls-ca FILE       TLS, trusting FILE's CA ($KUBEMEDIC_TLS_CA)\n"
+	"      --tls-cert FILE     client certificate, mutual TLS "
+	"($KUBEMEDIC_TLS_CERT)\n"
+	"      --tls-key FILE      its key ($KUBEMEDIC_TLS_KEY)\n"
+	"      --tls-server-name N the name in the server's certificate, if "
+	"not its host\n"
+	"      --token-file FILE   a bearer token ($KUBEMEDIC_TOKEN_FILE)\n"
+	"Defaults for these and --server come from $KUBEMEDIC_CONFIG, else\n"
+	"~/.config/kubemedic/client.yaml (keys server, tlsCA, tlsCert, tlsKey,\n"
+	"tokenFile, tlsServerName); the environment wins over the file, flags\n"
+	"over both.\n"
 	"\n"
 	"TARGET is kind/namespace/name: probe//checkout-http, pod/default/web-0.\n"
 	"T is RFC 3339 (2026-11-24T09:00:00Z) or an age (90m, 2h, 7d: that long\n"
@@ -65,6 +100,8 @@ static const char usage_text[] =
 
 struct opts {
 	const char *server, *output, *filename, *selector, *since, *until;
+	const char *tls_ca, *tls_cert, *tls_key, *token_file, *server_name;
+	const char *identity, *method, *out;
 	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
 	const char *workdir, *kind, *state, *cluster;
 	const char *period, *probe_timeout, *initial_delay, *max_age;
@@ -240,15 +277,50 @@ static int print_json_line(const ProtobufCMessage *m)
 	return 0;
 }
 
+/* s as it may be shown on a terminal (km_text_safe), in a. */
+static const char *safe(struct km_arena *a, const char *s)
+{
+	const char *out = km_text_safe(s, a);
+
+	return out ? out : "(out of memory)";
+}
+
+/* -o json for a list: one array, written as the pages arrive, one element
+ * per line; "[]" for none. On an error midway the array is left open, so
+ * the output does not parse as a complete answer. */
+struct json_list {
+	size_t n;
+};
+
+static int json_list_add(struct json_list *l, const ProtobufCMessage *m)
+{
+	struct km_error err = {0};
+	char *s;
+
+	if (km_json_to_string(m, 0, &s, NULL, &err)) {
+		fprintf(stderr, "kubemedic: %s\n", err.msg);
+		return 1;
+	}
+	printf("%s%s", l->n++ ? ",\n" : "[\n", s);
+	free(s);
+	return 0;
+}
+
+static void json_list_end(const struct json_list *l)
+{
+	fputs(l->n ? "\n]\n" : "[]\n", stdout);
+}
+
 static int rpc_failed(struct cli *cli)
 {
-	fprintf(stderr, "kubemedic: %s\n", cli->st.message);
+	fprintf(stderr, "kubemedic: %s\n", safe(&cli->a, cli->st.message));
 	return 1;
 }
 
 /* Map entries of any map<string,string> field: the entry's key and value
  * are its fields 1 and 2, found through the descriptor. */
-static void print_labels(size_t n, ProtobufCMessage *const *entries)
+static void print_labels(struct km_arena *a, size_t n,
+			 ProtobufCMessage *const *entries)
 {
 	if (!n)
 		printf("-");
@@ -258,7 +330,7 @@ static void print_labels(size_t n, ProtobufCMessage *const *entries)
 		const char *k = *(char *const *)(base + d->fields[0].offset);
 		const char *v = *(char *const *)(base + d->fields[1].offset);
 
-		printf("%s%s=%s", i ? "," : "", k, v);
+		printf("%s%s=%s", i ? "," : "", safe(a, k), safe(a, v));
 	}
 }
 
@@ -285,17 +357,18 @@ static int64_t timeout_ms(const Kubemedic__V1__Probe *p)
 				       : (int64_t)p->timeout_seconds * 1000;
 }
 
-static void print_probe_row(const Kubemedic__V1__Probe *p)
+static void print_probe_row(struct km_arena *a, const Kubemedic__V1__Probe *p)
 {
 	char b1[32], b2[32];
 
-	printf("%-28s %-6s %-8s %-8s %3d/%-3d %-7s ", p->name, probe_type(p),
-	       fmt_ms(b1, period_ms(p)), fmt_ms(b2, timeout_ms(p)),
-	       p->success_threshold, p->failure_threshold,
+	printf("%-28s %-6s %-8s %-8s %3d/%-3d %-7s ", safe(a, p->name),
+	       probe_type(p), fmt_ms(b1, period_ms(p)),
+	       fmt_ms(b2, timeout_ms(p)), p->success_threshold,
+	       p->failure_threshold,
 	       p->source == KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_CONFIG
 		       ? "config"
 		       : "api");
-	print_labels(p->n_labels, (ProtobufCMessage *const *)p->labels);
+	print_labels(a, p->n_labels, (ProtobufCMessage *const *)p->labels);
 	printf("\n");
 }
 
@@ -305,50 +378,54 @@ static void print_probe_header(void)
 	       "TIMEOUT", "OK/FAIL", "SOURCE", "LABELS");
 }
 
-static void print_probe(const Kubemedic__V1__Probe *p)
+static void print_probe(struct km_arena *a, const Kubemedic__V1__Probe *p)
 {
 	char b[40], t1[32], t2[32];
 
-	printf("Name:        %s\n", p->name);
-	printf("Target:      %s\n", p->target);
+	printf("Name:        %s\n", safe(a, p->name));
+	printf("Target:      %s\n", safe(a, p->target));
 	printf("Source:      %s\n",
 	       p->source == KUBEMEDIC__V1__PROBE_SOURCE__PROBE_SOURCE_CONFIG
 		       ? "config file"
 		       : "API");
 	printf("Generation:  %lld\n", (long long)p->generation);
 	printf("Labels:      ");
-	print_labels(p->n_labels, (ProtobufCMessage *const *)p->labels);
+	print_labels(a, p->n_labels, (ProtobufCMessage *const *)p->labels);
 	printf("\n");
 	if (p->http_get) {
 		printf("HTTP GET:    %s://%s:%d%s\n",
 		       strcmp(p->http_get->scheme, "HTTPS") ? "http" : "https",
-		       p->http_get->host, p->http_get->port, p->http_get->path);
+		       safe(a, p->http_get->host), p->http_get->port,
+		       safe(a, p->http_get->path));
 		for (size_t i = 0; i < p->http_get->n_http_headers; i++)
 			printf("  Header:    %s: %s\n",
-			       p->http_get->http_headers[i]->name,
-			       p->http_get->http_headers[i]->value);
+			       safe(a, p->http_get->http_headers[i]->name),
+			       safe(a, p->http_get->http_headers[i]->value));
 		if (p->http_get->tls_verify)
 			printf("  TLS:       verified%s%s\n",
 			       *p->http_get->ca_file ? " against " : "",
-			       p->http_get->ca_file);
+			       safe(a, p->http_get->ca_file));
 	} else if (p->tcp_socket) {
-		printf("TCP:         %s:%d\n", p->tcp_socket->host,
+		printf("TCP:         %s:%d\n", safe(a, p->tcp_socket->host),
 		       p->tcp_socket->port);
 	} else if (p->grpc) {
-		printf("gRPC health: %s:%d service \"%s\"\n", p->grpc->host,
-		       p->grpc->port, p->grpc->service);
+		printf("gRPC health: %s:%d service \"%s\"\n",
+		       safe(a, p->grpc->host), p->grpc->port,
+		       safe(a, p->grpc->service));
 	} else if (p->exec) {
 		printf("Exec:       ");
 		for (size_t i = 0; i < p->exec->n_command; i++)
-			printf(" %s", p->exec->command[i]);
+			printf(" %s", safe(a, p->exec->command[i]));
 		printf("\n");
 		if (*p->exec->working_dir)
-			printf("  Workdir:   %s\n", p->exec->working_dir);
+			printf("  Workdir:   %s\n",
+			       safe(a, p->exec->working_dir));
 		for (size_t i = 0; i < p->exec->n_env; i++)
-			printf("  Env:       %s=%s\n", p->exec->env[i]->name,
-			       p->exec->env[i]->value);
+			printf("  Env:       %s=%s\n",
+			       safe(a, p->exec->env[i]->name),
+			       safe(a, p->exec->env[i]->value));
 	} else if (p->file) {
-		printf("File:        %s", p->file->path);
+		printf("File:        %s", safe(a, p->file->path));
 		if (p->file->min_size)
 			printf(" (at least %lld bytes)",
 			       (long long)p->file->min_size);
@@ -370,7 +447,15 @@ static void print_probe(const Kubemedic__V1__Probe *p)
 
 static int connect_server(struct cli *cli)
 {
-	if (km_client_open(cli->o.server, &cli->c, &cli->st))
+	struct km_client_options co = {
+		.tls_ca_file = cli->o.tls_ca,
+		.tls_cert_file = cli->o.tls_cert,
+		.tls_key_file = cli->o.tls_key,
+		.token_file = cli->o.token_file,
+		.server_name = cli->o.server_name,
+	};
+
+	if (km_client_open_ex(cli->o.server, &co, &cli->c, &cli->st))
 		return rpc_failed(cli);
 	km_client_set_timeout(cli->c, cli->o.timeout_ms);
 	return 0;
@@ -669,7 +754,8 @@ static int probes_to_send(struct cli *cli, const char *verb,
 		if (km_config_parse_probes(text, len, o->filename, &cli->a, &v,
 					   &cnt, &err)) {
 			free(text);
-			fprintf(stderr, "kubemedic: %s\n", err.msg);
+			fprintf(stderr, "kubemedic: %s\n",
+				safe(&cli->a, err.msg));
 			return 2;
 		}
 		free(text);
@@ -712,16 +798,18 @@ static int probes_create(struct cli *cli)
 		req.probe = v[i];
 		if (km_client_create_probe(cli->c, &req, &cli->a, &got,
 					   &cli->st)) {
-			fprintf(stderr, "kubemedic: probe %s: %s\n", v[i]->name,
-				cli->st.message);
+			fprintf(stderr, "kubemedic: probe %s: %s\n",
+				safe(&cli->a, v[i]->name),
+				safe(&cli->a, cli->st.message));
 			failed = 1;
 			continue;
 		}
 		if (cli->o.json)
 			print_json_line(&got->base);
 		else
-			printf("probe/%s created (target %s)\n", got->name,
-			       got->target);
+			printf("probe/%s created (target %s)\n",
+			       safe(&cli->a, got->name),
+			       safe(&cli->a, got->target));
 	}
 	return failed;
 }
@@ -743,8 +831,9 @@ static int probes_update(struct cli *cli)
 		req.probe = v[i];
 		if (km_client_update_probe(cli->c, &req, &cli->a, &got,
 					   &cli->st)) {
-			fprintf(stderr, "kubemedic: probe %s: %s\n", v[i]->name,
-				cli->st.message);
+			fprintf(stderr, "kubemedic: probe %s: %s\n",
+				safe(&cli->a, v[i]->name),
+				safe(&cli->a, cli->st.message));
 			failed = 1;
 			continue;
 		}
@@ -752,7 +841,8 @@ static int probes_update(struct cli *cli)
 			print_json_line(&got->base);
 		else
 			printf("probe/%s updated (generation %lld)\n",
-			       got->name, (long long)got->generation);
+			       safe(&cli->a, got->name),
+			       (long long)got->generation);
 	}
 	return failed;
 }
@@ -773,7 +863,7 @@ static int probes_get(struct cli *cli)
 		return rpc_failed(cli);
 	if (cli->o.json)
 		return print_json(&p->base);
-	print_probe(p);
+	print_probe(&cli->a, p);
 	return 0;
 }
 
@@ -781,6 +871,7 @@ static int probes_list(struct cli *cli)
 {
 	Kubemedic__V1__ListProbesRequest req =
 		KUBEMEDIC__V1__LIST_PROBES_REQUEST__INIT;
+	struct json_list jl = {0};
 	int rc, shown = 0;
 
 	if (cli->o.n_pos != 2)
@@ -797,16 +888,19 @@ static int probes_list(struct cli *cli)
 			return rpc_failed(cli);
 		for (size_t i = 0; i < r->n_probes; i++) {
 			if (cli->o.json) {
-				print_json_line(&r->probes[i]->base);
+				if (json_list_add(&jl, &r->probes[i]->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
 				print_probe_header();
-			print_probe_row(r->probes[i]);
+			print_probe_row(&cli->a, r->probes[i]);
 		}
 		req.page_token = r->next_page_token;
 	} while (req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No probes%s.\n", cli->o.selector ? " match" : "");
 	return 0;
 }
@@ -827,7 +921,8 @@ static int probes_delete(struct cli *cli)
 		return rpc_failed(cli);
 	if (cli->o.json)
 		return print_json(&r->base);
-	printf("probe/%s deleted (its history is kept)\n", req.name);
+	printf("probe/%s deleted (its history is kept)\n",
+	       safe(&cli->a, req.name));
 	return 0;
 }
 
@@ -870,7 +965,7 @@ static int cmd_status(struct cli *cli)
 		return rpc_failed(cli);
 	if (cli->o.json)
 		return print_json(&h->base);
-	printf("Target:      %s\n", h->target->name);
+	printf("Target:      %s\n", safe(&cli->a, h->target->name));
 	printf("State:       %s%s\n", STATE(h->target->state),
 	       h->target->flapping ? " (flapping)" : "");
 	printf("Since:       %s\n", fmt_ts(b, h->target->state_since));
@@ -884,7 +979,7 @@ static int cmd_status(struct cli *cli)
 			printf(", %s %d", ERRCLASS(r->error_class),
 			       r->status_code);
 		if (*r->message)
-			printf(", \"%s\"", r->message);
+			printf(", \"%s\"", safe(&cli->a, r->message));
 		printf(" (%d in a row)\n", h->consecutive);
 	} else {
 		printf("Last result: none yet\n");
@@ -894,7 +989,7 @@ static int cmd_status(struct cli *cli)
 		       STATE(h->last_transition->from_state),
 		       STATE(h->last_transition->to_state),
 		       fmt_ts(b, h->last_transition->time),
-		       h->last_transition->cause);
+		       safe(&cli->a, h->last_transition->cause));
 	return 0;
 }
 
@@ -902,6 +997,7 @@ static int cmd_targets(struct cli *cli)
 {
 	Kubemedic__V1__ListTargetsRequest req =
 		KUBEMEDIC__V1__LIST_TARGETS_REQUEST__INIT;
+	struct json_list jl = {0};
 	int rc, shown = 0, v;
 
 	if (cli->o.n_pos != 1)
@@ -940,22 +1036,26 @@ static int cmd_targets(struct cli *cli)
 			char b[40];
 
 			if (cli->o.json) {
-				print_json_line(&t->base);
+				if (json_list_add(&jl, &t->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
 				printf("%-40s %-10s %-9s %-20s %s\n", "TARGET",
 				       "STATE", "FLAPPING", "SINCE", "LABELS");
-			printf("%-40s %-10s %-9s %-20s ", t->name,
-			       STATE(t->state), t->flapping ? "yes" : "no",
+			printf("%-40s %-10s %-9s %-20s ",
+			       safe(&cli->a, t->name), STATE(t->state),
+			       t->flapping ? "yes" : "no",
 			       fmt_ts(b, t->state_since));
-			print_labels(t->n_labels,
+			print_labels(&cli->a, t->n_labels,
 				     (ProtobufCMessage *const *)t->labels);
 			printf("\n");
 		}
 		req.page_token = r->next_page_token;
 	} while (req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No targets match.\n");
 	return 0;
 }
@@ -987,6 +1087,7 @@ static int cmd_history(struct cli *cli)
 	Kubemedic__V1__QueryProbeHistoryRequest req =
 		KUBEMEDIC__V1__QUERY_PROBE_HISTORY_REQUEST__INIT;
 	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	struct json_list jl = {0};
 	int rc, shown = 0;
 
 	if (cli->o.n_pos != 2)
@@ -1018,7 +1119,8 @@ static int cmd_history(struct cli *cli)
 			char b[40];
 
 			if (cli->o.json) {
-				print_json_line(&x->base);
+				if (json_list_add(&jl, &x->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
@@ -1030,12 +1132,14 @@ static int cmd_history(struct cli *cli)
 			       x->success ? "ok" : "FAIL",
 			       (long long)x->duration_us,
 			       x->success ? "-" : ERRCLASS(x->error_class),
-			       x->status_code, x->message);
+			       x->status_code, safe(&cli->a, x->message));
 		}
 		left -= (int64_t)r->n_results;
 		req.page_token = r->next_page_token;
 	} while (left > 0 && req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No results in that range.\n");
 	return 0;
 }
@@ -1045,6 +1149,7 @@ static int cmd_transitions(struct cli *cli)
 	Kubemedic__V1__QueryTransitionsRequest req =
 		KUBEMEDIC__V1__QUERY_TRANSITIONS_REQUEST__INIT;
 	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	struct json_list jl = {0};
 	int rc, shown = 0;
 
 	if (cli->o.n_pos != 2)
@@ -1068,7 +1173,8 @@ static int cmd_transitions(struct cli *cli)
 			char b[40];
 
 			if (cli->o.json) {
-				print_json_line(&t->base);
+				if (json_list_add(&jl, &t->base))
+					return 1;
 				continue;
 			}
 			if (!shown++)
@@ -1077,12 +1183,15 @@ static int cmd_transitions(struct cli *cli)
 			printf("%-8lld %-20s %-10s -> %-10s %-9s %s\n",
 			       (long long)t->sequence, fmt_ts(b, t->time),
 			       STATE(t->from_state), STATE(t->to_state),
-			       t->flapping ? "yes" : "no", t->cause);
+			       t->flapping ? "yes" : "no",
+			       safe(&cli->a, t->cause));
 		}
 		left -= (int64_t)r->n_transitions;
 		req.page_token = r->next_page_token;
 	} while (left > 0 && req.page_token && *req.page_token);
-	if (!cli->o.json && !shown)
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
 		printf("No transitions in that range.\n");
 	return 0;
 }
@@ -1148,14 +1257,174 @@ static int cmd_watch(struct cli *cli)
 		else
 			printf("%-8lld %-20s %-40s %-10s -> %-10s %s%s\n",
 			       (long long)t->sequence, fmt_ts(b, t->time),
-			       t->target, STATE(t->from_state),
-			       STATE(t->to_state), t->cause,
+			       safe(&cli->a, t->target), STATE(t->from_state),
+			       STATE(t->to_state), safe(&cli->a, t->cause),
 			       t->flapping ? " [flapping]" : "");
 		fflush(stdout);
 		km_arena_reset(&cli->a);
 	}
 	km_client_stream_close(s);
 	return rpc_failed(cli);
+}
+
+static int cmd_audit(struct cli *cli)
+{
+	Kubemedic__V1__ListAuditEventsRequest req =
+		KUBEMEDIC__V1__LIST_AUDIT_EVENTS_REQUEST__INIT;
+	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	struct json_list jl = {0};
+	int rc, shown = 0;
+
+	if (cli->o.n_pos != 1)
+		return usage_error("audit takes no arguments (filters are "
+				   "--identity, --method, --since, --until)%s",
+				   "");
+	if ((rc = time_range(cli, &req.start_time, &req.end_time)) ||
+	    (rc = connect_server(cli)))
+		return rc;
+	req.identity = (char *)(cli->o.identity ? cli->o.identity : "");
+	req.method = (char *)(cli->o.method ? cli->o.method : "");
+	do {
+		Kubemedic__V1__ListAuditEventsResponse *r;
+
+		req.page_size = (int32_t)(left < 1000 ? left : 1000);
+		if (km_client_list_audit_events(cli->c, &req, &cli->a, &r,
+						&cli->st))
+			return rpc_failed(cli);
+		for (size_t i = 0; i < r->n_events; i++) {
+			const Kubemedic__V1__AuditEvent *e = r->events[i];
+			char b[40];
+
+			if (cli->o.json) {
+				if (json_list_add(&jl, &e->base))
+					return 1;
+				continue;
+			}
+			if (!shown++)
+				printf("%-20s %-16s %-6s %-34s %-24s %s\n",
+				       "TIME", "IDENTITY", "BY", "METHOD",
+				       "OBJECT", "OUTCOME");
+			printf("%-20s %-16s %-6s %-34s %-24s %s%s%s\n",
+			       fmt_ts(b, e->time),
+			       *e->identity ? safe(&cli->a, e->identity)
+					    : "(anonymous)",
+			       safe(&cli->a, e->authenticated_by),
+			       safe(&cli->a,
+				    strrchr(e->method, '.')
+					    ? strrchr(e->method, '.') + 1
+					    : e->method),
+			       *e->object ? safe(&cli->a, e->object) : "-",
+			       km_client_code_name(e->code),
+			       *e->message ? ": " : "",
+			       safe(&cli->a, e->message));
+		}
+		left -= (int64_t)r->n_events;
+		req.page_token = r->next_page_token;
+	} while (left > 0 && req.page_token && *req.page_token);
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
+		printf("No audit events match.\n");
+	return 0;
+}
+
+/* A user or group name of the token file: printable, no spaces (they
+ * separate the fields), no commas in a user (they separate groups). */
+static bool token_name_ok(const char *s, bool commas)
+{
+	if (!*s || strlen(s) > 253)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == '#' ||
+		    (*s == ',' && !commas))
+			return false;
+	return true;
+}
+
+/* kubemedic token new USER [GROUPS] --out FILE: 32 random bytes as
+ * "kmt_" and unpadded base64url (a prefix secret scanners can look for)
+ * into FILE, which must not exist; the line for auth.tokenFile, which
+ * holds only the token's SHA-256, on stdout. */
+static int cmd_token(struct cli *cli)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+				  "qrstuvwxyz0123456789-_";
+	const char *user, *groups;
+	unsigned char raw[32], h[32];
+	char tok[4 + 44] = "kmt_", line[128];
+	size_t n = 4, got = 0;
+	unsigned int hl = 0;
+	int fd, len;
+
+	if (cli->o.n_pos < 3 || cli->o.n_pos > 4 ||
+	    strcmp(cli->o.pos[1], "new"))
+		return usage_error("usage: token new USER [GROUP,...] --out "
+				   "FILE%s",
+				   "");
+	user = cli->o.pos[2];
+	groups = cli->o.n_pos == 4 ? cli->o.pos[3] : "";
+	if (!token_name_ok(user, false))
+		return usage_error("token new: the user \"%s\" is empty, "
+				   "longer than 253 bytes, or holds a space, a "
+				   "comma, a '#' or a control character",
+				   user);
+	if (*groups && !token_name_ok(groups, true))
+		return usage_error("token new: groups are comma-separated "
+				   "names without spaces, '#' or control "
+				   "characters, got \"%s\"",
+				   groups);
+	if (!cli->o.out)
+		return usage_error("token new: --out FILE says where the token "
+				   "goes (it is never printed)%s",
+				   "");
+	while (got < sizeof raw) {
+		ssize_t r = getrandom(raw + got, sizeof raw - got, 0);
+
+		if (r < 0 && errno != EINTR) {
+			fprintf(stderr, "kubemedic: getrandom: %s\n",
+				strerror(errno));
+			return 1;
+		}
+		got += r > 0 ? (size_t)r : 0;
+	}
+	for (size_t i = 0; i < sizeof raw; i += 3) {
+		unsigned v = (unsigned)raw[i] << 16 |
+			     (i + 1 < sizeof raw ? raw[i + 1] << 8 : 0) |
+			     (i + 2 < sizeof raw ? raw[i + 2] : 0);
+
+		tok[n++] = b64[v >> 18 & 63];
+		tok[n++] = b64[v >> 12 & 63];
+		if (i + 1 < sizeof raw)
+			tok[n++] = b64[v >> 6 & 63];
+		if (i + 2 < sizeof raw)
+			tok[n++] = b64[v & 63];
+	}
+	tok[n] = '\0';
+	OPENSSL_cleanse(raw, sizeof raw);
+	EVP_Digest(tok, n, h, &hl, EVP_sha256(), NULL);
+	fd = open(cli->o.out,
+		  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "kubemedic: token new: %s: %s%s\n", cli->o.out,
+			strerror(errno),
+			errno == EEXIST ? " (a token file is never overwritten)"
+					: "");
+		OPENSSL_cleanse(tok, sizeof tok);
+		return 1;
+	}
+	tok[n] = '\n';
+	len = write(fd, tok, n + 1) == (ssize_t)(n + 1) && !fsync(fd);
+	OPENSSL_cleanse(tok, sizeof tok);
+	if (close(fd) || !len) {
+		fprintf(stderr, "kubemedic: token new: writing %s: %s\n",
+			cli->o.out, strerror(errno));
+		unlink(cli->o.out);
+		return 1;
+	}
+	for (int i = 0; i < 32; i++)
+		snprintf(line + 2 * i, 3, "%02x", h[i]);
+	printf("%s %s%s%s\n", line, user, *groups ? " " : "", groups);
+	return 0;
 }
 
 static int cmd_health(struct cli *cli)
@@ -1221,7 +1490,89 @@ enum {
 	O_LABEL,
 	O_SINCE_SEQ,
 	O_FROM_OLDEST,
+	O_TLS_CA,
+	O_TLS_CERT,
+	O_TLS_KEY,
+	O_TOKEN_FILE,
+	O_SERVER_NAME,
+	O_IDENTITY,
+	O_METHOD,
+	O_OUT,
 };
+
+static void env_default(const char **v, const char *name)
+{
+	const char *e = getenv(name);
+
+	if (e && *e)
+		*v = e;
+}
+
+/* "~/x" as $HOME/x, in the arena of the client config. */
+static const char *expand_home(struct km_arena *a, const char *p)
+{
+	const char *home = getenv("HOME");
+
+	if (!p || p[0] != '~' || p[1] != '/' || !home)
+		return p;
+	return km_arena_printf(a, "%s%s", home, p + 1);
+}
+
+/* Defaults from the client config file, if there is one. */
+static int client_defaults(struct opts *o)
+{
+	static struct km_arena a;
+	struct km_client_config cc;
+	struct km_error err = {0};
+	const char *path = getenv("KUBEMEDIC_CONFIG");
+	bool given = path && *path;
+	char *text = NULL, *home_path = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc = 0;
+
+	if (!given) {
+		const char *home = getenv("HOME");
+
+		if (!home ||
+		    asprintf(&home_path, "%s/.config/kubemedic/client.yaml",
+			     home) < 0)
+			return 0;
+		path = home_path;
+	}
+	f = fopen(path, "rbe");
+	if (!f) {
+		free(home_path);
+		if (given) {
+			fprintf(stderr,
+				"kubemedic: $KUBEMEDIC_CONFIG: cannot "
+				"open %s\n",
+				path);
+			return 2;
+		}
+		return 0;
+	}
+	text = malloc(1 << 16);
+	if (text)
+		len = fread(text, 1, 1 << 16, f);
+	fclose(f);
+	km_arena_init(&a, 4096);
+	if (!text || km_config_parse_client(text, len, path, &a, &cc, &err)) {
+		fprintf(stderr, "kubemedic: %s\n",
+			text ? err.msg : "out of memory");
+		rc = 2;
+	} else {
+		o->server = cc.server;
+		o->tls_ca = expand_home(&a, cc.tls_ca_file);
+		o->tls_cert = expand_home(&a, cc.tls_cert_file);
+		o->tls_key = expand_home(&a, cc.tls_key_file);
+		o->token_file = expand_home(&a, cc.token_file);
+		o->server_name = cc.server_name;
+	}
+	free(text);
+	free(home_path);
+	return rc;
+}
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -1263,6 +1614,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"label", required_argument, NULL, O_LABEL},
 		{"since-sequence", required_argument, NULL, O_SINCE_SEQ},
 		{"from-oldest", no_argument, NULL, O_FROM_OLDEST},
+		{"tls-ca", required_argument, NULL, O_TLS_CA},
+		{"tls-cert", required_argument, NULL, O_TLS_CERT},
+		{"tls-key", required_argument, NULL, O_TLS_KEY},
+		{"token-file", required_argument, NULL, O_TOKEN_FILE},
+		{"tls-server-name", required_argument, NULL, O_SERVER_NAME},
+		{"identity", required_argument, NULL, O_IDENTITY},
+		{"method", required_argument, NULL, O_METHOD},
+		{"out", required_argument, NULL, O_OUT},
 		{0},
 	};
 	int dashdash = argc, c;
@@ -1275,7 +1634,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		}
 	o->cmd = argv + dashdash + 1;
 	o->n_cmd = dashdash < argc ? argc - dashdash - 1 : 0;
-	o->server = getenv("KUBEMEDIC_SERVER");
+	/* The file, then the environment, then the flags below. */
+	if ((c = client_defaults(o)))
+		return c;
+	env_default(&o->server, "KUBEMEDIC_SERVER");
+	env_default(&o->tls_ca, "KUBEMEDIC_TLS_CA");
+	env_default(&o->tls_cert, "KUBEMEDIC_TLS_CERT");
+	env_default(&o->tls_key, "KUBEMEDIC_TLS_KEY");
+	env_default(&o->token_file, "KUBEMEDIC_TOKEN_FILE");
+	env_default(&o->server_name, "KUBEMEDIC_TLS_SERVER_NAME");
 	if (!o->server || !*o->server)
 		o->server = DEFAULT_SERVER;
 	o->timeout_ms = 10000;
@@ -1377,6 +1744,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 					optarg);
 			break;
 		case O_FROM_OLDEST: o->from_oldest = true; break;
+		case O_TLS_CA: o->tls_ca = optarg; break;
+		case O_TLS_CERT: o->tls_cert = optarg; break;
+		case O_TLS_KEY: o->tls_key = optarg; break;
+		case O_TOKEN_FILE: o->token_file = optarg; break;
+		case O_SERVER_NAME: o->server_name = optarg; break;
+		case O_IDENTITY: o->identity = optarg; break;
+		case O_METHOD: o->method = optarg; break;
+		case O_OUT: o->out = optarg; break;
 		case O_LABEL:
 			if (o->n_labels == 64)
 				return usage_error("too many --label%s", "");
@@ -1408,7 +1783,9 @@ int main(int argc, char **argv)
 		{"history", cmd_history},
 		{"transitions", cmd_transitions},
 		{"health", cmd_health},
+		{"audit", cmd_audit},
 		{"watch", cmd_watch},
+		{"token", cmd_token},
 	};
 	struct cli cli = {0};
 	int rc;

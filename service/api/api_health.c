@@ -64,6 +64,9 @@ API_HANDLER(km_api_get_health)
 	if (!out || !(out->target = km_api_target_to_pb(&h.target, ctx->arena)))
 		return API_OOM(err);
 	if (h.has_last) {
+		if (h.private_output && h.last.message &&
+		    !km_api_may_see_output(ctx, KM_PROBE_EXEC))
+			h.last.message = km_api_hidden_output;
 		out->last_result =
 			km_api_result_to_pb(&h.last, &h.target, ctx->arena);
 		if (!out->last_result)
@@ -110,6 +113,10 @@ API_HANDLER(km_api_list_targets)
 				    "state: unknown HealthState value %d",
 				    r->state);
 	rc = km_api_page_size(r->page_size, MAX_PAGE, &limit, err);
+	if (rc)
+		return rc;
+	rc = km_api_check_selector(API_OF(ctx), "label_selector",
+				   r->label_selector, err);
 	if (rc)
 		return rc;
 	rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
@@ -228,6 +235,22 @@ static int prepare_history(struct km_rpc_ctx *ctx, const struct history_req *h,
 	return 0;
 }
 
+/* Whether the caller may read the messages of t's results: a probe's
+ * output of an exec or file probe is for admins, and so is that of a
+ * probe whose definition is gone (what it was cannot be told). */
+static bool output_visible(struct km_rpc_ctx *ctx, const struct km_target *t)
+{
+	struct km_probe p;
+
+	if (t->kind != KM_KIND_PROBE ||
+	    km_api_may_see_output(ctx, KM_PROBE_EXEC))
+		return true;
+	if (km_reader_get_probe(km_api_reader(ctx), t->object_name, ctx->arena,
+				&p, NULL))
+		return false;
+	return km_api_may_see_output(ctx, p.type);
+}
+
 API_HANDLER(km_api_query_probe_history)
 {
 	const Kubemedic__V1__QueryProbeHistoryRequest *r = (const void *)req;
@@ -239,7 +262,7 @@ API_HANDLER(km_api_query_probe_history)
 	struct km_target t;
 	struct km_result *v;
 	size_t n;
-	bool more;
+	bool more, hide;
 	uint64_t hash;
 	int rc;
 
@@ -257,10 +280,14 @@ API_HANDLER(km_api_query_probe_history)
 		km_arena_calloc(ctx->arena, n ? n : 1, sizeof *out->results);
 	if (!out->results)
 		return API_OOM(err);
-	for (size_t i = 0; i < n; i++)
+	hide = !output_visible(ctx, &t);
+	for (size_t i = 0; i < n; i++) {
+		if (hide && v[i].message)
+			v[i].message = km_api_hidden_output;
 		if (!(out->results[i] =
 			      km_api_result_to_pb(&v[i], &t, ctx->arena)))
 			return API_OOM(err);
+	}
 	out->n_results = n;
 	if (more) {
 		struct api_cursor next = {.a = v[n - 1].started_us,

@@ -16,9 +16,12 @@
 #include "kubemedic/v1/common.pb-c.h"
 #include "kubemedic/v1/health.pb-c.h"
 #include "kubemedic/v1/probe.pb-c.h"
+#include "kubemedic/v1/audit.pb-c.h"
 #include "kubemedic/v1/recovery.pb-c.h"
 
 #include "km_api.h"
+#include "km_auth.h"
+#include "km_hash.h"
 #include "km_health.h"
 #include "km_list.h"
 #include "km_probe.h"
@@ -49,10 +52,17 @@ struct km_prober;
 
 struct km_api {
 	struct km_store *store;
+	struct km_auth *auth; /* NULL: every call may do everything */
 	struct km_health *health;
 	struct km_rpc_server *rpc;
 	struct api_reflection *refl;
 	struct km_rpc_method *methods; /* the table given to km_rpc */
+	/* methods[i]'s role and whether it is audited on success, from the
+	 * authorization table (looked up once, at start). */
+	struct api_method_auth {
+		int role;
+		bool mutates;
+	} * method_auth;
 
 	struct km_prober *prober; /* NULL: definitions only, no runs */
 	/* What probes through ProbeService may touch; borrowed (never NULL
@@ -64,12 +74,37 @@ struct km_api {
 	struct km_list watchers; /* struct health_watcher */
 	/* The hub subscription that feeds the grpc.health.v1 watchers. */
 	struct km_health_sub *watchers_sub;
+
+	/* Bounds on what a caller may ask for (api_limits.c). */
+	struct km_limits limits;
+	/* Held from counting the probes to creating one, so two creates
+	 * cannot both take the last place under limits.maxProbes. */
+	pthread_mutex_t quota_mu;
 };
 
 /* api_grpc_health.c: the grpc.health.v1 watchers, one hub subscriber. */
 int km_api_health_start(struct km_api *api, struct km_error *err);
 void km_api_health_stop(struct km_api *api);
 void km_api_health_set_serving(struct km_api *api, bool serving);
+
+/* api_auth.c: identities and roles (km_auth) on every call. */
+int km_api_authorize(void *arg, struct km_rpc_ctx *ctx,
+		     const struct km_rpc_method *m, const ProtobufCMessage *req,
+		     struct km_error *err);
+void km_api_completed(void *arg, struct km_rpc_ctx *ctx,
+		      const struct km_rpc_method *m,
+		      const ProtobufCMessage *req, int rc,
+		      const struct km_error *err);
+/* The caller of the call being handled (valid during the handler). */
+const struct km_identity *km_api_identity(const struct km_rpc_ctx *ctx);
+/* 0, or KM_EPERM/KM_EAUTH if the caller may not create or change p (its
+ * type or its fields need a higher role). */
+int km_api_check_probe(const struct km_rpc_ctx *ctx, const struct km_probe *p,
+		       struct km_error *err);
+/* Whether the caller may see the output of a probe of that type (exec and
+ * file probes' output is for admins); else show km_api_hidden_output. */
+bool km_api_may_see_output(const struct km_rpc_ctx *ctx, int probe_type);
+extern const char km_api_hidden_output[];
 
 /* api_watch.c: WatchHealth, one hub subscriber per stream. */
 int km_api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
@@ -78,6 +113,23 @@ int km_api_watch_health(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 /* api_reflection.c: the embedded descriptor set, indexed. */
 int km_api_reflection_load(struct api_reflection **out, struct km_error *err);
 void km_api_reflection_free(struct api_reflection *r);
+
+/* ---- bounds (api_limits.c) ---------------------------------------------- */
+
+/* The selector s of a request's field within limits.maxSelectorBytes and
+ * limits.maxSelectorRequirements, measured before it is parsed: 0, or
+ * KM_EINVAL naming field and the limit. */
+int km_api_check_selector(const struct km_api *api, const char *field,
+			  const char *s, struct km_error *err);
+/* n target names within limits.maxWatchTargets, named field. */
+int km_api_check_targets(const struct km_api *api, const char *field, size_t n,
+			 struct km_error *err);
+/* Room for one more probe under limits.maxProbes and, when owner (the
+ * caller's user, km_api_identity) is set, under maxProbesPerIdentity for
+ * the probes owner created: 0, or KM_EFULL naming the limit. Call with
+ * api->quota_mu held until the probe is created or refused. */
+int km_api_probe_quota(struct km_rpc_ctx *ctx, const char *owner,
+		       struct km_error *err);
 
 /* The reader of this worker, with the call's deadline applied. */
 struct km_reader *km_api_reader(struct km_rpc_ctx *ctx);
@@ -134,6 +186,8 @@ API_HANDLER(km_api_get_probe);
 API_HANDLER(km_api_list_probes);
 API_HANDLER(km_api_update_probe);
 API_HANDLER(km_api_delete_probe);
+
+API_HANDLER(km_api_list_audit_events);
 
 API_HANDLER(km_api_get_health);
 API_HANDLER(km_api_list_targets);

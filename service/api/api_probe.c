@@ -32,6 +32,8 @@ static void apply(struct km_api *api, const struct km_probe *p)
 		.success_threshold = p->success_threshold,
 		.failure_threshold = p->failure_threshold,
 		.created_us = p->create_us,
+		.private_output = p->type == KM_PROBE_EXEC ||
+				  p->type == KM_PROBE_FILE,
 	};
 
 	snprintf(name, sizeof name, "probe//%s", p->name);
@@ -67,15 +69,43 @@ static int check_admissible(struct km_api *api, const struct km_probe *p,
 	return rc ? rc : km_probe_check_ca_file(p, &fc, err);
 }
 
+/* An exec probe's environment is where its secrets go: its values are
+ * shown to those who may see its output (admins). */
+static Kubemedic__V1__Probe *probe_to_pb(struct km_rpc_ctx *ctx,
+					 const struct km_probe *p)
+{
+	Kubemedic__V1__Probe *pb = km_probe_to_pb(p, ctx->arena);
+
+	if (pb && pb->exec && !km_api_may_see_output(ctx, p->type))
+		for (size_t i = 0; i < pb->exec->n_env; i++)
+			pb->exec->env[i]->value = "(hidden: admins only)";
+	return pb;
+}
+
 static int reply_probe(struct km_rpc_ctx *ctx, const struct km_probe *p,
 		       ProtobufCMessage **resp, struct km_error *err)
 {
-	Kubemedic__V1__Probe *pb = km_probe_to_pb(p, ctx->arena);
+	Kubemedic__V1__Probe *pb = probe_to_pb(ctx, p);
 
 	if (!pb)
 		return API_OOM(err);
 	*resp = &pb->base;
 	return 0;
+}
+
+/* The caller may change (or delete) the stored probe of that name only
+ * with the role its definition needs: an operator can neither turn an
+ * admin's exec probe into something else nor delete it. A probe that is
+ * not there is the store's to report. */
+static int check_stored(struct km_rpc_ctx *ctx, const char *name,
+			struct km_error *err)
+{
+	struct km_probe cur;
+
+	if (km_reader_get_probe(km_api_reader(ctx), name, ctx->arena, &cur,
+				NULL))
+		return 0;
+	return km_api_check_probe(ctx, &cur, err);
 }
 
 API_HANDLER(km_api_create_probe)
@@ -88,11 +118,18 @@ API_HANDLER(km_api_create_probe)
 		return km_error_set(err, KM_EINVAL, "probe: Required value");
 	rc = km_probe_from_pb(r->probe, ctx->arena, &p, err);
 	if (!rc)
+		rc = km_api_check_probe(ctx, &p, err);
+	if (!rc)
 		rc = check_admissible(API_OF(ctx), &p, err);
 	if (rc)
 		return rc;
 	p.source = KM_SOURCE_API;
-	rc = km_store_create_probe(API_OF(ctx)->store, &p, err);
+	p.created_by = km_api_identity(ctx) ? km_api_identity(ctx)->user : NULL;
+	pthread_mutex_lock(&API_OF(ctx)->quota_mu);
+	rc = km_api_probe_quota(ctx, p.created_by, err);
+	if (!rc)
+		rc = km_store_create_probe(API_OF(ctx)->store, &p, err);
+	pthread_mutex_unlock(&API_OF(ctx)->quota_mu);
 	if (rc)
 		return rc;
 	apply(API_OF(ctx), &p);
@@ -128,18 +165,23 @@ API_HANDLER(km_api_list_probes)
 	struct km_probe *v;
 	size_t limit, n;
 	bool more, has_cur;
-	uint64_t hash = km_hash_field(KM_HASH_INIT, r->label_selector);
+	uint64_t hash;
 	int rc;
 
 	rc = km_api_page_size(r->page_size, 1000, &limit, err);
-	if (!rc)
-		rc = km_selector_parse(r->label_selector, ctx->arena, &sel,
-				       err);
+	if (rc)
+		return rc;
+	rc = km_api_check_selector(API_OF(ctx), "label_selector",
+				   r->label_selector, err);
+	if (rc)
+		return rc;
+	rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
 	if (rc) {
 		if (rc == KM_EINVAL && !strstr(err->msg, "label_selector"))
 			km_error_prefix(err, "label_selector");
 		return rc;
 	}
+	hash = km_hash_field(KM_HASH_INIT, r->label_selector);
 	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur,
 				 &has_cur, err);
 	if (rc)
@@ -160,7 +202,7 @@ API_HANDLER(km_api_list_probes)
 	if (!out->probes)
 		return API_OOM(err);
 	for (size_t i = 0; i < n; i++) {
-		out->probes[i] = km_probe_to_pb(&v[i], ctx->arena);
+		out->probes[i] = probe_to_pb(ctx, &v[i]);
 		if (!out->probes[i])
 			return API_OOM(err);
 	}
@@ -193,7 +235,11 @@ API_HANDLER(km_api_update_probe)
 				    "generation last read");
 	rc = km_probe_from_pb(r->probe, ctx->arena, &p, err);
 	if (!rc)
+		rc = km_api_check_probe(ctx, &p, err);
+	if (!rc)
 		rc = check_admissible(api, &p, err);
+	if (!rc)
+		rc = check_stored(ctx, p.name, err);
 	if (rc)
 		return rc;
 	rc = km_store_update_probe(api->store, &p, r->probe->generation, false,
@@ -212,6 +258,8 @@ API_HANDLER(km_api_delete_probe)
 	Kubemedic__V1__DeleteProbeResponse *out;
 	int rc = check_name(r->name, err);
 
+	if (!rc)
+		rc = check_stored(ctx, r->name, err);
 	if (rc)
 		return rc;
 	/* The deletion is a transition, committed with it and published by

@@ -233,6 +233,12 @@ static int parse_filters(struct event_watcher *w,
 {
 	int rc;
 
+	rc = km_api_check_selector(w->api, "label_selector", r->label_selector,
+				   err);
+	if (!rc)
+		rc = km_api_check_targets(w->api, "targets", r->n_targets, err);
+	if (rc)
+		return rc;
 	w->kind = r->kind;
 	if (r->cluster && *r->cluster &&
 	    !(w->cluster = km_arena_strdup(&w->arena, r->cluster)))

@@ -89,6 +89,9 @@ static const struct km_rpc_method api_methods[] = {
 	LATER(KM "HealthService/GetAvailability",
 	      D(get_availability_request), availability),
 
+	UNARY(KM "AuditService/ListAuditEvents", D(list_audit_events_request),
+	      km_api_list_audit_events, NULL),
+
 	LATER(KM "RecoveryService/RequestRecovery",
 	      D(request_recovery_request), recovery),
 	LATER(KM "RecoveryService/GetRecovery", D(get_recovery_request),
@@ -115,9 +118,12 @@ int km_api_create(struct km_api **out, struct km_error *err)
 	if (!api)
 		return API_OOM(err);
 	pthread_mutex_init(&api->mu, NULL);
+	pthread_mutex_init(&api->quota_mu, NULL);
+	api->limits = KM_LIMITS_DEFAULTS;
 	km_list_init(&api->watchers);
 	api->methods = calloc(N_METHODS, sizeof *api->methods);
-	if (!api->methods) {
+	api->method_auth = calloc(N_METHODS, sizeof *api->method_auth);
+	if (!api->methods || !api->method_auth) {
 		km_api_destroy(api);
 		return API_OOM(err);
 	}
@@ -138,10 +144,27 @@ static void init_default_policy(void)
 	km_probe_policy_defaults(&default_policy);
 }
 
+/* The transport's share of the limits, for km_rpc. */
+static void limit_rpc(const struct km_limits *l, struct km_rpc_options *ro)
+{
+	ro->default_deadline_ms = l->default_deadline_ms;
+	ro->max_deadline_ms = l->max_deadline_ms;
+	ro->max_streams = (int)l->max_streams;
+	ro->max_streams_per_peer = (int)l->max_streams_per_peer;
+	ro->max_streams_per_connection = (int)l->max_calls_per_connection;
+	ro->max_request_memory = (size_t)l->max_request_memory_bytes;
+}
+
 int km_api_start(struct km_api *api, struct km_store *store,
 		 const struct km_api_options *o, struct km_error *err)
 {
 	struct km_rpc_method *methods = api->methods;
+	struct km_rpc_tls tls = {
+		.cert_file = o->tls_cert_file,
+		.key_file = o->tls_key_file,
+		.client_ca_file = o->tls_client_ca_file,
+		.require_client_cert = o->tls_require_client_cert,
+	};
 	struct km_rpc_options ro = {
 		.listen = o->listen,
 		.threads = o->threads,
@@ -151,6 +174,10 @@ int km_api_start(struct km_api *api, struct km_store *store,
 		.worker_init = worker_init,
 		.worker_fini = worker_fini,
 		.worker_arg = api,
+		.tls = o->tls_cert_file ? &tls : NULL,
+		.authorize = km_api_authorize,
+		.completed = km_api_completed,
+		.hook_arg = api,
 	};
 	size_t n = N_KM_METHODS;
 	int rc;
@@ -158,6 +185,7 @@ int km_api_start(struct km_api *api, struct km_store *store,
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	api->store = store;
+	api->auth = o->auth;
 	api->health = o->health;
 	api->prober = o->prober;
 	api->probe_policy = o->probe_policy;
@@ -165,14 +193,20 @@ int km_api_start(struct km_api *api, struct km_store *store,
 		pthread_once(&once, init_default_policy);
 		api->probe_policy = &default_policy;
 	}
+	if (o->limits)
+		api->limits = *o->limits;
+	limit_rpc(&api->limits, &ro);
 	memcpy(methods, api_methods, sizeof api_methods);
+	/* On a thread of its own: a liveness probe must be answered while
+	 * the workers are all busy, or it would get the daemon restarted. */
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.health.v1.Health/Check",
 		KM_RPC_UNARY,
 		&grpc__health__v1__health_check_request__descriptor,
 		km_api_health_check,
 		NULL,
-		api};
+		api,
+		.own_thread = true};
 	methods[n++] = (struct km_rpc_method){
 		"/grpc.health.v1.Health/Watch",
 		KM_RPC_SERVER_STREAM,
@@ -197,6 +231,11 @@ int km_api_start(struct km_api *api, struct km_store *store,
 		km_api_reflection_info,
 		NULL,
 		api};
+
+	for (size_t i = 0; api->auth && i < N_METHODS; i++)
+		api->method_auth[i] = (struct api_method_auth){
+			km_auth_method_role(api->auth, methods[i].path),
+			km_auth_method_mutates(methods[i].path)};
 
 	rc = km_api_health_start(api, err);
 	if (rc)
@@ -238,6 +277,8 @@ void km_api_destroy(struct km_api *api)
 	km_api_stop(api, 0);
 	km_api_reflection_free(api->refl);
 	free(api->methods);
+	free(api->method_auth);
+	pthread_mutex_destroy(&api->quota_mu);
 	pthread_mutex_destroy(&api->mu);
 	free(api);
 }

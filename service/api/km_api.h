@@ -3,12 +3,21 @@
  * hub, the store and the probe engine out (through km_rpc, the one module
  * that knows gRPC's C core).
  *
- * Serves kubemedic.v1 HealthService, ProbeService and RecoveryService,
- * grpc.health.v1.Health (for the daemon itself, service "", and for every
- * target by its full name) and server reflection (grpc.reflection.v1 and
- * v1alpha) from the descriptor set compiled into the binary. Current
+ * Serves kubemedic.v1 HealthService, ProbeService, RecoveryService and
+ * AuditService, grpc.health.v1.Health (for the daemon itself, service "",
+ * and for every target by its full name) and server reflection
+ * (grpc.reflection.v1 and v1alpha) from the descriptor set compiled into
+ * the binary. Every call is identified and checked against the
+ * authorization table (km_auth) before its handler runs; every change and
+ * every refusal is written to the audit trail. Current
  * health comes from the hub's memory, history from the store's readers;
  * watch streams and grpc.health.v1 watchers are subscribers of the hub.
+ *
+ * Bounds (km_limits.h, the config's limits:): label selectors and watch
+ * filters are measured before they are parsed, probes are counted before
+ * one is created, and the transport's bounds (deadlines, streams, request
+ * memory) go to km_rpc. grpc.health.v1 Check has a thread of its own, so
+ * it answers while every worker is busy.
  *
  * Life cycle, in this order, from one thread:
  *   km_api_create      the object
@@ -25,9 +34,11 @@
 #include <stdint.h>
 
 #include "km_error.h"
+#include "km_limits.h"
 #include "km_model.h"
 
 struct km_api;
+struct km_auth;
 struct km_health;
 struct km_probe_policy;
 struct km_prober;
@@ -38,6 +49,11 @@ struct km_api_options {
 	int threads;                    /* >= 1 */
 	int64_t max_recv_message_bytes; /* 0 = gRPC's default (4 MiB) */
 	struct km_health *health;       /* current health, subscriptions */
+	struct km_auth *auth;           /* identities and roles; NULL = every
+	                                   call may do everything (tests) */
+	/* TLS (docs/SECURITY.md); tls_cert_file NULL = plaintext. */
+	const char *tls_cert_file, *tls_key_file, *tls_client_ca_file;
+	bool tls_require_client_cert;
 	/* Probe changes through ProbeService are handed to it at once; NULL
 	 * keeps the API to definitions and history. */
 	struct km_prober *prober;
@@ -45,6 +61,8 @@ struct km_api_options {
 	 * (km_probe.h), checked before they are stored; borrowed, it must
 	 * outlive the API. NULL: km_probe_policy_defaults'. */
 	const struct km_probe_policy *probe_policy;
+	/* What a caller may ask for; NULL = KM_LIMITS_DEFAULTS. Copied. */
+	const struct km_limits *limits;
 };
 
 int km_api_create(struct km_api **out, struct km_error *err);

@@ -52,7 +52,7 @@ void km_config_defaults(struct km_config *c)
 	km_arena_init(&c->arena, 16384);
 	c->listen = DEF_LISTEN;
 	c->threads = 0;
-	c->max_recv_message_bytes = 4 << 20;
+	c->max_recv_message_bytes = 256 << 10;
 	c->shutdown_grace_ms = 10 * 1000;
 	c->db_path = DEF_DB_PATH;
 	c->db_sync_normal = false;
@@ -68,6 +68,11 @@ void km_config_defaults(struct km_config *c)
 	km_probe_policy_defaults(&c->api_policy);
 	c->watchdog_ms = 10 * 1000;
 	c->max_exec_children = 64;
+	c->auth_local_user = "local";
+	c->auth_local_role = KM_ROLE_VIEWER;
+	c->auth_health_role = KM_ROLE_VIEWER;
+	c->audit_retention_ms = 400 * MS_DAY;
+	c->limits = KM_LIMITS_DEFAULTS;
 }
 
 void km_config_free(struct km_config *c)
@@ -1135,8 +1140,33 @@ static const char *listen_error(const char *s)
 	return NULL;
 }
 
+/* Whether a HOST:PORT (valid by listen_error) names a loopback address:
+ * 127.0.0.0/8, ::1 (also as ::ffff:127.x), or localhost. */
+static bool loopback_listen(const char *s)
+{
+	if (!strncmp(s, "127.", 4) || !strncmp(s, "localhost:", 10))
+		return true;
+	return !strncmp(s, "[::1]:", 6) || !strncmp(s, "[::ffff:127.", 12);
+}
+
+int km_config_check_listen(const struct km_config *c, struct km_error *err)
+{
+	if (c->tls_cert_file || c->insecure || loopback_listen(c->listen))
+		return 0;
+	return km_error_set(
+		err, KM_EINVAL,
+		"listen: %s is not a loopback address, and without TLS anyone "
+		"who reaches it could call kubemedicd: configure tls.certFile "
+		"and tls.keyFile (docs/SECURITY.md), or set insecure: true to "
+		"accept that",
+		c->listen);
+}
+
 enum {
 	K_LISTEN,
+	K_INSECURE,
+	K_TLS,
+	K_AUTH,
 	K_THREADS,
 	K_MAX_RECV,
 	K_GRACE,
@@ -1147,10 +1177,14 @@ enum {
 	K_API,
 	K_PROBER,
 	K_PROBES,
+	K_LIMITS,
 	K_N
 };
 static const char *const top_keys[K_N] = {
 	"listen",
+	"insecure",
+	"tls",
+	"auth",
 	"threads",
 	"maxReceiveMessageBytes",
 	"shutdownGracePeriod",
@@ -1161,6 +1195,7 @@ static const char *const top_keys[K_N] = {
 	"api",
 	"prober",
 	"probes",
+	"limits",
 };
 
 static int parse_database(struct loader *ld, const yaml_node_t *n,
@@ -1198,14 +1233,19 @@ static int parse_database(struct loader *ld, const yaml_node_t *n,
 static int parse_retention(struct loader *ld, const yaml_node_t *n,
 			   struct km_config *c)
 {
-	static const char *const keys[] = {"results", "transitions",
-					   "interval"};
+	static const char *const keys[] = {"results", "transitions", "interval",
+					   "audit"};
 	const int64_t max = 36500 * MS_DAY;
-	yaml_node_t *v[3];
+	yaml_node_t *v[4];
 	int rc;
 
-	if (map_fields(ld, n, "retention", keys, 3, v))
+	if (map_fields(ld, n, "retention", keys, 4, v))
 		return KM_EINVAL;
+	if ((rc = get_duration(ld, v[3], "retention.audit", 0, max,
+			       "at most 36500d (0 keeps the audit trail "
+			       "forever)",
+			       &c->audit_retention_ms)))
+		return rc;
 	if ((rc = get_duration(ld, v[0], "retention.results", 0, max,
 			       "at most 36500d (0 keeps results forever)",
 			       &c->results_retention_ms)) ||
@@ -1280,11 +1320,271 @@ static int parse_log(struct loader *ld, const yaml_node_t *n,
 	return 0;
 }
 
-/* A list of strings (not null, no NUL) at path; *n items into *out, in
- * the arena. At most max items. */
+/* A list of strings (or null). */
 static int get_str_list(struct loader *ld, const yaml_node_t *n,
-			const char *path, size_t max, const char ***out,
-			size_t *nout)
+			const char *path, const char ***out, size_t *count)
+{
+	struct shown b;
+	size_t len;
+
+	*out = NULL;
+	*count = 0;
+	if (is_null(n))
+		return 0;
+	if (n->type != YAML_SEQUENCE_NODE)
+		return lerr(ld, n, "%s: expected a list of strings, got %s",
+			    path, show_node(n, &b));
+	len = seq_len(n);
+	*out = km_arena_calloc(ld->a, len + 1, sizeof **out);
+	if (!*out)
+		return oom(ld);
+	for (size_t i = 0; i < len; i++) {
+		yaml_node_t *item =
+			node_at(ld, n->data.sequence.items.start[i]);
+		char ipath[192];
+		int rc;
+
+		pathf(ipath, sizeof ipath, "%s[%zu]", path, i);
+		if (!item || is_null(item) || item->type != YAML_SCALAR_NODE ||
+		    !item->data.scalar.length)
+			return lerr(ld, item ? item : n,
+				    "%s: expected a non-empty string", ipath);
+		rc = get_str(ld, item, ipath, &(*out)[i]);
+		if (rc)
+			return rc;
+	}
+	*count = len;
+	return 0;
+}
+
+/* A path that must name a file (checked when it is opened: here only that
+ * it is given and not empty). */
+static int get_path(struct loader *ld, const yaml_node_t *n, const char *path,
+		    const char **out)
+{
+	int rc = get_str(ld, n, path, out);
+
+	if (!rc && *out && !**out)
+		return lerr(ld, n, "%s: must not be empty", path);
+	return rc;
+}
+
+static int parse_tls(struct loader *ld, const yaml_node_t *n,
+		     struct km_config *c)
+{
+	static const char *const keys[] = {
+		"certFile", "keyFile", "clientCAFile", "clientCertificates"};
+	static const char *const modes[] = {"optional", "require"};
+	yaml_node_t *v[4];
+	int mode = -1, rc;
+
+	if (map_fields(ld, n, "tls", keys, 4, v))
+		return KM_EINVAL;
+	if ((rc = get_path(ld, v[0], "tls.certFile", &c->tls_cert_file)) ||
+	    (rc = get_path(ld, v[1], "tls.keyFile", &c->tls_key_file)) ||
+	    (rc = get_path(ld, v[2], "tls.clientCAFile",
+			   &c->tls_client_ca_file)) ||
+	    (rc = get_enum(ld, v[3], "tls.clientCertificates", modes, 2,
+			   &mode)))
+		return rc;
+	if (!c->tls_cert_file != !c->tls_key_file)
+		return lerr(ld, n,
+			    "tls: certFile and keyFile go together (the "
+			    "server's certificate chain and its key)");
+	if (!c->tls_cert_file && (c->tls_client_ca_file || mode >= 0))
+		return lerr(ld, n,
+			    "tls: clientCAFile and clientCertificates need "
+			    "certFile and keyFile");
+	if (mode >= 0 && !c->tls_client_ca_file)
+		return lerr(ld, v[3],
+			    "tls.clientCertificates: needs clientCAFile (the "
+			    "CA that signs client certificates)");
+	c->tls_require_client_cert = mode == 1;
+	return 0;
+}
+
+static int get_role(struct loader *ld, const yaml_node_t *n, const char *path,
+		    int lowest, int *out)
+{
+	static const char *const roles[] = {"none", "viewer", "operator",
+					    "admin"};
+	int r = -1, rc;
+
+	rc = get_enum(ld, n, path, roles + lowest, 4 - (size_t)lowest, &r);
+	if (!rc && r >= 0)
+		*out = r + lowest;
+	return rc;
+}
+
+static int parse_binding(struct loader *ld, const yaml_node_t *n,
+			 const char *path, struct km_auth_binding *b)
+{
+	static const char *const keys[] = {"role", "users", "groups"};
+	yaml_node_t *v[3];
+	char p[160];
+	int rc;
+
+	if (map_fields(ld, n, path, keys, 3, v))
+		return KM_EINVAL;
+	b->role = -1;
+	pathf(p, sizeof p, "%s.role", path);
+	if (!v[0] || is_null(v[0]))
+		return lerr(ld, n,
+			    "%s: Required value (viewer, operator or "
+			    "admin)",
+			    p);
+	if ((rc = get_role(ld, v[0], p, KM_ROLE_VIEWER, &b->role)))
+		return rc;
+	pathf(p, sizeof p, "%s.users", path);
+	if ((rc = get_str_list(ld, v[1], p, &b->users, &b->n_users)))
+		return rc;
+	pathf(p, sizeof p, "%s.groups", path);
+	if ((rc = get_str_list(ld, v[2], p, &b->groups, &b->n_groups)))
+		return rc;
+	if (!b->n_users && !b->n_groups)
+		return lerr(ld, n, "%s: give users or groups (or both)", path);
+	return 0;
+}
+
+static int parse_auth(struct loader *ld, const yaml_node_t *n,
+		      struct km_config *c)
+{
+	static const char *const keys[] = {"tokenFile", "localUser",
+					   "localRole", "healthRole",
+					   "bindings"};
+	yaml_node_t *v[5];
+	struct shown b;
+	int rc, health = -1;
+
+	if (map_fields(ld, n, "auth", keys, 5, v))
+		return KM_EINVAL;
+	if ((rc = get_path(ld, v[0], "auth.tokenFile", &c->auth_token_file)) ||
+	    (rc = get_str(ld, v[1], "auth.localUser", &c->auth_local_user)) ||
+	    (rc = get_role(ld, v[2], "auth.localRole", KM_ROLE_NONE,
+			   &c->auth_local_role)))
+		return rc;
+	if (v[3] && !is_null(v[3])) {
+		rc = get_role(ld, v[3], "auth.healthRole", KM_ROLE_NONE,
+			      &health);
+		if (rc)
+			return rc;
+		if (health > KM_ROLE_VIEWER)
+			return lerr(ld, v[3],
+				    "auth.healthRole: none (anyone) or viewer, "
+				    "got %s",
+				    show_node(v[3], &b));
+		c->auth_health_role = health;
+	}
+	/* "" turns the local identity off. */
+	if (c->auth_local_user && !*c->auth_local_user)
+		c->auth_local_user = NULL;
+	if (v[4] && !is_null(v[4])) {
+		size_t len;
+
+		if (v[4]->type != YAML_SEQUENCE_NODE)
+			return lerr(ld, v[4],
+				    "auth.bindings: expected a list of "
+				    "{role, users, groups}, got %s",
+				    show_node(v[4], &b));
+		len = seq_len(v[4]);
+		c->auth_bindings = km_arena_calloc(ld->a, len ? len : 1,
+						   sizeof *c->auth_bindings);
+		if (!c->auth_bindings)
+			return oom(ld);
+		for (size_t i = 0; i < len; i++) {
+			yaml_node_t *item =
+				node_at(ld, v[4]->data.sequence.items.start[i]);
+			char p[64];
+
+			pathf(p, sizeof p, "auth.bindings[%zu]", i);
+			if (!item)
+				return lerr(ld, v[4], "%s: missing", p);
+			rc = parse_binding(ld, item, p, &c->auth_bindings[i]);
+			if (rc)
+				return rc;
+		}
+		c->n_auth_bindings = len;
+	}
+	return 0;
+}
+
+/* The limits: section. Each key is a bound on what one caller may ask
+ * for; docs/config.md says why each default is what it is. */
+static int parse_limits(struct loader *ld, const yaml_node_t *n,
+			struct km_config *c)
+{
+	enum {
+		L_DEFAULT_DEADLINE,
+		L_MAX_DEADLINE,
+		L_SELECTOR_BYTES,
+		L_SELECTOR_REQS,
+		L_WATCH_TARGETS,
+		L_PROBES,
+		L_PROBES_IDENTITY,
+		L_STREAMS,
+		L_STREAMS_PEER,
+		L_CALLS_CONN,
+		L_REQUEST_MEMORY,
+		L_N
+	};
+	static const char *const keys[L_N] = {
+		"defaultDeadline",       "maxDeadline",
+		"maxSelectorBytes",      "maxSelectorRequirements",
+		"maxWatchTargets",       "maxProbes",
+		"maxProbesPerIdentity",  "maxStreams",
+		"maxStreamsPerPeer",     "maxCallsPerConnection",
+		"maxRequestMemoryBytes",
+	};
+	struct km_limits *l = &c->limits;
+	yaml_node_t *v[L_N];
+	int rc;
+
+	if (map_fields(ld, n, "limits", keys, L_N, v))
+		return KM_EINVAL;
+	if ((rc = get_duration(ld, v[L_DEFAULT_DEADLINE],
+			       "limits.defaultDeadline", 100, MS_HOUR,
+			       "between 100ms and 1h",
+			       &l->default_deadline_ms)) ||
+	    (rc = get_duration(ld, v[L_MAX_DEADLINE], "limits.maxDeadline", 100,
+			       MS_HOUR, "between 100ms and 1h",
+			       &l->max_deadline_ms)) ||
+	    (rc = get_int(ld, v[L_SELECTOR_BYTES], "limits.maxSelectorBytes",
+			  64, 16 << 20, &l->max_selector_bytes)) ||
+	    (rc = get_int(ld, v[L_SELECTOR_REQS],
+			  "limits.maxSelectorRequirements", 1, 1000000,
+			  &l->max_selector_requirements)) ||
+	    (rc = get_int(ld, v[L_WATCH_TARGETS], "limits.maxWatchTargets", 1,
+			  100000, &l->max_watch_targets)) ||
+	    (rc = get_int(ld, v[L_PROBES], "limits.maxProbes", 1, 10000000,
+			  &l->max_probes)) ||
+	    (rc = get_int(ld, v[L_PROBES_IDENTITY],
+			  "limits.maxProbesPerIdentity", 1, 10000000,
+			  &l->max_probes_per_identity)) ||
+	    (rc = get_int(ld, v[L_STREAMS], "limits.maxStreams", 1, 1000000,
+			  &l->max_streams)) ||
+	    (rc = get_int(ld, v[L_STREAMS_PEER], "limits.maxStreamsPerPeer", 1,
+			  1000000, &l->max_streams_per_peer)) ||
+	    (rc = get_int(ld, v[L_CALLS_CONN], "limits.maxCallsPerConnection",
+			  1, INT32_MAX, &l->max_calls_per_connection)) ||
+	    (rc = get_int(ld, v[L_REQUEST_MEMORY],
+			  "limits.maxRequestMemoryBytes", 65536, 1 << 30,
+			  &l->max_request_memory_bytes)))
+		return rc;
+	if (l->default_deadline_ms > l->max_deadline_ms)
+		return lerr(ld,
+			    v[L_DEFAULT_DEADLINE] ? v[L_DEFAULT_DEADLINE] : n,
+			    "limits.defaultDeadline (%lldms) must not be "
+			    "longer than limits.maxDeadline (%lldms)",
+			    (long long)l->default_deadline_ms,
+			    (long long)l->max_deadline_ms);
+	return 0;
+}
+
+/* A list of strings (not null, no NUL) at path, bounded; *n items into *out, in
+ * the arena. At most max items. */
+static int get_bounded_str_list(struct loader *ld, const yaml_node_t *n,
+				const char *path, size_t max, const char ***out,
+				size_t *nout)
 {
 	struct shown b;
 	size_t len;
@@ -1329,7 +1629,8 @@ static int get_networks(struct loader *ld, const yaml_node_t *n,
 	size_t len;
 	int rc;
 
-	rc = get_str_list(ld, n, path, KM_POLICY_MAX_NETWORKS, &v, &len);
+	rc = get_bounded_str_list(ld, n, path, KM_POLICY_MAX_NETWORKS, &v,
+				  &len);
 	if (rc)
 		return rc;
 	nets = km_arena_calloc(ld->a, len ? len : 1, sizeof *nets);
@@ -1370,8 +1671,9 @@ static int parse_api(struct loader *ld, const yaml_node_t *n,
 		const char **prefixes;
 		size_t np;
 
-		rc = get_str_list(ld, v[2], "api.filePathPrefixes",
-				  KM_POLICY_MAX_PREFIXES, &prefixes, &np);
+		rc = get_bounded_str_list(ld, v[2], "api.filePathPrefixes",
+					  KM_POLICY_MAX_PREFIXES, &prefixes,
+					  &np);
 		if (rc)
 			return rc;
 		for (size_t i = 0; i < np; i++) {
@@ -1465,14 +1767,31 @@ static int parse_config(struct loader *ld, const yaml_node_t *root,
 			  1 << 30, &c->max_recv_message_bytes)) ||
 	    (rc = get_duration(ld, v[K_GRACE], "shutdownGracePeriod", 0,
 			       MS_HOUR, "at most 1h", &c->shutdown_grace_ms)) ||
+	    (rc = get_bool(ld, v[K_INSECURE], "insecure", &c->insecure)) ||
+	    (v[K_TLS] && !is_null(v[K_TLS]) &&
+	     (rc = parse_tls(ld, v[K_TLS], c))) ||
+	    (v[K_AUTH] && !is_null(v[K_AUTH]) &&
+	     (rc = parse_auth(ld, v[K_AUTH], c))) ||
 	    (rc = parse_database(ld, v[K_DATABASE], c)) ||
 	    (rc = parse_retention(ld, v[K_RETENTION], c)) ||
 	    (rc = parse_log(ld, v[K_LOG], c)) ||
 	    (v[K_FLAP] && !is_null(v[K_FLAP]) &&
 	     (rc = parse_flap(ld, v[K_FLAP], c))) ||
 	    (rc = parse_api(ld, v[K_API], c)) ||
-	    (rc = parse_prober(ld, v[K_PROBER], c)))
+	    (rc = parse_prober(ld, v[K_PROBER], c)) ||
+	    (rc = parse_limits(ld, v[K_LIMITS], c)))
 		return rc;
+	/* Decoding a request takes at least as much memory as its bytes. */
+	if (c->limits.max_request_memory_bytes < c->max_recv_message_bytes)
+		return lerr(ld,
+			    !is_null(v[K_MAX_RECV]) ? v[K_MAX_RECV]
+			    : !is_null(v[K_LIMITS]) ? v[K_LIMITS]
+						    : root,
+			    "limits.maxRequestMemoryBytes (%lld) must be at "
+			    "least maxReceiveMessageBytes (%lld): decoding a "
+			    "request takes at least its size",
+			    (long long)c->limits.max_request_memory_bytes,
+			    (long long)c->max_recv_message_bytes);
 	c->threads = (int)threads;
 	if (v[K_PROBES] && !is_null(v[K_PROBES])) {
 		c->probes = NULL;
@@ -1804,6 +2123,41 @@ int km_config_parse_probes(const char *yaml, size_t len, const char *name,
 		*out = probes;
 		*n = count;
 	}
+out:
+	unload_doc(&ld);
+	return rc;
+}
+
+/* ---- the CLI's own file ------------------------------------------------- */
+
+int km_config_parse_client(const char *yaml, size_t len, const char *name,
+			   struct km_arena *a, struct km_client_config *out,
+			   struct km_error *err)
+{
+	static const char *const keys[] = {"server",    "tlsCA",
+					   "tlsCert",   "tlsKey",
+					   "tokenFile", "tlsServerName"};
+	struct loader ld = {.name = name ? name : "<client config>",
+			    .a = a,
+			    .err = err};
+	yaml_node_t *root, *v[6];
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	rc = load_doc(&ld, yaml ? yaml : "", yaml ? len : 0, &root);
+	if (rc || !root || is_null(root))
+		goto out;
+	if (map_fields(&ld, root, "", keys, 6, v)) {
+		rc = KM_EINVAL;
+		goto out;
+	}
+	if ((rc = get_path(&ld, v[0], "server", &out->server)) ||
+	    (rc = get_path(&ld, v[1], "tlsCA", &out->tls_ca_file)) ||
+	    (rc = get_path(&ld, v[2], "tlsCert", &out->tls_cert_file)) ||
+	    (rc = get_path(&ld, v[3], "tlsKey", &out->tls_key_file)) ||
+	    (rc = get_path(&ld, v[4], "tokenFile", &out->token_file)) ||
+	    (rc = get_path(&ld, v[5], "tlsServerName", &out->server_name)))
+		goto out;
 out:
 	unload_doc(&ld);
 	return rc;

@@ -3,7 +3,7 @@
  *
  *   listen: 127.0.0.1:7070
  *   threads: 0                      # gRPC worker threads; 0 = cores
- *   maxReceiveMessageBytes: 4194304
+ *   maxReceiveMessageBytes: 262144
  *   shutdownGracePeriod: 10s
  *   database:
  *     path: kubemedic.db
@@ -32,6 +32,17 @@
  *   prober:
  *     watchdog: 10s                 # loop stalled this long: NOT_SERVING
  *     maxExecChildren: 64           # exec probes running at once
+ *   limits:                         # what a caller of the API may ask
+ *     defaultDeadline: 10s          # (km_limits.h; every key in
+ *     maxDeadline: 60s              #  docs/config.md)
+ *     maxSelectorBytes: 4096
+ *     maxSelectorRequirements: 64
+ *     maxWatchTargets: 100
+ *     maxProbes: 10000
+ *     maxStreams: 1000
+ *     maxStreamsPerPeer: 100
+ *     maxCallsPerConnection: 100
+ *     maxRequestMemoryBytes: 4194304
  *   probes:                         # Kubernetes Probe fields, plus name,
  *     - name: checkout-http         # labels, host and the file probe
  *       labels: {team: shop}
@@ -59,7 +70,9 @@
 #include <stdint.h>
 
 #include "km_arena.h"
+#include "km_auth.h"
 #include "km_error.h"
+#include "km_limits.h"
 #include "km_model.h"
 #include "km_probe.h"
 
@@ -69,7 +82,7 @@ struct km_config {
 
 	const char *listen;             /* "127.0.0.1:7070" */
 	int threads;                    /* 0 = number of online CPUs */
-	int64_t max_recv_message_bytes; /* 4 MiB */
+	int64_t max_recv_message_bytes; /* 256 KiB */
 	int64_t shutdown_grace_ms;      /* 10 s */
 
 	const char *db_path;        /* "kubemedic.db" */
@@ -87,6 +100,22 @@ struct km_config {
 
 	double flap_low, flap_high; /* percent: 5 and 20 */
 
+	/* The listener's security (docs/SECURITY.md). */
+	bool insecure;             /* listen beyond loopback without TLS */
+	const char *tls_cert_file; /* NULL: no TLS */
+	const char *tls_key_file;
+	const char *tls_client_ca_file; /* NULL: no client certificates */
+	bool tls_require_client_cert;   /* clientCertificates: require */
+	const char *auth_token_file;    /* NULL: no bearer tokens */
+	const char *auth_local_user;    /* "local"; NULL: no local identity */
+	int auth_local_role;            /* enum km_role; viewer */
+	int auth_health_role;           /* viewer; none = anyone */
+	struct km_auth_binding *auth_bindings;
+	size_t n_auth_bindings;
+	int64_t audit_retention_ms; /* 400 days; 0 = keep forever */
+
+	struct km_limits limits; /* KM_LIMITS_DEFAULTS */
+
 	/* api: what probes created through the API may touch; arrays in the
 	 * arena (or km_probe_policy_defaults' static ones). */
 	struct km_probe_policy api_policy;
@@ -97,6 +126,11 @@ struct km_config {
 	struct km_probe *probes;
 	size_t n_probes;
 };
+
+/* A listen address beyond loopback needs TLS, or `insecure: true` said in
+ * so many words: KM_EINVAL with a message saying which and why. (The
+ * listen address may come from a flag, so main calls this after them.) */
+int km_config_check_listen(const struct km_config *c, struct km_error *err);
 
 /* Fills c with the defaults above (and an empty arena). */
 void km_config_defaults(struct km_config *c);
@@ -112,6 +146,28 @@ void km_config_free(struct km_config *c);
  * its probes: are taken). Allocated in a. */
 int km_config_parse_probes(const char *yaml, size_t len, const char *name,
 			   struct km_arena *a, struct km_probe **out, size_t *n,
+			   struct km_error *err);
+
+/* The CLI's client configuration ($KUBEMEDIC_CONFIG, else
+ * ~/.config/kubemedic/client.yaml): where kubemedicd is and how to reach
+ * it, as the CLI's flags say it. Every key is optional; unknown keys are
+ * errors.
+ *
+ *   server: kubemedic.example.com:7070
+ *   tlsCA: /etc/kubemedic/ca.crt
+ *   tlsCert: ~/.kubemedic/alice.crt     # mutual TLS
+ *   tlsKey: ~/.kubemedic/alice.key
+ *   tokenFile: ~/.kubemedic/token       # or a bearer token
+ *   tlsServerName: kubemedic            # if not the server's host
+ */
+struct km_client_config {
+	const char *server;
+	const char *tls_ca_file, *tls_cert_file, *tls_key_file;
+	const char *token_file;
+	const char *server_name;
+};
+int km_config_parse_client(const char *yaml, size_t len, const char *name,
+			   struct km_arena *a, struct km_client_config *out,
 			   struct km_error *err);
 
 #endif

@@ -48,6 +48,7 @@
 struct entry {
 	int64_t id;
 	int32_t success_threshold, failure_threshold;
+	bool private_output;
 	struct km_ledger lg;
 	bool has_last;
 	int64_t streak;
@@ -441,6 +442,7 @@ int km_health_track(struct km_health *h, const struct km_health_target *t)
 		pthread_mutex_unlock(&h->mu);
 		return rc;
 	}
+	e->private_output = t->private_output;
 	e->success_threshold = t->success_threshold > 0 ? t->success_threshold
 							: 1;
 	e->failure_threshold = t->failure_threshold > 0 ? t->failure_threshold
@@ -607,6 +609,7 @@ int km_health_get(struct km_health *h, const char *name, struct km_arena *a,
 				    "target \"%s\" not found", name);
 	}
 	entry_target(e, &t);
+	out->private_output = e->private_output;
 	rc = copy_target(a, &t, &e->tn, &out->target);
 	if (!rc && e->has_last) {
 		out->has_last = true;

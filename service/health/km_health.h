@@ -92,6 +92,9 @@ struct km_health_target {
 	int32_t success_threshold;      /* <= 0: 1 */
 	int32_t failure_threshold;      /* <= 0: 1 */
 	int64_t created_us;             /* since when it is UNKNOWN, if new */
+	/* Its results' messages are a program's output or a file's: the
+	 * API shows them to admins only (km_health_view.private_output). */
+	bool private_output;
 };
 
 /* Adds the target (state UNKNOWN) or updates what it is told of an
@@ -148,6 +151,7 @@ struct km_health_view {
 	int64_t consecutive;   /* results in a row with last's outcome */
 	bool has_transition;
 	struct km_transition transition; /* the last one; target_name set */
+	bool private_output;             /* as the source said when tracking */
 };
 
 /* KM_ENOTFOUND for a name that is not a live target. */

@@ -221,6 +221,15 @@ struct km_selector;
 /* KM_EINVAL with a message naming the position and the problem. */
 int km_selector_parse(const char *s, struct km_arena *a,
 		      struct km_selector **out, struct km_error *err);
+/* Before parsing a selector from a stranger: at most max_bytes long and
+ * at most max_requirements requirements (commas outside parentheses, plus
+ * one), measured in one pass without allocating. 0, or KM_EINVAL naming
+ * field and the limit's key (limits.maxSelectorBytes,
+ * limits.maxSelectorRequirements). A parse costs its length, and every
+ * match its requirements: the API refuses giant selectors first. */
+int km_selector_check_size(const char *s, int64_t max_bytes,
+			   int64_t max_requirements, const char *field,
+			   struct km_error *err);
 bool km_selector_matches(const struct km_selector *sel,
 			 const struct km_kv *labels, size_t n);
 bool km_selector_empty(const struct km_selector *sel);

@@ -405,6 +405,15 @@ int km_probe_validate(const struct km_probe *p, const struct km_field_ctx *fc,
 			return FERR("labels", "labels",
 				    "Invalid value: \"%s\": label value %s",
 				    p->labels[i].value, why);
+		/* A map has each key once; two values for one key would make
+		 * selectors match one or the other by accident of order. (At
+		 * most 64 labels: the quadratic search is cheap.) */
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(p->labels[j].key, p->labels[i].key))
+				return FERR("labels", "labels",
+					    "Duplicate value: \"%s\": a label "
+					    "key may be given once",
+					    p->labels[i].key);
 	}
 
 	switch (p->type) {

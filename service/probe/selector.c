@@ -377,6 +377,51 @@ int km_selector_parse(const char *s, struct km_arena *a,
 	return 0;
 }
 
+/* ---- size, before parsing ---------------------------------------------- */
+
+/* An upper bound on the requirements of s[0..n): one more than its commas
+ * outside parentheses (commas inside separate the values of an "in" or
+ * "notin" list). Exact for any selector that parses. */
+static size_t count_requirements(const char *s, size_t n)
+{
+	size_t reqs = 1;
+	int depth = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '(')
+			depth++;
+		else if (s[i] == ')' && depth > 0)
+			depth--;
+		else if (s[i] == ',' && depth == 0)
+			reqs++;
+	}
+	return reqs;
+}
+
+int km_selector_check_size(const char *s, int64_t max_bytes,
+			   int64_t max_requirements, const char *field,
+			   struct km_error *err)
+{
+	size_t n = s ? strlen(s) : 0, reqs;
+
+	if (!n)
+		return 0;
+	if ((uint64_t)n > (uint64_t)max_bytes)
+		return km_error_set(err, KM_EINVAL,
+				    "%s: the selector is %zu bytes long; this "
+				    "server takes at most %lld "
+				    "(limits.maxSelectorBytes)",
+				    field, n, (long long)max_bytes);
+	reqs = count_requirements(s, n);
+	if ((uint64_t)reqs > (uint64_t)max_requirements)
+		return km_error_set(err, KM_EINVAL,
+				    "%s: the selector has %zu requirements; "
+				    "this server takes at most %lld "
+				    "(limits.maxSelectorRequirements)",
+				    field, reqs, (long long)max_requirements);
+	return 0;
+}
+
 /* ---- matching ---------------------------------------------------------- */
 
 static const char *lookup(const struct km_kv *labels, size_t n, const char *key)

@@ -258,7 +258,26 @@ static void check_done(struct km_check *c, const struct km_check_result *r)
 		.message = r->message[0] ? r->message : NULL,
 		.hint = &rt->hint,
 	};
+	char why[64];
 	int rc;
+
+	/* An exec probe's message is its program's output, which only
+	 * admins may read: the cause of a transition, which every viewer
+	 * sees, says how it ended instead. */
+	if (s->p.type == KM_PROBE_EXEC && !r->success) {
+		if (r->error_class == KM_EC_EXIT_CODE)
+			snprintf(why, sizeof why, "exit code %d",
+				 r->status_code);
+		else if (r->error_class == KM_EC_SIGNAL)
+			snprintf(why, sizeof why, "killed by signal %d",
+				 r->status_code);
+		else if (r->error_class == KM_EC_TIMEOUT)
+			snprintf(why, sizeof why, "no exit within %lld ms",
+				 (long long)s->p.timeout_ms);
+		else
+			snprintf(why, sizeof why, "could not run");
+		o.reason = why;
+	}
 
 	km_loop_timer_cancel(pr->loop, &rt->guard);
 	rt->running = false;

@@ -31,6 +31,27 @@
  * Handlers fail with a km_err code and message; km_rpc_status_from_err
  * maps the code.
  *
+ * Every request is decoded by km_grpc_decode (km_pbcheck.h) before a
+ * handler sees it: within max_request_memory bytes of the arena
+ * (RESOURCE_EXHAUSTED beyond), every string field valid UTF-8 without NUL
+ * (INVALID_ARGUMENT naming the field path). Handlers can rely on both.
+ *
+ * Bounds (each 0 = none): unary calls without a deadline get
+ * default_deadline_ms, longer ones are cut to max_deadline_ms (the
+ * handler's ctx->deadline_mono_ns; streams keep the client's); streaming
+ * calls (server streams and bidi) are counted, in all and per client
+ * address (the peer gRPC reports, without its port), once the request is
+ * decoded and authorized, and one over max_streams or max_streams_per_peer
+ * is refused with RESOURCE_EXHAUSTED naming the limit; max_streams_per_connection is HTTP/2's
+ * SETTINGS_MAX_CONCURRENT_STREAMS (calls beyond it wait in the client).
+ *
+ * Methods marked own_thread are served by one more thread with a
+ * completion queue of its own, never by the N workers, and the workers
+ * never serve them: a call that must be answered while every worker is
+ * busy with slow calls (grpc.health.v1 Check: a liveness probe that
+ * queued behind them would get the daemon restarted). Such handlers must
+ * be quick.
+ *
  * Shutdown (km_rpc_server_shutdown): stop accepting calls; end server
  * streams with UNAVAILABLE after what they have queued; let unary calls in
  * flight finish within the grace period, then cancel what is left; drain
@@ -58,6 +79,7 @@ struct km_rpc_ctx {
 	void *worker_data;        /* from options.worker_init */
 	void *method_arg;         /* km_rpc_method.arg */
 	struct km_rpc_call *call;
+	void *identity; /* set by options.authorize, or NULL */
 };
 
 struct km_rpc_method {
@@ -72,7 +94,41 @@ struct km_rpc_method {
 	int (*stream_start)(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 			    struct km_error *err);
 	void *arg;
+	bool own_thread; /* unary only: served apart from the workers */
 };
+
+/* TLS for the listener (mutual TLS with client_ca_file). The files are
+ * PEM, at most 1 MiB each, and are read again when they change (looked at
+ * on new handshakes, at most once a second): a renewed certificate is
+ * served without a restart; a file that does not parse is logged and the
+ * previous certificates stay. */
+struct km_rpc_tls {
+	const char *cert_file;      /* the server's certificate chain */
+	const char *key_file;       /* its private key */
+	const char *client_ca_file; /* NULL: clients present no certificate */
+	bool require_client_cert;   /* with client_ca_file: no certificate, no
+	                               handshake (else a verified certificate
+	                               is optional and other credentials, a
+	                               bearer token, may be used) */
+};
+
+struct km_rpc_method;
+
+/* Checks a call before its handler runs, on the worker thread, with its
+ * request unpacked: 0 lets it through (ctx->identity may be set for the
+ * handler), a km_err code with err filled answers the call with it. In
+ * both hooks m points into options.methods (its index says which). */
+typedef int (*km_rpc_authorize_fn)(void *arg, struct km_rpc_ctx *ctx,
+				   const struct km_rpc_method *m,
+				   const ProtobufCMessage *req,
+				   struct km_error *err);
+/* Told of each handled request and its outcome (0 or the km_err code the
+ * call is answered with), on the worker thread, before the answer leaves:
+ * for an audit trail. Not called for requests that do not unpack. */
+typedef void (*km_rpc_completed_fn)(void *arg, struct km_rpc_ctx *ctx,
+				    const struct km_rpc_method *m,
+				    const ProtobufCMessage *req, int rc,
+				    const struct km_error *err);
 
 struct km_rpc_options {
 	const char *listen; /* "127.0.0.1:7070"; port 0 = any free */
@@ -85,10 +141,24 @@ struct km_rpc_options {
 			   struct km_error *err);
 	void (*worker_fini)(void *arg, void *worker_data);
 	void *worker_arg;
-	size_t stream_queue_max; /* messages queued per stream; 1024 */
+	size_t stream_queue_max;       /* messages queued per stream; 1024 */
+	const struct km_rpc_tls *tls;  /* NULL: plaintext */
+	km_rpc_authorize_fn authorize; /* NULL: every call is let through */
+	km_rpc_completed_fn completed; /* NULL: none */
+	void *hook_arg;
+
+	/* Bounds; 0 = none (see the top of this file). */
+	int64_t default_deadline_ms;    /* unary calls without a deadline */
+	int64_t max_deadline_ms;        /* unary calls: longer ones are cut */
+	int max_streams;                /* streaming calls at once, in all */
+	int max_streams_per_peer;       /* ... from one client address */
+	int max_streams_per_connection; /* HTTP/2 concurrent streams */
+	size_t max_request_memory;      /* arena bytes to decode a request */
 };
 
-/* Creates, binds and starts the server. */
+/* Creates, binds and starts the server. worker_init is called for index
+ * 0..threads-1 (the workers) and, when a method is own_thread, index
+ * threads (its thread). */
 int km_rpc_server_start(const struct km_rpc_options *o,
 			struct km_rpc_server **out, struct km_error *err);
 /* The bound port (useful after listening on port 0). */
@@ -130,6 +200,35 @@ int km_rpc_stream_send(struct km_rpc_call *c, const ProtobufCMessage *msg);
  * message. Any thread; later calls are ignored. */
 void km_rpc_stream_finish(struct km_rpc_call *c, int km_code,
 			  const char *message);
+
+/* ---- who is calling ------------------------------------------------------ */
+
+/* What the transport says about the caller of a call. Authenticated parts
+ * (the certificate's names) come from a handshake that verified the
+ * certificate against the client CA; the address is only informative. */
+struct km_rpc_peer {
+	bool tls; /* over TLS */
+	/* Without TLS only (a TLS caller is identified by its credentials,
+	 * never by where it comes from; km_rpc_call_address() says that): */
+	const char *address;     /* "ipv4:127.0.0.1:52066", "ipv6:[::1]:..." */
+	bool loopback;           /* from a loopback address */
+	const char *cert_cn;     /* the verified client certificate's
+	                               common name, or NULL */
+	const char **cert_names; /* its subject alternative names */
+	size_t n_cert_names;
+	const char **cert_orgs; /* its subject's O= values (groups) */
+	size_t n_cert_orgs;
+	const char *bearer; /* `authorization: Bearer <token>`, or
+	                               NULL */
+};
+
+/* Fills out for the call (strings in a), in one pass over the
+ * connection's properties. KM_ENOMEM. */
+int km_rpc_call_peer(struct km_rpc_call *c, struct km_arena *a,
+		     struct km_rpc_peer *out);
+
+/* The caller's address, in a ("" when out of memory). */
+const char *km_rpc_call_address(struct km_rpc_call *c, struct km_arena *a);
 
 /* ---- status mapping ----------------------------------------------------- */
 

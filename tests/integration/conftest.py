@@ -59,19 +59,40 @@ def pb(tmp_path_factory):
         recovery = importlib.import_module("kubemedic.v1.recovery_pb2")
         recovery_grpc = importlib.import_module(
             "kubemedic.v1.recovery_pb2_grpc")
+        audit = importlib.import_module("kubemedic.v1.audit_pb2")
+        audit_grpc = importlib.import_module("kubemedic.v1.audit_pb2_grpc")
     return Modules
+
+
+# What most tests need of the daemon's security: the local identity
+# (plaintext loopback callers) may do everything. Tests of authentication
+# and roles give their own `auth:` section, which replaces this.
+TRUSTED_LOCAL = "auth: {localRole: admin}\n"
+
+
+def with_trusted_local(workdir, config):
+    """The config file to start with: config's text (if any) plus
+    TRUSTED_LOCAL unless it has an auth section of its own."""
+    text = pathlib.Path(config).read_text() if config else ""
+    if re.search(r"^auth:", text, re.M):
+        return config
+    out = pathlib.Path(workdir) / f"trusted-{os.getpid()}-{id(text)}.yaml"
+    out.write_text(text + ("\n" if text and not text.endswith("\n")
+                           else "") + TRUSTED_LOCAL)
+    return out
 
 
 class Daemon:
     """One kubemedicd process. Its stderr (the log) is collected by a
     thread; start() returns once the "kubemedicd started" line names the
-    bound address."""
+    bound address. Unless its config has an `auth:` section, the local
+    identity may do everything (TRUSTED_LOCAL)."""
 
     def __init__(self, workdir, db=None, config=None, args=(), env=None,
                  wrapper=()):
         self.workdir = pathlib.Path(workdir)
         self.db = str(db or self.workdir / "km.db")
-        self.config = config
+        self.config = with_trusted_local(workdir, config)
         self.args = list(args)
         self.env = env
         self.wrapper = list(wrapper)

@@ -77,14 +77,13 @@ def test_create_from_yaml_and_list_with_selector(daemon_factory, tmp_path):
                                                 "heartbeat"]
     assert rows[3].split()[1:3] == ["file", "500ms"]
 
-    lines = run_cli(daemon.addr, "-o", "json", "probes", "list", "-l",
-                    "team=shop,tier!=batch", check=0).stdout.splitlines()
-    assert [json.loads(l)["name"] for l in lines] == ["api-tcp"]
-    lines = run_cli(daemon.addr, "-o", "json", "probes", "list", "-l",
-                    "team in (shop, infra),!tier",
-                    check=0).stdout.splitlines()
-    assert sorted(json.loads(l)["name"] for l in lines) == ["api-tcp",
-                                                           "heartbeat"]
+    got = json.loads(run_cli(daemon.addr, "-o", "json", "probes", "list",
+                             "-l", "team=shop,tier!=batch", check=0).stdout)
+    assert [p["name"] for p in got] == ["api-tcp"]
+    got = json.loads(run_cli(daemon.addr, "-o", "json", "probes", "list",
+                             "-l", "team in (shop, infra),!tier",
+                             check=0).stdout)
+    assert sorted(p["name"] for p in got) == ["api-tcp", "heartbeat"]
     p = run_cli(daemon.addr, "probes", "list", "-l", "team in (shop",
                 check=1)
     assert "INVALID_ARGUMENT" in p.stderr and "label_selector" in p.stderr
@@ -151,21 +150,21 @@ def test_status_targets_history_transitions(daemon_factory, tmp_path):
                                           check=0).stdout
 
     # Failures only, oldest first: results 9, 19, 29.
-    lines = run_cli(a, "-o", "json", "history", "probe//checkout",
-                    "--failures", "--oldest-first",
-                    check=0).stdout.splitlines()
-    got = [json.loads(l) for l in lines]
+    got = json.loads(run_cli(a, "-o", "json", "history", "probe//checkout",
+                             "--failures", "--oldest-first",
+                             check=0).stdout)
     assert len(got) == 3 and all(not g.get("success") for g in got)
     assert got[0]["startTime"] == "2026-09-21T14:13:29Z"
     # --limit across pages, newest first, in a range.
-    lines = run_cli(a, "-o", "json", "history", "probe//checkout",
-                    "--since", "2026-09-21T14:13:25Z",
-                    "--until", "2026-09-21T14:13:35Z",
-                    check=0).stdout.splitlines()
-    times = [json.loads(l)["startTime"] for l in lines]
+    got = json.loads(run_cli(a, "-o", "json", "history", "probe//checkout",
+                             "--since", "2026-09-21T14:13:25Z",
+                             "--until", "2026-09-21T14:13:35Z",
+                             check=0).stdout)
+    times = [r["startTime"] for r in got]
     assert times[0] == "2026-09-21T14:13:34Z" and len(times) == 10
-    assert len(run_cli(a, "-o", "json", "history", "probe//checkout",
-                       "--limit", 7, check=0).stdout.splitlines()) == 7
+    assert len(json.loads(run_cli(a, "-o", "json", "history",
+                                  "probe//checkout", "--limit", 7,
+                                  check=0).stdout)) == 7
 
     tr = run_cli(a, "transitions", "probe//checkout", "--oldest-first",
                  check=0).stdout.splitlines()

@@ -30,6 +30,7 @@ def test_list_services(daemon):
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
+        "kubemedic.v1.AuditService",
         "kubemedic.v1.HealthService",
         "kubemedic.v1.ProbeService",
         "kubemedic.v1.RecoveryService",

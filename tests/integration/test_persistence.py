@@ -1,4 +1,5 @@
 """What survives: a restart, and kill -9 in the middle of heavy writes."""
+import json
 import os
 import shutil
 import sqlite3
@@ -28,9 +29,9 @@ def test_everything_survives_a_restart(pb, daemon_factory):
     d2 = daemon_factory(db=d.db).start()
     got = run_cli(d2.addr, "-o", "json", "probes", "list", check=0).stdout
     assert '"name":"keep"' in got and "gone" not in got
-    lines = run_cli(d2.addr, "-o", "json", "history", "probe//keep",
-                    "--limit", 1000, check=0).stdout.splitlines()
-    assert len(lines) == 50
+    got = json.loads(run_cli(d2.addr, "-o", "json", "history", "probe//keep",
+                             "--limit", 1000, check=0).stdout)
+    assert len(got) == 50
     # The deleted probe's history would still be there; its target is not
     # listed.
     assert "probe//gone" not in run_cli(d2.addr, "targets", check=0).stdout

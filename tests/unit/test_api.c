@@ -218,6 +218,90 @@ static void test_page_tokens(void **state)
 		    km_hash_field(km_hash_field(KM_HASH_INIT, "a"), "bc"));
 }
 
+/* Selectors and watch targets are measured before anything is parsed. */
+static void test_selector_and_watch_limits(void **state)
+{
+	struct km_api api = {.limits = KM_LIMITS_DEFAULTS};
+	struct km_error err = {0};
+	char *big;
+
+	(void)state;
+	assert_int_equal(
+		km_api_check_selector(&api, "label_selector", NULL, &err), 0);
+	assert_int_equal(
+		km_api_check_selector(&api, "label_selector", "", &err), 0);
+	assert_int_equal(km_api_check_selector(&api, "label_selector",
+					       "team=shop,tier in (a,b,c,d)",
+					       &err),
+			 0);
+	/* 4096 bytes pass, 4097 do not. */
+	big = km_arena_alloc(&arena, 5000);
+	assert_non_null(big);
+	memset(big, 'a', 4096);
+	big[4096] = '\0';
+	assert_int_equal(
+		km_api_check_selector(&api, "label_selector", big, &err), 0);
+	big[4096] = 'a';
+	big[4097] = '\0';
+	assert_int_equal(km_api_check_selector(&api, "label_selector", big,
+					       &err),
+			 KM_EINVAL);
+	assert_string_equal(err.msg,
+			    "label_selector: the selector is 4097 bytes long; "
+			    "this server takes at most 4096 "
+			    "(limits.maxSelectorBytes)");
+	/* 64 requirements pass, 65 do not; commas in a value list are not
+	 * requirements. */
+	api.limits.max_selector_requirements = 3;
+	assert_int_equal(km_api_check_selector(&api, "label_selector",
+					       "a,b in (x,y,z,w),!c", &err),
+			 0);
+	assert_int_equal(km_api_check_selector(&api, "label_selector",
+					       "a,b,c,d", &err),
+			 KM_EINVAL);
+	assert_string_equal(err.msg,
+			    "label_selector: the selector has 4 requirements; "
+			    "this server takes at most 3 "
+			    "(limits.maxSelectorRequirements)");
+
+	assert_int_equal(km_api_check_targets(&api, "targets", 100, &err), 0);
+	assert_int_equal(km_api_check_targets(&api, "targets", 101, &err),
+			 KM_EINVAL);
+	assert_non_null(strstr(err.msg,
+			       "targets: 101 targets; a watch takes "
+			       "at most 100 (limits.maxWatchTargets)"));
+}
+
+/* Labels are a map: a key twice is refused, named. */
+static void test_duplicate_label_keys(void **state)
+{
+	Kubemedic__V1__HTTPGetAction h;
+	Kubemedic__V1__Probe in = http_probe(&h);
+	Kubemedic__V1__Probe__LabelsEntry l[3] = {
+		KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT,
+		KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT,
+		KUBEMEDIC__V1__PROBE__LABELS_ENTRY__INIT,
+	};
+	Kubemedic__V1__Probe__LabelsEntry *lp[3] = {&l[0], &l[1], &l[2]};
+	struct km_error err = {0};
+	struct km_probe p;
+
+	(void)state;
+	l[0].key = "team";
+	l[0].value = "shop";
+	l[1].key = "tier";
+	l[1].value = "web";
+	l[2].key = "team";
+	l[2].value = "infra";
+	in.labels = lp;
+	in.n_labels = 3;
+	assert_int_equal(km_probe_from_pb(&in, &arena, &p, &err), KM_EINVAL);
+	assert_string_equal(err.msg, "probe.labels: Duplicate value: \"team\": "
+				     "a label key may be given once");
+	in.n_labels = 2;
+	assert_int_equal(km_probe_from_pb(&in, &arena, &p, &err), 0);
+}
+
 static void test_status_mapping(void **state)
 {
 	(void)state;
@@ -256,6 +340,8 @@ int main(void)
 		cmocka_unit_test(test_page_size),
 		cmocka_unit_test(test_page_tokens),
 		cmocka_unit_test(test_status_mapping),
+		cmocka_unit_test(test_selector_and_watch_limits),
+		cmocka_unit_test(test_duplicate_label_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -80,7 +80,7 @@ static void assert_defaults(const struct km_config *c)
 	assert_null(c->path);
 	assert_string_equal(c->listen, "127.0.0.1:7070");
 	assert_int_equal(c->threads, 0);
-	assert_int_equal(c->max_recv_message_bytes, 4 << 20);
+	assert_int_equal(c->max_recv_message_bytes, 256 << 10);
 	assert_int_equal(c->shutdown_grace_ms, 10000);
 	assert_string_equal(c->db_path, "kubemedic.db");
 	assert_false(c->db_sync_normal);
@@ -101,6 +101,16 @@ static void assert_defaults(const struct km_config *c)
 	assert_int_equal(c->api_policy.n_deny, 4);
 	assert_int_equal(c->watchdog_ms, 10000);
 	assert_int_equal(c->max_exec_children, 64);
+	assert_int_equal(c->limits.default_deadline_ms, 10000);
+	assert_int_equal(c->limits.max_deadline_ms, 60000);
+	assert_int_equal(c->limits.max_selector_bytes, 4096);
+	assert_int_equal(c->limits.max_selector_requirements, 64);
+	assert_int_equal(c->limits.max_watch_targets, 100);
+	assert_int_equal(c->limits.max_probes, 10000);
+	assert_int_equal(c->limits.max_streams, 1000);
+	assert_int_equal(c->limits.max_streams_per_peer, 100);
+	assert_int_equal(c->limits.max_calls_per_connection, 100);
+	assert_int_equal(c->limits.max_request_memory_bytes, 4 << 20);
 }
 
 static void test_defaults(void **state)
@@ -483,13 +493,13 @@ static void test_unknown_keys(void **state)
 	(void)state;
 	EXPECT_ERROR("retention:\n  results: 1d\n  foo: 1\n",
 		     "test.yaml:3:3: unknown key \"foo\" in retention (known: "
-		     "results, transitions, interval)");
-	EXPECT_ERROR(
-		"threads: 1\nlistn: a:1\n",
-		"test.yaml:2:1: unknown key \"listn\" at the top level "
-		"(known: listen, threads, maxReceiveMessageBytes, "
-		"shutdownGracePeriod, database, retention, log, flapDetection, "
-		"api, prober, probes)");
+		     "results, transitions, interval, audit)");
+	EXPECT_ERROR("threads: 1\nlistn: a:1\n",
+		     "test.yaml:2:1: unknown key \"listn\" at the top level "
+		     "(known: listen, insecure, tls, auth, threads, "
+		     "maxReceiveMessageBytes, shutdownGracePeriod, database, "
+		     "retention, log, flapDetection, api, prober, probes, "
+		     "limits)");
 	EXPECT_ERROR("max_receive_message_bytes: 1\n",
 		     "unknown key \"max_receive_message_bytes\"",
 		     "did you mean \"maxReceiveMessageBytes\"?");
@@ -950,7 +960,8 @@ static void test_threads_listen_limits(void **state)
 		km_config_free(&c);
 	}
 	load_ok(&c, "listen: \"[::1]:7070\"\nthreads: 1024\n"
-		    "maxReceiveMessageBytes: 1073741824\n");
+		    "maxReceiveMessageBytes: 1073741824\n"
+		    "limits: {maxRequestMemoryBytes: 1073741824}\n");
 	assert_string_equal(c.listen, "[::1]:7070");
 	assert_int_equal(c.threads, 1024);
 	assert_int_equal(c.max_recv_message_bytes, 1 << 30);
@@ -994,6 +1005,159 @@ static void test_threads_listen_limits(void **state)
 					     "or a DNS name");
 	EXPECT_ERROR("listen: unix:/run/km.sock\n",
 		     "the port must be a number");
+}
+
+/* The limits: section: every key, its range, and the two rules between
+ * keys. */
+static void test_limits(void **state)
+{
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+		/* each key: below its range, above it, the wrong type */
+		{"defaultDeadline: 99ms", "limits.defaultDeadline: must be "
+					  "between 100ms and 1h, got \"99ms\""},
+		{"defaultDeadline: 2h", "limits.defaultDeadline: must be "
+					"between 100ms and 1h"},
+		{"defaultDeadline: 10", "limits.defaultDeadline: the duration "
+					"\"10\" needs a unit"},
+		{"maxDeadline: 0", "limits.maxDeadline: must be between 100ms "
+				   "and 1h, got \"0\""},
+		{"maxDeadline: 61m", "limits.maxDeadline: must be between"},
+		{"maxDeadline: [1s]", "limits.maxDeadline: expected a "
+				      "duration, got a list"},
+		{"maxSelectorBytes: 63", "limits.maxSelectorBytes: must be "
+					 "between 64 and 16777216, got 63"},
+		{"maxSelectorBytes: 16777217", "limits.maxSelectorBytes: must "
+					       "be between 64 and 16777216"},
+		{"maxSelectorBytes: 4k", "limits.maxSelectorBytes: expected "
+					 "an integer, got \"4k\""},
+		{"maxSelectorRequirements: 0",
+		 "limits.maxSelectorRequirements: must be between 1 and "
+		 "1000000, got 0"},
+		{"maxSelectorRequirements: 1000001",
+		 "limits.maxSelectorRequirements: must be between 1 and"},
+		{"maxWatchTargets: 0", "limits.maxWatchTargets: must be "
+				       "between 1 and 100000, got 0"},
+		{"maxWatchTargets: 100001", "limits.maxWatchTargets: must be "
+					    "between 1 and 100000"},
+		{"maxWatchTargets: \"5\"", "limits.maxWatchTargets: expected "
+					   "an integer, got the string"},
+		{"maxProbes: 0", "limits.maxProbes: must be between 1 and "
+				 "10000000, got 0"},
+		{"maxProbes: -5", "limits.maxProbes: must be between 1 and"},
+		{"maxProbes: 10000001", "limits.maxProbes: must be between 1"},
+		{"maxProbesPerIdentity: 0", "limits.maxProbesPerIdentity: must "
+					    "be between 1 and 10000000, got 0"},
+		{"maxProbesPerIdentity: 1.5", "limits.maxProbesPerIdentity: "
+					      "expected an integer"},
+		{"maxStreams: 0", "limits.maxStreams: must be between 1 and "
+				  "1000000, got 0"},
+		{"maxStreams: 1000001", "limits.maxStreams: must be between"},
+		{"maxStreamsPerPeer: 0", "limits.maxStreamsPerPeer: must be "
+					 "between 1 and 1000000, got 0"},
+		{"maxStreamsPerPeer: true", "limits.maxStreamsPerPeer: "
+					    "expected an integer"},
+		{"maxCallsPerConnection: 0", "limits.maxCallsPerConnection: "
+					     "must be between 1 and "
+					     "2147483647, got 0"},
+		{"maxCallsPerConnection: 2147483648",
+		 "limits.maxCallsPerConnection: must be between 1 and "
+		 "2147483647"},
+		{"maxRequestMemoryBytes: 65535",
+		 "limits.maxRequestMemoryBytes: must be between 65536 and "
+		 "1073741824, got 65535"},
+		{"maxRequestMemoryBytes: 1073741825",
+		 "limits.maxRequestMemoryBytes: must be between 65536"},
+		/* unknown keys, with a hint */
+		{"maxProbe: 5", "unknown key \"maxProbe\" in limits (known: "
+				"defaultDeadline, maxDeadline, "
+				"maxSelectorBytes, maxSelectorRequirements, "
+				"maxWatchTargets, maxProbes, "
+				"maxProbesPerIdentity, maxStreams, "
+				"maxStreamsPerPeer, maxCallsPerConnection, "
+				"maxRequestMemoryBytes); did you mean "
+				"\"maxProbes\"?"},
+		{"max_streams: 5", "did you mean \"maxStreams\"?"},
+		/* between keys */
+		{"defaultDeadline: 2m",
+		 "limits.defaultDeadline (120000ms) must "
+		 "not be longer than limits.maxDeadline "
+		 "(60000ms)"},
+		{"{defaultDeadline: 5s, maxDeadline: 1s}",
+		 "limits.defaultDeadline (5000ms) must not be longer than "
+		 "limits.maxDeadline (1000ms)"},
+		{"maxRequestMemoryBytes: 200000",
+		 "limits.maxRequestMemoryBytes (200000) must be at least "
+		 "maxReceiveMessageBytes (262144)"},
+	};
+	struct km_config c;
+	char yaml[512];
+
+	(void)state;
+	load_ok(&c, "limits:\n"
+		    "  defaultDeadline: 2s\n"
+		    "  maxDeadline: 5m\n"
+		    "  maxSelectorBytes: 1024\n"
+		    "  maxSelectorRequirements: 8\n"
+		    "  maxWatchTargets: 10\n"
+		    "  maxProbes: 50\n"
+		    "  maxProbesPerIdentity: 5\n"
+		    "  maxStreams: 20\n"
+		    "  maxStreamsPerPeer: 4\n"
+		    "  maxCallsPerConnection: 32\n"
+		    "  maxRequestMemoryBytes: 1048576\n");
+	assert_int_equal(c.limits.default_deadline_ms, 2000);
+	assert_int_equal(c.limits.max_deadline_ms, 300000);
+	assert_int_equal(c.limits.max_selector_bytes, 1024);
+	assert_int_equal(c.limits.max_selector_requirements, 8);
+	assert_int_equal(c.limits.max_watch_targets, 10);
+	assert_int_equal(c.limits.max_probes, 50);
+	assert_int_equal(c.limits.max_probes_per_identity, 5);
+	assert_int_equal(c.limits.max_streams, 20);
+	assert_int_equal(c.limits.max_streams_per_peer, 4);
+	assert_int_equal(c.limits.max_calls_per_connection, 32);
+	assert_int_equal(c.limits.max_request_memory_bytes, 1 << 20);
+	km_config_free(&c);
+	/* A key left out keeps its default; an empty section is all of
+	 * them. */
+	load_ok(&c, "limits: {maxProbes: 7}\n");
+	assert_int_equal(c.limits.max_probes, 7);
+	assert_int_equal(c.limits.max_streams, 1000);
+	assert_int_equal(c.limits.max_probes_per_identity, 2000);
+	km_config_free(&c);
+	load_ok(&c, "limits:\n");
+	assert_int_equal(c.limits.max_deadline_ms, 60000);
+	km_config_free(&c);
+	/* The bounds of each range are accepted. */
+	load_ok(&c,
+		"maxReceiveMessageBytes: 65536\n"
+		"limits: {defaultDeadline: 100ms, maxDeadline: 1h, "
+		"maxSelectorBytes: 16777216, maxSelectorRequirements: 1, "
+		"maxWatchTargets: 100000, maxProbes: 1, maxStreams: 1000000, "
+		"maxStreamsPerPeer: 1, maxCallsPerConnection: 2147483647, "
+		"maxRequestMemoryBytes: 65536}\n");
+	assert_int_equal(c.limits.max_calls_per_connection, INT32_MAX);
+	km_config_free(&c);
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (bad[i].yaml[0] == '{')
+			snprintf(yaml, sizeof yaml, "limits: %s\n",
+				 bad[i].yaml);
+		else
+			snprintf(yaml, sizeof yaml, "limits:\n  %s\n",
+				 bad[i].yaml);
+		EXPECT_ERROR(yaml, "test.yaml:", bad[i].want);
+	}
+	EXPECT_ERROR("limits: 5\n", "limits: expected a mapping");
+	/* Raising the receive limit past the decoding budget is refused
+	 * where it is raised. */
+	EXPECT_ERROR("maxReceiveMessageBytes: 8388608\n",
+		     "test.yaml:1:25: limits.maxRequestMemoryBytes (4194304) "
+		     "must be at least maxReceiveMessageBytes (8388608)");
+	load_ok(&c, "maxReceiveMessageBytes: 8388608\n"
+		    "limits: {maxRequestMemoryBytes: 8388608}\n");
+	km_config_free(&c);
 }
 
 static void test_durations(void **state)
@@ -1495,6 +1659,11 @@ static void test_example_file(void **state)
 	assert_string_equal(c.path, path);
 	assert_string_equal(c.listen, "127.0.0.1:7070");
 	assert_string_equal(c.db_path, "kubemedic.db");
+	/* Plaintext local callers read; changes need a token (make run). */
+	assert_string_equal(c.auth_local_user, "local");
+	assert_int_equal(c.auth_local_role, KM_ROLE_VIEWER);
+	assert_string_equal(c.auth_token_file, "kubemedic.tokens");
+	assert_false(c.insecure);
 	assert_int_equal(c.n_probes, 3);
 	assert_int_equal(c.probes[0].type, KM_PROBE_FILE);
 	assert_string_equal(c.probes[0].path, "/tmp/kubemedic-heartbeat");
@@ -1577,6 +1746,121 @@ static void test_doc_examples(void **state)
 	check_doc_blocks("## Probe files for the CLI", 3, check_probes_block);
 }
 
+/* tls, insecure and auth: what each key takes, and the listen rule. */
+static void test_security_keys(void **state)
+{
+	struct km_config c;
+	struct km_error err = {0};
+	struct km_client_config cc;
+	struct km_arena a;
+
+	(void)state;
+	km_config_defaults(&c);
+	assert_string_equal(c.auth_local_user, "local");
+	assert_int_equal(c.auth_local_role, KM_ROLE_VIEWER);
+	assert_int_equal(c.auth_health_role, KM_ROLE_VIEWER);
+	assert_null(c.tls_cert_file);
+	assert_false(c.insecure);
+	/* Loopback needs nothing; beyond it, TLS or insecure: true. */
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	c.listen = "0.0.0.0:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "listen: 0.0.0.0:7070 is not a "
+					"loopback address"));
+	assert_non_null(strstr(err.msg, "insecure: true"));
+	c.listen = "[::]:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), KM_EINVAL);
+	c.listen = "[::1]:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	c.listen = "localhost:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	c.listen = "127.1.2.3:7070";
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	km_config_free(&c);
+
+	load_ok(&c, "listen: 0.0.0.0:7070\ninsecure: true\n");
+	assert_true(c.insecure);
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	km_config_free(&c);
+
+	load_ok(&c, "listen: 10.0.0.1:7070\n"
+		    "tls:\n  certFile: /s.crt\n  keyFile: /s.key\n"
+		    "  clientCAFile: /ca.crt\n  clientCertificates: require\n"
+		    "auth:\n  tokenFile: /tokens\n  localUser: \"\"\n"
+		    "  localRole: none\n  healthRole: none\n"
+		    "  bindings:\n"
+		    "    - {role: admin, users: [alice]}\n"
+		    "    - {role: viewer, groups: [ops, sre]}\n"
+		    "retention: {audit: 30d}\n");
+	assert_string_equal(c.tls_cert_file, "/s.crt");
+	assert_string_equal(c.tls_key_file, "/s.key");
+	assert_string_equal(c.tls_client_ca_file, "/ca.crt");
+	assert_true(c.tls_require_client_cert);
+	assert_int_equal(km_config_check_listen(&c, &err), 0);
+	assert_string_equal(c.auth_token_file, "/tokens");
+	assert_null(c.auth_local_user); /* "" turns it off */
+	assert_int_equal(c.auth_local_role, KM_ROLE_NONE);
+	assert_int_equal(c.auth_health_role, KM_ROLE_NONE);
+	assert_int_equal(c.n_auth_bindings, 2);
+	assert_int_equal(c.auth_bindings[0].role, KM_ROLE_ADMIN);
+	assert_string_equal(c.auth_bindings[0].users[0], "alice");
+	assert_int_equal(c.auth_bindings[1].n_groups, 2);
+	assert_string_equal(c.auth_bindings[1].groups[1], "sre");
+	assert_int_equal(c.audit_retention_ms, 30LL * 86400 * 1000);
+	km_config_free(&c);
+
+	EXPECT_ERROR("tls: {certFile: /a}\n",
+		     "tls: certFile and keyFile go together");
+	EXPECT_ERROR("tls: {clientCAFile: /ca}\n", "need certFile and keyFile");
+	EXPECT_ERROR("tls: {certFile: /a, keyFile: /b, "
+		     "clientCertificates: require}\n",
+		     "tls.clientCertificates: needs clientCAFile");
+	EXPECT_ERROR("tls: {certFile: /a, keyFile: /b, clientCAFile: /c, "
+		     "clientCertificates: always}\n",
+		     "tls.clientCertificates");
+	EXPECT_ERROR("tls: {certFile: \"\", keyFile: /b}\n",
+		     "tls.certFile: must not be empty");
+	EXPECT_ERROR("insecure: yes please\n",
+		     "insecure: expected true or false");
+	EXPECT_ERROR("auth: {localRole: root}\n", "auth.localRole");
+	EXPECT_ERROR("auth: {healthRole: admin}\n",
+		     "auth.healthRole: none (anyone) or viewer");
+	EXPECT_ERROR("auth: {bindings: [{users: [a]}]}\n",
+		     "auth.bindings[0].role: Required value");
+	EXPECT_ERROR("auth: {bindings: [{role: none, users: [a]}]}\n",
+		     "auth.bindings[0].role");
+	EXPECT_ERROR("auth: {bindings: [{role: viewer}]}\n",
+		     "auth.bindings[0]: give users or groups");
+	EXPECT_ERROR("auth: {bindings: [{role: viewer, users: [\"\"]}]}\n",
+		     "auth.bindings[0].users[0]: expected a non-empty string");
+	EXPECT_ERROR("auth: {bindings: {role: viewer}}\n",
+		     "auth.bindings: expected a list");
+	EXPECT_ERROR("auth: {tokens: /t}\n", "unknown key \"tokens\" in auth");
+
+	/* The CLI's client.yaml. */
+	km_arena_init(&a, 1024);
+	assert_int_equal(
+		km_config_parse_client(
+			"server: km:7070\ntlsCA: /ca\ntlsCert: /c\n"
+			"tlsKey: /k\ntokenFile: ~/t\n"
+			"tlsServerName: kubemedic\n",
+			strlen("server: km:7070\ntlsCA: /ca\ntlsCert: /c\n"
+			       "tlsKey: /k\ntokenFile: ~/t\n"
+			       "tlsServerName: kubemedic\n"),
+			"client.yaml", &a, &cc, &err),
+		0);
+	assert_string_equal(cc.server, "km:7070");
+	assert_string_equal(cc.tls_ca_file, "/ca");
+	assert_string_equal(cc.token_file, "~/t");
+	assert_string_equal(cc.server_name, "kubemedic");
+	assert_int_equal(km_config_parse_client("tlsca: /x\n", 10,
+						"client.yaml", &a, &cc, &err),
+			 KM_EINVAL);
+	assert_non_null(
+		strstr(err.msg, "client.yaml:1:1: unknown key \"tlsca\""));
+	km_arena_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1598,6 +1882,7 @@ int main(void)
 		cmocka_unit_test(test_probe_validation),
 		cmocka_unit_test(test_duplicate_probe_names),
 		cmocka_unit_test(test_threads_listen_limits),
+		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_malformed_yaml),
 		cmocka_unit_test(test_recursive_aliases),
@@ -1608,6 +1893,7 @@ int main(void)
 		cmocka_unit_test(test_ca_file_checked_at_load),
 		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_doc_examples),
+		cmocka_unit_test(test_security_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

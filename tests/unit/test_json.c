@@ -13,6 +13,7 @@
 
 #include "json_fixtures.h"
 #include "json_test.pb-c.h"
+#include "km_arena.h"
 #include "km_json.h"
 #include "km_test.h"
 #include "kubemedic/v1/health.pb-c.h"
@@ -277,6 +278,56 @@ static void test_numeric_locale(void **state)
 	free(got);
 }
 
+/* km_text_safe: what the tables print of what a server sent. */
+static void test_text_safe(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"", ""},
+		{"plain: ok (200)", "plain: ok (200)"},
+		{"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+		 "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+		/* a colour, a window title, a screen clear */
+		{"\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"},
+		{"\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"},
+		{"\x1b"
+		 "c\x1b[2J",
+		 "\\x1bc\\x1b[2J"},
+		/* forged rows */
+		{"ok\nprobe//x  HEALTHY", "ok\\nprobe//x  HEALTHY"},
+		{"a\rb\tc", "a\\rb\\tc"},
+		{"del\x7f", "del\\x7f"},
+		/* C1 CSI as UTF-8, and the bidi override */
+		{"\xc2\x9b"
+		 "31m",
+		 "\\u009b31m"},
+		{"abc\xe2\x80\xaetxt.exe", "abc\\u202etxt.exe"},
+		{"\xe2\x81\xa6x\xe2\x81\xa9", "\\u2066x\\u2069"},
+		/* not UTF-8: each byte of it */
+		{"bad\xff\xfe", "bad\\xff\\xfe"},
+		{"cut\xe2\x82", "cut\\xe2\\x82"},
+		{"\xed\xa0\x80", "\\xed\\xa0\\x80"},
+		/* a backslash stays */
+		{"C:\\dir", "C:\\dir"},
+	};
+	struct km_arena a;
+
+	(void)state;
+	km_arena_init(&a, 256);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *got = km_text_safe(cases[i].in, &a);
+
+		assert_non_null(got);
+		assert_string_equal(got, cases[i].out);
+		/* Nothing to escape: the string itself, no copy. */
+		if (!strcmp(cases[i].in, cases[i].out))
+			assert_ptr_equal(got, cases[i].in);
+	}
+	assert_string_equal(km_text_safe(NULL, &a), "");
+	km_arena_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_write),
 		cmocka_unit_test(test_write_eio),
 		cmocka_unit_test(test_numeric_locale),
+		cmocka_unit_test(test_text_safe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -586,6 +586,18 @@ static void test_validate_name_labels(void **state)
 	p.n_labels = KM_PROBE_MAX_LABELS + 1;
 	expect_msg(validate(&p, &api), "probe.labels: Too many: 65: must have "
 				       "at most 64 labels");
+
+	/* A key given twice is refused, named (the API's map could carry
+	 * it; the config file refuses it earlier, with its line). */
+	labels[KM_PROBE_MAX_LABELS - 1].key = "k17";
+	p.n_labels = KM_PROBE_MAX_LABELS;
+	expect_msg(validate(&p, &api),
+		   "probe.labels: Duplicate value: \"k17\": a label key may "
+		   "be given once");
+	labels[1] = (struct km_kv){"k0", "other"};
+	expect_msg(validate(&p, &yaml),
+		   "probes[3].labels: Duplicate value: \"k0\": a label key "
+		   "may be given once");
 }
 
 static void test_validate_host_port(void **state)

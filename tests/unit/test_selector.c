@@ -299,6 +299,34 @@ static void test_many_requirements(void **state)
 	free(s);
 }
 
+/* km_selector_check_size: before parsing, one pass, named limits. */
+static void test_check_size(void **state)
+{
+	struct km_error err = {0};
+
+	(void)state;
+	assert_int_equal(km_selector_check_size("", 1, 1, "f", &err), 0);
+	assert_int_equal(km_selector_check_size(NULL, 1, 1, "f", &err), 0);
+	assert_int_equal(km_selector_check_size("a=b", 3, 1, "f", &err), 0);
+	assert_int_equal(km_selector_check_size("a=bc", 3, 1, "f", &err),
+			 KM_EINVAL);
+	assert_string_equal(err.msg, "f: the selector is 4 bytes long; this "
+				     "server takes at most 3 "
+				     "(limits.maxSelectorBytes)");
+	/* Commas in a value list are not requirements; unbalanced
+	 * parentheses do not hide commas that follow. */
+	assert_int_equal(km_selector_check_size("a in (x,y,z),!b", 100, 2, "f",
+						&err),
+			 0);
+	assert_int_equal(km_selector_check_size("a,b,c", 100, 2, "sel", &err),
+			 KM_EINVAL);
+	assert_string_equal(err.msg, "sel: the selector has 3 requirements; "
+				     "this server takes at most 2 "
+				     "(limits.maxSelectorRequirements)");
+	assert_int_equal(km_selector_check_size(")),a,b,c", 100, 3, "f", &err),
+			 KM_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -314,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_keys_values),
 		cmocka_unit_test(test_long_selector_message),
 		cmocka_unit_test(test_many_requirements),
+		cmocka_unit_test(test_check_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
