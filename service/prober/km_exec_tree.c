@@ -330,6 +330,28 @@ struct km_cgroups *km_cgroups_open(char *why, size_t n)
 		snprintf(why, n, "%s is no cgroup v2 directory", cg->path);
 		goto fail;
 	}
+	/* kubemedicd stays in its own cgroup: a run can join a child of it
+	 * only while no controller is enabled for its children (cgroup v2's
+	 * "no internal processes" rule; the move would fail EBUSY). */
+	{
+		char ctl[256] = "";
+		int fd = openat(cg->dirfd, "cgroup.subtree_control",
+				O_RDONLY | O_CLOEXEC);
+		ssize_t len = fd >= 0 ? read(fd, ctl, sizeof ctl - 1) : -1;
+
+		if (fd >= 0)
+			close(fd);
+		if (len > 0 && ctl[0] != '\n') {
+			ctl[len] = '\0';
+			ctl[strcspn(ctl, "\n")] = '\0';
+			snprintf(why, n,
+				 "%s enables controllers for its children "
+				 "(%s): kubemedicd's own process is there, so "
+				 "a run could not join a cgroup below it",
+				 cg->path, ctl);
+			goto fail;
+		}
+	}
 	/* Can a cgroup be made here, and killed? */
 	snprintf(probe, sizeof probe, "km-run-%d-probe", (int)getpid());
 	if (mkdirat(cg->dirfd, probe, 0755) < 0 && errno != EEXIST) {

@@ -8,7 +8,8 @@
  *
  *  - cgroup v2 (km_cgroups_open succeeds): each run gets a cgroup of its
  *    own, km-run-<daemon pid>-<n>, created under kubemedicd's own cgroup
- *    (which must be writable, on a kernel with cgroup.kill: Linux 5.14).
+ *    (which must be writable, with no controller enabled for its children,
+ *    on a kernel with cgroup.kill: Linux 5.14).
  *    The cgroup is made, its cgroup.procs opened, before the child is
  *    spawned, and the child moves itself in before it execs
  *    (km_check_exec.c's spawn_into_cgroup): everything it starts is
