@@ -32,7 +32,8 @@ enum km_err {
 	KM_EUNIMPL = -13,    /* not built yet */
 	KM_ERANGE = -14,     /* valid, but past the end of what exists */
 	KM_ECANCELLED = -15, /* the caller went away */
-	KM_EPERM = -16,      /* the caller's role does not allow it */
+	KM_EPERM = -16,      /* not allowed: the caller's role, or the
+			      * configuration */
 	KM_EAUTH = -17,      /* the caller is not authenticated */
 };
 

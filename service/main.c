@@ -260,11 +260,14 @@ static void log_stats(struct km_prober *pr, struct km_health *health,
 	       KM_I(p.results_failed), "in_flight", KM_I(p.in_flight),
 	       "skipped_overlap", KM_I(p.skipped_overlap), "skipped_late",
 	       KM_I(p.skipped_late), "check_errors", KM_I(p.check_errors),
-	       "schedule_errors", KM_I(p.schedule_errors), "lag_p50_us",
-	       KM_I(p.lag_p50_us), "lag_p99_us", KM_I(p.lag_p99_us),
-	       "lag_max_us", KM_I(p.lag_max_us), "interval_runs", KM_I(iv.runs),
-	       "interval_lag_p50_us", KM_I(iv.lag_p50_us),
-	       "interval_lag_p99_us", KM_I(iv.lag_p99_us),
+	       "schedule_errors", KM_I(p.schedule_errors), "offload_jobs",
+	       KM_I(p.offload_jobs), "offload_abandoned",
+	       KM_I(p.offload_abandoned), "offload_stuck",
+	       KM_I(p.offload_stuck), "exec_refused", KM_I(p.exec_refused),
+	       "lag_p50_us", KM_I(p.lag_p50_us), "lag_p99_us",
+	       KM_I(p.lag_p99_us), "lag_max_us", KM_I(p.lag_max_us),
+	       "interval_runs", KM_I(iv.runs), "interval_lag_p50_us",
+	       KM_I(iv.lag_p50_us), "interval_lag_p99_us", KM_I(iv.lag_p99_us),
 	       "interval_lag_max_us", KM_I(iv.lag_max_us), "transitions",
 	       KM_I(h.transitions), "published", KM_I(h.published),
 	       "unknown_dropped", KM_I(h.unknown_dropped), "subscribers",
@@ -287,6 +290,14 @@ static void store_health(void *api, bool writable, const struct km_error *why)
 {
 	(void)why;
 	km_api_set_serving(api, KM_API_NS_STORAGE, writable);
+}
+
+/* The probe engine's loop watchdog: a loop that does not turn is the
+ * daemon's health too (its own reason; once stopping has begun, the
+ * API's own reason keeps it NOT_SERVING whatever this says). */
+static void on_watchdog(void *api, bool turning)
+{
+	km_api_set_serving(api, KM_API_NS_LOOP, turning);
 }
 
 /* Waits for a signal in set other than SIGUSR1 and returns it; logs the
@@ -366,6 +377,12 @@ int main(int argc, char **argv)
 	sigaddset(&stop, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Before any thread: what exec probes leave is ours to reap. */
+	if (km_prober_init_process(&err)) {
+		fprintf(stderr, "kubemedicd: %s\n", err.msg);
+		km_config_free(&cfg);
+		return 1;
+	}
 
 	rc = 1;
 	aopt.token_file = cfg.auth_token_file;
@@ -401,6 +418,11 @@ int main(int argc, char **argv)
 	if (km_health_open(&ho, &health, &err))
 		goto fail;
 	po.health = health;
+	po.policy = &cfg.api_policy;
+	po.max_exec_children = (int)cfg.max_exec_children;
+	po.watchdog_ms = cfg.watchdog_ms;
+	po.on_watchdog = on_watchdog;
+	po.watchdog_arg = api;
 	if (km_prober_start(&po, &prober, &err) ||
 	    schedule_stored_probes(store, health, prober, &scheduled, &err))
 		goto fail;
@@ -409,6 +431,7 @@ int main(int argc, char **argv)
 	ao.max_recv_message_bytes = cfg.max_recv_message_bytes;
 	ao.health = health;
 	ao.prober = prober;
+	ao.probe_policy = &cfg.api_policy;
 	ao.auth = auth;
 	ao.tls_cert_file = cfg.tls_cert_file;
 	ao.tls_key_file = cfg.tls_key_file;

@@ -65,6 +65,9 @@ struct km_api {
 	} * method_auth;
 
 	struct km_prober *prober; /* NULL: definitions only, no runs */
+	/* What probes through ProbeService may touch; borrowed (never NULL
+	 * once started). */
+	const struct km_probe_policy *probe_policy;
 
 	pthread_mutex_t mu;      /* guards what follows */
 	unsigned not_serving;    /* enum km_api_not_serving bits; 0 = SERVING */

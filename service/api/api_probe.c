@@ -4,6 +4,10 @@
  * health hub (the probe's target, its thresholds) and the probe engine
  * (its schedule), in that order: the hub must know a target before the
  * first result of it arrives.
+ *
+ * A probe that comes through here is held to the API's probe policy (what
+ * it may touch: km_probe_check_policy) and its caFile must be a file that
+ * will do, both before it is stored (check_admissible).
  */
 #include <stdio.h>
 #include <string.h>
@@ -51,6 +55,18 @@ static int check_name(const char *name, struct km_error *err)
 				    "are lower-case RFC 1123 subdomains",
 				    name);
 	return 0;
+}
+
+/* What the config allows a probe of the API to touch, and its caFile:
+ * checked after the probe's own rules (so a malformed probe is
+ * INVALID_ARGUMENT whatever it names), before it is stored. */
+static int check_admissible(struct km_api *api, const struct km_probe *p,
+			    struct km_error *err)
+{
+	static const struct km_field_ctx fc = {KM_FIELDS_API, "probe"};
+	int rc = km_probe_check_policy(p, api->probe_policy, err);
+
+	return rc ? rc : km_probe_check_ca_file(p, &fc, err);
 }
 
 /* An exec probe's environment is where its secrets go: its values are
@@ -103,6 +119,8 @@ API_HANDLER(km_api_create_probe)
 	rc = km_probe_from_pb(r->probe, ctx->arena, &p, err);
 	if (!rc)
 		rc = km_api_check_probe(ctx, &p, err);
+	if (!rc)
+		rc = check_admissible(API_OF(ctx), &p, err);
 	if (rc)
 		return rc;
 	p.source = KM_SOURCE_API;
@@ -218,6 +236,8 @@ API_HANDLER(km_api_update_probe)
 	rc = km_probe_from_pb(r->probe, ctx->arena, &p, err);
 	if (!rc)
 		rc = km_api_check_probe(ctx, &p, err);
+	if (!rc)
+		rc = check_admissible(api, &p, err);
 	if (!rc)
 		rc = check_stored(ctx, p.name, err);
 	if (rc)

@@ -137,6 +137,14 @@ int km_api_create(struct km_api **out, struct km_error *err)
 	return 0;
 }
 
+/* The policy of an API started without one: the defaults. */
+static struct km_probe_policy default_policy;
+
+static void init_default_policy(void)
+{
+	km_probe_policy_defaults(&default_policy);
+}
+
 /* The transport's share of the limits, for km_rpc. */
 static void limit_rpc(const struct km_limits *l, struct km_rpc_options *ro)
 {
@@ -175,10 +183,17 @@ int km_api_start(struct km_api *api, struct km_store *store,
 	size_t n = N_KM_METHODS;
 	int rc;
 
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
 	api->store = store;
 	api->auth = o->auth;
 	api->health = o->health;
 	api->prober = o->prober;
+	api->probe_policy = o->probe_policy;
+	if (!api->probe_policy) {
+		pthread_once(&once, init_default_policy);
+		api->probe_policy = &default_policy;
+	}
 	if (o->limits)
 		api->limits = *o->limits;
 	limit_rpc(&api->limits, &ro);

@@ -41,6 +41,7 @@
 struct km_api;
 struct km_auth;
 struct km_health;
+struct km_probe_policy;
 struct km_prober;
 struct km_store;
 
@@ -57,6 +58,10 @@ struct km_api_options {
 	/* Probe changes through ProbeService are handed to it at once; NULL
 	 * keeps the API to definitions and history. */
 	struct km_prober *prober;
+	/* What probes created or updated through ProbeService may touch
+	 * (km_probe.h), checked before they are stored; borrowed, it must
+	 * outlive the API. NULL: km_probe_policy_defaults'. */
+	const struct km_probe_policy *probe_policy;
 	/* What a caller may ask for; NULL = KM_LIMITS_DEFAULTS. Copied. */
 	const struct km_limits *limits;
 };
@@ -67,11 +72,11 @@ int km_api_start(struct km_api *api, struct km_store *store,
 int km_api_port(const struct km_api *api);
 /* grpc.health.v1 for "" (kubemedicd itself) is SERVING only while no
  * reason for NOT_SERVING is set. Each reason has one owner, which sets and
- * clears it independently of the others; a new one (the loop watchdog) is
- * one more bit. Watchers of "" are told when the combined status changes. */
+ * clears it independently of the others. Watchers of "" are told when the combined status changes. */
 enum km_api_not_serving {
 	KM_API_NS_STOPPED = 1u << 0, /* before km_api_start, after _stop */
 	KM_API_NS_STORAGE = 1u << 1, /* the store cannot commit (main) */
+	KM_API_NS_LOOP = 1u << 2,    /* the probe loop stalls (main) */
 };
 /* Clears reason (serving true) or sets it (false). Any thread; never
  * blocks on the network. Works before km_api_start too: a reason set

@@ -65,6 +65,9 @@ void km_config_defaults(struct km_config *c)
 	c->flap_high = 20;
 	c->log_level = KM_LOG_INFO;
 	c->log_json = false;
+	km_probe_policy_defaults(&c->api_policy);
+	c->watchdog_ms = 10 * 1000;
+	c->max_exec_children = 64;
 	c->auth_local_user = "local";
 	c->auth_local_role = KM_ROLE_VIEWER;
 	c->auth_health_role = KM_ROLE_VIEWER;
@@ -85,6 +88,9 @@ struct loader {
 	struct km_arena *a; /* where everything kept is allocated */
 	yaml_document_t doc;
 	bool have_doc;
+	/* The daemon's own file: what probes name must exist here (a
+	 * caFile), see km_config.h. */
+	bool check_files;
 	struct km_error *err;
 };
 
@@ -979,6 +985,13 @@ static int parse_probe(struct loader *ld, const yaml_node_t *n,
 	if (km_probe_validate(p, &fc, ld->err) ||
 	    km_probe_set_timing(p, &t, &fc, ld->err))
 		goto prefixed;
+	if (ld->check_files) {
+		rc = km_probe_check_ca_file(p, &fc, ld->err);
+		if (rc == KM_ENOMEM)
+			return rc;
+		if (rc)
+			goto prefixed;
+	}
 	return 0;
 
 prefixed:
@@ -1161,6 +1174,8 @@ enum {
 	K_RETENTION,
 	K_LOG,
 	K_FLAP,
+	K_API,
+	K_PROBER,
 	K_PROBES,
 	K_LIMITS,
 	K_N
@@ -1177,6 +1192,8 @@ static const char *const top_keys[K_N] = {
 	"retention",
 	"log",
 	"flapDetection",
+	"api",
+	"prober",
 	"probes",
 	"limits",
 };
@@ -1563,6 +1580,166 @@ static int parse_limits(struct loader *ld, const yaml_node_t *n,
 	return 0;
 }
 
+/* A list of strings (not null, no NUL) at path, bounded; *n items into *out, in
+ * the arena. At most max items. */
+static int get_bounded_str_list(struct loader *ld, const yaml_node_t *n,
+				const char *path, size_t max, const char ***out,
+				size_t *nout)
+{
+	struct shown b;
+	size_t len;
+	const char **v;
+
+	if (n->type != YAML_SEQUENCE_NODE)
+		return lerr(ld, n, "%s: expected a list, got %s", path,
+			    show_node(n, &b));
+	len = seq_len(n);
+	if (len > max)
+		return lerr(ld, n, "%s: %zu items, at most %zu allowed", path,
+			    len, max);
+	v = km_arena_calloc(ld->a, len ? len : 1, sizeof *v);
+	if (!v)
+		return oom(ld);
+	for (size_t i = 0; i < len; i++) {
+		yaml_node_t *item =
+			node_at(ld, n->data.sequence.items.start[i]);
+		char ipath[192];
+		int rc;
+
+		pathf(ipath, sizeof ipath, "%s[%zu]", path, i);
+		if (!item || is_null(item))
+			return lerr(ld, item ? item : n,
+				    "%s: expected a string, got null", ipath);
+		rc = get_str(ld, item, ipath, &v[i]);
+		if (rc)
+			return rc;
+	}
+	*out = v;
+	*nout = len;
+	return 0;
+}
+
+/* A list of networks ("10.0.0.0/8") at path. */
+static int get_networks(struct loader *ld, const yaml_node_t *n,
+			const char *path, const struct km_cidr **out,
+			size_t *nout)
+{
+	const char **v;
+	struct km_cidr *nets;
+	size_t len;
+	int rc;
+
+	rc = get_bounded_str_list(ld, n, path, KM_POLICY_MAX_NETWORKS, &v,
+				  &len);
+	if (rc)
+		return rc;
+	nets = km_arena_calloc(ld->a, len ? len : 1, sizeof *nets);
+	if (!nets)
+		return oom(ld);
+	for (size_t i = 0; i < len; i++) {
+		const char *why = km_cidr_parse(v[i], &nets[i]);
+		yaml_node_t *item =
+			node_at(ld, n->data.sequence.items.start[i]);
+		struct shown b;
+
+		if (why)
+			return lerr(ld, item, "%s[%zu]: %s: %s", path, i,
+				    show_node(item, &b), why);
+	}
+	*out = nets;
+	*nout = len;
+	return 0;
+}
+
+/* api: what probes created through the API may touch (km_probe.h). */
+static int parse_api(struct loader *ld, const yaml_node_t *n,
+		     struct km_config *c)
+{
+	static const char *const keys[] = {"allowExec", "allowFile",
+					   "filePathPrefixes", "probeNetworks"};
+	static const char *const net_keys[] = {"allow", "deny"};
+	struct km_probe_policy *pol = &c->api_policy;
+	yaml_node_t *v[4], *nv[2];
+	int rc;
+
+	if (map_fields(ld, n, "api", keys, 4, v))
+		return KM_EINVAL;
+	if ((rc = get_bool(ld, v[0], "api.allowExec", &pol->allow_exec)) ||
+	    (rc = get_bool(ld, v[1], "api.allowFile", &pol->allow_file)))
+		return rc;
+	if (!is_null(v[2])) {
+		const char **prefixes;
+		size_t np;
+
+		rc = get_bounded_str_list(ld, v[2], "api.filePathPrefixes",
+					  KM_POLICY_MAX_PREFIXES, &prefixes,
+					  &np);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < np; i++) {
+			yaml_node_t *item =
+				node_at(ld, v[2]->data.sequence.items.start[i]);
+			char norm[4096];
+			struct shown b;
+
+			if (prefixes[i][0] != '/')
+				return lerr(ld, item,
+					    "api.filePathPrefixes[%zu]: %s: "
+					    "must be an absolute path",
+					    i, show_node(item, &b));
+			if (!km_path_normalize(prefixes[i], norm, sizeof norm))
+				return lerr(ld, item,
+					    "api.filePathPrefixes[%zu]: %s: "
+					    "\"..\" climbs above \"/\"",
+					    i, show_node(item, &b));
+			prefixes[i] = km_arena_strdup(ld->a, norm);
+			if (!prefixes[i])
+				return oom(ld);
+		}
+		pol->file_prefixes = prefixes;
+		pol->n_file_prefixes = np;
+	}
+	if (map_fields(ld, v[3], "api.probeNetworks", net_keys, 2, nv))
+		return KM_EINVAL;
+	/* A list given replaces the default list, whole. */
+	if (!is_null(nv[0]) &&
+	    (rc = get_networks(ld, nv[0], "api.probeNetworks.allow",
+			       &pol->allow, &pol->n_allow)))
+		return rc;
+	if (!is_null(nv[1]) &&
+	    (rc = get_networks(ld, nv[1], "api.probeNetworks.deny", &pol->deny,
+			       &pol->n_deny)))
+		return rc;
+	return 0;
+}
+
+static int parse_prober(struct loader *ld, const yaml_node_t *n,
+			struct km_config *c)
+{
+	static const char *const keys[] = {"watchdog", "maxExecChildren"};
+	yaml_node_t *v[2];
+	int64_t watchdog = c->watchdog_ms;
+	int rc;
+
+	if (map_fields(ld, n, "prober", keys, 2, v))
+		return KM_EINVAL;
+	if ((rc = get_duration(ld, v[0], "prober.watchdog", 0, MS_HOUR,
+			       "0 (off) or between 1s and 1h", &watchdog)) ||
+	    (rc = get_int(ld, v[1], "prober.maxExecChildren", 1, 4096,
+			  &c->max_exec_children)))
+		return rc;
+	if (watchdog > 0 && watchdog < 1000) {
+		struct shown b;
+
+		return lerr(ld, v[0],
+			    "prober.watchdog: must be 0 (off) or between 1s "
+			    "and 1h, got %s",
+			    show_node(v[0], &b));
+	}
+	c->watchdog_ms = watchdog;
+	return 0;
+}
+
 static int parse_config(struct loader *ld, const yaml_node_t *root,
 			struct km_config *c)
 {
@@ -1600,6 +1777,8 @@ static int parse_config(struct loader *ld, const yaml_node_t *root,
 	    (rc = parse_log(ld, v[K_LOG], c)) ||
 	    (v[K_FLAP] && !is_null(v[K_FLAP]) &&
 	     (rc = parse_flap(ld, v[K_FLAP], c))) ||
+	    (rc = parse_api(ld, v[K_API], c)) ||
+	    (rc = parse_prober(ld, v[K_PROBER], c)) ||
 	    (rc = parse_limits(ld, v[K_LIMITS], c)))
 		return rc;
 	/* Decoding a request takes at least as much memory as its bytes. */
@@ -1780,12 +1959,13 @@ static void unload_doc(struct loader *ld)
 	ld->have_doc = false;
 }
 
-int km_config_load_string(struct km_config *c, const char *yaml, size_t len,
-			  const char *name, struct km_error *err)
+static int load_string(struct km_config *c, const char *yaml, size_t len,
+		       const char *name, bool check_files, struct km_error *err)
 {
 	struct km_config tmp = *c; /* committed only on success */
 	struct loader ld = {.name = name ? name : "<config>",
 			    .a = &tmp.arena,
+			    .check_files = check_files,
 			    .err = err};
 	yaml_node_t *root;
 	int rc;
@@ -1800,6 +1980,12 @@ int km_config_load_string(struct km_config *c, const char *yaml, size_t len,
 	}
 	*c = tmp;
 	return 0;
+}
+
+int km_config_load_string(struct km_config *c, const char *yaml, size_t len,
+			  const char *name, struct km_error *err)
+{
+	return load_string(c, yaml, len, name, false, err);
 }
 
 int km_config_load(struct km_config *c, const char *path, struct km_error *err)
@@ -1854,7 +2040,7 @@ int km_config_load(struct km_config *c, const char *path, struct km_error *err)
 	fclose(f);
 	f = NULL;
 
-	rc = km_config_load_string(c, buf, len, path, err);
+	rc = load_string(c, buf, len, path, true, err);
 	if (rc)
 		goto fail;
 	copy = km_arena_strdup(&c->arena, path);

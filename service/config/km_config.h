@@ -21,6 +21,17 @@
  *   flapDetection:                  # percent of state changes over the
  *     lowThreshold: 5               # last 21 results (Nagios' defaults)
  *     highThreshold: 20
+ *   api:                            # what probes created through the API
+ *     allowExec: false              # may touch (config probes are trusted)
+ *     allowFile: false
+ *     filePathPrefixes: []          # directories open to file probes
+ *     probeNetworks:                # deny wins; by default everything but
+ *       allow: [0.0.0.0/0, ::/0]    # link-local and metadata addresses
+ *       deny: [169.254.0.0/16, fe80::/10, 100.100.100.200/32,
+ *              fd00:ec2::254/128]
+ *   prober:
+ *     watchdog: 10s                 # loop stalled this long: NOT_SERVING
+ *     maxExecChildren: 64           # exec probes running at once
  *   limits:                         # what a caller of the API may ask
  *     defaultDeadline: 10s          # (km_limits.h; every key in
  *     maxDeadline: 60s              #  docs/config.md)
@@ -42,7 +53,11 @@
  * Every key is documented with its default in docs/config.md. An unknown
  * key, a value of the wrong type, or a probe that fails validation is an
  * error naming the file, line and key. Probes loaded here are marked
- * KM_SOURCE_CONFIG.
+ * KM_SOURCE_CONFIG. km_config_load (the daemon's file) also checks what
+ * probes name on this machine: a caFile must be a regular, readable PEM
+ * file of at most 1 MiB (km_probe_check_ca_file); km_config_load_string
+ * and km_config_parse_probes do not (their text may describe another
+ * machine: the CLI's probe files are the daemon's business).
  *
  * Ownership: everything a km_config points to lives in its arena and is
  * released by km_config_free.
@@ -59,6 +74,7 @@
 #include "km_error.h"
 #include "km_limits.h"
 #include "km_model.h"
+#include "km_probe.h"
 
 struct km_config {
 	struct km_arena arena;
@@ -99,6 +115,13 @@ struct km_config {
 	int64_t audit_retention_ms; /* 400 days; 0 = keep forever */
 
 	struct km_limits limits; /* KM_LIMITS_DEFAULTS */
+
+	/* api: what probes created through the API may touch; arrays in the
+	 * arena (or km_probe_policy_defaults' static ones). */
+	struct km_probe_policy api_policy;
+
+	int64_t watchdog_ms;       /* prober.watchdog: 10 s; 0 = off */
+	int64_t max_exec_children; /* prober.maxExecChildren: 64 */
 
 	struct km_probe *probes;
 	size_t n_probes;

@@ -6,7 +6,8 @@
  *
  * Nothing here runs a probe or keeps state: the probe engine is prober/,
  * the verdicts are health/. Every function is pure or allocates only in
- * the arena it is given; all are thread-safe.
+ * the arena it is given, except the two that read a CA file
+ * (km_ca_file_read, km_probe_check_ca_file); all are thread-safe.
  */
 #ifndef KM_PROBE_H
 #define KM_PROBE_H
@@ -14,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "google/protobuf/timestamp.pb-c.h"
 #include "km_arena.h"
@@ -96,6 +99,108 @@ bool km_is_dns1123_subdomain(const char *s);
 /* NULL if valid, otherwise why not. */
 const char *km_label_key_error(const char *key);
 const char *km_label_value_error(const char *value);
+
+/* ---- what probes may touch -------------------------------------------------
+ *
+ * Probes declared in the config file are trusted. A probe that comes
+ * through the API (any source but KM_SOURCE_CONFIG) is held to a policy,
+ * set by the config file's api: section (docs/config.md):
+ *  - exec probes only with allow_exec, file probes only with allow_file;
+ *  - a file probe's path must lie under one of file_prefixes (none: no
+ *    file probe at all). Checked here on the path as written, "." and
+ *    ".." resolved by name (no ".." climbs out), and again by the file
+ *    check, off the loop, on the path realpath(3) makes of it (no
+ *    symbolic link leads out);
+ *  - HTTP, TCP and gRPC probes reach only addresses in an allow network
+ *    and in no deny network (deny wins). Checked here for a host that is
+ *    an IP address (in any form inet_aton(3) reads: "2852039166" is
+ *    169.254.169.254); the checks apply the same rule to every address
+ *    they connect to, after name resolution and for every redirect
+ *    (km_probe_policy_addr), so a name cannot lead around it.
+ * The defaults: no exec, no file, allow everything but link-local and the
+ * clouds' metadata addresses (KM_POLICY_DEFAULT_DENY). Loopback stays
+ * allowed.
+ */
+
+struct km_cidr {
+	int family;       /* AF_INET or AF_INET6 */
+	int bits;         /* prefix length: 0-32 or 0-128 */
+	uint8_t addr[16]; /* network byte order; AF_INET uses 4 bytes */
+};
+
+#define KM_POLICY_MAX_PREFIXES 64
+#define KM_POLICY_MAX_NETWORKS 256
+#define KM_POLICY_DEFAULT_DENY \
+	"169.254.0.0/16, fe80::/10, 100.100.100.200/32, fd00:ec2::254/128"
+
+/* Borrowed arrays: owned by whoever filled the struct (the config's
+ * arena, km_probe_policy_copy's, or static defaults). */
+struct km_probe_policy {
+	bool allow_exec;
+	bool allow_file;
+	const char *const *file_prefixes; /* absolute, normalised */
+	size_t n_file_prefixes;
+	const struct km_cidr *allow, *deny;
+	size_t n_allow, n_deny;
+};
+
+/* The defaults above (static storage). */
+void km_probe_policy_defaults(struct km_probe_policy *pol);
+/* A deep copy of src in a. KM_ENOMEM. */
+int km_probe_policy_copy(struct km_arena *a, const struct km_probe_policy *src,
+			 struct km_probe_policy *dst);
+
+/* "10.0.0.0/8", "fd00::/8", or an address alone (/32, /128). NULL if s is
+ * one, else why not ("bits set beyond the prefix: 10.0.0.0/8?"). */
+const char *km_cidr_parse(const char *s, struct km_cidr *out);
+/* "10.0.0.0/8" into buf (at least 64 bytes). */
+void km_cidr_format(const struct km_cidr *c, char *buf, size_t n);
+
+/* 0 if pol lets a probe reach sa (an AF_INET or AF_INET6 address; an
+ * IPv4-mapped IPv6 address is judged as its IPv4 address), else KM_EPERM
+ * with the rule in why ("169.254.169.254 is in 169.254.0.0/16, denied by
+ * api.probeNetworks"). why may be NULL. */
+int km_probe_policy_addr(const struct km_probe_policy *pol,
+			 const struct sockaddr *sa, char *why, size_t n);
+
+/* path with "." and empty components dropped and ".." resolved by name,
+ * into out (n bytes; PATH_MAX is enough). False if path is not absolute,
+ * ".." would climb above "/", or out is too small. */
+bool km_path_normalize(const char *path, char *out, size_t n);
+/* True if path is prefix or lies under it (component by component:
+ * "/data" holds "/data/x", not "/database"). Both normalised. */
+bool km_path_under(const char *path, const char *prefix);
+
+/* What the API calls before it stores p: 0, or KM_EPERM with a message
+ * naming the field (in the API's words) and the config key that would
+ * allow it. Touches no file system. Does not validate (km_probe_validate
+ * does). */
+int km_probe_check_policy(const struct km_probe *p,
+			  const struct km_probe_policy *pol,
+			  struct km_error *err);
+
+/* ---- CA files ---------------------------------------------------------------
+ *
+ * A probe's caFile is read by the probe engine off its loop; these say
+ * whether a file will do: a regular file (a FIFO would block whoever opens
+ * it; a device is not a bundle), readable, at most KM_CA_FILE_MAX bytes,
+ * holding at least one PEM certificate. Opened with O_NONBLOCK only after
+ * stat(2) said it is a regular file, and checked again once open.
+ */
+#define KM_CA_FILE_MAX (1 << 20)
+
+/* The bundle at path into *pem (malloc'd, NUL-terminated; *len bytes
+ * without the NUL), and its identity into st (if not NULL). KM_EINVAL
+ * (not a regular file, too large, no certificate), KM_ENOTFOUND, KM_EIO,
+ * KM_ENOMEM, with a message starting with the path. Blocks on the file
+ * system: never call it on an event loop. */
+int km_ca_file_read(const char *path, char **pem, size_t *len, struct stat *st,
+		    struct km_error *err);
+/* For a probe with a ca_file: km_ca_file_read, the message naming the
+ * field ("probes[0].httpGet.caFile: ..."); 0 for others. KM_EINVAL for
+ * every refusal (the caller's input). Blocks as km_ca_file_read does. */
+int km_probe_check_ca_file(const struct km_probe *p,
+			   const struct km_field_ctx *fc, struct km_error *err);
 
 /* ---- label selectors -------------------------------------------------------
  *

@@ -11,6 +11,14 @@
 
 #include "km_check.h"
 
+#ifdef KM_FILE_FAULTS
+/* Tests only: in a build of km_check_file.c with KM_FILE_FAULTS (never
+ * the daemon's), called on the offload pool's thread before each file
+ * check's realpath and stat, with the probe's path. A hook that blocks is
+ * a file system that does not answer. */
+extern void (*km_check_file_fault)(const char *path);
+#endif
+
 /* SO_LINGER {on, 1 s} on a probe's socket, as the kubelet sets it. */
 void km_check_set_linger(int fd);
 
@@ -59,5 +67,16 @@ void km_check_curl_global_init(void);
  * For TCP checks aimed at DNS names. Returns, reports and is cancelled
  * (km_check_http.cancel on the same checker) as any HTTP run. */
 int km_check_http_connect_only(void *http_checker, struct km_check *c);
+
+/* Resolves c->probe's host (a DNS name) through libcurl, off the loop, to
+ * the addresses c->policy allows (all, without one), in the order the
+ * resolver gives them (ports set): at most max of them into out, their
+ * number into *n, before done reports success. Connects to nothing. Fails
+ * as a TCP check to the name would: DNS, or NETWORK "not connected: ..."
+ * naming the rule when every address is denied. For the gRPC checks of
+ * probes of the API, which then connect to those addresses. Cancelled
+ * with km_check_http.cancel on the same checker. */
+int km_check_http_resolve(void *http_checker, struct km_check *c,
+			  union km_check_addr *out, size_t max, size_t *n);
 
 #endif

@@ -6,8 +6,9 @@
  * libcurl's multi socket API (km_check_http.c), TCP through a non-blocking
  * connect or libcurl for names (km_check_tcp.c), gRPC health through the C
  * core (km_check_grpc.c), exec through posix_spawn and a pidfd
- * (km_check_exec.c), files through stat (km_check_file.c). Each type is one
- * struct km_check_type (below).
+ * (km_check_exec.c), files through stat on a thread of the offload pool
+ * (km_check_file.c, km_offload.h). Each type is one struct km_check_type
+ * (below).
  *
  * Contract of a check type:
  *  - start(checker, c) begins the run without blocking: every wait (a
@@ -27,9 +28,16 @@
  * A run's state hangs from c->impl, which says which of the type's ways
  * owns the run; after done or cancel the type no longer touches c.
  *
+ * A probe that came through the API (c->policy set) is held to the API's
+ * probe policy by every type, where only the run can tell (km_probe.h):
+ * exec and file probes only if still allowed, files by their real path,
+ * every address connected to. A refusal is the run's result, naming the
+ * rule; the type never connects to a denied address.
+ *
  * A type may have a per-prober context (a "checker": the curl multi handle,
  * the gRPC completion queue, the set of running children), created with
- * the loop and destroyed after the loop has stopped; destroying it
+ * the loop (and what else the prober shares: struct km_check_env) and
+ * destroyed after the loop has stopped; destroying it
  * abandons and cleans up whatever still runs (kills children, cancels
  * calls). Threads: everything here runs on the loop's thread, create and
  * destroy on the thread that owns the prober while the loop is not
@@ -38,6 +46,7 @@
 #ifndef KM_CHECK_H
 #define KM_CHECK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +54,7 @@
 #include "km_error.h"
 #include "km_loop.h"
 #include "km_model.h"
+#include "km_probe.h"
 
 /* Bodies and outputs are read up to this much, as the kubelet does. */
 #define KM_CHECK_OUTPUT_MAX 10240
@@ -59,8 +69,11 @@ struct km_check_result {
 struct km_check {
 	struct km_loop *loop;
 	const struct km_probe *probe; /* valid until done or cancel */
-	int64_t started;              /* CLOCK_MONOTONIC ns */
-	int64_t deadline;             /* started + timeout */
+	/* What the probe may touch: the API's policy for a probe of the API,
+	 * NULL for the config's (trusted). Valid until done or cancel. */
+	const struct km_probe_policy *policy;
+	int64_t started;  /* CLOCK_MONOTONIC ns */
+	int64_t deadline; /* started + timeout */
 	void (*done)(struct km_check *c, const struct km_check_result *r);
 	void *owner; /* the caller's (the prober's) */
 	void *impl;  /* the check type's run, NULL when none */
@@ -88,6 +101,35 @@ void km_check_fail(struct km_check_result *r, int error_class,
  * dst is full. Returns the length written. */
 size_t km_check_copy_text(char *dst, size_t cap, const char *src, size_t n);
 
+/* Counters the check types keep for the prober's stats; any thread
+ * reads them. */
+struct km_check_counters {
+	_Atomic uint64_t exec_refused; /* runs past prober.maxExecChildren */
+	_Atomic uint64_t exec_orphans_reaped; /* children that were no run */
+	_Atomic uint64_t exec_orphans_killed; /* ...and were still alive */
+};
+
+struct km_offload;
+
+/* What the prober gives every checker it creates. Everything here
+ * outlives the checkers. */
+struct km_check_env {
+	struct km_loop *loop;
+	/* Blocking calls (stat, realpath, reading a CA file) go here, never
+	 * to the loop. */
+	struct km_offload *offload;
+	struct km_check_counters *counters;
+	/* exec: children running at once; 0 = no limit. */
+	int max_exec_children;
+	/* exec: the process is a child subreaper (km_prober_init_process):
+	 * children that are no run of the checker's are reaped, and killed
+	 * where they can only be what a run left behind (km_check_exec.c). */
+	bool reap_orphans;
+	/* exec: never put runs in a cgroup of their own; track their
+	 * descendants through /proc instead (tests of that way). */
+	bool no_cgroups;
+};
+
 /* ---- check types ----------------------------------------------------------
  *
  * A check type is one descriptor, defined in its km_check_<name>.c and
@@ -99,10 +141,11 @@ size_t km_check_copy_text(char *dst, size_t cap, const char *src, size_t n);
  */
 struct km_check_type {
 	const char *name; /* "http", "tcp", ...: for messages */
-	/* Makes the checker for loop l, before the loop runs; on failure
+	/* Makes the checker for env->loop, before the loop runs; on failure
 	 * returns a km_err code with err filled and *checker NULL. NULL: the
 	 * type needs no context. */
-	int (*create)(struct km_loop *l, void **checker, struct km_error *err);
+	int (*create)(const struct km_check_env *env, void **checker,
+		      struct km_error *err);
 	/* After the loop has stopped: frees the checker, abandoning what
 	 * still runs (children killed and reaped, calls cancelled) and
 	 * whatever cancelled runs left behind. NULL is accepted; NULL
@@ -126,7 +169,8 @@ extern const struct km_check_type km_check_tcp;
 extern const struct km_check_type km_check_grpc;
 /* A program run with posix_spawn, watched through a pidfd. */
 extern const struct km_check_type km_check_exec;
-/* One stat(2): reports before start returns; no checker. */
+/* stat(2) (and realpath(3) for a probe of the API) on a thread of the
+ * offload pool, within the probe's timeout. */
 extern const struct km_check_type km_check_file;
 
 #endif

@@ -3,12 +3,32 @@
  * kubelet's exec probe, on the prober's loop, with no thread per child and
  * no SIGCHLD handler.
  *
+ * A run leaves nothing behind (km_exec_tree.h says how): its process
+ * group is killed at its end, and so is whatever left the group — through
+ * the run's own cgroup v2 where kubemedicd may make one, else through
+ * /proc. kubemedicd is a child subreaper (km_prober_init_process), so
+ * what a run's processes leave when they exit becomes its child: with
+ * env->reap_orphans the checker reaps every child that is no run's
+ * (zombies would pile up otherwise, and as PID 1 of a container it gets
+ * every orphan there is), and kills those still alive — kubemedicd starts
+ * no other process, so they can only be what a run left — unless it is
+ * PID 1, where they may be anyone's. It learns of them through SIGCHLD
+ * (a signalfd, when the process blocks SIGCHLD as kubemedicd does), and
+ * looks every second besides. Reaping goes by waitid(P_ALL, WNOWAIT)
+ * first, so a run's own child is left to the run: its exit status is
+ * never taken from it.
+ *
  * One run:
  *  - posix_spawn: the child leads a process group of its own, starts with
  *    an empty signal mask and every signal at its default (kubemedicd blocks
  *    SIGTERM/SIGINT and ignores SIGPIPE; a probe must not inherit that),
  *    stdin from /dev/null, stdout and stderr into one pipe, no other
- *    descriptor open, in probe->workdir when one is given;
+ *    descriptor open, in probe->workdir when one is given, with the
+ *    probe's env and nothing else (tokens live in kubemedicd's own);
+ *  - not started at all when prober.maxExecChildren children are running
+ *    (killed ones not reaped yet count): an INTERNAL result at once,
+ *    counted in exec_refused; nor, for a probe of the API, when the API's
+ *    policy no longer allows exec probes;
  *  - the pipe is read (non-blocking) whenever it has data, so the child
  *    never blocks on a full pipe: the first KM_CHECK_OUTPUT_MAX bytes are
  *    kept, the rest is read and dropped;
@@ -26,9 +46,8 @@
  *
  * Semantics where the kubelet leaves room:
  *  - argv[0] without a '/' is looked up like execvp does, in the PATH of
- *    the child's environment (kubemedicd's own PATH unless the probe's env
- *    sets one; "/bin:/usr/bin" if there is none); with a '/', it is taken
- *    as is, relative to the working directory;
+ *    the probe's env, "/bin:/usr/bin" if it sets none; with a '/', it is
+ *    taken as is, relative to the working directory;
  *  - a program that cannot be started is the probe's failure, reported as
  *    a shell would: exit code 127 when it is not found, 126 when it is
  *    found but cannot be run (permissions, format, a working directory that
@@ -72,13 +91,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sched.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+
 #include "km_arena.h"
 #include "km_check.h"
+#include "km_exec_tree.h"
 #include "km_list.h"
 #include "km_log.h"
 #include "km_time.h"
-
-extern char **environ;
 
 /* Read at most this much per wakeup of the pipe (fairness between runs),
  * and at most this much more once the child has exited or timed out. */
@@ -89,6 +111,11 @@ extern char **environ;
 /* Polling for exits without a pidfd: first interval, longest interval. */
 #define POLL_FIRST_NS 1000000LL
 #define POLL_MAX_NS 20000000LL
+/* Looking for children that are no run's, and for runs' cgroups to
+ * remove, besides SIGCHLD. */
+#define SWEEP_NS 1000000000LL
+/* Leftovers remembered as killed until they are gone. */
+#define KILLED_KEPT 64
 
 struct exec_run {
 	struct km_exec_checker *x;
@@ -103,7 +130,16 @@ struct exec_run {
 	int64_t poll_every;
 	size_t len;          /* bytes kept in out */
 	struct km_list link; /* x->runs, once started */
+	bool counted;        /* in x->children */
+	int64_t spawned_at;  /* CLOCK_BOOTTIME ns, just before the spawn */
+	char cgroup[48];     /* its cgroup, "" if none */
 	char out[KM_CHECK_OUTPUT_MAX];
+};
+
+/* A run's cgroup, killed, waiting for its last process to go. */
+struct dead_cgroup {
+	struct km_list link;
+	char name[48];
 };
 
 struct km_exec_checker {
@@ -111,7 +147,27 @@ struct km_exec_checker {
 	/* Every run not freed yet: running, or killed and not yet reaped. */
 	struct km_list runs;
 	bool told_polling; /* logged that there are no pidfds */
-	char sink[16384];  /* output past the limit is read into it */
+	/* Children of runs not reaped yet, and the most allowed (0: any). */
+	int children, max_children;
+	struct km_check_counters *counters;
+	int64_t told_refused; /* when a refusal was last logged */
+	/* A cgroup per run (NULL: /proc), and those left to remove. */
+	struct km_cgroups *cgroups;
+	struct km_list dead_cgroups;
+	/* Children that are no run's: reaped (reap), and killed (kill)
+	 * when they can only be runs' leftovers. */
+	bool reap, kill;
+	bool proc_ours;    /* /proc speaks our PID namespace */
+	int sigfd;         /* SIGCHLD, or -1 */
+	char *spawn_stack; /* spawn_into_cgroup's child's, made once */
+	/* The last leftovers killed (kill_leftovers). */
+	struct killed {
+		pid_t pid;
+		int64_t born;
+	} killed[KILLED_KEPT];
+	unsigned killed_next;
+	struct km_timer sweep_timer;
+	char sink[16384]; /* output past the limit is read into it */
 };
 
 /* ---- runs ---------------------------------------------------------------- */
@@ -125,6 +181,26 @@ static void close_output(struct exec_run *r)
 	r->outfd = -1;
 }
 
+/* Removes a run's cgroup (killed already), or leaves it to the sweep
+ * while its processes are still going. */
+static void release_cgroup(struct km_exec_checker *x, const char *name)
+{
+	struct dead_cgroup *d;
+
+	if (km_cgroup_remove(x->cgroups, name))
+		return;
+	d = calloc(1, sizeof *d);
+	if (!d) {
+		km_log(KM_LOG_WARN,
+		       "exec check: a run's cgroup is left behind (out of "
+		       "memory)",
+		       "cgroup", name, NULL);
+		return;
+	}
+	snprintf(d->name, sizeof d->name, "%s", name);
+	km_list_add_tail(&x->dead_cgroups, &d->link);
+}
+
 static void run_free(struct exec_run *r)
 {
 	struct km_exec_checker *x = r->x;
@@ -136,8 +212,24 @@ static void run_free(struct exec_run *r)
 		km_loop_del_fd(x->loop, r->pidfd);
 		close(r->pidfd);
 	}
+	if (r->cgroup[0])
+		release_cgroup(x, r->cgroup);
 	km_list_del(&r->link);
 	free(r);
+}
+
+/* Everything the run started dies: its cgroup's processes, or (without
+ * one, while the leader still has its children) its descendants found
+ * through /proc; and its process group. */
+static void kill_run(struct exec_run *r, bool tree)
+{
+	struct km_exec_checker *x = r->x;
+
+	if (r->cgroup[0])
+		km_cgroup_kill(x->cgroups, r->cgroup);
+	else if (tree && !r->reaped && x->proc_ours)
+		km_proc_kill_tree(r->pid);
+	kill(-r->pid, SIGKILL);
 }
 
 /* Reads what the pipe holds, up to budget bytes. False at end of file (or
@@ -223,6 +315,16 @@ static bool try_reap(struct exec_run *r)
 	if (!child_exited(r, &si, false))
 		return false;
 	r->reaped = true;
+	if (r->counted) {
+		r->counted = false;
+		r->x->children--;
+	}
+	/* What it left is an orphan now: looked for at once, not at the
+	 * next second. (The sweep timer is armed whenever there is a sweep,
+	 * and re-arming one never fails.) */
+	if (km_timer_armed(&r->x->sweep_timer))
+		km_loop_timer_set(r->x->loop, &r->x->sweep_timer,
+				  km_loop_now(r->x->loop));
 	km_loop_timer_cancel(r->x->loop, &r->poll);
 	if (r->pidfd >= 0) {
 		km_loop_del_fd(r->x->loop, r->pidfd);
@@ -263,9 +365,11 @@ static void finish_exited(struct exec_run *r, const siginfo_t *si)
 	size_t n;
 
 	/* Whatever the probe left running dies with it (unless the child
-	 * was reaped behind our back: then its pid may be another's). */
+	 * was reaped behind our back: then its pid may be another's; its
+	 * cgroup is ours all the same). Its children are orphans already:
+	 * the cgroup, or the sweep, has them. */
 	if (si->si_pid)
-		kill(-r->pid, SIGKILL);
+		kill_run(r, false);
 	finish_output(r);
 	try_reap(r);
 
@@ -380,7 +484,7 @@ static void on_timer(struct km_loop *l, void *arg)
 		finish_exited(r, &si);
 		return;
 	}
-	kill(-r->pid, SIGKILL);
+	kill_run(r, true);
 	finish_output(r);
 	n = (size_t)snprintf(res.message, sizeof res.message,
 			     "timed out after %lld ms; process group killed",
@@ -425,36 +529,139 @@ struct spawn_plan {
 	int dirfd;        /* working directory, or -1 */
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
+	/* With a cgroup for the run: its cgroup.procs, the pipe's write end
+	 * and a stack for spawn_into_cgroup's child. */
+	int cgroup_fd, out_fd;
+	char *stack;
 };
 
-/* The child's environment: ours, with the probe's entries in place of ours
- * of the same name (the last of equal names wins). */
+/* ---- spawning into a cgroup ----------------------------------------------
+ *
+ * posix_spawn (glibc 2.36) cannot start a child in a cgroup, and moving it
+ * in after it returned is too late: a short script forks (and exits)
+ * before the parent gets the CPU back. So a run with a cgroup is spawned
+ * here, as glibc's posix_spawn spawns (clone with CLONE_VM | CLONE_VFORK,
+ * on a stack of its own; the parent waits until the child has exec'd or
+ * failed), except that the child's first act is to move itself into the
+ * cgroup: everything it starts is there. The child shares the parent's
+ * memory, so it makes raw system calls only (no library state, no
+ * sanitizer interceptor), with every signal blocked until just before
+ * execve. The same file actions and attributes as the posix_spawn path:
+ * its own process group, signals at their defaults and unblocked, stdin
+ * from /dev/null, stdout and stderr into the pipe, nothing else open, the
+ * working directory.
+ */
+#define SPAWN_STACK (64 * 1024)
+
+struct spawn_child {
+	const char *path;
+	char *const *argv, *const *envp;
+	int dirfd, out_fd, cgroup_fd;
+	/* Signals kubemedicd ignores (SIGPIPE): set back to their default;
+	 * those with handlers are reset by execve itself. */
+	int ignored[64];
+	int n_ignored;
+	sigset_t empty;
+	volatile int err; /* the child's errno if it could not exec */
+};
+
+/* The kernel's struct sigaction (x86-64, arm64, ...): all SIG_DFL here. */
+struct kernel_sigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+static int spawn_child_main(void *arg)
+{
+	struct spawn_child *a = arg;
+	struct kernel_sigaction dfl = {0};
+	long rc = 0;
+	int nul;
+
+	/* Into the run's cgroup first ("0" is the writer itself). */
+	if (syscall(SYS_write, a->cgroup_fd, "0", 1) < 0)
+		goto fail;
+	for (int i = 0; i < a->n_ignored; i++)
+		syscall(SYS_rt_sigaction, a->ignored[i], &dfl, NULL,
+			sizeof dfl.mask);
+	if (syscall(SYS_setpgid, 0, 0) < 0 ||
+	    (a->dirfd >= 0 && syscall(SYS_fchdir, a->dirfd) < 0) ||
+	    syscall(SYS_dup3, a->out_fd, 1, 0) < 0 ||
+	    syscall(SYS_dup3, a->out_fd, 2, 0) < 0)
+		goto fail;
+	nul = (int)syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+	if (nul < 0 || (nul != 0 && (syscall(SYS_dup3, nul, 0, 0) < 0 ||
+				     syscall(SYS_close, nul) < 0)))
+		goto fail;
+	if (syscall(SYS_close_range, 3, ~0U, 0) < 0)
+		goto fail;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &a->empty, NULL, 8);
+	rc = syscall(SYS_execve, a->path, a->argv, a->envp);
+	(void)rc;
+fail:
+	a->err = errno ? errno : EINVAL;
+	syscall(SYS_exit, 127);
+	return 127;
+}
+
+/* posix_spawn's contract, into sp->cgroup_fd's cgroup: 0 with *pid set,
+ * or an errno (the child, if it came to be, reaped). */
+static int spawn_into_cgroup(struct spawn_plan *sp, const char *path,
+			     pid_t *pid)
+{
+	struct spawn_child a = {.path = path,
+				.argv = sp->argv,
+				.envp = sp->envp,
+				.dirfd = sp->dirfd,
+				.out_fd = sp->out_fd,
+				.cgroup_fd = sp->cgroup_fd};
+	sigset_t all, old;
+	pid_t p;
+	int e;
+
+	sigemptyset(&a.empty);
+	for (int sig = 1; sig < 64 && a.n_ignored < 64; sig++) {
+		struct sigaction sa;
+
+		if (sig != SIGKILL && sig != SIGSTOP &&
+		    sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+			a.ignored[a.n_ignored++] = sig;
+	}
+	/* No handler may run in a child that shares our memory. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	p = clone(spawn_child_main, sp->stack + SPAWN_STACK,
+		  CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	e = p < 0 ? errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e)
+		return e;
+	if (a.err) {
+		siginfo_t si;
+
+		while (waitid(P_PID, (id_t)p, &si, WEXITED) < 0 &&
+		       errno == EINTR)
+			;
+		return a.err;
+	}
+	*pid = p;
+	return 0;
+}
+
+/* The child's environment: the probe's own entries (the last of equal
+ * names wins), nothing of kubemedicd's (tokens live there). */
 static char **build_env(const struct km_probe *p, struct km_arena *a,
 			const char **path)
 {
-	size_t n = 0, k = 0;
+	size_t k = 0;
 	char **envp;
 
 	*path = NULL;
-	while (environ[n])
-		n++;
-	envp = km_arena_calloc(a, n + p->n_env + 1, sizeof *envp);
+	envp = km_arena_calloc(a, p->n_env + 1, sizeof *envp);
 	if (!envp)
 		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const char *e = environ[i], *eq = strchr(e, '=');
-		size_t len = eq ? (size_t)(eq - e) : strlen(e);
-		bool replaced = false;
-
-		for (size_t j = 0; j < p->n_env && !replaced; j++)
-			replaced = strlen(p->env[j].key) == len &&
-				   !memcmp(p->env[j].key, e, len);
-		if (replaced)
-			continue;
-		if (len == 4 && !memcmp(e, "PATH", 4) && eq)
-			*path = eq + 1;
-		envp[k++] = environ[i];
-	}
 	for (size_t j = 0; j < p->n_env; j++) {
 		bool later = false;
 
@@ -499,6 +706,8 @@ static int try_spawn(struct spawn_plan *sp, const char *path, pid_t *pid)
 		    errno == EACCES)) {
 		return EACCES;
 	}
+	if (sp->cgroup_fd >= 0)
+		return spawn_into_cgroup(sp, path, pid);
 	return posix_spawn(pid, path, &sp->fa, &sp->attr, sp->argv, sp->envp);
 }
 
@@ -579,7 +788,257 @@ static int sys_fail(const struct km_check *c, const char *step, int e)
 	return e == ENOMEM ? KM_ENOMEM : KM_EIO;
 }
 
-static int exec_create(struct km_loop *l, void **out, struct km_error *err)
+static void exec_destroy(void *checker);
+
+/* Runs that are not started: a probe of the API while the API's policy
+ * says no exec probes; any, while prober.maxExecChildren children run.
+ * Reported at once (true). */
+static bool refused(struct km_exec_checker *x, struct km_check *c)
+{
+	struct km_check_result res;
+
+	if (c->policy && !c->policy->allow_exec) {
+		/* Stored while allowed; the config says otherwise now. */
+		km_check_fail(&res, KM_EC_INTERNAL, 0,
+			      "not run: exec probes through the API are off "
+			      "(api.allowExec)");
+		c->done(c, &res);
+		return true;
+	}
+	if (x->max_children && x->children >= x->max_children) {
+		int64_t now = km_mono_ns();
+
+		atomic_fetch_add(&x->counters->exec_refused, 1);
+		/* One line in ten seconds is enough to know. */
+		if (now - x->told_refused > 10000000000LL || !x->told_refused) {
+			x->told_refused = now;
+			km_log(KM_LOG_WARN,
+			       "exec check not run: prober.maxExecChildren "
+			       "children are running",
+			       "probe", c->probe->name ? c->probe->name : "",
+			       "max", KM_I(x->max_children), NULL);
+		}
+		km_check_fail(&res, KM_EC_INTERNAL, 0,
+			      "not run: too many exec probes running (%d, "
+			      "prober.maxExecChildren)",
+			      x->children);
+		c->done(c, &res);
+		return true;
+	}
+	return false;
+}
+
+/* The cgroup a run's child will go in (if runs get one), made before the
+ * spawn: its cgroup.procs, or -1 without. */
+static int make_cgroup(struct km_exec_checker *x, struct exec_run *r)
+{
+	int fd, e;
+
+	if (!x->cgroups)
+		return -1;
+	e = km_cgroup_make(x->cgroups, r->cgroup, sizeof r->cgroup, &fd);
+	if (e) {
+		km_log(KM_LOG_WARN,
+		       "exec check: cannot make a run a cgroup of its own; "
+		       "its descendants are tracked through /proc",
+		       "probe", r->c->probe->name ? r->c->probe->name : "",
+		       "error", errtext(e), NULL);
+		r->cgroup[0] = '\0';
+		return -1;
+	}
+	return fd;
+}
+
+/* The run whose child is pid, if any. */
+static struct exec_run *run_of(struct km_exec_checker *x, pid_t pid)
+{
+	struct km_list *pos;
+
+	km_list_for_each (pos, &x->runs) {
+		struct exec_run *r = km_list_entry(pos, struct exec_run, link);
+
+		if (!r->reaped && r->pid == pid)
+			return r;
+	}
+	return NULL;
+}
+
+/* Killed by the sweep, and maybe not dead yet (a process takes a moment
+ * to exit): not killed, nor counted, twice. */
+static bool killed_already(const struct km_exec_checker *x, pid_t pid,
+			   int64_t born)
+{
+	for (size_t i = 0; i < KILLED_KEPT; i++)
+		if (x->killed[i].pid == pid && x->killed[i].born == born)
+			return true;
+	return false;
+}
+
+/* Kills children of ours that are no run's and are still alive: what
+ * runs left (kubemedicd starts no other process). One that started after
+ * a run still going did may be that run's, still at work (a script that
+ * starts a server, then asks it): it is left until every such run has
+ * ended (a later sweep), when the run's cgroup, or this, ends it. */
+static void kill_leftovers(struct km_exec_checker *x)
+{
+	pid_t kids[256];
+	size_t n = km_proc_children(0, kids, 256);
+	int64_t oldest = INT64_MAX;
+	struct km_list *pos;
+
+	if (!n)
+		return;
+	km_list_for_each (pos, &x->runs) {
+		struct exec_run *r = km_list_entry(pos, struct exec_run, link);
+
+		if (!r->reaped && r->spawned_at < oldest)
+			oldest = r->spawned_at;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int64_t born;
+
+		if (run_of(x, kids[i]))
+			continue;
+		/* A clock tick (10 ms) of margin: start times are read to
+		 * one. */
+		born = km_proc_start_ns(kids[i]);
+		if (born < 0 ||
+		    (oldest != INT64_MAX && born + 20000000LL >= oldest))
+			continue;
+		if (killed_already(x, kids[i], born))
+			continue;
+		if (kill(kids[i], SIGKILL) == 0) {
+			x->killed[x->killed_next++ % KILLED_KEPT] =
+				(struct killed){kids[i], born};
+			atomic_fetch_add(&x->counters->exec_orphans_killed, 1);
+		}
+	}
+}
+
+/* Children that are no run's (reparented to kubemedicd, a subreaper),
+ * and runs' cgroups that have emptied. A zombie is looked at without
+ * being reaped first (WNOWAIT): one that is a run's is the run's own
+ * business, handled as its pidfd would, so no exit status is taken from
+ * a run. */
+static void sweep(struct km_exec_checker *x)
+{
+	struct km_list *pos, *tmp;
+
+	for (int guard = 0; x->reap && guard < 65536; guard++) {
+		siginfo_t si;
+		struct exec_run *r;
+		pid_t pid;
+
+		memset(&si, 0, sizeof si);
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+		    !si.si_pid)
+			break;
+		pid = si.si_pid;
+		r = run_of(x, pid);
+		if (r) {
+			if (child_event(r))
+				break; /* not gone after all: later */
+			continue;
+		}
+		memset(&si, 0, sizeof si);
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) < 0)
+			break;
+		atomic_fetch_add(&x->counters->exec_orphans_reaped, 1);
+	}
+	if (x->kill)
+		kill_leftovers(x);
+	km_list_for_each_safe (pos, tmp, &x->dead_cgroups) {
+		struct dead_cgroup *d =
+			km_list_entry(pos, struct dead_cgroup, link);
+
+		if (km_cgroup_remove(x->cgroups, d->name)) {
+			km_list_del(&d->link);
+			free(d);
+		}
+	}
+}
+
+static void on_sweep_timer(struct km_loop *l, void *arg)
+{
+	struct km_exec_checker *x = arg;
+
+	sweep(x);
+	if (km_loop_timer_set(l, &x->sweep_timer, km_mono_ns() + SWEEP_NS))
+		km_log(KM_LOG_ERROR,
+		       "exec check: no timer to look for orphans; SIGCHLD "
+		       "alone tells of them",
+		       NULL);
+}
+
+static void on_sigchld(struct km_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct signalfd_siginfo si[16];
+
+	(void)l;
+	(void)events;
+	/* Signals coalesce: one sweep finds every child that is done. */
+	while (read(fd, si, sizeof si) > 0)
+		;
+	sweep(arg);
+}
+
+/* How children that are no run's are found, and what ends a run's
+ * leftovers; logged once. */
+static int setup_containment(struct km_exec_checker *x,
+			     const struct km_check_env *env,
+			     struct km_error *err)
+{
+	char why[512] = "";
+	sigset_t mask;
+
+	x->proc_ours = km_proc_is_ours();
+	if (!env->no_cgroups)
+		x->cgroups = km_cgroups_open(why, sizeof why);
+	else
+		snprintf(why, sizeof why, "cgroups not wanted");
+	x->reap = env->reap_orphans;
+	x->kill = env->reap_orphans && getpid() != 1 && x->proc_ours;
+	if (x->reap && pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 &&
+	    sigismember(&mask, SIGCHLD)) {
+		sigset_t chld;
+
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		x->sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+		if (x->sigfd >= 0 &&
+		    km_loop_add_fd(x->loop, x->sigfd, EPOLLIN, on_sigchld, x)) {
+			close(x->sigfd);
+			x->sigfd = -1;
+		}
+	}
+	if ((x->reap || x->cgroups) &&
+	    km_loop_timer_set(x->loop, &x->sweep_timer,
+			      km_mono_ns() + SWEEP_NS))
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	if (x->cgroups)
+		km_log(KM_LOG_INFO,
+		       "exec checks: each run in a cgroup of its own, killed "
+		       "whole at its end",
+		       "under", km_cgroups_dir(x->cgroups), "orphans",
+		       !x->reap  ? "left to the parent process"
+		       : x->kill ? "reaped, and killed"
+				 : "reaped (PID 1: not killed)",
+		       NULL);
+	else
+		km_log(KM_LOG_INFO,
+		       "exec checks: no cgroup per run; descendants found "
+		       "through /proc at a timeout",
+		       "why", why, "proc", x->proc_ours ? "ours" : "not ours",
+		       "orphans",
+		       !x->reap  ? "left to the parent process"
+		       : x->kill ? "reaped, and killed"
+				 : "reaped (PID 1: not killed)",
+		       NULL);
+	return 0;
+}
+
+static int exec_create(const struct km_check_env *env, void **out,
+		       struct km_error *err)
 {
 	struct km_exec_checker *x;
 	struct sigaction sa;
@@ -593,8 +1052,17 @@ static int exec_create(struct km_loop *l, void **out, struct km_error *err)
 	x = calloc(1, sizeof *x);
 	if (!x)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	x->loop = l;
+	x->loop = env->loop;
 	km_list_init(&x->runs);
+	km_list_init(&x->dead_cgroups);
+	x->max_children = env->max_exec_children;
+	x->counters = env->counters;
+	x->sigfd = -1;
+	km_timer_init(&x->sweep_timer, on_sweep_timer, x);
+	if (setup_containment(x, env, err)) {
+		exec_destroy(x);
+		return KM_ENOMEM;
+	}
 	*out = x;
 	return 0;
 }
@@ -604,7 +1072,7 @@ static int exec_start(void *checker, struct km_check *c)
 	struct km_exec_checker *x = checker;
 	const struct km_probe *p = c->probe;
 	struct exec_run *r;
-	struct spawn_plan sp = {.dirfd = -1};
+	struct spawn_plan sp = {.dirfd = -1, .cgroup_fd = -1, .out_fd = -1};
 	struct km_arena a;
 	bool fa_init = false, attr_init = false;
 	sigset_t mask, dfl;
@@ -613,6 +1081,8 @@ static int exec_start(void *checker, struct km_check *c)
 
 	if (!p->argc || !p->argv[0] || !p->argv[0][0])
 		return KM_EINVAL;
+	if (refused(x, c))
+		return 0;
 	km_arena_init(&a, 4096);
 	r = calloc(1, sizeof *r);
 	if (!r) {
@@ -701,9 +1171,29 @@ static int exec_start(void *checker, struct km_check *c)
 						   POSIX_SPAWN_SETSIGMASK |
 						   POSIX_SPAWN_SETSIGDEF);
 
+	sp.cgroup_fd = make_cgroup(x, r);
+	sp.out_fd = pfd[1];
+	if (sp.cgroup_fd >= 0 && !x->spawn_stack &&
+	    !(x->spawn_stack = malloc(SPAWN_STACK))) {
+		rc = sys_fail(c, "spawn stack", ENOMEM);
+		goto fail;
+	}
+	sp.stack = x->spawn_stack;
+	r->spawned_at = km_boottime_ns();
 	e = spawn_search(&sp, &r->pid);
-	if (!e)
+	if (sp.cgroup_fd >= 0) {
+		close(sp.cgroup_fd);
+		sp.cgroup_fd = -1;
+		if (e) {
+			km_cgroup_remove(x->cgroups, r->cgroup);
+			r->cgroup[0] = '\0';
+		}
+	}
+	if (!e) {
 		r->reaped = false;
+		r->counted = true;
+		x->children++;
+	}
 	if (e) {
 		r->pid = 0;
 		if (daemon_errno(e)) {
@@ -773,6 +1263,10 @@ out:
 		close(pfd[1]);
 	if (sp.dirfd >= 0)
 		close(sp.dirfd);
+	if (sp.cgroup_fd >= 0) {
+		close(sp.cgroup_fd);
+		km_cgroup_remove(x->cgroups, r->cgroup);
+	}
 	km_arena_free(&a);
 	return rc;
 }
@@ -786,7 +1280,7 @@ static void exec_cancel(void *checker, struct km_check *c)
 		return;
 	c->impl = NULL;
 	if (!r->reaped)
-		kill(-r->pid, SIGKILL);
+		kill_run(r, true);
 	detach(r);
 }
 
@@ -805,7 +1299,7 @@ static void exec_destroy(void *checker)
 			struct pollfd pfd = {.fd = r->pidfd, .events = POLLIN};
 			int64_t left;
 
-			kill(-r->pid, SIGKILL);
+			kill_run(r, true);
 			close_output(r);
 			/* Without a pidfd, poll sleeps 1 ms at a time. */
 			while (!try_reap(r) &&
@@ -821,6 +1315,26 @@ static void exec_destroy(void *checker)
 		}
 		run_free(r);
 	}
+	/* What is left of runs' cgroups: one last try each. */
+	while (!km_list_empty(&x->dead_cgroups)) {
+		struct dead_cgroup *d = km_list_first(&x->dead_cgroups,
+						      struct dead_cgroup, link);
+
+		if (!km_cgroup_remove(x->cgroups, d->name))
+			km_log(KM_LOG_WARN,
+			       "exec check: a run's cgroup still holds "
+			       "processes; left behind",
+			       "cgroup", d->name, NULL);
+		km_list_del(&d->link);
+		free(d);
+	}
+	km_loop_timer_cancel(x->loop, &x->sweep_timer);
+	if (x->sigfd >= 0) {
+		km_loop_del_fd(x->loop, x->sigfd);
+		close(x->sigfd);
+	}
+	km_cgroups_close(x->cgroups);
+	free(x->spawn_stack);
 	free(x);
 }
 

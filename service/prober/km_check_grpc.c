@@ -31,6 +31,15 @@
  *  - any other status: GRPC_STATUS, status_code = the gRPC code, message
  *    "NOT_FOUND: " and the status details.
  *
+ * A probe of the API (c->policy) connects only where the API's probe
+ * policy allows. The C core resolves names itself, where no rule could
+ * see the addresses, so such a probe's DNS name is resolved first through
+ * libcurl (km_check_http_resolve, off the loop; a denied address is
+ * refused there, never connected to), and the channel is made to the
+ * address it yields ("ipv4:10.1.2.3:50051"), with the name as its
+ * authority; an IP address is judged before the channel is made. Probes
+ * of the config file keep the core's own resolution.
+ *
  * Threads: start, cancel and on_complete on the loop thread; cq_main on
  * its own. destroy after the loop has stopped (and before km_loop_destroy):
  * it cancels every call, shuts the queue down, lets the thread drain it
@@ -41,6 +50,7 @@
  * the checker from start until its completion has been handled, which is
  * after cancel for a cancelled run.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -53,6 +63,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check_internal.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "km_check.h"
 #include "km_grpc_msg.h"
@@ -61,6 +72,8 @@
 #include "km_time.h"
 
 #define HEALTH_CHECK "/grpc.health.v1.Health/Check"
+/* Addresses of a name tried, at most (probes of the API). */
+#define MAX_ADDRS 16
 #define ST(x) GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__##x
 
 struct grpc_run {
@@ -75,6 +88,17 @@ struct grpc_run {
 	const char *error_string; /* the core's, gpr_free */
 	int ok;                   /* the batch's success, from cq_main */
 	struct km_list link;      /* x->runs, once the batch is started */
+	/* A name being resolved first (probes of the API): the run handed
+	 * to the resolver, and the addresses it finds. */
+	bool resolving;
+	struct km_check sub;
+	union km_check_addr addrs[MAX_ADDRS];
+	size_t n_addrs;
+	/* Then: the name as the channels' authority, and the addresses of
+	 * the other family, tried if those of the first cannot be reached
+	 * (malloc'd, or NULL). */
+	char *authority;
+	char *next_target;
 };
 
 struct km_grpc_checker {
@@ -85,6 +109,9 @@ struct km_grpc_checker {
 	atomic_bool closing;
 	/* Every run whose completion has not been handled (loop thread). */
 	struct km_list runs;
+	/* A checker of km_check_http: resolves the names of probes of the
+	 * API (km_check_http_resolve). */
+	void *resolver;
 };
 
 static const char *serving_name(int status)
@@ -114,6 +141,8 @@ static void run_free(struct grpc_run *r)
 		grpc_byte_buffer_destroy(r->recv);
 	grpc_slice_unref(r->details);
 	gpr_free((void *)r->error_string);
+	free(r->authority);
+	free(r->next_target);
 	free(r);
 }
 
@@ -213,6 +242,8 @@ static void judge(struct grpc_run *r, const struct km_check *c,
 	gpr_free(details);
 }
 
+static bool next_family(struct grpc_run *r);
+
 /* The run's one completion, on the loop thread. */
 static void on_complete(struct km_loop *l, void *arg)
 {
@@ -233,6 +264,13 @@ static void on_complete(struct km_loop *l, void *arg)
 	else
 		judge(r, c, &res);
 	c->impl = NULL;
+	if (r->next_target && !res.success &&
+	    (res.error_class == KM_EC_REFUSED ||
+	     res.error_class == KM_EC_NETWORK) &&
+	    km_mono_ns() < c->deadline && next_family(r)) {
+		run_free(r);
+		return;
+	}
 	run_free(r);
 	c->done(c, &res);
 }
@@ -267,16 +305,23 @@ static void *cq_main(void *arg)
 
 /* ---- the checker ----------------------------------------------------------- */
 
-static int grpc_create(struct km_loop *l, void **out, struct km_error *err)
+static int grpc_create(const struct km_check_env *env, void **out,
+		       struct km_error *err)
 {
 	struct km_grpc_checker *x;
+	int rc;
 
 	*out = NULL;
 	x = calloc(1, sizeof *x);
 	if (!x)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
+	rc = km_check_http.create(env, &x->resolver, err);
+	if (rc) {
+		free(x);
+		return rc;
+	}
 	grpc_init();
-	x->loop = l;
+	x->loop = env->loop;
 	km_list_init(&x->runs);
 	atomic_init(&x->closing, false);
 	*out = x;
@@ -340,50 +385,29 @@ static void grpc_destroy(void *checker)
 	}
 	if (x->cq)
 		grpc_completion_queue_destroy(x->cq);
+	/* Runs resolving were cancelled with their probes. */
+	km_check_http.destroy(x->resolver);
 	free(x);
 	grpc_shutdown();
 }
 
 /* ---- one check ------------------------------------------------------------- */
 
-static int grpc_start(void *checker, struct km_check *c)
+/* Makes r's channel to target (authority, if not NULL, in place of the
+ * target's) and starts its one batch. On failure r is the caller's. */
+static int start_call(struct km_grpc_checker *x, struct grpc_run *r,
+		      const char *target, const char *authority)
 {
-	struct km_grpc_checker *x = checker;
+	struct km_check *c = r->c;
 	const struct km_probe *p = c->probe;
 	Grpc__Health__V1__HealthCheckRequest req =
 		GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
 	grpc_channel_credentials *creds;
-	grpc_arg args[4];
+	grpc_arg args[5];
 	grpc_channel_args cargs = {.num_args = 4, .args = args};
 	grpc_slice method;
 	gpr_timespec deadline;
-	struct grpc_run *r;
 	grpc_op ops[6];
-	char *target;
-	int rc;
-
-	if (!p->host || !p->host[0] || p->port <= 0 || p->port > 65535)
-		return KM_EINVAL;
-	rc = start_queue(x);
-	if (rc)
-		return rc;
-	/* An IPv6 literal needs its brackets in a target. */
-	if (asprintf(&target,
-		     strchr(p->host, ':') && p->host[0] != '[' ? "[%s]:%d"
-							       : "%s:%d",
-		     p->host, p->port) < 0)
-		return KM_ENOMEM;
-	r = calloc(1, sizeof *r);
-	if (!r) {
-		free(target);
-		return KM_ENOMEM;
-	}
-	r->x = x;
-	r->c = c;
-	km_list_init(&r->link);
-	r->details = grpc_empty_slice();
-	grpc_metadata_array_init(&r->initial_md);
-	grpc_metadata_array_init(&r->trailing_md);
 
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
@@ -399,10 +423,15 @@ static int grpc_start(void *checker, struct km_check *c)
 	args[3].type = GRPC_ARG_STRING;
 	args[3].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
 	args[3].value.string = (char *)"kubemedic-probe";
+	if (authority) {
+		args[4].type = GRPC_ARG_STRING;
+		args[4].key = (char *)GRPC_ARG_DEFAULT_AUTHORITY;
+		args[4].value.string = (char *)authority;
+		cargs.num_args = 5;
+	}
 	creds = grpc_insecure_credentials_create();
 	r->channel = grpc_channel_create(target, creds, &cargs);
 	grpc_channel_credentials_release(creds);
-	free(target);
 
 	deadline = km_grpc_deadline(c->deadline);
 	method = grpc_slice_from_static_string(HEALTH_CHECK);
@@ -410,10 +439,8 @@ static int grpc_start(void *checker, struct km_check *c)
 					   GRPC_PROPAGATE_DEFAULTS, x->cq,
 					   method, NULL, deadline, NULL);
 	grpc_slice_unref(method);
-	if (!r->call) {
-		rc = KM_EINTERNAL;
-		goto fail;
-	}
+	if (!r->call)
+		return KM_EINTERNAL;
 
 	req.service = (char *)(p->service ? p->service : "");
 	r->send = km_grpc_pack(&req.base);
@@ -436,27 +463,202 @@ static int grpc_start(void *checker, struct km_check *c)
 	if (grpc_call_start_batch(r->call, ops, 6, r, NULL) != GRPC_CALL_OK) {
 		km_log(KM_LOG_ERROR, "grpc check: the core refused the batch",
 		       "probe", p->name ? p->name : "", NULL);
-		rc = KM_EINTERNAL;
-		goto fail;
+		return KM_EINTERNAL;
 	}
 	/* From here the completion owns r: it always comes. */
 	km_list_add_head(&x->runs, &r->link);
 	c->impl = r;
 	return 0;
+}
 
-fail:
-	run_free(r);
+/* The C core's target for the addresses of one family among a[]:
+ * "ipv4:10.1.2.3:50051,10.1.2.4:50051" or "ipv6:[fd00::1]:50051", which
+ * it uses as they are (pick_first tries them in order); NULL if there are
+ * none (or no memory). */
+static char *family_target(const union km_check_addr *a, size_t n, int family)
+{
+	size_t cap = 8 + n * (INET6_ADDRSTRLEN + 10), o;
+	char *t = malloc(cap);
+	bool any = false;
+
+	if (!t)
+		return NULL;
+	o = (size_t)snprintf(t, cap,
+			     "%s:", family == AF_INET6 ? "ipv6" : "ipv4");
+	for (size_t i = 0; i < n; i++) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+		bool v6 = a[i].sa.sa_family == AF_INET6;
+
+		if (a[i].sa.sa_family != family)
+			continue;
+		inet_ntop(family,
+			  v6 ? (const void *)&a[i].v6.sin6_addr
+			     : (const void *)&a[i].v4.sin_addr,
+			  ip, sizeof ip);
+		o += (size_t)snprintf(
+			t + o, cap - o, v6 ? "%s[%s]:%d" : "%s%s:%d",
+			any ? "," : "", ip,
+			ntohs(v6 ? a[i].v6.sin6_port : a[i].v4.sin_port));
+		any = true;
+	}
+	if (!any) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* The first family's addresses could not be reached: a new call to the
+ * other's, for the rest of the deadline, in a run of its own. False if
+ * it could not be started (the caller reports the first failure). */
+static bool next_family(struct grpc_run *r)
+{
+	struct km_grpc_checker *x = r->x;
+	struct grpc_run *n = calloc(1, sizeof *n);
+
+	if (!n)
+		return false;
+	n->x = x;
+	n->c = r->c;
+	km_list_init(&n->link);
+	n->details = grpc_empty_slice();
+	grpc_metadata_array_init(&n->initial_md);
+	grpc_metadata_array_init(&n->trailing_md);
+	n->authority = r->authority;
+	r->authority = NULL;
+	if (start_call(x, n, r->next_target, n->authority)) {
+		run_free(n);
+		return false;
+	}
+	return true;
+}
+
+/* The resolver's verdict on a probe of the API's name: connect to the
+ * address, or report why not. */
+static void resolved(struct km_check *sub, const struct km_check_result *res)
+{
+	struct grpc_run *r = sub->owner;
+	struct km_grpc_checker *x = r->x;
+	struct km_check *c = r->c;
+	struct km_check_result fail;
+	char *target = NULL;
+	int first, rc;
+
+	r->resolving = false;
+	c->impl = NULL;
+	if (!res->success) {
+		run_free(r);
+		c->done(c, res);
+		return;
+	}
+	/* The family the resolver put first, then the other. */
+	first = r->addrs[0].sa.sa_family;
+	r->next_target = family_target(r->addrs, r->n_addrs,
+				       first == AF_INET ? AF_INET6 : AF_INET);
+	rc = (target = family_target(r->addrs, r->n_addrs, first)) &&
+			     asprintf(&r->authority, "%s:%d", c->probe->host,
+				      c->probe->port) >= 0
+		     ? start_call(x, r, target, r->authority)
+		     : KM_ENOMEM;
+	free(target);
+	if (rc) {
+		run_free(r);
+		km_check_fail(&fail, KM_EC_INTERNAL, 0,
+			      "kubemedic could not start the check: %s",
+			      km_strerror(rc));
+		c->done(c, &fail);
+	}
+}
+
+static int grpc_start(void *checker, struct km_check *c)
+{
+	struct km_grpc_checker *x = checker;
+	const struct km_probe *p = c->probe;
+	struct grpc_run *r;
+	char *target;
+	int rc;
+
+	if (!p->host || !p->host[0] || p->port <= 0 || p->port > 65535)
+		return KM_EINVAL;
+	rc = start_queue(x);
+	if (rc)
+		return rc;
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return KM_ENOMEM;
+	r->x = x;
+	r->c = c;
+	km_list_init(&r->link);
+	r->details = grpc_empty_slice();
+	grpc_metadata_array_init(&r->initial_md);
+	grpc_metadata_array_init(&r->trailing_md);
+
+	if (c->policy) {
+		char host[256], why[256];
+		size_t n = strlen(p->host);
+		struct km_check_result res;
+		socklen_t len;
+
+		/* "[::1]" is an address too. */
+		snprintf(host, sizeof host, "%.*s",
+			 (int)(p->host[0] == '[' && n > 2 ? n - 2 : n),
+			 p->host + (p->host[0] == '[' && n > 2));
+		if (!km_check_parse_ip(host, p->port, &r->addrs[0], &len)) {
+			/* A name: its address first, off the loop. */
+			r->sub = *c;
+			r->sub.done = resolved;
+			r->sub.owner = r;
+			r->sub.impl = NULL;
+			r->resolving = true;
+			c->impl = r;
+			rc = km_check_http_resolve(x->resolver, &r->sub,
+						   r->addrs, MAX_ADDRS,
+						   &r->n_addrs);
+			if (rc) {
+				c->impl = NULL;
+				run_free(r);
+			}
+			return rc;
+		}
+		if (km_probe_policy_addr(c->policy, &r->addrs[0].sa, why,
+					 sizeof why)) {
+			run_free(r);
+			km_check_fail(&res, KM_EC_NETWORK, 0,
+				      "not connected to %s:%d: %s", p->host,
+				      p->port, why);
+			c->done(c, &res);
+			return 0;
+		}
+	}
+	/* An IPv6 literal needs its brackets in a target. */
+	if (asprintf(&target,
+		     strchr(p->host, ':') && p->host[0] != '[' ? "[%s]:%d"
+							       : "%s:%d",
+		     p->host, p->port) < 0) {
+		run_free(r);
+		return KM_ENOMEM;
+	}
+	rc = start_call(x, r, target, NULL);
+	free(target);
+	if (rc)
+		run_free(r);
 	return rc;
 }
 
 static void grpc_cancel(void *checker, struct km_check *c)
 {
+	struct km_grpc_checker *x = checker;
 	struct grpc_run *r = c->impl;
 
-	(void)checker;
 	if (!r)
 		return;
 	c->impl = NULL;
+	if (r->resolving) {
+		/* No call yet: the resolver's run goes, and r with it. */
+		km_check_http.cancel(x->resolver, &r->sub);
+		run_free(r);
+		return;
+	}
 	r->c = NULL;
 	/* The completion still comes (CANCELLED) and frees the run. */
 	grpc_call_cancel(r->call, NULL);

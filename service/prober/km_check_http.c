@@ -30,6 +30,16 @@
  *
  * The same machinery resolves and connects TCP checks aimed at DNS names
  * (CONNECT_ONLY, km_check_http_connect_only): see km_check_tcp.c.
+ *
+ * A probe's caFile is never opened on the loop (libcurl would open it
+ * there for CURLOPT_CAINFO, and a FIFO named so froze every probe): the
+ * checker keeps each bundle in memory, read by a thread of the offload
+ * pool (km_offload.h) with km_ca_file_read's checks, and hands it to
+ * libcurl as CURLOPT_CAINFO_BLOB. A run whose bundle has not been read
+ * yet waits for it, within its deadline; a bundle in use is checked again
+ * (a stat, off the loop) when it is older than CA_RECHECK_NS, and read
+ * again if the file changed, while runs go on with the copy they have. One
+ * that has not been used for CA_IDLE_NS is dropped.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -44,13 +54,20 @@
 #include <unistd.h>
 
 #include "check_internal.h"
+#include "km_hash.h"
 #include "km_http1.h"
 #include "km_list.h"
 #include "km_log.h"
+#include "km_offload.h"
 #include "km_time.h"
 
 #define MAX_REDIRECTS 10
 #define POOL_MAX 256
+/* CA bundles: re-checked when older than this, dropped when unused for
+ * that long; buckets of the table. */
+#define CA_RECHECK_NS (2000 * 1000000LL)
+#define CA_IDLE_NS (600 * 1000000000LL)
+#define CA_BUCKETS 64
 
 struct http_run;
 
@@ -118,8 +135,43 @@ static void pool_free_all(struct pool *p)
 	p->n = 0;
 }
 
+/* One CA bundle, by path (see the top of the file). Loop thread only. */
+struct ca_entry {
+	struct km_list link; /* x->cas[bucket] */
+	char *path;
+	bool known; /* pem or error is what the file held when last read */
+	char *pem;  /* the bundle, or NULL: error says why */
+	size_t len;
+	char error[KM_ERROR_MSG_MAX];
+	struct stat id;         /* the file read: device, inode, size, mtime */
+	int64_t checked;        /* when the last read or check began */
+	int64_t used;           /* when a run last used it */
+	struct ca_job *job;     /* a read or check in flight */
+	struct km_list waiters; /* runs waiting for the first read */
+};
+
+/* A read (or check) of a bundle on the offload pool: everything it needs
+ * is its own, so an abandoned job outlives its entry. */
+struct ca_job {
+	struct km_offload_job job;
+	struct ca_entry *e; /* valid while not abandoned */
+	char *path;
+	bool have_id; /* id is what is known: skip reading if unchanged */
+	struct stat id;
+	/* Out. */
+	bool unchanged;
+	int rc;
+	char msg[KM_ERROR_MSG_MAX];
+	char *pem;
+	size_t len;
+	struct stat st;
+};
+
 struct km_http_checker {
 	struct km_loop *loop;
+	struct km_offload *offload; /* reads CA bundles */
+	struct km_list cas[CA_BUCKETS];
+	int64_t ca_swept; /* when idle bundles were last dropped */
 	CURLM *multi;
 	struct km_timer timer;
 	CURL *pool[POOL_MAX];
@@ -151,6 +203,23 @@ struct http_run {
 	bool truncated;
 	bool no_memory; /* write_cb had no buffer for the body */
 	char errbuf[CURL_ERROR_SIZE];
+
+	/* The API's probe policy refused an address libcurl offered (the
+	 * rule, for the message), so it was never connected to. */
+	char denied[256];
+	/* km_check_http_resolve: the addresses allowed go to resolve_out
+	 * (at most resolve_max, counted in *resolve_n), none is connected
+	 * to, and the run reports when libcurl has tried them all. */
+	bool resolve_only;
+	union km_check_addr *resolve_out;
+	size_t resolve_max, *resolve_n;
+
+	/* Waiting for its CA bundle's first read: the entry (NULL when
+	 * not), the URL to go on with, and the deadline. */
+	struct ca_entry *ca_wait;
+	struct km_list ca_link; /* ca_wait->waiters */
+	char *ca_url;
+	struct km_timer ca_timer;
 
 	/* Our own connection (plain HTTP to an IP address), or fd -1. */
 	int fd;
@@ -299,6 +368,35 @@ static int closesocket_cb(void *clientp, curl_socket_t fd)
 	(void)clientp;
 	km_check_close_now(fd);
 	return 0;
+}
+
+/* Every connection libcurl makes starts here, with the address it
+ * resolved: one the API's probe policy denies (for a probe of the API) is
+ * never connected to. A resolving run takes the first allowed address and
+ * connects to none. */
+static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
+				   struct curl_sockaddr *a)
+{
+	struct http_run *r = clientp;
+	const struct km_probe_policy *pol = r->c->policy;
+
+	if (purpose != CURLSOCKTYPE_IPCXN)
+		return CURL_SOCKET_BAD;
+	if (pol &&
+	    km_probe_policy_addr(pol, &a->addr, r->denied, sizeof r->denied))
+		return CURL_SOCKET_BAD;
+	if (r->resolve_only) {
+		if (*r->resolve_n < r->resolve_max &&
+		    a->addrlen <= sizeof *r->resolve_out) {
+			union km_check_addr *to =
+				&r->resolve_out[(*r->resolve_n)++];
+
+			memset(to, 0, sizeof *to);
+			memcpy(to, &a->addr, a->addrlen);
+		}
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 static size_t write_cb(char *data, size_t size, size_t n, void *userp)
@@ -457,10 +555,13 @@ static void end_attempt(struct http_run *r)
 	r->resp = NULL;
 }
 
+static void ca_unwait(struct http_run *r);
+
 static void run_free(struct http_run *r)
 {
 	struct km_http_checker *x = r->x;
 
+	ca_unwait(r);
 	end_attempt(r);
 	km_loop_timer_cancel(x->loop, &r->timeout);
 	free(r->target);
@@ -516,12 +617,272 @@ static int kubelet_headers(const struct km_probe *p, struct curl_slist **l)
 	return rc;
 }
 
-/* Sets up and adds one libcurl transfer of r to url. */
+/* ---- CA bundles ---------------------------------------------------------- */
+
+static void report(struct http_run *r, const struct km_check_result *res);
+static int submit(struct http_run *r, const char *url);
+
+static void ca_job_free(struct km_offload_job *oj)
+{
+	struct ca_job *j = (struct ca_job *)oj;
+
+	free(j->pem);
+	free(j->path);
+	free(j);
+}
+
+/* The pool's thread: has the file changed since it was read, and if so
+ * (or if it never was), read it. */
+static void ca_job_work(struct km_offload_job *oj)
+{
+	struct ca_job *j = (struct ca_job *)oj;
+	struct km_error err = {0};
+	struct stat st;
+
+	if (j->have_id && stat(j->path, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_dev == j->id.st_dev && st.st_ino == j->id.st_ino &&
+	    st.st_size == j->id.st_size &&
+	    st.st_mtim.tv_sec == j->id.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == j->id.st_mtim.tv_nsec) {
+		j->unchanged = true;
+		return;
+	}
+	j->rc = km_ca_file_read(j->path, &j->pem, &j->len, &j->st, &err);
+	if (j->rc)
+		snprintf(j->msg, sizeof j->msg, "%s", err.msg);
+}
+
+static void ca_entry_free(struct km_http_checker *x, struct ca_entry *e)
+{
+	assert(km_list_empty(&e->waiters));
+	if (e->job)
+		km_offload_abandon(x->offload, &e->job->job);
+	km_list_del(&e->link);
+	free(e->pem);
+	free(e->path);
+	free(e);
+}
+
+static void ca_job_done(struct km_offload_job *oj);
+
+/* Starts a read (or a check) of e's file on the pool. */
+static int ca_read(struct km_http_checker *x, struct ca_entry *e)
+{
+	struct ca_job *j;
+
+	assert(!e->job);
+	if (!x->offload)
+		return KM_EINTERNAL;
+	j = calloc(1, sizeof *j);
+	if (!j || !(j->path = strdup(e->path))) {
+		free(j);
+		return KM_ENOMEM;
+	}
+	j->job.work = ca_job_work;
+	j->job.done = ca_job_done;
+	j->job.free_job = ca_job_free;
+	j->e = e;
+	if (e->known && e->pem) {
+		j->have_id = true;
+		j->id = e->id;
+	}
+	if (km_offload_submit(x->offload, &j->job)) {
+		ca_job_free(&j->job);
+		return KM_EIO;
+	}
+	e->job = j;
+	e->checked = km_mono_ns();
+	return 0;
+}
+
+/* Drops the bundles no run has used for CA_IDLE_NS (at most once a
+ * minute). */
+static void ca_sweep(struct km_http_checker *x, int64_t now)
+{
+	if (now - x->ca_swept < 60 * 1000000000LL)
+		return;
+	x->ca_swept = now;
+	for (size_t b = 0; b < CA_BUCKETS; b++) {
+		struct km_list *pos, *tmp;
+
+		km_list_for_each_safe (pos, tmp, &x->cas[b]) {
+			struct ca_entry *e =
+				km_list_entry(pos, struct ca_entry, link);
+
+			if (now - e->used > CA_IDLE_NS &&
+			    km_list_empty(&e->waiters))
+				ca_entry_free(x, e);
+		}
+	}
+}
+
+/* The entry of path, made if there is none; NULL when out of memory. */
+static struct ca_entry *ca_lookup(struct km_http_checker *x, const char *path)
+{
+	struct km_list *head = &x->cas[km_hash_bucket(
+		km_hash_str(KM_HASH_INIT, path), CA_BUCKETS)];
+	struct km_list *pos;
+	struct ca_entry *e;
+
+	km_list_for_each (pos, head) {
+		e = km_list_entry(pos, struct ca_entry, link);
+		if (!strcmp(e->path, path))
+			return e;
+	}
+	e = calloc(1, sizeof *e);
+	if (!e || !(e->path = strdup(path))) {
+		free(e);
+		return NULL;
+	}
+	km_list_init(&e->waiters);
+	km_list_add_head(head, &e->link);
+	return e;
+}
+
+/* r no longer waits for a bundle. */
+static void ca_unwait(struct http_run *r)
+{
+	if (!r->ca_wait)
+		return;
+	km_list_del(&r->ca_link);
+	km_loop_timer_cancel(r->x->loop, &r->ca_timer);
+	r->ca_wait = NULL;
+	free(r->ca_url);
+	r->ca_url = NULL;
+}
+
+static void ca_wait_timed_out(struct km_loop *l, void *arg)
+{
+	struct http_run *r = arg;
+	struct km_check_result res;
+
+	(void)l;
+	km_check_fail(&res, KM_EC_TIMEOUT, 0,
+		      "timed out after %lld ms waiting for caFile %s to be "
+		      "read (a file system that does not answer?)",
+		      (long long)r->c->probe->timeout_ms, r->ca_wait->path);
+	report(r, &res);
+}
+
+/* The pool read (or checked) a bundle: keep what it found, and let the
+ * runs that waited for it go on. */
+static void ca_job_done(struct km_offload_job *oj)
+{
+	struct ca_job *j = (struct ca_job *)oj;
+	struct ca_entry *e = j->e;
+
+	e->job = NULL;
+	if (!j->unchanged) {
+		free(e->pem);
+		e->pem = NULL;
+		e->len = 0;
+		e->error[0] = '\0';
+		if (j->rc == 0) {
+			e->pem = j->pem;
+			e->len = j->len;
+			e->id = j->st;
+			j->pem = NULL;
+		} else {
+			snprintf(e->error, sizeof e->error, "%s", j->msg);
+		}
+	}
+	e->known = true;
+	ca_job_free(oj);
+	while (!km_list_empty(&e->waiters)) {
+		struct http_run *r = km_list_entry(e->waiters.next,
+						   struct http_run, ca_link);
+		char *url = r->ca_url;
+		int rc;
+
+		r->ca_url = NULL;
+		ca_unwait(r);
+		rc = submit(r, url);
+		free(url);
+		if (rc) {
+			struct km_check_result res;
+
+			km_check_fail(&res, KM_EC_INTERNAL, 0,
+				      "kubemedic could not start the request: "
+				      "%s",
+				      km_strerror(rc));
+			report(r, &res);
+		}
+	}
+}
+
+enum ca_state { CA_READY, CA_WAITING, CA_REPORTED };
+
+/* Before r's transfer to url: its caFile's bundle into *blob, if it has
+ * one. CA_WAITING: r waits for the first read (and goes on from
+ * ca_job_done); CA_REPORTED: r failed and was reported (the bundle will
+ * not do). Returns a km_err code when kubemedic itself cannot go on. */
+static int ca_prepare(struct http_run *r, const char *url,
+		      struct curl_blob *blob, enum ca_state *state)
+{
+	struct km_http_checker *x = r->x;
+	const char *path = r->c->probe->ca_file;
+	int64_t now = km_mono_ns();
+	struct ca_entry *e;
+	int rc;
+
+	*state = CA_READY;
+	ca_sweep(x, now);
+	e = ca_lookup(x, path);
+	if (!e)
+		return KM_ENOMEM;
+	e->used = now;
+	if (!e->known) {
+		if (!e->job && (rc = ca_read(x, e)))
+			return rc;
+		if (!(r->ca_url = strdup(url)))
+			return KM_ENOMEM;
+		km_timer_init(&r->ca_timer, ca_wait_timed_out, r);
+		if (km_loop_timer_set(x->loop, &r->ca_timer, r->c->deadline)) {
+			free(r->ca_url);
+			r->ca_url = NULL;
+			return KM_ENOMEM;
+		}
+		r->ca_wait = e;
+		km_list_add_tail(&e->waiters, &r->ca_link);
+		*state = CA_WAITING;
+		return 0;
+	}
+	/* In use and old: checked again in the background. */
+	if (now - e->checked > CA_RECHECK_NS && !e->job)
+		ca_read(x, e); /* failing, it is tried at the next use */
+	if (!e->pem) {
+		struct km_check_result res;
+
+		km_check_fail(&res, KM_EC_TLS, 0, "caFile %s", e->error);
+		report(r, &res);
+		*state = CA_REPORTED;
+		return 0;
+	}
+	blob->data = e->pem;
+	blob->len = e->len;
+	blob->flags = CURL_BLOB_COPY;
+	return 0;
+}
+
+/* Sets up and adds one libcurl transfer of r to url. A request that
+ * cannot be made (its CA bundle will not do) is reported before this
+ * returns 0; one waiting for its CA bundle goes on later. */
 static int submit(struct http_run *r, const char *url)
 {
 	const struct km_probe *p = r->c->probe;
 	int64_t left_ms = (r->c->deadline - km_mono_ns()) / 1000000;
+	bool ca = !r->connect_only && p->tls_verify && p->ca_file &&
+		  *p->ca_file;
+	struct curl_blob blob = {0};
 	CURL *e;
+
+	if (ca) {
+		enum ca_state state;
+		int rc = ca_prepare(r, url, &blob, &state);
+
+		if (rc || state != CA_READY)
+			return rc;
+	}
 
 	if (!r->connect_only && !r->headers) {
 		if (!p->n_headers && r->x->default_headers)
@@ -545,8 +906,8 @@ static int submit(struct http_run *r, const char *url)
 	    /* The kubelet's probes use no proxy, whatever the environment
 	     * says. */
 	    curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
-	    (!r->connect_only && p->tls_verify && p->ca_file && *p->ca_file &&
-	     curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file) != CURLE_OK)) {
+	    (ca &&
+	     curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob) != CURLE_OK)) {
 		r->easy = NULL;
 		curl_easy_cleanup(e);
 		return KM_ENOMEM;
@@ -559,6 +920,11 @@ static int submit(struct http_run *r, const char *url)
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+	if (r->resolve_only)
+		/* Both families at once: no connection is waited for. */
+		curl_easy_setopt(e, CURLOPT_HAPPY_EYEBALLS_TIMEOUT_MS, 0L);
 	if (r->connect_only) {
 		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
 	} else {
@@ -628,6 +994,14 @@ static void classify_error(struct http_run *r, CURLcode cc,
 {
 	long os_errno = 0;
 	const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc);
+
+	/* The policy refused what the name led to: say so, not "could not
+	 * connect". */
+	if (r->denied[0] && cc == CURLE_COULDNT_CONNECT) {
+		km_check_fail(res, KM_EC_NETWORK, 0, "not connected: %s",
+			      r->denied);
+		return;
+	}
 
 	curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
 	switch (cc) {
@@ -978,8 +1352,16 @@ static void plain_timed_out(struct km_loop *l, void *arg)
 static int plain_connect(struct http_run *r)
 {
 	struct km_loop *l = r->x->loop;
-	int fd, e, rc = km_check_connect(&r->addr, r->addr_len, &fd, &e);
+	int fd, e, rc;
 
+	/* A probe of the API, to an address its policy denies (the probe's
+	 * own host, or a redirect's): never connected to. */
+	if (r->c->policy && km_probe_policy_addr(r->c->policy, &r->addr.sa,
+						 r->denied, sizeof r->denied)) {
+		plain_fail(r, KM_EC_NETWORK, "not connected to", r->denied);
+		return 0;
+	}
+	rc = km_check_connect(&r->addr, r->addr_len, &fd, &e);
 	if (rc)
 		return rc;
 	r->fd = fd;
@@ -1008,7 +1390,8 @@ static void finish(struct http_run *r, CURLcode cc)
 
 	if (r->connect_only) {
 		km_check_pass(&res);
-		if (cc != CURLE_OK)
+		/* Resolving: addresses were found, and nothing connected. */
+		if (cc != CURLE_OK && !(r->resolve_only && *r->resolve_n))
 			classify_error(r, cc, &res);
 		report(r, &res);
 		return;
@@ -1097,6 +1480,7 @@ static struct http_run *new_run(struct km_http_checker *x, struct km_check *c)
 	r->c = c;
 	r->fd = -1;
 	km_timer_init(&r->timeout, plain_timed_out, r);
+	km_list_init(&r->ca_link);
 	c->impl = r;
 	return r;
 }
@@ -1180,11 +1564,42 @@ int km_check_http_connect_only(void *http_checker, struct km_check *c)
 	return rc;
 }
 
+/* A DNS name to the addresses the probe may connect to, through libcurl's
+ * resolver (off the loop): a CONNECT_ONLY transfer whose every socket is
+ * refused (opensocket_cb), so nothing is connected to; it ends when
+ * libcurl has tried them all, at once (both families together). */
+int km_check_http_resolve(void *http_checker, struct km_check *c,
+			  union km_check_addr *out, size_t max, size_t *n)
+{
+	struct km_http_checker *x = http_checker;
+	struct http_run *r = new_run(x, c);
+	char url[4096];
+	int rc;
+
+	if (!r)
+		return KM_ENOMEM;
+	r->connect_only = true;
+	r->resolve_only = true;
+	r->resolve_out = out;
+	r->resolve_max = max;
+	r->resolve_n = n;
+	*n = 0;
+	build_url(c->probe, "http", url, sizeof url);
+	rc = submit(r, url);
+	if (rc) {
+		c->impl = NULL;
+		run_free(r);
+	}
+	return rc;
+}
+
 /* ---- the checker --------------------------------------------------------- */
 
-static int http_create(struct km_loop *l, void **out, struct km_error *err)
+static int http_create(const struct km_check_env *env, void **out,
+		       struct km_error *err)
 {
 	struct km_http_checker *x = calloc(1, sizeof *x);
+	struct km_loop *l = env->loop;
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	*out = NULL;
@@ -1192,6 +1607,9 @@ static int http_create(struct km_loop *l, void **out, struct km_error *err)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	pthread_once(&once, km_check_curl_global_init);
 	x->loop = l;
+	x->offload = env->offload;
+	for (size_t b = 0; b < CA_BUCKETS; b++)
+		km_list_init(&x->cas[b]);
 	km_list_init(&x->drains);
 	km_timer_init(&x->timer, timer_fired, x);
 	km_timer_init(&x->drain_timer, drain_expired, x);
@@ -1230,6 +1648,11 @@ static void http_destroy(void *checker)
 	km_loop_timer_cancel(x->loop, &x->drain_timer);
 	while (!km_list_empty(&x->drains))
 		drain_end(oldest_drain(x));
+	/* Reads in flight are abandoned (the pool frees them). */
+	for (size_t b = 0; b < CA_BUCKETS; b++)
+		while (!km_list_empty(&x->cas[b]))
+			ca_entry_free(x, km_list_entry(x->cas[b].next,
+						       struct ca_entry, link));
 	pool_free_all(&x->drain_pool);
 	for (size_t i = 0; i < x->n_pool; i++)
 		curl_easy_cleanup(x->pool[i]);

@@ -9,6 +9,10 @@
  *
  * Each run records which of the two ways owns it when it starts, so
  * cancel never has to work it out again from the probe.
+ *
+ * A probe of the API (c->policy) connects only where the API's probe
+ * policy allows: an IP address is judged here, the addresses of a name in
+ * libcurl's opensocket callback (km_check_http.c).
  */
 #include <assert.h>
 #include <errno.h>
@@ -151,6 +155,19 @@ static int tcp_start(void *checker, struct km_check *c)
 	r->path = TCP_OWN;
 	c->impl = r;
 	km_timer_init(&r->timeout, timed_out, r);
+	if (c->policy) {
+		char why[256];
+
+		/* A probe of the API to an address its policy denies: never
+		 * connected to. */
+		if (km_probe_policy_addr(c->policy, &a.sa, why, sizeof why)) {
+			km_check_fail(&res, KM_EC_NETWORK, 0,
+				      "not connected to %s:%d: %s", p->host,
+				      p->port, why);
+			report(r, &res);
+			return 0;
+		}
+	}
 	rc = km_check_connect(&a, len, &r->fd, &e);
 	if (rc) {
 		close_run(r);
@@ -187,7 +204,8 @@ static void tcp_cancel(void *checker, struct km_check *c)
 	}
 }
 
-static int tcp_create(struct km_loop *l, void **out, struct km_error *err)
+static int tcp_create(const struct km_check_env *env, void **out,
+		      struct km_error *err)
 {
 	struct tcp_checker *x = calloc(1, sizeof *x);
 	int rc;
@@ -195,7 +213,7 @@ static int tcp_create(struct km_loop *l, void **out, struct km_error *err)
 	*out = NULL;
 	if (!x)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	rc = km_check_http.create(l, &x->by_name, err);
+	rc = km_check_http.create(env, &x->by_name, err);
 	if (rc) {
 		free(x);
 		return rc;

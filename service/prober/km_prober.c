@@ -13,11 +13,13 @@
 #include "km_prober.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "km_arena.h"
 #include "km_check.h"
@@ -25,6 +27,8 @@
 #include "km_health.h"
 #include "km_log.h"
 #include "km_loop.h"
+#include "km_offload.h"
+#include "km_probe.h"
 #include "km_time.h"
 
 #define NS_PER_MS 1000000LL
@@ -63,6 +67,25 @@ struct km_prober {
 	bool thread_started;
 	/* Each check type's checker, by probe type (check_types). */
 	void *checkers[KM_PROBE_TYPE_MAX + 1];
+	/* What the checkers share: blocking calls' threads, counters. */
+	struct km_offload *offload;
+	struct km_check_counters counters;
+	/* The API's probe policy, copied (o.policy points here). */
+	struct km_arena policy_arena;
+	struct km_probe_policy policy;
+
+	/* The watchdog: the loop's heartbeat (CLOCK_MONOTONIC ns), stamped
+	 * every beat_ns by a timer of the loop, and the thread that reads
+	 * it. */
+	struct km_timer beat_timer;
+	int64_t beat_ns;
+	_Atomic int64_t beat;
+	atomic_bool stalled;
+	pthread_t wd_thread;
+	bool wd_started;
+	pthread_mutex_t wd_mu;
+	pthread_cond_t wd_cv;
+	bool wd_stop; /* under wd_mu */
 
 	/* Loop thread only. */
 	struct probe_rt **buckets;
@@ -349,6 +372,11 @@ static void start_check(struct probe_rt *rt)
 	*c = (struct km_check){
 		.loop = pr->loop,
 		.probe = &rt->run_spec->p,
+		/* The config's probes are trusted; any other came through the
+		 * API and is held to its policy. */
+		.policy = rt->run_spec->p.source == KM_SOURCE_CONFIG
+				  ? NULL
+				  : &pr->policy,
 		.started = km_mono_ns(),
 		.done = check_done,
 		.owner = rt,
@@ -611,6 +639,129 @@ int km_prober_run_on_loop(struct km_prober *pr, void (*fn)(void *arg),
 	return 0;
 }
 
+/* ---- the watchdog -------------------------------------------------------- */
+
+/* The loop's heartbeat: a timer of the loop stamps the time. */
+static void beat(struct km_loop *l, void *arg)
+{
+	struct km_prober *pr = arg;
+	int64_t now = km_mono_ns();
+
+	atomic_store(&pr->beat, now);
+	if (km_loop_timer_set(l, &pr->beat_timer, now + pr->beat_ns))
+		km_log(KM_LOG_ERROR,
+		       "prober watchdog: no timer for the heartbeat; the loop "
+		       "will be reported stalled",
+		       NULL);
+}
+
+/* km-watchdog: compares the heartbeat with the clock every beat. */
+static void *watchdog_main(void *arg)
+{
+	struct km_prober *pr = arg;
+	int64_t period = pr->o.watchdog_ms * NS_PER_MS, since = 0;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_setname_np(pthread_self(), "km-watchdog");
+	pthread_mutex_lock(&pr->wd_mu);
+	while (!pr->wd_stop) {
+		struct timespec until = km_realtime_after(pr->beat_ns);
+		int64_t last, now;
+
+		pthread_cond_timedwait(&pr->wd_cv, &pr->wd_mu, &until);
+		if (pr->wd_stop)
+			break;
+		last = atomic_load(&pr->beat);
+		now = km_mono_ns();
+		if (!atomic_load(&pr->stalled) && now - last > period) {
+			since = last;
+			atomic_store(&pr->stalled, true);
+			km_log(KM_LOG_ERROR,
+			       "prober loop stalled: it has not turned for "
+			       "longer than prober.watchdog; health NOT_SERVING",
+			       "stalled_ms", KM_I((now - last) / NS_PER_MS),
+			       "watchdog_ms", KM_I(pr->o.watchdog_ms), NULL);
+			if (pr->o.on_watchdog)
+				pr->o.on_watchdog(pr->o.watchdog_arg, false);
+		} else if (atomic_load(&pr->stalled) && now - last <= period) {
+			atomic_store(&pr->stalled, false);
+			km_log(KM_LOG_INFO,
+			       "prober loop turns again; health SERVING",
+			       "stalled_ms", KM_I((last - since) / NS_PER_MS),
+			       NULL);
+			if (pr->o.on_watchdog)
+				pr->o.on_watchdog(pr->o.watchdog_arg, true);
+		}
+	}
+	pthread_mutex_unlock(&pr->wd_mu);
+	return NULL;
+}
+
+bool km_prober_loop_stalled(struct km_prober *pr)
+{
+	return atomic_load(&pr->stalled);
+}
+
+/* The heartbeat's timer, armed before the loop runs, and the thread. */
+static int watchdog_start(struct km_prober *pr, struct km_error *err)
+{
+	int e;
+
+	if (pr->o.watchdog_ms <= 0)
+		return 0;
+	/* A quarter of the period, at most a second: a stall is seen at
+	 * most that much late. */
+	pr->beat_ns = pr->o.watchdog_ms * NS_PER_MS / 4;
+	if (pr->beat_ns > 1000 * NS_PER_MS)
+		pr->beat_ns = 1000 * NS_PER_MS;
+	atomic_store(&pr->beat, km_mono_ns());
+	km_timer_init(&pr->beat_timer, beat, pr);
+	if (km_loop_timer_set(pr->loop, &pr->beat_timer,
+			      km_mono_ns() + pr->beat_ns))
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	e = pthread_create(&pr->wd_thread, NULL, watchdog_main, pr);
+	if (e)
+		return km_error_set(err, KM_EIO,
+				    "cannot start the watchdog thread: %s",
+				    strerror(e));
+	pr->wd_started = true;
+	return 0;
+}
+
+static void watchdog_stop(struct km_prober *pr)
+{
+	if (!pr->wd_started)
+		return;
+	pthread_mutex_lock(&pr->wd_mu);
+	pr->wd_stop = true;
+	pthread_cond_signal(&pr->wd_cv);
+	pthread_mutex_unlock(&pr->wd_mu);
+	pthread_join(pr->wd_thread, NULL);
+	pr->wd_started = false;
+}
+
+/* ---- the process ---------------------------------------------------------- */
+
+/* Set by km_prober_init_process: probers reap what exec runs leave. */
+static atomic_bool subreaper;
+
+int km_prober_init_process(struct km_error *err)
+{
+	sigset_t chld;
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+		return km_error_set(err, KM_EIO,
+				    "cannot become a child subreaper: %s",
+				    strerror(errno));
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, NULL);
+	atomic_store(&subreaper, true);
+	return 0;
+}
+
 /* ---- life cycle ---------------------------------------------------------- */
 
 static void *prober_main(void *arg)
@@ -626,8 +777,15 @@ static void *prober_main(void *arg)
 void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out,
 			 struct km_prober_interval *iv)
 {
+	struct km_offload_stats os;
+
+	km_offload_get_stats(pr->offload, &os);
 	pthread_mutex_lock(&pr->stats_mu);
 	*out = pr->stats;
+	out->offload_jobs = os.jobs;
+	out->offload_abandoned = os.abandoned;
+	out->offload_stuck = os.stuck;
+	out->exec_refused = atomic_load(&pr->counters.exec_refused);
 	out->lag_p50_us = lag_percentile(pr, 0.50, NULL, 0);
 	out->lag_p99_us = lag_percentile(pr, 0.99, NULL, 0);
 	if (iv) {
@@ -648,6 +806,7 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		    struct km_error *err)
 {
 	struct km_prober *pr = calloc(1, sizeof *pr);
+	struct km_check_env env = {0};
 	int rc;
 
 	*out = NULL;
@@ -655,6 +814,19 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	pr->o = *o;
 	pthread_mutex_init(&pr->stats_mu, NULL);
+	pthread_mutex_init(&pr->wd_mu, NULL);
+	pthread_cond_init(&pr->wd_cv, NULL);
+	km_arena_init(&pr->policy_arena, 1024);
+	if (o->policy) {
+		if (km_probe_policy_copy(&pr->policy_arena, o->policy,
+					 &pr->policy)) {
+			rc = km_error_set(err, KM_ENOMEM, "out of memory");
+			goto fail;
+		}
+	} else {
+		km_probe_policy_defaults(&pr->policy);
+	}
+	pr->o.policy = &pr->policy;
 	pr->n_buckets = 1024;
 	pr->buckets = calloc(pr->n_buckets, sizeof *pr->buckets);
 	if (!pr->buckets) {
@@ -664,6 +836,15 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 	rc = km_loop_create(&pr->loop, err);
 	if (rc)
 		goto fail;
+	rc = km_offload_create(pr->loop, &pr->offload, err);
+	if (rc)
+		goto fail;
+	env.loop = pr->loop;
+	env.offload = pr->offload;
+	env.counters = &pr->counters;
+	env.max_exec_children = o->max_exec_children > 0 ? o->max_exec_children
+							 : 64;
+	env.reap_orphans = atomic_load(&subreaper);
 	for (int i = 0; i <= KM_PROBE_TYPE_MAX; i++) {
 		const struct km_check_type *t = check_types[i];
 
@@ -671,10 +852,13 @@ int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		assert(!t == !i);
 		if (!t || !t->create)
 			continue;
-		rc = t->create(pr->loop, &pr->checkers[i], err);
+		rc = t->create(&env, &pr->checkers[i], err);
 		if (rc)
 			goto fail;
 	}
+	rc = watchdog_start(pr, err);
+	if (rc)
+		goto fail;
 	rc = pthread_create(&pr->thread, NULL, prober_main, pr);
 	if (rc) {
 		rc = km_error_set(err, KM_EIO,
@@ -695,6 +879,8 @@ void km_prober_stop(struct km_prober *pr)
 {
 	if (!pr)
 		return;
+	/* No report of a stall from here on: the loop stops. */
+	watchdog_stop(pr);
 	if (pr->thread_started) {
 		km_loop_stop(pr->loop);
 		pthread_join(pr->thread, NULL);
@@ -702,6 +888,8 @@ void km_prober_stop(struct km_prober *pr)
 		 * their copies: let them land, then free everything below. */
 		km_loop_run_pending(pr->loop);
 	}
+	if (pr->loop)
+		km_loop_timer_cancel(pr->loop, &pr->beat_timer);
 	/* The loop no longer runs: whatever is left is ours to free. */
 	for (size_t i = 0; pr->buckets && i < pr->n_buckets; i++) {
 		struct probe_rt *rt = pr->buckets[i], *next;
@@ -714,8 +902,13 @@ void km_prober_stop(struct km_prober *pr)
 	for (int i = KM_PROBE_TYPE_MAX; i > 0; i--)
 		if (check_types[i]->destroy)
 			check_types[i]->destroy(pr->checkers[i]);
+	/* Jobs still in the pool belong to no run any more. */
+	km_offload_destroy(pr->offload);
 	km_loop_destroy(pr->loop);
 	free(pr->buckets);
+	km_arena_free(&pr->policy_arena);
+	pthread_cond_destroy(&pr->wd_cv);
+	pthread_mutex_destroy(&pr->wd_mu);
 	pthread_mutex_destroy(&pr->stats_mu);
 	free(pr);
 }

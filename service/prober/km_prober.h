@@ -24,6 +24,14 @@
  * makes the transitions; the prober only runs checks on time. A probe's
  * target must be tracked by the hub before the probe is upserted here.
  *
+ * A watchdog (optional) watches the loop itself: a heartbeat timer on the
+ * loop stamps the time every quarter of the watchdog's period (at most
+ * every second), and a thread of the prober's (km-watchdog) reports when
+ * the stamp is older than the period, and again when the loop turns
+ * (km_prober_options.on_watchdog). Nothing on the loop may block, so a
+ * stall is a bug (or a machine starved of CPU): it is made visible rather
+ * than left to freeze every probe in silence.
+ *
  * Threads: km_prober_upsert / remove / get_stats / run_on_loop from any
  * thread (the change is handed to the loop and takes effect at once);
  * start and stop from one thread.
@@ -39,10 +47,36 @@
 
 struct km_prober;
 struct km_health;
+struct km_probe_policy;
 
 struct km_prober_options {
 	struct km_health *health; /* where results go */
+	/* What probes of the API may touch, at every run (km_probe.h);
+	 * copied. NULL: km_probe_policy_defaults'. Probes of the config file
+	 * are not held to it. */
+	const struct km_probe_policy *policy;
+	/* Exec probes running at once (prober.maxExecChildren); 0 = 64. */
+	int max_exec_children;
+	/* The loop watchdog (prober.watchdog): when the loop has not turned
+	 * for watchdog_ms (a callback that blocks), on_watchdog(arg, false)
+	 * is called and a line logged; when it turns again,
+	 * on_watchdog(arg, true). 0 = off. The callback runs on the
+	 * watchdog's own thread (km-watchdog), never after km_prober_stop
+	 * has begun. */
+	int64_t watchdog_ms;
+	void (*on_watchdog)(void *arg, bool turning);
+	void *watchdog_arg;
 };
+
+/* For the daemon, once, before any thread starts: makes the process a
+ * child subreaper (PR_SET_CHILD_SUBREAPER: what exec probes' processes
+ * leave when they exit becomes its child, not init's) and blocks SIGCHLD
+ * in the calling thread, so that every thread started after inherits the
+ * mask and the prober takes SIGCHLD through a signalfd. Probers started
+ * afterwards reap every child that is no exec run's, and kill those still
+ * alive unless the process is PID 1 (km_check_exec.c). KM_EIO if prctl
+ * fails. */
+int km_prober_init_process(struct km_error *err);
 
 int km_prober_start(const struct km_prober_options *o, struct km_prober **out,
 		    struct km_error *err);
@@ -72,6 +106,12 @@ struct km_prober_stats {
 	/* Probes left without a next run because its timer could not be
 	 * armed (logged; an update schedules the probe again). */
 	uint64_t schedule_errors;
+	/* Blocking calls (file checks' stat, CA files) handed to the offload
+	 * pool; those abandoned in their call (a check timed out meanwhile);
+	 * threads still in such a call now. */
+	uint64_t offload_jobs, offload_abandoned, offload_stuck;
+	/* Exec runs refused because prober.maxExecChildren were running. */
+	uint64_t exec_refused;
 	int64_t lag_p50_us, lag_p99_us, lag_max_us; /* since start */
 };
 /* Schedule lag over the runs started since the previous report, for a
@@ -94,6 +134,10 @@ void km_prober_get_stats(struct km_prober *pr, struct km_prober_stats *out,
  * produced on demand otherwise. KM_ENOMEM. */
 int km_prober_run_on_loop(struct km_prober *pr, void (*fn)(void *arg),
 			  void *arg);
+
+/* True while the watchdog finds the loop stalled (false when it is off).
+ * Any thread. */
+bool km_prober_loop_stalled(struct km_prober *pr);
 
 /* The deterministic first-run offset of a target within a period. */
 int64_t km_prober_offset_ms(const char *target_name, int64_t period_ms);

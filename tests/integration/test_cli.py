@@ -48,7 +48,12 @@ def test_probe_lifecycle_with_flags(daemon):
     assert p.stderr.strip() == 'kubemedic: NOT_FOUND: probe "web" not found'
 
 
-def test_create_from_yaml_and_list_with_selector(daemon, tmp_path):
+def test_create_from_yaml_and_list_with_selector(daemon_factory, tmp_path):
+    # Exec and file probes through the API: only where the config says.
+    cfg = tmp_path / "km.yaml"
+    cfg.write_text("api: {allowExec: true, allowFile: true, "
+                   "filePathPrefixes: [/tmp]}\n")
+    daemon = daemon_factory(config=cfg).start()
     f = tmp_path / "probes.yaml"
     f.write_text("""
 - name: api-tcp
@@ -86,6 +91,7 @@ def test_create_from_yaml_and_list_with_selector(daemon, tmp_path):
     # Creating the same names again: each refused, none lost.
     p = run_cli(daemon.addr, "probes", "create", "-f", f, check=1)
     assert p.stderr.count("ALREADY_EXISTS") == 3
+    assert daemon.stop() == 0
 
 
 def test_invalid_probes_named_field_by_field(daemon, tmp_path):

@@ -444,7 +444,11 @@ def test_decoding_budget_names_the_limit(pb, channel):
 ESC_OUTPUT = "\x1b[31mred\x1b]0;pwned\x07\x1b[2J"
 
 
-def test_cli_escapes_what_a_probe_said(pb, channel, daemon):
+def test_cli_escapes_what_a_probe_said(pb, daemon_factory, tmp_path):
+    # An exec probe through the API: allowed by the config.
+    daemon = daemon_factory(
+        config=config(tmp_path, "api: {allowExec: true}\n")).start()
+    channel = grpc.insecure_channel(daemon.addr)
     a = daemon.addr
     w = Watch(pb, channel, targets=["probe//esc"])
     run_cli(a, "probes", "create", "esc", "--exec", "--period", "100ms",
@@ -473,6 +477,8 @@ def test_cli_escapes_what_a_probe_said(pb, channel, daemon):
     # An error message from the server is escaped too.
     p = run_cli(a, "probes", "get", "no\x1b[2Jpe", check=1)
     assert "\x1b" not in p.stderr and "\\x1b[2J" in p.stderr
+    channel.close()
+    assert daemon.stop() == 0, daemon.log()
 
 
 def test_cli_empty_json_list_is_a_list(daemon):

@@ -78,6 +78,21 @@ def web():
     w.close()
 
 
+@pytest.fixture
+def trusting_channel(daemon_factory, tmp_path):
+    """A channel to a daemon whose config lets probes created through the
+    API run programs and look at files under tmp_path (both off by
+    default)."""
+    cfg = tmp_path / "trusting.yaml"
+    cfg.write_text("api: {allowExec: true, allowFile: true, "
+                   f"filePathPrefixes: [{tmp_path}]}}\n")
+    d = daemon_factory(config=cfg).start()
+    with grpc.insecure_channel(d.addr) as ch:
+        yield ch
+    rc = d.stop()
+    assert rc == 0, f"kubemedicd exit {rc}:\n{d.log()}"
+
+
 # ---- watching -----------------------------------------------------------------
 
 class Watch:
@@ -283,7 +298,8 @@ def test_grpc_not_serving_and_standard_watch(pb, channel):
     server.stop(0)
 
 
-def test_file_missing_and_stale(pb, channel, tmp_path):
+def test_file_missing_and_stale(pb, trusting_channel, tmp_path):
+    channel = trusting_channel
     beat = tmp_path / "heartbeat"
     beat.write_text("alive")
     w = Watch(pb, channel, targets=["probe//beat"])
@@ -317,7 +333,8 @@ def test_file_missing_and_stale(pb, channel, tmp_path):
     w.close()
 
 
-def test_exec_exit_and_hang(pb, channel, tmp_path):
+def test_exec_exit_and_hang(pb, trusting_channel, tmp_path):
+    channel = trusting_channel
     mode = tmp_path / "mode"
     mode.write_text("0")
     script = tmp_path / "check.sh"
@@ -501,6 +518,86 @@ def test_https_verification_is_opt_in(pb, channel, tmp_path):
                                   False)
     assert failed[0].error_class == pb.common.ERROR_CLASS_TLS
     assert "self-signed" in failed[0].message
+    w.close()
+    srv.shutdown()
+
+
+def test_ca_file_read_off_the_loop_and_followed(pb, channel, tmp_path, web):
+    """A probe's caFile is read off the loop and read again when it
+    changes: a wrong CA fails, the right one written over it passes, and a
+    FIFO put in its place (which froze every probe when libcurl opened it
+    on the loop) fails that probe alone, naming the file."""
+    import ssl
+
+    def make_cert(name):
+        cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", str(key), "-out", str(cert),
+                        "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        return cert, key
+
+    cert, key = make_cert("server")
+    other, _ = make_cert("other")
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
+                                 do_handshake_on_connect=False)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    ca = tmp_path / "ca.pem"
+
+    def put(data_from):
+        tmp = tmp_path / "ca.new"
+        tmp.write_bytes(data_from.read_bytes())
+        os.replace(tmp, ca)
+
+    put(other)
+    w = Watch(pb, channel)
+    create(pb, channel, pb.probe.Probe(
+        name="steady", http_get=pb.probe.HTTPGetAction(host="127.0.0.1",
+                                                       port=web.port),
+        **timing(period_milliseconds=100, success_threshold=1)))
+    create(pb, channel, pb.probe.Probe(
+        name="tls", http_get=pb.probe.HTTPGetAction(
+            host="127.0.0.1", port=srv.server_address[1], scheme="HTTPS",
+            tls_verify=True, ca_file=str(ca)),
+        **timing(success_threshold=1, failure_threshold=1,
+                 timeout_milliseconds=2000, period_milliseconds=300)))
+    ev = w.until("probe//tls", UNHEALTHY)
+    failed = assert_after_exactly(pb, channel, ev, 1, False)
+    assert failed[0].error_class == pb.common.ERROR_CLASS_TLS
+    # The right CA, written over the wrong one: followed without a
+    # restart or an update.
+    put(cert)
+    w.until("probe//tls", HEALTHY)
+    # A FIFO in its place: that probe fails, naming it; no other waits.
+    ca.unlink()
+    os.mkfifo(ca)
+    before = len(history(pb, channel, "probe//steady"))
+    t0 = time.monotonic()
+    ev = w.until("probe//tls", UNHEALTHY)
+    waited = time.monotonic() - t0
+    failed = assert_after_exactly(pb, channel, ev, 1, False)
+    assert failed[0].error_class == pb.common.ERROR_CLASS_TLS
+    assert f"caFile {ca}: a FIFO, not a regular file" in failed[0].message
+    # The other probe kept its 100 ms schedule meanwhile (at least half
+    # of its slots: the loop never stopped).
+    ran = len(history(pb, channel, "probe//steady")) - before
+    assert ran >= waited / 0.1 / 2, (ran, waited)
     w.close()
     srv.shutdown()
 

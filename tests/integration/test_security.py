@@ -99,7 +99,10 @@ def secure(daemon_factory, tmp_path, pki):
     test can replace them."""
     for f in ("server.crt", "server.key"):
         shutil.copy(pki / f, tmp_path / f)
-    d = daemon_factory(config=secure_config(tmp_path, pki)).start()
+    # Exec probes through the API (admins only, by role) need the config
+    # to allow them at all.
+    d = daemon_factory(config=secure_config(
+        tmp_path, pki, extra="api: {allowExec: true}\n")).start()
     yield d
     if d.proc.poll() is None:
         assert d.stop() == 0, d.log()

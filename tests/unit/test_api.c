@@ -327,6 +327,8 @@ static void test_status_mapping(void **state)
 			 GRPC_STATUS_DATA_LOSS);
 	assert_int_equal(km_rpc_status_from_err(KM_ERANGE),
 			 GRPC_STATUS_OUT_OF_RANGE);
+	assert_int_equal(km_rpc_status_from_err(KM_EPERM),
+			 GRPC_STATUS_PERMISSION_DENIED);
 	assert_int_equal(km_rpc_status_from_err(-999), GRPC_STATUS_INTERNAL);
 }
 

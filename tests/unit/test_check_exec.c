@@ -16,11 +16,14 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -28,6 +31,8 @@
 #include <unistd.h>
 
 #include "km_check.h"
+#include "km_exec_tree.h"
+#include "km_loop.h"
 #include "km_test.h"
 #include "km_time.h"
 
@@ -41,6 +46,8 @@ static const char *g_dir;
 struct harness {
 	struct km_loop *loop;
 	void *x;
+	struct km_check_counters counters;
+	const struct km_probe_policy *policy; /* for the next start */
 	struct km_timer safety, linger, cancel_timer, stop_timer;
 	char *dir;
 	int fds_before;
@@ -99,16 +106,24 @@ static void on_done(struct km_check *c, const struct km_check_result *r)
 		km_loop_stop(h->loop);
 }
 
+/* The checker's options for the next setup (setup_* below). */
+static struct km_check_env g_env;
+/* The checker of this test reaps orphans. */
+static bool g_reaps;
+
 static int setup(void **state)
 {
 	struct harness *h = calloc(1, sizeof *h);
 	struct km_error err = {0};
+	struct km_check_env env = g_env;
 
+	g_reaps = env.reap_orphans;
 	if (!h)
 		return -1;
 	h->fds_before = count_fds();
+	env.counters = &h->counters;
 	if (km_loop_create(&h->loop, &err) ||
-	    km_check_exec.create(h->loop, &h->x, &err)) {
+	    ((env.loop = h->loop), km_check_exec.create(&env, &h->x, &err))) {
 		fprintf(stderr, "setup: %s\n", err.msg);
 		return -1;
 	}
@@ -121,11 +136,39 @@ static int setup(void **state)
 	return h->dir ? 0 : -1;
 }
 
+/* Descendants through /proc, not a cgroup per run. */
+static int setup_proc(void **state)
+{
+	g_env = (struct km_check_env){.no_cgroups = true};
+	return setup(state);
+}
+
+/* As kubemedicd: children that are no run's are reaped (and killed). */
+static int setup_reaping(void **state)
+{
+	g_env = (struct km_check_env){.reap_orphans = true};
+	return setup(state);
+}
+
+static int setup_reaping_proc(void **state)
+{
+	g_env = (struct km_check_env){.reap_orphans = true, .no_cgroups = true};
+	return setup(state);
+}
+
+/* At most two children at once. */
+static int setup_cap(void **state)
+{
+	g_env = (struct km_check_env){.max_exec_children = 2};
+	return setup(state);
+}
+
 static int teardown(void **state)
 {
 	struct harness *h = *state;
 	int rc = 0;
 
+	g_env = (struct km_check_env){0};
 	km_check_exec.destroy(h->x);
 	km_loop_destroy(h->loop);
 	km_test_rmrf(h->dir);
@@ -180,12 +223,14 @@ static struct km_check *start(struct harness *h, int i,
 	memset(c, 0, sizeof *c);
 	c->loop = h->loop;
 	c->probe = p;
+	c->policy = h->policy;
 	c->started = km_mono_ns();
 	c->deadline = c->started + p->timeout_ms * MS;
 	c->done = on_done;
 	c->owner = h;
-	assert_int_equal(km_check_exec.start(h->x, c), 0);
+	/* Counted first: a run may report before start returns. */
 	h->outstanding++;
+	assert_int_equal(km_check_exec.start(h->x, c), 0);
 	return c;
 }
 
@@ -594,18 +639,19 @@ static void test_many_at_once(void **state)
 
 /* ---- environment, working directory, PATH -------------------------------- */
 
-static void test_env_added_and_overridden(void **state)
+/* The child's environment is the probe's, nothing of ours: tokens live
+ * in kubemedicd's. cat shows it as it is (entries end in NUL, made
+ * U+FFFD in the message). */
+static void test_env_is_the_probes_own(void **state)
 {
 	struct harness *h = *state;
 	struct probe_buf b;
 	struct km_probe *p;
 	const struct km_check_result *r;
 
-	setenv("KM_TEST_INHERITED", "inherited", 1);
+	setenv("KM_TEST_INHERITED", "secret-token", 1);
 	setenv("KM_TEST_OVERRIDE", "daemon", 1);
-	p = probe_of(&b, 5000, "sh", "-c",
-		     "echo \"$KM_TEST_INHERITED $KM_TEST_OVERRIDE $KM_TEST_NEW"
-		     " $(env | grep -c ^KM_TEST_OVERRIDE=)\"; exit 1",
+	p = probe_of(&b, 5000, "/bin/cat", "/proc/self/environ", "/nonexistent",
 		     NULL);
 	b.env[0] = (struct km_kv){"KM_TEST_NEW", "first"};
 	b.env[1] = (struct km_kv){"KM_TEST_OVERRIDE", "probe"};
@@ -615,7 +661,26 @@ static void test_env_added_and_overridden(void **state)
 	r = check(h, p);
 	unsetenv("KM_TEST_INHERITED");
 	unsetenv("KM_TEST_OVERRIDE");
-	assert_string_equal(r->message, "inherited probe new 1");
+	assert_int_equal(r->status_code, 1);
+	assert_string_equal(
+		r->message,
+		"KM_TEST_OVERRIDE=probe\xef\xbf\xbd"
+		"KM_TEST_NEW=new\xef\xbf\xbd"
+		"/bin/cat: /nonexistent: No such file or directory");
+}
+
+/* Nothing at all unless the probe says so: not even PATH. */
+static void test_env_empty(void **state)
+{
+	struct harness *h = *state;
+	struct probe_buf b;
+	const struct km_check_result *r;
+
+	r = check(h, probe_of(&b, 5000, "cat", "/proc/self/environ",
+			      "/nonexistent", NULL));
+	assert_int_equal(r->status_code, 1);
+	assert_string_equal(r->message, "cat: /nonexistent: No such file or "
+					"directory");
 }
 
 static void test_workdir(void **state)
@@ -738,6 +803,240 @@ static void test_cancel_before_cannot_run_reports(void **state)
 	assert_int_equal(h->done_calls, 0);
 }
 
+/* ---- what runs leave behind ---------------------------------------------- */
+
+static void on_exited(struct km_loop *l, int fd, uint32_t events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	(void)arg;
+	km_loop_stop(l);
+}
+
+/* Runs the loop until pid has exited — its pidfd says so, no sleeping —
+ * and is reaped: by the checker when it reaps orphans (SIGCHLD, then its
+ * sweep: a few turns of the loop), else by us (it is our child: we are a
+ * subreaper). */
+static void await_gone(struct harness *h, pid_t pid, bool checker_reaps)
+{
+	int fd = pidfd_open(pid, 0);
+
+	if (fd < 0) {
+		assert_int_equal(errno, ESRCH); /* gone and reaped already */
+		return;
+	}
+	assert_int_equal(km_loop_add_fd(h->loop, fd, EPOLLIN, on_exited, h), 0);
+	run(h);
+	km_loop_del_fd(h->loop, fd);
+	close(fd);
+	/* Exited, it may still be its parent's zombie (a parent killed
+	 * with it, exiting): ours once that parent is gone. Gone is when no
+	 * process has its pid. */
+	for (int turn = 0;; turn++) {
+		siginfo_t si;
+
+		if (!checker_reaps)
+			waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG);
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			break;
+		if (turn == 300)
+			fail_msg("process %d exited and was not reaped",
+				 (int)pid);
+		/* One turn: the loop stops at its first event or in 10 ms. */
+		km_loop_timer_set(h->loop, &h->stop_timer,
+				  km_mono_ns() + 10 * MS);
+		run(h);
+	}
+}
+
+/* No child of ours is a zombie (/proc/self/task/x/children, then each
+ * one's state). */
+static void assert_no_zombie_children(void)
+{
+	pid_t kids[256];
+	size_t n = km_proc_children(0, kids, 256);
+
+	for (size_t i = 0; i < n; i++) {
+		char path[64], buf[512], *p;
+		FILE *f;
+
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)kids[i]);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		p = fgets(buf, sizeof buf, f);
+		fclose(f);
+		p = p ? strrchr(buf, ')') : NULL;
+		if (p && p[1] == ' ' && p[2] == 'Z')
+			fail_msg("child %d is a zombie", (int)kids[i]);
+	}
+}
+
+/* A process that leaves the run's group and session (setsid) is killed
+ * at the timeout all the same: with the run's cgroup, or found through
+ * /proc while the leader lives. */
+static void test_setsid_escape_killed_at_timeout(void **state)
+{
+	struct harness *h = *state;
+	struct probe_buf b;
+	const struct km_check_result *r;
+
+	start(h, 0,
+	      probe_of(&b, 300, "sh", "-c",
+		       "setsid sleep 300 & echo $! > esc; "
+		       "while [ ! -s esc ]; do :; done; echo escaped; "
+		       "exec sleep 60",
+		       NULL));
+	run(h);
+	r = &h->res;
+	assert_int_equal(r->error_class, KM_EC_TIMEOUT);
+	assert_non_null(strstr(r->message, "escaped"));
+	await_gone(h, read_pid(h, "esc"), g_reaps);
+}
+
+/* The same escape by a run that exits at once: the cgroup has it; without
+ * one, it is kubemedicd's orphan, killed by the sweep that follows the
+ * run's end (not PID 1). */
+static void test_setsid_escape_after_exit(void **state)
+{
+	struct harness *h = *state;
+	struct probe_buf b;
+	const struct km_check_result *r;
+
+	r = check(h, probe_of(&b, 5000, "sh", "-c",
+			      "setsid sleep 300 & echo $! > esc; "
+			      "while [ ! -s esc ]; do :; done; exit 0",
+			      NULL));
+	assert_true(r->success);
+	await_gone(h, read_pid(h, "esc"), g_reaps);
+	assert_no_zombie_children();
+}
+
+/* The orphan of sh -c 'sleep 5 & exit 0' is no zombie of ours for long:
+ * killed (by the run's cgroup, or by the sweep) and reaped by the
+ * checker. */
+static void test_orphan_reaped(void **state)
+{
+	struct harness *h = *state;
+	struct probe_buf b;
+	const struct km_check_result *r;
+
+	r = check(h, probe_of(&b, 5000, "sh", "-c",
+			      "sleep 5 & echo $! > bg; exit 0", NULL));
+	assert_true(r->success);
+	await_gone(h, read_pid(h, "bg"), true);
+	assert_no_zombie_children();
+	assert_true(atomic_load(&h->counters.exec_orphans_reaped) >= 1);
+}
+
+/* A process of a run still going is not taken for a leftover: started
+ * after that run was, it is left alone until the run ends. */
+static void test_running_runs_orphans_left_alone(void **state)
+{
+	struct harness *h = *state;
+	struct probe_buf b[2];
+
+	/* The first run leaves an orphan (its subshell exits at once) and
+	 * goes on until the second, quick one has ended (a sweep follows
+	 * that end); then it asks whether its orphan lives. */
+	start(h, 0,
+	      probe_of(&b[0], 5000, "sh", "-c",
+		       "(sleep 60 & echo $! > bg.tmp; mv bg.tmp bg); "
+		       "while [ ! -e go ]; do sleep 0.01; done; sleep 0.1; "
+		       "kill -0 $(cat bg)",
+		       NULL));
+	start(h, 1,
+	      probe_of(&b[1], 5000, "sh", "-c",
+		       "while [ ! -e bg ]; do sleep 0.01; done; touch go",
+		       NULL));
+	run(h);
+	assert_int_equal(h->done_calls, 2);
+	/* The last to end was the first: its orphan was alive. */
+	assert_true(h->res.success);
+	await_gone(h, read_pid(h, "bg"), true);
+}
+
+/* Children that are no run's are reaped (zombies) and killed (alive), and
+ * never a run's: its exit status stays its own. */
+static void test_sweep_takes_orphans_not_runs(void **state)
+{
+	struct harness *h = *state;
+	struct probe_buf b;
+	const struct km_check_result *r;
+	pid_t zombie = fork(), alive;
+
+	if (zombie == 0)
+		_exit(0);
+	alive = fork();
+	if (alive == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_true(zombie > 0 && alive > 0);
+	r = check(h, probe_of(&b, 5000, "sh", "-c", "sleep 0.2; exit 3", NULL));
+	assert_int_equal(r->error_class, KM_EC_EXIT_CODE);
+	assert_int_equal(r->status_code, 3);
+	await_gone(h, zombie, true);
+	await_gone(h, alive, true);
+	/* Both taken by the checker, not by us. */
+	errno = 0;
+	assert_int_equal(waitpid(zombie, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	errno = 0;
+	assert_int_equal(waitpid(alive, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	assert_true(atomic_load(&h->counters.exec_orphans_reaped) >= 2);
+	assert_int_equal(atomic_load(&h->counters.exec_orphans_killed), 1);
+}
+
+/* prober.maxExecChildren: a run past it fails at once, counted; a child
+ * killed but not reaped still counts. */
+static void test_cap_on_children(void **state)
+{
+	struct harness *h = *state;
+	struct probe_buf b[3];
+	struct km_check *c;
+
+	start(h, 0, probe_of(&b[0], 5000, "sleep", "60", NULL));
+	start(h, 1, probe_of(&b[1], 5000, "sleep", "60", NULL));
+	c = start(h, 2, probe_of(&b[2], 5000, "/bin/true", NULL));
+	/* Reported before start returned. */
+	assert_int_equal(h->done_calls, 1);
+	assert_null(c->impl);
+	assert_false(h->res.success);
+	assert_int_equal(h->res.error_class, KM_EC_INTERNAL);
+	assert_string_equal(h->res.message,
+			    "not run: too many exec probes running (2, "
+			    "prober.maxExecChildren)");
+	assert_int_equal(atomic_load(&h->counters.exec_refused), 1);
+	km_check_exec.cancel(h->x, &h->checks[0]);
+	km_check_exec.cancel(h->x, &h->checks[1]);
+	h->outstanding = 0;
+}
+
+/* A probe of the API while the config allows exec probes no more. */
+static void test_api_exec_not_run_when_off(void **state)
+{
+	struct harness *h = *state;
+	struct probe_buf b;
+	struct km_probe_policy pol;
+	struct km_check *c;
+
+	km_probe_policy_defaults(&pol);
+	h->policy = &pol;
+	c = start(h, 0, probe_of(&b, 5000, "/bin/true", NULL));
+	assert_int_equal(h->done_calls, 1);
+	assert_null(c->impl);
+	assert_int_equal(h->res.error_class, KM_EC_INTERNAL);
+	assert_string_equal(h->res.message, "not run: exec probes through "
+					    "the API are off (api.allowExec)");
+	pol.allow_exec = true;
+	h->outstanding = 0;
+	run(h); /* takes the stop its report asked for */
+	h->done_calls = 0;
+	assert_true(check(h, probe_of(&b, 5000, "/bin/true", NULL))->success);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -759,7 +1058,8 @@ int main(void)
 		T(test_cancel_then_destroy),
 		T(test_destroy_with_runs_in_flight),
 		T(test_many_at_once),
-		T(test_env_added_and_overridden),
+		T(test_env_is_the_probes_own),
+		T(test_env_empty),
 		T(test_workdir),
 		T(test_path_from_probe_env),
 		T(test_not_in_path_is_127),
@@ -767,15 +1067,45 @@ int main(void)
 		T(test_not_executable_is_126),
 		T(test_missing_workdir_is_126),
 		T(test_cancel_before_cannot_run_reports),
+		T(test_setsid_escape_killed_at_timeout),
+		T(test_setsid_escape_after_exit),
+		T(test_api_exec_not_run_when_off),
+		cmocka_unit_test_setup_teardown(
+			test_setsid_escape_killed_at_timeout, setup_proc,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_setsid_escape_after_exit,
+						setup_reaping_proc, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_sweep_takes_orphans_not_runs, setup_reaping,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_setsid_escape_after_exit,
+						setup_reaping, teardown),
+		cmocka_unit_test_setup_teardown(test_orphan_reaped,
+						setup_reaping, teardown),
+		cmocka_unit_test_setup_teardown(test_orphan_reaped,
+						setup_reaping_proc, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_running_runs_orphans_left_alone, setup_reaping,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_running_runs_orphans_left_alone,
+			setup_reaping_proc, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_sweep_takes_orphans_not_runs, setup_reaping_proc,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_cap_on_children, setup_cap,
+						teardown),
 #undef T
 	};
 	sigset_t block;
 
-	/* As kubemedicd: SIGPIPE ignored, SIGTERM and SIGINT blocked. */
+	/* As kubemedicd: SIGPIPE ignored, SIGTERM, SIGINT and SIGCHLD
+	 * blocked (a checker that reaps takes SIGCHLD through a signalfd). */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &block, NULL);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
 		perror("PR_SET_CHILD_SUBREAPER");

@@ -180,6 +180,9 @@ static int group_teardown(void **state)
 struct harness {
 	struct km_loop *loop;
 	void *x;
+	struct km_check_counters counters;
+	/* The API's probe policy the checks are held to (NULL: trusted). */
+	const struct km_probe_policy *policy;
 	struct km_timer safety, stop_timer, cancel_timer;
 	struct km_check checks[MAX_CHECKS];
 	struct km_probe probes[MAX_CHECKS];
@@ -222,7 +225,10 @@ static int setup(void **state)
 	if (!h)
 		return -1;
 	if (km_loop_create(&h->loop, &err) ||
-	    km_check_grpc.create(h->loop, &h->x, &err)) {
+	    km_check_grpc.create(&(struct km_check_env){.loop = h->loop,
+							.counters =
+								&h->counters},
+				 &h->x, &err)) {
 		fprintf(stderr, "setup: %s\n", err.msg);
 		return -1;
 	}
@@ -259,12 +265,14 @@ static struct km_check *start(struct harness *h, int i, const char *host,
 	memset(c, 0, sizeof *c);
 	c->loop = h->loop;
 	c->probe = p;
+	c->policy = h->policy;
 	c->started = km_mono_ns();
 	c->deadline = c->started + timeout_ms * MS;
 	c->done = on_done;
 	c->owner = h;
-	assert_int_equal(km_check_grpc.start(h->x, c), 0);
+	/* Counted first: a check may report before start returns. */
 	h->outstanding++;
+	assert_int_equal(km_check_grpc.start(h->x, c), 0);
 	return c;
 }
 
@@ -590,6 +598,79 @@ static void test_deadlines_cross_clocks(void **state)
 	assert_true(km_grpc_deadline_mono(d) < km_mono_ns());
 }
 
+/* ---- the API's probe policy ---------------------------------------------- */
+
+static struct km_cidr loopback[2];
+
+static void deny_loopback(struct km_probe_policy *pol)
+{
+	assert_null(km_cidr_parse("127.0.0.0/8", &loopback[0]));
+	assert_null(km_cidr_parse("::1", &loopback[1]));
+	km_probe_policy_defaults(pol);
+	pol->deny = loopback;
+	pol->n_deny = 2;
+}
+
+/* A probe of the API: its name resolved first (off the loop), then the
+ * channel made to the addresses — both families, tried in turn, as the
+ * core's own resolution would. */
+static void test_policy_name_resolved_first(void **state)
+{
+	struct harness *h = *state;
+	struct km_probe_policy pol;
+	const struct km_check_result *r;
+	int served = atomic_load(&checks_served);
+
+	km_probe_policy_defaults(&pol);
+	h->policy = &pol;
+	r = check(h, "localhost", health_port, "serving", 3000);
+	assert_true(r->success);
+	assert_int_equal(r->status_code, ST(SERVING));
+	assert_int_equal(atomic_load(&checks_served), served + 1);
+}
+
+/* A denied address is never connected to: through a name or written as
+ * one. */
+static void test_policy_denied_never_connects(void **state)
+{
+	struct harness *h = *state;
+	struct km_probe_policy pol;
+	const char *hosts[] = {"localhost", "127.0.0.1", "[::1]", "::1"};
+
+	deny_loopback(&pol);
+	h->policy = &pol;
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		const struct km_check_result *r;
+
+		h->done_calls = 0;
+		r = check(h, hosts[i], silent_port, "", 2000);
+		assert_false(r->success);
+		assert_int_equal(r->error_class, KM_EC_NETWORK);
+		if (!strstr(r->message, "not connected") ||
+		    !strstr(r->message, "denied by api.probeNetworks"))
+			fail_msg("%s: %s", hosts[i], r->message);
+		/* Refused before the deadline, not timed out. */
+		assert_true(h->done_at - h->checks[0].started < 1000 * MS);
+	}
+	assert_int_equal(silent_take_connections(), 0);
+}
+
+static void test_policy_cancel_while_resolving(void **state)
+{
+	struct harness *h = *state;
+	struct km_probe_policy pol;
+	struct km_check *c;
+
+	km_probe_policy_defaults(&pol);
+	h->policy = &pol;
+	c = start(h, 0, "localhost", silent_port, "", 5000);
+	km_check_grpc.cancel(h->x, c);
+	km_loop_timer_set(h->loop, &h->stop_timer, km_mono_ns() + 200 * MS);
+	run(h);
+	assert_int_equal(h->done_calls, 0);
+	assert_int_equal(silent_take_connections(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -614,6 +695,9 @@ int main(void)
 		T(test_destroy_with_calls_in_flight),
 		T(test_bad_probe_is_refused),
 		T(test_deadlines_cross_clocks),
+		T(test_policy_name_resolved_first),
+		T(test_policy_denied_never_connects),
+		T(test_policy_cancel_while_resolving),
 #undef T
 	};
 

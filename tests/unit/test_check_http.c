@@ -114,6 +114,16 @@ static void *serve(void *arg)
 				 "Location: http://elsewhere.invalid:%d/ok\r\n",
 				 s->port);
 			respond(c, 301, loc, "", 0);
+		} else if (!strcmp(path, "/redirect-after-release")) {
+			char b;
+
+			/* The test changes its policy meanwhile. */
+			if (read(s->release, &b, 1) < 0)
+				b = 0;
+			snprintf(loc, sizeof loc,
+				 "Location: http://%s:%d/ok\r\n", g_host,
+				 s->port);
+			respond(c, 302, loc, "", 0);
 		} else if (!strcmp(path, "/redirect-to-500"))
 			respond(c, 307, "Location: /status/500\r\n", "", 0);
 		else if (!strcmp(path, "/redirect-loop"))
@@ -220,6 +230,20 @@ static void safety(struct km_loop *l, void *arg)
 	km_loop_stop(l); /* a bug: the test then fails on o.done */
 }
 
+/* What a prober gives its checkers, for loop l (checks here need no
+ * offload pool). */
+static const struct km_check_env *env_of(struct km_loop *l)
+{
+	static struct km_check_counters counters;
+	static struct km_check_env env;
+
+	env = (struct km_check_env){.loop = l, .counters = &counters};
+	return &env;
+}
+
+/* The API's probe policy the checks are held to (NULL: trusted). */
+static const struct km_probe_policy *g_policy;
+
 static struct outcome run(struct km_probe *p)
 {
 	const struct km_check_type *t =
@@ -232,9 +256,10 @@ static struct outcome run(struct km_probe *p)
 	struct km_timer guard;
 
 	assert_int_equal(km_loop_create(&l, &err), 0);
-	assert_int_equal(t->create(l, &x, &err), 0);
+	assert_int_equal(t->create(env_of(l), &x, &err), 0);
 	c.loop = l;
 	c.probe = p;
+	c.policy = g_policy;
 	c.started = km_mono_ns();
 	c.deadline = c.started + p->timeout_ms * 1000000;
 	c.done = on_done;
@@ -269,6 +294,7 @@ static struct km_probe http(struct server *s, const char *path)
 
 static int setup(void **state)
 {
+	g_policy = NULL; /* trusted, unless a test says otherwise */
 	*state = server_start();
 	return 0;
 }
@@ -500,7 +526,7 @@ static void test_waits_for_the_servers_close(void **state)
 	struct hold h = {0};
 
 	assert_int_equal(km_loop_create(&l, &err), 0);
-	assert_int_equal(km_check_http.create(l, &x, &err), 0);
+	assert_int_equal(km_check_http.create(env_of(l), &x, &err), 0);
 	assert_int_equal(km_loop_add_fd(l, s->client_eof_r, EPOLLIN,
 					client_closed, &h),
 			 0);
@@ -584,7 +610,7 @@ static void test_tcp_cancel(void **state)
 	struct km_timer guard;
 
 	assert_int_equal(km_loop_create(&l, &err), 0);
-	assert_int_equal(km_check_tcp.create(l, &x, &err), 0);
+	assert_int_equal(km_check_tcp.create(env_of(l), &x, &err), 0);
 	c1.loop = c2.loop = l;
 	c1.probe = c2.probe = &p;
 	c1.started = c2.started = km_mono_ns();
@@ -610,6 +636,136 @@ static void test_tcp_cancel(void **state)
 	km_loop_destroy(l);
 }
 
+/* ---- the API's probe policy --------------------------------------------- */
+
+static int requests(struct server *s)
+{
+	int n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->requests;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+/* Loopback, both families: where the test server is. */
+static struct km_cidr loopback[2];
+
+static void deny_loopback(struct km_probe_policy *pol)
+{
+	assert_null(km_cidr_parse("127.0.0.0/8", &loopback[0]));
+	assert_null(km_cidr_parse("::1", &loopback[1]));
+	km_probe_policy_defaults(pol);
+	pol->deny = loopback;
+	pol->n_deny = 2;
+}
+
+/* A probe of the API never connects to an address its policy denies,
+ * whether written as one (own connection, TCP) or reached through a name
+ * (libcurl's opensocket); the config's probes (no policy) do. */
+static void test_policy_denies_before_connecting(void **state)
+{
+	struct server *s = *state;
+	struct km_probe_policy pol;
+	struct km_probe p = http(s, "/ok"), t = {.type = KM_PROBE_TCP,
+						 .name = "t",
+						 .host = g_host,
+						 .port = s->port,
+						 .timeout_ms = 1000};
+	struct outcome o;
+	int before = requests(s);
+
+	deny_loopback(&pol);
+	g_policy = &pol;
+	o = run(&p);
+	assert_false(o.r.success);
+	assert_int_equal(o.r.error_class, KM_EC_NETWORK);
+	if (!strstr(o.r.message, "is in 127.0.0.0/8, denied by "
+				 "api.probeNetworks") &&
+	    !strstr(o.r.message, "::1 is in ::1/128, denied by "
+				 "api.probeNetworks"))
+		fail_msg("message: %s", o.r.message);
+	assert_non_null(strstr(o.r.message, "not connected"));
+	o = run(&t);
+	assert_false(o.r.success);
+	assert_int_equal(o.r.error_class, KM_EC_NETWORK);
+	assert_non_null(strstr(o.r.message, "not connected"));
+	assert_non_null(strstr(o.r.message, "denied by api.probeNetworks"));
+	/* Nothing reached the server. */
+	assert_int_equal(requests(s), before);
+	/* Allowed networks are reached; so is everything without a
+	 * policy. */
+	km_probe_policy_defaults(&pol);
+	o = run(&p);
+	assert_true(o.r.success);
+	g_policy = NULL;
+	deny_loopback(&pol);
+	o = run(&p);
+	assert_true(o.r.success);
+	assert_int_equal(requests(s), before + 2);
+}
+
+struct flip {
+	struct km_probe_policy *pol;
+	struct server *s;
+};
+
+/* On the loop (the thread that reads the policy): deny loopback, then
+ * let the server answer with its redirect. */
+static void flip_policy(struct km_loop *l, void *arg)
+{
+	struct flip *f = arg;
+
+	(void)l;
+	deny_loopback(f->pol);
+	send_all(f->s->release_w, "x", 1);
+}
+
+/* A redirect is judged again: the server's redirect (same host, as the
+ * kubelet's rule wants) is not followed once the address is denied. */
+static void test_policy_judges_redirects(void **state)
+{
+	struct server *s = *state;
+	struct km_probe p = http(s, "/redirect-after-release");
+	struct km_probe_policy pol;
+	struct flip f = {&pol, s};
+	struct km_loop *l;
+	void *x;
+	struct km_error err = {0};
+	struct outcome o = {0};
+	struct km_check c = {0};
+	struct km_timer guard, flip;
+	int before = requests(s);
+
+	km_probe_policy_defaults(&pol); /* loopback allowed at first */
+	assert_int_equal(km_loop_create(&l, &err), 0);
+	assert_int_equal(km_check_http.create(env_of(l), &x, &err), 0);
+	c.loop = l;
+	c.probe = &p;
+	c.policy = &pol;
+	c.started = km_mono_ns();
+	c.deadline = c.started + p.timeout_ms * 1000000;
+	c.done = on_done;
+	c.owner = &o;
+	km_timer_init(&guard, safety, NULL);
+	km_loop_timer_set(l, &guard, c.deadline + 5000000000LL);
+	km_timer_init(&flip, flip_policy, &f);
+	km_loop_timer_set(l, &flip, c.started + 100 * 1000000LL);
+	assert_int_equal(km_check_http.start(x, &c), 0);
+	assert_int_equal(km_loop_run(l), 0);
+	assert_true(o.done);
+	assert_false(o.r.success);
+	assert_int_equal(o.r.error_class, KM_EC_NETWORK);
+	assert_non_null(strstr(o.r.message, "not connected"));
+	assert_non_null(strstr(o.r.message, "denied by api.probeNetworks"));
+	/* The redirect's request, and not the one it pointed to. */
+	assert_int_equal(requests(s), before + 1);
+	km_loop_timer_cancel(l, &guard);
+	km_loop_timer_cancel(l, &flip);
+	km_check_http.destroy(x);
+	km_loop_destroy(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +778,8 @@ int main(void)
 		T(test_framing),
 		T(test_tcp),
 		T(test_tcp_cancel),
+		T(test_policy_denies_before_connecting),
+		T(test_policy_judges_redirects),
 #undef T
 	};
 	/* libcurl closes a connection when it is done with it, by its own

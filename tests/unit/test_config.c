@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "km_config.h"
 #include "km_log.h"
@@ -92,6 +94,13 @@ static void assert_defaults(const struct km_config *c)
 	assert_int_equal(c->stats_interval_ms, 0);
 	assert_null(c->probes);
 	assert_int_equal(c->n_probes, 0);
+	assert_false(c->api_policy.allow_exec);
+	assert_false(c->api_policy.allow_file);
+	assert_int_equal(c->api_policy.n_file_prefixes, 0);
+	assert_int_equal(c->api_policy.n_allow, 2);
+	assert_int_equal(c->api_policy.n_deny, 4);
+	assert_int_equal(c->watchdog_ms, 10000);
+	assert_int_equal(c->max_exec_children, 64);
 	assert_int_equal(c->limits.default_deadline_ms, 10000);
 	assert_int_equal(c->limits.max_deadline_ms, 60000);
 	assert_int_equal(c->limits.max_selector_bytes, 4096);
@@ -489,7 +498,8 @@ static void test_unknown_keys(void **state)
 		     "test.yaml:2:1: unknown key \"listn\" at the top level "
 		     "(known: listen, insecure, tls, auth, threads, "
 		     "maxReceiveMessageBytes, shutdownGracePeriod, database, "
-		     "retention, log, flapDetection, probes, limits)");
+		     "retention, log, flapDetection, api, prober, probes, "
+		     "limits)");
 	EXPECT_ERROR("max_receive_message_bytes: 1\n",
 		     "unknown key \"max_receive_message_bytes\"",
 		     "did you mean \"maxReceiveMessageBytes\"?");
@@ -534,6 +544,177 @@ static void test_unknown_keys(void **state)
 		     "merge keys are not supported");
 	EXPECT_ERROR("[a]: 1\n", "test.yaml:1:1: expected a key (a string) at "
 				 "the top level, got a list");
+}
+
+/* The networks of a list as text, "a,b,c". */
+static void nets_text(const struct km_cidr *v, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < n && o < cap; i++) {
+		char one[64];
+
+		km_cidr_format(&v[i], one, sizeof one);
+		o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? "," : "",
+				      one);
+	}
+}
+
+/* api: every key, its default, and its bad values. */
+static void test_api_section(void **state)
+{
+	struct km_config c;
+	char text[512];
+
+	(void)state;
+	km_config_defaults(&c);
+	nets_text(c.api_policy.allow, c.api_policy.n_allow, text, sizeof text);
+	assert_string_equal(text, "0.0.0.0/0,::/0");
+	nets_text(c.api_policy.deny, c.api_policy.n_deny, text, sizeof text);
+	assert_string_equal(text, "169.254.0.0/16,fe80::/10,"
+				  "100.100.100.200/32,fd00:ec2::254/128");
+	km_config_free(&c);
+
+	load_ok(&c, "api:\n"
+		    "  allowExec: true\n"
+		    "  allowFile: true\n"
+		    "  filePathPrefixes: [/var/lib/beats/, /srv//x/./y, /]\n"
+		    "  probeNetworks:\n"
+		    "    allow: [10.0.0.0/8, \"fd00::/8\"]\n"
+		    "    deny: [10.9.0.0/16]\n");
+	assert_true(c.api_policy.allow_exec);
+	assert_true(c.api_policy.allow_file);
+	assert_int_equal(c.api_policy.n_file_prefixes, 3);
+	assert_string_equal(c.api_policy.file_prefixes[0], "/var/lib/beats");
+	assert_string_equal(c.api_policy.file_prefixes[1], "/srv/x/y");
+	assert_string_equal(c.api_policy.file_prefixes[2], "/");
+	nets_text(c.api_policy.allow, c.api_policy.n_allow, text, sizeof text);
+	assert_string_equal(text, "10.0.0.0/8,fd00::/8");
+	nets_text(c.api_policy.deny, c.api_policy.n_deny, text, sizeof text);
+	assert_string_equal(text, "10.9.0.0/16");
+	km_config_free(&c);
+
+	/* A list given replaces its default whole; the other stays. An
+	 * empty list is empty. */
+	load_ok(&c, "api: {probeNetworks: {deny: []}}\n");
+	assert_int_equal(c.api_policy.n_deny, 0);
+	assert_int_equal(c.api_policy.n_allow, 2);
+	assert_false(c.api_policy.allow_exec);
+	km_config_free(&c);
+	load_ok(&c, "api: {allowFile: false, filePathPrefixes: [],"
+		    " probeNetworks: {allow: [127.0.0.1]}}\n");
+	assert_int_equal(c.api_policy.n_allow, 1);
+	assert_int_equal(c.api_policy.allow[0].bits, 32);
+	assert_int_equal(c.api_policy.n_deny, 4);
+	assert_int_equal(c.api_policy.n_file_prefixes, 0);
+	km_config_free(&c);
+	load_ok(&c, "api:\nprober: ~\n"); /* null: the defaults */
+	assert_int_equal(c.api_policy.n_deny, 4);
+	km_config_free(&c);
+
+	EXPECT_ERROR("api: {allowExec: yes}\n",
+		     "test.yaml:1:18: api.allowExec: expected true or false, "
+		     "got \"yes\"");
+	EXPECT_ERROR("api: {allowFile: 1}\n",
+		     "api.allowFile: expected true or false");
+	EXPECT_ERROR("api: {allowShell: true}\n",
+		     "unknown key \"allowShell\" in api (known: allowExec, "
+		     "allowFile, filePathPrefixes, probeNetworks)");
+	EXPECT_ERROR("api: [x]\n", "api: expected a mapping, got a list");
+	EXPECT_ERROR("api: {filePathPrefixes: /data}\n",
+		     "api.filePathPrefixes: expected a list, got \"/data\"");
+	EXPECT_ERROR("api: {filePathPrefixes: [/data, var/lib]}\n",
+		     "test.yaml:1:33: api.filePathPrefixes[1]: \"var/lib\": "
+		     "must be an absolute path");
+	EXPECT_ERROR("api: {filePathPrefixes: [/a/../..]}\n",
+		     "api.filePathPrefixes[0]: \"/a/../..\": \"..\" climbs "
+		     "above \"/\"");
+	EXPECT_ERROR("api: {filePathPrefixes: [~]}\n",
+		     "api.filePathPrefixes[0]: expected a string, got null");
+	EXPECT_ERROR("api: {filePathPrefixes: [[/a]]}\n",
+		     "api.filePathPrefixes[0]: expected a string, got a list");
+	EXPECT_ERROR("api: {probeNetworks: [10.0.0.0/8]}\n",
+		     "api.probeNetworks: expected a mapping, got a list");
+	EXPECT_ERROR("api: {probeNetworks: {permit: []}}\n",
+		     "unknown key \"permit\" in api.probeNetworks (known: "
+		     "allow, deny)");
+	EXPECT_ERROR("api: {probeNetworks: {allow: 10.0.0.0/8}}\n",
+		     "api.probeNetworks.allow: expected a list");
+	EXPECT_ERROR("api: {probeNetworks: {deny: [10.0.0.1/8]}}\n",
+		     "test.yaml:1:30: api.probeNetworks.deny[0]: "
+		     "\"10.0.0.1/8\": bits are set past the prefix length");
+	EXPECT_ERROR("api: {probeNetworks: {allow: [0.0.0.0/0, \"::/200\"]}}\n",
+		     "api.probeNetworks.allow[1]: \"::/200\": an IPv6 prefix "
+		     "length is 0 to 128");
+	EXPECT_ERROR("api: {probeNetworks: {allow: [metadata.internal]}}\n",
+		     "api.probeNetworks.allow[0]: \"metadata.internal\": "
+		     "expected an IPv4 or IPv6 address");
+	{
+		/* Bounds: 64 prefixes, 256 networks. */
+		char *many = malloc(65 * 8 + 64);
+		size_t o;
+
+		assert_non_null(many);
+		o = (size_t)sprintf(many, "api: {filePathPrefixes: [");
+		for (int i = 0; i < 65; i++)
+			o += (size_t)sprintf(many + o, "%s/d%d", i ? "," : "",
+					     i);
+		strcpy(many + o, "]}\n");
+		EXPECT_ERROR(many, "api.filePathPrefixes: 65 items, at most "
+				   "64 allowed");
+		free(many);
+		many = malloc(257 * 16 + 64);
+		assert_non_null(many);
+		o = (size_t)sprintf(many, "api: {probeNetworks: {deny: [");
+		for (int i = 0; i < 257; i++)
+			o += (size_t)sprintf(many + o, "%s10.0.%d.0/24",
+					     i ? "," : "", i % 256);
+		strcpy(many + o, "]}}\n");
+		EXPECT_ERROR(many, "api.probeNetworks.deny: 257 items, at "
+				   "most 256 allowed");
+		free(many);
+	}
+}
+
+/* prober: every key, its default, and its bad values. */
+static void test_prober_section(void **state)
+{
+	struct km_config c;
+
+	(void)state;
+	load_ok(&c, "prober: {watchdog: 30s, maxExecChildren: 1}\n");
+	assert_int_equal(c.watchdog_ms, 30000);
+	assert_int_equal(c.max_exec_children, 1);
+	km_config_free(&c);
+	load_ok(&c, "prober:\n  watchdog: 0\n  maxExecChildren: 4096\n");
+	assert_int_equal(c.watchdog_ms, 0);
+	assert_int_equal(c.max_exec_children, 4096);
+	km_config_free(&c);
+	load_ok(&c, "prober: {watchdog: 1h}\n");
+	assert_int_equal(c.watchdog_ms, 3600000);
+	assert_int_equal(c.max_exec_children, 64);
+	km_config_free(&c);
+
+	EXPECT_ERROR("prober: {watchdog: 500ms}\n",
+		     "test.yaml:1:20: prober.watchdog: must be 0 (off) or "
+		     "between 1s and 1h, got \"500ms\"");
+	EXPECT_ERROR("prober: {watchdog: 2h}\n",
+		     "prober.watchdog: must be 0 (off) or between 1s and 1h");
+	EXPECT_ERROR("prober: {watchdog: 10}\n",
+		     "prober.watchdog: the duration \"10\" needs a unit");
+	EXPECT_ERROR("prober: {maxExecChildren: 0}\n",
+		     "prober.maxExecChildren: must be between 1 and 4096, got "
+		     "0");
+	EXPECT_ERROR("prober: {maxExecChildren: 4097}\n",
+		     "prober.maxExecChildren: must be between 1 and 4096");
+	EXPECT_ERROR("prober: {maxExecChildren: many}\n",
+		     "prober.maxExecChildren: expected an integer");
+	EXPECT_ERROR("prober: {maxExecChildrn: 3}\n",
+		     "unknown key \"maxExecChildrn\" in prober (known: "
+		     "watchdog, maxExecChildren)",
+		     "did you mean \"maxExecChildren\"?");
+	EXPECT_ERROR("prober: 5\n", "prober: expected a mapping, got \"5\"");
 }
 
 static void test_duplicate_keys(void **state)
@@ -1353,6 +1534,99 @@ static void test_load_file(void **state)
 	free(dir);
 }
 
+/* The daemon's file names a caFile on this machine: km_config_load checks
+ * it (a FIFO would stall the probe engine), km_config_load_string (text
+ * from elsewhere, the CLI's) does not. */
+static void test_ca_file_checked_at_load(void **state)
+{
+	static const char pem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n"
+				  "-----END CERTIFICATE-----\n";
+	struct km_config c;
+	struct km_error err = {0};
+	char *dir = km_test_tmpdir(), *path, *fifo, *ca, *yaml, want[700];
+	FILE *f;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_true(asprintf(&path, "%s/km.yaml", dir) > 0);
+	assert_true(asprintf(&fifo, "%s/ca-fifo", dir) > 0);
+	assert_true(asprintf(&ca, "%s/ca.pem", dir) > 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	f = fopen(ca, "w");
+	assert_non_null(f);
+	fputs(pem, f);
+	fclose(f);
+
+	assert_true(asprintf(&yaml,
+			     "probes:\n"
+			     "  - name: ok\n"
+			     "    tcpSocket: {host: 127.0.0.1, port: 1}\n"
+			     "  - name: tls\n"
+			     "    httpGet: {host: 127.0.0.1, port: 1, scheme: "
+			     "HTTPS,\n"
+			     "              tlsVerify: true, caFile: %s}\n",
+			     fifo) > 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(yaml, f);
+	fclose(f);
+	km_config_defaults(&c);
+	alarm(10); /* a FIFO opened for good would hang here */
+	assert_int_equal(km_config_load(&c, path, &err), KM_EINVAL);
+	alarm(0);
+	snprintf(want, sizeof want,
+		 "%s:4: probes[1].httpGet.caFile: %s: a FIFO, not a regular "
+		 "file",
+		 path, fifo);
+	assert_string_equal(err.msg, want);
+	assert_int_equal(c.n_probes, 0);
+	/* The same text from elsewhere is not about this machine. */
+	assert_int_equal(
+		km_config_load_string(&c, yaml, strlen(yaml), "x", &err), 0);
+	assert_int_equal(c.n_probes, 2);
+	km_config_free(&c);
+	free(yaml);
+
+	/* A real bundle loads. */
+	assert_true(asprintf(&yaml,
+			     "probes:\n  - name: tls\n"
+			     "    httpGet: {host: h, port: 1, scheme: HTTPS, "
+			     "caFile: %s}\n",
+			     ca) > 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(yaml, f);
+	fclose(f);
+	km_config_defaults(&c);
+	assert_int_equal(km_config_load(&c, path, &err), 0);
+	assert_string_equal(c.probes[0].ca_file, ca);
+	km_config_free(&c);
+	free(yaml);
+
+	/* Not there, or no certificate in it. */
+	assert_true(asprintf(&yaml,
+			     "probes:\n  - name: tls\n"
+			     "    httpGet: {host: h, port: 1, scheme: HTTPS, "
+			     "caFile: %s}\n",
+			     path) > 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(yaml, f);
+	fclose(f);
+	km_config_defaults(&c);
+	assert_int_equal(km_config_load(&c, path, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "probes[0].httpGet.caFile: "));
+	assert_non_null(strstr(err.msg, "holds no PEM certificate"));
+	km_config_free(&c);
+	free(yaml);
+
+	km_test_rmrf(dir);
+	free(ca);
+	free(fifo);
+	free(path);
+	free(dir);
+}
+
 static char *read_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");
@@ -1467,6 +1741,8 @@ static void test_doc_examples(void **state)
 	(void)state;
 	check_doc_blocks("## A complete example", 1, check_config_block);
 	check_doc_blocks("## Probes", 1, check_config_block);
+	check_doc_blocks("## What probes created through the API may touch", 1,
+			 check_config_block);
 	check_doc_blocks("## Probe files for the CLI", 3, check_probes_block);
 }
 
@@ -1598,6 +1874,8 @@ int main(void)
 		cmocka_unit_test(test_probe_exec_file),
 		cmocka_unit_test(test_probe_list),
 		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_api_section),
+		cmocka_unit_test(test_prober_section),
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_ports),
@@ -1612,6 +1890,7 @@ int main(void)
 		cmocka_unit_test(test_parse_probes),
 		cmocka_unit_test(test_pasted_kubernetes_probe),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_ca_file_checked_at_load),
 		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_doc_examples),
 		cmocka_unit_test(test_security_keys),

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +102,10 @@ static struct km_probe define_probe(struct fixture *f, struct km_probe p)
 	p.success_threshold = p.success_threshold ? p.success_threshold : 1;
 	p.failure_threshold = p.failure_threshold ? p.failure_threshold : 1;
 	p.timeout_ms = p.timeout_ms ? p.timeout_ms : 1000;
+	/* From the config file unless the test says otherwise: trusted, not
+	 * held to the API's policy. */
+	if (!p.source)
+		p.source = KM_SOURCE_CONFIG;
 	if (km_store_create_probe(f->s, &p, &err))
 		fail_msg("create %s: %s", p.name, err.msg);
 	snprintf(tname, sizeof tname, "probe//%s", p.name);
@@ -317,7 +323,7 @@ static void test_update_and_remove(void **state)
 	p = add_probe(f, file_probe(f, "changing", 10000));
 	/* First run within the 10 s period's offset; then make it fast. */
 	p.period_ms = 100;
-	assert_int_equal(km_store_update_probe(f->s, &p, 0, false, NULL, &err),
+	assert_int_equal(km_store_update_probe(f->s, &p, 0, true, NULL, &err),
 			 0);
 	assert_int_equal(km_prober_upsert(f->pr, &p), 0);
 	wait_runs(f, 5);
@@ -340,6 +346,119 @@ static void test_update_and_remove(void **state)
 	}
 }
 
+/* ---- the watchdog --------------------------------------------------------- */
+
+struct wd_events {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int n;
+	bool turning[8];
+	int64_t at[8];
+};
+
+static void on_watchdog(void *arg, bool turning)
+{
+	struct wd_events *e = arg;
+
+	pthread_mutex_lock(&e->mu);
+	if (e->n < 8) {
+		e->turning[e->n] = turning;
+		e->at[e->n] = km_mono_ns();
+	}
+	e->n++;
+	pthread_cond_broadcast(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* Waits up to ns for the n-th report; false if it did not come. */
+static bool wait_watchdog(struct wd_events *e, int n, int64_t ns)
+{
+	struct timespec until = km_realtime_after(ns);
+	bool ok;
+
+	pthread_mutex_lock(&e->mu);
+	while (e->n < n &&
+	       pthread_cond_timedwait(&e->cv, &e->mu, &until) != ETIMEDOUT)
+		;
+	ok = e->n >= n;
+	pthread_mutex_unlock(&e->mu);
+	return ok;
+}
+
+/* What the loop runs to be stalled: it waits, on the loop thread, until
+ * the test opens the gate. */
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool entered, open;
+	int64_t entered_at;
+};
+
+static void block_loop(void *arg)
+{
+	struct gate *g = arg;
+	/* A test that fails before it opens the gate ends all the same. */
+	struct timespec until = km_realtime_after(WAIT_NS);
+
+	pthread_mutex_lock(&g->mu);
+	g->entered = true;
+	g->entered_at = km_mono_ns();
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open &&
+	       pthread_cond_timedwait(&g->cv, &g->mu, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* A loop that does not turn for prober.watchdog is reported (the daemon
+ * then answers NOT_SERVING), and so is its turning again; an idle loop is
+ * not a stalled one. */
+static void test_watchdog(void **state)
+{
+	struct fixture *f = *state;
+	/* Outlives a failed test: the watchdog reports to it. */
+	static struct wd_events e;
+	static struct gate g; /* outlives a failed test: the loop uses it */
+	struct km_prober_options po = {.health = f->h,
+				       .watchdog_ms = 200,
+				       .on_watchdog = on_watchdog,
+				       .watchdog_arg = &e};
+	struct km_error err = {0};
+
+	g = (struct gate){.mu = PTHREAD_MUTEX_INITIALIZER,
+			  .cv = PTHREAD_COND_INITIALIZER};
+	e = (struct wd_events){.mu = PTHREAD_MUTEX_INITIALIZER,
+			       .cv = PTHREAD_COND_INITIALIZER};
+	km_prober_stop(f->pr);
+	assert_int_equal(km_prober_start(&po, &f->pr, &err), 0);
+	/* Idle (no probe at all): three periods without a report. */
+	assert_false(wait_watchdog(&e, 1, 600 * MS));
+	assert_false(km_prober_loop_stalled(f->pr));
+
+	assert_int_equal(km_prober_run_on_loop(f->pr, block_loop, &g), 0);
+	pthread_mutex_lock(&g.mu);
+	while (!g.entered)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	assert_true(wait_watchdog(&e, 1, WAIT_NS));
+	assert_false(e.turning[0]);
+	assert_true(km_prober_loop_stalled(f->pr));
+	/* Not before the period; within it and a heartbeat or two (and the
+	 * room a loaded machine needs). */
+	assert_true(e.at[0] - g.entered_at >= 200 * MS);
+	assert_true(e.at[0] - g.entered_at < 1500 * MS);
+	/* Reported once, however long it lasts. */
+	assert_false(wait_watchdog(&e, 2, 300 * MS));
+
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	assert_true(wait_watchdog(&e, 2, WAIT_NS));
+	assert_true(e.turning[1]);
+	assert_false(km_prober_loop_stalled(f->pr));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +472,7 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_update_and_remove, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

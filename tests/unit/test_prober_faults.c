@@ -189,11 +189,14 @@ static int teardown(void **state)
 static struct km_probe add_probe(struct fixture *f, enum km_probe_type type)
 {
 	static const char *true_argv[] = {"true", NULL};
+	/* From the config file: trusted, not held to the API's policy
+	 * (test_prober.c's business). */
 	struct km_probe p = {.type = type,
 			     .timeout_ms = 1000,
 			     .period_ms = 60000,
 			     .success_threshold = 1,
-			     .failure_threshold = 1};
+			     .failure_threshold = 1,
+			     .source = KM_SOURCE_CONFIG};
 	struct km_error err = {0};
 	struct km_health_target t = {.success_threshold = 1,
 				     .failure_threshold = 1};
