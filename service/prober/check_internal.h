@@ -58,9 +58,6 @@ static inline int km_check_errno_class(int e)
 bool km_check_parse_ip(const char *host, int port, union km_check_addr *a,
 		       socklen_t *len);
 
-/* curl_global_init, once per process. */
-void km_check_curl_global_init(void);
-
 /* Starts c as a libcurl CONNECT_ONLY transfer to c->probe's host and
  * port in http_checker (a checker of km_check_http): libcurl resolves the
  * name off the loop and connects; success iff connected by the deadline.

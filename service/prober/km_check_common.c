@@ -129,8 +129,3 @@ bool km_check_parse_ip(const char *host, int port, union km_check_addr *a,
 	}
 	return false;
 }
-
-void km_check_curl_global_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}

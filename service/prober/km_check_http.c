@@ -19,10 +19,10 @@
  *    request (about 120,000 instructions in its own code and 20 system
  *    calls; bench/RESULTS.md), which put 10,000 probes a second out of
  *    one core's reach;
- *  - HTTPS and DNS names go through libcurl's multi socket API: curl tells
- *    us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to wake
- *    it (CURLMOPT_TIMERFUNCTION); the loop calls curl_multi_socket_action
- *    when either happens. Redirects may lead from one way to the other.
+ *  - HTTPS and DNS names go through libcurl's multi socket API, driven by
+ *    the loop through km_curl (service/loop/km_curl.h), which hands each
+ *    finished transfer to curl_done. Redirects may lead from one way to
+ *    the other.
  * Easy handles, run records and response buffers are pooled, and probes
  * without headers of their own share one header list, so a check
  * allocates little of its own; the 10 KiB body buffer is taken only when
@@ -43,7 +43,6 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +55,7 @@
 #include "check_internal.h"
 #include "km_hash.h"
 #include "km_http1.h"
+#include "km_curl.h"
 #include "km_list.h"
 #include "km_log.h"
 #include "km_offload.h"
@@ -70,12 +70,6 @@
 #define CA_BUCKETS 64
 
 struct http_run;
-
-/* A transfer curl reported done, kept until its turn in process_done. */
-struct done_msg {
-	CURL *easy;
-	CURLcode result;
-};
 
 /* What arrives of one response: its parser and its body (the kubelet's 10
  * KiB). Taken from the checker's pool at the first byte, so a run whose
@@ -171,9 +165,9 @@ struct km_http_checker {
 	struct km_loop *loop;
 	struct km_offload *offload; /* reads CA bundles */
 	struct km_list cas[CA_BUCKETS];
-	int64_t ca_swept; /* when idle bundles were last dropped */
-	CURLM *multi;
-	struct km_timer timer;
+	int64_t ca_swept;     /* when idle bundles were last dropped */
+	struct km_curl *curl; /* curl's transfers on the loop */
+	CURLM *multi;         /* km_curl_multi(curl) */
 	CURL *pool[POOL_MAX];
 	size_t n_pool;
 	/* Finished runs, response buffers and drains kept for the next
@@ -183,8 +177,6 @@ struct km_http_checker {
 	/* The kubelet's request headers, for probes that add none. NULL if
 	 * they could not be built: each run then builds its own. */
 	struct curl_slist *default_headers;
-	struct done_msg *done; /* process_done's list, grown as needed */
-	size_t done_cap;
 	/* Draining connections, oldest first; one timer for the oldest. */
 	struct km_list drains;
 	struct km_timer drain_timer;
@@ -231,89 +223,6 @@ struct http_run {
 	char *target;       /* this request's path and query */
 	char host_port[80]; /* "10.1.2.3:8080", "[fd00::1]:8080" */
 };
-
-/* ---- curl <-> loop ------------------------------------------------------- */
-
-static void process_done(struct km_http_checker *x);
-
-static void fd_event(struct km_loop *l, int fd, uint32_t events, void *arg)
-{
-	struct km_http_checker *x = arg;
-	int flags = 0, running;
-
-	(void)l;
-	if (events & EPOLLIN)
-		flags |= CURL_CSELECT_IN;
-	if (events & EPOLLOUT)
-		flags |= CURL_CSELECT_OUT;
-	if (events & (EPOLLERR | EPOLLHUP))
-		flags |= CURL_CSELECT_ERR;
-	curl_multi_socket_action(x->multi, fd, flags, &running);
-	process_done(x);
-}
-
-static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
-		   void *socketp)
-{
-	struct km_http_checker *x = userp;
-	uint32_t events = 0;
-
-	(void)e;
-	if (what == CURL_POLL_REMOVE) {
-		km_loop_del_fd(x->loop, s);
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		events |= EPOLLIN;
-	if (what & CURL_POLL_OUT)
-		events |= EPOLLOUT;
-	if (!socketp) {
-		if (km_loop_add_fd(x->loop, s, events, fd_event, x))
-			return -1;
-		curl_multi_assign(x->multi, s, x);
-	} else if (km_loop_mod_fd(x->loop, s, events)) {
-		return -1;
-	}
-	return 0;
-}
-
-static void timer_fired(struct km_loop *l, void *arg)
-{
-	struct km_http_checker *x = arg;
-	int running;
-
-	(void)l;
-	curl_multi_socket_action(x->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	process_done(x);
-}
-
-/* A timer that cannot be armed would leave curl's transfers waiting for
- * a wake-up that never comes: the callback fails instead, as libcurl
- * asks (7.88). curl then fails every transfer of the multi handle as it
- * next drives it (a transfer being added fails at once, so its check
- * does not start); one that waits for nothing but that timer is ended by
- * the prober's guard. */
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-	struct km_http_checker *x = userp;
-	int rc;
-
-	(void)m;
-	if (timeout_ms < 0) {
-		km_loop_timer_cancel(x->loop, &x->timer);
-		return 0;
-	}
-	rc = km_loop_timer_set(x->loop, &x->timer,
-			       km_mono_ns() + timeout_ms * 1000000LL);
-	if (rc) {
-		km_log(KM_LOG_ERROR,
-		       "HTTP checks: cannot arm libcurl's "
-		       "timer; libcurl fails the transfers in progress",
-		       "error", km_strerror(rc), NULL);
-		return -1;
-	}
-	return 0;
-}
 
 /* ---- pools --------------------------------------------------------------- */
 
@@ -1433,38 +1342,12 @@ static void finish_easy(CURL *easy, CURLcode result)
 		finish(r, result);
 }
 
-/* Finishes every transfer curl reports done. The messages are all read
- * first: curl_multi_remove_handle (in run_free) scans the messages still
- * queued, so finishing each as it is read costs O(k^2) when k transfers
- * end in one call, as a burst of timeouts does (libcurl 7.88; 16% of the
- * prober's CPU with 10,000 probes behind schedule). Nothing finish() does
- * comes back here. */
-static void process_done(struct km_http_checker *x)
+/* km_curl's done: a transfer curl reports finished. Nothing finish()
+ * does comes back here. */
+static void curl_done(void *arg, CURL *easy, CURLcode result)
 {
-	CURLMsg *m;
-	size_t n = 0;
-	int left;
-
-	while ((m = curl_multi_info_read(x->multi, &left))) {
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		if (n == x->done_cap) {
-			size_t cap = x->done_cap ? 2 * x->done_cap : 64;
-			struct done_msg *d = realloc(x->done, cap * sizeof *d);
-
-			if (!d) {
-				/* No room to wait: finish it now. */
-				finish_easy(m->easy_handle, m->data.result);
-				continue;
-			}
-			x->done = d;
-			x->done_cap = cap;
-		}
-		x->done[n++] =
-			(struct done_msg){m->easy_handle, m->data.result};
-	}
-	for (size_t i = 0; i < n; i++)
-		finish_easy(x->done[i].easy, x->done[i].result);
+	(void)arg;
+	finish_easy(easy, result);
 }
 
 /* ---- starting ------------------------------------------------------------ */
@@ -1600,29 +1483,23 @@ static int http_create(const struct km_check_env *env, void **out,
 {
 	struct km_http_checker *x = calloc(1, sizeof *x);
 	struct km_loop *l = env->loop;
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	int rc;
 
 	*out = NULL;
 	if (!x)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	pthread_once(&once, km_check_curl_global_init);
 	x->loop = l;
 	x->offload = env->offload;
 	for (size_t b = 0; b < CA_BUCKETS; b++)
 		km_list_init(&x->cas[b]);
 	km_list_init(&x->drains);
-	km_timer_init(&x->timer, timer_fired, x);
 	km_timer_init(&x->drain_timer, drain_expired, x);
-	x->multi = curl_multi_init();
-	if (!x->multi) {
+	rc = km_curl_create(l, "HTTP checks", curl_done, x, &x->curl, err);
+	if (rc) {
 		free(x);
-		return km_error_set(err, KM_EINTERNAL,
-				    "curl_multi_init failed");
+		return rc;
 	}
-	curl_multi_setopt(x->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(x->multi, CURLMOPT_SOCKETDATA, x);
-	curl_multi_setopt(x->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(x->multi, CURLMOPT_TIMERDATA, x);
+	x->multi = km_curl_multi(x->curl);
 	{
 		/* A probe with no headers of its own sends these. */
 		static const struct km_probe none = {.n_headers = 0};
@@ -1644,7 +1521,6 @@ static void http_destroy(void *checker)
 		return;
 	/* Runs still in the multi handle were abandoned with their probes;
 	 * the prober cancels every run before destroying checkers. */
-	km_loop_timer_cancel(x->loop, &x->timer);
 	km_loop_timer_cancel(x->loop, &x->drain_timer);
 	while (!km_list_empty(&x->drains))
 		drain_end(oldest_drain(x));
@@ -1659,8 +1535,7 @@ static void http_destroy(void *checker)
 	pool_free_all(&x->runs);
 	pool_free_all(&x->resps);
 	curl_slist_free_all(x->default_headers);
-	free(x->done);
-	curl_multi_cleanup(x->multi);
+	km_curl_destroy(x->curl);
 	free(x);
 }
 
