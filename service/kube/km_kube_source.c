@@ -632,6 +632,33 @@ void km_kube_source_delete(struct km_kube_source *s, enum km_kube_resource r,
 		forget(s, o, now_us);
 }
 
+int km_kube_source_component(struct km_kube_source *s, const char *name,
+			     const struct km_kube_verdict *v,
+			     struct km_error *err)
+{
+	char buf[NAME_MAX_LEN];
+	const char *n = make_name(s, "controlplane", "", name, buf, sizeof buf);
+	struct tgt *t;
+
+	if (!n)
+		return km_error_set(err, KM_EINVAL,
+				    "\"%s\" cannot be a control plane "
+				    "target's name",
+				    name);
+	t = find_or_add(s, n, KM_KIND_CONTROL_PLANE);
+	if (!t)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	if (!t->live) {
+		t->live = true;
+		s->n_live++;
+		t->created_us = km_now_us();
+		t->want_make = true;
+		enqueue(s, t);
+	}
+	set_verdict(s, t, v);
+	return 0;
+}
+
 void km_kube_source_relist_begin(struct km_kube_source *s,
 				 enum km_kube_resource r)
 {

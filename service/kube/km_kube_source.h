@@ -80,6 +80,14 @@ void km_kube_source_relist_begin(struct km_kube_source *s,
 void km_kube_source_relist_end(struct km_kube_source *s,
 			       enum km_kube_resource r, int64_t now_us);
 
+/* A verdict on a part of the cluster that is no object — "apiserver",
+ * judged by the cluster from /livez and /readyz — as the target
+ * "[cluster:]controlplane//name". KM_EINVAL for a name that cannot be a
+ * target's, KM_ENOMEM. */
+int km_kube_source_component(struct km_kube_source *s, const char *name,
+			     const struct km_kube_verdict *v,
+			     struct km_error *err);
+
 /* Judges again what time changes (nodes' Leases, pods in their startup
  * grace). Call about once a second. */
 void km_kube_source_tick(struct km_kube_source *s, int64_t now_us);

@@ -1,0 +1,61 @@
+/*
+ * km_kube — kubemedic's Kubernetes side: the one contract main sees.
+ *
+ * One thread ("km-kube") runs a loop of its own, on which every cluster
+ * given is watched: a client (km_kube_client.h: one HTTP/2 connection,
+ * throttled), an informer per resource (km_kube_informer.h: list, then
+ * watch), and the source (km_kube_source.h) that turns what they see into
+ * targets and verdicts in the health hub. ReplicaSets, Nodes and Leases
+ * are listed first, the rest when those have synced (a pod's owner is
+ * found through its ReplicaSet). The API server itself is a target too,
+ * "controlplane//apiserver", judged from /livez?verbose and
+ * /readyz?verbose every control_plane_period_ms; losing it is recorded as
+ * its transition, and the history stays served meanwhile.
+ *
+ * Clusters are independent: one that is down or forbidden is logged and
+ * retried with backoff, and never stalls the others (they share the loop,
+ * never a wait).
+ *
+ * Threads: start and stop from main's thread; the rest on km-kube. The
+ * store and hub must outlive km_kube_stop.
+ */
+#ifndef KM_KUBE_H
+#define KM_KUBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_error.h"
+#include "km_kube_client.h"
+#include "km_kube_rules.h"
+
+struct km_store;
+struct km_health;
+struct km_kube;
+
+struct km_kube_cluster_options {
+	/* "" (or NULL) for the single cluster of --kubeconfig, whose
+	 * targets are unprefixed; else targets are "NAME:kind/ns/name". */
+	const char *name;
+	struct km_kube_client_options client;
+	const char *ns;             /* NULL: every namespace */
+	const char *label_selector; /* NULL: every object */
+};
+
+struct km_kube_options {
+	struct km_store *store;
+	struct km_health *health;
+	const struct km_kube_cluster_options *clusters;
+	size_t n_clusters;
+	struct km_kube_rules_options rules;
+	int64_t control_plane_period_ms; /* 0: 10 s */
+	size_t max_objects;              /* per resource and cluster; 0: 1M */
+};
+
+/* Starts watching. Copies what it needs of o. */
+int km_kube_start(const struct km_kube_options *o, struct km_kube **out,
+		  struct km_error *err);
+/* Stops the thread, flushes what was decided, frees. NULL is accepted. */
+void km_kube_stop(struct km_kube *k);
+
+#endif

@@ -1,0 +1,529 @@
+/*
+ * Requests to an API server on the loop (km_kube_client.h).
+ *
+ * A request is queued (the token bucket), then started as a libcurl easy
+ * handle in the client's multi handle; km_curl hands it back when it ends.
+ * A GET collects its body; a watch cuts its body into lines as they come.
+ * A callback may cancel its own request: the request is then only marked,
+ * its transfer aborted by the next write, and freed when curl hands it
+ * back (a transfer cannot leave the multi handle from its own callback).
+ */
+#include "km_kube_client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "km_curl.h"
+#include "km_kube_decode.h"
+#include "km_list.h"
+#include "km_log.h"
+#include "km_time.h"
+
+#define TOKEN_MAX (64 * 1024)
+#define TOKEN_REREAD_NS (60LL * 1000000000)
+#define ERROR_BODY_MAX (64 * 1024)
+
+struct km_kube_req {
+	struct km_list link; /* c->waiting or c->running */
+	struct km_kube_client *c;
+	CURL *easy;
+	char *url;
+	bool watch, running, cancelled, in_callback;
+	int64_t timeout_s;
+	km_kube_line_fn line;
+	km_kube_end_fn end;
+	void *arg;
+	char *buf; /* a GET's body; a watch's partial line or error body */
+	size_t len, cap;
+	bool too_big;
+	struct curl_slist *headers;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct km_kube_client {
+	struct km_loop *loop;
+	struct km_curl *curl;
+	char *name, *server, *user_agent, *token_file;
+	char *ca, *cert, *key;
+	size_t ca_len, cert_len, key_len;
+	bool insecure;
+	char *token; /* the token file's (or the kubeconfig's) */
+	int64_t token_read_ns;
+	bool token_stale; /* read the file again: a 401 came */
+	int64_t timeout_ms, connect_timeout_ms;
+
+	double qps, tokens;
+	int burst;
+	int64_t refilled_ns;
+	struct km_timer throttle;
+	struct km_list waiting, running;
+
+	struct km_kube_client_stats stats;
+};
+
+/* ---- the bearer token -------------------------------------------------------- */
+
+/* Reads the token file when its copy is old (or a 401 said so): a small
+ * regular file, opened without blocking (a FIFO named so is refused, not
+ * waited on). The copy in use is kept when the file cannot be read. */
+static void read_token(struct km_kube_client *c)
+{
+	char buf[TOKEN_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	char *tok;
+	int fd;
+
+	if (!c->token_file ||
+	    (!c->token_stale && c->token &&
+	     km_mono_ns() - c->token_read_ns < TOKEN_REREAD_NS))
+		return;
+	c->token_read_ns = km_mono_ns();
+	c->token_stale = false;
+	fd = open(c->token_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    st.st_size > TOKEN_MAX || (n = read(fd, buf, TOKEN_MAX)) < 0) {
+		km_log(KM_LOG_ERROR,
+		       "kube: cannot read the token file; the token read "
+		       "before is used",
+		       "cluster", c->name, "file", c->token_file, "error",
+		       fd < 0 ? strerror(errno)
+		       : (fstat(fd, &st) || S_ISREG(st.st_mode))
+			       ? "larger than 64 KiB, or unreadable"
+			       : "not a regular file",
+		       NULL);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+			 buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = '\0';
+	if (memchr(buf, '\n', (size_t)n) || memchr(buf, '\r', (size_t)n) ||
+	    strlen(buf) != (size_t)n) {
+		km_log(KM_LOG_ERROR,
+		       "kube: the token file holds more than one line; the "
+		       "token read before is used",
+		       "cluster", c->name, "file", c->token_file, NULL);
+		return;
+	}
+	tok = strdup(buf);
+	if (!tok)
+		return;
+	if (!c->token || strcmp(c->token, tok))
+		c->stats.token_reads++;
+	free(c->token);
+	c->token = tok;
+}
+
+/* ---- requests -------------------------------------------------------------------- */
+
+static void req_free(struct km_kube_req *r)
+{
+	if (!r)
+		return;
+	km_list_del(&r->link);
+	if (r->easy)
+		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->headers);
+	free(r->url);
+	free(r->buf);
+	free(r);
+}
+
+static bool append(struct km_kube_req *r, const char *p, size_t n, size_t max)
+{
+	if (r->len + n > max) {
+		r->too_big = true;
+		return false;
+	}
+	if (r->len + n + 1 > r->cap) {
+		size_t cap = r->cap ? r->cap : 16384;
+		char *b;
+
+		while (cap < r->len + n + 1)
+			cap *= 2;
+		if (cap > max + 1)
+			cap = max + 1;
+		b = realloc(r->buf, cap);
+		if (!b)
+			return false;
+		r->buf = b;
+		r->cap = cap;
+	}
+	memcpy(r->buf + r->len, p, n);
+	r->len += n;
+	r->buf[r->len] = '\0';
+	return true;
+}
+
+/* Hands over every complete line of a watch's answer; keeps the rest. */
+static bool cut_lines(struct km_kube_req *r)
+{
+	size_t start = 0;
+	char *nl;
+
+	while (!r->cancelled &&
+	       (nl = memchr(r->buf + start, '\n', r->len - start))) {
+		size_t n = (size_t)(nl - (r->buf + start));
+
+		if (n)
+			r->line(r->arg, r->buf + start, n);
+		start += n + 1;
+	}
+	if (r->cancelled)
+		return false;
+	memmove(r->buf, r->buf + start, r->len - start);
+	r->len -= start;
+	if (r->buf)
+		r->buf[r->len] = '\0';
+	return true;
+}
+
+static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
+{
+	struct km_kube_req *r = userp;
+	size_t n = size * nmemb;
+	long status = 0;
+	bool ok;
+
+	if (r->cancelled)
+		return 0; /* aborts the transfer */
+	r->c->stats.bytes += n;
+	if (!r->watch)
+		return append(r, p, n, KM_KUBE_BODY_MAX) ? n : 0;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200)
+		return append(r, p, n, ERROR_BODY_MAX) ? n : 0;
+	if (!append(r, p, n, KM_KUBE_BODY_MAX))
+		return 0;
+	r->in_callback = true;
+	ok = cut_lines(r);
+	r->in_callback = false;
+	return ok ? n : 0;
+}
+
+static void curl_done(void *arg, CURL *easy, CURLcode result)
+{
+	struct km_kube_client *c = arg;
+	struct km_kube_req *r = NULL;
+	struct km_error err = {0};
+	long status = 0;
+
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_multi_remove_handle(km_curl_multi(c->curl), easy);
+	if (!r)
+		return;
+	if (r->cancelled) {
+		req_free(r);
+		return;
+	}
+	if (status == 401 && c->token_file)
+		c->token_stale = true;
+	if (r->too_big)
+		km_error_set(&err, KM_EFULL,
+			     "GET %s: the answer is larger than %u bytes",
+			     r->url, KM_KUBE_BODY_MAX);
+	else if (result != CURLE_OK)
+		km_error_set(&err, KM_EUNAVAIL, "GET %s: %s", r->url,
+			     r->errbuf[0] ? r->errbuf
+					  : curl_easy_strerror(result));
+	if (err.code || status < 200 || status > 299)
+		c->stats.failed++;
+	/* A watch that ends with a partial line was cut off: the line is
+	 * not an event. */
+	if (r->watch && status == 200 && !err.code && r->len)
+		km_error_set(&err, KM_EUNAVAIL,
+			     "GET %s: the watch ended inside a line", r->url);
+	if (r->watch && status == 200)
+		r->end(r->arg, status, "", 0, err.code ? &err : NULL);
+	else
+		r->end(r->arg, status, r->buf ? r->buf : "", r->len,
+		       err.code ? &err : NULL);
+	req_free(r);
+}
+
+static int start(struct km_kube_req *r)
+{
+	struct km_kube_client *c = r->c;
+	CURL *e = curl_easy_init();
+	char auth[TOKEN_MAX + 32];
+
+	if (!e)
+		return KM_ENOMEM;
+	r->easy = e;
+	read_token(c);
+	r->headers = curl_slist_append(NULL, "Accept: application/json");
+	if (r->headers && c->token) {
+		struct curl_slist *h;
+
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s",
+			 c->token);
+		h = curl_slist_append(r->headers, auth);
+		if (!h)
+			return KM_ENOMEM;
+		r->headers = h;
+	}
+	if (!r->headers)
+		return KM_ENOMEM;
+	curl_easy_setopt(e, CURLOPT_URL, r->url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)c->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+			 r->watch ? (long)((r->timeout_s + 60) * 1000)
+				  : (long)c->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
+	if (c->ca) {
+		struct curl_blob b = {c->ca, c->ca_len, CURL_BLOB_COPY};
+
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
+	}
+	if (c->cert && c->key) {
+		struct curl_blob cb = {c->cert, c->cert_len, CURL_BLOB_COPY};
+		struct curl_blob kb = {c->key, c->key_len, CURL_BLOB_COPY};
+
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (curl_multi_add_handle(km_curl_multi(c->curl), e) != CURLM_OK)
+		return KM_EINTERNAL;
+	r->running = true;
+	km_list_del(&r->link);
+	km_list_add_tail(&c->running, &r->link);
+	c->stats.requests++;
+	return 0;
+}
+
+/* Starts what the bucket allows, in order; arms the timer for the rest. */
+static void pump(struct km_kube_client *c)
+{
+	int64_t now = km_mono_ns();
+
+	c->tokens += (double)(now - c->refilled_ns) / 1e9 * c->qps;
+	if (c->tokens > c->burst)
+		c->tokens = c->burst;
+	c->refilled_ns = now;
+	while (!km_list_empty(&c->waiting)) {
+		struct km_kube_req *r = km_list_entry(c->waiting.next,
+						      struct km_kube_req, link);
+		int rc;
+
+		if (c->tokens < 1) {
+			int64_t wait =
+				(int64_t)((1 - c->tokens) / c->qps * 1e9);
+
+			km_loop_timer_set(c->loop, &c->throttle,
+					  now + (wait > 0 ? wait : 1000000));
+			return;
+		}
+		c->tokens -= 1;
+		rc = start(r);
+		if (rc) {
+			struct km_error err;
+
+			km_error_set(&err, rc, "GET %s: cannot start: %s",
+				     r->url, km_strerror(rc));
+			c->stats.failed++;
+			r->end(r->arg, 0, "", 0, &err);
+			req_free(r);
+		}
+	}
+}
+
+static void throttle_fired(struct km_loop *l, void *arg)
+{
+	(void)l;
+	pump(arg);
+}
+
+static int submit(struct km_kube_client *c, const char *path, bool watch,
+		  int64_t timeout_s, km_kube_line_fn line, km_kube_end_fn end,
+		  void *arg, struct km_kube_req **out, struct km_error *err)
+{
+	struct km_kube_req *r = calloc(1, sizeof *r);
+	size_t n;
+
+	*out = NULL;
+	if (!r)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	n = strlen(c->server) + strlen(path) + 1;
+	r->url = malloc(n);
+	if (!r->url) {
+		free(r);
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	}
+	snprintf(r->url, n, "%s%s", c->server, path);
+	r->c = c;
+	r->watch = watch;
+	r->timeout_s = timeout_s;
+	r->line = line;
+	r->end = end;
+	r->arg = arg;
+	km_list_add_tail(&c->waiting, &r->link);
+	if (c->tokens < 1)
+		c->stats.throttled++;
+	*out = r;
+	pump(c);
+	return 0;
+}
+
+int km_kube_get(struct km_kube_client *c, const char *path, km_kube_end_fn end,
+		void *arg, struct km_kube_req **out, struct km_error *err)
+{
+	return submit(c, path, false, 0, NULL, end, arg, out, err);
+}
+
+int km_kube_watch(struct km_kube_client *c, const char *path, int64_t timeout_s,
+		  km_kube_line_fn line, km_kube_end_fn end, void *arg,
+		  struct km_kube_req **out, struct km_error *err)
+{
+	return submit(c, path, true, timeout_s, line, end, arg, out, err);
+}
+
+void km_kube_cancel(struct km_kube_req *r)
+{
+	if (!r || r->cancelled)
+		return;
+	r->cancelled = true;
+	if (r->in_callback)
+		return; /* write_cb aborts it; curl_done frees it */
+	if (r->running)
+		curl_multi_remove_handle(km_curl_multi(r->c->curl), r->easy);
+	req_free(r);
+}
+
+/* ---- the client ------------------------------------------------------------------ */
+
+static char *dup_bytes(const char *p, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d) {
+		memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+int km_kube_client_new(struct km_loop *l,
+		       const struct km_kube_client_options *o,
+		       struct km_kube_client **out, struct km_error *err)
+{
+	struct km_kube_client *c;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	if (!o->server || (strncmp(o->server, "https://", 8) &&
+			   strncmp(o->server, "http://", 7)))
+		return km_error_set(err, KM_EINVAL,
+				    "server: \"%s\" is not an http(s) URL",
+				    o->server ? o->server : "");
+	if (o->tls_server_name && *o->tls_server_name)
+		return km_error_set(err, KM_EINVAL,
+				    "tls-server-name is not supported yet; "
+				    "give the server by the name its "
+				    "certificate has");
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	c->loop = l;
+	km_list_init(&c->waiting);
+	km_list_init(&c->running);
+	km_timer_init(&c->throttle, throttle_fired, c);
+	c->name = strdup(o->name ? o->name : "");
+	c->server = strdup(o->server);
+	c->user_agent = strdup(o->user_agent ? o->user_agent : "kubemedic");
+	c->token_file = o->token_file ? strdup(o->token_file) : NULL;
+	c->token = o->token ? strdup(o->token) : NULL;
+	if (o->ca_pem)
+		c->ca = dup_bytes(o->ca_pem, c->ca_len = o->ca_len);
+	if (o->cert_pem && o->key_pem) {
+		c->cert = dup_bytes(o->cert_pem, c->cert_len = o->cert_len);
+		c->key = dup_bytes(o->key_pem, c->key_len = o->key_len);
+	}
+	if (!c->name || !c->server || !c->user_agent ||
+	    (o->token_file && !c->token_file) || (o->token && !c->token) ||
+	    (o->ca_pem && !c->ca) ||
+	    (o->cert_pem && o->key_pem && (!c->cert || !c->key))) {
+		km_kube_client_free(c);
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	}
+	n = strlen(c->server);
+	while (n > 0 && c->server[n - 1] == '/')
+		c->server[--n] = '\0';
+	c->insecure = o->insecure_skip_tls_verify;
+	c->qps = o->qps > 0 ? o->qps : 20;
+	c->burst = o->burst > 0 ? o->burst : 40;
+	c->tokens = c->burst;
+	c->refilled_ns = km_mono_ns();
+	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
+	c->connect_timeout_ms =
+		o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
+	rc = km_curl_create(l, c->name, curl_done, c, &c->curl, err);
+	if (rc) {
+		km_kube_client_free(c);
+		return rc;
+	}
+	curl_multi_setopt(km_curl_multi(c->curl), CURLMOPT_PIPELINING,
+			  (long)CURLPIPE_MULTIPLEX);
+	*out = c;
+	return 0;
+}
+
+void km_kube_client_free(struct km_kube_client *c)
+{
+	if (!c)
+		return;
+	while (!km_list_empty(&c->running)) {
+		struct km_kube_req *r = km_list_entry(c->running.next,
+						      struct km_kube_req, link);
+
+		curl_multi_remove_handle(km_curl_multi(c->curl), r->easy);
+		req_free(r);
+	}
+	while (!km_list_empty(&c->waiting))
+		req_free(km_list_entry(c->waiting.next, struct km_kube_req,
+				       link));
+	km_loop_timer_cancel(c->loop, &c->throttle);
+	km_curl_destroy(c->curl);
+	free(c->name);
+	free(c->server);
+	free(c->user_agent);
+	free(c->token_file);
+	free(c->token);
+	free(c->ca);
+	free(c->cert);
+	free(c->key);
+	free(c);
+}
+
+void km_kube_client_stats(const struct km_kube_client *c,
+			  struct km_kube_client_stats *out)
+{
+	*out = c->stats;
+}

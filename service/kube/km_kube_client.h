@@ -1,0 +1,89 @@
+/*
+ * km_kube_client — requests to one Kubernetes API server, on a km_loop.
+ *
+ * One client per cluster: its requests share one libcurl multi handle
+ * (km_curl.h), and over TLS they are HTTP/2 streams of one connection
+ * (CURLPIPE_MULTIPLEX, PIPEWAIT), so a dozen watches cost one connection.
+ * Credentials are the kubeconfig's (or the pod's service account): a CA,
+ * a client certificate and key, and/or a bearer token, read again from its
+ * file when that is older than a minute or the server answered 401, so a
+ * rotated service-account token is picked up. Every request names
+ * kubemedic and its version (User-Agent).
+ *
+ * Throttling: requests (not the bytes of a watch) go out at most qps a
+ * second with bursts of burst, as client-go's token bucket; the others
+ * wait in order. Bounds: an answer is read up to KM_KUBE_BODY_MAX bytes
+ * (a larger one fails the request), a watch line likewise; a GET has a
+ * total timeout, a watch a bound of its own (its timeoutSeconds plus a
+ * margin); connecting has a timeout of its own.
+ *
+ * Threads: the loop's, for everything. Memory: each request's buffers,
+ * freed when it ends; a request's callbacks run on the loop and never
+ * after km_kube_cancel.
+ */
+#ifndef KM_KUBE_CLIENT_H
+#define KM_KUBE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_error.h"
+#include "km_loop.h"
+
+struct km_kube_client_options {
+	const char *name;   /* for logs: the cluster's name */
+	const char *server; /* "https://10.0.0.1:6443" */
+	const char *ca_pem; /* NULL: the system's store */
+	size_t ca_len;
+	const char *cert_pem, *key_pem; /* client certificate; NULL: none */
+	size_t cert_len, key_len;
+	const char *token;      /* bearer token; NULL: none */
+	const char *token_file; /* read when older than 60 s; NULL: none */
+	bool insecure_skip_tls_verify;
+	const char *tls_server_name; /* NULL: the server's host */
+	const char *user_agent;      /* "kubemedic/0.1.0" */
+	double qps;                  /* 0: 20 */
+	int burst;                   /* 0: 40 */
+	int64_t timeout_ms;          /* a GET's; 0: 60 s */
+	int64_t connect_timeout_ms;  /* 0: 10 s */
+};
+
+struct km_kube_client;
+struct km_kube_req;
+
+/* The end of a request: the HTTP status (0 when none came: err says
+ * why), and the body (a GET's answer; for a watch, what followed a
+ * status other than 200, at most 64 KiB). */
+typedef void (*km_kube_end_fn)(void *arg, long status, const char *body,
+			       size_t len, const struct km_error *err);
+/* One line of a watch's answer, without its '\n'. */
+typedef void (*km_kube_line_fn)(void *arg, const char *line, size_t len);
+
+/* Copies what it needs of o. KM_EINVAL (a server that is no http(s) URL),
+ * KM_ENOMEM. */
+int km_kube_client_new(struct km_loop *l,
+		       const struct km_kube_client_options *o,
+		       struct km_kube_client **out, struct km_error *err);
+/* Cancels every request (no callback runs). NULL is accepted. */
+void km_kube_client_free(struct km_kube_client *c);
+
+/* GET path (with its query) of the server; end gets the whole answer. */
+int km_kube_get(struct km_kube_client *c, const char *path, km_kube_end_fn end,
+		void *arg, struct km_kube_req **out, struct km_error *err);
+/* A watch: GET path, each line of a 200 answer to line, then end. The
+ * path should carry timeoutSeconds; the request is bounded by it plus a
+ * minute. */
+int km_kube_watch(struct km_kube_client *c, const char *path, int64_t timeout_s,
+		  km_kube_line_fn line, km_kube_end_fn end, void *arg,
+		  struct km_kube_req **out, struct km_error *err);
+/* No callback of r runs after this; r is freed. */
+void km_kube_cancel(struct km_kube_req *r);
+
+struct km_kube_client_stats {
+	uint64_t requests, throttled, failed, bytes, token_reads;
+};
+void km_kube_client_stats(const struct km_kube_client *c,
+			  struct km_kube_client_stats *out);
+
+#endif

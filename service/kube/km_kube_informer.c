@@ -1,0 +1,491 @@
+/*
+ * List, then watch (km_kube_informer.h). One request at a time per
+ * informer; every callback of the client runs on the loop, and a watch
+ * line that asks for a relist (410) only marks it: the relist starts from
+ * a timer, outside the client's callbacks.
+ */
+#include "km_kube_informer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "km_kube_decode.h"
+#include "km_log.h"
+#include "km_time.h"
+
+#define PAGE_DEFAULT 500
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define WATCH_MIN_S 300 /* a watch asks to end after 5 to 10 minutes */
+#define WATCH_SPREAD_S 300
+#define URL_MAX 4096
+#define RV_MAX 128
+#define WHY_MAX (KM_ERROR_MSG_MAX + 256)
+
+struct km_kube_informer {
+	struct km_loop *loop;
+	struct km_kube_client *client;
+	struct km_kube_source *source;
+	enum km_kube_resource res;
+	char path[512];
+	char *selector; /* URL-encoded, or NULL */
+	size_t page_size;
+	void (*changed)(void *arg);
+	void (*status)(void *arg, enum km_kube_resource r, const char *why);
+	void *arg;
+
+	enum km_kube_informer_state state;
+	struct km_kube_req *req;
+	char rv[RV_MAX]; /* where the watch goes on from */
+	char cont[URL_MAX / 2];
+	bool synced, failing, relist_now, watch_saw_event;
+	int64_t backoff_ms;
+	int64_t watch_started_ns;
+	struct km_timer timer; /* backoff, or a relist asked by a line */
+	struct km_kube_informer_stats stats;
+};
+
+static void start_list(struct km_kube_informer *inf, bool first_page);
+static void start_watch(struct km_kube_informer *inf);
+
+/* ---- paths ----------------------------------------------------------------------- */
+
+static const struct {
+	const char *group; /* "" = the core API */
+	const char *name;
+} resources[KM_RES_N] = {
+	[KM_RES_NODE] = {"", "nodes"},
+	[KM_RES_LEASE] = {"coordination.k8s.io/v1", "leases"},
+	[KM_RES_POD] = {"", "pods"},
+	[KM_RES_SERVICE] = {"", "services"},
+	[KM_RES_ENDPOINTSLICE] = {"discovery.k8s.io/v1", "endpointslices"},
+	[KM_RES_DEPLOYMENT] = {"apps/v1", "deployments"},
+	[KM_RES_STATEFULSET] = {"apps/v1", "statefulsets"},
+	[KM_RES_DAEMONSET] = {"apps/v1", "daemonsets"},
+	[KM_RES_REPLICASET] = {"apps/v1", "replicasets"},
+};
+
+const char *km_kube_resource_name(enum km_kube_resource r)
+{
+	return resources[r].name;
+}
+
+const char *km_kube_resource_path(enum km_kube_resource r, const char *ns,
+				  char *buf, size_t len)
+{
+	const char *g = resources[r].group;
+
+	/* Nodes are cluster-scoped; node Leases live in one namespace. */
+	if (r == KM_RES_NODE)
+		ns = NULL;
+	if (r == KM_RES_LEASE)
+		ns = "kube-node-lease";
+	snprintf(buf, len, "%s%s%s%s%s/%s", *g ? "/apis/" : "/api/v1",
+		 *g ? g : "", ns && *ns ? "/namespaces/" : "",
+		 ns && *ns ? ns : "", "", resources[r].name);
+	return buf;
+}
+
+/* Percent-encodes everything but RFC 3986's unreserved characters. */
+static bool urlencode(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+		    ch == '_' || ch == '~') {
+			if (o + 1 >= len)
+				return false;
+			out[o++] = (char)ch;
+		} else {
+			if (o + 3 >= len)
+				return false;
+			out[o++] = '%';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* ---- failing, and trying again ------------------------------------------------------ */
+
+static int64_t jitter(int64_t ms)
+{
+	uint32_t r = 0;
+
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+		r = (uint32_t)km_mono_ns();
+	/* 75% to 125% of ms. */
+	return ms * 3 / 4 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
+}
+
+static void timer_fired(struct km_loop *l, void *arg)
+{
+	struct km_kube_informer *inf = arg;
+
+	(void)l;
+	if (inf->relist_now || !inf->rv[0]) {
+		inf->relist_now = false;
+		start_list(inf, true);
+	} else {
+		start_watch(inf);
+	}
+}
+
+static void fail(struct km_kube_informer *inf, const char *why, bool relist)
+{
+	inf->stats.failures++;
+	inf->state = KM_INF_BACKOFF;
+	inf->failing = true;
+	if (relist)
+		inf->rv[0] = '\0';
+	if (inf->status)
+		inf->status(inf->arg, inf->res, why);
+	if (km_loop_timer_set(inf->loop, &inf->timer,
+			      km_mono_ns() +
+				      jitter(inf->backoff_ms) * 1000000LL))
+		km_log(KM_LOG_ERROR,
+		       "kube: cannot arm a timer; the resource is not "
+		       "watched",
+		       "resource", resources[inf->res].name, NULL);
+	inf->backoff_ms *= 2;
+	if (inf->backoff_ms > BACKOFF_MAX_MS)
+		inf->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void healthy(struct km_kube_informer *inf)
+{
+	inf->backoff_ms = BACKOFF_MIN_MS;
+	if (inf->failing) {
+		inf->failing = false;
+		if (inf->status)
+			inf->status(inf->arg, inf->res, NULL);
+	}
+}
+
+/* What went wrong with an answer, in words: the Status's message when
+ * the server sent one. */
+static void explain(long status, const char *body, size_t len,
+		    const struct km_error *err, const char *what, char *out,
+		    size_t n)
+{
+	struct km_kube_status st;
+	struct km_arena a;
+
+	if (err) {
+		snprintf(out, n, "%s: %s", what, err->msg);
+		return;
+	}
+	km_arena_init(&a, 1024);
+	km_kube_parse_status(body, len, &a, &st);
+	if (st.message[0])
+		snprintf(out, n, "%s: HTTP %ld %s: %s", what, status, st.reason,
+			 st.message);
+	else
+		snprintf(out, n, "%s: HTTP %ld", what, status);
+	km_arena_free(&a);
+}
+
+/* ---- listing ------------------------------------------------------------------------- */
+
+static void put_item(struct km_kube_informer *inf, const km_json *item,
+		     struct km_arena *a, int64_t now)
+{
+	struct km_kube_object o;
+	struct km_error err = {0};
+
+	if (km_kube_decode_object(inf->res, item, a, &o, &err) ||
+	    km_kube_source_put(inf->source, &o, now, &err)) {
+		inf->stats.bad_objects++;
+		km_log(KM_LOG_WARN, "kube: an object is skipped", "resource",
+		       resources[inf->res].name, "error", err.msg, NULL);
+	}
+}
+
+static void list_done(void *arg, long status, const char *body, size_t len,
+		      const struct km_error *err)
+{
+	struct km_kube_informer *inf = arg;
+	struct km_kube_list l;
+	struct km_error perr = {0};
+	struct km_arena a;
+	km_json *root = NULL;
+	char why[WHY_MAX];
+	int64_t now = km_now_us();
+
+	inf->req = NULL;
+	if (err || status != 200) {
+		explain(status, body, len, err, "list", why, sizeof why);
+		/* An expired continue token: the list starts over. */
+		fail(inf, why, true);
+		return;
+	}
+	if (km_kube_parse_list(body, len, &root, &l, &perr)) {
+		snprintf(why, sizeof why, "list: %s", perr.msg);
+		fail(inf, why, true);
+		return;
+	}
+	inf->stats.pages++;
+	km_arena_init(&a, 16384);
+	for (const km_json *it = km_kube_first(&l); it; it = km_kube_next(it))
+		put_item(inf, it, &a, now);
+	km_arena_free(&a);
+	if (strlen(l.continue_token) >= sizeof inf->cont ||
+	    strlen(l.resource_version) >= sizeof inf->rv) {
+		km_kube_json_free(root);
+		fail(inf, "list: a continue token or resourceVersion too long",
+		     true);
+		return;
+	}
+	snprintf(inf->cont, sizeof inf->cont, "%s", l.continue_token);
+	if (!inf->cont[0])
+		snprintf(inf->rv, sizeof inf->rv, "%s", l.resource_version);
+	km_kube_json_free(root);
+	if (inf->changed)
+		inf->changed(inf->arg);
+	if (inf->cont[0]) {
+		start_list(inf, false);
+		return;
+	}
+	km_kube_source_relist_end(inf->source, inf->res, now);
+	inf->synced = true;
+	healthy(inf);
+	start_watch(inf);
+}
+
+static void start_list(struct km_kube_informer *inf, bool first_page)
+{
+	char url[URL_MAX], enc[URL_MAX / 2 * 3];
+	struct km_error err = {0};
+	int n;
+
+	inf->state = KM_INF_LISTING;
+	if (first_page) {
+		inf->stats.lists++;
+		inf->cont[0] = '\0';
+		km_kube_source_relist_begin(inf->source, inf->res);
+	}
+	n = snprintf(url, sizeof url, "%s?limit=%zu", inf->path,
+		     inf->page_size);
+	if (inf->selector)
+		n += snprintf(url + n, sizeof url - (size_t)n,
+			      "&labelSelector=%s", inf->selector);
+	if (inf->cont[0] && urlencode(inf->cont, enc, sizeof enc))
+		snprintf(url + n, sizeof url - (size_t)n, "&continue=%s", enc);
+	if (km_kube_get(inf->client, url, list_done, inf, &inf->req, &err))
+		fail(inf, err.msg, true);
+}
+
+/* ---- watching ------------------------------------------------------------------------ */
+
+static void watch_line(void *arg, const char *line, size_t len)
+{
+	struct km_kube_informer *inf = arg;
+	struct km_kube_event ev;
+	struct km_error err = {0};
+	km_json *root = NULL;
+	int64_t now = km_now_us();
+
+	if (km_kube_parse_event(line, len, &root, &ev, &err)) {
+		inf->stats.bad_objects++;
+		km_log(KM_LOG_WARN, "kube: a watch event is skipped",
+		       "resource", resources[inf->res].name, "error", err.msg,
+		       NULL);
+		return;
+	}
+	inf->stats.events++;
+	inf->watch_saw_event = true;
+	switch (ev.type) {
+	case KM_EV_ERROR:
+		/* 410: the version is gone; anything else: watch again. */
+		if (ev.status.code == 410) {
+			inf->stats.gone++;
+			inf->relist_now = true;
+		}
+		{
+			char why[WHY_MAX];
+
+			snprintf(why, sizeof why, "watch: %d %s: %s",
+				 ev.status.code, ev.status.reason,
+				 ev.status.message);
+			if (ev.status.code != 410)
+				km_log(KM_LOG_WARN, "kube: the watch failed",
+				       "resource", resources[inf->res].name,
+				       "error", why, NULL);
+		}
+		km_kube_cancel(inf->req);
+		inf->req = NULL;
+		if (inf->relist_now) {
+			inf->state = KM_INF_BACKOFF;
+			inf->rv[0] = '\0';
+			km_loop_timer_set(inf->loop, &inf->timer, km_mono_ns());
+		} else {
+			fail(inf, "watch: the server sent an error", false);
+		}
+		break;
+	case KM_EV_BOOKMARK: inf->stats.bookmarks++; break;
+	case KM_EV_ADDED:
+	case KM_EV_MODIFIED: {
+		struct km_arena a;
+
+		km_arena_init(&a, 4096);
+		put_item(inf, ev.object, &a, now);
+		km_arena_free(&a);
+		if (inf->changed)
+			inf->changed(inf->arg);
+		break;
+	}
+	case KM_EV_DELETED: {
+		struct km_kube_object o;
+		struct km_arena a;
+
+		km_arena_init(&a, 4096);
+		if (km_kube_decode_object(inf->res, ev.object, &a, &o, &err)) {
+			inf->stats.bad_objects++;
+		} else {
+			km_kube_source_delete(inf->source, inf->res, o.meta.uid,
+					      now);
+			if (inf->changed)
+				inf->changed(inf->arg);
+		}
+		km_arena_free(&a);
+		break;
+	}
+	}
+	if (ev.type != KM_EV_ERROR && ev.resource_version &&
+	    ev.resource_version[0] &&
+	    strlen(ev.resource_version) < sizeof inf->rv)
+		snprintf(inf->rv, sizeof inf->rv, "%s", ev.resource_version);
+	km_kube_json_free(root);
+}
+
+static void watch_done(void *arg, long status, const char *body, size_t len,
+		       const struct km_error *err)
+{
+	struct km_kube_informer *inf = arg;
+	char why[WHY_MAX];
+
+	inf->req = NULL;
+	if (status == 410) { /* the version is gone: list again */
+		inf->stats.gone++;
+		inf->rv[0] = '\0';
+		start_list(inf, true);
+		return;
+	}
+	if (err || status != 200) {
+		explain(status, body, len, err, "watch", why, sizeof why);
+		fail(inf, why, false);
+		return;
+	}
+	/* The server ended it (timeoutSeconds): go on from where it was. A
+	 * watch that ends at once with nothing said is no success. */
+	if (inf->watch_saw_event ||
+	    km_mono_ns() - inf->watch_started_ns > 30LL * 1000000000)
+		healthy(inf);
+	else
+		inf->backoff_ms = inf->backoff_ms < BACKOFF_MAX_MS
+					  ? inf->backoff_ms * 2
+					  : BACKOFF_MAX_MS;
+	start_watch(inf);
+}
+
+static void start_watch(struct km_kube_informer *inf)
+{
+	char url[URL_MAX], rv[RV_MAX * 3];
+	struct km_error err = {0};
+	int64_t t = WATCH_MIN_S;
+	uint32_t r = 0;
+	int n;
+
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) == sizeof r)
+		t += r % WATCH_SPREAD_S;
+	if (!urlencode(inf->rv, rv, sizeof rv))
+		rv[0] = '\0';
+	n = snprintf(url, sizeof url,
+		     "%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s&"
+		     "timeoutSeconds=%lld",
+		     inf->path, rv, (long long)t);
+	if (inf->selector)
+		snprintf(url + n, sizeof url - (size_t)n, "&labelSelector=%s",
+			 inf->selector);
+	inf->state = KM_INF_WATCHING;
+	inf->watch_saw_event = false;
+	inf->watch_started_ns = km_mono_ns();
+	inf->stats.watches++;
+	if (km_kube_watch(inf->client, url, t, watch_line, watch_done, inf,
+			  &inf->req, &err))
+		fail(inf, err.msg, false);
+}
+
+/* ---- life ---------------------------------------------------------------------------- */
+
+int km_kube_informer_start(struct km_loop *l,
+			   const struct km_kube_informer_options *o,
+			   struct km_kube_informer **out, struct km_error *err)
+{
+	struct km_kube_informer *inf = calloc(1, sizeof *inf);
+
+	*out = NULL;
+	if (!inf)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	inf->loop = l;
+	inf->client = o->client;
+	inf->source = o->source;
+	inf->res = o->resource;
+	inf->page_size = o->page_size ? o->page_size : PAGE_DEFAULT;
+	inf->changed = o->changed;
+	inf->status = o->status;
+	inf->arg = o->arg;
+	inf->backoff_ms = BACKOFF_MIN_MS;
+	km_timer_init(&inf->timer, timer_fired, inf);
+	km_kube_resource_path(o->resource, o->ns, inf->path, sizeof inf->path);
+	if (o->label_selector && *o->label_selector) {
+		size_t n = strlen(o->label_selector) * 3 + 1;
+
+		inf->selector = malloc(n);
+		if (!inf->selector ||
+		    !urlencode(o->label_selector, inf->selector, n)) {
+			free(inf->selector);
+			free(inf);
+			return km_error_set(err, KM_ENOMEM, "out of memory");
+		}
+	}
+	*out = inf;
+	start_list(inf, true);
+	return 0;
+}
+
+void km_kube_informer_free(struct km_kube_informer *inf)
+{
+	if (!inf)
+		return;
+	km_kube_cancel(inf->req);
+	km_loop_timer_cancel(inf->loop, &inf->timer);
+	free(inf->selector);
+	free(inf);
+}
+
+bool km_kube_informer_synced(const struct km_kube_informer *inf)
+{
+	return inf->synced;
+}
+
+enum km_kube_informer_state
+km_kube_informer_state(const struct km_kube_informer *inf)
+{
+	return inf->state;
+}
+
+void km_kube_informer_stats(const struct km_kube_informer *inf,
+			    struct km_kube_informer_stats *out)
+{
+	*out = inf->stats;
+}
