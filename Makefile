@@ -171,8 +171,8 @@ test-bazel:
 	bazel --batch --output_user_root=$(CACHE)/bazel test \
 		--jobs=$(JOBS) //...
 
-e2e:
-	tests/e2e/run
+e2e: deps build
+	KM_BUILD=$(CURDIR)/$(BUILD) tests/e2e/run
 
 bench-deps:
 	$(call apt_install,$(BENCH_PACKAGES))
