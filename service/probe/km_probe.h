@@ -7,7 +7,8 @@
  * Nothing here runs a probe or keeps state: the probe engine is prober/,
  * the verdicts are health/. Every function is pure or allocates only in
  * the arena it is given, except the two that read a CA file
- * (km_ca_file_read, km_probe_check_ca_file); all are thread-safe.
+ * (km_ca_file_read over km_file.h, km_probe_check_ca_file); all are
+ * thread-safe.
  */
 #ifndef KM_PROBE_H
 #define KM_PROBE_H

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "km_file.h"
+
 /* ---- networks ------------------------------------------------------------ */
 
 /* KM_POLICY_DEFAULT_DENY, parsed. */
@@ -384,119 +386,26 @@ int km_probe_check_policy(const struct km_probe *p,
 
 /* ---- CA files ------------------------------------------------------------ */
 
-/* The words a PEM certificate block begins with (OpenSSL reads all
- * three in a CA file). */
-static bool has_pem_certificate(const char *buf, size_t len)
-{
-	static const char *const begins[] = {
-		"-----BEGIN CERTIFICATE-----",
-		"-----BEGIN TRUSTED CERTIFICATE-----",
-		"-----BEGIN X509 CERTIFICATE-----",
-	};
-
-	for (size_t i = 0; i < sizeof begins / sizeof begins[0]; i++)
-		if (memmem(buf, len, begins[i], strlen(begins[i])))
-			return true;
-	return false;
-}
-
-static const char *file_kind(mode_t m)
-{
-	return S_ISDIR(m)    ? "a directory"
-	       : S_ISFIFO(m) ? "a FIFO"
-	       : S_ISSOCK(m) ? "a socket"
-	       : S_ISCHR(m)  ? "a character device"
-	       : S_ISBLK(m)  ? "a block device"
-			     : "not a regular file";
-}
-
+/* A bounded regular file (km_file.h) that holds a certificate. */
 int km_ca_file_read(const char *path, char **pem, size_t *len, struct stat *st,
 		    struct km_error *err)
 {
-	struct stat s1, s2;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd = -1, rc, e;
+	int rc = km_file_read(path, KM_CA_FILE_MAX, "a CA bundle", pem, len, st,
+			      err);
 
-	*pem = NULL;
-	*len = 0;
-	/* stat first: opening a FIFO for reading waits for a writer, and
-	 * opening a device may do something. */
-	if (stat(path, &s1) < 0) {
-		e = errno;
-		return km_error_set(err, e == ENOENT ? KM_ENOTFOUND : KM_EINVAL,
-				    "%s: %s", path, strerror(e));
+	if (rc)
+		return rc;
+	if (!km_pem_has_certificate(*pem, *len)) {
+		free(*pem);
+		*pem = NULL;
+		*len = 0;
+		return km_error_set(
+			err, KM_EINVAL,
+			"%s: holds no PEM certificate (\"-----BEGIN "
+			"CERTIFICATE-----\")",
+			path);
 	}
-	if (!S_ISREG(s1.st_mode))
-		return km_error_set(err, KM_EINVAL,
-				    "%s: %s, not a regular file", path,
-				    file_kind(s1.st_mode));
-	if (s1.st_size > KM_CA_FILE_MAX)
-		return km_error_set(err, KM_EINVAL,
-				    "%s: %lld bytes, more than a CA bundle's "
-				    "limit of %d (1 MiB)",
-				    path, (long long)s1.st_size,
-				    KM_CA_FILE_MAX);
-	/* O_NONBLOCK: were it swapped for a FIFO since, open returns. */
-	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0) {
-		e = errno;
-		return km_error_set(err,
-				    e == ENOENT   ? KM_ENOTFOUND
-				    : e == ENOMEM ? KM_ENOMEM
-						  : KM_EINVAL,
-				    "%s: cannot open: %s", path, strerror(e));
-	}
-	if (fstat(fd, &s2) < 0 || !S_ISREG(s2.st_mode)) {
-		rc = km_error_set(err, KM_EINVAL, "%s: not a regular file",
-				  path);
-		goto fail;
-	}
-	/* One byte more than the limit tells a file that grew. */
-	buf = malloc(KM_CA_FILE_MAX + 2);
-	if (!buf) {
-		rc = km_error_set(err, KM_ENOMEM, "%s: out of memory", path);
-		goto fail;
-	}
-	while (got < KM_CA_FILE_MAX + 1) {
-		ssize_t n = read(fd, buf + got, KM_CA_FILE_MAX + 1 - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = km_error_set(err, KM_EIO, "%s: cannot read: %s",
-					  path, strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got > KM_CA_FILE_MAX) {
-		rc = km_error_set(err, KM_EINVAL,
-				  "%s: more than a CA bundle's limit of %d "
-				  "bytes (1 MiB)",
-				  path, KM_CA_FILE_MAX);
-		goto fail;
-	}
-	if (!has_pem_certificate(buf, got)) {
-		rc = km_error_set(err, KM_EINVAL,
-				  "%s: holds no PEM certificate (\"-----BEGIN "
-				  "CERTIFICATE-----\")",
-				  path);
-		goto fail;
-	}
-	buf[got] = '\0';
-	close(fd);
-	if (st)
-		*st = s2;
-	*pem = buf;
-	*len = got;
 	return 0;
-fail:
-	free(buf);
-	close(fd);
-	return rc;
 }
 
 int km_probe_check_ca_file(const struct km_probe *p,
