@@ -37,6 +37,8 @@
 #include "km_auth.h"
 #include "km_config.h"
 #include "km_health.h"
+#include "km_kube.h"
+#include "km_kubeconfig.h"
 #include "km_log.h"
 #include "km_prober.h"
 #include "km_store.h"
@@ -59,19 +61,34 @@ static void usage(FILE *out)
 		"      --log-format FMT   logfmt or json\n"
 		"      --stats-interval D log \"prober stats\" every D "
 		"(e.g. 10s; 0 = off)\n"
+		"      --kubeconfig FILE  watch the cluster of FILE's context "
+		"(kubectl's format)\n"
+		"      --context NAME     that context instead of its "
+		"current-context\n"
+		"      --in-cluster       watch the cluster kubemedicd runs in "
+		"(its service account)\n"
 		"  -V, --version          print the version and exit\n"
 		"  -h, --help             this text\n");
 }
 
 struct flags {
 	const char *config, *listen, *db, *log_level, *log_format;
+	const char *kubeconfig, *context;
+	bool in_cluster;
 	int threads;
 	int64_t stats_interval_ms; /* -1 = not given */
 };
 
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
-	enum { LOG_LEVEL = 256, LOG_FORMAT, STATS_INTERVAL };
+	enum {
+		LOG_LEVEL = 256,
+		LOG_FORMAT,
+		STATS_INTERVAL,
+		KUBECONFIG,
+		CONTEXT,
+		IN_CLUSTER
+	};
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"listen", required_argument, NULL, 'l'},
@@ -80,6 +97,9 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		{"log-level", required_argument, NULL, LOG_LEVEL},
 		{"log-format", required_argument, NULL, LOG_FORMAT},
 		{"stats-interval", required_argument, NULL, STATS_INTERVAL},
+		{"kubeconfig", required_argument, NULL, KUBECONFIG},
+		{"context", required_argument, NULL, CONTEXT},
+		{"in-cluster", no_argument, NULL, IN_CLUSTER},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -98,6 +118,9 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		case 'd': f->db = optarg; break;
 		case LOG_LEVEL: f->log_level = optarg; break;
 		case LOG_FORMAT: f->log_format = optarg; break;
+		case KUBECONFIG: f->kubeconfig = optarg; break;
+		case CONTEXT: f->context = optarg; break;
+		case IN_CLUSTER: f->in_cluster = true; break;
 		case STATS_INTERVAL:
 			if (km_duration_parse(optarg, &f->stats_interval_ms) ||
 			    (f->stats_interval_ms > 0 &&
@@ -128,6 +151,15 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return 2;
 		}
+	}
+	if (f->in_cluster && f->kubeconfig) {
+		fprintf(stderr, "kubemedicd: --in-cluster and --kubeconfig "
+				"name two clusters; give one\n");
+		return 2;
+	}
+	if (f->context && !f->kubeconfig) {
+		fprintf(stderr, "kubemedicd: --context needs --kubeconfig\n");
+		return 2;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "kubemedicd: unexpected argument \"%s\"\n",
@@ -302,6 +334,50 @@ static void on_watchdog(void *api, bool turning)
 
 /* Waits for a signal in set other than SIGUSR1 and returns it; logs the
  * stats on SIGUSR1 and every interval_ms (0 = never). */
+/* The cluster of --kubeconfig (or --in-cluster), watched through km_kube:
+ * its targets unprefixed, every namespace. Nothing to do without either. */
+static int start_kube(const struct flags *f, struct km_store *store,
+		      struct km_health *health, struct km_kube **out,
+		      struct km_error *err)
+{
+	struct km_kubeconfig kc;
+	struct km_kube_cluster_options cl = {.name = ""};
+	struct km_kube_options ko = {.store = store, .health = health};
+	int rc;
+
+	*out = NULL;
+	if (!f->kubeconfig && !f->in_cluster)
+		return 0;
+	rc = f->kubeconfig
+		     ? km_kubeconfig_load(&kc, f->kubeconfig, f->context, err)
+		     : km_kubeconfig_in_cluster(&kc, NULL, err);
+	if (rc)
+		return rc;
+	cl.client = (struct km_kube_client_options){
+		.server = kc.server,
+		.ca_pem = kc.ca_pem,
+		.ca_len = kc.ca_pem_len,
+		.cert_pem = kc.client_cert_pem,
+		.cert_len = kc.client_cert_pem_len,
+		.key_pem = kc.client_key_pem,
+		.key_len = kc.client_key_pem_len,
+		.token = kc.token,
+		.token_file = kc.token_file,
+		.insecure_skip_tls_verify = kc.insecure_skip_tls_verify,
+		.tls_server_name = kc.tls_server_name,
+		.user_agent = "kubemedic/" KM_VERSION,
+	};
+	ko.clusters = &cl;
+	ko.n_clusters = 1;
+	rc = km_kube_start(&ko, out, err);
+	if (!rc)
+		km_log(KM_LOG_INFO, "watching a cluster", "server", kc.server,
+		       "context", kc.context ? kc.context : "(in-cluster)",
+		       "user", kc.user ? kc.user : "", NULL);
+	km_kubeconfig_free(&kc); /* km_kube copied what it needs */
+	return rc;
+}
+
 static int wait_for_stop(const sigset_t *set, int64_t interval_ms,
 			 struct km_prober *pr, struct km_health *health,
 			 struct km_store *store)
@@ -345,6 +421,7 @@ int main(int argc, char **argv)
 	struct km_api_options ao = {0};
 	struct km_auth *auth = NULL;
 	struct km_auth_options aopt = {0};
+	struct km_kube *kube = NULL;
 	sigset_t stop;
 	int rc, sig = 0;
 	char addr[300];
@@ -426,6 +503,8 @@ int main(int argc, char **argv)
 	if (km_prober_start(&po, &prober, &err) ||
 	    schedule_stored_probes(store, health, prober, &scheduled, &err))
 		goto fail;
+	if (start_kube(&f, store, health, &kube, &err))
+		goto fail;
 	ao.listen = cfg.listen;
 	ao.threads = cfg.threads;
 	ao.max_recv_message_bytes = cfg.max_recv_message_bytes;
@@ -462,6 +541,8 @@ fail:
 	if (rc)
 		km_log(KM_LOG_ERROR, "kubemedicd failed", "err", err.msg, NULL);
 	km_api_stop(api, 0);
+	/* The clusters' last changes are flushed to the store. */
+	km_kube_stop(kube);
 	/* No API call can reach the prober now; its last results and
 	 * transitions go to the store, which commits them (and the hub
 	 * announces them to no one by now), then the hub stops. */

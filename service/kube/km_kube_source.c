@@ -833,7 +833,8 @@ int km_kube_source_flush(struct km_kube_source *s, struct km_error *err)
 			return rc;
 	}
 
-	/* 3. Observations: events, then the verdict if it changed. */
+	/* 3. Observations: the verdict if it changed (its reason the
+	 * transition's cause), then the events, results of that verdict. */
 	for (size_t i = 0; i < s->n_queue; i++) {
 		struct tgt *t = s->queue[i];
 		int verdict = t->state ? t->state : t->observed_state;
@@ -845,18 +846,18 @@ int km_kube_source_flush(struct km_kube_source *s, struct km_error *err)
 			maybe_drop(s, t);
 			continue;
 		}
+		if (t->state && t->reason) {
+			rh = km_hash_str(KM_HASH_INIT, t->reason);
+			if ((t->state != t->observed_state ||
+			     rh != t->observed_reason) &&
+			    !observe(s, t, t->state, t->reason, t->reason)) {
+				t->observed_state = t->state;
+				t->observed_reason = rh;
+			}
+		}
 		for (size_t k = 0; verdict && k < t->n_events; k++)
 			observe(s, t, verdict, t->events[k], t->events[k]);
 		clear_events(t);
-		if (!t->state || !t->reason)
-			continue;
-		rh = km_hash_str(KM_HASH_INIT, t->reason);
-		if (t->state == t->observed_state && rh == t->observed_reason)
-			continue;
-		if (!observe(s, t, t->state, t->reason, t->reason)) {
-			t->observed_state = t->state;
-			t->observed_reason = rh;
-		}
 	}
 	s->n_queue = 0;
 	return 0;

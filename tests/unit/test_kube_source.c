@@ -353,6 +353,10 @@ static void test_pod_life(void **state)
 	flush(f);
 	assert_int_equal(state_of(f, "pod/shop/cart-7d9f-x2"),
 			 KM_STATE_UNHEALTHY);
+	/* The verdict is the cause; the restart is a result beside it. */
+	assert_string_equal(last_cause(f, "pod/shop/cart-7d9f-x2", NULL),
+			    "container cart is in CrashLoopBackOff (1 restart, "
+			    "last exit: OOMKilled)");
 	assert_int_equal(result_count(f, "pod/shop/cart-7d9f-x2",
 				      "container cart was OOMKilled (exit code "
 				      "137) and restarted"),

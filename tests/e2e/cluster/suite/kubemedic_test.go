@@ -1,0 +1,370 @@
+package suite
+
+// kubemedicd itself against the real control plane (issue 10): started with
+// the kubemedic ServiceAccount's kubeconfig, it lists and watches the
+// cluster and judges nodes, pods and the API server; each test follows its
+// transitions as they happen through `kubemedic watch` (events, not polls)
+// while kubesim breaks and heals things.
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+type daemon struct {
+	addr string
+	cmd  *exec.Cmd
+	log  *strings.Builder
+}
+
+func binary(t *testing.T, key string) string {
+	t.Helper()
+	p := os.Getenv(key)
+	if p == "" {
+		t.Fatalf("%s is not set: tests/e2e/run sets it to the build's binary", key)
+	}
+	return p
+}
+
+var listenRe = regexp.MustCompile(`msg="kubemedicd started".* listen=([^ ]+)`)
+
+// startDaemon runs kubemedicd on loopback with a database of its own,
+// watching the cluster as the kubemedic ServiceAccount, and stops it (SIGTERM,
+// exit 0 expected) when the test ends.
+func startDaemon(t *testing.T) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "km.yaml")
+	if err := os.WriteFile(cfg, []byte("auth: {localRole: viewer}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary(t, "KM_KUBEMEDICD"), "--config", cfg,
+		"--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "km.db"),
+		"--kubeconfig", env["KM_E2E_KUBECONFIG"])
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, log: &strings.Builder{}}
+	started := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			d.log.WriteString(line + "\n")
+			if m := listenRe.FindStringSubmatch(line); m != nil {
+				started <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		err := cmd.Wait()
+		if t.Failed() || err != nil {
+			t.Logf("kubemedicd's log:\n%s", d.log.String())
+		}
+		if err != nil {
+			t.Errorf("kubemedicd did not stop cleanly: %v", err)
+		}
+	})
+	select {
+	case d.addr = <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kubemedicd did not start:\n%s", d.log.String())
+	}
+	return d
+}
+
+type transition struct {
+	Target    string    `json:"target"`
+	Time      time.Time `json:"time"`
+	FromState string    `json:"fromState"`
+	ToState   string    `json:"toState"`
+	Cause     string    `json:"cause"`
+}
+
+type event struct {
+	ReplayEnd  bool        `json:"replayEnd"`
+	Transition *transition `json:"transition"`
+	Target     *struct {
+		Name  string `json:"name"`
+		UID   string `json:"uid"`
+		Owner string `json:"owner"`
+		Node  string `json:"node"`
+	} `json:"target"`
+}
+
+// watchHealth follows `kubemedic watch ARGS... --from-oldest`: every
+// transition stored, then the live ones, on the returned channel.
+func (d *daemon) watchHealth(t *testing.T, args ...string) <-chan event {
+	t.Helper()
+	args = append([]string{"-s", d.addr, "-o", "json", "watch", "--from-oldest"}, args...)
+	cmd := exec.Command(binary(t, "KM_KUBEMEDIC"), args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ch := make(chan event, 1024)
+	go func() {
+		defer close(ch)
+		dec := json.NewDecoder(out)
+		for {
+			var ev event
+			if err := dec.Decode(&ev); err != nil {
+				// EOF, or the pipe closed by the test's cleanup.
+				if err != io.EOF && !errors.Is(err, os.ErrClosed) {
+					t.Logf("watch: %v", err)
+				}
+				return
+			}
+			ch <- ev
+		}
+	}()
+	return ch
+}
+
+// await reads transitions until one satisfies ok, or fails the test after
+// timeout; it returns that transition.
+func await(t *testing.T, ch <-chan event, timeout time.Duration, what string, ok func(*transition) bool) *event {
+	t.Helper()
+	deadline := time.After(timeout)
+	var seen []string
+	for {
+		select {
+		case ev, open := <-ch:
+			if !open {
+				t.Fatalf("%s: the watch ended (seen: %v)", what, seen)
+			}
+			if ev.Transition == nil {
+				continue
+			}
+			seen = append(seen, fmt.Sprintf("%s %s->%s (%s)", ev.Transition.Target,
+				ev.Transition.FromState, ev.Transition.ToState, ev.Transition.Cause))
+			if ok(ev.Transition) {
+				return &ev
+			}
+		case <-deadline:
+			t.Fatalf("%s: not seen within %v (seen: %v)", what, timeout, seen)
+		}
+	}
+}
+
+const (
+	healthy   = "HEALTH_STATE_HEALTHY"
+	unhealthy = "HEALTH_STATE_UNHEALTHY"
+)
+
+func TestKubemedicJudgesNodesAndTheAPIServer(t *testing.T) {
+	d := startDaemon(t)
+	ch := d.watchHealth(t)
+	var n int
+	fmt.Sscan(env["KM_E2E_NODES"], &n)
+	want := map[string]bool{"controlplane//apiserver": true}
+	for i := 0; i < n; i++ {
+		want[fmt.Sprintf("node//%s%d", env["KM_E2E_NODE_PREFIX"], i)] = true
+	}
+	for len(want) > 0 {
+		ev := await(t, ch, 60*time.Second, fmt.Sprintf("HEALTHY for %v", want), func(tr *transition) bool {
+			return want[tr.Target] && tr.ToState == healthy
+		})
+		delete(want, ev.Transition.Target)
+		if strings.HasPrefix(ev.Transition.Target, "node//") && ev.Transition.Cause != "node is ready" {
+			t.Errorf("%s: cause %q", ev.Transition.Target, ev.Transition.Cause)
+		}
+	}
+}
+
+func TestKubemedicNodeNotReady(t *testing.T) {
+	d := startDaemon(t)
+	node := lastNode()
+	target := "node//" + node
+	ch := d.watchHealth(t, target)
+	await(t, ch, 60*time.Second, target+" HEALTHY", func(tr *transition) bool { return tr.ToState == healthy })
+	kubesim(t, "scenario", "node-notready", node)
+	t.Cleanup(func() { kubesim(t, "recover", "node-notready", node) })
+	ev := await(t, ch, 90*time.Second, target+" UNHEALTHY", func(tr *transition) bool { return tr.ToState == unhealthy })
+	if !strings.HasPrefix(ev.Transition.Cause, "node is not ready") {
+		t.Errorf("cause %q, want it to say the node is not ready", ev.Transition.Cause)
+	}
+	kubesim(t, "recover", "node-notready", node)
+	await(t, ch, 90*time.Second, target+" HEALTHY again", func(tr *transition) bool { return tr.ToState == healthy })
+}
+
+// The node's kubelet goes silent: kubemedic sees the Lease grow old and
+// says so; the node lifecycle controller sets Ready=Unknown after its own
+// grace. Both times are logged (bench/RESULTS.md keeps them).
+func TestKubemedicHeartbeatStop(t *testing.T) {
+	d := startDaemon(t)
+	adm := admin(t)
+	node := lastNode()
+	target := "node//" + node
+	ch := d.watchHealth(t, target)
+	await(t, ch, 60*time.Second, target+" HEALTHY", func(tr *transition) bool { return tr.ToState == healthy })
+
+	w, err := adm.CoreV1().Nodes().Watch(ctx(t), metav1.ListOptions{FieldSelector: "metadata.name=" + node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	unknown := make(chan time.Time, 1)
+	go func() {
+		for ev := range w.ResultChan() {
+			if n, ok := ev.Object.(*corev1.Node); ok && ev.Type == watch.Modified &&
+				nodeCondition(n, corev1.NodeReady) == corev1.ConditionUnknown {
+				unknown <- time.Now()
+				return
+			}
+		}
+	}()
+
+	start := time.Now()
+	kubesim(t, "scenario", "node-heartbeat-stop", node)
+	t.Cleanup(func() { kubesim(t, "recover", "node-heartbeat-stop", node) })
+	grace, _ := time.ParseDuration(env["KM_E2E_NODE_MONITOR_GRACE_PERIOD"])
+	ev := await(t, ch, grace+60*time.Second, target+" UNHEALTHY", func(tr *transition) bool { return tr.ToState == unhealthy })
+	kmAfter := time.Since(start)
+	if !strings.Contains(ev.Transition.Cause, "node lease not renewed") &&
+		!strings.Contains(ev.Transition.Cause, "unreachable") {
+		t.Errorf("cause %q, want the silent Lease or an unreachable node", ev.Transition.Cause)
+	}
+	select {
+	case at := <-unknown:
+		t.Logf("heartbeat stop -> kubemedic UNHEALTHY: %v (%q); -> node lifecycle controller Ready=Unknown: %v",
+			kmAfter.Round(100*time.Millisecond), ev.Transition.Cause, at.Sub(start).Round(100*time.Millisecond))
+	case <-time.After(grace + 60*time.Second):
+		t.Errorf("the node lifecycle controller never set Ready=Unknown")
+	}
+	kubesim(t, "recover", "node-heartbeat-stop", node)
+	await(t, ch, 90*time.Second, target+" HEALTHY again", func(tr *transition) bool { return tr.ToState == healthy })
+}
+
+func TestKubemedicPodCrashLoopAndDeletion(t *testing.T) {
+	d := startDaemon(t)
+	adm := admin(t)
+	ns := namespace(t, adm)
+	replicaSet(t, adm, ns, "crashy", 1, nil)
+	pod := runningPods(t, adm, ns, "crashy", 1)[0]
+	target := "pod/" + ns + "/" + pod.Name
+	ch := d.watchHealth(t, target)
+	ev := await(t, ch, 60*time.Second, target+" HEALTHY", func(tr *transition) bool { return tr.ToState == healthy })
+	if ev.Target == nil || ev.Target.Owner != "replicaset/"+ns+"/crashy" || ev.Target.UID != string(pod.UID) || ev.Target.Node != pod.Spec.NodeName {
+		t.Errorf("target identity %+v, want owner replicaset/%s/crashy, uid %s, node %s", ev.Target, ns, pod.UID, pod.Spec.NodeName)
+	}
+	kubesim(t, "scenario", "pod-crashloop", ns+"/"+pod.Name)
+	ev = await(t, ch, 90*time.Second, target+" UNHEALTHY", func(tr *transition) bool { return tr.ToState == unhealthy })
+	if !strings.Contains(ev.Transition.Cause, "CrashLoopBackOff") {
+		t.Errorf("cause %q, want CrashLoopBackOff", ev.Transition.Cause)
+	}
+	kubesim(t, "recover", "pod-crashloop", ns+"/"+pod.Name)
+	await(t, ch, 90*time.Second, target+" HEALTHY again", func(tr *transition) bool { return tr.ToState == healthy })
+	// Deleted: the target goes (its history stays).
+	if err := adm.CoreV1().Pods(ns).Delete(ctx(t), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	ev = await(t, ch, 60*time.Second, target+" deleted", func(tr *transition) bool { return tr.ToState == "HEALTH_STATE_DELETED" })
+	if ev.Transition.Cause != "pod deleted" {
+		t.Errorf("deletion cause %q", ev.Transition.Cause)
+	}
+}
+
+// deploy/kubemedic.yaml as the real API server takes it: every object
+// created with a server-side dry run (validated, defaulted and admitted,
+// nothing kept), and every kind the manifest must have is there.
+func TestDeployManifestsApply(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "..", "deploy", "kubemedic.yaml")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := clientcmd.BuildConfigFromFlags("", env["KM_E2E_ADMIN_KUBECONFIG"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := restmapper.GetAPIGroupResources(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDiscoveryRESTMapper(groups)
+	dec := yamlutil.NewYAMLOrJSONDecoder(f, 4096)
+	kinds := map[string]bool{}
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		gvk := u.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatalf("%s: %v", gvk, err)
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			ns := u.GetNamespace()
+			if ns == "" {
+				t.Fatalf("%s %s has no namespace", gvk.Kind, u.GetName())
+			}
+			ri = dyn.Resource(m.Resource).Namespace(ns)
+		}
+		_, err = ri.Create(ctx(t), &u, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		// The harness made the kubemedic namespace and ServiceAccount
+		// already: a dry run finds them after validation and admission
+		// have passed, which is no fault of the manifest.
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Errorf("%s %s: %v", gvk.Kind, u.GetName(), err)
+		}
+		kinds[gvk.Kind] = true
+	}
+	for _, k := range []string{"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Service"} {
+		if !kinds[k] {
+			t.Errorf("deploy/kubemedic.yaml has no %s", k)
+		}
+	}
+}
