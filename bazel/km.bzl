@@ -12,7 +12,7 @@ KM_WARN = [
     "-Werror",
 ]
 
-def km_unit_test(name, deps):
+def km_unit_test(name, deps, data = []):
     """A cmocka unit test, as tests/unit/CMakeLists.txt's km_unit_test(): NAME.c.
 
     Linked statically against our libraries, as CMake does. Scratch files go to
@@ -30,4 +30,5 @@ def km_unit_test(name, deps):
         linkopts = ["-lcmocka"],
         linkstatic = True,
         deps = deps,
+        data = data,
     )

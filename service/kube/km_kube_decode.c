@@ -525,16 +525,32 @@ int km_kube_decode_object(enum km_kube_resource res, const km_json *obj,
 		return bad(&r, "metadata.name", "missing");
 	if (!out->meta.uid || !*out->meta.uid)
 		return bad(&r, "metadata.uid", "missing");
+	/* The rules' structs name the object too (as the cache's copies
+	 * do), so a decoded object can be judged as it is. */
 	switch (res) {
-	case KM_RES_NODE: return node(&r, obj, &out->u.node);
+	case KM_RES_NODE:
+		out->u.node.name = out->meta.name;
+		return node(&r, obj, &out->u.node);
 	case KM_RES_LEASE: return lease(&r, obj, &out->u.lease);
-	case KM_RES_POD: return pod(&r, obj, &out->u.pod);
-	case KM_RES_SERVICE: return service(&r, obj, &out->u.service);
+	case KM_RES_POD:
+		out->u.pod.ns = out->meta.ns;
+		out->u.pod.name = out->meta.name;
+		out->u.pod.owner_kind = out->meta.owner_kind;
+		out->u.pod.created_us = out->meta.created_us;
+		return pod(&r, obj, &out->u.pod);
+	case KM_RES_SERVICE:
+		out->u.service.ns = out->meta.ns;
+		out->u.service.name = out->meta.name;
+		return service(&r, obj, &out->u.service);
 	case KM_RES_ENDPOINTSLICE: return slice(&r, obj, &out->u.slice);
 	case KM_RES_REPLICASET:
 	case KM_RES_DEPLOYMENT:
 	case KM_RES_STATEFULSET:
-	case KM_RES_DAEMONSET: return workload(&r, res, obj, &out->u.workload);
+	case KM_RES_DAEMONSET:
+		out->u.workload.kind = kinds[res];
+		out->u.workload.ns = out->meta.ns;
+		out->u.workload.name = out->meta.name;
+		return workload(&r, res, obj, &out->u.workload);
 	default: return bad(&r, "(object)", "unknown resource");
 	}
 }

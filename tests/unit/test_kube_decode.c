@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "km_kube_decode.h"
+#include "km_kube_rules.h"
+#include "km_model.h"
 #include "km_pbcheck.h"
 
 struct doc {
@@ -502,6 +504,291 @@ static void test_times(void **state)
 			fail_msg("accepted \"%s\"", bad[i]);
 }
 
+/* ---- what the real API server sent (tests/unit/kube_fixtures) ------------------------ */
+
+#ifndef KM_FIXTURES
+#define KM_FIXTURES "tests/unit/kube_fixtures"
+#endif
+
+static char *fixture(const char *name, size_t *len)
+{
+	char path[512];
+	FILE *f;
+	char *buf;
+	long n;
+
+	snprintf(path, sizeof path, "%s/%s", KM_FIXTURES, name);
+	f = fopen(path, "rb");
+	if (!f)
+		fail_msg("%s: cannot open (run from the source tree, or set "
+			 "KM_FIXTURES)",
+			 path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* A GET's answer from the fixtures, decoded and judged at now_us (0: the
+ * object's creation plus an hour, past every startup grace). */
+static struct km_kube_verdict judged(const char *name, enum km_kube_resource r,
+				     struct km_kube_object *o, struct doc *d,
+				     int64_t now_us)
+{
+	struct km_kube_verdict v = {0};
+	size_t len;
+	char *text = fixture(name, &len);
+
+	memset(d, 0, sizeof *d);
+	km_arena_init(&d->a, 4096);
+	/* A GET's body is one object: read through the list parser's
+	 * JSON check by wrapping it as a list of one. */
+	{
+		char *list = malloc(len + 64);
+		struct km_kube_list l;
+
+		assert_non_null(list);
+		snprintf(list, len + 64, "{\"items\":[%s]}", text);
+		d->rc = km_kube_parse_list(list, strlen(list), &d->root, &l,
+					   &d->err);
+		free(list);
+		if (d->rc)
+			fail_msg("%s: %s", name, d->err.msg);
+		d->rc = km_kube_decode_object(r, km_kube_first(&l), &d->a, o,
+					      &d->err);
+		if (d->rc)
+			fail_msg("%s: %s", name, d->err.msg);
+	}
+	free(text);
+	if (!now_us)
+		now_us = o->meta.created_us + 3600LL * 1000000;
+	switch (r) {
+	case KM_RES_NODE:
+		km_kube_judge_node(&o->u.node, now_us, NULL, &v);
+		break;
+	case KM_RES_POD: km_kube_judge_pod(&o->u.pod, now_us, NULL, &v); break;
+	case KM_RES_SERVICE: km_kube_judge_service(&o->u.service, &v); break;
+	case KM_RES_DEPLOYMENT:
+	case KM_RES_STATEFULSET:
+	case KM_RES_DAEMONSET:
+		km_kube_judge_workload(&o->u.workload, &v);
+		break;
+	default: break;
+	}
+	return v;
+}
+
+static void expect(const char *name, enum km_kube_resource r, int state,
+		   const char *reason_has)
+{
+	struct km_kube_object o;
+	struct doc d;
+	struct km_kube_verdict v = judged(name, r, &o, &d, 0);
+
+	if (v.state != state || (reason_has && !strstr(v.reason, reason_has)))
+		fail_msg("%s: state %d \"%s\", wanted %d with \"%s\"", name,
+			 v.state, v.reason, state,
+			 reason_has ? reason_has : "");
+	assert_non_null(o.meta.uid);
+	assert_true(o.meta.created_us > 0);
+	done(&d);
+}
+
+static void test_fixtures_judged(void **state)
+{
+	struct km_kube_object o;
+	struct doc d;
+
+	(void)state;
+	expect("node-ready.json", KM_RES_NODE, KM_STATE_HEALTHY,
+	       "node is ready");
+	expect("node-notready.json", KM_RES_NODE, KM_STATE_UNHEALTHY,
+	       "KubeletNotReady");
+	expect("node-unknown.json", KM_RES_NODE, KM_STATE_UNHEALTHY,
+	       "unreachable: Ready is Unknown (NodeStatusUnknown)");
+	expect("node-pressure.json", KM_RES_NODE, KM_STATE_DEGRADED,
+	       "MemoryPressure, DiskPressure");
+	/* The seed's mistake: conditions[0] is NetworkUnavailable, Ready
+	 * (False) is last. */
+	expect("node-ready-last.json", KM_RES_NODE, KM_STATE_UNHEALTHY,
+	       "node is not ready");
+	judged("node-cordoned.json", KM_RES_NODE, &o, &d, 0);
+	assert_true(o.u.node.unschedulable);
+	done(&d);
+
+	expect("pod-running.json", KM_RES_POD, KM_STATE_HEALTHY,
+	       "containers ready");
+	expect("pod-running-notready.json", KM_RES_POD, KM_STATE_UNHEALTHY,
+	       "1 of 2 containers not ready: sidecar");
+	expect("pod-crashloop-oomkilled.json", KM_RES_POD, KM_STATE_UNHEALTHY,
+	       "CrashLoopBackOff");
+	expect("pod-crashloop-oomkilled.json", KM_RES_POD, KM_STATE_UNHEALTHY,
+	       "last exit: OOMKilled");
+	expect("pod-crashloop-kubesim.json", KM_RES_POD, KM_STATE_UNHEALTHY,
+	       "CrashLoopBackOff");
+	expect("pod-imagepullbackoff.json", KM_RES_POD, KM_STATE_UNHEALTHY,
+	       "ImagePullBackOff");
+	expect("pod-pending-unschedulable.json", KM_RES_POD, KM_STATE_UNHEALTHY,
+	       "not scheduled");
+	expect("pod-evicted.json", KM_RES_POD, KM_STATE_UNHEALTHY,
+	       "pod failed: Evicted");
+	expect("pod-succeeded-job.json", KM_RES_POD, KM_STATE_HEALTHY,
+	       "its Job's work is done");
+	expect("pod-init-waiting.json", KM_RES_POD, KM_STATE_UNHEALTHY,
+	       "init container init-schema is in CrashLoopBackOff");
+	judged("pod-deployment.json", KM_RES_POD, &o, &d, 0);
+	assert_string_equal(o.meta.owner_kind, "ReplicaSet");
+	assert_non_null(o.u.pod.node_name);
+	done(&d);
+	/* Within its grace, a pod not ready yet is no verdict. */
+	{
+		struct km_kube_verdict v =
+			judged("pod-running-notready.json", KM_RES_POD, &o, &d,
+			       1); /* "now" before it started */
+		assert_int_equal(v.state, KM_KUBE_NO_VERDICT);
+		done(&d);
+	}
+
+	expect("service.json", KM_RES_SERVICE, KM_STATE_UNHEALTHY,
+	       "no endpoints");
+	expect("service-noselector.json", KM_RES_SERVICE, KM_KUBE_NO_VERDICT,
+	       NULL);
+	judged("endpointslice.json", KM_RES_ENDPOINTSLICE, &o, &d, 0);
+	assert_int_equal(o.u.slice.endpoints, 3);
+	assert_int_equal(o.u.slice.ready, 2);
+	assert_non_null(o.u.slice.service);
+	done(&d);
+	expect("deployment.json", KM_RES_DEPLOYMENT, KM_STATE_HEALTHY,
+	       "2 of 2 replicas ready");
+	expect("deployment-progress-deadline.json", KM_RES_DEPLOYMENT,
+	       KM_STATE_UNHEALTHY, "ProgressDeadlineExceeded");
+	expect("statefulset.json", KM_RES_STATEFULSET, KM_STATE_HEALTHY,
+	       "2 of 2 replicas ready");
+	expect("daemonset.json", KM_RES_DAEMONSET, KM_STATE_DEGRADED,
+	       "3 of 4 pods ready");
+	judged("replicaset.json", KM_RES_REPLICASET, &o, &d, 0);
+	assert_string_equal(o.meta.owner_kind, "Deployment");
+	done(&d);
+	judged("lease.json", KM_RES_LEASE, &o, &d, 0);
+	assert_true(o.u.lease.renew_us > 0);
+	assert_true(o.u.lease.duration_s > 0);
+	done(&d);
+}
+
+static void test_fixtures_lists_watches_errors(void **state)
+{
+	static const char *const pages[] = {"nodes-list-page1.json",
+					    "nodes-list-page2.json",
+					    "nodes-list-page3.json"};
+	struct km_kube_list l;
+	struct km_kube_event ev;
+	struct km_kube_status st;
+	struct km_error err = {0};
+	struct km_arena a;
+	km_json *root;
+	size_t len, items = 0;
+	char *text;
+
+	(void)state;
+	km_arena_init(&a, 4096);
+	for (size_t i = 0; i < 3; i++) {
+		text = fixture(pages[i], &len);
+		assert_int_equal(km_kube_parse_list(text, len, &root, &l, &err),
+				 0);
+		assert_true(l.resource_version[0] != '\0');
+		/* Pages 1 and 2 go on; the last does not. */
+		assert_int_equal(l.continue_token[0] != '\0', i < 2);
+		for (const km_json *it = km_kube_first(&l); it;
+		     it = km_kube_next(it)) {
+			struct km_kube_object o;
+
+			assert_int_equal(km_kube_decode_object(KM_RES_NODE, it,
+							       &a, &o, &err),
+					 0);
+			items++;
+		}
+		km_kube_json_free(root);
+		free(text);
+	}
+	assert_int_equal(items, 7); /* 5 kubesim nodes and 2 of the script */
+
+	/* A pod's watch: added, modified, deleted, then a bookmark. */
+	{
+		int seen[KM_EV_ERROR + 1] = {0};
+		char *line, *next;
+
+		text = fixture("watch-pods.jsonl", &len);
+		for (line = text; line && *line; line = next) {
+			struct km_kube_object o;
+
+			next = strchr(line, '\n');
+			if (next)
+				*next++ = '\0';
+			assert_int_equal(km_kube_parse_event(line, strlen(line),
+							     &root, &ev, &err),
+					 0);
+			seen[ev.type]++;
+			if (ev.type != KM_EV_BOOKMARK)
+				assert_int_equal(km_kube_decode_object(
+							 KM_RES_POD, ev.object,
+							 &a, &o, &err),
+						 0);
+			assert_true(ev.resource_version[0] != '\0');
+			km_kube_json_free(root);
+		}
+		free(text);
+		assert_int_equal(seen[KM_EV_ADDED], 1);
+		assert_true(seen[KM_EV_MODIFIED] >= 1);
+		assert_int_equal(seen[KM_EV_DELETED], 1);
+		assert_int_equal(seen[KM_EV_BOOKMARK], 1);
+	}
+	text = fixture("watch-gone.jsonl", &len);
+	assert_int_equal(km_kube_parse_event(text, len, &root, &ev, &err), 0);
+	assert_int_equal(ev.type, KM_EV_ERROR);
+	assert_int_equal(ev.status.code, 410);
+	assert_string_equal(ev.status.reason, "Expired");
+	km_kube_json_free(root);
+	free(text);
+
+	text = fixture("status-403.json", &len);
+	km_kube_parse_status(text, len, &a, &st);
+	assert_int_equal(st.code, 403);
+	assert_string_equal(st.reason, "Forbidden");
+	free(text);
+	text = fixture("status-410.json", &len);
+	km_kube_parse_status(text, len, &a, &st);
+	assert_int_equal(st.code, 410);
+	free(text);
+
+	/* The API server's own health, as it answers. */
+	{
+		struct km_kube_check checks[64];
+		struct km_kube_verdict v;
+		size_t n;
+
+		text = fixture("readyz.txt", &len);
+		km_kube_judge_apiserver("/readyz", 200, text, len, checks, 64,
+					&n, &v);
+		assert_int_equal(v.state, KM_STATE_HEALTHY);
+		assert_true(n > 10);
+		for (size_t i = 0; i < n && i < 64; i++)
+			assert_true(checks[i].ok);
+		free(text);
+		text = fixture("livez.txt", &len);
+		km_kube_judge_apiserver("/livez", 200, text, len, checks, 64,
+					&n, &v);
+		assert_true(n > 10);
+		free(text);
+	}
+	km_arena_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -512,6 +799,8 @@ int main(void)
 		cmocka_unit_test(test_hostile_objects),
 		cmocka_unit_test(test_hostile_documents),
 		cmocka_unit_test(test_times),
+		cmocka_unit_test(test_fixtures_judged),
+		cmocka_unit_test(test_fixtures_lists_watches_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
