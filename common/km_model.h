@@ -170,6 +170,9 @@ struct km_transition {
 	const char *target_name;
 	const struct km_kv *labels;
 	size_t n_labels;
+	/* Stored transitions read for a watch's replay: their target's
+	 * identity as it is now (NULL otherwise). */
+	const char *target_uid, *target_owner, *target_node;
 };
 
 struct km_arena;

@@ -114,7 +114,8 @@ static const char *reader_sql(int i)
 				     " FROM transitions WHERE seq = ?1",
 		[R_TRANSITIONS_AFTER] =
 			"SELECT t.seq, t.target_id, t.at, t.from_state, "
-			"t.to_state, t.flapping, t.cause, g.name, g.labels "
+			"t.to_state, t.flapping, t.cause, g.name, g.labels, "
+			"g.uid, g.owner, g.node "
 			"FROM transitions t JOIN targets g ON g.id = "
 			"t.target_id WHERE t.seq > ?1 ORDER BY t.seq LIMIT ?2",
 		[R_MIN_SEQ] = "SELECT min(seq) FROM transitions",
@@ -750,6 +751,9 @@ static int labelled_transition_row(struct km_arena *a, sqlite3_stmt *st,
 				    "target labels do not decode");
 	t->labels = labels;
 	t->n_labels = n_labels;
+	t->target_uid = km_store_col_text(a, st, 9);
+	t->target_owner = km_store_col_text(a, st, 10);
+	t->target_node = km_store_col_text(a, st, 11);
 	return 0;
 }
 

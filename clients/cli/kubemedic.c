@@ -55,10 +55,12 @@ static const char usage_text[] =
 	"Health:\n"
 	"  status TARGET                     verdict, last result, last transition\n"
 	"  targets [--kind K] [--state S] [-l SELECTOR] [--cluster C]\n"
+	"          [--namespace NS] [--node N] [--owner O] [--uid U]\n"
 	"  history TARGET [--since T] [--until T] [--failures|--successes]\n"
 	"                 [--oldest-first] [--limit N]\n"
 	"  transitions TARGET [--since T] [--until T] [--oldest-first] [--limit N]\n"
 	"  watch [TARGET]... [--kind K] [-l SELECTOR] [--cluster C]\n"
+	"        [--namespace NS] [--node N] [--owner O] [--uid U]\n"
 	"        [--since-sequence N | --from-oldest]\n"
 	"                                    transitions as they happen; with N,\n"
 	"                                    first those stored after sequence N\n"
@@ -104,6 +106,7 @@ struct opts {
 	const char *identity, *method, *out;
 	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
 	const char *workdir, *kind, *state, *cluster;
+	const char *ns, *node, *owner, *uid;
 	const char *period, *probe_timeout, *initial_delay, *max_age;
 	const char *labels[64], *headers[64], *env[256];
 	int n_labels, n_headers, n_env;
@@ -1003,7 +1006,8 @@ static int cmd_targets(struct cli *cli)
 	if (cli->o.n_pos != 1)
 		return usage_error(
 			"targets takes no argument (filters: --kind, "
-			"--state, -l, --cluster)%s",
+			"--state, -l, --cluster, --namespace, --node, "
+			"--owner, --uid)%s",
 			"");
 	if (cli->o.kind) {
 		if (parse_enum(&kubemedic__v1__target_kind__descriptor,
@@ -1023,6 +1027,10 @@ static int cmd_targets(struct cli *cli)
 		req.label_selector = (char *)cli->o.selector;
 	if (cli->o.cluster)
 		req.cluster = (char *)cli->o.cluster;
+	req.namespace_ = (char *)(cli->o.ns ? cli->o.ns : "");
+	req.node = (char *)(cli->o.node ? cli->o.node : "");
+	req.owner = (char *)(cli->o.owner ? cli->o.owner : "");
+	req.uid = (char *)(cli->o.uid ? cli->o.uid : "");
 	if ((rc = connect_server(cli)))
 		return rc;
 	req.page_size = 1000;
@@ -1215,6 +1223,10 @@ static int cmd_watch(struct cli *cli)
 		req.label_selector = (char *)cli->o.selector;
 	if (cli->o.cluster)
 		req.cluster = (char *)cli->o.cluster;
+	req.namespace_ = (char *)(cli->o.ns ? cli->o.ns : "");
+	req.node = (char *)(cli->o.node ? cli->o.node : "");
+	req.owner = (char *)(cli->o.owner ? cli->o.owner : "");
+	req.uid = (char *)(cli->o.uid ? cli->o.uid : "");
 	if (cli->o.from_oldest && cli->o.since_seq)
 		return usage_error("--from-oldest replays everything stored: "
 				   "leave out --since-sequence%s",
@@ -1481,6 +1493,10 @@ enum {
 	O_KIND,
 	O_STATE,
 	O_CLUSTER,
+	O_NAMESPACE,
+	O_NODE,
+	O_OWNER,
+	O_UID,
 	O_SINCE,
 	O_UNTIL,
 	O_FAILURES,
@@ -1605,6 +1621,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"kind", required_argument, NULL, O_KIND},
 		{"state", required_argument, NULL, O_STATE},
 		{"cluster", required_argument, NULL, O_CLUSTER},
+		{"namespace", required_argument, NULL, O_NAMESPACE},
+		{"node", required_argument, NULL, O_NODE},
+		{"owner", required_argument, NULL, O_OWNER},
+		{"uid", required_argument, NULL, O_UID},
 		{"since", required_argument, NULL, O_SINCE},
 		{"until", required_argument, NULL, O_UNTIL},
 		{"failures", no_argument, NULL, O_FAILURES},
@@ -1725,6 +1745,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_KIND: o->kind = optarg; break;
 		case O_STATE: o->state = optarg; break;
 		case O_CLUSTER: o->cluster = optarg; break;
+		case O_NAMESPACE: o->ns = optarg; break;
+		case O_NODE: o->node = optarg; break;
+		case O_OWNER: o->owner = optarg; break;
+		case O_UID: o->uid = optarg; break;
 		case O_SINCE: o->since = optarg; break;
 		case O_UNTIL: o->until = optarg; break;
 		case O_FAILURES: o->failures = true; break;

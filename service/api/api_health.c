@@ -113,6 +113,9 @@ API_HANDLER(km_api_list_targets)
 				    "state: unknown HealthState value %d",
 				    r->state);
 	rc = km_api_page_size(r->page_size, MAX_PAGE, &limit, err);
+	if (!rc)
+		rc = km_api_check_identity(r->namespace_, r->node, r->owner,
+					   r->uid, err);
 	if (rc)
 		return rc;
 	rc = km_api_check_selector(API_OF(ctx), "label_selector",
@@ -129,6 +132,10 @@ API_HANDLER(km_api_list_targets)
 	hash = km_hash_i64(hash, r->state);
 	hash = km_hash_field(hash, r->label_selector);
 	hash = km_hash_field(hash, r->cluster);
+	hash = km_hash_field(hash, r->namespace_);
+	hash = km_hash_field(hash, r->node);
+	hash = km_hash_field(hash, r->owner);
+	hash = km_hash_field(hash, r->uid);
 	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur,
 				 &has_cur, err);
 	if (rc)
@@ -137,6 +144,10 @@ API_HANDLER(km_api_list_targets)
 	f.kind = r->kind;
 	f.state = r->state;
 	f.cluster = r->cluster && *r->cluster ? r->cluster : NULL;
+	f.ns = r->namespace_ && *r->namespace_ ? r->namespace_ : NULL;
+	f.node = r->node && *r->node ? r->node : NULL;
+	f.owner = r->owner && *r->owner ? r->owner : NULL;
+	f.uid = r->uid && *r->uid ? r->uid : NULL;
 	if (!km_selector_empty(sel)) {
 		f.match = match_labels;
 		f.arg = sel;

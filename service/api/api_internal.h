@@ -122,6 +122,11 @@ void km_api_reflection_free(struct api_reflection *r);
  * KM_EINVAL naming field and the limit. */
 int km_api_check_selector(const struct km_api *api, const char *field,
 			  const char *s, struct km_error *err);
+/* Filters by a target's identity (namespace, node, owner, uid; NULL or
+ * "" = any) no longer than any could be: KM_EINVAL naming the field. */
+#define KM_API_IDENTITY_MAX 1024
+int km_api_check_identity(const char *ns, const char *node, const char *owner,
+			  const char *uid, struct km_error *err);
 /* n target names within limits.maxWatchTargets, named field. */
 int km_api_check_targets(const struct km_api *api, const char *field, size_t n,
 			 struct km_error *err);

@@ -13,12 +13,31 @@
  */
 #include "api_internal.h"
 
+#include <string.h>
+
 int km_api_check_selector(const struct km_api *api, const char *field,
 			  const char *s, struct km_error *err)
 {
 	return km_selector_check_size(s, api->limits.max_selector_bytes,
 				      api->limits.max_selector_requirements,
 				      field, err);
+}
+
+int km_api_check_identity(const char *ns, const char *node, const char *owner,
+			  const char *uid, struct km_error *err)
+{
+	const char *const v[] = {ns, node, owner, uid};
+	static const char *const names[] = {"namespace", "node", "owner",
+					    "uid"};
+
+	for (size_t i = 0; i < 4; i++)
+		if (v[i] && strlen(v[i]) > KM_API_IDENTITY_MAX)
+			return km_error_set(err, KM_EINVAL,
+					    "%s: %zu bytes; a target's %s is "
+					    "at most %d",
+					    names[i], strlen(v[i]), names[i],
+					    KM_API_IDENTITY_MAX);
+	return 0;
 }
 
 int km_api_check_targets(const struct km_api *api, const char *field, size_t n,

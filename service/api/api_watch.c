@@ -31,8 +31,9 @@ struct event_watcher {
 	struct km_rpc_call *call; /* a reference is held */
 	struct km_arena arena;    /* the filters */
 	int kind;
-	const char *cluster;     /* NULL = any */
-	struct km_selector *sel; /* NULL = any */
+	const char *cluster;                 /* NULL = any */
+	const char *ns, *node, *owner, *uid; /* the target's; NULL = any */
+	struct km_selector *sel;             /* NULL = any */
 	const char **targets;
 	size_t n_targets;
 	struct km_health_sub *sub;
@@ -41,8 +42,17 @@ struct event_watcher {
 	int64_t replay_end; /* where the subscription starts */
 };
 
+static bool same(const char *want, const char *have)
+{
+	return !want || !strcmp(want, have ? have : "");
+}
+
+/* Whether w wants t, whose target's identity is uid, owner and node (for
+ * a live transition the hub's target; for a stored one, the target's row
+ * as it is now). */
 static bool matches(const struct event_watcher *w,
-		    const struct km_transition *t)
+		    const struct km_transition *t, const char *uid,
+		    const char *owner, const char *node)
 {
 	struct km_target_name tn;
 	char why[128];
@@ -55,6 +65,12 @@ static bool matches(const struct event_watcher *w,
 	if (w->cluster &&
 	    (tn.cluster_len != strlen(w->cluster) ||
 	     memcmp(tn.cluster ? tn.cluster : "", w->cluster, tn.cluster_len)))
+		return false;
+	if (w->ns &&
+	    (tn.ns_len != strlen(w->ns) || memcmp(tn.ns, w->ns, tn.ns_len)))
+		return false;
+	if (!same(w->node, node) || !same(w->owner, owner) ||
+	    !same(w->uid, uid))
 		return false;
 	if (w->n_targets) {
 		bool found = false;
@@ -116,6 +132,9 @@ static bool send_stored(struct event_watcher *w, const struct km_transition *t)
 	target.object_name = km_arena_strndup(&a, tn.name, tn.name_len);
 	target.labels = (struct km_kv *)t->labels;
 	target.n_labels = t->n_labels;
+	target.uid = t->target_uid;
+	target.owner = t->target_owner;
+	target.node = t->target_node;
 	target.state = t->to_state;
 	target.flapping = t->flapping;
 	target.last_transition_seq = t->seq;
@@ -132,7 +151,8 @@ static void deliver(void *arg, const struct km_health_event *ev)
 {
 	struct event_watcher *w = arg;
 
-	if (matches(w, ev->t))
+	if (matches(w, ev->t, ev->target->uid, ev->target->owner,
+		    ev->target->node))
 		send_event(w, ev->t, ev->target);
 	/* A failed send ends the stream; on_done then unsubscribes. */
 }
@@ -211,7 +231,8 @@ static void replay_page(void *arg, struct km_rpc_call *c)
 				break;
 			}
 			w->replay_seq = v[i].seq;
-			if (!matches(w, &v[i]))
+			if (!matches(w, &v[i], v[i].target_uid,
+				     v[i].target_owner, v[i].target_node))
 				continue;
 			if (!send_stored(w, &v[i])) {
 				km_arena_free(&a);
@@ -237,12 +258,25 @@ static int parse_filters(struct event_watcher *w,
 				   err);
 	if (!rc)
 		rc = km_api_check_targets(w->api, "targets", r->n_targets, err);
+	if (!rc)
+		rc = km_api_check_identity(r->namespace_, r->node, r->owner,
+					   r->uid, err);
 	if (rc)
 		return rc;
 	w->kind = r->kind;
 	if (r->cluster && *r->cluster &&
 	    !(w->cluster = km_arena_strdup(&w->arena, r->cluster)))
 		return API_OOM(err);
+	{
+		const char *const in[] = {r->namespace_, r->node, r->owner,
+					  r->uid};
+		const char **out[] = {&w->ns, &w->node, &w->owner, &w->uid};
+
+		for (size_t i = 0; i < 4; i++)
+			if (in[i] && *in[i] &&
+			    !(*out[i] = km_arena_strdup(&w->arena, in[i])))
+				return API_OOM(err);
+	}
 	if (r->label_selector && *r->label_selector) {
 		rc = km_selector_parse(r->label_selector, &w->arena, &w->sel,
 				       err);

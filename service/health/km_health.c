@@ -656,6 +656,13 @@ static bool passes(const struct entry *e, const struct km_health_filter *f)
 			   memcmp(e->tn.cluster ? e->tn.cluster : "",
 				  f->cluster, e->tn.cluster_len)))
 		return false;
+	if (f->ns && (e->tn.ns_len != strlen(f->ns) ||
+		      memcmp(e->tn.ns, f->ns, e->tn.ns_len)))
+		return false;
+	if ((f->node && strcmp(f->node, e->node ? e->node : "")) ||
+	    (f->owner && strcmp(f->owner, e->owner ? e->owner : "")) ||
+	    (f->uid && strcmp(f->uid, e->uid ? e->uid : "")))
+		return false;
 	return !f->match || f->match(e->labels, e->n_labels, f->arg);
 }
 

@@ -170,6 +170,8 @@ struct km_health_filter {
 	int kind;            /* 0 = any */
 	int state;           /* 0 = any */
 	const char *cluster; /* NULL = any */
+	/* The target's identity; NULL = any. */
+	const char *ns, *node, *owner, *uid;
 	/* Called under the hub's lock: pure, quick. NULL = all. */
 	bool (*match)(const struct km_kv *labels, size_t n, void *arg);
 	void *arg;

@@ -493,3 +493,36 @@ def test_cli_empty_json_list_is_a_list(daemon):
     got = run_cli(a, "-o", "json", "probes", "list", check=0).stdout
     assert [p["name"] for p in json.loads(got)] == ["one"]
     assert got.startswith("[\n{") and got.endswith("}\n]\n")
+
+
+def test_identity_filters(pb, channel):
+    """ListTargets and WatchHealth filter by a target's namespace, node,
+    owner and uid (the Kubernetes targets'; a probe has none of them), and
+    refuse a filter longer than any identity can be."""
+    stub = probes(pb, channel)
+    for name in ("id-a", "id-b"):
+        stub.CreateProbe(pb.probe.CreateProbeRequest(
+            probe=tcp_probe(pb, name)))
+    hs = health(pb, channel)
+    names = {t.name for t in hs.ListTargets(
+        pb.health.ListTargetsRequest()).targets}
+    assert {"probe//id-a", "probe//id-b"} <= names
+    for field in ("namespace", "node", "owner", "uid"):
+        r = hs.ListTargets(pb.health.ListTargetsRequest(**{field: "x"}))
+        assert list(r.targets) == [], field
+        code, msg = code_of(hs.ListTargets, pb.health.ListTargetsRequest(
+            **{field: "x" * 1025}))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert msg == (f"{field}: 1025 bytes; a target's {field} is at "
+                       "most 1024")
+        w = hs.WatchHealth(pb.health.WatchHealthRequest(
+            **{field: "y" * 1025}))
+        code, msg = code_of(next, w)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert msg.startswith(f"{field}: 1025 bytes")
+    # A page token is bound to its filters.
+    page = hs.ListTargets(pb.health.ListTargetsRequest(page_size=1))
+    assert page.next_page_token
+    code, _ = code_of(hs.ListTargets, pb.health.ListTargetsRequest(
+        page_size=1, node="n1", page_token=page.next_page_token))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT

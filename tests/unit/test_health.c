@@ -721,6 +721,70 @@ static void test_list_snapshot(void **state)
 	rec_fini(&r);
 }
 
+/* Kubernetes targets listed by their identity: namespace, node, owner,
+ * uid (ListTargets' and WatchHealth's filters). */
+static void test_list_by_identity(void **state)
+{
+	struct fixture *f = *state;
+	struct km_target t[3] = {
+		{.name = "pod/shop/a",
+		 .uid = "u-a",
+		 .node = "n1",
+		 .owner = "deployment/shop/cart"},
+		{.name = "pod/shop/b",
+		 .uid = "u-b",
+		 .node = "n2",
+		 .owner = "deployment/shop/cart"},
+		{.name = "pod/infra/c", .uid = "u-c", .node = "n1"},
+	};
+	struct km_health_filter flt = {0};
+	struct km_error err = {0};
+	struct km_target *v;
+	size_t n;
+	bool more;
+	int64_t seq;
+
+	assert_int_equal(km_store_ensure_targets(f->s, t, 3, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		struct km_health_target ht = {.id = t[i].id,
+					      .name = t[i].name,
+					      .uid = t[i].uid,
+					      .owner = t[i].owner,
+					      .node = t[i].node};
+
+		assert_int_equal(km_health_track(f->h, &ht), 0);
+	}
+#define LIST()                                                            \
+	assert_int_equal(km_health_list(f->h, &flt, 0, 10, &f->a, &v, &n, \
+					&more, &seq),                     \
+			 0)
+	flt.ns = "shop";
+	LIST();
+	assert_int_equal(n, 2);
+	flt = (struct km_health_filter){.node = "n1"};
+	LIST();
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "pod/shop/a");
+	assert_string_equal(v[1].name, "pod/infra/c");
+	flt = (struct km_health_filter){.owner = "deployment/shop/cart",
+					.node = "n2"};
+	LIST();
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].uid, "u-b");
+	flt = (struct km_health_filter){.uid = "u-c"};
+	LIST();
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].name, "pod/infra/c");
+	/* No owner is "": a filter for "" is none; a prefix is no match. */
+	flt = (struct km_health_filter){.owner = "deployment/shop"};
+	LIST();
+	assert_int_equal(n, 0);
+	flt = (struct km_health_filter){.ns = "sho"};
+	LIST();
+	assert_int_equal(n, 0);
+#undef LIST
+}
+
 /* Current health survives a restart: loaded from the store at open. */
 static void test_loaded_at_open(void **state)
 {
@@ -908,6 +972,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deletion_is_a_transition,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_snapshot, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_list_by_identity, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_loaded_at_open, setup,
 						teardown),

@@ -1141,6 +1141,10 @@ static void test_object_targets(void **state)
 	assert_int_equal(tr[0].to_state, KM_STATE_DELETED);
 	assert_string_equal(tr[0].cause, "pod deleted");
 	assert_string_equal(tr[0].target_name, "pod/shop/cart-0");
+	/* A watch's replay matches its filters on the target's identity. */
+	assert_string_equal(tr[0].target_uid, "u-0");
+	assert_string_equal(tr[0].target_node, "node-2");
+	assert_string_equal(tr[0].target_owner, "deployment/shop/cart");
 	assert_int_equal(km_store_delete_target(f->s, "pod/shop/cart-0",
 						"again", &err),
 			 KM_ENOTFOUND);

@@ -157,6 +157,27 @@ func (d *daemon) watchHealth(t *testing.T, args ...string) <-chan event {
 	return ch
 }
 
+// targets lists the names `kubemedic targets ARGS...` shows.
+func (d *daemon) targets(t *testing.T, args ...string) []string {
+	t.Helper()
+	args = append([]string{"-s", d.addr, "-o", "json", "targets"}, args...)
+	out, err := exec.Command(binary(t, "KM_KUBEMEDIC"), args...).Output()
+	if err != nil {
+		t.Fatalf("kubemedic %v: %v", args, err)
+	}
+	var list []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		t.Fatalf("kubemedic %v: %v: %s", args, err, out)
+	}
+	var names []string
+	for _, x := range list {
+		names = append(names, x.Name)
+	}
+	return names
+}
+
 // await reads transitions until one satisfies ok, or fails the test after
 // timeout; it returns that transition.
 func await(t *testing.T, ch <-chan event, timeout time.Duration, what string, ok func(*transition) bool) *event {
@@ -283,6 +304,19 @@ func TestKubemedicPodCrashLoopAndDeletion(t *testing.T) {
 	ev := await(t, ch, 60*time.Second, target+" HEALTHY", func(tr *transition) bool { return tr.ToState == healthy })
 	if ev.Target == nil || ev.Target.Owner != "replicaset/"+ns+"/crashy" || ev.Target.UID != string(pod.UID) || ev.Target.Node != pod.Spec.NodeName {
 		t.Errorf("target identity %+v, want owner replicaset/%s/crashy, uid %s, node %s", ev.Target, ns, pod.UID, pod.Spec.NodeName)
+	}
+	// Listed by its identity: its owner, its node and namespace.
+	for _, args := range [][]string{
+		{"--owner", "replicaset/" + ns + "/crashy"},
+		{"--namespace", ns, "--node", pod.Spec.NodeName, "--kind", "pod"},
+		{"--uid", string(pod.UID)},
+	} {
+		if got := d.targets(t, args...); len(got) != 1 || got[0] != target {
+			t.Errorf("targets %v: %v, want [%s]", args, got, target)
+		}
+	}
+	if got := d.targets(t, "--owner", "replicaset/"+ns+"/other"); len(got) != 0 {
+		t.Errorf("targets of another owner: %v", got)
 	}
 	kubesim(t, "scenario", "pod-crashloop", ns+"/"+pod.Name)
 	ev = await(t, ch, 90*time.Second, target+" UNHEALTHY", func(tr *transition) bool { return tr.ToState == unhealthy })
