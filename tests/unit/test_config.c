@@ -1972,6 +1972,7 @@ static void test_doc_examples(void **state)
 	(void)state;
 	check_doc_blocks("## A complete example", 1, check_config_block);
 	check_doc_blocks("## Probes", 1, check_config_block);
+	check_doc_blocks("## Kubernetes clusters", 1, check_config_block);
 	check_doc_blocks("## What probes created through the API may touch", 1,
 			 check_config_block);
 	check_doc_blocks("## Probe files for the CLI", 3, check_probes_block);
