@@ -1,7 +1,8 @@
 # kubemedic — the two commands of the README, and their parts.
 #
 #   make run    install what is missing, build, start kubemedicd with an
-#               embedded SQLite database and the example config
+#               embedded SQLite database and the example config, watching
+#               the cluster of $KUBECONFIG or ~/.kube/config if one exists
 #   make test   install what is missing, build, run every test: unit and
 #               integration tests (plain and under ASan+UBSan), the Release
 #               and clang builds, the fuzz targets for a bounded time, the
@@ -23,6 +24,10 @@ JOBS       ?= $(shell nproc)
 LISTEN     ?= 127.0.0.1:7070
 DB         ?= kubemedic.db
 CONFIG     ?= deploy/kubemedic.example.yaml
+# The cluster make run watches, when the file exists: kubectl's choice
+# ($KUBECONFIG, else ~/.kube/config; a list "a:b" is not a file, so none).
+# KUBE= watches none.
+KUBE       ?= $(or $(KUBECONFIG),$(HOME)/.kube/config)
 
 # Debian packages the build and the tests need (util-linux and mount:
 # unshare, setpriv and mount for the storage fault tests, which run as root).
@@ -62,7 +67,12 @@ run: deps build
 		echo "kubemedicd: your admin token is in kubemedic.token:" \
 		     "export KUBEMEDIC_TOKEN_FILE=$(CURDIR)/kubemedic.token"; }
 	@echo "kubemedicd: listening on $(LISTEN), database $(DB), config $(CONFIG)"
-	exec ./$(BUILD)/kubemedicd --config $(CONFIG) --listen $(LISTEN) --db $(DB)
+	@kube=(); if [ -n "$(KUBE)" ] && [ -f "$(KUBE)" ]; then \
+		kube=(--kubeconfig "$(KUBE)"); \
+		echo "kubemedicd: watching the cluster of $(KUBE) (KUBE= for none)"; \
+	fi; \
+	set -x; exec ./$(BUILD)/kubemedicd --config $(CONFIG) --listen $(LISTEN) \
+		--db $(DB) "$${kube[@]}"
 
 test: deps tools test-format build test-unit test-integration test-asan test-builds \
 	test-fuzz test-bazel e2e

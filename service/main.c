@@ -4,6 +4,13 @@
  *   kubemedicd [--config FILE] [--listen HOST:PORT] [--db PATH]
  *              [--threads N] [--log-level LEVEL] [--log-format FORMAT]
  *              [--stats-interval DURATION]
+ *              [--kubeconfig FILE [--context NAME] | --in-cluster]
+ *
+ * Kubernetes: --kubeconfig (or --in-cluster) watches one cluster whose
+ * targets are unprefixed ("pod/default/web-0"); the config's clusters:
+ * watches several, each target prefixed with its cluster's name
+ * ("prod-eu:pod/default/web-0"). Not both. Every kubeconfig is read before
+ * anything starts: one that cannot be is a configuration error.
  *
  * Flags override the config file. Exit status: 0 after a clean stop on
  * SIGTERM/SIGINT, 1 when something failed at run time, 2 for a usage or
@@ -67,6 +74,8 @@ static void usage(FILE *out)
 		"current-context\n"
 		"      --in-cluster       watch the cluster kubemedicd runs in "
 		"(its service account)\n"
+		"                         (several clusters: the config's "
+		"clusters:, not both)\n"
 		"  -V, --version          print the version and exit\n"
 		"  -h, --help             this text\n");
 }
@@ -332,52 +341,143 @@ static void on_watchdog(void *api, bool turning)
 	km_api_set_serving(api, KM_API_NS_LOOP, turning);
 }
 
-/* Waits for a signal in set other than SIGUSR1 and returns it; logs the
- * stats on SIGUSR1 and every interval_ms (0 = never). */
-/* The cluster of --kubeconfig (or --in-cluster), watched through km_kube:
- * its targets unprefixed, every namespace. Nothing to do without either. */
-static int start_kube(const struct flags *f, struct km_store *store,
-		      struct km_health *health, struct km_kube **out,
-		      struct km_error *err)
+/* The clusters to watch and their kubeconfigs, read before anything
+ * starts: a file that cannot be read, or that is refused, is a
+ * configuration error. The options point into kc[]. */
+struct kube_plan {
+	struct km_kubeconfig *kc;
+	struct km_kube_cluster_options *cl;
+	size_t n;
+};
+
+static void kube_plan_free(struct kube_plan *p)
 {
-	struct km_kubeconfig kc;
-	struct km_kube_cluster_options cl = {.name = ""};
-	struct km_kube_options ko = {.store = store, .health = health};
+	for (size_t i = 0; i < p->n; i++)
+		km_kubeconfig_free(&p->kc[i]);
+	free(p->kc);
+	free(p->cl);
+	memset(p, 0, sizeof *p);
+}
+
+/* Either the one cluster of --kubeconfig (or --in-cluster), unprefixed,
+ * or the config's clusters:, each named; never both, so that a target's
+ * name always says which cluster it is from. Nothing without either.
+ * Returns 0, or 2 with the message printed. */
+static int kube_plan(const struct km_config *cfg, const struct flags *f,
+		     struct kube_plan *p)
+{
+	bool flag = f->kubeconfig || f->in_cluster;
+	size_t n = flag ? 1 : cfg->n_clusters;
+
+	memset(p, 0, sizeof *p);
+	if (flag && cfg->n_clusters) {
+		fprintf(stderr,
+			"kubemedicd: %s watches one cluster whose targets "
+			"are unprefixed, and %s's clusters: names %zu whose "
+			"targets are prefixed; give one or the other (name "
+			"this cluster in clusters:)\n",
+			f->kubeconfig ? "--kubeconfig" : "--in-cluster",
+			cfg->path ? cfg->path : "the config", cfg->n_clusters);
+		return 2;
+	}
+	if (!n)
+		return 0;
+	p->kc = calloc(n, sizeof *p->kc);
+	p->cl = calloc(n, sizeof *p->cl);
+	if (!p->kc || !p->cl) {
+		fprintf(stderr, "kubemedicd: out of memory\n");
+		kube_plan_free(p);
+		return 2;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct km_config_cluster *c = flag ? NULL
+							 : &cfg->clusters[i];
+		const char *file = flag ? f->kubeconfig : c->kubeconfig;
+		const char *context = flag ? f->context : c->context;
+		struct km_kubeconfig *kc = &p->kc[i];
+		struct km_error err = {0};
+		int rc;
+
+		rc = file ? km_kubeconfig_load(kc, file, context, &err)
+			  : km_kubeconfig_in_cluster(kc, NULL, &err);
+		p->n = i + 1; /* kc[i] is freed whatever happened */
+		if (rc) {
+			if (c)
+				fprintf(stderr,
+					"kubemedicd: cluster \"%s\": %s\n",
+					c->name, err.msg);
+			else
+				fprintf(stderr, "kubemedicd: %s\n", err.msg);
+			kube_plan_free(p);
+			return 2;
+		}
+		p->cl[i] = (struct km_kube_cluster_options){
+			.name = c ? c->name : "",
+			.ns = c ? c->ns : NULL,
+			.label_selector = c ? c->label_selector : NULL,
+			.client =
+				{
+					.server = kc->server,
+					.ca_pem = kc->ca_pem,
+					.ca_len = kc->ca_pem_len,
+					.cert_pem = kc->client_cert_pem,
+					.cert_len = kc->client_cert_pem_len,
+					.key_pem = kc->client_key_pem,
+					.key_len = kc->client_key_pem_len,
+					.token = kc->token,
+					.token_file = kc->token_file,
+					.insecure_skip_tls_verify =
+						kc->insecure_skip_tls_verify,
+					.tls_server_name = kc->tls_server_name,
+					.user_agent = "kubemedic/" KM_VERSION,
+				},
+		};
+	}
+	return 0;
+}
+
+/* Watches the planned clusters through km_kube (nothing when there are
+ * none): each with its own client and informers, so one that is down
+ * never stalls the others. */
+static int start_kube(const struct km_config *cfg, const struct kube_plan *p,
+		      struct km_store *store, struct km_health *health,
+		      struct km_kube **out, struct km_error *err)
+{
+	struct km_kube_options ko = {
+		.store = store,
+		.health = health,
+		.clusters = p->cl,
+		.n_clusters = p->n,
+		.rules =
+			{
+				.lease_grace_us =
+					cfg->kube_lease_grace_ms * 1000,
+				.pod_startup_grace_us =
+					cfg->kube_pod_startup_grace_ms * 1000,
+			},
+		.control_plane_period_ms = cfg->kube_control_plane_period_ms,
+	};
 	int rc;
 
 	*out = NULL;
-	if (!f->kubeconfig && !f->in_cluster)
+	if (!p->n)
 		return 0;
-	rc = f->kubeconfig
-		     ? km_kubeconfig_load(&kc, f->kubeconfig, f->context, err)
-		     : km_kubeconfig_in_cluster(&kc, NULL, err);
-	if (rc)
-		return rc;
-	cl.client = (struct km_kube_client_options){
-		.server = kc.server,
-		.ca_pem = kc.ca_pem,
-		.ca_len = kc.ca_pem_len,
-		.cert_pem = kc.client_cert_pem,
-		.cert_len = kc.client_cert_pem_len,
-		.key_pem = kc.client_key_pem,
-		.key_len = kc.client_key_pem_len,
-		.token = kc.token,
-		.token_file = kc.token_file,
-		.insecure_skip_tls_verify = kc.insecure_skip_tls_verify,
-		.tls_server_name = kc.tls_server_name,
-		.user_agent = "kubemedic/" KM_VERSION,
-	};
-	ko.clusters = &cl;
-	ko.n_clusters = 1;
 	rc = km_kube_start(&ko, out, err);
-	if (!rc)
-		km_log(KM_LOG_INFO, "watching a cluster", "server", kc.server,
-		       "context", kc.context ? kc.context : "(in-cluster)",
-		       "user", kc.user ? kc.user : "", NULL);
-	km_kubeconfig_free(&kc); /* km_kube copied what it needs */
+	for (size_t i = 0; !rc && i < p->n; i++) {
+		const struct km_kubeconfig *kc = &p->kc[i];
+
+		km_log(KM_LOG_INFO, "watching a cluster", "cluster",
+		       *p->cl[i].name ? p->cl[i].name : "(default)", "server",
+		       kc->server, "context",
+		       kc->context ? kc->context : "(in-cluster)", "user",
+		       kc->user ? kc->user : "", "namespace",
+		       p->cl[i].ns ? p->cl[i].ns : "(all)", NULL);
+	}
 	return rc;
 }
 
+/* Waits for a signal in set other than SIGUSR1 and returns it; logs the
+ * stats on SIGUSR1 and every interval_ms (0 = never). */
 static int wait_for_stop(const sigset_t *set, int64_t interval_ms,
 			 struct km_prober *pr, struct km_health *health,
 			 struct km_store *store)
@@ -422,6 +522,7 @@ int main(int argc, char **argv)
 	struct km_auth *auth = NULL;
 	struct km_auth_options aopt = {0};
 	struct km_kube *kube = NULL;
+	struct kube_plan plan = {0};
 	sigset_t stop;
 	int rc, sig = 0;
 	char addr[300];
@@ -440,6 +541,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kubemedicd: %s\n", err.msg);
 		rc = 2;
 	}
+	if (!rc)
+		rc = kube_plan(&cfg, &f, &plan);
 	if (rc) {
 		km_config_free(&cfg);
 		return rc;
@@ -457,6 +560,7 @@ int main(int argc, char **argv)
 	/* Before any thread: what exec probes leave is ours to reap. */
 	if (km_prober_init_process(&err)) {
 		fprintf(stderr, "kubemedicd: %s\n", err.msg);
+		kube_plan_free(&plan);
 		km_config_free(&cfg);
 		return 1;
 	}
@@ -503,7 +607,7 @@ int main(int argc, char **argv)
 	if (km_prober_start(&po, &prober, &err) ||
 	    schedule_stored_probes(store, health, prober, &scheduled, &err))
 		goto fail;
-	if (start_kube(&f, store, health, &kube, &err))
+	if (start_kube(&cfg, &plan, store, health, &kube, &err))
 		goto fail;
 	ao.listen = cfg.listen;
 	ao.threads = cfg.threads;
@@ -543,6 +647,7 @@ fail:
 	km_api_stop(api, 0);
 	/* The clusters' last changes are flushed to the store. */
 	km_kube_stop(kube);
+	kube_plan_free(&plan); /* km_kube copied what it needs */
 	/* No API call can reach the prober now; its last results and
 	 * transitions go to the store, which commits them (and the hub
 	 * announces them to no one by now), then the hub stops. */

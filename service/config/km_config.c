@@ -72,6 +72,9 @@ void km_config_defaults(struct km_config *c)
 	c->auth_health_role = KM_ROLE_VIEWER;
 	c->audit_retention_ms = 400 * MS_DAY;
 	c->limits = KM_LIMITS_DEFAULTS;
+	c->kube_lease_grace_ms = 40 * 1000;
+	c->kube_pod_startup_grace_ms = 5 * MS_MINUTE;
+	c->kube_control_plane_period_ms = 10 * 1000;
 }
 
 void km_config_free(struct km_config *c)
@@ -770,6 +773,8 @@ enum {
 	K_PROBER,
 	K_PROBES,
 	K_LIMITS,
+	K_KUBE,
+	K_CLUSTERS,
 	K_N
 };
 static const char *const top_keys[K_N] = {
@@ -788,6 +793,8 @@ static const char *const top_keys[K_N] = {
 	"prober",
 	"probes",
 	"limits",
+	"kube",
+	"clusters",
 };
 
 static int parse_database(struct km_yaml *ld, const yaml_node_t *n,
@@ -1354,6 +1361,208 @@ static int parse_prober(struct km_yaml *ld, const yaml_node_t *n,
 	return 0;
 }
 
+/* kube: how the clusters' objects are judged (km_kube_rules.h). */
+static int parse_kube(struct km_yaml *ld, const yaml_node_t *n,
+		      struct km_config *c)
+{
+	static const char *const keys[] = {"leaseGrace", "podStartupGrace",
+					   "controlPlanePeriod"};
+	yaml_node_t *v[3];
+	int rc;
+
+	if (km_yaml_map(ld, n, "kube", keys, 3, v, 0))
+		return KM_EINVAL;
+	if ((rc = km_yaml_duration(ld, v[0], "kube.leaseGrace", 1000, MS_HOUR,
+				   "between 1s and 1h",
+				   &c->kube_lease_grace_ms)) ||
+	    (rc = km_yaml_duration(ld, v[1], "kube.podStartupGrace", 1000,
+				   MS_DAY, "between 1s and 1d",
+				   &c->kube_pod_startup_grace_ms)) ||
+	    (rc = km_yaml_duration(ld, v[2], "kube.controlPlanePeriod", 1000,
+				   MS_HOUR, "between 1s and 1h",
+				   &c->kube_control_plane_period_ms)))
+		return rc;
+	return 0;
+}
+
+/* An RFC 1123 label, as Kubernetes names namespaces: [a-z0-9] and '-',
+ * a letter or digit at each end, 1 to 63 bytes. km_target_name_parse
+ * takes any cluster without ':' or '/'; this is stricter, so every name
+ * given here prefixes a target that parses. */
+static bool is_dns_label(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!islower((unsigned char)s[i]) &&
+		    !isdigit((unsigned char)s[i]) && s[i] != '-')
+			return false;
+	return true;
+}
+
+static int parse_cluster(struct km_yaml *ld, const yaml_node_t *n,
+			 const char *path, struct km_config_cluster *cl)
+{
+	enum {
+		C_NAME,
+		C_KUBECONFIG,
+		C_CONTEXT,
+		C_IN_CLUSTER,
+		C_NAMESPACE,
+		C_SELECTOR,
+		C_N
+	};
+	static const char *const keys[C_N] = {"name",      "kubeconfig",
+					      "context",   "inCluster",
+					      "namespace", "labelSelector"};
+	yaml_node_t *v[C_N];
+	struct km_yaml_shown b;
+	char p[224];
+	int rc;
+
+	if (km_yaml_is_null(n) || n->type != YAML_MAPPING_NODE)
+		return km_yaml_errorf(ld, n,
+				      "%s: expected a mapping {name, "
+				      "kubeconfig | inCluster, ...}, got %s",
+				      path, km_yaml_show(n, &b));
+	if (km_yaml_map(ld, n, path, keys, C_N, v, 0))
+		return KM_EINVAL;
+	pathf(p, sizeof p, "%s.name", path);
+	if ((rc = km_yaml_str(ld, v[C_NAME], p, &cl->name)))
+		return rc;
+	if (!cl->name)
+		return km_yaml_errorf(ld, n,
+				      "%s: Required value: every cluster "
+				      "needs a name (its targets are "
+				      "\"NAME:kind/namespace/name\")",
+				      p);
+	if (!is_dns_label(cl->name))
+		return km_yaml_errorf(
+			ld, v[C_NAME],
+			"%s: %s: must be lower-case letters, digits and "
+			"'-', starting and ending with a letter or digit, "
+			"at most 63 characters (an RFC 1123 label: it "
+			"prefixes the cluster's targets)",
+			p, km_yaml_show(v[C_NAME], &b));
+	pathf(p, sizeof p, "%s.kubeconfig", path);
+	if ((rc = get_path(ld, v[C_KUBECONFIG], p, &cl->kubeconfig)))
+		return rc;
+	pathf(p, sizeof p, "%s.context", path);
+	if ((rc = get_path(ld, v[C_CONTEXT], p, &cl->context)))
+		return rc;
+	pathf(p, sizeof p, "%s.inCluster", path);
+	if ((rc = km_yaml_bool(ld, v[C_IN_CLUSTER], p, &cl->in_cluster)))
+		return rc;
+	if (cl->kubeconfig && cl->in_cluster)
+		return km_yaml_errorf(ld, v[C_IN_CLUSTER],
+				      "%s: give kubeconfig or inCluster: "
+				      "true, not both",
+				      path);
+	if (!cl->kubeconfig && !cl->in_cluster)
+		return km_yaml_errorf(ld, n,
+				      "%s: give kubeconfig (a file) or "
+				      "inCluster: true (the cluster "
+				      "kubemedicd runs in)",
+				      path);
+	if (cl->context && !cl->kubeconfig)
+		return km_yaml_errorf(ld, v[C_CONTEXT],
+				      "%s.context: needs kubeconfig (in "
+				      "the cluster there are no contexts)",
+				      path);
+	pathf(p, sizeof p, "%s.namespace", path);
+	if ((rc = km_yaml_str(ld, v[C_NAMESPACE], p, &cl->ns)))
+		return rc;
+	if (cl->ns && !*cl->ns)
+		cl->ns = NULL; /* "": every namespace */
+	if (cl->ns && !is_dns_label(cl->ns))
+		return km_yaml_errorf(
+			ld, v[C_NAMESPACE],
+			"%s: %s is not a namespace name: lower-case "
+			"letters, digits and '-', starting and ending with "
+			"a letter or digit, at most 63 characters",
+			p, km_yaml_show(v[C_NAMESPACE], &b));
+	pathf(p, sizeof p, "%s.labelSelector", path);
+	if ((rc = km_yaml_str(ld, v[C_SELECTOR], p, &cl->label_selector)))
+		return rc;
+	if (cl->label_selector && !*cl->label_selector)
+		cl->label_selector = NULL; /* "": every object */
+	if (cl->label_selector) {
+		struct km_arena a;
+		struct km_selector *sel;
+		struct km_error e = {0};
+
+		/* The API server would refuse it at every list, each time
+		 * logged; better said once, now. */
+		km_arena_init(&a, 1024);
+		rc = km_selector_parse(cl->label_selector, &a, &sel, &e);
+		km_arena_free(&a);
+		if (rc == KM_ENOMEM)
+			return km_yaml_oom(ld);
+		if (rc)
+			return km_yaml_errorf(ld, v[C_SELECTOR], "%s: %s", p,
+					      e.msg);
+	}
+	return 0;
+}
+
+/* clusters: the Kubernetes clusters watched, each named. */
+static int parse_clusters(struct km_yaml *ld, const yaml_node_t *n,
+			  struct km_config *c)
+{
+	struct km_config_cluster *v;
+	struct km_yaml_shown b;
+	size_t len, in_cluster = SIZE_MAX;
+	int rc;
+
+	if (n->type != YAML_SEQUENCE_NODE)
+		return km_yaml_errorf(ld, n,
+				      "clusters: expected a list of clusters "
+				      "(\"- name: ...\"), got %s",
+				      km_yaml_show(n, &b));
+	len = km_yaml_seq_len(n);
+	if (len > KM_CONFIG_MAX_CLUSTERS)
+		return km_yaml_errorf(ld, n,
+				      "clusters: %zu clusters, at most %d "
+				      "allowed",
+				      len, KM_CONFIG_MAX_CLUSTERS);
+	v = km_arena_calloc(ld->a, len ? len : 1, sizeof *v);
+	if (!v)
+		return km_yaml_oom(ld);
+	for (size_t i = 0; i < len; i++) {
+		yaml_node_t *item = km_yaml_seq_item(ld, n, i);
+		char p[32];
+
+		pathf(p, sizeof p, "clusters[%zu]", i);
+		if (!item)
+			return km_yaml_errorf(ld, n, "%s: missing", p);
+		if ((rc = parse_cluster(ld, item, p, &v[i])))
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(v[j].name, v[i].name))
+				return km_yaml_errorf(
+					ld, item,
+					"%s.name: duplicate name \"%s\": "
+					"clusters[%zu] at line %zu has it "
+					"already",
+					p, v[i].name, j,
+					km_yaml_line(
+						km_yaml_seq_item(ld, n, j)));
+		if (v[i].in_cluster && in_cluster != SIZE_MAX)
+			return km_yaml_errorf(
+				ld, item,
+				"%s.inCluster: clusters[%zu] is already "
+				"the cluster kubemedicd runs in",
+				p, in_cluster);
+		if (v[i].in_cluster)
+			in_cluster = i;
+	}
+	c->clusters = v;
+	c->n_clusters = len;
+	return 0;
+}
+
 static int parse_config(struct km_yaml *ld, const yaml_node_t *root,
 			bool check_files, struct km_config *c)
 {
@@ -1396,7 +1605,11 @@ static int parse_config(struct km_yaml *ld, const yaml_node_t *root,
 	     (rc = parse_flap(ld, v[K_FLAP], c))) ||
 	    (rc = parse_api(ld, v[K_API], c)) ||
 	    (rc = parse_prober(ld, v[K_PROBER], c)) ||
-	    (rc = parse_limits(ld, v[K_LIMITS], c)))
+	    (rc = parse_limits(ld, v[K_LIMITS], c)) ||
+	    (rc = parse_kube(ld, v[K_KUBE], c)))
+		return rc;
+	if (!km_yaml_is_null(v[K_CLUSTERS]) &&
+	    (rc = parse_clusters(ld, v[K_CLUSTERS], c)))
 		return rc;
 	/* Decoding a request takes at least as much memory as its bytes. */
 	if (c->limits.max_request_memory_bytes < c->max_recv_message_bytes)

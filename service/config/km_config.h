@@ -43,6 +43,18 @@
  *     maxStreamsPerPeer: 100
  *     maxCallsPerConnection: 100
  *     maxRequestMemoryBytes: 4194304
+ *   kube:                           # how Kubernetes objects are judged
+ *     leaseGrace: 40s               # a node's Lease older: UNHEALTHY
+ *     podStartupGrace: 5m           # a pod not ready after: UNHEALTHY
+ *     controlPlanePeriod: 10s       # /livez and /readyz asked this often
+ *   clusters:                       # Kubernetes clusters watched, each
+ *     - name: prod-eu               # named: its targets are
+ *       kubeconfig: /etc/km/eu.yaml # "prod-eu:pod/default/web-0"
+ *       context: eu                 # else its current-context
+ *       namespace: shop             # else every namespace
+ *       labelSelector: team=shop    # else every object
+ *     - name: here
+ *       inCluster: true             # instead of kubeconfig
  *   probes:                         # Kubernetes Probe fields, plus name,
  *     - name: checkout-http         # labels, host and the file probe
  *       labels: {team: shop}
@@ -75,6 +87,26 @@
 #include "km_limits.h"
 #include "km_model.h"
 #include "km_probe.h"
+
+/* The most entries of clusters: (each costs a connection and an informer
+ * per resource). */
+#define KM_CONFIG_MAX_CLUSTERS 256
+
+/* One entry of clusters:. Checked here: the name (an RFC 1123 label, at
+ * most 63 bytes, unique: it prefixes the cluster's targets), exactly one
+ * of kubeconfig and in_cluster, context only with kubeconfig, at most one
+ * in_cluster entry, the namespace (an RFC 1123 label) and the label
+ * selector's syntax (km_selector_parse). The kubeconfig file itself is
+ * read by main (km_kubeconfig_load). Paths are taken as written: relative
+ * ones from the working directory, as every path of the file. */
+struct km_config_cluster {
+	const char *name;
+	const char *kubeconfig;     /* NULL with in_cluster */
+	const char *context;        /* NULL: the file's current-context */
+	bool in_cluster;            /* the service account's cluster */
+	const char *ns;             /* NULL: every namespace */
+	const char *label_selector; /* NULL: every object */
+};
 
 struct km_config {
 	struct km_arena arena;
@@ -122,6 +154,15 @@ struct km_config {
 
 	int64_t watchdog_ms;       /* prober.watchdog: 10 s; 0 = off */
 	int64_t max_exec_children; /* prober.maxExecChildren: 64 */
+
+	/* kube: the rules' tunables (km_kube_rules.h), for every cluster. */
+	int64_t kube_lease_grace_ms;          /* 40 s */
+	int64_t kube_pod_startup_grace_ms;    /* 5 min */
+	int64_t kube_control_plane_period_ms; /* 10 s */
+
+	/* clusters: in the arena; none by default. */
+	struct km_config_cluster *clusters;
+	size_t n_clusters;
 
 	struct km_probe *probes;
 	size_t n_probes;

@@ -57,7 +57,7 @@
 #define KM_YAML_MAX_ANCHORS 1024
 #define KM_YAML_MAX_ALIASES 65536
 /* The most keys km_yaml_map checks a mapping against. */
-#define KM_YAML_MAP_MAX_KEYS 16
+#define KM_YAML_MAP_MAX_KEYS 24
 
 /* A word added to km_yaml_map's message about an unknown key. */
 struct km_yaml_hint {

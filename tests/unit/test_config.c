@@ -111,6 +111,11 @@ static void assert_defaults(const struct km_config *c)
 	assert_int_equal(c->limits.max_streams_per_peer, 100);
 	assert_int_equal(c->limits.max_calls_per_connection, 100);
 	assert_int_equal(c->limits.max_request_memory_bytes, 4 << 20);
+	assert_int_equal(c->kube_lease_grace_ms, 40000);
+	assert_int_equal(c->kube_pod_startup_grace_ms, 300000);
+	assert_int_equal(c->kube_control_plane_period_ms, 10000);
+	assert_null(c->clusters);
+	assert_int_equal(c->n_clusters, 0);
 }
 
 static void test_defaults(void **state)
@@ -499,7 +504,7 @@ static void test_unknown_keys(void **state)
 		     "(known: listen, insecure, tls, auth, threads, "
 		     "maxReceiveMessageBytes, shutdownGracePeriod, database, "
 		     "retention, log, flapDetection, api, prober, probes, "
-		     "limits)");
+		     "limits, kube, clusters)");
 	EXPECT_ERROR("max_receive_message_bytes: 1\n",
 		     "unknown key \"max_receive_message_bytes\"",
 		     "did you mean \"maxReceiveMessageBytes\"?");
@@ -715,6 +720,232 @@ static void test_prober_section(void **state)
 		     "watchdog, maxExecChildren)",
 		     "did you mean \"maxExecChildren\"?");
 	EXPECT_ERROR("prober: 5\n", "prober: expected a mapping, got \"5\"");
+}
+
+static void test_kube_section(void **state)
+{
+	struct km_config c;
+
+	(void)state;
+	load_ok(&c, "kube:\n"
+		    "  leaseGrace: 1m\n"
+		    "  podStartupGrace: 10m\n"
+		    "  controlPlanePeriod: 2s\n");
+	assert_int_equal(c.kube_lease_grace_ms, 60000);
+	assert_int_equal(c.kube_pod_startup_grace_ms, 600000);
+	assert_int_equal(c.kube_control_plane_period_ms, 2000);
+	km_config_free(&c);
+	load_ok(&c, "kube: {leaseGrace: 1h, podStartupGrace: 1d}\n");
+	assert_int_equal(c.kube_lease_grace_ms, 3600000);
+	assert_int_equal(c.kube_pod_startup_grace_ms, 86400000);
+	assert_int_equal(c.kube_control_plane_period_ms, 10000);
+	km_config_free(&c);
+	load_ok(&c, "kube:\n");
+	assert_int_equal(c.kube_lease_grace_ms, 40000);
+	km_config_free(&c);
+
+	EXPECT_ERROR("kube: {leaseGrace: 999ms}\n",
+		     "test.yaml:1:20: kube.leaseGrace: must be between 1s and "
+		     "1h, got \"999ms\"");
+	EXPECT_ERROR("kube: {leaseGrace: 0}\n",
+		     "test.yaml:1:20: kube.leaseGrace: must be between 1s and "
+		     "1h, got \"0\"");
+	EXPECT_ERROR("kube: {leaseGrace: 61m}\n",
+		     "kube.leaseGrace: must be between 1s and 1h");
+	EXPECT_ERROR("kube: {podStartupGrace: 25h}\n",
+		     "test.yaml:1:25: kube.podStartupGrace: must be between 1s "
+		     "and 1d, got \"25h\"");
+	EXPECT_ERROR("kube: {podStartupGrace: 300}\n",
+		     "kube.podStartupGrace: the duration \"300\" needs a unit");
+	EXPECT_ERROR("kube: {controlPlanePeriod: 500ms}\n",
+		     "test.yaml:1:28: kube.controlPlanePeriod: must be between "
+		     "1s and 1h, got \"500ms\"");
+	EXPECT_ERROR("kube: {controlPlanePeriod: [1s]}\n",
+		     "kube.controlPlanePeriod: expected a duration, got a "
+		     "list");
+	EXPECT_ERROR("kube: {leaseGracePeriod: 40s}\n",
+		     "test.yaml:1:8: unknown key \"leaseGracePeriod\" in kube "
+		     "(known: leaseGrace, podStartupGrace, "
+		     "controlPlanePeriod)");
+	EXPECT_ERROR("kube: 5\n", "test.yaml:1:7: kube: expected a mapping, "
+				  "got \"5\"");
+}
+
+/* clusters: each entry's keys, what each must be, and the rules between
+ * entries; every refusal with its exact message. */
+static void test_clusters(void **state)
+{
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+		{"clusters: {name: a}\n",
+		 "test.yaml:1:11: clusters: expected a list of clusters "
+		 "(\"- name: ...\"), got a mapping"},
+		{"clusters: a\n", "test.yaml:1:11: clusters: expected a list "
+				  "of clusters (\"- name: ...\"), got \"a\""},
+		{"clusters: [a]\n",
+		 "test.yaml:1:12: clusters[0]: expected a mapping {name, "
+		 "kubeconfig | inCluster, ...}, got \"a\""},
+		{"clusters: [~]\n",
+		 "test.yaml:1:12: clusters[0]: expected a mapping {name, "
+		 "kubeconfig | inCluster, ...}, got null"},
+		{"clusters:\n- kubeconfig: k\n",
+		 "test.yaml:2:3: clusters[0].name: Required value: every "
+		 "cluster needs a name (its targets are "
+		 "\"NAME:kind/namespace/name\")"},
+		{"clusters:\n- {name: Prod, kubeconfig: k}\n",
+		 "test.yaml:2:10: clusters[0].name: \"Prod\": must be "
+		 "lower-case letters, digits and '-', starting and ending "
+		 "with a letter or digit, at most 63 characters (an RFC 1123 "
+		 "label: it prefixes the cluster's targets)"},
+		{"clusters:\n- {name: \"a:b\", kubeconfig: k}\n",
+		 "test.yaml:2:10: clusters[0].name: \"a:b\": must be "
+		 "lower-case letters"},
+		{"clusters:\n- {name: a/b, kubeconfig: k}\n",
+		 "clusters[0].name: \"a/b\": must be lower-case"},
+		{"clusters:\n- {name: -a, kubeconfig: k}\n",
+		 "clusters[0].name: \"-a\": must be lower-case"},
+		{"clusters:\n- {name: a-, kubeconfig: k}\n",
+		 "clusters[0].name: \"a-\": must be lower-case"},
+		{"clusters:\n- {name: a.b, kubeconfig: k}\n",
+		 "clusters[0].name: \"a.b\": must be lower-case"},
+		{"clusters:\n- {name: \"\", kubeconfig: k}\n",
+		 "clusters[0].name: \"\": must be lower-case"},
+		{"clusters:\n- {name: "
+		 "a234567890123456789012345678901234567890123456789012345678901"
+		 "234, kubeconfig: k}\n",
+		 "clusters[0].name: "
+		 "\"a234567890123456789012345678901234567890123456789012345678901"
+		 "234\": must be lower-case"},
+		{"clusters:\n- {name: [a], kubeconfig: k}\n",
+		 "test.yaml:2:10: clusters[0].name: expected a string, got a "
+		 "list"},
+		{"clusters:\n- {name: a}\n",
+		 "test.yaml:2:3: clusters[0]: give kubeconfig (a file) or "
+		 "inCluster: true (the cluster kubemedicd runs in)"},
+		{"clusters:\n- {name: a, inCluster: false}\n",
+		 "test.yaml:2:3: clusters[0]: give kubeconfig (a file) or "
+		 "inCluster: true"},
+		{"clusters:\n- {name: a, kubeconfig: k, inCluster: true}\n",
+		 "test.yaml:2:39: clusters[0]: give kubeconfig or inCluster: "
+		 "true, not both"},
+		{"clusters:\n- {name: a, kubeconfig: \"\"}\n",
+		 "test.yaml:2:25: clusters[0].kubeconfig: must not be empty"},
+		{"clusters:\n- {name: a, inCluster: yes}\n",
+		 "test.yaml:2:24: clusters[0].inCluster: expected true or "
+		 "false"},
+		{"clusters:\n- {name: a, inCluster: true, context: c}\n",
+		 "test.yaml:2:39: clusters[0].context: needs kubeconfig (in "
+		 "the cluster there are no contexts)"},
+		{"clusters:\n- {name: a, kubeconfig: k, namespace: Shop}\n",
+		 "test.yaml:2:39: clusters[0].namespace: \"Shop\" is not a "
+		 "namespace name: lower-case letters, digits and '-', "
+		 "starting and ending with a letter or digit, at most 63 "
+		 "characters"},
+		{"clusters:\n- {name: a, kubeconfig: k, namespace: [a, b]}\n",
+		 "test.yaml:2:39: clusters[0].namespace: expected a string, "
+		 "got a list"},
+		{"clusters:\n- {name: a, kubeconfig: k, labelSelector: "
+		 "\"=shop\"}\n",
+		 "test.yaml:2:43: clusters[0].labelSelector: label selector "
+		 "\"=shop\": position"},
+		{"clusters:\n- {name: a, kubeconfig: k, labelSelector: "
+		 "\"a in b\"}\n",
+		 "test.yaml:2:43: clusters[0].labelSelector: label selector "
+		 "\"a in b\": position"},
+		{"clusters:\n- {name: a, kubeconfig: k, namespaces: [x]}\n",
+		 "test.yaml:2:28: unknown key \"namespaces\" in clusters[0] "
+		 "(known: name, kubeconfig, context, inCluster, namespace, "
+		 "labelSelector); did you mean \"namespace\"?"},
+		{"clusters:\n- {name: a, kubeConfig: k}\n",
+		 "unknown key \"kubeConfig\" in clusters[0]",
+		 /* km_yaml's hint; only the start is checked */},
+		{"clusters:\n"
+		 "- {name: eu, kubeconfig: k1}\n"
+		 "- {name: us, kubeconfig: k2}\n"
+		 "- {name: eu, kubeconfig: k3}\n",
+		 "test.yaml:4:3: clusters[2].name: duplicate name \"eu\": "
+		 "clusters[0] at line 2 has it already"},
+		{"clusters:\n"
+		 "- {name: a, inCluster: true}\n"
+		 "- {name: b, inCluster: true}\n",
+		 "test.yaml:3:3: clusters[1].inCluster: clusters[0] is "
+		 "already the cluster kubemedicd runs in"},
+	};
+	struct km_config c;
+	char yaml[300 * 1024];
+	size_t o;
+
+	(void)state;
+	load_ok(&c, "clusters:\n"
+		    "  - name: prod-eu\n"
+		    "    kubeconfig: /etc/kubemedic/eu.kubeconfig\n"
+		    "    context: eu-admin\n"
+		    "    namespace: shop\n"
+		    "    labelSelector: \"team=shop, tier in (web, api)\"\n"
+		    "  - name: 0here\n"
+		    "    inCluster: true\n"
+		    "  - name: rel\n"
+		    "    kubeconfig: kube/rel.yaml\n"
+		    "    namespace: \"\"\n"
+		    "    labelSelector: \"\"\n"
+		    "    inCluster: false\n");
+	assert_int_equal(c.n_clusters, 3);
+	assert_string_equal(c.clusters[0].name, "prod-eu");
+	assert_string_equal(c.clusters[0].kubeconfig,
+			    "/etc/kubemedic/eu.kubeconfig");
+	assert_string_equal(c.clusters[0].context, "eu-admin");
+	assert_false(c.clusters[0].in_cluster);
+	assert_string_equal(c.clusters[0].ns, "shop");
+	assert_string_equal(c.clusters[0].label_selector,
+			    "team=shop, tier in (web, api)");
+	assert_string_equal(c.clusters[1].name, "0here");
+	assert_null(c.clusters[1].kubeconfig);
+	assert_null(c.clusters[1].context);
+	assert_true(c.clusters[1].in_cluster);
+	assert_null(c.clusters[1].ns);
+	assert_null(c.clusters[1].label_selector);
+	/* Paths as written: relative to the working directory. "" for the
+	 * namespace and the selector: every one. */
+	assert_string_equal(c.clusters[2].kubeconfig, "kube/rel.yaml");
+	assert_null(c.clusters[2].ns);
+	assert_null(c.clusters[2].label_selector);
+	km_config_free(&c);
+	/* An empty list, and none: no cluster. */
+	load_ok(&c, "clusters: []\n");
+	assert_int_equal(c.n_clusters, 0);
+	km_config_free(&c);
+	load_ok(&c, "clusters:\n");
+	assert_int_equal(c.n_clusters, 0);
+	km_config_free(&c);
+	/* A name of 63 bytes, the most. */
+	load_ok(&c,
+		"clusters:\n- {name: "
+		"a23456789012345678901234567890123456789012345678901234567890"
+		"123, kubeconfig: k}\n");
+	assert_int_equal(strlen(c.clusters[0].name), 63);
+	km_config_free(&c);
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		EXPECT_ERROR(bad[i].yaml, bad[i].want);
+
+	/* KM_CONFIG_MAX_CLUSTERS, and one more. */
+	for (int n = KM_CONFIG_MAX_CLUSTERS; n <= KM_CONFIG_MAX_CLUSTERS + 1;
+	     n++) {
+		o = (size_t)snprintf(yaml, sizeof yaml, "clusters:\n");
+		for (int i = 0; i < n; i++)
+			o += (size_t)snprintf(yaml + o, sizeof yaml - o,
+					      "- {name: c%d, kubeconfig: k}\n",
+					      i);
+		if (n == KM_CONFIG_MAX_CLUSTERS) {
+			load_ok(&c, yaml);
+			assert_int_equal(c.n_clusters, n);
+			km_config_free(&c);
+		} else {
+			EXPECT_ERROR(yaml, "test.yaml:2:1: clusters: 257 "
+					   "clusters, at most 256 allowed");
+		}
+	}
 }
 
 static void test_duplicate_keys(void **state)
@@ -1741,6 +1972,7 @@ static void test_doc_examples(void **state)
 	(void)state;
 	check_doc_blocks("## A complete example", 1, check_config_block);
 	check_doc_blocks("## Probes", 1, check_config_block);
+	check_doc_blocks("## Kubernetes clusters", 1, check_config_block);
 	check_doc_blocks("## What probes created through the API may touch", 1,
 			 check_config_block);
 	check_doc_blocks("## Probe files for the CLI", 3, check_probes_block);
@@ -1876,6 +2108,8 @@ int main(void)
 		cmocka_unit_test(test_unknown_keys),
 		cmocka_unit_test(test_api_section),
 		cmocka_unit_test(test_prober_section),
+		cmocka_unit_test(test_kube_section),
+		cmocka_unit_test(test_clusters),
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_ports),
