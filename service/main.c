@@ -45,6 +45,7 @@
 #include "km_config.h"
 #include "km_health.h"
 #include "km_kube.h"
+#include "km_kube_review.h"
 #include "km_kubeconfig.h"
 #include "km_log.h"
 #include "km_prober.h"
@@ -523,6 +524,7 @@ int main(int argc, char **argv)
 	struct km_auth_options aopt = {0};
 	struct km_kube *kube = NULL;
 	struct kube_plan plan = {0};
+	struct km_kube_reviewer *reviewer = NULL;
 	sigset_t stop;
 	int rc, sig = 0;
 	char addr[300];
@@ -543,7 +545,14 @@ int main(int argc, char **argv)
 	}
 	if (!rc)
 		rc = kube_plan(&cfg, &f, &plan);
+	if (!rc && cfg.auth_kube_tokens && !plan.n) {
+		fprintf(stderr, "kubemedicd: auth.kubernetesTokens: tokens are "
+				"reviewed by a cluster's API server: give "
+				"--kubeconfig, --in-cluster or clusters:\n");
+		rc = 2;
+	}
 	if (rc) {
+		kube_plan_free(&plan);
 		km_config_free(&cfg);
 		return rc;
 	}
@@ -566,6 +575,14 @@ int main(int argc, char **argv)
 	}
 
 	rc = 1;
+	/* Bearer tokens the token file does not know, reviewed by the
+	 * (first) cluster's API server. */
+	if (cfg.auth_kube_tokens) {
+		if (km_kube_reviewer_new(&plan.cl[0].client, &reviewer, &err))
+			goto fail;
+		aopt.review = km_kube_token_review;
+		aopt.review_arg = reviewer;
+	}
 	aopt.token_file = cfg.auth_token_file;
 	aopt.local_user = cfg.auth_local_user;
 	aopt.local_role = cfg.auth_local_role;
@@ -663,6 +680,7 @@ fail:
 	km_store_close(store);
 	km_api_destroy(api);
 	km_auth_close(auth);
+	km_kube_reviewer_free(reviewer);
 	km_config_free(&cfg);
 	if (!rc)
 		km_log(KM_LOG_INFO, "stopped", NULL);

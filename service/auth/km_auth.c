@@ -42,7 +42,26 @@ struct km_auth {
 	size_t n_tokens;
 	struct stat tstat; /* of the token file read */
 	int64_t tchecked;  /* mono ns */
+
+	/* Answers of o.review, by the token's SHA-256 (rmu). */
+	pthread_mutex_t rmu;
+	struct review *reviews;
+	size_t n_reviews;
 };
+
+/* A reviewed token: who it is, or why it is not valid, until when. */
+struct review {
+	unsigned char hash[32];
+	bool ok;
+	char *user, *why;
+	char **groups;
+	size_t n_groups;
+	int64_t until_ns;
+};
+
+#define REVIEWS_MAX 1024
+#define REVIEW_OK_NS (60LL * 1000000000)
+#define REVIEW_BAD_NS (10LL * 1000000000)
 
 const char *km_role_name(int role)
 {
@@ -317,6 +336,126 @@ static int role_of(const struct km_auth *a, const char *const *names,
 	return role;
 }
 
+static void review_clear(struct review *r)
+{
+	free(r->user);
+	free(r->why);
+	for (size_t i = 0; i < r->n_groups; i++)
+		free(r->groups[i]);
+	free(r->groups);
+	memset(r, 0, sizeof *r);
+}
+
+/* Copies what a cached review says into out (and ar). */
+static int review_use(const struct review *r, struct km_arena *ar,
+		      struct km_identity *out, struct km_error *err)
+{
+	if (!r->ok)
+		return km_error_set(err, KM_EAUTH, "%s", r->why);
+	out->user = km_arena_strdup(ar, r->user);
+	out->groups = km_arena_calloc(ar, r->n_groups ? r->n_groups : 1,
+				      sizeof *out->groups);
+	if (!out->user || !out->groups)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	for (size_t i = 0; i < r->n_groups; i++)
+		if (!(out->groups[i] = km_arena_strdup(ar, r->groups[i])))
+			return km_error_set(err, KM_ENOMEM, "out of memory");
+	out->n_groups = r->n_groups;
+	return 0;
+}
+
+/* A token the token file does not know, through o.review: its answer is
+ * kept a minute (10 s when the token is not valid) so that a client's
+ * calls do not each cost the API server a review; a reviewer that cannot
+ * answer is not cached. At most REVIEWS_MAX answers, the oldest made room
+ * for. */
+static int from_review(struct km_auth *a, const unsigned char h[32],
+		       const char *token, struct km_arena *ar,
+		       struct km_identity *out, struct km_error *err)
+{
+	int64_t now = km_mono_ns();
+	struct review fresh = {0}, *slot = NULL;
+	const char *user = NULL, **groups = NULL;
+	size_t n_groups = 0;
+	int rc;
+
+	pthread_mutex_lock(&a->rmu);
+	for (size_t i = 0; i < a->n_reviews; i++)
+		if (CRYPTO_memcmp(h, a->reviews[i].hash, 32) == 0 &&
+		    a->reviews[i].until_ns > now) {
+			rc = review_use(&a->reviews[i], ar, out, err);
+			pthread_mutex_unlock(&a->rmu);
+			return rc;
+		}
+	pthread_mutex_unlock(&a->rmu);
+
+	rc = a->o.review(a->o.review_arg, token, ar, &user, &groups, &n_groups,
+			 err);
+	if (rc && rc != KM_EAUTH) {
+		char why[KM_ERROR_MSG_MAX];
+
+		snprintf(why, sizeof why, "%s",
+			 err && err->msg[0] ? err->msg : km_strerror(rc));
+		return km_error_set(err, KM_EUNAVAIL,
+				    "the bearer token could not be checked: "
+				    "%.400s",
+				    why);
+	}
+	/* The answer, in ar already; the cache keeps copies of its own. */
+	if (rc == 0) {
+		out->user = user ? user : "";
+		out->groups = groups;
+		out->n_groups = groups ? n_groups : 0;
+	} else if (err && !err->msg[0]) {
+		km_error_set(err, KM_EAUTH, "the bearer token is not valid");
+	}
+	memcpy(fresh.hash, h, 32);
+	fresh.ok = rc == 0;
+	fresh.until_ns = now + (fresh.ok ? REVIEW_OK_NS : REVIEW_BAD_NS);
+	if (fresh.ok) {
+		bool copied = (fresh.user = strdup(out->user)) &&
+			      (fresh.groups = calloc(out->n_groups + 1,
+						     sizeof *fresh.groups));
+
+		for (size_t i = 0; copied && i < out->n_groups; i++)
+			copied = (fresh.groups[fresh.n_groups++] =
+					  strdup(out->groups[i])) != NULL;
+		if (!copied) {
+			review_clear(&fresh);
+			return rc; /* answered, not cached */
+		}
+	} else if (!(fresh.why =
+			     strdup(err ? err->msg
+					: "the bearer token is not valid"))) {
+		return rc;
+	}
+	pthread_mutex_lock(&a->rmu);
+	for (size_t i = 0; i < a->n_reviews && !slot; i++)
+		if (CRYPTO_memcmp(h, a->reviews[i].hash, 32) == 0 ||
+		    a->reviews[i].until_ns <= now)
+			slot = &a->reviews[i];
+	if (!slot && a->n_reviews < REVIEWS_MAX) {
+		struct review *v =
+			realloc(a->reviews, (a->n_reviews + 1) * sizeof *v);
+
+		if (v) {
+			a->reviews = v;
+			slot = &v[a->n_reviews++];
+			memset(slot, 0, sizeof *slot);
+		}
+	}
+	if (!slot) {
+		slot = &a->reviews[0];
+		for (size_t i = 1; i < a->n_reviews; i++)
+			if (a->reviews[i].until_ns < slot->until_ns)
+				slot = &a->reviews[i];
+	}
+	review_clear(slot);
+	*slot = fresh;
+	pthread_mutex_unlock(&a->rmu);
+	return rc;
+}
+
 static int from_token(struct km_auth *a, const char *token, struct km_arena *ar,
 		      struct km_identity *out, struct km_error *err)
 {
@@ -332,6 +471,10 @@ static int from_token(struct km_auth *a, const char *token, struct km_arena *ar,
 				    "%d bytes",
 				    TOKEN_MAX);
 	EVP_Digest(token, len, h, &hl, EVP_sha256(), NULL);
+	if (!a->o.token_file && a->o.review) {
+		rc = from_review(a, h, token, ar, out, err);
+		goto reviewed;
+	}
 	if (!a->o.token_file)
 		return km_error_set(err, KM_EAUTH,
 				    "a bearer token came, but kubemedicd has "
@@ -359,6 +502,10 @@ static int from_token(struct km_auth *a, const char *token, struct km_arena *ar,
 	pthread_mutex_unlock(&a->mu);
 	if (rc)
 		return km_error_set(err, rc, "out of memory");
+	if (hit == SIZE_MAX && a->o.review) {
+		rc = from_review(a, h, token, ar, out, err);
+		goto reviewed;
+	}
 	if (hit == SIZE_MAX)
 		return km_error_set(err, KM_EAUTH,
 				    "the bearer token is not known: ask an "
@@ -366,6 +513,13 @@ static int from_token(struct km_auth *a, const char *token, struct km_arena *ar,
 				    "auth.tokenFile");
 	out->user = user;
 	out->by = "token";
+	out->role = role_of(a, &out->user, 1, (const char *const *)out->groups,
+			    out->n_groups);
+	return 0;
+reviewed:
+	if (rc)
+		return rc;
+	out->by = "kube";
 	out->role = role_of(a, &out->user, 1, (const char *const *)out->groups,
 			    out->n_groups);
 	return 0;
@@ -441,6 +595,7 @@ int km_auth_check(const struct km_identity *id, int needed, const char *what,
 			    km_role_name(needed),
 			    !strcmp(id->by, "cert")    ? "certificate"
 			    : !strcmp(id->by, "token") ? "token user"
+			    : !strcmp(id->by, "kube")  ? "Kubernetes user"
 						       : "local user",
 			    id->user,
 			    id->role ? km_role_name(id->role) : "no role");
@@ -461,6 +616,7 @@ int km_auth_open(const struct km_auth_options *o, struct km_auth **out,
 	km_arena_init(&a->arena, 1024);
 	km_arena_init(&a->tarena, 1024);
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->rmu, NULL);
 	/* The options are the caller's (the config's arena): copied, so the
 	 * hub of identities does not depend on their life. */
 	if (o->token_file &&
@@ -520,6 +676,10 @@ void km_auth_close(struct km_auth *a)
 {
 	if (!a)
 		return;
+	for (size_t i = 0; i < a->n_reviews; i++)
+		review_clear(&a->reviews[i]);
+	free(a->reviews);
+	pthread_mutex_destroy(&a->rmu);
 	pthread_mutex_destroy(&a->mu);
 	km_arena_free(&a->tarena);
 	km_arena_free(&a->arena);

@@ -99,6 +99,17 @@ struct km_auth_options {
 	int health_role; /* what grpc.health.v1 and reflection
 	                              need: KM_ROLE_VIEWER (default) or
 	                              KM_ROLE_NONE (anyone) */
+	/* One more link of the chain: a bearer token the token file does
+	 * not know is reviewed here (Kubernetes' TokenReview, main wires
+	 * it). 0 with *user and *groups (NUL-separated "a\0b\0", n) in
+	 * ar; KM_EAUTH with err saying why the token is not valid;
+	 * KM_EUNAVAIL when the reviewer cannot answer. Called from the
+	 * API's threads, may block (its own timeout); answers are cached
+	 * (a minute when valid, 10 s when not). NULL: none. */
+	int (*review)(void *arg, const char *token, struct km_arena *ar,
+		      const char **user, const char ***groups, size_t *n_groups,
+		      struct km_error *err);
+	void *review_arg;
 };
 
 struct km_auth;

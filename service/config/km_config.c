@@ -1060,13 +1060,16 @@ static int parse_auth(struct km_yaml *ld, const yaml_node_t *n,
 {
 	static const char *const keys[] = {"tokenFile", "localUser",
 					   "localRole", "healthRole",
-					   "bindings"};
-	yaml_node_t *v[5];
+					   "bindings",  "kubernetesTokens"};
+	yaml_node_t *v[6];
 	struct km_yaml_shown b;
 	int rc, health = -1;
 
-	if (km_yaml_map(ld, n, "auth", keys, 5, v, 0))
+	if (km_yaml_map(ld, n, "auth", keys, 6, v, 0))
 		return KM_EINVAL;
+	if ((rc = km_yaml_bool(ld, v[5], "auth.kubernetesTokens",
+			       &c->auth_kube_tokens)))
+		return rc;
 	if ((rc = get_path(ld, v[0], "auth.tokenFile", &c->auth_token_file)) ||
 	    (rc = km_yaml_str(ld, v[1], "auth.localUser",
 			      &c->auth_local_user)) ||

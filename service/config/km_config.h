@@ -142,6 +142,7 @@ struct km_config {
 	const char *auth_local_user;    /* "local"; NULL: no local identity */
 	int auth_local_role;            /* enum km_role; viewer */
 	int auth_health_role;           /* viewer; none = anyone */
+	bool auth_kube_tokens; /* bearer tokens reviewed by the cluster */
 	struct km_auth_binding *auth_bindings;
 	size_t n_auth_bindings;
 	int64_t audit_retention_ms; /* 400 days; 0 = keep forever */

@@ -156,6 +156,110 @@ static void test_tokens(void **state)
 	free(path);
 }
 
+/* The reviewer (Kubernetes' TokenReview in the daemon; here the faults
+ * and answers a real API server cannot be made to give on demand). */
+struct reviewer {
+	int calls;
+	int answer; /* 0, KM_EAUTH, KM_EUNAVAIL */
+};
+
+static int review(void *arg, const char *token, struct km_arena *ar,
+		  const char **user, const char ***groups, size_t *n_groups,
+		  struct km_error *err)
+{
+	struct reviewer *r = arg;
+
+	r->calls++;
+	if (r->answer)
+		return km_error_set(err, r->answer,
+				    r->answer == KM_EAUTH
+					    ? "token review: not authenticated"
+					    : "token review: the API server "
+					      "did not answer");
+	*user = km_arena_strdup(ar, !strcmp(token, "sa-token")
+					    ? "system:serviceaccount:ci:bot"
+					    : "someone");
+	*groups = km_arena_calloc(ar, 2, sizeof **groups);
+	(*groups)[0] = "system:serviceaccounts";
+	(*groups)[1] = "sre";
+	*n_groups = 2;
+	return 0;
+}
+
+static void test_token_review(void **state)
+{
+	static const char *const t[] = {"tok-bob", "bob", "ops"};
+	char *path = token_file("tokens-rv", t, 3);
+	static struct km_auth_binding b[] = {
+		{KM_ROLE_OPERATOR, NULL, 0, sre, 1},
+	};
+	struct reviewer rv = {0};
+	struct km_auth_options o = {
+		.token_file = path,
+		.bindings = b,
+		.n_bindings = 1,
+		.health_role = KM_ROLE_VIEWER,
+		.review = review,
+		.review_arg = &rv,
+	};
+	struct km_auth_request req = {.peer = "ipv4:10.0.0.9:1234",
+				      .tls = true};
+	struct km_identity id;
+	struct km_error err = {0};
+	struct km_auth *a = NULL;
+
+	(void)state;
+	assert_int_equal(km_auth_open(&o, &a, &err), 0);
+	/* The token file first: a token it knows is not reviewed. */
+	req.bearer = "tok-bob";
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	assert_string_equal(id.by, "token");
+	assert_int_equal(rv.calls, 0);
+	/* Another token is reviewed, once: the answer is kept. */
+	req.bearer = "sa-token";
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+				 0);
+		assert_string_equal(id.user, "system:serviceaccount:ci:bot");
+		assert_string_equal(id.by, "kube");
+		assert_int_equal(id.n_groups, 2);
+		assert_int_equal(id.role, KM_ROLE_OPERATOR); /* group sre */
+	}
+	assert_int_equal(rv.calls, 1);
+	/* Not valid: refused, and the refusal kept too. */
+	rv.answer = KM_EAUTH;
+	req.bearer = "forged";
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+				 KM_EAUTH);
+		assert_string_equal(err.msg, "token review: not authenticated");
+	}
+	assert_int_equal(rv.calls, 2);
+	/* A reviewer that cannot answer: UNAVAILABLE, asked again next
+	 * time (not cached). */
+	rv.answer = KM_EUNAVAIL;
+	req.bearer = "other";
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+			 KM_EUNAVAIL);
+	assert_string_equal(err.msg,
+			    "the bearer token could not be checked: token "
+			    "review: the API server did not answer");
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+			 KM_EUNAVAIL);
+	assert_int_equal(rv.calls, 4);
+	/* An error message names the Kubernetes user. */
+	rv.answer = 0;
+	req.bearer = "sa-token";
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	id.role = KM_ROLE_VIEWER;
+	assert_int_equal(km_auth_check(&id, KM_ROLE_ADMIN, "CreateProbe", &err),
+			 KM_EPERM);
+	assert_non_null(strstr(err.msg, "Kubernetes user "
+					"\"system:serviceaccount:ci:bot\""));
+	km_auth_close(a);
+	free(path);
+}
+
 /* A changed token file is read again (it is looked at once a second). */
 static void test_token_file_reload(void **state)
 {
@@ -436,6 +540,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_token_review),
 		cmocka_unit_test(test_token_file_reload),
 		cmocka_unit_test(test_token_file_errors),
 		cmocka_unit_test(test_certificates),

@@ -1987,6 +1987,19 @@ static void test_security_keys(void **state)
 	struct km_arena a;
 
 	(void)state;
+	/* Bearer tokens reviewed by the cluster: off unless asked. */
+	km_config_defaults(&c);
+	assert_false(c.auth_kube_tokens);
+	km_config_free(&c);
+	load_ok(&c, "auth: {kubernetesTokens: true}\n");
+	assert_true(c.auth_kube_tokens);
+	km_config_free(&c);
+	check_error(KM_EINVAL, "auth: {kubernetesTokens: 1}\n",
+		    "test.yaml:1:26: auth.kubernetesTokens: expected true or "
+		    "false, got \"1\"",
+		    NULL);
+	check_error(KM_EINVAL, "auth: {kubernetesToken: true}\n",
+		    "did you mean \"kubernetesTokens\"?", NULL);
 	km_config_defaults(&c);
 	assert_string_equal(c.auth_local_user, "local");
 	assert_int_equal(c.auth_local_role, KM_ROLE_VIEWER);

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -56,14 +57,20 @@ var listenRe = regexp.MustCompile(`msg="kubemedicd started".* listen=([^ ]+)`)
 // exit 0 expected) when the test ends.
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
+	return startDaemonWith(t, env["KM_E2E_KUBECONFIG"], "auth: {localRole: viewer}\n")
+}
+
+// startDaemonWith runs kubemedicd with that kubeconfig and config text.
+func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "km.yaml")
-	if err := os.WriteFile(cfg, []byte("auth: {localRole: viewer}\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary(t, "KM_KUBEMEDICD"), "--config", cfg,
 		"--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "km.db"),
-		"--kubeconfig", env["KM_E2E_KUBECONFIG"])
+		"--kubeconfig", kubeconfig)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -400,5 +407,50 @@ func TestDeployManifestsApply(t *testing.T) {
 		if !kinds[k] {
 			t.Errorf("deploy/kubemedic.yaml has no %s", k)
 		}
+	}
+}
+
+// A ServiceAccount's token as a kubemedic credential (auth.kubernetesTokens):
+// reviewed by the API server, bound to a role by its user name; a token the
+// cluster does not know is refused.
+func TestKubemedicServiceAccountTokens(t *testing.T) {
+	adm := admin(t)
+	ns := namespace(t, adm)
+	if _, err := adm.CoreV1().ServiceAccounts(ns).Create(ctx(t), &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "bot"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := adm.CoreV1().ServiceAccounts(ns).CreateToken(ctx(t), "bot",
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(good, []byte(tr.Status.Token+"\n"), 0o600)
+	os.WriteFile(bad, []byte("not-a-token-of-this-cluster\n"), 0o600)
+	// The admin identity may create tokenreviews; the harness's kubemedic
+	// ServiceAccount may not (deploy/kubemedic.yaml's may).
+	d := startDaemonWith(t, env["KM_E2E_ADMIN_KUBECONFIG"], fmt.Sprintf(
+		"auth:\n  localRole: viewer\n  kubernetesTokens: true\n"+
+			"  bindings: [{role: operator, users: [\"system:serviceaccount:%s:bot\"]}]\n", ns))
+	cli := func(token string, args ...string) (string, error) {
+		args = append([]string{"-s", d.addr, "--token-file", token}, args...)
+		out, err := exec.Command(binary(t, "KM_KUBEMEDIC"), args...).CombinedOutput()
+		return string(out), err
+	}
+	// An operator may create a TCP probe.
+	if out, err := cli(good, "probes", "create", "sa-made", "--tcp", "127.0.0.1:9"); err != nil {
+		t.Fatalf("the ServiceAccount's token: %v: %s", err, out)
+	}
+	// And is not an admin.
+	if out, err := cli(good, "probes", "create", "sa-exec", "--exec", "--", "true"); err == nil ||
+		!strings.Contains(out, `Kubernetes user "system:serviceaccount:`+ns+`:bot"`) {
+		t.Errorf("an exec probe as the ServiceAccount: %v: %s", err, out)
+	}
+	if out, err := cli(bad, "probes", "list"); err == nil || !strings.Contains(out, "UNAUTHENTICATED") ||
+		!strings.Contains(out, "not valid in the cluster") {
+		t.Errorf("an unknown token: %v: %s", err, out)
 	}
 }
