@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "km_hash.h"
 #include "km_kube_informer.h"
 #include "km_kube_source.h"
 #include "km_log.h"
@@ -19,6 +20,7 @@
 #define FLUSH_RETRY_NS (1000LL * 1000000)
 #define TICK_NS (1000LL * 1000000)
 #define CHECKS_MAX 64
+#define LOG_AGAIN_NS (60LL * 1000000000)
 
 struct cluster {
 	struct km_kube *k;
@@ -28,6 +30,12 @@ struct cluster {
 	struct km_kube_source *source;
 	struct km_kube_informer *inf[KM_RES_N];
 	bool failing[KM_RES_N];
+	/* What was last said of a failing resource, and when: the same
+	 * failure is logged again at most once a minute, with how many
+	 * retries failed meanwhile. */
+	uint64_t said[KM_RES_N];
+	int64_t said_ns[KM_RES_N];
+	uint64_t retries[KM_RES_N];
 	bool second_phase;
 	struct km_timer flush, tick, cp;
 	/* The control plane's check in progress: /livez, then /readyz. */
@@ -134,17 +142,32 @@ static void maybe_second_phase(struct cluster *c)
 static void status(void *arg, enum km_kube_resource r, const char *why)
 {
 	struct cluster *c = arg;
+	int64_t now = km_mono_ns();
 
-	if (why)
-		km_log(KM_LOG_WARN,
-		       "kube: watching a resource fails; trying "
-		       "again with backoff",
-		       "cluster", label(c), "resource",
-		       km_kube_resource_name(r), "error", why, NULL);
-	else if (c->failing[r])
+	if (why) {
+		uint64_t h = km_hash_str(KM_HASH_INIT, why);
+
+		if (!c->failing[r] || h != c->said[r] ||
+		    now - c->said_ns[r] >= LOG_AGAIN_NS) {
+			km_log(KM_LOG_WARN,
+			       "kube: watching a resource fails; trying "
+			       "again with backoff",
+			       "cluster", label(c), "resource",
+			       km_kube_resource_name(r), "error", why,
+			       "failed_retries", KM_I(c->retries[r]), NULL);
+			c->said[r] = h;
+			c->said_ns[r] = now;
+			c->retries[r] = 0;
+		} else {
+			c->retries[r]++;
+		}
+	} else if (c->failing[r]) {
 		km_log(KM_LOG_INFO, "kube: watching a resource again",
 		       "cluster", label(c), "resource",
-		       km_kube_resource_name(r), NULL);
+		       km_kube_resource_name(r), "failed_retries",
+		       KM_I(c->retries[r]), NULL);
+		c->retries[r] = 0;
+	}
 	c->failing[r] = why != NULL;
 	maybe_second_phase(c);
 }
