@@ -112,6 +112,7 @@ static void start_informer(struct cluster *c, enum km_kube_resource r)
 		.resource = r,
 		.ns = c->ns,
 		.label_selector = c->selector,
+		.cluster = label(c),
 		.changed = changed,
 		.arg = c,
 	};

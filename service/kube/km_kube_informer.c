@@ -30,7 +30,8 @@ struct km_kube_informer {
 	struct km_kube_source *source;
 	enum km_kube_resource res;
 	char path[512];
-	char *selector; /* URL-encoded, or NULL */
+	char cluster[128]; /* for logs */
+	char *selector;    /* URL-encoded, or NULL */
 	size_t page_size;
 	void (*changed)(void *arg);
 	void (*status)(void *arg, enum km_kube_resource r, const char *why);
@@ -48,6 +49,7 @@ struct km_kube_informer {
 };
 
 static void start_list(struct km_kube_informer *inf, bool first_page);
+static void gone(struct km_kube_informer *inf);
 static void start_watch(struct km_kube_informer *inf);
 
 /* ---- paths ----------------------------------------------------------------------- */
@@ -194,6 +196,17 @@ static void explain(long status, const char *body, size_t len,
 	km_arena_free(&a);
 }
 
+/* A 410: the watch's resourceVersion left the server's history, so
+ * whatever changed meanwhile is known only by listing again. */
+static void gone(struct km_kube_informer *inf)
+{
+	inf->stats.gone++;
+	inf->rv[0] = '\0';
+	km_log(KM_LOG_INFO, "kube: the watch's version is gone; listing again",
+	       "cluster", inf->cluster, "resource", resources[inf->res].name,
+	       NULL);
+}
+
 /* ---- listing ------------------------------------------------------------------------- */
 
 static void put_item(struct km_kube_informer *inf, const km_json *item,
@@ -307,7 +320,7 @@ static void watch_line(void *arg, const char *line, size_t len)
 	case KM_EV_ERROR:
 		/* 410: the version is gone; anything else: watch again. */
 		if (ev.status.code == 410) {
-			inf->stats.gone++;
+			gone(inf);
 			inf->relist_now = true;
 		}
 		{
@@ -325,7 +338,6 @@ static void watch_line(void *arg, const char *line, size_t len)
 		inf->req = NULL;
 		if (inf->relist_now) {
 			inf->state = KM_INF_BACKOFF;
-			inf->rv[0] = '\0';
 			km_loop_timer_set(inf->loop, &inf->timer, km_mono_ns());
 		} else {
 			fail(inf, "watch: the server sent an error", false);
@@ -375,8 +387,7 @@ static void watch_done(void *arg, long status, const char *body, size_t len,
 
 	inf->req = NULL;
 	if (status == 410) { /* the version is gone: list again */
-		inf->stats.gone++;
-		inf->rv[0] = '\0';
+		gone(inf);
 		start_list(inf, true);
 		return;
 	}
@@ -444,6 +455,8 @@ int km_kube_informer_start(struct km_loop *l,
 	inf->changed = o->changed;
 	inf->status = o->status;
 	inf->arg = o->arg;
+	snprintf(inf->cluster, sizeof inf->cluster, "%s",
+		 o->cluster && *o->cluster ? o->cluster : "(default)");
 	inf->backoff_ms = BACKOFF_MIN_MS;
 	km_timer_init(&inf->timer, timer_fired, inf);
 	km_kube_resource_path(o->resource, o->ns, inf->path, sizeof inf->path);

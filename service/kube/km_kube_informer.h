@@ -47,6 +47,7 @@ struct km_kube_informer_options {
 	const char *ns;             /* NULL or "": every namespace */
 	const char *label_selector; /* NULL or "": every object */
 	size_t page_size;           /* 0: 500 */
+	const char *cluster;        /* for logs: NULL or "" is "(default)" */
 	/* Called when the source was handed something (the cluster
 	 * flushes it soon). */
 	void (*changed)(void *arg);

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +39,51 @@ import (
 type daemon struct {
 	addr string
 	cmd  *exec.Cmd
-	log  *strings.Builder
+
+	mu     sync.Mutex
+	log    strings.Builder
+	logged chan struct{} // closed (and replaced) on every new line
+}
+
+// logText is kubemedicd's log so far.
+func (d *daemon) logText() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.String()
+}
+
+// logLen is how much kubemedicd has logged so far, for awaitLogFrom.
+func (d *daemon) logLen() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.Len()
+}
+
+// awaitLog waits until a line of kubemedicd's log matches re, and returns it.
+func (d *daemon) awaitLog(t *testing.T, timeout time.Duration, re *regexp.Regexp) string {
+	t.Helper()
+	return d.awaitLogFrom(t, 0, timeout, re)
+}
+
+// awaitLogFrom is awaitLog for the lines logged after the first from bytes.
+func (d *daemon) awaitLogFrom(t *testing.T, from int, timeout time.Duration, re *regexp.Regexp) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		d.mu.Lock()
+		text, next := d.log.String()[from:], d.logged
+		d.mu.Unlock()
+		for _, line := range strings.Split(text, "\n") {
+			if re.MatchString(line) {
+				return line
+			}
+		}
+		select {
+		case <-next:
+		case <-deadline:
+			t.Fatalf("kubemedicd's log has no line matching %q within %v", re, timeout)
+		}
+	}
 }
 
 func binary(t *testing.T, key string) string {
@@ -57,8 +102,11 @@ var listenRe = regexp.MustCompile(`msg="kubemedicd started".* listen=([^ ]+)`)
 // exit 0 expected) when the test ends.
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
-	return startDaemonWith(t, env["KM_E2E_KUBECONFIG"], "auth: {localRole: viewer}\n")
+	return startDaemonWith(t, env["KM_E2E_KUBECONFIG"], defaultConfig)
 }
+
+// What most tests run kubemedicd with: the local user may read.
+const defaultConfig = "auth: {localRole: viewer}\n"
 
 // startDaemonWith runs kubemedicd with that kubeconfig and config text.
 func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
@@ -78,7 +126,7 @@ func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, log: &strings.Builder{}}
+	d := &daemon{cmd: cmd, logged: make(chan struct{})}
 	started := make(chan string, 1)
 	done := make(chan struct{})
 	go func() {
@@ -86,7 +134,11 @@ func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			d.mu.Lock()
 			d.log.WriteString(line + "\n")
+			close(d.logged)
+			d.logged = make(chan struct{})
+			d.mu.Unlock()
 			if m := listenRe.FindStringSubmatch(line); m != nil {
 				started <- m[1]
 			}
@@ -97,7 +149,7 @@ func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 		<-done
 		err := cmd.Wait()
 		if t.Failed() || err != nil {
-			t.Logf("kubemedicd's log:\n%s", d.log.String())
+			t.Logf("kubemedicd's log:\n%s", d.logText())
 		}
 		if err != nil {
 			t.Errorf("kubemedicd did not stop cleanly: %v", err)
@@ -106,7 +158,7 @@ func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 	select {
 	case d.addr = <-started:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("kubemedicd did not start:\n%s", d.log.String())
+		t.Fatalf("kubemedicd did not start:\n%s", d.logText())
 	}
 	return d
 }
