@@ -10,7 +10,7 @@
 #               plane
 #
 # Parts: deps tools build test-unit test-integration test-asan test-builds
-#        test-fuzz test-bazel e2e bench bench-deps bench-<name> format clean
+#        test-fuzz test-bazel e2e demo bench bench-deps bench-<name> format clean
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -55,7 +55,7 @@ VENV       := $(CACHE)/venv
 PYTHON     := $(VENV)/bin/python
 
 .PHONY: test-format format run test deps tools build test-unit test-integration test-asan \
-	test-builds test-fuzz test-bazel e2e bench bench-deps $(BENCHES) format clean
+	test-builds test-fuzz test-bazel e2e demo bench bench-deps $(BENCHES) format clean
 
 # The example configuration reads kubemedic.tokens: the first run creates it
 # with an admin token for you (in kubemedic.token, mode 0600).
@@ -183,6 +183,11 @@ test-bazel:
 
 e2e: deps build
 	KM_BUILD=$(CURDIR)/$(BUILD) tests/e2e/run
+
+# kubemedic on a local control plane while kubesim breaks and heals a node,
+# a pod and a service (tests/e2e/demo; about a minute, stops all it starts).
+demo: deps build
+	KM_BUILD=$(CURDIR)/$(BUILD) tests/e2e/demo
 
 bench-deps:
 	$(call apt_install,$(BENCH_PACKAGES))
