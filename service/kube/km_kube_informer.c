@@ -44,7 +44,9 @@ struct km_kube_informer {
 	bool synced, failing, relist_now, watch_saw_event;
 	int64_t backoff_ms;
 	int64_t watch_started_ns;
-	struct km_timer timer; /* backoff, or a relist asked by a line */
+	int64_t list_started_ns;   /* this list's first page */
+	size_t listed, list_pages; /* what this list brought */
+	struct km_timer timer;     /* backoff, or a relist asked by a line */
 	struct km_kube_informer_stats stats;
 };
 
@@ -248,8 +250,11 @@ static void list_done(void *arg, long status, const char *body, size_t len,
 	}
 	inf->stats.pages++;
 	km_arena_init(&a, 16384);
-	for (const km_json *it = km_kube_first(&l); it; it = km_kube_next(it))
+	for (const km_json *it = km_kube_first(&l); it; it = km_kube_next(it)) {
 		put_item(inf, it, &a, now);
+		inf->listed++;
+	}
+	inf->list_pages++;
 	km_arena_free(&a);
 	if (strlen(l.continue_token) >= sizeof inf->cont ||
 	    strlen(l.resource_version) >= sizeof inf->rv) {
@@ -269,6 +274,12 @@ static void list_done(void *arg, long status, const char *body, size_t len,
 		return;
 	}
 	km_kube_source_relist_end(inf->source, inf->res, now);
+	/* Each list's end, with what it took: the first is the informer's
+	 * initial sync (bench/RESULTS.md measures it from here). */
+	km_log(KM_LOG_INFO, "kube: listed", "cluster", inf->cluster, "resource",
+	       resources[inf->res].name, "objects", KM_I(inf->listed), "pages",
+	       KM_I(inf->list_pages), "ms",
+	       KM_I((km_mono_ns() - inf->list_started_ns) / 1000000), NULL);
 	inf->synced = true;
 	healthy(inf);
 	start_watch(inf);
@@ -284,6 +295,8 @@ static void start_list(struct km_kube_informer *inf, bool first_page)
 	if (first_page) {
 		inf->stats.lists++;
 		inf->cont[0] = '\0';
+		inf->list_started_ns = km_mono_ns();
+		inf->listed = inf->list_pages = 0;
 		km_kube_source_relist_begin(inf->source, inf->res);
 	}
 	n = snprintf(url, sizeof url, "%s?limit=%zu", inf->path,
