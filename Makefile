@@ -47,7 +47,7 @@ BENCH_PACKAGES := nginx-light apache2-utils nghttp2-client valgrind time \
 
 # One target per script in bench/: bench-run is bench/run.sh, and so on.
 BENCHES := bench-run bench-callgrind bench-probe-scale bench-wal-checkpoint \
-	bench-e2e-scale bench-soak-kill bench-kube-decode
+	bench-e2e-scale bench-soak-kill bench-kube-decode bench-kube-scale
 
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl
@@ -203,6 +203,7 @@ bench: deps bench-deps build tools
 	bench/e2e_scale.sh
 	PYTHON=$(PYTHON) bench/soak_kill.sh
 	bench/kube_decode.sh
+	bench/kube_scale.sh
 
 bench-run: deps bench-deps build
 	bench/run.sh $(BENCH_ARGS)
@@ -231,6 +232,12 @@ bench-soak-kill: deps build tools
 # module proxy, as make e2e does.
 bench-kube-decode: deps bench-deps
 	bench/kube_decode.sh $(BENCH_ARGS)
+
+# Issue 10: kubemedicd's initial sync, memory and CPU on the harness with
+# NODES nodes and DEPLOYMENTS x REPLICAS pods, next to a client-go informer
+# program (kmctl informer) in the same run.
+bench-kube-scale: deps build
+	bench/kube_scale.sh $(BENCH_ARGS)
 
 # clang-format (.clang-format) over our C sources, in place;
 # tests/check_format.sh alone lists what it would change.

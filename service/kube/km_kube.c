@@ -91,10 +91,15 @@ static void flush_fired(struct km_loop *l, void *arg)
 	c->flush_failing = false;
 }
 
+static void maybe_second_phase(struct cluster *c);
+
 static void changed(void *arg)
 {
 	struct cluster *c = arg;
 
+	/* A list page or an event: the first resources may have synced,
+	 * and the rest start at once (not at the next tick). */
+	maybe_second_phase(c);
 	if (!km_timer_armed(&c->flush))
 		km_loop_timer_set(c->k->loop, &c->flush,
 				  km_mono_ns() + FLUSH_DELAY_NS);

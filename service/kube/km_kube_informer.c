@@ -283,6 +283,9 @@ static void list_done(void *arg, long status, const char *body, size_t len,
 	inf->synced = true;
 	healthy(inf);
 	start_watch(inf);
+	/* Synced: what waits for this resource may start now. */
+	if (inf->changed)
+		inf->changed(inf->arg);
 }
 
 static void start_list(struct km_kube_informer *inf, bool first_page)

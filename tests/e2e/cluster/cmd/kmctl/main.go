@@ -26,6 +26,8 @@ commands:
   nodes --kubeconfig F    node readiness, stalest Lease, running pods (bench)
   podlist FLAGS           a PodList and watch streams as the API server encodes
                           them, JSON and protobuf (bench/kube_decode.sh)
+  informer --kubeconfig F client-go informers on what kubemedic watches: the
+                          baseline of bench/kube_scale.sh
 `
 
 func main() {
@@ -54,6 +56,8 @@ func main() {
 		err = cmdNodes(args)
 	case "podlist":
 		err = cmdPodlist(args)
+	case "informer":
+		err = cmdInformer(args)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
