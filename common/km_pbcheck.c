@@ -65,6 +65,16 @@ size_t km_utf8_invalid_at(const char *s, size_t n)
 	return n;
 }
 
+void km_utf8_repair(char *s, size_t n)
+{
+	for (size_t i = 0, bad; i < n; i += bad + 1) {
+		bad = km_utf8_invalid_at(s + i, n - i);
+		if (bad == n - i)
+			break;
+		s[i + bad] = '?';
+	}
+}
+
 /* ---- the wire ------------------------------------------------------------- */
 
 /* A varint at p[*pos..len) (at most 10 bytes); false if cut short. */

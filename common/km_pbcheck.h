@@ -66,4 +66,8 @@ int km_pb_check_strings(const ProtobufCMessageDescriptor *d,
  * surrogates, nothing above U+10FFFF), or n if there is none. */
 size_t km_utf8_invalid_at(const char *s, size_t n);
 
+/* Makes s[0..n) UTF-8 in place: each byte km_utf8_invalid_at would name
+ * becomes '?'. For text from elsewhere that ends up in protobuf strings. */
+void km_utf8_repair(char *s, size_t n);
+
 #endif

@@ -58,14 +58,7 @@ static int text(struct rd *r, const char *s, const char *path, const char **out)
 	if (!copy)
 		return km_error_set(r->err, KM_ENOMEM, "%s: out of memory",
 				    path);
-	for (size_t i = bad_at; i < n;) {
-		size_t k = km_utf8_invalid_at(copy + i, n - i);
-
-		if (k == n - i)
-			break;
-		copy[i + k] = '?';
-		i += k + 1;
-	}
+	km_utf8_repair(copy + bad_at, n - bad_at);
 	*out = copy;
 	return 0;
 }

@@ -36,13 +36,8 @@ __attribute__((format(printf, 2, 3))) static void say(struct km_kube_verdict *v,
 	va_start(ap, fmt);
 	vsnprintf(v->reason + len, sizeof v->reason - len, fmt, ap);
 	va_end(ap);
-	for (size_t end = strnlen(v->reason, sizeof v->reason), bad; len < end;
-	     len += bad + 1) {
-		bad = km_utf8_invalid_at(v->reason + len, end - len);
-		if (bad == end - len)
-			break;
-		v->reason[len + bad] = '?';
-	}
+	km_utf8_repair(v->reason + len,
+		       strnlen(v->reason, sizeof v->reason) - len);
 }
 
 /* "52s", "6m12s", "2h5m": how long, as kubectl shows ages. */
