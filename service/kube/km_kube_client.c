@@ -11,21 +11,17 @@
 #include "km_kube_client.h"
 
 #include <curl/curl.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "km_curl.h"
 #include "km_kube_decode.h"
+#include "km_kubeconfig.h"
 #include "km_list.h"
 #include "km_log.h"
 #include "km_time.h"
 
-#define TOKEN_MAX (64 * 1024)
 #define TOKEN_REREAD_NS (60LL * 1000000000)
 #define ERROR_BODY_MAX (64 * 1024)
 
@@ -69,16 +65,14 @@ struct km_kube_client {
 
 /* ---- the bearer token -------------------------------------------------------- */
 
-/* Reads the token file when its copy is old (or a 401 said so): a small
- * regular file, opened without blocking (a FIFO named so is refused, not
- * waited on). The copy in use is kept when the file cannot be read. */
+/* Reads the token file when its copy is old (or a 401 said so), through
+ * km_kubeconfig_read_token (a small regular file, opened without
+ * blocking: a FIFO named so is refused, not waited on). The copy in use is
+ * kept when the file cannot be read. */
 static void read_token(struct km_kube_client *c)
 {
-	char buf[TOKEN_MAX + 1];
-	struct stat st;
-	ssize_t n;
+	struct km_error err = {0};
 	char *tok;
-	int fd;
 
 	if (!c->token_file ||
 	    (!c->token_stale && c->token &&
@@ -86,38 +80,13 @@ static void read_token(struct km_kube_client *c)
 		return;
 	c->token_read_ns = km_mono_ns();
 	c->token_stale = false;
-	fd = open(c->token_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
-	    st.st_size > TOKEN_MAX || (n = read(fd, buf, TOKEN_MAX)) < 0) {
+	if (km_kubeconfig_read_token(c->token_file, &tok, &err)) {
 		km_log(KM_LOG_ERROR,
 		       "kube: cannot read the token file; the token read "
 		       "before is used",
-		       "cluster", c->name, "file", c->token_file, "error",
-		       fd < 0 ? strerror(errno)
-		       : (fstat(fd, &st) || S_ISREG(st.st_mode))
-			       ? "larger than 64 KiB, or unreadable"
-			       : "not a regular file",
-		       NULL);
-		if (fd >= 0)
-			close(fd);
+		       "cluster", c->name, "error", err.msg, NULL);
 		return;
 	}
-	close(fd);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
-			 buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-		n--;
-	buf[n] = '\0';
-	if (memchr(buf, '\n', (size_t)n) || memchr(buf, '\r', (size_t)n) ||
-	    strlen(buf) != (size_t)n) {
-		km_log(KM_LOG_ERROR,
-		       "kube: the token file holds more than one line; the "
-		       "token read before is used",
-		       "cluster", c->name, "file", c->token_file, NULL);
-		return;
-	}
-	tok = strdup(buf);
-	if (!tok)
-		return;
 	if (!c->token || strcmp(c->token, tok))
 		c->stats.token_reads++;
 	free(c->token);
@@ -256,7 +225,7 @@ static int start(struct km_kube_req *r)
 {
 	struct km_kube_client *c = r->c;
 	CURL *e = curl_easy_init();
-	char auth[TOKEN_MAX + 32];
+	char auth[KM_KUBECONFIG_MAX_TOKEN + 32];
 
 	if (!e)
 		return KM_ENOMEM;

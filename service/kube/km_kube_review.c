@@ -10,11 +10,10 @@
 #include <string.h>
 
 #include "km_curl.h"
-#include "km_file.h"
+#include "km_kubeconfig.h"
 #include "km_pbcheck.h"
 
 #define ANSWER_MAX (64 * 1024)
-#define TOKEN_FILE_MAX (64 * 1024)
 #define TIMEOUT_MS 5000L
 
 struct km_kube_reviewer {
@@ -119,15 +118,11 @@ static size_t collect(char *p, size_t size, size_t nmemb, void *arg)
  * the kubeconfig's. NULL for none; malloc'd. */
 static char *own_token(const struct km_kube_reviewer *r)
 {
-	char *buf = NULL;
-	size_t len = 0;
+	char *tok = NULL;
 
-	if (r->token_file && !km_file_read(r->token_file, TOKEN_FILE_MAX,
-					   "token", &buf, &len, NULL, NULL)) {
-		while (len && strchr(" \t\r\n", buf[len - 1]))
-			buf[--len] = '\0';
-		return buf;
-	}
+	if (r->token_file &&
+	    !km_kubeconfig_read_token(r->token_file, &tok, NULL))
+		return tok;
 	return r->token ? strdup(r->token) : NULL;
 }
 

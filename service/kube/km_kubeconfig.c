@@ -495,6 +495,33 @@ static char *trim(char *s, size_t *len)
 	return s;
 }
 
+int km_kubeconfig_read_token(const char *path, char **token,
+			     struct km_error *err)
+{
+	char *buf = NULL, *t;
+	size_t len = 0;
+	int rc;
+
+	*token = NULL;
+	rc = km_file_read(path, KM_KUBECONFIG_MAX_TOKEN, "a token file", &buf,
+			  &len, NULL, err);
+	if (rc)
+		return rc;
+	t = trim(buf, &len);
+	if (!len || strlen(t) != len || strpbrk(t, "\r\n")) {
+		rc = km_error_set(err, KM_EINVAL, "%s: %s", path,
+				  !len ? "empty"
+				  : strlen(t) != len
+					  ? "holds a NUL byte"
+					  : "holds more than one line");
+		free(buf);
+		return rc;
+	}
+	memmove(buf, t, len + 1);
+	*token = buf;
+	return 0;
+}
+
 /* A token file's token (trimmed, not empty, no NUL) into *token. */
 static int read_token(struct reader *rd, const yaml_node_t *n, const char *path,
 		      const char *file, const char **token)

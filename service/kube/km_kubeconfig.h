@@ -123,6 +123,15 @@ int km_kubeconfig_parse(struct km_kubeconfig *kc, const char *text, size_t len,
 int km_kubeconfig_in_cluster(struct km_kubeconfig *kc, const char *sa_dir,
 			     struct km_error *err);
 
+/* The token in the token file at path, read now (a service account's
+ * rotates; the API client and the token reviewer read it again):
+ * whitespace trimmed at both ends, malloc'd into *token. KM_EINVAL when
+ * it is empty, holds a NUL or a line break (it goes into an HTTP header),
+ * or is larger than KM_KUBECONFIG_MAX_TOKEN; what km_file_read says of a
+ * file it cannot read. Blocks on the file system. */
+int km_kubeconfig_read_token(const char *path, char **token,
+			     struct km_error *err);
+
 /* Releases what kc holds; harmless twice, or on a zeroed kc. */
 void km_kubeconfig_free(struct km_kubeconfig *kc);
 

@@ -551,6 +551,39 @@ static void test_fifo_and_bounds(void **state)
 
 /* ---- in a pod -------------------------------------------------------------- */
 
+/* The token file read again when it rotates (the API client's and the
+ * token reviewer's reader). */
+static void test_read_token(void **state)
+{
+	struct km_error err = {0};
+	char p[512], want[600], *tok = NULL;
+
+	(void)state;
+	write_file("tok", "  abc.def-ghi \n\n");
+	assert_int_equal(km_kubeconfig_read_token(at("tok", p), &tok, &err), 0);
+	assert_string_equal(tok, "abc.def-ghi");
+	free(tok);
+	write_file("tok", " \n");
+	assert_int_equal(km_kubeconfig_read_token(at("tok", p), &tok, &err),
+			 KM_EINVAL);
+	assert_null(tok);
+	snprintf(want, sizeof want, "%s: empty", at("tok", p));
+	assert_string_equal(err.msg, want);
+	/* It goes into an HTTP header: one line only. */
+	write_file("tok", "abc\r\nX-Injected: 1\n");
+	assert_int_equal(km_kubeconfig_read_token(at("tok", p), &tok, &err),
+			 KM_EINVAL);
+	snprintf(want, sizeof want, "%s: holds more than one line",
+		 at("tok", p));
+	assert_string_equal(err.msg, want);
+	assert_int_equal(mkfifo(at("tokfifo", p), 0600), 0);
+	assert_int_equal(km_kubeconfig_read_token(at("tokfifo", p), &tok, &err),
+			 KM_EINVAL);
+	assert_non_null(strstr(err.msg, "a FIFO, not a regular file"));
+	assert_int_equal(km_kubeconfig_read_token(at("missing", p), &tok, &err),
+			 KM_ENOTFOUND);
+}
+
 static void test_in_cluster(void **state)
 {
 	struct km_kubeconfig kc;
@@ -647,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_fifo_and_bounds),
 		cmocka_unit_test(test_in_cluster),
+		cmocka_unit_test(test_read_token),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
