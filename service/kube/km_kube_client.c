@@ -45,11 +45,9 @@ struct km_kube_req {
 struct km_kube_client {
 	struct km_loop *loop;
 	struct km_curl *curl;
-	char *name, *server, *user_agent, *token_file;
-	char *ca, *cert, *key;
-	size_t ca_len, cert_len, key_len;
-	bool insecure;
-	char *token; /* the token file's (or the kubeconfig's) */
+	char *name;
+	/* cr.token: the token file's as read last (or the kubeconfig's) */
+	struct km_kube_creds cr;
 	int64_t token_read_ns;
 	bool token_stale; /* read the file again: a 401 came */
 	int64_t timeout_ms, connect_timeout_ms;
@@ -74,23 +72,23 @@ static void read_token(struct km_kube_client *c)
 	struct km_error err = {0};
 	char *tok;
 
-	if (!c->token_file ||
-	    (!c->token_stale && c->token &&
+	if (!c->cr.token_file ||
+	    (!c->token_stale && c->cr.token &&
 	     km_mono_ns() - c->token_read_ns < TOKEN_REREAD_NS))
 		return;
 	c->token_read_ns = km_mono_ns();
 	c->token_stale = false;
-	if (km_kubeconfig_read_token(c->token_file, &tok, &err)) {
+	if (km_kubeconfig_read_token(c->cr.token_file, &tok, &err)) {
 		km_log(KM_LOG_ERROR,
 		       "kube: cannot read the token file; the token read "
 		       "before is used",
 		       "cluster", c->name, "error", err.msg, NULL);
 		return;
 	}
-	if (!c->token || strcmp(c->token, tok))
+	if (!c->cr.token || strcmp(c->cr.token, tok))
 		c->stats.token_reads++;
-	free(c->token);
-	c->token = tok;
+	free(c->cr.token);
+	c->cr.token = tok;
 }
 
 /* ---- requests -------------------------------------------------------------------- */
@@ -196,7 +194,7 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 		req_free(r);
 		return;
 	}
-	if (status == 401 && c->token_file)
+	if (status == 401 && c->cr.token_file)
 		c->token_stale = true;
 	if (r->too_big)
 		km_error_set(&err, KM_EFULL,
@@ -232,11 +230,11 @@ static int start(struct km_kube_req *r)
 	r->easy = e;
 	read_token(c);
 	r->headers = curl_slist_append(NULL, "Accept: application/json");
-	if (r->headers && c->token) {
+	if (r->headers && c->cr.token) {
 		struct curl_slist *h;
 
 		snprintf(auth, sizeof auth, "Authorization: Bearer %s",
-			 c->token);
+			 c->cr.token);
 		h = curl_slist_append(r->headers, auth);
 		if (!h)
 			return KM_ENOMEM;
@@ -250,10 +248,7 @@ static int start(struct km_kube_req *r)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	km_kube_creds_apply(&c->cr, e);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
@@ -262,22 +257,6 @@ static int start(struct km_kube_req *r)
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
 			 r->watch ? (long)((r->timeout_s + 60) * 1000)
 				  : (long)c->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
-	if (c->ca) {
-		struct curl_blob b = {c->ca, c->ca_len, CURL_BLOB_COPY};
-
-		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
-	}
-	if (c->cert && c->key) {
-		struct curl_blob cb = {c->cert, c->cert_len, CURL_BLOB_COPY};
-		struct curl_blob kb = {c->key, c->key_len, CURL_BLOB_COPY};
-
-		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
-		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
-		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-	}
 	if (curl_multi_add_handle(km_curl_multi(c->curl), e) != CURLM_OK)
 		return KM_EINTERNAL;
 	r->running = true;
@@ -339,13 +318,13 @@ static int submit(struct km_kube_client *c, const char *path, bool watch,
 	*out = NULL;
 	if (!r)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	n = strlen(c->server) + strlen(path) + 1;
+	n = strlen(c->cr.server) + strlen(path) + 1;
 	r->url = malloc(n);
 	if (!r->url) {
 		free(r);
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	}
-	snprintf(r->url, n, "%s%s", c->server, path);
+	snprintf(r->url, n, "%s%s", c->cr.server, path);
 	r->c = c;
 	r->watch = watch;
 	r->timeout_s = timeout_s;
@@ -398,15 +377,13 @@ static char *dup_bytes(const char *p, size_t n)
 	return d;
 }
 
-int km_kube_client_new(struct km_loop *l,
+int km_kube_creds_copy(struct km_kube_creds *c,
 		       const struct km_kube_client_options *o,
-		       struct km_kube_client **out, struct km_error *err)
+		       struct km_error *err)
 {
-	struct km_kube_client *c;
 	size_t n;
-	int rc;
 
-	*out = NULL;
+	memset(c, 0, sizeof *c);
 	if (!o->server || (strncmp(o->server, "https://", 8) &&
 			   strncmp(o->server, "http://", 7)))
 		return km_error_set(err, KM_EINVAL,
@@ -417,14 +394,6 @@ int km_kube_client_new(struct km_loop *l,
 				    "tls-server-name is not supported yet; "
 				    "give the server by the name its "
 				    "certificate has");
-	c = calloc(1, sizeof *c);
-	if (!c)
-		return km_error_set(err, KM_ENOMEM, "out of memory");
-	c->loop = l;
-	km_list_init(&c->waiting);
-	km_list_init(&c->running);
-	km_timer_init(&c->throttle, throttle_fired, c);
-	c->name = strdup(o->name ? o->name : "");
 	c->server = strdup(o->server);
 	c->user_agent = strdup(o->user_agent ? o->user_agent : "kubemedic");
 	c->token_file = o->token_file ? strdup(o->token_file) : NULL;
@@ -435,17 +404,78 @@ int km_kube_client_new(struct km_loop *l,
 		c->cert = dup_bytes(o->cert_pem, c->cert_len = o->cert_len);
 		c->key = dup_bytes(o->key_pem, c->key_len = o->key_len);
 	}
-	if (!c->name || !c->server || !c->user_agent ||
-	    (o->token_file && !c->token_file) || (o->token && !c->token) ||
-	    (o->ca_pem && !c->ca) ||
+	if (!c->server || !c->user_agent || (o->token_file && !c->token_file) ||
+	    (o->token && !c->token) || (o->ca_pem && !c->ca) ||
 	    (o->cert_pem && o->key_pem && (!c->cert || !c->key))) {
-		km_kube_client_free(c);
+		km_kube_creds_free(c);
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	}
 	n = strlen(c->server);
 	while (n > 0 && c->server[n - 1] == '/')
 		c->server[--n] = '\0';
 	c->insecure = o->insecure_skip_tls_verify;
+	return 0;
+}
+
+void km_kube_creds_free(struct km_kube_creds *c)
+{
+	free(c->server);
+	free(c->user_agent);
+	free(c->ca);
+	free(c->cert);
+	free(c->key);
+	free(c->token);
+	free(c->token_file);
+	memset(c, 0, sizeof *c);
+}
+
+void km_kube_creds_apply(const struct km_kube_creds *c, CURL *e)
+{
+	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
+	if (c->ca) {
+		struct curl_blob b = {c->ca, c->ca_len, CURL_BLOB_COPY};
+
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
+	}
+	if (c->cert && c->key) {
+		struct curl_blob cb = {c->cert, c->cert_len, CURL_BLOB_COPY};
+		struct curl_blob kb = {c->key, c->key_len, CURL_BLOB_COPY};
+
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+}
+
+int km_kube_client_new(struct km_loop *l,
+		       const struct km_kube_client_options *o,
+		       struct km_kube_client **out, struct km_error *err)
+{
+	struct km_kube_client *c = calloc(1, sizeof *c);
+	int rc;
+
+	*out = NULL;
+	if (!c)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	c->loop = l;
+	km_list_init(&c->waiting);
+	km_list_init(&c->running);
+	km_timer_init(&c->throttle, throttle_fired, c);
+	if ((rc = km_kube_creds_copy(&c->cr, o, err))) {
+		free(c);
+		return rc;
+	}
+	c->name = strdup(o->name ? o->name : "");
+	if (!c->name) {
+		km_kube_client_free(c);
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	}
 	c->qps = o->qps > 0 ? o->qps : 20;
 	c->burst = o->burst > 0 ? o->burst : 40;
 	c->tokens = c->burst;
@@ -481,13 +511,7 @@ void km_kube_client_free(struct km_kube_client *c)
 	km_loop_timer_cancel(c->loop, &c->throttle);
 	km_curl_destroy(c->curl);
 	free(c->name);
-	free(c->server);
-	free(c->user_agent);
-	free(c->token_file);
-	free(c->token);
-	free(c->ca);
-	free(c->cert);
-	free(c->key);
+	km_kube_creds_free(&c->cr);
 	free(c);
 }
 

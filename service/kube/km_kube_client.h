@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 #include "km_error.h"
 #include "km_loop.h"
 
@@ -48,6 +50,29 @@ struct km_kube_client_options {
 	int64_t timeout_ms;          /* a GET's; 0: 60 s */
 	int64_t connect_timeout_ms;  /* 0: 10 s */
 };
+
+/* What every request to one API server carries, the client's and the
+ * token reviewer's (km_kube_review.h): the server (no '/' at its end), its
+ * CA, the client certificate and key, whether to verify, the user agent,
+ * the bearer token and the file it is read again from. Copies. */
+struct km_kube_creds {
+	char *server, *user_agent;
+	char *ca, *cert, *key;
+	size_t ca_len, cert_len, key_len;
+	bool insecure;
+	char *token, *token_file;
+};
+
+/* Copies o's into c. KM_EINVAL (a server that is no http(s) URL, a
+ * tls-server-name), KM_ENOMEM; c holds nothing to free on failure. */
+int km_kube_creds_copy(struct km_kube_creds *c,
+		       const struct km_kube_client_options *o,
+		       struct km_error *err);
+void km_kube_creds_free(struct km_kube_creds *c);
+/* A request's TLS, identity and safety options (https/http only, no
+ * redirects, no signals): all but its URL, headers (the bearer token is
+ * the caller's to send) and timeouts. */
+void km_kube_creds_apply(const struct km_kube_creds *c, CURL *e);
 
 struct km_kube_client;
 struct km_kube_req;

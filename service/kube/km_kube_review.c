@@ -17,59 +17,33 @@
 #define TIMEOUT_MS 5000L
 
 struct km_kube_reviewer {
-	char *url, *user_agent, *token, *token_file;
-	char *ca, *cert, *key;
-	size_t ca_len, cert_len, key_len;
-	bool insecure;
+	struct km_kube_creds cr;
+	char *url; /* cr.server's tokenreviews */
 };
-
-static char *dup_n(const char *p, size_t n)
-{
-	char *d = p ? malloc(n + 1) : NULL;
-
-	if (d) {
-		memcpy(d, p, n);
-		d[n] = '\0';
-	}
-	return d;
-}
 
 int km_kube_reviewer_new(const struct km_kube_client_options *o,
 			 struct km_kube_reviewer **out, struct km_error *err)
 {
-	struct km_kube_reviewer *r = calloc(1, sizeof *r);
 	static const char path[] =
 		"/apis/authentication.k8s.io/v1/tokenreviews";
-	size_t n;
+	struct km_kube_reviewer *r = calloc(1, sizeof *r);
+	int rc;
 
 	*out = NULL;
 	if (!r)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	km_curl_global_init();
-	n = strlen(o->server);
-	while (n && o->server[n - 1] == '/')
-		n--;
-	r->url = malloc(n + sizeof path);
-	if (r->url) {
-		memcpy(r->url, o->server, n);
-		memcpy(r->url + n, path, sizeof path);
+	if ((rc = km_kube_creds_copy(&r->cr, o, err))) {
+		free(r);
+		return rc;
 	}
-	r->user_agent = strdup(o->user_agent ? o->user_agent : "kubemedic");
-	r->token = o->token ? strdup(o->token) : NULL;
-	r->token_file = o->token_file ? strdup(o->token_file) : NULL;
-	if (o->ca_pem)
-		r->ca = dup_n(o->ca_pem, r->ca_len = o->ca_len);
-	if (o->cert_pem && o->key_pem) {
-		r->cert = dup_n(o->cert_pem, r->cert_len = o->cert_len);
-		r->key = dup_n(o->key_pem, r->key_len = o->key_len);
-	}
-	r->insecure = o->insecure_skip_tls_verify;
-	if (!r->url || !r->user_agent || (o->token && !r->token) ||
-	    (o->token_file && !r->token_file) || (o->ca_pem && !r->ca) ||
-	    (o->cert_pem && o->key_pem && (!r->cert || !r->key))) {
+	r->url = malloc(strlen(r->cr.server) + sizeof path);
+	if (!r->url) {
 		km_kube_reviewer_free(r);
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	}
+	strcpy(r->url, r->cr.server);
+	strcat(r->url, path);
 	*out = r;
 	return 0;
 }
@@ -78,13 +52,8 @@ void km_kube_reviewer_free(struct km_kube_reviewer *r)
 {
 	if (!r)
 		return;
+	km_kube_creds_free(&r->cr);
 	free(r->url);
-	free(r->user_agent);
-	free(r->token);
-	free(r->token_file);
-	free(r->ca);
-	free(r->cert);
-	free(r->key);
 	free(r);
 }
 
@@ -120,10 +89,10 @@ static char *own_token(const struct km_kube_reviewer *r)
 {
 	char *tok = NULL;
 
-	if (r->token_file &&
-	    !km_kubeconfig_read_token(r->token_file, &tok, NULL))
+	if (r->cr.token_file &&
+	    !km_kubeconfig_read_token(r->cr.token_file, &tok, NULL))
 		return tok;
-	return r->token ? strdup(r->token) : NULL;
+	return r->cr.token ? strdup(r->cr.token) : NULL;
 }
 
 static const char *text(const cJSON *o, const char *name)
@@ -190,31 +159,14 @@ int km_kube_token_review(void *reviewer, const char *token, struct km_arena *ar,
 		rc = km_error_set(err, KM_ENOMEM, "out of memory");
 		goto out;
 	}
+	km_kube_creds_apply(&r->cr, e);
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, r->user_agent);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &a);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, r->insecure ? 0L : 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, r->insecure ? 0L : 2L);
-	if (r->ca) {
-		struct curl_blob b = {r->ca, r->ca_len, CURL_BLOB_COPY};
-
-		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
-	}
-	if (r->cert && r->key) {
-		struct curl_blob cb = {r->cert, r->cert_len, CURL_BLOB_COPY};
-		struct curl_blob kb = {r->key, r->key_len, CURL_BLOB_COPY};
-
-		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
-		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
-	}
 	cc = curl_easy_perform(e);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 	if (cc != CURLE_OK) {
