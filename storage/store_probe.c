@@ -151,28 +151,7 @@ int km_store_target_ensure(struct km_store *s, struct km_target *t,
 	if (km_store_list_encode_kv(t->labels, t->n_labels, &labels,
 				    &labels_len))
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	/* A revived target starts again from UNKNOWN, with no last
-	 * transition and created now: its old verdict, and the results from
-	 * before, belong to something that was deleted. */
-	rc = km_store_prepare(
-		s->db,
-		"INSERT INTO targets (name, cluster, kind, namespace, "
-		"object_name, uid, owner, node, labels, state, state_since, "
-		"created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, "
-		"?10, ?10) ON CONFLICT (name) DO UPDATE SET "
-		"labels = excluded.labels, uid = excluded.uid, "
-		"owner = excluded.owner, node = excluded.node, "
-		"state = CASE WHEN deleted_at > 0 THEN 1 ELSE state END, "
-		"flapping = CASE WHEN deleted_at > 0 THEN 0 ELSE flapping END, "
-		"state_since = CASE WHEN deleted_at > 0 THEN ?10 "
-		"ELSE state_since END, "
-		"last_transition = CASE WHEN deleted_at > 0 THEN 0 "
-		"ELSE last_transition END, "
-		"created_at = CASE WHEN deleted_at > 0 THEN ?10 "
-		"ELSE created_at END, deleted_at = 0 RETURNING id",
-		&st, err);
-	if (rc)
-		goto out;
+	st = s->stmt[W_UPSERT_TARGET];
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, tn.cluster ? tn.cluster : "",
 			  (int)tn.cluster_len, SQLITE_STATIC);
@@ -192,7 +171,8 @@ int km_store_target_ensure(struct km_store *s, struct km_target *t,
 	t->id = sqlite3_column_int64(st, 0);
 	rc = 0;
 out:
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	free(labels);
 	return rc;
 }

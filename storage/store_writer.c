@@ -59,6 +59,27 @@ static const char *const writer_sql[W_STMT_COUNT] = {
 	[W_RETAIN_AUDIT] =
 		"DELETE FROM audit WHERE id IN (SELECT id FROM audit ORDER BY "
 		"id LIMIT ?1) AND at < ?2",
+	/* A revived target starts again from UNKNOWN, with no last
+	 * transition and created now: its old verdict, and the results from
+	 * before, belong to something that was deleted. Prepared once: a
+	 * cluster's first list makes tens of thousands of targets, and
+	 * compiling this statement for each was most of the writer's time
+	 * (bench/RESULTS.md, "kubemedicd's initial sync"). */
+	[W_UPSERT_TARGET] =
+		"INSERT INTO targets (name, cluster, kind, namespace, "
+		"object_name, uid, owner, node, labels, state, state_since, "
+		"created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, "
+		"?10, ?10) ON CONFLICT (name) DO UPDATE SET "
+		"labels = excluded.labels, uid = excluded.uid, "
+		"owner = excluded.owner, node = excluded.node, "
+		"state = CASE WHEN deleted_at > 0 THEN 1 ELSE state END, "
+		"flapping = CASE WHEN deleted_at > 0 THEN 0 ELSE flapping END, "
+		"state_since = CASE WHEN deleted_at > 0 THEN ?10 "
+		"ELSE state_since END, "
+		"last_transition = CASE WHEN deleted_at > 0 THEN 0 "
+		"ELSE last_transition END, "
+		"created_at = CASE WHEN deleted_at > 0 THEN ?10 "
+		"ELSE created_at END, deleted_at = 0 RETURNING id",
 };
 
 static int insert_audit(struct km_store *s, struct km_audit_event *e)
