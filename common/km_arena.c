@@ -85,6 +85,7 @@ static void chunk_free(struct km_arena_chunk *c)
 void km_arena_init(struct km_arena *a, size_t chunk_size)
 {
 	a->head = NULL;
+	a->spare = NULL;
 	a->chunk_size = chunk_size;
 	a->used = 0;
 }
@@ -100,6 +101,15 @@ void *km_arena_alloc(struct km_arena *a, size_t size)
 	if (!c || c->size - c->off < need) {
 		size_t cs = base_size(a);
 
+		/* A rewound chunk first, if it is large enough. */
+		if (a->spare && a->spare->size >= need) {
+			c = a->spare;
+			a->spare = c->next;
+			c->off = 0;
+			c->next = a->head;
+			a->head = c;
+			goto take;
+		}
 		/* Grow with the arena: few chunks, however much it holds. */
 		if (a->used > cs)
 			cs = a->used < GROW_MAX ? a->used : GROW_MAX;
@@ -124,6 +134,7 @@ void *km_arena_alloc(struct km_arena *a, size_t size)
 			a->head = c;
 		}
 	}
+take:
 	p = (char *)c->data + c->off;
 	c->off += need;
 	a->used += need;
@@ -187,10 +198,38 @@ char *km_arena_printf(struct km_arena *a, const char *fmt, ...)
 	return p;
 }
 
+static void chunks_free(struct km_arena_chunk *c)
+{
+	struct km_arena_chunk *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		chunk_free(c);
+	}
+}
+
+void km_arena_rewind(struct km_arena *a)
+{
+	struct km_arena_chunk *c = a->head, *next;
+
+	/* The largest first would be best; the order of use is good
+	 * enough: the same run of documents asks for the same sizes. */
+	for (; c; c = next) {
+		next = c->next;
+		c->off = 0;
+		c->next = a->spare;
+		a->spare = c;
+	}
+	a->head = NULL;
+	a->used = 0;
+}
+
 void km_arena_reset(struct km_arena *a)
 {
 	struct km_arena_chunk *c, *next;
 
+	chunks_free(a->spare);
+	a->spare = NULL;
 	if (!a->head)
 		return;
 	if (a->head->size > 4 * base_size(a)) {
@@ -209,13 +248,9 @@ void km_arena_reset(struct km_arena *a)
 
 void km_arena_free(struct km_arena *a)
 {
-	struct km_arena_chunk *c, *next;
-
-	for (c = a->head; c; c = next) {
-		next = c->next;
-		chunk_free(c);
-	}
-	a->head = NULL;
+	chunks_free(a->head);
+	chunks_free(a->spare);
+	a->head = a->spare = NULL;
 	a->used = 0;
 }
 

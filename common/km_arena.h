@@ -27,9 +27,10 @@
 struct km_arena_chunk;
 
 struct km_arena {
-	struct km_arena_chunk *head; /* current chunk; older ones follow */
-	size_t chunk_size;           /* default size of a new chunk */
-	size_t used;                 /* bytes handed out since reset */
+	struct km_arena_chunk *head;  /* current chunk; older ones follow */
+	struct km_arena_chunk *spare; /* rewound chunks, reused first */
+	size_t chunk_size;            /* default size of a new chunk */
+	size_t used;                  /* bytes handed out since reset */
 };
 
 /* An arena is usable after zero-initialisation or km_arena_init. */
@@ -48,6 +49,12 @@ char *km_arena_printf(struct km_arena *a, const char *fmt, ...)
 /* Keeps the current chunk for reuse if it is no bigger than four times
  * chunk_size, frees the rest. */
 void km_arena_reset(struct km_arena *a);
+/* Everything handed out is dead, but every chunk is kept and used again
+ * before any new one: for a run of big documents in a row (the pages of
+ * one list), whose memory would otherwise be mapped, faulted in page by
+ * page and unmapped once each. km_arena_reset or km_arena_free gives the
+ * memory back. */
+void km_arena_rewind(struct km_arena *a);
 void km_arena_free(struct km_arena *a);
 
 struct ProtobufCAllocator;

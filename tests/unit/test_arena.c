@@ -157,6 +157,46 @@ static void test_big_call_memory_returns(void **state)
 	km_arena_free(&a);
 }
 
+/* A rewind keeps every chunk and hands them out again before mapping a
+ * new one: the second "page" of the same size touches no new memory (its
+ * pieces are where the first page's were); a reset then gives it back. */
+static void test_rewind_reuses_every_chunk(void **state)
+{
+	enum { PIECES = 16 * 1024 };
+	struct km_arena a;
+	char *first[2], *last[2];
+	long peak, again, after;
+
+	(void)state;
+	km_arena_init(&a, 128 << 10);
+	for (int page = 0; page < 2; page++) {
+		for (size_t i = 0; i < PIECES; i++) {
+			char *p = km_arena_alloc(&a, 1024);
+
+			assert_non_null(p);
+			memset(p, 'x', 1024);
+			if (i == 0)
+				first[page] = p;
+			last[page] = p;
+		}
+		if (page == 0) {
+			peak = rss_kib();
+			km_arena_rewind(&a);
+			assert_int_equal(a.used, 0);
+		}
+	}
+	again = rss_kib();
+	assert_ptr_equal(first[0], first[1]);
+	assert_ptr_equal(last[0], last[1]);
+	assert_true(again - peak < 1024); /* no second 16 MiB */
+	km_arena_reset(&a);
+	after = rss_kib();
+	print_message("RSS KiB: page 1 %ld, page 2 %ld, after reset %ld\n",
+		      peak, again, after);
+	assert_true(again - after > 12 * 1024);
+	km_arena_free(&a);
+}
+
 /* protobuf-c through the arena: unpacked messages need no free. */
 static void test_protobuf_allocator(void **state)
 {
@@ -183,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_reset_reuses_a_small_chunk),
 		cmocka_unit_test(test_overflowing_sizes_fail),
 		cmocka_unit_test(test_big_call_memory_returns),
+		cmocka_unit_test(test_rewind_reuses_every_chunk),
 		cmocka_unit_test(test_protobuf_allocator),
 	};
 
