@@ -37,7 +37,7 @@ struct cluster {
 	int64_t said_ns[KM_RES_N];
 	uint64_t retries[KM_RES_N];
 	bool second_phase;
-	struct km_timer flush, tick, cp;
+	struct km_timer flush, tick, cp, phase;
 	/* The control plane's check in progress: /livez, then /readyz. */
 	struct km_kube_req *cp_req;
 	struct km_kube_verdict livez;
@@ -93,13 +93,28 @@ static void flush_fired(struct km_loop *l, void *arg)
 
 static void maybe_second_phase(struct cluster *c);
 
+/* The informers call back from inside the client's callbacks (a list's
+ * end can be a line of its stream), where no request may be started:
+ * the second phase starts from a timer, at once. */
+static void phase_fired(struct km_loop *l, void *arg)
+{
+	(void)l;
+	maybe_second_phase(arg);
+}
+
+static void phase_soon(struct cluster *c)
+{
+	if (!c->second_phase && !km_timer_armed(&c->phase))
+		km_loop_timer_set(c->k->loop, &c->phase, km_mono_ns());
+}
+
 static void changed(void *arg)
 {
 	struct cluster *c = arg;
 
-	/* A list page or an event: the first resources may have synced,
+	/* A list's end or an event: the first resources may have synced,
 	 * and the rest start at once (not at the next tick). */
-	maybe_second_phase(c);
+	phase_soon(c);
 	if (!km_timer_armed(&c->flush))
 		km_loop_timer_set(c->k->loop, &c->flush,
 				  km_mono_ns() + FLUSH_DELAY_NS);
@@ -175,7 +190,7 @@ static void status(void *arg, enum km_kube_resource r, const char *why)
 		c->retries[r] = 0;
 	}
 	c->failing[r] = why != NULL;
-	maybe_second_phase(c);
+	phase_soon(c);
 }
 
 static void tick_fired(struct km_loop *l, void *arg)
@@ -268,6 +283,7 @@ static void cluster_free(struct cluster *c)
 		km_loop_timer_cancel(c->k->loop, &c->flush);
 		km_loop_timer_cancel(c->k->loop, &c->tick);
 		km_loop_timer_cancel(c->k->loop, &c->cp);
+		km_loop_timer_cancel(c->k->loop, &c->phase);
 	}
 	/* What was decided and not yet flushed. */
 	if (c->source && km_kube_source_flush(c->source, &err))
@@ -307,6 +323,7 @@ static int cluster_start(struct km_kube *k, struct cluster *c,
 	km_timer_init(&c->flush, flush_fired, c);
 	km_timer_init(&c->tick, tick_fired, c);
 	km_timer_init(&c->cp, cp_fired, c);
+	km_timer_init(&c->phase, phase_fired, c);
 	if ((rc = km_kube_client_new(k->loop, &co, &c->client, err)) ||
 	    (rc = km_kube_source_new(&so, &c->source, err)))
 		return rc;

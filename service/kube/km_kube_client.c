@@ -251,7 +251,13 @@ static int start(struct km_kube_req *r)
 	km_kube_creds_apply(&c->cr, e);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+	/* A GET's answer compressed; a watch's not: the API server gzips
+	 * a watch whose first write is large (a list streamed as initial
+	 * events), and libcurl 7.88 (Debian 12) fails such a stream after
+	 * some lines with "Failed writing received data" (error 23, the
+	 * curl command line's too) where zlib itself reads it whole. */
+	if (!r->watch)
+		curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)c->connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,

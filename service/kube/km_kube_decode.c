@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,9 +21,32 @@ struct rd {
 	const char *kind; /* for messages: "Pod" */
 };
 
-void km_kube_json_free(km_json *j)
+/* ---- cJSON's memory -------------------------------------------------------------- */
+
+/* While this thread parses an answer, cJSON's nodes come from the answer's
+ * arena and are dropped with it, not freed one by one: a third of cJSON's
+ * time on a list page was malloc and free (bench/RESULTS.md). Elsewhere,
+ * and on every other thread, cJSON uses malloc and free as before. The
+ * hooks are process-wide, so they are set once, before main and before
+ * any thread. */
+static __thread struct km_arena *tree_arena;
+
+static void *tree_alloc(size_t n)
 {
-	cJSON_Delete(j);
+	return tree_arena ? km_arena_alloc(tree_arena, n) : malloc(n);
+}
+
+static void tree_free(void *p)
+{
+	if (!tree_arena)
+		free(p);
+}
+
+__attribute__((constructor)) static void tree_hooks(void)
+{
+	cJSON_Hooks h = {.malloc_fn = tree_alloc, .free_fn = tree_free};
+
+	cJSON_InitHooks(&h);
 }
 
 static const cJSON *get(const cJSON *o, const char *name)
@@ -551,8 +575,8 @@ int km_kube_decode_object(enum km_kube_resource res, const km_json *obj,
 /* ---- documents ----------------------------------------------------------------- */
 
 /* Parses exactly one JSON value, with only whitespace after it. */
-static int parse(const char *body, size_t len, const char *what, km_json **root,
-		 struct km_error *err)
+static int parse(const char *body, size_t len, const char *what,
+		 struct km_arena *tree, km_json **root, struct km_error *err)
 {
 	const char *end = NULL;
 
@@ -561,7 +585,9 @@ static int parse(const char *body, size_t len, const char *what, km_json **root,
 		return km_error_set(err, KM_EINVAL,
 				    "%s: %zu bytes, more than the %u read",
 				    what, len, KM_KUBE_BODY_MAX);
+	tree_arena = tree;
 	*root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+	tree_arena = NULL;
 	if (!*root) {
 		size_t at = end && end >= body ? (size_t)(end - body) : 0;
 
@@ -572,7 +598,6 @@ static int parse(const char *body, size_t len, const char *what, km_json **root,
 	for (; end && end < body + len; end++)
 		if (*end != ' ' && *end != '\n' && *end != '\r' &&
 		    *end != '\t') {
-			cJSON_Delete(*root);
 			*root = NULL;
 			return km_error_set(err, KM_EINVAL,
 					    "%s: more after the JSON value "
@@ -582,15 +607,16 @@ static int parse(const char *body, size_t len, const char *what, km_json **root,
 	return 0;
 }
 
-int km_kube_parse_list(const char *body, size_t len, km_json **root,
-		       struct km_kube_list *out, struct km_error *err)
+int km_kube_parse_list(const char *body, size_t len, struct km_arena *tree,
+		       km_json **root, struct km_kube_list *out,
+		       struct km_error *err)
 {
 	struct rd r = {.a = NULL, .err = err, .kind = "List"};
 	const cJSON *md;
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = parse(body, len, "list", root, err)))
+	if ((rc = parse(body, len, "list", tree, root, err)))
 		return rc;
 	if (!cJSON_IsObject(*root))
 		rc = bad(&r, "(list)", "expected an object");
@@ -616,7 +642,6 @@ int km_kube_parse_list(const char *body, size_t len, km_json **root,
 					 "not printable ASCII");
 	}
 	if (rc) {
-		cJSON_Delete(*root);
 		*root = NULL;
 		memset(out, 0, sizeof *out);
 	}
@@ -646,8 +671,9 @@ static void status_of(const cJSON *s, struct km_kube_status *out)
 	out->message = cJSON_IsString(msg) ? msg->valuestring : "";
 }
 
-int km_kube_parse_event(const char *line, size_t len, km_json **root,
-			struct km_kube_event *out, struct km_error *err)
+int km_kube_parse_event(const char *line, size_t len, struct km_arena *tree,
+			km_json **root, struct km_kube_event *out,
+			struct km_error *err)
 {
 	static const struct {
 		const char *name;
@@ -661,7 +687,7 @@ int km_kube_parse_event(const char *line, size_t len, km_json **root,
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if ((rc = parse(line, len, "watch event", root, err)))
+	if ((rc = parse(line, len, "watch event", tree, root, err)))
 		return rc;
 	type = get(*root, "type");
 	obj = get(*root, "object");
@@ -684,7 +710,14 @@ int km_kube_parse_event(const char *line, size_t len, km_json **root,
 	if (out->type == KM_EV_ERROR) {
 		status_of(obj, &out->status);
 	} else {
-		const cJSON *rv = get(get(obj, "metadata"), "resourceVersion");
+		const cJSON *md = get(obj, "metadata"),
+			    *rv = get(md, "resourceVersion"),
+			    *end = get(get(md, "annotations"),
+				       "k8s.io/initial-events-end");
+
+		out->initial_events_end = out->type == KM_EV_BOOKMARK &&
+					  cJSON_IsString(end) &&
+					  !strcmp(end->valuestring, "true");
 
 		out->resource_version = cJSON_IsString(rv) ? rv->valuestring
 							   : "";
@@ -699,7 +732,6 @@ int km_kube_parse_event(const char *line, size_t len, km_json **root,
 	}
 	return 0;
 fail:
-	cJSON_Delete(*root);
 	*root = NULL;
 	memset(out, 0, sizeof *out);
 	return rc;
@@ -709,13 +741,16 @@ void km_kube_parse_status(const char *body, size_t len, struct km_arena *a,
 			  struct km_kube_status *out)
 {
 	struct km_error err = {0};
+	struct km_arena tree;
 	km_json *root = NULL;
 	struct rd r = {.a = a, .err = &err, .kind = "Status"};
 
 	memset(out, 0, sizeof *out);
 	out->reason = out->message = "";
-	if (parse(body, len, "status", &root, &err) || !cJSON_IsObject(root)) {
-		cJSON_Delete(root);
+	km_arena_init(&tree, 4096);
+	if (parse(body, len, "status", &tree, &root, &err) ||
+	    !cJSON_IsObject(root)) {
+		km_arena_free(&tree);
 		return;
 	}
 	status_of(root, out);
@@ -725,7 +760,7 @@ void km_kube_parse_status(const char *body, size_t len, struct km_arena *a,
 	    !(out->reason = km_arena_strdup(a, out->reason)) ||
 	    !(out->message = km_arena_strdup(a, out->message)))
 		out->reason = out->message = "";
-	cJSON_Delete(root);
+	km_arena_free(&tree);
 }
 
 /* ---- time ---------------------------------------------------------------------- */

@@ -18,14 +18,19 @@
  * is at most KM_KUBE_BODY_MAX bytes (the client stops reading there);
  * cJSON stops at a nesting of 1,000.
  *
- * Memory: a parse (km_kube_parse_*) returns a tree the caller frees with
- * km_kube_json_free; decoded objects point into that tree and into the
- * arena given (containers, repaired strings). Both must outlive the use of
- * the object (km_kube_cache_put copies it). Threads: any.
+ * Memory: a parse (km_kube_parse_*) builds its tree in the arena given
+ * (cJSON's nodes are bump-allocated there while the parse runs, and
+ * dropped with the arena: a third of cJSON's time was malloc and free);
+ * decoded objects point into that tree and into the arena given to
+ * km_kube_decode_object (containers, repaired strings), which may be the
+ * same. Both must outlive the use of the object (km_kube_cache_put copies
+ * it). Threads: any; cJSON used elsewhere (other threads, other modules)
+ * keeps malloc and free.
  */
 #ifndef KM_KUBE_DECODE_H
 #define KM_KUBE_DECODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,9 +41,7 @@
 /* The largest answer read: a list page of 500 pods is about 4.5 MB. */
 #define KM_KUBE_BODY_MAX (64u << 20)
 
-typedef struct cJSON km_json; /* an answer's tree */
-
-void km_kube_json_free(km_json *j);
+typedef struct cJSON km_json; /* an answer's tree, in an arena */
 
 /* One object of resource r (a GET's answer, an item of a list, a watch
  * event's object). KM_EINVAL naming the field at fault. */
@@ -54,8 +57,9 @@ struct km_kube_list {
 	const char *resource_version;
 	const char *continue_token;
 };
-int km_kube_parse_list(const char *body, size_t len, km_json **root,
-		       struct km_kube_list *out, struct km_error *err);
+int km_kube_parse_list(const char *body, size_t len, struct km_arena *tree,
+		       km_json **root, struct km_kube_list *out,
+		       struct km_error *err);
 /* The items in order: for (it = km_kube_first(l); it; it =
  * km_kube_next(it)). */
 const km_json *km_kube_first(const struct km_kube_list *l);
@@ -83,9 +87,14 @@ struct km_kube_event {
 	const km_json *object;
 	const char *resource_version; /* the object's */
 	struct km_kube_status status; /* ERROR */
+	/* BOOKMARK annotated k8s.io/initial-events-end: a watch asked for
+	 * with sendInitialEvents has sent every object there was (a list
+	 * streamed: its resourceVersion is the list's). */
+	bool initial_events_end;
 };
-int km_kube_parse_event(const char *line, size_t len, km_json **root,
-			struct km_kube_event *out, struct km_error *err);
+int km_kube_parse_event(const char *line, size_t len, struct km_arena *tree,
+			km_json **root, struct km_kube_event *out,
+			struct km_error *err);
 
 /* An error answer's body (a Status object); *out all empty when the body
  * is no Status. Never fails: an error is explained as well as it can be. */

@@ -23,6 +23,8 @@
 #define URL_MAX 4096
 #define RV_MAX 128
 #define WHY_MAX (KM_ERROR_MSG_MAX + 256)
+#define TREE_CHUNK (128u << 10)
+#define STALL_NS (15LL * 1000000000) /* a list's stream silent this long */
 
 struct km_kube_informer {
 	struct km_loop *loop;
@@ -42,15 +44,22 @@ struct km_kube_informer {
 	char rv[RV_MAX]; /* where the watch goes on from */
 	char cont[URL_MAX / 2];
 	bool synced, failing, relist_now, watch_saw_event;
+	/* The list in progress comes as a watch's initial events; the
+	 * server refused or ignored that once, so lists go in pages. */
+	bool streaming, paged_only;
+	int64_t last_line_ns; /* while streaming */
+	struct km_timer stall;
 	int64_t backoff_ms;
 	int64_t watch_started_ns;
 	int64_t list_started_ns;   /* this list's first page */
 	size_t listed, list_pages; /* what this list brought */
 	struct km_timer timer;     /* backoff, or a relist asked by a line */
+	struct km_arena tree;      /* the answer being read; reset after it */
 	struct km_kube_informer_stats stats;
 };
 
 static void start_list(struct km_kube_informer *inf, bool first_page);
+static void stream_over(struct km_kube_informer *inf);
 static void gone(struct km_kube_informer *inf);
 static void start_watch(struct km_kube_informer *inf);
 
@@ -146,6 +155,7 @@ static void timer_fired(struct km_loop *l, void *arg)
 
 static void fail(struct km_kube_informer *inf, const char *why, bool relist)
 {
+	stream_over(inf);
 	inf->stats.failures++;
 	inf->state = KM_INF_BACKOFF;
 	inf->failing = true;
@@ -225,13 +235,30 @@ static void put_item(struct km_kube_informer *inf, const km_json *item,
 	}
 }
 
+/* Every object listed: what the list did not bring is gone. */
+static void list_end(struct km_kube_informer *inf, int64_t now)
+{
+	km_kube_source_relist_end(inf->source, inf->res, now);
+	/* Each list's end, with what it took: the first is the informer's
+	 * initial sync (bench/RESULTS.md measures it from here). */
+	km_log(KM_LOG_INFO, "kube: listed", "cluster", inf->cluster, "resource",
+	       resources[inf->res].name, "objects", KM_I(inf->listed), "pages",
+	       KM_I(inf->list_pages), "how",
+	       inf->list_pages ? "pages" : "stream", "ms",
+	       KM_I((km_mono_ns() - inf->list_started_ns) / 1000000), NULL);
+	inf->synced = true;
+	healthy(inf);
+	/* Synced: what waits for this resource may start now. */
+	if (inf->changed)
+		inf->changed(inf->arg);
+}
+
 static void list_done(void *arg, long status, const char *body, size_t len,
 		      const struct km_error *err)
 {
 	struct km_kube_informer *inf = arg;
 	struct km_kube_list l;
 	struct km_error perr = {0};
-	struct km_arena a;
 	km_json *root = NULL;
 	char why[WHY_MAX];
 	int64_t now = km_now_us();
@@ -239,26 +266,26 @@ static void list_done(void *arg, long status, const char *body, size_t len,
 	inf->req = NULL;
 	if (err || status != 200) {
 		explain(status, body, len, err, "list", why, sizeof why);
+		km_arena_free(&inf->tree); /* the pages' kept chunks */
 		/* An expired continue token: the list starts over. */
 		fail(inf, why, true);
 		return;
 	}
-	if (km_kube_parse_list(body, len, &root, &l, &perr)) {
+	if (km_kube_parse_list(body, len, &inf->tree, &root, &l, &perr)) {
+		km_arena_free(&inf->tree);
 		snprintf(why, sizeof why, "list: %s", perr.msg);
 		fail(inf, why, true);
 		return;
 	}
 	inf->stats.pages++;
-	km_arena_init(&a, 16384);
 	for (const km_json *it = km_kube_first(&l); it; it = km_kube_next(it)) {
-		put_item(inf, it, &a, now);
+		put_item(inf, it, &inf->tree, now);
 		inf->listed++;
 	}
 	inf->list_pages++;
-	km_arena_free(&a);
 	if (strlen(l.continue_token) >= sizeof inf->cont ||
 	    strlen(l.resource_version) >= sizeof inf->rv) {
-		km_kube_json_free(root);
+		km_arena_free(&inf->tree);
 		fail(inf, "list: a continue token or resourceVersion too long",
 		     true);
 		return;
@@ -266,27 +293,26 @@ static void list_done(void *arg, long status, const char *body, size_t len,
 	snprintf(inf->cont, sizeof inf->cont, "%s", l.continue_token);
 	if (!inf->cont[0])
 		snprintf(inf->rv, sizeof inf->rv, "%s", l.resource_version);
-	km_kube_json_free(root);
+	/* A page's tree is tens of MiB: kept for the next page of the list
+	 * (not mapped and faulted in again), given back at its end. */
+	if (inf->cont[0])
+		km_arena_rewind(&inf->tree);
+	else
+		km_arena_free(&inf->tree);
 	if (inf->changed)
 		inf->changed(inf->arg);
 	if (inf->cont[0]) {
 		start_list(inf, false);
 		return;
 	}
-	km_kube_source_relist_end(inf->source, inf->res, now);
-	/* Each list's end, with what it took: the first is the informer's
-	 * initial sync (bench/RESULTS.md measures it from here). */
-	km_log(KM_LOG_INFO, "kube: listed", "cluster", inf->cluster, "resource",
-	       resources[inf->res].name, "objects", KM_I(inf->listed), "pages",
-	       KM_I(inf->list_pages), "ms",
-	       KM_I((km_mono_ns() - inf->list_started_ns) / 1000000), NULL);
-	inf->synced = true;
-	healthy(inf);
+	list_end(inf, now);
 	start_watch(inf);
-	/* Synced: what waits for this resource may start now. */
-	if (inf->changed)
-		inf->changed(inf->arg);
 }
+
+static void start_stream(struct km_kube_informer *inf);
+static void watch_line(void *arg, const char *line, size_t len);
+static void watch_done(void *arg, long status, const char *body, size_t len,
+		       const struct km_error *err);
 
 static void start_list(struct km_kube_informer *inf, bool first_page)
 {
@@ -301,6 +327,10 @@ static void start_list(struct km_kube_informer *inf, bool first_page)
 		inf->list_started_ns = km_mono_ns();
 		inf->listed = inf->list_pages = 0;
 		km_kube_source_relist_begin(inf->source, inf->res);
+		if (!inf->paged_only) {
+			start_stream(inf);
+			return;
+		}
 	}
 	n = snprintf(url, sizeof url, "%s?limit=%zu", inf->path,
 		     inf->page_size);
@@ -313,6 +343,77 @@ static void start_list(struct km_kube_informer *inf, bool first_page)
 		fail(inf, err.msg, true);
 }
 
+/* The list as a watch's initial events (sendInitialEvents=true, the API
+ * server's WatchList: beta and on by default since 1.32): every object
+ * from the server's watch cache in one stream, each decoded as it comes
+ * while the server writes the next, then a bookmark marking the end, and
+ * the same stream goes on as the watch. Paged, every page of 500 is a
+ * read of etcd and a 4 MiB JSON document built whole on the server:
+ * 30,000 pods took twice as long (bench/RESULTS.md). A server that
+ * refuses the parameters (before 1.27; or the feature turned off), or
+ * ignores them and so never says the list is over, is listed in pages
+ * from then on. */
+static void start_stream(struct km_kube_informer *inf)
+{
+	char url[URL_MAX];
+	struct km_error err = {0};
+	int64_t t = WATCH_MIN_S;
+	uint32_t r = 0;
+	int n;
+
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) == sizeof r)
+		t += r % WATCH_SPREAD_S;
+	n = snprintf(url, sizeof url,
+		     "%s?watch=1&sendInitialEvents=true&"
+		     "resourceVersionMatch=NotOlderThan&"
+		     "allowWatchBookmarks=true&timeoutSeconds=%lld",
+		     inf->path, (long long)t);
+	if (inf->selector)
+		snprintf(url + n, sizeof url - (size_t)n, "&labelSelector=%s",
+			 inf->selector);
+	inf->streaming = true;
+	inf->watch_saw_event = false;
+	inf->watch_started_ns = inf->last_line_ns = km_mono_ns();
+	km_loop_timer_set(inf->loop, &inf->stall, inf->last_line_ns + STALL_NS);
+	if (km_kube_watch(inf->client, url, t, watch_line, watch_done, inf,
+			  &inf->req, &err))
+		fail(inf, err.msg, true);
+}
+
+static void stream_over(struct km_kube_informer *inf)
+{
+	inf->streaming = false;
+	km_loop_timer_cancel(inf->loop, &inf->stall);
+}
+
+/* From now on this resource is listed in pages. */
+static void page_from_now(struct km_kube_informer *inf, const char *why)
+{
+	km_log(KM_LOG_INFO,
+	       "kube: the API server streams no list; listing in pages",
+	       "cluster", inf->cluster, "resource", resources[inf->res].name,
+	       "why", why, NULL);
+	km_kube_cancel(inf->req);
+	inf->req = NULL;
+	inf->paged_only = true;
+	start_list(inf, true);
+}
+
+static void stall_fired(struct km_loop *l, void *arg)
+{
+	struct km_kube_informer *inf = arg;
+	int64_t now = km_mono_ns();
+
+	if (!inf->streaming)
+		return;
+	if (now - inf->last_line_ns < STALL_NS) {
+		km_loop_timer_set(l, &inf->stall, inf->last_line_ns + STALL_NS);
+		return;
+	}
+	stream_over(inf);
+	page_from_now(inf, "no end of the initial events in 15 s");
+}
+
 /* ---- watching ------------------------------------------------------------------------ */
 
 static void watch_line(void *arg, const char *line, size_t len)
@@ -323,7 +424,10 @@ static void watch_line(void *arg, const char *line, size_t len)
 	km_json *root = NULL;
 	int64_t now = km_now_us();
 
-	if (km_kube_parse_event(line, len, &root, &ev, &err)) {
+	if (inf->streaming)
+		inf->last_line_ns = km_mono_ns();
+	if (km_kube_parse_event(line, len, &inf->tree, &root, &ev, &err)) {
+		km_arena_reset(&inf->tree);
 		inf->stats.bad_objects++;
 		km_log(KM_LOG_WARN, "kube: a watch event is skipped",
 		       "resource", resources[inf->res].name, "error", err.msg,
@@ -353,30 +457,40 @@ static void watch_line(void *arg, const char *line, size_t len)
 		km_kube_cancel(inf->req);
 		inf->req = NULL;
 		if (inf->relist_now) {
+			stream_over(inf);
 			inf->state = KM_INF_BACKOFF;
 			km_loop_timer_set(inf->loop, &inf->timer, km_mono_ns());
 		} else {
-			fail(inf, "watch: the server sent an error", false);
+			fail(inf, "watch: the server sent an error",
+			     inf->streaming);
 		}
 		break;
-	case KM_EV_BOOKMARK: inf->stats.bookmarks++; break;
+	case KM_EV_BOOKMARK:
+		inf->stats.bookmarks++;
+		if (inf->streaming && ev.initial_events_end &&
+		    ev.resource_version[0] &&
+		    strlen(ev.resource_version) < sizeof inf->rv) {
+			/* The list is over; the stream goes on as its
+			 * watch, from the bookmark's version. */
+			stream_over(inf);
+			snprintf(inf->rv, sizeof inf->rv, "%s",
+				 ev.resource_version);
+			inf->state = KM_INF_WATCHING;
+			list_end(inf, now);
+		}
+		break;
 	case KM_EV_ADDED:
-	case KM_EV_MODIFIED: {
-		struct km_arena a;
-
-		km_arena_init(&a, 4096);
-		put_item(inf, ev.object, &a, now);
-		km_arena_free(&a);
+	case KM_EV_MODIFIED:
+		put_item(inf, ev.object, &inf->tree, now);
+		inf->listed += inf->streaming;
 		if (inf->changed)
 			inf->changed(inf->arg);
 		break;
-	}
 	case KM_EV_DELETED: {
 		struct km_kube_object o;
-		struct km_arena a;
 
-		km_arena_init(&a, 4096);
-		if (km_kube_decode_object(inf->res, ev.object, &a, &o, &err)) {
+		if (km_kube_decode_object(inf->res, ev.object, &inf->tree, &o,
+					  &err)) {
 			inf->stats.bad_objects++;
 		} else {
 			km_kube_source_delete(inf->source, inf->res, o.meta.uid,
@@ -384,32 +498,49 @@ static void watch_line(void *arg, const char *line, size_t len)
 			if (inf->changed)
 				inf->changed(inf->arg);
 		}
-		km_arena_free(&a);
 		break;
 	}
 	}
-	if (ev.type != KM_EV_ERROR && ev.resource_version &&
+	/* The initial events' versions are each object's, in no order:
+	 * not a place to watch from. */
+	if (ev.type != KM_EV_ERROR && !inf->streaming && ev.resource_version &&
 	    ev.resource_version[0] &&
 	    strlen(ev.resource_version) < sizeof inf->rv)
 		snprintf(inf->rv, sizeof inf->rv, "%s", ev.resource_version);
-	km_kube_json_free(root);
+	/* An event's tree is some KiB: its chunk is kept for the next. */
+	km_arena_reset(&inf->tree);
 }
 
 static void watch_done(void *arg, long status, const char *body, size_t len,
 		       const struct km_error *err)
 {
 	struct km_kube_informer *inf = arg;
+	bool streaming = inf->streaming;
 	char why[WHY_MAX];
 
 	inf->req = NULL;
+	stream_over(inf);
 	if (status == 410) { /* the version is gone: list again */
 		gone(inf);
 		start_list(inf, true);
 		return;
 	}
-	if (err || status != 200) {
+	/* 400 or 422: a server that knows no sendInitialEvents, or has
+	 * its WatchList turned off. */
+	if (streaming && !err && (status == 400 || status == 422)) {
 		explain(status, body, len, err, "watch", why, sizeof why);
-		fail(inf, why, false);
+		page_from_now(inf, why);
+		return;
+	}
+	if (err || status != 200) {
+		explain(status, body, len, err, streaming ? "list" : "watch",
+			why, sizeof why);
+		fail(inf, why, streaming);
+		return;
+	}
+	if (streaming) {
+		fail(inf, "list: the stream ended before its last object",
+		     true);
 		return;
 	}
 	/* The server ended it (timeoutSeconds): go on from where it was. A
@@ -475,6 +606,10 @@ int km_kube_informer_start(struct km_loop *l,
 		 o->cluster && *o->cluster ? o->cluster : "(default)");
 	inf->backoff_ms = BACKOFF_MIN_MS;
 	km_timer_init(&inf->timer, timer_fired, inf);
+	km_timer_init(&inf->stall, stall_fired, inf);
+	/* An event's tree (a pod is about 50 KiB of cJSON nodes) fits in
+	 * one chunk, which stays between events; a list page grows it. */
+	km_arena_init(&inf->tree, TREE_CHUNK);
 	km_kube_resource_path(o->resource, o->ns, inf->path, sizeof inf->path);
 	if (o->label_selector && *o->label_selector) {
 		size_t n = strlen(o->label_selector) * 3 + 1;
@@ -498,6 +633,8 @@ void km_kube_informer_free(struct km_kube_informer *inf)
 		return;
 	km_kube_cancel(inf->req);
 	km_loop_timer_cancel(inf->loop, &inf->timer);
+	km_loop_timer_cancel(inf->loop, &inf->stall);
+	km_arena_free(&inf->tree);
 	free(inf->selector);
 	free(inf);
 }

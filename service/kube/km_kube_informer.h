@@ -1,11 +1,15 @@
 /*
  * km_kube_informer — one resource of one cluster, listed then watched.
  *
- * A LIST in pages (limit, continue), each object handed to the source
- * (km_kube_source_put) inside a relist (what the list no longer has is
- * deleted); then a WATCH from the list's resourceVersion with bookmarks,
- * its events handed over as they come (ADDED and MODIFIED put, DELETED
- * deletes), the resourceVersion kept from every event and bookmark.
+ * A list, each object handed to the source (km_kube_source_put) inside a
+ * relist (what the list no longer has is deleted): streamed as a watch's
+ * initial events (sendInitialEvents, ended by a bookmark annotated
+ * k8s.io/initial-events-end, the stream then going on as the watch), or,
+ * from a server that refuses or ignores that, a LIST in pages (limit,
+ * continue) then a WATCH from the list's resourceVersion. Either way the
+ * watch has bookmarks, its events are handed over as they come (ADDED and
+ * MODIFIED put, DELETED deletes), the resourceVersion kept from every
+ * event and bookmark after the list's end.
  * A watch that ends is started again from there; one that fails is
  * started again after a backoff (0.5 s doubling to 30 s, with jitter); a
  * 410 Gone — the version is older than etcd keeps — lists again, and the
@@ -46,10 +50,12 @@ struct km_kube_informer_options {
 	enum km_kube_resource resource;
 	const char *ns;             /* NULL or "": every namespace */
 	const char *label_selector; /* NULL or "": every object */
-	size_t page_size;           /* 0: 500 */
+	size_t page_size;           /* 0: 500 (lists in pages) */
 	const char *cluster;        /* for logs: NULL or "" is "(default)" */
 	/* Called when the source was handed something (the cluster
-	 * flushes it soon). */
+	 * flushes it soon). Both callbacks may run inside the client's
+	 * callbacks (a line of a stream): they must not start or cancel a
+	 * request of the client, but arm a timer to do so. */
 	void (*changed)(void *arg);
 	/* Called when the informer fails (why) or syncs again (why NULL). */
 	void (*status)(void *arg, enum km_kube_resource r, const char *why);

@@ -88,6 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct km_arena a;
 	struct km_kube_list l;
 	struct km_error err = {0};
+	struct km_arena tree;
 	km_json *root = NULL;
 
 	for (int r = 0; r < KM_RES_N; r++)
@@ -95,11 +96,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						    64, &caches[r], &err))
 			abort();
 	km_arena_init(&a, 0);
+	km_arena_init(&tree, 0);
 	while (s < end) {
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
 		size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
 		struct km_kube_event ev;
-		int rc = km_kube_parse_event(s, len, &root, &ev, &err);
+		int rc = km_kube_parse_event(s, len, &tree, &root, &ev, &err);
 
 		CHECK(rc == 0 || rc == KM_EINVAL);
 		CHECK(rc == 0 || root == NULL);
@@ -109,21 +111,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(ev.status.reason && ev.status.message);
 			else
 				decode_all(ev.object, &a);
-			km_kube_json_free(root);
 			root = NULL;
 		}
+		/* The daemon's informer keeps one chunk between events. */
+		km_arena_reset(&tree);
 		s += len + (nl ? 1 : 0);
 	}
-	if (km_kube_parse_list((const char *)data, size, &root, &l, &err) ==
-	    0) {
+	if (km_kube_parse_list((const char *)data, size, &tree, &root, &l,
+			       &err) == 0) {
 		size_t n = 0;
 
 		for (const km_json *it = km_kube_first(&l); it;
 		     it = km_kube_next(it), n++)
 			decode_all(it, &a);
 		CHECK(n == l.n_items);
-		km_kube_json_free(root);
 	}
+	km_arena_free(&tree);
 	{
 		struct km_kube_status st;
 

@@ -15,6 +15,9 @@
 
 #include "km_kube_decode.h"
 #include "km_kube_rules.h"
+
+/* The trees of the parses below; freed after each use. */
+static struct km_arena tree;
 #include "km_model.h"
 #include "km_pbcheck.h"
 
@@ -41,8 +44,8 @@ static void decode(struct doc *d, enum km_kube_resource r, const char *json)
 		line = malloc(n);
 		assert_non_null(line);
 		snprintf(line, n, "{\"type\":\"ADDED\",\"object\":%s}", json);
-		d->rc = km_kube_parse_event(line, strlen(line), &d->root, &ev,
-					    &d->err);
+		d->rc = km_kube_parse_event(line, strlen(line), &d->a, &d->root,
+					    &ev, &d->err);
 		free(line);
 	}
 	if (d->rc)
@@ -53,7 +56,6 @@ static void decode(struct doc *d, enum km_kube_resource r, const char *json)
 
 static void done(struct doc *d)
 {
-	km_kube_json_free(d->root);
 	km_arena_free(&d->a);
 }
 
@@ -236,8 +238,9 @@ static void test_lists_events_statuses(void **state)
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(
-		km_kube_parse_list(page, sizeof page - 1, &root, &l, &err), 0);
+	assert_int_equal(km_kube_parse_list(page, sizeof page - 1, &tree, &root,
+					    &l, &err),
+			 0);
 	assert_int_equal(l.n_items, 2);
 	assert_string_equal(l.resource_version, "1234");
 	assert_string_equal(l.continue_token, "eyJ2IjoibWV0YS");
@@ -251,7 +254,7 @@ static void test_lists_events_statuses(void **state)
 		n++;
 	}
 	assert_int_equal(n, 2);
-	km_kube_json_free(root);
+	km_arena_free(&tree);
 
 	/* A bookmark; a 410 Gone as the watch sends it. */
 	{
@@ -264,19 +267,57 @@ static void test_lists_events_statuses(void **state)
 			"version: 5 (900)\",\"reason\":\"Expired\",\"code\":"
 			"410}}";
 
-		assert_int_equal(km_kube_parse_event(bm, sizeof bm - 1, &root,
-						     &ev, &err),
+		assert_int_equal(km_kube_parse_event(bm, sizeof bm - 1, &tree,
+						     &root, &ev, &err),
 				 0);
 		assert_int_equal(ev.type, KM_EV_BOOKMARK);
 		assert_string_equal(ev.resource_version, "777");
-		km_kube_json_free(root);
+		assert_false(ev.initial_events_end);
+		km_arena_free(&tree);
+		/* The end of a list streamed as initial events, as
+		 * kube-apiserver 1.37 writes it; "false", or the annotation
+		 * on another event, is no end. */
+		{
+			static const char end[] =
+				"{\"type\":\"BOOKMARK\",\"object\":{\"kind\":"
+				"\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{"
+				"\"resourceVersion\":\"161329\",\"annotations\":{"
+				"\"k8s.io/initial-events-end\":\"true\"}}}}";
+			static const char no[] =
+				"{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{"
+				"\"resourceVersion\":\"9\",\"annotations\":{"
+				"\"k8s.io/initial-events-end\":\"false\"}}}}";
+			static const char added[] =
+				"{\"type\":\"ADDED\",\"object\":{\"metadata\":{"
+				"\"resourceVersion\":\"9\",\"annotations\":{"
+				"\"k8s.io/initial-events-end\":\"true\"}}}}";
+
+			assert_int_equal(
+				km_kube_parse_event(end, sizeof end - 1, &tree,
+						    &root, &ev, &err),
+				0);
+			assert_int_equal(ev.type, KM_EV_BOOKMARK);
+			assert_true(ev.initial_events_end);
+			assert_string_equal(ev.resource_version, "161329");
+			assert_int_equal(km_kube_parse_event(no, sizeof no - 1,
+							     &tree, &root, &ev,
+							     &err),
+					 0);
+			assert_false(ev.initial_events_end);
+			assert_int_equal(
+				km_kube_parse_event(added, sizeof added - 1,
+						    &tree, &root, &ev, &err),
+				0);
+			assert_false(ev.initial_events_end);
+			km_arena_free(&tree);
+		}
 		assert_int_equal(km_kube_parse_event(gone, sizeof gone - 1,
-						     &root, &ev, &err),
+						     &tree, &root, &ev, &err),
 				 0);
 		assert_int_equal(ev.type, KM_EV_ERROR);
 		assert_int_equal(ev.status.code, 410);
 		assert_string_equal(ev.status.reason, "Expired");
-		km_kube_json_free(root);
+		km_arena_free(&tree);
 	}
 	/* An error body; and one that is not a Status. */
 	{
@@ -362,14 +403,14 @@ static void test_hostile_objects(void **state)
 		km_json *root;
 
 		assert_int_equal(km_kube_parse_list("{\"items\":[[1]]}", 15,
-						    &root, &l, &err),
+						    &tree, &root, &l, &err),
 				 0);
 		d.rc = km_kube_decode_object(KM_RES_NODE, km_kube_first(&l),
 					     NULL, &d.o, &err);
 		assert_int_equal(d.rc, KM_EINVAL);
 		assert_string_equal(err.msg,
 				    "Node: (object): expected an object");
-		km_kube_json_free(root);
+		km_arena_free(&tree);
 	}
 
 	/* Not UTF-8: kept, with '?' for each bad byte. */
@@ -427,33 +468,33 @@ static void test_hostile_documents(void **state)
 	char *deep;
 
 	(void)state;
-	assert_int_equal(km_kube_parse_list("{\"items\":[]} x", 14, &root, &l,
-					    &err),
+	assert_int_equal(km_kube_parse_list("{\"items\":[]} x", 14, &tree,
+					    &root, &l, &err),
 			 KM_EINVAL);
 	assert_string_equal(err.msg,
 			    "list: more after the JSON value (at byte 13)");
 	assert_null(root);
-	assert_int_equal(km_kube_parse_list("{\"items\":[", 10, &root, &l,
-					    &err),
+	assert_int_equal(km_kube_parse_list("{\"items\":[", 10, &tree, &root,
+					    &l, &err),
 			 KM_EINVAL);
 	assert_non_null(strstr(err.msg, "list: not JSON"));
-	assert_int_equal(km_kube_parse_list("{\"items\":{}}", 12, &root, &l,
-					    &err),
+	assert_int_equal(km_kube_parse_list("{\"items\":{}}", 12, &tree, &root,
+					    &l, &err),
 			 KM_EINVAL);
 	assert_string_equal(err.msg, "List: items: expected a list");
 	assert_int_equal(km_kube_parse_list("{\"metadata\":{\"continue\":"
 					    "\"a\\nb\"},\"items\":[]}",
-					    43, &root, &l, &err),
+					    43, &tree, &root, &l, &err),
 			 KM_EINVAL);
 	assert_string_equal(err.msg,
 			    "List: metadata.continue: not printable ASCII");
 	/* Watch lines that are not events. */
-	assert_int_equal(km_kube_parse_event("{\"type\":\"ADDED\"}", 16, &root,
-					     &ev, &err),
+	assert_int_equal(km_kube_parse_event("{\"type\":\"ADDED\"}", 16, &tree,
+					     &root, &ev, &err),
 			 KM_EINVAL);
 	assert_int_equal(km_kube_parse_event("{\"type\":\"EXPLODED\","
 					     "\"object\":{}}",
-					     31, &root, &ev, &err),
+					     31, &tree, &root, &ev, &err),
 			 KM_EINVAL);
 	assert_string_equal(err.msg, "watch event: unknown type \"EXPLODED\"");
 	/* Nesting deeper than cJSON goes: an error, not a crash. */
@@ -462,13 +503,15 @@ static void test_hostile_documents(void **state)
 	memset(deep, '[', 100000);
 	memset(deep + 100000, ']', 100000);
 	deep[200000] = '\0';
-	assert_int_equal(km_kube_parse_list(deep, 200000, &root, &l, &err),
+	assert_int_equal(km_kube_parse_list(deep, 200000, &tree, &root, &l,
+					    &err),
 			 KM_EINVAL);
 	free(deep);
 	/* Larger than read at all. */
-	assert_int_equal(km_kube_parse_list("{}", KM_KUBE_BODY_MAX + 1u, &root,
-					    &l, &err),
+	assert_int_equal(km_kube_parse_list("{}", KM_KUBE_BODY_MAX + 1u, &tree,
+					    &root, &l, &err),
 			 KM_EINVAL);
+	km_arena_free(&tree);
 }
 
 static void test_times(void **state)
@@ -555,8 +598,8 @@ static struct km_kube_verdict judged(const char *name, enum km_kube_resource r,
 
 		assert_non_null(list);
 		snprintf(list, len + 64, "{\"items\":[%s]}", text);
-		d->rc = km_kube_parse_list(list, strlen(list), &d->root, &l,
-					   &d->err);
+		d->rc = km_kube_parse_list(list, strlen(list), &d->a, &d->root,
+					   &l, &d->err);
 		free(list);
 		if (d->rc)
 			fail_msg("%s: %s", name, d->err.msg);
@@ -699,7 +742,8 @@ static void test_fixtures_lists_watches_errors(void **state)
 	km_arena_init(&a, 4096);
 	for (size_t i = 0; i < 3; i++) {
 		text = fixture(pages[i], &len);
-		assert_int_equal(km_kube_parse_list(text, len, &root, &l, &err),
+		assert_int_equal(km_kube_parse_list(text, len, &tree, &root, &l,
+						    &err),
 				 0);
 		assert_true(l.resource_version[0] != '\0');
 		/* Pages 1 and 2 go on; the last does not. */
@@ -713,7 +757,7 @@ static void test_fixtures_lists_watches_errors(void **state)
 					 0);
 			items++;
 		}
-		km_kube_json_free(root);
+		km_arena_free(&tree);
 		free(text);
 	}
 	assert_int_equal(items, 7); /* 5 kubesim nodes and 2 of the script */
@@ -731,7 +775,8 @@ static void test_fixtures_lists_watches_errors(void **state)
 			if (next)
 				*next++ = '\0';
 			assert_int_equal(km_kube_parse_event(line, strlen(line),
-							     &root, &ev, &err),
+							     &tree, &root, &ev,
+							     &err),
 					 0);
 			seen[ev.type]++;
 			if (ev.type != KM_EV_BOOKMARK)
@@ -740,7 +785,7 @@ static void test_fixtures_lists_watches_errors(void **state)
 							 &a, &o, &err),
 						 0);
 			assert_true(ev.resource_version[0] != '\0');
-			km_kube_json_free(root);
+			km_arena_free(&tree);
 		}
 		free(text);
 		assert_int_equal(seen[KM_EV_ADDED], 1);
@@ -749,11 +794,12 @@ static void test_fixtures_lists_watches_errors(void **state)
 		assert_int_equal(seen[KM_EV_BOOKMARK], 1);
 	}
 	text = fixture("watch-gone.jsonl", &len);
-	assert_int_equal(km_kube_parse_event(text, len, &root, &ev, &err), 0);
+	assert_int_equal(
+		km_kube_parse_event(text, len, &tree, &root, &ev, &err), 0);
 	assert_int_equal(ev.type, KM_EV_ERROR);
 	assert_int_equal(ev.status.code, 410);
 	assert_string_equal(ev.status.reason, "Expired");
-	km_kube_json_free(root);
+	km_arena_free(&tree);
 	free(text);
 
 	text = fixture("status-403.json", &len);

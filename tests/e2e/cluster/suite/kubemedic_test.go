@@ -286,11 +286,12 @@ func TestKubemedicJudgesNodesAndTheAPIServer(t *testing.T) {
 			t.Errorf("%s: cause %q", ev.Transition.Target, ev.Transition.Cause)
 		}
 	}
-	// The initial sync of each resource is logged with what it brought.
+	// The initial sync of each resource is logged with what it brought:
+	// a v1.37 API server streams every list as a watch's initial events.
 	d.awaitLog(t, 30*time.Second, regexp.MustCompile(fmt.Sprintf(
-		`msg="kube: listed" cluster=\(default\) resource=nodes objects=%d pages=1 ms=\d+`, n)))
+		`msg="kube: listed" cluster=\(default\) resource=nodes objects=%d pages=0 how=stream ms=\d+`, n)))
 	d.awaitLog(t, 30*time.Second, regexp.MustCompile(
-		`msg="kube: listed" cluster=\(default\) resource=pods objects=\d+ pages=\d+ ms=\d+`))
+		`msg="kube: listed" cluster=\(default\) resource=pods objects=\d+ pages=0 how=stream ms=\d+`))
 }
 
 func TestKubemedicNodeNotReady(t *testing.T) {
