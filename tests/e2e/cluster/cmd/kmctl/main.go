@@ -28,6 +28,7 @@ commands:
                           them, JSON and protobuf (bench/kube_decode.sh)
   informer --kubeconfig F client-go informers on what kubemedic watches: the
                           baseline of bench/kube_scale.sh
+  churn FLAGS             delete pods at a steady rate for a while (bench)
 `
 
 func main() {
@@ -58,6 +59,8 @@ func main() {
 		err = cmdPodlist(args)
 	case "informer":
 		err = cmdInformer(args)
+	case "churn":
+		err = cmdChurn(args)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
