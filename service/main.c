@@ -583,6 +583,16 @@ int main(int argc, char **argv)
 		aopt.review = km_kube_token_review;
 		aopt.review_arg = reviewer;
 	}
+	/* And the role of who they are, asked of the same cluster's RBAC. */
+	if (cfg.auth_kube_access) {
+		aopt.access_review = km_kube_access_review;
+		aopt.access_review_arg = reviewer;
+		for (int r = KM_ROLE_VIEWER; r <= KM_ROLE_ADMIN; r++)
+			if (cfg.auth_kube_access_as[r].verb)
+				aopt.access[r] = &cfg.auth_kube_access_as[r];
+		aopt.access_allowed_ms = cfg.auth_kube_access_allowed_ms;
+		aopt.access_denied_ms = cfg.auth_kube_access_denied_ms;
+	}
 	aopt.token_file = cfg.auth_token_file;
 	aopt.local_user = cfg.auth_local_user;
 	aopt.local_role = cfg.auth_local_role;

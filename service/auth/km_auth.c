@@ -47,15 +47,30 @@ struct km_auth {
 	pthread_mutex_t rmu;
 	struct review *reviews;
 	size_t n_reviews;
+
+	/* Answers of o.access_review, by the SHA-256 of what was asked
+	 * (amu); the accesses asked, copied into arena. */
+	pthread_mutex_t amu;
+	struct access_answer *answers;
+	size_t n_answers;
+	const struct km_auth_access *access[KM_ROLE_ADMIN + 1];
 };
 
-/* A reviewed token: who it is, or why it is not valid, until when. */
+/* A reviewed token: who it is (in its own arena), or why it is not
+ * valid, until when. */
 struct review {
 	unsigned char hash[32];
 	bool ok;
-	char *user, *why;
-	char **groups;
-	size_t n_groups;
+	char *why;
+	struct km_arena ar;
+	struct km_auth_subject who;
+	int64_t until_ns;
+};
+
+/* An access review's answer: allowed or not, until when. */
+struct access_answer {
+	unsigned char hash[32];
+	bool allowed;
 	int64_t until_ns;
 };
 
@@ -338,29 +353,46 @@ static int role_of(const struct km_auth *a, const char *const *names,
 
 static void review_clear(struct review *r)
 {
-	free(r->user);
 	free(r->why);
-	for (size_t i = 0; i < r->n_groups; i++)
-		free(r->groups[i]);
-	free(r->groups);
+	km_arena_free(&r->ar);
 	memset(r, 0, sizeof *r);
 }
 
-/* Copies what a cached review says into out (and ar). */
-static int review_use(const struct review *r, struct km_arena *ar,
-		      struct km_identity *out, struct km_error *err)
+/* A deep copy of src into ar (a missing uid becomes ""). */
+static int subject_copy(struct km_arena *ar, struct km_auth_subject *dst,
+			const struct km_auth_subject *src)
 {
-	if (!r->ok)
-		return km_error_set(err, KM_EAUTH, "%s", r->why);
-	out->user = km_arena_strdup(ar, r->user);
-	out->groups = km_arena_calloc(ar, r->n_groups ? r->n_groups : 1,
-				      sizeof *out->groups);
-	if (!out->user || !out->groups)
-		return km_error_set(err, KM_ENOMEM, "out of memory");
-	for (size_t i = 0; i < r->n_groups; i++)
-		if (!(out->groups[i] = km_arena_strdup(ar, r->groups[i])))
-			return km_error_set(err, KM_ENOMEM, "out of memory");
-	out->n_groups = r->n_groups;
+	struct km_auth_extra *x;
+	const char **g;
+
+	memset(dst, 0, sizeof *dst);
+	dst->user = km_arena_strdup(ar, src->user ? src->user : "");
+	dst->uid = km_arena_strdup(ar, src->uid ? src->uid : "");
+	g = km_arena_calloc(ar, src->n_groups + 1, sizeof *g);
+	x = km_arena_calloc(ar, src->n_extra + 1, sizeof *x);
+	if (!dst->user || !dst->uid || !g || !x)
+		return KM_ENOMEM;
+	for (size_t i = 0; i < src->n_groups; i++)
+		if (!(g[i] = km_arena_strdup(ar, src->groups[i])))
+			return KM_ENOMEM;
+	for (size_t i = 0; i < src->n_extra; i++) {
+		const struct km_auth_extra *e = &src->extra[i];
+
+		x[i].key = km_arena_strdup(ar, e->key);
+		x[i].values = km_arena_calloc(ar, e->n_values + 1,
+					      sizeof *x[i].values);
+		if (!x[i].key || !x[i].values)
+			return KM_ENOMEM;
+		for (size_t k = 0; k < e->n_values; k++)
+			if (!(x[i].values[k] =
+				      km_arena_strdup(ar, e->values[k])))
+				return KM_ENOMEM;
+		x[i].n_values = e->n_values;
+	}
+	dst->groups = g;
+	dst->n_groups = src->n_groups;
+	dst->extra = x;
+	dst->n_extra = src->n_extra;
 	return 0;
 }
 
@@ -368,29 +400,32 @@ static int review_use(const struct review *r, struct km_arena *ar,
  * kept a minute (10 s when the token is not valid) so that a client's
  * calls do not each cost the API server a review; a reviewer that cannot
  * answer is not cached. At most REVIEWS_MAX answers, the oldest made room
- * for. */
+ * for. *who is in ar. */
 static int from_review(struct km_auth *a, const unsigned char h[32],
 		       const char *token, struct km_arena *ar,
-		       struct km_identity *out, struct km_error *err)
+		       struct km_auth_subject *who, struct km_error *err)
 {
 	int64_t now = km_mono_ns();
 	struct review fresh = {0}, *slot = NULL;
-	const char *user = NULL, **groups = NULL;
-	size_t n_groups = 0;
+	struct km_auth_subject got = {0};
 	int rc;
 
 	pthread_mutex_lock(&a->rmu);
 	for (size_t i = 0; i < a->n_reviews; i++)
 		if (CRYPTO_memcmp(h, a->reviews[i].hash, 32) == 0 &&
 		    a->reviews[i].until_ns > now) {
-			rc = review_use(&a->reviews[i], ar, out, err);
+			if (!a->reviews[i].ok)
+				rc = km_error_set(err, KM_EAUTH, "%s",
+						  a->reviews[i].why);
+			else if ((rc = subject_copy(ar, who,
+						    &a->reviews[i].who)))
+				km_error_set(err, rc, "out of memory");
 			pthread_mutex_unlock(&a->rmu);
 			return rc;
 		}
 	pthread_mutex_unlock(&a->rmu);
 
-	rc = a->o.review(a->o.review_arg, token, ar, &user, &groups, &n_groups,
-			 err);
+	rc = a->o.review(a->o.review_arg, token, ar, &got, err);
 	if (rc && rc != KM_EAUTH) {
 		char why[KM_ERROR_MSG_MAX];
 
@@ -401,33 +436,25 @@ static int from_review(struct km_auth *a, const unsigned char h[32],
 				    "%.400s",
 				    why);
 	}
-	/* The answer, in ar already; the cache keeps copies of its own. */
-	if (rc == 0) {
-		out->user = user ? user : "";
-		out->groups = groups;
-		out->n_groups = groups ? n_groups : 0;
-	} else if (err && !err->msg[0]) {
+	if (rc == 0 && (!got.user || !*got.user))
+		return km_error_set(err, KM_EUNAVAIL,
+				    "the bearer token could not be checked: "
+				    "the reviewer named no user");
+	if (rc == 0 && (rc = subject_copy(ar, who, &got)))
+		return km_error_set(err, rc, "out of memory");
+	if (rc && err && !err->msg[0])
 		km_error_set(err, KM_EAUTH, "the bearer token is not valid");
-	}
+	/* The answer is in ar; the cache keeps a copy of its own. */
 	memcpy(fresh.hash, h, 32);
 	fresh.ok = rc == 0;
 	fresh.until_ns = now + (fresh.ok ? REVIEW_OK_NS : REVIEW_BAD_NS);
-	if (fresh.ok) {
-		bool copied = (fresh.user = strdup(out->user)) &&
-			      (fresh.groups = calloc(out->n_groups + 1,
-						     sizeof *fresh.groups));
-
-		for (size_t i = 0; copied && i < out->n_groups; i++)
-			copied = (fresh.groups[fresh.n_groups++] =
-					  strdup(out->groups[i])) != NULL;
-		if (!copied) {
-			review_clear(&fresh);
-			return rc; /* answered, not cached */
-		}
-	} else if (!(fresh.why =
-			     strdup(err ? err->msg
-					: "the bearer token is not valid"))) {
-		return rc;
+	km_arena_init(&fresh.ar, 256);
+	if (fresh.ok ? subject_copy(&fresh.ar, &fresh.who, who) != 0
+		     : !(fresh.why = strdup(err ? err->msg
+						: "the bearer token is not "
+						  "valid"))) {
+		review_clear(&fresh);
+		return rc; /* answered, not cached */
 	}
 	pthread_mutex_lock(&a->rmu);
 	for (size_t i = 0; i < a->n_reviews && !slot; i++)
@@ -456,6 +483,138 @@ static int from_review(struct km_auth *a, const unsigned char h[32],
 	return rc;
 }
 
+/* ---- roles from the cluster's RBAC ---------------------------------------- */
+
+static int feed(EVP_MD_CTX *c, const char *s)
+{
+	uint64_t n = s ? strlen(s) : 0;
+
+	return EVP_DigestUpdate(c, &n, sizeof n) &&
+	       EVP_DigestUpdate(c, s ? s : "", (size_t)n);
+}
+
+static int feed_n(EVP_MD_CTX *c, size_t n)
+{
+	uint64_t v = n;
+
+	return EVP_DigestUpdate(c, &v, sizeof v);
+}
+
+/* What an access review asks, all of it (every string length-prefixed,
+ * every list counted, so two different questions never hash alike). */
+static int access_key(const struct km_auth_subject *s,
+		      const struct km_auth_access *w, unsigned char out[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+		 feed(c, s->user) && feed(c, s->uid) && feed_n(c, s->n_groups);
+
+	for (size_t i = 0; ok && i < s->n_groups; i++)
+		ok = feed(c, s->groups[i]);
+	ok = ok && feed_n(c, s->n_extra);
+	for (size_t i = 0; ok && i < s->n_extra; i++) {
+		ok = feed(c, s->extra[i].key) &&
+		     feed_n(c, s->extra[i].n_values);
+		for (size_t k = 0; ok && k < s->extra[i].n_values; k++)
+			ok = feed(c, s->extra[i].values[k]);
+	}
+	ok = ok && feed(c, w->group) && feed(c, w->resource) &&
+	     feed(c, w->subresource) && feed(c, w->name) && feed(c, w->ns) &&
+	     feed(c, w->verb) && EVP_DigestFinal_ex(c, out, &len) && len == 32;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : KM_ENOMEM;
+}
+
+/* May who do role's access? 0 yes, KM_EPERM no (both kept for a while),
+ * KM_EUNAVAIL when the cluster could not say (not kept). */
+static int ask_access(struct km_auth *a, const struct km_auth_subject *who,
+		      int role, struct km_error *err)
+{
+	const struct km_auth_access *w = a->access[role];
+	struct km_error aerr = {0};
+	struct access_answer *slot = NULL;
+	unsigned char h[32];
+	int64_t now = km_mono_ns(), ttl_ns;
+	int rc;
+
+	if (access_key(who, w, h))
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	pthread_mutex_lock(&a->amu);
+	for (size_t i = 0; i < a->n_answers; i++)
+		if (CRYPTO_memcmp(h, a->answers[i].hash, 32) == 0 &&
+		    a->answers[i].until_ns > now) {
+			rc = a->answers[i].allowed ? 0 : KM_EPERM;
+			pthread_mutex_unlock(&a->amu);
+			return rc;
+		}
+	pthread_mutex_unlock(&a->amu);
+
+	rc = a->o.access_review(a->o.access_review_arg, who, w, &aerr);
+	if (rc && rc != KM_EPERM)
+		return km_error_set(err, KM_EUNAVAIL,
+				    "the role of Kubernetes user \"%.100s\" "
+				    "could not be asked of the cluster "
+				    "(%s: %.40s on %.100s): %.300s",
+				    who->user, km_role_name(role), w->verb,
+				    w->resource,
+				    aerr.msg[0] ? aerr.msg : km_strerror(rc));
+	ttl_ns =
+		(rc ? a->o.access_denied_ms : a->o.access_allowed_ms) * 1000000;
+	if (ttl_ns <= 0)
+		return rc;
+	pthread_mutex_lock(&a->amu);
+	for (size_t i = 0; i < a->n_answers && !slot; i++)
+		if (CRYPTO_memcmp(h, a->answers[i].hash, 32) == 0 ||
+		    a->answers[i].until_ns <= now)
+			slot = &a->answers[i];
+	if (!slot && a->n_answers < KM_AUTH_ACCESS_CACHE_MAX) {
+		struct access_answer *v =
+			realloc(a->answers, (a->n_answers + 1) * sizeof *v);
+
+		if (v) {
+			a->answers = v;
+			slot = &v[a->n_answers++];
+		}
+	}
+	if (!slot && a->n_answers) {
+		slot = &a->answers[0];
+		for (size_t i = 1; i < a->n_answers; i++)
+			if (a->answers[i].until_ns < slot->until_ns)
+				slot = &a->answers[i];
+	}
+	if (slot) {
+		memcpy(slot->hash, h, 32);
+		slot->allowed = rc == 0;
+		slot->until_ns = now + ttl_ns;
+	}
+	pthread_mutex_unlock(&a->amu);
+	return rc;
+}
+
+/* The highest role above *role whose access the cluster allows who, asked
+ * from the top (the first allowed is the answer); *role stays when none
+ * is. An access that cannot be asked fails it all: a caller is never
+ * given less than its due in silence. */
+static int access_role(struct km_auth *a, const struct km_auth_subject *who,
+		       int *role, struct km_error *err)
+{
+	for (int r = KM_ROLE_ADMIN; r > *role; r--) {
+		int rc;
+
+		if (!a->access[r])
+			continue;
+		rc = ask_access(a, who, r, err);
+		if (rc == 0) {
+			*role = r;
+			return 0;
+		}
+		if (rc != KM_EPERM)
+			return rc;
+	}
+	return 0;
+}
+
 static int from_token(struct km_auth *a, const char *token, struct km_arena *ar,
 		      struct km_identity *out, struct km_error *err)
 {
@@ -463,6 +622,7 @@ static int from_token(struct km_auth *a, const char *token, struct km_arena *ar,
 	unsigned int hl = 0;
 	size_t len = strlen(token), hit = SIZE_MAX;
 	const char *user = NULL;
+	struct km_auth_subject who = {0};
 	int rc = 0;
 
 	if (!len || len > TOKEN_MAX)
@@ -472,7 +632,7 @@ static int from_token(struct km_auth *a, const char *token, struct km_arena *ar,
 				    TOKEN_MAX);
 	EVP_Digest(token, len, h, &hl, EVP_sha256(), NULL);
 	if (!a->o.token_file && a->o.review) {
-		rc = from_review(a, h, token, ar, out, err);
+		rc = from_review(a, h, token, ar, &who, err);
 		goto reviewed;
 	}
 	if (!a->o.token_file)
@@ -503,7 +663,7 @@ static int from_token(struct km_auth *a, const char *token, struct km_arena *ar,
 	if (rc)
 		return km_error_set(err, rc, "out of memory");
 	if (hit == SIZE_MAX && a->o.review) {
-		rc = from_review(a, h, token, ar, out, err);
+		rc = from_review(a, h, token, ar, &who, err);
 		goto reviewed;
 	}
 	if (hit == SIZE_MAX)
@@ -519,10 +679,16 @@ static int from_token(struct km_auth *a, const char *token, struct km_arena *ar,
 reviewed:
 	if (rc)
 		return rc;
+	out->user = who.user;
+	out->groups = who.groups;
+	out->n_groups = who.n_groups;
 	out->by = "kube";
 	out->role = role_of(a, &out->user, 1, (const char *const *)out->groups,
 			    out->n_groups);
-	return 0;
+	if (!a->o.access_review)
+		return 0;
+	out->access = a->access;
+	return access_role(a, &who, &out->role, err);
 }
 
 static int from_cert(const struct km_auth *a, const struct km_auth_request *req,
@@ -590,15 +756,30 @@ int km_auth_check(const struct km_identity *id, int needed, const char *what,
 			"credentials: present a client certificate (--tls-cert, "
 			"--tls-key) or a bearer token (--token-file)",
 			what, km_role_name(needed));
-	return km_error_set(err, KM_EPERM,
-			    "%s needs the %s role; %s \"%s\" has %s", what,
-			    km_role_name(needed),
-			    !strcmp(id->by, "cert")    ? "certificate"
-			    : !strcmp(id->by, "token") ? "token user"
-			    : !strcmp(id->by, "kube")  ? "Kubernetes user"
-						       : "local user",
-			    id->user,
-			    id->role ? km_role_name(id->role) : "no role");
+	km_error_set(err, KM_EPERM, "%s needs the %s role; %s \"%s\" has %s",
+		     what, km_role_name(needed),
+		     !strcmp(id->by, "cert")    ? "certificate"
+		     : !strcmp(id->by, "token") ? "token user"
+		     : !strcmp(id->by, "kube")  ? "Kubernetes user"
+						: "local user",
+		     id->user, id->role ? km_role_name(id->role) : "no role");
+	/* What the cluster's RBAC would have to allow, in kubectl's words
+	 * ("kubectl auth can-i update health.kubemedic.io"). */
+	if (err && id->access && needed <= KM_ROLE_ADMIN &&
+	    id->access[needed]) {
+		const struct km_auth_access *w = id->access[needed];
+		size_t n = strlen(err->msg);
+
+		snprintf(err->msg + n, sizeof err->msg - n,
+			 " (the cluster's RBAC gives %s to whom it allows "
+			 "\"%s\" on %s%s%s%s%s%s%s%s%s)",
+			 km_role_name(needed), w->verb, w->resource,
+			 *w->group ? "." : "", w->group,
+			 *w->subresource ? "/" : "", w->subresource,
+			 *w->name ? " named " : "", w->name,
+			 *w->ns ? " in namespace " : "", w->ns);
+	}
+	return KM_EPERM;
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -610,6 +791,17 @@ int km_auth_open(const struct km_auth_options *o, struct km_auth **out,
 	int rc = 0;
 
 	*out = NULL;
+	for (int r = 0; o->access_review && r <= KM_ROLE_ADMIN; r++)
+		if (o->access[r] &&
+		    (r == KM_ROLE_NONE || !o->access[r]->verb ||
+		     !*o->access[r]->verb || !o->access[r]->resource ||
+		     !*o->access[r]->resource)) {
+			free(a);
+			return km_error_set(err, KM_EINVAL,
+					    "the access asked for the %s role "
+					    "needs a verb and a resource",
+					    km_role_name(r));
+		}
 	if (!a)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	a->o = *o;
@@ -617,6 +809,28 @@ int km_auth_open(const struct km_auth_options *o, struct km_auth **out,
 	km_arena_init(&a->tarena, 1024);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_mutex_init(&a->rmu, NULL);
+	pthread_mutex_init(&a->amu, NULL);
+	for (int r = 0; !rc && r <= KM_ROLE_ADMIN; r++) {
+		const struct km_auth_access *w = o->access[r];
+		struct km_auth_access *c;
+
+		if (!w || !o->access_review)
+			continue;
+		c = km_arena_calloc(&a->arena, 1, sizeof *c);
+		if (!c ||
+		    !(c->group = km_arena_strdup(&a->arena,
+						 w->group ? w->group : "")) ||
+		    !(c->resource = km_arena_strdup(&a->arena, w->resource)) ||
+		    !(c->subresource = km_arena_strdup(
+			      &a->arena,
+			      w->subresource ? w->subresource : "")) ||
+		    !(c->name = km_arena_strdup(&a->arena,
+						w->name ? w->name : "")) ||
+		    !(c->ns = km_arena_strdup(&a->arena, w->ns ? w->ns : "")) ||
+		    !(c->verb = km_arena_strdup(&a->arena, w->verb)))
+			rc = KM_ENOMEM;
+		a->access[r] = c;
+	}
 	/* The options are the caller's (the config's arena): copied, so the
 	 * hub of identities does not depend on their life. */
 	if (o->token_file &&
@@ -679,6 +893,8 @@ void km_auth_close(struct km_auth *a)
 	for (size_t i = 0; i < a->n_reviews; i++)
 		review_clear(&a->reviews[i]);
 	free(a->reviews);
+	free(a->answers);
+	pthread_mutex_destroy(&a->amu);
 	pthread_mutex_destroy(&a->rmu);
 	pthread_mutex_destroy(&a->mu);
 	km_arena_free(&a->tarena);

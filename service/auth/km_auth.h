@@ -16,13 +16,27 @@
  *      address, if the configuration names one (its role is viewer unless
  *      configured otherwise).
  * The Kubernetes integration adds TokenReview as one more link (a token
- * the token file does not know is asked of the API server).
+ * the token file does not know is asked of the API server), and, when
+ * configured, SubjectAccessReview for the role of the identities it gives
+ * (below).
  *
  * Roles. viewer (reads, watches, grpc.health.v1), operator (HTTP, TCP and
  * gRPC probes; recovery later) and admin (exec and file probes, caFile,
  * workingDir, the audit trail; policies later). Each role includes the
  * ones below it. Bindings in the configuration give roles to users and
  * groups; an identity's role is the highest any binding gives it.
+ *
+ * Roles from the cluster's RBAC. With options.access_review, an identity
+ * a TokenReview gave (by "kube") may have more: for each role above what
+ * the bindings give, highest first, the cluster is asked whether the
+ * subject may do that role's access (options.access: a verb on a
+ * resource, SubjectAccessReview's resourceAttributes); the first allowed
+ * is its role. Bindings and RBAC both grant, neither takes away. An
+ * access review that cannot be answered fails the call (KM_EUNAVAIL),
+ * never a lower role in silence. Answers are kept per subject (user,
+ * groups, uid, extra) and access asked: access_allowed_ms when allowed,
+ * access_denied_ms when not, at most KM_AUTH_ACCESS_CACHE_MAX of them (the
+ * soonest to expire makes room); one that failed is not kept.
  *
  * Authorization. One table (km_auth_table.c) maps every gRPC method, and
  * every probe type and privileged probe field, to the role it needs; a
@@ -70,14 +84,52 @@ struct km_auth_request {
 	const char *bearer; /* a bearer token, or NULL */
 };
 
+struct km_auth_access;
+
 struct km_identity {
 	const char *user; /* "" when anonymous */
 	const char **groups;
 	size_t n_groups;
-	const char *by; /* "cert", "token", "local" or "none" */
+	const char *by; /* "cert", "token", "kube", "local" or "none" */
 	const char *peer;
 	int role; /* enum km_role */
+	/* For a "kube" identity whose role the cluster's RBAC decides: the
+	 * access asked for each role (NULL where none), named in refusals so
+	 * that a refused caller learns what to be granted. NULL otherwise. */
+	const struct km_auth_access *const *access;
 };
+
+/* Who a reviewer (TokenReview) says a token belongs to: its status.user,
+ * all of it, since an access review asks about exactly this subject. */
+struct km_auth_extra {
+	const char *key; /* "authentication.kubernetes.io/pod-name" */
+	const char **values;
+	size_t n_values;
+};
+
+struct km_auth_subject {
+	const char *user; /* "system:serviceaccount:NS:NAME" */
+	const char *uid;  /* "" when none */
+	const char **groups;
+	size_t n_groups;
+	const struct km_auth_extra *extra;
+	size_t n_extra;
+};
+
+/* What the cluster is asked about a role (SubjectAccessReview's
+ * resourceAttributes): may the subject do verb on resource (of API group
+ * group; subresource and name when not "") in namespace ns ("" = across
+ * the cluster: a ClusterRoleBinding grants it, a RoleBinding does not)? */
+struct km_auth_access {
+	const char *group;       /* "kubemedic.io" */
+	const char *resource;    /* "health" */
+	const char *subresource; /* "" */
+	const char *name;        /* "" */
+	const char *ns;          /* "" */
+	const char *verb;        /* "get" */
+};
+
+#define KM_AUTH_ACCESS_CACHE_MAX 3072
 
 struct km_auth_binding {
 	int role;
@@ -101,15 +153,28 @@ struct km_auth_options {
 	                              KM_ROLE_NONE (anyone) */
 	/* One more link of the chain: a bearer token the token file does
 	 * not know is reviewed here (Kubernetes' TokenReview, main wires
-	 * it). 0 with *user and *groups (NUL-separated "a\0b\0", n) in
-	 * ar; KM_EAUTH with err saying why the token is not valid;
-	 * KM_EUNAVAIL when the reviewer cannot answer. Called from the
-	 * API's threads, may block (its own timeout); answers are cached
-	 * (a minute when valid, 10 s when not). NULL: none. */
+	 * it). 0 with *out filled (in ar); KM_EAUTH with err saying why the
+	 * token is not valid; KM_EUNAVAIL when the reviewer cannot answer.
+	 * Called from the API's threads, may block (its own timeout);
+	 * answers are cached (a minute when valid, 10 s when not). NULL:
+	 * none. */
 	int (*review)(void *arg, const char *token, struct km_arena *ar,
-		      const char **user, const char ***groups, size_t *n_groups,
-		      struct km_error *err);
+		      struct km_auth_subject *out, struct km_error *err);
 	void *review_arg;
+	/* The role of what review says, from the cluster's RBAC (Kubernetes'
+	 * SubjectAccessReview, main wires it): 0 when who may do what,
+	 * KM_EPERM when not (err: the API server's reason, if any),
+	 * KM_EUNAVAIL when it cannot be asked. Called from the API's
+	 * threads, may block (its own timeout). NULL: bindings only. */
+	int (*access_review)(void *arg, const struct km_auth_subject *who,
+			     const struct km_auth_access *what,
+			     struct km_error *err);
+	void *access_review_arg;
+	/* What access_review is asked for each role (index enum km_role;
+	 * NULL: the role is never asked, only bindings give it). Copied. */
+	const struct km_auth_access *access[KM_ROLE_ADMIN + 1];
+	int64_t access_allowed_ms; /* how long answers are kept; 0: not */
+	int64_t access_denied_ms;
 };
 
 struct km_auth;
@@ -128,7 +193,9 @@ int km_auth_identify(struct km_auth *a, const struct km_auth_request *req,
 
 /* 0 if id's role meets needed; else KM_EAUTH for an anonymous caller
  * ("present a client certificate or a bearer token") or KM_EPERM naming
- * the role missing and what needed it ("CreateProbe needs operator"). */
+ * the role missing and what needed it ("CreateProbe needs operator"),
+ * and, when the cluster's RBAC decides id's role, the access that gives
+ * it ("update on health.kubemedic.io"). */
 int km_auth_check(const struct km_identity *id, int needed, const char *what,
 		  struct km_error *err);
 

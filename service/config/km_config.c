@@ -70,6 +70,19 @@ void km_config_defaults(struct km_config *c)
 	c->auth_local_user = "local";
 	c->auth_local_role = KM_ROLE_VIEWER;
 	c->auth_health_role = KM_ROLE_VIEWER;
+	for (int r = KM_ROLE_VIEWER; r <= KM_ROLE_ADMIN; r++)
+		c->auth_kube_access_as[r] = (struct km_auth_access){
+			.group = "kubemedic.io",
+			.resource = "health",
+			.subresource = "",
+			.name = "",
+			.ns = "",
+			.verb = r == KM_ROLE_VIEWER     ? "get"
+				: r == KM_ROLE_OPERATOR ? "update"
+							: "*",
+		};
+	c->auth_kube_access_allowed_ms = MS_MINUTE;
+	c->auth_kube_access_denied_ms = 10 * 1000;
 	c->audit_retention_ms = 400 * MS_DAY;
 	c->limits = KM_LIMITS_DEFAULTS;
 	c->kube_lease_grace_ms = 40 * 1000;
@@ -1055,21 +1068,233 @@ static int parse_binding(struct km_yaml *ld, const yaml_node_t *n,
 	return 0;
 }
 
+/* Kubernetes' names, as the API server checks them: a DNS subdomain (an
+ * API group), a DNS label (a namespace), a resource ("deployments",
+ * "pods"), a verb ("get", "create", or a custom one such as "escalate"). */
+static bool is_dns_name(const char *s, size_t max, bool dots)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > max || !isalnum((unsigned char)s[0]) ||
+	    !isalnum((unsigned char)s[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)s[i]) ||
+		      isdigit((unsigned char)s[i]) || s[i] == '-' ||
+		      (dots && s[i] == '.')))
+			return false;
+	return true;
+}
+
+static bool is_verb(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!strcmp(s, "*"))
+		return true;
+	if (!n || n > 63 || !islower((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!islower((unsigned char)s[i]) &&
+		    !isdigit((unsigned char)s[i]) && s[i] != '-')
+			return false;
+	return true;
+}
+
+/* One string of an access; *out stays when the key is not given. */
+static int get_access_part(struct km_yaml *ld, const yaml_node_t *n,
+			   const char *role, const char *key, bool may_be_empty,
+			   const char **out)
+{
+	struct km_yaml_shown b;
+	const char *s = NULL;
+	char p[128];
+	bool ok;
+	int rc;
+
+	if (!n)
+		return 0;
+	pathf(p, sizeof p, "auth.kubernetesAccessReview.%s.%s", role, key);
+	if (km_yaml_is_null(n))
+		return km_yaml_errorf(ld, n, "%s: expected a string, got null",
+				      p);
+	if ((rc = km_yaml_str(ld, n, p, &s)))
+		return rc;
+	if (!*s) {
+		ok = may_be_empty;
+	} else if (!strcmp(key, "verb")) {
+		ok = is_verb(s);
+	} else if (!strcmp(key, "group")) {
+		ok = !strcmp(s, "*") || is_dns_name(s, 253, true);
+	} else if (!strcmp(key, "namespace")) {
+		ok = is_dns_name(s, 63, false);
+	} else if (!strcmp(key, "name")) {
+		ok = strlen(s) <= 253 && !strchr(s, '/') && !strchr(s, '%') &&
+		     strcmp(s, ".") && strcmp(s, "..");
+		for (size_t i = 0; ok && s[i]; i++)
+			ok = (unsigned char)s[i] > ' ' && s[i] != 0x7f;
+	} else { /* resource, subresource */
+		ok = !strcmp(s, "*") || is_dns_name(s, 253, true);
+	}
+	if (!ok)
+		return km_yaml_errorf(
+			ld, n, "%s: %s is not %s", p, km_yaml_show(n, &b),
+			!strcmp(key, "verb")
+				? "a verb (lowercase letters, digits and "
+				  "'-', such as get, update or create; or *)"
+			: !strcmp(key, "group")
+				? "an API group (a DNS subdomain such as "
+				  "kubemedic.io; \"\" for the core group; or *)"
+			: !strcmp(key, "namespace")
+				? "a namespace (a DNS label; \"\" for the "
+				  "whole cluster)"
+			: !strcmp(key, "name")
+				? "an object name (no '/', '%', spaces or "
+				  "control characters, at most 253 bytes)"
+				: "a resource (lowercase, such as health or "
+				  "recoveries; or *)");
+	*out = s;
+	return 0;
+}
+
+/* One role's access: a mapping over the defaults, or none (not asked). */
+static int parse_access_role(struct km_yaml *ld, const yaml_node_t *n, int role,
+			     struct km_auth_access *w)
+{
+	static const char *const keys[] = {"group", "resource",  "subresource",
+					   "name",  "namespace", "verb"};
+	const char *rn = km_role_name(role);
+	struct km_yaml_shown b;
+	yaml_node_t *v[6];
+	char p[96];
+	int rc;
+
+	pathf(p, sizeof p, "auth.kubernetesAccessReview.%s", rn);
+	if (!n || km_yaml_is_null(n))
+		return 0;
+	if (n->type == YAML_SCALAR_NODE) {
+		if (!strcmp(km_yaml_scalar(n), "none") &&
+		    n->data.scalar.length == 4) {
+			w->verb = NULL;
+			return 0;
+		}
+		return km_yaml_errorf(ld, n,
+				      "%s: expected {group, resource, "
+				      "subresource, name, namespace, verb} or "
+				      "none (the %s role is not asked of the "
+				      "cluster), got %s",
+				      p, rn, km_yaml_show(n, &b));
+	}
+	if (km_yaml_map(ld, n, p, keys, 6, v, 0))
+		return KM_EINVAL;
+	if ((rc = get_access_part(ld, v[0], rn, "group", true, &w->group)) ||
+	    (rc = get_access_part(ld, v[1], rn, "resource", false,
+				  &w->resource)) ||
+	    (rc = get_access_part(ld, v[2], rn, "subresource", true,
+				  &w->subresource)) ||
+	    (rc = get_access_part(ld, v[3], rn, "name", true, &w->name)) ||
+	    (rc = get_access_part(ld, v[4], rn, "namespace", true, &w->ns)) ||
+	    (rc = get_access_part(ld, v[5], rn, "verb", false, &w->verb)))
+		return rc;
+	return 0;
+}
+
+static bool same_access(const struct km_auth_access *a,
+			const struct km_auth_access *b)
+{
+	return !strcmp(a->group, b->group) &&
+	       !strcmp(a->resource, b->resource) &&
+	       !strcmp(a->subresource, b->subresource) &&
+	       !strcmp(a->name, b->name) && !strcmp(a->ns, b->ns) &&
+	       !strcmp(a->verb, b->verb);
+}
+
+/* auth.kubernetesAccessReview: true (the defaults), false, or a mapping
+ * of roles and cache times. */
+static int parse_access_review(struct km_yaml *ld, const yaml_node_t *n,
+			       struct km_config *c)
+{
+	static const char *const keys[] = {"viewer", "operator", "admin",
+					   "cacheAllowed", "cacheDenied"};
+	const char *const path = "auth.kubernetesAccessReview";
+	yaml_node_t *v[5];
+	int rc, asked = 0;
+
+	if (!n || km_yaml_is_null(n))
+		return 0;
+	if (n->type == YAML_SCALAR_NODE)
+		return km_yaml_bool(ld, n, path, &c->auth_kube_access);
+	if (km_yaml_map(ld, n, path, keys, 5, v, 0))
+		return KM_EINVAL;
+	c->auth_kube_access = true;
+	for (int r = KM_ROLE_VIEWER; r <= KM_ROLE_ADMIN; r++)
+		if ((rc = parse_access_role(ld, v[r - 1], r,
+					    &c->auth_kube_access_as[r])))
+			return rc;
+	if ((rc = km_yaml_duration(ld, v[3],
+				   "auth.kubernetesAccessReview."
+				   "cacheAllowed",
+				   0, MS_HOUR, "between 0s and 1h",
+				   &c->auth_kube_access_allowed_ms)) ||
+	    (rc = km_yaml_duration(ld, v[4],
+				   "auth.kubernetesAccessReview."
+				   "cacheDenied",
+				   0, MS_HOUR, "between 0s and 1h",
+				   &c->auth_kube_access_denied_ms)))
+		return rc;
+	for (int r = KM_ROLE_VIEWER; r <= KM_ROLE_ADMIN; r++) {
+		const struct km_auth_access *w = &c->auth_kube_access_as[r];
+
+		if (!w->verb)
+			continue;
+		asked++;
+		for (int q = KM_ROLE_VIEWER; q < r; q++)
+			if (c->auth_kube_access_as[q].verb &&
+			    same_access(&c->auth_kube_access_as[q], w))
+				return km_yaml_errorf(
+					ld, v[r - 1] ? v[r - 1] : n,
+					"%s.%s: asks the cluster the same as "
+					"%s (\"%s\" on %s%s%s): a caller "
+					"allowed one would always have %s",
+					path, km_role_name(r), km_role_name(q),
+					w->verb, w->resource,
+					*w->group ? "." : "", w->group,
+					km_role_name(r));
+	}
+	if (!asked)
+		return km_yaml_errorf(ld, n,
+				      "%s: every role is none: nothing would "
+				      "be asked (false turns it off)",
+				      path);
+	return 0;
+}
+
 static int parse_auth(struct km_yaml *ld, const yaml_node_t *n,
 		      struct km_config *c)
 {
-	static const char *const keys[] = {"tokenFile", "localUser",
-					   "localRole", "healthRole",
-					   "bindings",  "kubernetesTokens"};
-	yaml_node_t *v[6];
+	static const char *const keys[] = {"tokenFile",
+					   "localUser",
+					   "localRole",
+					   "healthRole",
+					   "bindings",
+					   "kubernetesTokens",
+					   "kubernetesAccessReview"};
+	yaml_node_t *v[7];
 	struct km_yaml_shown b;
 	int rc, health = -1;
 
-	if (km_yaml_map(ld, n, "auth", keys, 6, v, 0))
+	if (km_yaml_map(ld, n, "auth", keys, 7, v, 0))
 		return KM_EINVAL;
 	if ((rc = km_yaml_bool(ld, v[5], "auth.kubernetesTokens",
-			       &c->auth_kube_tokens)))
+			       &c->auth_kube_tokens)) ||
+	    (rc = parse_access_review(ld, v[6], c)))
 		return rc;
+	if (c->auth_kube_access && !c->auth_kube_tokens)
+		return km_yaml_errorf(
+			ld, v[6],
+			"auth.kubernetesAccessReview: needs "
+			"auth.kubernetesTokens: true (it asks the cluster "
+			"about the identities its TokenReviews give)");
 	if ((rc = get_path(ld, v[0], "auth.tokenFile", &c->auth_token_file)) ||
 	    (rc = km_yaml_str(ld, v[1], "auth.localUser",
 			      &c->auth_local_user)) ||

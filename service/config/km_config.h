@@ -143,6 +143,14 @@ struct km_config {
 	int auth_local_role;            /* enum km_role; viewer */
 	int auth_health_role;           /* viewer; none = anyone */
 	bool auth_kube_tokens; /* bearer tokens reviewed by the cluster */
+	/* auth.kubernetesAccessReview: the role of a token the cluster
+	 * reviewed, from its RBAC (SubjectAccessReview); off: bindings only.
+	 * What is asked for each role (index enum km_role; verb NULL: that
+	 * role is not asked); strings static or in the arena. */
+	bool auth_kube_access;
+	struct km_auth_access auth_kube_access_as[KM_ROLE_ADMIN + 1];
+	int64_t auth_kube_access_allowed_ms; /* cacheAllowed: 1 min */
+	int64_t auth_kube_access_denied_ms;  /* cacheDenied: 10 s */
 	struct km_auth_binding *auth_bindings;
 	size_t n_auth_bindings;
 	int64_t audit_retention_ms; /* 400 days; 0 = keep forever */

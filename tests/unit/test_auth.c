@@ -23,6 +23,7 @@
 #include "km_auth.h"
 #include "km_embed.h"
 #include "km_test.h"
+#include "km_time.h"
 
 extern const struct km_embedded_file km_descriptor_set[];
 
@@ -164,10 +165,13 @@ struct reviewer {
 };
 
 static int review(void *arg, const char *token, struct km_arena *ar,
-		  const char **user, const char ***groups, size_t *n_groups,
-		  struct km_error *err)
+		  struct km_auth_subject *out, struct km_error *err)
 {
+	static const char *pod[] = {"web-0"};
+	static const struct km_auth_extra extra[] = {
+		{"authentication.kubernetes.io/pod-name", pod, 1}};
 	struct reviewer *r = arg;
+	const char **groups;
 
 	r->calls++;
 	if (r->answer)
@@ -176,13 +180,19 @@ static int review(void *arg, const char *token, struct km_arena *ar,
 					    ? "token review: not authenticated"
 					    : "token review: the API server "
 					      "did not answer");
-	*user = km_arena_strdup(ar, !strcmp(token, "sa-token")
-					    ? "system:serviceaccount:ci:bot"
-					    : "someone");
-	*groups = km_arena_calloc(ar, 2, sizeof **groups);
-	(*groups)[0] = "system:serviceaccounts";
-	(*groups)[1] = "sre";
-	*n_groups = 2;
+	/* "sa-token", or "user:NAME" for a user of that name. */
+	out->user = km_arena_strdup(
+		ar, !strcmp(token, "sa-token") ? "system:serviceaccount:ci:bot"
+		    : !strncmp(token, "user:", 5) ? token + 5
+						  : "someone");
+	out->uid = "uid-1";
+	groups = km_arena_calloc(ar, 2, sizeof *groups);
+	groups[0] = "system:serviceaccounts";
+	groups[1] = "sre";
+	out->groups = groups;
+	out->n_groups = 2;
+	out->extra = extra;
+	out->n_extra = 1;
 	return 0;
 }
 
@@ -536,11 +546,355 @@ static void test_probe_roles(void **state)
 	assert_int_equal(km_role_parse("root"), -1);
 }
 
+/* The cluster's RBAC (SubjectAccessReview in the daemon): allows a user
+ * the verbs listed for it, or cannot answer. */
+struct rbac {
+	int calls;
+	int answer; /* 0: as the rules say; KM_EUNAVAIL; KM_EINVAL: junk */
+	const char *unavail_verb; /* only this verb cannot be answered */
+	const char *user;         /* the rules: this user may do these */
+	const char *verbs[4];
+	struct km_auth_subject last; /* what the last question carried */
+	char last_verb[16];
+};
+
+static int access_review(void *arg, const struct km_auth_subject *who,
+			 const struct km_auth_access *what,
+			 struct km_error *err)
+{
+	struct rbac *r = arg;
+
+	r->calls++;
+	r->last = *who;
+	snprintf(r->last_verb, sizeof r->last_verb, "%s", what->verb);
+	if (r->answer == KM_EUNAVAIL &&
+	    (!r->unavail_verb || !strcmp(r->unavail_verb, what->verb)))
+		return km_error_set(err, KM_EUNAVAIL,
+				    "SubjectAccessReview: connection refused");
+	if (r->answer == KM_EINVAL) /* an error the reviewer did not expect */
+		return km_error_set(err, KM_EINTERNAL, "junk");
+	for (size_t i = 0; i < 4 && r->verbs[i]; i++)
+		if (r->user && !strcmp(who->user, r->user) &&
+		    !strcmp(r->verbs[i], what->verb))
+			return 0;
+	return km_error_set(err, KM_EPERM,
+			    "the cluster's RBAC does not "
+			    "allow it");
+}
+
+static const struct km_auth_access view_access = {
+	"kubemedic.io", "health", "", "", "", "get"};
+static const struct km_auth_access operate_access = {
+	"kubemedic.io", "health", "", "", "", "update"};
+static const struct km_auth_access admin_access = {
+	"kubemedic.io", "health", "", "", "ops", "*"};
+
+static struct km_auth *open_rbac(struct reviewer *rv, struct rbac *rb,
+				 const struct km_auth_binding *b, size_t nb,
+				 int64_t allowed_ms, int64_t denied_ms)
+{
+	struct km_auth_options o = {
+		.bindings = b,
+		.n_bindings = nb,
+		.health_role = KM_ROLE_VIEWER,
+		.review = review,
+		.review_arg = rv,
+		.access_review = access_review,
+		.access_review_arg = rb,
+		.access = {NULL, &view_access, &operate_access, &admin_access},
+		.access_allowed_ms = allowed_ms,
+		.access_denied_ms = denied_ms,
+	};
+	struct km_error err = {0};
+	struct km_auth *a = NULL;
+
+	assert_int_equal(km_auth_open(&o, &a, &err), 0);
+	return a;
+}
+
+/* The role of a reviewed token from the cluster's RBAC: the highest role
+ * allowed, asked from the top; the subject asked about is all the token
+ * review said; bindings and RBAC both grant. */
+static void test_access_review_roles(void **state)
+{
+	static struct km_auth_binding b[] = {
+		{KM_ROLE_OPERATOR, NULL, 0, sre, 1},
+	};
+	struct reviewer rv = {0};
+	struct rbac rb = {.user = "system:serviceaccount:ci:viewer",
+			  .verbs = {"get"}};
+	struct km_auth_request req = {.peer = "ipv4:10.0.0.9:1234",
+				      .tls = true,
+				      .bearer = "user:system:serviceaccount:ci:"
+						"viewer"};
+	struct km_identity id;
+	struct km_error err = {0};
+	struct km_auth *a = open_rbac(&rv, &rb, NULL, 0, 60000, 10000);
+
+	(void)state;
+	/* Allowed get only: viewer, after admin and operator were refused;
+	 * asked once for all three, the answers kept. */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+				 0);
+		assert_string_equal(id.by, "kube");
+		assert_int_equal(id.role, KM_ROLE_VIEWER);
+	}
+	assert_int_equal(rb.calls, 3);
+	assert_string_equal(rb.last_verb, "get");
+	/* What was asked about is what the token review said. */
+	assert_string_equal(rb.last.user, "system:serviceaccount:ci:viewer");
+	assert_string_equal(rb.last.uid, "uid-1");
+	assert_int_equal(rb.last.n_groups, 2);
+	assert_string_equal(rb.last.groups[1], "sre");
+	assert_int_equal(rb.last.n_extra, 1);
+	assert_string_equal(rb.last.extra[0].key,
+			    "authentication.kubernetes.io/pod-name");
+	assert_string_equal(rb.last.extra[0].values[0], "web-0");
+	/* A refusal names the role and what the cluster must allow. */
+	assert_int_equal(km_auth_check(&id, KM_ROLE_OPERATOR, "RequestRecovery",
+				       &err),
+			 KM_EPERM);
+	assert_string_equal(
+		err.msg, "RequestRecovery needs the operator role; Kubernetes "
+			 "user \"system:serviceaccount:ci:viewer\" has viewer "
+			 "(the cluster's RBAC gives operator to whom it allows "
+			 "\"update\" on health.kubemedic.io)");
+	assert_int_equal(km_auth_check(&id, KM_ROLE_ADMIN, "ListAuditEvents",
+				       &err),
+			 KM_EPERM);
+	assert_non_null(strstr(err.msg, "allows \"*\" on health.kubemedic.io "
+					"in namespace ops)"));
+
+	/* Allowed update and get: operator, asked twice (admin, operator). */
+	rb.calls = 0;
+	rb.user = "system:serviceaccount:ci:op";
+	rb.verbs[1] = "update";
+	req.bearer = "user:system:serviceaccount:ci:op";
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	assert_int_equal(id.role, KM_ROLE_OPERATOR);
+	assert_int_equal(rb.calls, 2);
+	assert_string_equal(rb.last_verb, "update");
+
+	/* Allowed everything: admin, asked once. */
+	rb.calls = 0;
+	rb.user = "system:serviceaccount:ci:root";
+	rb.verbs[2] = "*";
+	req.bearer = "user:system:serviceaccount:ci:root";
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	assert_int_equal(id.role, KM_ROLE_ADMIN);
+	assert_int_equal(rb.calls, 1);
+
+	/* Allowed nothing: identified, no role, refused everything with the
+	 * role it lacks and the access that would give it. */
+	rb.calls = 0;
+	req.bearer = "user:system:serviceaccount:ci:nobody";
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	assert_int_equal(id.role, KM_ROLE_NONE);
+	assert_string_equal(id.user, "system:serviceaccount:ci:nobody");
+	assert_int_equal(rb.calls, 3);
+	assert_int_equal(km_auth_check(&id, KM_ROLE_VIEWER, "GetHealth", &err),
+			 KM_EPERM);
+	assert_string_equal(
+		err.msg,
+		"GetHealth needs the viewer role; Kubernetes user "
+		"\"system:serviceaccount:ci:nobody\" has no role (the "
+		"cluster's RBAC gives viewer to whom it allows \"get\" "
+		"on health.kubemedic.io)");
+	km_auth_close(a);
+
+	/* With a binding: only the roles above it are asked. */
+	a = open_rbac(&rv, &rb, b, 1, 60000, 10000);
+	rb.calls = 0;
+	rb.user = "system:serviceaccount:ci:viewer";
+	req.bearer = "sa-token"; /* group sre: operator by the binding */
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	assert_int_equal(id.role, KM_ROLE_OPERATOR);
+	assert_int_equal(rb.calls, 1);
+	assert_string_equal(rb.last_verb, "*");
+	/* Identities that are not the cluster's are never asked. */
+	{
+		struct km_auth_request local = {.peer = "ipv4:127.0.0.1:9",
+						.loopback = true};
+
+		assert_int_equal(km_auth_identify(a, &local, &arena, &id, &err),
+				 0);
+		assert_int_equal(rb.calls, 1);
+		assert_null(id.access);
+	}
+	km_auth_close(a);
+}
+
+/* An API server that cannot answer fails the call, never a lower role in
+ * silence, and is asked again next time. */
+static void test_access_review_unavailable(void **state)
+{
+	struct reviewer rv = {0};
+	struct rbac rb = {.user = "system:serviceaccount:ci:op",
+			  .verbs = {"get", "update"}};
+	struct km_auth_request req = {
+		.peer = "ipv4:10.0.0.9:1234",
+		.tls = true,
+		.bearer = "user:system:serviceaccount:ci:op"};
+	struct km_identity id;
+	struct km_error err = {0};
+	struct km_auth *a = open_rbac(&rv, &rb, NULL, 0, 60000, 10000);
+
+	(void)state;
+	rb.answer = KM_EUNAVAIL;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+				 KM_EUNAVAIL);
+		assert_string_equal(
+			err.msg,
+			"the role of Kubernetes user "
+			"\"system:serviceaccount:ci:op\" could not be asked of "
+			"the cluster (admin: * on health): "
+			"SubjectAccessReview: connection refused");
+	}
+	assert_int_equal(rb.calls, 2);
+	/* admin answered (denied, kept); operator cannot be: not viewer. */
+	rb.unavail_verb = "update";
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+			 KM_EUNAVAIL);
+	assert_non_null(strstr(err.msg, "(operator: update on health)"));
+	assert_int_equal(rb.calls, 4);
+	/* Back: operator; admin's refusal was kept, not asked again. */
+	rb.answer = 0;
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	assert_int_equal(id.role, KM_ROLE_OPERATOR);
+	assert_int_equal(rb.calls, 5);
+	/* A reviewer's unexpected error is UNAVAILABLE too. */
+	rb.answer = KM_EINVAL;
+	req.bearer = "user:someone-else";
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+			 KM_EUNAVAIL);
+	assert_non_null(strstr(err.msg, ": junk"));
+	km_auth_close(a);
+}
+
+/* Answers are kept per subject and access, for their time, and at most
+ * KM_AUTH_ACCESS_CACHE_MAX of them. */
+static void test_access_review_cache(void **state)
+{
+	struct reviewer rv = {0};
+	struct rbac rb = {.user = "system:serviceaccount:ci:viewer",
+			  .verbs = {"get"}};
+	struct km_auth_request req = {
+		.peer = "ipv4:10.0.0.9:1234",
+		.tls = true,
+		.bearer = "user:system:serviceaccount:ci:viewer"};
+	struct km_identity id;
+	struct km_error err = {0};
+	struct km_auth *a;
+	int64_t deadline;
+	char tok[64];
+
+	(void)state;
+	/* Not kept (0): asked on every call. */
+	a = open_rbac(&rv, &rb, NULL, 0, 0, 0);
+	for (int i = 1; i <= 3; i++) {
+		assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+				 0);
+		assert_int_equal(rb.calls, 3 * i);
+	}
+	km_auth_close(a);
+
+	/* Allowed answers kept 50 ms, refusals an hour: the allowed one is
+	 * asked again once its time is over, the refusals are not. Polled
+	 * against a deadline: this checks expiry, not timing. */
+	a = open_rbac(&rv, &rb, NULL, 0, 50, 3600 * 1000);
+	rb.calls = 0;
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	assert_int_equal(rb.calls, 3);
+	deadline = km_mono_ns() / 1000000 + 5000;
+	while (rb.calls == 3 && km_mono_ns() / 1000000 < deadline) {
+		struct timespec ts = {0, 5 * 1000 * 1000};
+
+		assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+				 0);
+		assert_int_equal(id.role, KM_ROLE_VIEWER);
+		nanosleep(&ts, NULL); /* not to spin; the loop checks */
+	}
+	assert_int_equal(rb.calls, 4);
+	assert_string_equal(rb.last_verb, "get");
+	/* The binding of the cluster is gone: the next answer says so. */
+	rb.verbs[0] = NULL;
+	deadline = km_mono_ns() / 1000000 + 5000;
+	for (;;) {
+		struct timespec ts = {0, 5 * 1000 * 1000};
+
+		assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+				 0);
+		if (id.role == KM_ROLE_NONE ||
+		    km_mono_ns() / 1000000 > deadline)
+			break;
+		nanosleep(&ts, NULL); /* not to spin; the loop checks */
+	}
+	assert_int_equal(id.role, KM_ROLE_NONE);
+	km_auth_close(a);
+
+	/* Bounded: past KM_AUTH_ACCESS_CACHE_MAX answers, the soonest to
+	 * expire (the first) makes room. Only admin is asked here (a binding
+	 * gives everyone operator). */
+	{
+		static const char *const everyone[] = {
+			"system:serviceaccounts"};
+		static struct km_auth_binding b[] = {
+			{KM_ROLE_OPERATOR, NULL, 0, (const char **)everyone, 1},
+		};
+
+		a = open_rbac(&rv, &rb, b, 1, 3600 * 1000, 3600 * 1000);
+	}
+	rb.calls = 0;
+	for (int i = 0; i < KM_AUTH_ACCESS_CACHE_MAX; i++) {
+		snprintf(tok, sizeof tok, "user:u%d", i);
+		req.bearer = tok;
+		assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err),
+				 0);
+		km_arena_reset(&arena);
+	}
+	assert_int_equal(rb.calls, KM_AUTH_ACCESS_CACHE_MAX);
+	req.bearer = "user:u0"; /* kept: not asked */
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	assert_int_equal(rb.calls, KM_AUTH_ACCESS_CACHE_MAX);
+	req.bearer = "user:one-more"; /* makes room: u0's goes */
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	req.bearer = "user:u0";
+	assert_int_equal(km_auth_identify(a, &req, &arena, &id, &err), 0);
+	assert_int_equal(rb.calls, KM_AUTH_ACCESS_CACHE_MAX + 2);
+	km_auth_close(a);
+}
+
+/* An access without a verb or resource is refused when opened. */
+static void test_access_review_options(void **state)
+{
+	static const struct km_auth_access no_verb = {
+		"kubemedic.io", "health", "", "", "", ""};
+	struct km_auth_options o = {
+		.review = review,
+		.access_review = access_review,
+		.access = {NULL, &no_verb, NULL, NULL},
+	};
+	struct km_error err = {0};
+	struct km_auth *a = NULL;
+
+	(void)state;
+	assert_int_equal(km_auth_open(&o, &a, &err), KM_EINVAL);
+	assert_null(a);
+	assert_string_equal(err.msg, "the access asked for the viewer role "
+				     "needs a verb and a resource");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tokens),
 		cmocka_unit_test(test_token_review),
+		cmocka_unit_test(test_access_review_roles),
+		cmocka_unit_test(test_access_review_unavailable),
+		cmocka_unit_test(test_access_review_cache),
+		cmocka_unit_test(test_access_review_options),
 		cmocka_unit_test(test_token_file_reload),
 		cmocka_unit_test(test_token_file_errors),
 		cmocka_unit_test(test_certificates),

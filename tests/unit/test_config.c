@@ -2000,6 +2000,127 @@ static void test_security_keys(void **state)
 		    NULL);
 	check_error(KM_EINVAL, "auth: {kubernetesToken: true}\n",
 		    "did you mean \"kubernetesTokens\"?", NULL);
+	/* Roles from the cluster's RBAC: off unless asked; true is the
+	 * defaults. */
+	km_config_defaults(&c);
+	assert_false(c.auth_kube_access);
+	km_config_free(&c);
+	load_ok(&c, "auth: {kubernetesTokens: true, "
+		    "kubernetesAccessReview: true}\n");
+	assert_true(c.auth_kube_access);
+	for (int r = KM_ROLE_VIEWER; r <= KM_ROLE_ADMIN; r++) {
+		assert_string_equal(c.auth_kube_access_as[r].group,
+				    "kubemedic.io");
+		assert_string_equal(c.auth_kube_access_as[r].resource,
+				    "health");
+		assert_string_equal(c.auth_kube_access_as[r].ns, "");
+		assert_string_equal(c.auth_kube_access_as[r].subresource, "");
+		assert_string_equal(c.auth_kube_access_as[r].name, "");
+	}
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_VIEWER].verb, "get");
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_OPERATOR].verb,
+			    "update");
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_ADMIN].verb, "*");
+	assert_int_equal(c.auth_kube_access_allowed_ms, 60000);
+	assert_int_equal(c.auth_kube_access_denied_ms, 10000);
+	km_config_free(&c);
+	load_ok(&c, "auth:\n  kubernetesTokens: true\n"
+		    "  kubernetesAccessReview:\n"
+		    "    viewer: {verb: list}\n"
+		    "    operator: {resource: recoveries, verb: create, "
+		    "namespace: kubemedic}\n"
+		    "    admin: none\n"
+		    "    cacheAllowed: 2s\n    cacheDenied: 0s\n");
+	assert_true(c.auth_kube_access);
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_VIEWER].verb, "list");
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_VIEWER].resource,
+			    "health");
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_OPERATOR].resource,
+			    "recoveries");
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_OPERATOR].group,
+			    "kubemedic.io");
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_OPERATOR].ns,
+			    "kubemedic");
+	assert_null(c.auth_kube_access_as[KM_ROLE_ADMIN].verb);
+	assert_int_equal(c.auth_kube_access_allowed_ms, 2000);
+	assert_int_equal(c.auth_kube_access_denied_ms, 0);
+	km_config_free(&c);
+	load_ok(&c, "auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		    "{viewer: {group: \"\", resource: pods, subresource: log, "
+		    "name: web-0, verb: get}}}\n");
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_VIEWER].group, "");
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_VIEWER].subresource,
+			    "log");
+	assert_string_equal(c.auth_kube_access_as[KM_ROLE_VIEWER].name,
+			    "web-0");
+	km_config_free(&c);
+	load_ok(&c, "auth: {kubernetesAccessReview: false}\n");
+	assert_false(c.auth_kube_access);
+	km_config_free(&c);
+	EXPECT_ERROR("auth: {kubernetesAccessReview: true}\n",
+		     "test.yaml:1:32: auth.kubernetesAccessReview: needs "
+		     "auth.kubernetesTokens: true");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "yes}\n",
+		     "auth.kubernetesAccessReview: expected true or false");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{operater: {verb: update}}}\n",
+		     "unknown key \"operater\" in auth.kubernetesAccessReview",
+		     "did you mean \"operator\"?");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{viewer: {verbs: get}}}\n",
+		     "in auth.kubernetesAccessReview.viewer",
+		     "did you mean \"verb\"?");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{viewer: {verb: GET}}}\n",
+		     "auth.kubernetesAccessReview.viewer.verb: \"GET\" is not "
+		     "a verb");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{viewer: {verb: \"\"}}}\n",
+		     "auth.kubernetesAccessReview.viewer.verb: \"\" is not a "
+		     "verb");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{admin: {verb: ~}}}\n",
+		     "auth.kubernetesAccessReview.admin.verb: expected a "
+		     "string, got null");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{viewer: {group: Kubemedic.IO}}}\n",
+		     "auth.kubernetesAccessReview.viewer.group: "
+		     "\"Kubemedic.IO\" is not an API group");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{viewer: {resource: \"\"}}}\n",
+		     "auth.kubernetesAccessReview.viewer.resource: \"\" is "
+		     "not a resource");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{operator: {namespace: kube_system}}}\n",
+		     "auth.kubernetesAccessReview.operator.namespace: "
+		     "\"kube_system\" is not a namespace");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{operator: {name: a/b}}}\n",
+		     "auth.kubernetesAccessReview.operator.name: \"a/b\" is "
+		     "not an object name");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{admin: root}}\n",
+		     "auth.kubernetesAccessReview.admin: expected {group, "
+		     "resource, subresource, name, namespace, verb} or none");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{operator: {verb: get}}}\n",
+		     "auth.kubernetesAccessReview.operator: asks the cluster "
+		     "the same as viewer (\"get\" on health.kubemedic.io)");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{viewer: none, operator: none, admin: none}}\n",
+		     "auth.kubernetesAccessReview: every role is none");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{cacheAllowed: 2h}}\n",
+		     "auth.kubernetesAccessReview.cacheAllowed: must be "
+		     "between 0s and 1h");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "{cacheDenied: 10}}\n",
+		     "auth.kubernetesAccessReview.cacheDenied: the duration "
+		     "\"10\" needs a unit");
+	EXPECT_ERROR("auth: {kubernetesTokens: true, kubernetesAccessReview: "
+		     "[viewer]}\n",
+		     "auth.kubernetesAccessReview: expected a mapping");
 	km_config_defaults(&c);
 	assert_string_equal(c.auth_local_user, "local");
 	assert_int_equal(c.auth_local_role, KM_ROLE_VIEWER);
