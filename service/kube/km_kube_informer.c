@@ -159,6 +159,7 @@ static void fail(struct km_kube_informer *inf, const char *why, bool relist)
 	inf->stats.failures++;
 	inf->state = KM_INF_BACKOFF;
 	inf->failing = true;
+	km_kube_source_watching(inf->source, inf->res, false, km_now_us());
 	if (relist)
 		inf->rv[0] = '\0';
 	if (inf->status)
@@ -239,6 +240,7 @@ static void put_item(struct km_kube_informer *inf, const km_json *item,
 static void list_end(struct km_kube_informer *inf, int64_t now)
 {
 	km_kube_source_relist_end(inf->source, inf->res, now);
+	km_kube_source_watching(inf->source, inf->res, true, now);
 	/* Each list's end, with what it took: the first is the informer's
 	 * initial sync (bench/RESULTS.md measures it from here). */
 	km_log(KM_LOG_INFO, "kube: listed", "cluster", inf->cluster, "resource",
@@ -436,6 +438,8 @@ static void watch_line(void *arg, const char *line, size_t len)
 	}
 	inf->stats.events++;
 	inf->watch_saw_event = true;
+	if (ev.type != KM_EV_ERROR)
+		km_kube_source_watching(inf->source, inf->res, true, now);
 	switch (ev.type) {
 	case KM_EV_ERROR:
 		/* 410: the version is gone; anything else: watch again. */

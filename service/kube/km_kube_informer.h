@@ -18,7 +18,9 @@
  *
  * A resource the cluster refuses (403: RBAC) or that fails is reported
  * through status (logged by the cluster) and retried with the backoff; it
- * never holds up the other resources.
+ * never holds up the other resources. The source is told when the
+ * resource stops and starts being seen (km_kube_source_watching: at a
+ * failure; at a list's end or a watch's event).
  *
  * Threads: the cluster's loop. Memory: the request in flight and the
  * version; objects go to the source.

@@ -72,6 +72,10 @@ struct km_kube_source {
 	size_t n_timed, cap_timed;
 
 	uint64_t skipped, over_limit, observations;
+
+	/* When the Leases were last not watched: from lease_lost_us until
+	 * lease_back_us, or still (lease_back_us 0); 0: never. */
+	int64_t lease_lost_us, lease_back_us;
 };
 
 static const char *const lease_ns = "kube-node-lease";
@@ -368,6 +372,39 @@ static struct tgt *target_of(struct km_kube_source *s,
 	return name ? find(s, name) : NULL;
 }
 
+/* The renewal time that makes now - renew the time a Lease renewed at
+ * renew has been seen not renewed: its age less the time, since renew,
+ * when the Leases were not watched (the last such stretch). */
+static int64_t lease_seen_renew(const struct km_kube_source *s, int64_t renew,
+				int64_t now_us)
+{
+	int64_t from, to;
+
+	if (!renew || !s->lease_lost_us)
+		return renew;
+	from = s->lease_lost_us > renew ? s->lease_lost_us : renew;
+	to = s->lease_back_us ? s->lease_back_us : now_us;
+	if (to > now_us)
+		to = now_us;
+	return to > from ? renew + (to - from) : renew;
+}
+
+void km_kube_source_watching(struct km_kube_source *s, enum km_kube_resource r,
+			     bool watched, int64_t now_us)
+{
+	bool lost = s->lease_lost_us && !s->lease_back_us;
+
+	if (r != KM_RES_LEASE || watched == !lost)
+		return;
+	if (watched) {
+		s->lease_back_us = now_us > s->lease_lost_us ? now_us
+							     : s->lease_lost_us;
+	} else {
+		s->lease_lost_us = now_us;
+		s->lease_back_us = 0;
+	}
+}
+
 static void judge(struct km_kube_source *s, const struct km_kube_object *o,
 		  struct tgt *t, int64_t now_us)
 {
@@ -379,7 +416,10 @@ static void judge(struct km_kube_source *s, const struct km_kube_object *o,
 		const struct km_kube_object *lease = km_kube_cache_get(
 			s->cache[KM_RES_LEASE], lease_ns, o->meta.name);
 
-		n.lease_renew_us = lease ? lease->u.lease.renew_us : 0;
+		n.lease_renew_us =
+			lease ? lease_seen_renew(s, lease->u.lease.renew_us,
+						 now_us)
+			      : 0;
 		km_kube_judge_node(&n, now_us, &s->rules, &v);
 		break;
 	}

@@ -25,7 +25,11 @@
  * Service over its EndpointSlices; when either changes, so does the
  * judgment. Verdicts that time changes — a Lease growing old, a pod
  * pending past its startup grace — are judged again by
- * km_kube_source_tick.
+ * km_kube_source_tick. A Lease's age counts only the time its renewals
+ * could be seen (km_kube_source_watching): while the Leases cannot be
+ * watched — the API server down or unreachable — kubemedicd sees no
+ * renewal whether the kubelets renew or not, and a node is not blamed for
+ * that.
  *
  * Verdicts are observed when they change (state or reason), not at every
  * update of an object: Kubernetes updates pods and nodes often, and the
@@ -39,6 +43,7 @@
 #ifndef KM_KUBE_SOURCE_H
 #define KM_KUBE_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +92,16 @@ void km_kube_source_relist_end(struct km_kube_source *s,
 int km_kube_source_component(struct km_kube_source *s, const char *name,
 			     const struct km_kube_verdict *v,
 			     struct km_error *err);
+
+/* Whether resource r is seen, from now_us: the informer says false when
+ * its list or watch fails (tried again with backoff), true when a list
+ * ends or a watch brings an event. For Leases: from the first failure
+ * until they are seen again, no time counts to a Lease's age — nodes keep
+ * the verdicts they had when kubemedicd lost sight of the Leases, and
+ * afterwards a Lease that was not renewed is as old as the time seen
+ * before and since. Other resources: nothing. */
+void km_kube_source_watching(struct km_kube_source *s, enum km_kube_resource r,
+			     bool watched, int64_t now_us);
 
 /* Judges again what time changes (nodes' Leases, pods in their startup
  * grace). Call about once a second. */

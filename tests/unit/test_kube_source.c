@@ -297,6 +297,68 @@ static void test_node_and_its_lease(void **state)
 	}
 }
 
+/* The API server goes away for longer than the Lease grace: the kubelets
+ * cannot renew, and kubemedicd could not see them if they did. The nodes
+ * keep their verdicts while the Leases are not watched; afterwards a Lease
+ * is old by the time seen before and since, and one already old before is
+ * still judged so. */
+static void test_lease_age_counts_only_time_watched(void **state)
+{
+	struct fixture *f = *state;
+	struct km_kube_object n1 = node("n1", "1", KM_COND_TRUE);
+	struct km_kube_object n2 = node("n2", "1", KM_COND_TRUE);
+	struct km_kube_object l1 = lease("n1", T0);
+	struct km_kube_object l2 = lease("n2", T0 - 35 * SEC);
+
+	put(f, &l1, T0);
+	put(f, &l2, T0);
+	put(f, &n1, T0);
+	put(f, &n2, T0);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_HEALTHY);
+	assert_int_equal(state_of(f, "node//n2"), KM_STATE_HEALTHY);
+
+	/* Lost at T0+10s (n1 seen unrenewed for 10 s, n2 for 45 s), as
+	 * every retry fails. */
+	km_kube_source_watching(f->src, KM_RES_LEASE, false, T0 + 10 * SEC);
+	km_kube_source_watching(f->src, KM_RES_LEASE, false, T0 + 12 * SEC);
+	km_kube_source_tick(f->src, T0 + 100 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_HEALTHY);
+	assert_int_equal(state_of(f, "node//n2"), KM_STATE_UNHEALTHY);
+	assert_non_null(strstr(last_cause(f, "node//n2", NULL),
+			       "node lease not renewed for 45s"));
+	/* Other resources failing change nothing of it. */
+	km_kube_source_watching(f->src, KM_RES_NODE, true, T0 + 110 * SEC);
+
+	/* Back at T0+120s, n1's Lease as it was: 10 s seen before, 29 s
+	 * since. */
+	km_kube_source_watching(f->src, KM_RES_LEASE, true, T0 + 120 * SEC);
+	km_kube_source_watching(f->src, KM_RES_LEASE, true, T0 + 121 * SEC);
+	km_kube_source_tick(f->src, T0 + 149 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_HEALTHY);
+	/* ... 31 s since: its kubelet has not renewed since it could. */
+	km_kube_source_tick(f->src, T0 + 151 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_UNHEALTHY);
+	assert_non_null(strstr(last_cause(f, "node//n1", NULL),
+			       "node lease not renewed for 41s"));
+	/* Renewed: healthy, and its age counts in full again. */
+	l1 = lease("n1", T0 + 152 * SEC);
+	put(f, &l1, T0 + 152 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_HEALTHY);
+	km_kube_source_tick(f->src, T0 + 191 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_HEALTHY);
+	km_kube_source_tick(f->src, T0 + 193 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_UNHEALTHY);
+	assert_non_null(strstr(last_cause(f, "node//n1", NULL),
+			       "node lease not renewed for 41s"));
+}
+
 static void test_pod_life(void **state)
 {
 	struct fixture *f = *state;
@@ -552,6 +614,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_node_and_its_lease),
+		T(test_lease_age_counts_only_time_watched),
 		T(test_pod_life),
 		T(test_service_over_its_slices),
 		T(test_relist_deletes_what_the_watch_missed),

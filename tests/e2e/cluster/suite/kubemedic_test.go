@@ -108,7 +108,8 @@ func startDaemon(t *testing.T) *daemon {
 // What most tests run kubemedicd with: the local user may read.
 const defaultConfig = "auth: {localRole: viewer}\n"
 
-// startDaemonWith runs kubemedicd with that kubeconfig and config text.
+// startDaemonWith runs kubemedicd with that kubeconfig and config text; with
+// kubeconfig "", the config's clusters: say what it watches.
 func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
@@ -116,9 +117,11 @@ func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary(t, "KM_KUBEMEDICD"), "--config", cfg,
-		"--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "km.db"),
-		"--kubeconfig", kubeconfig)
+	args := []string{"--config", cfg, "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "km.db")}
+	if kubeconfig != "" {
+		args = append(args, "--kubeconfig", kubeconfig)
+	}
+	cmd := exec.Command(binary(t, "KM_KUBEMEDICD"), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
