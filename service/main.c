@@ -442,11 +442,13 @@ static int kube_plan(const struct km_config *cfg, const struct flags *f,
  * never stalls the others. */
 static int start_kube(const struct km_config *cfg, const struct kube_plan *p,
 		      struct km_store *store, struct km_health *health,
-		      struct km_kube **out, struct km_error *err)
+		      struct km_prober *prober, struct km_kube **out,
+		      struct km_error *err)
 {
 	struct km_kube_options ko = {
 		.store = store,
 		.health = health,
+		.prober = prober,
 		.clusters = p->cl,
 		.n_clusters = p->n,
 		.rules =
@@ -634,7 +636,7 @@ int main(int argc, char **argv)
 	if (km_prober_start(&po, &prober, &err) ||
 	    schedule_stored_probes(store, health, prober, &scheduled, &err))
 		goto fail;
-	if (start_kube(&cfg, &plan, store, health, &kube, &err))
+	if (start_kube(&cfg, &plan, store, health, prober, &kube, &err))
 		goto fail;
 	ao.listen = cfg.listen;
 	ao.threads = cfg.threads;

@@ -238,8 +238,9 @@ int km_store_ensure_targets(struct km_store *s, struct km_target *t, size_t n,
 			    struct km_error *err);
 /* Deletes the live target name — an object its source saw go — recording
  * the transition to KM_STATE_DELETED with cause; its history stays.
- * KM_ENOTFOUND if no live target has that name; KM_EINVAL for a probe's
- * target (DeleteProbe deletes those). */
+ * KM_ENOTFOUND if no live target has that name; KM_EINVAL for a defined
+ * probe's target (DeleteProbe deletes those; a pod's probe mirrored has
+ * none, and its target is deleted here). */
 int km_store_delete_target(struct km_store *s, const char *name,
 			   const char *cause, struct km_error *err);
 

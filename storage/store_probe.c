@@ -232,12 +232,16 @@ static int delete_target_op(struct km_store *s, void *arg, struct km_error *err)
 {
 	struct delete_target_args *a = arg;
 	sqlite3_stmt *st = NULL;
-	int64_t id, kind;
+	int64_t id, defined;
 	int rc;
 
+	/* A defined probe's target goes with its probe (DeleteProbe); a
+	 * probe target without a definition (a pod's probe, mirrored) is
+	 * deleted like any. */
 	rc = km_store_prepare(s->db,
-			      "SELECT id, kind FROM targets WHERE name = ?1 "
-			      "AND deleted_at = 0",
+			      "SELECT id, EXISTS (SELECT 1 FROM probes WHERE "
+			      "target_id = targets.id) FROM targets WHERE "
+			      "name = ?1 AND deleted_at = 0",
 			      &st, err);
 	if (rc)
 		return rc;
@@ -253,9 +257,9 @@ static int delete_target_op(struct km_store *s, void *arg, struct km_error *err)
 		return rc;
 	}
 	id = sqlite3_column_int64(st, 0);
-	kind = sqlite3_column_int64(st, 1);
+	defined = sqlite3_column_int64(st, 1);
 	sqlite3_finalize(st);
-	if (kind == KM_KIND_PROBE)
+	if (defined)
 		return km_error_set(err, KM_EINVAL,
 				    "target \"%s\" is a probe's: delete the "
 				    "probe",

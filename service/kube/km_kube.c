@@ -55,6 +55,7 @@ struct km_kube {
 	size_t max_objects;
 	struct km_store *store;
 	struct km_health *health;
+	struct km_prober *prober;
 };
 
 static const enum km_kube_resource first[] = {KM_RES_REPLICASET, KM_RES_NODE,
@@ -306,6 +307,7 @@ static int cluster_start(struct km_kube *k, struct cluster *c,
 		.health = k->health,
 		.rules = k->rules,
 		.max_objects = k->max_objects,
+		.prober = k->prober,
 	};
 	struct km_kube_client_options co = o->client;
 	int rc;
@@ -358,6 +360,7 @@ int km_kube_start(const struct km_kube_options *o, struct km_kube **out,
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	k->store = o->store;
 	k->health = o->health;
+	k->prober = o->prober;
 	k->rules = o->rules;
 	k->max_objects = o->max_objects;
 	k->cp_period_ns = (o->control_plane_period_ms > 0

@@ -10,7 +10,9 @@
  * found through its ReplicaSet). The API server itself is a target too,
  * "controlplane//apiserver", judged from /livez?verbose and
  * /readyz?verbose every control_plane_period_ms; losing it is recorded as
- * its transition, and the history stays served meanwhile.
+ * its transition, and the history stays served meanwhile. Pods annotated
+ * kubemedic.io/probe: "true" have their containers' own probes run by the
+ * prober against the pod's address (km_kube_mirror.h).
  *
  * Clusters are independent: one that is down or forbidden is logged and
  * retried with backoff, and never stalls the others (they share the loop,
@@ -31,6 +33,7 @@
 
 struct km_store;
 struct km_health;
+struct km_prober;
 struct km_kube;
 
 struct km_kube_cluster_options {
@@ -45,6 +48,10 @@ struct km_kube_cluster_options {
 struct km_kube_options {
 	struct km_store *store;
 	struct km_health *health;
+	/* Runs pods' own probes where they ask for it (kubemedic.io/probe:
+	 * "true", km_kube_mirror.h); NULL: no pod's are. Must outlive
+	 * km_kube_stop. */
+	struct km_prober *prober;
 	const struct km_kube_cluster_options *clusters;
 	size_t n_clusters;
 	struct km_kube_rules_options rules;

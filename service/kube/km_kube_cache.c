@@ -184,6 +184,10 @@ static struct entry *dup_entry(const struct km_kube_object *src)
 			n_cont = KM_KUBE_CONTAINERS_MAX;
 		tmp.u.pod.n_init_containers = n_init;
 		tmp.u.pod.n_containers = n_cont;
+		/* The mirror's, not the rules': never kept. */
+		tmp.u.pod.pod_ip = NULL;
+		tmp.u.pod.probes = NULL;
+		tmp.u.pod.n_probes = 0;
 	}
 	/* Measured on the source: each_string only reads here. */
 	each_string(&tmp, measure, &strings);

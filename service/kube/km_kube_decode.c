@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "km_model.h"
 #include "km_pbcheck.h"
 
 struct rd {
@@ -394,6 +395,199 @@ static int containers(struct rd *r, const cJSON *status, const char *field,
 	return 0;
 }
 
+/* ---- a pod's own probes, for the mirror ---------------------------------------- */
+
+/* An IntOrString port: a number, or the name of one of the container's
+ * ports. 0 with *skip set when it names nothing. */
+static int probe_port(struct rd *r, const cJSON *container, const cJSON *h,
+		      const char *path, int32_t *port, const char **skip)
+{
+	const cJSON *v = get(h, "port"), *ports, *cp;
+
+	*port = 0;
+	if (cJSON_IsNumber(v)) {
+		int64_t n = 0;
+		int rc = get_int(r, h, "port", path, 1, 65535, &n);
+
+		*port = (int32_t)n;
+		return rc;
+	}
+	if (!cJSON_IsString(v)) {
+		*skip = "no port";
+		return 0;
+	}
+	ports = get(container, "ports");
+	if (!cJSON_IsArray(ports))
+		ports = NULL;
+	cJSON_ArrayForEach(cp, ports)
+	{
+		const cJSON *name = get(cp, "name"),
+			    *num = get(cp, "containerPort");
+
+		if (cJSON_IsString(name) &&
+		    !strcmp(name->valuestring, v->valuestring) &&
+		    cJSON_IsNumber(num) && num->valuedouble >= 1 &&
+		    num->valuedouble <= 65535 &&
+		    num->valuedouble == (double)(int32_t)num->valuedouble) {
+			*port = (int32_t)num->valuedouble;
+			return 0;
+		}
+	}
+	*skip = "its named port is not one of the container's ports";
+	return 0;
+}
+
+/* A handler's host: the kubelet would probe it, kubemedic probes only
+ * the pod's own address, so a probe naming another host is not run. */
+static int probe_host(struct rd *r, const cJSON *h, const char *path,
+		      const char *pod_ip, const char **skip)
+{
+	const char *host = NULL;
+	int rc = get_str(r, h, "host", path, &host);
+
+	if (!rc && host && *host && (!pod_ip || strcmp(host, pod_ip)))
+		*skip = "it names a host other than the pod's address";
+	return rc;
+}
+
+static int probe_of(struct rd *r, const cJSON *container, const cJSON *pr,
+		    const char *path, const char *pod_ip,
+		    struct km_kube_probe *k)
+{
+	const cJSON *http, *tcp, *grpc, *hdrs, *hv;
+	int rc;
+
+	if ((rc = get_i32(r, pr, "initialDelaySeconds", path,
+			  &k->initial_delay_s)) ||
+	    (rc = get_i32(r, pr, "periodSeconds", path, &k->period_s)) ||
+	    (rc = get_i32(r, pr, "timeoutSeconds", path, &k->timeout_s)) ||
+	    (rc = get_i32(r, pr, "successThreshold", path, &k->success)) ||
+	    (rc = get_i32(r, pr, "failureThreshold", path, &k->failure)) ||
+	    (rc = get_object(r, pr, "httpGet", path, &http)) ||
+	    (rc = get_object(r, pr, "tcpSocket", path, &tcp)) ||
+	    (rc = get_object(r, pr, "grpc", path, &grpc)))
+		return rc;
+	if (http) {
+		const char *scheme = NULL;
+		size_t n = 0, i = 0;
+
+		k->type = KM_PROBE_HTTP;
+		if ((rc = get_str(r, http, "path", path, &k->path)) ||
+		    (rc = get_str(r, http, "scheme", path, &scheme)) ||
+		    (rc = get_array(r, http, "httpHeaders", path, &hdrs, &n)) ||
+		    (rc = probe_host(r, http, path, pod_ip, &k->skip)) ||
+		    (rc = probe_port(r, container, http, path, &k->port,
+				     &k->skip)))
+			return rc;
+		k->https = scheme && !strcmp(scheme, "HTTPS");
+		if (scheme && *scheme && strcmp(scheme, "HTTP") && !k->https)
+			k->skip = "its scheme is neither HTTP nor HTTPS";
+		if (n > 64)
+			n = 64; /* KM_PROBE_MAX_HEADERS */
+		if (n) {
+			const char **h =
+				km_arena_alloc(r->a, 2 * n * sizeof *h);
+
+			if (!h)
+				return km_error_set(r->err, KM_ENOMEM,
+						    "out of memory");
+			cJSON_ArrayForEach(hv, hdrs)
+			{
+				if (i == n)
+					break;
+				if ((rc = get_str(r, hv, "name", path,
+						  &h[2 * i])) ||
+				    (rc = get_str(r, hv, "value", path,
+						  &h[2 * i + 1])))
+					return rc;
+				if (!h[2 * i])
+					continue; /* refused by the checks */
+				if (!h[2 * i + 1])
+					h[2 * i + 1] = "";
+				i++;
+			}
+			k->headers = h;
+			k->n_headers = i;
+		}
+	} else if (tcp) {
+		k->type = KM_PROBE_TCP;
+		if ((rc = probe_host(r, tcp, path, pod_ip, &k->skip)) ||
+		    (rc = probe_port(r, container, tcp, path, &k->port,
+				     &k->skip)))
+			return rc;
+	} else if (grpc) {
+		int64_t port = 0;
+
+		k->type = KM_PROBE_GRPC;
+		if ((rc = get_int(r, grpc, "port", path, 1, 65535, &port)) ||
+		    (rc = get_str(r, grpc, "service", path, &k->service)))
+			return rc;
+		k->port = (int32_t)port;
+		if (!port)
+			k->skip = "no port";
+	} else {
+		k->skip = "only httpGet, tcpSocket and grpc probes are run "
+			  "from outside the pod";
+	}
+	if (k->skip)
+		k->type = 0;
+	return 0;
+}
+
+/* spec.containers' livenessProbe and readinessProbe, of a pod annotated
+ * kubemedic.io/probe: "true". */
+static int pod_probes(struct rd *r, const cJSON *spec, struct km_kube_pod *p)
+{
+	static const struct {
+		const char *field, *which;
+	} kinds[] = {{"livenessProbe", "liveness"},
+		     {"readinessProbe", "readiness"}};
+	const cJSON *list, *c;
+	struct km_kube_probe *v;
+	size_t n, i = 0, out = 0;
+	char path[96];
+	int rc;
+
+	if ((rc = get_array(r, spec, "containers", "spec.containers", &list,
+			    &n)) ||
+	    !n)
+		return rc;
+	v = km_arena_alloc(r->a, KM_KUBE_PROBES_MAX * sizeof *v);
+	if (!v)
+		return km_error_set(r->err, KM_ENOMEM, "out of memory");
+	memset(v, 0, KM_KUBE_PROBES_MAX * sizeof *v);
+	cJSON_ArrayForEach(c, list)
+	{
+		const char *name = NULL;
+
+		snprintf(path, sizeof path, "spec.containers[%zu]", i++);
+		if (!cJSON_IsObject(c))
+			return bad(r, path, "expected an object");
+		if ((rc = get_str(r, c, "name", path, &name)))
+			return rc;
+		for (size_t k = 0; name && k < 2; k++) {
+			const cJSON *pr;
+
+			snprintf(path, sizeof path, "spec.containers[%zu].%s",
+				 i - 1, kinds[k].field);
+			if ((rc = get_object(r, c, kinds[k].field, path, &pr)))
+				return rc;
+			if (!pr)
+				continue;
+			if (out == KM_KUBE_PROBES_MAX)
+				break;
+			v[out].container = name;
+			v[out].which = kinds[k].which;
+			if ((rc = probe_of(r, c, pr, path, p->pod_ip, &v[out])))
+				return rc;
+			out++;
+		}
+	}
+	p->probes = v;
+	p->n_probes = out;
+	return 0;
+}
+
 static int pod(struct rd *r, const cJSON *obj, struct km_kube_pod *p)
 {
 	const cJSON *spec, *status;
@@ -434,7 +628,18 @@ static int pod(struct rd *r, const cJSON *obj, struct km_kube_pod *p)
 	if (phase && p->phase == KM_POD_PHASE_UNSET)
 		p->phase = KM_POD_UNKNOWN; /* a phase this release does not
 					      know says nothing good */
-	return 0;
+	{
+		const cJSON *ann = get(get(obj, "metadata"), "annotations"),
+			    *opt_in = get(ann, "kubemedic.io/probe");
+
+		p->mirror = cJSON_IsString(opt_in) &&
+			    !strcmp(opt_in->valuestring, "true");
+	}
+	if (!p->mirror)
+		return 0;
+	if ((rc = get_str(r, status, "podIP", "status.podIP", &p->pod_ip)))
+		return rc;
+	return pod_probes(r, spec, p);
 }
 
 static int service(struct rd *r, const cJSON *obj, struct km_kube_service *s)

@@ -93,6 +93,27 @@ struct km_kube_container {
 	int32_t last_exit_code;
 };
 
+/* One of a container's own probes (livenessProbe, readinessProbe) as the
+ * kubelet runs it, read only from pods annotated kubemedic.io/probe:
+ * "true" (km_kube_mirror.h runs them). type 0: not mirrored, skip says
+ * why. Ports are resolved (a named port through the container's ports);
+ * timing is as the API server defaulted it (0 = unset). */
+struct km_kube_probe {
+	const char *container;
+	const char *which; /* "liveness", "readiness" */
+	int type;          /* enum km_probe_type: http, tcp, grpc; 0 = none */
+	const char *skip;  /* static text, when type is 0 */
+	int32_t port;
+	const char *path;           /* httpGet */
+	bool https;                 /* httpGet.scheme HTTPS */
+	const char *service;        /* grpc.service; NULL = "" */
+	const char *const *headers; /* httpGet.httpHeaders: name, value, ... */
+	size_t n_headers;
+	int32_t initial_delay_s, period_s, timeout_s, success, failure;
+};
+
+#define KM_KUBE_PROBES_MAX 32 /* per pod: a pod's containers * 2 */
+
 struct km_kube_pod {
 	const char *ns, *name;
 	const char *owner_kind; /* the controller's kind: ReplicaSet, Job... */
@@ -107,6 +128,13 @@ struct km_kube_pod {
 	size_t n_init_containers;
 	const struct km_kube_container *containers;
 	size_t n_containers;
+	/* Annotated kubemedic.io/probe: "true": its containers' probes, to
+	 * be run by kubemedic against pod_ip. Decoded for the mirror, never
+	 * kept by the cache. */
+	bool mirror;
+	const char *pod_ip; /* status.podIP; NULL = none yet */
+	const struct km_kube_probe *probes;
+	size_t n_probes;
 };
 
 /* Running with every container ready → HEALTHY; a container waiting in

@@ -18,6 +18,7 @@
 
 #include "km_hash.h"
 #include "km_health.h"
+#include "km_kube_mirror.h"
 #include "km_log.h"
 #include "km_model.h"
 #include "km_store.h"
@@ -61,6 +62,7 @@ struct km_kube_source {
 	struct km_kube_rules_options rules;
 
 	struct km_kube_cache *cache[KM_RES_N];
+	struct km_kube_mirror *mirror; /* NULL: no prober */
 
 	struct tgt **buckets;
 	size_t n_buckets, n_tgts, n_live;
@@ -590,6 +592,17 @@ int km_kube_source_put(struct km_kube_source *s, const struct km_kube_object *o,
 		t = target_of(s, old);
 		if (t && t->made)
 			gone(s, t, deleted_cause(o->resource));
+		if (s->mirror && o->resource == KM_RES_POD)
+			km_kube_mirror_delete(s->mirror, old->meta.uid,
+					      "pod deleted");
+	}
+	/* The decoded pod (the cache keeps no probes): what of it runs. */
+	if (s->mirror && o->resource == KM_RES_POD &&
+	    (o->u.pod.mirror || what != KM_PUT_UNCHANGED)) {
+		char buf[NAME_MAX_LEN];
+
+		km_kube_mirror_put(s->mirror, o,
+				   km_kube_target_name(s, o, buf, sizeof buf));
 	}
 	switch (o->resource) {
 	case KM_RES_LEASE:
@@ -657,6 +670,9 @@ static void forget(struct km_kube_source *s, struct km_kube_object *o,
 		struct tgt *t = target_of(s, o);
 
 		gone(s, t, deleted_cause(o->resource));
+		if (s->mirror && o->resource == KM_RES_POD)
+			km_kube_mirror_delete(s->mirror, o->meta.uid,
+					      "pod deleted");
 		break;
 	}
 	}
@@ -900,7 +916,8 @@ int km_kube_source_flush(struct km_kube_source *s, struct km_error *err)
 		clear_events(t);
 	}
 	s->n_queue = 0;
-	return 0;
+	/* 4. Pods' own probes. */
+	return s->mirror ? km_kube_mirror_flush(s->mirror, err) : 0;
 }
 
 /* ---- life ----------------------------------------------------------------------- */
@@ -936,6 +953,19 @@ int km_kube_source_new(const struct km_kube_source_options *o,
 			return rc;
 		}
 	}
+	if (o->prober) {
+		struct km_kube_mirror_options mo = {
+			.cluster = s->cluster,
+			.store = s->store,
+			.health = s->health,
+			.prober = o->prober,
+		};
+
+		if ((rc = km_kube_mirror_new(&mo, &s->mirror, err))) {
+			km_kube_source_free(s);
+			return rc;
+		}
+	}
 	*out = s;
 	return 0;
 }
@@ -944,6 +974,7 @@ void km_kube_source_free(struct km_kube_source *s)
 {
 	if (!s)
 		return;
+	km_kube_mirror_free(s->mirror);
 	for (int r = 0; r < KM_RES_N; r++)
 		km_kube_cache_free(s->cache[r]);
 	if (s->buckets)

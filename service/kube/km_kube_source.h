@@ -53,6 +53,7 @@
 
 struct km_store;
 struct km_health;
+struct km_prober;
 struct km_kube_source;
 
 struct km_kube_source_options {
@@ -61,6 +62,9 @@ struct km_kube_source_options {
 	struct km_health *health;
 	struct km_kube_rules_options rules;
 	size_t max_objects; /* per resource; 0 = the cache's default */
+	/* Runs the probes of pods annotated kubemedic.io/probe: "true"
+	 * (km_kube_mirror.h); NULL: none are. */
+	struct km_prober *prober;
 };
 
 /* Copies what it needs of o. KM_ENOMEM. */

@@ -99,6 +99,97 @@ static void test_node_conditions_by_type(void **state)
 	done(&d);
 }
 
+/* A pod annotated kubemedic.io/probe: "true": its containers' probes as
+ * the mirror runs them (km_kube_mirror.h); without the annotation none
+ * are read. */
+static void test_pod_probes(void **state)
+{
+	static const char spec[] =
+		",\"spec\":{\"nodeName\":\"n1\",\"containers\":["
+		"{\"name\":\"app\",\"ports\":[{\"name\":\"metrics\","
+		"\"containerPort\":9090},{\"name\":\"http\",\"containerPort\":"
+		"8080}],\"readinessProbe\":{\"httpGet\":{\"path\":\"ready\","
+		"\"port\":\"http\",\"scheme\":\"HTTPS\",\"httpHeaders\":[{\"name\":"
+		"\"X-A\",\"value\":\"1\"}]},\"periodSeconds\":5,\"timeoutSeconds\":"
+		"2,\"successThreshold\":1,\"failureThreshold\":4,"
+		"\"initialDelaySeconds\":3},\"livenessProbe\":{\"tcpSocket\":{"
+		"\"port\":8080}}},"
+		"{\"name\":\"grpc\",\"livenessProbe\":{\"grpc\":{\"port\":9000,"
+		"\"service\":\"liveness\"}},\"readinessProbe\":{\"exec\":{"
+		"\"command\":[\"true\"]}}},"
+		"{\"name\":\"odd\",\"livenessProbe\":{\"httpGet\":{\"port\":"
+		"\"nope\"}},\"readinessProbe\":{\"tcpSocket\":{\"host\":"
+		"\"169.254.169.254\",\"port\":80}}}]},"
+		"\"status\":{\"phase\":\"Running\",\"podIP\":\"10.1.2.3\"}}";
+	char json[2048];
+	const struct km_kube_probe *k;
+	struct doc d;
+
+	(void)state;
+	snprintf(json, sizeof json,
+		 "{" META(",\"namespace\":\"shop\",\"annotations\":{"
+			  "\"kubemedic.io/probe\":\"true\"}") "%s",
+		 spec);
+	decode(&d, KM_RES_POD, json);
+	assert_int_equal(d.rc, 0);
+	assert_true(d.o.u.pod.mirror);
+	assert_string_equal(d.o.u.pod.pod_ip, "10.1.2.3");
+	assert_int_equal(d.o.u.pod.n_probes, 6);
+	k = d.o.u.pod.probes;
+	/* Per container, liveness then readiness. app: liveness over TCP,
+	 * readiness by a named port, HTTPS, a header, its timing. */
+	assert_string_equal(k[0].container, "app");
+	assert_string_equal(k[0].which, "liveness");
+	assert_int_equal(k[0].type, KM_PROBE_TCP);
+	assert_int_equal(k[0].port, 8080);
+	assert_string_equal(k[1].container, "app");
+	assert_string_equal(k[1].which, "readiness");
+	assert_int_equal(k[1].type, KM_PROBE_HTTP);
+	assert_int_equal(k[1].port, 8080);
+	assert_string_equal(k[1].path, "ready");
+	assert_true(k[1].https);
+	assert_int_equal(k[1].n_headers, 1);
+	assert_string_equal(k[1].headers[0], "X-A");
+	assert_string_equal(k[1].headers[1], "1");
+	assert_int_equal(k[1].period_s, 5);
+	assert_int_equal(k[1].timeout_s, 2);
+	assert_int_equal(k[1].failure, 4);
+	assert_int_equal(k[1].initial_delay_s, 3);
+	assert_int_equal(k[2].type, KM_PROBE_GRPC);
+	assert_int_equal(k[2].port, 9000);
+	assert_string_equal(k[2].service, "liveness");
+	/* Never mirrored, each saying why. */
+	assert_int_equal(k[3].type, 0);
+	assert_non_null(strstr(k[3].skip, "httpGet, tcpSocket and grpc"));
+	assert_int_equal(k[4].type, 0);
+	assert_non_null(strstr(k[4].skip, "named port"));
+	assert_int_equal(k[5].type, 0);
+	assert_non_null(strstr(k[5].skip, "host other than the pod's"));
+	done(&d);
+
+	/* Not annotated (or not "true"): nothing is read of the spec. */
+	snprintf(json, sizeof json,
+		 "{" META(",\"namespace\":\"shop\",\"annotations\":{"
+			  "\"kubemedic.io/probe\":\"yes\"}") "%s",
+		 spec);
+	decode(&d, KM_RES_POD, json);
+	assert_int_equal(d.rc, 0);
+	assert_false(d.o.u.pod.mirror);
+	assert_int_equal(d.o.u.pod.n_probes, 0);
+	assert_null(d.o.u.pod.probes);
+	done(&d);
+
+	/* A probe of the wrong shape is an error naming it. */
+	decode(&d, KM_RES_POD,
+	       "{" META(
+		       ",\"annotations\":{\"kubemedic.io/probe\":\"true\"}") ","
+									     "\"spec\":{\"containers\":[{\"name\":\"a\",\"livenessProbe\":"
+									     "{\"periodSeconds\":\"10\"}}]},\"status\":{}}");
+	assert_int_equal(d.rc, KM_EINVAL);
+	assert_non_null(strstr(d.err.msg, "spec.containers[0].livenessProbe"));
+	done(&d);
+}
+
 static void test_pod(void **state)
 {
 	struct doc d;
@@ -840,6 +931,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_node_conditions_by_type),
 		cmocka_unit_test(test_pod),
+		cmocka_unit_test(test_pod_probes),
 		cmocka_unit_test(test_services_slices_workloads_leases),
 		cmocka_unit_test(test_lists_events_statuses),
 		cmocka_unit_test(test_hostile_objects),

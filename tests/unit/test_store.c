@@ -1149,12 +1149,22 @@ static void test_object_targets(void **state)
 						"again", &err),
 			 KM_ENOTFOUND);
 	assert_string_equal(err.msg, "target \"pod/shop/cart-0\" not found");
-	/* A probe's target goes with its probe only. */
-	make_target(f, "probe//p");
+	/* A defined probe's target goes with its probe only; a probe
+	 * target without a definition (a pod's probe, mirrored) goes. */
+	{
+		struct km_probe p = sample_probe("p");
+
+		assert_int_equal(km_store_create_probe(f->s, &p, &err), 0);
+	}
 	assert_int_equal(km_store_delete_target(f->s, "probe//p", "no", &err),
 			 KM_EINVAL);
 	assert_string_equal(
 		err.msg, "target \"probe//p\" is a probe's: delete the probe");
+	make_target(f, "probe/shop/cart-0.app.readiness");
+	assert_int_equal(
+		km_store_delete_target(f->s, "probe/shop/cart-0.app.readiness",
+				       "pod deleted", &err),
+		0);
 	/* An empty batch is nothing to do. */
 	assert_int_equal(km_store_ensure_targets(f->s, t, 0, &err), 0);
 }
