@@ -495,9 +495,32 @@ static char *trim(char *s, size_t *len)
 	return s;
 }
 
+/* What is wrong with a token (len bytes at t, trimmed) as the value of
+ * an Authorization header, or NULL: it is sent as it is, so a line break
+ * or another control character would end the header there and start
+ * whatever follows as one of the request's own. Bearer tokens are
+ * printable ASCII (RFC 6750's b64token; JWTs). Every token kubemedicd
+ * sends passes here: a kubeconfig's token, its tokenFile's and the
+ * ServiceAccount's, at start and when the file is read again. */
+static const char *token_fault(const char *t, size_t len)
+{
+	if (!len)
+		return "empty";
+	if (strlen(t) != len)
+		return "holds a NUL byte";
+	if (strpbrk(t, "\r\n"))
+		return "holds more than one line";
+	for (size_t i = 0; i < len; i++)
+		if (t[i] < '!' || t[i] > '~')
+			return "holds a character a bearer token does not "
+			       "(a space, a control character or non-ASCII)";
+	return NULL;
+}
+
 int km_kubeconfig_read_token(const char *path, char **token,
 			     struct km_error *err)
 {
+	const char *fault;
 	char *buf = NULL, *t;
 	size_t len = 0;
 	int rc;
@@ -508,12 +531,8 @@ int km_kubeconfig_read_token(const char *path, char **token,
 	if (rc)
 		return rc;
 	t = trim(buf, &len);
-	if (!len || strlen(t) != len || strpbrk(t, "\r\n")) {
-		rc = km_error_set(err, KM_EINVAL, "%s: %s", path,
-				  !len ? "empty"
-				  : strlen(t) != len
-					  ? "holds a NUL byte"
-					  : "holds more than one line");
+	if ((fault = token_fault(t, len))) {
+		rc = km_error_set(err, KM_EINVAL, "%s: %s", path, fault);
 		free(buf);
 		return rc;
 	}
@@ -522,11 +541,11 @@ int km_kubeconfig_read_token(const char *path, char **token,
 	return 0;
 }
 
-/* A token file's token (trimmed, not empty, no NUL) into *token. */
+/* A token file's token (trimmed, token_fault's rules) into *token. */
 static int read_token(struct reader *rd, const yaml_node_t *n, const char *path,
 		      const char *file, const char **token)
 {
-	const char *raw;
+	const char *raw, *fault;
 	char *t;
 	size_t len;
 	int rc;
@@ -536,9 +555,9 @@ static int read_token(struct reader *rd, const yaml_node_t *n, const char *path,
 	if (rc)
 		return rc;
 	t = trim((char *)raw, &len);
-	if (!len || strlen(t) != len)
+	if ((fault = token_fault(t, len)))
 		return errorf_at(rd, n, "%s: %s: %s", path, resolve(rd, file),
-				 len ? "holds a NUL byte" : "empty");
+				 fault);
 	*token = t;
 	return 0;
 }
@@ -602,6 +621,13 @@ static int parse_user(struct reader *rd, const struct entry *e, bool chosen)
 		kc->token_file = resolve(rd, token_file);
 		if (!kc->token_file)
 			return km_yaml_oom(&rd->y);
+	}
+	if (token && *token && !token_file) {
+		const char *fault = token_fault(token, strlen(token));
+
+		if (fault)
+			return errorf_at(rd, v[U_TOKEN], "%s: %s", p[U_TOKEN],
+					 fault);
 	}
 	kc->token = token && *token ? token : NULL;
 	kc->user = e->name;
@@ -950,11 +976,15 @@ int km_kubeconfig_in_cluster(struct km_kubeconfig *kc, const char *sa_dir,
 			  "a token file", true, false, &kc->token_file,
 			  &kc->token, &len, err)))
 		goto fail;
-	if (!len || strlen(kc->token) != len) {
-		rc = km_error_set(err, KM_EINVAL, "in-cluster config: %s: %s",
-				  kc->token_file,
-				  len ? "holds a NUL byte" : "empty");
-		goto fail;
+	{
+		const char *fault = token_fault(kc->token, len); /* trimmed */
+
+		if (fault) {
+			rc = km_error_set(err, KM_EINVAL,
+					  "in-cluster config: %s: %s",
+					  kc->token_file, fault);
+			goto fail;
+		}
 	}
 	if ((rc = sa_file(kc, sa_dir, "ca.crt", KM_KUBECONFIG_MAX_CERT,
 			  "a CA bundle", false, false, &path, &kc->ca_pem,

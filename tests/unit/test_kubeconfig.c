@@ -322,6 +322,43 @@ static void test_malformed(void **state)
 	expect_refused("users:\n- name: u\n  user:\n    token: [a]\n", NULL,
 		       ":4:12: users[0].user.token: expected a string, got a "
 		       "list");
+	/* A token is sent as a header's value: nothing that would end the
+	 * header, or is not a bearer token's, whether written in the file
+	 * or read from tokenFile. */
+	write_file("crlf-token", "abc\r\nX-Injected: 1\n");
+	expect_refused("clusters: [{name: c, cluster: {server: "
+		       "'https://127.0.0.1:6443'}}]\n"
+		       "users: [{name: u, user: {token: \"abc\\r\\nX-Injected: "
+		       "1\"}}]\n"
+		       "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+		       "current-context: x\n",
+		       NULL,
+		       ":2:33: users[0].user.token: holds more than one line");
+	expect_refused("clusters: [{name: c, cluster: {server: "
+		       "'https://127.0.0.1:6443'}}]\n"
+		       "users: [{name: u, user: {token: \"abc def\"}}]\n"
+		       "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+		       "current-context: x\n",
+		       NULL,
+		       ":2:33: users[0].user.token: holds a character a bearer "
+		       "token does not (a space, a control character or "
+		       "non-ASCII)");
+	{
+		char want[1024];
+
+		snprintf(want, sizeof want,
+			 ":2:37: users[0].user.tokenFile: %s/crlf-token: "
+			 "holds more than one line",
+			 dir);
+		expect_refused("clusters: [{name: c, cluster: {server: "
+			       "'https://127.0.0.1:6443'}}]\n"
+			       "users: [{name: u, user: {tokenFile: "
+			       "crlf-token}}]\n"
+			       "contexts: [{name: x, context: {cluster: c, "
+			       "user: u}}]\n"
+			       "current-context: x\n",
+			       NULL, want);
+	}
 	expect_refused("key: [\n", NULL,
 		       ":2:1: invalid YAML: did not find expected node "
 		       "content (while parsing a flow node at line 2, column "
@@ -649,6 +686,14 @@ static void test_in_cluster(void **state)
 	write_file("sa/token", "\n");
 	assert_int_equal(km_kubeconfig_in_cluster(&kc, sa, &err), KM_EINVAL);
 	snprintf(want, sizeof want, "in-cluster config: %s: empty",
+		 at("sa/token", p));
+	assert_string_equal(err.msg, want);
+	/* A token becomes a header as it is: a line break in it would start
+	 * a header of the file's writer's choosing. */
+	write_file("sa/token", "abc\r\nX-Injected: 1\n");
+	assert_int_equal(km_kubeconfig_in_cluster(&kc, sa, &err), KM_EINVAL);
+	snprintf(want, sizeof want,
+		 "in-cluster config: %s: holds more than one line",
 		 at("sa/token", p));
 	assert_string_equal(err.msg, want);
 	assert_int_equal(unlink(at("sa/token", p)), 0);
