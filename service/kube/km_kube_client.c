@@ -106,6 +106,17 @@ static void req_free(struct km_kube_req *r)
 	free(r);
 }
 
+/* A request's URL in messages: without its query, which holds a random
+ * timeoutSeconds (every retry's message would differ, and the cluster's
+ * log once a minute compares messages) and a continue token (the
+ * informer says whether it was a list or a watch). printf's "%.*s"
+ * arguments. */
+#define URL_SHOWN(r) url_shown_len(r), (r)->url
+static int url_shown_len(const struct km_kube_req *r)
+{
+	return (int)strcspn(r->url, "?");
+}
+
 static bool append(struct km_kube_req *r, const char *p, size_t n, size_t max)
 {
 	if (r->len + n > max) {
@@ -198,10 +209,10 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 		c->token_stale = true;
 	if (r->too_big)
 		km_error_set(&err, KM_EFULL,
-			     "GET %s: the answer is larger than %u bytes",
-			     r->url, KM_KUBE_BODY_MAX);
+			     "GET %.*s: the answer is larger than %u bytes",
+			     URL_SHOWN(r), KM_KUBE_BODY_MAX);
 	else if (result != CURLE_OK)
-		km_error_set(&err, KM_EUNAVAIL, "GET %s: %s", r->url,
+		km_error_set(&err, KM_EUNAVAIL, "GET %.*s: %s", URL_SHOWN(r),
 			     r->errbuf[0] ? r->errbuf
 					  : curl_easy_strerror(result));
 	if (err.code || status < 200 || status > 299)
@@ -210,7 +221,8 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 	 * not an event. */
 	if (r->watch && status == 200 && !err.code && r->len)
 		km_error_set(&err, KM_EUNAVAIL,
-			     "GET %s: the watch ended inside a line", r->url);
+			     "GET %.*s: the watch ended inside a line",
+			     URL_SHOWN(r));
 	if (r->watch && status == 200)
 		r->end(r->arg, status, "", 0, err.code ? &err : NULL);
 	else
@@ -299,8 +311,8 @@ static void pump(struct km_kube_client *c)
 		if (rc) {
 			struct km_error err;
 
-			km_error_set(&err, rc, "GET %s: cannot start: %s",
-				     r->url, km_strerror(rc));
+			km_error_set(&err, rc, "GET %.*s: cannot start: %s",
+				     URL_SHOWN(r), km_strerror(rc));
 			c->stats.failed++;
 			r->end(r->arg, 0, "", 0, &err);
 			req_free(r);
