@@ -388,17 +388,21 @@ static void stream_over(struct km_kube_informer *inf)
 	km_loop_timer_cancel(inf->loop, &inf->stall);
 }
 
-/* From now on this resource is listed in pages. */
+/* From now on this resource is listed in pages: at once, from a timer
+ * (this may run inside a line of the stream, where no request starts). */
 static void page_from_now(struct km_kube_informer *inf, const char *why)
 {
 	km_log(KM_LOG_INFO,
 	       "kube: the API server streams no list; listing in pages",
 	       "cluster", inf->cluster, "resource", resources[inf->res].name,
 	       "why", why, NULL);
+	stream_over(inf);
 	km_kube_cancel(inf->req);
 	inf->req = NULL;
 	inf->paged_only = true;
-	start_list(inf, true);
+	inf->relist_now = true;
+	inf->state = KM_INF_BACKOFF;
+	km_loop_timer_set(inf->loop, &inf->timer, km_mono_ns());
 }
 
 static void stall_fired(struct km_loop *l, void *arg)
@@ -412,7 +416,6 @@ static void stall_fired(struct km_loop *l, void *arg)
 		km_loop_timer_set(l, &inf->stall, inf->last_line_ns + STALL_NS);
 		return;
 	}
-	stream_over(inf);
 	page_from_now(inf, "no end of the initial events in 15 s");
 }
 
@@ -485,6 +488,15 @@ static void watch_line(void *arg, const char *line, size_t len)
 		break;
 	case KM_EV_ADDED:
 	case KM_EV_MODIFIED:
+		if (inf->streaming && ev.type == KM_EV_MODIFIED) {
+			/* Initial events are all ADDED: a server that sends
+			 * a change before the list's end has ignored
+			 * sendInitialEvents (a plain watch: it would never
+			 * say the list is over). */
+			page_from_now(inf, "a change came before the list's "
+					   "end: sendInitialEvents ignored");
+			break;
+		}
 		put_item(inf, ev.object, &inf->tree, now);
 		inf->listed += inf->streaming;
 		if (inf->changed)
@@ -493,6 +505,11 @@ static void watch_line(void *arg, const char *line, size_t len)
 	case KM_EV_DELETED: {
 		struct km_kube_object o;
 
+		if (inf->streaming) {
+			page_from_now(inf, "a deletion came before the list's "
+					   "end: sendInitialEvents ignored");
+			break;
+		}
 		if (km_kube_decode_object(inf->res, ev.object, &inf->tree, &o,
 					  &err)) {
 			inf->stats.bad_objects++;
