@@ -24,6 +24,7 @@
 
 #define TOKEN_REREAD_NS (60LL * 1000000000)
 #define ERROR_BODY_MAX (64 * 1024)
+#define URL_SHOWN_MAX 2048 /* more than a message holds */
 
 struct km_kube_req {
 	struct km_list link; /* c->waiting or c->running */
@@ -106,15 +107,26 @@ static void req_free(struct km_kube_req *r)
 	free(r);
 }
 
-/* A request's URL in messages: without its query, which holds a random
- * timeoutSeconds (every retry's message would differ, and the cluster's
- * log once a minute compares messages) and a continue token (the
- * informer says whether it was a list or a watch). printf's "%.*s"
- * arguments. */
-#define URL_SHOWN(r) url_shown_len(r), (r)->url
-static int url_shown_len(const struct km_kube_req *r)
+/* A request's URL in messages, without its timeoutSeconds: a watch asks
+ * for a random one, which would make every retry's message new (and the
+ * cluster logs a failure again only when its message changes, or after a
+ * minute). The rest of the query stays: the selector it carries is worth
+ * seeing. printf's "%s" argument, in buf. */
+static const char *url_shown(const struct km_kube_req *r, char *buf, size_t len)
 {
-	return (int)strcspn(r->url, "?");
+	const char *t = strstr(r->url, "timeoutSeconds="), *end;
+
+	if (!t || t == r->url) {
+		snprintf(buf, len, "%s", r->url);
+		return buf;
+	}
+	end = t + strcspn(t, "&");
+	if (t[-1] == '&')
+		t--; /* "?a&timeoutSeconds=1": "?a" */
+	else if (*end == '&')
+		end++; /* "?timeoutSeconds=1&a": "?a" */
+	snprintf(buf, len, "%.*s%s", (int)(t - r->url), r->url, end);
+	return buf;
 }
 
 static bool append(struct km_kube_req *r, const char *p, size_t n, size_t max)
@@ -194,6 +206,7 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 	struct km_kube_client *c = arg;
 	struct km_kube_req *r = NULL;
 	struct km_error err = {0};
+	char shown[URL_SHOWN_MAX];
 	long status = 0;
 
 	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
@@ -209,10 +222,12 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 		c->token_stale = true;
 	if (r->too_big)
 		km_error_set(&err, KM_EFULL,
-			     "GET %.*s: the answer is larger than %u bytes",
-			     URL_SHOWN(r), KM_KUBE_BODY_MAX);
+			     "GET %s: the answer is larger than %u bytes",
+			     url_shown(r, shown, sizeof shown),
+			     KM_KUBE_BODY_MAX);
 	else if (result != CURLE_OK)
-		km_error_set(&err, KM_EUNAVAIL, "GET %.*s: %s", URL_SHOWN(r),
+		km_error_set(&err, KM_EUNAVAIL, "GET %s: %s",
+			     url_shown(r, shown, sizeof shown),
 			     r->errbuf[0] ? r->errbuf
 					  : curl_easy_strerror(result));
 	if (err.code || status < 200 || status > 299)
@@ -221,8 +236,8 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 	 * not an event. */
 	if (r->watch && status == 200 && !err.code && r->len)
 		km_error_set(&err, KM_EUNAVAIL,
-			     "GET %.*s: the watch ended inside a line",
-			     URL_SHOWN(r));
+			     "GET %s: the watch ended inside a line",
+			     url_shown(r, shown, sizeof shown));
 	if (r->watch && status == 200)
 		r->end(r->arg, status, "", 0, err.code ? &err : NULL);
 	else
@@ -310,9 +325,11 @@ static void pump(struct km_kube_client *c)
 		rc = start(r);
 		if (rc) {
 			struct km_error err;
+			char shown[URL_SHOWN_MAX];
 
-			km_error_set(&err, rc, "GET %.*s: cannot start: %s",
-				     URL_SHOWN(r), km_strerror(rc));
+			km_error_set(&err, rc, "GET %s: cannot start: %s",
+				     url_shown(r, shown, sizeof shown),
+				     km_strerror(rc));
 			c->stats.failed++;
 			r->end(r->arg, 0, "", 0, &err);
 			req_free(r);
