@@ -216,6 +216,18 @@ static void cp_verdict(struct cluster *c, const struct km_kube_verdict *v)
 	changed(c);
 }
 
+/* Why a check did not answer, for its target's reason: the client's
+ * message without its "GET URL: " (the URL is the cluster's, and a
+ * reason is cut at 120 characters, where the cause would be lost). */
+static const char *no_answer(const struct km_error *err)
+{
+	const char *s = err->msg, *colon;
+
+	if (!strncmp(s, "GET ", 4) && (colon = strstr(s, ": ")))
+		return colon + 2;
+	return s;
+}
+
 static void readyz_done(void *arg, long status, const char *body, size_t len,
 			const struct km_error *err)
 {
@@ -229,7 +241,7 @@ static void readyz_done(void *arg, long status, const char *body, size_t len,
 				CHECKS_MAX, &n, &v);
 	if (err && v.state != KM_STATE_HEALTHY)
 		snprintf(v.reason, sizeof v.reason,
-			 "/readyz did not answer: %.400s", err->msg);
+			 "/readyz did not answer: %.400s", no_answer(err));
 	cp_verdict(c, &v);
 }
 
@@ -247,7 +259,8 @@ static void livez_done(void *arg, long status, const char *body, size_t len,
 	if (c->livez.state != KM_STATE_HEALTHY) {
 		if (err)
 			snprintf(c->livez.reason, sizeof c->livez.reason,
-				 "/livez did not answer: %.400s", err->msg);
+				 "/livez did not answer: %.400s",
+				 no_answer(err));
 		cp_verdict(c, &c->livez);
 		return;
 	}

@@ -158,6 +158,11 @@ func TestKubemedicFleetOneClusterDown(t *testing.T) {
 	if !apiserverCauseRe.MatchString(ev.Transition.Cause) {
 		t.Errorf("%s's cause %q, want what /livez or /readyz did", apiB, ev.Transition.Cause)
 	}
+	// The cause says why in full: not the request's URL, cut off before
+	// the reason (a cause is at most 120 characters).
+	if c := ev.Transition.Cause; strings.Contains(c, "GET https://") || strings.HasSuffix(c, ": ") {
+		t.Errorf("%s's cause %q: the URL, not why", apiB, c)
+	}
 	t.Logf("b's API server stopped in %v; %s UNHEALTHY %v after the stop began (%q)",
 		stopTook.Round(100*time.Millisecond), apiB, ev.Transition.Time.Sub(stopped).Round(100*time.Millisecond),
 		ev.Transition.Cause)
