@@ -78,6 +78,9 @@ struct km_kube_source {
 	/* When the Leases were last not watched: from lease_lost_us until
 	 * lease_back_us, or still (lease_back_us 0); 0: never. */
 	int64_t lease_lost_us, lease_back_us;
+	/* Pods cannot be watched now: none is judged by time (a pod pending
+	 * when last seen may have started meanwhile). */
+	bool pods_lost;
 };
 
 static const char *const lease_ns = "kube-node-lease";
@@ -396,6 +399,8 @@ void km_kube_source_watching(struct km_kube_source *s, enum km_kube_resource r,
 {
 	bool lost = s->lease_lost_us && !s->lease_back_us;
 
+	if (r == KM_RES_POD)
+		s->pods_lost = !watched;
 	if (r != KM_RES_LEASE || watched == !lost)
 		return;
 	if (watched) {
@@ -757,7 +762,7 @@ void km_kube_source_tick(struct km_kube_source *s, int64_t now_us)
 	km_kube_cache_each(s->cache[KM_RES_NODE], tick_node, &a);
 	/* Backwards: judging may take a pod off the list (swapping the
 	 * last one into its place). */
-	for (size_t i = s->n_timed; i-- > 0;) {
+	for (size_t i = s->pods_lost ? 0 : s->n_timed; i-- > 0;) {
 		struct tgt *t = s->timed[i];
 		const struct km_kube_object *o;
 		const char *slash = strchr(t->name, '/');

@@ -103,7 +103,9 @@ int km_kube_source_component(struct km_kube_source *s, const char *name,
  * until they are seen again, no time counts to a Lease's age — nodes keep
  * the verdicts they had when kubemedicd lost sight of the Leases, and
  * afterwards a Lease that was not renewed is as old as the time seen
- * before and since. Other resources: nothing. */
+ * before and since. For Pods: while they cannot be watched, no pod is
+ * judged by time (one pending when last seen may have started since; the
+ * watch tells, once it is back). Other resources: nothing. */
 void km_kube_source_watching(struct km_kube_source *s, enum km_kube_resource r,
 			     bool watched, int64_t now_us);
 

@@ -388,7 +388,15 @@ static void test_pod_life(void **state)
 	assert_string_equal(t.owner, "deployment/shop/cart");
 	assert_string_equal(t.node, "");
 	assert_string_equal(t.uid, "p-1");
-	/* The grace ends with no event: tick. */
+	/* The grace ends while the pods cannot be watched: nothing is
+	 * known of the pod since, so time alone does not judge it. */
+	km_kube_source_watching(f->src, KM_RES_POD, false, T0 + 200 * SEC);
+	km_kube_source_tick(f->src, T0 + 301 * SEC);
+	flush(f);
+	assert_int_equal(state_of(f, "pod/shop/cart-7d9f-x2"),
+			 KM_STATE_UNKNOWN);
+	/* Watched again, still pending (no event): tick. */
+	km_kube_source_watching(f->src, KM_RES_POD, true, T0 + 300 * SEC);
 	km_kube_source_tick(f->src, T0 + 301 * SEC);
 	flush(f);
 	assert_int_equal(state_of(f, "pod/shop/cart-7d9f-x2"),
