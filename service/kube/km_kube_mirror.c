@@ -255,7 +255,8 @@ void km_kube_mirror_put(struct km_kube_mirror *m,
 		return; /* unchanged (or no memory: the next update) */
 	}
 	/* What is not mirrored is said once per change of the pod's
-	 * probes, not at every update of the pod. */
+	 * probes, not at every update of the pod (its record remembers the
+	 * set, even when nothing of it runs). */
 	for (size_t i = 0; i < kp->n_probes; i++)
 		if (whys[i]) {
 			km_log(KM_LOG_INFO,
@@ -266,10 +267,6 @@ void km_kube_mirror_put(struct km_kube_mirror *m,
 			m->stats.skipped++;
 		}
 	if (!mp) {
-		if (!n) {
-			km_arena_free(&a);
-			return;
-		}
 		mp = calloc(1, sizeof *mp);
 		if (!mp || !(mp->uid = strdup(pod->meta.uid))) {
 			free(mp);
@@ -288,7 +285,8 @@ void km_kube_mirror_put(struct km_kube_mirror *m,
 	mp->node = km_arena_strdup(&mp->want_a,
 				   kp->node_name ? kp->node_name : "");
 	mp->cause = "pod's probe changed";
-	enqueue(m, mp);
+	if (n || mp->n_have)
+		enqueue(m, mp);
 }
 
 void km_kube_mirror_delete(struct km_kube_mirror *m, const char *uid,
@@ -433,7 +431,9 @@ int km_kube_mirror_flush(struct km_kube_mirror *m, struct km_error *err)
 		if ((rc = flush_pod(m, mp, err)))
 			break;
 		mp->queued = false;
-		if (!mp->n_have) {
+		/* Forgotten once nothing runs and nothing is to be
+		 * remembered (deleted, or tried again when next seen). */
+		if (!mp->n_have && !mp->want_h) {
 			struct mpod **s = slot(m, mp->uid, mp->h);
 
 			*s = mp->next;
