@@ -287,7 +287,7 @@ static int apply_flags(struct km_config *cfg, const struct flags *f)
  * lag_* percentiles are totals since start: a reader takes differences;
  * the interval_* fields cover the runs started since the previous line. */
 static void log_stats(struct km_prober *pr, struct km_health *health,
-		      struct km_store *store)
+		      struct km_store *store, struct km_kube *kube)
 {
 	struct km_prober_stats p;
 	struct km_prober_interval iv;
@@ -323,6 +323,23 @@ static void log_stats(struct km_prober *pr, struct km_health *health,
 	       "transitions_retried", KM_I(s.transitions_retried),
 	       "writer_idle", KM_I(s.writer_idle), "writer_boosts",
 	       KM_I(s.writer_boosts), NULL);
+	if (kube) {
+		struct km_kube_stats k;
+
+		km_kube_get_stats(kube, &k);
+		km_log(KM_LOG_INFO, "kube stats", "clusters", KM_I(k.clusters),
+		       "objects", KM_I(k.objects), "targets", KM_I(k.targets),
+		       "observations", KM_I(k.observations), "lists",
+		       KM_I(k.lists), "watches", KM_I(k.watches), "events",
+		       KM_I(k.events), "bookmarks", KM_I(k.bookmarks), "gone",
+		       KM_I(k.gone), "failures", KM_I(k.failures),
+		       "bad_objects", KM_I(k.bad_objects), "requests",
+		       KM_I(k.requests), "throttled", KM_I(k.throttled),
+		       "failed_requests", KM_I(k.failed_requests), "bytes",
+		       KM_I(k.bytes), "mirrored_probes", KM_I(k.mirrored),
+		       "mirror_skipped", KM_I(k.mirror_skipped),
+		       "mirror_over_limit", KM_I(k.mirror_over_limit), NULL);
+	}
 }
 
 /* The store's health, from its writer thread: commits failing over and
@@ -483,7 +500,7 @@ static int start_kube(const struct km_config *cfg, const struct kube_plan *p,
  * stats on SIGUSR1 and every interval_ms (0 = never). */
 static int wait_for_stop(const sigset_t *set, int64_t interval_ms,
 			 struct km_prober *pr, struct km_health *health,
-			 struct km_store *store)
+			 struct km_store *store, struct km_kube *kube)
 {
 	int64_t next = km_mono_ns() + interval_ms * 1000000;
 
@@ -494,14 +511,14 @@ static int wait_for_stop(const sigset_t *set, int64_t interval_ms,
 		int sig;
 
 		if (interval_ms > 0 && left <= 0) {
-			log_stats(pr, health, store);
+			log_stats(pr, health, store, kube);
 			next += interval_ms * 1000000;
 			continue;
 		}
 		sig = interval_ms > 0 ? sigtimedwait(set, NULL, &ts)
 				      : sigwaitinfo(set, NULL);
 		if (sig == SIGUSR1)
-			log_stats(pr, health, store);
+			log_stats(pr, health, store, kube);
 		else if (sig > 0)
 			return sig;
 		/* < 0: EAGAIN (the interval is up) or EINTR. */
@@ -664,8 +681,8 @@ int main(int argc, char **argv)
 	       "schema", KM_I(km_store_schema_version(store)), "probes",
 	       KM_I(scheduled), NULL);
 
-	sig = wait_for_stop(&stop, cfg.stats_interval_ms, prober, health,
-			    store);
+	sig = wait_for_stop(&stop, cfg.stats_interval_ms, prober, health, store,
+			    kube);
 	km_log(KM_LOG_INFO, "stopping", "signal", strsignal(sig), "grace_ms",
 	       KM_I(cfg.shutdown_grace_ms), NULL);
 	km_api_stop(api, cfg.shutdown_grace_ms);

@@ -42,6 +42,7 @@ struct cluster {
 	struct km_kube_req *cp_req;
 	struct km_kube_verdict livez;
 	bool flush_failing;
+	struct km_kube_stats stats; /* as of the last tick; under k->mu */
 };
 
 struct km_kube {
@@ -56,6 +57,7 @@ struct km_kube {
 	struct km_store *store;
 	struct km_health *health;
 	struct km_prober *prober;
+	pthread_mutex_t mu; /* the clusters' stats */
 };
 
 static const enum km_kube_resource first[] = {KM_RES_REPLICASET, KM_RES_NODE,
@@ -194,6 +196,74 @@ static void status(void *arg, enum km_kube_resource r, const char *why)
 	phase_soon(c);
 }
 
+/* The cluster's counters, for km_kube_get_stats on another thread. */
+static void snapshot(struct cluster *c)
+{
+	struct km_kube_stats st = {.clusters = 1};
+	struct km_kube_client_stats cs;
+	struct km_kube_source_stats ss;
+
+	for (int r = 0; r < KM_RES_N; r++) {
+		struct km_kube_informer_stats is;
+
+		if (!c->inf[r])
+			continue;
+		km_kube_informer_stats(c->inf[r], &is);
+		st.lists += is.lists;
+		st.watches += is.watches;
+		st.events += is.events;
+		st.bookmarks += is.bookmarks;
+		st.gone += is.gone;
+		st.failures += is.failures;
+		st.bad_objects += is.bad_objects;
+	}
+	km_kube_client_stats(c->client, &cs);
+	st.requests = cs.requests;
+	st.throttled = cs.throttled;
+	st.failed_requests = cs.failed;
+	st.bytes = cs.bytes;
+	km_kube_source_stats(c->source, &ss);
+	for (int r = 0; r < KM_RES_N; r++)
+		st.objects += ss.objects[r];
+	st.targets = ss.targets;
+	st.observations = ss.observations;
+	st.mirrored = ss.mirrored;
+	st.mirror_skipped = ss.mirror_skipped;
+	st.mirror_over_limit = ss.mirror_over_limit;
+	pthread_mutex_lock(&c->k->mu);
+	c->stats = st;
+	pthread_mutex_unlock(&c->k->mu);
+}
+
+void km_kube_get_stats(struct km_kube *k, struct km_kube_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&k->mu);
+	for (size_t i = 0; i < k->n; i++) {
+		const struct km_kube_stats *s = &k->clusters[i].stats;
+
+		out->clusters += s->clusters;
+		out->lists += s->lists;
+		out->watches += s->watches;
+		out->events += s->events;
+		out->bookmarks += s->bookmarks;
+		out->gone += s->gone;
+		out->failures += s->failures;
+		out->bad_objects += s->bad_objects;
+		out->requests += s->requests;
+		out->throttled += s->throttled;
+		out->failed_requests += s->failed_requests;
+		out->bytes += s->bytes;
+		out->objects += s->objects;
+		out->targets += s->targets;
+		out->observations += s->observations;
+		out->mirrored += s->mirrored;
+		out->mirror_skipped += s->mirror_skipped;
+		out->mirror_over_limit += s->mirror_over_limit;
+	}
+	pthread_mutex_unlock(&k->mu);
+}
+
 static void tick_fired(struct km_loop *l, void *arg)
 {
 	struct cluster *c = arg;
@@ -201,6 +271,7 @@ static void tick_fired(struct km_loop *l, void *arg)
 	km_kube_source_tick(c->source, km_now_us());
 	maybe_second_phase(c);
 	changed(c);
+	snapshot(c);
 	km_loop_timer_set(l, &c->tick, km_mono_ns() + TICK_NS);
 }
 
@@ -346,6 +417,7 @@ static int cluster_start(struct km_kube *k, struct cluster *c,
 		start_informer(c, first[i]);
 	km_loop_timer_set(k->loop, &c->tick, km_mono_ns() + TICK_NS);
 	km_loop_timer_set(k->loop, &c->cp, km_mono_ns());
+	snapshot(c); /* counted from the start (the loop is not running) */
 	return 0;
 }
 
@@ -371,6 +443,7 @@ int km_kube_start(const struct km_kube_options *o, struct km_kube **out,
 	*out = NULL;
 	if (!k)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
+	pthread_mutex_init(&k->mu, NULL);
 	k->store = o->store;
 	k->health = o->health;
 	k->prober = o->prober;
@@ -383,6 +456,7 @@ int km_kube_start(const struct km_kube_options *o, struct km_kube **out,
 	k->clusters =
 		calloc(o->n_clusters ? o->n_clusters : 1, sizeof *k->clusters);
 	if (!k->clusters) {
+		pthread_mutex_destroy(&k->mu);
 		free(k);
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	}
@@ -427,5 +501,6 @@ void km_kube_stop(struct km_kube *k)
 		km_loop_destroy(k->loop);
 	}
 	free(k->clusters);
+	pthread_mutex_destroy(&k->mu);
 	free(k);
 }

@@ -59,6 +59,18 @@ struct km_kube_options {
 	size_t max_objects;              /* per resource and cluster; 0: 1M */
 };
 
+/* Over every cluster, as of each cluster's last tick (once a second). */
+struct km_kube_stats {
+	uint64_t clusters;
+	uint64_t lists, watches, events, bookmarks, gone, failures,
+		bad_objects; /* the informers' */
+	uint64_t requests, throttled, failed_requests, bytes; /* clients' */
+	uint64_t objects, targets, observations;              /* the sources' */
+	uint64_t mirrored, mirror_skipped, mirror_over_limit;
+};
+/* Any thread. */
+void km_kube_get_stats(struct km_kube *k, struct km_kube_stats *out);
+
 /* Starts watching. Copies what it needs of o. */
 int km_kube_start(const struct km_kube_options *o, struct km_kube **out,
 		  struct km_error *err);

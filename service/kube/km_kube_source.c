@@ -1006,4 +1006,12 @@ void km_kube_source_stats(const struct km_kube_source *s,
 	out->skipped = s->skipped;
 	out->over_limit = s->over_limit;
 	out->observations = s->observations;
+	if (s->mirror) {
+		struct km_kube_mirror_stats m;
+
+		km_kube_mirror_stats(s->mirror, &m);
+		out->mirrored = m.probes;
+		out->mirror_skipped = m.skipped;
+		out->mirror_over_limit = m.over_limit;
+	}
 }

@@ -124,6 +124,9 @@ struct km_kube_source_stats {
 	uint64_t skipped;         /* objects whose names cannot be targets */
 	uint64_t over_limit;      /* objects refused past max_objects */
 	uint64_t observations;    /* handed to the hub */
+	/* Pods' own probes (km_kube_mirror.h): running, never mirrored,
+	 * pods refused for the bound. */
+	uint64_t mirrored, mirror_skipped, mirror_over_limit;
 };
 void km_kube_source_stats(const struct km_kube_source *s,
 			  struct km_kube_source_stats *out);

@@ -6,6 +6,7 @@ cleanly. A malformed entry, a kubeconfig that cannot be read, and
 clusters: beside --kubeconfig are refused at start with exit status 2 and
 their exact messages. (Two real API servers are the e2e suite's.)"""
 import re
+import signal
 import subprocess
 import time
 
@@ -106,6 +107,22 @@ def test_two_clusters_down_never_stop_the_daemon(pb, daemon_factory,
         except grpc.RpcError as e:
             code = e.code()
         assert code == grpc.StatusCode.NOT_FOUND
+    # The counters of both clusters, in one line (SIGUSR1: at once; the
+    # clusters' counters are as of their last tick, once a second):
+    # every request failed, each of them counted.
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        d.proc.send_signal(signal.SIGUSR1)
+        line = d.wait_for_log(r'msg="kube stats" clusters=2 .*', 10 * SLOW)
+        fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if int(fields["failures"]) > 0 and fields["targets"] == "2":
+            break
+        assert time.monotonic() < deadline, line
+        time.sleep(0.2)  # the next tick's counters (no event tells it)
+    assert int(fields["failures"]) > 0, line
+    assert int(fields["failed_requests"]) > 0, line
+    assert int(fields["requests"]) >= int(fields["failed_requests"]), line
+    assert fields["targets"] == "2", line  # the two API servers
     rc = d.stop()
     assert rc == 0, d.log()
     assert 'msg=stopped' in d.log()
