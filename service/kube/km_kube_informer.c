@@ -274,9 +274,10 @@ static void list_end(struct km_kube_informer *inf, int64_t now)
 	km_log(KM_LOG_INFO, "kube: listed", "cluster", inf->cluster, "resource",
 	       resources[inf->res].name, "objects", KM_I(inf->listed), "pages",
 	       KM_I(inf->list_pages), "how",
-	       inf->list_pages ? "pages" : "stream", "encoding",
+	       inf->list_pages ? "pages" : "stream", "ms",
+	       KM_I((km_mono_ns() - inf->list_started_ns) / 1000000),
+	       "encoding",
 	       !inf->list_pages && ask_protobuf(inf) ? "protobuf" : "json",
-	       "ms", KM_I((km_mono_ns() - inf->list_started_ns) / 1000000),
 	       NULL);
 	inf->synced = true;
 	healthy(inf);
