@@ -71,6 +71,7 @@ printf '\n%-6s %-10s %10s %10s %10s %10s\n' round program sync_ms cpu_cores rss_
 for ((r = 1; r <= rounds; r++)); do
 	# client-go
 	log=$state/informer.$r.log
+	rm -f "$log" # an earlier run's: waitlog must not read it before it is truncated
 	start=$(now_ms)
 	"$kmctl" informer --kubeconfig "$kc" >"$log" 2>&1 &
 	pid=$!
@@ -81,6 +82,7 @@ for ((r = 1; r <= rounds; r++)); do
 	printf '%-6s %-10s %10s %10s %10s %10s   %s\n' "$r" client-go "$sync" "$cpu" "$rss" "$peak" "$(cat "$log")"
 	# kubemedicd: synced when all nine resources have been listed
 	log=$state/kubemedicd.$r.log
+	rm -f "$log"
 	rm -f "$state/km.$r.db"*
 	start=$(now_ms)
 	"$build/kubemedicd" --listen 127.0.0.1:0 --db "$state/km.$r.db" --kubeconfig "$kc" 2>"$log" &
