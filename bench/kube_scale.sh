@@ -53,7 +53,8 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 waitlog() {
 	local i
 	for ((i = 0; i < 18000; i++)); do
-		(($(grep -c -- "$2" "$1" 2>/dev/null || true) >= $3)) && return 0
+		# (a file not there yet counts none)
+		(($(cat -- "$1" 2>/dev/null | grep -c -- "$2") >= $3)) && return 0
 		sleep 0.05
 	done
 	echo "kube_scale: $2 not seen in $1" >&2
