@@ -10,8 +10,8 @@
 #
 # Installs the missing -dev packages (libjansson-dev, libjson-c-dev,
 # libcjson-dev), builds kmctl (tests/e2e/cluster, Go module proxy) and
-# bench_kube_decode with the k8s.io protos of the Go modules that go.mod
-# names, writes a list of N pods (30,000) and a watch stream of M events
+# bench_kube_decode with the k8s.io protos in proto/k8s.io (the versions go.mod
+# names), writes a list of N pods (30,000) and a watch stream of M events
 # (1,000) in both encodings with kmctl podlist, and runs bench_kube_decode
 # with R rounds (5): time, peak memory, ratios to jansson. Then, unless
 # --callgrind-pods 0, instructions per pod and per watch event under
@@ -55,21 +55,12 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
 fi
 
-# kmctl, and the k8s.io modules at the versions go.mod names, whose
-# generated.proto files protoc-c compiles.
+# kmctl; the k8s.io protos are the repository's (proto/k8s.io, the
+# versions go.mod names).
 CLUSTER=$ROOT/tests/e2e/cluster
 export GOFLAGS=-p=2
 (cd "$CLUSTER" && go build -o "$TMP/kmctl" ./cmd/kmctl)
-PROTO_ROOT=$ROOT/.cache/k8s-proto
-mkdir -p "$PROTO_ROOT/k8s.io"
-for m in api apimachinery; do
-	dir=$(cd "$CLUSTER" && go mod download -json "k8s.io/$m" |
-		sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-	[ -d "$dir" ] || { say "k8s.io/$m: no module folder"; exit 1; }
-	ln -sfn "$dir" "$PROTO_ROOT/k8s.io/$m"
-done
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DKM_K8S_PROTO_ROOT="$PROTO_ROOT" \
-	>/dev/null
+cmake -S "$ROOT" -B "$BUILD" -G Ninja >/dev/null
 ninja -C "$BUILD" bench_kube_decode >/dev/null
 BIN=$BUILD/bench_kube_decode
 

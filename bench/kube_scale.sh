@@ -53,7 +53,8 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 waitlog() {
 	local i
 	for ((i = 0; i < 18000; i++)); do
-		(($(grep -c -- "$2" "$1" 2>/dev/null || true) >= $3)) && return 0
+		# (a file not there yet counts none)
+		(($(cat -- "$1" 2>/dev/null | grep -c -- "$2") >= $3)) && return 0
 		sleep 0.05
 	done
 	echo "kube_scale: $2 not seen in $1" >&2
@@ -71,6 +72,7 @@ printf '\n%-6s %-10s %10s %10s %10s %10s\n' round program sync_ms cpu_cores rss_
 for ((r = 1; r <= rounds; r++)); do
 	# client-go
 	log=$state/informer.$r.log
+	rm -f "$log" # an earlier run's: waitlog must not read it before it is truncated
 	start=$(now_ms)
 	"$kmctl" informer --kubeconfig "$kc" >"$log" 2>&1 &
 	pid=$!
@@ -81,6 +83,7 @@ for ((r = 1; r <= rounds; r++)); do
 	printf '%-6s %-10s %10s %10s %10s %10s   %s\n' "$r" client-go "$sync" "$cpu" "$rss" "$peak" "$(cat "$log")"
 	# kubemedicd: synced when all nine resources have been listed
 	log=$state/kubemedicd.$r.log
+	rm -f "$log"
 	rm -f "$state/km.$r.db"*
 	start=$(now_ms)
 	"$build/kubemedicd" --listen 127.0.0.1:0 --db "$state/km.$r.db" --kubeconfig "$kc" 2>"$log" &

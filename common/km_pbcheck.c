@@ -287,30 +287,53 @@ static void budget_free(void *data, void *p)
 	(void)p; /* released with the arena */
 }
 
-int km_pb_decode(const ProtobufCMessageDescriptor *d, const uint8_t *data,
-		 size_t len, struct km_arena *a, size_t budget,
-		 ProtobufCMessage **out, struct km_error *err)
+/* Unpacks within the budget; what went wrong is said with what (a
+ * request, a watch event) in front. */
+static int unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+		  size_t len, struct km_arena *a, size_t budget,
+		  const char *too_large, const char *malformed,
+		  ProtobufCMessage **out, struct km_error *err)
 {
 	struct budget b = {.a = a, .left = budget ? budget : SIZE_MAX};
 	ProtobufCAllocator alloc = {budget_alloc, budget_free, &b};
 	ProtobufCMessage *m;
-	int rc;
 
 	*out = NULL;
 	m = protobuf_c_message_unpack(d, &alloc, len, len ? data : NULL);
 	if (!m) {
 		if (b.over)
 			return km_error_set(err, KM_EFULL,
-					    "request too large: decoding the "
-					    "%s needs more than %zu bytes of "
-					    "memory",
-					    d->name, budget);
+					    "%s: decoding the %s needs more "
+					    "than %zu bytes of memory",
+					    too_large, d->name, budget);
 		if (b.oom)
 			return km_error_set(err, KM_ENOMEM, "out of memory");
 		return km_error_set(err, KM_EINVAL,
-				    "malformed request: not a valid %s message",
+				    "%s: not a valid %s message", malformed,
 				    d->name);
 	}
+	*out = m;
+	return 0;
+}
+
+int km_pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+		 size_t len, struct km_arena *a, size_t budget,
+		 ProtobufCMessage **out, struct km_error *err)
+{
+	return unpack(d, data, len, a, budget, "too large", "malformed", out,
+		      err);
+}
+
+int km_pb_decode(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+		 size_t len, struct km_arena *a, size_t budget,
+		 ProtobufCMessage **out, struct km_error *err)
+{
+	ProtobufCMessage *m;
+	int rc = unpack(d, data, len, a, budget, "request too large",
+			"malformed request", &m, err);
+
+	if (rc)
+		return rc;
 	rc = km_pb_check_strings(d, data, len, err);
 	if (rc)
 		return rc;

@@ -53,6 +53,14 @@ int km_pb_decode(const ProtobufCMessageDescriptor *d, const uint8_t *data,
 		 size_t len, struct km_arena *a, size_t budget,
 		 ProtobufCMessage **out, struct km_error *err);
 
+/* km_pb_decode without the check of strings, for messages whose strings
+ * are read and repaired by their reader (km_kube_decode: an API server's
+ * objects, proto2, where protobuf-c checks no UTF-8). The same budget and
+ * codes; messages "too large: ..." and "malformed: ...". */
+int km_pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+		 size_t len, struct km_arena *a, size_t budget,
+		 ProtobufCMessage **out, struct km_error *err);
+
 /* Walks the packed d in data[0..len): every string field, at any depth, is
  * valid UTF-8 without NUL. 0, or KM_EINVAL naming the field path and the
  * offset of the first bad byte in the string ("target: must not contain

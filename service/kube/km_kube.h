@@ -6,8 +6,8 @@
  * throttled), an informer per resource (km_kube_informer.h: list, then
  * watch), and the source (km_kube_source.h) that turns what they see into
  * targets and verdicts in the health hub. ReplicaSets, Nodes and Leases
- * are listed first, the rest when those have synced (a pod's owner is
- * found through its ReplicaSet). The API server itself is a target too,
+ * are listed first, Pods as soon as ReplicaSets have synced (a pod's
+ * owner is found through its ReplicaSet), the rest when all three have. The API server itself is a target too,
  * "controlplane//apiserver", judged from /livez?verbose and
  * /readyz?verbose every control_plane_period_ms; losing it is recorded as
  * its transition, and the history stays served meanwhile. Pods annotated

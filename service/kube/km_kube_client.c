@@ -3,7 +3,8 @@
  *
  * A request is queued (the token bucket), then started as a libcurl easy
  * handle in the client's multi handle; km_curl hands it back when it ends.
- * A GET collects its body; a watch cuts its body into lines as they come.
+ * A GET collects its body; a watch cuts its body into lines (or protobuf
+ * frames) as they come.
  * A callback may cancel its own request: the request is then only marked,
  * its transfer aborted by the next write, and freed when curl hands it
  * back (a transfer cannot leave the multi handle from its own callback).
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "km_curl.h"
 #include "km_kube_decode.h"
@@ -25,6 +27,7 @@
 #define TOKEN_REREAD_NS (60LL * 1000000000)
 #define ERROR_BODY_MAX (64 * 1024)
 #define URL_SHOWN_MAX 2048 /* more than a message holds */
+#define PROTOBUF_TYPE "application/vnd.kubernetes.protobuf"
 
 struct km_kube_req {
 	struct km_list link; /* c->waiting or c->running */
@@ -32,8 +35,13 @@ struct km_kube_req {
 	CURL *easy;
 	char *url;
 	bool watch, running, cancelled, in_callback;
+	/* A watch asked for protobuf; the answer is in protobuf (known at
+	 * its first bytes, from its Content-Type). */
+	bool ask_protobuf, format_known;
+	enum km_kube_format format;
+	uint32_t frame_too_big; /* the length of a frame refused */
 	int64_t timeout_s;
-	km_kube_line_fn line;
+	km_kube_event_fn event;
 	km_kube_end_fn end;
 	void *arg;
 	char *buf; /* a GET's body; a watch's partial line or error body */
@@ -155,19 +163,38 @@ static bool append(struct km_kube_req *r, const char *p, size_t n, size_t max)
 	return true;
 }
 
-/* Hands over every complete line of a watch's answer; keeps the rest. */
-static bool cut_lines(struct km_kube_req *r)
+/* Hands over every complete line of a watch's answer (or, in protobuf,
+ * every complete frame); keeps the rest. */
+static bool cut_events(struct km_kube_req *r)
 {
 	size_t start = 0;
 	char *nl;
 
-	while (!r->cancelled &&
+	while (r->format == KM_KUBE_JSON && !r->cancelled &&
 	       (nl = memchr(r->buf + start, '\n', r->len - start))) {
 		size_t n = (size_t)(nl - (r->buf + start));
 
 		if (n)
-			r->line(r->arg, r->buf + start, n);
+			r->event(r->arg, KM_KUBE_JSON, r->buf + start, n);
 		start += n + 1;
+	}
+	while (r->format == KM_KUBE_PROTOBUF && !r->cancelled &&
+	       r->len - start >= 4) {
+		const unsigned char *b = (const unsigned char *)r->buf + start;
+		uint32_t n = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+			     (uint32_t)b[2] << 8 | b[3];
+
+		if (n > KM_KUBE_FRAME_MAX) {
+			/* Not waited for: the transfer ends here. */
+			r->frame_too_big = n;
+			return false;
+		}
+		if (r->len - start - 4 < n)
+			break;
+		if (n)
+			r->event(r->arg, KM_KUBE_PROTOBUF, r->buf + start + 4,
+				 n);
+		start += 4 + (size_t)n;
 	}
 	if (r->cancelled)
 		return false;
@@ -193,10 +220,26 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200)
 		return append(r, p, n, ERROR_BODY_MAX) ? n : 0;
-	if (!append(r, p, n, KM_KUBE_BODY_MAX))
+	if (!r->format_known) {
+		const char *ct = NULL;
+
+		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
+		r->format_known = true;
+		r->format = r->ask_protobuf && ct &&
+					    !strncasecmp(ct, PROTOBUF_TYPE,
+							 strlen(PROTOBUF_TYPE))
+				    ? KM_KUBE_PROTOBUF
+				    : KM_KUBE_JSON;
+	}
+	/* In protobuf, the buffer holds at most a frame (and its length)
+	 * and the piece of the next that came with its end. */
+	if (!append(r, p, n,
+		    r->format == KM_KUBE_JSON
+			    ? KM_KUBE_BODY_MAX
+			    : KM_KUBE_FRAME_MAX + 4 + CURL_MAX_WRITE_SIZE))
 		return 0;
 	r->in_callback = true;
-	ok = cut_lines(r);
+	ok = cut_events(r);
 	r->in_callback = false;
 	return ok ? n : 0;
 }
@@ -220,7 +263,13 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 	}
 	if (status == 401 && c->cr.token_file)
 		c->token_stale = true;
-	if (r->too_big)
+	if (r->frame_too_big)
+		km_error_set(&err, KM_EFULL,
+			     "GET %s: a watch frame of %u bytes, more than the "
+			     "%u read",
+			     url_shown(r, shown, sizeof shown),
+			     r->frame_too_big, KM_KUBE_FRAME_MAX);
+	else if (r->too_big)
 		km_error_set(&err, KM_EFULL,
 			     "GET %s: the answer is larger than %u bytes",
 			     url_shown(r, shown, sizeof shown),
@@ -236,8 +285,9 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 	 * not an event. */
 	if (r->watch && status == 200 && !err.code && r->len)
 		km_error_set(&err, KM_EUNAVAIL,
-			     "GET %s: the watch ended inside a line",
-			     url_shown(r, shown, sizeof shown));
+			     "GET %s: the watch ended inside a %s",
+			     url_shown(r, shown, sizeof shown),
+			     r->format == KM_KUBE_PROTOBUF ? "frame" : "line");
 	if (r->watch && status == 200)
 		r->end(r->arg, status, "", 0, err.code ? &err : NULL);
 	else
@@ -256,7 +306,13 @@ static int start(struct km_kube_req *r)
 		return KM_ENOMEM;
 	r->easy = e;
 	read_token(c);
-	r->headers = curl_slist_append(NULL, "Accept: application/json");
+	/* Protobuf first, JSON for what the server has no protobuf for (a
+	 * custom resource): the Content-Type says which came. */
+	r->headers = curl_slist_append(
+		NULL, r->ask_protobuf ? "Accept: " PROTOBUF_TYPE
+					";stream=watch, "
+					"application/json"
+				      : "Accept: application/json");
 	if (r->headers && c->cr.token) {
 		struct curl_slist *h;
 
@@ -344,8 +400,9 @@ static void throttle_fired(struct km_loop *l, void *arg)
 }
 
 static int submit(struct km_kube_client *c, const char *path, bool watch,
-		  int64_t timeout_s, km_kube_line_fn line, km_kube_end_fn end,
-		  void *arg, struct km_kube_req **out, struct km_error *err)
+		  bool protobuf, int64_t timeout_s, km_kube_event_fn event,
+		  km_kube_end_fn end, void *arg, struct km_kube_req **out,
+		  struct km_error *err)
 {
 	struct km_kube_req *r = calloc(1, sizeof *r);
 	size_t n;
@@ -362,8 +419,9 @@ static int submit(struct km_kube_client *c, const char *path, bool watch,
 	snprintf(r->url, n, "%s%s", c->cr.server, path);
 	r->c = c;
 	r->watch = watch;
+	r->ask_protobuf = protobuf;
 	r->timeout_s = timeout_s;
-	r->line = line;
+	r->event = event;
 	r->end = end;
 	r->arg = arg;
 	km_list_add_tail(&c->waiting, &r->link);
@@ -377,14 +435,15 @@ static int submit(struct km_kube_client *c, const char *path, bool watch,
 int km_kube_get(struct km_kube_client *c, const char *path, km_kube_end_fn end,
 		void *arg, struct km_kube_req **out, struct km_error *err)
 {
-	return submit(c, path, false, 0, NULL, end, arg, out, err);
+	return submit(c, path, false, false, 0, NULL, end, arg, out, err);
 }
 
 int km_kube_watch(struct km_kube_client *c, const char *path, int64_t timeout_s,
-		  km_kube_line_fn line, km_kube_end_fn end, void *arg,
-		  struct km_kube_req **out, struct km_error *err)
+		  bool protobuf, km_kube_event_fn event, km_kube_end_fn end,
+		  void *arg, struct km_kube_req **out, struct km_error *err)
 {
-	return submit(c, path, true, timeout_s, line, end, arg, out, err);
+	return submit(c, path, true, protobuf, timeout_s, event, end, arg, out,
+		      err);
 }
 
 void km_kube_cancel(struct km_kube_req *r)

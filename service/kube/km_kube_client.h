@@ -13,7 +13,8 @@
  * Throttling: requests (not the bytes of a watch) go out at most qps a
  * second with bursts of burst, as client-go's token bucket; the others
  * wait in order. Bounds: an answer is read up to KM_KUBE_BODY_MAX bytes
- * (a larger one fails the request), a watch line likewise; a GET has a
+ * (a larger one fails the request), a watch line likewise, a watch's
+ * protobuf frame up to KM_KUBE_FRAME_MAX; a GET has a
  * total timeout, a watch a bound of its own (its timeoutSeconds plus a
  * margin); connecting has a timeout of its own.
  *
@@ -82,8 +83,16 @@ struct km_kube_req;
  * status other than 200, at most 64 KiB). */
 typedef void (*km_kube_end_fn)(void *arg, long status, const char *body,
 			       size_t len, const struct km_error *err);
-/* One line of a watch's answer, without its '\n'. */
-typedef void (*km_kube_line_fn)(void *arg, const char *line, size_t len);
+/* How a watch's answer came, by its Content-Type: newline-delimited JSON,
+ * or (asked for) Kubernetes' protobuf stream: length-prefixed frames. */
+enum km_kube_format {
+	KM_KUBE_JSON,
+	KM_KUBE_PROTOBUF,
+};
+/* One event of a watch's answer: a line of JSON without its '\n', or a
+ * protobuf frame without its 4-byte length (km_kube_parse_event_pb). */
+typedef void (*km_kube_event_fn)(void *arg, enum km_kube_format f,
+				 const char *data, size_t len);
 
 /* Copies what it needs of o. KM_EINVAL (a server that is no http(s) URL),
  * KM_ENOMEM. */
@@ -96,12 +105,20 @@ void km_kube_client_free(struct km_kube_client *c);
 /* GET path (with its query) of the server; end gets the whole answer. */
 int km_kube_get(struct km_kube_client *c, const char *path, km_kube_end_fn end,
 		void *arg, struct km_kube_req **out, struct km_error *err);
-/* A watch: GET path, each line of a 200 answer to line, then end. The
+/* A watch: GET path, each event of a 200 answer to event, then end. The
  * path should carry timeoutSeconds; the request is bounded by it plus a
- * minute. */
+ * minute.
+ * Asked for JSON, the answer is cut into lines. Asked for protobuf
+ * (protobuf: Accept: application/vnd.kubernetes.protobuf;stream=watch,
+ * then application/json), the server's Content-Type decides: protobuf is
+ * cut into frames (a 4-byte big-endian length, then that many bytes; a
+ * length over KM_KUBE_FRAME_MAX fails the request, read no further), and
+ * anything else into lines, as JSON (a server or resource without
+ * protobuf answers so). A non-200 answer's body is handed to end whole
+ * (an error Status, maybe protobuf: km_kube_parse_status reads both). */
 int km_kube_watch(struct km_kube_client *c, const char *path, int64_t timeout_s,
-		  km_kube_line_fn line, km_kube_end_fn end, void *arg,
-		  struct km_kube_req **out, struct km_error *err);
+		  bool protobuf, km_kube_event_fn event, km_kube_end_fn end,
+		  void *arg, struct km_kube_req **out, struct km_error *err);
 /* No callback of r runs after this; r is freed. */
 void km_kube_cancel(struct km_kube_req *r);
 

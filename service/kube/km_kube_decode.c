@@ -952,6 +952,14 @@ void km_kube_parse_status(const char *body, size_t len, struct km_arena *a,
 
 	memset(out, 0, sizeof *out);
 	out->reason = out->message = "";
+	/* A watch asked for protobuf is refused in protobuf. */
+	if (len >= 4 && !memcmp(body, "k8s\0", 4)) {
+		if (!km_kube_parse_status_pb(body, len, a, out)) {
+			memset(out, 0, sizeof *out);
+			out->reason = out->message = "";
+		}
+		return;
+	}
 	km_arena_init(&tree, 4096);
 	if (parse(body, len, "status", &tree, &root, &err) ||
 	    !cJSON_IsObject(root)) {

@@ -47,6 +47,9 @@ struct km_kube_informer {
 	/* The list in progress comes as a watch's initial events; the
 	 * server refused or ignored that once, so lists go in pages. */
 	bool streaming, paged_only;
+	/* Pods are watched in protobuf (km_kube_decode.h), unless the server
+	 * answered such a watch in JSON once: then in JSON from then on. */
+	bool json_only;
 	int64_t last_line_ns; /* while streaming */
 	struct km_timer stall;
 	int64_t backoff_ms;
@@ -222,18 +225,43 @@ static void gone(struct km_kube_informer *inf)
 
 /* ---- listing ------------------------------------------------------------------------- */
 
+/* A decoded object (rc: how its decoding went) to the source. */
+static void put_object(struct km_kube_informer *inf, int rc,
+		       const struct km_kube_object *o, struct km_error *err,
+		       int64_t now)
+{
+	if (rc || km_kube_source_put(inf->source, o, now, err)) {
+		inf->stats.bad_objects++;
+		km_log(KM_LOG_WARN, "kube: an object is skipped", "resource",
+		       resources[inf->res].name, "error", err->msg, NULL);
+	}
+}
+
 static void put_item(struct km_kube_informer *inf, const km_json *item,
 		     struct km_arena *a, int64_t now)
 {
 	struct km_kube_object o;
 	struct km_error err = {0};
 
-	if (km_kube_decode_object(inf->res, item, a, &o, &err) ||
-	    km_kube_source_put(inf->source, &o, now, &err)) {
-		inf->stats.bad_objects++;
-		km_log(KM_LOG_WARN, "kube: an object is skipped", "resource",
-		       resources[inf->res].name, "error", err.msg, NULL);
-	}
+	put_object(inf, km_kube_decode_object(inf->res, item, a, &o, &err), &o,
+		   &err, now);
+}
+
+/* A watch event's object, from its JSON or its protobuf. */
+static int decode_event(struct km_kube_informer *inf,
+			const struct km_kube_event *ev,
+			struct km_kube_object *o, struct km_error *err)
+{
+	if (ev->pb_object)
+		return km_kube_decode_object_pb(inf->res, ev->pb_object,
+						&inf->tree, o, err);
+	return km_kube_decode_object(inf->res, ev->object, &inf->tree, o, err);
+}
+
+/* Whether this resource's watches ask for protobuf. */
+static bool ask_protobuf(const struct km_kube_informer *inf)
+{
+	return km_kube_pb_supported(inf->res) && !inf->json_only;
 }
 
 /* Every object listed: what the list did not bring is gone. */
@@ -247,7 +275,10 @@ static void list_end(struct km_kube_informer *inf, int64_t now)
 	       resources[inf->res].name, "objects", KM_I(inf->listed), "pages",
 	       KM_I(inf->list_pages), "how",
 	       inf->list_pages ? "pages" : "stream", "ms",
-	       KM_I((km_mono_ns() - inf->list_started_ns) / 1000000), NULL);
+	       KM_I((km_mono_ns() - inf->list_started_ns) / 1000000),
+	       "encoding",
+	       !inf->list_pages && ask_protobuf(inf) ? "protobuf" : "json",
+	       NULL);
 	inf->synced = true;
 	healthy(inf);
 	/* Synced: what waits for this resource may start now. */
@@ -312,7 +343,8 @@ static void list_done(void *arg, long status, const char *body, size_t len,
 }
 
 static void start_stream(struct km_kube_informer *inf);
-static void watch_line(void *arg, const char *line, size_t len);
+static void watch_event(void *arg, enum km_kube_format f, const char *data,
+			size_t len);
 static void watch_done(void *arg, long status, const char *body, size_t len,
 		       const struct km_error *err);
 
@@ -377,8 +409,8 @@ static void start_stream(struct km_kube_informer *inf)
 	inf->watch_saw_event = false;
 	inf->watch_started_ns = inf->last_line_ns = km_mono_ns();
 	km_loop_timer_set(inf->loop, &inf->stall, inf->last_line_ns + STALL_NS);
-	if (km_kube_watch(inf->client, url, t, watch_line, watch_done, inf,
-			  &inf->req, &err))
+	if (km_kube_watch(inf->client, url, t, ask_protobuf(inf), watch_event,
+			  watch_done, inf, &inf->req, &err))
 		fail(inf, err.msg, true);
 }
 
@@ -421,17 +453,37 @@ static void stall_fired(struct km_loop *l, void *arg)
 
 /* ---- watching ------------------------------------------------------------------------ */
 
-static void watch_line(void *arg, const char *line, size_t len)
+/* One event of the watch: a line of JSON or a frame of protobuf. */
+static void watch_event(void *arg, enum km_kube_format f, const char *data,
+			size_t len)
 {
 	struct km_kube_informer *inf = arg;
 	struct km_kube_event ev;
 	struct km_error err = {0};
 	km_json *root = NULL;
 	int64_t now = km_now_us();
+	int rc;
 
 	if (inf->streaming)
 		inf->last_line_ns = km_mono_ns();
-	if (km_kube_parse_event(line, len, &inf->tree, &root, &ev, &err)) {
+	if (f == KM_KUBE_JSON && ask_protobuf(inf)) {
+		/* Asked for protobuf, answered in JSON: this request goes on
+		 * in JSON, and the next ones ask for it (no request starts
+		 * here: this runs inside the client's callback). */
+		inf->json_only = true;
+		km_log(KM_LOG_INFO,
+		       "kube: the API server answers no protobuf; watching in "
+		       "JSON",
+		       "cluster", inf->cluster, "resource",
+		       resources[inf->res].name, NULL);
+	}
+	if (f == KM_KUBE_PROTOBUF)
+		rc = km_kube_parse_event_pb(inf->res, data, len, &inf->tree,
+					    &ev, &err);
+	else
+		rc = km_kube_parse_event(data, len, &inf->tree, &root, &ev,
+					 &err);
+	if (rc) {
 		km_arena_reset(&inf->tree);
 		inf->stats.bad_objects++;
 		km_log(KM_LOG_WARN, "kube: a watch event is skipped",
@@ -497,7 +549,12 @@ static void watch_line(void *arg, const char *line, size_t len)
 					   "end: sendInitialEvents ignored");
 			break;
 		}
-		put_item(inf, ev.object, &inf->tree, now);
+		{
+			struct km_kube_object o;
+
+			rc = decode_event(inf, &ev, &o, &err);
+			put_object(inf, rc, &o, &err, now);
+		}
 		inf->listed += inf->streaming;
 		if (inf->changed)
 			inf->changed(inf->arg);
@@ -510,8 +567,7 @@ static void watch_line(void *arg, const char *line, size_t len)
 					   "end: sendInitialEvents ignored");
 			break;
 		}
-		if (km_kube_decode_object(inf->res, ev.object, &inf->tree, &o,
-					  &err)) {
+		if (decode_event(inf, &ev, &o, &err)) {
 			inf->stats.bad_objects++;
 		} else {
 			km_kube_source_delete(inf->source, inf->res, o.meta.uid,
@@ -599,8 +655,8 @@ static void start_watch(struct km_kube_informer *inf)
 	inf->watch_saw_event = false;
 	inf->watch_started_ns = km_mono_ns();
 	inf->stats.watches++;
-	if (km_kube_watch(inf->client, url, t, watch_line, watch_done, inf,
-			  &inf->req, &err))
+	if (km_kube_watch(inf->client, url, t, ask_protobuf(inf), watch_event,
+			  watch_done, inf, &inf->req, &err))
 		fail(inf, err.msg, false);
 }
 

@@ -16,6 +16,10 @@
  * relist reconciles: objects unchanged are no new observation, objects
  * gone are deleted, nothing is lost or told twice.
  *
+ * Pods are watched (and so streamed) in protobuf, the API server's
+ * quicker encoding (km_kube_decode.h); a server that answers such a watch
+ * in JSON is read in JSON, and asked for JSON from then on. Lists in
+ * pages, and every other resource, are JSON.
  * A resource the cluster refuses (403: RBAC) or that fails is reported
  * through status (logged by the cluster) and retried with the backoff; it
  * never holds up the other resources. The source is told when the

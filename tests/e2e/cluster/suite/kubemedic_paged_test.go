@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
@@ -83,6 +85,10 @@ func startOldServer(t *testing.T, refuse bool) *oldServer {
 			q.Del("sendInitialEvents")
 			q.Del("resourceVersionMatch")
 			r.URL.RawQuery = q.Encode()
+			// Its lines filtered below: in JSON (pods are asked for
+			// in protobuf, whose frames are no lines). The informer
+			// reads the JSON it is answered, and asks for JSON after.
+			r.Header.Set("Accept", "application/json")
 			r = r.WithContext(context.WithValue(r.Context(), dropEnd{}, true))
 		}
 		rp.ServeHTTP(w, r)
@@ -147,6 +153,17 @@ func TestKubemedicListsInPagesWhenNotStreamed(t *testing.T) {
 		{"ignored", false, `sendInitialEvents ignored|no end of the initial events`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if !c.refuse {
+				// A pod, so that the pods' stream (answered in JSON
+				// below) has a line to read.
+				adm := admin(t)
+				ns := namespace(t, adm)
+				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "json"},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example/app:1"}}}}
+				if _, err := adm.CoreV1().Pods(ns).Create(ctx(t), pod, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			old := startOldServer(t, c.refuse)
 			tokenFile := filepath.Join(env["KM_E2E_STATE"], "kubemedic.token")
 			d := startDaemonWith(t, kubeconfigFile(t, old.url, &clientcmdapi.AuthInfo{TokenFile: tokenFile}), defaultConfig)
@@ -160,6 +177,11 @@ func TestKubemedicListsInPagesWhenNotStreamed(t *testing.T) {
 			}
 			d.awaitLog(t, 60*time.Second, regexp.MustCompile(
 				`msg="kube: listed" cluster=\(default\) resource=nodes objects=\d+ pages=1 how=pages`))
+			if !c.refuse {
+				// Pods asked for in protobuf, answered in JSON.
+				d.awaitLog(t, 60*time.Second, regexp.MustCompile(
+					`msg="kube: the API server answers no protobuf; watching in JSON" cluster=\(default\) resource=pods`))
+			}
 			if old.streamed.Load() == 0 || old.paged.Load() == 0 {
 				t.Errorf("requests: %d streamed, %d paged; want both", old.streamed.Load(), old.paged.Load())
 			}

@@ -294,7 +294,7 @@ func TestKubemedicJudgesNodesAndTheAPIServer(t *testing.T) {
 	d.awaitLog(t, 30*time.Second, regexp.MustCompile(fmt.Sprintf(
 		`msg="kube: listed" cluster=\(default\) resource=nodes objects=%d pages=0 how=stream ms=\d+`, n)))
 	d.awaitLog(t, 30*time.Second, regexp.MustCompile(
-		`msg="kube: listed" cluster=\(default\) resource=pods objects=\d+ pages=0 how=stream ms=\d+`))
+		`msg="kube: listed" cluster=\(default\) resource=pods objects=\d+ pages=0 how=stream ms=\d+ encoding=protobuf`))
 }
 
 func TestKubemedicNodeNotReady(t *testing.T) {
