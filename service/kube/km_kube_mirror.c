@@ -221,9 +221,14 @@ void km_kube_mirror_put(struct km_kube_mirror *m,
 	size_t n = 0;
 
 	if (!wanted) {
+		/* A pod being deleted says so first (a MODIFIED with its
+		 * deletionTimestamp, then DELETED): its probes go with it. */
 		if (mp)
 			km_kube_mirror_delete(m, pod->meta.uid,
-					      "probe no longer mirrored");
+					      pod->meta.deleting
+						      ? "pod deleted"
+						      : "probe no longer "
+							"mirrored");
 		return;
 	}
 	km_arena_init(&a, 4096);

@@ -236,12 +236,26 @@ static void test_made_changed_deleted(void **state)
 	km_prober_get_stats(f->pr, &ps, NULL);
 	assert_int_equal(ps.probes, 0);
 
-	/* Back, then the pod deleted: the cause says so. */
+	/* Back, then the pod deleted: the cause says so, whether the
+	 * deletion is first seen as its deletionTimestamp (a MODIFIED
+	 * before the DELETED) or as the DELETED itself. */
 	p.u.pod.mirror = true;
 	km_kube_mirror_put(f->m, &p, "pod/shop/cart-0");
 	flush(f);
 	assert_true(live_id(f, live) > 0);
+	p.meta.deleting = true;
+	km_kube_mirror_put(f->m, &p, "pod/shop/cart-0");
 	km_kube_mirror_delete(f->m, "u-0", "pod deleted");
+	flush(f);
+	assert_int_equal(live_id(f, live), 0);
+	assert_true(transitions(f, live, states, causes, 8) >= 1);
+	assert_string_equal(causes[0], "pod deleted");
+	p.meta.deleting = false;
+	km_kube_mirror_put(f->m, &p, "pod/shop/cart-0");
+	flush(f);
+	assert_true(live_id(f, live) > 0);
+	p.meta.deleting = true;
+	km_kube_mirror_put(f->m, &p, "pod/shop/cart-0");
 	flush(f);
 	assert_int_equal(live_id(f, live), 0);
 	assert_true(transitions(f, live, states, causes, 8) >= 1);
