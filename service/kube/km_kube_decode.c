@@ -397,14 +397,41 @@ static int containers(struct rd *r, const cJSON *status, const char *field,
 
 /* ---- a pod's own probes, for the mirror ---------------------------------------- */
 
+void km_kube_probe_settle(struct km_kube_probe *k, const char *host,
+			  const char *scheme, bool named_port,
+			  const char *pod_ip)
+{
+	if (!k->type) {
+		k->skip = "only httpGet, tcpSocket and grpc probes are run "
+			  "from outside the pod";
+		return;
+	}
+	/* The kubelet would probe the host named, kubemedic probes only the
+	 * pod's own address. */
+	if (host && *host && (!pod_ip || strcmp(host, pod_ip)))
+		k->skip = "it names a host other than the pod's address";
+	if (!k->port)
+		k->skip = named_port ? "its named port is not one of the "
+				       "container's ports"
+				     : "no port";
+	if (k->type == KM_PROBE_HTTP) {
+		k->https = scheme && !strcmp(scheme, "HTTPS");
+		if (scheme && *scheme && strcmp(scheme, "HTTP") && !k->https)
+			k->skip = "its scheme is neither HTTP nor HTTPS";
+	}
+	if (k->skip)
+		k->type = 0;
+}
+
 /* An IntOrString port: a number, or the name of one of the container's
- * ports. 0 with *skip set when it names nothing. */
+ * ports (*named; 0 when it names none of them). */
 static int probe_port(struct rd *r, const cJSON *container, const cJSON *h,
-		      const char *path, int32_t *port, const char **skip)
+		      const char *path, int32_t *port, bool *named)
 {
 	const cJSON *v = get(h, "port"), *ports, *cp;
 
 	*port = 0;
+	*named = false;
 	if (cJSON_IsNumber(v)) {
 		int64_t n = 0;
 		int rc = get_int(r, h, "port", path, 1, 65535, &n);
@@ -412,10 +439,9 @@ static int probe_port(struct rd *r, const cJSON *container, const cJSON *h,
 		*port = (int32_t)n;
 		return rc;
 	}
-	if (!cJSON_IsString(v)) {
-		*skip = "no port";
+	if (!cJSON_IsString(v))
 		return 0;
-	}
+	*named = true;
 	ports = get(container, "ports");
 	if (!cJSON_IsArray(ports))
 		ports = NULL;
@@ -433,21 +459,7 @@ static int probe_port(struct rd *r, const cJSON *container, const cJSON *h,
 			return 0;
 		}
 	}
-	*skip = "its named port is not one of the container's ports";
 	return 0;
-}
-
-/* A handler's host: the kubelet would probe it, kubemedic probes only
- * the pod's own address, so a probe naming another host is not run. */
-static int probe_host(struct rd *r, const cJSON *h, const char *path,
-		      const char *pod_ip, const char **skip)
-{
-	const char *host = NULL;
-	int rc = get_str(r, h, "host", path, &host);
-
-	if (!rc && host && *host && (!pod_ip || strcmp(host, pod_ip)))
-		*skip = "it names a host other than the pod's address";
-	return rc;
 }
 
 static int probe_of(struct rd *r, const cJSON *container, const cJSON *pr,
@@ -455,6 +467,8 @@ static int probe_of(struct rd *r, const cJSON *container, const cJSON *pr,
 		    struct km_kube_probe *k)
 {
 	const cJSON *http, *tcp, *grpc, *hdrs, *hv;
+	const char *host = NULL, *scheme = NULL;
+	bool named = false;
 	int rc;
 
 	if ((rc = get_i32(r, pr, "initialDelaySeconds", path,
@@ -468,20 +482,16 @@ static int probe_of(struct rd *r, const cJSON *container, const cJSON *pr,
 	    (rc = get_object(r, pr, "grpc", path, &grpc)))
 		return rc;
 	if (http) {
-		const char *scheme = NULL;
 		size_t n = 0, i = 0;
 
 		k->type = KM_PROBE_HTTP;
 		if ((rc = get_str(r, http, "path", path, &k->path)) ||
 		    (rc = get_str(r, http, "scheme", path, &scheme)) ||
 		    (rc = get_array(r, http, "httpHeaders", path, &hdrs, &n)) ||
-		    (rc = probe_host(r, http, path, pod_ip, &k->skip)) ||
+		    (rc = get_str(r, http, "host", path, &host)) ||
 		    (rc = probe_port(r, container, http, path, &k->port,
-				     &k->skip)))
+				     &named)))
 			return rc;
-		k->https = scheme && !strcmp(scheme, "HTTPS");
-		if (scheme && *scheme && strcmp(scheme, "HTTP") && !k->https)
-			k->skip = "its scheme is neither HTTP nor HTTPS";
 		if (n > 64)
 			n = 64; /* KM_PROBE_MAX_HEADERS */
 		if (n) {
@@ -511,9 +521,9 @@ static int probe_of(struct rd *r, const cJSON *container, const cJSON *pr,
 		}
 	} else if (tcp) {
 		k->type = KM_PROBE_TCP;
-		if ((rc = probe_host(r, tcp, path, pod_ip, &k->skip)) ||
+		if ((rc = get_str(r, tcp, "host", path, &host)) ||
 		    (rc = probe_port(r, container, tcp, path, &k->port,
-				     &k->skip)))
+				     &named)))
 			return rc;
 	} else if (grpc) {
 		int64_t port = 0;
@@ -523,14 +533,8 @@ static int probe_of(struct rd *r, const cJSON *container, const cJSON *pr,
 		    (rc = get_str(r, grpc, "service", path, &k->service)))
 			return rc;
 		k->port = (int32_t)port;
-		if (!port)
-			k->skip = "no port";
-	} else {
-		k->skip = "only httpGet, tcpSocket and grpc probes are run "
-			  "from outside the pod";
 	}
-	if (k->skip)
-		k->type = 0;
+	km_kube_probe_settle(k, host, scheme, named, pod_ip);
 	return 0;
 }
 

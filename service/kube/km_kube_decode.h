@@ -161,6 +161,17 @@ bool km_kube_parse_status_pb(const char *body, size_t len, struct km_arena *a,
 void km_kube_parse_status(const char *body, size_t len, struct km_arena *a,
 			  struct km_kube_status *out);
 
+/* What of a container's probe the mirror runs (km_kube_mirror.h), decided
+ * once for both encodings: k as read (type 0 for a handler other than
+ * httpGet, tcpSocket or grpc; port 0 for none, or for a named port the
+ * container does not declare, named_port), with the handler's host and
+ * scheme as the pod gives them. Sets k->https, and k->skip with type 0
+ * for what is not run: not from outside the pod, a host other than the
+ * pod's address, no port, a scheme other than HTTP or HTTPS. */
+void km_kube_probe_settle(struct km_kube_probe *k, const char *host,
+			  const char *scheme, bool named_port,
+			  const char *pod_ip);
+
 /* RFC 3339 ("2026-11-30T08:53:37Z", "...37.123456Z", "...+01:00") to
  * epoch microseconds; -1 if s is not one. */
 int64_t km_kube_parse_time(const char *s);

@@ -363,15 +363,15 @@ static int containers(struct rd *r, ContainerStatus *const *list, size_t n,
 	return 0;
 }
 
-/* As km_kube_decode.c's probe_port: a number, or a port's name. */
+/* As km_kube_decode.c's probe_port: a number, or a port's name
+ * (*named; 0 when it names none of the container's). */
 static int probe_port(struct rd *r, const Container *c, const IntOrString *p,
-		      const char *path, int32_t *port, const char **skip)
+		      const char *path, int32_t *port, bool *named)
 {
 	*port = 0;
-	if (!p) {
-		*skip = "no port";
+	*named = false;
+	if (!p)
 		return 0;
-	}
 	if (!p->has_type || p->type == 0) { /* intstr.Int */
 		int32_t n = p->has_intval ? p->intval : 0;
 
@@ -383,10 +383,9 @@ static int probe_port(struct rd *r, const Container *c, const IntOrString *p,
 		*port = n;
 		return 0;
 	}
-	if (p->type != 1 || !p->strval) {
-		*skip = "no port";
+	if (p->type != 1 || !p->strval)
 		return 0;
-	}
+	*named = true;
 	for (size_t i = 0; i < c->n_ports; i++) {
 		const K8s__Io__Api__Core__V1__ContainerPort *cp = c->ports[i];
 
@@ -398,16 +397,7 @@ static int probe_port(struct rd *r, const Container *c, const IntOrString *p,
 			return 0;
 		}
 	}
-	*skip = "its named port is not one of the container's ports";
 	return 0;
-}
-
-static void probe_host(char *host, const char *pod_ip, const char **skip)
-{
-	const char *h = opt(host);
-
-	if (h && (!pod_ip || strcmp(h, pod_ip)))
-		*skip = "it names a host other than the pod's address";
 }
 
 static int probe_of(struct rd *r, const Container *c, const Probe *pr,
@@ -415,6 +405,8 @@ static int probe_of(struct rd *r, const Container *c, const Probe *pr,
 		    struct km_kube_probe *k)
 {
 	const K8s__Io__Api__Core__V1__ProbeHandler *h = pr->handler;
+	const char *host = NULL, *scheme = NULL;
+	bool named = false;
 	int rc;
 
 	if ((rc = i32(r, pr->has_initialdelayseconds, pr->initialdelayseconds,
@@ -430,17 +422,14 @@ static int probe_of(struct rd *r, const Container *c, const Probe *pr,
 		return rc;
 	if (h && h->httpget) {
 		const K8s__Io__Api__Core__V1__HTTPGetAction *g = h->httpget;
-		const char *scheme = opt(g->scheme);
 		size_t n = g->n_httpheaders, out = 0;
 
 		k->type = KM_PROBE_HTTP;
 		k->path = opt(g->path);
-		probe_host(g->host, pod_ip, &k->skip);
-		if ((rc = probe_port(r, c, g->port, path, &k->port, &k->skip)))
+		scheme = opt(g->scheme);
+		host = opt(g->host);
+		if ((rc = probe_port(r, c, g->port, path, &k->port, &named)))
 			return rc;
-		k->https = scheme && !strcmp(scheme, "HTTPS");
-		if (scheme && strcmp(scheme, "HTTP") && !k->https)
-			k->skip = "its scheme is neither HTTP nor HTTPS";
 		if (n > 64)
 			n = 64; /* KM_PROBE_MAX_HEADERS */
 		if (n) {
@@ -464,9 +453,9 @@ static int probe_of(struct rd *r, const Container *c, const Probe *pr,
 		}
 	} else if (h && h->tcpsocket) {
 		k->type = KM_PROBE_TCP;
-		probe_host(h->tcpsocket->host, pod_ip, &k->skip);
+		host = opt(h->tcpsocket->host);
 		if ((rc = probe_port(r, c, h->tcpsocket->port, path, &k->port,
-				     &k->skip)))
+				     &named)))
 			return rc;
 	} else if (h && h->grpc) {
 		k->type = KM_PROBE_GRPC;
@@ -478,14 +467,8 @@ static int probe_of(struct rd *r, const Container *c, const Probe *pr,
 					    r->kind, path);
 		k->port = h->grpc->has_port ? h->grpc->port : 0;
 		k->service = req(h->grpc->service); /* a *string: "" kept */
-		if (!k->port)
-			k->skip = "no port";
-	} else {
-		k->skip = "only httpGet, tcpSocket and grpc probes are run "
-			  "from outside the pod";
 	}
-	if (k->skip)
-		k->type = 0;
+	km_kube_probe_settle(k, host, scheme, named, pod_ip);
 	return 0;
 }
 
