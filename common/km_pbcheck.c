@@ -65,6 +65,14 @@ size_t km_utf8_invalid_at(const char *s, size_t n)
 	return n;
 }
 
+bool km_visible_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
 void km_utf8_repair(char *s, size_t n)
 {
 	for (size_t i = 0, bad; i < n; i += bad + 1) {

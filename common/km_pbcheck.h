@@ -30,6 +30,7 @@
 #define KM_PBCHECK_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,5 +78,11 @@ size_t km_utf8_invalid_at(const char *s, size_t n);
 /* Makes s[0..n) UTF-8 in place: each byte km_utf8_invalid_at would name
  * becomes '?'. For text from elsewhere that ends up in protobuf strings. */
 void km_utf8_repair(char *s, size_t n);
+
+/* Whether s is only visible ASCII (0x21 to 0x7e; "" is): what an opaque
+ * token sent back as it is may hold — a resourceVersion, a continue
+ * token, a bearer token in a header — so that no space, line break or
+ * control character can change the request it goes into. */
+bool km_visible_ascii(const char *s);
 
 #endif

@@ -841,14 +841,12 @@ int km_kube_parse_list(const char *body, size_t len, struct km_arena *tree,
 							   : "";
 		out->continue_token = cJSON_IsString(cont) ? cont->valuestring
 							   : "";
-		for (const char *c = out->continue_token; !rc && *c; c++)
-			if (*c < '!' || *c > '~')
-				rc = bad(&r, "metadata.continue",
-					 "not printable ASCII");
-		for (const char *c = out->resource_version; !rc && *c; c++)
-			if (*c < '!' || *c > '~')
-				rc = bad(&r, "metadata.resourceVersion",
-					 "not printable ASCII");
+		if (!km_visible_ascii(out->continue_token))
+			rc = bad(&r, "metadata.continue",
+				 "not printable ASCII");
+		else if (!km_visible_ascii(out->resource_version))
+			rc = bad(&r, "metadata.resourceVersion",
+				 "not printable ASCII");
 	}
 	if (rc) {
 		*root = NULL;
@@ -930,14 +928,13 @@ int km_kube_parse_event(const char *line, size_t len, struct km_arena *tree,
 
 		out->resource_version = cJSON_IsString(rv) ? rv->valuestring
 							   : "";
-		for (const char *c = out->resource_version; *c; c++)
-			if (*c < '!' || *c > '~') {
-				rc = km_error_set(err, KM_EINVAL,
-						  "watch event: "
-						  "resourceVersion not "
-						  "printable ASCII");
-				goto fail;
-			}
+		if (!km_visible_ascii(out->resource_version)) {
+			rc = km_error_set(err, KM_EINVAL,
+					  "watch event: "
+					  "resourceVersion not "
+					  "printable ASCII");
+			goto fail;
+		}
 	}
 	return 0;
 fail:

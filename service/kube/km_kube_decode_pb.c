@@ -616,14 +616,6 @@ int km_kube_parse_object_pb(enum km_kube_resource res, const void *data,
 		      len, a, (ProtobufCMessage **)out, err);
 }
 
-static bool printable(const char *s)
-{
-	for (; *s; s++)
-		if (*s < '!' || *s > '~')
-			return false;
-	return true;
-}
-
 static void status_of(Status *s, struct km_kube_status *out)
 {
 	out->code = s->has_code && s->code >= 0 && s->code < 1000 ? s->code : 0;
@@ -712,7 +704,7 @@ int km_kube_parse_event_pb(enum km_kube_resource res, const void *frame,
 					  !strcmp(end, "true");
 		out->resource_version =
 			md && md->resourceversion ? md->resourceversion : "";
-		if (!printable(out->resource_version)) {
+		if (!km_visible_ascii(out->resource_version)) {
 			rc = km_error_set(err, KM_EINVAL,
 					  "watch event: resourceVersion not "
 					  "printable ASCII");

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "km_file.h"
+#include "km_pbcheck.h"
 #include "km_yaml.h"
 
 /* One item of clusters, users or contexts. */
@@ -510,10 +511,9 @@ static const char *token_fault(const char *t, size_t len)
 		return "holds a NUL byte";
 	if (strpbrk(t, "\r\n"))
 		return "holds more than one line";
-	for (size_t i = 0; i < len; i++)
-		if (t[i] < '!' || t[i] > '~')
-			return "holds a character a bearer token does not "
-			       "(a space, a control character or non-ASCII)";
+	if (!km_visible_ascii(t))
+		return "holds a character a bearer token does not "
+		       "(a space, a control character or non-ASCII)";
 	return NULL;
 }
 

@@ -377,11 +377,26 @@ static void test_budget(void **state)
 	free(targets);
 }
 
+/* Opaque tokens sent back as they are: visible ASCII only. */
+static void test_visible_ascii(void **state)
+{
+	(void)state;
+	assert_true(km_visible_ascii(""));
+	assert_true(km_visible_ascii("161329"));
+	assert_true(km_visible_ascii("eyJ2IjoibWV0YS5rOHMuaW8vdjEi~!"));
+	assert_false(km_visible_ascii("a b"));
+	assert_false(km_visible_ascii("abc\r\nX-Injected: 1"));
+	assert_false(km_visible_ascii("tab\there"));
+	assert_false(km_visible_ascii("del\x7f"));
+	assert_false(km_visible_ascii("caf\xc3\xa9"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8_valid),
 		cmocka_unit_test(test_utf8_invalid),
+		cmocka_unit_test(test_visible_ascii),
 		cmocka_unit_test(test_nul_is_refused_not_cut),
 		cmocka_unit_test(test_bad_utf8_named_by_path),
 		cmocka_unit_test(test_repeated_strings_indexed),
