@@ -41,4 +41,37 @@ static inline void km_test_rmrf(const char *dir)
 	}
 }
 
+/* The recorded answers of a real API server (tests/unit/kube_fixtures):
+ * CMake passes the source tree's path; Bazel runs the tests in the
+ * workspace. */
+#ifndef KM_FIXTURES
+#define KM_FIXTURES "tests/unit/kube_fixtures"
+#endif
+
+/* Fixture name, read whole with a NUL after it (*len its size; the caller
+ * frees it); NULL if it cannot be read. */
+static inline char *km_test_fixture(const char *name, size_t *len)
+{
+	char path[512];
+	FILE *f;
+	char *buf = NULL;
+	long n;
+
+	*len = 0;
+	snprintf(path, sizeof path, "%s/%s", KM_FIXTURES, name);
+	if (!(f = fopen(path, "rb")))
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) &&
+	    fread(buf, 1, (size_t)n, f) == (size_t)n) {
+		buf[n] = '\0';
+		*len = (size_t)n;
+	} else {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
 #endif

@@ -20,6 +20,7 @@
 static struct km_arena tree;
 #include "km_model.h"
 #include "km_pbcheck.h"
+#include "km_test.h"
 
 struct doc {
 	km_json *root;
@@ -640,33 +641,15 @@ static void test_times(void **state)
 
 /* ---- what the real API server sent (tests/unit/kube_fixtures) ------------------------ */
 
-#ifndef KM_FIXTURES
-#define KM_FIXTURES "tests/unit/kube_fixtures"
-#endif
-
 static char *fixture(const char *name, size_t *len)
 {
-	char path[512];
-	FILE *f;
-	char *buf;
-	long n;
+	char *text = km_test_fixture(name, len);
 
-	snprintf(path, sizeof path, "%s/%s", KM_FIXTURES, name);
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("%s: cannot open (run from the source tree, or set "
+	if (!text)
+		fail_msg("%s/%s: cannot read (run from the source tree, or set "
 			 "KM_FIXTURES)",
-			 path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+			 KM_FIXTURES, name);
+	return text;
 }
 
 /* A GET's answer from the fixtures, decoded and judged at now_us (0: the

@@ -21,37 +21,20 @@
 #include "k8s.io/apimachinery/pkg/runtime/generated.pb-c.h"
 #include "km_kube_decode.h"
 #include "km_kube_rules.h"
-
-#ifndef KM_FIXTURES
-#define KM_FIXTURES "tests/unit/kube_fixtures"
-#endif
+#include "km_test.h"
 
 typedef K8s__Io__Api__Core__V1__Pod Pod;
 typedef K8s__Io__Apimachinery__Pkg__Runtime__Unknown Unknown;
 
 static char *fixture(const char *name, size_t *len)
 {
-	char path[512];
-	FILE *f;
-	char *buf;
-	long n;
+	char *text = km_test_fixture(name, len);
 
-	snprintf(path, sizeof path, "%s/%s", KM_FIXTURES, name);
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("%s: cannot open (run from the source tree, or set "
+	if (!text)
+		fail_msg("%s/%s: cannot read (run from the source tree, or set "
 			 "KM_FIXTURES)",
-			 path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+			 KM_FIXTURES, name);
+	return text;
 }
 
 /* ---- comparing two decoded pods ------------------------------------------------- */
