@@ -74,4 +74,18 @@ static inline char *km_test_fixture(const char *name, size_t *len)
 	return buf;
 }
 
+#ifdef cmocka_unit_test /* with cmocka.h included first */
+/* km_test_fixture, or the test fails naming the file. */
+static inline char *km_test_fixture_or_fail(const char *name, size_t *len)
+{
+	char *text = km_test_fixture(name, len);
+
+	if (!text)
+		fail_msg("%s/%s: cannot read (run from the source tree, or "
+			 "build with KM_FIXTURES)",
+			 KM_FIXTURES, name);
+	return text;
+}
+#endif
+
 #endif

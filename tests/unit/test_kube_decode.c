@@ -641,17 +641,6 @@ static void test_times(void **state)
 
 /* ---- what the real API server sent (tests/unit/kube_fixtures) ------------------------ */
 
-static char *fixture(const char *name, size_t *len)
-{
-	char *text = km_test_fixture(name, len);
-
-	if (!text)
-		fail_msg("%s/%s: cannot read (run from the source tree, or set "
-			 "KM_FIXTURES)",
-			 KM_FIXTURES, name);
-	return text;
-}
-
 /* A GET's answer from the fixtures, decoded and judged at now_us (0: the
  * object's creation plus an hour, past every startup grace). */
 static struct km_kube_verdict judged(const char *name, enum km_kube_resource r,
@@ -660,7 +649,7 @@ static struct km_kube_verdict judged(const char *name, enum km_kube_resource r,
 {
 	struct km_kube_verdict v = {0};
 	size_t len;
-	char *text = fixture(name, &len);
+	char *text = km_test_fixture_or_fail(name, &len);
 
 	memset(d, 0, sizeof *d);
 	km_arena_init(&d->a, 4096);
@@ -815,7 +804,7 @@ static void test_fixtures_lists_watches_errors(void **state)
 	(void)state;
 	km_arena_init(&a, 4096);
 	for (size_t i = 0; i < 3; i++) {
-		text = fixture(pages[i], &len);
+		text = km_test_fixture_or_fail(pages[i], &len);
 		assert_int_equal(km_kube_parse_list(text, len, &tree, &root, &l,
 						    &err),
 				 0);
@@ -841,7 +830,7 @@ static void test_fixtures_lists_watches_errors(void **state)
 		int seen[KM_EV_ERROR + 1] = {0};
 		char *line, *next;
 
-		text = fixture("watch-pods.jsonl", &len);
+		text = km_test_fixture_or_fail("watch-pods.jsonl", &len);
 		for (line = text; line && *line; line = next) {
 			struct km_kube_object o;
 
@@ -867,7 +856,7 @@ static void test_fixtures_lists_watches_errors(void **state)
 		assert_int_equal(seen[KM_EV_DELETED], 1);
 		assert_int_equal(seen[KM_EV_BOOKMARK], 1);
 	}
-	text = fixture("watch-gone.jsonl", &len);
+	text = km_test_fixture_or_fail("watch-gone.jsonl", &len);
 	assert_int_equal(
 		km_kube_parse_event(text, len, &tree, &root, &ev, &err), 0);
 	assert_int_equal(ev.type, KM_EV_ERROR);
@@ -876,12 +865,12 @@ static void test_fixtures_lists_watches_errors(void **state)
 	km_arena_free(&tree);
 	free(text);
 
-	text = fixture("status-403.json", &len);
+	text = km_test_fixture_or_fail("status-403.json", &len);
 	km_kube_parse_status(text, len, &a, &st);
 	assert_int_equal(st.code, 403);
 	assert_string_equal(st.reason, "Forbidden");
 	free(text);
-	text = fixture("status-410.json", &len);
+	text = km_test_fixture_or_fail("status-410.json", &len);
 	km_kube_parse_status(text, len, &a, &st);
 	assert_int_equal(st.code, 410);
 	free(text);
@@ -892,7 +881,7 @@ static void test_fixtures_lists_watches_errors(void **state)
 		struct km_kube_verdict v;
 		size_t n;
 
-		text = fixture("readyz.txt", &len);
+		text = km_test_fixture_or_fail("readyz.txt", &len);
 		km_kube_judge_apiserver("/readyz", 200, text, len, checks, 64,
 					&n, &v);
 		assert_int_equal(v.state, KM_STATE_HEALTHY);
@@ -900,7 +889,7 @@ static void test_fixtures_lists_watches_errors(void **state)
 		for (size_t i = 0; i < n && i < 64; i++)
 			assert_true(checks[i].ok);
 		free(text);
-		text = fixture("livez.txt", &len);
+		text = km_test_fixture_or_fail("livez.txt", &len);
 		km_kube_judge_apiserver("/livez", 200, text, len, checks, 64,
 					&n, &v);
 		assert_true(n > 10);

@@ -26,17 +26,6 @@
 typedef K8s__Io__Api__Core__V1__Pod Pod;
 typedef K8s__Io__Apimachinery__Pkg__Runtime__Unknown Unknown;
 
-static char *fixture(const char *name, size_t *len)
-{
-	char *text = km_test_fixture(name, len);
-
-	if (!text)
-		fail_msg("%s/%s: cannot read (run from the source tree, or set "
-			 "KM_FIXTURES)",
-			 KM_FIXTURES, name);
-	return text;
-}
-
 /* ---- comparing two decoded pods ------------------------------------------------- */
 
 static void same_str(const char *what, const char *a, const char *b)
@@ -153,7 +142,7 @@ struct json_pods {
 static void json_list(struct json_pods *j, const char *name)
 {
 	size_t len;
-	char *body = fixture(name, &len);
+	char *body = km_test_fixture_or_fail(name, &len);
 	struct km_kube_list l;
 	struct km_error err = {0};
 	km_json *root;
@@ -188,7 +177,7 @@ static void test_list_same_as_json(void **state)
 {
 	struct json_pods j;
 	size_t len, n_mirror = 0;
-	char *body = fixture("pb-pods-list.pb", &len);
+	char *body = km_test_fixture_or_fail("pb-pods-list.pb", &len);
 	struct km_arena a;
 	Unknown *u;
 	K8s__Io__Api__Core__V1__PodList *list;
@@ -255,8 +244,8 @@ static void test_watch_frames_same_as_json(void **state)
 {
 	struct json_pods j = {0};
 	size_t len, jlen, at = 0, added = 0, bookmarks = 0;
-	char *body = fixture("pb-pods-watch.pb", &len);
-	char *jbody = fixture("pb-pods-watch.jsonl", &jlen);
+	char *body = km_test_fixture_or_fail("pb-pods-watch.pb", &len);
+	char *jbody = km_test_fixture_or_fail("pb-pods-watch.jsonl", &jlen);
 	struct km_arena a;
 
 	(void)state;
@@ -323,7 +312,7 @@ static void test_watch_frames_same_as_json(void **state)
 static void test_status_404(void **state)
 {
 	size_t len;
-	char *body = fixture("pb-status-404.pb", &len);
+	char *body = km_test_fixture_or_fail("pb-status-404.pb", &len);
 	struct km_kube_status st;
 	struct km_arena a;
 

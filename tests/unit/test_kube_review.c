@@ -36,17 +36,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static char *fixture(const char *name, size_t *len)
-{
-	char *text = km_test_fixture(name, len);
-
-	if (!text)
-		fail_msg("%s/%s: cannot read (run from the source tree, or set "
-			 "KM_FIXTURES)",
-			 KM_FIXTURES, name);
-	return text;
-}
-
 static const cJSON *at(const cJSON *o, const char *name)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -165,7 +154,7 @@ static void test_token_review_answers(void **state)
 
 	(void)state;
 	/* A ServiceAccount's token, bound to a pod. */
-	json = fixture("tokenreview-serviceaccount.json", &len);
+	json = km_test_fixture_or_fail("tokenreview-serviceaccount.json", &len);
 	assert_int_equal(
 		km_kube_token_review_decode(json, len, &arena, &s, &err), 0);
 	free(json);
@@ -187,7 +176,7 @@ static void test_token_review_answers(void **state)
 	assert_true(pod_name);
 
 	/* A token that is not the cluster's. */
-	json = fixture("tokenreview-invalid.json", &len);
+	json = km_test_fixture_or_fail("tokenreview-invalid.json", &len);
 	assert_int_equal(km_kube_token_review_decode(json, len, &arena, &s,
 						     &err),
 			 KM_EAUTH);
@@ -204,10 +193,11 @@ static void test_access_review_answers(void **state)
 	char *json;
 
 	(void)state;
-	json = fixture("subjectaccessreview-allowed.json", &len);
+	json = km_test_fixture_or_fail("subjectaccessreview-allowed.json",
+				       &len);
 	assert_int_equal(km_kube_access_review_decode(json, len, &err), 0);
 	free(json);
-	json = fixture("subjectaccessreview-denied.json", &len);
+	json = km_test_fixture_or_fail("subjectaccessreview-denied.json", &len);
 	assert_int_equal(km_kube_access_review_decode(json, len, &err),
 			 KM_EPERM);
 	free(json);
