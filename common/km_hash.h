@@ -6,13 +6,16 @@
  * names or ids, a probe's first-run offset within its period (stable
  * across restarts), page tokens bound to their query. Not for anything an
  * attacker could exploit by choosing keys that collide: tables that hold
- * caller-chosen keys bound their size instead.
+ * caller-chosen keys bound their size instead, or start from a seed of
+ * km_hash_seed (the Kubernetes caches: names an API server chooses).
  */
 #ifndef KM_HASH_H
 #define KM_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define KM_HASH_INIT 14695981039346656037ULL
 #define KM_HASH_PRIME 1099511628211ULL
@@ -64,6 +67,21 @@ static inline uint64_t km_hash_i64(uint64_t h, int64_t v)
 static inline size_t km_hash_bucket(uint64_t h, size_t n)
 {
 	return (size_t)((h ^ (h >> 32)) & (n - 1));
+}
+
+/* A starting value for the hashes of one table, in place of KM_HASH_INIT,
+ * that whoever chooses its keys cannot guess: from the kernel, or from the
+ * clock if it has no randomness to give yet (then collisions cost time,
+ * not correctness). */
+static inline uint64_t km_hash_seed(void)
+{
+	uint64_t seed;
+	struct timespec ts;
+
+	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == sizeof seed)
+		return seed ^ KM_HASH_INIT;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return km_hash_i64(KM_HASH_INIT, ts.tv_sec * 1000000000LL + ts.tv_nsec);
 }
 
 #endif

@@ -7,8 +7,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "km_hash.h"
 
@@ -258,17 +256,7 @@ int km_kube_cache_new(enum km_kube_resource r, size_t max_objects,
 		km_kube_cache_free(c);
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	}
-	/* A seed an API server cannot guess; the clock if the kernel has
-	 * no randomness to give yet (then collisions cost time, not
-	 * correctness). */
-	if (getrandom(&c->seed, sizeof c->seed, GRND_NONBLOCK) !=
-	    sizeof c->seed) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		c->seed = km_hash_i64(KM_HASH_INIT,
-				      ts.tv_sec * 1000000000LL + ts.tv_nsec);
-	}
+	c->seed = km_hash_seed(); /* one an API server cannot guess */
 	c->seed ^= KM_HASH_INIT;
 	*out = c;
 	return 0;

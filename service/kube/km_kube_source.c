@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "km_hash.h"
 #include "km_health.h"
@@ -946,10 +945,7 @@ int km_kube_source_new(const struct km_kube_source_options *o,
 	s->store = o->store;
 	s->health = o->health;
 	s->rules = o->rules;
-	if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) !=
-	    sizeof s->seed)
-		s->seed = (uint64_t)km_now_us();
-	s->seed ^= KM_HASH_INIT;
+	s->seed = km_hash_seed();
 	for (int r = 0; r < KM_RES_N; r++) {
 		rc = km_kube_cache_new((enum km_kube_resource)r, o->max_objects,
 				       &s->cache[r], err);
