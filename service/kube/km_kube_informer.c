@@ -133,14 +133,28 @@ static bool urlencode(const char *s, char *out, size_t len)
 
 /* ---- failing, and trying again ------------------------------------------------------ */
 
-static int64_t jitter(int64_t ms)
+/* A number for spreading things out (not a secret): the kernel's, or
+ * the clock's if it has none to give yet. */
+static uint32_t spread(void)
 {
-	uint32_t r = 0;
+	uint32_t r;
 
 	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
 		r = (uint32_t)km_mono_ns();
+	return r;
+}
+
+static int64_t jitter(int64_t ms)
+{
 	/* 75% to 125% of ms. */
-	return ms * 3 / 4 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
+	return ms * 3 / 4 + (int64_t)(spread() % (uint32_t)(ms / 2 + 1));
+}
+
+/* A watch asks to end after 5 to 10 minutes: watches of many informers
+ * and daemons do not end, and come back, all at once. */
+static int64_t watch_timeout_s(void)
+{
+	return WATCH_MIN_S + spread() % WATCH_SPREAD_S;
 }
 
 static void timer_fired(struct km_loop *l, void *arg)
@@ -391,12 +405,9 @@ static void start_stream(struct km_kube_informer *inf)
 {
 	char url[URL_MAX];
 	struct km_error err = {0};
-	int64_t t = WATCH_MIN_S;
-	uint32_t r = 0;
+	int64_t t = watch_timeout_s();
 	int n;
 
-	if (getrandom(&r, sizeof r, GRND_NONBLOCK) == sizeof r)
-		t += r % WATCH_SPREAD_S;
 	n = snprintf(url, sizeof url,
 		     "%s?watch=1&sendInitialEvents=true&"
 		     "resourceVersionMatch=NotOlderThan&"
@@ -636,12 +647,9 @@ static void start_watch(struct km_kube_informer *inf)
 {
 	char url[URL_MAX], rv[RV_MAX * 3];
 	struct km_error err = {0};
-	int64_t t = WATCH_MIN_S;
-	uint32_t r = 0;
+	int64_t t = watch_timeout_s();
 	int n;
 
-	if (getrandom(&r, sizeof r, GRND_NONBLOCK) == sizeof r)
-		t += r % WATCH_SPREAD_S;
 	if (!urlencode(inf->rv, rv, sizeof rv))
 		rv[0] = '\0';
 	n = snprintf(url, sizeof url,
