@@ -763,22 +763,12 @@ void km_kube_source_tick(struct km_kube_source *s, int64_t now_us)
 	 * last one into its place). */
 	for (size_t i = s->pods_lost ? 0 : s->n_timed; i-- > 0;) {
 		struct tgt *t = s->timed[i];
-		const struct km_kube_object *o;
-		const char *slash = strchr(t->name, '/');
-		char ns[256];
-		const char *rest, *name;
-		size_t nl;
+		/* The pod its target was made of (its uid, as put last). */
+		const struct km_kube_object *o =
+			t->uid ? km_kube_cache_get_uid(s->cache[KM_RES_POD],
+						       t->uid)
+			       : NULL;
 
-		/* "[cluster:]pod/ns/name": the object from its name. */
-		if (!slash)
-			continue;
-		rest = slash + 1;
-		name = strchr(rest, '/');
-		if (!name || (nl = (size_t)(name - rest)) >= sizeof ns)
-			continue;
-		memcpy(ns, rest, nl);
-		ns[nl] = '\0';
-		o = km_kube_cache_get(s->cache[KM_RES_POD], ns, name + 1);
 		if (o)
 			judge(s, o, t, now_us);
 		else
