@@ -236,6 +236,27 @@ int km_store_ensure_target(struct km_store *s, struct km_target *t,
  * err names the one that failed. */
 int km_store_ensure_targets(struct km_store *s, struct km_target *t, size_t n,
 			    struct km_error *err);
+/* One change a source makes to its targets: the live target t.name
+ * deleted (delete_cause set; none of that name is no error), then made or
+ * updated (make) as km_store_ensure_target does — both for an object
+ * replaced under its name. */
+struct km_target_change {
+	struct km_target t; /* t.id is set when made */
+	const char *delete_cause;
+	bool make;
+};
+/* Told, on the writer thread, that an asynchronous write is done: rc 0
+ * once it is committed, else undone with err saying why. It must be quick
+ * and must not call the store (an event loop's owner wakes its loop). */
+typedef void (*km_store_done_fn)(void *arg, int rc, const struct km_error *err);
+/* Applies c[0..n) in one transaction, all or none, without waiting for
+ * it: for an event loop, which must not wait for the disk. done(arg, …)
+ * follows; until then c and its strings stay the caller's and untouched.
+ * These do not wait for room in the control queue: the caller keeps one
+ * (or a few) in flight. 0, KM_ENOMEM, or KM_EUNAVAIL when the store is
+ * closing; done is called only after 0. */
+int km_store_change_targets(struct km_store *s, struct km_target_change *c,
+			    size_t n, km_store_done_fn done, void *arg);
 /* Deletes the live target name — an object its source saw go — recording
  * the transition to KM_STATE_DELETED with cause; its history stays.
  * KM_ENOTFOUND if no live target has that name; KM_EINVAL for a defined

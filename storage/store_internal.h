@@ -20,6 +20,10 @@ struct sync_op {
 	int rc;
 	struct km_error err;
 	bool done;
+	/* Set: nobody waits; the writer calls on_done after the batch and
+	 * frees the op (with its ctl_op, one allocation). */
+	km_store_done_fn on_done;
+	void *done_arg;
 };
 
 struct result_slot {
@@ -28,7 +32,8 @@ struct result_slot {
 };
 
 /* An entry of the control queue: a transition (malloc'd with its copy,
- * freed by the writer) or a synchronous op (on its caller's stack). */
+ * freed by the writer), a synchronous op (on its caller's stack), or an
+ * asynchronous one (malloc'd with its sync_op, freed by the writer). */
 struct ctl_op {
 	struct km_list node;
 	struct sync_op *sync;         /* NULL: a transition or an audit event */
@@ -117,6 +122,15 @@ void km_store_writer_stop(struct km_store *s);
 int km_store_write_transition(struct km_store *s, struct km_transition *t,
 			      bool *written);
 
+/* fn(s, arg) as km_store_run_sync runs it, without waiting: on_done(
+ * done_arg, rc, err) follows on the writer thread, after the batch's
+ * commit. Never waits for room: the caller bounds how many it has queued.
+ * KM_ENOMEM, or KM_EUNAVAIL when the store is closing (on_done is not
+ * called). */
+int km_store_run_async(struct km_store *s,
+		       int (*fn)(struct km_store *s, void *arg,
+				 struct km_error *err),
+		       void *arg, km_store_done_fn on_done, void *done_arg);
 /* Runs fn on the writer thread and waits for its commit. */
 int km_store_run_sync(struct km_store *s,
 		      int (*fn)(struct km_store *s, void *arg,

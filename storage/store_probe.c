@@ -267,6 +267,69 @@ static int delete_target_op(struct km_store *s, void *arg, struct km_error *err)
 	return km_store_target_delete(s, id, a->cause, err);
 }
 
+struct changes_args {
+	struct km_target_change *c;
+	size_t n;
+	km_store_done_fn done;
+	void *done_arg;
+};
+
+/* The op's savepoint undoes every change of the batch when one fails. */
+static int change_targets_op(struct km_store *s, void *arg,
+			     struct km_error *err)
+{
+	struct changes_args *a = arg;
+	int64_t now = km_now_us();
+
+	for (size_t i = 0; i < a->n; i++) {
+		struct km_target_change *c = &a->c[i];
+		int rc = 0;
+
+		if (c->delete_cause) {
+			struct delete_target_args d = {.name = c->t.name,
+						       .cause =
+							       c->delete_cause};
+
+			rc = delete_target_op(s, &d, err);
+			if (rc == KM_ENOTFOUND)
+				rc = 0;
+		}
+		if (!rc && c->make)
+			rc = km_store_target_ensure(
+				s, &c->t,
+				c->t.created_us ? c->t.created_us : now, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void changes_done(void *arg, int rc, const struct km_error *err)
+{
+	struct changes_args *a = arg;
+
+	a->done(a->done_arg, rc, err);
+	free(a);
+}
+
+int km_store_change_targets(struct km_store *s, struct km_target_change *c,
+			    size_t n, km_store_done_fn done, void *arg)
+{
+	struct changes_args *a = malloc(sizeof *a);
+	int rc;
+
+	if (!a)
+		return KM_ENOMEM;
+	*a = (struct changes_args){.c = c,
+				   .n = n,
+				   .done = done,
+				   .done_arg = arg};
+	rc = km_store_run_async(s, change_targets_op, a, changes_done, a);
+	if (rc)
+		free(a);
+	return rc;
+}
+
 int km_store_delete_target(struct km_store *s, const char *name,
 			   const char *cause, struct km_error *err)
 {

@@ -533,6 +533,18 @@ static void write_batch(struct km_store *s, struct batch *b)
 	 * on_health finds the transitions back in the queue. */
 	note_attempt(s, rc, &err, b->n_res - written);
 
+	/* The asynchronous ops are told outside the lock (their callbacks
+	 * may take locks of their own), before the waiters are woken. */
+	km_list_for_each_safe (n, tmp, &b->ctl) {
+		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
+
+		if (!op->sync->on_done)
+			continue;
+		km_list_del(n);
+		op->sync->on_done(op->sync->done_arg, op->sync->rc,
+				  &op->sync->err);
+		free(op);
+	}
 	if (!km_list_empty(&b->ctl)) {
 		pthread_mutex_lock(&s->mu);
 		km_list_for_each_safe (n, tmp, &b->ctl) {
@@ -984,6 +996,36 @@ int km_store_audit(struct km_store *s, const struct km_audit_event *e,
 		pthread_mutex_unlock(&s->mu);
 	}
 	return rc;
+}
+
+int km_store_run_async(struct km_store *s,
+		       int (*fn)(struct km_store *s, void *arg,
+				 struct km_error *err),
+		       void *arg, km_store_done_fn on_done, void *done_arg)
+{
+	struct {
+		struct ctl_op c;
+		struct sync_op op;
+	} *a = calloc(1, sizeof *a);
+
+	if (!a)
+		return KM_ENOMEM;
+	/* The ctl_op first: the writer frees it, and with it the op. */
+	a->op = (struct sync_op){.fn = fn,
+				 .arg = arg,
+				 .on_done = on_done,
+				 .done_arg = done_arg};
+	a->c.sync = &a->op;
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->mu);
+		free(a);
+		return KM_EUNAVAIL;
+	}
+	s->sync_queued++;
+	push_ctl(s, &a->c);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
 }
 
 /* A synchronous op waits while control_queue entries are ahead of it: an

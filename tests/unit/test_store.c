@@ -1169,6 +1169,117 @@ static void test_object_targets(void **state)
 	assert_int_equal(km_store_ensure_targets(f->s, t, 0, &err), 0);
 }
 
+/* km_store_change_targets' answer, for a test to wait on. */
+struct changed {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done, on_writer;
+	int rc;
+	char why[KM_ERROR_MSG_MAX];
+	pthread_t caller;
+};
+
+static void on_changed(void *arg, int rc, const struct km_error *err)
+{
+	struct changed *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	c->done = true;
+	c->rc = rc;
+	c->on_writer = !pthread_equal(pthread_self(), c->caller);
+	snprintf(c->why, sizeof c->why, "%s", rc ? err->msg : "");
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int change_and_wait(struct fixture *f, struct km_target_change *c,
+			   size_t n, struct changed *out)
+{
+	struct timespec until = km_realtime_after(10LL * 1000000000);
+
+	*out = (struct changed){.mu = PTHREAD_MUTEX_INITIALIZER,
+				.cv = PTHREAD_COND_INITIALIZER,
+				.caller = pthread_self()};
+	assert_int_equal(km_store_change_targets(f->s, c, n, on_changed, out),
+			 0);
+	pthread_mutex_lock(&out->mu);
+	while (!out->done)
+		if (pthread_cond_timedwait(&out->cv, &out->mu, &until))
+			break;
+	pthread_mutex_unlock(&out->mu);
+	if (!out->done)
+		fail_msg("no answer from the writer");
+	assert_true(out->on_writer);
+	return out->rc;
+}
+
+/* A source's changes without waiting: deletions and makes in one
+ * transaction, in order (a name deleted and made again in one change),
+ * the ids set when the writer answers, all or none. */
+static void test_change_targets_async(void **state)
+{
+	struct fixture *f = *state;
+	struct km_target_change c[3] = {
+		{.t = {.name = "pod/shop/a", .uid = "a-1", .node = "n1"},
+		 .make = true},
+		{.t = {.name = "pod/shop/b", .uid = "b-1"}, .make = true},
+		/* Deleting what does not exist is no error. */
+		{.t = {.name = "pod/shop/none"}, .delete_cause = "pod deleted"},
+	};
+	struct km_target_change bad[2] = {
+		{.t = {.name = "pod/shop/b"}, .delete_cause = "pod deleted"},
+		{.t = {.name = "nonsense/x/y"}, .make = true},
+	};
+	struct km_error err = {0};
+	struct km_target got;
+	struct km_transition *tr;
+	struct changed ch;
+	int64_t a_id;
+	size_t n;
+	bool more;
+
+	assert_int_equal(change_and_wait(f, c, 3, &ch), 0);
+	assert_true(c[0].t.id > 0 && c[1].t.id > 0);
+	a_id = c[0].t.id;
+	assert_int_equal(km_reader_get_target(f->r, "pod/shop/a", &f->a, &got,
+					      &err),
+			 0);
+	assert_int_equal(got.id, a_id);
+	assert_string_equal(got.uid, "a-1");
+	assert_string_equal(got.node, "n1");
+
+	/* Replaced under its name: deleted (a transition), made again. */
+	c[0] = (struct km_target_change){
+		.t = {.name = "pod/shop/a", .uid = "a-2"},
+		.delete_cause = "pod deleted",
+		.make = true};
+	assert_int_equal(change_and_wait(f, c, 1, &ch), 0);
+	assert_int_equal(c[0].t.id, a_id); /* revived */
+	assert_int_equal(km_reader_get_target(f->r, "pod/shop/a", &f->a, &got,
+					      &err),
+			 0);
+	assert_string_equal(got.uid, "a-2");
+	assert_int_equal(got.state, KM_STATE_UNKNOWN);
+	assert_int_equal(km_reader_transitions_after(f->r, 0, 10, &f->a, &tr,
+						     &n, &more, &err),
+			 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(tr[0].to_state, KM_STATE_DELETED);
+	assert_string_equal(tr[0].target_name, "pod/shop/a");
+	assert_string_equal(tr[0].cause, "pod deleted");
+
+	/* One bad name: the deletion before it is undone too. */
+	assert_int_equal(change_and_wait(f, bad, 2, &ch), KM_EINVAL);
+	assert_non_null(strstr(ch.why, "nonsense"));
+	assert_int_equal(km_reader_get_target(f->r, "pod/shop/b", &f->a, &got,
+					      &err),
+			 0);
+	assert_int_equal(km_reader_transitions_after(f->r, 0, 10, &f->a, &tr,
+						     &n, &more, &err),
+			 0);
+	assert_int_equal(n, 1);
+}
+
 /* The watch replay's pages: every target's transitions in seq order,
  * with the target's name, one row more telling whether a page follows. */
 static void test_transitions_after_paging(void **state)
@@ -1850,6 +1961,7 @@ int main(void)
 		T(test_probe_list_paging_and_filter),
 		T(test_target_list_paging_and_filter),
 		T(test_object_targets),
+		T(test_change_targets_async),
 		T(test_transitions_after_paging),
 		T(test_config_probes_protected_and_synced),
 		T(test_second_store_refused),
