@@ -73,25 +73,46 @@ static const char *label(const struct cluster *c)
 
 /* ---- flushing ------------------------------------------------------------------------ */
 
-static void flush_fired(struct km_loop *l, void *arg)
+static void flush_result(struct cluster *c, int rc, const struct km_error *err)
 {
-	struct cluster *c = arg;
-	struct km_error err = {0};
-
-	if (km_kube_source_flush(c->source, &err)) {
+	if (rc) {
 		if (!c->flush_failing)
 			km_log(KM_LOG_ERROR,
 			       "kube: what the cluster showed cannot be "
 			       "recorded; trying again every second",
-			       "cluster", label(c), "error", err.msg, NULL);
+			       "cluster", label(c), "error", err->msg, NULL);
 		c->flush_failing = true;
-		km_loop_timer_set(l, &c->flush, km_mono_ns() + FLUSH_RETRY_NS);
+		km_loop_timer_set(c->k->loop, &c->flush,
+				  km_mono_ns() + FLUSH_RETRY_NS);
 		return;
 	}
 	if (c->flush_failing)
 		km_log(KM_LOG_INFO, "kube: recording again", "cluster",
 		       label(c), NULL);
 	c->flush_failing = false;
+}
+
+static void flush_fired(struct km_loop *l, void *arg)
+{
+	struct cluster *c = arg;
+	struct km_error err = {0};
+	int rc = km_kube_source_flush_start(c->source, &err);
+
+	(void)l;
+	if (rc)
+		flush_result(c, rc, &err);
+}
+
+/* A write landed: what waited for it goes next. */
+static void flushed(void *arg, int rc, const struct km_error *err)
+{
+	struct cluster *c = arg;
+
+	flush_result(c, rc, err);
+	if (!rc && km_kube_source_dirty(c->source) &&
+	    !km_timer_armed(&c->flush))
+		km_loop_timer_set(c->k->loop, &c->flush,
+				  km_mono_ns() + FLUSH_DELAY_NS);
 }
 
 static void maybe_second_phase(struct cluster *c);
@@ -403,6 +424,9 @@ static int cluster_start(struct km_kube *k, struct cluster *c,
 		.rules = k->rules,
 		.max_objects = k->max_objects,
 		.prober = k->prober,
+		.loop = k->loop,
+		.flushed = flushed,
+		.flushed_arg = c,
 	};
 	struct km_kube_client_options co = o->client;
 	int rc;

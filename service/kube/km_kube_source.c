@@ -11,14 +11,20 @@
 #include "km_kube_source.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "km_hash.h"
 #include "km_health.h"
 #include "km_kube_mirror.h"
 #include "km_log.h"
+#include "km_loop.h"
 #include "km_model.h"
 #include "km_store.h"
 #include "km_time.h"
@@ -36,6 +42,7 @@ struct tgt {
 	bool live;   /* the object exists */
 	bool made;   /* its target exists in the store (id) */
 	bool queued; /* in s->queue */
+	bool flying; /* in the write in flight (s->fl) */
 	bool want_make, want_delete;
 	int64_t id;
 	int64_t created_us;
@@ -73,6 +80,30 @@ struct km_kube_source {
 	size_t n_timed, cap_timed;
 
 	uint64_t skipped, over_limit, observations;
+
+	/* The store write in flight, at most one: its changes, their
+	 * records, the copies of their strings. The writer thread sets
+	 * done, rc and err under mu, signals cv and wakes the loop (efd). */
+	struct flight {
+		struct km_target_change *c;
+		struct flown {
+			struct tgt *t;
+			int state;          /* its verdict when it flew */
+			const char *reason; /* in strings */
+		} * w;
+		size_t n, cap;
+		struct km_arena strings;
+		bool busy;
+		pthread_mutex_t mu;
+		pthread_cond_t cv;
+		bool done;
+		int rc;
+		struct km_error err;
+	} fl;
+	struct km_loop *loop;
+	int efd; /* -1: no loop */
+	void (*flushed)(void *arg, int rc, const struct km_error *err);
+	void *flushed_arg;
 
 	/* When the Leases were last not watched: from lease_lost_us until
 	 * lease_back_us, or still (lease_back_us 0); 0: never. */
@@ -198,8 +229,8 @@ static void maybe_drop(struct km_kube_source *s, struct tgt *t)
 {
 	struct tgt **p;
 
-	if (t->live || t->made || t->queued || t->endpoints || t->ready ||
-	    t->timed)
+	if (t->live || t->made || t->queued || t->flying || t->endpoints ||
+	    t->ready || t->timed)
 		return;
 	for (p = &s->buckets[km_hash_bucket(t->h, s->n_buckets)]; *p != t;
 	     p = &(*p)->next)
@@ -486,7 +517,7 @@ static struct tgt *track(struct km_kube_source *s,
 		changed = true;
 	}
 	t->created_us = o->meta.created_us;
-	if (changed || !t->made) {
+	if (changed || (!t->made && !t->flying)) {
 		t->want_make = true;
 		enqueue(s, t);
 	}
@@ -500,7 +531,9 @@ static void gone(struct km_kube_source *s, struct tgt *t, const char *cause)
 	t->live = false;
 	s->n_live--;
 	t->want_make = false;
-	t->want_delete = t->made;
+	/* A make in flight may land: deleted after it (a deletion of what
+	 * was not made is no error). */
+	t->want_delete = t->made || t->flying;
 	t->delete_cause = cause;
 	t->state = KM_KUBE_NO_VERDICT;
 	clear_events(t);
@@ -594,7 +627,7 @@ int km_kube_source_put(struct km_kube_source *s, const struct km_kube_object *o,
 	/* A new object under a name another held: the old one went. */
 	if (what == KM_PUT_REPLACED && kind_of(o->resource)) {
 		t = target_of(s, old);
-		if (t && t->made)
+		if (t && (t->made || t->flying))
 			gone(s, t, deleted_cause(o->resource));
 		if (s->mirror && o->resource == KM_RES_POD)
 			km_kube_mirror_delete(s->mirror, old->meta.uid,
@@ -799,119 +832,276 @@ static int observe(struct km_kube_source *s, struct tgt *t, int verdict,
 	return rc;
 }
 
-int km_kube_source_flush(struct km_kube_source *s, struct km_error *err)
+/* Step 3 for one record whose target exists: the verdict if it changed
+ * (its reason the transition's cause), then the events, results of that
+ * verdict. A record with no target (gone, or not made yet) drops its
+ * events; one whose deletion waits keeps them for after it. */
+static void observe_record(struct km_kube_source *s, struct tgt *t)
 {
-	struct km_target *batch = NULL;
-	struct tgt **made = NULL;
-	size_t n = 0;
-	int rc = 0;
+	int verdict = t->state ? t->state : t->observed_state;
+	uint64_t rh;
 
-	/* 1. Deletions, before any make: a name deleted and made again
-	 * since the last flush is deleted, then made. */
-	for (size_t i = 0; i < s->n_queue; i++) {
-		struct tgt *t = s->queue[i];
-
-		if (!t->want_delete)
-			continue;
-		rc = km_store_delete_target(s->store, t->name, t->delete_cause,
-					    err);
-		if (rc && rc != KM_ENOTFOUND)
-			return rc; /* the queue stays; the next flush goes on */
-		rc = 0;
-		t->want_delete = false;
-		t->made = false;
-		t->id = 0;
-		t->observed_state = 0;
-		t->observed_reason = 0;
-		memset(&t->hint, 0, sizeof t->hint);
-		if (t->live)
-			t->want_make = true;
+	if (t->want_delete && t->live)
+		return; /* replaced: observed once made again */
+	if (!t->live || !t->made) {
+		clear_events(t);
+		maybe_drop(s, t);
+		return;
 	}
-
-	/* 2. The makes, in one transaction. */
-	for (size_t i = 0; i < s->n_queue; i++)
-		n += s->queue[i]->live && s->queue[i]->want_make;
-	if (n) {
-		batch = calloc(n, sizeof *batch);
-		made = calloc(n, sizeof *made);
-		if (!batch || !made) {
-			free(batch);
-			free(made);
-			return km_error_set(err, KM_ENOMEM, "out of memory");
+	if (t->state && t->reason) {
+		rh = km_hash_str(KM_HASH_INIT, t->reason);
+		if ((t->state != t->observed_state ||
+		     rh != t->observed_reason) &&
+		    !observe(s, t, t->state, t->reason, t->reason)) {
+			t->observed_state = t->state;
+			t->observed_reason = rh;
 		}
-		n = 0;
-		for (size_t i = 0; i < s->n_queue; i++) {
-			struct tgt *t = s->queue[i];
+	}
+	for (size_t k = 0; verdict && k < t->n_events; k++)
+		observe(s, t, verdict, t->events[k], t->events[k]);
+	clear_events(t);
+}
 
-			if (!t->live || !t->want_make)
-				continue;
-			batch[n] = (struct km_target){
-				.name = t->name,
-				.uid = t->uid,
-				.owner = t->owner,
-				.node = t->node,
-				.created_us = t->made ? 0 : t->created_us,
-			};
-			made[n++] = t;
+static bool needs_write(const struct tgt *t)
+{
+	return t->want_delete || (t->live && t->want_make);
+}
+
+/* Adds t's write to the flight (not yet started); KM_ENOMEM. */
+static int fly(struct km_kube_source *s, struct tgt *t)
+{
+	struct flight *f = &s->fl;
+	bool del = t->want_delete, make = t->live && (t->want_make || del);
+	struct km_arena *a = &f->strings;
+
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 256;
+		struct km_target_change *c = realloc(f->c, cap * sizeof *c);
+		struct flown *w;
+
+		if (c)
+			f->c = c;
+		if (!c || !(w = realloc(f->w, cap * sizeof *w)))
+			return KM_ENOMEM;
+		f->w = w;
+		f->cap = cap;
+	}
+	f->c[f->n] = (struct km_target_change){
+		.t = {.name = km_arena_strdup(a, t->name),
+		      .uid = t->uid ? km_arena_strdup(a, t->uid) : NULL,
+		      .owner = t->owner ? km_arena_strdup(a, t->owner) : NULL,
+		      .node = t->node ? km_arena_strdup(a, t->node) : NULL,
+		      .created_us = t->made && !del ? 0 : t->created_us},
+		.delete_cause = del ? t->delete_cause : NULL,
+		.make = make,
+	};
+	f->w[f->n] = (struct flown){
+		.t = t,
+		.state = t->state,
+		.reason = t->reason ? km_arena_strdup(a, t->reason) : NULL,
+	};
+	if (!f->c[f->n].t.name || (t->uid && !f->c[f->n].t.uid) ||
+	    (t->owner && !f->c[f->n].t.owner) ||
+	    (t->node && !f->c[f->n].t.node) ||
+	    (t->reason && !f->w[f->n].reason))
+		return KM_ENOMEM;
+	f->n++;
+	t->want_delete = t->want_make = false;
+	t->flying = true;
+	return 0;
+}
+
+/* The writer thread: the flight is done. */
+static void flight_done(void *arg, int rc, const struct km_error *err)
+{
+	struct km_kube_source *s = arg;
+	uint64_t one = 1;
+
+	/* All under the lock: once it sees done, the loop may free the
+	 * source and close the fd. */
+	pthread_mutex_lock(&s->fl.mu);
+	s->fl.done = true;
+	s->fl.rc = rc;
+	if (rc && err)
+		s->fl.err = *err;
+	if (s->efd >= 0 && write(s->efd, &one, sizeof one) < 0 &&
+	    errno != EAGAIN)
+		km_log(KM_LOG_ERROR, "kube: cannot wake the loop", "error",
+		       strerror(errno), NULL);
+	pthread_cond_signal(&s->fl.cv);
+	pthread_mutex_unlock(&s->fl.mu);
+}
+
+/* The flight landed (done): its records take what the store did, or want
+ * it again after an error; then they are observed. */
+static int land(struct km_kube_source *s, struct km_error *err)
+{
+	struct flight *f = &s->fl;
+	int rc = f->rc;
+
+	for (size_t i = 0; i < f->n; i++) {
+		struct tgt *t = f->w[i].t;
+		struct km_target_change *c = &f->c[i];
+
+		t->flying = false;
+		if (rc) {
+			t->want_delete |= c->delete_cause != NULL;
+			t->want_make |= c->make && t->live;
+			enqueue(s, t);
+			continue;
 		}
-		rc = km_store_ensure_targets(s->store, batch, n, err);
-		for (size_t i = 0; !rc && i < n; i++) {
-			struct tgt *t = made[i];
+		if (c->delete_cause) {
+			t->made = false;
+			t->id = 0;
+			t->observed_state = 0;
+			t->observed_reason = 0;
+			memset(&t->hint, 0, sizeof t->hint);
+		}
+		if (c->make) {
 			struct km_health_target ht = {
-				.id = batch[i].id,
-				.name = t->name,
-				.uid = t->uid,
-				.owner = t->owner,
-				.node = t->node,
+				.id = c->t.id,
+				.name = c->t.name,
+				.uid = c->t.uid,
+				.owner = c->t.owner,
+				.node = c->t.node,
 				.success_threshold = 1,
 				.failure_threshold = 1,
 				.created_us = t->created_us,
 			};
 
-			t->id = batch[i].id;
+			t->id = c->t.id;
 			t->made = true;
-			t->want_make = false;
 			if (km_health_track(s->health, &ht)) {
-				rc = km_error_set(err, KM_ENOMEM,
-						  "out of memory");
 				t->want_make = true; /* tracked next time */
+				enqueue(s, t);
+				continue;
 			}
+			/* Gone, or replaced, while it flew: the target made
+			 * gets the verdict the object had (its deletion
+			 * waits in the queue), so the history has it. */
+			if ((!t->live || t->want_delete) && f->w[i].state &&
+			    f->w[i].reason)
+				observe(s, t, f->w[i].state, f->w[i].reason,
+					f->w[i].reason);
 		}
-		free(batch);
-		free(made);
-		if (rc)
-			return rc;
+		observe_record(s, t);
 	}
+	if (rc && err)
+		*err = f->err;
+	f->n = 0;
+	km_arena_rewind(&f->strings);
+	pthread_mutex_lock(&f->mu);
+	f->busy = f->done = false;
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
 
-	/* 3. Observations: the verdict if it changed (its reason the
-	 * transition's cause), then the events, results of that verdict. */
+/* The loop: the writer says a flight is done. */
+static void on_efd(struct km_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct km_kube_source *s = arg;
+	struct km_error err = {0};
+	uint64_t n;
+	bool done;
+	int rc;
+
+	(void)l;
+	(void)events;
+	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+		km_log(KM_LOG_ERROR, "kube: cannot read the writer's wake-up",
+		       "error", strerror(errno), NULL);
+	pthread_mutex_lock(&s->fl.mu);
+	done = s->fl.busy && s->fl.done;
+	pthread_mutex_unlock(&s->fl.mu);
+	if (!done)
+		return; /* landed already (km_kube_source_flush waited) */
+	rc = land(s, &err);
+	if (s->flushed)
+		s->flushed(s->flushed_arg, rc, &err);
+}
+
+int km_kube_source_flush_start(struct km_kube_source *s, struct km_error *err)
+{
+	struct flight *f = &s->fl;
+	size_t keep = 0;
+	int rc = 0;
+
 	for (size_t i = 0; i < s->n_queue; i++) {
 		struct tgt *t = s->queue[i];
-		int verdict = t->state ? t->state : t->observed_state;
-		uint64_t rh;
 
-		t->queued = false;
-		if (!t->live || !t->made) {
-			clear_events(t);
-			maybe_drop(s, t);
+		if (t->flying || (needs_write(t) && (f->busy || rc))) {
+			s->queue[keep++] = t; /* after the flight */
 			continue;
 		}
-		if (t->state && t->reason) {
-			rh = km_hash_str(KM_HASH_INIT, t->reason);
-			if ((t->state != t->observed_state ||
-			     rh != t->observed_reason) &&
-			    !observe(s, t, t->state, t->reason, t->reason)) {
-				t->observed_state = t->state;
-				t->observed_reason = rh;
-			}
+		if (needs_write(t)) {
+			if (!(rc = fly(s, t)))
+				t->queued = false;
+			else
+				s->queue[keep++] = t;
+			continue;
 		}
-		for (size_t k = 0; verdict && k < t->n_events; k++)
-			observe(s, t, verdict, t->events[k], t->events[k]);
-		clear_events(t);
+		t->queued = false;
+		observe_record(s, t);
 	}
-	s->n_queue = 0;
-	/* 4. Pods' own probes. */
-	return s->mirror ? km_kube_mirror_flush(s->mirror, err) : 0;
+	s->n_queue = keep;
+	if (rc) {
+		/* What flies already goes; the rest waits. */
+		km_error_set(err, rc, "out of memory");
+	}
+	if (f->n && !f->busy) {
+		int src;
+
+		f->busy = true;
+		f->done = false;
+		src = km_store_change_targets(s->store, f->c, f->n, flight_done,
+					      s);
+		if (src) {
+			f->done = true;
+			f->rc = src;
+			km_error_set(&f->err, src,
+				     src == KM_EUNAVAIL ? "the store is closing"
+							: "out of memory");
+			land(s, NULL);
+			if (!rc)
+				rc = km_error_set(err, src, "%s",
+						  src == KM_EUNAVAIL
+							  ? "the store is "
+							    "closing"
+							  : "out of memory");
+		}
+	}
+	/* Pods' own probes. */
+	if (!rc && s->mirror)
+		rc = km_kube_mirror_flush(s->mirror, err);
+	return rc;
+}
+
+/* Waits for the flight in flight, if any, and lands it. */
+static int wait_landing(struct km_kube_source *s, struct km_error *err)
+{
+	if (!s->fl.busy)
+		return 0;
+	pthread_mutex_lock(&s->fl.mu);
+	while (!s->fl.done)
+		pthread_cond_wait(&s->fl.cv, &s->fl.mu);
+	pthread_mutex_unlock(&s->fl.mu);
+	return land(s, err);
+}
+
+int km_kube_source_flush(struct km_kube_source *s, struct km_error *err)
+{
+	int rc = wait_landing(s, err);
+
+	if (!rc)
+		rc = km_kube_source_flush_start(s, err);
+	if (!rc)
+		rc = wait_landing(s, err);
+	return rc;
+}
+
+bool km_kube_source_dirty(const struct km_kube_source *s)
+{
+	return s->n_queue > 0;
 }
 
 /* ---- life ----------------------------------------------------------------------- */
@@ -925,6 +1115,10 @@ int km_kube_source_new(const struct km_kube_source_options *o,
 	*out = NULL;
 	if (!s)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
+	s->efd = -1;
+	km_arena_init(&s->fl.strings, 64 * 1024);
+	pthread_mutex_init(&s->fl.mu, NULL);
+	pthread_cond_init(&s->fl.cv, NULL);
 	s->cluster = strdup(o->cluster ? o->cluster : "");
 	s->buckets = calloc(MIN_BUCKETS, sizeof *s->buckets);
 	s->n_buckets = MIN_BUCKETS;
@@ -932,6 +1126,27 @@ int km_kube_source_new(const struct km_kube_source_options *o,
 		km_kube_source_free(s);
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	}
+	if (o->loop) {
+		s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (s->efd < 0) {
+			rc = km_error_set(err, KM_EIO, "eventfd: %s",
+					  strerror(errno));
+			km_kube_source_free(s);
+			return rc;
+		}
+		if ((rc = km_loop_add_fd(o->loop, s->efd, EPOLLIN, on_efd,
+					 s))) {
+			close(s->efd);
+			s->efd = -1;
+			km_kube_source_free(s);
+			return km_error_set(err, rc,
+					    "cannot watch the writer's "
+					    "wake-ups");
+		}
+		s->loop = o->loop;
+	}
+	s->flushed = o->flushed;
+	s->flushed_arg = o->flushed_arg;
 	s->store = o->store;
 	s->health = o->health;
 	s->rules = o->rules;
@@ -965,6 +1180,23 @@ void km_kube_source_free(struct km_kube_source *s)
 {
 	if (!s)
 		return;
+	/* A write in flight reads the flight's changes: it lands first
+	 * (unobserved: nobody is left to tell). */
+	if (s->fl.busy) {
+		pthread_mutex_lock(&s->fl.mu);
+		while (!s->fl.done)
+			pthread_cond_wait(&s->fl.cv, &s->fl.mu);
+		pthread_mutex_unlock(&s->fl.mu);
+	}
+	if (s->efd >= 0) {
+		km_loop_del_fd(s->loop, s->efd);
+		close(s->efd);
+	}
+	free(s->fl.c);
+	free(s->fl.w);
+	km_arena_free(&s->fl.strings);
+	pthread_mutex_destroy(&s->fl.mu);
+	pthread_cond_destroy(&s->fl.cv);
 	km_kube_mirror_free(s->mirror);
 	for (int r = 0; r < KM_RES_N; r++)
 		km_kube_cache_free(s->cache[r]);

@@ -36,9 +36,16 @@
  * history would hold nothing but repetitions. Thresholds are 1: the
  * kubelet and the controllers have debounced already.
  *
- * Threads: one (the informers' loop). flush calls the store synchronously
- * (one commit per flush, however many objects). Memory: the caches, and
- * one record per target (its name, identity, last verdict).
+ * Threads: one (the informers' loop), which never waits for the disk:
+ * km_kube_source_flush_start hands the targets to make and delete to the
+ * store's writer (one transaction per flush, however many objects; at
+ * most one in flight) and observes at once the verdicts of targets that
+ * need no write; the others are observed when the write lands on the
+ * loop. Waiting there would hold the informers' streams: at 30,000 pods
+ * the first list spent half its time in the writer's commits, while the
+ * API server's watch cache waited for the stream to be read
+ * (bench/RESULTS.md). Memory: the caches, one record per target (its
+ * name, identity, last verdict), and the copy of what is in flight.
  */
 #ifndef KM_KUBE_SOURCE_H
 #define KM_KUBE_SOURCE_H
@@ -54,6 +61,7 @@
 struct km_store;
 struct km_health;
 struct km_prober;
+struct km_loop;
 struct km_kube_source;
 
 struct km_kube_source_options {
@@ -65,6 +73,14 @@ struct km_kube_source_options {
 	/* Runs the probes of pods annotated kubemedic.io/probe: "true"
 	 * (km_kube_mirror.h); NULL: none are. */
 	struct km_prober *prober;
+	/* The loop the source runs on, where its writes land: then
+	 * flushed(flushed_arg, rc, err) follows each write started by
+	 * km_kube_source_flush_start — rc 0, or the store's error (nothing
+	 * lost: what it did not do waits for the next flush). NULL: only
+	 * km_kube_source_flush, which waits. */
+	struct km_loop *loop;
+	void (*flushed)(void *arg, int rc, const struct km_error *err);
+	void *flushed_arg;
 };
 
 /* Copies what it needs of o. KM_ENOMEM. */
@@ -114,9 +130,20 @@ void km_kube_source_watching(struct km_kube_source *s, enum km_kube_resource r,
 void km_kube_source_tick(struct km_kube_source *s, int64_t now_us);
 
 /* Makes, observes and deletes what the calls since the last flush
- * decided. On an error of the store (a full disk) nothing is lost: what
- * was not done is done by the next flush. */
+ * decided, without waiting: verdicts of targets that exist are observed
+ * now, the makes and deletions go to the store (unless a write is in
+ * flight already: they wait for the next flush) and what they concern is
+ * observed when they land (options.flushed). 0, or KM_ENOMEM / the store
+ * closing; nothing is lost: what was not done waits for the next flush.
+ * Needs options.loop. */
+int km_kube_source_flush_start(struct km_kube_source *s, struct km_error *err);
+/* km_kube_source_flush_start, waiting for every write it needs (the one
+ * in flight too) to land: for a source without a loop, and at the end.
+ * On an error of the store (a full disk) nothing is lost: what was not
+ * done is done by the next flush. */
 int km_kube_source_flush(struct km_kube_source *s, struct km_error *err);
+/* Whether calls since the last flush decided anything not yet flushed. */
+bool km_kube_source_dirty(const struct km_kube_source *s);
 
 struct km_kube_source_stats {
 	size_t objects[KM_RES_N]; /* in each cache */

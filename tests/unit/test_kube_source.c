@@ -4,7 +4,9 @@
  * transitions, Leases and EndpointSlices change the judgments of nodes
  * and Services, time ends a startup grace, restarts are kept as results,
  * deletions and relists delete targets, and names that cannot be targets
- * spoil nothing.
+ * spoil nothing. On a loop, writes land without the loop waiting for them:
+ * what changes while one is in flight, and a write that fails, lose
+ * nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,8 +20,10 @@
 
 #include "km_health.h"
 #include "km_kube_source.h"
+#include "km_loop.h"
 #include "km_store.h"
 #include "km_test.h"
+#include "km_test_vfs.h"
 #include "km_time.h"
 
 #define SEC 1000000LL
@@ -36,6 +40,10 @@ struct fixture {
 	struct km_reader *r;
 	struct km_kube_source *src;
 	struct km_arena a;
+	struct km_loop *loop; /* the source's, when it has one */
+	int landed, rc;       /* flushed calls, and the last one's rc */
+	char why[KM_ERROR_MSG_MAX];
+	struct km_timer guard;
 };
 
 static void make_source(struct fixture *f, const char *cluster)
@@ -81,6 +89,7 @@ static int teardown(void **state)
 	struct km_error err = {0};
 
 	km_kube_source_free(f->src);
+	km_loop_destroy(f->loop);
 	km_reader_close(f->r);
 	assert_int_equal(km_store_flush(f->s, &err), 0);
 	km_health_close(f->h);
@@ -229,6 +238,106 @@ static struct km_kube_object pod(const char *name, const char *uid,
 			  .containers = ready_one,
 			  .n_containers = 1},
 	};
+}
+
+/* ---- a source on a loop ------------------------------------------------------- */
+
+static void on_flushed(void *arg, int rc, const struct km_error *err)
+{
+	struct fixture *f = arg;
+
+	f->landed++;
+	f->rc = rc;
+	snprintf(f->why, sizeof f->why, "%s", rc ? err->msg : "");
+	km_loop_stop(f->loop);
+}
+
+static void guard_fired(struct km_loop *l, void *arg)
+{
+	(void)arg;
+	km_loop_stop(l); /* a failure guard, not a pacer */
+}
+
+static void make_loop_source(struct fixture *f)
+{
+	struct km_error err = {0};
+	struct km_kube_source_options o = {.store = f->s,
+					   .health = f->h,
+					   .flushed = on_flushed,
+					   .flushed_arg = f};
+
+	km_kube_source_free(f->src);
+	f->src = NULL;
+	if (!f->loop && km_loop_create(&f->loop, &err))
+		fail_msg("loop: %s", err.msg);
+	o.loop = f->loop;
+	if (km_kube_source_new(&o, &f->src, &err))
+		fail_msg("source: %s", err.msg);
+	km_timer_init(&f->guard, guard_fired, f);
+}
+
+/* Runs the loop until the write in flight lands, then flushes the store
+ * (states are published by its commits); the landing's rc. */
+static int run_until_landed(struct fixture *f)
+{
+	int before = f->landed;
+	struct km_error err = {0};
+
+	km_loop_timer_set(f->loop, &f->guard, km_mono_ns() + 10LL * 1000000000);
+	km_loop_run(f->loop);
+	km_loop_timer_cancel(f->loop, &f->guard);
+	if (f->landed != before + 1)
+		fail_msg("the write did not land (%d landings)",
+			 f->landed - before);
+	if (km_store_flush(f->s, &err))
+		fail_msg("store flush: %s", err.msg);
+	return f->rc;
+}
+
+static void flush_start(struct fixture *f)
+{
+	struct km_error err = {0};
+
+	if (km_kube_source_flush_start(f->src, &err))
+		fail_msg("flush_start: %s", err.msg);
+}
+
+static void put_pods(struct fixture *f, int from, int to, const char *prefix)
+{
+	char name[32], uid[32];
+
+	for (int i = from; i < to; i++) {
+		struct km_kube_object p;
+
+		snprintf(name, sizeof name, "%s-%d", prefix, i);
+		snprintf(uid, sizeof uid, "%s-u%d", prefix, i);
+		p = pod(name, uid, "1", KM_POD_RUNNING);
+		put(f, &p, T0);
+	}
+}
+
+/* The transitions of target name, oldest first, as to_state values. */
+static size_t states_of(struct fixture *f, const char *name, int *to,
+			size_t max)
+{
+	struct km_transition *v;
+	struct km_history_query q = {.from_us = INT64_MIN,
+				     .to_us = INT64_MAX,
+				     .limit = (int32_t)max,
+				     .oldest_first = true};
+	struct km_error err = {0};
+	struct km_target t;
+	size_t n;
+	bool more;
+
+	assert_int_equal(km_reader_find_target(f->r, name, &f->a, &t, &err), 0);
+	q.target_id = t.id;
+	assert_int_equal(km_reader_query_transitions(f->r, &q, &f->a, &v, &n,
+						     &more, &err),
+			 0);
+	for (size_t i = 0; i < n; i++)
+		to[i] = v[i].to_state;
+	return n;
 }
 
 /* ---- tests ---------------------------------------------------------------------- */
@@ -617,6 +726,146 @@ static void test_many_objects_one_flush(void **state)
 	assert_int_equal(state_of(f, "pod/shop/p-1990"), KM_STATE_UNHEALTHY);
 }
 
+/* The loop hands the writes over and goes on: new targets are made when
+ * the write lands, and a verdict on a target that exists is observed at
+ * once, even while a write is in flight. */
+static void test_writes_land_on_the_loop(void **state)
+{
+	struct fixture *f = *state;
+	struct km_kube_object n = node("n1", "1", KM_COND_TRUE);
+	struct km_kube_source_stats st;
+	struct km_error err = {0};
+
+	make_loop_source(f);
+	put(f, &n, T0);
+	put_pods(f, 0, 1000, "a");
+	flush_start(f);
+	/* In flight: the loop has not run, nothing is tracked yet. */
+	assert_int_equal(state_of(f, "node//n1"), 0);
+	assert_int_equal(state_of(f, "pod/shop/a-0"), 0);
+	assert_true(km_kube_source_dirty(f->src) == false);
+	assert_int_equal(run_until_landed(f), 0);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_HEALTHY);
+	assert_int_equal(state_of(f, "pod/shop/a-999"), KM_STATE_HEALTHY);
+
+	/* More pods in flight; the node goes NotReady meanwhile. */
+	put_pods(f, 0, 1000, "b");
+	flush_start(f);
+	n = node("n1", "2", KM_COND_FALSE);
+	put(f, &n, T0 + SEC);
+	flush_start(f);
+	/* (The store's flush commits the flight too, but the loop has not
+	 * heard of it: the pods are not targets yet.) */
+	assert_int_equal(km_store_flush(f->s, &err), 0);
+	assert_int_equal(state_of(f, "node//n1"), KM_STATE_UNHEALTHY);
+	assert_int_equal(state_of(f, "pod/shop/b-0"), 0);
+	assert_int_equal(run_until_landed(f), 0);
+	assert_int_equal(state_of(f, "pod/shop/b-999"), KM_STATE_HEALTHY);
+	assert_false(km_kube_source_dirty(f->src));
+	km_kube_source_stats(f->src, &st);
+	assert_int_equal(st.targets, 2001);
+	assert_int_equal(st.observations, 2002);
+
+	/* Freed with a write in flight: it waits for it (ASan and the
+	 * teardown's store flush see the rest). */
+	put_pods(f, 0, 100, "c");
+	flush_start(f);
+}
+
+/* A pod deleted, and one replaced under its name, while the writes that
+ * make them are in flight: the one is deleted after it is made, the other
+ * deleted and made again with its new uid — both kept in the history. */
+static void test_changes_while_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct km_kube_object p = pod("b", "b-1", "1", KM_POD_RUNNING);
+	struct km_kube_object q = pod("a", "a-1", "1", KM_POD_RUNNING);
+	int to[8];
+	size_t n;
+
+	make_loop_source(f);
+	put(f, &q, T0);
+	put(f, &p, T0);
+	flush_start(f);
+	km_kube_source_delete(f->src, KM_RES_POD, "a-1", T0 + SEC);
+	p = pod("b", "b-2", "2", KM_POD_FAILED);
+	put(f, &p, T0 + SEC);
+	flush_start(f); /* waits for the flight: nothing new goes */
+	assert_true(km_kube_source_dirty(f->src));
+	assert_int_equal(run_until_landed(f), 0);
+	/* Landed as they were when they flew. */
+	assert_int_equal(state_of(f, "pod/shop/a"), KM_STATE_HEALTHY);
+	assert_string_equal(target(f, "pod/shop/b").uid, "b-1");
+	assert_true(km_kube_source_dirty(f->src));
+	flush_start(f);
+	assert_int_equal(run_until_landed(f), 0);
+	assert_false(km_kube_source_dirty(f->src));
+
+	assert_int_equal(state_of(f, "pod/shop/a"), 0);
+	n = states_of(f, "pod/shop/a", to, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(to[0], KM_STATE_HEALTHY);
+	assert_int_equal(to[1], KM_STATE_DELETED);
+	assert_string_equal(last_cause(f, "pod/shop/a", NULL), "pod deleted");
+
+	assert_int_equal(state_of(f, "pod/shop/b"), KM_STATE_UNHEALTHY);
+	assert_string_equal(target(f, "pod/shop/b").uid, "b-2");
+	n = states_of(f, "pod/shop/b", to, 8);
+	assert_int_equal(n, 3);
+	assert_int_equal(to[0], KM_STATE_HEALTHY);
+	assert_int_equal(to[1], KM_STATE_DELETED);
+	assert_int_equal(to[2], KM_STATE_UNHEALTHY);
+}
+
+/* A write the disk refuses is undone and comes back whole: the flushed
+ * callback hears the error, the records wait, and the next flush after
+ * the fault makes every target and observes every verdict. */
+static void test_a_failed_write_loses_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct km_kube_object p = pod("x", "x-1", "1", KM_POD_RUNNING);
+	struct km_kube_source_stats st;
+
+	make_loop_source(f);
+	put(f, &p, T0);
+	flush_start(f);
+	assert_int_equal(run_until_landed(f), 0);
+
+	put_pods(f, 0, 300, "d");
+	km_kube_source_delete(f->src, KM_RES_POD, "x-1", T0 + SEC);
+	km_test_vfs_fail(SQLITE_FULL);
+	flush_start(f);
+	assert_int_not_equal(run_until_landed(f), 0);
+	assert_non_null(strstr(f->why, "full"));
+	assert_true(km_kube_source_dirty(f->src));
+	assert_int_equal(state_of(f, "pod/shop/d-0"), 0);
+	assert_int_equal(state_of(f, "pod/shop/x"), KM_STATE_HEALTHY);
+
+	km_test_vfs_fail(0);
+	flush_start(f);
+	assert_int_equal(run_until_landed(f), 0);
+	assert_false(km_kube_source_dirty(f->src));
+	assert_int_equal(state_of(f, "pod/shop/d-0"), KM_STATE_HEALTHY);
+	assert_int_equal(state_of(f, "pod/shop/d-299"), KM_STATE_HEALTHY);
+	assert_int_equal(state_of(f, "pod/shop/x"), 0);
+	assert_string_equal(last_cause(f, "pod/shop/x", NULL), "pod deleted");
+	km_kube_source_stats(f->src, &st);
+	assert_int_equal(st.targets, 300);
+}
+
+static int setup_faulty(void **state)
+{
+	km_test_vfs_install();
+	km_test_vfs_fail(0);
+	return setup(state);
+}
+
+static int teardown_faulty(void **state)
+{
+	km_test_vfs_fail(0);
+	return teardown(state);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -628,6 +877,11 @@ int main(void)
 		T(test_relist_deletes_what_the_watch_missed),
 		T(test_cluster_names_and_bad_names),
 		T(test_many_objects_one_flush),
+		T(test_writes_land_on_the_loop),
+		T(test_changes_while_in_flight),
+		cmocka_unit_test_setup_teardown(
+			test_a_failed_write_loses_nothing, setup_faulty,
+			teardown_faulty),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
