@@ -91,6 +91,7 @@ struct km_store {
 	size_t n_announce, announce_cap;
 	struct result_slot *batch_res; /* the writer's batch, ring_cap rows */
 	size_t sync_queued;            /* under mu: sync ops in ctl */
+	size_t async_queued;           /* under mu: async ops in ctl */
 
 	/* Storage faults. Writer thread only, except what says "mu". */
 	int fail_streak;         /* commit attempts failed in a row */

@@ -252,7 +252,10 @@ static bool take_batch(struct km_store *s, struct batch *b)
 
 		km_list_del(n);
 		km_list_add_tail(&b->ctl, n);
-		if (op->sync) {
+		if (op->sync && op->sync->on_done) {
+			assert(s->async_queued > 0);
+			s->async_queued--;
+		} else if (op->sync) {
 			has_sync = true;
 			assert(s->sync_queued > 0);
 			s->sync_queued--;
@@ -327,7 +330,8 @@ static void note_attempt(struct km_store *s, int rc, const struct km_error *e,
 	s->stats.failing = true;
 	s->fault = *e;
 	s->retry_at = now + s->backoff_ns;
-	waiting = s->ctl_count - s->sync_queued - s->audit_queued;
+	waiting = s->ctl_count - s->sync_queued - s->async_queued -
+		  s->audit_queued;
 	/* Callers waiting for room in the control queue get the error now
 	 * (km_store_run_sync) instead of waiting out the fault. */
 	pthread_cond_broadcast(&s->room_cv);
@@ -1022,7 +1026,10 @@ int km_store_run_async(struct km_store *s,
 		free(a);
 		return KM_EUNAVAIL;
 	}
-	s->sync_queued++;
+	/* Not a caller waiting: the writer keeps its idle priority for it
+	 * (an event loop's reads come first), and a failing disk's
+	 * backoff is not cut short. */
+	s->async_queued++;
 	push_ctl(s, &a->c);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
