@@ -1241,23 +1241,21 @@ static void test_change_targets_async(void **state)
 	assert_int_equal(change_and_wait(f, c, 3, &ch), 0);
 	assert_true(c[0].t.id > 0 && c[1].t.id > 0);
 	a_id = c[0].t.id;
-	assert_int_equal(km_reader_get_target(f->r, "pod/shop/a", &f->a, &got,
-					      &err),
-			 0);
+	assert_int_equal(
+		km_reader_get_target(f->r, "pod/shop/a", &f->a, &got, &err), 0);
 	assert_int_equal(got.id, a_id);
 	assert_string_equal(got.uid, "a-1");
 	assert_string_equal(got.node, "n1");
 
 	/* Replaced under its name: deleted (a transition), made again. */
-	c[0] = (struct km_target_change){
-		.t = {.name = "pod/shop/a", .uid = "a-2"},
-		.delete_cause = "pod deleted",
-		.make = true};
+	c[0] = (struct km_target_change){.t = {.name = "pod/shop/a",
+					       .uid = "a-2"},
+					 .delete_cause = "pod deleted",
+					 .make = true};
 	assert_int_equal(change_and_wait(f, c, 1, &ch), 0);
 	assert_int_equal(c[0].t.id, a_id); /* revived */
-	assert_int_equal(km_reader_get_target(f->r, "pod/shop/a", &f->a, &got,
-					      &err),
-			 0);
+	assert_int_equal(
+		km_reader_get_target(f->r, "pod/shop/a", &f->a, &got, &err), 0);
 	assert_string_equal(got.uid, "a-2");
 	assert_int_equal(got.state, KM_STATE_UNKNOWN);
 	assert_int_equal(km_reader_transitions_after(f->r, 0, 10, &f->a, &tr,
@@ -1271,9 +1269,8 @@ static void test_change_targets_async(void **state)
 	/* One bad name: the deletion before it is undone too. */
 	assert_int_equal(change_and_wait(f, bad, 2, &ch), KM_EINVAL);
 	assert_non_null(strstr(ch.why, "nonsense"));
-	assert_int_equal(km_reader_get_target(f->r, "pod/shop/b", &f->a, &got,
-					      &err),
-			 0);
+	assert_int_equal(
+		km_reader_get_target(f->r, "pod/shop/b", &f->a, &got, &err), 0);
 	assert_int_equal(km_reader_transitions_after(f->r, 0, 10, &f->a, &tr,
 						     &n, &more, &err),
 			 0);
