@@ -3,8 +3,9 @@
  *
  * A request is queued (the token bucket), then started as a libcurl easy
  * handle in the client's multi handle; km_curl hands it back when it ends.
- * A GET collects its body; a watch cuts its body into lines (or protobuf
- * frames) as they come.
+ * A GET or a write collects its answer; a watch cuts its body into lines
+ * (or protobuf frames) as they come. A write is a GET with a method and
+ * maybe a body: one path for both.
  * A callback may cancel its own request: the request is then only marked,
  * its transfer aborted by the next write, and freed when curl hands it
  * back (a transfer cannot leave the multi handle from its own callback).
@@ -34,6 +35,11 @@ struct km_kube_req {
 	struct km_kube_client *c;
 	CURL *easy;
 	char *url;
+	const char *method; /* "GET", "POST", ...: a static string */
+	char *body;         /* a write's, copied; NULL: none */
+	size_t body_len;
+	char *content_type;    /* "Content-Type: ..." for a body; NULL: none */
+	int64_t retry_after_s; /* the answer's Retry-After; 0: none */
 	bool watch, running, cancelled, in_callback;
 	/* A watch asked for protobuf; the answer is in protobuf (known at
 	 * its first bytes, from its Content-Type). */
@@ -111,6 +117,8 @@ static void req_free(struct km_kube_req *r)
 		curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
 	free(r->url);
+	free(r->body);
+	free(r->content_type);
 	free(r->buf);
 	free(r);
 }
@@ -263,19 +271,28 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 	}
 	if (status == 401 && c->cr.token_file)
 		c->token_stale = true;
+	if (status == 429 || status == 503) {
+		curl_off_t after = -1;
+
+		/* Seconds or an HTTP date, as libcurl reads it. */
+		if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &after) ==
+			    CURLE_OK &&
+		    after > 0)
+			r->retry_after_s = (int64_t)after;
+	}
 	if (r->frame_too_big)
 		km_error_set(&err, KM_EFULL,
-			     "GET %s: a watch frame of %u bytes, more than the "
+			     "%s %s: a watch frame of %u bytes, more than the "
 			     "%u read",
-			     url_shown(r, shown, sizeof shown),
+			     r->method, url_shown(r, shown, sizeof shown),
 			     r->frame_too_big, KM_KUBE_FRAME_MAX);
 	else if (r->too_big)
 		km_error_set(&err, KM_EFULL,
-			     "GET %s: the answer is larger than %u bytes",
-			     url_shown(r, shown, sizeof shown),
+			     "%s %s: the answer is larger than %u bytes",
+			     r->method, url_shown(r, shown, sizeof shown),
 			     KM_KUBE_BODY_MAX);
 	else if (result != CURLE_OK)
-		km_error_set(&err, KM_EUNAVAIL, "GET %s: %s",
+		km_error_set(&err, KM_EUNAVAIL, "%s %s: %s", r->method,
 			     url_shown(r, shown, sizeof shown),
 			     r->errbuf[0] ? r->errbuf
 					  : curl_easy_strerror(result));
@@ -285,7 +302,7 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 	 * not an event. */
 	if (r->watch && status == 200 && !err.code && r->len)
 		km_error_set(&err, KM_EUNAVAIL,
-			     "GET %s: the watch ended inside a %s",
+			     "%s %s: the watch ended inside a %s", r->method,
 			     url_shown(r, shown, sizeof shown),
 			     r->format == KM_KUBE_PROTOBUF ? "frame" : "line");
 	if (r->watch && status == 200)
@@ -294,6 +311,23 @@ static void curl_done(void *arg, CURL *easy, CURLcode result)
 		r->end(r->arg, status, r->buf ? r->buf : "", r->len,
 		       err.code ? &err : NULL);
 	req_free(r);
+}
+
+/* Adds a header to r's; on failure, r->headers becomes NULL (all
+ * freed) and start gives up. */
+static void add_header(struct km_kube_req *r, const char *h)
+{
+	struct curl_slist *l;
+
+	if (!r->headers)
+		return;
+	l = curl_slist_append(r->headers, h);
+	if (!l) {
+		curl_slist_free_all(r->headers);
+		r->headers = NULL;
+		return;
+	}
+	r->headers = l;
 }
 
 static int start(struct km_kube_req *r)
@@ -314,17 +348,28 @@ static int start(struct km_kube_req *r)
 					"application/json"
 				      : "Accept: application/json");
 	if (r->headers && c->cr.token) {
-		struct curl_slist *h;
-
 		snprintf(auth, sizeof auth, "Authorization: Bearer %s",
 			 c->cr.token);
-		h = curl_slist_append(r->headers, auth);
-		if (!h)
-			return KM_ENOMEM;
-		r->headers = h;
+		add_header(r, auth);
+		explicit_bzero(auth, sizeof auth);
+	}
+	/* A write's body and its type; none for a POST without one (not
+	 * libcurl's form type). No "Expect: 100-continue" (libcurl's for a
+	 * large body over HTTP/1.1): a second's wait for nothing. */
+	if (strcmp(r->method, "GET")) {
+		add_header(r,
+			   r->content_type ? r->content_type : "Content-Type:");
+		add_header(r, "Expect:");
 	}
 	if (!r->headers)
 		return KM_ENOMEM;
+	if (!strcmp(r->method, "POST") || r->body) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)r->body_len);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+	}
+	if (strcmp(r->method, "GET") && strcmp(r->method, "POST"))
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
@@ -352,11 +397,13 @@ static int start(struct km_kube_req *r)
 	km_list_del(&r->link);
 	km_list_add_tail(&c->running, &r->link);
 	c->stats.requests++;
+	if (strcmp(r->method, "GET"))
+		c->stats.writes++;
 	return 0;
 }
 
 /* Starts what the bucket allows, in order; arms the timer for the rest. */
-static void pump(struct km_kube_client *c)
+static void pump_refill(struct km_kube_client *c)
 {
 	int64_t now = km_mono_ns();
 
@@ -364,6 +411,14 @@ static void pump(struct km_kube_client *c)
 	if (c->tokens > c->burst)
 		c->tokens = c->burst;
 	c->refilled_ns = now;
+}
+
+static void pump(struct km_kube_client *c)
+{
+	int64_t now;
+
+	pump_refill(c);
+	now = c->refilled_ns;
 	while (!km_list_empty(&c->waiting)) {
 		struct km_kube_req *r = km_list_entry(c->waiting.next,
 						      struct km_kube_req, link);
@@ -383,7 +438,8 @@ static void pump(struct km_kube_client *c)
 			struct km_error err;
 			char shown[URL_SHOWN_MAX];
 
-			km_error_set(&err, rc, "GET %s: cannot start: %s",
+			km_error_set(&err, rc, "%s %s: cannot start: %s",
+				     r->method,
 				     url_shown(r, shown, sizeof shown),
 				     km_strerror(rc));
 			c->stats.failed++;
@@ -399,51 +455,164 @@ static void throttle_fired(struct km_loop *l, void *arg)
 	pump(arg);
 }
 
-static int submit(struct km_kube_client *c, const char *path, bool watch,
-		  bool protobuf, int64_t timeout_s, km_kube_event_fn event,
-		  km_kube_end_fn end, void *arg, struct km_kube_req **out,
-		  struct km_error *err)
+/* What a request is, for submit. */
+struct what {
+	const char *method, *path;
+	const char *content_type, *body; /* a write's; NULL: no body */
+	size_t len;
+	bool watch, protobuf;
+	int64_t timeout_s;
+};
+
+/* Queues a request and starts it if the bucket allows. A request that
+ * cannot start at once fails here, with no callback (the caller has no
+ * handle yet); one that waited and then cannot start ends through its
+ * callback, from the throttle's timer. */
+static int submit(struct km_kube_client *c, const struct what *w,
+		  km_kube_event_fn event, km_kube_end_fn end, void *arg,
+		  struct km_kube_req **out, struct km_error *err)
 {
 	struct km_kube_req *r = calloc(1, sizeof *r);
-	size_t n;
+	size_t url_n, type_n = 0;
+	bool now;
+	int rc;
 
 	*out = NULL;
 	if (!r)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
-	n = strlen(c->cr.server) + strlen(path) + 1;
-	r->url = malloc(n);
-	if (!r->url) {
-		free(r);
+	km_list_init(&r->link);
+	url_n = strlen(c->cr.server) + strlen(w->path) + 1;
+	r->url = malloc(url_n);
+	if (w->body) {
+		/* malloc(0) may be NULL: one byte more. */
+		r->body = malloc(w->len + 1);
+		type_n = strlen("Content-Type: ") + strlen(w->content_type) + 1;
+		r->content_type = malloc(type_n);
+	}
+	if (!r->url || (w->body && (!r->body || !r->content_type))) {
+		req_free(r);
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	}
-	snprintf(r->url, n, "%s%s", c->cr.server, path);
+	snprintf(r->url, url_n, "%s%s", c->cr.server, w->path);
+	if (w->body) {
+		memcpy(r->body, w->body, w->len);
+		r->body_len = w->len;
+		snprintf(r->content_type, type_n, "Content-Type: %s",
+			 w->content_type);
+	}
 	r->c = c;
-	r->watch = watch;
-	r->ask_protobuf = protobuf;
-	r->timeout_s = timeout_s;
+	r->method = w->method;
+	r->watch = w->watch;
+	r->ask_protobuf = w->protobuf;
+	r->timeout_s = w->timeout_s;
 	r->event = event;
 	r->end = end;
 	r->arg = arg;
 	km_list_add_tail(&c->waiting, &r->link);
-	if (c->tokens < 1)
+	/* Alone in the queue with a token: it starts now. */
+	pump_refill(c);
+	now = c->waiting.next == &r->link && c->tokens >= 1;
+	if (!now) {
 		c->stats.throttled++;
+		pump(c);
+		*out = r;
+		return 0;
+	}
+	c->tokens -= 1;
+	if ((rc = start(r))) {
+		char shown[URL_SHOWN_MAX];
+
+		c->stats.failed++;
+		km_error_set(err, rc, "%s %s: cannot start: %s", r->method,
+			     url_shown(r, shown, sizeof shown),
+			     km_strerror(rc));
+		req_free(r);
+		return rc;
+	}
 	*out = r;
-	pump(c);
 	return 0;
 }
 
 int km_kube_get(struct km_kube_client *c, const char *path, km_kube_end_fn end,
 		void *arg, struct km_kube_req **out, struct km_error *err)
 {
-	return submit(c, path, false, false, 0, NULL, end, arg, out, err);
+	const struct what w = {.method = "GET", .path = path};
+
+	return submit(c, &w, NULL, end, arg, out, err);
 }
 
 int km_kube_watch(struct km_kube_client *c, const char *path, int64_t timeout_s,
 		  bool protobuf, km_kube_event_fn event, km_kube_end_fn end,
 		  void *arg, struct km_kube_req **out, struct km_error *err)
 {
-	return submit(c, path, true, protobuf, timeout_s, event, end, arg, out,
-		      err);
+	const struct what w = {.method = "GET",
+			       .path = path,
+			       .watch = true,
+			       .protobuf = protobuf,
+			       .timeout_s = timeout_s};
+
+	return submit(c, &w, event, end, arg, out, err);
+}
+
+/* A Content-Type is one token/token with parameters: printable ASCII, no
+ * CR or LF to end the header early and add one of the caller's. */
+static bool header_value(const char *s)
+{
+	if (!*s || strlen(s) > 256)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return false;
+	return true;
+}
+
+int km_kube_request(struct km_kube_client *c, const char *method,
+		    const char *path, const char *content_type,
+		    const char *body, size_t len, km_kube_end_fn end, void *arg,
+		    struct km_kube_req **out, struct km_error *err)
+{
+	static const char *const methods[] = {"POST", "PATCH", "PUT", "DELETE"};
+	struct what w = {.path = path,
+			 .content_type = content_type,
+			 .body = body,
+			 .len = len};
+
+	*out = NULL;
+	for (size_t i = 0; method && i < sizeof methods / sizeof *methods; i++)
+		if (!strcmp(method, methods[i]))
+			w.method = methods[i];
+	if (!w.method)
+		return km_error_set(err, KM_EINVAL,
+				    "method \"%.16s\": only POST, PATCH, PUT "
+				    "and DELETE are requests with "
+				    "km_kube_request",
+				    method ? method : "");
+	if (!path || path[0] != '/' || strpbrk(path, " \r\n\t#"))
+		return km_error_set(err, KM_EINVAL,
+				    "%s: the path must begin with '/' and hold "
+				    "no space, control character or '#'",
+				    method);
+	if (!body && len)
+		return km_error_set(err, KM_EINVAL,
+				    "%s %s: %zu bytes of no body", method, path,
+				    len);
+	if (len > KM_KUBE_REQUEST_BODY_MAX)
+		return km_error_set(err, KM_EINVAL,
+				    "%s %s: a body of %zu bytes, more than the "
+				    "%u sent",
+				    method, path, len,
+				    KM_KUBE_REQUEST_BODY_MAX);
+	if (body && (!content_type || !header_value(content_type)))
+		return km_error_set(err, KM_EINVAL,
+				    "%s %s: a body needs a Content-Type of "
+				    "printable ASCII",
+				    method, path);
+	return submit(c, &w, NULL, end, arg, out, err);
+}
+
+int64_t km_kube_req_retry_after(const struct km_kube_req *r)
+{
+	return r->retry_after_s;
 }
 
 void km_kube_cancel(struct km_kube_req *r)

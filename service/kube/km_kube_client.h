@@ -10,13 +10,21 @@
  * rotated service-account token is picked up. Every request names
  * kubemedic and its version (User-Agent).
  *
+ * Requests are reads (km_kube_get, km_kube_watch) and writes
+ * (km_kube_request: POST, PATCH, PUT, DELETE, with a body of at most
+ * KM_KUBE_REQUEST_BODY_MAX bytes, copied), all through one path: the same
+ * bucket, credentials, timeouts and bounds.
+ *
  * Throttling: requests (not the bytes of a watch) go out at most qps a
  * second with bursts of burst, as client-go's token bucket; the others
- * wait in order. Bounds: an answer is read up to KM_KUBE_BODY_MAX bytes
+ * wait in order. A write is a request like any other. Bounds: an answer
+ * is read up to KM_KUBE_BODY_MAX bytes
  * (a larger one fails the request), a watch line likewise, a watch's
- * protobuf frame up to KM_KUBE_FRAME_MAX; a GET has a
+ * protobuf frame up to KM_KUBE_FRAME_MAX; a GET or a write has a
  * total timeout, a watch a bound of its own (its timeoutSeconds plus a
- * margin); connecting has a timeout of its own.
+ * margin); connecting has a timeout of its own. A request that cannot
+ * start when it is made fails there (no callback); one that waited for
+ * the bucket and then cannot start ends through its end callback.
  *
  * Threads: the loop's, for everything. Memory: each request's buffers,
  * freed when it ends; a request's callbacks run on the loop and never
@@ -48,7 +56,7 @@ struct km_kube_client_options {
 	const char *user_agent;      /* "kubemedic/0.1.0" */
 	double qps;                  /* 0: 20 */
 	int burst;                   /* 0: 40 */
-	int64_t timeout_ms;          /* a GET's; 0: 60 s */
+	int64_t timeout_ms;          /* a GET's or a write's; 0: 60 s */
 	int64_t connect_timeout_ms;  /* 0: 10 s */
 };
 
@@ -79,8 +87,9 @@ struct km_kube_client;
 struct km_kube_req;
 
 /* The end of a request: the HTTP status (0 when none came: err says
- * why), and the body (a GET's answer; for a watch, what followed a
- * status other than 200, at most 64 KiB). */
+ * why), and the body (a GET's or a write's answer; for a watch, what
+ * followed a status other than 200, at most 64 KiB). A 429's or 503's
+ * Retry-After header: km_kube_req_retry_after, in this callback. */
 typedef void (*km_kube_end_fn)(void *arg, long status, const char *body,
 			       size_t len, const struct km_error *err);
 /* How a watch's answer came, by its Content-Type: newline-delimited JSON,
@@ -119,11 +128,37 @@ int km_kube_get(struct km_kube_client *c, const char *path, km_kube_end_fn end,
 int km_kube_watch(struct km_kube_client *c, const char *path, int64_t timeout_s,
 		  bool protobuf, km_kube_event_fn event, km_kube_end_fn end,
 		  void *arg, struct km_kube_req **out, struct km_error *err);
+/* The largest body km_kube_request sends: an action's is a few hundred
+ * bytes; a whole object PUT back is rarely more than a few KiB. */
+#define KM_KUBE_REQUEST_BODY_MAX (1u << 20)
+
+/* A write: method ("POST", "PATCH", "PUT" or "DELETE"; any other is
+ * KM_EINVAL) to path (with its query) of the server, with body (len
+ * bytes, copied; NULL: none, as for most DELETEs) of content_type
+ * ("application/json", "application/strategic-merge-patch+json", ...:
+ * printable ASCII; required with a body). end gets the whole answer
+ * (Accept: application/json), as for km_kube_get. KM_EINVAL (a method,
+ * a path not starting with '/' or holding a space or control character,
+ * a body over KM_KUBE_REQUEST_BODY_MAX, a body without a type),
+ * KM_ENOMEM; *out is then NULL and no callback runs. */
+int km_kube_request(struct km_kube_client *c, const char *method,
+		    const char *path, const char *content_type,
+		    const char *body, size_t len, km_kube_end_fn end, void *arg,
+		    struct km_kube_req **out, struct km_error *err);
+/* In r's end callback only: the seconds a 429's or 503's Retry-After
+ * header asked to wait (a number or an HTTP date, as libcurl reads it);
+ * 0 when there was none. The API server sends it with a throttled
+ * request's plain-text 429 (API Priority and Fairness), whose body has no
+ * Status; with a Status, details.retryAfterSeconds says the same
+ * (km_kube_parse_status). */
+int64_t km_kube_req_retry_after(const struct km_kube_req *r);
+
 /* No callback of r runs after this; r is freed. */
 void km_kube_cancel(struct km_kube_req *r);
 
 struct km_kube_client_stats {
 	uint64_t requests, throttled, failed, bytes, token_reads;
+	uint64_t writes; /* of the requests, km_kube_request's */
 };
 void km_kube_client_stats(const struct km_kube_client *c,
 			  struct km_kube_client_stats *out);

@@ -868,7 +868,8 @@ const km_json *km_kube_next(const km_json *item)
 static void status_of(const cJSON *s, struct km_kube_status *out)
 {
 	const cJSON *code = get(s, "code"), *reason = get(s, "reason"),
-		    *msg = get(s, "message");
+		    *msg = get(s, "message"), *details = get(s, "details");
+	const cJSON *retry, *cause, *type, *cmsg;
 
 	out->code = cJSON_IsNumber(code) && code->valuedouble >= 0 &&
 				    code->valuedouble < 1000
@@ -876,6 +877,21 @@ static void status_of(const cJSON *s, struct km_kube_status *out)
 			    : 0;
 	out->reason = cJSON_IsString(reason) ? reason->valuestring : "";
 	out->message = cJSON_IsString(msg) ? msg->valuestring : "";
+	out->retry_after_s = 0;
+	out->cause_type = out->cause_message = "";
+	if (!cJSON_IsObject(details))
+		return;
+	retry = get(details, "retryAfterSeconds");
+	/* An int32 on the wire: what is beyond is no answer of the API's. */
+	if (cJSON_IsNumber(retry) && retry->valuedouble >= 1 &&
+	    retry->valuedouble <= INT32_MAX)
+		out->retry_after_s = (int64_t)retry->valuedouble;
+	cause = get(details, "causes");
+	cause = cJSON_IsArray(cause) ? cause->child : NULL;
+	type = get(cause, "reason"); /* Go's StatusCause.Type is "reason" */
+	cmsg = get(cause, "message");
+	out->cause_type = cJSON_IsString(type) ? type->valuestring : "";
+	out->cause_message = cJSON_IsString(cmsg) ? cmsg->valuestring : "";
 }
 
 int km_kube_parse_event(const char *line, size_t len, struct km_arena *tree,
@@ -952,12 +968,13 @@ void km_kube_parse_status(const char *body, size_t len, struct km_arena *a,
 	struct rd r = {.a = a, .err = &err, .kind = "Status"};
 
 	memset(out, 0, sizeof *out);
-	out->reason = out->message = "";
+	out->reason = out->message = out->cause_type = out->cause_message = "";
 	/* A watch asked for protobuf is refused in protobuf. */
 	if (len >= 4 && !memcmp(body, "k8s\0", 4)) {
 		if (!km_kube_parse_status_pb(body, len, a, out)) {
 			memset(out, 0, sizeof *out);
-			out->reason = out->message = "";
+			out->reason = out->message = out->cause_type =
+				out->cause_message = "";
 		}
 		return;
 	}
@@ -971,9 +988,16 @@ void km_kube_parse_status(const char *body, size_t len, struct km_arena *a,
 	/* The tree goes: what is kept is copied, and made UTF-8. */
 	if (text(&r, out->reason, "reason", &out->reason) ||
 	    text(&r, out->message, "message", &out->message) ||
+	    text(&r, out->cause_type, "details.causes[0].reason",
+		 &out->cause_type) ||
+	    text(&r, out->cause_message, "details.causes[0].message",
+		 &out->cause_message) ||
 	    !(out->reason = km_arena_strdup(a, out->reason)) ||
-	    !(out->message = km_arena_strdup(a, out->message)))
-		out->reason = out->message = "";
+	    !(out->message = km_arena_strdup(a, out->message)) ||
+	    !(out->cause_type = km_arena_strdup(a, out->cause_type)) ||
+	    !(out->cause_message = km_arena_strdup(a, out->cause_message)))
+		out->reason = out->message = out->cause_type =
+			out->cause_message = "";
 	km_arena_free(&tree);
 }
 

@@ -108,6 +108,13 @@ struct km_kube_status {
 	int code;           /* HTTP status code it stands for; 0 if none */
 	const char *reason; /* "Expired", "Forbidden", ... or "" */
 	const char *message;
+	/* details.retryAfterSeconds: how long to wait before trying again
+	 * (a 429, a 500 ServerTimeout); 0 if not given (or not positive). */
+	int64_t retry_after_s;
+	/* details.causes[0]: its type ("DisruptionBudget" for an eviction a
+	 * PodDisruptionBudget refused, "FieldValueInvalid", ...) and message;
+	 * "" if none. */
+	const char *cause_type, *cause_message;
 };
 struct km_kube_event {
 	enum km_kube_event_type type;
@@ -157,7 +164,7 @@ bool km_kube_parse_status_pb(const char *body, size_t len, struct km_arena *a,
 
 /* An error answer's body (a Status object, JSON or protobuf); *out all
  * empty when the body is no Status. Never fails: an error is explained as
- * well as it can be. */
+ * well as it can be. The strings are UTF-8 (bad bytes repaired) in a. */
 void km_kube_parse_status(const char *body, size_t len, struct km_arena *a,
 			  struct km_kube_status *out);
 

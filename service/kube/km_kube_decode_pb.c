@@ -48,6 +48,8 @@ typedef K8s__Io__Apimachinery__Pkg__Util__Intstr__IntOrString IntOrString;
 typedef K8s__Io__Apimachinery__Pkg__Apis__Meta__V1__ObjectMeta ObjectMeta;
 typedef K8s__Io__Apimachinery__Pkg__Apis__Meta__V1__Time Time;
 typedef K8s__Io__Apimachinery__Pkg__Apis__Meta__V1__Status Status;
+typedef K8s__Io__Apimachinery__Pkg__Apis__Meta__V1__StatusDetails StatusDetails;
+typedef K8s__Io__Apimachinery__Pkg__Apis__Meta__V1__StatusCause StatusCause;
 
 #define GO_ZERO_TIME (-62135596800LL) /* time.Time{}.Unix() */
 #define YEAR_9999_END 253402300799LL  /* RFC 3339's last second */
@@ -618,9 +620,18 @@ int km_kube_parse_object_pb(enum km_kube_resource res, const void *data,
 
 static void status_of(Status *s, struct km_kube_status *out)
 {
+	const StatusDetails *d = s->details;
+	const StatusCause *c = d && d->n_causes ? d->causes[0] : NULL;
+
 	out->code = s->has_code && s->code >= 0 && s->code < 1000 ? s->code : 0;
 	out->reason = s->reason ? text(s->reason) : "";
 	out->message = s->message ? text(s->message) : "";
+	out->retry_after_s = d && d->has_retryafterseconds &&
+					     d->retryafterseconds > 0
+				     ? d->retryafterseconds
+				     : 0;
+	out->cause_type = c && c->reason ? text(c->reason) : "";
+	out->cause_message = c && c->message ? text(c->message) : "";
 }
 
 int km_kube_parse_event_pb(enum km_kube_resource res, const void *frame,

@@ -426,6 +426,52 @@ static void test_lists_events_statuses(void **state)
 		km_kube_parse_status("<html>502</html>", 16, &a, &st);
 		assert_int_equal(st.code, 0);
 		assert_string_equal(st.message, "");
+		assert_string_equal(st.cause_type, "");
+		assert_int_equal(st.retry_after_s, 0);
+	}
+	/* details: retryAfterSeconds (an int32 of at least 1) and the first
+	 * cause (Go's StatusCause.Type is "reason" in JSON). */
+	{
+		static const char *const retry[] = {
+			"7", "-3", "0", "2147483648", "\"7\"", "1.5e3"};
+		static const int64_t want[] = {7, 0, 0, 0, 0, 1500};
+		char body[300];
+
+		for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+			snprintf(body, sizeof body,
+				 "{\"kind\":\"Status\",\"code\":429,"
+				 "\"details\":{\"retryAfterSeconds\":%s,"
+				 "\"causes\":[{\"reason\":\"A\xff\","
+				 "\"message\":\"m1\"},{\"reason\":\"B\"}]}}",
+				 retry[i]);
+			km_kube_parse_status(body, strlen(body), &a, &st);
+			assert_int_equal(st.code, 429);
+			assert_int_equal(st.retry_after_s, want[i]);
+			assert_string_equal(st.cause_type, "A?");
+			assert_string_equal(st.cause_message, "m1");
+		}
+	}
+	/* Recorded: the 429 of an eviction a PodDisruptionBudget refused
+	 * (tests/e2e/record_action_fixtures.sh) and a 422's field cause. */
+	{
+		size_t len;
+		char *body = km_test_fixture_or_fail(
+			"actions/eviction-429-pdb.json", &len);
+
+		km_kube_parse_status(body, len, &a, &st);
+		assert_int_equal(st.code, 429);
+		assert_string_equal(st.reason, "TooManyRequests");
+		assert_string_equal(st.cause_type, "DisruptionBudget");
+		assert_string_equal(st.cause_message,
+				    "The disruption budget guarded needs 2 "
+				    "healthy pods and has 2 currently");
+		assert_int_equal(st.retry_after_s, 0);
+		free(body);
+		body = km_test_fixture_or_fail("actions/patch-422.json", &len);
+		km_kube_parse_status(body, len, &a, &st);
+		assert_int_equal(st.code, 422);
+		assert_string_equal(st.cause_type, "FieldValueInvalid");
+		free(body);
 	}
 	km_arena_free(&a);
 }

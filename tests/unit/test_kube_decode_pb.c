@@ -25,6 +25,9 @@
 
 typedef K8s__Io__Api__Core__V1__Pod Pod;
 typedef K8s__Io__Apimachinery__Pkg__Runtime__Unknown Unknown;
+typedef K8s__Io__Apimachinery__Pkg__Apis__Meta__V1__Status Status;
+typedef K8s__Io__Apimachinery__Pkg__Apis__Meta__V1__StatusDetails StatusDetails;
+typedef K8s__Io__Apimachinery__Pkg__Apis__Meta__V1__StatusCause StatusCause;
 
 /* ---- comparing two decoded pods ------------------------------------------------- */
 
@@ -360,6 +363,62 @@ static uint8_t *envelope(const ProtobufCMessage *m, const char *kind,
 	k8s__io__apimachinery__pkg__runtime__unknown__pack(&u, out + 4);
 	free(raw);
 	return out;
+}
+
+/* The 429 of an eviction a PodDisruptionBudget refused, in protobuf
+ * (actions/eviction-429-pdb.pb, recorded by record_action_fixtures.sh): its
+ * cause; and a Status made here with details.retryAfterSeconds. */
+static void test_status_details(void **state)
+{
+	size_t len;
+	char *body =
+		km_test_fixture_or_fail("actions/eviction-429-pdb.pb", &len);
+	StatusCause cause =
+		K8S__IO__APIMACHINERY__PKG__APIS__META__V1__STATUS_CAUSE__INIT;
+	StatusCause *causes[] = {&cause};
+	StatusDetails d =
+		K8S__IO__APIMACHINERY__PKG__APIS__META__V1__STATUS_DETAILS__INIT;
+	Status s = K8S__IO__APIMACHINERY__PKG__APIS__META__V1__STATUS__INIT;
+	struct km_kube_status st;
+	struct km_arena a;
+	uint8_t *made;
+
+	(void)state;
+	km_arena_init(&a, 1024);
+	km_kube_parse_status(body, len, &a, &st);
+	assert_int_equal(st.code, 429);
+	assert_string_equal(st.reason, "TooManyRequests");
+	assert_string_equal(st.cause_type, "DisruptionBudget");
+	assert_non_null(strstr(st.cause_message,
+			       "The disruption budget guarded needs 2"));
+	assert_int_equal(st.retry_after_s, 0); /* the server gives none */
+	free(body);
+
+	s.has_code = true;
+	s.code = 429;
+	s.reason = "TooManyRequests";
+	s.message = "too many requests";
+	s.details = &d;
+	d.has_retryafterseconds = true;
+	d.retryafterseconds = 7;
+	d.n_causes = 1;
+	d.causes = causes;
+	cause.reason = "Bad\xff";
+	cause.message = "why";
+	made = envelope(&s.base, "Status", NULL, &len);
+	km_kube_parse_status((const char *)made, len, &a, &st);
+	assert_int_equal(st.code, 429);
+	assert_int_equal(st.retry_after_s, 7);
+	assert_string_equal(st.cause_type, "Bad?"); /* made UTF-8 */
+	assert_string_equal(st.cause_message, "why");
+	free(made);
+	/* Not positive: none. */
+	d.retryafterseconds = -5;
+	made = envelope(&s.base, "Status", NULL, &len);
+	km_kube_parse_status((const char *)made, len, &a, &st);
+	assert_int_equal(st.retry_after_s, 0);
+	free(made);
+	km_arena_free(&a);
 }
 
 /* A WatchEvent frame (without its length) of type around m; malloc'd. */
@@ -698,6 +757,7 @@ int main(void)
 		cmocka_unit_test(test_made_out_of_range),
 		cmocka_unit_test(test_error_and_bookmark_events),
 		cmocka_unit_test(test_hostile_frames),
+		cmocka_unit_test(test_status_details),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
