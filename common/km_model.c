@@ -256,3 +256,112 @@ struct km_transition *km_transition_dup(const struct km_transition *t)
 	d->labels = t->n_labels ? kv : NULL;
 	return d;
 }
+
+/* ---- recoveries ---------------------------------------------------------- */
+
+static const char *const action_names[] = {
+	[KM_ACTION_RESTART_POD] = "restart_pod",
+	[KM_ACTION_ROLLOUT_RESTART] = "rollout_restart",
+	[KM_ACTION_CORDON] = "cordon",
+	[KM_ACTION_UNCORDON] = "uncordon",
+	[KM_ACTION_DRAIN] = "drain",
+};
+
+static const char *const phase_names[] = {
+	[KM_PHASE_REQUESTED] = "requested",
+	[KM_PHASE_QUEUED] = "queued",
+	[KM_PHASE_DISPATCHED] = "dispatched",
+	[KM_PHASE_SUCCEEDED] = "succeeded",
+	[KM_PHASE_FAILED] = "failed",
+	[KM_PHASE_VERIFIED] = "verified",
+	[KM_PHASE_NOT_RECOVERED] = "not_recovered",
+	[KM_PHASE_CANCELLED] = "cancelled",
+	[KM_PHASE_SKIPPED] = "skipped",
+	[KM_PHASE_DRY_RUN] = "dry_run",
+};
+
+bool km_recovery_phase_final(int phase)
+{
+	switch (phase) {
+	case KM_PHASE_FAILED:
+	case KM_PHASE_VERIFIED:
+	case KM_PHASE_NOT_RECOVERED:
+	case KM_PHASE_CANCELLED:
+	case KM_PHASE_SKIPPED:
+	case KM_PHASE_DRY_RUN: return true;
+	}
+	return false;
+}
+
+const char *km_action_name(int action)
+{
+	return action >= 1 && action <= KM_ACTION_MAX ? action_names[action]
+						      : NULL;
+}
+
+const char *km_phase_name(int phase)
+{
+	return phase >= 1 && phase <= KM_PHASE_MAX ? phase_names[phase] : NULL;
+}
+
+static int parse_name(const char *const *names, int max, const char *name,
+		      size_t len)
+{
+	for (int i = 1; i <= max; i++)
+		if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+			return i;
+	return 0;
+}
+
+int km_action_parse(const char *name, size_t len)
+{
+	return parse_name(action_names, KM_ACTION_MAX, name, len);
+}
+
+int km_phase_parse(const char *name, size_t len)
+{
+	return parse_name(phase_names, KM_PHASE_MAX, name, len);
+}
+
+/* The string fields of a recovery, for measuring and copying them. */
+#define RECOVERY_N_STRINGS 9
+static void recovery_strings(struct km_recovery *r,
+			     const char **f[RECOVERY_N_STRINGS])
+{
+	f[0] = &r->target;
+	f[1] = &r->cluster;
+	f[2] = &r->target_uid;
+	f[3] = &r->reason;
+	f[4] = &r->requester;
+	f[5] = &r->policy;
+	f[6] = &r->idempotency_key;
+	f[7] = &r->skip_rule;
+	f[8] = &r->last_error;
+}
+
+struct km_recovery_event *
+km_recovery_event_dup(const struct km_recovery_event *e)
+{
+	struct km_recovery_event src = *e, *d;
+	const char **f[RECOVERY_N_STRINGS];
+	size_t len = sizeof *d;
+	char *p;
+
+	recovery_strings(&src.r, f);
+	for (size_t i = 0; i < RECOVERY_N_STRINGS; i++)
+		len += strlen(*f[i] ? *f[i] : "") + 1;
+	d = malloc(len);
+	if (!d)
+		return NULL;
+	*d = *e;
+	p = (char *)(d + 1);
+	recovery_strings(&d->r, f);
+	for (size_t i = 0; i < RECOVERY_N_STRINGS; i++) {
+		size_t n = strlen(*f[i] ? *f[i] : "") + 1;
+
+		memcpy(p, *f[i] ? *f[i] : "", n);
+		*f[i] = p;
+		p += n;
+	}
+	return d;
+}

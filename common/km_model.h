@@ -1,6 +1,6 @@
 /*
  * km_model — the records kubemedic keeps: probe definitions, targets,
- * results and transitions.
+ * results, transitions and recoveries.
  *
  * These are plain C structs shared by every layer (config, API mapping,
  * storage, prober, CLI). Strings and arrays inside them are borrowed: whoever
@@ -174,6 +174,97 @@ struct km_transition {
 	 * identity as it is now (NULL otherwise). */
 	const char *target_uid, *target_owner, *target_node;
 };
+
+/* Same numbers as kubemedic.v1.RecoveryAction. */
+enum km_recovery_action {
+	KM_ACTION_RESTART_POD = 1,
+	KM_ACTION_ROLLOUT_RESTART = 2,
+	KM_ACTION_CORDON = 3,
+	KM_ACTION_UNCORDON = 4,
+	KM_ACTION_DRAIN = 5,
+};
+#define KM_ACTION_MAX KM_ACTION_DRAIN
+
+/* Same numbers as kubemedic.v1.RecoveryPhase. A recovery starts REQUESTED
+ * (or is decided at once: SKIPPED, DRY_RUN), is QUEUED for a worker,
+ * DISPATCHED to the API server (again after a failed attempt), then
+ * SUCCEEDED (accepted) or FAILED (after the last attempt); a success is
+ * then VERIFIED or NOT_RECOVERED by the target's health. */
+enum km_recovery_phase {
+	KM_PHASE_REQUESTED = 1,
+	KM_PHASE_QUEUED = 2,
+	KM_PHASE_DISPATCHED = 3,
+	KM_PHASE_SUCCEEDED = 4,
+	KM_PHASE_FAILED = 5,
+	KM_PHASE_VERIFIED = 6,
+	KM_PHASE_NOT_RECOVERED = 7,
+	KM_PHASE_CANCELLED = 8,
+	KM_PHASE_SKIPPED = 9,
+	KM_PHASE_DRY_RUN = 10,
+};
+#define KM_PHASE_MAX KM_PHASE_DRY_RUN
+
+/* Whether a recovery in phase can change no more: FAILED, VERIFIED,
+ * NOT_RECOVERED, CANCELLED, SKIPPED, DRY_RUN. SUCCEEDED is not final (it
+ * awaits verification); nor is a value out of range. */
+bool km_recovery_phase_final(int phase);
+/* Lowercase names for logs and the CLI: "restart_pod", "rollout_restart",
+ * "cordon", "uncordon", "drain"; "requested", "queued", "dispatched",
+ * "succeeded", "failed", "verified", "not_recovered", "cancelled",
+ * "skipped", "dry_run". NULL for a value out of range. */
+const char *km_action_name(int action);
+const char *km_phase_name(int phase);
+/* The inverses, of name[0..len) (exactly, lowercase); 0 if unknown. */
+int km_action_parse(const char *name, size_t len);
+int km_phase_parse(const char *name, size_t len);
+
+/* One recovery (storage/km_store.h keeps them). Strings are borrowed:
+ * owned by an arena or the caller; NULL reads as "". */
+struct km_recovery {
+	int64_t id; /* assigned by the store */
+	int64_t target_id;
+	const char *target;     /* the target's full name */
+	const char *cluster;    /* the target's cluster ("" = the only one) */
+	const char *target_uid; /* the object acted on, and only it */
+	int action;             /* enum km_recovery_action */
+	int phase;              /* enum km_recovery_phase */
+	const char *reason;
+	const char *requester;       /* an identity, or "policy:<name>" */
+	const char *policy;          /* "" for a manual request */
+	const char *idempotency_key; /* "" = none */
+	bool dry_run;
+	bool force;
+	int32_t attempts;
+	const char *skip_rule;  /* the rule that refused it (SKIPPED) */
+	const char *last_error; /* the last answer's words */
+	int32_t http_status;    /* of the last answer; 0 = none */
+	int64_t cause_seq;      /* the transition that caused it; 0 = none */
+	/* Epoch microseconds; 0 = not (yet). */
+	int64_t created_us, updated_us;
+	int64_t dispatched_us; /* the last attempt sent */
+	int64_t finished_us;   /* SUCCEEDED or FAILED */
+	int64_t verified_us;   /* VERIFIED or NOT_RECOVERED */
+	int64_t not_before_us; /* the next attempt's earliest time */
+	int64_t seq;           /* its newest event's */
+};
+
+/* One change of a recovery (a WatchRecoveries event). r is the recovery
+ * as that change left it, as far as the event says: its identity (id,
+ * target, action, reason, requester, ...) with the event's phase,
+ * attempts, http_status, last_error (the event's message), updated_us
+ * (= at_us) and seq; skip_rule only in a SKIPPED event. Its
+ * dispatched_us, finished_us, verified_us and not_before_us are 0: read
+ * the recovery for them. */
+struct km_recovery_event {
+	int64_t seq;
+	int64_t at_us;
+	struct km_recovery r;
+};
+
+/* A copy of e and every string it points to in one malloc'd block: free()
+ * releases it. NULL strings are copied as "". NULL on out-of-memory. */
+struct km_recovery_event *
+km_recovery_event_dup(const struct km_recovery_event *e);
 
 struct km_arena;
 /* Deep copy of src into dst, every string and array in the arena. Returns

@@ -17,6 +17,9 @@
  *  - transitions (km_store_add_transition) go to the control queue, in
  *    order with everything queued before them; they are never dropped and
  *    their producer never waits (see km_store_add_transition).
+ *  - recoveries and their events (km_store_create_recovery, ...): see
+ *    "recoveries" below; they are told to their own listener
+ *    (km_store_set_recovery_listener) likewise, after the commit.
  *  - probe and target changes (km_store_create_probe, ...) are synchronous:
  *    they return only after the transaction holding them has committed, so
  *    an acknowledgement to a client is never ahead of the disk. A deletion
@@ -292,6 +295,89 @@ int km_store_audit(struct km_store *s, const struct km_audit_event *e,
 #define KM_STORE_AUDIT_QUEUE_MAX 10000
 int km_store_add_audit(struct km_store *s, const struct km_audit_event *e);
 
+/* ---- recoveries ---------------------------------------------------------- */
+
+/* A recovery (struct km_recovery) is a row of its own with a history of
+ * events: every change of it — its creation too — appends one event in the
+ * same transaction, numbered by a seq that is never reused
+ * (WatchRecoveries resumes by it). Writes are synchronous (an
+ * acknowledgement never leaves before the row is on disk) or, for an
+ * event loop, asynchronous with a callback after the commit. The
+ * recovery listener is told of every committed event. Nothing here
+ * judges whether an action is wise (service/recovery/ does): the store
+ * keeps phases moving forward only as far as a final phase is final.
+ * Strings are stored whole, however long (the API bounds them). */
+
+/* Records a new recovery and its first event. In: r->target (the full
+ * name of a live target), action, phase (0 or REQUESTED; SKIPPED or
+ * DRY_RUN for a recovery decided at once), reason, requester, policy,
+ * idempotency_key, dry_run, force, attempts, skip_rule, last_error,
+ * http_status, cause_seq, not_before_us, target_uid ("" = the target's
+ * uid now), created_us (0 = now). Sets r->id, seq, target_id, cluster
+ * (and target_uid when empty: in a), created_us and updated_us; the
+ * event's message is r->last_error. Returns after the commit, the
+ * listener told.
+ *
+ * A non-empty idempotency_key already recorded: nothing is written,
+ * *existed (if not NULL) is true and *r becomes that recovery, its strings
+ * in a (whatever else r asked — compare if it matters). Otherwise *existed
+ * is false.
+ *
+ * KM_ENOTFOUND: no live target of that name (the message names it);
+ * KM_EINVAL: an action or first phase out of range; KM_EFULL,
+ * KM_EUNAVAIL: as the synchronous writes above. */
+int km_store_create_recovery(struct km_store *s, struct km_recovery *r,
+			     struct km_arena *a, bool *existed,
+			     struct km_error *err);
+
+/* One change of a recovery: one event, and its row updated to match, in
+ * one transaction. Every field but id may be left zero ("unchanged"). */
+struct km_recovery_update {
+	int64_t id;
+	int expected_phase;    /* KM_EPRECOND unless it is in it; 0: any */
+	int phase;             /* the phase reached; 0: unchanged */
+	int32_t attempts;      /* > 0: set; 0: unchanged (they only grow) */
+	int32_t http_status;   /* of the answer; 0: unchanged */
+	const char *message;   /* last_error; NULL: unchanged ("" clears) */
+	const char *skip_rule; /* NULL: unchanged (with SKIPPED) */
+	int64_t not_before_us; /* > 0: set; < 0: cleared; 0: unchanged */
+	int64_t at_us;         /* the change's time; 0: now */
+	/* Set once committed: the event's seq, and at_us if it was 0. */
+	int64_t seq;
+};
+/* Applies u. Reaching DISPATCHED sets dispatched_at (the latest attempt's
+ * time), SUCCEEDED or FAILED finished_at, VERIFIED or NOT_RECOVERED
+ * verified_at, each to the change's time; a final phase clears
+ * not_before. The event carries the recovery's phase, attempts,
+ * http_status and last_error as the change leaves them.
+ * KM_ENOTFOUND: no recovery u->id. KM_EPRECOND: it is in a final phase
+ * (nothing changes it any more), or not in u->expected_phase — the message
+ * says which phase it is in. KM_EINVAL: a phase out of range. */
+int km_store_update_recovery(struct km_store *s, struct km_recovery_update *u,
+			     struct km_error *err);
+/* The same without waiting, for an event loop: done(arg, rc, err) follows
+ * on the writer thread after the commit (with u->seq set) or the failure,
+ * after the listener was told. Until then u and its strings stay the
+ * caller's and untouched. Never waits for room in the control queue (the
+ * caller bounds how many it has in flight). 0, KM_ENOMEM, or KM_EUNAVAIL
+ * when the store is closing; done is called only after 0. */
+int km_store_update_recovery_async(struct km_store *s,
+				   struct km_recovery_update *u,
+				   km_store_done_fn done, void *arg);
+
+/* Called on the writer thread after the commit of each recovery event, in
+ * seq order, before the synchronous callers of that batch are woken and
+ * its asynchronous ones told; never for an event whose transaction
+ * failed. e and its strings are valid during the call only
+ * (km_recovery_event_dup keeps a copy). Must not block and must not call
+ * into the store. */
+typedef void (*km_store_recovery_fn)(void *arg,
+				     const struct km_recovery_event *e);
+/* Sets (or, with NULL, clears) the one recovery listener. Any thread;
+ * takes effect from the next batch. */
+void km_store_set_recovery_listener(struct km_store *s, km_store_recovery_fn fn,
+				    void *arg);
+
 /* ---- reads ------------------------------------------------------------ */
 
 int km_reader_open(struct km_store *s, struct km_reader **out,
@@ -417,6 +503,52 @@ struct km_audit_query {
 int km_reader_list_audit(struct km_reader *r, const struct km_audit_query *q,
 			 struct km_arena *a, struct km_audit_event **out,
 			 size_t *n, bool *more, struct km_error *err);
+
+/* ---- reads: recoveries -------------------------------------------------- */
+
+/* A recovery by id, with its newest event's seq. KM_ENOTFOUND. Strings in
+ * a. */
+int km_reader_get_recovery(struct km_reader *r, int64_t id, struct km_arena *a,
+			   struct km_recovery *out, struct km_error *err);
+
+/* Most recoveries a list or replay call returns. */
+#define KM_RECOVERY_PAGE_MAX 1000
+
+/* A page of recoveries, newest (highest id) first. Filters: NULL or 0 is
+ * any; the time range [from_us, to_us) is on created_at (to_us 0 =
+ * unbounded). before_id (0 = from the newest) continues after the last id
+ * of the previous page; limit 0 or over KM_RECOVERY_PAGE_MAX is that
+ * maximum. Each filter has its index. */
+struct km_recovery_query {
+	const char *target; /* full name */
+	const char *cluster;
+	int action;
+	int phase;
+	const char *requester;
+	int64_t from_us, to_us;
+	int64_t before_id;
+	size_t limit;
+};
+/* *out in a, *n of them, *more when another page follows. */
+int km_reader_list_recoveries(struct km_reader *r,
+			      const struct km_recovery_query *q,
+			      struct km_arena *a, struct km_recovery **out,
+			      size_t *n, bool *more, struct km_error *err);
+/* Recovery events with seq > after_seq, in seq order, of the recoveries of
+ * target (full name; NULL = all), at most limit (0 or over
+ * KM_RECOVERY_PAGE_MAX is that maximum): what the recovery listener was
+ * told, for a WatchRecoveries replay. *more when more follow. */
+int km_reader_recovery_events_after(struct km_reader *r, int64_t after_seq,
+				    const char *target, size_t limit,
+				    struct km_arena *a,
+				    struct km_recovery_event **out, size_t *n,
+				    bool *more, struct km_error *err);
+/* Every recovery not in a final phase (km_recovery_phase_final), oldest
+ * first: what a restart must pick up again. Not paged: the engine bounds
+ * how many are in flight. */
+int km_reader_open_recoveries(struct km_reader *r, struct km_arena *a,
+			      struct km_recovery **out, size_t *n,
+			      struct km_error *err);
 
 /* What GetHealth shows of a live target, read from one snapshot: the
  * target (km_reader_get_target), its newest result (km_reader_last_result)

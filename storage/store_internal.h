@@ -89,6 +89,11 @@ struct km_store {
 	 * announced after its commit (copies, owned). */
 	struct km_transition **announce;
 	size_t n_announce, announce_cap;
+	/* The same for recovery events (km_store_note_recovery). */
+	km_store_recovery_fn recovery_listener; /* under mu */
+	void *recovery_listener_arg;
+	struct km_recovery_event **rannounce;
+	size_t n_rannounce, rannounce_cap;
 	struct result_slot *batch_res; /* the writer's batch, ring_cap rows */
 	size_t sync_queued;            /* under mu: sync ops in ctl */
 	size_t async_queued;           /* under mu: async ops in ctl */
@@ -122,6 +127,12 @@ void km_store_writer_stop(struct km_store *s);
  * kept (*written false, t->seq 0). 0 or an SQLite error code. */
 int km_store_write_transition(struct km_store *s, struct km_transition *t,
 			      bool *written);
+
+/* On the writer thread, inside an op (store_recovery.c): keeps e, a
+ * km_recovery_event_dup block the store now owns, to be told to the
+ * recovery listener after the batch's commit — or freed with the op or the
+ * batch that fails. 0, or SQLITE_NOMEM (e freed). */
+int km_store_note_recovery(struct km_store *s, struct km_recovery_event *e);
 
 /* fn(s, arg) as km_store_run_sync runs it, without waiting: on_done(
  * done_arg, rc, err) follows on the writer thread, after the batch's
@@ -190,5 +201,43 @@ int km_store_target_ensure(struct km_store *s, struct km_target *t,
  * thread, inside the caller's op. */
 int km_store_target_delete(struct km_store *s, int64_t target_id,
 			   const char *cause, struct km_error *err);
+
+/* ---- store_read.c, for the reads of other files (store_recovery.c) ---- */
+
+/* Statements a reader prepares on first use, by slot, and keeps until
+ * km_reader_close: a slot always holds the same SQL (its caller's rule). */
+#define KM_READER_LAZY_STMTS 8
+/* The reader's connection, for statements prepared on each call. */
+sqlite3 *km_reader_db(struct km_reader *r);
+int km_reader_lazy_stmt(struct km_reader *r, unsigned slot, const char *sql,
+			sqlite3_stmt **st, struct km_error *err);
+/* Resets and unbinds st (ending its read transaction) and turns a step's
+ * result into 0 or a km_err code (what names the query). */
+int km_reader_done(struct km_reader *r, sqlite3_stmt *st, int rc,
+		   struct km_error *err, const char *what);
+
+/* A page of rows (km_reader_page). */
+#define KM_READ_PAGE_SKIP 1 /* a decoder's "not this row" */
+struct km_read_page {
+	sqlite3_stmt *st; /* bound; reset here */
+	const char *what; /* "list probes", for errors */
+	size_t limit;     /* rows wanted; one more says "more" */
+	size_t size;      /* of one decoded row */
+	/* Decodes the statement's current row into row (arena strings):
+	 * 0, KM_READ_PAGE_SKIP, or a km_err code with err filled. */
+	int (*decode)(struct km_arena *a, sqlite3_stmt *st, void *row,
+		      void *arg, struct km_error *err);
+	void *arg;
+	/* Rows may be skipped (a filter): then every row is decoded before
+	 * it counts, and the array grows as rows are kept. Otherwise the
+	 * statement's LIMIT bounds the rows, the array is taken whole, and
+	 * the row past the limit is not decoded. */
+	bool filtered;
+};
+/* Steps pg->st and decodes its rows into an arena array: *out (NULL on
+ * error), *n, and *more when a row past the limit exists. */
+int km_reader_page(struct km_reader *r, const struct km_read_page *pg,
+		   struct km_arena *a, void **out, size_t *n, bool *more,
+		   struct km_error *err);
 
 #endif

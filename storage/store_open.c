@@ -430,6 +430,7 @@ void km_store_close(struct km_store *s)
 	free(s->batch_res);
 	free(s->ring);
 	free(s->announce);
+	free(s->rannounce);
 	free(s->path);
 	free(s);
 }

@@ -48,6 +48,7 @@ struct km_reader {
 	struct km_store *s;
 	sqlite3 *db;
 	sqlite3_stmt *stmt[R_STMT_COUNT];
+	sqlite3_stmt *lazy[KM_READER_LAZY_STMTS]; /* km_reader_lazy_stmt */
 	int64_t deadline;
 };
 
@@ -224,6 +225,8 @@ void km_reader_close(struct km_reader *r)
 		return;
 	for (int i = 0; i < R_STMT_COUNT; i++)
 		sqlite3_finalize(r->stmt[i]);
+	for (int i = 0; i < KM_READER_LAZY_STMTS; i++)
+		sqlite3_finalize(r->lazy[i]);
 	sqlite3_close(r->db);
 	free(r);
 }
@@ -296,32 +299,14 @@ static void *grow(struct km_arena *a, void *v, size_t n, size_t *cap,
 
 /* What store_page returns from a row decoder for a row the caller's
  * filter leaves out. */
-#define PAGE_SKIP 1
-
-/* One page of rows. */
-struct page {
-	sqlite3_stmt *st; /* bound; reset here */
-	const char *what; /* "list probes", for errors */
-	size_t limit;     /* rows wanted; one more says "more" */
-	size_t size;      /* of one decoded row */
-	/* Decodes the statement's current row into row (arena strings):
-	 * 0, PAGE_SKIP, or a km_err code with err filled. */
-	int (*decode)(struct km_arena *a, sqlite3_stmt *st, void *row,
-		      void *arg, struct km_error *err);
-	void *arg;
-	/* Rows may be skipped (a filter): then every row is decoded before
-	 * it counts, and the array grows as rows are kept. Otherwise the
-	 * statement's LIMIT bounds the rows, the array is taken whole, and
-	 * the row past the limit is not decoded. */
-	bool filtered;
-};
+#define PAGE_SKIP KM_READ_PAGE_SKIP
 
 /* Why one function: every list and history read steps a statement,
  * decodes rows into an arena array and tells whether another page
  * follows; each used to write that loop out, with its own error paths.
  * Fills *out (arena; NULL on error) and *n, and sets *more when a row
  * past the limit exists. */
-static int store_page(struct km_reader *r, const struct page *pg,
+static int store_page(struct km_reader *r, const struct km_read_page *pg,
 		      struct km_arena *a, void **out, size_t *n, bool *more,
 		      struct km_error *err)
 {
@@ -368,6 +353,41 @@ static int store_page(struct km_reader *r, const struct page *pg,
 	}
 	*out = v;
 	return done(r, pg->st, rc, err, pg->what);
+}
+
+int km_reader_page(struct km_reader *r, const struct km_read_page *pg,
+		   struct km_arena *a, void **out, size_t *n, bool *more,
+		   struct km_error *err)
+{
+	return store_page(r, pg, a, out, n, more, err);
+}
+
+int km_reader_done(struct km_reader *r, sqlite3_stmt *st, int rc,
+		   struct km_error *err, const char *what)
+{
+	return done(r, st, rc, err, what);
+}
+
+sqlite3 *km_reader_db(struct km_reader *r)
+{
+	return r->db;
+}
+
+/* Why lazily: the reads of other files have statements of their own (the
+ * recovery lists, one per set of filters, so that each uses its index), and
+ * most readers never run most of them. */
+int km_reader_lazy_stmt(struct km_reader *r, unsigned slot, const char *sql,
+			sqlite3_stmt **st, struct km_error *err)
+{
+	assert(slot < KM_READER_LAZY_STMTS);
+	if (!r->lazy[slot]) {
+		int rc = km_store_prepare(r->db, sql, &r->lazy[slot], err);
+
+		if (rc)
+			return rc;
+	}
+	*st = r->lazy[slot];
+	return 0;
 }
 
 /* ---- probes ------------------------------------------------------------ */
@@ -418,13 +438,13 @@ int km_reader_list_probes(struct km_reader *r, const char *after, size_t limit,
 			  bool *more, struct km_error *err)
 {
 	struct probe_filter f = {match, arg};
-	struct page pg = {.st = r->stmt[R_LIST_PROBES],
-			  .what = "list probes",
-			  .limit = limit,
-			  .size = sizeof **out,
-			  .decode = probe_row,
-			  .arg = &f,
-			  .filtered = true};
+	struct km_read_page pg = {.st = r->stmt[R_LIST_PROBES],
+				  .what = "list probes",
+				  .limit = limit,
+				  .size = sizeof **out,
+				  .decode = probe_row,
+				  .arg = &f,
+				  .filtered = true};
 	void *v;
 	int rc;
 
@@ -536,13 +556,13 @@ int km_reader_list_targets(struct km_reader *r,
 			   struct km_target **out, size_t *n, bool *more,
 			   struct km_error *err)
 {
-	struct page pg = {.st = r->stmt[R_LIST_TARGETS],
-			  .what = "list targets",
-			  .limit = limit,
-			  .size = sizeof **out,
-			  .decode = target_row,
-			  .arg = (void *)f,
-			  .filtered = true};
+	struct km_read_page pg = {.st = r->stmt[R_LIST_TARGETS],
+				  .what = "list targets",
+				  .limit = limit,
+				  .size = sizeof **out,
+				  .decode = target_row,
+				  .arg = (void *)f,
+				  .filtered = true};
 	sqlite3_stmt *st = pg.st;
 	void *v;
 	int rc;
@@ -641,12 +661,12 @@ int km_reader_query_results(struct km_reader *r,
 			    size_t *n, bool *more, struct km_error *err)
 {
 	int outcome = q->outcome >= 0 && q->outcome <= 2 ? q->outcome : 0;
-	struct page pg = {.st = r->stmt[R_RESULTS + 2 * outcome +
-					(q->oldest_first ? 1 : 0)],
-			  .what = "query results",
-			  .limit = q->limit,
-			  .size = sizeof **out,
-			  .decode = result_page_row};
+	struct km_read_page pg = {.st = r->stmt[R_RESULTS + 2 * outcome +
+						(q->oldest_first ? 1 : 0)],
+				  .what = "query results",
+				  .limit = q->limit,
+				  .size = sizeof **out,
+				  .decode = result_page_row};
 	void *v;
 	int rc;
 
@@ -661,7 +681,7 @@ int km_reader_query_transitions(struct km_reader *r,
 				struct km_arena *a, struct km_transition **out,
 				size_t *n, bool *more, struct km_error *err)
 {
-	struct page pg = {
+	struct km_read_page pg = {
 		.st = r->stmt[R_TRANSITIONS + (q->oldest_first ? 1 : 0)],
 		.what = "query transitions",
 		.limit = q->limit,
@@ -762,11 +782,11 @@ int km_reader_transitions_after(struct km_reader *r, int64_t after,
 				struct km_transition **out, size_t *n,
 				bool *more, struct km_error *err)
 {
-	struct page pg = {.st = r->stmt[R_TRANSITIONS_AFTER],
-			  .what = "transitions after",
-			  .limit = limit,
-			  .size = sizeof **out,
-			  .decode = labelled_transition_row};
+	struct km_read_page pg = {.st = r->stmt[R_TRANSITIONS_AFTER],
+				  .what = "transitions after",
+				  .limit = limit,
+				  .size = sizeof **out,
+				  .decode = labelled_transition_row};
 	void *v;
 	int rc;
 
@@ -917,11 +937,11 @@ int km_reader_list_audit(struct km_reader *r, const struct km_audit_query *q,
 			 struct km_arena *a, struct km_audit_event **out,
 			 size_t *n, bool *more, struct km_error *err)
 {
-	struct page pg = {.st = r->stmt[R_AUDIT],
-			  .what = "list audit events",
-			  .limit = q->limit,
-			  .size = sizeof **out,
-			  .decode = audit_page_row};
+	struct km_read_page pg = {.st = r->stmt[R_AUDIT],
+				  .what = "list audit events",
+				  .limit = q->limit,
+				  .size = sizeof **out,
+				  .decode = audit_page_row};
 	void *v;
 	int rc;
 

@@ -154,6 +154,31 @@ static void drop_announcements(struct km_store *s, size_t from)
 		free(s->announce[--s->n_announce]);
 }
 
+int km_store_note_recovery(struct km_store *s, struct km_recovery_event *e)
+{
+	if (s->n_rannounce == s->rannounce_cap) {
+		size_t cap = s->rannounce_cap ? 2 * s->rannounce_cap : 16;
+		struct km_recovery_event **v =
+			realloc(s->rannounce, cap * sizeof *v);
+
+		if (!v) {
+			free(e);
+			return SQLITE_NOMEM;
+		}
+		s->rannounce = v;
+		s->rannounce_cap = cap;
+	}
+	s->rannounce[s->n_rannounce++] = e;
+	return 0;
+}
+
+/* The same for recovery events. */
+static void drop_recovery_events(struct km_store *s, size_t from)
+{
+	while (s->n_rannounce > from)
+		free(s->rannounce[--s->n_rannounce]);
+}
+
 int km_store_write_transition(struct km_store *s, struct km_transition *t,
 			      bool *written)
 {
@@ -206,7 +231,7 @@ int km_store_write_transition(struct km_store *s, struct km_transition *t,
  * batch, and be retried as well. */
 static bool run_sync_op(struct km_store *s, struct sync_op *op)
 {
-	size_t mark;
+	size_t mark, rmark;
 
 	op->err.code = 0;
 	op->err.msg[0] = '\0';
@@ -219,10 +244,12 @@ static bool run_sync_op(struct km_store *s, struct sync_op *op)
 		return !sqlite3_get_autocommit(s->db);
 	}
 	mark = s->n_announce;
+	rmark = s->n_rannounce;
 	op->rc = op->fn(s, op->arg, &op->err);
 	if (op->rc) {
 		sqlite3_exec(s->db, "ROLLBACK TO op", NULL, NULL, NULL);
 		drop_announcements(s, mark);
+		drop_recovery_events(s, rmark);
 	}
 	sqlite3_exec(s->db, "RELEASE op", NULL, NULL, NULL);
 	return !sqlite3_get_autocommit(s->db);
@@ -236,6 +263,8 @@ struct batch {
 	size_t n_res;
 	km_store_listener_fn listener; /* as it was when the batch was taken */
 	void *listener_arg;
+	km_store_recovery_fn recovery_listener; /* the same */
+	void *recovery_listener_arg;
 };
 
 /* Returns whether the batch holds a synchronous op (a caller waits). */
@@ -275,6 +304,8 @@ static bool take_batch(struct km_store *s, struct batch *b)
 	}
 	b->listener = s->listener;
 	b->listener_arg = s->listener_arg;
+	b->recovery_listener = s->recovery_listener;
+	b->recovery_listener_arg = s->recovery_listener_arg;
 	if (b->n_ctl)
 		pthread_cond_broadcast(&s->room_cv);
 	return has_sync;
@@ -390,7 +421,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 	struct ctl_op *poison = NULL;
 	int rc;
 
-	assert(s->n_announce == 0);
+	assert(s->n_announce == 0 && s->n_rannounce == 0);
 	rc = km_store_exec(s->db, "BEGIN IMMEDIATE", &err);
 	km_list_for_each (n, &b->ctl) {
 		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
@@ -447,6 +478,7 @@ static void write_batch(struct km_store *s, struct batch *b)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		written = transitions = audits = 0;
 		drop_announcements(s, 0);
+		drop_recovery_events(s, 0);
 	}
 
 	/* Only committed transitions are announced, so a watcher that
@@ -458,6 +490,14 @@ static void write_batch(struct km_store *s, struct batch *b)
 		if (b->listener)
 			b->listener(b->listener_arg, s->announce[i]);
 	drop_announcements(s, 0);
+	/* Recovery events likewise (a recovery request is answered only
+	 * once its event is out), in seq order: the order the batch's ops
+	 * wrote them in. */
+	for (size_t i = 0; i < s->n_rannounce; i++)
+		if (b->recovery_listener)
+			b->recovery_listener(b->recovery_listener_arg,
+					     s->rannounce[i]);
+	drop_recovery_events(s, 0);
 
 	/* The transitions and audit events: committed ones freed, the others
 	 * back to the head of the queue, in their order, ahead of whatever
@@ -1082,6 +1122,15 @@ void km_store_set_listener(struct km_store *s, km_store_listener_fn fn,
 	pthread_mutex_lock(&s->mu);
 	s->listener = fn;
 	s->listener_arg = arg;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void km_store_set_recovery_listener(struct km_store *s, km_store_recovery_fn fn,
+				    void *arg)
+{
+	pthread_mutex_lock(&s->mu);
+	s->recovery_listener = fn;
+	s->recovery_listener_arg = arg;
 	pthread_mutex_unlock(&s->mu);
 }
 
