@@ -45,6 +45,7 @@
 #include "km_config.h"
 #include "km_health.h"
 #include "km_kube.h"
+#include "km_recovery.h"
 #include "km_kube_review.h"
 #include "km_kubeconfig.h"
 #include "km_log.h"
@@ -542,6 +543,7 @@ int main(int argc, char **argv)
 	struct km_auth *auth = NULL;
 	struct km_auth_options aopt = {0};
 	struct km_kube *kube = NULL;
+	struct km_recovery_engine *recovery = NULL;
 	struct kube_plan plan = {0};
 	struct km_kube_reviewer *reviewer = NULL;
 	sigset_t stop;
@@ -655,6 +657,19 @@ int main(int argc, char **argv)
 		goto fail;
 	if (start_kube(&cfg, &plan, store, health, prober, &kube, &err))
 		goto fail;
+	if (kube) {
+		struct km_recovery_options ro = {
+			.store = store,
+			.health = health,
+			.kube = kube,
+			.pod_grace_s = -1,
+		};
+
+		if (km_recovery_start(&ro, &recovery, &err)) {
+			km_error_prefix(&err, "recovery");
+			goto fail;
+		}
+	}
 	ao.listen = cfg.listen;
 	ao.threads = cfg.threads;
 	ao.max_recv_message_bytes = cfg.max_recv_message_bytes;
@@ -667,6 +682,7 @@ int main(int argc, char **argv)
 	ao.tls_client_ca_file = cfg.tls_client_ca_file;
 	ao.tls_require_client_cert = cfg.tls_require_client_cert;
 	ao.limits = &cfg.limits;
+	ao.recovery = recovery;
 	if (km_api_start(api, store, &ao, &err))
 		goto fail;
 
@@ -691,6 +707,9 @@ fail:
 	if (rc)
 		km_log(KM_LOG_ERROR, "kubemedicd failed", "err", err.msg, NULL);
 	km_api_stop(api, 0);
+	/* On km-kube's loop: stopped while the loop runs. What it had in
+	 * flight stays recorded, taken back at the next start. */
+	km_recovery_stop(recovery);
 	/* The clusters' last changes are flushed to the store. */
 	km_kube_stop(kube);
 	kube_plan_free(&plan); /* km_kube copied what it needs */

@@ -539,3 +539,32 @@ void km_kube_stop(struct km_kube *k)
 	pthread_mutex_destroy(&k->mu);
 	free(k);
 }
+
+struct km_loop *km_kube_loop(struct km_kube *k)
+{
+	return k->loop;
+}
+
+static struct cluster *cluster_named(struct km_kube *k, const char *name)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (!strcmp(k->clusters[i].name, name ? name : ""))
+			return &k->clusters[i];
+	return NULL;
+}
+
+struct km_kube_client *km_kube_cluster_client(struct km_kube *k,
+					      const char *cluster)
+{
+	struct cluster *c = cluster_named(k, cluster);
+
+	return c ? c->client : NULL;
+}
+
+struct km_kube_source *km_kube_cluster_source(struct km_kube *k,
+					      const char *cluster)
+{
+	struct cluster *c = cluster_named(k, cluster);
+
+	return c ? c->source : NULL;
+}

@@ -35,6 +35,7 @@ struct km_store;
 struct km_health;
 struct km_prober;
 struct km_kube;
+struct km_kube_source;
 
 struct km_kube_cluster_options {
 	/* "" (or NULL) for the single cluster of --kubeconfig, whose
@@ -76,5 +77,18 @@ int km_kube_start(const struct km_kube_options *o, struct km_kube **out,
 		  struct km_error *err);
 /* Stops the thread, flushes what was decided, frees. NULL is accepted. */
 void km_kube_stop(struct km_kube *k);
+
+/* ---- for the recovery engine (km_recovery.h), which runs on this loop ---- */
+
+/* The loop of km-kube: post to it (km_loop_post) from other threads. Any
+ * thread. */
+struct km_loop *km_kube_loop(struct km_kube *k);
+/* The cluster named (NULL or "": the unprefixed one of --kubeconfig): its
+ * client and its source (caches), or NULL when no such cluster is
+ * watched. The loop's thread only. */
+struct km_kube_client *km_kube_cluster_client(struct km_kube *k,
+					      const char *cluster);
+struct km_kube_source *km_kube_cluster_source(struct km_kube *k,
+					      const char *cluster);
 
 #endif

@@ -1214,6 +1214,22 @@ void km_kube_source_free(struct km_kube_source *s)
 	free(s);
 }
 
+const struct km_kube_object *km_kube_source_get(const struct km_kube_source *s,
+						enum km_kube_resource r,
+						const char *ns,
+						const char *name)
+{
+	return km_kube_cache_get(s->cache[r], ns ? ns : "", name);
+}
+
+void km_kube_source_each(const struct km_kube_source *s,
+			 enum km_kube_resource r,
+			 void (*fn)(const struct km_kube_object *o, void *arg),
+			 void *arg)
+{
+	km_kube_cache_each(s->cache[r], fn, arg);
+}
+
 void km_kube_source_stats(const struct km_kube_source *s,
 			  struct km_kube_source_stats *out)
 {

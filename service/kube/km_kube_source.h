@@ -158,6 +158,19 @@ struct km_kube_source_stats {
 void km_kube_source_stats(const struct km_kube_source *s,
 			  struct km_kube_source_stats *out);
 
+/* The cached object of resource r named ns/name ("" for cluster-scoped
+ * ones), or NULL; valid until the source's next put or delete. Only the
+ * rules' fields are kept (km_kube_cache.h). */
+const struct km_kube_object *km_kube_source_get(const struct km_kube_source *s,
+						enum km_kube_resource r,
+						const char *ns,
+						const char *name);
+/* Calls fn for every cached object of resource r. */
+void km_kube_source_each(const struct km_kube_source *s,
+			 enum km_kube_resource r,
+			 void (*fn)(const struct km_kube_object *o, void *arg),
+			 void *arg);
+
 /* The target name of an object ("[cluster:]pod/ns/name"), or NULL for
  * resources that are not targets; in buf. */
 const char *km_kube_target_name(const struct km_kube_source *s,
