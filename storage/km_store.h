@@ -511,6 +511,12 @@ int km_reader_list_audit(struct km_reader *r, const struct km_audit_query *q,
 int km_reader_get_recovery(struct km_reader *r, int64_t id, struct km_arena *a,
 			   struct km_recovery *out, struct km_error *err);
 
+/* The recovery recorded with that (non-empty) idempotency key.
+ * KM_ENOTFOUND. Strings in a. */
+int km_reader_get_recovery_by_key(struct km_reader *r, const char *key,
+				  struct km_arena *a, struct km_recovery *out,
+				  struct km_error *err);
+
 /* Most recoveries a list or replay call returns. */
 #define KM_RECOVERY_PAGE_MAX 1000
 

@@ -489,7 +489,14 @@ int km_store_update_recovery_async(struct km_store *s,
 /* ---- reads --------------------------------------------------------------- */
 
 /* The reader's lazily prepared statements of this file. */
-enum { L_GET, L_EVENTS_AFTER, L_EVENTS_AFTER_TARGET, L_OPEN, L_COUNT };
+enum {
+	L_GET,
+	L_GET_BY_KEY,
+	L_EVENTS_AFTER,
+	L_EVENTS_AFTER_TARGET,
+	L_OPEN,
+	L_COUNT
+};
 _Static_assert(L_COUNT <= KM_READER_LAZY_STMTS, "lazy statement slots");
 
 #define EVENTS_AFTER(filter)                                                  \
@@ -502,6 +509,9 @@ _Static_assert(L_COUNT <= KM_READER_LAZY_STMTS, "lazy statement slots");
 
 static const char *const lazy_sql[L_COUNT] = {
 	[L_GET] = "SELECT " RECOVERY_COLS " FROM recoveries WHERE id = ?1",
+	/* The unique index recoveries_idempotency finds it. */
+	[L_GET_BY_KEY] = "SELECT " RECOVERY_COLS " FROM recoveries WHERE "
+			 "idempotency_key = ?1 AND idempotency_key <> ''",
 	[L_EVENTS_AFTER] = EVENTS_AFTER(""),
 	[L_EVENTS_AFTER_TARGET] = EVENTS_AFTER(" AND r.target_name = ?3"),
 	/* The partial index recoveries_open holds exactly these. */
@@ -524,26 +534,52 @@ static int recovery_page_row(struct km_arena *a, sqlite3_stmt *st, void *row,
 	return 0;
 }
 
-int km_reader_get_recovery(struct km_reader *r, int64_t id, struct km_arena *a,
-			   struct km_recovery *out, struct km_error *err)
+/* One recovery by the statement in slot (id or key bound by the caller's
+ * bind). */
+static int get_one(struct km_reader *r, unsigned slot, int64_t id,
+		   const char *key, struct km_arena *a, struct km_recovery *out,
+		   struct km_error *err)
 {
 	sqlite3_stmt *st;
-	int rc = km_reader_lazy_stmt(r, L_GET, lazy_sql[L_GET], &st, err);
+	int rc = km_reader_lazy_stmt(r, slot, lazy_sql[slot], &st, err);
 
 	if (rc)
 		return rc;
-	sqlite3_bind_int64(st, 1, id);
+	if (key)
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		km_reader_done(r, st, rc, err, "get recovery");
-		return km_error_set(err, KM_ENOTFOUND,
-				    "recovery %lld not found", (long long)id);
+		return key ? km_error_set(err, KM_ENOTFOUND,
+					  "no recovery has that idempotency "
+					  "key")
+			   : km_error_set(err, KM_ENOTFOUND,
+					  "recovery %lld not found",
+					  (long long)id);
 	}
 	if (rc == SQLITE_ROW && recovery_from_row(a, st, out)) {
 		km_reader_done(r, st, rc, err, "get recovery");
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	}
 	return km_reader_done(r, st, rc, err, "get recovery");
+}
+
+int km_reader_get_recovery(struct km_reader *r, int64_t id, struct km_arena *a,
+			   struct km_recovery *out, struct km_error *err)
+{
+	return get_one(r, L_GET, id, NULL, a, out, err);
+}
+
+int km_reader_get_recovery_by_key(struct km_reader *r, const char *key,
+				  struct km_arena *a, struct km_recovery *out,
+				  struct km_error *err)
+{
+	if (!key || !*key)
+		return km_error_set(err, KM_ENOTFOUND,
+				    "no recovery has an empty key");
+	return get_one(r, L_GET_BY_KEY, 0, key, a, out, err);
 }
 
 /* Why prepared on each call: a list has up to seven filters, and a

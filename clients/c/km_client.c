@@ -398,6 +398,18 @@ WRAP(km_client_query_transitions, Kubemedic__V1__QueryTransitionsRequest,
      Kubemedic__V1__QueryTransitionsResponse,
      KM "HealthService/QueryTransitions",
      kubemedic__v1__query_transitions_response__descriptor)
+WRAP(km_client_request_recovery, Kubemedic__V1__RequestRecoveryRequest,
+     Kubemedic__V1__Recovery, KM "RecoveryService/RequestRecovery",
+     kubemedic__v1__recovery__descriptor)
+WRAP(km_client_get_recovery, Kubemedic__V1__GetRecoveryRequest,
+     Kubemedic__V1__Recovery, KM "RecoveryService/GetRecovery",
+     kubemedic__v1__recovery__descriptor)
+WRAP(km_client_list_recoveries, Kubemedic__V1__ListRecoveriesRequest,
+     Kubemedic__V1__ListRecoveriesResponse, KM "RecoveryService/ListRecoveries",
+     kubemedic__v1__list_recoveries_response__descriptor)
+WRAP(km_client_cancel_recovery, Kubemedic__V1__CancelRecoveryRequest,
+     Kubemedic__V1__Recovery, KM "RecoveryService/CancelRecovery",
+     kubemedic__v1__recovery__descriptor)
 WRAP(km_client_list_audit_events, Kubemedic__V1__ListAuditEventsRequest,
      Kubemedic__V1__ListAuditEventsResponse, KM "AuditService/ListAuditEvents",
      kubemedic__v1__list_audit_events_response__descriptor)

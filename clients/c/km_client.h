@@ -111,6 +111,14 @@ KM_CLIENT_RPC(km_client_query_transitions,
 	      Kubemedic__V1__QueryTransitionsResponse);
 KM_CLIENT_RPC(km_client_health_check, Grpc__Health__V1__HealthCheckRequest,
 	      Grpc__Health__V1__HealthCheckResponse);
+KM_CLIENT_RPC(km_client_request_recovery, Kubemedic__V1__RequestRecoveryRequest,
+	      Kubemedic__V1__Recovery);
+KM_CLIENT_RPC(km_client_get_recovery, Kubemedic__V1__GetRecoveryRequest,
+	      Kubemedic__V1__Recovery);
+KM_CLIENT_RPC(km_client_list_recoveries, Kubemedic__V1__ListRecoveriesRequest,
+	      Kubemedic__V1__ListRecoveriesResponse);
+KM_CLIENT_RPC(km_client_cancel_recovery, Kubemedic__V1__CancelRecoveryRequest,
+	      Kubemedic__V1__Recovery);
 KM_CLIENT_RPC(km_client_list_audit_events,
 	      Kubemedic__V1__ListAuditEventsRequest,
 	      Kubemedic__V1__ListAuditEventsResponse);

@@ -68,6 +68,16 @@ static const char usage_text[] =
 	"                                    line where the live ones start\n"
 	"  health [SERVICE]                  grpc.health.v1 Check (\"\" = the daemon)\n"
 	"\n"
+	"Recovery (operators act, viewers read):\n"
+	"  recover TARGET --action A --reason TEXT [--dry-run] [--force]\n"
+	"        [--idempotency-key K]       restart_pod, rollout_restart, cordon\n"
+	"                                    or uncordon; recorded, then done\n"
+	"                                    and checked by kubemedicd\n"
+	"  recoveries [TARGET] [--state PHASE] [--since T] [--until T] [--limit N]\n"
+	"                                    recoveries, newest first\n"
+	"  recovery ID                       one recovery\n"
+	"  cancel ID [--reason TEXT]         a recovery not yet dispatched\n"
+	"\n"
 	"Audit (admins):\n"
 	"  audit [--identity USER] [--method METHOD] [--since T] [--until T]\n"
 	"        [--limit N]                 changes and refusals, newest first\n"
@@ -104,6 +114,8 @@ struct opts {
 	const char *server, *output, *filename, *selector, *since, *until;
 	const char *tls_ca, *tls_cert, *tls_key, *token_file, *server_name;
 	const char *identity, *method, *out;
+	const char *action, *reason, *key;
+	bool dry_run, force;
 	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
 	const char *workdir, *kind, *state, *cluster;
 	const char *ns, *node, *owner, *uid;
@@ -1340,6 +1352,174 @@ static int cmd_audit(struct cli *cli)
 	return 0;
 }
 
+/* ---- recovery ------------------------------------------------------------ */
+
+#define ACTION(v)                                                  \
+	enum_short(&kubemedic__v1__recovery_action__descriptor, v, \
+		   "RECOVERY_ACTION_")
+#define PHASE(v)                                                  \
+	enum_short(&kubemedic__v1__recovery_phase__descriptor, v, \
+		   "RECOVERY_PHASE_")
+
+static void print_recovery(struct cli *cli, const Kubemedic__V1__Recovery *r)
+{
+	char b[40];
+
+	printf("Recovery:    %s\n", safe(&cli->a, r->id));
+	printf("Target:      %s (uid %s)\n", safe(&cli->a, r->target),
+	       safe(&cli->a, r->target_uid));
+	printf("Action:      %s%s%s\n", ACTION(r->action),
+	       r->dry_run ? " (dry run)" : "", r->force ? " (forced)" : "");
+	printf("Phase:       %s", PHASE(r->phase));
+	if (*r->skip_rule)
+		printf(" (%s)", safe(&cli->a, r->skip_rule));
+	printf("\nReason:      %s\n", safe(&cli->a, r->reason));
+	printf("Requester:   %s\n", safe(&cli->a, r->requester));
+	printf("Attempts:    %d\n", r->attempts);
+	if (*r->last_error)
+		printf("Last answer: %s\n", safe(&cli->a, r->last_error));
+	printf("Created:     %s\n", fmt_ts(b, r->create_time));
+	printf("Updated:     %s\n", fmt_ts(b, r->update_time));
+}
+
+static int cmd_recover(struct cli *cli)
+{
+	Kubemedic__V1__RequestRecoveryRequest req =
+		KUBEMEDIC__V1__REQUEST_RECOVERY_REQUEST__INIT;
+	Kubemedic__V1__Recovery *r;
+	int action, rc;
+
+	if (cli->o.n_pos != 2)
+		return usage_error("recover TARGET --action A --reason TEXT "
+				   "(e.g. recover pod/shop/cart-0 --action "
+				   "restart_pod --reason \"stuck\")%s",
+				   "");
+	if (!cli->o.action ||
+	    parse_enum(&kubemedic__v1__recovery_action__descriptor,
+		       "RECOVERY_ACTION_", cli->o.action, &action) ||
+	    !action)
+		return usage_error("--action: restart_pod, rollout_restart, "
+				   "cordon, uncordon or drain (got \"%s\")",
+				   cli->o.action ? cli->o.action : "");
+	if (!cli->o.reason || !*cli->o.reason)
+		return usage_error("--reason: say why, for the history%s", "");
+	if ((rc = connect_server(cli)))
+		return rc;
+	req.target = cli->o.pos[1];
+	req.action = (Kubemedic__V1__RecoveryAction)action;
+	req.reason = (char *)cli->o.reason;
+	req.dry_run = cli->o.dry_run;
+	req.force = cli->o.force;
+	req.idempotency_key = (char *)(cli->o.key ? cli->o.key : "");
+	if (km_client_request_recovery(cli->c, &req, &cli->a, &r, &cli->st))
+		return rpc_failed(cli);
+	if (cli->o.json)
+		return print_json(&r->base);
+	print_recovery(cli, r);
+	return 0;
+}
+
+static int cmd_recovery(struct cli *cli)
+{
+	Kubemedic__V1__GetRecoveryRequest req =
+		KUBEMEDIC__V1__GET_RECOVERY_REQUEST__INIT;
+	Kubemedic__V1__Recovery *r;
+	int rc;
+
+	if (cli->o.n_pos != 2)
+		return usage_error("recovery ID%s", "");
+	if ((rc = connect_server(cli)))
+		return rc;
+	req.id = cli->o.pos[1];
+	if (km_client_get_recovery(cli->c, &req, &cli->a, &r, &cli->st))
+		return rpc_failed(cli);
+	if (cli->o.json)
+		return print_json(&r->base);
+	print_recovery(cli, r);
+	return 0;
+}
+
+static int cmd_cancel(struct cli *cli)
+{
+	Kubemedic__V1__CancelRecoveryRequest req =
+		KUBEMEDIC__V1__CANCEL_RECOVERY_REQUEST__INIT;
+	Kubemedic__V1__Recovery *r;
+	int rc;
+
+	if (cli->o.n_pos != 2)
+		return usage_error("cancel ID [--reason TEXT]%s", "");
+	if ((rc = connect_server(cli)))
+		return rc;
+	req.id = cli->o.pos[1];
+	req.reason = (char *)(cli->o.reason ? cli->o.reason : "");
+	if (km_client_cancel_recovery(cli->c, &req, &cli->a, &r, &cli->st))
+		return rpc_failed(cli);
+	if (cli->o.json)
+		return print_json(&r->base);
+	print_recovery(cli, r);
+	return 0;
+}
+
+static int cmd_recoveries(struct cli *cli)
+{
+	Kubemedic__V1__ListRecoveriesRequest req =
+		KUBEMEDIC__V1__LIST_RECOVERIES_REQUEST__INIT;
+	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	struct json_list jl = {0};
+	int rc, phase = 0, shown = 0;
+
+	if (cli->o.n_pos > 2)
+		return usage_error("recoveries [TARGET] (filters are --state, "
+				   "--since, --until)%s",
+				   "");
+	if (cli->o.state &&
+	    parse_enum(&kubemedic__v1__recovery_phase__descriptor,
+		       "RECOVERY_PHASE_", cli->o.state, &phase))
+		return usage_error("--state: a recovery phase (queued, "
+				   "dispatched, succeeded, verified, ...), "
+				   "not \"%s\"",
+				   cli->o.state);
+	if ((rc = time_range(cli, &req.start_time, &req.end_time)) ||
+	    (rc = connect_server(cli)))
+		return rc;
+	req.target = cli->o.n_pos == 2 ? cli->o.pos[1] : "";
+	req.phase = (Kubemedic__V1__RecoveryPhase)phase;
+	do {
+		Kubemedic__V1__ListRecoveriesResponse *r;
+
+		req.page_size = (int32_t)(left < 1000 ? left : 1000);
+		if (km_client_list_recoveries(cli->c, &req, &cli->a, &r,
+					      &cli->st))
+			return rpc_failed(cli);
+		for (size_t i = 0; i < r->n_recoveries; i++) {
+			const Kubemedic__V1__Recovery *v = r->recoveries[i];
+			char b[40];
+
+			if (cli->o.json) {
+				if (json_list_add(&jl, &v->base))
+					return 1;
+				continue;
+			}
+			if (!shown++)
+				printf("%-8s %-20s %-16s %-14s %-3s %-36s %s\n",
+				       "ID", "CREATED", "ACTION", "PHASE", "#",
+				       "TARGET", "LAST ANSWER");
+			printf("%-8s %-20s %-16s %-14s %-3d %-36s %s\n",
+			       safe(&cli->a, v->id), fmt_ts(b, v->create_time),
+			       ACTION(v->action), PHASE(v->phase), v->attempts,
+			       safe(&cli->a, v->target),
+			       safe(&cli->a, v->last_error));
+		}
+		left -= (int64_t)r->n_recoveries;
+		req.page_token = r->next_page_token;
+	} while (left > 0 && req.page_token && *req.page_token);
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
+		printf("No recoveries match.\n");
+	return 0;
+}
+
 /* A user or group name of the token file: printable, no spaces (they
  * separate the fields), no commas in a user (they separate groups). */
 static bool token_name_ok(const char *s, bool commas)
@@ -1514,6 +1694,11 @@ enum {
 	O_IDENTITY,
 	O_METHOD,
 	O_OUT,
+	O_ACTION,
+	O_REASON,
+	O_KEY,
+	O_DRY_RUN,
+	O_FORCE,
 };
 
 static void env_default(const char **v, const char *name)
@@ -1642,6 +1827,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"identity", required_argument, NULL, O_IDENTITY},
 		{"method", required_argument, NULL, O_METHOD},
 		{"out", required_argument, NULL, O_OUT},
+		{"action", required_argument, NULL, O_ACTION},
+		{"reason", required_argument, NULL, O_REASON},
+		{"idempotency-key", required_argument, NULL, O_KEY},
+		{"dry-run", no_argument, NULL, O_DRY_RUN},
+		{"force", no_argument, NULL, O_FORCE},
 		{0},
 	};
 	int dashdash = argc, c;
@@ -1776,6 +1966,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_IDENTITY: o->identity = optarg; break;
 		case O_METHOD: o->method = optarg; break;
 		case O_OUT: o->out = optarg; break;
+		case O_ACTION: o->action = optarg; break;
+		case O_REASON: o->reason = optarg; break;
+		case O_KEY: o->key = optarg; break;
+		case O_DRY_RUN: o->dry_run = true; break;
+		case O_FORCE: o->force = true; break;
 		case O_LABEL:
 			if (o->n_labels == 64)
 				return usage_error("too many --label%s", "");
@@ -1810,6 +2005,10 @@ int main(int argc, char **argv)
 		{"audit", cmd_audit},
 		{"watch", cmd_watch},
 		{"token", cmd_token},
+		{"recover", cmd_recover},
+		{"recoveries", cmd_recoveries},
+		{"recovery", cmd_recovery},
+		{"cancel", cmd_cancel},
 	};
 	struct cli cli = {0};
 	int rc;

@@ -65,6 +65,7 @@ struct km_api {
 	} * method_auth;
 
 	struct km_prober *prober; /* NULL: definitions only, no runs */
+	struct km_recovery_engine *recovery; /* NULL: no cluster watched */
 	/* What probes through ProbeService may touch; borrowed (never NULL
 	 * once started). */
 	const struct km_probe_policy *probe_policy;
@@ -192,6 +193,11 @@ API_HANDLER(km_api_get_probe);
 API_HANDLER(km_api_list_probes);
 API_HANDLER(km_api_update_probe);
 API_HANDLER(km_api_delete_probe);
+
+API_HANDLER(km_api_request_recovery);
+API_HANDLER(km_api_get_recovery);
+API_HANDLER(km_api_list_recoveries);
+API_HANDLER(km_api_cancel_recovery);
 
 API_HANDLER(km_api_list_audit_events);
 

@@ -92,14 +92,14 @@ static const struct km_rpc_method api_methods[] = {
 	UNARY(KM "AuditService/ListAuditEvents", D(list_audit_events_request),
 	      km_api_list_audit_events, NULL),
 
-	LATER(KM "RecoveryService/RequestRecovery",
-	      D(request_recovery_request), recovery),
-	LATER(KM "RecoveryService/GetRecovery", D(get_recovery_request),
-	      recovery),
-	LATER(KM "RecoveryService/ListRecoveries", D(list_recoveries_request),
-	      recovery),
-	LATER(KM "RecoveryService/CancelRecovery", D(cancel_recovery_request),
-	      recovery),
+	UNARY(KM "RecoveryService/RequestRecovery",
+	      D(request_recovery_request), km_api_request_recovery, NULL),
+	UNARY(KM "RecoveryService/GetRecovery", D(get_recovery_request),
+	      km_api_get_recovery, NULL),
+	UNARY(KM "RecoveryService/ListRecoveries", D(list_recoveries_request),
+	      km_api_list_recoveries, NULL),
+	UNARY(KM "RecoveryService/CancelRecovery", D(cancel_recovery_request),
+	      km_api_cancel_recovery, NULL),
 	LATER_STREAM(KM "RecoveryService/WatchRecoveries",
 		     D(watch_recoveries_request), recovery),
 };
@@ -189,6 +189,7 @@ int km_api_start(struct km_api *api, struct km_store *store,
 	api->auth = o->auth;
 	api->health = o->health;
 	api->prober = o->prober;
+	api->recovery = o->recovery;
 	api->probe_policy = o->probe_policy;
 	if (!api->probe_policy) {
 		pthread_once(&once, init_default_policy);

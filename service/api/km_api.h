@@ -43,6 +43,7 @@ struct km_auth;
 struct km_health;
 struct km_probe_policy;
 struct km_prober;
+struct km_recovery_engine;
 struct km_store;
 
 struct km_api_options {
@@ -64,6 +65,10 @@ struct km_api_options {
 	const struct km_probe_policy *probe_policy;
 	/* What a caller may ask for; NULL = KM_LIMITS_DEFAULTS. Copied. */
 	const struct km_limits *limits;
+	/* Recoveries asked for through RecoveryService go to it; NULL (no
+	 * cluster watched): RequestRecovery answers FAILED_PRECONDITION,
+	 * the history of recoveries is still served. */
+	struct km_recovery_engine *recovery;
 };
 
 int km_api_create(struct km_api **out, struct km_error *err);

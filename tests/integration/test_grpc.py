@@ -127,12 +127,54 @@ def test_config_probes_are_read_only(pb, daemon_factory, tmp_path):
     assert d.stop() == 0
 
 
+def test_recovery_without_a_cluster(pb, channel):
+    """No cluster watched: a request is checked, then refused as
+    FAILED_PRECONDITION naming what is missing; the (empty) history of
+    recoveries is served; bad ids and bad requests are INVALID_ARGUMENT."""
+    rec = pb.recovery_grpc.RecoveryServiceStub(channel)
+    req = pb.recovery.RequestRecoveryRequest
+    restart = pb.common.RECOVERY_ACTION_RESTART_POD
+    code, msg = code_of(rec.RequestRecovery, req(
+        target="pod/default/web-0", action=restart, reason="stuck"))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no cluster is watched" in msg and "--kubeconfig" in msg
+    bad = [
+        (req(action=restart, reason="r"), "target: Required"),
+        (req(target="pod/default/web-0", reason="r"), "action: Required"),
+        (req(target="pod/default/web-0", action=restart), "reason: Required"),
+        (req(target="pod/default/web-0", action=restart, reason="x" * 1025),
+         "reason: at most 1024 bytes"),
+        (req(target="pod/default/web-0", action=restart, reason="a\x1bb"),
+         "reason: control characters"),
+        (req(target="pod/default/web-0", action=restart, reason="r",
+             idempotency_key="k" * 257), "idempotency_key: at most 256"),
+        (req(target="p" * 601, action=restart, reason="r"), "target: too long"),
+    ]
+    for r, want in bad:
+        code, msg = code_of(rec.RequestRecovery, r)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and want in msg, \
+            (r.target[:20], code, msg)
+    for rid in ("", "abc", "-1", "0", "1x", "99999999999999999999"):
+        code, msg = code_of(rec.GetRecovery,
+                            pb.recovery.GetRecoveryRequest(id=rid))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "id" in msg, rid
+    code, msg = code_of(rec.GetRecovery, pb.recovery.GetRecoveryRequest(id="7"))
+    assert code == grpc.StatusCode.NOT_FOUND and "recovery 7 not found" in msg
+    code, msg = code_of(rec.CancelRecovery,
+                        pb.recovery.CancelRecoveryRequest(id="7"))
+    assert code == grpc.StatusCode.NOT_FOUND, msg
+    out = rec.ListRecoveries(pb.recovery.ListRecoveriesRequest())
+    assert list(out.recoveries) == [] and out.next_page_token == ""
+    code, msg = code_of(rec.ListRecoveries, pb.recovery.ListRecoveriesRequest(
+        page_size=-1))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    code, msg = code_of(rec.ListRecoveries, pb.recovery.ListRecoveriesRequest(
+        page_token="garbage"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_unimplemented_names_the_capability(pb, channel):
     rec = pb.recovery_grpc.RecoveryServiceStub(channel)
-    code, msg = code_of(rec.RequestRecovery, pb.recovery.RequestRecoveryRequest(
-        target="pod/default/web-0"))
-    assert code == grpc.StatusCode.UNIMPLEMENTED
-    assert "recovery actions" in msg
     code, msg = code_of(health(pb, channel).GetAvailability,
                         pb.health.GetAvailabilityRequest(target="x"))
     assert code == grpc.StatusCode.UNIMPLEMENTED and "availability" in msg

@@ -101,9 +101,11 @@ def test_call_every_service(daemon):
     out = json.loads(grpcurl(daemon.addr,
                              "grpc.health.v1.Health/Check").stdout)
     assert out == {"status": "SERVING"}
-    p = grpcurl(daemon.addr, "-d", '{"target": "pod/default/x"}',
+    p = grpcurl(daemon.addr, "-d", '{"target": "pod/default/x", '
+                '"action": "RECOVERY_ACTION_RESTART_POD", "reason": "r"}',
                 "kubemedic.v1.RecoveryService/RequestRecovery", check=None)
-    assert p.returncode != 0 and "Unimplemented" in p.stderr
+    assert p.returncode != 0 and "FailedPrecondition" in p.stderr
+    assert "no cluster is watched" in p.stderr
     p = grpcurl(daemon.addr, "-d", '{"name": "missing"}',
                 "kubemedic.v1.ProbeService/GetProbe", check=None)
     assert "NotFound" in p.stderr and 'probe "missing" not found' in p.stderr

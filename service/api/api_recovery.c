@@ -1,0 +1,346 @@
+/*
+ * RecoveryService (proto/kubemedic/v1/recovery.proto): recoveries asked
+ * for, read, listed and cancelled.
+ *
+ * RequestRecovery checks the request (the engine looks at the cluster's
+ * cache: the target's kind fits the action, its uid is known, a pod has
+ * a controller), records it REQUESTED — committed before the answer — and
+ * hands it to the engine (km_recovery.h). The same idempotency_key
+ * returns the recovery it made first, and nothing is done twice. With
+ * dry_run every check runs and the recovery is recorded DRY_RUN: nothing
+ * is sent to the cluster. The requester is the caller's identity; the
+ * audit trail keeps the call (and every refusal) beside it.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "km_pbcheck.h"
+#include "km_recovery.h"
+
+#define REASON_MAX 1024
+#define KEY_MAX 256
+#define LIST_MAX 1000
+#define TARGET_MAX 600 /* [cluster:]kind/ns/name */
+
+static Kubemedic__V1__Recovery *recovery_to_pb(const struct km_recovery *r,
+					       struct km_arena *a)
+{
+	Kubemedic__V1__Recovery *pb = KM_ARENA_NEW(
+		a, Kubemedic__V1__Recovery, KUBEMEDIC__V1__RECOVERY__INIT);
+	char id[24];
+
+	if (!pb)
+		return NULL;
+	snprintf(id, sizeof id, "%" PRId64, r->id);
+	pb->id = km_arena_strdup(a, id);
+	pb->target = (char *)(r->target ? r->target : "");
+	pb->target_uid = (char *)(r->target_uid ? r->target_uid : "");
+	pb->action = (Kubemedic__V1__RecoveryAction)r->action;
+	pb->reason = (char *)(r->reason ? r->reason : "");
+	pb->dry_run = r->dry_run;
+	pb->force = r->force;
+	pb->idempotency_key =
+		(char *)(r->idempotency_key ? r->idempotency_key : "");
+	pb->requester = (char *)(r->requester ? r->requester : "");
+	pb->phase = (Kubemedic__V1__RecoveryPhase)r->phase;
+	pb->skip_rule = (char *)(r->skip_rule ? r->skip_rule : "");
+	pb->attempts = r->attempts;
+	pb->last_error = (char *)(r->last_error ? r->last_error : "");
+	pb->create_time = km_pb_timestamp(a, r->created_us);
+	pb->update_time = km_pb_timestamp(a, r->updated_us);
+	if (!pb->id || !pb->create_time || !pb->update_time)
+		return NULL;
+	return pb;
+}
+
+static int reply(struct km_rpc_ctx *ctx, const struct km_recovery *r,
+		 ProtobufCMessage **resp, struct km_error *err)
+{
+	Kubemedic__V1__Recovery *pb = recovery_to_pb(r, ctx->arena);
+
+	if (!pb)
+		return API_OOM(err);
+	*resp = &pb->base;
+	return 0;
+}
+
+static int parse_id(const char *s, int64_t *id, struct km_error *err)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return km_error_set(err, KM_EINVAL, "id: Required value");
+	v = strtoll(s, &end, 10);
+	if (*end || v <= 0 || strlen(s) > 19)
+		return km_error_set(err, KM_EINVAL,
+				    "id: not a recovery's id (a positive "
+				    "number, as RequestRecovery answered)");
+	*id = v;
+	return 0;
+}
+
+/* Text a caller sent, checked before it is stored: visible characters
+ * (and spaces), at most max bytes. */
+static int check_text(const char *field, const char *s, size_t max,
+		      bool required, struct km_error *err)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!n && required)
+		return km_error_set(err, KM_EINVAL,
+				    "%s: Required value: say why, for the "
+				    "history",
+				    field);
+	if (n > max)
+		return km_error_set(err, KM_EINVAL,
+				    "%s: at most %zu bytes (got %zu)", field,
+				    max, n);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return km_error_set(err, KM_EINVAL,
+					    "%s: control characters are not "
+					    "allowed",
+					    field);
+	return 0;
+}
+
+/* The requester as the history keeps it: the caller's user, "" when
+ * anonymous (an unauthenticated daemon's local caller). */
+static const char *requester(const struct km_rpc_ctx *ctx)
+{
+	const struct km_identity *id = km_api_identity(ctx);
+
+	return id && id->user && *id->user ? id->user : "anonymous";
+}
+
+/* A key names one request: the same caller, target, action and dry
+ * run. Anything else with it is refused, and tells nothing of the
+ * other's recovery. */
+static bool same_request(const struct km_recovery *r,
+			 const struct km_recovery *old, struct km_error *err)
+{
+	if (!strcmp(r->requester, old->requester) &&
+	    !strcmp(r->target, old->target) && r->action == old->action &&
+	    r->dry_run == old->dry_run)
+		return true;
+	km_error_set(err, KM_EEXIST,
+		     "idempotency_key: used already for another request; "
+		     "choose a new key for a new request");
+	return false;
+}
+
+API_HANDLER(km_api_request_recovery)
+{
+	const Kubemedic__V1__RequestRecoveryRequest *q = (const void *)req;
+	struct km_api *api = API_OF(ctx);
+	struct km_recovery r = {0};
+	bool existed = false;
+	int rc;
+
+	if (!q->target || !*q->target)
+		return km_error_set(err, KM_EINVAL, "target: Required value");
+	if (strlen(q->target) > TARGET_MAX)
+		return km_error_set(err, KM_EINVAL, "target: too long");
+	if (q->action ==
+	    KUBEMEDIC__V1__RECOVERY_ACTION__RECOVERY_ACTION_UNSPECIFIED)
+		return km_error_set(err, KM_EINVAL,
+				    "action: Required value: restart_pod, "
+				    "rollout_restart, cordon or uncordon");
+	if ((rc = check_text("reason", q->reason, REASON_MAX, true, err)) ||
+	    (rc = check_text("idempotency_key", q->idempotency_key, KEY_MAX,
+			     false, err)))
+		return rc;
+	if (!api->recovery)
+		return km_error_set(err, KM_EPRECOND,
+				    "no cluster is watched: recovery acts on "
+				    "Kubernetes objects (start kubemedicd with "
+				    "--kubeconfig or clusters:)");
+	r = (struct km_recovery){
+		.target = q->target,
+		.action = (int)q->action,
+		.reason = q->reason,
+		.requester = requester(ctx),
+		.policy = "",
+		.idempotency_key = q->idempotency_key ? q->idempotency_key : "",
+		.dry_run = q->dry_run,
+		.force = q->force,
+		.phase = q->dry_run ? KM_PHASE_DRY_RUN : KM_PHASE_REQUESTED,
+	};
+	/* A repeated key answers what it made first, checked or not. */
+	if (*r.idempotency_key) {
+		struct km_recovery old;
+
+		rc = km_reader_get_recovery_by_key(km_api_reader(ctx),
+						   r.idempotency_key,
+						   ctx->arena, &old, err);
+		if (!rc)
+			return same_request(&r, &old, err)
+				       ? reply(ctx, &old, resp, err)
+				       : err->code;
+		if (rc != KM_ENOTFOUND)
+			return rc;
+	}
+	rc = km_recovery_check(api->recovery, &r, ctx->arena, err);
+	if (rc)
+		return rc;
+	if (r.dry_run)
+		r.last_error = "dry run: every check passed; nothing was sent";
+	rc = km_store_create_recovery(api->store, &r, ctx->arena, &existed,
+				      err);
+	if (rc)
+		return rc;
+	if (existed &&
+	    !same_request(&(struct km_recovery){.requester = requester(ctx),
+						.target = q->target,
+						.action = (int)q->action,
+						.dry_run = q->dry_run},
+			  &r, err))
+		return err->code;
+	if (!existed && !r.dry_run) {
+		rc = km_recovery_submit(api->recovery, &r);
+		if (rc == KM_EFULL)
+			/* Recorded, and taken back at the next start. */
+			return km_error_set(err, KM_EUNAVAIL,
+					    "recovery %" PRId64
+					    " is recorded but the engine's "
+					    "queue is full: try again later",
+					    r.id);
+		if (rc)
+			return km_error_set(err, rc, "out of memory");
+	}
+	return reply(ctx, &r, resp, err);
+}
+
+API_HANDLER(km_api_get_recovery)
+{
+	const Kubemedic__V1__GetRecoveryRequest *q = (const void *)req;
+	struct km_recovery r;
+	int64_t id;
+	int rc = parse_id(q->id, &id, err);
+
+	if (!rc)
+		rc = km_reader_get_recovery(km_api_reader(ctx), id, ctx->arena,
+					    &r, err);
+	if (rc)
+		return rc;
+	return reply(ctx, &r, resp, err);
+}
+
+API_HANDLER(km_api_list_recoveries)
+{
+	const Kubemedic__V1__ListRecoveriesRequest *q = (const void *)req;
+	Kubemedic__V1__ListRecoveriesResponse *out;
+	struct km_recovery_query rq = {0};
+	struct km_recovery *v;
+	struct api_cursor cur;
+	bool has_cur, more;
+	uint64_t hash;
+	size_t n, limit;
+	int rc;
+
+	rc = km_api_page_size(q->page_size, LIST_MAX, &limit, err);
+	if (!rc)
+		rc = km_api_time_bound(q->start_time, INT64_MIN, "start_time",
+				       &rq.from_us, err);
+	if (!rc)
+		rc = km_api_time_bound(q->end_time, INT64_MAX, "end_time",
+				       &rq.to_us, err);
+	if (rc)
+		return rc;
+	if (q->phase < 0 ||
+	    q->phase > KUBEMEDIC__V1__RECOVERY_PHASE__RECOVERY_PHASE_DRY_RUN)
+		return km_error_set(err, KM_EINVAL, "phase: unknown");
+	rq.target = q->target && *q->target ? q->target : NULL;
+	rq.phase = (int)q->phase;
+	hash = km_hash_field(KM_HASH_INIT, q->target);
+	hash = km_hash_i64(hash, q->phase);
+	hash = km_hash_i64(hash, rq.from_us);
+	hash = km_hash_i64(hash, rq.to_us);
+	rc = km_api_token_decode(q->page_token, hash, ctx->arena, &cur,
+				 &has_cur, err);
+	if (rc)
+		return rc;
+	rq.before_id = has_cur ? cur.a : 0;
+	rq.limit = limit;
+	rc = km_reader_list_recoveries(km_api_reader(ctx), &rq, ctx->arena, &v,
+				       &n, &more, err);
+	if (rc)
+		return rc;
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__ListRecoveriesResponse,
+			   KUBEMEDIC__V1__LIST_RECOVERIES_RESPONSE__INIT);
+	if (!out)
+		return API_OOM(err);
+	out->recoveries =
+		km_arena_calloc(ctx->arena, n ? n : 1, sizeof *out->recoveries);
+	if (!out->recoveries)
+		return API_OOM(err);
+	for (size_t i = 0; i < n; i++)
+		if (!(out->recoveries[i] = recovery_to_pb(&v[i], ctx->arena)))
+			return API_OOM(err);
+	out->n_recoveries = n;
+	if (more) {
+		struct api_cursor next = {.a = v[n - 1].id};
+
+		out->next_page_token =
+			km_api_token_encode(ctx->arena, hash, &next);
+		if (!out->next_page_token)
+			return API_OOM(err);
+	}
+	*resp = &out->base;
+	return 0;
+}
+
+API_HANDLER(km_api_cancel_recovery)
+{
+	const Kubemedic__V1__CancelRecoveryRequest *q = (const void *)req;
+	struct km_api *api = API_OF(ctx);
+	struct km_recovery r;
+	char msg[KM_ERROR_MSG_MAX];
+	int64_t id;
+	int rc = parse_id(q->id, &id, err);
+
+	if (!rc)
+		rc = check_text("reason", q->reason, REASON_MAX, false, err);
+	if (rc)
+		return rc;
+	snprintf(msg, sizeof msg, "cancelled by %s%s%s", requester(ctx),
+		 q->reason && *q->reason ? ": " : "",
+		 q->reason ? q->reason : "");
+	/* Before it is dispatched only: the engine's DISPATCHED expects
+	 * QUEUED, so one of the two writes wins, never both. */
+	for (int expected = KM_PHASE_REQUESTED; expected <= KM_PHASE_QUEUED;
+	     expected++) {
+		struct km_recovery_update u = {
+			.id = id,
+			.expected_phase = expected,
+			.phase = KM_PHASE_CANCELLED,
+			.message = msg,
+		};
+
+		rc = km_store_update_recovery(api->store, &u, err);
+		if (rc != KM_EPRECOND)
+			break;
+	}
+	if (rc == KM_EPRECOND) {
+		rc = km_reader_get_recovery(km_api_reader(ctx), id, ctx->arena,
+					    &r, err);
+		if (rc)
+			return rc;
+		return km_error_set(err, KM_EPRECOND,
+				    "recovery %" PRId64
+				    " is %s: only a recovery not yet "
+				    "dispatched can be cancelled",
+				    id, km_phase_name(r.phase));
+	}
+	if (rc)
+		return rc;
+	rc = km_reader_get_recovery(km_api_reader(ctx), id, ctx->arena, &r,
+				    err);
+	if (rc)
+		return rc;
+	return reply(ctx, &r, resp, err);
+}

@@ -1,0 +1,112 @@
+/*
+ * km_recovery — the recovery engine: restarts, rollout restarts, cordons
+ * and uncordons dispatched to the Kubernetes API server, carefully, and
+ * checked afterwards.
+ *
+ * A recovery is recorded by its requester (the API: REQUESTED, committed
+ * before the call is answered) and handed over with km_recovery_submit.
+ * The engine then takes it through its life, each step committed before
+ * the next begins (km_store's recoveries):
+ *
+ *   QUEUED      waiting for a worker and for its target (one recovery at
+ *               a time per target, in the order they came)
+ *   DISPATCHED  committed before the request leaves: after a crash, a
+ *               recovery found DISPATCHED is sent again — every action is
+ *               idempotent (a pod deleted with a uid precondition, a
+ *               rollout restart with the same restartedAt, a node's
+ *               unschedulable set to a value)
+ *   SUCCEEDED   the API server accepted it (a pod already gone, or
+ *               replaced, counts: the action is never applied to the
+ *               replacement) — or FAILED after max_attempts, or at once
+ *               for an answer no retry changes (403, 422)
+ *   VERIFIED    the target it was meant to heal became healthy within
+ *               the verify window — or NOT_RECOVERED
+ *
+ * What is checked, once a second until the window ends: for RESTART_POD
+ * a pod created after the dispatch is HEALTHY — one of the pod's owner
+ * (the Deployment, StatefulSet or DaemonSet behind it, as its target
+ * names it) or, for a pod whose owner is not judged, the pod of the same
+ * name; for ROLLOUT_RESTART the workload is HEALTHY and so is a pod of
+ * it created after the dispatch; for CORDON and UNCORDON the node's
+ * spec.unschedulable as the informer sees it.
+ *
+ * Retries: no answer, 5xx, 409 and 429 are tried again, after an
+ * exponential backoff with jitter (1 s doubling to 60 s) or the server's
+ * Retry-After, up to max_attempts; every attempt is an event of the
+ * recovery's history with the API server's answer.
+ *
+ * Workers: at most `workers` recoveries are dispatched or being committed
+ * at once; the rest wait in a queue of at most queue_max (submit refuses
+ * beyond it: KM_EFULL).
+ *
+ * Threads: the engine runs on km_kube's loop (km_kube_loop), where the
+ * clusters' clients and caches are. km_recovery_check and
+ * km_recovery_submit may be called from any thread; they hand their work
+ * to the loop. Store writes are asynchronous (the loop never waits for
+ * the disk); their answers come back through an eventfd.
+ */
+#ifndef KM_RECOVERY_H
+#define KM_RECOVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_arena.h"
+#include "km_error.h"
+#include "km_model.h"
+
+struct km_store;
+struct km_health;
+struct km_kube;
+struct km_recovery_engine;
+
+struct km_recovery_options {
+	struct km_store *store;
+	struct km_health *health;
+	struct km_kube *kube;     /* the clusters; must outlive the engine */
+	int workers;              /* actions in flight at once; 0: 4 */
+	size_t queue_max;         /* recoveries waiting; 0: 1024 */
+	int max_attempts;         /* per recovery; 0: 5 */
+	int64_t verify_window_ms; /* 0: 120 s */
+	int64_t pod_grace_s;      /* RESTART_POD's grace; < 0: the pod's */
+	int64_t backoff_max_ms;   /* 0: 60 s */
+};
+
+/* Starts the engine on km_kube's loop and takes back what a previous run
+ * left open: REQUESTED and QUEUED recoveries are queued, DISPATCHED ones
+ * sent again, SUCCEEDED ones verified for what is left of their window. */
+int km_recovery_start(const struct km_recovery_options *o,
+		      struct km_recovery_engine **out, struct km_error *err);
+/* Cancels what is in flight (it stays as recorded: DISPATCHED is sent
+ * again by the next start), waits for the store's answers, frees. Before
+ * km_kube_stop. NULL is accepted. */
+void km_recovery_stop(struct km_recovery_engine *e);
+
+/* Whether r (target, action, force) may be requested, before it is
+ * recorded: the target's cluster is watched and the target is a
+ * Kubernetes object of a kind the action applies to, known to the
+ * cluster's cache; fills r->cluster and r->target_uid (strings in a).
+ * KM_EINVAL (the action does not apply to the target: the message says
+ * why), KM_ENOTFOUND (no such object in the cache), KM_EPRECOND (a pod
+ * without a controller would not be restarted but deleted: only with
+ * force), KM_EUNAVAIL (the cluster is not watched). Any thread. */
+int km_recovery_check(struct km_recovery_engine *e, struct km_recovery *r,
+		      struct km_arena *a, struct km_error *err);
+/* Hands a recovery just recorded (REQUESTED) to the engine. KM_EFULL
+ * when queue_max recoveries wait (r stays REQUESTED: taken back at the
+ * next start), KM_ENOMEM. Any thread. */
+int km_recovery_submit(struct km_recovery_engine *e,
+		       const struct km_recovery *r);
+
+struct km_recovery_stats {
+	uint64_t queued, dispatched, attempts, succeeded, failed, verified,
+		not_recovered;
+	uint64_t verifying; /* now */
+	size_t held;        /* recoveries the engine holds now */
+};
+/* Any thread. */
+void km_recovery_get_stats(struct km_recovery_engine *e,
+			   struct km_recovery_stats *out);
+
+#endif
