@@ -962,6 +962,8 @@ static int cmd_probes(struct cli *cli)
 
 /* ---- health -------------------------------------------------------------- */
 
+static int status_recoveries(struct cli *cli, const char *target);
+
 static int cmd_status(struct cli *cli)
 {
 	Kubemedic__V1__GetHealthRequest req =
@@ -1005,7 +1007,7 @@ static int cmd_status(struct cli *cli)
 		       STATE(h->last_transition->to_state),
 		       fmt_ts(b, h->last_transition->time),
 		       safe(&cli->a, h->last_transition->cause));
-	return 0;
+	return status_recoveries(cli, cli->o.pos[1]);
 }
 
 static int cmd_targets(struct cli *cli)
@@ -1360,6 +1362,32 @@ static int cmd_audit(struct cli *cli)
 #define PHASE(v)                                                  \
 	enum_short(&kubemedic__v1__recovery_phase__descriptor, v, \
 		   "RECOVERY_PHASE_")
+
+/* The target's last recoveries, under its status. A daemon that refuses
+ * to list them (an older one) leaves the status as it was. */
+static int status_recoveries(struct cli *cli, const char *target)
+{
+	Kubemedic__V1__ListRecoveriesRequest req =
+		KUBEMEDIC__V1__LIST_RECOVERIES_REQUEST__INIT;
+	Kubemedic__V1__ListRecoveriesResponse *r;
+	char b[40];
+
+	req.target = (char *)target;
+	req.page_size = 3;
+	if (km_client_list_recoveries(cli->c, &req, &cli->a, &r, &cli->st))
+		return 0;
+	for (size_t i = 0; i < r->n_recoveries; i++) {
+		const Kubemedic__V1__Recovery *v = r->recoveries[i];
+
+		printf("%s %s %s %s by %s%s%s\n",
+		       i ? "            " : "Recoveries:",
+		       fmt_ts(b, v->create_time), ACTION(v->action),
+		       PHASE(v->phase), safe(&cli->a, v->requester),
+		       *v->last_error ? ": " : "",
+		       safe(&cli->a, v->last_error));
+	}
+	return 0;
+}
 
 static void print_recovery(struct cli *cli, const Kubemedic__V1__Recovery *r)
 {

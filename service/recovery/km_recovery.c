@@ -49,8 +49,15 @@ struct job {
 	int64_t deadline_ns;       /* of verification */
 	int64_t dispatched_us;     /* this attempt's; restartedAt */
 	struct km_kube_action act; /* what is sent; strings in a */
-	bool in_flight;            /* holds a worker */
-	bool failed_at_start;      /* taken back, but nothing fits it */
+	/* The uids of the pods of what it restarts, as the dispatch found
+	 * them (in a, sorted): none of them is a replacement. have_old
+	 * false for one taken back after a restart. */
+	const char **old_uids;
+	size_t n_old;
+	bool have_old;
+	const char *fresh;    /* the healthy replacement found (in a) */
+	bool in_flight;       /* holds a worker */
+	bool failed_at_start; /* taken back, but nothing fits it */
 	bool verifying;
 	struct km_kube_req *req; /* the request in flight */
 
@@ -248,44 +255,141 @@ static void verified(struct job *j, int rc, const struct km_error *err)
 	job_done(j);
 }
 
-/* Whether a pod of owner (or, with owner NULL, the pod named name),
- * created at or after since_us, is HEALTHY: a replacement that works. */
-static bool fresh_pod_healthy(struct km_health *h, const char *cluster,
-			      const char *owner, const char *name,
-			      int64_t since_us)
+#define OLD_UIDS_MAX 100000
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool is_old(const struct job *j, const char *uid)
+{
+	if (!uid || (j->r.target_uid && !strcmp(uid, j->r.target_uid)))
+		return true;
+	return j->have_old && j->n_old &&
+	       bsearch(&uid, j->old_uids, j->n_old, sizeof *j->old_uids,
+		       cmp_str);
+}
+
+/* The owner whose pods the job restarts, or NULL: the pod alone. */
+static const char *pods_owner(const struct job *j)
+{
+	if (!j->verify)
+		return NULL;
+	if (j->r.action == KM_ACTION_ROLLOUT_RESTART ||
+	    strcmp(j->verify, j->r.target))
+		return j->verify;
+	return NULL;
+}
+
+/* Calls fn for every live pod target of owner (NULL: the pod named
+ * name) in state (0: any), until fn returns false. */
+static void each_pod(struct km_health *h, const char *cluster,
+		     const char *owner, const char *name, int state,
+		     bool (*fn)(const struct km_target *t, void *arg),
+		     void *arg)
 {
 	struct km_health_filter f = {.kind = KM_KIND_POD,
-				     .state = KM_STATE_HEALTHY,
+				     .state = state,
 				     .cluster = cluster,
 				     .owner = owner};
 	struct km_arena a;
 	struct km_target *v;
 	int64_t after = 0, seq;
 	size_t n;
-	bool more = true, ok = false;
+	bool more = true;
 
 	km_arena_init(&a, 8192);
 	if (!owner) {
 		struct km_health_view hv;
 		struct km_error err = {0};
 
-		ok = !km_health_get(h, name, &a, &hv, &err) &&
-		     hv.target.state == KM_STATE_HEALTHY &&
-		     hv.target.created_us >= since_us;
+		if (!km_health_get(h, name, &a, &hv, &err) &&
+		    (!state || hv.target.state == state))
+			fn(&hv.target, arg);
 		km_arena_free(&a);
-		return ok;
+		return;
 	}
-	while (!ok && more &&
-	       !km_health_list(h, &f, after, 256, &a, &v, &n, &more, &seq)) {
-		for (size_t i = 0; i < n && !ok; i++)
-			ok = v[i].created_us >= since_us;
-		if (!n)
-			break;
+	while (more &&
+	       !km_health_list(h, &f, after, 256, &a, &v, &n, &more, &seq) &&
+	       n) {
+		for (size_t i = 0; i < n; i++)
+			if (!fn(&v[i], arg))
+				goto out;
 		after = v[n - 1].id;
 		km_arena_rewind(&a);
 	}
+out:
 	km_arena_free(&a);
-	return ok;
+}
+
+static bool add_old(const struct km_target *t, void *arg)
+{
+	struct job *j = arg;
+
+	if (!t->uid || !*t->uid)
+		return true;
+	if (j->n_old >= OLD_UIDS_MAX)
+		return false;
+	/* Doubles at each power of two (the arena keeps the old ones). */
+	if (!(j->n_old & (j->n_old - 1))) {
+		size_t cap = j->n_old ? j->n_old * 2 : 1;
+		const char **v = km_arena_alloc(&j->a, cap * sizeof *v);
+
+		if (!v)
+			return false;
+		if (j->n_old)
+			memcpy(v, j->old_uids, j->n_old * sizeof *v);
+		j->old_uids = v;
+	}
+	if (!(j->old_uids[j->n_old] = km_arena_strdup(&j->a, t->uid)))
+		return false;
+	j->n_old++;
+	return true;
+}
+
+/* At the dispatch: the pods there are now are not replacements. */
+static void note_old_pods(struct job *j)
+{
+	if (j->have_old || !j->verify)
+		return;
+	j->n_old = 0;
+	j->old_uids = NULL;
+	each_pod(j->e->o.health, j->r.cluster, pods_owner(j), j->r.target, 0,
+		 add_old, j);
+	if (j->n_old)
+		qsort(j->old_uids, j->n_old, sizeof *j->old_uids, cmp_str);
+	j->have_old = true;
+}
+
+struct fresh {
+	struct job *j;
+	int64_t since_us;
+	bool found;
+};
+
+static bool is_fresh(const struct km_target *t, void *arg)
+{
+	struct fresh *f = arg;
+
+	f->found = !is_old(f->j, t->uid) && t->created_us >= f->since_us;
+	if (f->found)
+		f->j->fresh = km_arena_strdup(&f->j->a, t->name);
+	return !f->found;
+}
+
+/* Whether a pod that replaced what the job restarted is HEALTHY. */
+static bool fresh_pod_healthy(struct job *j)
+{
+	/* creationTimestamp has whole seconds: without the pods known at
+	 * the dispatch (taken back after a restart), only one made a
+	 * whole second after it is surely new. */
+	int64_t s = j->dispatched_us / 1000000 * 1000000;
+	struct fresh f = {.j = j, .since_us = j->have_old ? s : s + 1000000};
+
+	each_pod(j->e->o.health, j->r.cluster, pods_owner(j), j->r.target,
+		 KM_STATE_HEALTHY, is_fresh, &f);
+	return f.found;
 }
 
 /* Whether the job's check holds now: a pod made after the dispatch is
@@ -295,8 +399,6 @@ static bool fresh_pod_healthy(struct km_health *h, const char *cluster,
 static bool check_now(struct job *j, bool at_deadline)
 {
 	struct km_recovery_engine *e = j->e;
-	/* creationTimestamp has whole seconds. */
-	int64_t since = j->dispatched_us / 1000000 * 1000000;
 
 	(void)at_deadline;
 	if (!j->verify) {
@@ -318,12 +420,7 @@ static bool check_now(struct job *j, bool at_deadline)
 		    st != KM_STATE_HEALTHY)
 			return false;
 	}
-	return fresh_pod_healthy(e->o.health, j->r.cluster,
-				 j->r.action == KM_ACTION_ROLLOUT_RESTART ||
-						 strcmp(j->verify, j->r.target)
-					 ? j->verify
-					 : NULL,
-				 j->r.target, since);
+	return fresh_pod_healthy(j);
 }
 
 static void verify_step(struct job *j, int64_t now_ns)
@@ -338,8 +435,12 @@ static void verify_step(struct job *j, int64_t now_ns)
 	count(j->e, &j->e->stats.verifying, -1);
 	if (ok) {
 		count(j->e, &j->e->stats.verified, 1);
-		if (j->verify)
-			snprintf(msg, sizeof msg, "%s is healthy", j->verify);
+		if (j->fresh)
+			snprintf(msg, sizeof msg,
+				 "%.200s has a new pod, %.200s, and it is "
+				 "healthy",
+				 pods_owner(j) ? j->verify : "the pod's name",
+				 j->fresh);
 		else
 			snprintf(msg, sizeof msg, "node is %s",
 				 j->r.action == KM_ACTION_CORDON
@@ -546,6 +647,7 @@ static void dispatch(struct job *j)
 	if (!j->dispatched_us)
 		j->dispatched_us = j->r.dispatched_us ? j->r.dispatched_us
 						      : km_now_us();
+	note_old_pods(j);
 	j->not_before_us = -1; /* its backoff, if any, is over */
 	/* From QUEUED; or DISPATCHED again, for one whose outcome could not
 	 * be recorded (each attempt is an event). */

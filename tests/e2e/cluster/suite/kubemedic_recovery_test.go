@@ -131,10 +131,13 @@ func TestKubemedicRecoveryRestartsAPod(t *testing.T) {
 	if again.ID != r.ID {
 		t.Errorf("the same idempotency key made recovery %s, then %s", r.ID, again.ID)
 	}
+	asked := time.Now()
 	done := d.awaitPhase(t, r.ID, "RECOVERY_PHASE_VERIFIED", 90*time.Second)
 	if done.Attempts != 1 {
 		t.Errorf("attempts %d, want 1", done.Attempts)
 	}
+	t.Logf("recovery %s VERIFIED %v after it was asked for: %q", r.ID,
+		time.Since(asked).Round(10*time.Millisecond), done.LastError)
 	// The pod of that uid is gone; its Deployment has two running again.
 	p, err := adm.CoreV1().Pods(ns).Get(ctx(t), victim.Name, metav1.GetOptions{})
 	if err == nil && p.UID == victim.UID && p.DeletionTimestamp == nil {
@@ -143,6 +146,24 @@ func TestKubemedicRecoveryRestartsAPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	runningPods(t, adm, ns, "web", 2)
+
+	if !strings.Contains(done.LastError, "deployment/"+ns+"/web has a new pod") {
+		t.Errorf("verified with %q", done.LastError)
+	}
+
+	// A rollout restart, as kubectl does it: every pod replaced.
+	rr := d.recover(t, "deployment/"+ns+"/web", "--action", "rollout_restart", "--reason", "e2e: roll")
+	d.awaitPhase(t, rr.ID, "RECOVERY_PHASE_VERIFIED", 90*time.Second)
+	dep, err := adm.AppsV1().Deployments(ns).Get(ctx(t), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at := dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"]; at == "" {
+		t.Errorf("no restartedAt on the template: %v", dep.Spec.Template.Annotations)
+	} else if _, err := time.Parse(time.RFC3339, at); err != nil {
+		t.Errorf("restartedAt %q: %v", at, err)
+	}
+	pods = runningPods(t, adm, ns, "web", 2)
 
 	// A dry run checks everything and changes nothing.
 	other := pods[1]
@@ -161,7 +182,8 @@ func TestKubemedicRecoveryRestartsAPod(t *testing.T) {
 		t.Fatalf("recoveries: %v: %s", err, errs)
 	}
 	var list []recovery
-	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 || list[0].ID != r.ID {
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 || list[0].ID != r.ID ||
+		list[0].Requester == "" {
 		t.Errorf("recoveries of %s: %v %s", target, err, out)
 	}
 
