@@ -75,6 +75,10 @@ static const char usage_text[] =
 	"                                    and checked by kubemedicd\n"
 	"  recoveries [TARGET] [--state PHASE] [--since T] [--until T] [--limit N]\n"
 	"                                    recoveries, newest first\n"
+	"  recoveries -w [TARGET] [--since-sequence N]\n"
+	"                                    each change of a recovery as it is\n"
+	"                                    recorded (first the stored ones\n"
+	"                                    after N)\n"
 	"  recovery ID                       one recovery\n"
 	"  cancel ID [--reason TEXT]         a recovery not yet dispatched\n"
 	"\n"
@@ -115,7 +119,7 @@ struct opts {
 	const char *tls_ca, *tls_cert, *tls_key, *token_file, *server_name;
 	const char *identity, *method, *out;
 	const char *action, *reason, *key;
-	bool dry_run, force;
+	bool dry_run, force, watch;
 	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
 	const char *workdir, *kind, *state, *cluster;
 	const char *ns, *node, *owner, *uid;
@@ -1488,6 +1492,56 @@ static int cmd_cancel(struct cli *cli)
 	return 0;
 }
 
+/* recoveries -w [TARGET] [--since-sequence N]: each recovery event as it
+ * is committed (after the stored ones after N). */
+static int watch_recoveries(struct cli *cli)
+{
+	Kubemedic__V1__WatchRecoveriesRequest req =
+		KUBEMEDIC__V1__WATCH_RECOVERIES_REQUEST__INIT;
+	struct km_client_stream *s;
+	int rc;
+
+	req.target = cli->o.n_pos == 2 ? cli->o.pos[1] : "";
+	req.since_sequence = cli->o.since_seq;
+	if ((rc = connect_server(cli)))
+		return rc;
+	if (km_client_stream_open(cli->c,
+				  "/kubemedic.v1.RecoveryService/"
+				  "WatchRecoveries",
+				  &req.base, &s, &cli->st))
+		return rpc_failed(cli);
+	if (!cli->o.json)
+		printf("%-8s %-20s %-8s %-16s %-14s %-36s %s\n", "SEQ", "TIME",
+		       "ID", "ACTION", "PHASE", "TARGET", "ANSWER");
+	fflush(stdout);
+	for (;;) {
+		ProtobufCMessage *m;
+		const Kubemedic__V1__RecoveryEvent *ev;
+		const Kubemedic__V1__Recovery *v;
+		char b[40];
+
+		rc = km_client_stream_next(
+			s, &kubemedic__v1__recovery_event__descriptor, &cli->a,
+			0, &m, &cli->st);
+		if (rc)
+			break;
+		ev = (const Kubemedic__V1__RecoveryEvent *)m;
+		v = ev->recovery;
+		if (cli->o.json)
+			print_json_line(m);
+		else if (v)
+			printf("%-8lld %-20s %-8s %-16s %-14s %-36s %s\n",
+			       (long long)ev->sequence, fmt_ts(b, ev->time),
+			       safe(&cli->a, v->id), ACTION(v->action),
+			       PHASE(v->phase), safe(&cli->a, v->target),
+			       safe(&cli->a, v->last_error));
+		fflush(stdout);
+		km_arena_reset(&cli->a);
+	}
+	km_client_stream_close(s);
+	return rpc_failed(cli);
+}
+
 static int cmd_recoveries(struct cli *cli)
 {
 	Kubemedic__V1__ListRecoveriesRequest req =
@@ -1500,6 +1554,8 @@ static int cmd_recoveries(struct cli *cli)
 		return usage_error("recoveries [TARGET] (filters are --state, "
 				   "--since, --until)%s",
 				   "");
+	if (cli->o.watch)
+		return watch_recoveries(cli);
 	if (cli->o.state &&
 	    parse_enum(&kubemedic__v1__recovery_phase__descriptor,
 		       "RECOVERY_PHASE_", cli->o.state, &phase))
@@ -1860,6 +1916,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"idempotency-key", required_argument, NULL, O_KEY},
 		{"dry-run", no_argument, NULL, O_DRY_RUN},
 		{"force", no_argument, NULL, O_FORCE},
+		{"watch", no_argument, NULL, 'w'},
 		{0},
 	};
 	int dashdash = argc, c;
@@ -1886,7 +1943,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->timeout_ms = 10000;
 
 	opterr = 0;
-	while ((c = getopt_long(dashdash, argv, "s:o:hf:l:H:", opts, NULL)) !=
+	while ((c = getopt_long(dashdash, argv, "s:o:hf:l:H:w", opts, NULL)) !=
 	       -1) {
 		int64_t ms;
 
@@ -1999,6 +2056,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_KEY: o->key = optarg; break;
 		case O_DRY_RUN: o->dry_run = true; break;
 		case O_FORCE: o->force = true; break;
+		case 'w': o->watch = true; break;
 		case O_LABEL:
 			if (o->n_labels == 64)
 				return usage_error("too many --label%s", "");

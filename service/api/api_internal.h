@@ -66,6 +66,9 @@ struct km_api {
 
 	struct km_prober *prober; /* NULL: definitions only, no runs */
 	struct km_recovery_engine *recovery; /* NULL: no cluster watched */
+	/* WatchRecoveries streams, told by the store's recovery listener. */
+	pthread_mutex_t rw_mu;
+	struct km_list rwatchers;
 	/* What probes through ProbeService may touch; borrowed (never NULL
 	 * once started). */
 	const struct km_probe_policy *probe_policy;
@@ -198,6 +201,10 @@ API_HANDLER(km_api_request_recovery);
 API_HANDLER(km_api_get_recovery);
 API_HANDLER(km_api_list_recoveries);
 API_HANDLER(km_api_cancel_recovery);
+int km_api_watch_recoveries(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+			    struct km_error *err);
+/* The store's recovery listener (api_recovery.c). */
+void km_api_recovery_event(void *arg, const struct km_recovery_event *e);
 
 API_HANDLER(km_api_list_audit_events);
 

@@ -344,3 +344,202 @@ API_HANDLER(km_api_cancel_recovery)
 		return rc;
 	return reply(ctx, &r, resp, err);
 }
+
+/* ---- WatchRecoveries ---------------------------------------------------------- */
+/*
+ * Every committed recovery event reaches the store's recovery listener
+ * (on the writer's thread), which hands it to each stream that wants it.
+ * A stream that resumes (since_sequence > 0) is registered first and
+ * keeps what arrives meanwhile (at most PENDING_MAX events), then reads
+ * the stored events after since_sequence a page at a time (the next one
+ * when its send queue has drained), then sends what was kept that the
+ * pages did not have (by sequence): every event once, in order.
+ */
+
+#define REPLAY_PAGE 256
+#define PENDING_MAX 4096
+
+struct rwatcher {
+	struct km_api *api;
+	struct km_rpc_call *call; /* a reference is held */
+	char *target;             /* NULL: every recovery */
+	struct km_list node;      /* in api->rwatchers, under rw_mu */
+	bool live;                /* under rw_mu: sending as events come */
+	bool dead;                /* under rw_mu: finished */
+	int64_t replay_seq;       /* the last sequence sent */
+	struct km_recovery_event **pending; /* under rw_mu, in order */
+	size_t n_pending;
+};
+
+static bool wants(const struct rwatcher *w, const struct km_recovery_event *e)
+{
+	return !w->target || (e->r.target && !strcmp(w->target, e->r.target));
+}
+
+static bool send_recovery_event(struct rwatcher *w,
+				const struct km_recovery_event *e)
+{
+	Kubemedic__V1__RecoveryEvent *pb;
+	struct km_arena a;
+	bool ok = false;
+
+	km_arena_init(&a, 2048);
+	pb = KM_ARENA_NEW(&a, Kubemedic__V1__RecoveryEvent,
+			  KUBEMEDIC__V1__RECOVERY_EVENT__INIT);
+	if (pb) {
+		pb->sequence = e->seq;
+		pb->recovery = recovery_to_pb(&e->r, &a);
+		pb->time = km_pb_timestamp(&a, e->at_us);
+	}
+	if (pb && pb->recovery && pb->time)
+		ok = km_rpc_stream_send(w->call, &pb->base) == 0;
+	km_arena_free(&a);
+	if (ok)
+		w->replay_seq = e->seq;
+	return ok;
+}
+
+static void drop_pending(struct rwatcher *w)
+{
+	for (size_t i = 0; i < w->n_pending; i++)
+		free(w->pending[i]);
+	free(w->pending);
+	w->pending = NULL;
+	w->n_pending = 0;
+}
+
+/* The writer's thread: a committed event, to every stream that wants it. */
+void km_api_recovery_event(void *arg, const struct km_recovery_event *e)
+{
+	struct km_api *api = arg;
+	struct km_list *x;
+
+	pthread_mutex_lock(&api->rw_mu);
+	km_list_for_each (x, &api->rwatchers) {
+		struct rwatcher *w = km_list_entry(x, struct rwatcher, node);
+		struct km_recovery_event **v, *copy;
+		char msg[160];
+
+		if (w->dead || !wants(w, e))
+			continue;
+		if (w->live) {
+			if (!send_recovery_event(w, e))
+				w->dead = true; /* the stream is ending */
+			continue;
+		}
+		if (w->n_pending == PENDING_MAX ||
+		    !(copy = km_recovery_event_dup(e)) ||
+		    !(v = realloc(w->pending,
+				  (w->n_pending + 1) * sizeof *v))) {
+			if (w->n_pending < PENDING_MAX && copy)
+				free(copy);
+			snprintf(msg, sizeof msg,
+				 "too many recovery events arrived during the "
+				 "replay; resume with since_sequence %lld",
+				 (long long)w->replay_seq);
+			km_rpc_stream_finish(w->call, KM_EFULL, msg);
+			w->dead = true;
+			drop_pending(w);
+			continue;
+		}
+		w->pending = v;
+		w->pending[w->n_pending++] = copy;
+	}
+	pthread_mutex_unlock(&api->rw_mu);
+}
+
+static void rwatch_done(void *arg, struct km_rpc_call *c)
+{
+	struct rwatcher *w = arg;
+
+	pthread_mutex_lock(&w->api->rw_mu);
+	km_list_del(&w->node);
+	drop_pending(w);
+	pthread_mutex_unlock(&w->api->rw_mu);
+	km_rpc_call_on_drain(c, NULL, NULL);
+	km_rpc_call_unref(c);
+	free(w->target);
+	free(w);
+}
+
+/* The replay's end: what was kept and not replayed, then live. */
+static void replay_done(struct rwatcher *w)
+{
+	km_rpc_call_on_drain(w->call, NULL, NULL);
+	pthread_mutex_lock(&w->api->rw_mu);
+	for (size_t i = 0; i < w->n_pending && !w->dead; i++)
+		if (w->pending[i]->seq > w->replay_seq &&
+		    !send_recovery_event(w, w->pending[i]))
+			w->dead = true;
+	drop_pending(w);
+	w->live = !w->dead;
+	pthread_mutex_unlock(&w->api->rw_mu);
+}
+
+static void rwatch_page(void *arg, struct km_rpc_call *c)
+{
+	struct rwatcher *w = arg;
+	struct api_worker *wk = km_rpc_call_worker_data(c);
+	struct km_recovery_event *v;
+	struct km_error err = {0};
+	struct km_arena a;
+	size_t n;
+	bool more;
+
+	km_arena_init(&a, 65536);
+	km_reader_set_deadline(wk->reader, 0);
+	if (km_reader_recovery_events_after(wk->reader, w->replay_seq,
+					    w->target, REPLAY_PAGE, &a, &v, &n,
+					    &more, &err)) {
+		km_rpc_stream_finish(c, err.code, err.msg);
+		km_arena_free(&a);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!send_recovery_event(w, &v[i])) {
+			km_arena_free(&a);
+			return; /* the stream is over or ending */
+		}
+	km_arena_free(&a);
+	if (!more || !n)
+		replay_done(w);
+}
+
+int km_api_watch_recoveries(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
+			    struct km_error *err)
+{
+	const Kubemedic__V1__WatchRecoveriesRequest *r = (const void *)req;
+	struct km_api *api = API_OF(ctx);
+	struct rwatcher *w;
+	struct km_target_name tn;
+	char why[256];
+
+	if (r->since_sequence < 0)
+		return km_error_set(err, KM_EINVAL,
+				    "since_sequence: must be 0 (only new "
+				    "events) or a sequence received before");
+	if (r->target && *r->target &&
+	    km_target_name_parse(r->target, &tn, why, sizeof why))
+		return km_error_set(err, KM_EINVAL, "target: %s", why);
+	w = calloc(1, sizeof *w);
+	if (!w ||
+	    (r->target && *r->target && !(w->target = strdup(r->target)))) {
+		free(w);
+		return API_OOM(err);
+	}
+	w->api = api;
+	w->call = ctx->call;
+	w->replay_seq = r->since_sequence;
+	w->live = r->since_sequence == 0;
+	km_rpc_call_ref(w->call);
+	pthread_mutex_lock(&api->rw_mu);
+	km_list_add_tail(&api->rwatchers, &w->node);
+	pthread_mutex_unlock(&api->rw_mu);
+	if (!w->live) {
+		km_rpc_call_on_drain(w->call, rwatch_page, w);
+		rwatch_page(w, w->call);
+	}
+	/* Last: if the call is over already, rwatch_done runs here. */
+	km_rpc_call_on_done(w->call, rwatch_done, w);
+	return 0;
+}

@@ -60,9 +60,6 @@ static void worker_fini(void *arg, void *data)
 
 static const char availability[] =
 	"availability reports (uptime, MTTR, MTBF) come with recovery";
-static const char recovery[] =
-	"recovery actions (restart pod, rollout restart, cordon, drain) are "
-	"not built yet";
 
 static const struct km_rpc_method api_methods[] = {
 	UNARY(KM "ProbeService/CreateProbe", D(create_probe_request),
@@ -100,8 +97,8 @@ static const struct km_rpc_method api_methods[] = {
 	      km_api_list_recoveries, NULL),
 	UNARY(KM "RecoveryService/CancelRecovery", D(cancel_recovery_request),
 	      km_api_cancel_recovery, NULL),
-	LATER_STREAM(KM "RecoveryService/WatchRecoveries",
-		     D(watch_recoveries_request), recovery),
+	{KM "RecoveryService/WatchRecoveries", KM_RPC_SERVER_STREAM,
+	 D(watch_recoveries_request), NULL, km_api_watch_recoveries, NULL},
 };
 
 /* clang-format on */
@@ -119,6 +116,8 @@ int km_api_create(struct km_api **out, struct km_error *err)
 		return API_OOM(err);
 	pthread_mutex_init(&api->mu, NULL);
 	pthread_mutex_init(&api->quota_mu, NULL);
+	pthread_mutex_init(&api->rw_mu, NULL);
+	km_list_init(&api->rwatchers);
 	api->limits = KM_LIMITS_DEFAULTS;
 	api->not_serving = KM_API_NS_STOPPED;
 	km_list_init(&api->watchers);
@@ -242,6 +241,7 @@ int km_api_start(struct km_api *api, struct km_store *store,
 	rc = km_api_health_start(api, err);
 	if (rc)
 		return rc;
+	km_store_set_recovery_listener(store, km_api_recovery_event, api);
 	rc = km_rpc_server_start(&ro, &api->rpc, err);
 	if (rc) {
 		km_api_health_stop(api);
@@ -268,6 +268,8 @@ void km_api_stop(struct km_api *api, int64_t grace_ms)
 	km_api_health_set_serving(api, KM_API_NS_STOPPED, false);
 	km_rpc_server_shutdown(api->rpc, grace_ms);
 	api->rpc = NULL;
+	/* Every WatchRecoveries stream has ended too. */
+	km_store_set_recovery_listener(api->store, NULL, NULL);
 	/* Every stream has ended, and with it its hub subscription. */
 	km_api_health_stop(api);
 }
@@ -281,6 +283,7 @@ void km_api_destroy(struct km_api *api)
 	free(api->methods);
 	free(api->method_auth);
 	pthread_mutex_destroy(&api->quota_mu);
+	pthread_mutex_destroy(&api->rw_mu);
 	pthread_mutex_destroy(&api->mu);
 	free(api);
 }

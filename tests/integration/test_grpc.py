@@ -178,9 +178,13 @@ def test_unimplemented_names_the_capability(pb, channel):
     code, msg = code_of(health(pb, channel).GetAvailability,
                         pb.health.GetAvailabilityRequest(target="x"))
     assert code == grpc.StatusCode.UNIMPLEMENTED and "availability" in msg
-    stream = rec.WatchRecoveries(pb.recovery.WatchRecoveriesRequest())
-    code, msg = code_of(lambda: next(stream))
-    assert code == grpc.StatusCode.UNIMPLEMENTED and "recovery" in msg
+    for bad, want in ((pb.recovery.WatchRecoveriesRequest(since_sequence=-1),
+                       "since_sequence"),
+                      (pb.recovery.WatchRecoveriesRequest(target="nope"),
+                       "target")):
+        stream = rec.WatchRecoveries(bad)
+        code, msg = code_of(lambda: next(stream))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and want in msg
     unknown = channel.unary_unary("/kubemedic.v1.Nope/Nothing",
                                   request_serializer=lambda b: b,
                                   response_deserializer=lambda b: b)

@@ -82,6 +82,68 @@ func (d *daemon) awaitPhase(t *testing.T, id, phase string, timeout time.Duratio
 	return r
 }
 
+type recoveryEvent struct {
+	Sequence string   `json:"sequence"`
+	Recovery recovery `json:"recovery"`
+}
+
+// watchRecoveries follows `kubemedic recoveries -w ARGS...`.
+func (d *daemon) watchRecoveries(t *testing.T, args ...string) <-chan recoveryEvent {
+	t.Helper()
+	args = append([]string{"-s", d.addr, "-o", "json", "recoveries", "-w"}, args...)
+	cmd := exec.Command(binary(t, "KM_KUBEMEDIC"), args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ch := make(chan recoveryEvent, 256)
+	go func() {
+		defer close(ch)
+		dec := json.NewDecoder(out)
+		for {
+			var ev recoveryEvent
+			if err := dec.Decode(&ev); err != nil {
+				return
+			}
+			ch <- ev
+		}
+	}()
+	return ch
+}
+
+// phasesOf reads events of recovery id until it reaches last, and returns
+// their phases in order (and the first one's sequence).
+func phasesOf(t *testing.T, ch <-chan recoveryEvent, id, last string) ([]string, string) {
+	t.Helper()
+	var phases []string
+	first := ""
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("the watch ended; phases so far %v", phases)
+			}
+			if ev.Recovery.ID != id {
+				continue
+			}
+			if first == "" {
+				first = ev.Sequence
+			}
+			phases = append(phases, ev.Recovery.Phase)
+			if ev.Recovery.Phase == last {
+				return phases, first
+			}
+		case <-timeout:
+			t.Fatalf("recovery %s: phases %v, not %s", id, phases, last)
+		}
+	}
+}
+
 func deployment(t *testing.T, cs kubernetes.Interface, ns, name string, replicas int32) {
 	t.Helper()
 	lbl := map[string]string{"app": name}
@@ -123,6 +185,7 @@ func TestKubemedicRecoveryRestartsAPod(t *testing.T) {
 	d.awaitTarget(t, target)
 	d.awaitTarget(t, "deployment/"+ns+"/web")
 
+	live := d.watchRecoveries(t)
 	r := d.recover(t, target, "--action", "restart_pod", "--reason", "e2e: stuck", "--idempotency-key", "k-"+ns)
 	if r.TargetUID != string(victim.UID) || r.Action != "RECOVERY_ACTION_RESTART_POD" {
 		t.Fatalf("recovery %+v: want uid %s", r, victim.UID)
@@ -149,6 +212,18 @@ func TestKubemedicRecoveryRestartsAPod(t *testing.T) {
 
 	if !strings.Contains(done.LastError, "deployment/"+ns+"/web has a new pod") {
 		t.Errorf("verified with %q", done.LastError)
+	}
+	// Every step, live, in order; and again replayed from the first.
+	want := []string{"RECOVERY_PHASE_REQUESTED", "RECOVERY_PHASE_QUEUED", "RECOVERY_PHASE_DISPATCHED",
+		"RECOVERY_PHASE_SUCCEEDED", "RECOVERY_PHASE_VERIFIED"}
+	phases, first := phasesOf(t, live, r.ID, "RECOVERY_PHASE_VERIFIED")
+	if strings.Join(phases, " ") != strings.Join(want, " ") {
+		t.Errorf("live phases %v, want %v", phases, want)
+	}
+	replayed, _ := phasesOf(t, d.watchRecoveries(t, target, "--since-sequence", first), r.ID,
+		"RECOVERY_PHASE_VERIFIED")
+	if strings.Join(replayed, " ") != strings.Join(want[1:], " ") {
+		t.Errorf("replayed after %s: %v, want %v", first, replayed, want[1:])
 	}
 
 	// A rollout restart, as kubectl does it: every pod replaced.
