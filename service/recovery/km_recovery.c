@@ -381,11 +381,16 @@ static bool is_fresh(const struct km_target *t, void *arg)
 /* Whether a pod that replaced what the job restarted is HEALTHY. */
 static bool fresh_pod_healthy(struct job *j)
 {
-	/* creationTimestamp has whole seconds: without the pods known at
-	 * the dispatch (taken back after a restart), only one made a
-	 * whole second after it is surely new. */
+	/* creationTimestamp has whole seconds: a pod made in the
+	 * dispatch's second may be older than the dispatch. The pods known
+	 * at the dispatch are left out by their uids. A recovery taken back
+	 * after a restart has no such list (only the restarted pod's uid):
+	 * a pod of the dispatch's second counts as new. Asking for a whole
+	 * second more instead left out the replacement itself, made within
+	 * a second of a dispatch as it usually is, and such a recovery
+	 * ended NOT_RECOVERED with its pod replaced and healthy. */
 	int64_t s = j->dispatched_us / 1000000 * 1000000;
-	struct fresh f = {.j = j, .since_us = j->have_old ? s : s + 1000000};
+	struct fresh f = {.j = j, .since_us = s};
 
 	each_pod(j->e->o.health, j->r.cluster, pods_owner(j), j->r.target,
 		 KM_STATE_HEALTHY, is_fresh, &f);
