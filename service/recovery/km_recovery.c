@@ -185,7 +185,7 @@ static void write_phase(struct job *j, int expected, int phase, long http,
 		.expected_phase = expected,
 		.phase = phase,
 		.attempts = j->r.attempts,
-		.http_status = (int32_t)http,
+		.http_status = (int32_t)http, /* < 0: no answer */
 		.message = msg ? j->msg : NULL,
 		.not_before_us = j->not_before_us,
 	};
@@ -558,6 +558,9 @@ static void answered(void *arg, long status, const char *body, size_t len,
 		out = KM_KUBE_RETRY;
 		snprintf(why, sizeof why, "no answer: %.480s",
 			 err ? err->msg : "");
+		/* Recorded as none: not the status of the attempt before,
+		 * beside this attempt's "no answer". */
+		status = -1;
 	} else {
 		out = km_kube_action_outcome(&j->act, status, body, len,
 					     &retry_after, why, sizeof why);
