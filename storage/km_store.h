@@ -337,7 +337,8 @@ struct km_recovery_update {
 	int expected_phase;    /* KM_EPRECOND unless it is in it; 0: any */
 	int phase;             /* the phase reached; 0: unchanged */
 	int32_t attempts;      /* > 0: set; 0: unchanged (they only grow) */
-	int32_t http_status;   /* of the answer; 0: unchanged */
+	int32_t http_status;   /* of the answer; 0: unchanged; < 0: none
+				  came (cleared to 0) */
 	const char *message;   /* last_error; NULL: unchanged ("" clears) */
 	const char *skip_rule; /* NULL: unchanged (with SKIPPED) */
 	int64_t not_before_us; /* > 0: set; < 0: cleared; 0: unchanged */

@@ -368,7 +368,7 @@ static int update_op(struct km_store *s, void *arg, struct km_error *err)
 	if (u->attempts > 0)
 		r.attempts = u->attempts;
 	if (u->http_status)
-		r.http_status = u->http_status;
+		r.http_status = u->http_status > 0 ? u->http_status : 0;
 	if (u->message)
 		r.last_error = u->message;
 	if (u->skip_rule)

@@ -379,6 +379,13 @@ static int start(struct km_kube_req *r)
 	km_kube_creds_apply(&c->cr, e);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	/* A write on a connection of its own: on a reused connection that
+	 * dies before any answer, libcurl sends the request again, by
+	 * itself, on a new one; the caller (the recovery engine counts and
+	 * records each attempt with its answer) would never know that a
+	 * second write left. */
+	if (strcmp(r->method, "GET"))
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	/* A GET's answer compressed; a watch's not: the API server gzips
 	 * a watch whose first write is large (a list streamed as initial
 	 * events), and libcurl 7.88 (Debian 12) fails such a stream after

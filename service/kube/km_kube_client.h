@@ -13,7 +13,9 @@
  * Requests are reads (km_kube_get, km_kube_watch) and writes
  * (km_kube_request: POST, PATCH, PUT, DELETE, with a body of at most
  * KM_KUBE_REQUEST_BODY_MAX bytes, copied), all through one path: the same
- * bucket, credentials, timeouts and bounds.
+ * bucket, credentials, timeouts and bounds. A write goes out once per
+ * call, on a new connection: on a reused one that died under it, libcurl
+ * would send it again by itself, unseen by a caller that counts attempts.
  *
  * Throttling: requests (not the bytes of a watch) go out at most qps a
  * second with bursts of burst, as client-go's token bucket; the others

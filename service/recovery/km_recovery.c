@@ -185,7 +185,7 @@ static void write_phase(struct job *j, int expected, int phase, long http,
 		.expected_phase = expected,
 		.phase = phase,
 		.attempts = j->r.attempts,
-		.http_status = (int32_t)http,
+		.http_status = (int32_t)http, /* < 0: no answer */
 		.message = msg ? j->msg : NULL,
 		.not_before_us = j->not_before_us,
 	};
@@ -381,11 +381,16 @@ static bool is_fresh(const struct km_target *t, void *arg)
 /* Whether a pod that replaced what the job restarted is HEALTHY. */
 static bool fresh_pod_healthy(struct job *j)
 {
-	/* creationTimestamp has whole seconds: without the pods known at
-	 * the dispatch (taken back after a restart), only one made a
-	 * whole second after it is surely new. */
+	/* creationTimestamp has whole seconds: a pod made in the
+	 * dispatch's second may be older than the dispatch. The pods known
+	 * at the dispatch are left out by their uids. A recovery taken back
+	 * after a restart has no such list (only the restarted pod's uid):
+	 * a pod of the dispatch's second counts as new. Asking for a whole
+	 * second more instead left out the replacement itself, made within
+	 * a second of a dispatch as it usually is, and such a recovery
+	 * ended NOT_RECOVERED with its pod replaced and healthy. */
 	int64_t s = j->dispatched_us / 1000000 * 1000000;
-	struct fresh f = {.j = j, .since_us = j->have_old ? s : s + 1000000};
+	struct fresh f = {.j = j, .since_us = s};
 
 	each_pod(j->e->o.health, j->r.cluster, pods_owner(j), j->r.target,
 		 KM_STATE_HEALTHY, is_fresh, &f);
@@ -553,6 +558,9 @@ static void answered(void *arg, long status, const char *body, size_t len,
 		out = KM_KUBE_RETRY;
 		snprintf(why, sizeof why, "no answer: %.480s",
 			 err ? err->msg : "");
+		/* Recorded as none: not the status of the attempt before,
+		 * beside this attempt's "no answer". */
+		status = -1;
 	} else {
 		out = km_kube_action_outcome(&j->act, status, body, len,
 					     &retry_after, why, sizeof why);

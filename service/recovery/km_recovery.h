@@ -28,7 +28,11 @@
  * names it) or, for a pod whose owner is not judged, the pod of the same
  * name; for ROLLOUT_RESTART the workload is HEALTHY and so is a pod of
  * it created after the dispatch; for CORDON and UNCORDON the node's
- * spec.unschedulable as the informer sees it.
+ * spec.unschedulable as the informer sees it. "Created after the
+ * dispatch" is to the second (creationTimestamp's): the pods there at the
+ * dispatch are told apart by their uids; for a recovery taken back after
+ * a restart, whose list of them is lost, a pod of the dispatch's second
+ * that is not the restarted one counts as new.
  *
  * Retries: no answer, 5xx, 409 and 429 are tried again, after an
  * exponential backoff with jitter (1 s doubling to 60 s) or the server's

@@ -509,6 +509,45 @@ static void test_lifecycle_and_time_columns(void **state)
 	}
 }
 
+/* An attempt with no answer clears the status of the one before: its
+ * row and its event never pair "no answer" with an old HTTP status. */
+static void test_no_answer_clears_the_status(void **state)
+{
+	struct fixture *f = *state;
+	struct km_recovery r =
+		request("node//worker-3", KM_ACTION_CORDON, NULL);
+	struct km_error err = {0};
+	struct km_recovery_update u[] = {
+		{.phase = KM_PHASE_QUEUED},
+		{.phase = KM_PHASE_DISPATCHED, .attempts = 1},
+		{.phase = KM_PHASE_QUEUED,
+		 .http_status = 500,
+		 .message = "the API server failed (HTTP 500)"},
+		{.phase = KM_PHASE_DISPATCHED, .attempts = 2},
+		{.phase = KM_PHASE_QUEUED,
+		 .http_status = -1,
+		 .message = "no answer: connection reset"},
+	};
+
+	make_target(f, "node//worker-3", "node-uid");
+	create(f, &r);
+	for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
+		u[i].id = r.id;
+		assert_int_equal(km_store_update_recovery(f->s, &u[i], &err),
+				 0);
+		if (i == 3) /* 0: unchanged */
+			assert_int_equal(get(f, r.id).http_status, 500);
+	}
+	r = get(f, r.id);
+	assert_int_equal(r.http_status, 0);
+	assert_string_equal(r.last_error, "no answer: connection reset");
+	assert_int_equal(raw_count(f->db,
+				   "SELECT count(*) FROM recovery_events "
+				   "WHERE http_status = 0 AND message "
+				   "LIKE 'no answer%'"),
+			 1);
+}
+
 static void test_preconditions(void **state)
 {
 	struct fixture *f = *state;
@@ -1394,6 +1433,7 @@ int main(void)
 		T(test_create_and_idempotent_repeat),
 		T(test_create_refusals),
 		T(test_lifecycle_and_time_columns),
+		T(test_no_answer_clears_the_status),
 		T(test_preconditions),
 		T(test_async_update),
 		cmocka_unit_test_setup_teardown(

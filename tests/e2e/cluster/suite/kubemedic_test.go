@@ -39,6 +39,10 @@ import (
 type daemon struct {
 	addr string
 	cmd  *exec.Cmd
+	db   string        // its database
+	done chan struct{} // closed when its log has ended
+	// killed: stopped by kill, not by the test's end.
+	killed bool
 
 	mu     sync.Mutex
 	log    strings.Builder
@@ -112,7 +116,13 @@ const defaultConfig = "auth: {localRole: viewer}\n"
 // kubeconfig "", the config's clusters: say what it watches.
 func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 	t.Helper()
-	dir := t.TempDir()
+	return startDaemonIn(t, t.TempDir(), kubeconfig, config)
+}
+
+// startDaemonIn is startDaemonWith with its config and database in dir: a
+// daemon started again in the same dir takes up the database another left.
+func startDaemonIn(t *testing.T, dir, kubeconfig, config string) *daemon {
+	t.Helper()
 	cfg := filepath.Join(dir, "km.yaml")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -129,9 +139,9 @@ func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, logged: make(chan struct{})}
-	started := make(chan string, 1)
 	done := make(chan struct{})
+	d := &daemon{cmd: cmd, db: filepath.Join(dir, "km.db"), done: done, logged: make(chan struct{})}
+	started := make(chan string, 1)
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(stderr)
@@ -148,6 +158,12 @@ func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 		}
 	}()
 	t.Cleanup(func() {
+		if d.killed {
+			if t.Failed() {
+				t.Logf("kubemedicd's log (killed):\n%s", d.logText())
+			}
+			return
+		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		<-done
 		err := cmd.Wait()
@@ -164,6 +180,18 @@ func startDaemonWith(t *testing.T, kubeconfig, config string) *daemon {
 		t.Fatalf("kubemedicd did not start:\n%s", d.logText())
 	}
 	return d
+}
+
+// kill stops kubemedicd with SIGKILL, as a crash would: nothing it holds
+// is written or cleaned up.
+func (d *daemon) kill(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	d.cmd.Wait() // "signal: killed"
+	d.killed = true
 }
 
 type transition struct {
