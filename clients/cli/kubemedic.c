@@ -75,7 +75,7 @@ static const char usage_text[] =
 	"                                    and checked by kubemedicd\n"
 	"  recoveries [TARGET] [--state PHASE] [--since T] [--until T] [--limit N]\n"
 	"                                    recoveries, newest first\n"
-	"  recoveries -w [TARGET] [--since-sequence N]\n"
+	"  recoveries -w [TARGET] [--since-sequence N | --from-oldest]\n"
 	"                                    each change of a recovery as it is\n"
 	"                                    recorded (first the stored ones\n"
 	"                                    after N)\n"
@@ -1503,6 +1503,11 @@ static int watch_recoveries(struct cli *cli)
 
 	req.target = cli->o.n_pos == 2 ? cli->o.pos[1] : "";
 	req.since_sequence = cli->o.since_seq;
+	req.from_oldest = cli->o.from_oldest;
+	if (cli->o.from_oldest && cli->o.since_seq)
+		return usage_error("--from-oldest replays everything stored: "
+				   "leave out --since-sequence%s",
+				   "");
 	if ((rc = connect_server(cli)))
 		return rc;
 	if (km_client_stream_open(cli->c,

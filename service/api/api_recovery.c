@@ -48,6 +48,7 @@ static Kubemedic__V1__Recovery *recovery_to_pb(const struct km_recovery *r,
 	pb->phase = (Kubemedic__V1__RecoveryPhase)r->phase;
 	pb->skip_rule = (char *)(r->skip_rule ? r->skip_rule : "");
 	pb->attempts = r->attempts;
+	pb->http_status = r->http_status > 0 ? r->http_status : 0;
 	pb->last_error = (char *)(r->last_error ? r->last_error : "");
 	pb->create_time = km_pb_timestamp(a, r->created_us);
 	pb->update_time = km_pb_timestamp(a, r->updated_us);
@@ -518,6 +519,10 @@ int km_api_watch_recoveries(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 		return km_error_set(err, KM_EINVAL,
 				    "since_sequence: must be 0 (only new "
 				    "events) or a sequence received before");
+	if (r->from_oldest && r->since_sequence)
+		return km_error_set(err, KM_EINVAL,
+				    "from_oldest: replays everything stored; "
+				    "since_sequence must then be 0");
 	if (r->target && *r->target &&
 	    km_target_name_parse(r->target, &tn, why, sizeof why))
 		return km_error_set(err, KM_EINVAL, "target: %s", why);
@@ -530,7 +535,7 @@ int km_api_watch_recoveries(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 	w->api = api;
 	w->call = ctx->call;
 	w->replay_seq = r->since_sequence;
-	w->live = r->since_sequence == 0;
+	w->live = r->since_sequence == 0 && !r->from_oldest;
 	km_rpc_call_ref(w->call);
 	pthread_mutex_lock(&api->rw_mu);
 	km_list_add_tail(&api->rwatchers, &w->node);

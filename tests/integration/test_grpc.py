@@ -181,7 +181,10 @@ def test_unimplemented_names_the_capability(pb, channel):
     for bad, want in ((pb.recovery.WatchRecoveriesRequest(since_sequence=-1),
                        "since_sequence"),
                       (pb.recovery.WatchRecoveriesRequest(target="nope"),
-                       "target")):
+                       "target"),
+                      (pb.recovery.WatchRecoveriesRequest(
+                          since_sequence=3, from_oldest=True),
+                       "from_oldest")):
         stream = rec.WatchRecoveries(bad)
         code, msg = code_of(lambda: next(stream))
         assert code == grpc.StatusCode.INVALID_ARGUMENT and want in msg

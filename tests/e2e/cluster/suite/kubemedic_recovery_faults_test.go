@@ -23,7 +23,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -348,34 +347,45 @@ func seenAnswer(trail []recovery, n int, want ...string) bool {
 	return false
 }
 
-// event is a row of the recovery's history as the database keeps it.
+// historyRow is one event of a recovery's history: the recovery as the
+// change left it.
 type historyRow struct {
-	Phase    int    `json:"phase"`
-	Attempts int    `json:"attempts"`
-	HTTP     int    `json:"http_status"`
-	Message  string `json:"message"`
+	Phase    int
+	Attempts int
+	HTTP     int
+	Message  string
 }
 
-// history reads the recovery's events from kubemedicd's database (WAL: a
-// reader beside the running writer) with the sqlite3 shell; nil when there
-// is none on this machine (the polled trail is then what is checked).
-func (d *daemon) history(t *testing.T, id string) []historyRow {
+// history reads the recovery's n first events through WatchRecoveries,
+// replayed from the oldest (what the database keeps, in order).
+func (d *daemon) history(t *testing.T, id string, n int) []historyRow {
 	t.Helper()
-	sq, err := exec.LookPath("sqlite3")
-	if err != nil {
-		t.Logf("no sqlite3 here: the database's history of recovery %s is not read", id)
-		return nil
-	}
-	out, err := exec.Command(sq, "-readonly", "-json", d.db, "SELECT phase, attempts, http_status, message "+
-		"FROM recovery_events WHERE recovery_id = "+id+" ORDER BY seq").CombinedOutput()
-	if err != nil {
-		t.Fatalf("sqlite3 %s: %v: %s", d.db, err, out)
-	}
 	var rows []historyRow
-	if err := json.Unmarshal(out, &rows); err != nil {
-		t.Fatalf("sqlite3: %v: %s", err, out)
+	ch := d.watchRecoveries(t, "--from-oldest")
+	timeout := time.After(30 * time.Second)
+	for len(rows) < n {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("the watch ended after %d events of recovery %s", len(rows), id)
+			}
+			if ev.Recovery.ID != id {
+				continue
+			}
+			rows = append(rows, historyRow{Phase: phaseNumber[ev.Recovery.Phase],
+				Attempts: ev.Recovery.Attempts, HTTP: ev.Recovery.HTTPStatus, Message: ev.Recovery.LastError})
+		case <-timeout:
+			t.Fatalf("recovery %s: %d events, want %d:%s", id, len(rows), n, showHistory(rows))
+		}
 	}
 	return rows
+}
+
+var phaseNumber = map[string]int{
+	"RECOVERY_PHASE_REQUESTED": 1, "RECOVERY_PHASE_QUEUED": 2, "RECOVERY_PHASE_DISPATCHED": 3,
+	"RECOVERY_PHASE_SUCCEEDED": 4, "RECOVERY_PHASE_FAILED": 5, "RECOVERY_PHASE_VERIFIED": 6,
+	"RECOVERY_PHASE_NOT_RECOVERED": 7, "RECOVERY_PHASE_CANCELLED": 8, "RECOVERY_PHASE_SKIPPED": 9,
+	"RECOVERY_PHASE_DRY_RUN": 10,
 }
 
 // Phase numbers in the database (kubemedic.v1.RecoveryPhase).
@@ -397,17 +407,14 @@ func showHistory(rows []historyRow) string {
 	return b.String()
 }
 
-// expectHistory checks the database's history of the recovery, row by row:
+// expectHistory checks the recovery's stored history, event by event:
 // phase, attempts and HTTP status (-1: any), and a piece of the message.
 // (An event is the row as the change left it: a DISPATCHED one still
 // shows the answer to the attempt before, a VERIFIED one the SUCCEEDED's
 // status.)
 func (d *daemon) expectHistory(t *testing.T, id string, want [][4]any) {
 	t.Helper()
-	rows := d.history(t, id)
-	if rows == nil {
-		return
-	}
+	rows := d.history(t, id, len(want))
 	ok := len(rows) == len(want)
 	for i := 0; ok && i < len(rows); i++ {
 		w := want[i]
@@ -415,9 +422,9 @@ func (d *daemon) expectHistory(t *testing.T, id string, want [][4]any) {
 			(w[2].(int) < 0 || rows[i].HTTP == w[2].(int)) && strings.Contains(rows[i].Message, w[3].(string))
 	}
 	if !ok {
-		t.Errorf("recovery %s's history in the database:%s\nwant %v", id, showHistory(rows), want)
+		t.Errorf("recovery %s's history:%s\nwant %v", id, showHistory(rows), want)
 	} else {
-		t.Logf("recovery %s's history in the database:%s", id, showHistory(rows))
+		t.Logf("recovery %s's history:%s", id, showHistory(rows))
 	}
 }
 

@@ -23,15 +23,16 @@ import (
 )
 
 type recovery struct {
-	ID        string `json:"id"`
-	Target    string `json:"target"`
-	TargetUID string `json:"targetUid"`
-	Action    string `json:"action"`
-	Phase     string `json:"phase"`
-	Attempts  int    `json:"attempts"`
-	LastError string `json:"lastError"`
-	Requester string `json:"requester"`
-	DryRun    bool   `json:"dryRun"`
+	ID         string `json:"id"`
+	Target     string `json:"target"`
+	TargetUID  string `json:"targetUid"`
+	Action     string `json:"action"`
+	Phase      string `json:"phase"`
+	Attempts   int    `json:"attempts"`
+	LastError  string `json:"lastError"`
+	HTTPStatus int    `json:"httpStatus"`
+	Requester  string `json:"requester"`
+	DryRun     bool   `json:"dryRun"`
 }
 
 // kubemedic runs the CLI against d; its stdout, stderr and error.
