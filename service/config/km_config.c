@@ -33,6 +33,7 @@
 #include <strings.h>
 
 #include "km_log.h"
+#include "km_policy.h"
 #include "km_probe.h"
 #include "km_time.h"
 #include "km_yaml.h"
@@ -88,6 +89,13 @@ void km_config_defaults(struct km_config *c)
 	c->kube_lease_grace_ms = 40 * 1000;
 	c->kube_pod_startup_grace_ms = 5 * MS_MINUTE;
 	c->kube_control_plane_period_ms = 10 * 1000;
+	c->recovery_workers = 4;
+	c->recovery_queue_max = 1024;
+	c->recovery_max_attempts = 5;
+	c->recovery_verify_window_ms = 2 * MS_MINUTE;
+	c->recovery_dry_run = false;
+	c->recovery_max_policy_targets = KM_POLICY_MAX_TARGETS_DEFAULT;
+	km_budget_config_defaults(&c->recovery_budget);
 }
 
 void km_config_free(struct km_config *c)
@@ -788,6 +796,7 @@ enum {
 	K_LIMITS,
 	K_KUBE,
 	K_CLUSTERS,
+	K_RECOVERY,
 	K_N
 };
 static const char *const top_keys[K_N] = {
@@ -808,6 +817,7 @@ static const char *const top_keys[K_N] = {
 	"limits",
 	"kube",
 	"clusters",
+	"recovery",
 };
 
 static int parse_database(struct km_yaml *ld, const yaml_node_t *n,
@@ -1791,6 +1801,566 @@ static int parse_clusters(struct km_yaml *ld, const yaml_node_t *n,
 	return 0;
 }
 
+/* ---- recovery ---------------------------------------------------------- */
+
+/* "N/UNIT" or "N/DURATION" ("1/min", "30/min", "5/s", "1/5m", "2/90s"),
+ * or 0 (no limit), into r's count and period. */
+static int get_rate(struct km_yaml *ld, const yaml_node_t *n, const char *path,
+		    struct km_budget_rate *r)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"s", 1000},
+		     {"min", MS_MINUTE},
+		     {"h", MS_HOUR},
+		     {"d", MS_DAY}};
+	struct km_yaml_shown b;
+	const char *text, *slash;
+	char count[24];
+	int64_t v, per = -1;
+
+	if (km_yaml_is_null(n))
+		return 0;
+	if (n->type != YAML_SCALAR_NODE)
+		return km_yaml_errorf(ld, n,
+				      "%s: expected a rate (\"1/min\"), got %s",
+				      path, km_yaml_show(n, &b));
+	text = km_yaml_scalar(n);
+	if (!strcmp(text, "0")) {
+		r->count = 0;
+		return 0;
+	}
+	slash = strchr(text, '/');
+	if (!slash || (size_t)(slash - text) >= sizeof count)
+		goto bad;
+	memcpy(count, text, (size_t)(slash - text));
+	count[slash - text] = '\0';
+	if (!km_yaml_all_digits(count) || !km_yaml_parse_i64(count, &v) ||
+	    v < 1 || v > 1000000)
+		goto bad;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (!strcmp(slash + 1, units[i].unit))
+			per = units[i].ms;
+	if (per < 0 && km_duration_parse(slash + 1, &per))
+		goto bad;
+	if (per < 1000 || per > MS_DAY)
+		return km_yaml_errorf(ld, n,
+				      "%s: the period of %s must be between "
+				      "1s and 1d",
+				      path, km_yaml_show(n, &b));
+	r->count = v;
+	r->per_ms = per;
+	return 0;
+bad:
+	return km_yaml_errorf(ld, n,
+			      "%s: expected a rate: COUNT/PERIOD, a count "
+			      "from 1 to 1000000 and a period of s, min, h, d "
+			      "or a duration (\"1/min\", \"5/s\", \"1/10m\"), "
+			      "or 0 for no limit; got %s",
+			      path, km_yaml_show(n, &b));
+}
+
+/* rates: {ACTION: {rate, burst}, ...} at path. */
+static int parse_rates(struct km_yaml *ld, const yaml_node_t *n,
+		       const char *path, struct km_budget_rate *rates)
+{
+	static const char *const actions[KM_ACTION_MAX] = {"restart_pod",
+							   "rollout_restart",
+							   "cordon", "uncordon",
+							   "drain"};
+	static const char *const keys[] = {"rate", "burst"};
+	yaml_node_t *v[KM_ACTION_MAX];
+	int rc;
+
+	if (km_yaml_map(ld, n, path, actions, KM_ACTION_MAX, v, 0))
+		return KM_EINVAL;
+	for (int a = 1; a <= KM_ACTION_MAX; a++) {
+		yaml_node_t *rv[2];
+		char p[224];
+
+		if (km_yaml_is_null(v[a - 1]))
+			continue;
+		pathf(p, sizeof p, "%s.%s", path, actions[a - 1]);
+		if (km_yaml_map(ld, v[a - 1], p, keys, 2, rv, 0))
+			return KM_EINVAL;
+		pathf(p, sizeof p, "%s.%s.rate", path, actions[a - 1]);
+		if (!rv[0])
+			return km_yaml_errorf(ld, v[a - 1],
+					      "%s: Required value (\"1/min\", "
+					      "or 0 for no limit)",
+					      p);
+		if ((rc = get_rate(ld, rv[0], p, &rates[a])))
+			return rc;
+		pathf(p, sizeof p, "%s.%s.burst", path, actions[a - 1]);
+		if ((rc = km_yaml_int(ld, rv[1], p, 1, 1000000,
+				      &rates[a].burst)))
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_budget(struct km_yaml *ld, const yaml_node_t *n,
+			struct km_budget_config *bc)
+{
+	enum {
+		B_MAX,
+		B_PER_CLUSTER,
+		B_RATES,
+		B_GLOBAL,
+		B_STORM,
+		B_MEMBERS,
+		B_N
+	};
+	static const char *const keys[B_N] = {
+		"maxConcurrent", "maxConcurrentPerCluster",
+		"rates",         "globalRates",
+		"storm",         "maxStormMembers"};
+	static const char *const storm_keys[] = {"share", "minUnhealthy"};
+	yaml_node_t *v[B_N], *sv[2];
+	int64_t max = bc->max_concurrent, per = bc->max_concurrent_per_cluster;
+	int64_t share = bc->storm_share_pct, min = bc->storm_min_unhealthy;
+	int64_t members = (int64_t)bc->max_members;
+	struct km_error e = {0};
+	int rc;
+
+	if (km_yaml_map(ld, n, "recovery.budget", keys, B_N, v, 0))
+		return KM_EINVAL;
+	if ((rc = km_yaml_int(ld, v[B_MAX], "recovery.budget.maxConcurrent", 1,
+			      10000, &max)) ||
+	    (rc = km_yaml_int(ld, v[B_PER_CLUSTER],
+			      "recovery.budget.maxConcurrentPerCluster", 1,
+			      10000, &per)) ||
+	    (rc = km_yaml_int(ld, v[B_MEMBERS],
+			      "recovery.budget.maxStormMembers", 1, 10000000,
+			      &members)))
+		return rc;
+	if (per > max)
+		return km_yaml_errorf(
+			ld, v[B_PER_CLUSTER] ? v[B_PER_CLUSTER] : n,
+			"recovery.budget.maxConcurrentPerCluster (%lld) must "
+			"be at most maxConcurrent (%lld)",
+			(long long)per, (long long)max);
+	if (!km_yaml_is_null(v[B_RATES]) &&
+	    (rc = parse_rates(ld, v[B_RATES], "recovery.budget.rates",
+			      bc->rates)))
+		return rc;
+	if (!km_yaml_is_null(v[B_GLOBAL]) &&
+	    (rc = parse_rates(ld, v[B_GLOBAL], "recovery.budget.globalRates",
+			      bc->global_rates)))
+		return rc;
+	if (km_yaml_map(ld, v[B_STORM], "recovery.budget.storm", storm_keys, 2,
+			sv, 0))
+		return KM_EINVAL;
+	if ((rc = km_yaml_int(ld, sv[0], "recovery.budget.storm.share", 1, 99,
+			      &share)) ||
+	    (rc = km_yaml_int(ld, sv[1], "recovery.budget.storm.minUnhealthy",
+			      1, 1000000, &min)))
+		return rc;
+	bc->max_concurrent = (int)max;
+	bc->max_concurrent_per_cluster = (int)per;
+	bc->storm_share_pct = (int)share;
+	bc->storm_min_unhealthy = (int)min;
+	bc->max_members = (size_t)members;
+	/* The module's own rules, once more: they are the contract. */
+	if (km_budget_config_check(bc, &e))
+		return km_yaml_errorf(ld, n, "recovery.budget.%s", e.msg);
+	return 0;
+}
+
+/* An action's name at path into *out. */
+static int get_action(struct km_yaml *ld, const yaml_node_t *n,
+		      const char *path, int *out)
+{
+	struct km_yaml_shown b;
+	const char *s = NULL;
+	int rc = km_yaml_str(ld, n, path, &s);
+
+	if (rc || !s)
+		return rc;
+	*out = km_action_parse(s, strlen(s));
+	if (!*out)
+		return km_yaml_errorf(ld, n,
+				      "%s: unknown action %s (known: "
+				      "restart_pod, rollout_restart, cordon, "
+				      "drain)",
+				      path, km_yaml_show(n, &b));
+	return 0;
+}
+
+/* A list of strings at path, as the policy's (const) list. */
+static int get_policy_list(struct km_yaml *ld, const yaml_node_t *n,
+			   const char *path, const char *const **out,
+			   size_t *nout)
+{
+	const char **v = NULL;
+	int rc;
+
+	if (km_yaml_is_null(n))
+		return 0;
+	rc = get_bounded_str_list(ld, n, path, KM_POLICY_MAX_LIST, &v, nout);
+	*out = v;
+	return rc;
+}
+
+enum {
+	PO_NAME,
+	PO_MATCH,
+	PO_TRIGGER,
+	PO_ACTION,
+	PO_ESCALATION,
+	PO_MAX_ATTEMPTS,
+	PO_BACKOFF,
+	PO_N
+};
+
+/* The node and path km_policy_config_check's field names. */
+static const yaml_node_t *policy_field_node(
+	struct km_yaml *ld, yaml_node_t *const *v, yaml_node_t *const *mv,
+	yaml_node_t *const *tv, yaml_node_t *const *ev, yaml_node_t *const *bv,
+	const yaml_node_t *whole, int field, int index, char *p, size_t len)
+{
+	const yaml_node_t *list = NULL, *n = NULL;
+
+	switch (field) {
+	case KM_PF_NAME:
+		pathf(p, len, "name");
+		n = v[PO_NAME];
+		break;
+	case KM_PF_CLUSTERS:
+	case KM_PF_NAMESPACES:
+		pathf(p, len, "match.%s",
+		      field == KM_PF_CLUSTERS ? "clusters" : "namespaces");
+		list = n = mv[field == KM_PF_CLUSTERS ? 0 : 2];
+		break;
+	case KM_PF_KINDS:
+		pathf(p, len, "match.kinds");
+		n = mv[1];
+		break;
+	case KM_PF_SELECTOR:
+		pathf(p, len, "match.labelSelector");
+		n = mv[3];
+		break;
+	case KM_PF_UNHEALTHY_FOR:
+		pathf(p, len, "trigger.unhealthyFor");
+		n = tv[0];
+		break;
+	case KM_PF_REASONS:
+		pathf(p, len, "trigger.reasons");
+		list = n = tv[1];
+		break;
+	case KM_PF_LADDER:
+		if (index <= 0) {
+			pathf(p, len, "action");
+			n = v[PO_ACTION];
+		} else {
+			pathf(p, len, "escalation.ladder[%d]", index - 1);
+			n = ev[1] ? km_yaml_seq_item(ld, ev[1],
+						     (size_t)index - 1)
+				  : NULL;
+		}
+		index = -1;
+		break;
+	case KM_PF_ESCALATE_AFTER:
+		pathf(p, len, "escalation.after");
+		n = ev[0];
+		break;
+	case KM_PF_MAX_ATTEMPTS:
+		pathf(p, len, "maxAttempts");
+		n = v[PO_MAX_ATTEMPTS];
+		break;
+	case KM_PF_BACKOFF:
+		pathf(p, len, "backoff");
+		n = bv[0] ? bv[0] : v[PO_BACKOFF];
+		break;
+	default: pathf(p, len, "?");
+	}
+	if (list && index >= 0 && list->type == YAML_SEQUENCE_NODE) {
+		size_t used = strlen(p);
+
+		pathf(p + used, len - used, "[%d]", index);
+		n = km_yaml_seq_item(ld, list, (size_t)index);
+	}
+	return n ? n : whole;
+}
+
+static int parse_policy(struct km_yaml *ld, const yaml_node_t *n,
+			const char *path, struct km_policy_config *pc)
+{
+	static const char *const keys[PO_N] = {"name",       "match",
+					       "trigger",    "action",
+					       "escalation", "maxAttempts",
+					       "backoff"};
+	static const char *const match_keys[] = {"clusters", "kinds",
+						 "namespaces", "labelSelector"};
+	static const char *const trigger_keys[] = {"unhealthyFor", "reasons"};
+	static const char *const esc_keys[] = {"after", "ladder"};
+	static const char *const backoff_keys[] = {"initial", "max",
+						   "resetAfter"};
+	yaml_node_t *v[PO_N], *mv[4], *tv[2], *ev[2], *bv[3];
+	struct km_yaml_shown b;
+	struct km_error e = {0};
+	const char **kinds = NULL;
+	size_t n_kinds = 0;
+	int64_t i64;
+	int field, index, rc;
+	char p[224], fp[96];
+
+	km_policy_config_defaults(pc);
+	if (km_yaml_is_null(n) || n->type != YAML_MAPPING_NODE)
+		return km_yaml_errorf(ld, n,
+				      "%s: expected a mapping {name, match, "
+				      "trigger, action, ...}, got %s",
+				      path, km_yaml_show(n, &b));
+	if (km_yaml_map(ld, n, path, keys, PO_N, v, 0))
+		return KM_EINVAL;
+	pathf(p, sizeof p, "%s.name", path);
+	if ((rc = km_yaml_str(ld, v[PO_NAME], p, &pc->name)))
+		return rc;
+	if (!pc->name)
+		return km_yaml_errorf(ld, n,
+				      "%s: Required value: every policy needs "
+				      "a name (its requester is "
+				      "\"policy:NAME\")",
+				      p);
+
+	pathf(p, sizeof p, "%s.match", path);
+	if (!v[PO_MATCH] || km_yaml_is_null(v[PO_MATCH]))
+		return km_yaml_errorf(ld, n,
+				      "%s: Required value: at least "
+				      "match.kinds",
+				      p);
+	if (km_yaml_map(ld, v[PO_MATCH], p, match_keys, 4, mv, 0))
+		return KM_EINVAL;
+	pathf(p, sizeof p, "%s.match.clusters", path);
+	if ((rc = get_policy_list(ld, mv[0], p, &pc->clusters,
+				  &pc->n_clusters)))
+		return rc;
+	pathf(p, sizeof p, "%s.match.kinds", path);
+	if (km_yaml_is_null(mv[1]))
+		return km_yaml_errorf(ld, v[PO_MATCH],
+				      "%s: Required value: one or more of pod, "
+				      "node, deployment, statefulset, "
+				      "daemonset",
+				      p);
+	if ((rc = get_bounded_str_list(ld, mv[1], p, 8, &kinds, &n_kinds)))
+		return rc;
+	for (size_t i = 0; i < n_kinds; i++) {
+		int k = km_kind_parse(kinds[i], strlen(kinds[i]));
+
+		if (!k || !(KM_POLICY_KINDS & (1u << k)))
+			return km_yaml_errorf(
+				ld, km_yaml_seq_item(ld, mv[1], i),
+				"%s[%zu]: %s is not a kind a policy acts on "
+				"(pod, node, deployment, statefulset, "
+				"daemonset)",
+				p, i,
+				km_yaml_show(km_yaml_seq_item(ld, mv[1], i),
+					     &b));
+		pc->kinds |= 1u << k;
+	}
+	if (!pc->kinds)
+		return km_yaml_errorf(ld, mv[1],
+				      "%s: Required value: one or more of pod, "
+				      "node, deployment, statefulset, "
+				      "daemonset",
+				      p);
+	pathf(p, sizeof p, "%s.match.namespaces", path);
+	if ((rc = get_policy_list(ld, mv[2], p, &pc->namespaces,
+				  &pc->n_namespaces)))
+		return rc;
+	pathf(p, sizeof p, "%s.match.labelSelector", path);
+	if ((rc = km_yaml_str(ld, mv[3], p, &pc->label_selector)))
+		return rc;
+
+	pathf(p, sizeof p, "%s.trigger", path);
+	if (km_yaml_map(ld, v[PO_TRIGGER], p, trigger_keys, 2, tv, 0))
+		return KM_EINVAL;
+	if (km_yaml_is_null(tv[0]) && km_yaml_is_null(tv[1]))
+		return km_yaml_errorf(ld, v[PO_TRIGGER] ? v[PO_TRIGGER] : n,
+				      "%s: Required value: unhealthyFor, "
+				      "reasons or both",
+				      p);
+	pathf(p, sizeof p, "%s.trigger.unhealthyFor", path);
+	if ((rc = km_yaml_duration(ld, tv[0], p, 0, MS_DAY, "at most 1d",
+				   &pc->unhealthy_for_ms)))
+		return rc;
+	pathf(p, sizeof p, "%s.trigger.reasons", path);
+	if ((rc = get_policy_list(ld, tv[1], p, &pc->reasons, &pc->n_reasons)))
+		return rc;
+
+	pathf(p, sizeof p, "%s.action", path);
+	if (km_yaml_is_null(v[PO_ACTION]))
+		return km_yaml_errorf(ld, n,
+				      "%s: Required value: restart_pod, "
+				      "rollout_restart, cordon or drain",
+				      p);
+	if ((rc = get_action(ld, v[PO_ACTION], p, &pc->ladder[0])))
+		return rc;
+	pc->n_ladder = 1;
+
+	pathf(p, sizeof p, "%s.escalation", path);
+	if (km_yaml_map(ld, v[PO_ESCALATION], p, esc_keys, 2, ev, 0))
+		return KM_EINVAL;
+	pathf(p, sizeof p, "%s.escalation.after", path);
+	i64 = pc->escalate_after;
+	if ((rc = km_yaml_int(ld, ev[0], p, 1, 100, &i64)))
+		return rc;
+	pc->escalate_after = (int)i64;
+	if (!km_yaml_is_null(ev[1])) {
+		const char **rungs;
+		size_t n_rungs;
+
+		pathf(p, sizeof p, "%s.escalation.ladder", path);
+		if ((rc = get_bounded_str_list(ld, ev[1], p,
+					       KM_POLICY_MAX_RUNGS - 1, &rungs,
+					       &n_rungs)))
+			return rc;
+		for (size_t i = 0; i < n_rungs; i++) {
+			pathf(p, sizeof p, "%s.escalation.ladder[%zu]", path,
+			      i);
+			if ((rc = get_action(ld, km_yaml_seq_item(ld, ev[1], i),
+					     p, &pc->ladder[i + 1])))
+				return rc;
+		}
+		pc->n_ladder += n_rungs;
+	}
+
+	pathf(p, sizeof p, "%s.maxAttempts", path);
+	i64 = pc->max_attempts;
+	if ((rc = km_yaml_int(ld, v[PO_MAX_ATTEMPTS], p, 1, 100, &i64)))
+		return rc;
+	pc->max_attempts = (int)i64;
+
+	pathf(p, sizeof p, "%s.backoff", path);
+	if (km_yaml_map(ld, v[PO_BACKOFF], p, backoff_keys, 3, bv, 0))
+		return KM_EINVAL;
+	pathf(p, sizeof p, "%s.backoff.initial", path);
+	if ((rc = km_yaml_duration(ld, bv[0], p, 1000, MS_DAY,
+				   "between 1s and 1d",
+				   &pc->backoff.initial_ms)))
+		return rc;
+	pathf(p, sizeof p, "%s.backoff.max", path);
+	if ((rc = km_yaml_duration(ld, bv[1], p, 1000, MS_DAY,
+				   "between 1s and 1d", &pc->backoff.max_ms)))
+		return rc;
+	pathf(p, sizeof p, "%s.backoff.resetAfter", path);
+	if ((rc = km_yaml_duration(ld, bv[2], p, 1000, MS_DAY,
+				   "between 1s and 1d",
+				   &pc->backoff.reset_after_ms)))
+		return rc;
+
+	/* km_policy's rules, pointed at the key they concern. */
+	if (km_policy_config_check(pc, &field, &index, &e)) {
+		const char *why = strstr(e.msg, ": ");
+		const yaml_node_t *at = policy_field_node(
+			ld, v, mv, tv, ev, bv, n, field, index, fp, sizeof fp);
+
+		return km_yaml_errorf(ld, at, "%s.%s: %s", path, fp,
+				      why ? why + 2 : e.msg);
+	}
+	return 0;
+}
+
+static int parse_policies(struct km_yaml *ld, const yaml_node_t *n,
+			  struct km_config *c)
+{
+	struct km_policy_config *v;
+	struct km_yaml_shown b;
+	size_t len;
+	int rc;
+
+	if (n->type != YAML_SEQUENCE_NODE)
+		return km_yaml_errorf(ld, n,
+				      "recovery.policies: expected a list of "
+				      "policies (\"- name: ...\"), got %s",
+				      km_yaml_show(n, &b));
+	len = km_yaml_seq_len(n);
+	if (len > KM_POLICY_MAX)
+		return km_yaml_errorf(ld, n,
+				      "recovery.policies: %zu policies, at "
+				      "most %d allowed",
+				      len, KM_POLICY_MAX);
+	v = km_arena_calloc(ld->a, len ? len : 1, sizeof *v);
+	if (!v)
+		return km_yaml_oom(ld);
+	for (size_t i = 0; i < len; i++) {
+		yaml_node_t *item = km_yaml_seq_item(ld, n, i);
+		char p[40];
+
+		pathf(p, sizeof p, "recovery.policies[%zu]", i);
+		if (!item)
+			return km_yaml_errorf(ld, n, "%s: missing", p);
+		if ((rc = parse_policy(ld, item, p, &v[i])))
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(v[j].name, v[i].name))
+				return km_yaml_errorf(
+					ld, item,
+					"%s.name: duplicate name \"%s\": "
+					"recovery.policies[%zu] at line %zu "
+					"has it already",
+					p, v[i].name, j,
+					km_yaml_line(
+						km_yaml_seq_item(ld, n, j)));
+	}
+	c->policies = v;
+	c->n_policies = len;
+	return 0;
+}
+
+static int parse_recovery(struct km_yaml *ld, const yaml_node_t *n,
+			  struct km_config *c)
+{
+	enum {
+		R_WORKERS,
+		R_QUEUE,
+		R_ATTEMPTS,
+		R_VERIFY,
+		R_DRY,
+		R_TARGETS,
+		R_BUDGET,
+		R_POLICIES,
+		R_N
+	};
+	static const char *const keys[R_N] = {"workers",     "queueMax",
+					      "maxAttempts", "verifyWindow",
+					      "dryRun",      "maxPolicyTargets",
+					      "budget",      "policies"};
+	yaml_node_t *v[R_N];
+	int64_t workers = c->recovery_workers,
+		attempts = c->recovery_max_attempts;
+	int rc;
+
+	if (km_yaml_map(ld, n, "recovery", keys, R_N, v, 0))
+		return KM_EINVAL;
+	if ((rc = km_yaml_int(ld, v[R_WORKERS], "recovery.workers", 1, 1024,
+			      &workers)) ||
+	    (rc = km_yaml_int(ld, v[R_QUEUE], "recovery.queueMax", 1, 1 << 20,
+			      &c->recovery_queue_max)) ||
+	    (rc = km_yaml_int(ld, v[R_ATTEMPTS], "recovery.maxAttempts", 1, 100,
+			      &attempts)) ||
+	    (rc = km_yaml_duration(ld, v[R_VERIFY], "recovery.verifyWindow",
+				   1000, MS_HOUR, "between 1s and 1h",
+				   &c->recovery_verify_window_ms)) ||
+	    (rc = km_yaml_bool(ld, v[R_DRY], "recovery.dryRun",
+			       &c->recovery_dry_run)) ||
+	    (rc = km_yaml_int(ld, v[R_TARGETS], "recovery.maxPolicyTargets", 1,
+			      10000000, &c->recovery_max_policy_targets)))
+		return rc;
+	c->recovery_workers = (int)workers;
+	c->recovery_max_attempts = (int)attempts;
+	if (!km_yaml_is_null(v[R_BUDGET]) &&
+	    (rc = parse_budget(ld, v[R_BUDGET], &c->recovery_budget)))
+		return rc;
+	if (!km_yaml_is_null(v[R_POLICIES])) {
+		c->policies = NULL;
+		c->n_policies = 0;
+		return parse_policies(ld, v[R_POLICIES], c);
+	}
+	return 0;
+}
+
 static int parse_config(struct km_yaml *ld, const yaml_node_t *root,
 			bool check_files, struct km_config *c)
 {
@@ -1838,6 +2408,9 @@ static int parse_config(struct km_yaml *ld, const yaml_node_t *root,
 		return rc;
 	if (!km_yaml_is_null(v[K_CLUSTERS]) &&
 	    (rc = parse_clusters(ld, v[K_CLUSTERS], c)))
+		return rc;
+	if (!km_yaml_is_null(v[K_RECOVERY]) &&
+	    (rc = parse_recovery(ld, v[K_RECOVERY], c)))
 		return rc;
 	/* Decoding a request takes at least as much memory as its bytes. */
 	if (c->limits.max_request_memory_bytes < c->max_recv_message_bytes)

@@ -55,6 +55,27 @@
  *       labelSelector: team=shop    # else every object
  *     - name: here
  *       inCluster: true             # instead of kubeconfig
+ *   recovery:                       # restart until healthy, carefully
+ *     workers: 4                    # actions in flight at once
+ *     queueMax: 1024
+ *     maxAttempts: 5                # API attempts per recovery
+ *     verifyWindow: 2m              # healthy again within: VERIFIED
+ *     dryRun: false                 # record what would be done, only
+ *     maxPolicyTargets: 100000
+ *     budget:
+ *       maxConcurrent: 20
+ *       maxConcurrentPerCluster: 10
+ *       rates: {cordon: {rate: 1/min, burst: 1}}   # per cluster
+ *       globalRates: {drain: {rate: 1/h}}          # across clusters
+ *       storm: {share: 40, minUnhealthy: 3}
+ *     policies:
+ *       - name: crashloop
+ *         match: {kinds: [pod], namespaces: [shop]}
+ *         trigger: {unhealthyFor: 30s, reasons: [CrashLoopBackOff]}
+ *         action: restart_pod
+ *         escalation: {after: 3, ladder: [rollout_restart, cordon]}
+ *         maxAttempts: 3
+ *         backoff: {initial: 10s, max: 5m, resetAfter: 10m}
  *   probes:                         # Kubernetes Probe fields, plus name,
  *     - name: checkout-http         # labels, host and the file probe
  *       labels: {team: shop}
@@ -83,9 +104,11 @@
 
 #include "km_arena.h"
 #include "km_auth.h"
+#include "km_budget.h"
 #include "km_error.h"
 #include "km_limits.h"
 #include "km_model.h"
+#include "km_policy.h"
 #include "km_probe.h"
 
 /* The most entries of clusters: (each costs a connection and an informer
@@ -175,6 +198,19 @@ struct km_config {
 
 	struct km_probe *probes;
 	size_t n_probes;
+
+	/* recovery: the engine's knobs (km_recovery_options), the safety
+	 * budget (km_budget.h) and the automatic policies (km_policy.h),
+	 * each checked by its module's rules; policies in the arena. */
+	int recovery_workers;                    /* 4 */
+	int64_t recovery_queue_max;              /* 1024 */
+	int recovery_max_attempts;               /* per recovery: 5 */
+	int64_t recovery_verify_window_ms;       /* 2 min */
+	bool recovery_dry_run;                   /* record, never act */
+	int64_t recovery_max_policy_targets;     /* 100,000 */
+	struct km_budget_config recovery_budget; /* km_budget_config_defaults */
+	struct km_policy_config *policies;       /* none by default */
+	size_t n_policies;
 };
 
 /* A listen address beyond loopback needs TLS, or `insecure: true` said in

@@ -504,7 +504,7 @@ static void test_unknown_keys(void **state)
 		     "(known: listen, insecure, tls, auth, threads, "
 		     "maxReceiveMessageBytes, shutdownGracePeriod, database, "
 		     "retention, log, flapDetection, api, prober, probes, "
-		     "limits, kube, clusters)");
+		     "limits, kube, clusters, recovery)");
 	EXPECT_ERROR("max_receive_message_bytes: 1\n",
 		     "unknown key \"max_receive_message_bytes\"",
 		     "did you mean \"maxReceiveMessageBytes\"?");
@@ -1973,9 +1973,274 @@ static void test_doc_examples(void **state)
 	check_doc_blocks("## A complete example", 1, check_config_block);
 	check_doc_blocks("## Probes", 1, check_config_block);
 	check_doc_blocks("## Kubernetes clusters", 1, check_config_block);
+	check_doc_blocks("## Recovery", 1, check_config_block);
 	check_doc_blocks("## What probes created through the API may touch", 1,
 			 check_config_block);
 	check_doc_blocks("## Probe files for the CLI", 3, check_probes_block);
+}
+
+/* recovery: the engine's keys, the budget and the policies, with their
+ * defaults; every refusal names the key and the line. */
+static void test_recovery_section(void **state)
+{
+	struct km_config c;
+	const struct km_policy_config *p;
+
+	(void)state;
+	/* Defaults. */
+	load_ok(&c, "");
+	assert_int_equal(c.recovery_workers, 4);
+	assert_int_equal(c.recovery_queue_max, 1024);
+	assert_int_equal(c.recovery_max_attempts, 5);
+	assert_int_equal(c.recovery_verify_window_ms, 120000);
+	assert_false(c.recovery_dry_run);
+	assert_int_equal(c.recovery_max_policy_targets, 100000);
+	assert_int_equal(c.recovery_budget.max_concurrent, 20);
+	assert_int_equal(c.recovery_budget.max_concurrent_per_cluster, 10);
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_CORDON].count, 1);
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_CORDON].per_ms,
+			 60000);
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_RESTART_POD].count,
+			 30);
+	assert_int_equal(c.recovery_budget.global_rates[KM_ACTION_DRAIN].count,
+			 0);
+	assert_int_equal(c.recovery_budget.storm_share_pct, 40);
+	assert_int_equal(c.recovery_budget.storm_min_unhealthy, 3);
+	assert_int_equal(c.n_policies, 0);
+	km_config_free(&c);
+
+	load_ok(&c,
+		"recovery:\n"
+		"  workers: 8\n"
+		"  queueMax: 64\n"
+		"  maxAttempts: 3\n"
+		"  verifyWindow: 90s\n"
+		"  dryRun: true\n"
+		"  maxPolicyTargets: 500\n"
+		"  budget:\n"
+		"    maxConcurrent: 6\n"
+		"    maxConcurrentPerCluster: 2\n"
+		"    rates:\n"
+		"      cordon: {rate: 2/h, burst: 2}\n"
+		"      drain: {rate: 1/10m}\n"
+		"      restart_pod: {rate: 0}\n"
+		"    globalRates: {rollout_restart: {rate: 5/s, burst: 7}}\n"
+		"    storm: {share: 25, minUnhealthy: 5}\n"
+		"  policies:\n"
+		"    - name: crashloop\n"
+		"      match:\n"
+		"        clusters: [prod-eu]\n"
+		"        kinds: [pod]\n"
+		"        namespaces: [shop, web]\n"
+		"        labelSelector: app=web\n"
+		"      trigger:\n"
+		"        unhealthyFor: 30s\n"
+		"        reasons: [CrashLoopBackOff, \"node lease not "
+		"renewed\"]\n"
+		"      action: restart_pod\n"
+		"      escalation: {after: 2, ladder: [rollout_restart, "
+		"cordon]}\n"
+		"      maxAttempts: 4\n"
+		"      backoff: {initial: 5s, max: 2m, resetAfter: 15m}\n"
+		"    - name: nodes\n"
+		"      match: {kinds: [node]}\n"
+		"      trigger: {reasons: [NotReady]}\n"
+		"      action: cordon\n");
+	assert_int_equal(c.recovery_workers, 8);
+	assert_int_equal(c.recovery_queue_max, 64);
+	assert_int_equal(c.recovery_max_attempts, 3);
+	assert_int_equal(c.recovery_verify_window_ms, 90000);
+	assert_true(c.recovery_dry_run);
+	assert_int_equal(c.recovery_max_policy_targets, 500);
+	assert_int_equal(c.recovery_budget.max_concurrent, 6);
+	assert_int_equal(c.recovery_budget.max_concurrent_per_cluster, 2);
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_CORDON].count, 2);
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_CORDON].per_ms,
+			 3600000);
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_CORDON].burst, 2);
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_DRAIN].per_ms,
+			 600000);
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_DRAIN].burst, 1);
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_RESTART_POD].count,
+			 0);
+	/* Not named: its default stays. */
+	assert_int_equal(c.recovery_budget.rates[KM_ACTION_UNCORDON].count, 5);
+	assert_int_equal(
+		c.recovery_budget.global_rates[KM_ACTION_ROLLOUT_RESTART].count,
+		5);
+	assert_int_equal(
+		c.recovery_budget.global_rates[KM_ACTION_ROLLOUT_RESTART].per_ms,
+		1000);
+	assert_int_equal(
+		c.recovery_budget.global_rates[KM_ACTION_ROLLOUT_RESTART].burst,
+		7);
+	assert_int_equal(c.recovery_budget.storm_share_pct, 25);
+	assert_int_equal(c.recovery_budget.storm_min_unhealthy, 5);
+	assert_int_equal(c.n_policies, 2);
+	p = &c.policies[0];
+	assert_string_equal(p->name, "crashloop");
+	assert_int_equal(p->n_clusters, 1);
+	assert_string_equal(p->clusters[0], "prod-eu");
+	assert_int_equal(p->kinds, 1u << KM_KIND_POD);
+	assert_int_equal(p->n_namespaces, 2);
+	assert_string_equal(p->namespaces[1], "web");
+	assert_string_equal(p->label_selector, "app=web");
+	assert_int_equal(p->unhealthy_for_ms, 30000);
+	assert_int_equal(p->n_reasons, 2);
+	assert_string_equal(p->reasons[1], "node lease not renewed");
+	assert_int_equal(p->n_ladder, 3);
+	assert_int_equal(p->ladder[0], KM_ACTION_RESTART_POD);
+	assert_int_equal(p->ladder[1], KM_ACTION_ROLLOUT_RESTART);
+	assert_int_equal(p->ladder[2], KM_ACTION_CORDON);
+	assert_int_equal(p->escalate_after, 2);
+	assert_int_equal(p->max_attempts, 4);
+	assert_int_equal(p->backoff.initial_ms, 5000);
+	assert_int_equal(p->backoff.max_ms, 120000);
+	assert_int_equal(p->backoff.reset_after_ms, 900000);
+	/* A policy's defaults. */
+	p = &c.policies[1];
+	assert_int_equal(p->kinds, 1u << KM_KIND_NODE);
+	assert_int_equal(p->n_clusters, 0);
+	assert_null(p->label_selector);
+	assert_int_equal(p->unhealthy_for_ms, 0);
+	assert_int_equal(p->n_ladder, 1);
+	assert_int_equal(p->escalate_after, 3);
+	assert_int_equal(p->max_attempts, 3);
+	assert_int_equal(p->backoff.initial_ms, 10000);
+	assert_int_equal(p->backoff.max_ms, 300000);
+	assert_int_equal(p->backoff.reset_after_ms, 600000);
+	/* What the modules take, they take. */
+	{
+		struct km_policy_set *s = NULL;
+		struct km_budget *b = NULL;
+		struct km_error err = {0};
+
+		assert_int_equal(km_policy_set_new(c.policies, c.n_policies,
+						   NULL, &s, &err),
+				 0);
+		assert_int_equal(km_budget_new(&c.recovery_budget, &b, &err),
+				 0);
+		km_policy_set_free(s);
+		km_budget_free(b);
+	}
+	km_config_free(&c);
+}
+
+static void test_recovery_errors(void **state)
+{
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+		{"recovery: {workers: 0}\n",
+		 "test.yaml:1:21: recovery.workers: "},
+		{"recovery: {verifyWindow: 2h}\n",
+		 "test.yaml:1:26: recovery.verifyWindow: must be between 1s "
+		 "and 1h, got \"2h\""},
+		{"recovery: {dryRun: yes}\n",
+		 "test.yaml:1:20: recovery.dryRun"},
+		{"recovery: {workrs: 2}\n",
+		 "test.yaml:1:12: unknown key \"workrs\" in recovery (known: "
+		 "workers, queueMax, maxAttempts, verifyWindow, dryRun, "
+		 "maxPolicyTargets, budget, policies)"},
+		{"recovery:\n  budget: {maxConcurrent: 2, "
+		 "maxConcurrentPerCluster: 3}\n",
+		 "test.yaml:2:55: recovery.budget.maxConcurrentPerCluster (3) "
+		 "must be at most maxConcurrent (2)"},
+		{"recovery:\n  budget:\n    rates: {cordon: {rate: 1/week}}\n",
+		 "test.yaml:3:28: recovery.budget.rates.cordon.rate: expected "
+		 "a rate: COUNT/PERIOD"},
+		{"recovery:\n  budget:\n    rates: {cordon: {rate: 1/2d}}\n",
+		 "test.yaml:3:28: recovery.budget.rates.cordon.rate: the "
+		 "period of \"1/2d\" must be between 1s and 1d"},
+		{"recovery:\n  budget:\n    rates: {cordon: {burst: 2}}\n",
+		 "test.yaml:3:21: recovery.budget.rates.cordon.rate: Required "
+		 "value"},
+		{"recovery:\n  budget:\n    rates: {reboot: {rate: 1/h}}\n",
+		 "test.yaml:3:13: unknown key \"reboot\" in "
+		 "recovery.budget.rates (known: restart_pod, rollout_restart, "
+		 "cordon, uncordon, drain)"},
+		{"recovery:\n  budget:\n    storm: {share: 100}\n",
+		 "test.yaml:3:20: recovery.budget.storm.share: "},
+		{"recovery:\n  policies: {name: a}\n",
+		 "test.yaml:2:13: recovery.policies: expected a list of "
+		 "policies"},
+		{"recovery:\n  policies:\n    - match: {kinds: [pod]}\n",
+		 "test.yaml:3:7: recovery.policies[0].name: Required value"},
+		{"recovery:\n  policies:\n    - name: Crash_Loop\n"
+		 "      match: {kinds: [pod]}\n      trigger: {unhealthyFor: "
+		 "1m}\n      action: restart_pod\n",
+		 "test.yaml:3:13: recovery.policies[0].name: must be "
+		 "lower-case letters"},
+		{"recovery:\n  policies:\n    - name: a\n      trigger: "
+		 "{unhealthyFor: 1m}\n      action: restart_pod\n",
+		 "test.yaml:3:7: recovery.policies[0].match: Required value"},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [service]}\n",
+		 "test.yaml:4:23: recovery.policies[0].match.kinds[0]: "
+		 "\"service\" is not a kind a policy acts on"},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [pod]}\n      action: restart_pod\n",
+		 "test.yaml:3:7: recovery.policies[0].trigger: Required value: "
+		 "unhealthyFor, reasons or both"},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [pod]}\n      trigger: {unhealthyFor: "
+		 "1m}\n",
+		 "test.yaml:3:7: recovery.policies[0].action: Required value"},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [pod]}\n      trigger: {unhealthyFor: "
+		 "1m}\n      action: reboot\n",
+		 "test.yaml:6:15: recovery.policies[0].action: unknown action "
+		 "\"reboot\""},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [node]}\n      trigger: {unhealthyFor: "
+		 "1m}\n      action: restart_pod\n",
+		 "test.yaml:6:15: recovery.policies[0].action: restart_pod does "
+		 "not apply to node (the kinds this policy matches)"},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [pod]}\n      trigger: {unhealthyFor: "
+		 "1m}\n      action: restart_pod\n"
+		 "      escalation: {ladder: [rollout_restart, uncordon]}\n",
+		 "test.yaml:7:46: recovery.policies[0].escalation.ladder[1]: "
+		 "uncordon heals nothing"},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [pod], labelSelector: \"app in (\"}\n"
+		 "      trigger: {unhealthyFor: 1m}\n      action: "
+		 "restart_pod\n",
+		 "test.yaml:4:44: recovery.policies[0].match.labelSelector: "},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [pod], namespaces: [\"\"]}\n"
+		 "      trigger: {unhealthyFor: 1m}\n      action: "
+		 "restart_pod\n",
+		 "test.yaml:4:42: recovery.policies[0].match.namespaces[0]: "
+		 "must not be empty"},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [pod]}\n      trigger: {unhealthyFor: "
+		 "1m}\n      action: restart_pod\n"
+		 "      backoff: {initial: 5m, max: 1m}\n",
+		 "test.yaml:7:26: recovery.policies[0].backoff: needs 1s <= "
+		 "initial (300000ms) <= max (60000ms) <= 1d"},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [pod]}\n      trigger: {unhealthyFor: "
+		 "1m}\n      action: restart_pod\n      maxAttempts: 0\n",
+		 "test.yaml:7:20: recovery.policies[0].maxAttempts: "},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [pod]}\n      trigger: {unhealthyFor: "
+		 "1m}\n      action: restart_pod\n      retries: 2\n",
+		 "test.yaml:7:7: unknown key \"retries\" in "
+		 "recovery.policies[0] (known: name, match, trigger, action, "
+		 "escalation, maxAttempts, backoff)"},
+		{"recovery:\n  policies:\n"
+		 "    - {name: a, match: {kinds: [pod]}, trigger: {reasons: "
+		 "[x]}, action: restart_pod}\n"
+		 "    - {name: a, match: {kinds: [pod]}, trigger: {reasons: "
+		 "[x]}, action: restart_pod}\n",
+		 "test.yaml:4:7: recovery.policies[1].name: duplicate name "
+		 "\"a\": recovery.policies[0] at line 3 has it already"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		check_error(KM_EINVAL, bad[i].yaml, bad[i].want, NULL);
 }
 
 /* tls, insecure and auth: what each key takes, and the listen rule. */
@@ -2262,6 +2527,8 @@ int main(void)
 		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_doc_examples),
 		cmocka_unit_test(test_security_keys),
+		cmocka_unit_test(test_recovery_section),
+		cmocka_unit_test(test_recovery_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
