@@ -526,6 +526,49 @@ static int wait_for_stop(const sigset_t *set, int64_t interval_ms,
 	}
 }
 
+/* The Lease's namespace when the config names none: the pod's own (the
+ * service account's namespace file), else "default". */
+static const char *lease_namespace(char *buf, size_t len)
+{
+	FILE *f = fopen("/var/run/secrets/kubernetes.io/serviceaccount/"
+			"namespace",
+			"re");
+	size_t n = 0;
+
+	if (f) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = '\0';
+	return n ? buf : "default";
+}
+
+/* This replica's identity for leader election: its host name (the pod's
+ * name, in a cluster) and a random suffix, unique per process as
+ * client-go's. */
+static const char *replica_identity(char *buf, size_t len)
+{
+	char host[64] = "kubemedicd";
+	unsigned char r[6] = {0};
+	FILE *f = fopen("/dev/urandom", "re");
+
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	if (!f || fread(r, 1, sizeof r, f) != sizeof r) {
+		/* Unique enough without: the pid and the clock. */
+		long long t = (long long)km_now_us() ^ getpid();
+
+		memcpy(r, &t, sizeof r);
+	}
+	if (f)
+		fclose(f);
+	snprintf(buf, len, "%s_%02x%02x%02x%02x%02x%02x", host, r[0], r[1],
+		 r[2], r[3], r[4], r[5]);
+	return buf;
+}
+
 int main(int argc, char **argv)
 {
 	struct km_config cfg;
@@ -544,6 +587,7 @@ int main(int argc, char **argv)
 	struct km_auth_options aopt = {0};
 	struct km_kube *kube = NULL;
 	struct km_recovery_engine *recovery = NULL;
+	char lease_ns[64], identity[129];
 	struct kube_plan plan = {0};
 	struct km_kube_reviewer *reviewer = NULL;
 	sigset_t stop;
@@ -662,9 +706,31 @@ int main(int argc, char **argv)
 			.store = store,
 			.health = health,
 			.kube = kube,
+			.workers = cfg.recovery_workers,
+			.queue_max = (size_t)cfg.recovery_queue_max,
+			.max_attempts = cfg.recovery_max_attempts,
+			.verify_window_ms = cfg.recovery_verify_window_ms,
 			.pod_grace_s = -1,
 		};
 
+		if (cfg.leader_election) {
+			ro.lease_ns =
+				cfg.lease_ns ? cfg.lease_ns
+					     : lease_namespace(lease_ns,
+							       sizeof lease_ns);
+			ro.lease_name = cfg.lease_name;
+			ro.identity =
+				cfg.lease_identity
+					? cfg.lease_identity
+					: replica_identity(identity,
+							   sizeof identity);
+			ro.lease_duration_ms = cfg.lease_duration_ms;
+			ro.renew_deadline_ms = cfg.renew_deadline_ms;
+			ro.retry_period_ms = cfg.retry_period_ms;
+			km_log(KM_LOG_INFO, "recovery: leader election",
+			       "lease", ro.lease_name, "namespace", ro.lease_ns,
+			       "identity", ro.identity, NULL);
+		}
 		if (km_recovery_start(&ro, &recovery, &err)) {
 			km_error_prefix(&err, "recovery");
 			goto fail;

@@ -96,6 +96,10 @@ void km_config_defaults(struct km_config *c)
 	c->recovery_dry_run = false;
 	c->recovery_max_policy_targets = KM_POLICY_MAX_TARGETS_DEFAULT;
 	km_budget_config_defaults(&c->recovery_budget);
+	c->lease_name = "kubemedic-recovery";
+	c->lease_duration_ms = 15000;
+	c->renew_deadline_ms = 10000;
+	c->retry_period_ms = 2000;
 }
 
 void km_config_free(struct km_config *c)
@@ -2309,6 +2313,91 @@ static int parse_policies(struct km_yaml *ld, const yaml_node_t *n,
 	return 0;
 }
 
+/* A DNS-1123 label (lowercase alphanumerics and '-', alphanumeric at both
+ * ends), or with dots a subdomain of such labels, at most max bytes. */
+static bool kube_name_ok(const char *s, size_t max, bool dots)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		bool alnum = (ch >= 'a' && ch <= 'z') ||
+			     (ch >= '0' && ch <= '9');
+		bool edge = i == 0 || i == n - 1 ||
+			    (dots && (s[i - 1] == '.' || s[i + 1] == '.'));
+
+		if (!alnum && (edge || (ch != '-' && !(dots && ch == '.'))))
+			return false;
+	}
+	return true;
+}
+
+/* recovery.leaderElection: the Lease's names are Kubernetes names, the
+ * durations ordered as client-go's (retry < renew deadline < lease). */
+static int parse_leader(struct km_yaml *ld, const yaml_node_t *n,
+			struct km_config *c)
+{
+	enum { L_ON, L_NS, L_NAME, L_ID, L_LEASE, L_RENEW, L_RETRY, L_N };
+	static const char *const keys[L_N] = {"enabled",       "namespace",
+					      "name",          "identity",
+					      "leaseDuration", "renewDeadline",
+					      "retryPeriod"};
+	static const char *const path[L_N] = {
+		"recovery.leaderElection.enabled",
+		"recovery.leaderElection.namespace",
+		"recovery.leaderElection.name",
+		"recovery.leaderElection.identity",
+		"recovery.leaderElection.leaseDuration",
+		"recovery.leaderElection.renewDeadline",
+		"recovery.leaderElection.retryPeriod"};
+	yaml_node_t *v[L_N];
+	int rc;
+
+	if (km_yaml_map(ld, n, "recovery.leaderElection", keys, L_N, v, 0))
+		return KM_EINVAL;
+	if ((rc = km_yaml_bool(ld, v[L_ON], path[L_ON], &c->leader_election)) ||
+	    (rc = km_yaml_str(ld, v[L_NS], path[L_NS], &c->lease_ns)) ||
+	    (rc = km_yaml_str(ld, v[L_NAME], path[L_NAME], &c->lease_name)) ||
+	    (rc = km_yaml_str(ld, v[L_ID], path[L_ID], &c->lease_identity)) ||
+	    (rc = km_yaml_duration(ld, v[L_LEASE], path[L_LEASE], 1000, MS_HOUR,
+				   "between 1s and 1h",
+				   &c->lease_duration_ms)) ||
+	    (rc = km_yaml_duration(ld, v[L_RENEW], path[L_RENEW], 1, MS_HOUR,
+				   "between 1ms and 1h",
+				   &c->renew_deadline_ms)) ||
+	    (rc = km_yaml_duration(ld, v[L_RETRY], path[L_RETRY], 1, MS_HOUR,
+				   "between 1ms and 1h", &c->retry_period_ms)))
+		return rc;
+	if (c->lease_ns && !kube_name_ok(c->lease_ns, 63, false))
+		return km_yaml_errorf(ld, v[L_NS],
+				      "%s: \"%s\" is no namespace name (a "
+				      "DNS-1123 label)",
+				      path[L_NS], c->lease_ns);
+	if (!kube_name_ok(c->lease_name, 253, true))
+		return km_yaml_errorf(ld, v[L_NAME],
+				      "%s: \"%s\" is no Lease name (a DNS-1123 "
+				      "subdomain)",
+				      path[L_NAME], c->lease_name);
+	if (c->lease_identity &&
+	    (!*c->lease_identity || strlen(c->lease_identity) > 128))
+		return km_yaml_errorf(ld, v[L_ID], "%s: 1 to 128 bytes",
+				      path[L_ID]);
+	if (!(c->retry_period_ms < c->renew_deadline_ms &&
+	      c->renew_deadline_ms < c->lease_duration_ms))
+		return km_yaml_errorf(ld, n,
+				      "recovery.leaderElection: retryPeriod "
+				      "(%lldms) < renewDeadline (%lldms) < "
+				      "leaseDuration (%lldms) is needed: a "
+				      "leader stops leading before its Lease "
+				      "can expire for the others",
+				      (long long)c->retry_period_ms,
+				      (long long)c->renew_deadline_ms,
+				      (long long)c->lease_duration_ms);
+	return 0;
+}
+
 static int parse_recovery(struct km_yaml *ld, const yaml_node_t *n,
 			  struct km_config *c)
 {
@@ -2321,12 +2410,13 @@ static int parse_recovery(struct km_yaml *ld, const yaml_node_t *n,
 		R_TARGETS,
 		R_BUDGET,
 		R_POLICIES,
+		R_LEADER,
 		R_N
 	};
-	static const char *const keys[R_N] = {"workers",     "queueMax",
-					      "maxAttempts", "verifyWindow",
-					      "dryRun",      "maxPolicyTargets",
-					      "budget",      "policies"};
+	static const char *const keys[R_N] = {
+		"workers",      "queueMax", "maxAttempts",
+		"verifyWindow", "dryRun",   "maxPolicyTargets",
+		"budget",       "policies", "leaderElection"};
 	yaml_node_t *v[R_N];
 	int64_t workers = c->recovery_workers,
 		attempts = c->recovery_max_attempts;
@@ -2352,6 +2442,9 @@ static int parse_recovery(struct km_yaml *ld, const yaml_node_t *n,
 	c->recovery_max_attempts = (int)attempts;
 	if (!km_yaml_is_null(v[R_BUDGET]) &&
 	    (rc = parse_budget(ld, v[R_BUDGET], &c->recovery_budget)))
+		return rc;
+	if (!km_yaml_is_null(v[R_LEADER]) &&
+	    (rc = parse_leader(ld, v[R_LEADER], c)))
 		return rc;
 	if (!km_yaml_is_null(v[R_POLICIES])) {
 		c->policies = NULL;

@@ -62,6 +62,11 @@
  *     verifyWindow: 2m              # healthy again within: VERIFIED
  *     dryRun: false                 # record what would be done, only
  *     maxPolicyTargets: 100000
+ *     leaderElection:               # one replica acts per cluster
+ *       enabled: true
+ *       namespace: kubemedic        # of the Lease; else the pod's own
+ *       name: kubemedic-recovery
+ *       leaseDuration: 15s          # renewDeadline 10s, retryPeriod 2s
  *     budget:
  *       maxConcurrent: 20
  *       maxConcurrentPerCluster: 10
@@ -211,6 +216,13 @@ struct km_config {
 	struct km_budget_config recovery_budget; /* km_budget_config_defaults */
 	struct km_policy_config *policies;       /* none by default */
 	size_t n_policies;
+	/* recovery.leaderElection: off unless enabled; namespace NULL: the
+	 * pod's own (in a cluster), else "default"; identity NULL: the
+	 * host's name and a random suffix (main makes it). */
+	bool leader_election;
+	const char *lease_ns, *lease_name; /* name: "kubemedic-recovery" */
+	const char *lease_identity;
+	int64_t lease_duration_ms, renew_deadline_ms, retry_period_ms;
 };
 
 /* A listen address beyond loopback needs TLS, or `insecure: true` said in

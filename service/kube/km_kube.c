@@ -568,3 +568,13 @@ struct km_kube_source *km_kube_cluster_source(struct km_kube *k,
 
 	return c ? c->source : NULL;
 }
+
+size_t km_kube_cluster_count(const struct km_kube *k)
+{
+	return k->n;
+}
+
+const char *km_kube_cluster_name(const struct km_kube *k, size_t i)
+{
+	return i < k->n ? k->clusters[i].name : NULL;
+}

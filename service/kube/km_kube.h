@@ -83,6 +83,10 @@ void km_kube_stop(struct km_kube *k);
 /* The loop of km-kube: post to it (km_loop_post) from other threads. Any
  * thread. */
 struct km_loop *km_kube_loop(struct km_kube *k);
+/* The clusters watched: how many, and the name of each ("" for the
+ * unprefixed one). Any thread (fixed from start to stop). */
+size_t km_kube_cluster_count(const struct km_kube *k);
+const char *km_kube_cluster_name(const struct km_kube *k, size_t i);
 /* The cluster named (NULL or "": the unprefixed one of --kubeconfig): its
  * client and its source (caches), or NULL when no such cluster is
  * watched. The loop's thread only. */

@@ -24,6 +24,7 @@
 #include "km_kube.h"
 #include "km_kube_action.h"
 #include "km_kube_client.h"
+#include "km_kube_leader.h"
 #include "km_kube_source.h"
 #include "km_list.h"
 #include "km_log.h"
@@ -83,6 +84,14 @@ struct km_recovery_engine {
 	int in_flight;
 	bool stopping;
 	struct km_timer tick, pump;
+
+	/* Leader election, one elector per cluster (loop only). */
+	struct elect {
+		struct km_recovery_engine *e;
+		char *cluster;
+		struct km_kube_leader *leader;
+	} * elect;
+	size_t n_elect;
 
 	pthread_mutex_t mu; /* what follows */
 	pthread_cond_t cv;
@@ -692,6 +701,26 @@ static bool earlier_same(struct km_recovery_engine *e, const struct job *j)
 	return false;
 }
 
+static const struct elect *elect_of(const struct km_recovery_engine *e,
+				    const char *cluster)
+{
+	for (size_t i = 0; i < e->n_elect; i++)
+		if (!strcmp(e->elect[i].cluster, cluster ? cluster : ""))
+			return &e->elect[i];
+	return NULL;
+}
+
+/* Whether this replica dispatches the cluster's recoveries. */
+static bool leading(const struct km_recovery_engine *e, const char *cluster)
+{
+	const struct elect *el;
+
+	if (!e->o.lease_ns)
+		return true;
+	el = elect_of(e, cluster);
+	return el && km_kube_leader_leading(el->leader);
+}
+
 /* Starts what may start: a worker free, the job's backoff over, its
  * target not claimed, no write of its own in flight; in queue order. */
 static void pump(struct km_recovery_engine *e)
@@ -704,7 +733,8 @@ static void pump(struct km_recovery_engine *e)
 
 		if (e->in_flight >= e->o.workers)
 			break;
-		if (j->w_pending || target_busy(e, j) || earlier_same(e, j))
+		if (j->w_pending || !leading(e, j->r.cluster) ||
+		    target_busy(e, j) || earlier_same(e, j))
 			continue;
 		if (j->not_before_ns > now) {
 			if (!next || j->not_before_ns < next)
@@ -784,6 +814,12 @@ static void take(struct km_loop *l, void *arg)
 		break;
 	case KM_PHASE_QUEUED: km_list_add_tail(&e->queue, &j->node); break;
 	case KM_PHASE_DISPATCHED:
+		if (!leading(e, j->r.cluster)) {
+			/* Sent again once this replica leads (an attempt
+			 * more), or by the one that does. */
+			km_list_add_tail(&e->queue, &j->node);
+			break;
+		}
 		/* Sent before a crash, or not: sent again, idempotent. The
 		 * attempt it was counts. */
 		km_list_add_tail(&e->active, &j->node);
@@ -978,6 +1014,18 @@ static int check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
 				    "an action is required: restart_pod, "
 				    "rollout_restart, cordon or uncordon");
 	}
+	if (!leading(e, cluster)) {
+		const struct elect *el = elect_of(e, cluster);
+		const char *h = el ? km_kube_leader_holder(el->leader) : "";
+
+		return km_error_set(err, KM_EUNAVAIL,
+				    "this replica does not lead %s%s%s's "
+				    "recoveries%s%s%s: ask the one that does",
+				    *cluster ? "cluster \"" : "the cluster",
+				    cluster, *cluster ? "\"" : "",
+				    *h ? " (the leader is " : "", h,
+				    *h ? ")" : "");
+	}
 	src = km_kube_cluster_source(e->o.kube, cluster);
 	if (!src)
 		return km_error_set(err, KM_EUNAVAIL,
@@ -1043,10 +1091,50 @@ int km_recovery_check(struct km_recovery_engine *e, struct km_recovery *r,
 
 /* ---- life ----------------------------------------------------------------------- */
 
+static void leadership(void *arg, bool lead, const char *holder)
+{
+	struct elect *el = arg;
+
+	km_log(lead ? KM_LOG_INFO : KM_LOG_WARN,
+	       lead ? "recovery: leading; this replica dispatches"
+		    : "recovery: not leading; the leader dispatches",
+	       "cluster", *el->cluster ? el->cluster : "(default)", "leader",
+	       *holder ? holder : "(none)", NULL);
+	if (!el->e->stopping)
+		pump(el->e);
+}
+
+/* On the loop: the electors (the clients live there), then the tick. */
 static void started(struct km_loop *l, void *arg)
 {
 	struct km_recovery_engine *e = arg;
 
+	for (size_t i = 0; e->o.lease_ns && i < e->n_elect; i++) {
+		struct elect *el = &e->elect[i];
+		struct km_kube_leader_options lo = {
+			.loop = l,
+			.client =
+				km_kube_cluster_client(e->o.kube, el->cluster),
+			.ns = e->o.lease_ns,
+			.name = e->o.lease_name,
+			.identity = e->o.identity,
+			.lease_duration_ms = e->o.lease_duration_ms,
+			.renew_deadline_ms = e->o.renew_deadline_ms,
+			.retry_period_ms = e->o.retry_period_ms,
+			.changed = leadership,
+			.arg = el,
+		};
+		struct km_error err = {0};
+
+		/* Names and durations were checked by km_recovery_start:
+		 * only memory can fail here, and then this replica never
+		 * leads that cluster (said once). */
+		if (!lo.client || km_kube_leader_start(&lo, &el->leader, &err))
+			km_log(KM_LOG_ERROR,
+			       "recovery: no leader election; this replica "
+			       "will not dispatch",
+			       "cluster", el->cluster, "error", err.msg, NULL);
+	}
 	km_loop_timer_set(l, &e->tick, km_mono_ns() + TICK_NS);
 }
 
@@ -1076,6 +1164,40 @@ int km_recovery_start(const struct km_recovery_options *o,
 	if (e->o.backoff_max_ms <= 0)
 		e->o.backoff_max_ms = 60000;
 	e->loop = km_kube_loop(o->kube);
+	if (o->lease_ns) {
+		size_t nc = km_kube_cluster_count(o->kube);
+
+		if (!o->lease_name || !o->identity || !*o->identity ||
+		    strlen(o->identity) > 128 ||
+		    !km_kube_dns1123_label(o->lease_ns) ||
+		    !km_kube_dns1123_subdomain(o->lease_name)) {
+			free(e);
+			return km_error_set(err, KM_EINVAL,
+					    "leader election: the Lease's "
+					    "namespace and name must be "
+					    "DNS-1123 names, and the identity "
+					    "1 to 128 bytes");
+		}
+		e->elect = calloc(nc ? nc : 1, sizeof *e->elect);
+		if (!e->elect) {
+			free(e);
+			return km_error_set(err, KM_ENOMEM, "out of memory");
+		}
+		for (size_t i = 0; i < nc; i++) {
+			e->elect[i].e = e;
+			e->elect[i].cluster =
+				strdup(km_kube_cluster_name(o->kube, i));
+			if (!e->elect[i].cluster) {
+				for (size_t k = 0; k < i; k++)
+					free(e->elect[k].cluster);
+				free(e->elect);
+				free(e);
+				return km_error_set(err, KM_ENOMEM,
+						    "out of memory");
+			}
+			e->n_elect = i + 1;
+		}
+	}
 	km_list_init(&e->queue);
 	km_list_init(&e->active);
 	km_list_init(&e->landed);
@@ -1152,6 +1274,10 @@ static void stop_posted(struct km_loop *l, void *arg)
 	struct km_list *x;
 
 	e->stopping = true;
+	for (size_t i = 0; i < e->n_elect; i++) {
+		km_kube_leader_stop(e->elect[i].leader); /* gives it up */
+		e->elect[i].leader = NULL;
+	}
 	km_loop_timer_cancel(l, &e->tick);
 	km_loop_timer_cancel(l, &e->pump);
 	km_list_for_each (x, &e->active) {
@@ -1207,6 +1333,9 @@ void km_recovery_stop(struct km_recovery_engine *e)
 		}
 	if (e->efd >= 0)
 		close(e->efd);
+	for (size_t i = 0; i < e->n_elect; i++)
+		free(e->elect[i].cluster);
+	free(e->elect);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->cv);
 	free(e);

@@ -43,6 +43,12 @@
  * at once; the rest wait in a queue of at most queue_max (submit refuses
  * beyond it: KM_EFULL).
  *
+ * Replicas: with leader election, each cluster's recoveries are
+ * dispatched by the one replica holding its Lease; the others answer
+ * RequestRecovery for it with UNAVAILABLE naming the leader, and keep
+ * what they have queued until they lead (a Lease expires 15 s after its
+ * holder stopped renewing; a holder that stops gives it up at once).
+ *
  * Threads: the engine runs on km_kube's loop (km_kube_loop), where the
  * clusters' clients and caches are. km_recovery_check and
  * km_recovery_submit may be called from any thread; they hand their work
@@ -75,6 +81,12 @@ struct km_recovery_options {
 	int64_t verify_window_ms; /* 0: 120 s */
 	int64_t pod_grace_s;      /* RESTART_POD's grace; < 0: the pod's */
 	int64_t backoff_max_ms;   /* 0: 60 s */
+	/* Leader election per cluster (km_kube_leader.h): only the replica
+	 * holding the cluster's Lease lease_ns/lease_name dispatches its
+	 * recoveries, and takes requests for it. lease_ns NULL: none — this
+	 * replica acts alone. identity: this replica's, unique. */
+	const char *lease_ns, *lease_name, *identity;
+	int64_t lease_duration_ms, renew_deadline_ms, retry_period_ms;
 };
 
 /* Starts the engine on km_kube's loop and takes back what a previous run
