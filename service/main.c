@@ -711,6 +711,12 @@ int main(int argc, char **argv)
 			.max_attempts = cfg.recovery_max_attempts,
 			.verify_window_ms = cfg.recovery_verify_window_ms,
 			.pod_grace_s = -1,
+			.dry_run = cfg.recovery_dry_run,
+			.policies = cfg.policies,
+			.n_policies = cfg.n_policies,
+			.max_policy_targets =
+				(size_t)cfg.recovery_max_policy_targets,
+			.budget = &cfg.recovery_budget,
 		};
 
 		if (cfg.leader_election) {

@@ -330,6 +330,16 @@ int km_store_create_recovery(struct km_store *s, struct km_recovery *r,
 			     struct km_arena *a, bool *existed,
 			     struct km_error *err);
 
+/* km_store_create_recovery without waiting, for an event loop: 0, and
+ * done(arg, rc, err) follows on the writer thread after the commit (r
+ * and *existed filled as the synchronous call fills them) or the failure
+ * (r untouched); until then r, its strings and a are the writer's. Or,
+ * at once: KM_EINVAL (no target, an action or first phase out of range),
+ * KM_ENOMEM, KM_EUNAVAIL (closing) — then done is not called. */
+int km_store_create_recovery_async(struct km_store *s, struct km_recovery *r,
+				   struct km_arena *a, bool *existed,
+				   km_store_done_fn done, void *arg);
+
 /* One change of a recovery: one event, and its row updated to match, in
  * one transaction. Every field but id may be left zero ("unchanged"). */
 struct km_recovery_update {

@@ -316,6 +316,56 @@ int km_store_create_recovery(struct km_store *s, struct km_recovery *r,
 	return rc;
 }
 
+struct create_async {
+	struct create_args c;
+	struct km_recovery in, *r;
+	bool *existed;
+	km_store_done_fn done;
+	void *arg;
+};
+
+static void created(void *arg, int rc, const struct km_error *err)
+{
+	struct create_async *x = arg;
+
+	if (rc == 0) {
+		*x->r = x->in;
+		if (x->existed)
+			*x->existed = x->c.existed;
+	}
+	x->done(x->arg, rc, err);
+	free(x);
+}
+
+int km_store_create_recovery_async(struct km_store *s, struct km_recovery *r,
+				   struct km_arena *a, bool *existed,
+				   km_store_done_fn done, void *arg)
+{
+	struct create_async *x;
+	int rc;
+
+	assert(a);
+	if (existed)
+		*existed = false;
+	if (!r->target || !r->target[0] || !km_action_name(r->action) ||
+	    (r->phase && r->phase != KM_PHASE_REQUESTED &&
+	     r->phase != KM_PHASE_SKIPPED && r->phase != KM_PHASE_DRY_RUN))
+		return KM_EINVAL;
+	x = calloc(1, sizeof *x);
+	if (!x)
+		return KM_ENOMEM;
+	x->in = *r;
+	x->r = r;
+	x->c = (struct create_args){.r = &x->in, .a = a};
+	x->existed = existed;
+	x->done = done;
+	x->arg = arg;
+	rc = km_store_run_async(s, create_op, &x->c, created, x);
+	if (rc)
+		free(x);
+	return rc;
+}
+
 /* An update, with what the writer sets once it has run. */
 struct update_args {
 	struct km_recovery_update *u;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "km_log.h"
 #include "km_pbcheck.h"
 #include "km_recovery.h"
 
@@ -139,7 +140,7 @@ API_HANDLER(km_api_request_recovery)
 	const Kubemedic__V1__RequestRecoveryRequest *q = (const void *)req;
 	struct km_api *api = API_OF(ctx);
 	struct km_recovery r = {0};
-	bool existed = false;
+	bool existed = false, held = false;
 	int rc;
 
 	if (!q->target || !*q->target)
@@ -185,13 +186,32 @@ API_HANDLER(km_api_request_recovery)
 		if (rc != KM_ENOTFOUND)
 			return rc;
 	}
-	rc = km_recovery_check(api->recovery, &r, ctx->arena, err);
+	if (km_recovery_dry_run(api->recovery) && !r.dry_run) {
+		r.dry_run = true; /* recovery.dryRun: every recovery */
+		r.phase = KM_PHASE_DRY_RUN;
+	}
+	rc = km_recovery_check(api->recovery, &r, ctx->arena, &held, err);
+	if (rc == KM_EPRECOND && r.skip_rule) {
+		/* Refused by the safety budget: recorded as such. */
+		struct km_error e2 = {0};
+
+		r.phase = KM_PHASE_SKIPPED;
+		r.last_error = err->msg;
+		if (km_store_create_recovery(api->store, &r, ctx->arena,
+					     &existed, &e2))
+			km_log(KM_LOG_ERROR,
+			       "a refused recovery cannot be recorded",
+			       "target", r.target, "error", e2.msg, NULL);
+		return rc;
+	}
 	if (rc)
 		return rc;
 	if (r.dry_run)
 		r.last_error = "dry run: every check passed; nothing was sent";
 	rc = km_store_create_recovery(api->store, &r, ctx->arena, &existed,
 				      err);
+	if (held && (rc || existed)) /* not submitted: slot unused */
+		km_recovery_release(api->recovery, q->target);
 	if (rc)
 		return rc;
 	if (existed &&
@@ -202,7 +222,9 @@ API_HANDLER(km_api_request_recovery)
 			  &r, err))
 		return err->code;
 	if (!existed && !r.dry_run) {
-		rc = km_recovery_submit(api->recovery, &r);
+		rc = km_recovery_submit(api->recovery, &r, held);
+		if (rc && held)
+			km_recovery_release(api->recovery, r.target);
 		if (rc == KM_EFULL)
 			/* Recorded, and taken back at the next start. */
 			return km_error_set(err, KM_EUNAVAIL,

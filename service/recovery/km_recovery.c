@@ -26,13 +26,18 @@
 #include "km_kube_client.h"
 #include "km_kube_leader.h"
 #include "km_kube_source.h"
+#include "km_budget.h"
 #include "km_list.h"
 #include "km_log.h"
 #include "km_loop.h"
+#include "km_policy.h"
 #include "km_store.h"
 #include "km_time.h"
 
 #define TICK_NS (1000LL * 1000000)
+/* How km_budget words its refusal of a second action on one target: a
+ * person's recovery then waits its turn instead of being refused. */
+#define ONE_AT_A_TIME "one at a time"
 #define BACKOFF_MIN_MS 1000
 
 struct job;
@@ -59,6 +64,8 @@ struct job {
 	const char *fresh;    /* the healthy replacement found (in a) */
 	bool in_flight;       /* holds a worker */
 	bool failed_at_start; /* taken back, but nothing fits it */
+	bool admitted;        /* holds a slot of the budget */
+	char *policy_key;     /* a policy's: the ladder to tell (malloc'd) */
 	bool verifying;
 	struct km_kube_req *req; /* the request in flight */
 
@@ -85,6 +92,14 @@ struct km_recovery_engine {
 	bool stopping;
 	struct km_timer tick, pump;
 
+	/* Automatic policies and the safety budget (loop only); NULL: none
+	 * (no policies; no budget). */
+	struct km_policy_set *policies;
+	struct km_budget *budget;
+	struct km_health_sub *sub; /* the hub's transitions, for policies */
+	struct km_timer due;
+	bool full_said;
+
 	/* Leader election, one elector per cluster (loop only). */
 	struct elect {
 		struct km_recovery_engine *e;
@@ -101,6 +116,12 @@ struct km_recovery_engine {
 	struct km_recovery_stats stats;
 };
 
+/* The policies' and the budget's clock: monotonic microseconds. */
+static int64_t mono_us(void)
+{
+	return km_mono_ns() / 1000;
+}
+
 /* Counts in e->stats (read by other threads). */
 static void count(struct km_recovery_engine *e, uint64_t *field, int64_t d)
 {
@@ -114,6 +135,7 @@ static void count(struct km_recovery_engine *e, uint64_t *field, int64_t d)
 static void job_free(struct job *j)
 {
 	km_arena_free(&j->a);
+	free(j->policy_key);
 	free(j);
 }
 
@@ -142,10 +164,22 @@ static struct job *job_new(struct km_recovery_engine *e,
 	return j;
 }
 
-/* The end of a job: it leaves the engine (its writes have landed). */
+static void policy_told(struct km_recovery_engine *e, const char *key,
+			int phase);
+
+/* The end of a job: it leaves the engine (its writes have landed). Its
+ * budget slot is freed and its policy told how it ended. */
 static void job_done(struct job *j)
 {
 	struct km_recovery_engine *e = j->e;
+
+	if (j->admitted && e->budget)
+		km_budget_release(e->budget, j->r.target);
+	if (j->policy_key)
+		policy_told(e, j->policy_key,
+			    km_recovery_phase_final(j->r.phase)
+				    ? j->r.phase
+				    : KM_PHASE_CANCELLED);
 
 	km_list_del(&j->node);
 	if (j->verifying)
@@ -196,6 +230,7 @@ static void write_phase(struct job *j, int expected, int phase, long http,
 		.attempts = j->r.attempts,
 		.http_status = (int32_t)http, /* < 0: no answer */
 		.message = msg ? j->msg : NULL,
+		.skip_rule = phase == KM_PHASE_SKIPPED ? j->msg : NULL,
 		.not_before_us = j->not_before_us,
 	};
 	j->not_before_us = 0;
@@ -721,6 +756,44 @@ static bool leading(const struct km_recovery_engine *e, const char *cluster)
 	return el && km_kube_leader_leading(el->leader);
 }
 
+static void skipped(struct job *j, int rc, const struct km_error *err)
+{
+	if (rc)
+		km_log(KM_LOG_ERROR, "recovery: a refusal cannot be recorded",
+		       "id", KM_I(j->r.id), "error", err->msg, NULL);
+	job_done(j);
+}
+
+/* Whether j holds a slot of the budget now, taking one if it may (its
+ * turn came: the recovery ahead of it ended). A rule other than its
+ * target's recovery in progress refuses it: recorded SKIPPED. */
+static bool admitted_now(struct km_recovery_engine *e, struct job *j)
+{
+	struct km_budget_request q = {
+		.cluster = j->r.cluster,
+		.target = j->r.target,
+		.action = j->r.action,
+		.policy = j->r.policy && *j->r.policy ? j->r.policy : NULL,
+		.automatic = j->policy_key != NULL,
+		.force = j->r.force};
+	struct km_budget_verdict v;
+	char msg[300];
+
+	if (j->admitted || !e->budget)
+		return true;
+	if (km_budget_admit(e->budget, &q, mono_us(), &v))
+		return false;
+	if (v.ok)
+		return j->admitted = true;
+	if (!strncmp(v.rule, ONE_AT_A_TIME, strlen(ONE_AT_A_TIME)))
+		return false;
+	snprintf(msg, sizeof msg, "refused by the safety budget: %s", v.rule);
+	km_list_del(&j->node);
+	km_list_add_tail(&e->active, &j->node);
+	write_phase(j, j->r.phase, KM_PHASE_SKIPPED, 0, msg, skipped);
+	return false;
+}
+
 /* Starts what may start: a worker free, the job's backoff over, its
  * target not claimed, no write of its own in flight; in queue order. */
 static void pump(struct km_recovery_engine *e)
@@ -743,6 +816,8 @@ static void pump(struct km_recovery_engine *e)
 		}
 		if (j->r.phase == KM_PHASE_REQUESTED)
 			continue; /* its QUEUED is being written */
+		if (!admitted_now(e, j))
+			continue;
 		dispatch(j);
 	}
 	if (next && (!km_timer_armed(&e->pump) || e->pump.due > next))
@@ -799,6 +874,19 @@ static void take(struct km_loop *l, void *arg)
 	if (e->stopping) { /* submitted as the engine stopped */
 		job_done(j);
 		return;
+	}
+	if (!j->admitted && e->budget && !j->policy_key &&
+	    !km_recovery_phase_final(j->r.phase)) {
+		/* Taken back at start: counted against the budget (as
+		 * forced: it was admitted before). */
+		struct km_budget_request q = {.cluster = j->r.cluster,
+					      .target = j->r.target,
+					      .action = j->r.action,
+					      .force = true};
+		struct km_budget_verdict v;
+
+		j->admitted = !km_budget_admit(e->budget, &q, mono_us(), &v) &&
+			      v.ok;
 	}
 	if (j->failed_at_start) {
 		km_list_add_tail(&e->active, &j->node);
@@ -914,7 +1002,7 @@ static const char *verify_target(struct km_recovery_engine *e, struct job *j)
 }
 
 int km_recovery_submit(struct km_recovery_engine *e,
-		       const struct km_recovery *r)
+		       const struct km_recovery *r, bool held)
 {
 	struct job *j;
 
@@ -933,6 +1021,7 @@ int km_recovery_submit(struct km_recovery_engine *e,
 		return KM_ENOMEM;
 	}
 	j->verify = verify_target(e, j);
+	j->admitted = held; /* by km_recovery_check */
 	if (describe(e, j) || km_loop_post(e->loop, take, j)) {
 		job_free(j);
 		pthread_mutex_lock(&e->mu);
@@ -943,6 +1032,375 @@ int km_recovery_submit(struct km_recovery_engine *e,
 	return 0;
 }
 
+/* ---- automatic policies --------------------------------------------------------- */
+/*
+ * The hub hands every committed transition to the engine's subscription
+ * (on its thread); a copy goes to the loop, where the policies judge it
+ * (km_policy.h) and the storm guard counts it (km_budget.h). A decision
+ * to act becomes a recovery as a person's does — checked against the
+ * cluster's cache, admitted by the budget, recorded (REQUESTED, or
+ * SKIPPED naming the rule that refused it, or DRY_RUN), then dispatched —
+ * requested by "policy:NAME" and linked to the transition that caused it.
+ * Its end goes back to the policy (the next rung, the backoff).
+ */
+
+/* A transition, copied for the loop: its strings and labels in one block. */
+struct tev {
+	struct km_recovery_engine *e;
+	struct km_policy_target t;
+};
+
+static char *put_str(char **at, const char *v)
+{
+	char *d = *at;
+	size_t n = strlen(v) + 1;
+
+	memcpy(d, v, n);
+	*at += n;
+	return d;
+}
+
+static struct tev *tev_new(struct km_recovery_engine *e,
+			   const struct km_health_event *ev)
+{
+	struct km_policy_target t;
+	const char *strs[6];
+	size_t len = sizeof(struct tev), nl;
+	struct tev *x;
+	struct km_kv *kv;
+	char *at;
+
+	km_policy_target_from(ev->target, ev->t, &t);
+	strs[0] = t.name;
+	strs[1] = t.cluster;
+	strs[2] = t.ns;
+	strs[3] = t.owner;
+	strs[4] = t.node;
+	strs[5] = t.cause;
+	nl = t.labels ? t.n_labels : 0;
+	for (size_t i = 0; i < 6; i++)
+		len += strs[i] ? strlen(strs[i]) + 1 : 0;
+	len += nl * sizeof *kv;
+	for (size_t i = 0; i < nl; i++)
+		len += strlen(t.labels[i].key) + strlen(t.labels[i].value) + 2;
+	if (!t.name || !(x = malloc(len)))
+		return NULL;
+	x->e = e;
+	x->t = t;
+	kv = (struct km_kv *)(x + 1);
+	at = (char *)(kv + nl);
+	for (size_t i = 0; i < nl; i++) {
+		kv[i].key = put_str(&at, t.labels[i].key);
+		kv[i].value = put_str(&at, t.labels[i].value);
+	}
+	x->t.labels = nl ? kv : NULL;
+	x->t.n_labels = nl;
+	x->t.name = put_str(&at, strs[0]);
+	x->t.cluster = strs[1] ? put_str(&at, strs[1]) : NULL;
+	x->t.ns = strs[2] ? put_str(&at, strs[2]) : NULL;
+	x->t.owner = strs[3] ? put_str(&at, strs[3]) : NULL;
+	x->t.node = strs[4] ? put_str(&at, strs[4]) : NULL;
+	x->t.cause = strs[5] ? put_str(&at, strs[5]) : NULL;
+	return x;
+}
+
+/* The due timer at next_us (policy time: monotonic µs), if earlier. */
+static void arm_due(struct km_recovery_engine *e, int64_t next_us)
+{
+	int64_t at;
+
+	if (next_us <= 0 || next_us == INT64_MAX || e->stopping)
+		return;
+	at = next_us * 1000;
+	if (!km_timer_armed(&e->due) || e->due.due > at)
+		km_loop_timer_set(e->loop, &e->due, at);
+}
+
+static void policy_told(struct km_recovery_engine *e, const char *key,
+			int phase)
+{
+	struct km_policy_decision d;
+
+	if (!e->policies)
+		return;
+	if (phase == KM_PHASE_CANCELLED || phase == KM_PHASE_DRY_RUN)
+		phase = KM_PHASE_SKIPPED;
+	if (km_policy_outcome(e->policies, key, phase, mono_us(), &d))
+		return;
+	if (!strcmp(d.rule, "gave_up"))
+		km_log(KM_LOG_WARN, "recovery: a policy gave up on a target",
+		       "policy", d.policy ? d.policy : "", "target", key, "why",
+		       d.reason, NULL);
+	arm_due(e, d.next_us);
+}
+
+/* A policy's recovery is recorded: REQUESTED goes on as a person's;
+ * SKIPPED and DRY_RUN end here. */
+static void policy_created(struct job *j, int rc, const struct km_error *err)
+{
+	struct km_recovery_engine *e = j->e;
+
+	if (rc) {
+		km_log(KM_LOG_ERROR,
+		       "recovery: a policy's recovery cannot be "
+		       "recorded",
+		       "target", j->r.target, "error", err->msg, NULL);
+		j->r.phase = KM_PHASE_SKIPPED;
+	}
+	if (rc || j->r.phase != KM_PHASE_REQUESTED) {
+		job_done(j);
+		return;
+	}
+	km_log(KM_LOG_INFO, "recovery: requested by a policy", "id",
+	       KM_I(j->r.id), "target", j->r.target, "action",
+	       km_action_name(j->r.action), "requester", j->r.requester, NULL);
+	j->verify = verify_target(e, j);
+	if (describe(e, j)) {
+		j->failed_at_start = true;
+	}
+	take(e->loop, j);
+}
+
+static int check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
+			 struct km_arena *a, struct km_error *err);
+
+/* An ACT decision: a recovery, checked, admitted or refused, recorded. */
+static void act(struct km_recovery_engine *e,
+		const struct km_policy_decision *d)
+{
+	struct km_recovery r = {
+		.target = d->act_on,
+		.action = d->action,
+		.reason = d->reason,
+		.requester = d->requester,
+		.policy = d->policy,
+		.idempotency_key = "",
+		.cause_seq = d->cause_seq,
+		.phase = KM_PHASE_REQUESTED,
+		.dry_run = e->o.dry_run,
+	};
+	struct km_error err = {0};
+	struct km_arena a;
+	struct job *j;
+	bool admitted = false;
+	int rc;
+
+	km_arena_init(&a, 1024);
+	rc = check_on_loop(e, &r, &a, &err);
+	if (rc == KM_EUNAVAIL) { /* not this replica's to act on */
+		km_arena_free(&a);
+		policy_told(e, d->key, KM_PHASE_SKIPPED);
+		return;
+	}
+	if (rc) {
+		r.phase = KM_PHASE_SKIPPED;
+		r.skip_rule = r.last_error = err.msg;
+	} else if (e->budget) {
+		struct km_budget_request q = {.cluster = r.cluster,
+					      .target = r.target,
+					      .action = r.action,
+					      .policy = d->policy,
+					      .automatic = true};
+		struct km_budget_verdict v;
+
+		if (km_budget_admit(e->budget, &q, mono_us(), &v)) {
+			r.phase = KM_PHASE_SKIPPED;
+			r.skip_rule = r.last_error = "the budget failed";
+		} else if (!v.ok) {
+			r.phase = KM_PHASE_SKIPPED;
+			r.skip_rule = r.last_error =
+				km_arena_strdup(&a, v.rule);
+		} else {
+			admitted = true;
+		}
+	}
+	if (r.phase == KM_PHASE_REQUESTED && r.dry_run) {
+		r.phase = KM_PHASE_DRY_RUN;
+		r.last_error = "dry run: every check passed; nothing was sent";
+	}
+	if (admitted && r.phase != KM_PHASE_REQUESTED) {
+		km_budget_release(e->budget, r.target);
+		admitted = false;
+	}
+	j = job_new(e, &r);
+	km_arena_free(&a);
+	if (!j || !(j->policy_key = strdup(d->key))) {
+		if (j)
+			job_free(j);
+		if (admitted)
+			km_budget_release(e->budget, d->act_on);
+		policy_told(e, d->key, KM_PHASE_SKIPPED);
+		return;
+	}
+	j->admitted = admitted;
+	pthread_mutex_lock(&e->mu);
+	e->accepted++;
+	e->writes++;
+	pthread_mutex_unlock(&e->mu);
+	km_list_add_tail(&e->active, &j->node);
+	memset(&j->u, 0, sizeof j->u);
+	j->then = policy_created;
+	j->w_pending = true;
+	rc = km_store_create_recovery_async(e->o.store, &j->r, &j->a, NULL,
+					    write_done, j);
+	if (rc) {
+		km_error_set(&err, rc, "the store refused the recovery");
+		write_done(j, rc, &err); /* lands through the loop, as any */
+	}
+}
+
+/* The storm guard counts the policy's members. */
+static void storm_member(struct km_recovery_engine *e, const char *policy,
+			 const struct km_policy_target *t)
+{
+	struct km_budget_member m = {
+		.group = KM_BUDGET_POLICY,
+		.name = policy,
+		.cluster = t->cluster ? t->cluster : "",
+		.target = t->name,
+		.unhealthy = t->state == KM_STATE_UNHEALTHY,
+		.gone = t->state == KM_STATE_DELETED,
+	};
+	struct km_budget_storm_change c = {0};
+
+	if (!e->budget || km_budget_target_state(e->budget, &m, mono_us(), &c))
+		return;
+	if (c.change > 0)
+		km_log(KM_LOG_WARN,
+		       "recovery: storm: automatic actions stop; a person's "
+		       "need force",
+		       "policy", policy, "why", c.storm.why, NULL);
+	else if (c.change < 0)
+		km_log(KM_LOG_INFO, "recovery: the storm is over", "policy",
+		       policy, "unhealthy", KM_I((int64_t)c.storm.unhealthy),
+		       "of", KM_I((int64_t)c.storm.total), NULL);
+}
+
+static void judge(struct km_recovery_engine *e,
+		  const struct km_policy_target *t)
+{
+	struct km_policy_decision d;
+
+	if (km_policy_observe(e->policies, t, mono_us(), &d))
+		return;
+	if (d.policy)
+		storm_member(e, d.policy, t);
+	if (d.verdict == KM_POLICY_ACT)
+		act(e, &d);
+	else if (!strcmp(d.rule, "full") && !e->full_said) {
+		e->full_said = true;
+		km_log(KM_LOG_ERROR,
+		       "recovery: the policies track as many targets as "
+		       "recovery.maxPolicyTargets allows; more are not acted "
+		       "on",
+		       "target", t->name, NULL);
+	}
+	arm_due(e, d.next_us);
+}
+
+static void on_tev(struct km_loop *l, void *arg)
+{
+	struct tev *x = arg;
+
+	(void)l;
+	if (!x->e->stopping)
+		judge(x->e, &x->t);
+	free(x);
+}
+
+/* The hub's thread: a transition, to the loop. */
+static void deliver(void *arg, const struct km_health_event *ev)
+{
+	struct km_recovery_engine *e = arg;
+	struct tev *x = tev_new(e, ev);
+
+	if (!x || km_loop_post(e->loop, on_tev, x)) {
+		free(x);
+		km_log(KM_LOG_ERROR,
+		       "recovery: out of memory: a transition is not judged "
+		       "by the policies",
+		       NULL);
+	}
+}
+
+static void rescan(struct km_loop *l, void *arg);
+
+/* The hub's thread: the queue overflowed (the loop was far behind): the
+ * loop subscribes again and judges every target's current health. */
+static void overflowed(void *arg, int64_t last_seq)
+{
+	struct km_recovery_engine *e = arg;
+
+	(void)last_seq;
+	if (km_loop_post(e->loop, rescan, e))
+		km_log(KM_LOG_ERROR, "recovery: cannot resume the policies",
+		       NULL);
+}
+
+static int subscribe(struct km_recovery_engine *e)
+{
+	struct km_health_sub_options so = {.deliver = deliver,
+					   .overflow = overflowed,
+					   .arg = e};
+	int64_t start;
+
+	return km_health_subscribe(e->o.health, &so, &e->sub, &start);
+}
+
+static void rescan(struct km_loop *l, void *arg)
+{
+	struct km_recovery_engine *e = arg;
+	struct km_health_filter f = {0};
+	struct km_target *v;
+	struct km_arena a;
+	int64_t after = 0, seq;
+	size_t n;
+	bool more = true;
+
+	(void)l;
+	if (e->stopping)
+		return;
+	km_health_unsubscribe(e->sub);
+	e->sub = NULL;
+	if (subscribe(e)) {
+		km_log(KM_LOG_ERROR, "recovery: cannot resume the policies",
+		       NULL);
+		return;
+	}
+	km_log(KM_LOG_WARN,
+	       "recovery: the policies fell behind the transitions; judging "
+	       "every target's current health",
+	       NULL);
+	km_arena_init(&a, 65536);
+	while (more &&
+	       !km_health_list(e->o.health, &f, after, 512, &a, &v, &n, &more,
+			       &seq) &&
+	       n) {
+		for (size_t i = 0; i < n; i++) {
+			struct km_policy_target t;
+
+			km_policy_target_from(&v[i], NULL, &t);
+			judge(e, &t);
+		}
+		after = v[n - 1].id;
+		km_arena_rewind(&a);
+	}
+	km_arena_free(&a);
+}
+
+static void due_fired(struct km_loop *l, void *arg)
+{
+	struct km_recovery_engine *e = arg;
+	struct km_policy_decision d;
+	int64_t next = INT64_MAX;
+
+	(void)l;
+	while (!e->stopping &&
+	       km_policy_due(e->policies, mono_us(), &d, &next) == 1)
+		act(e, &d);
+	arm_due(e, next);
+}
+
 /* ---- checking a request --------------------------------------------------------- */
 
 struct check_call {
@@ -951,7 +1409,7 @@ struct check_call {
 	struct km_arena *a;
 	struct km_error err;
 	int rc;
-	bool done;
+	bool done, held;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 };
@@ -1051,12 +1509,51 @@ static int check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
 	return 0;
 }
 
+/* A person's request through the budget: held if admitted (a dry run's
+ * freed at once); waiting its turn behind another of its target (not
+ * held); else KM_EPRECOND with the rule in r->skip_rule. */
+static int admit_manual(struct km_recovery_engine *e, struct km_recovery *r,
+			struct km_arena *a, bool *held, struct km_error *err)
+{
+	struct km_budget_request q = {.cluster = r->cluster,
+				      .target = r->target,
+				      .action = r->action,
+				      .force = r->force};
+	struct km_budget_verdict v;
+	int rc;
+
+	*held = false;
+	if (!e->budget)
+		return 0;
+	rc = km_budget_admit(e->budget, &q, mono_us(), &v);
+	if (rc)
+		return km_error_set(err, rc, "the safety budget failed");
+	if (!v.ok && !strncmp(v.rule, ONE_AT_A_TIME, strlen(ONE_AT_A_TIME)))
+		return 0; /* serialized: admitted when its turn comes */
+	if (!v.ok) {
+		r->skip_rule = km_arena_strdup(a, v.rule);
+		return km_error_set(err, KM_EPRECOND,
+				    "refused by the safety budget: %s%s",
+				    v.rule,
+				    strstr(v.rule, "storm")
+					    ? " (an operator may force it)"
+					    : "");
+	}
+	if (r->dry_run)
+		km_budget_release(e->budget, r->target);
+	else
+		*held = true;
+	return 0;
+}
+
 static void check_posted(struct km_loop *l, void *arg)
 {
 	struct check_call *c = arg;
 
 	(void)l;
 	c->rc = check_on_loop(c->e, c->r, c->a, &c->err);
+	if (!c->rc)
+		c->rc = admit_manual(c->e, c->r, c->a, &c->held, &c->err);
 	pthread_mutex_lock(&c->mu);
 	c->done = true;
 	pthread_cond_signal(&c->cv);
@@ -1064,7 +1561,7 @@ static void check_posted(struct km_loop *l, void *arg)
 }
 
 int km_recovery_check(struct km_recovery_engine *e, struct km_recovery *r,
-		      struct km_arena *a, struct km_error *err)
+		      struct km_arena *a, bool *held, struct km_error *err)
 {
 	struct check_call c = {.e = e, .r = r, .a = a};
 	int rc;
@@ -1079,6 +1576,7 @@ int km_recovery_check(struct km_recovery_engine *e, struct km_recovery *r,
 			pthread_cond_wait(&c.cv, &c.mu);
 		pthread_mutex_unlock(&c.mu);
 		rc = c.rc;
+		*held = c.held;
 		if (rc && err)
 			*err = c.err;
 	} else {
@@ -1204,6 +1702,7 @@ int km_recovery_start(const struct km_recovery_options *o,
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
 	km_timer_init(&e->tick, tick_fired, e);
+	km_timer_init(&e->due, due_fired, e);
 	km_timer_init(&e->pump, pump_fired, e);
 	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (e->efd < 0) {
@@ -1219,6 +1718,28 @@ int km_recovery_start(const struct km_recovery_options *o,
 		goto fail;
 	}
 	e->efd_added = true;
+	{
+		struct km_budget_config bc;
+
+		if (o->budget)
+			bc = *o->budget;
+		else
+			km_budget_config_defaults(&bc);
+		if ((rc = km_budget_new(&bc, &e->budget, err)))
+			goto fail;
+	}
+	if (o->n_policies) {
+		struct km_policy_options po = {.max_targets =
+						       o->max_policy_targets};
+
+		if ((rc = km_policy_set_new(o->policies, o->n_policies, &po,
+					    &e->policies, err)) ||
+		    (rc = subscribe(e))) {
+			if (rc == KM_ENOMEM && !err->code)
+				km_error_set(err, rc, "out of memory");
+			goto fail;
+		}
+	}
 	/* What a previous run left open. */
 	rc = km_reader_open(o->store, &rd, err);
 	if (!rc)
@@ -1279,6 +1800,7 @@ static void stop_posted(struct km_loop *l, void *arg)
 		e->elect[i].leader = NULL;
 	}
 	km_loop_timer_cancel(l, &e->tick);
+	km_loop_timer_cancel(l, &e->due);
 	km_loop_timer_cancel(l, &e->pump);
 	km_list_for_each (x, &e->active) {
 		struct job *j = km_list_entry(x, struct job, node);
@@ -1301,6 +1823,10 @@ void km_recovery_stop(struct km_recovery_engine *e)
 
 	if (!e)
 		return;
+	/* No transition is handed over after this; those posted already
+	 * run before stop_posted, and see nothing to do. */
+	km_health_unsubscribe(e->sub);
+	e->sub = NULL;
 	if (e->efd >= 0 && !km_loop_post(e->loop, stop_posted, &c)) {
 		pthread_mutex_lock(&e->mu);
 		while (!c.done)
@@ -1336,6 +1862,8 @@ void km_recovery_stop(struct km_recovery_engine *e)
 	for (size_t i = 0; i < e->n_elect; i++)
 		free(e->elect[i].cluster);
 	free(e->elect);
+	km_policy_set_free(e->policies);
+	km_budget_free(e->budget);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->cv);
 	free(e);
@@ -1348,4 +1876,37 @@ void km_recovery_get_stats(struct km_recovery_engine *e,
 	*out = e->stats;
 	out->held = e->accepted;
 	pthread_mutex_unlock(&e->mu);
+}
+
+bool km_recovery_dry_run(const struct km_recovery_engine *e)
+{
+	return e->o.dry_run;
+}
+
+struct release_call {
+	struct km_recovery_engine *e;
+	char target[];
+};
+
+static void release_posted(struct km_loop *l, void *arg)
+{
+	struct release_call *c = arg;
+
+	(void)l;
+	if (c->e->budget)
+		km_budget_release(c->e->budget, c->target);
+	free(c);
+}
+
+void km_recovery_release(struct km_recovery_engine *e, const char *target)
+{
+	size_t n = strlen(target) + 1;
+	struct release_call *c = malloc(sizeof *c + n);
+
+	if (!c)
+		return; /* the slot stays taken until a restart: said */
+	c->e = e;
+	memcpy(c->target, target, n);
+	if (km_loop_post(e->loop, release_posted, c))
+		free(c);
 }

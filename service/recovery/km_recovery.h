@@ -70,6 +70,8 @@ struct km_store;
 struct km_health;
 struct km_kube;
 struct km_recovery_engine;
+struct km_policy_config;
+struct km_budget_config;
 
 struct km_recovery_options {
 	struct km_store *store;
@@ -87,6 +89,14 @@ struct km_recovery_options {
 	 * replica acts alone. identity: this replica's, unique. */
 	const char *lease_ns, *lease_name, *identity;
 	int64_t lease_duration_ms, renew_deadline_ms, retry_period_ms;
+	/* Record what would be done (DRY_RUN), never act: every recovery. */
+	bool dry_run;
+	/* Automatic policies (km_policy.h; copied): none when n is 0. */
+	const struct km_policy_config *policies;
+	size_t n_policies;
+	size_t max_policy_targets; /* 0: km_policy's default */
+	/* The safety budget (km_budget.h; copied); NULL: its defaults. */
+	const struct km_budget_config *budget;
 };
 
 /* Starts the engine on km_kube's loop and takes back what a previous run
@@ -103,17 +113,30 @@ void km_recovery_stop(struct km_recovery_engine *e);
  * recorded: the target's cluster is watched and the target is a
  * Kubernetes object of a kind the action applies to, known to the
  * cluster's cache; fills r->cluster and r->target_uid (strings in a).
- * KM_EINVAL (the action does not apply to the target: the message says
- * why), KM_ENOTFOUND (no such object in the cache), KM_EPRECOND (a pod
- * without a controller would not be restarted but deleted: only with
- * force), KM_EUNAVAIL (the cluster is not watched). Any thread. */
+ * Then the safety budget: admitted, *held is true and the recovery holds
+ * a slot until it ends (submit it with held, or km_recovery_release it;
+ * a dry run's is freed at once); a recovery of the target in progress,
+ * *held is false and it waits its turn, checked again then; any other
+ * rule refuses it: KM_EPRECOND with the rule in r->skip_rule.
+ * Else KM_EINVAL (the action does not apply to the target: the message
+ * says why), KM_ENOTFOUND (no such object in the cache), KM_EPRECOND (a
+ * pod without a controller would not be restarted but deleted: only with
+ * force), KM_EUNAVAIL (the cluster is not watched, or this replica does
+ * not lead it). Any thread. */
 int km_recovery_check(struct km_recovery_engine *e, struct km_recovery *r,
-		      struct km_arena *a, struct km_error *err);
+		      struct km_arena *a, bool *held, struct km_error *err);
 /* Hands a recovery just recorded (REQUESTED) to the engine. KM_EFULL
  * when queue_max recoveries wait (r stays REQUESTED: taken back at the
  * next start), KM_ENOMEM. Any thread. */
 int km_recovery_submit(struct km_recovery_engine *e,
-		       const struct km_recovery *r);
+		       const struct km_recovery *r, bool held);
+
+/* Whether every recovery is a dry run (recovery.dryRun). Any thread. */
+bool km_recovery_dry_run(const struct km_recovery_engine *e);
+/* A recovery km_recovery_check admitted (it holds a slot of the budget)
+ * that is not submitted after all (its recording failed): the slot is
+ * freed. Any thread. */
+void km_recovery_release(struct km_recovery_engine *e, const char *target);
 
 struct km_recovery_stats {
 	uint64_t queued, dispatched, attempts, succeeded, failed, verified,

@@ -1995,6 +1995,22 @@ static void test_recovery_section(void **state)
 	assert_int_equal(c.recovery_verify_window_ms, 120000);
 	assert_false(c.recovery_dry_run);
 	assert_int_equal(c.recovery_max_policy_targets, 100000);
+	assert_false(c.leader_election);
+	assert_null(c.lease_ns);
+	assert_string_equal(c.lease_name, "kubemedic-recovery");
+	assert_int_equal(c.lease_duration_ms, 15000);
+	assert_int_equal(c.renew_deadline_ms, 10000);
+	assert_int_equal(c.retry_period_ms, 2000);
+	load_ok(&c, "recovery:\n  leaderElection: {enabled: true, namespace: "
+		    "ops, name: km.lease, identity: a-1, leaseDuration: 3s, "
+		    "renewDeadline: 2s, retryPeriod: 500ms}\n");
+	assert_true(c.leader_election);
+	assert_string_equal(c.lease_ns, "ops");
+	assert_string_equal(c.lease_name, "km.lease");
+	assert_string_equal(c.lease_identity, "a-1");
+	assert_int_equal(c.lease_duration_ms, 3000);
+	assert_int_equal(c.renew_deadline_ms, 2000);
+	assert_int_equal(c.retry_period_ms, 500);
 	assert_int_equal(c.recovery_budget.max_concurrent, 20);
 	assert_int_equal(c.recovery_budget.max_concurrent_per_cluster, 10);
 	assert_int_equal(c.recovery_budget.rates[KM_ACTION_CORDON].count, 1);
@@ -2138,10 +2154,23 @@ static void test_recovery_errors(void **state)
 		 "and 1h, got \"2h\""},
 		{"recovery: {dryRun: yes}\n",
 		 "test.yaml:1:20: recovery.dryRun"},
+		{"recovery: {leaderElection: {namespace: Kube_System}}\n",
+		 "recovery.leaderElection.namespace: \"Kube_System\" is no "
+		 "namespace name"},
+		{"recovery: {leaderElection: {name: -lease}}\n",
+		 "recovery.leaderElection.name: \"-lease\" is no Lease name"},
+		{"recovery: {leaderElection: {identity: \"\"}}\n",
+		 "recovery.leaderElection.identity: 1 to 128 bytes"},
+		{"recovery: {leaderElection: {leaseDuration: 5s, "
+		 "renewDeadline: 5s}}\n",
+		 "recovery.leaderElection: retryPeriod (2000ms) < renewDeadline "
+		 "(5000ms) < leaseDuration (5000ms) is needed"},
+		{"recovery: {leaderElection: {enabled: 1}}\n",
+		 "recovery.leaderElection.enabled"},
 		{"recovery: {workrs: 2}\n",
 		 "test.yaml:1:12: unknown key \"workrs\" in recovery (known: "
 		 "workers, queueMax, maxAttempts, verifyWindow, dryRun, "
-		 "maxPolicyTargets, budget, policies)"},
+		 "maxPolicyTargets, budget, policies, leaderElection)"},
 		{"recovery:\n  budget: {maxConcurrent: 2, "
 		 "maxConcurrentPerCluster: 3}\n",
 		 "test.yaml:2:55: recovery.budget.maxConcurrentPerCluster (3) "
