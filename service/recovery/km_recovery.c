@@ -1155,9 +1155,9 @@ static void policy_created(struct job *j, int rc, const struct km_error *err)
 	       KM_I(j->r.id), "target", j->r.target, "action",
 	       km_action_name(j->r.action), "requester", j->r.requester, NULL);
 	j->verify = verify_target(e, j);
-	if (describe(e, j)) {
+	if (describe(e, j))
 		j->failed_at_start = true;
-	}
+	km_list_del(&j->node); /* take puts it where it belongs */
 	take(e->loop, j);
 }
 
@@ -1347,9 +1347,10 @@ static int subscribe(struct km_recovery_engine *e)
 	return km_health_subscribe(e->o.health, &so, &e->sub, &start);
 }
 
-static void rescan(struct km_loop *l, void *arg)
+/* Every live target's current health, to the policies and the storm
+ * guard: at start, and after the subscription overflowed. */
+static void judge_all(struct km_recovery_engine *e)
 {
-	struct km_recovery_engine *e = arg;
 	struct km_health_filter f = {0};
 	struct km_target *v;
 	struct km_arena a;
@@ -1357,20 +1358,6 @@ static void rescan(struct km_loop *l, void *arg)
 	size_t n;
 	bool more = true;
 
-	(void)l;
-	if (e->stopping)
-		return;
-	km_health_unsubscribe(e->sub);
-	e->sub = NULL;
-	if (subscribe(e)) {
-		km_log(KM_LOG_ERROR, "recovery: cannot resume the policies",
-		       NULL);
-		return;
-	}
-	km_log(KM_LOG_WARN,
-	       "recovery: the policies fell behind the transitions; judging "
-	       "every target's current health",
-	       NULL);
 	km_arena_init(&a, 65536);
 	while (more &&
 	       !km_health_list(e->o.health, &f, after, 512, &a, &v, &n, &more,
@@ -1386,6 +1373,27 @@ static void rescan(struct km_loop *l, void *arg)
 		km_arena_rewind(&a);
 	}
 	km_arena_free(&a);
+}
+
+static void rescan(struct km_loop *l, void *arg)
+{
+	struct km_recovery_engine *e = arg;
+
+	(void)l;
+	if (e->stopping)
+		return;
+	km_health_unsubscribe(e->sub);
+	e->sub = NULL;
+	if (subscribe(e)) {
+		km_log(KM_LOG_ERROR, "recovery: cannot resume the policies",
+		       NULL);
+		return;
+	}
+	km_log(KM_LOG_WARN,
+	       "recovery: the policies fell behind the transitions; judging "
+	       "every target's current health",
+	       NULL);
+	judge_all(e);
 }
 
 static void due_fired(struct km_loop *l, void *arg)
@@ -1633,6 +1641,10 @@ static void started(struct km_loop *l, void *arg)
 			       "will not dispatch",
 			       "cluster", el->cluster, "error", err.msg, NULL);
 	}
+	/* What the hub published before the subscription: judged now
+	 * (what follows comes as transitions, posted after this). */
+	if (e->policies)
+		judge_all(e);
 	km_loop_timer_set(l, &e->tick, km_mono_ns() + TICK_NS);
 }
 

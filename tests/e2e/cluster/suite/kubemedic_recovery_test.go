@@ -27,6 +27,7 @@ type recovery struct {
 	Target     string `json:"target"`
 	TargetUID  string `json:"targetUid"`
 	Action     string `json:"action"`
+	Reason     string `json:"reason"`
 	Phase      string `json:"phase"`
 	Attempts   int    `json:"attempts"`
 	LastError  string `json:"lastError"`
