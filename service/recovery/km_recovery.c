@@ -35,6 +35,9 @@
 #include "km_time.h"
 
 #define TICK_NS (1000LL * 1000000)
+#define DRAIN_RETRY_NS (5000LL * 1000000)
+#define DRAIN_TIMEOUT_NS (300LL * 1000000000)
+#define DRAIN_PODS_MAX 10000
 /* How km_budget words its refusal of a second action on one target: a
  * person's recovery then waits its turn instead of being refused. */
 #define ONE_AT_A_TIME "one at a time"
@@ -65,7 +68,18 @@ struct job {
 	bool in_flight;       /* holds a worker */
 	bool failed_at_start; /* taken back, but nothing fits it */
 	bool admitted;        /* holds a slot of the budget */
-	char *policy_key;     /* a policy's: the ladder to tell (malloc'd) */
+	/* A drain, once its cordon is done: the node's pods to evict (in
+	 * a), a pass at a time, the next pass after DRAIN_RETRY_NS. */
+	struct drain_pod {
+		const char *ns, *name, *uid;
+		bool evicted;
+	} * pods;
+	size_t n_pods, next_pod, skipped_pods, unmanaged;
+	bool draining, blocked;
+	int64_t drain_deadline_ns;
+	char blocked_why[256];
+	struct km_timer drain_timer;
+	char *policy_key; /* a policy's: the ladder to tell (malloc'd) */
 	bool verifying;
 	struct km_kube_req *req; /* the request in flight */
 
@@ -132,6 +146,10 @@ static void count(struct km_recovery_engine *e, uint64_t *field, int64_t d)
 
 /* ---- jobs ----------------------------------------------------------------------- */
 
+static void drain_fired(struct km_loop *l, void *arg);
+static void drain_start(struct job *j);
+static size_t pods_left(struct km_recovery_engine *e, const struct job *j);
+
 static void job_free(struct job *j)
 {
 	km_arena_free(&j->a);
@@ -161,6 +179,7 @@ static struct job *job_new(struct km_recovery_engine *e,
 #undef DUP
 	km_list_init(&j->node);
 	km_list_init(&j->landed);
+	km_timer_init(&j->drain_timer, drain_fired, j);
 	return j;
 }
 
@@ -459,6 +478,9 @@ static bool check_now(struct job *j, bool at_deadline)
 		if (!src || !name)
 			return false;
 		o = km_kube_source_get(src, KM_RES_NODE, "", name + 1);
+		if (j->r.action == KM_ACTION_DRAIN)
+			return o && o->u.node.unschedulable &&
+			       pods_left(e, j) == 0;
 		return o && o->u.node.unschedulable ==
 				    (j->r.action == KM_ACTION_CORDON);
 	}
@@ -490,6 +512,11 @@ static void verify_step(struct job *j, int64_t now_ns)
 				 "healthy",
 				 pods_owner(j) ? j->verify : "the pod's name",
 				 j->fresh);
+		else if (j->r.action == KM_ACTION_DRAIN)
+			snprintf(
+				msg, sizeof msg,
+				"node is unschedulable, and no pod to evict is "
+				"left on it");
 		else
 			snprintf(msg, sizeof msg, "node is %s",
 				 j->r.action == KM_ACTION_CORDON
@@ -614,6 +641,10 @@ static void answered(void *arg, long status, const char *body, size_t len,
 	switch (out) {
 	case KM_KUBE_DONE:
 	case KM_KUBE_GONE:
+		if (j->r.action == KM_ACTION_DRAIN) {
+			drain_start(j); /* cordoned: now the evictions */
+			return;
+		}
 		count(e, &e->stats.succeeded, 1);
 		write_phase(j, KM_PHASE_DISPATCHED, KM_PHASE_SUCCEEDED, status,
 			    why, finished);
@@ -640,6 +671,257 @@ static void answered(void *arg, long status, const char *body, size_t len,
 			    why, finished);
 		return;
 	}
+}
+
+/* ---- drain ---------------------------------------------------------------------- */
+/*
+ * A drain is a cordon (its first request, sent and retried as any), then
+ * the evictions of the node's pods (policy/v1 Eviction, the pod's uid as
+ * precondition: PodDisruptionBudgets decide), one at a time, in passes:
+ * a pod a budget refuses (429) waits for the next pass, DRAIN_RETRY_NS
+ * later, until DRAIN_TIMEOUT_NS. DaemonSet pods (their controller would
+ * put them back) and mirror pods (the kubelet's own; owned by the Node)
+ * are left, as kubectl drain leaves them; finished pods need nothing.
+ * Each pass that leaves pods is an event of the recovery's history.
+ */
+
+static bool evictable(const struct km_kube_object *o, const char *node,
+		      bool *skipped)
+{
+	const struct km_kube_pod *p = &o->u.pod;
+	const char *k = o->meta.owner_kind;
+
+	*skipped = false;
+	if (!p->node_name || strcmp(p->node_name, node) ||
+	    p->phase == KM_POD_SUCCEEDED || p->phase == KM_POD_FAILED)
+		return false;
+	if (k && (!strcmp(k, "DaemonSet") || !strcmp(k, "Node"))) {
+		*skipped = true;
+		return false;
+	}
+	return true;
+}
+
+struct collect {
+	struct job *j;
+	const char *node;
+	size_t cap;
+	bool oom;
+};
+
+static void collect_pod(const struct km_kube_object *o, void *arg)
+{
+	struct collect *c = arg;
+	struct job *j = c->j;
+	struct drain_pod *v;
+	bool skipped;
+
+	if (!evictable(o, c->node, &skipped)) {
+		j->skipped_pods += skipped;
+		return;
+	}
+	if (!o->meta.owner_kind || !*o->meta.owner_kind) {
+		/* No controller brings it back: lost, unless forced. */
+		j->unmanaged++;
+		if (!j->r.force)
+			return;
+	}
+	if (j->n_pods >= DRAIN_PODS_MAX || c->oom)
+		return;
+	if (j->n_pods == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		v = km_arena_alloc(&j->a, c->cap * sizeof *v);
+		if (!v) {
+			c->oom = true;
+			return;
+		}
+		if (j->n_pods)
+			memcpy(v, j->pods, j->n_pods * sizeof *v);
+		j->pods = v;
+	}
+	v = &j->pods[j->n_pods];
+	v->ns = km_arena_strdup(&j->a, o->meta.ns);
+	v->name = km_arena_strdup(&j->a, o->meta.name);
+	v->uid = km_arena_strdup(&j->a, o->meta.uid);
+	v->evicted = false;
+	if (!v->ns || !v->name || !v->uid)
+		c->oom = true;
+	else
+		j->n_pods++;
+}
+
+static const char *node_of(const struct job *j)
+{
+	const char *n = strrchr(j->r.target, '/');
+
+	return n ? n + 1 : j->r.target;
+}
+
+/* How many evictable pods the informer still sees on the node. */
+static size_t pods_left(struct km_recovery_engine *e, const struct job *j)
+{
+	struct km_kube_source *src =
+		km_kube_cluster_source(e->o.kube, j->r.cluster);
+	struct job probe = {.a = {0}};
+	struct collect c = {.j = &probe, .node = node_of(j)};
+
+	if (!src)
+		return SIZE_MAX;
+	km_arena_init(&probe.a, 4096);
+	km_kube_source_each(src, KM_RES_POD, collect_pod, &c);
+	km_arena_free(&probe.a);
+	return probe.n_pods;
+}
+
+static void drain_next(struct job *j);
+
+static void drain_fired(struct km_loop *l, void *arg)
+{
+	struct job *j = arg;
+
+	(void)l;
+	j->next_pod = 0;
+	j->blocked = false;
+	drain_next(j);
+}
+
+static void drain_waits(struct job *j, int rc, const struct km_error *err)
+{
+	(void)rc;
+	(void)err;
+	km_loop_timer_set(j->e->loop, &j->drain_timer,
+			  km_mono_ns() + DRAIN_RETRY_NS);
+}
+
+static void evicted(void *arg, long status, const char *body, size_t len,
+		    const struct km_error *err)
+{
+	struct job *j = arg;
+	struct drain_pod *p = &j->pods[j->next_pod];
+	struct km_kube_action a = {.kind = KM_KUBE_ACT_EVICT,
+				   .ns = p->ns,
+				   .name = p->name,
+				   .uid = p->uid,
+				   .grace_period_s = j->act.grace_period_s};
+	char why[KM_ERROR_MSG_MAX];
+	int64_t retry = 0;
+	enum km_kube_outcome out;
+
+	j->req = NULL;
+	if (!status) {
+		out = KM_KUBE_RETRY;
+		snprintf(why, sizeof why, "evict pod %s/%s: no answer: %.400s",
+			 p->ns, p->name, err ? err->msg : "");
+	} else {
+		out = km_kube_action_outcome(&a, status, body, len, &retry, why,
+					     sizeof why);
+	}
+	switch (out) {
+	case KM_KUBE_DONE:
+	case KM_KUBE_GONE: p->evicted = true; break;
+	case KM_KUBE_FAILED:
+		count(j->e, &j->e->stats.failed, 1);
+		write_phase(j, KM_PHASE_DISPATCHED, KM_PHASE_FAILED, status,
+			    why, finished);
+		return;
+	default: /* a budget's 429, a 5xx: the next pass */
+		j->blocked = true;
+		snprintf(j->blocked_why, sizeof j->blocked_why, "%.250s", why);
+		break;
+	}
+	j->next_pod++;
+	drain_next(j);
+}
+
+/* Evicts the next pod of the pass, or ends the pass. */
+static void drain_next(struct job *j)
+{
+	struct km_recovery_engine *e = j->e;
+	struct km_kube_client *c =
+		km_kube_cluster_client(e->o.kube, j->r.cluster);
+	char msg[KM_ERROR_MSG_MAX];
+	size_t done = 0;
+
+	while (j->next_pod < j->n_pods && j->pods[j->next_pod].evicted)
+		j->next_pod++;
+	if (j->next_pod < j->n_pods && c && !e->stopping) {
+		struct drain_pod *p = &j->pods[j->next_pod];
+		struct km_kube_action a = {.kind = KM_KUBE_ACT_EVICT,
+					   .ns = p->ns,
+					   .name = p->name,
+					   .uid = p->uid,
+					   .grace_period_s =
+						   j->act.grace_period_s};
+		struct km_kube_action_request q = {0};
+		struct km_error err = {0};
+		int rc = km_kube_action_build(&a, &q, &err);
+
+		if (!rc)
+			rc = km_kube_request(c, q.method, q.path,
+					     q.content_type, q.body, q.len,
+					     evicted, j, &j->req, &err);
+		km_kube_action_request_free(&q);
+		if (rc) /* as no answer: the next pass */
+			evicted(j, 0, NULL, 0, &err);
+		return;
+	}
+	if (e->stopping)
+		return;
+	for (size_t i = 0; i < j->n_pods; i++)
+		done += j->pods[i].evicted;
+	if (done == j->n_pods) {
+		count(e, &e->stats.succeeded, 1);
+		snprintf(msg, sizeof msg,
+			 "drained: %zu pods evicted, %zu DaemonSet or mirror "
+			 "pods left",
+			 done, j->skipped_pods);
+		write_phase(j, KM_PHASE_DISPATCHED, KM_PHASE_SUCCEEDED, 0, msg,
+			    finished);
+		return;
+	}
+	if (km_mono_ns() >= j->drain_deadline_ns) {
+		count(e, &e->stats.failed, 1);
+		snprintf(msg, sizeof msg,
+			 "drain timed out after %lld s: %zu of %zu pods not "
+			 "evicted; last: %.300s",
+			 (long long)(DRAIN_TIMEOUT_NS / 1000000000),
+			 j->n_pods - done, j->n_pods, j->blocked_why);
+		write_phase(j, KM_PHASE_DISPATCHED, KM_PHASE_FAILED, 0, msg,
+			    finished);
+		return;
+	}
+	snprintf(msg, sizeof msg,
+		 "draining: %zu of %zu pods evicted; again in %lld s: %.300s",
+		 done, j->n_pods, (long long)(DRAIN_RETRY_NS / 1000000000),
+		 j->blocked_why);
+	write_phase(j, KM_PHASE_DISPATCHED, 0, 0, msg, drain_waits);
+}
+
+/* The cordon is done: the evictions begin. */
+static void drain_start(struct job *j)
+{
+	struct km_kube_source *src =
+		km_kube_cluster_source(j->e->o.kube, j->r.cluster);
+	struct collect c = {.j = j, .node = node_of(j)};
+
+	j->draining = true;
+	j->drain_deadline_ns = km_mono_ns() + DRAIN_TIMEOUT_NS;
+	j->n_pods = j->next_pod = j->skipped_pods = j->unmanaged = 0;
+	if (src)
+		km_kube_source_each(src, KM_RES_POD, collect_pod, &c);
+	if (j->unmanaged && !j->r.force) {
+		char msg[200];
+
+		count(j->e, &j->e->stats.failed, 1);
+		snprintf(msg, sizeof msg,
+			 "cordoned, not drained: %zu pods on the node have no "
+			 "controller and would be lost (force to evict them)",
+			 j->unmanaged);
+		write_phase(j, KM_PHASE_DISPATCHED, KM_PHASE_FAILED, 0, msg,
+			    finished);
+		return;
+	}
+	drain_next(j);
 }
 
 /* DISPATCHED is committed: send. */
@@ -964,6 +1246,9 @@ static int describe(struct km_recovery_engine *e, struct job *j)
 				       tn.kind == KM_KIND_DAEMONSET
 			       ? 0
 			       : KM_EINVAL;
+	case KM_ACTION_DRAIN:
+		a->kind = KM_KUBE_ACT_CORDON; /* first; then the evictions */
+		return tn.kind == KM_KIND_NODE ? 0 : KM_EINVAL;
 	case KM_ACTION_CORDON:
 	case KM_ACTION_UNCORDON:
 		a->kind = j->r.action == KM_ACTION_CORDON
@@ -978,7 +1263,7 @@ static int describe(struct km_recovery_engine *e, struct job *j)
 static const char *verify_target(struct km_recovery_engine *e, struct job *j)
 {
 	if (j->r.action == KM_ACTION_CORDON ||
-	    j->r.action == KM_ACTION_UNCORDON)
+	    j->r.action == KM_ACTION_UNCORDON || j->r.action == KM_ACTION_DRAIN)
 		return NULL;
 	if (j->r.action == KM_ACTION_RESTART_POD) {
 		struct km_arena a;
@@ -1472,9 +1757,12 @@ static int check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
 		res = KM_RES_NODE;
 		break;
 	case KM_ACTION_DRAIN:
-		return km_error_set(err, KM_EUNIMPL,
-				    "drain is not built yet: cordon the node, "
-				    "then restart its pods");
+		if (tn.kind != KM_KIND_NODE)
+			return km_error_set(err, KM_EINVAL,
+					    "%s applies to nodes, not to %s",
+					    what, r->target);
+		res = KM_RES_NODE;
+		break;
 	default:
 		return km_error_set(err, KM_EINVAL,
 				    "an action is required: restart_pod, "
@@ -1819,6 +2107,7 @@ static void stop_posted(struct km_loop *l, void *arg)
 
 		km_kube_cancel(j->req);
 		j->req = NULL;
+		km_loop_timer_cancel(l, &j->drain_timer);
 	}
 	if (e->efd_added)
 		km_loop_del_fd(l, e->efd);

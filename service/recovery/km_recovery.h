@@ -1,7 +1,15 @@
 /*
- * km_recovery — the recovery engine: restarts, rollout restarts, cordons
- * and uncordons dispatched to the Kubernetes API server, carefully, and
- * checked afterwards.
+ * km_recovery — the recovery engine: restarts, rollout restarts, cordons,
+ * uncordons and drains dispatched to the Kubernetes API server, carefully,
+ * and checked afterwards.
+ *
+ * A drain cordons the node, then evicts its pods through the Eviction API
+ * (each with its uid as precondition), one at a time and in passes: a pod
+ * a PodDisruptionBudget holds (429) is tried again 5 s later, until 5
+ * minutes have passed (FAILED, naming what held it). DaemonSet and mirror
+ * pods are left, as kubectl drain leaves them; a pod with no controller
+ * would be lost: the drain stops at the cordon unless forced. Verified
+ * when the informer sees the node cordoned with no evictable pod left.
  *
  * A recovery is recorded by its requester (the API: REQUESTED, committed
  * before the call is answered) and handed over with km_recovery_submit.

@@ -109,7 +109,8 @@ func (s *Sim) syncPod(ctx context.Context, key string) (time.Duration, error) {
 
 func equalStatus(a, b *corev1.PodStatus) bool { return apiequality.Semantic.DeepEqual(a, b) }
 
-// bind plays the scheduler: round-robin over our usable nodes, honouring a
+// bind plays the scheduler: round-robin over our usable nodes (Ready, not
+// cordoned), honouring a
 // pin to one node (nodeName-style affinity as DaemonSets use, or a hostname
 // nodeSelector). Pods for another scheduler are left alone.
 // It returns the node, or "" when the pod is not ours to bind.
@@ -128,6 +129,9 @@ func (s *Sim) bind(ctx context.Context, pod *corev1.Pod) (string, error) {
 	} else {
 		for range len(s.nodeNames) {
 			cand := s.nodeNames[s.rr.Add(1)%uint64(len(s.nodeNames))]
+			if n, err := s.nodeLister.Get(cand); err == nil && n.Spec.Unschedulable {
+				continue // cordoned
+			}
 			if st := s.nodeState(cand); !st.notReady && !st.heartbeatStopped {
 				node = cand
 				break

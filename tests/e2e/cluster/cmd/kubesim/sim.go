@@ -43,10 +43,11 @@ type Sim struct {
 	rr        atomic.Uint64
 	regCount  atomic.Int64
 
-	factory   informers.SharedInformerFactory
-	podLister corelisters.PodLister
-	svcLister corelisters.ServiceLister
-	queue     workqueue.TypedRateLimitingInterface[string]
+	factory    informers.SharedInformerFactory
+	podLister  corelisters.PodLister
+	svcLister  corelisters.ServiceLister
+	nodeLister corelisters.NodeLister
+	queue      workqueue.TypedRateLimitingInterface[string]
 
 	mu        sync.Mutex
 	notReady  map[string]bool
@@ -83,6 +84,9 @@ func newSim(cfg config, cs kubernetes.Interface) *Sim {
 	s.factory = informers.NewSharedInformerFactory(cs, 0)
 	s.podLister = s.factory.Core().V1().Pods().Lister()
 	s.svcLister = s.factory.Core().V1().Services().Lister()
+	// Cordons, for binding as the scheduler does (never to an
+	// unschedulable node).
+	s.nodeLister = s.factory.Core().V1().Nodes().Lister()
 	s.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "pods"})
