@@ -59,17 +59,19 @@ func TestKubemedicRecoveryLeaderElection(t *testing.T) {
 		t.Fatalf("the Lease: %v %+v", err, lease)
 	}
 
+	// While a lives, b never leads.
+	if strings.Contains(b.logText(), "recovery: leading") {
+		t.Fatalf("replica-b led while replica-a held the Lease:\n%s", b.logText())
+	}
 	// The leader dies without giving the Lease up: b takes over once it
-	// has not been renewed for the lease duration, as b saw it.
+	// has not seen it renewed for the lease duration (counted from b's
+	// last sight of a renewal, which may be a little before the kill).
 	from := b.logLen()
 	a.kill(t)
 	killed := time.Now()
 	b.awaitLogFrom(t, from, 20*time.Second, regexp.MustCompile(`msg="recovery: leading; this replica dispatches".*leader=replica-b`))
 	took := time.Since(killed)
 	t.Logf("replica-b leads %v after replica-a was killed (lease 3s, retry 500ms)", took.Round(10*time.Millisecond))
-	if took < 2*time.Second {
-		t.Errorf("replica-b took over %v after the kill: before the Lease could expire", took)
-	}
 	r = b.recover(t, target, "--action", "uncordon", "--reason", "e2e: new leader")
 	b.awaitPhase(t, r.ID, "RECOVERY_PHASE_VERIFIED", 30*time.Second)
 	n, err := adm.CoreV1().Nodes().Get(ctx(t), node, metav1.GetOptions{})
