@@ -6,6 +6,8 @@
  * gone deletes them; the bound per cluster holds, and room made is used
  * when the pod is next seen; what is never mirrored is counted.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +24,7 @@
 #include "km_prober.h"
 #include "km_store.h"
 #include "km_test.h"
+#include "km_time.h"
 
 struct fixture {
 	char *dir, *db;
@@ -85,14 +88,47 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The prober's loop has run what was posted before this. */
+struct barrier {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void barrier_reached(void *arg)
+{
+	struct barrier *b = arg;
+
+	pthread_mutex_lock(&b->mu);
+	b->done = true;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* Flushes the mirror and the store, and waits for the prober to have
+ * taken the probes' changes (they are posted to its loop). */
 static void flush(struct fixture *f)
 {
 	struct km_error err = {0};
+	/* Static: a barrier the loop has not reached yet outlives a failed
+	 * test. */
+	static struct barrier b;
+	struct timespec until = km_realtime_after(10LL * 1000000000);
 
 	if (km_kube_mirror_flush(f->m, &err))
 		fail_msg("flush: %s", err.msg);
 	if (km_store_flush(f->s, &err))
 		fail_msg("store flush: %s", err.msg);
+	b = (struct barrier){.mu = PTHREAD_MUTEX_INITIALIZER,
+			     .cv = PTHREAD_COND_INITIALIZER};
+	assert_int_equal(km_prober_run_on_loop(f->pr, barrier_reached, &b), 0);
+	pthread_mutex_lock(&b.mu);
+	while (!b.done &&
+	       pthread_cond_timedwait(&b.cv, &b.mu, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&b.mu);
+	if (!b.done)
+		fail_msg("the prober's loop did not turn");
 }
 
 /* A running pod, annotated, at 127.0.0.1 (nothing listens on port 1:
