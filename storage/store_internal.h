@@ -74,6 +74,7 @@ struct km_store {
 	bool sweeping;           /* a sweep is under way */
 	bool writer_boosted;     /* writer thread only: SCHED_OTHER */
 	bool writer_sched_fixed; /* writer thread only: cannot change it */
+	bool writer_idle;        /* under mu: the writer is SCHED_IDLE now */
 
 	struct result_slot *ring; /* results, drop-oldest when full */
 	size_t ring_cap, ring_head, ring_count;

@@ -282,6 +282,10 @@ static bool take_batch(struct km_store *s, struct batch *b)
 		km_list_del(n);
 		km_list_add_tail(&b->ctl, n);
 		if (op->sync && op->sync->on_done) {
+			/* Nobody blocks on it, but it is awaited all the
+			 * same: run as SCHED_OTHER for it (not to starve
+			 * behind a busy machine: see km_store_run_async). */
+			has_sync = true;
 			assert(s->async_queued > 0);
 			s->async_queued--;
 		} else if (op->sync) {
@@ -734,6 +738,9 @@ static void writer_priority(struct km_store *s, bool boost, bool behind)
 		return;
 	}
 	s->writer_boosted = boost;
+	pthread_mutex_lock(&s->mu);
+	s->writer_idle = !boost;
+	pthread_mutex_unlock(&s->mu);
 	if (boost && behind) {
 		pthread_mutex_lock(&s->mu);
 		s->stats.writer_boosts++;
@@ -1066,11 +1073,20 @@ int km_store_run_async(struct km_store *s,
 		free(a);
 		return KM_EUNAVAIL;
 	}
-	/* Not a caller waiting: the writer keeps its idle priority for it
-	 * (an event loop's reads come first), and a failing disk's
-	 * backoff is not cut short. */
+	/* A failing disk's backoff is not cut short for it (nobody blocks
+	 * on it). But it is awaited: a writer at SCHED_IDLE would run it
+	 * only when no other thread on the machine wants a CPU, which on a
+	 * busy one can be never (an event loop waiting for it keeps
+	 * running, unlike a synchronous caller) — so it is raised to
+	 * SCHED_OTHER now, as it raises itself for a synchronous op. */
 	s->async_queued++;
 	push_ctl(s, &a->c);
+	if (s->writer_idle) {
+		struct sched_param none = {0};
+
+		if (pthread_setschedparam(s->writer, SCHED_OTHER, &none) == 0)
+			s->writer_idle = false;
+	}
 	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
