@@ -242,7 +242,7 @@ API_HANDLER(km_api_get_recovery)
 {
 	const Kubemedic__V1__GetRecoveryRequest *q = (const void *)req;
 	struct km_recovery r;
-	int64_t id;
+	int64_t id = 0;
 	int rc = parse_id(q->id, &id, err);
 
 	if (!rc)
@@ -323,7 +323,7 @@ API_HANDLER(km_api_cancel_recovery)
 	struct km_api *api = API_OF(ctx);
 	struct km_recovery r;
 	char msg[KM_ERROR_MSG_MAX];
-	int64_t id;
+	int64_t id = 0;
 	int rc = parse_id(q->id, &id, err);
 
 	if (!rc)

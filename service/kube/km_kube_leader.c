@@ -57,7 +57,8 @@ static void tell(struct km_kube_leader *l, bool leading, const char *holder)
 	bool changed = leading != l->leading || strcmp(holder, l->holder);
 
 	l->leading = leading;
-	snprintf(l->holder, sizeof l->holder, "%s", holder);
+	if (holder != l->holder) /* (the same buffer: nothing to copy) */
+		snprintf(l->holder, sizeof l->holder, "%s", holder);
 	if (changed && l->o.changed)
 		l->o.changed(l->o.arg, leading, l->holder);
 }
