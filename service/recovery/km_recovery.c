@@ -775,6 +775,18 @@ static size_t pods_left(struct km_recovery_engine *e, const struct job *j)
 
 static void drain_next(struct job *j);
 
+/* The eviction of one of the drain's pods (the request, and how its
+ * answer is read). */
+static struct km_kube_action evict_action(const struct job *j,
+					  const struct drain_pod *p)
+{
+	return (struct km_kube_action){.kind = KM_KUBE_ACT_EVICT,
+				       .ns = p->ns,
+				       .name = p->name,
+				       .uid = p->uid,
+				       .grace_period_s = j->act.grace_period_s};
+}
+
 static void drain_fired(struct km_loop *l, void *arg)
 {
 	struct job *j = arg;
@@ -798,11 +810,7 @@ static void evicted(void *arg, long status, const char *body, size_t len,
 {
 	struct job *j = arg;
 	struct drain_pod *p = &j->pods[j->next_pod];
-	struct km_kube_action a = {.kind = KM_KUBE_ACT_EVICT,
-				   .ns = p->ns,
-				   .name = p->name,
-				   .uid = p->uid,
-				   .grace_period_s = j->act.grace_period_s};
+	struct km_kube_action a = evict_action(j, p);
 	char why[KM_ERROR_MSG_MAX];
 	int64_t retry = 0;
 	enum km_kube_outcome out;
@@ -845,13 +853,8 @@ static void drain_next(struct job *j)
 	while (j->next_pod < j->n_pods && j->pods[j->next_pod].evicted)
 		j->next_pod++;
 	if (j->next_pod < j->n_pods && c && !e->stopping) {
-		struct drain_pod *p = &j->pods[j->next_pod];
-		struct km_kube_action a = {.kind = KM_KUBE_ACT_EVICT,
-					   .ns = p->ns,
-					   .name = p->name,
-					   .uid = p->uid,
-					   .grace_period_s =
-						   j->act.grace_period_s};
+		struct km_kube_action a =
+			evict_action(j, &j->pods[j->next_pod]);
 		struct km_kube_action_request q = {0};
 		struct km_error err = {0};
 		int rc = km_kube_action_build(&a, &q, &err);
@@ -1750,12 +1753,6 @@ static int check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
 		break;
 	case KM_ACTION_CORDON:
 	case KM_ACTION_UNCORDON:
-		if (tn.kind != KM_KIND_NODE)
-			return km_error_set(err, KM_EINVAL,
-					    "%s applies to nodes, not to %s",
-					    what, r->target);
-		res = KM_RES_NODE;
-		break;
 	case KM_ACTION_DRAIN:
 		if (tn.kind != KM_KIND_NODE)
 			return km_error_set(err, KM_EINVAL,
