@@ -2145,7 +2145,7 @@ static int parse_policy(struct km_yaml *ld, const yaml_node_t *n,
 		return km_yaml_errorf(ld, v[PO_MATCH],
 				      "%s: Required value: one or more of pod, "
 				      "node, deployment, statefulset, "
-				      "daemonset",
+				      "daemonset, probe",
 				      p);
 	if ((rc = get_bounded_str_list(ld, mv[1], p, 8, &kinds, &n_kinds)))
 		return rc;
@@ -2157,7 +2157,7 @@ static int parse_policy(struct km_yaml *ld, const yaml_node_t *n,
 				ld, km_yaml_seq_item(ld, mv[1], i),
 				"%s[%zu]: %s is not a kind a policy acts on "
 				"(pod, node, deployment, statefulset, "
-				"daemonset)",
+				"daemonset, probe)",
 				p, i,
 				km_yaml_show(km_yaml_seq_item(ld, mv[1], i),
 					     &b));
@@ -2167,7 +2167,7 @@ static int parse_policy(struct km_yaml *ld, const yaml_node_t *n,
 		return km_yaml_errorf(ld, mv[1],
 				      "%s: Required value: one or more of pod, "
 				      "node, deployment, statefulset, "
-				      "daemonset",
+				      "daemonset, probe",
 				      p);
 	pathf(p, sizeof p, "%s.match.namespaces", path);
 	if ((rc = get_policy_list(ld, mv[2], p, &pc->namespaces,

@@ -36,6 +36,7 @@ struct entry {
 	size_t pol;
 	/* The subject: the target that triggered (or last did). */
 	char *subject, *cluster, *owner, *nodename;
+	char *podowner; /* a pod's probe: its pod's owner; NULL: unknown */
 	int kind;
 	int state; /* enum km_state; DELETED when gone or no longer matched */
 	bool flapping, reason_ok;
@@ -79,14 +80,17 @@ void km_policy_config_defaults(struct km_policy_config *c)
 bool km_policy_action_applies(int action, int kind)
 {
 	switch (action) {
-	case KM_ACTION_RESTART_POD: return kind == KM_KIND_POD;
+	case KM_ACTION_RESTART_POD:
+		return kind == KM_KIND_POD || kind == KM_KIND_PROBE;
 	case KM_ACTION_ROLLOUT_RESTART:
-		return kind == KM_KIND_POD || kind == KM_KIND_DEPLOYMENT ||
+		return kind == KM_KIND_POD || kind == KM_KIND_PROBE ||
+		       kind == KM_KIND_DEPLOYMENT ||
 		       kind == KM_KIND_STATEFULSET || kind == KM_KIND_DAEMONSET;
 	case KM_ACTION_CORDON:
 	case KM_ACTION_UNCORDON:
 	case KM_ACTION_DRAIN:
-		return kind == KM_KIND_POD || kind == KM_KIND_NODE;
+		return kind == KM_KIND_POD || kind == KM_KIND_PROBE ||
+		       kind == KM_KIND_NODE;
 	default: return false;
 	}
 }
@@ -175,7 +179,7 @@ int km_policy_config_check(const struct km_policy_config *c, int *field,
 		return km_error_set(err, KM_EINVAL,
 				    "kinds: Required value: one or more of "
 				    "pod, node, deployment, statefulset, "
-				    "daemonset");
+				    "daemonset, probe");
 	}
 	if (c->label_selector && *c->label_selector) {
 		struct km_arena a;
@@ -372,6 +376,7 @@ static void entry_free(struct entry *e)
 	free(e->cluster);
 	free(e->owner);
 	free(e->nodename);
+	free(e->podowner);
 	free(e);
 }
 
@@ -600,6 +605,77 @@ static void fill_identity(const struct km_policy_set *s, const struct entry *e,
 	out->next_us = e->wake != W_NONE ? e->due_us : 0;
 }
 
+/* Whether owner names a pod's target: the subject is a pod's probe. */
+static bool owner_is_pod(const char *owner)
+{
+	struct km_target_name tn;
+	char w[128];
+
+	return owner && *owner &&
+	       !km_target_name_parse(owner, &tn, w, sizeof w) &&
+	       tn.kind == KM_KIND_POD;
+}
+
+/* A mirrored probe is named "POD.CONTAINER.liveness" (km_kube_mirror.h). */
+static bool is_liveness(const char *name)
+{
+	static const char sfx[] = ".liveness";
+	size_t n = strlen(name), k = sizeof sfx - 1;
+
+	return n > k && !strcmp(name + n - k, sfx);
+}
+
+/* A probe subject stands for its pod: restart_pod the pod, rollout_restart
+ * the pod's owner, cordon and drain the pod's node. */
+static bool resolve_probe(const struct entry *e, int action, char *buf,
+			  size_t len, int *kind, const char **why)
+{
+	struct km_target_name tn;
+	char w[128];
+	int n;
+
+	if (!owner_is_pod(e->owner)) {
+		*why = "the probe is no pod's (a defined probe: kubemedic has "
+		       "nothing to restart)";
+		return false;
+	}
+	switch (action) {
+	case KM_ACTION_RESTART_POD:
+		*kind = KM_KIND_POD;
+		set_str(buf, len, e->owner);
+		return true;
+	case KM_ACTION_ROLLOUT_RESTART:
+		if (!e->podowner ||
+		    km_target_name_parse(e->podowner, &tn, w, sizeof w) ||
+		    (tn.kind != KM_KIND_DEPLOYMENT &&
+		     tn.kind != KM_KIND_STATEFULSET &&
+		     tn.kind != KM_KIND_DAEMONSET)) {
+			*why = "the probe's pod has no Deployment, StatefulSet "
+			       "or DaemonSet";
+			return false;
+		}
+		*kind = tn.kind;
+		set_str(buf, len, e->podowner);
+		return true;
+	case KM_ACTION_CORDON:
+	case KM_ACTION_DRAIN:
+		if (!e->nodename || !*e->nodename) {
+			*why = "the probe's pod is on no node";
+			return false;
+		}
+		n = snprintf(buf, len, "%s%snode//%s",
+			     e->cluster ? e->cluster : "",
+			     e->cluster && *e->cluster ? ":" : "", e->nodename);
+		if (n < 0 || (size_t)n >= len) {
+			*why = "the node's name is too long";
+			return false;
+		}
+		*kind = KM_KIND_NODE;
+		return true;
+	default: *why = "the action is not a remedy"; return false;
+	}
+}
+
 /* What rung's action acts on for e's subject: the target name into buf
  * and its kind, or false with why. */
 static bool resolve(const struct entry *e, int action, char *buf, size_t len,
@@ -608,6 +684,8 @@ static bool resolve(const struct entry *e, int action, char *buf, size_t len,
 	struct km_target_name tn;
 	char w[128];
 
+	if (e->kind == KM_KIND_PROBE)
+		return resolve_probe(e, action, buf, len, kind, why);
 	switch (action) {
 	case KM_ACTION_RESTART_POD:
 		if (e->kind != KM_KIND_POD) {
@@ -790,6 +868,10 @@ static bool matches(const struct km_policy_set *s, size_t i,
 	if (t->kind <= 0 || t->kind > KM_KIND_MAX ||
 	    !(c->kinds & (1u << t->kind)))
 		return false;
+	/* A pod's readiness probe restarts nothing (the kubelet's rule). */
+	if (t->kind == KM_KIND_PROBE && owner_is_pod(t->owner) &&
+	    !is_liveness(t->name))
+		return false;
 	for (ok = !c->n_clusters, j = 0; !ok && j < c->n_clusters; j++)
 		ok = strmatch(c->clusters[j], t->cluster);
 	if (!ok)
@@ -828,7 +910,8 @@ static int take_subject(struct entry *e, const struct km_policy_target *t)
 {
 	if (dup_into(&e->subject, t->name) ||
 	    dup_into(&e->cluster, t->cluster) ||
-	    dup_into(&e->owner, t->owner) || dup_into(&e->nodename, t->node))
+	    dup_into(&e->owner, t->owner) || dup_into(&e->nodename, t->node) ||
+	    dup_into(&e->podowner, t->pod_owner))
 		return KM_ENOMEM;
 	e->kind = t->kind;
 	return 0;
@@ -845,6 +928,17 @@ static void reset_ladder(const struct km_policy_set *s, struct entry *e,
 	e->not_before_us = 0;
 	e->gave_up = false;
 	e->relapse = false;
+}
+
+/* The ladder's key: a pod's owner's; a pod's probe's pod's owner's, or
+ * its pod's; else the target's own name. */
+static const char *key_of(const struct km_policy_target *t)
+{
+	if (t->kind == KM_KIND_POD && t->owner && *t->owner)
+		return t->owner;
+	if (t->kind == KM_KIND_PROBE && owner_is_pod(t->owner))
+		return t->pod_owner && *t->pod_owner ? t->pod_owner : t->owner;
+	return t->name;
 }
 
 static struct entry *entry_new(struct km_policy_set *s, const char *key,
@@ -878,6 +972,7 @@ int km_policy_observe(struct km_policy_set *s, const struct km_policy_target *t,
 		      int64_t now_us, struct km_policy_decision *out)
 {
 	struct km_policy_decision scratch;
+	struct km_policy_target gone = {0};
 	const char *key;
 	struct entry *e;
 	size_t p;
@@ -887,8 +982,7 @@ int km_policy_observe(struct km_policy_set *s, const struct km_policy_target *t,
 	decision_init(out);
 	if (!t || !t->name || !*t->name)
 		return KM_EINVAL;
-	key = t->kind == KM_KIND_POD && t->owner && *t->owner ? t->owner
-							      : t->name;
+	key = key_of(t);
 	e = (struct entry *)rt_find(&s->table, key);
 	for (p = 0; p < s->n && !matches(s, p, t); p++)
 		;
@@ -897,6 +991,18 @@ int km_policy_observe(struct km_policy_set *s, const struct km_policy_target *t,
 	set_str(out->key, sizeof out->key, key);
 	set_str(out->subject, sizeof out->subject, t->name);
 	out->cause_seq = t->cause_seq;
+	/* The subject is a pod's probe, and its pod is gone: so is the
+	 * probe (whose own deletion may come when the pod, and so its
+	 * owner, the key, is no longer known). */
+	if (e && e->kind == KM_KIND_PROBE && t->kind == KM_KIND_POD &&
+	    t->state == KM_STATE_DELETED && e->owner && e->subject &&
+	    !strcmp(e->owner, t->name)) {
+		gone.name = e->subject;
+		gone.state = KM_STATE_DELETED;
+		gone.cause_seq = t->cause_seq;
+		t = &gone;
+		p = s->n;
+	}
 
 	/* Another pod of the owner is the subject, and still UNHEALTHY. */
 	if (e && e->state == KM_STATE_UNHEALTHY && e->subject &&

@@ -19,14 +19,24 @@
  * What a rung acts on follows from its action and the target that
  * triggered it (the subject): restart_pod the pod; rollout_restart a
  * pod's owner (a Deployment, StatefulSet or DaemonSet) or the workload
- * itself; cordon and drain a pod's node or the node itself. A rung that
- * does not apply to the subject (a pod with no such owner, or not yet on
- * a node) is stepped over, as the decision's reason says.
+ * itself; cordon and drain a pod's node or the node itself. A pod's
+ * mirrored liveness probe (kind probe, its owner the pod's target) stands
+ * for its pod: restart_pod restarts the pod (the kubelet's answer to a
+ * failing liveness probe), rollout_restart its pod's owner, cordon and
+ * drain its node. A pod's readiness probe is never matched (the kubelet
+ * restarts nothing for it: the pod only leaves its Services), and a
+ * defined probe (no pod owner) has nothing to restart: its rungs are
+ * stepped over. A rung that does not apply to the subject (a pod with no
+ * such owner, or not yet on a node) is stepped over, as the decision's
+ * reason says.
  *
  * One ladder per key: a pod with an owner shares its owner's (its
  * replacement has a new name, and must climb on, not start over; the
- * owner's pods take turns: the newest unhealthy one is the subject);
- * other targets have their own, by name.
+ * owner's pods take turns: the newest unhealthy one is the subject); a
+ * pod's probe shares its pod's owner's too (pod_owner; without one, its
+ * pod's), so a restart for a probe and for its pod are one ladder, and
+ * the replacement's probe climbs on; the pod's deletion is its probe's
+ * too. Other targets have their own, by name.
  *
  * The engine drives the state machine, one thread at a time (the set is
  * not locked; nothing here does I/O or reads a clock — time comes in as
@@ -73,7 +83,7 @@
 #define KM_POLICY_KINDS                                             \
 	((1u << KM_KIND_POD) | (1u << KM_KIND_NODE) |               \
 	 (1u << KM_KIND_DEPLOYMENT) | (1u << KM_KIND_STATEFULSET) | \
-	 (1u << KM_KIND_DAEMONSET))
+	 (1u << KM_KIND_DAEMONSET) | (1u << KM_KIND_PROBE))
 
 struct km_policy_backoff {
 	int64_t initial_ms;     /* 10 s */
@@ -133,8 +143,9 @@ int km_policy_config_check(const struct km_policy_config *c, int *field,
 			   int *index, struct km_error *err);
 
 /* Whether action may act on a target of kind (directly or through its
- * owner or node): restart_pod on pods; rollout_restart on pods and
- * workloads; cordon and drain on pods and nodes. */
+ * owner or node): restart_pod on pods and probes (a pod's); rollout_restart
+ * on pods, probes and workloads; cordon and drain on pods, probes and
+ * nodes. */
 bool km_policy_action_applies(int action, int kind);
 
 struct km_policy_set;
@@ -163,9 +174,13 @@ struct km_policy_target {
 	const char *ns;      /* NULL for nodes */
 	const struct km_kv *labels;
 	size_t n_labels;
-	const char *owner; /* a pod's owner, a target name; NULL: none */
-	const char *node;  /* a pod's node (its name, not a target name) */
-	int state;         /* enum km_state; DELETED when it is gone */
+	const char *owner;     /* a pod's owner, a target name; NULL: none (a
+	                    * pod's probe: the pod's target name) */
+	const char *node;      /* a pod's node (its name, not a target name) */
+	const char *pod_owner; /* a pod's probe: its pod's owner, as the
+	                        * caller found it (km_policy_target_from
+	                        * leaves it NULL); NULL: unknown or none */
+	int state;             /* enum km_state; DELETED when it is gone */
 	bool flapping;
 	const char *cause; /* the transition's cause; NULL: none */
 	int64_t cause_seq; /* the transition; handed to the decision */

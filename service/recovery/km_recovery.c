@@ -64,7 +64,12 @@ struct job {
 	const char **old_uids;
 	size_t n_old;
 	bool have_old;
-	const char *fresh;    /* the healthy replacement found (in a) */
+	const char *fresh; /* the healthy replacement found (in a) */
+	/* A policy's, for a pod's probe: the probe's name past its pod's,
+	 * ".CONTAINER.liveness" (in a): the replacement's own must be
+	 * healthy too; and its probe found so. NULL: not a probe's. */
+	const char *probe_sfx, *fresh_probe;
+	int64_t decided_ns;   /* a policy's: monotonic, when it decided */
 	bool in_flight;       /* holds a worker */
 	bool failed_at_start; /* taken back, but nothing fits it */
 	bool admitted;        /* holds a slot of the budget */
@@ -113,6 +118,7 @@ struct km_recovery_engine {
 	struct km_health_sub *sub; /* the hub's transitions, for policies */
 	struct km_timer due;
 	bool full_said;
+	int64_t decided_ns; /* the decision act() acts on: monotonic */
 
 	/* Leader election, one elector per cluster (loop only). */
 	struct elect {
@@ -431,11 +437,35 @@ struct fresh {
 	bool found;
 };
 
+/* For a recovery a pod's probe asked for: whether the replacement pod's
+ * own probe (the same container's) is HEALTHY, its name kept. */
+static bool fresh_probe_healthy(struct job *j, const char *pod)
+{
+	struct km_target_name tn;
+	char why[128], name[KM_POLICY_TARGET_MAX];
+	int st, n;
+
+	if (km_target_name_parse(pod, &tn, why, sizeof why))
+		return false;
+	n = snprintf(name, sizeof name, "%.*s%sprobe/%.*s/%.*s%s",
+		     (int)tn.cluster_len, tn.cluster ? tn.cluster : "",
+		     tn.cluster_len ? ":" : "", (int)tn.ns_len,
+		     tn.ns ? tn.ns : "", (int)tn.name_len, tn.name,
+		     j->probe_sfx);
+	if (n < 0 || (size_t)n >= sizeof name ||
+	    km_health_state(j->e->o.health, name, &st) ||
+	    st != KM_STATE_HEALTHY)
+		return false;
+	j->fresh_probe = km_arena_strdup(&j->a, name);
+	return true;
+}
+
 static bool is_fresh(const struct km_target *t, void *arg)
 {
 	struct fresh *f = arg;
 
-	f->found = !is_old(f->j, t->uid) && t->created_us >= f->since_us;
+	f->found = !is_old(f->j, t->uid) && t->created_us >= f->since_us &&
+		   (!f->j->probe_sfx || fresh_probe_healthy(f->j, t->name));
 	if (f->found)
 		f->j->fresh = km_arena_strdup(&f->j->a, t->name);
 	return !f->found;
@@ -462,8 +492,9 @@ static bool fresh_pod_healthy(struct job *j)
 
 /* Whether the job's check holds now: a pod made after the dispatch is
  * healthy (restart pod: of the same controller, or of the same name; a
- * rollout restart: of the workload, which is healthy too), or the node's
- * spec is as wanted. */
+ * rollout restart: of the workload, which is healthy too; for a pod's
+ * probe, the new pod's probe is healthy too), or the node's spec is as
+ * wanted. */
 static bool check_now(struct job *j, bool at_deadline)
 {
 	struct km_recovery_engine *e = j->e;
@@ -506,7 +537,13 @@ static void verify_step(struct job *j, int64_t now_ns)
 	count(j->e, &j->e->stats.verifying, -1);
 	if (ok) {
 		count(j->e, &j->e->stats.verified, 1);
-		if (j->fresh)
+		if (j->fresh && j->fresh_probe)
+			snprintf(msg, sizeof msg,
+				 "%.140s has a new pod, %.140s, and its probe "
+				 "%.160s is healthy",
+				 pods_owner(j) ? j->verify : "the pod's name",
+				 j->fresh, j->fresh_probe);
+		else if (j->fresh)
 			snprintf(msg, sizeof msg,
 				 "%.200s has a new pod, %.200s, and it is "
 				 "healthy",
@@ -963,6 +1000,15 @@ static void send_now(struct job *j, int rc, const struct km_error *err)
 		rc = km_kube_request(c, q.method, q.path, q.content_type,
 				     q.body, q.len, answered, j, &j->req, &e2);
 	km_kube_action_request_free(&q); /* the client copied it */
+	if (!rc && j->decided_ns) {
+		/* A policy's first request: how long from its decision (the
+		 * store's three writes, the budget, a free worker). */
+		km_log(KM_LOG_INFO, "recovery: a policy's request is sent",
+		       "id", KM_I(j->r.id), "target", j->r.target, "action",
+		       km_action_name(j->r.action), "decided_to_sent_us",
+		       KM_I((km_mono_ns() - j->decided_ns) / 1000), NULL);
+		j->decided_ns = 0;
+	}
 	if (rc) {
 		/* Nothing was sent: no retry changes that. */
 		j->r.attempts = e->o.max_attempts;
@@ -1449,6 +1495,32 @@ static void policy_created(struct job *j, int rc, const struct km_error *err)
 	take(e->loop, j);
 }
 
+/* A policy's job: when it was decided, and — for a pod's probe — which
+ * of the replacement's probes verification waits for. */
+static void job_decided(struct km_recovery_engine *e, struct job *j,
+			const struct km_policy_decision *d)
+{
+	struct km_target_name tn;
+	char why[128];
+	const char *dot, *end;
+
+	j->decided_ns = e->decided_ns ? e->decided_ns : km_mono_ns();
+	if ((d->action != KM_ACTION_RESTART_POD &&
+	     d->action != KM_ACTION_ROLLOUT_RESTART) ||
+	    km_target_name_parse(d->subject, &tn, why, sizeof why) ||
+	    tn.kind != KM_KIND_PROBE)
+		return;
+	/* "POD.CONTAINER.KIND": a container's name has no dot. */
+	end = tn.name + tn.name_len;
+	for (dot = end - 1; dot > tn.name && *dot != '.'; dot--)
+		;
+	for (dot--; dot > tn.name && *dot != '.'; dot--)
+		;
+	if (dot > tn.name)
+		j->probe_sfx =
+			km_arena_strndup(&j->a, dot, (size_t)(end - dot));
+}
+
 static int check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
 			 struct km_arena *a, struct km_error *err);
 
@@ -1521,6 +1593,7 @@ static void act(struct km_recovery_engine *e,
 		return;
 	}
 	j->admitted = admitted;
+	job_decided(e, j, d);
 	pthread_mutex_lock(&e->mu);
 	e->accepted++;
 	e->writes++;
@@ -1564,18 +1637,57 @@ static void storm_member(struct km_recovery_engine *e, const char *policy,
 		       "of", KM_I((int64_t)c.storm.total), NULL);
 }
 
+/* A pod's probe knows its pod, not the pod's owner, which keys the
+ * policies' ladder (km_policy.h): found in the hub's copy of the pod, into
+ * *out (buf holds it). t itself when it is not a pod's probe, or the pod
+ * is not known (gone: its owner stays unknown). */
+static const struct km_policy_target *
+with_pod_owner(struct km_recovery_engine *e, const struct km_policy_target *t,
+	       struct km_policy_target *out, char *buf, size_t len)
+{
+	struct km_target_name tn;
+	struct km_health_view v;
+	struct km_error err = {0};
+	struct km_arena a;
+	char why[128];
+	bool found = false;
+
+	if (t->kind != KM_KIND_PROBE || t->pod_owner || !t->owner ||
+	    km_target_name_parse(t->owner, &tn, why, sizeof why) ||
+	    tn.kind != KM_KIND_POD)
+		return t;
+	km_arena_init(&a, 2048);
+	if (!km_health_get(e->o.health, t->owner, &a, &v, &err) &&
+	    v.target.owner && *v.target.owner && strlen(v.target.owner) < len) {
+		snprintf(buf, len, "%s", v.target.owner);
+		found = true;
+	}
+	km_arena_free(&a);
+	if (!found)
+		return t;
+	*out = *t;
+	out->pod_owner = buf;
+	return out;
+}
+
 static void judge(struct km_recovery_engine *e,
 		  const struct km_policy_target *t)
 {
 	struct km_policy_decision d;
+	struct km_policy_target pt;
+	char pod_owner[KM_POLICY_TARGET_MAX];
 
+	t = with_pod_owner(e, t, &pt, pod_owner, sizeof pod_owner);
 	if (km_policy_observe(e->policies, t, mono_us(), &d))
 		return;
+	e->decided_ns = km_mono_ns();
 	if (d.policy)
 		storm_member(e, d.policy, t);
 	if (d.verdict == KM_POLICY_ACT)
 		act(e, &d);
-	else if (!strcmp(d.rule, "full") && !e->full_said) {
+	e->decided_ns = 0;
+	if (d.verdict != KM_POLICY_ACT && !strcmp(d.rule, "full") &&
+	    !e->full_said) {
 		e->full_said = true;
 		km_log(KM_LOG_ERROR,
 		       "recovery: the policies track as many targets as "
@@ -1692,8 +1804,11 @@ static void due_fired(struct km_loop *l, void *arg)
 
 	(void)l;
 	while (!e->stopping &&
-	       km_policy_due(e->policies, mono_us(), &d, &next) == 1)
+	       km_policy_due(e->policies, mono_us(), &d, &next) == 1) {
+		e->decided_ns = km_mono_ns();
 		act(e, &d);
+	}
+	e->decided_ns = 0;
 	arm_due(e, next);
 }
 

@@ -2142,6 +2142,24 @@ static void test_recovery_section(void **state)
 	km_config_free(&c);
 }
 
+/* A pod's mirrored liveness probe may be a policy's kind. */
+static void test_recovery_probe_kind(void **state)
+{
+	struct km_config c;
+
+	(void)state;
+	load_ok(&c, "recovery:\n  policies:\n    - name: liveness\n"
+		    "      match: {kinds: [probe], namespaces: [shop]}\n"
+		    "      trigger: {unhealthyFor: 0s}\n"
+		    "      action: restart_pod\n"
+		    "      escalation: {ladder: [rollout_restart, drain]}\n");
+	assert_int_equal(c.n_policies, 1);
+	assert_int_equal(c.policies[0].kinds, 1u << KM_KIND_PROBE);
+	assert_int_equal(c.policies[0].n_ladder, 3);
+	assert_int_equal(c.policies[0].ladder[0], KM_ACTION_RESTART_POD);
+	km_config_free(&c);
+}
+
 static void test_recovery_errors(void **state)
 {
 	static const struct {
@@ -2206,7 +2224,12 @@ static void test_recovery_errors(void **state)
 		{"recovery:\n  policies:\n    - name: a\n"
 		 "      match: {kinds: [service]}\n",
 		 "test.yaml:4:23: recovery.policies[0].match.kinds[0]: "
-		 "\"service\" is not a kind a policy acts on"},
+		 "\"service\" is not a kind a policy acts on (pod, node, "
+		 "deployment, statefulset, daemonset, probe)"},
+		{"recovery:\n  policies:\n    - name: a\n"
+		 "      match: {kinds: [probe, probes]}\n",
+		 "test.yaml:4:30: recovery.policies[0].match.kinds[1]: "
+		 "\"probes\" is not a kind a policy acts on"},
 		{"recovery:\n  policies:\n    - name: a\n"
 		 "      match: {kinds: [pod]}\n      action: restart_pod\n",
 		 "test.yaml:3:7: recovery.policies[0].trigger: Required value: "
@@ -2558,6 +2581,7 @@ int main(void)
 		cmocka_unit_test(test_security_keys),
 		cmocka_unit_test(test_recovery_section),
 		cmocka_unit_test(test_recovery_errors),
+		cmocka_unit_test(test_recovery_probe_kind),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

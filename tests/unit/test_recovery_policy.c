@@ -626,6 +626,13 @@ static void test_config_check(void **state)
 	assert_int_equal(field, KM_PF_KINDS);
 	c = pod_policy("x");
 	assert_int_equal(km_policy_config_check(&c, &field, &index, &err), 0);
+	c.kinds = 1u << KM_KIND_PROBE;
+	assert_int_equal(km_policy_config_check(&c, &field, &index, &err), 0);
+	c.kinds = (1u << KM_KIND_PROBE) | (1u << KM_KIND_SERVICE);
+	assert_int_equal(km_policy_config_check(&c, &field, &index, &err),
+			 KM_EINVAL);
+	assert_int_equal(field, KM_PF_KINDS);
+	assert_non_null(strstr(err.msg, "daemonset, probe"));
 
 	two[0] = pod_policy("same");
 	two[1] = pod_policy("same");
@@ -638,6 +645,133 @@ static void test_config_check(void **state)
 	assert_int_equal(km_policy_set_new(two, 2, NULL, &s, &err), KM_EINVAL);
 	assert_string_equal(err.msg, "policies[1]: maxAttempts: must be "
 				     "between 1 and 100");
+}
+
+/* A pod's mirrored liveness probe stands for its pod; one of its pod's
+ * owner's ladder; a readiness probe is not matched; the pod's deletion is
+ * its probe's; a defined probe has nothing to restart. */
+static struct km_policy_target probe(const char *name, const char *pod,
+				     int state)
+{
+	return (struct km_policy_target){
+		.name = name,
+		.cluster = "prod",
+		.kind = KM_KIND_PROBE,
+		.ns = "shop",
+		.owner = pod,
+		.node = "n1",
+		.pod_owner = pod ? "prod:deployment/shop/web" : NULL,
+		.state = state,
+		.cause = "HTTP probe failed with statuscode: 500",
+		.cause_seq = 9,
+	};
+}
+
+static void test_probe(void **state)
+{
+	struct km_policy_config c = pod_policy("liveness");
+	struct km_policy_set *s;
+	struct km_policy_decision d;
+	struct km_policy_target t;
+	const char *key = "prod:deployment/shop/web";
+	int64_t now = T0, next;
+
+	(void)state;
+	c.kinds = 1u << KM_KIND_PROBE;
+	c.ladder[1] = KM_ACTION_ROLLOUT_RESTART;
+	c.ladder[2] = KM_ACTION_CORDON;
+	c.n_ladder = 3;
+	c.escalate_after = 2;
+	s = set_of(&c, 1, 0);
+	assert_true(
+		km_policy_action_applies(KM_ACTION_RESTART_POD, KM_KIND_PROBE));
+	assert_true(km_policy_action_applies(KM_ACTION_DRAIN, KM_KIND_PROBE));
+	assert_false(km_policy_action_applies(KM_ACTION_RESTART_POD,
+					      KM_KIND_SERVICE));
+
+	/* A readiness probe restarts nothing. */
+	d = observe(s,
+		    probe("prod:probe/shop/web-0.app.readiness",
+			  "prod:pod/shop/web-0", KM_STATE_UNHEALTHY),
+		    now);
+	assert_string_equal(d.rule, "no_policy");
+
+	/* The liveness probe: its pod, on its pod's owner's ladder. */
+	d = observe(s,
+		    probe("prod:probe/shop/web-0.app.liveness",
+			  "prod:pod/shop/web-0", KM_STATE_UNHEALTHY),
+		    now);
+	assert_int_equal(d.verdict, KM_POLICY_ACT);
+	assert_int_equal(d.action, KM_ACTION_RESTART_POD);
+	assert_string_equal(d.act_on, "prod:pod/shop/web-0");
+	assert_int_equal(d.act_on_kind, KM_KIND_POD);
+	assert_string_equal(d.key, key);
+	assert_string_equal(d.subject, "prod:probe/shop/web-0.app.liveness");
+	assert_string_equal(d.requester, "policy:liveness");
+	outcome(s, key, KM_PHASE_NOT_RECOVERED, now + S, "retry");
+
+	/* The probe's own deletion, after its pod's owner is forgotten,
+	 * keys on the pod: it does not end the subject... */
+	t = probe("prod:probe/shop/web-0.app.liveness", "prod:pod/shop/web-0",
+		  KM_STATE_DELETED);
+	t.pod_owner = NULL;
+	observe(s, t, now + 2 * S);
+	d = observe(s,
+		    probe("prod:probe/shop/web-1.app.liveness",
+			  "prod:pod/shop/web-1", KM_STATE_UNHEALTHY),
+		    now + 3 * S);
+	assert_string_equal(d.rule, "other_pod");
+	/* ... the pod's does: the replacement's probe climbs on. */
+	t = pod("prod:pod/shop/web-0", KM_STATE_DELETED);
+	observe(s, t, now + 3 * S);
+	d = observe(s,
+		    probe("prod:probe/shop/web-1.app.liveness",
+			  "prod:pod/shop/web-1", KM_STATE_UNHEALTHY),
+		    now + 4 * S);
+	assert_string_equal(d.rule, "waiting"); /* the backoff: 10 s */
+	assert_int_equal(km_policy_due(s, now + 11 * S, &d, &next), 1);
+	assert_string_equal(d.act_on, "prod:pod/shop/web-1");
+	assert_int_equal(d.attempt, 2);
+	outcome(s, key, KM_PHASE_FAILED, now + 12 * S, "escalated");
+	/* rollout_restart: the pod's owner. */
+	assert_int_equal(km_policy_due(s, now + 600 * S, &d, &next), 1);
+	assert_int_equal(d.action, KM_ACTION_ROLLOUT_RESTART);
+	assert_string_equal(d.act_on, key);
+	assert_int_equal(d.act_on_kind, KM_KIND_DEPLOYMENT);
+	outcome(s, key, KM_PHASE_FAILED, now + 601 * S, "retry");
+	assert_int_equal(km_policy_due(s, now + 1200 * S, &d, &next), 1);
+	outcome(s, key, KM_PHASE_FAILED, now + 1201 * S, "escalated");
+	/* cordon: the pod's node. */
+	assert_int_equal(km_policy_due(s, now + 1800 * S, &d, &next), 1);
+	assert_int_equal(d.action, KM_ACTION_CORDON);
+	assert_string_equal(d.act_on, "prod:node//n1");
+	km_policy_set_free(s);
+
+	/* Without the pod's owner known: the pod's own ladder; its rollout
+	 * restart is stepped over. */
+	c.ladder[0] = KM_ACTION_ROLLOUT_RESTART;
+	c.ladder[1] = KM_ACTION_RESTART_POD;
+	c.n_ladder = 2;
+	s = set_of(&c, 1, 0);
+	t = probe("prod:probe/shop/solo.app.liveness", "prod:pod/shop/solo",
+		  KM_STATE_UNHEALTHY);
+	t.pod_owner = NULL;
+	d = observe(s, t, now);
+	assert_int_equal(d.verdict, KM_POLICY_ACT);
+	assert_string_equal(d.key, "prod:pod/shop/solo");
+	assert_int_equal(d.action, KM_ACTION_RESTART_POD);
+	assert_string_equal(d.act_on, "prod:pod/shop/solo");
+	assert_non_null(strstr(d.reason, "rollout_restart stepped over: the "
+					 "probe's pod has no Deployment"));
+
+	/* A defined probe: no pod, nothing to restart. */
+	d = observe(s, probe("prod:probe//checkout", NULL, KM_STATE_UNHEALTHY),
+		    now);
+	assert_int_equal(d.verdict, KM_POLICY_NONE);
+	assert_string_equal(d.rule, "gave_up");
+	assert_string_equal(d.key, "prod:probe//checkout");
+	assert_non_null(strstr(d.reason, "a defined probe"));
+	km_policy_set_free(s);
 }
 
 /* From a health event's target and transition. */
@@ -686,6 +820,7 @@ int main(void)
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_config_check),
 		cmocka_unit_test(test_target_from),
+		cmocka_unit_test(test_probe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
