@@ -47,7 +47,8 @@ BENCH_PACKAGES := nginx-light apache2-utils nghttp2-client valgrind time \
 
 # One target per script in bench/: bench-run is bench/run.sh, and so on.
 BENCHES := bench-run bench-callgrind bench-probe-scale bench-wal-checkpoint \
-	bench-e2e-scale bench-soak-kill bench-kube-decode bench-kube-scale
+	bench-e2e-scale bench-soak-kill bench-kube-decode bench-kube-scale \
+	bench-recovery-latency
 
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl
@@ -204,6 +205,7 @@ bench: deps bench-deps build tools
 	PYTHON=$(PYTHON) bench/soak_kill.sh
 	bench/kube_decode.sh
 	bench/kube_scale.sh
+	bench/recovery_latency.sh
 
 bench-run: deps bench-deps build
 	bench/run.sh $(BENCH_ARGS)
@@ -238,6 +240,12 @@ bench-kube-decode: deps bench-deps
 # program (kmctl informer) in the same run.
 bench-kube-scale: deps build
 	bench/kube_scale.sh $(BENCH_ARGS)
+
+# Issue 11: from a failing liveness probe to the pod's DELETE at the API
+# server (a policy's restart_pod), and the engine's decision-to-request
+# latency with 1,000 pods unhealthy at once and the budget limiting.
+bench-recovery-latency: deps build
+	bench/recovery_latency.sh $(BENCH_ARGS)
 
 # clang-format (.clang-format) over our C sources, in place;
 # tests/check_format.sh alone lists what it would change.

@@ -29,6 +29,8 @@ commands:
   informer --kubeconfig F client-go informers on what kubemedic watches: the
                           baseline of bench/kube_scale.sh
   churn FLAGS             delete pods at a steady rate for a while (bench)
+  liveness FLAGS          pods whose mirrored liveness probe fails, and when
+                          each is deleted (bench/recovery_latency.sh)
 `
 
 func main() {
@@ -61,6 +63,8 @@ func main() {
 		err = cmdInformer(args)
 	case "churn":
 		err = cmdChurn(args)
+	case "liveness":
+		err = cmdLiveness(args)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
