@@ -946,7 +946,9 @@ static struct entry *entry_new(struct km_policy_set *s, const char *key,
 {
 	struct entry *e;
 
-	if (s->heap_n + 1 > s->heap_cap) {
+	/* Room for every entry, in the heap now or not (one in flight is
+	 * not, and goes back in when its outcome comes). */
+	if (s->table.n + 1 > s->heap_cap) {
 		size_t cap = s->heap_cap ? s->heap_cap * 2 : 64;
 		struct entry **h = realloc(s->heap, cap * sizeof *h);
 

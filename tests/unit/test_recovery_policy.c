@@ -774,6 +774,42 @@ static void test_probe(void **state)
 	km_policy_set_free(s);
 }
 
+/* Many keys acted on at once (none of them in the heap while in flight),
+ * then all back in it: the heap has room for every entry, not only for
+ * those in it when the entry was made (bench/recovery_latency.sh, 1,000
+ * pods at once: a heap overflow). */
+static void test_many_in_flight(void **state)
+{
+	struct km_policy_config c = pod_policy("many");
+	struct km_policy_set *s;
+	struct km_policy_decision d;
+	struct km_policy_target t;
+	char name[64], owner[64];
+	int64_t next;
+	int n = 0;
+
+	(void)state;
+	s = set_of(&c, 1, 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof name, "prod:pod/shop/w-%d-x", i);
+		snprintf(owner, sizeof owner, "prod:deployment/shop/w-%d", i);
+		t = pod(name, KM_STATE_UNHEALTHY);
+		t.owner = owner;
+		d = observe(s, t, T0);
+		assert_int_equal(d.verdict, KM_POLICY_ACT);
+	}
+	for (int i = 0; i < 300; i++) {
+		snprintf(owner, sizeof owner, "prod:deployment/shop/w-%d", i);
+		outcome(s, owner, KM_PHASE_SKIPPED, T0 + S, "skipped");
+	}
+	while (km_policy_due(s, T0 + 20 * S, &d, &next) == 1) {
+		outcome(s, d.key, KM_PHASE_SKIPPED, T0 + 20 * S, "skipped");
+		n++;
+	}
+	assert_int_equal(n, 300);
+	km_policy_set_free(s);
+}
+
 /* From a health event's target and transition. */
 static void test_target_from(void **state)
 {
@@ -821,6 +857,7 @@ int main(void)
 		cmocka_unit_test(test_config_check),
 		cmocka_unit_test(test_target_from),
 		cmocka_unit_test(test_probe),
+		cmocka_unit_test(test_many_in_flight),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
