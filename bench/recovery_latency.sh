@@ -98,9 +98,13 @@ else:
 names = {1: "requested", 2: "queued", 3: "dispatched", 4: "succeeded", 5: "failed", 6: "verified",
          7: "not_recovered", 8: "cancelled", 9: "skipped", 10: "dry_run"}
 db = sqlite3.connect("file:%s?mode=ro" % sys.argv[2], uri=True)
-rows = db.execute("SELECT phase, CASE WHEN phase = 9 THEN substr(skip_rule, 1, 60) ELSE '' END, count(*) "
-                  "FROM recoveries GROUP BY 1, 2 ORDER BY 3 DESC").fetchall()
-print("# recoveries: " + "; ".join("%s%s %d" % (names.get(p, p), " (" + r + ")" if r else "", n) for p, r, n in rows))
+# By phase, and a refusal by its rule's name ("storm: 400 of 999 ..." is "storm").
+count = {}
+for p, rule in db.execute("SELECT phase, skip_rule FROM recoveries"):
+    k = (names.get(p, str(p)), rule.split(":")[0] if p == 9 else "")
+    count[k] = count.get(k, 0) + 1
+print("# recoveries: %d: " % sum(count.values()) + "; ".join(
+    "%s%s %d" % (p, " (" + r + ")" if r else "", n) for (p, r), n in sorted(count.items(), key=lambda x: -x[1])))
 EOF
 }
 
