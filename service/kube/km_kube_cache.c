@@ -62,6 +62,7 @@ static void each_string(struct km_kube_object *o,
 	case KM_RES_NODE:
 		fn(&o->u.node.ready_reason, arg);
 		fn(&o->u.node.ready_message, arg);
+		fn(&o->u.node.zone, arg);
 		break;
 	case KM_RES_POD: {
 		struct km_kube_pod *p = &o->u.pod;

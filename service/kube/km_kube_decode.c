@@ -310,7 +310,7 @@ static int meta(struct rd *r, const cJSON *obj, struct km_kube_meta *m)
 
 static int node(struct rd *r, const cJSON *obj, struct km_kube_node *n)
 {
-	const cJSON *spec, *status;
+	const cJSON *md, *labels, *spec, *status;
 	struct cond want[] = {
 		{"Ready", &n->ready, &n->ready_reason, &n->ready_message},
 		{"MemoryPressure", &n->memory_pressure, NULL, NULL},
@@ -320,7 +320,17 @@ static int node(struct rd *r, const cJSON *obj, struct km_kube_node *n)
 	};
 	int rc;
 
-	if ((rc = get_object(r, obj, "spec", "spec", &spec)) ||
+	if ((rc = get_object(r, obj, "metadata", "metadata", &md)) ||
+	    (rc = get_object(r, md, "labels", "metadata.labels", &labels)) ||
+	    (rc = get_str(r, labels, "topology.kubernetes.io/zone",
+			  "metadata.labels[topology.kubernetes.io/zone]",
+			  &n->zone)) ||
+	    (!n->zone &&
+	     (rc = get_str(r, labels, "failure-domain.beta.kubernetes.io/zone",
+			   "metadata.labels[failure-domain.beta.kubernetes.io/"
+			   "zone]",
+			   &n->zone))) ||
+	    (rc = get_object(r, obj, "spec", "spec", &spec)) ||
 	    (rc = get_bool(r, spec, "unschedulable", "spec.unschedulable",
 			   &n->unschedulable)) ||
 	    (rc = get_object(r, obj, "status", "status", &status)))

@@ -97,6 +97,34 @@ static void test_node_conditions_by_type(void **state)
 	decode(&d, KM_RES_NODE, "{" META("") "}");
 	assert_int_equal(d.rc, 0);
 	assert_int_equal(d.o.u.node.ready, KM_COND_ABSENT);
+	assert_null(d.o.u.node.zone);
+	done(&d);
+}
+
+/* A node's zone, for the storm guard: the GA label, else the deprecated
+ * one (older clusters); the GA one wins when both are there. */
+static void test_node_zone(void **state)
+{
+	struct doc d;
+
+	(void)state;
+	decode(&d, KM_RES_NODE,
+	       "{" META(",\"labels\":{\"topology.kubernetes.io/zone\":"
+			"\"eu-1a\",\"failure-domain.beta.kubernetes.io/zone\":"
+			"\"old\"}") "}");
+	assert_int_equal(d.rc, 0);
+	assert_string_equal(d.o.u.node.zone, "eu-1a");
+	done(&d);
+	decode(&d, KM_RES_NODE,
+	       "{" META(",\"labels\":{\"failure-domain.beta.kubernetes.io/"
+			"zone\":\"eu-1b\"}") "}");
+	assert_int_equal(d.rc, 0);
+	assert_string_equal(d.o.u.node.zone, "eu-1b");
+	done(&d);
+	decode(&d, KM_RES_NODE,
+	       "{" META(",\"labels\":{\"kubernetes.io/os\":\"linux\"}") "}");
+	assert_int_equal(d.rc, 0);
+	assert_null(d.o.u.node.zone);
 	done(&d);
 }
 
@@ -527,6 +555,11 @@ static void test_hostile_objects(void **state)
 	expect_error(KM_RES_NODE,
 		     "{" META("") ",\"spec\":{\"unschedulable\":\"yes\"}}",
 		     "spec.unschedulable: expected true or false");
+	expect_error(KM_RES_NODE,
+		     "{" META(",\"labels\":{\"topology.kubernetes.io/zone\":"
+			      "7}") "}",
+		     "metadata.labels[topology.kubernetes.io/zone]: expected a "
+		     "string");
 	expect_error(KM_RES_LEASE,
 		     "{" META("") ",\"spec\":{\"leaseDurationSeconds\":"
 				  "4294967296}}",
@@ -948,6 +981,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_node_conditions_by_type),
+		cmocka_unit_test(test_node_zone),
 		cmocka_unit_test(test_pod),
 		cmocka_unit_test(test_pod_probes),
 		cmocka_unit_test(test_services_slices_workloads_leases),
