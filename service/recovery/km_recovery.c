@@ -27,6 +27,8 @@
 #include "km_kube_leader.h"
 #include "km_kube_source.h"
 #include "km_budget.h"
+#include "km_storms.h"
+#include "km_zones.h"
 #include "km_list.h"
 #include "km_log.h"
 #include "km_loop.h"
@@ -35,12 +37,13 @@
 #include "km_time.h"
 
 #define TICK_NS (1000LL * 1000000)
+/* Every cached node counted in its zone again (km_zones.h): 5 s. */
+#define ZONE_SCAN_TICKS 5
 #define DRAIN_RETRY_NS (5000LL * 1000000)
 #define DRAIN_TIMEOUT_NS (300LL * 1000000000)
 #define DRAIN_PODS_MAX 10000
 /* How km_budget words its refusal of a second action on one target: a
  * person's recovery then waits its turn instead of being refused. */
-#define ONE_AT_A_TIME "one at a time"
 #define BACKOFF_MIN_MS 1000
 
 struct job;
@@ -110,6 +113,9 @@ struct km_recovery_engine {
 	 * (no policies; no budget). */
 	struct km_policy_set *policies;
 	struct km_budget *budget;
+	struct km_storms *storms;  /* the storms on, recorded */
+	struct km_zones *zones;    /* nodes by zone, for the storm guard */
+	int scan_in;               /* ticks to the next zone scan */
 	struct km_health_sub *sub; /* the hub's transitions, for policies */
 	struct km_timer due;
 	bool full_said;
@@ -1060,8 +1066,10 @@ static bool admitted_now(struct km_recovery_engine *e, struct job *j)
 		.action = j->r.action,
 		.policy = j->r.policy && *j->r.policy ? j->r.policy : NULL,
 		.automatic = j->policy_key != NULL,
-		.force = j->r.force};
-	struct km_budget_verdict v;
+		.force = j->r.force,
+		.zone = km_zones_of(e->zones, j->r.target)};
+	struct km_budget_storm storm;
+	struct km_budget_verdict v = {.storm = &storm};
 	char msg[300];
 
 	if (j->admitted || !e->budget)
@@ -1070,8 +1078,10 @@ static bool admitted_now(struct km_recovery_engine *e, struct job *j)
 		return false;
 	if (v.ok)
 		return j->admitted = true;
-	if (!strncmp(v.rule, ONE_AT_A_TIME, strlen(ONE_AT_A_TIME)))
+	if (v.refusal == KM_BUDGET_BUSY)
 		return false;
+	if (v.refusal == KM_BUDGET_STORM)
+		km_storms_refused(e->storms, &storm);
 	snprintf(msg, sizeof msg, "refused by the safety budget: %s", v.rule);
 	km_list_del(&j->node);
 	km_list_add_tail(&e->active, &j->node);
@@ -1126,6 +1136,10 @@ static void tick_fired(struct km_loop *l, void *arg)
 
 		if (j->verifying && !j->w_pending)
 			verify_step(j, now);
+	}
+	if (--e->scan_in <= 0) {
+		e->scan_in = ZONE_SCAN_TICKS;
+		km_zones_scan(e->zones, now / 1000);
 	}
 	km_loop_timer_set(l, &e->tick, now + TICK_NS);
 }
@@ -1487,14 +1501,19 @@ static void act(struct km_recovery_engine *e,
 		struct km_budget_request q = {.cluster = r.cluster,
 					      .target = r.target,
 					      .action = r.action,
+					      .zone = km_zones_of(e->zones,
+								  r.target),
 					      .policy = d->policy,
 					      .automatic = true};
-		struct km_budget_verdict v;
+		struct km_budget_storm storm;
+		struct km_budget_verdict v = {.storm = &storm};
 
 		if (km_budget_admit(e->budget, &q, mono_us(), &v)) {
 			r.phase = KM_PHASE_SKIPPED;
 			r.skip_rule = r.last_error = "the budget failed";
 		} else if (!v.ok) {
+			if (v.refusal == KM_BUDGET_STORM)
+				km_storms_refused(e->storms, &storm);
 			r.phase = KM_PHASE_SKIPPED;
 			r.skip_rule = r.last_error =
 				km_arena_strdup(&a, v.rule);
@@ -1551,17 +1570,8 @@ static void storm_member(struct km_recovery_engine *e, const char *policy,
 	};
 	struct km_budget_storm_change c = {0};
 
-	if (!e->budget || km_budget_target_state(e->budget, &m, mono_us(), &c))
-		return;
-	if (c.change > 0)
-		km_log(KM_LOG_WARN,
-		       "recovery: storm: automatic actions stop; a person's "
-		       "need force",
-		       "policy", policy, "why", c.storm.why, NULL);
-	else if (c.change < 0)
-		km_log(KM_LOG_INFO, "recovery: the storm is over", "policy",
-		       policy, "unhealthy", KM_I((int64_t)c.storm.unhealthy),
-		       "of", KM_I((int64_t)c.storm.total), NULL);
+	if (e->budget && !km_budget_target_state(e->budget, &m, mono_us(), &c))
+		km_storms_change(e->storms, &c);
 }
 
 static void judge(struct km_recovery_engine *e,
@@ -1569,7 +1579,11 @@ static void judge(struct km_recovery_engine *e,
 {
 	struct km_policy_decision d;
 
-	if (km_policy_observe(e->policies, t, mono_us(), &d))
+	/* A node's zone counts first: an action this transition causes sees
+	 * the storm it completes. */
+	if (t->kind == KM_KIND_NODE)
+		km_zones_node(e->zones, t->name, t->state, mono_us());
+	if (!e->policies || km_policy_observe(e->policies, t, mono_us(), &d))
 		return;
 	if (d.policy)
 		storm_member(e, d.policy, t);
@@ -1600,8 +1614,12 @@ static void on_tev(struct km_loop *l, void *arg)
 static void deliver(void *arg, const struct km_health_event *ev)
 {
 	struct km_recovery_engine *e = arg;
-	struct tev *x = tev_new(e, ev);
+	struct tev *x;
 
+	/* Without policies only nodes matter (their zones). */
+	if (!e->policies && (!ev->target || ev->target->kind != KM_KIND_NODE))
+		return;
+	x = tev_new(e, ev);
 	if (!x || km_loop_post(e->loop, on_tev, x)) {
 		free(x);
 		km_log(KM_LOG_ERROR,
@@ -1811,8 +1829,10 @@ static int admit_manual(struct km_recovery_engine *e, struct km_recovery *r,
 	struct km_budget_request q = {.cluster = r->cluster,
 				      .target = r->target,
 				      .action = r->action,
+				      .zone = km_zones_of(e->zones, r->target),
 				      .force = r->force};
-	struct km_budget_verdict v;
+	struct km_budget_storm storm;
+	struct km_budget_verdict v = {.storm = &storm};
 	int rc;
 
 	*held = false;
@@ -1821,14 +1841,16 @@ static int admit_manual(struct km_recovery_engine *e, struct km_recovery *r,
 	rc = km_budget_admit(e->budget, &q, mono_us(), &v);
 	if (rc)
 		return km_error_set(err, rc, "the safety budget failed");
-	if (!v.ok && !strncmp(v.rule, ONE_AT_A_TIME, strlen(ONE_AT_A_TIME)))
+	if (!v.ok && v.refusal == KM_BUDGET_BUSY)
 		return 0; /* serialized: admitted when its turn comes */
 	if (!v.ok) {
+		if (v.refusal == KM_BUDGET_STORM)
+			km_storms_refused(e->storms, &storm);
 		r->skip_rule = km_arena_strdup(a, v.rule);
 		return km_error_set(err, KM_EPRECOND,
 				    "refused by the safety budget: %s%s",
 				    v.rule,
-				    strstr(v.rule, "storm")
+				    v.refusal == KM_BUDGET_STORM
 					    ? " (an operator may force it)"
 					    : "");
 	}
@@ -1930,6 +1952,7 @@ static void started(struct km_loop *l, void *arg)
 	 * (what follows comes as transitions, posted after this). */
 	if (e->policies)
 		judge_all(e);
+	km_zones_scan(e->zones, mono_us());
 	km_loop_timer_set(l, &e->tick, km_mono_ns() + TICK_NS);
 }
 
@@ -2025,17 +2048,25 @@ int km_recovery_start(const struct km_recovery_options *o,
 		if ((rc = km_budget_new(&bc, &e->budget, err)))
 			goto fail;
 	}
+	if ((rc = km_storms_new(o->store, &e->storms, err)))
+		goto fail;
+	if (km_zones_new(o->kube, o->health, e->budget, e->storms, &e->zones)) {
+		rc = km_error_set(err, KM_ENOMEM, "out of memory");
+		goto fail;
+	}
+	e->scan_in = ZONE_SCAN_TICKS;
 	if (o->n_policies) {
 		struct km_policy_options po = {.max_targets =
 						       o->max_policy_targets};
 
 		if ((rc = km_policy_set_new(o->policies, o->n_policies, &po,
-					    &e->policies, err)) ||
-		    (rc = subscribe(e))) {
-			if (rc == KM_ENOMEM && !err->code)
-				km_error_set(err, rc, "out of memory");
+					    &e->policies, err)))
 			goto fail;
-		}
+	}
+	/* Transitions: to the policies, and nodes' to their zones. */
+	if ((rc = subscribe(e))) {
+		km_error_set(err, rc, "cannot subscribe to the health hub");
+		goto fail;
 	}
 	/* What a previous run left open. */
 	rc = km_reader_open(o->store, &rd, err);
@@ -2161,6 +2192,8 @@ void km_recovery_stop(struct km_recovery_engine *e)
 		free(e->elect[i].cluster);
 	free(e->elect);
 	km_policy_set_free(e->policies);
+	km_zones_free(e->zones);
+	km_storms_free(e->storms); /* before the budget: no more changes */
 	km_budget_free(e->budget);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->cv);
@@ -2174,6 +2207,18 @@ void km_recovery_get_stats(struct km_recovery_engine *e,
 	*out = e->stats;
 	out->held = e->accepted;
 	pthread_mutex_unlock(&e->mu);
+}
+
+const struct km_policy_config *
+km_recovery_policies(const struct km_recovery_engine *e, size_t *n)
+{
+	*n = 0;
+	return e->policies ? km_policy_set_policies(e->policies, n) : NULL;
+}
+
+struct km_storms *km_recovery_storms(struct km_recovery_engine *e)
+{
+	return e->storms;
 }
 
 bool km_recovery_dry_run(const struct km_recovery_engine *e)

@@ -73,6 +73,7 @@
 #include "km_arena.h"
 #include "km_error.h"
 #include "km_model.h"
+#include "km_policy.h"
 
 struct km_store;
 struct km_health;
@@ -141,6 +142,16 @@ int km_recovery_submit(struct km_recovery_engine *e,
 
 /* Whether every recovery is a dry run (recovery.dryRun). Any thread. */
 bool km_recovery_dry_run(const struct km_recovery_engine *e);
+
+/* The automatic policies, in matching order: the engine's copies, fixed
+ * from start to stop (NULL and *n 0: none). Any thread. */
+const struct km_policy_config *
+km_recovery_policies(const struct km_recovery_engine *e, size_t *n);
+
+/* The storms the storm guard declared and keeps (km_storms.h): owned by
+ * the engine, valid until km_recovery_stop. Any thread. */
+struct km_storms;
+struct km_storms *km_recovery_storms(struct km_recovery_engine *e);
 /* A recovery km_recovery_check admitted (it holds a slot of the budget)
  * that is not submitted after all (its recording failed): the slot is
  * freed. Any thread. */
