@@ -93,6 +93,9 @@ void km_config_defaults(struct km_config *c)
 	c->recovery_queue_max = 1024;
 	c->recovery_max_attempts = 5;
 	c->recovery_verify_window_ms = 2 * MS_MINUTE;
+	c->recovery_pod_grace_ms = -1; /* the pod's own */
+	c->recovery_drain_timeout_ms = 5 * MS_MINUTE;
+	c->recovery_drain_retry_ms = 5000;
 	c->recovery_dry_run = false;
 	c->recovery_max_policy_targets = KM_POLICY_MAX_TARGETS_DEFAULT;
 	km_budget_config_defaults(&c->recovery_budget);
@@ -2411,13 +2414,18 @@ static int parse_recovery(struct km_yaml *ld, const yaml_node_t *n,
 		R_BUDGET,
 		R_POLICIES,
 		R_LEADER,
+		R_GRACE,
+		R_DRAIN,
 		R_N
 	};
 	static const char *const keys[R_N] = {
-		"workers",      "queueMax", "maxAttempts",
-		"verifyWindow", "dryRun",   "maxPolicyTargets",
-		"budget",       "policies", "leaderElection"};
-	yaml_node_t *v[R_N];
+		"workers",        "queueMax", "maxAttempts",
+		"verifyWindow",   "dryRun",   "maxPolicyTargets",
+		"budget",         "policies", "leaderElection",
+		"podGracePeriod", "drain"};
+	enum { D_TIMEOUT, D_RETRY, D_N };
+	static const char *const drain_keys[D_N] = {"timeout", "retryInterval"};
+	yaml_node_t *v[R_N], *dv[D_N];
 	int64_t workers = c->recovery_workers,
 		attempts = c->recovery_max_attempts;
 	int rc;
@@ -2436,8 +2444,23 @@ static int parse_recovery(struct km_yaml *ld, const yaml_node_t *n,
 	    (rc = km_yaml_bool(ld, v[R_DRY], "recovery.dryRun",
 			       &c->recovery_dry_run)) ||
 	    (rc = km_yaml_int(ld, v[R_TARGETS], "recovery.maxPolicyTargets", 1,
-			      10000000, &c->recovery_max_policy_targets)))
+			      10000000, &c->recovery_max_policy_targets)) ||
+	    (rc = km_yaml_duration(ld, v[R_GRACE], "recovery.podGracePeriod", 0,
+				   MS_HOUR, "between 0s and 1h",
+				   &c->recovery_pod_grace_ms)))
 		return rc;
+	if (!km_yaml_is_null(v[R_DRAIN]) &&
+	    ((rc = km_yaml_map(ld, v[R_DRAIN], "recovery.drain", drain_keys,
+			       D_N, dv, 0)) ||
+	     (rc = km_yaml_duration(ld, dv[D_TIMEOUT], "recovery.drain.timeout",
+				    10 * 1000, 24 * MS_HOUR,
+				    "between 10s and 24h",
+				    &c->recovery_drain_timeout_ms)) ||
+	     (rc = km_yaml_duration(ld, dv[D_RETRY],
+				    "recovery.drain.retryInterval", 1000,
+				    5 * MS_MINUTE, "between 1s and 5m",
+				    &c->recovery_drain_retry_ms))))
+		return rc ? rc : KM_EINVAL;
 	c->recovery_workers = (int)workers;
 	c->recovery_max_attempts = (int)attempts;
 	if (!km_yaml_is_null(v[R_BUDGET]) &&

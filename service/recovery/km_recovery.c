@@ -39,8 +39,6 @@
 #define TICK_NS (1000LL * 1000000)
 /* Every cached node counted in its zone again (km_zones.h): 5 s. */
 #define ZONE_SCAN_TICKS 5
-#define DRAIN_RETRY_NS (5000LL * 1000000)
-#define DRAIN_TIMEOUT_NS (300LL * 1000000000)
 #define DRAIN_PODS_MAX 10000
 /* How km_budget words its refusal of a second action on one target: a
  * person's recovery then waits its turn instead of being refused. */
@@ -72,7 +70,7 @@ struct job {
 	bool failed_at_start; /* taken back, but nothing fits it */
 	bool admitted;        /* holds a slot of the budget */
 	/* A drain, once its cordon is done: the node's pods to evict (in
-	 * a), a pass at a time, the next pass after DRAIN_RETRY_NS. */
+	 * a), a pass at a time, the next pass after o.drain_retry_ms. */
 	struct drain_pod {
 		const char *ns, *name, *uid;
 		bool evicted;
@@ -684,8 +682,8 @@ static void answered(void *arg, long status, const char *body, size_t len,
  * A drain is a cordon (its first request, sent and retried as any), then
  * the evictions of the node's pods (policy/v1 Eviction, the pod's uid as
  * precondition: PodDisruptionBudgets decide), one at a time, in passes:
- * a pod a budget refuses (429) waits for the next pass, DRAIN_RETRY_NS
- * later, until DRAIN_TIMEOUT_NS. DaemonSet pods (their controller would
+ * a pod a budget refuses (429) waits for the next pass, o.drain_retry_ms
+ * later, until o.drain_timeout_ms. DaemonSet pods (their controller would
  * put them back) and mirror pods (the kubelet's own; owned by the Node)
  * are left, as kubectl drain leaves them; finished pods need nothing.
  * Each pass that leaves pods is an event of the recovery's history.
@@ -808,7 +806,7 @@ static void drain_waits(struct job *j, int rc, const struct km_error *err)
 	(void)rc;
 	(void)err;
 	km_loop_timer_set(j->e->loop, &j->drain_timer,
-			  km_mono_ns() + DRAIN_RETRY_NS);
+			  km_mono_ns() + j->e->o.drain_retry_ms * 1000000);
 }
 
 static void evicted(void *arg, long status, const char *body, size_t len,
@@ -893,7 +891,7 @@ static void drain_next(struct job *j)
 		snprintf(msg, sizeof msg,
 			 "drain timed out after %lld s: %zu of %zu pods not "
 			 "evicted; last: %.300s",
-			 (long long)(DRAIN_TIMEOUT_NS / 1000000000),
+			 (long long)(e->o.drain_timeout_ms / 1000),
 			 j->n_pods - done, j->n_pods, j->blocked_why);
 		write_phase(j, KM_PHASE_DISPATCHED, KM_PHASE_FAILED, 0, msg,
 			    finished);
@@ -901,7 +899,7 @@ static void drain_next(struct job *j)
 	}
 	snprintf(msg, sizeof msg,
 		 "draining: %zu of %zu pods evicted; again in %lld s: %.300s",
-		 done, j->n_pods, (long long)(DRAIN_RETRY_NS / 1000000000),
+		 done, j->n_pods, (long long)(e->o.drain_retry_ms / 1000),
 		 j->blocked_why);
 	write_phase(j, KM_PHASE_DISPATCHED, 0, 0, msg, drain_waits);
 }
@@ -914,7 +912,8 @@ static void drain_start(struct job *j)
 	struct collect c = {.j = j, .node = node_of(j)};
 
 	j->draining = true;
-	j->drain_deadline_ns = km_mono_ns() + DRAIN_TIMEOUT_NS;
+	j->drain_deadline_ns =
+		km_mono_ns() + j->e->o.drain_timeout_ms * 1000000;
 	j->n_pods = j->next_pod = j->skipped_pods = j->unmanaged = 0;
 	if (src)
 		km_kube_source_each(src, KM_RES_POD, collect_pod, &c);
@@ -1979,6 +1978,10 @@ int km_recovery_start(const struct km_recovery_options *o,
 		e->o.max_attempts = 5;
 	if (e->o.verify_window_ms <= 0)
 		e->o.verify_window_ms = 120000;
+	if (e->o.drain_timeout_ms <= 0)
+		e->o.drain_timeout_ms = 300000;
+	if (e->o.drain_retry_ms <= 0)
+		e->o.drain_retry_ms = 5000;
 	if (e->o.backoff_max_ms <= 0)
 		e->o.backoff_max_ms = 60000;
 	e->loop = km_kube_loop(o->kube);

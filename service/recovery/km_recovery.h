@@ -90,7 +90,10 @@ struct km_recovery_options {
 	size_t queue_max;         /* recoveries waiting; 0: 1024 */
 	int max_attempts;         /* per recovery; 0: 5 */
 	int64_t verify_window_ms; /* 0: 120 s */
-	int64_t pod_grace_s;      /* RESTART_POD's grace; < 0: the pod's */
+	int64_t pod_grace_s;      /* deletions' and evictions' grace; < 0:
+				   * each pod's own */
+	int64_t drain_timeout_ms; /* a drain's evictions, at most; 0: 5 min */
+	int64_t drain_retry_ms;   /* a blocked eviction's next try; 0: 5 s */
 	int64_t backoff_max_ms;   /* 0: 60 s */
 	/* Leader election per cluster (km_kube_leader.h): only the replica
 	 * holding the cluster's Lease lease_ns/lease_name dispatches its
