@@ -1573,16 +1573,59 @@ static void storm_member(struct km_recovery_engine *e, const char *policy,
 		km_storms_change(e->storms, &c);
 }
 
-static void judge(struct km_recovery_engine *e,
-		  const struct km_policy_target *t)
+/* A Kubernetes object's labels, for the policies' selectors: targets
+ * carry none of their own, the cluster's cache keeps them. NULL: not a
+ * Kubernetes object, or not in the cache (gone). */
+static const struct km_kv *object_labels(struct km_recovery_engine *e,
+					 const struct km_policy_target *t,
+					 size_t *n)
 {
+	static const enum km_kube_resource res[KM_KIND_MAX + 1] = {
+		[KM_KIND_NODE] = KM_RES_NODE,
+		[KM_KIND_POD] = KM_RES_POD,
+		[KM_KIND_DEPLOYMENT] = KM_RES_DEPLOYMENT,
+		[KM_KIND_STATEFULSET] = KM_RES_STATEFULSET,
+		[KM_KIND_DAEMONSET] = KM_RES_DAEMONSET,
+	};
+	struct km_target_name tn;
+	char why[128], ns[256], name[256], cluster[128];
+	const struct km_kube_object *o;
+	struct km_kube_source *src;
+
+	*n = 0;
+	if (t->kind <= 0 || t->kind > KM_KIND_MAX ||
+	    (!res[t->kind] && t->kind != KM_KIND_NODE) ||
+	    km_target_name_parse(t->name, &tn, why, sizeof why) ||
+	    tn.cluster_len >= sizeof cluster || tn.ns_len >= sizeof ns ||
+	    tn.name_len >= sizeof name)
+		return NULL;
+	snprintf(cluster, sizeof cluster, "%.*s", (int)tn.cluster_len,
+		 tn.cluster ? tn.cluster : "");
+	snprintf(ns, sizeof ns, "%.*s", (int)tn.ns_len, tn.ns ? tn.ns : "");
+	snprintf(name, sizeof name, "%.*s", (int)tn.name_len, tn.name);
+	src = km_kube_cluster_source(e->o.kube, cluster);
+	o = src ? km_kube_source_get(src, res[t->kind], ns, name) : NULL;
+	if (!o)
+		return NULL;
+	*n = o->meta.n_labels;
+	return o->meta.labels;
+}
+
+static void judge(struct km_recovery_engine *e,
+		  const struct km_policy_target *in)
+{
+	struct km_policy_target with = *in, *t = &with;
 	struct km_policy_decision d;
 
 	/* A node's zone counts first: an action this transition causes sees
 	 * the storm it completes. */
 	if (t->kind == KM_KIND_NODE)
 		km_zones_node(e->zones, t->name, t->state, mono_us());
-	if (!e->policies || km_policy_observe(e->policies, t, mono_us(), &d))
+	if (!e->policies)
+		return;
+	if (!t->labels)
+		t->labels = object_labels(e, t, &t->n_labels);
+	if (km_policy_observe(e->policies, t, mono_us(), &d))
 		return;
 	if (d.policy)
 		storm_member(e, d.policy, t);

@@ -114,6 +114,22 @@ static void test_node_zone(void **state)
 			"\"old\"}") "}");
 	assert_int_equal(d.rc, 0);
 	assert_string_equal(d.o.u.node.zone, "eu-1a");
+	/* Every label, for the policies' selectors. */
+	assert_int_equal(d.o.meta.n_labels, 2);
+	assert_string_equal(d.o.meta.labels[0].key,
+			    "topology.kubernetes.io/zone");
+	assert_string_equal(d.o.meta.labels[0].value, "eu-1a");
+	assert_string_equal(d.o.meta.labels[1].value, "old");
+	done(&d);
+	/* A key given twice keeps its first value. */
+	decode(&d, KM_RES_POD,
+	       "{" META(",\"labels\":{\"app\":\"a\",\"app\":\"b\","
+			"\"tier\":\"\"}") "}");
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(d.o.meta.n_labels, 2);
+	assert_string_equal(d.o.meta.labels[0].value, "a");
+	assert_string_equal(d.o.meta.labels[1].key, "tier");
+	assert_string_equal(d.o.meta.labels[1].value, "");
 	done(&d);
 	decode(&d, KM_RES_NODE,
 	       "{" META(",\"labels\":{\"failure-domain.beta.kubernetes.io/"
@@ -558,8 +574,9 @@ static void test_hostile_objects(void **state)
 	expect_error(KM_RES_NODE,
 		     "{" META(",\"labels\":{\"topology.kubernetes.io/zone\":"
 			      "7}") "}",
-		     "metadata.labels[topology.kubernetes.io/zone]: expected a "
-		     "string");
+		     "metadata.labels: expected strings");
+	expect_error(KM_RES_POD, "{" META(",\"labels\":[\"a\"]") "}",
+		     "metadata.labels: expected an object");
 	expect_error(KM_RES_LEASE,
 		     "{" META("") ",\"spec\":{\"leaseDurationSeconds\":"
 				  "4294967296}}",
