@@ -311,6 +311,12 @@ struct km_target_name {
 	int kind;
 };
 
+/* Kubernetes names (RFC 1123): a label is [a-z0-9]([-a-z0-9]*[a-z0-9])?,
+ * 1 to 63 bytes (namespaces, policies, clusters); a subdomain is labels
+ * joined by dots, at most 253 bytes (most objects' names). NULL is none. */
+bool km_dns1123_label(const char *s);
+bool km_dns1123_subdomain(const char *s);
+
 /* Splits and checks a target name: a known kind, a non-empty object name,
  * no stray '/' or ':'. Returns 0 or KM_EINVAL with a message in why (at
  * least 128 bytes). */

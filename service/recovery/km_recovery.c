@@ -2033,8 +2033,8 @@ int km_recovery_start(const struct km_recovery_options *o,
 
 		if (!o->lease_name || !o->identity || !*o->identity ||
 		    strlen(o->identity) > 128 ||
-		    !km_kube_dns1123_label(o->lease_ns) ||
-		    !km_kube_dns1123_subdomain(o->lease_name)) {
+		    !km_dns1123_label(o->lease_ns) ||
+		    !km_dns1123_subdomain(o->lease_name)) {
 			free(e);
 			return km_error_set(err, KM_EINVAL,
 					    "leader election: the Lease's "
