@@ -246,6 +246,11 @@ const slack = 250 * time.Millisecond
 // the other nodes are left alone.
 func TestKubemedicRecoveryPolicyCordonsANotReadyNode(t *testing.T) {
 	nodes := nodeTargets()
+	adm := admin(t)
+	target := nodes[len(nodes)-1]
+	victim := strings.TrimPrefix(target, "node//")
+	// (Before the daemon starts: it is stopped before the uncordon.)
+	uncordonAtEnd(t, adm, victim)
 	d := startDaemonWith(t, env["KM_E2E_KUBECONFIG"], "auth: {localRole: operator}\n"+
 		"recovery:\n  policies:\n    - name: lost-nodes\n"+
 		"      match: {kinds: [node]}\n"+
@@ -255,10 +260,12 @@ func TestKubemedicRecoveryPolicyCordonsANotReadyNode(t *testing.T) {
 		got := d.targets(t, "--kind", "node", "--state", "healthy")
 		return len(got) == len(nodes), strings.Join(got, " "), nil
 	})
-	adm := admin(t)
-	target := nodes[len(nodes)-1]
-	victim := strings.TrimPrefix(target, "node//")
-	uncordonAtEnd(t, adm, victim)
+	for _, n := range nodes {
+		node, err := adm.CoreV1().Nodes().Get(ctx(t), strings.TrimPrefix(n, "node//"), metav1.GetOptions{})
+		if err != nil || node.Spec.Unschedulable {
+			t.Fatalf("node %s cordoned before the test: %v", n, err)
+		}
+	}
 	broke := time.Now()
 	kubesim(t, "scenario", "node-notready", victim)
 	t.Cleanup(func() { kubesim(t, "recover", "node-notready", victim) })
