@@ -129,7 +129,10 @@ func TestKubemedicRecoveryPolicyStopsInAStorm(t *testing.T) {
 
 // A Deployment whose every pod crash-loops (kubesim's annotation on its
 // template: the replacements of a restart and the pods of a rollout
-// restart crash-loop too) climbs its policy's ladder: restart_pod until it
+// restart crash-loop too), and whose pods take 5 s to stop (so that a
+// replacement fails while its predecessor is still there, UNHEALTHY: the
+// newest is the one the ladder climbs on with), climbs its policy's
+// ladder: restart_pod until it
 // failed escalation.after times, then rollout_restart until maxAttempts;
 // each recovery ends NOT_RECOVERED when the verify window is over, and the
 // next waits the kubelet's backoff after it (2 s, 4 s, 8 s, 8 s: doubling
@@ -157,7 +160,10 @@ func TestKubemedicRecoveryPolicyClimbsTheLadder(t *testing.T) {
 		"      maxAttempts: 3\n"+
 		"      backoff: {initial: 2s, max: 8s}\n")
 	owner := "deployment/" + ns + "/web"
-	deploymentWith(t, adm, ns, "web", 1, map[string]string{"kubesim.kubemedic.io/crashloop": "true"})
+	deploymentWith(t, adm, ns, "web", 1, map[string]string{
+		"kubesim.kubemedic.io/crashloop":  "true",
+		"kubesim.kubemedic.io/stop-delay": "5s",
+	})
 	d.awaitTarget(t, owner)
 
 	// One ladder for the Deployment's pods: the policy gives up on it.
@@ -225,6 +231,25 @@ func TestKubemedicRecoveryPolicyClimbsTheLadder(t *testing.T) {
 			if gap := r.CreateTime.Sub(list[i-1].UpdateTime); gap < delays[i-1]-slack {
 				t.Errorf("recovery %d came %v after recovery %d ended; the backoff is %v", i+1, gap, i, delays[i-1])
 			}
+		}
+	}
+
+	// The first replacement failed before the pod it replaced was gone.
+	if len(restarted) == 2 {
+		var failed, gone time.Time
+		for _, tr := range d.transitionsOf(t, list[1].Target) {
+			if tr.ToState == unhealthy && failed.IsZero() {
+				failed = tr.Time
+			}
+		}
+		for _, tr := range d.transitionsOf(t, list[0].Target) {
+			if tr.ToState == "HEALTH_STATE_DELETED" {
+				gone = tr.Time
+			}
+		}
+		if failed.IsZero() || gone.IsZero() || !failed.Before(gone) {
+			t.Errorf("%s UNHEALTHY at %v, %s gone at %v: not the overlap kubesim's stop delay makes",
+				list[1].Target, failed, list[0].Target, gone)
 		}
 	}
 
