@@ -365,3 +365,45 @@ km_recovery_event_dup(const struct km_recovery_event *e)
 	}
 	return d;
 }
+
+/* ---- Kubernetes names --------------------------------------------------- */
+
+static bool dns_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* One label of [a-z0-9]([-a-z0-9]*[a-z0-9])?, n bytes long. */
+static bool dns_label(const char *s, size_t n)
+{
+	if (!n || n > 63 || !dns_alnum(s[0]) || !dns_alnum(s[n - 1]))
+		return false;
+	for (size_t i = 1; i + 1 < n; i++)
+		if (!dns_alnum(s[i]) && s[i] != '-')
+			return false;
+	return true;
+}
+
+bool km_dns1123_label(const char *s)
+{
+	return s && dns_label(s, strlen(s));
+}
+
+bool km_dns1123_subdomain(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	const char *p = s;
+
+	if (!n || n > 253)
+		return false;
+	for (;;) {
+		const char *dot = memchr(p, '.', n - (size_t)(p - s));
+		size_t k = dot ? (size_t)(dot - p) : n - (size_t)(p - s);
+
+		if (!dns_label(p, k))
+			return false;
+		if (!dot)
+			return true;
+		p = dot + 1;
+	}
+}

@@ -261,6 +261,28 @@ struct km_recovery_event {
 	struct km_recovery r;
 };
 
+/* The storm guard's groups (kubemedic.v1.StormGroup): a policy's matched
+ * targets, or a zone's nodes. */
+enum km_storm_group {
+	KM_STORM_POLICY = 1,
+	KM_STORM_ZONE = 2,
+};
+
+/* A storm: while on, automatic recoveries in its group stop (see
+ * service/recovery/km_budget.h). Strings are borrowed, as above. */
+struct km_storm {
+	int64_t id;                   /* assigned by the store */
+	int group;                    /* enum km_storm_group */
+	const char *name;             /* the policy, or the zone */
+	const char *cluster;          /* "" = the only one */
+	int64_t unhealthy, total;     /* at its start */
+	int share_pct;                /* a storm is MORE than this share */
+	const char *why;              /* in words */
+	int64_t refused;              /* automatic recoveries it refused */
+	int64_t started_us, ended_us; /* epoch µs; ended 0 = on */
+	const char *end_note;         /* "" or what cut it short */
+};
+
 /* A copy of e and every string it points to in one malloc'd block: free()
  * releases it. NULL strings are copied as "". NULL on out-of-memory. */
 struct km_recovery_event *
@@ -288,6 +310,12 @@ struct km_target_name {
 	size_t cluster_len, ns_len, name_len;
 	int kind;
 };
+
+/* Kubernetes names (RFC 1123): a label is [a-z0-9]([-a-z0-9]*[a-z0-9])?,
+ * 1 to 63 bytes (namespaces, policies, clusters); a subdomain is labels
+ * joined by dots, at most 253 bytes (most objects' names). NULL is none. */
+bool km_dns1123_label(const char *s);
+bool km_dns1123_subdomain(const char *s);
 
 /* Splits and checks a target name: a known kind, a non-empty object name,
  * no stray '/' or ':'. Returns 0 or KM_EINVAL with a message in why (at

@@ -710,7 +710,13 @@ int main(int argc, char **argv)
 			.queue_max = (size_t)cfg.recovery_queue_max,
 			.max_attempts = cfg.recovery_max_attempts,
 			.verify_window_ms = cfg.recovery_verify_window_ms,
-			.pod_grace_s = -1,
+			/* Kubernetes counts grace in whole seconds. */
+			.pod_grace_s = cfg.recovery_pod_grace_ms < 0
+					       ? -1
+					       : (cfg.recovery_pod_grace_ms +
+						  999) / 1000,
+			.drain_timeout_ms = cfg.recovery_drain_timeout_ms,
+			.drain_retry_ms = cfg.recovery_drain_retry_ms,
 			.dry_run = cfg.recovery_dry_run,
 			.policies = cfg.policies,
 			.n_policies = cfg.n_policies,

@@ -376,6 +376,31 @@ int km_store_update_recovery_async(struct km_store *s,
 				   struct km_recovery_update *u,
 				   km_store_done_fn done, void *arg);
 
+/* ---- storms --------------------------------------------------------------- */
+
+/* Records a storm's start (m->group, name, cluster, unhealthy, total,
+ * share_pct, why, started_us: 0 = now) without waiting; copies what it
+ * needs. With done, m->id is set before done(arg, …) is called, and m
+ * stays the caller's until then; without (NULL), m may go at once. 0, KM_EINVAL (no name, an unknown
+ * group), KM_ENOMEM, KM_EUNAVAIL (the store is closing); done is called
+ * only after 0. */
+int km_store_begin_storm_async(struct km_store *s, struct km_storm *m,
+			       km_store_done_fn done, void *arg);
+/* Records the end of the storm on in m's group (group, name, cluster):
+ * m->ended_us (0 = now), m->refused (the automatic recoveries it
+ * refused) and m->end_note ("" when the share fell back). A group has at
+ * most one storm on, and the writer runs these in order, so an end
+ * queued after its start finds it. Copies what it needs; done may be
+ * NULL; its rc is KM_ENOTFOUND when none is on. 0, KM_EINVAL, KM_ENOMEM,
+ * KM_EUNAVAIL. */
+int km_store_end_storm_async(struct km_store *s, const struct km_storm *m,
+			     km_store_done_fn done, void *arg);
+/* Ends every storm still on, now, with note, and waits: what a daemon
+ * starting does with the storms of one that stopped. *n (may be NULL):
+ * how many. */
+int km_store_end_storms(struct km_store *s, const char *note, size_t *n,
+			struct km_error *err);
+
 /* Called on the writer thread after the commit of each recovery event, in
  * seq order, before the synchronous callers of that batch are woken and
  * its asynchronous ones told; never for an event whose transaction
@@ -566,6 +591,23 @@ int km_reader_recovery_events_after(struct km_reader *r, int64_t after_seq,
 int km_reader_open_recoveries(struct km_reader *r, struct km_arena *a,
 			      struct km_recovery **out, size_t *n,
 			      struct km_error *err);
+
+/* Most storms a list returns. */
+#define KM_STORM_PAGE_MAX 1000
+
+/* A page of storms, newest first. on_only: those still on; cluster NULL:
+ * any; [from_us, to_us) (0: unbounded) keeps the storms that overlap it.
+ * before_id and limit page as km_recovery_query's do. */
+struct km_storm_query {
+	bool on_only;
+	const char *cluster;
+	int64_t from_us, to_us;
+	int64_t before_id;
+	size_t limit;
+};
+int km_reader_list_storms(struct km_reader *r, const struct km_storm_query *q,
+			  struct km_arena *a, struct km_storm **out, size_t *n,
+			  bool *more, struct km_error *err);
 
 /* What GetHealth shows of a live target, read from one snapshot: the
  * target (km_reader_get_target), its newest result (km_reader_last_result)

@@ -410,6 +410,12 @@ WRAP(km_client_list_recoveries, Kubemedic__V1__ListRecoveriesRequest,
 WRAP(km_client_cancel_recovery, Kubemedic__V1__CancelRecoveryRequest,
      Kubemedic__V1__Recovery, KM "RecoveryService/CancelRecovery",
      kubemedic__v1__recovery__descriptor)
+WRAP(km_client_list_storms, Kubemedic__V1__ListStormsRequest,
+     Kubemedic__V1__ListStormsResponse, KM "RecoveryService/ListStorms",
+     kubemedic__v1__list_storms_response__descriptor)
+WRAP(km_client_list_policies, Kubemedic__V1__ListPoliciesRequest,
+     Kubemedic__V1__ListPoliciesResponse, KM "RecoveryService/ListPolicies",
+     kubemedic__v1__list_policies_response__descriptor)
 WRAP(km_client_list_audit_events, Kubemedic__V1__ListAuditEventsRequest,
      Kubemedic__V1__ListAuditEventsResponse, KM "AuditService/ListAuditEvents",
      kubemedic__v1__list_audit_events_response__descriptor)

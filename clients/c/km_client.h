@@ -119,6 +119,10 @@ KM_CLIENT_RPC(km_client_list_recoveries, Kubemedic__V1__ListRecoveriesRequest,
 	      Kubemedic__V1__ListRecoveriesResponse);
 KM_CLIENT_RPC(km_client_cancel_recovery, Kubemedic__V1__CancelRecoveryRequest,
 	      Kubemedic__V1__Recovery);
+KM_CLIENT_RPC(km_client_list_storms, Kubemedic__V1__ListStormsRequest,
+	      Kubemedic__V1__ListStormsResponse);
+KM_CLIENT_RPC(km_client_list_policies, Kubemedic__V1__ListPoliciesRequest,
+	      Kubemedic__V1__ListPoliciesResponse);
 KM_CLIENT_RPC(km_client_list_audit_events,
 	      Kubemedic__V1__ListAuditEventsRequest,
 	      Kubemedic__V1__ListAuditEventsResponse);

@@ -73,14 +73,21 @@ static const char usage_text[] =
 	"        [--idempotency-key K]       restart_pod, rollout_restart, cordon\n"
 	"                                    or uncordon; recorded, then done\n"
 	"                                    and checked by kubemedicd\n"
-	"  recoveries [TARGET] [--state PHASE] [--since T] [--until T] [--limit N]\n"
-	"                                    recoveries, newest first\n"
+	"  recoveries [TARGET] [--state PHASE] [--action A] [--cluster C]\n"
+	"        [--requester WHO] [--since T] [--until T] [--limit N]\n"
+	"                                    recoveries, newest first (cluster\n"
+	"                                    \"-\": the unprefixed one)\n"
 	"  recoveries -w [TARGET] [--since-sequence N | --from-oldest]\n"
 	"                                    each change of a recovery as it is\n"
 	"                                    recorded (first the stored ones\n"
 	"                                    after N)\n"
 	"  recovery ID                       one recovery\n"
 	"  cancel ID [--reason TEXT]         a recovery not yet dispatched\n"
+	"  storms [--active] [--cluster C] [--since T] [--until T] [--limit N]\n"
+	"                                    the storm guard's storms, newest\n"
+	"                                    first: while one is on, automatic\n"
+	"                                    recoveries in its group stop\n"
+	"  policies                          the automatic recovery policies\n"
 	"\n"
 	"Audit (admins):\n"
 	"  audit [--identity USER] [--method METHOD] [--since T] [--until T]\n"
@@ -118,7 +125,8 @@ struct opts {
 	const char *server, *output, *filename, *selector, *since, *until;
 	const char *tls_ca, *tls_cert, *tls_key, *token_file, *server_name;
 	const char *identity, *method, *out;
-	const char *action, *reason, *key;
+	const char *action, *reason, *key, *requester;
+	bool active;
 	bool dry_run, force, watch;
 	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
 	const char *workdir, *kind, *state, *cluster;
@@ -1553,11 +1561,12 @@ static int cmd_recoveries(struct cli *cli)
 		KUBEMEDIC__V1__LIST_RECOVERIES_REQUEST__INIT;
 	int64_t left = cli->o.limit ? cli->o.limit : 100;
 	struct json_list jl = {0};
-	int rc, phase = 0, shown = 0;
+	int rc, phase = 0, action = 0, shown = 0;
 
 	if (cli->o.n_pos > 2)
 		return usage_error("recoveries [TARGET] (filters are --state, "
-				   "--since, --until)%s",
+				   "--action, --cluster, --requester, --since, "
+				   "--until)%s",
 				   "");
 	if (cli->o.watch)
 		return watch_recoveries(cli);
@@ -1568,6 +1577,16 @@ static int cmd_recoveries(struct cli *cli)
 				   "dispatched, succeeded, verified, ...), "
 				   "not \"%s\"",
 				   cli->o.state);
+	if (cli->o.action &&
+	    (parse_enum(&kubemedic__v1__recovery_action__descriptor,
+			"RECOVERY_ACTION_", cli->o.action, &action) ||
+	     !action))
+		return usage_error("--action: restart_pod, rollout_restart, "
+				   "cordon, uncordon or drain (got \"%s\")",
+				   cli->o.action);
+	req.action = (Kubemedic__V1__RecoveryAction)action;
+	req.cluster = (char *)(cli->o.cluster ? cli->o.cluster : "");
+	req.requester = (char *)(cli->o.requester ? cli->o.requester : "");
 	if ((rc = time_range(cli, &req.start_time, &req.end_time)) ||
 	    (rc = connect_server(cli)))
 		return rc;
@@ -1606,6 +1625,140 @@ static int cmd_recoveries(struct cli *cli)
 		json_list_end(&jl);
 	else if (!shown)
 		printf("No recoveries match.\n");
+	return 0;
+}
+
+#define GROUP(v) \
+	enum_short(&kubemedic__v1__storm_group__descriptor, v, "STORM_GROUP_")
+
+static int cmd_storms(struct cli *cli)
+{
+	Kubemedic__V1__ListStormsRequest req =
+		KUBEMEDIC__V1__LIST_STORMS_REQUEST__INIT;
+	int64_t left = cli->o.limit ? cli->o.limit : 100;
+	struct json_list jl = {0};
+	int rc, shown = 0;
+
+	if (cli->o.n_pos != 1)
+		return usage_error("storms (filters are --active, --cluster, "
+				   "--since, --until)%s",
+				   "");
+	if ((rc = time_range(cli, &req.start_time, &req.end_time)) ||
+	    (rc = connect_server(cli)))
+		return rc;
+	req.active_only = cli->o.active;
+	req.cluster = (char *)(cli->o.cluster ? cli->o.cluster : "");
+	do {
+		Kubemedic__V1__ListStormsResponse *r;
+
+		req.page_size = (int32_t)(left < 1000 ? left : 1000);
+		if (km_client_list_storms(cli->c, &req, &cli->a, &r, &cli->st))
+			return rpc_failed(cli);
+		for (size_t i = 0; i < r->n_storms; i++) {
+			const Kubemedic__V1__Storm *v = r->storms[i];
+			char b[40], e[40];
+
+			if (cli->o.json) {
+				if (json_list_add(&jl, &v->base))
+					return 1;
+				continue;
+			}
+			if (!shown++)
+				printf("%-6s %-20s %-20s %-7s %-24s %-8s %s\n",
+				       "ID", "STARTED", "ENDED", "GROUP",
+				       "NAME", "REFUSED", "WHY");
+			printf("%-6s %-20s %-20s %-7s %-24s %-8lld %s%s%s\n",
+			       *v->id ? safe(&cli->a, v->id) : "-",
+			       fmt_ts(b, v->start_time),
+			       v->active ? "(on)" : fmt_ts(e, v->end_time),
+			       GROUP(v->group), safe(&cli->a, v->name),
+			       (long long)v->refused, safe(&cli->a, v->why),
+			       *v->end_note ? "; ended: " : "",
+			       safe(&cli->a, v->end_note));
+		}
+		left -= (int64_t)r->n_storms;
+		req.page_token = r->next_page_token;
+	} while (left > 0 && req.page_token && *req.page_token);
+	if (cli->o.json)
+		json_list_end(&jl);
+	else if (!shown)
+		printf("No storms%s.\n", cli->o.active ? " on" : " match");
+	return 0;
+}
+
+static void ms_text(char *b, size_t n, int64_t ms)
+{
+	if (ms % 60000 == 0 && ms)
+		snprintf(b, n, "%lldm", (long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(b, n, "%llds", (long long)(ms / 1000));
+	else
+		snprintf(b, n, "%lldms", (long long)ms);
+}
+
+static void print_list(struct cli *cli, const char *label, char **v, size_t n,
+		       const char *none)
+{
+	printf("  %-15s", label);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? ", " : "", safe(&cli->a, v[i]));
+	printf("%s\n", n ? "" : none);
+}
+
+static int cmd_policies(struct cli *cli)
+{
+	Kubemedic__V1__ListPoliciesRequest req =
+		KUBEMEDIC__V1__LIST_POLICIES_REQUEST__INIT;
+	Kubemedic__V1__ListPoliciesResponse *r;
+	int rc;
+
+	if (cli->o.n_pos != 1)
+		return usage_error("policies takes no arguments%s", "");
+	if ((rc = connect_server(cli)))
+		return rc;
+	if (km_client_list_policies(cli->c, &req, &cli->a, &r, &cli->st))
+		return rpc_failed(cli);
+	if (cli->o.json)
+		return print_json(&r->base);
+	if (!r->n_policies)
+		printf("No automatic recovery policies.\n");
+	if (r->dry_run)
+		printf("Dry run: every recovery is recorded, none is done.\n");
+	for (size_t i = 0; i < r->n_policies; i++) {
+		const Kubemedic__V1__Policy *p = r->policies[i];
+		char a[24], b[24], c[24];
+
+		printf("%s\n", safe(&cli->a, p->name));
+		print_list(cli, "clusters:", p->clusters, p->n_clusters, "all");
+		printf("  %-15s", "kinds:");
+		for (size_t k = 0; k < p->n_kinds; k++)
+			printf("%s%s", k ? ", " : "",
+			       enum_short(
+				       &kubemedic__v1__target_kind__descriptor,
+				       p->kinds[k], "TARGET_KIND_"));
+		printf("\n");
+		print_list(cli, "namespaces:", p->namespaces, p->n_namespaces,
+			   "all");
+		if (*p->label_selector)
+			printf("  %-15s%s\n",
+			       "selector:", safe(&cli->a, p->label_selector));
+		ms_text(a, sizeof a, p->unhealthy_for_ms);
+		printf("  %-15sUNHEALTHY for %s", "trigger:", a);
+		for (size_t k = 0; k < p->n_reasons; k++)
+			printf("%s%s", k ? ", " : ", cause holds ",
+			       safe(&cli->a, p->reasons[k]));
+		printf("\n  %-15s", "ladder:");
+		for (size_t k = 0; k < p->n_ladder; k++)
+			printf("%s%s", k ? " -> " : "", ACTION(p->ladder[k]));
+		printf(" (next rung after %d failures; gives up after %d on "
+		       "the last)\n",
+		       p->escalate_after, p->max_attempts);
+		ms_text(a, sizeof a, p->backoff_initial_ms);
+		ms_text(b, sizeof b, p->backoff_max_ms);
+		ms_text(c, sizeof c, p->backoff_reset_after_ms);
+		printf("  %-15s%s doubling to %s; reset after %s healthy\n",
+		       "backoff:", a, b, c);
+	}
 	return 0;
 }
 
@@ -1775,6 +1928,8 @@ enum {
 	O_LABEL,
 	O_SINCE_SEQ,
 	O_FROM_OLDEST,
+	O_REQUESTER,
+	O_ACTIVE,
 	O_TLS_CA,
 	O_TLS_CERT,
 	O_TLS_KEY,
@@ -1908,6 +2063,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"label", required_argument, NULL, O_LABEL},
 		{"since-sequence", required_argument, NULL, O_SINCE_SEQ},
 		{"from-oldest", no_argument, NULL, O_FROM_OLDEST},
+		{"requester", required_argument, NULL, O_REQUESTER},
+		{"active", no_argument, NULL, O_ACTIVE},
 		{"tls-ca", required_argument, NULL, O_TLS_CA},
 		{"tls-cert", required_argument, NULL, O_TLS_CERT},
 		{"tls-key", required_argument, NULL, O_TLS_KEY},
@@ -2048,6 +2205,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 					optarg);
 			break;
 		case O_FROM_OLDEST: o->from_oldest = true; break;
+		case O_REQUESTER: o->requester = optarg; break;
+		case O_ACTIVE: o->active = true; break;
 		case O_TLS_CA: o->tls_ca = optarg; break;
 		case O_TLS_CERT: o->tls_cert = optarg; break;
 		case O_TLS_KEY: o->tls_key = optarg; break;
@@ -2100,6 +2259,8 @@ int main(int argc, char **argv)
 		{"recoveries", cmd_recoveries},
 		{"recovery", cmd_recovery},
 		{"cancel", cmd_cancel},
+		{"storms", cmd_storms},
+		{"policies", cmd_policies},
 	};
 	struct cli cli = {0};
 	int rc;

@@ -1,7 +1,10 @@
 /*
  * grpc.health.v1.Health: the standard health protocol, for kubemedicd
- * itself (service "") and for every target, by its full name — so any
- * gRPC health tool reads kubemedic's verdict ("probe//checkout-http").
+ * itself (service ""), for every target, by its full name — so any
+ * gRPC health tool reads kubemedic's verdict ("probe//checkout-http") —
+ * and for automatic recovery ("kubemedic.v1.RecoveryService/automatic":
+ * NOT_SERVING while a storm stops it; known only where the recovery
+ * engine runs).
  *
  * Verdict to status: HEALTHY and DEGRADED are SERVING (up, if under
  * pressure), UNHEALTHY is NOT_SERVING, UNKNOWN (no verdict yet) is UNKNOWN.
@@ -23,6 +26,8 @@
 
 #include "api_internal.h"
 #include "km_log.h"
+#include "km_recovery.h"
+#include "km_storms.h"
 
 #define ST(x) GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__##x
 
@@ -50,6 +55,16 @@ static int current_status(struct km_rpc_ctx *ctx, struct km_api *api,
 	(void)ctx;
 	if (!*service) {
 		*status = api->not_serving ? ST(NOT_SERVING) : ST(SERVING);
+		return 0;
+	}
+	if (!strcmp(service, KM_API_AUTOMATIC_SERVICE)) {
+		if (!api->recovery)
+			return km_error_set(err, KM_ENOTFOUND,
+					    "unknown service \"%s\": no "
+					    "recovery engine runs here (no "
+					    "cluster is watched)",
+					    service);
+		*status = api->storms_on ? ST(NOT_SERVING) : ST(SERVING);
 		return 0;
 	}
 	if (km_target_name_parse(service, &tn, why, sizeof why))
@@ -186,6 +201,25 @@ void km_api_health_set_serving(struct km_api *api, unsigned reason,
 	pthread_mutex_unlock(&api->mu);
 }
 
+/* The recovery engine's loop, under the storms' lock: the number of
+ * storms on changed (or is told at start). */
+static void storms_told(void *arg, size_t on)
+{
+	struct km_api *api = arg;
+	struct km_list *n;
+
+	pthread_mutex_lock(&api->mu);
+	api->storms_on = on;
+	km_list_for_each (n, &api->watchers) {
+		struct health_watcher *w =
+			km_list_entry(n, struct health_watcher, node);
+
+		if (!strcmp(w->service, KM_API_AUTOMATIC_SERVICE))
+			notify(w, on ? ST(NOT_SERVING) : ST(SERVING));
+	}
+	pthread_mutex_unlock(&api->mu);
+}
+
 /* The hub's thread: a committed transition, to the watchers of its
  * target. */
 static void deliver(void *arg, const struct km_health_event *ev)
@@ -264,13 +298,23 @@ int km_api_health_start(struct km_api *api, struct km_error *err)
 	pthread_mutex_lock(&api->mu);
 	rc = subscribe(api);
 	pthread_mutex_unlock(&api->mu);
-	return rc ? km_error_set(err, KM_ENOMEM, "out of memory") : 0;
+	if (rc)
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	/* Not under api->mu: the listener takes it (lock order: the
+	 * storms', then api->mu). */
+	if (api->recovery)
+		km_storms_set_listener(km_recovery_storms(api->recovery),
+				       storms_told, api);
+	return 0;
 }
 
 void km_api_health_stop(struct km_api *api)
 {
 	struct km_health_sub *sub;
 
+	if (api->recovery)
+		km_storms_set_listener(km_recovery_storms(api->recovery), NULL,
+				       NULL);
 	pthread_mutex_lock(&api->mu);
 	sub = api->watchers_sub;
 	api->watchers_sub = NULL;

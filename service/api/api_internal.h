@@ -73,8 +73,9 @@ struct km_api {
 	 * once started). */
 	const struct km_probe_policy *probe_policy;
 
-	pthread_mutex_t mu;      /* guards what follows */
-	unsigned not_serving;    /* enum km_api_not_serving bits; 0 = SERVING */
+	pthread_mutex_t mu;   /* guards what follows */
+	unsigned not_serving; /* enum km_api_not_serving bits; 0 = SERVING */
+	size_t storms_on; /* the recovery engine's storms on (km_storms.h) */
 	struct km_list watchers; /* struct health_watcher */
 	/* The hub subscription that feeds the grpc.health.v1 watchers. */
 	struct km_health_sub *watchers_sub;
@@ -85,6 +86,10 @@ struct km_api {
 	 * cannot both take the last place under limits.maxProbes. */
 	pthread_mutex_t quota_mu;
 };
+
+/* grpc.health.v1's name for automatic recovery: NOT_SERVING while a storm
+ * stops it (RecoveryService.ListStorms says which). */
+#define KM_API_AUTOMATIC_SERVICE "kubemedic.v1.RecoveryService/automatic"
 
 /* api_grpc_health.c: the grpc.health.v1 watchers, one hub subscriber. */
 int km_api_health_start(struct km_api *api, struct km_error *err);
@@ -201,6 +206,8 @@ API_HANDLER(km_api_request_recovery);
 API_HANDLER(km_api_get_recovery);
 API_HANDLER(km_api_list_recoveries);
 API_HANDLER(km_api_cancel_recovery);
+API_HANDLER(km_api_list_storms);
+API_HANDLER(km_api_list_policies);
 int km_api_watch_recoveries(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 			    struct km_error *err);
 /* The store's recovery listener (api_recovery.c). */

@@ -20,11 +20,14 @@
 #include "km_log.h"
 #include "km_pbcheck.h"
 #include "km_recovery.h"
+#include "km_storms.h"
 
 #define REASON_MAX 1024
 #define KEY_MAX 256
 #define LIST_MAX 1000
 #define TARGET_MAX 600 /* [cluster:]kind/ns/name */
+#define CLUSTER_MAX 63
+#define REQUESTER_MAX 256
 
 static Kubemedic__V1__Recovery *recovery_to_pb(const struct km_recovery *r,
 					       struct km_arena *a)
@@ -107,6 +110,19 @@ static int check_text(const char *field, const char *s, size_t max,
 					    "%s: control characters are not "
 					    "allowed",
 					    field);
+	return 0;
+}
+
+/* A cluster filter: "" any (*out NULL), "-" the unprefixed one, else a
+ * cluster's name as the configuration gives it. */
+static int cluster_filter(const char *s, const char **out, struct km_error *err)
+{
+	int rc = check_text("cluster", s, CLUSTER_MAX, false, err);
+
+	*out = NULL;
+	if (rc || !s || !*s)
+		return rc;
+	*out = strcmp(s, "-") ? s : "";
 	return 0;
 }
 
@@ -277,12 +293,23 @@ API_HANDLER(km_api_list_recoveries)
 	if (q->phase < 0 ||
 	    q->phase > KUBEMEDIC__V1__RECOVERY_PHASE__RECOVERY_PHASE_DRY_RUN)
 		return km_error_set(err, KM_EINVAL, "phase: unknown");
+	if (q->action < 0 || (int)q->action > KM_ACTION_MAX)
+		return km_error_set(err, KM_EINVAL, "action: unknown");
+	if ((rc = cluster_filter(q->cluster, &rq.cluster, err)) ||
+	    (rc = check_text("requester", q->requester, REQUESTER_MAX, false,
+			     err)))
+		return rc;
 	rq.target = q->target && *q->target ? q->target : NULL;
 	rq.phase = (int)q->phase;
+	rq.action = (int)q->action;
+	rq.requester = q->requester && *q->requester ? q->requester : NULL;
 	hash = km_hash_field(KM_HASH_INIT, q->target);
 	hash = km_hash_i64(hash, q->phase);
 	hash = km_hash_i64(hash, rq.from_us);
 	hash = km_hash_i64(hash, rq.to_us);
+	hash = km_hash_field(hash, q->cluster);
+	hash = km_hash_i64(hash, q->action);
+	hash = km_hash_field(hash, q->requester);
 	rc = km_api_token_decode(q->page_token, hash, ctx->arena, &cur,
 				 &has_cur, err);
 	if (rc)
@@ -568,5 +595,230 @@ int km_api_watch_recoveries(struct km_rpc_ctx *ctx, const ProtobufCMessage *req,
 	}
 	/* Last: if the call is over already, rwatch_done runs here. */
 	km_rpc_call_on_done(w->call, rwatch_done, w);
+	return 0;
+}
+
+/* ---- storms ----------------------------------------------------------------- */
+
+static Kubemedic__V1__Storm *storm_to_pb(const struct km_storm *m,
+					 struct km_arena *a)
+{
+	Kubemedic__V1__Storm *pb = KM_ARENA_NEW(a, Kubemedic__V1__Storm,
+						KUBEMEDIC__V1__STORM__INIT);
+	char id[24] = "";
+
+	if (!pb)
+		return NULL;
+	if (m->id > 0)
+		snprintf(id, sizeof id, "%" PRId64, m->id);
+	pb->id = km_arena_strdup(a, id);
+	pb->group = (Kubemedic__V1__StormGroup)m->group;
+	pb->name = (char *)(m->name ? m->name : "");
+	pb->cluster = (char *)(m->cluster ? m->cluster : "");
+	pb->active = m->ended_us == 0;
+	pb->unhealthy = m->unhealthy;
+	pb->total = m->total;
+	pb->share_percent = m->share_pct;
+	pb->why = (char *)(m->why ? m->why : "");
+	pb->refused = m->refused;
+	pb->start_time = km_pb_timestamp(a, m->started_us);
+	if (m->ended_us)
+		pb->end_time = km_pb_timestamp(a, m->ended_us);
+	pb->end_note = (char *)(m->end_note ? m->end_note : "");
+	if (!pb->id || !pb->start_time || (m->ended_us && !pb->end_time))
+		return NULL;
+	return pb;
+}
+
+static bool same_group(const struct km_storm *a, const struct km_storm *b)
+{
+	return a->group == b->group && !strcmp(a->name, b->name) &&
+	       !strcmp(a->cluster, b->cluster);
+}
+
+/* The storms on in the engine's memory (its refusals counted so far),
+ * matched to the page's rows on; those not yet written (their record in
+ * flight) are added to the first page. */
+static int merge_live(struct km_rpc_ctx *ctx, const struct km_storm_query *sq,
+		      bool first, struct km_storm **v, size_t *n,
+		      struct km_error *err)
+{
+	struct km_api *api = API_OF(ctx);
+	struct km_storm live[64], *all;
+	size_t n_live, extra = 0;
+
+	if (!api->recovery)
+		return 0;
+	n_live = km_storms_on(km_recovery_storms(api->recovery), live,
+			      sizeof live / sizeof live[0], ctx->arena);
+	if (n_live > sizeof live / sizeof live[0])
+		n_live = sizeof live / sizeof live[0];
+	all = km_arena_calloc(ctx->arena, *n + n_live + 1, sizeof *all);
+	if (!all)
+		return API_OOM(err);
+	for (size_t l = 0; l < n_live; l++) {
+		bool found = false;
+
+		for (size_t i = 0; i < *n; i++)
+			if (!(*v)[i].ended_us &&
+			    same_group(&(*v)[i], &live[l])) {
+				(*v)[i].refused = live[l].refused;
+				found = true;
+			}
+		if (!found && first &&
+		    (!sq->cluster || !strcmp(sq->cluster, live[l].cluster)) &&
+		    (!sq->to_us || live[l].started_us < sq->to_us))
+			all[extra++] = live[l];
+	}
+	memcpy(all + extra, *v, *n * sizeof *all);
+	*v = all;
+	*n += extra;
+	return 0;
+}
+
+API_HANDLER(km_api_list_storms)
+{
+	const Kubemedic__V1__ListStormsRequest *q = (const void *)req;
+	Kubemedic__V1__ListStormsResponse *out;
+	struct km_storm_query sq = {.on_only = q->active_only};
+	struct km_storm *v;
+	struct api_cursor cur;
+	bool has_cur, more;
+	uint64_t hash;
+	size_t n, limit;
+	int rc;
+
+	rc = km_api_page_size(q->page_size, LIST_MAX, &limit, err);
+	if (!rc)
+		rc = km_api_time_bound(q->start_time, 0, "start_time",
+				       &sq.from_us, err);
+	if (!rc)
+		rc = km_api_time_bound(q->end_time, 0, "end_time", &sq.to_us,
+				       err);
+	if (!rc)
+		rc = cluster_filter(q->cluster, &sq.cluster, err);
+	if (rc)
+		return rc;
+	if (sq.from_us && sq.to_us && sq.to_us <= sq.from_us)
+		return km_error_set(err, KM_EINVAL,
+				    "end_time: must be after start_time");
+	hash = km_hash_i64(KM_HASH_INIT, q->active_only);
+	hash = km_hash_field(hash, q->cluster);
+	hash = km_hash_i64(hash, sq.from_us);
+	hash = km_hash_i64(hash, sq.to_us);
+	rc = km_api_token_decode(q->page_token, hash, ctx->arena, &cur,
+				 &has_cur, err);
+	if (rc)
+		return rc;
+	sq.before_id = has_cur ? cur.a : 0;
+	sq.limit = limit;
+	rc = km_reader_list_storms(km_api_reader(ctx), &sq, ctx->arena, &v, &n,
+				   &more, err);
+	if (rc)
+		return rc;
+	{
+		/* The last stored row's id starts the next page. */
+		int64_t last_id = n ? v[n - 1].id : 0;
+
+		if ((rc = merge_live(ctx, &sq, !has_cur, &v, &n, err)))
+			return rc;
+		out = KM_ARENA_NEW(ctx->arena,
+				   Kubemedic__V1__ListStormsResponse,
+				   KUBEMEDIC__V1__LIST_STORMS_RESPONSE__INIT);
+		if (!out)
+			return API_OOM(err);
+		out->storms = km_arena_calloc(ctx->arena, n ? n : 1,
+					      sizeof *out->storms);
+		if (!out->storms)
+			return API_OOM(err);
+		for (size_t i = 0; i < n; i++)
+			if (!(out->storms[i] = storm_to_pb(&v[i], ctx->arena)))
+				return API_OOM(err);
+		out->n_storms = n;
+		if (more) {
+			struct api_cursor next = {.a = last_id};
+
+			out->next_page_token =
+				km_api_token_encode(ctx->arena, hash, &next);
+			if (!out->next_page_token)
+				return API_OOM(err);
+		}
+	}
+	*resp = &out->base;
+	return 0;
+}
+
+/* ---- policies ---------------------------------------------------------------- */
+
+static char **strs_to_pb(const char *const *v, size_t n, struct km_arena *a)
+{
+	char **out = km_arena_calloc(a, n ? n : 1, sizeof *out);
+
+	for (size_t i = 0; out && i < n; i++)
+		out[i] = (char *)v[i];
+	return out;
+}
+
+static Kubemedic__V1__Policy *policy_to_pb(const struct km_policy_config *c,
+					   struct km_arena *a)
+{
+	Kubemedic__V1__Policy *pb = KM_ARENA_NEW(a, Kubemedic__V1__Policy,
+						 KUBEMEDIC__V1__POLICY__INIT);
+	size_t nk = 0;
+
+	if (!pb)
+		return NULL;
+	pb->name = (char *)c->name;
+	pb->clusters = strs_to_pb(c->clusters, c->n_clusters, a);
+	pb->n_clusters = c->n_clusters;
+	pb->kinds = km_arena_calloc(a, KM_KIND_MAX + 1, sizeof *pb->kinds);
+	for (int k = 1; pb->kinds && k <= KM_KIND_MAX; k++)
+		if (c->kinds & (1u << k))
+			pb->kinds[nk++] = (Kubemedic__V1__TargetKind)k;
+	pb->n_kinds = nk;
+	pb->namespaces = strs_to_pb(c->namespaces, c->n_namespaces, a);
+	pb->n_namespaces = c->n_namespaces;
+	pb->label_selector =
+		(char *)(c->label_selector ? c->label_selector : "");
+	pb->unhealthy_for_ms = c->unhealthy_for_ms;
+	pb->reasons = strs_to_pb(c->reasons, c->n_reasons, a);
+	pb->n_reasons = c->n_reasons;
+	pb->ladder = km_arena_calloc(a, c->n_ladder ? c->n_ladder : 1,
+				     sizeof *pb->ladder);
+	for (size_t i = 0; pb->ladder && i < c->n_ladder; i++)
+		pb->ladder[i] = (Kubemedic__V1__RecoveryAction)c->ladder[i];
+	pb->n_ladder = c->n_ladder;
+	pb->escalate_after = c->escalate_after;
+	pb->max_attempts = c->max_attempts;
+	pb->backoff_initial_ms = c->backoff.initial_ms;
+	pb->backoff_max_ms = c->backoff.max_ms;
+	pb->backoff_reset_after_ms = c->backoff.reset_after_ms;
+	if (!pb->clusters || !pb->kinds || !pb->namespaces || !pb->reasons ||
+	    !pb->ladder)
+		return NULL;
+	return pb;
+}
+
+API_HANDLER(km_api_list_policies)
+{
+	struct km_api *api = API_OF(ctx);
+	Kubemedic__V1__ListPoliciesResponse *out;
+	const struct km_policy_config *c = NULL;
+	size_t n = 0;
+
+	(void)req;
+	if (api->recovery)
+		c = km_recovery_policies(api->recovery, &n);
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__ListPoliciesResponse,
+			   KUBEMEDIC__V1__LIST_POLICIES_RESPONSE__INIT);
+	if (!out || !(out->policies = km_arena_calloc(ctx->arena, n ? n : 1,
+						      sizeof *out->policies)))
+		return API_OOM(err);
+	for (size_t i = 0; i < n; i++)
+		if (!(out->policies[i] = policy_to_pb(&c[i], ctx->arena)))
+			return API_OOM(err);
+	out->n_policies = n;
+	out->dry_run = api->recovery && km_recovery_dry_run(api->recovery);
+	*resp = &out->base;
 	return 0;
 }

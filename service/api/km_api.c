@@ -99,6 +99,10 @@ static const struct km_rpc_method api_methods[] = {
 	      km_api_cancel_recovery, NULL),
 	{KM "RecoveryService/WatchRecoveries", KM_RPC_SERVER_STREAM,
 	 D(watch_recoveries_request), NULL, km_api_watch_recoveries, NULL},
+	UNARY(KM "RecoveryService/ListStorms", D(list_storms_request),
+	      km_api_list_storms, NULL),
+	UNARY(KM "RecoveryService/ListPolicies", D(list_policies_request),
+	      km_api_list_policies, NULL),
 };
 
 /* clang-format on */

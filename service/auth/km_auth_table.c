@@ -40,6 +40,8 @@ static const struct rule {
 	{KM "RecoveryService/ListRecoveries", KM_ROLE_VIEWER},
 	{KM "RecoveryService/CancelRecovery", KM_ROLE_OPERATOR, true},
 	{KM "RecoveryService/WatchRecoveries", KM_ROLE_VIEWER},
+	{KM "RecoveryService/ListStorms", KM_ROLE_VIEWER},
+	{KM "RecoveryService/ListPolicies", KM_ROLE_VIEWER},
 
 	{KM "AuditService/ListAuditEvents", KM_ROLE_ADMIN},
 

@@ -93,6 +93,9 @@ void km_config_defaults(struct km_config *c)
 	c->recovery_queue_max = 1024;
 	c->recovery_max_attempts = 5;
 	c->recovery_verify_window_ms = 2 * MS_MINUTE;
+	c->recovery_pod_grace_ms = -1; /* the pod's own */
+	c->recovery_drain_timeout_ms = 5 * MS_MINUTE;
+	c->recovery_drain_retry_ms = 5000;
 	c->recovery_dry_run = false;
 	c->recovery_max_policy_targets = KM_POLICY_MAX_TARGETS_DEFAULT;
 	km_budget_config_defaults(&c->recovery_budget);
@@ -1083,23 +1086,9 @@ static int parse_binding(struct km_yaml *ld, const yaml_node_t *n,
 }
 
 /* Kubernetes' names, as the API server checks them: a DNS subdomain (an
- * API group), a DNS label (a namespace), a resource ("deployments",
- * "pods"), a verb ("get", "create", or a custom one such as "escalate"). */
-static bool is_dns_name(const char *s, size_t max, bool dots)
-{
-	size_t n = strlen(s);
-
-	if (!n || n > max || !isalnum((unsigned char)s[0]) ||
-	    !isalnum((unsigned char)s[n - 1]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) ||
-		      isdigit((unsigned char)s[i]) || s[i] == '-' ||
-		      (dots && s[i] == '.')))
-			return false;
-	return true;
-}
-
+ * API group, a resource: km_dns1123_subdomain), a DNS label (a
+ * namespace), a verb ("get", "create", or a custom one such as
+ * "escalate"). */
 static bool is_verb(const char *s)
 {
 	size_t n = strlen(s);
@@ -1139,16 +1128,16 @@ static int get_access_part(struct km_yaml *ld, const yaml_node_t *n,
 	} else if (!strcmp(key, "verb")) {
 		ok = is_verb(s);
 	} else if (!strcmp(key, "group")) {
-		ok = !strcmp(s, "*") || is_dns_name(s, 253, true);
+		ok = !strcmp(s, "*") || km_dns1123_subdomain(s);
 	} else if (!strcmp(key, "namespace")) {
-		ok = is_dns_name(s, 63, false);
+		ok = km_dns1123_label(s);
 	} else if (!strcmp(key, "name")) {
 		ok = strlen(s) <= 253 && !strchr(s, '/') && !strchr(s, '%') &&
 		     strcmp(s, ".") && strcmp(s, "..");
 		for (size_t i = 0; ok && s[i]; i++)
 			ok = (unsigned char)s[i] > ' ' && s[i] != 0x7f;
 	} else { /* resource, subresource */
-		ok = !strcmp(s, "*") || is_dns_name(s, 253, true);
+		ok = !strcmp(s, "*") || km_dns1123_subdomain(s);
 	}
 	if (!ok)
 		return km_yaml_errorf(
@@ -1627,23 +1616,6 @@ static int parse_kube(struct km_yaml *ld, const yaml_node_t *n,
 	return 0;
 }
 
-/* An RFC 1123 label, as Kubernetes names namespaces: [a-z0-9] and '-',
- * a letter or digit at each end, 1 to 63 bytes. km_target_name_parse
- * takes any cluster without ':' or '/'; this is stricter, so every name
- * given here prefixes a target that parses. */
-static bool is_dns_label(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!islower((unsigned char)s[i]) &&
-		    !isdigit((unsigned char)s[i]) && s[i] != '-')
-			return false;
-	return true;
-}
-
 static int parse_cluster(struct km_yaml *ld, const yaml_node_t *n,
 			 const char *path, struct km_config_cluster *cl)
 {
@@ -1680,7 +1652,7 @@ static int parse_cluster(struct km_yaml *ld, const yaml_node_t *n,
 				      "needs a name (its targets are "
 				      "\"NAME:kind/namespace/name\")",
 				      p);
-	if (!is_dns_label(cl->name))
+	if (!km_dns1123_label(cl->name))
 		return km_yaml_errorf(
 			ld, v[C_NAME],
 			"%s: %s: must be lower-case letters, digits and "
@@ -1718,7 +1690,7 @@ static int parse_cluster(struct km_yaml *ld, const yaml_node_t *n,
 		return rc;
 	if (cl->ns && !*cl->ns)
 		cl->ns = NULL; /* "": every namespace */
-	if (cl->ns && !is_dns_label(cl->ns))
+	if (cl->ns && !km_dns1123_label(cl->ns))
 		return km_yaml_errorf(
 			ld, v[C_NAMESPACE],
 			"%s: %s is not a namespace name: lower-case "
@@ -2313,27 +2285,6 @@ static int parse_policies(struct km_yaml *ld, const yaml_node_t *n,
 	return 0;
 }
 
-/* A DNS-1123 label (lowercase alphanumerics and '-', alphanumeric at both
- * ends), or with dots a subdomain of such labels, at most max bytes. */
-static bool kube_name_ok(const char *s, size_t max, bool dots)
-{
-	size_t n = strlen(s);
-
-	if (!n || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		bool alnum = (ch >= 'a' && ch <= 'z') ||
-			     (ch >= '0' && ch <= '9');
-		bool edge = i == 0 || i == n - 1 ||
-			    (dots && (s[i - 1] == '.' || s[i + 1] == '.'));
-
-		if (!alnum && (edge || (ch != '-' && !(dots && ch == '.'))))
-			return false;
-	}
-	return true;
-}
-
 /* recovery.leaderElection: the Lease's names are Kubernetes names, the
  * durations ordered as client-go's (retry < renew deadline < lease). */
 static int parse_leader(struct km_yaml *ld, const yaml_node_t *n,
@@ -2370,12 +2321,12 @@ static int parse_leader(struct km_yaml *ld, const yaml_node_t *n,
 	    (rc = km_yaml_duration(ld, v[L_RETRY], path[L_RETRY], 1, MS_HOUR,
 				   "between 1ms and 1h", &c->retry_period_ms)))
 		return rc;
-	if (c->lease_ns && !kube_name_ok(c->lease_ns, 63, false))
+	if (c->lease_ns && !km_dns1123_label(c->lease_ns))
 		return km_yaml_errorf(ld, v[L_NS],
 				      "%s: \"%s\" is no namespace name (a "
 				      "DNS-1123 label)",
 				      path[L_NS], c->lease_ns);
-	if (!kube_name_ok(c->lease_name, 253, true))
+	if (!km_dns1123_subdomain(c->lease_name))
 		return km_yaml_errorf(ld, v[L_NAME],
 				      "%s: \"%s\" is no Lease name (a DNS-1123 "
 				      "subdomain)",
@@ -2411,13 +2362,18 @@ static int parse_recovery(struct km_yaml *ld, const yaml_node_t *n,
 		R_BUDGET,
 		R_POLICIES,
 		R_LEADER,
+		R_GRACE,
+		R_DRAIN,
 		R_N
 	};
 	static const char *const keys[R_N] = {
-		"workers",      "queueMax", "maxAttempts",
-		"verifyWindow", "dryRun",   "maxPolicyTargets",
-		"budget",       "policies", "leaderElection"};
-	yaml_node_t *v[R_N];
+		"workers",        "queueMax", "maxAttempts",
+		"verifyWindow",   "dryRun",   "maxPolicyTargets",
+		"budget",         "policies", "leaderElection",
+		"podGracePeriod", "drain"};
+	enum { D_TIMEOUT, D_RETRY, D_N };
+	static const char *const drain_keys[D_N] = {"timeout", "retryInterval"};
+	yaml_node_t *v[R_N], *dv[D_N];
 	int64_t workers = c->recovery_workers,
 		attempts = c->recovery_max_attempts;
 	int rc;
@@ -2436,8 +2392,23 @@ static int parse_recovery(struct km_yaml *ld, const yaml_node_t *n,
 	    (rc = km_yaml_bool(ld, v[R_DRY], "recovery.dryRun",
 			       &c->recovery_dry_run)) ||
 	    (rc = km_yaml_int(ld, v[R_TARGETS], "recovery.maxPolicyTargets", 1,
-			      10000000, &c->recovery_max_policy_targets)))
+			      10000000, &c->recovery_max_policy_targets)) ||
+	    (rc = km_yaml_duration(ld, v[R_GRACE], "recovery.podGracePeriod", 0,
+				   MS_HOUR, "between 0s and 1h",
+				   &c->recovery_pod_grace_ms)))
 		return rc;
+	if (!km_yaml_is_null(v[R_DRAIN]) &&
+	    ((rc = km_yaml_map(ld, v[R_DRAIN], "recovery.drain", drain_keys,
+			       D_N, dv, 0)) ||
+	     (rc = km_yaml_duration(ld, dv[D_TIMEOUT], "recovery.drain.timeout",
+				    10 * 1000, 24 * MS_HOUR,
+				    "between 10s and 24h",
+				    &c->recovery_drain_timeout_ms)) ||
+	     (rc = km_yaml_duration(ld, dv[D_RETRY],
+				    "recovery.drain.retryInterval", 1000,
+				    5 * MS_MINUTE, "between 1s and 5m",
+				    &c->recovery_drain_retry_ms))))
+		return rc ? rc : KM_EINVAL;
 	c->recovery_workers = (int)workers;
 	c->recovery_max_attempts = (int)attempts;
 	if (!km_yaml_is_null(v[R_BUDGET]) &&

@@ -62,6 +62,9 @@
  *     verifyWindow: 2m              # healthy again within: VERIFIED
  *     dryRun: false                 # record what would be done, only
  *     maxPolicyTargets: 100000
+ *     podGracePeriod: 30s           # deletions and evictions; else the
+ *                                   # pod's terminationGracePeriodSeconds
+ *     drain: {timeout: 5m, retryInterval: 5s}
  *     leaderElection:               # one replica acts per cluster
  *       enabled: true
  *       namespace: kubemedic        # of the Lease; else the pod's own
@@ -207,11 +210,14 @@ struct km_config {
 	/* recovery: the engine's knobs (km_recovery_options), the safety
 	 * budget (km_budget.h) and the automatic policies (km_policy.h),
 	 * each checked by its module's rules; policies in the arena. */
-	int recovery_workers;                    /* 4 */
-	int64_t recovery_queue_max;              /* 1024 */
-	int recovery_max_attempts;               /* per recovery: 5 */
-	int64_t recovery_verify_window_ms;       /* 2 min */
-	bool recovery_dry_run;                   /* record, never act */
+	int recovery_workers;              /* 4 */
+	int64_t recovery_queue_max;        /* 1024 */
+	int recovery_max_attempts;         /* per recovery: 5 */
+	int64_t recovery_verify_window_ms; /* 2 min */
+	int64_t recovery_pod_grace_ms;     /* -1: each pod's own grace period */
+	int64_t recovery_drain_timeout_ms; /* 5 min */
+	int64_t recovery_drain_retry_ms;   /* 5 s: a blocked eviction's wait */
+	bool recovery_dry_run;             /* record, never act */
 	int64_t recovery_max_policy_targets;     /* 100,000 */
 	struct km_budget_config recovery_budget; /* km_budget_config_defaults */
 	struct km_policy_config *policies;       /* none by default */

@@ -21,46 +21,6 @@
 
 /* ---- names ------------------------------------------------------------------- */
 
-static bool alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* One label of [a-z0-9]([-a-z0-9]*[a-z0-9])?, n bytes long. */
-static bool label(const char *s, size_t n)
-{
-	if (!n || n > 63 || !alnum(s[0]) || !alnum(s[n - 1]))
-		return false;
-	for (size_t i = 1; i + 1 < n; i++)
-		if (!alnum(s[i]) && s[i] != '-')
-			return false;
-	return true;
-}
-
-bool km_kube_dns1123_label(const char *s)
-{
-	return s && label(s, strlen(s));
-}
-
-bool km_kube_dns1123_subdomain(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	const char *p = s;
-
-	if (!n || n > 253)
-		return false;
-	for (;;) {
-		const char *dot = memchr(p, '.', n - (size_t)(p - s));
-		size_t k = dot ? (size_t)(dot - p) : n - (size_t)(p - s);
-
-		if (!label(p, k))
-			return false;
-		if (!dot)
-			return true;
-		p = dot + 1;
-	}
-}
-
 bool km_kube_uuid(const char *s)
 {
 	if (!s || strlen(s) != 36)
@@ -147,17 +107,16 @@ static int validate(const struct km_kube_action *a, struct km_error *err)
 		return km_error_set(err, KM_EINVAL, "action: unknown kind %d",
 				    (int)a->kind);
 	if (a->kind == KM_KUBE_ACT_CORDON || a->kind == KM_KUBE_ACT_UNCORDON)
-		return check(km_kube_dns1123_subdomain(a->name), "name",
-			     a->name, "a node name (a DNS-1123 subdomain)",
-			     err);
+		return check(km_dns1123_subdomain(a->name), "name", a->name,
+			     "a node name (a DNS-1123 subdomain)", err);
 	if (a->kind == KM_KUBE_ACT_ROLLOUT_RESTART &&
 	    !workload(a->workload, &res, &kind))
 		return km_error_set(err, KM_EINVAL,
 				    "workload: a rollout restart is of a "
 				    "Deployment, StatefulSet or DaemonSet");
-	if ((rc = check(km_kube_dns1123_label(a->ns), "namespace", a->ns,
+	if ((rc = check(km_dns1123_label(a->ns), "namespace", a->ns,
 			"a namespace (a DNS-1123 label)", err)) ||
-	    (rc = check(km_kube_dns1123_subdomain(a->name), "name", a->name,
+	    (rc = check(km_dns1123_subdomain(a->name), "name", a->name,
 			"an object name (a DNS-1123 subdomain)", err)))
 		return rc;
 	if (a->kind == KM_KUBE_ACT_ROLLOUT_RESTART)

@@ -119,10 +119,7 @@ enum km_kube_outcome km_kube_action_outcome(const struct km_kube_action *a,
 /* "DONE", "GONE", ...; "?" for another value. */
 const char *km_kube_outcome_name(enum km_kube_outcome o);
 
-/* The checks of names, for other callers: 1123 label (63), subdomain
- * (253), UUID. */
-bool km_kube_dns1123_label(const char *s);
-bool km_kube_dns1123_subdomain(const char *s);
+/* A uid's check (RFC 4122); names: km_dns1123_* (km_model.h). */
 bool km_kube_uuid(const char *s);
 
 #endif

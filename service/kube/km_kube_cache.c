@@ -58,10 +58,18 @@ static void each_string(struct km_kube_object *o,
 	fn(&m->owner_kind, arg);
 	fn(&m->owner_name, arg);
 	fn(&m->owner_uid, arg);
+	/* The array is the block's own by now (dup copies it first). */
+	for (size_t i = 0; i < m->n_labels; i++) {
+		struct km_kv *kv = (struct km_kv *)&m->labels[i];
+
+		fn(&kv->key, arg);
+		fn(&kv->value, arg);
+	}
 	switch (o->resource) {
 	case KM_RES_NODE:
 		fn(&o->u.node.ready_reason, arg);
 		fn(&o->u.node.ready_message, arg);
+		fn(&o->u.node.zone, arg);
 		break;
 	case KM_RES_POD: {
 		struct km_kube_pod *p = &o->u.pod;
@@ -161,13 +169,29 @@ static void aliases(struct km_kube_object *o)
 	}
 }
 
+/* The resources whose labels are kept: what a recovery policy matches. */
+static bool keeps_labels(enum km_kube_resource r)
+{
+	return r == KM_RES_NODE || r == KM_RES_POD || r == KM_RES_DEPLOYMENT ||
+	       r == KM_RES_STATEFULSET || r == KM_RES_DAEMONSET;
+}
+
 static struct entry *dup_entry(const struct km_kube_object *src)
 {
 	struct km_kube_object tmp = *src;
-	size_t n_init = 0, n_cont = 0, strings = 0, size;
+	size_t n_init = 0, n_cont = 0, n_labels = 0, strings = 0, size;
 	struct km_kube_container *arr = NULL;
+	struct km_kv *kv;
 	struct entry *e;
 	char *at;
+
+	if (keeps_labels(src->resource) && src->meta.labels)
+		n_labels = src->meta.n_labels < KM_KUBE_LABELS_MAX
+				   ? src->meta.n_labels
+				   : KM_KUBE_LABELS_MAX;
+	tmp.meta.n_labels = n_labels;
+	if (!n_labels)
+		tmp.meta.labels = NULL;
 
 	if (src->resource == KM_RES_POD) {
 		n_init = src->u.pod.n_init_containers;
@@ -189,7 +213,8 @@ static struct entry *dup_entry(const struct km_kube_object *src)
 	}
 	/* Measured on the source: each_string only reads here. */
 	each_string(&tmp, measure, &strings);
-	size = sizeof *e + (n_init + n_cont) * sizeof *arr + strings;
+	size = sizeof *e + (n_init + n_cont) * sizeof *arr +
+	       n_labels * sizeof *kv + strings;
 	e = malloc(size);
 	if (!e)
 		return NULL;
@@ -209,7 +234,12 @@ static struct entry *dup_entry(const struct km_kube_object *src)
 		e->obj.u.pod.init_containers = NULL;
 		e->obj.u.pod.containers = NULL;
 	}
-	at = (char *)(void *)(e + 1) + (n_init + n_cont) * sizeof *arr;
+	kv = (struct km_kv *)(void *)((char *)(void *)(e + 1) +
+				      (n_init + n_cont) * sizeof *arr);
+	if (n_labels)
+		memcpy(kv, src->meta.labels, n_labels * sizeof *kv);
+	e->obj.meta.labels = n_labels ? kv : NULL;
+	at = (char *)(void *)(kv + n_labels);
 	each_string(&e->obj, copy_out, &at);
 	aliases(&e->obj);
 	return e;

@@ -40,6 +40,7 @@
 
 #include "km_error.h"
 #include "km_kube_rules.h"
+#include "km_model.h"
 
 enum km_kube_resource {
 	KM_RES_NODE,
@@ -59,6 +60,10 @@ enum km_kube_resource {
 /* Most containers (or init containers) kept of one pod; Kubernetes has
  * no limit, a pod with more is judged on its first ones. */
 #define KM_KUBE_CONTAINERS_MAX 64
+/* Most labels kept of one object (the first given; a key given twice
+ * keeps its first value): what the recovery policies' label selectors
+ * match. Kubernetes has no limit; more than this is unusual. */
+#define KM_KUBE_LABELS_MAX 64
 
 struct km_kube_meta {
 	const char *ns; /* "" for cluster-scoped objects */
@@ -69,6 +74,10 @@ struct km_kube_meta {
 	const char *owner_kind, *owner_name, *owner_uid;
 	int64_t created_us;
 	bool deleting; /* deletionTimestamp set */
+	/* metadata.labels, at most KM_KUBE_LABELS_MAX; kept for nodes, pods
+	 * and workloads (the kinds a policy matches), not for the others. */
+	const struct km_kv *labels;
+	size_t n_labels;
 };
 
 /* A node's Lease in kube-node-lease. */

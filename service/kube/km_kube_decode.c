@@ -258,6 +258,42 @@ static int conditions(struct rd *r, const cJSON *status, struct cond *want,
 
 /* ---- metadata ---------------------------------------------------------------- */
 
+/* metadata.labels: strings, at most KM_KUBE_LABELS_MAX kept (the first;
+ * a key given twice keeps its first value, as cJSON reads one). */
+static int labels_of(struct rd *r, const cJSON *md, struct km_kube_meta *m)
+{
+	const cJSON *labels, *l;
+	struct km_kv *kv;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = get_object(r, md, "labels", "metadata.labels", &labels)) ||
+	    !labels || !labels->child)
+		return rc;
+	kv = km_arena_alloc(r->a, KM_KUBE_LABELS_MAX * sizeof *kv);
+	if (!kv)
+		return km_error_set(r->err, KM_ENOMEM, "out of memory");
+	cJSON_ArrayForEach(l, labels)
+	{
+		bool seen = false;
+
+		if (!cJSON_IsString(l) || !l->valuestring || !l->string)
+			return bad(r, "metadata.labels", "expected strings");
+		for (size_t i = 0; i < n && !seen; i++)
+			seen = !strcmp(kv[i].key, l->string);
+		if (seen || n == KM_KUBE_LABELS_MAX)
+			continue;
+		if ((rc = text(r, l->string, "metadata.labels", &kv[n].key)) ||
+		    (rc = text(r, l->valuestring, "metadata.labels",
+			       &kv[n].value)))
+			return rc;
+		n++;
+	}
+	m->labels = kv;
+	m->n_labels = n;
+	return 0;
+}
+
 static int meta(struct rd *r, const cJSON *obj, struct km_kube_meta *m)
 {
 	const cJSON *md, *refs, *ref;
@@ -285,6 +321,8 @@ static int meta(struct rd *r, const cJSON *obj, struct km_kube_meta *m)
 	if (!m->ns)
 		m->ns = "";
 	m->deleting = deleted > 0;
+	if ((rc = labels_of(r, md, m)))
+		return rc;
 	cJSON_ArrayForEach(ref, refs)
 	{
 		bool controller = false;
@@ -310,7 +348,7 @@ static int meta(struct rd *r, const cJSON *obj, struct km_kube_meta *m)
 
 static int node(struct rd *r, const cJSON *obj, struct km_kube_node *n)
 {
-	const cJSON *spec, *status;
+	const cJSON *md, *labels, *spec, *status;
 	struct cond want[] = {
 		{"Ready", &n->ready, &n->ready_reason, &n->ready_message},
 		{"MemoryPressure", &n->memory_pressure, NULL, NULL},
@@ -320,7 +358,17 @@ static int node(struct rd *r, const cJSON *obj, struct km_kube_node *n)
 	};
 	int rc;
 
-	if ((rc = get_object(r, obj, "spec", "spec", &spec)) ||
+	if ((rc = get_object(r, obj, "metadata", "metadata", &md)) ||
+	    (rc = get_object(r, md, "labels", "metadata.labels", &labels)) ||
+	    (rc = get_str(r, labels, "topology.kubernetes.io/zone",
+			  "metadata.labels[topology.kubernetes.io/zone]",
+			  &n->zone)) ||
+	    (!n->zone &&
+	     (rc = get_str(r, labels, "failure-domain.beta.kubernetes.io/zone",
+			   "metadata.labels[failure-domain.beta.kubernetes.io/"
+			   "zone]",
+			   &n->zone))) ||
+	    (rc = get_object(r, obj, "spec", "spec", &spec)) ||
 	    (rc = get_bool(r, spec, "unschedulable", "spec.unschedulable",
 			   &n->unschedulable)) ||
 	    (rc = get_object(r, obj, "status", "status", &status)))

@@ -288,6 +288,37 @@ static const char *annotation(const ObjectMeta *md, const char *key)
 	return NULL; /* the first of a key given twice, as cJSON reads */
 }
 
+/* metadata.labels as the JSON decoder keeps them: at most
+ * KM_KUBE_LABELS_MAX, the first; a key given twice keeps its first. */
+static int labels_of(struct rd *r, const ObjectMeta *md, struct km_kube_meta *m)
+{
+	struct km_kv *kv;
+	size_t n = 0;
+
+	if (!md->n_labels)
+		return 0;
+	kv = km_arena_alloc(r->a, KM_KUBE_LABELS_MAX * sizeof *kv);
+	if (!kv)
+		return km_error_set(r->err, KM_ENOMEM, "out of memory");
+	for (size_t i = 0; i < md->n_labels && n < KM_KUBE_LABELS_MAX; i++) {
+		const char *key = md->labels[i]->key ? req(md->labels[i]->key)
+						     : "";
+		bool seen = false;
+
+		for (size_t j = 0; j < n && !seen; j++)
+			seen = !strcmp(kv[j].key, key);
+		if (seen)
+			continue;
+		kv[n].key = key;
+		kv[n].value = md->labels[i]->value ? req(md->labels[i]->value)
+						   : "";
+		n++;
+	}
+	m->labels = kv;
+	m->n_labels = n;
+	return 0;
+}
+
 static int meta(struct rd *r, const ObjectMeta *md, struct km_kube_meta *m)
 {
 	int64_t deleted = 0;
@@ -307,6 +338,8 @@ static int meta(struct rd *r, const ObjectMeta *md, struct km_kube_meta *m)
 	if (!m->ns)
 		m->ns = "";
 	m->deleting = deleted > 0;
+	if ((rc = labels_of(r, md, m)))
+		return rc;
 	for (size_t i = 0; i < md->n_ownerreferences; i++) {
 		K8s__Io__Apimachinery__Pkg__Apis__Meta__V1__OwnerReference *ref =
 			md->ownerreferences[i];

@@ -269,12 +269,12 @@ int km_kube_leader_start(const struct km_kube_leader_options *o,
 	struct km_kube_leader *l;
 
 	*out = NULL;
-	if (!o->ns || !km_kube_dns1123_label(o->ns))
+	if (!o->ns || !km_dns1123_label(o->ns))
 		return km_error_set(err, KM_EINVAL,
 				    "lease namespace \"%s\": not a DNS-1123 "
 				    "label",
 				    o->ns ? o->ns : "");
-	if (!o->name || !km_kube_dns1123_subdomain(o->name))
+	if (!o->name || !km_dns1123_subdomain(o->name))
 		return km_error_set(err, KM_EINVAL,
 				    "lease name \"%s\": not a DNS-1123 "
 				    "subdomain",

@@ -61,6 +61,10 @@ struct km_kube_node {
 		network_unavailable;
 	/* From the node's Lease in kube-node-lease; 0 = no Lease seen. */
 	int64_t lease_renew_us;
+	/* The label topology.kubernetes.io/zone (or the deprecated
+	 * failure-domain.beta.kubernetes.io/zone); NULL = none. The storm
+	 * guard counts a zone's nodes. */
+	const char *zone;
 };
 
 /* Ready True → HEALTHY, or DEGRADED under MemoryPressure, DiskPressure,

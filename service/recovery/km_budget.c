@@ -452,14 +452,15 @@ static int cluster_get(struct km_budget *b, const char *name, size_t *idx)
 	return 0;
 }
 
-static void refuse(struct km_budget_verdict *out, uint64_t *counter,
-		   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void refuse(struct km_budget_verdict *out, uint64_t *counter,
+static void refuse(struct km_budget_verdict *out, int why, uint64_t *counter,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void refuse(struct km_budget_verdict *out, int why, uint64_t *counter,
 		   const char *fmt, ...)
 {
 	va_list ap;
 
 	out->ok = false;
+	out->refusal = why;
 	(*counter)++;
 	va_start(ap, fmt);
 	vsnprintf(out->rule, sizeof out->rule, fmt, ap);
@@ -479,11 +480,14 @@ int km_budget_admit(struct km_budget *b, const struct km_budget_request *r,
 	size_t ci;
 	int rc;
 
+	struct km_budget_storm *keep = out->storm;
+
 	memset(out, 0, sizeof *out);
+	out->storm = keep;
 	if (!r->target || !*r->target || !km_action_name(r->action))
 		return KM_EINVAL;
 	if (rt_find(&b->active, r->target)) {
-		refuse(out, &b->stats.refused_target,
+		refuse(out, KM_BUDGET_BUSY, &b->stats.refused_target,
 		       "one at a time: an action on %s is in flight",
 		       r->target);
 		return 0;
@@ -506,21 +510,26 @@ int km_budget_admit(struct km_budget *b, const struct km_budget_request *r,
 		struct km_budget_storm s;
 
 		storm_fill(b, storm, &s);
-		refuse(out, &b->stats.refused_storm, "%s%s", s.why,
+		refuse(out, KM_BUDGET_STORM, &b->stats.refused_storm, "%s%s",
+		       s.why,
 		       r->automatic ? ": automatic actions stop"
 				    : ": only a forced request passes");
+		if (out->storm)
+			*out->storm = s;
 		return 0;
 	}
 	if ((rc = cluster_get(b, cl, &ci)))
 		return rc;
 	c = &b->clusters[ci];
 	if (b->in_flight >= b->c.max_concurrent) {
-		refuse(out, &b->stats.refused_concurrency,
+		refuse(out, KM_BUDGET_CONCURRENCY,
+		       &b->stats.refused_concurrency,
 		       "max concurrent: %d actions in flight", b->in_flight);
 		return 0;
 	}
 	if (c->in_flight >= b->c.max_concurrent_per_cluster) {
-		refuse(out, &b->stats.refused_concurrency,
+		refuse(out, KM_BUDGET_CONCURRENCY,
+		       &b->stats.refused_concurrency,
 		       "max concurrent: %d actions in flight%s%s", c->in_flight,
 		       *cl ? " in " : " in the cluster", cl);
 		return 0;
@@ -528,16 +537,16 @@ int km_budget_admit(struct km_budget *b, const struct km_budget_request *r,
 	cb = &c->b[r->action];
 	gb = &b->global[r->action];
 	if (!bucket_has(cb, &b->c.rates[r->action], now_us, &at)) {
-		refuse(out, &b->stats.refused_rate, "rate limit: %s %s%s%s",
-		       km_action_name(r->action),
+		refuse(out, KM_BUDGET_RATE, &b->stats.refused_rate,
+		       "rate limit: %s %s%s%s", km_action_name(r->action),
 		       rate_text(&b->c.rates[r->action], rate, sizeof rate), in,
 		       cl);
 		out->retry_at_us = at;
 		return 0;
 	}
 	if (!bucket_has(gb, &b->c.global_rates[r->action], now_us, &at)) {
-		refuse(out, &b->stats.refused_rate, "global rate limit: %s %s",
-		       km_action_name(r->action),
+		refuse(out, KM_BUDGET_RATE, &b->stats.refused_rate,
+		       "global rate limit: %s %s", km_action_name(r->action),
 		       rate_text(&b->c.global_rates[r->action], rate,
 				 sizeof rate));
 		out->retry_at_us = at;

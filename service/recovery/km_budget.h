@@ -79,6 +79,7 @@ int km_budget_config_check(const struct km_budget_config *c,
 			   struct km_error *err);
 
 struct km_budget;
+struct km_budget_storm;
 
 int km_budget_new(const struct km_budget_config *c, struct km_budget **out,
 		  struct km_error *err);
@@ -95,17 +96,29 @@ struct km_budget_request {
 	bool force;          /* a person's override of the storm guard */
 };
 
+/* Which rule refused (ask this, not the words). */
+enum km_budget_refusal {
+	KM_BUDGET_ADMITTED = 0,
+	KM_BUDGET_BUSY,        /* one at a time: the target has one in flight */
+	KM_BUDGET_STORM,       /* the storm guard (storm says which) */
+	KM_BUDGET_CONCURRENCY, /* max concurrent, global or per cluster */
+	KM_BUDGET_RATE,        /* a token bucket (retry_at_us) */
+};
+
 struct km_budget_verdict {
 	bool ok;
+	int refusal; /* enum km_budget_refusal */
 	/* Refused: the rule, in words ("storm: 7 of 10 nodes in zone-a of
 	 * prod-eu unhealthy (70% > 40%)", "rate limit: cordon 1/min in
 	 * prod-eu", "one at a time: an action on ... is in flight"). */
 	char rule[256];
 	int64_t retry_at_us; /* a rate limit's next token; 0: unknown */
+	struct km_budget_storm *storm; /* STORM: filled if not NULL */
 };
 
 /* Fills *out: admitted (and then held until km_budget_release) or the
- * rule that refused. 0, or KM_EINVAL (no target, an unknown action),
+ * rule that refused (out->storm, when set by the caller, is kept, and
+ * filled when a storm refused). 0, or KM_EINVAL (no target, an unknown action),
  * KM_ENOMEM, KM_EFULL (KM_BUDGET_MAX_CLUSTERS clusters seen). */
 int km_budget_admit(struct km_budget *b, const struct km_budget_request *r,
 		    int64_t now_us, struct km_budget_verdict *out);

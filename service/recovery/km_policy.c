@@ -1006,9 +1006,15 @@ int km_policy_observe(struct km_policy_set *s, const struct km_policy_target *t,
 		p = s->n;
 	}
 
-	/* Another pod of the owner is the subject, and still UNHEALTHY. */
+	/* Another pod of the owner is the subject, and still UNHEALTHY: this
+	 * one's news is not the key's, unless it is UNHEALTHY too (and
+	 * matched): then it becomes the subject, below — the newest
+	 * unhealthy one. A replacement that fails while its predecessor is
+	 * still stopping must not be lost when the predecessor's deletion
+	 * comes (the ladder would stop, with the workload still broken). */
 	if (e && e->state == KM_STATE_UNHEALTHY && e->subject &&
-	    strcmp(e->subject, t->name)) {
+	    strcmp(e->subject, t->name) &&
+	    (t->state != KM_STATE_UNHEALTHY || p == s->n)) {
 		fill_identity(s, e, out);
 		set_str(out->subject, sizeof out->subject, t->name);
 		none(out, "other_pod");

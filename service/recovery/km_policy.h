@@ -32,11 +32,14 @@
  *
  * One ladder per key: a pod with an owner shares its owner's (its
  * replacement has a new name, and must climb on, not start over; the
- * owner's pods take turns: the newest unhealthy one is the subject); a
- * pod's probe shares its pod's owner's too (pod_owner; without one, its
- * pod's), so a restart for a probe and for its pod are one ladder, and
- * the replacement's probe climbs on; the pod's deletion is its probe's
- * too. Other targets have their own, by name.
+ * owner's pods take turns: the newest to become UNHEALTHY is the subject,
+ * even while an older one still is — a replacement can fail before its
+ * predecessor has stopped — and the key is UNHEALTHY since the first of
+ * them became so; the other pods' news is not the key's); a pod's probe
+ * shares its pod's owner's too (pod_owner; without one, its pod's), so a
+ * restart for a probe and for its pod are one ladder, and the
+ * replacement's probe climbs on; the pod's deletion is its probe's too.
+ * Other targets have their own, by name.
  *
  * The engine drives the state machine, one thread at a time (the set is
  * not locked; nothing here does I/O or reads a clock — time comes in as
@@ -206,7 +209,8 @@ enum km_policy_verdict {
  *   "in_flight"  an action for the key awaits its outcome
  *   "gave_up"    the ladder is spent (until reset_after of health)
  *   "full"       max_targets keys are tracked already
- *   "other_pod"  another pod of the owner is the subject
+ *   "other_pod"  another pod of the owner is the subject (and this one
+ *                is not UNHEALTHY, or matches no policy)
  *   "trigger"    ACT: the trigger holds and the backoff is over
  *   "verified", "retry", "escalated", "skipped"   (km_policy_outcome)
  * Strings are copies (the caller's), policy points into the set. */

@@ -27,6 +27,8 @@
 #include "km_kube_leader.h"
 #include "km_kube_source.h"
 #include "km_budget.h"
+#include "km_storms.h"
+#include "km_zones.h"
 #include "km_list.h"
 #include "km_log.h"
 #include "km_loop.h"
@@ -35,12 +37,11 @@
 #include "km_time.h"
 
 #define TICK_NS (1000LL * 1000000)
-#define DRAIN_RETRY_NS (5000LL * 1000000)
-#define DRAIN_TIMEOUT_NS (300LL * 1000000000)
+/* Every cached node counted in its zone again (km_zones.h): 5 s. */
+#define ZONE_SCAN_TICKS 5
 #define DRAIN_PODS_MAX 10000
 /* How km_budget words its refusal of a second action on one target: a
  * person's recovery then waits its turn instead of being refused. */
-#define ONE_AT_A_TIME "one at a time"
 #define BACKOFF_MIN_MS 1000
 
 struct job;
@@ -74,7 +75,7 @@ struct job {
 	bool failed_at_start; /* taken back, but nothing fits it */
 	bool admitted;        /* holds a slot of the budget */
 	/* A drain, once its cordon is done: the node's pods to evict (in
-	 * a), a pass at a time, the next pass after DRAIN_RETRY_NS. */
+	 * a), a pass at a time, the next pass after o.drain_retry_ms. */
 	struct drain_pod {
 		const char *ns, *name, *uid;
 		bool evicted;
@@ -115,6 +116,9 @@ struct km_recovery_engine {
 	 * (no policies; no budget). */
 	struct km_policy_set *policies;
 	struct km_budget *budget;
+	struct km_storms *storms;  /* the storms on, recorded */
+	struct km_zones *zones;    /* nodes by zone, for the storm guard */
+	int scan_in;               /* ticks to the next zone scan */
 	struct km_health_sub *sub; /* the hub's transitions, for policies */
 	struct km_timer due;
 	bool full_said;
@@ -715,8 +719,8 @@ static void answered(void *arg, long status, const char *body, size_t len,
  * A drain is a cordon (its first request, sent and retried as any), then
  * the evictions of the node's pods (policy/v1 Eviction, the pod's uid as
  * precondition: PodDisruptionBudgets decide), one at a time, in passes:
- * a pod a budget refuses (429) waits for the next pass, DRAIN_RETRY_NS
- * later, until DRAIN_TIMEOUT_NS. DaemonSet pods (their controller would
+ * a pod a budget refuses (429) waits for the next pass, o.drain_retry_ms
+ * later, until o.drain_timeout_ms. DaemonSet pods (their controller would
  * put them back) and mirror pods (the kubelet's own; owned by the Node)
  * are left, as kubectl drain leaves them; finished pods need nothing.
  * Each pass that leaves pods is an event of the recovery's history.
@@ -839,7 +843,7 @@ static void drain_waits(struct job *j, int rc, const struct km_error *err)
 	(void)rc;
 	(void)err;
 	km_loop_timer_set(j->e->loop, &j->drain_timer,
-			  km_mono_ns() + DRAIN_RETRY_NS);
+			  km_mono_ns() + j->e->o.drain_retry_ms * 1000000);
 }
 
 static void evicted(void *arg, long status, const char *body, size_t len,
@@ -924,7 +928,7 @@ static void drain_next(struct job *j)
 		snprintf(msg, sizeof msg,
 			 "drain timed out after %lld s: %zu of %zu pods not "
 			 "evicted; last: %.300s",
-			 (long long)(DRAIN_TIMEOUT_NS / 1000000000),
+			 (long long)(e->o.drain_timeout_ms / 1000),
 			 j->n_pods - done, j->n_pods, j->blocked_why);
 		write_phase(j, KM_PHASE_DISPATCHED, KM_PHASE_FAILED, 0, msg,
 			    finished);
@@ -932,7 +936,7 @@ static void drain_next(struct job *j)
 	}
 	snprintf(msg, sizeof msg,
 		 "draining: %zu of %zu pods evicted; again in %lld s: %.300s",
-		 done, j->n_pods, (long long)(DRAIN_RETRY_NS / 1000000000),
+		 done, j->n_pods, (long long)(e->o.drain_retry_ms / 1000),
 		 j->blocked_why);
 	write_phase(j, KM_PHASE_DISPATCHED, 0, 0, msg, drain_waits);
 }
@@ -945,7 +949,8 @@ static void drain_start(struct job *j)
 	struct collect c = {.j = j, .node = node_of(j)};
 
 	j->draining = true;
-	j->drain_deadline_ns = km_mono_ns() + DRAIN_TIMEOUT_NS;
+	j->drain_deadline_ns =
+		km_mono_ns() + j->e->o.drain_timeout_ms * 1000000;
 	j->n_pods = j->next_pod = j->skipped_pods = j->unmanaged = 0;
 	if (src)
 		km_kube_source_each(src, KM_RES_POD, collect_pod, &c);
@@ -1106,8 +1111,10 @@ static bool admitted_now(struct km_recovery_engine *e, struct job *j)
 		.action = j->r.action,
 		.policy = j->r.policy && *j->r.policy ? j->r.policy : NULL,
 		.automatic = j->policy_key != NULL,
-		.force = j->r.force};
-	struct km_budget_verdict v;
+		.force = j->r.force,
+		.zone = km_zones_of(e->zones, j->r.target)};
+	struct km_budget_storm storm;
+	struct km_budget_verdict v = {.storm = &storm};
 	char msg[300];
 
 	if (j->admitted || !e->budget)
@@ -1116,8 +1123,10 @@ static bool admitted_now(struct km_recovery_engine *e, struct job *j)
 		return false;
 	if (v.ok)
 		return j->admitted = true;
-	if (!strncmp(v.rule, ONE_AT_A_TIME, strlen(ONE_AT_A_TIME)))
+	if (v.refusal == KM_BUDGET_BUSY)
 		return false;
+	if (v.refusal == KM_BUDGET_STORM)
+		km_storms_refused(e->storms, &storm);
 	snprintf(msg, sizeof msg, "refused by the safety budget: %s", v.rule);
 	km_list_del(&j->node);
 	km_list_add_tail(&e->active, &j->node);
@@ -1172,6 +1181,10 @@ static void tick_fired(struct km_loop *l, void *arg)
 
 		if (j->verifying && !j->w_pending)
 			verify_step(j, now);
+	}
+	if (--e->scan_in <= 0) {
+		e->scan_in = ZONE_SCAN_TICKS;
+		km_zones_scan(e->zones, now / 1000);
 	}
 	km_loop_timer_set(l, &e->tick, now + TICK_NS);
 }
@@ -1559,14 +1572,19 @@ static void act(struct km_recovery_engine *e,
 		struct km_budget_request q = {.cluster = r.cluster,
 					      .target = r.target,
 					      .action = r.action,
+					      .zone = km_zones_of(e->zones,
+								  r.target),
 					      .policy = d->policy,
 					      .automatic = true};
-		struct km_budget_verdict v;
+		struct km_budget_storm storm;
+		struct km_budget_verdict v = {.storm = &storm};
 
 		if (km_budget_admit(e->budget, &q, mono_us(), &v)) {
 			r.phase = KM_PHASE_SKIPPED;
 			r.skip_rule = r.last_error = "the budget failed";
 		} else if (!v.ok) {
+			if (v.refusal == KM_BUDGET_STORM)
+				km_storms_refused(e->storms, &storm);
 			r.phase = KM_PHASE_SKIPPED;
 			r.skip_rule = r.last_error =
 				km_arena_strdup(&a, v.rule);
@@ -1624,60 +1642,99 @@ static void storm_member(struct km_recovery_engine *e, const char *policy,
 	};
 	struct km_budget_storm_change c = {0};
 
-	if (!e->budget || km_budget_target_state(e->budget, &m, mono_us(), &c))
-		return;
-	if (c.change > 0)
-		km_log(KM_LOG_WARN,
-		       "recovery: storm: automatic actions stop; a person's "
-		       "need force",
-		       "policy", policy, "why", c.storm.why, NULL);
-	else if (c.change < 0)
-		km_log(KM_LOG_INFO, "recovery: the storm is over", "policy",
-		       policy, "unhealthy", KM_I((int64_t)c.storm.unhealthy),
-		       "of", KM_I((int64_t)c.storm.total), NULL);
+	if (e->budget && !km_budget_target_state(e->budget, &m, mono_us(), &c))
+		km_storms_change(e->storms, &c);
+}
+
+/* A Kubernetes object's labels, for the policies' selectors: targets
+ * carry none of their own, the cluster's cache keeps them. NULL: not a
+ * Kubernetes object, or not in the cache (gone). */
+static const struct km_kv *object_labels(struct km_recovery_engine *e,
+					 const struct km_policy_target *t,
+					 size_t *n)
+{
+	static const enum km_kube_resource res[KM_KIND_MAX + 1] = {
+		[KM_KIND_NODE] = KM_RES_NODE,
+		[KM_KIND_POD] = KM_RES_POD,
+		[KM_KIND_DEPLOYMENT] = KM_RES_DEPLOYMENT,
+		[KM_KIND_STATEFULSET] = KM_RES_STATEFULSET,
+		[KM_KIND_DAEMONSET] = KM_RES_DAEMONSET,
+	};
+	struct km_target_name tn;
+	char why[128], ns[256], name[256], cluster[128];
+	const struct km_kube_object *o;
+	struct km_kube_source *src;
+
+	*n = 0;
+	if (t->kind <= 0 || t->kind > KM_KIND_MAX ||
+	    (!res[t->kind] && t->kind != KM_KIND_NODE) ||
+	    km_target_name_parse(t->name, &tn, why, sizeof why) ||
+	    tn.cluster_len >= sizeof cluster || tn.ns_len >= sizeof ns ||
+	    tn.name_len >= sizeof name)
+		return NULL;
+	snprintf(cluster, sizeof cluster, "%.*s", (int)tn.cluster_len,
+		 tn.cluster ? tn.cluster : "");
+	snprintf(ns, sizeof ns, "%.*s", (int)tn.ns_len, tn.ns ? tn.ns : "");
+	snprintf(name, sizeof name, "%.*s", (int)tn.name_len, tn.name);
+	src = km_kube_cluster_source(e->o.kube, cluster);
+	o = src ? km_kube_source_get(src, res[t->kind], ns, name) : NULL;
+	if (!o)
+		return NULL;
+	*n = o->meta.n_labels;
+	return o->meta.labels;
 }
 
 /* A pod's probe knows its pod, not the pod's owner, which keys the
- * policies' ladder (km_policy.h): found in the hub's copy of the pod, into
- * *out (buf holds it). t itself when it is not a pod's probe, or the pod
- * is not known (gone: its owner stays unknown). */
-static const struct km_policy_target *
-with_pod_owner(struct km_recovery_engine *e, const struct km_policy_target *t,
-	       struct km_policy_target *out, char *buf, size_t len)
+ * policies' ladder (km_policy.h): found in the hub's copy of the pod,
+ * into buf; and it has no labels of its own: a selector sees its pod's
+ * (the cluster's cache). Nothing when t is not a pod's probe; no owner
+ * when the pod is not known (gone). */
+static void probe_pod(struct km_recovery_engine *e, struct km_policy_target *t,
+		      char *buf, size_t len)
 {
 	struct km_target_name tn;
 	struct km_health_view v;
 	struct km_error err = {0};
 	struct km_arena a;
 	char why[128];
-	bool found = false;
 
-	if (t->kind != KM_KIND_PROBE || t->pod_owner || !t->owner ||
+	if (t->kind != KM_KIND_PROBE || !t->owner ||
 	    km_target_name_parse(t->owner, &tn, why, sizeof why) ||
 	    tn.kind != KM_KIND_POD)
-		return t;
+		return;
+	if (!t->labels) {
+		struct km_policy_target pod = {.name = t->owner,
+					       .kind = KM_KIND_POD};
+
+		t->labels = object_labels(e, &pod, &t->n_labels);
+	}
+	if (t->pod_owner)
+		return;
 	km_arena_init(&a, 2048);
 	if (!km_health_get(e->o.health, t->owner, &a, &v, &err) &&
 	    v.target.owner && *v.target.owner && strlen(v.target.owner) < len) {
 		snprintf(buf, len, "%s", v.target.owner);
-		found = true;
+		t->pod_owner = buf;
 	}
 	km_arena_free(&a);
-	if (!found)
-		return t;
-	*out = *t;
-	out->pod_owner = buf;
-	return out;
 }
 
 static void judge(struct km_recovery_engine *e,
-		  const struct km_policy_target *t)
+		  const struct km_policy_target *in)
 {
+	struct km_policy_target with = *in, *t = &with;
 	struct km_policy_decision d;
-	struct km_policy_target pt;
 	char pod_owner[KM_POLICY_TARGET_MAX];
 
-	t = with_pod_owner(e, t, &pt, pod_owner, sizeof pod_owner);
+	/* A node's zone counts first: an action this transition causes sees
+	 * the storm it completes. */
+	if (t->kind == KM_KIND_NODE)
+		km_zones_node(e->zones, t->name, t->state, mono_us());
+	if (!e->policies)
+		return;
+	probe_pod(e, t, pod_owner, sizeof pod_owner);
+	if (!t->labels)
+		t->labels = object_labels(e, t, &t->n_labels);
 	if (km_policy_observe(e->policies, t, mono_us(), &d))
 		return;
 	e->decided_ns = km_mono_ns();
@@ -1712,8 +1769,12 @@ static void on_tev(struct km_loop *l, void *arg)
 static void deliver(void *arg, const struct km_health_event *ev)
 {
 	struct km_recovery_engine *e = arg;
-	struct tev *x = tev_new(e, ev);
+	struct tev *x;
 
+	/* Without policies only nodes matter (their zones). */
+	if (!e->policies && (!ev->target || ev->target->kind != KM_KIND_NODE))
+		return;
+	x = tev_new(e, ev);
 	if (!x || km_loop_post(e->loop, on_tev, x)) {
 		free(x);
 		km_log(KM_LOG_ERROR,
@@ -1926,8 +1987,10 @@ static int admit_manual(struct km_recovery_engine *e, struct km_recovery *r,
 	struct km_budget_request q = {.cluster = r->cluster,
 				      .target = r->target,
 				      .action = r->action,
+				      .zone = km_zones_of(e->zones, r->target),
 				      .force = r->force};
-	struct km_budget_verdict v;
+	struct km_budget_storm storm;
+	struct km_budget_verdict v = {.storm = &storm};
 	int rc;
 
 	*held = false;
@@ -1936,14 +1999,16 @@ static int admit_manual(struct km_recovery_engine *e, struct km_recovery *r,
 	rc = km_budget_admit(e->budget, &q, mono_us(), &v);
 	if (rc)
 		return km_error_set(err, rc, "the safety budget failed");
-	if (!v.ok && !strncmp(v.rule, ONE_AT_A_TIME, strlen(ONE_AT_A_TIME)))
+	if (!v.ok && v.refusal == KM_BUDGET_BUSY)
 		return 0; /* serialized: admitted when its turn comes */
 	if (!v.ok) {
+		if (v.refusal == KM_BUDGET_STORM)
+			km_storms_refused(e->storms, &storm);
 		r->skip_rule = km_arena_strdup(a, v.rule);
 		return km_error_set(err, KM_EPRECOND,
 				    "refused by the safety budget: %s%s",
 				    v.rule,
-				    strstr(v.rule, "storm")
+				    v.refusal == KM_BUDGET_STORM
 					    ? " (an operator may force it)"
 					    : "");
 	}
@@ -2045,6 +2110,7 @@ static void started(struct km_loop *l, void *arg)
 	 * (what follows comes as transitions, posted after this). */
 	if (e->policies)
 		judge_all(e);
+	km_zones_scan(e->zones, mono_us());
 	km_loop_timer_set(l, &e->tick, km_mono_ns() + TICK_NS);
 }
 
@@ -2071,6 +2137,10 @@ int km_recovery_start(const struct km_recovery_options *o,
 		e->o.max_attempts = 5;
 	if (e->o.verify_window_ms <= 0)
 		e->o.verify_window_ms = 120000;
+	if (e->o.drain_timeout_ms <= 0)
+		e->o.drain_timeout_ms = 300000;
+	if (e->o.drain_retry_ms <= 0)
+		e->o.drain_retry_ms = 5000;
 	if (e->o.backoff_max_ms <= 0)
 		e->o.backoff_max_ms = 60000;
 	e->loop = km_kube_loop(o->kube);
@@ -2079,8 +2149,8 @@ int km_recovery_start(const struct km_recovery_options *o,
 
 		if (!o->lease_name || !o->identity || !*o->identity ||
 		    strlen(o->identity) > 128 ||
-		    !km_kube_dns1123_label(o->lease_ns) ||
-		    !km_kube_dns1123_subdomain(o->lease_name)) {
+		    !km_dns1123_label(o->lease_ns) ||
+		    !km_dns1123_subdomain(o->lease_name)) {
 			free(e);
 			return km_error_set(err, KM_EINVAL,
 					    "leader election: the Lease's "
@@ -2140,17 +2210,25 @@ int km_recovery_start(const struct km_recovery_options *o,
 		if ((rc = km_budget_new(&bc, &e->budget, err)))
 			goto fail;
 	}
+	if ((rc = km_storms_new(o->store, &e->storms, err)))
+		goto fail;
+	if (km_zones_new(o->kube, o->health, e->budget, e->storms, &e->zones)) {
+		rc = km_error_set(err, KM_ENOMEM, "out of memory");
+		goto fail;
+	}
+	e->scan_in = ZONE_SCAN_TICKS;
 	if (o->n_policies) {
 		struct km_policy_options po = {.max_targets =
 						       o->max_policy_targets};
 
 		if ((rc = km_policy_set_new(o->policies, o->n_policies, &po,
-					    &e->policies, err)) ||
-		    (rc = subscribe(e))) {
-			if (rc == KM_ENOMEM && !err->code)
-				km_error_set(err, rc, "out of memory");
+					    &e->policies, err)))
 			goto fail;
-		}
+	}
+	/* Transitions: to the policies, and nodes' to their zones. */
+	if ((rc = subscribe(e))) {
+		km_error_set(err, rc, "cannot subscribe to the health hub");
+		goto fail;
 	}
 	/* What a previous run left open. */
 	rc = km_reader_open(o->store, &rd, err);
@@ -2276,6 +2354,8 @@ void km_recovery_stop(struct km_recovery_engine *e)
 		free(e->elect[i].cluster);
 	free(e->elect);
 	km_policy_set_free(e->policies);
+	km_zones_free(e->zones);
+	km_storms_free(e->storms); /* before the budget: no more changes */
 	km_budget_free(e->budget);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->cv);
@@ -2289,6 +2369,18 @@ void km_recovery_get_stats(struct km_recovery_engine *e,
 	*out = e->stats;
 	out->held = e->accepted;
 	pthread_mutex_unlock(&e->mu);
+}
+
+const struct km_policy_config *
+km_recovery_policies(const struct km_recovery_engine *e, size_t *n)
+{
+	*n = 0;
+	return e->policies ? km_policy_set_policies(e->policies, n) : NULL;
+}
+
+struct km_storms *km_recovery_storms(struct km_recovery_engine *e)
+{
+	return e->storms;
 }
 
 bool km_recovery_dry_run(const struct km_recovery_engine *e)

@@ -73,6 +73,7 @@
 #include "km_arena.h"
 #include "km_error.h"
 #include "km_model.h"
+#include "km_policy.h"
 
 struct km_store;
 struct km_health;
@@ -89,7 +90,10 @@ struct km_recovery_options {
 	size_t queue_max;         /* recoveries waiting; 0: 1024 */
 	int max_attempts;         /* per recovery; 0: 5 */
 	int64_t verify_window_ms; /* 0: 120 s */
-	int64_t pod_grace_s;      /* RESTART_POD's grace; < 0: the pod's */
+	int64_t pod_grace_s;      /* deletions' and evictions' grace; < 0:
+				   * each pod's own */
+	int64_t drain_timeout_ms; /* a drain's evictions, at most; 0: 5 min */
+	int64_t drain_retry_ms;   /* a blocked eviction's next try; 0: 5 s */
 	int64_t backoff_max_ms;   /* 0: 60 s */
 	/* Leader election per cluster (km_kube_leader.h): only the replica
 	 * holding the cluster's Lease lease_ns/lease_name dispatches its
@@ -141,6 +145,16 @@ int km_recovery_submit(struct km_recovery_engine *e,
 
 /* Whether every recovery is a dry run (recovery.dryRun). Any thread. */
 bool km_recovery_dry_run(const struct km_recovery_engine *e);
+
+/* The automatic policies, in matching order: the engine's copies, fixed
+ * from start to stop (NULL and *n 0: none). Any thread. */
+const struct km_policy_config *
+km_recovery_policies(const struct km_recovery_engine *e, size_t *n);
+
+/* The storms the storm guard declared and keeps (km_storms.h): owned by
+ * the engine, valid until km_recovery_stop. Any thread. */
+struct km_storms;
+struct km_storms *km_recovery_storms(struct km_recovery_engine *e);
 /* A recovery km_recovery_check admitted (it holds a slot of the budget)
  * that is not submitted after all (its recording failed): the slot is
  * freed. Any thread. */

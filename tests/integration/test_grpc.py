@@ -173,6 +173,46 @@ def test_recovery_without_a_cluster(pb, channel):
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_storms_and_policies_without_a_cluster(pb, channel):
+    """No cluster watched, so no engine: no storms, no policies, and
+    grpc.health.v1 does not know automatic recovery; bad filters are
+    INVALID_ARGUMENT naming the field, for ListRecoveries' new ones too."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    rec = pb.recovery_grpc.RecoveryServiceStub(channel)
+    out = rec.ListStorms(pb.recovery.ListStormsRequest())
+    assert list(out.storms) == [] and out.next_page_token == ""
+    out = rec.ListStorms(pb.recovery.ListStormsRequest(active_only=True,
+                                                       cluster="-"))
+    assert list(out.storms) == []
+    pol = rec.ListPolicies(pb.recovery.ListPoliciesRequest())
+    assert list(pol.policies) == [] and not pol.dry_run
+    ts = pb.health.google_dot_protobuf_dot_timestamp__pb2.Timestamp
+    storms = pb.recovery.ListStormsRequest
+    lists = pb.recovery.ListRecoveriesRequest
+    for call, r, want in (
+            (rec.ListStorms, storms(page_size=-1), "page_size"),
+            (rec.ListStorms, storms(page_token="garbage"), "page_token"),
+            (rec.ListStorms, storms(start_time=ts(seconds=20),
+                                    end_time=ts(seconds=10)), "end_time"),
+            (rec.ListStorms, storms(start_time=ts(nanos=-1)), "start_time"),
+            (rec.ListStorms, storms(cluster="a\nb"), "cluster"),
+            (rec.ListStorms, storms(cluster="c" * 64), "cluster"),
+            (rec.ListRecoveries, lists(action=99), "action"),
+            (rec.ListRecoveries, lists(requester="x\x00y"), "requester"),
+            (rec.ListRecoveries, lists(cluster="c" * 64), "cluster")):
+        code, msg = code_of(call, r)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and want in msg, \
+            (r, code, msg)
+    out = rec.ListRecoveries(lists(requester="alice", cluster="-",
+                                   action=pb.common.RECOVERY_ACTION_DRAIN))
+    assert list(out.recoveries) == []
+    hs = health_pb2_grpc.HealthStub(channel)
+    code, msg = code_of(hs.Check, health_pb2.HealthCheckRequest(
+        service="kubemedic.v1.RecoveryService/automatic"))
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert "no recovery engine runs here" in msg
+
+
 def test_unimplemented_names_the_capability(pb, channel):
     rec = pb.recovery_grpc.RecoveryServiceStub(channel)
     code, msg = code_of(health(pb, channel).GetAvailability,

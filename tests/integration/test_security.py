@@ -166,6 +166,8 @@ EXPECTED = {
     "RecoveryService/ListRecoveries": "viewer",
     "RecoveryService/CancelRecovery": "operator",
     "RecoveryService/WatchRecoveries": "viewer",
+    "RecoveryService/ListStorms": "viewer",
+    "RecoveryService/ListPolicies": "viewer",
     "AuditService/ListAuditEvents": "admin",
     "Health/Check": "viewer",
     "Health/Watch": "viewer",
@@ -200,7 +202,7 @@ def test_authorization_matrix(pb, secure, pki):
     methods = every_method(pb)
     assert {m[2] for m in methods} == set(EXPECTED), \
         "a method without a row in EXPECTED (and docs/SECURITY.md)"
-    assert len(methods) == 21
+    assert len(methods) == 23
     chans = {who: channel_for(secure, pki, who)
              for who in (None, "viewer", "operator", "admin")}
     for path, kind, key in methods:

@@ -1995,6 +1995,9 @@ static void test_recovery_section(void **state)
 	assert_int_equal(c.recovery_verify_window_ms, 120000);
 	assert_false(c.recovery_dry_run);
 	assert_int_equal(c.recovery_max_policy_targets, 100000);
+	assert_int_equal(c.recovery_pod_grace_ms, -1);
+	assert_int_equal(c.recovery_drain_timeout_ms, 300000);
+	assert_int_equal(c.recovery_drain_retry_ms, 5000);
 	assert_false(c.leader_election);
 	assert_null(c.lease_ns);
 	assert_string_equal(c.lease_name, "kubemedic-recovery");
@@ -2033,6 +2036,8 @@ static void test_recovery_section(void **state)
 		"  verifyWindow: 90s\n"
 		"  dryRun: true\n"
 		"  maxPolicyTargets: 500\n"
+		"  podGracePeriod: 0s\n"
+		"  drain: {timeout: 90s, retryInterval: 2s}\n"
 		"  budget:\n"
 		"    maxConcurrent: 6\n"
 		"    maxConcurrentPerCluster: 2\n"
@@ -2068,6 +2073,9 @@ static void test_recovery_section(void **state)
 	assert_int_equal(c.recovery_verify_window_ms, 90000);
 	assert_true(c.recovery_dry_run);
 	assert_int_equal(c.recovery_max_policy_targets, 500);
+	assert_int_equal(c.recovery_pod_grace_ms, 0);
+	assert_int_equal(c.recovery_drain_timeout_ms, 90000);
+	assert_int_equal(c.recovery_drain_retry_ms, 2000);
 	assert_int_equal(c.recovery_budget.max_concurrent, 6);
 	assert_int_equal(c.recovery_budget.max_concurrent_per_cluster, 2);
 	assert_int_equal(c.recovery_budget.rates[KM_ACTION_CORDON].count, 2);
@@ -2172,6 +2180,17 @@ static void test_recovery_errors(void **state)
 		 "and 1h, got \"2h\""},
 		{"recovery: {dryRun: yes}\n",
 		 "test.yaml:1:20: recovery.dryRun"},
+		{"recovery: {podGracePeriod: 2h}\n",
+		 "recovery.podGracePeriod: must be between 0s and 1h"},
+		{"recovery: {podGracePeriod: -5s}\n",
+		 "recovery.podGracePeriod"},
+		{"recovery: {drain: {timeout: 1s}}\n",
+		 "recovery.drain.timeout: must be between 10s and 24h"},
+		{"recovery: {drain: {retryInterval: 10m}}\n",
+		 "recovery.drain.retryInterval: must be between 1s and 5m"},
+		{"recovery: {drain: {retry: 1s}}\n",
+		 "unknown key \"retry\" in recovery.drain (known: timeout, "
+		 "retryInterval)"},
 		{"recovery: {leaderElection: {namespace: Kube_System}}\n",
 		 "recovery.leaderElection.namespace: \"Kube_System\" is no "
 		 "namespace name"},
@@ -2188,7 +2207,8 @@ static void test_recovery_errors(void **state)
 		{"recovery: {workrs: 2}\n",
 		 "test.yaml:1:12: unknown key \"workrs\" in recovery (known: "
 		 "workers, queueMax, maxAttempts, verifyWindow, dryRun, "
-		 "maxPolicyTargets, budget, policies, leaderElection)"},
+		 "maxPolicyTargets, budget, policies, leaderElection, "
+		 "podGracePeriod, drain)"},
 		{"recovery:\n  budget: {maxConcurrent: 2, "
 		 "maxConcurrentPerCluster: 3}\n",
 		 "test.yaml:2:55: recovery.budget.maxConcurrentPerCluster (3) "

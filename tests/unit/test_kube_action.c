@@ -319,11 +319,11 @@ static void test_hostile_input(void **state)
 	a.kind = (enum km_kube_action_kind)99;
 	refused(&a, "action");
 	/* What passes: the longest label and subdomain; upper-case hex. */
-	assert_true(km_kube_dns1123_label(
+	assert_true(km_dns1123_label(
 		"a23456789012345678901234567890123456789012345678901234567890123"));
-	assert_true(km_kube_dns1123_subdomain("a.b-c.0"));
+	assert_true(km_dns1123_subdomain("a.b-c.0"));
 	assert_true(km_kube_uuid("0333FC72-85DF-41EF-B30C-6D6698A5C315"));
-	assert_false(km_kube_dns1123_subdomain(NULL));
+	assert_false(km_dns1123_subdomain(NULL));
 }
 
 /* ---- the answers a real API server gave ---------------------------------------- */

@@ -52,14 +52,18 @@ static void test_copies_own_their_strings(void **state)
 	struct km_kube_cache *c = new_cache(KM_RES_POD, 0);
 	char ns[16] = "shop", name[16] = "cart-0", uid[16] = "u-1";
 	char cname[16] = "cart", why[32] = "CrashLoopBackOff";
+	char lk[16] = "app", lv[16] = "cart";
 	struct km_kube_container cs[1] = {
 		{.name = cname, .restart_count = 3, .waiting_reason = why}};
+	struct km_kv labels[2] = {{lk, lv}, {"tier", ""}};
 	struct km_kube_object o = pod(ns, name, uid, "10");
 	const struct km_kube_object *got;
 
 	(void)state;
 	o.u.pod.containers = cs;
 	o.u.pod.n_containers = 1;
+	o.meta.labels = labels;
+	o.meta.n_labels = 2;
 	assert_int_equal(put(c, &o, NULL), KM_PUT_ADDED);
 	/* The decoder's buffers are reused for the next object. */
 	memset(ns, 'x', sizeof ns - 1);
@@ -67,6 +71,9 @@ static void test_copies_own_their_strings(void **state)
 	memset(uid, 'x', sizeof uid - 1);
 	memset(cname, 'x', sizeof cname - 1);
 	memset(why, 'x', sizeof why - 1);
+	memset(lk, 'x', sizeof lk - 1);
+	memset(lv, 'x', sizeof lv - 1);
+	labels[1].key = "gone";
 	cs[0].restart_count = 9;
 
 	got = km_kube_cache_get(c, "shop", "cart-0");
@@ -79,6 +86,12 @@ static void test_copies_own_their_strings(void **state)
 			    "CrashLoopBackOff");
 	assert_int_equal(got->u.pod.containers[0].restart_count, 3);
 	assert_null(got->u.pod.init_containers);
+	assert_int_equal(got->meta.n_labels, 2);
+	assert_ptr_not_equal(got->meta.labels, labels);
+	assert_string_equal(got->meta.labels[0].key, "app");
+	assert_string_equal(got->meta.labels[0].value, "cart");
+	assert_string_equal(got->meta.labels[1].key, "tier");
+	assert_string_equal(got->meta.labels[1].value, "");
 	/* The rules' struct names the object through the metadata. */
 	assert_ptr_equal(got->u.pod.name, got->meta.name);
 	assert_ptr_equal(got->u.pod.ns, got->meta.ns);
@@ -89,6 +102,46 @@ static void test_copies_own_their_strings(void **state)
 	assert_null(km_kube_cache_get(c, "other", "cart-0"));
 	assert_null(km_kube_cache_get_uid(c, "u-2"));
 	km_kube_cache_free(c);
+}
+
+/* Labels are kept for the kinds a recovery policy matches (nodes, pods,
+ * workloads), at most KM_KUBE_LABELS_MAX, and dropped for the others. */
+static void test_labels_kept_where_policies_match(void **state)
+{
+	static struct km_kv many[KM_KUBE_LABELS_MAX + 5];
+	static char keys[KM_KUBE_LABELS_MAX + 5][8];
+	struct km_kube_cache *pods = new_cache(KM_RES_POD, 0);
+	struct km_kube_cache *leases = new_cache(KM_RES_LEASE, 0);
+	struct km_kube_object o = pod("ns", "many", "u-m", "1");
+	struct km_kube_object l = {
+		.resource = KM_RES_LEASE,
+		.meta = {.ns = "kube-node-lease",
+			 .name = "n1",
+			 .uid = "u-l",
+			 .resource_version = "1",
+			 .labels = many,
+			 .n_labels = 3},
+	};
+	const struct km_kube_object *got;
+
+	(void)state;
+	for (size_t i = 0; i < KM_KUBE_LABELS_MAX + 5; i++) {
+		snprintf(keys[i], sizeof keys[i], "k%zu", i);
+		many[i] = (struct km_kv){keys[i], "v"};
+	}
+	o.meta.labels = many;
+	o.meta.n_labels = KM_KUBE_LABELS_MAX + 5;
+	assert_int_equal(put(pods, &o, NULL), KM_PUT_ADDED);
+	got = km_kube_cache_get(pods, "ns", "many");
+	assert_int_equal(got->meta.n_labels, KM_KUBE_LABELS_MAX);
+	assert_string_equal(got->meta.labels[KM_KUBE_LABELS_MAX - 1].key,
+			    keys[KM_KUBE_LABELS_MAX - 1]);
+	assert_int_equal(put(leases, &l, NULL), KM_PUT_ADDED);
+	got = km_kube_cache_get(leases, "kube-node-lease", "n1");
+	assert_int_equal(got->meta.n_labels, 0);
+	assert_null(got->meta.labels);
+	km_kube_cache_free(pods);
+	km_kube_cache_free(leases);
 }
 
 static void test_versions(void **state)
@@ -328,6 +381,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_copies_own_their_strings),
+		cmocka_unit_test(test_labels_kept_where_policies_match),
 		cmocka_unit_test(test_versions),
 		cmocka_unit_test(test_relist),
 		cmocka_unit_test(test_bounds_and_bad_objects),

@@ -97,6 +97,50 @@ static void test_node_conditions_by_type(void **state)
 	decode(&d, KM_RES_NODE, "{" META("") "}");
 	assert_int_equal(d.rc, 0);
 	assert_int_equal(d.o.u.node.ready, KM_COND_ABSENT);
+	assert_null(d.o.u.node.zone);
+	done(&d);
+}
+
+/* A node's zone, for the storm guard: the GA label, else the deprecated
+ * one (older clusters); the GA one wins when both are there. */
+static void test_node_zone(void **state)
+{
+	struct doc d;
+
+	(void)state;
+	decode(&d, KM_RES_NODE,
+	       "{" META(",\"labels\":{\"topology.kubernetes.io/zone\":"
+			"\"eu-1a\",\"failure-domain.beta.kubernetes.io/zone\":"
+			"\"old\"}") "}");
+	assert_int_equal(d.rc, 0);
+	assert_string_equal(d.o.u.node.zone, "eu-1a");
+	/* Every label, for the policies' selectors. */
+	assert_int_equal(d.o.meta.n_labels, 2);
+	assert_string_equal(d.o.meta.labels[0].key,
+			    "topology.kubernetes.io/zone");
+	assert_string_equal(d.o.meta.labels[0].value, "eu-1a");
+	assert_string_equal(d.o.meta.labels[1].value, "old");
+	done(&d);
+	/* A key given twice keeps its first value. */
+	decode(&d, KM_RES_POD,
+	       "{" META(",\"labels\":{\"app\":\"a\",\"app\":\"b\","
+			"\"tier\":\"\"}") "}");
+	assert_int_equal(d.rc, 0);
+	assert_int_equal(d.o.meta.n_labels, 2);
+	assert_string_equal(d.o.meta.labels[0].value, "a");
+	assert_string_equal(d.o.meta.labels[1].key, "tier");
+	assert_string_equal(d.o.meta.labels[1].value, "");
+	done(&d);
+	decode(&d, KM_RES_NODE,
+	       "{" META(",\"labels\":{\"failure-domain.beta.kubernetes.io/"
+			"zone\":\"eu-1b\"}") "}");
+	assert_int_equal(d.rc, 0);
+	assert_string_equal(d.o.u.node.zone, "eu-1b");
+	done(&d);
+	decode(&d, KM_RES_NODE,
+	       "{" META(",\"labels\":{\"kubernetes.io/os\":\"linux\"}") "}");
+	assert_int_equal(d.rc, 0);
+	assert_null(d.o.u.node.zone);
 	done(&d);
 }
 
@@ -527,6 +571,12 @@ static void test_hostile_objects(void **state)
 	expect_error(KM_RES_NODE,
 		     "{" META("") ",\"spec\":{\"unschedulable\":\"yes\"}}",
 		     "spec.unschedulable: expected true or false");
+	expect_error(KM_RES_NODE,
+		     "{" META(",\"labels\":{\"topology.kubernetes.io/zone\":"
+			      "7}") "}",
+		     "metadata.labels: expected strings");
+	expect_error(KM_RES_POD, "{" META(",\"labels\":[\"a\"]") "}",
+		     "metadata.labels: expected an object");
 	expect_error(KM_RES_LEASE,
 		     "{" META("") ",\"spec\":{\"leaseDurationSeconds\":"
 				  "4294967296}}",
@@ -948,6 +998,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_node_conditions_by_type),
+		cmocka_unit_test(test_node_zone),
 		cmocka_unit_test(test_pod),
 		cmocka_unit_test(test_pod_probes),
 		cmocka_unit_test(test_services_slices_workloads_leases),

@@ -87,6 +87,14 @@ static void same_pod(const struct km_kube_object *a,
 	same_str("owner_uid", a->meta.owner_uid, b->meta.owner_uid);
 	same_int("created_us", a->meta.created_us, b->meta.created_us);
 	same_int("deleting", a->meta.deleting, b->meta.deleting);
+	same_int("n_labels", (int64_t)a->meta.n_labels,
+		 (int64_t)b->meta.n_labels);
+	for (size_t i = 0; i < a->meta.n_labels && i < b->meta.n_labels; i++) {
+		same_str("label key", a->meta.labels[i].key,
+			 b->meta.labels[i].key);
+		same_str("label value", a->meta.labels[i].value,
+			 b->meta.labels[i].value);
+	}
 	same_str("pod.ns", p->ns, q->ns);
 	same_str("pod.name", p->name, q->name);
 	same_str("pod.owner_kind", p->owner_kind, q->owner_kind);

@@ -60,6 +60,7 @@ static void test_rate_limit(void **state)
 	assert_int_equal(km_budget_release(b, "prod:node//a"), 0);
 	assert_false(admit(b, req("prod:node//b", KM_ACTION_CORDON), T0, &v));
 	assert_string_equal(v.rule, "rate limit: cordon 1/min in prod");
+	assert_int_equal(v.refusal, KM_BUDGET_RATE);
 	assert_int_equal(v.retry_at_us, T0 + 60 * S);
 	assert_false(admit(b, req("prod:node//b", KM_ACTION_CORDON),
 			   T0 + 60 * S - 1, &v));
@@ -172,6 +173,7 @@ static void test_max_concurrent(void **state)
 	r.target = "dev:pod/x/1";
 	assert_false(admit(b, r, T0, &v));
 	assert_string_equal(v.rule, "max concurrent: 3 actions in flight");
+	assert_int_equal(v.refusal, KM_BUDGET_CONCURRENCY);
 	assert_int_equal(km_budget_release(b, "prod:pod/x/0"), 0);
 	assert_int_equal(km_budget_release(b, "prod:pod/x/0"), KM_ENOTFOUND);
 	assert_true(admit(b, r, T0, &v));
@@ -209,6 +211,7 @@ static void test_one_per_target(void **state)
 	assert_false(admit(b, r, T0, &v));
 	assert_string_equal(v.rule, "one at a time: an action on prod:node//a "
 				    "is in flight");
+	assert_int_equal(v.refusal, KM_BUDGET_BUSY);
 	km_budget_release(b, "prod:node//a");
 	assert_true(admit(b, r, T0, &v));
 	r.target = NULL;
@@ -241,7 +244,7 @@ static void test_storm_zone(void **state)
 	struct km_budget *b;
 	struct km_budget_verdict v;
 	struct km_budget_storm_change ch;
-	struct km_budget_storm storms[2];
+	struct km_budget_storm storms[2], which;
 	struct km_budget_request r =
 		req("prod:node//zone-a-9", KM_ACTION_CORDON);
 
@@ -267,10 +270,17 @@ static void test_storm_zone(void **state)
 	assert_string_equal(storms[0].name, "zone-a");
 
 	r.zone = "zone-a";
+	v.storm = &which;
 	assert_false(admit(b, r, T0 + 2 * S, &v));
 	assert_string_equal(v.rule, "storm: 5 of 10 nodes in zone-a (prod) "
 				    "unhealthy (50% > 40%): automatic actions "
 				    "stop");
+	assert_int_equal(v.refusal, KM_BUDGET_STORM);
+	assert_ptr_equal(v.storm, &which);
+	assert_int_equal(which.group, KM_BUDGET_ZONE);
+	assert_string_equal(which.name, "zone-a");
+	assert_string_equal(which.cluster, "prod");
+	v.storm = NULL;
 	r.force = true; /* a policy cannot force */
 	assert_false(admit(b, r, T0 + 2 * S, &v));
 	r.automatic = false;

@@ -446,6 +446,77 @@ static void test_ladder(void **state)
 	km_policy_set_free(s);
 }
 
+/* The replacement of a restarted pod crash-loops before its predecessor
+ * is gone (a pod that takes its grace period to stop is still UNHEALTHY
+ * when its replacement fails): the newest unhealthy pod is the subject,
+ * so the ladder climbs on with the replacement, after the backoff —
+ * the predecessor's deletion does not end it. Another pod's news that is
+ * not UNHEALTHY changes nothing. */
+static void test_ladder_replacement_first(void **state)
+{
+	struct km_policy_config c = pod_policy("loop");
+	struct km_policy_set *s;
+	struct km_policy_decision d;
+	const char *key = "prod:deployment/shop/web";
+	int64_t now = T0, next;
+
+	(void)state;
+	c.label_selector = "app=web";
+	c.max_attempts = 10;
+	s = set_of(&c, 1, 0);
+	d = observe(s, pod("prod:pod/shop/web-1", KM_STATE_UNHEALTHY), now);
+	assert_int_equal(d.verdict, KM_POLICY_ACT);
+	assert_string_equal(d.act_on, "prod:pod/shop/web-1");
+	now += S;
+	d = observe(s, pod("prod:pod/shop/web-2", KM_STATE_UNHEALTHY), now);
+	assert_int_equal(d.verdict, KM_POLICY_NONE);
+	assert_string_equal(d.rule, "in_flight");
+	assert_string_equal(d.subject, "prod:pod/shop/web-2");
+	/* A pod of the owner the policy does not match is not the key's
+	 * subject, UNHEALTHY or not. */
+	{
+		struct km_policy_target t =
+			pod("prod:pod/shop/web-x", KM_STATE_UNHEALTHY);
+
+		t.labels = NULL;
+		t.n_labels = 0;
+		d = observe(s, t, now);
+		assert_int_equal(d.verdict, KM_POLICY_NONE);
+		assert_string_equal(d.rule, "other_pod");
+	}
+	now += 5 * S;
+	d = observe(s, pod("prod:pod/shop/web-1", KM_STATE_DELETED), now);
+	assert_int_equal(d.verdict, KM_POLICY_NONE);
+	assert_string_equal(d.rule, "other_pod");
+	now += 60 * S;
+	outcome(s, key, KM_PHASE_NOT_RECOVERED, now, "retry");
+	assert_int_equal(km_policy_due(s, now + 10 * S - 1, &d, &next), 0);
+	assert_int_equal(next, now + 10 * S);
+	now += 10 * S;
+	assert_int_equal(km_policy_due(s, now, &d, &next), 1);
+	assert_int_equal(d.action, KM_ACTION_RESTART_POD);
+	assert_string_equal(d.act_on, "prod:pod/shop/web-2");
+	assert_int_equal(d.attempt, 2);
+	/* web-2 is unhealthy since web-1 was: one workload, broken all
+	 * along. */
+	assert_non_null(strstr(d.reason, "UNHEALTHY for 76s"));
+	now += 60 * S;
+	outcome(s, key, KM_PHASE_NOT_RECOVERED, now, "retry");
+	/* web-3 replaces web-2 and is healthy, web-2 still not gone: the
+	 * subject stays web-2 (the other pod's health is no news of it);
+	 * web-2 goes, and the key waits for the next unhealthy pod. */
+	d = observe(s, pod("prod:pod/shop/web-3", KM_STATE_HEALTHY), now);
+	assert_string_equal(d.rule, "other_pod");
+	assert_int_equal(km_policy_due(s, now + 20 * S, &d, &next), 1);
+	assert_string_equal(d.act_on, "prod:pod/shop/web-2");
+	outcome(s, key, KM_PHASE_NOT_RECOVERED, now + 21 * S, "retry");
+	d = observe(s, pod("prod:pod/shop/web-2", KM_STATE_DELETED),
+		    now + 22 * S);
+	assert_string_equal(d.rule, "healthy");
+	assert_int_equal(km_policy_due(s, now + 500 * S, &d, &next), 0);
+	km_policy_set_free(s);
+}
+
 /* A pod without a workload owner steps over rollout_restart; one on no
  * node has no cordon rung: the ladder is spent, and the policy says so. */
 static void test_ladder_steps_over(void **state)
@@ -711,24 +782,27 @@ static void test_probe(void **state)
 	outcome(s, key, KM_PHASE_NOT_RECOVERED, now + S, "retry");
 
 	/* The probe's own deletion, after its pod's owner is forgotten,
-	 * keys on the pod: it does not end the subject... */
+	 * keys on the pod: it does not end the subject; the pod's does (or
+	 * the key would act on a pod that is gone, after the backoff). */
 	t = probe("prod:probe/shop/web-0.app.liveness", "prod:pod/shop/web-0",
 		  KM_STATE_DELETED);
 	t.pod_owner = NULL;
-	observe(s, t, now + 2 * S);
-	d = observe(s,
-		    probe("prod:probe/shop/web-1.app.liveness",
-			  "prod:pod/shop/web-1", KM_STATE_UNHEALTHY),
+	assert_string_equal(observe(s, t, now + 2 * S).key,
+			    "prod:pod/shop/web-0");
+	d = observe(s, pod("prod:pod/shop/web-0", KM_STATE_DELETED),
 		    now + 3 * S);
-	assert_string_equal(d.rule, "other_pod");
-	/* ... the pod's does: the replacement's probe climbs on. */
-	t = pod("prod:pod/shop/web-0", KM_STATE_DELETED);
-	observe(s, t, now + 3 * S);
+	assert_string_equal(d.key, key);
+	assert_int_equal(km_policy_due(s, now + 11 * S, &d, &next), 0);
+	/* The replacement's probe fails: it climbs on. */
 	d = observe(s,
 		    probe("prod:probe/shop/web-1.app.liveness",
 			  "prod:pod/shop/web-1", KM_STATE_UNHEALTHY),
 		    now + 4 * S);
 	assert_string_equal(d.rule, "waiting"); /* the backoff: 10 s */
+	/* A pod's news is not its probe's: the subject stays. */
+	d = observe(s, pod("prod:pod/shop/web-1", KM_STATE_HEALTHY),
+		    now + 5 * S);
+	assert_string_equal(d.rule, "other_pod");
 	assert_int_equal(km_policy_due(s, now + 11 * S, &d, &next), 1);
 	assert_string_equal(d.act_on, "prod:pod/shop/web-1");
 	assert_int_equal(d.attempt, 2);
@@ -850,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_backoff_sequence),
 		cmocka_unit_test(test_backoff_reset),
 		cmocka_unit_test(test_ladder),
+		cmocka_unit_test(test_ladder_replacement_first),
 		cmocka_unit_test(test_ladder_steps_over),
 		cmocka_unit_test(test_flapping),
 		cmocka_unit_test(test_outcomes),

@@ -1340,6 +1340,212 @@ static void test_version_3_database_upgrades(void **state)
 	assert_int_equal(get(f, r.id).phase, KM_PHASE_QUEUED);
 }
 
+/* ---- storms ------------------------------------------------------------------ */
+
+struct storm_answer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int rc;
+	char why[sizeof(((struct km_error *)0)->msg)];
+};
+
+static void on_storm(void *arg, int rc, const struct km_error *err)
+{
+	struct storm_answer *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	a->rc = rc;
+	snprintf(a->why, sizeof a->why, "%s", rc ? err->msg : "");
+	a->done = true;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static int storm_wait(struct storm_answer *a)
+{
+	struct timespec until = km_realtime_after(WAIT_NS);
+
+	pthread_mutex_lock(&a->mu);
+	while (!a->done)
+		if (pthread_cond_timedwait(&a->cv, &a->mu, &until))
+			break;
+	pthread_mutex_unlock(&a->mu);
+	if (!a->done)
+		fail_msg("no answer from the writer");
+	return a->rc;
+}
+
+#define STORM_ANSWER                             \
+	{                                        \
+		.mu = PTHREAD_MUTEX_INITIALIZER, \
+		.cv = PTHREAD_COND_INITIALIZER,  \
+	}
+
+static int64_t begin_storm(struct fixture *f, int group, const char *name,
+			   const char *cluster, int64_t started_us)
+{
+	struct km_storm m = {.group = group,
+			     .name = name,
+			     .cluster = cluster,
+			     .unhealthy = 7,
+			     .total = 10,
+			     .share_pct = 40,
+			     .why = "storm: 7 of 10 (70% > 40%)",
+			     .started_us = started_us};
+	struct storm_answer a = STORM_ANSWER;
+
+	assert_int_equal(km_store_begin_storm_async(f->s, &m, on_storm, &a), 0);
+	assert_int_equal(storm_wait(&a), 0);
+	assert_true(m.id > 0);
+	return m.id;
+}
+
+static struct km_storm *list_storms(struct fixture *f,
+				    const struct km_storm_query *q, size_t *n,
+				    bool *more)
+{
+	struct km_storm *v;
+	struct km_error err = {0};
+
+	assert_int_equal(
+		km_reader_list_storms(f->r, q, &f->a, &v, n, more, &err), 0);
+	return v;
+}
+
+/* A storm is written as it starts and again as it ends; lists show the
+ * ones on, a cluster's, the ones overlapping a time range, page by page;
+ * a daemon starting ends what one that stopped left on. */
+static void test_storms(void **state)
+{
+	struct fixture *f = *state;
+	struct km_storm bad = {.group = 3, .name = "x"}, end;
+	struct storm_answer a = STORM_ANSWER, b = STORM_ANSWER;
+	struct km_storm_query q = {0};
+	struct km_storm *v;
+	struct km_error err = {0};
+	int64_t p, z, old, flash;
+	size_t n, ended;
+	bool more;
+
+	assert_int_equal(km_store_begin_storm_async(f->s, &bad, on_storm, &a),
+			 KM_EINVAL);
+	bad.group = KM_STORM_POLICY;
+	bad.name = "";
+	assert_int_equal(km_store_begin_storm_async(f->s, &bad, on_storm, &a),
+			 KM_EINVAL);
+	bad.name = "x";
+	assert_int_equal(km_store_end_storm_async(f->s, &bad, NULL, NULL), 0);
+	bad.group = 0;
+	assert_int_equal(km_store_end_storm_async(f->s, &bad, NULL, NULL),
+			 KM_EINVAL);
+
+	old = begin_storm(f, KM_STORM_POLICY, "lost-nodes", "", 1000);
+	p = begin_storm(f, KM_STORM_POLICY, "crashloop", "prod", 5000);
+	z = begin_storm(f, KM_STORM_ZONE, "eu-1a", "prod", 6000);
+	/* Ended by its group (at most one storm on in each). */
+	end = (struct km_storm){.group = KM_STORM_POLICY,
+				.name = "lost-nodes",
+				.ended_us = 2000,
+				.refused = 3};
+	assert_int_equal(km_store_end_storm_async(f->s, &end, on_storm, &a), 0);
+	assert_int_equal(storm_wait(&a), 0);
+	/* Ended once: a second end finds none on. */
+	end.refused = 9;
+	end.end_note = "again";
+	assert_int_equal(km_store_end_storm_async(f->s, &end, on_storm, &b), 0);
+	assert_int_equal(storm_wait(&b), KM_ENOTFOUND);
+	assert_string_equal(b.why, "no storm of policy \"lost-nodes\" is on");
+	/* A begin without done may drop its struct at once: it was copied;
+	 * its end queued right after it finds it (the writer keeps order). */
+	{
+		char name[16] = "flash";
+		struct km_storm m = {.group = KM_STORM_ZONE,
+				     .name = name,
+				     .cluster = "dev",
+				     .why = "w",
+				     .started_us = 100};
+		struct storm_answer c = STORM_ANSWER;
+
+		assert_int_equal(
+			km_store_begin_storm_async(f->s, &m, NULL, NULL), 0);
+		memset(name, 'x', sizeof name - 1);
+		m.name = "flash";
+		m.ended_us = 200;
+		assert_int_equal(
+			km_store_end_storm_async(f->s, &m, on_storm, &c), 0);
+		assert_int_equal(storm_wait(&c), 0);
+		q.cluster = "dev";
+		v = list_storms(f, &q, &n, &more);
+		assert_int_equal(n, 1);
+		assert_string_equal(v[0].name, "flash");
+		assert_int_equal(v[0].ended_us, 200);
+		q.cluster = NULL;
+		flash = v[0].id;
+	}
+
+	v = list_storms(f, &q, &n, &more);
+	assert_int_equal(n, 4);
+	assert_false(more);
+	assert_int_equal(v[0].id, flash); /* newest first */
+	v++;
+	assert_int_equal(v[0].id, z);
+	assert_int_equal(v[0].group, KM_STORM_ZONE);
+	assert_string_equal(v[0].name, "eu-1a");
+	assert_string_equal(v[0].cluster, "prod");
+	assert_int_equal(v[0].unhealthy, 7);
+	assert_int_equal(v[0].total, 10);
+	assert_int_equal(v[0].share_pct, 40);
+	assert_string_equal(v[0].why, "storm: 7 of 10 (70% > 40%)");
+	assert_int_equal(v[0].started_us, 6000);
+	assert_int_equal(v[0].ended_us, 0);
+	assert_int_equal(v[2].id, old);
+	assert_int_equal(v[2].ended_us, 2000);
+	assert_int_equal(v[2].refused, 3);
+
+	q.on_only = true;
+	v = list_storms(f, &q, &n, &more);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].id, z);
+	assert_int_equal(v[1].id, p);
+	q = (struct km_storm_query){.cluster = "prod", .limit = 1};
+	v = list_storms(f, &q, &n, &more);
+	assert_int_equal(n, 1);
+	assert_true(more);
+	assert_int_equal(v[0].id, z);
+	q.before_id = v[0].id;
+	v = list_storms(f, &q, &n, &more);
+	assert_int_equal(n, 1);
+	assert_false(more);
+	assert_int_equal(v[0].id, p);
+	/* Overlapping [2100, 5500): p only (on since 5000); z starts at
+	 * 6000, after it, and old ended at 2000, before it. */
+	q = (struct km_storm_query){.from_us = 2100, .to_us = 5500};
+	v = list_storms(f, &q, &n, &more);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].id, p);
+	q = (struct km_storm_query){.from_us = 1500, .to_us = 1600};
+	v = list_storms(f, &q, &n, &more);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].id, old);
+
+	/* A new daemon ends what the last one left on. */
+	assert_int_equal(km_store_end_storms(f->s, "kubemedicd stopped", &ended,
+					     &err),
+			 0);
+	assert_int_equal(ended, 2);
+	q = (struct km_storm_query){.on_only = true};
+	list_storms(f, &q, &n, &more);
+	assert_int_equal(n, 0);
+	q = (struct km_storm_query){0};
+	v = list_storms(f, &q, &n, &more);
+	assert_string_equal(v[1].end_note, "kubemedicd stopped");
+	assert_true(v[1].ended_us > 6000);
+	assert_string_equal(v[3].end_note, "");
+	assert_int_equal(km_store_end_storms(f->s, "again", &ended, &err), 0);
+	assert_int_equal(ended, 0);
+}
+
 /* ---- hostile input ------------------------------------------------------------ */
 
 static char *big_string(size_t n, char c)
@@ -1447,6 +1653,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_version_3_database_upgrades, setup_dir, teardown),
 		T(test_hostile_strings),
+		T(test_storms),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

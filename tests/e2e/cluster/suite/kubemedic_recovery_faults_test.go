@@ -32,6 +32,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -428,12 +429,16 @@ func (d *daemon) expectHistory(t *testing.T, id string, want [][4]any) {
 	}
 }
 
+// uncordonAtEnd makes the node schedulable when the test ends. A patch, not
+// a read and an update: the node changes under a test that made it NotReady
+// (its status, the controller manager's taints), and an update's conflict
+// left it cordoned for the tests that followed.
 func uncordonAtEnd(t *testing.T, cs kubernetes.Interface, node string) {
 	t.Cleanup(func() {
-		n, err := cs.CoreV1().Nodes().Get(context.Background(), node, metav1.GetOptions{})
-		if err == nil && n.Spec.Unschedulable {
-			n.Spec.Unschedulable = false
-			cs.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{})
+		_, err := cs.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType,
+			[]byte(`{"spec":{"unschedulable":false}}`), metav1.PatchOptions{})
+		if err != nil {
+			t.Errorf("uncordon %s: %v", node, err)
 		}
 	})
 }

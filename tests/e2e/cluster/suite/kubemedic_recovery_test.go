@@ -34,6 +34,10 @@ type recovery struct {
 	HTTPStatus int    `json:"httpStatus"`
 	Requester  string `json:"requester"`
 	DryRun     bool   `json:"dryRun"`
+	// When it was recorded, and when its phase last changed (for a
+	// final one: when it ended).
+	CreateTime time.Time `json:"createTime"`
+	UpdateTime time.Time `json:"updateTime"`
 }
 
 // kubemedic runs the CLI against d; its stdout, stderr and error.
@@ -148,6 +152,13 @@ func phasesOf(t *testing.T, ch <-chan recoveryEvent, id, last string) ([]string,
 
 func deployment(t *testing.T, cs kubernetes.Interface, ns, name string, replicas int32) {
 	t.Helper()
+	deploymentWith(t, cs, ns, name, replicas, nil)
+}
+
+// deploymentWith is deployment with annotations on its pod template (so on
+// every pod it makes, replacements and rollouts too).
+func deploymentWith(t *testing.T, cs kubernetes.Interface, ns, name string, replicas int32, annotations map[string]string) {
+	t.Helper()
 	lbl := map[string]string{"app": name}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -155,7 +166,7 @@ func deployment(t *testing.T, cs kubernetes.Interface, ns, name string, replicas
 			Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: lbl},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+				ObjectMeta: metav1.ObjectMeta{Labels: lbl, Annotations: annotations},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{
 					{Name: "app", Image: "registry.example/app:1"},
 				}},

@@ -34,6 +34,11 @@ const (
 	// pods behind a Service need the "endpoints" pool for the EndpointSlice
 	// controller to publish them.
 	AnnIPPool = "kubesim.kubemedic.io/pod-ip-pool"
+	// AnnStopDelay is how long the pod's containers take to stop once its
+	// deletion is asked for (a Go duration: "3s"), as an application that
+	// ignores SIGTERM does: until then the pod stays, its status as it
+	// was. Never past the grace period; none (the default): at once.
+	AnnStopDelay = "kubesim.kubemedic.io/stop-delay"
 )
 
 // syncPod does for one pod what the scheduler and the kubelet would: bind it
@@ -67,8 +72,12 @@ func (s *Sim) syncPod(ctx context.Context, key string) (time.Duration, error) {
 		return 0, nil // the kubelet is gone: nothing on this node moves
 	}
 	if pod.DeletionTimestamp != nil {
+		wait, err := stopWait(pod, time.Now())
+		if err != nil || wait > 0 {
+			return wait, err // still stopping
+		}
 		// The kubelet's last word: containers stopped, remove the object.
-		err := s.cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
+		err = s.cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
 			GracePeriodSeconds: ptr.To(int64(0)),
 			Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 		})
@@ -105,6 +114,27 @@ func (s *Sim) syncPod(ctx context.Context, key string) (time.Duration, error) {
 		return 0, nil // gone, or replaced by a namesake: its own events requeue it
 	}
 	return requeue, err
+}
+
+// stopWait is how much longer a pod being deleted takes to stop: its
+// AnnStopDelay from when its deletion was asked for (the deletionTimestamp
+// less the grace period), but never past the deletionTimestamp.
+func stopWait(pod *corev1.Pod, now time.Time) (time.Duration, error) {
+	v := pod.Annotations[AnnStopDelay]
+	if v == "" || pod.DeletionTimestamp == nil {
+		return 0, nil
+	}
+	delay, err := time.ParseDuration(v)
+	if err != nil || delay < 0 {
+		return 0, fmt.Errorf("annotation %s=%q: want a duration such as 3s", AnnStopDelay, v)
+	}
+	end := pod.DeletionTimestamp.Time
+	if g := pod.DeletionGracePeriodSeconds; g != nil {
+		if at := end.Add(-time.Duration(*g) * time.Second).Add(delay); at.Before(end) {
+			end = at
+		}
+	}
+	return max(end.Sub(now), 0), nil
 }
 
 func equalStatus(a, b *corev1.PodStatus) bool { return apiequality.Semantic.DeepEqual(a, b) }

@@ -37,6 +37,48 @@ func TestCrashLoopBackoffDoubles(t *testing.T) {
 	}
 }
 
+func TestStopWait(t *testing.T) {
+	asked := time.Unix(1000, 0)
+	pod := func(delay string, grace int64) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+			Annotations:                map[string]string{AnnStopDelay: delay},
+			DeletionTimestamp:          &metav1.Time{Time: asked.Add(time.Duration(grace) * time.Second)},
+			DeletionGracePeriodSeconds: &grace,
+		}}
+		if delay == "" {
+			p.Annotations = nil
+		}
+		return p
+	}
+	cases := []struct {
+		delay string
+		grace int64
+		now   time.Duration // after the deletion was asked for
+		want  time.Duration
+	}{
+		{"", 30, 0, 0},                 // at once
+		{"3s", 30, 0, 3 * time.Second}, // stopping
+		{"3s", 30, 2500 * time.Millisecond, 500 * time.Millisecond},
+		{"3s", 30, 3 * time.Second, 0}, // stopped
+		{"3s", 30, 10 * time.Second, 0},
+		{"1m", 30, 10 * time.Second, 20 * time.Second}, // the grace period ends it
+		{"3s", 0, 0, 0}, // no grace: at once
+	}
+	for _, tc := range cases {
+		got, err := stopWait(pod(tc.delay, tc.grace), asked.Add(tc.now))
+		if err != nil || got != tc.want {
+			t.Errorf("delay %q, grace %ds, %v after: wait %v (%v); want %v", tc.delay, tc.grace, tc.now, got, err, tc.want)
+		}
+	}
+	if _, err := stopWait(pod("soon", 30), asked); err == nil {
+		t.Errorf("a delay that is no duration: no error")
+	}
+	if got, err := stopWait(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Annotations: map[string]string{AnnStopDelay: "3s"}}}, asked); got != 0 || err != nil {
+		t.Errorf("a pod not being deleted: wait %v (%v)", got, err)
+	}
+}
+
 func TestIPAllocator(t *testing.T) {
 	a := newIPAllocator()
 	ip1, _ := a.allocate("ns/a", &a.loopback)
