@@ -8,6 +8,7 @@ package suite
 // endpoint starts answering 500: its liveness probe (1 s, threshold 3)
 // goes UNHEALTHY, the policy restarts that pod (its uid the precondition),
 // and the recovery is VERIFIED once the replacement's own probe is healthy.
+// The policy's label selector matches the pods' labels.
 
 import (
 	"net"
@@ -111,7 +112,8 @@ func TestKubemedicRecoveryPolicyRestartsOnLiveness(t *testing.T) {
 	pods := runningPods(t, adm, ns, "web", 2)
 	d := startDaemonWith(t, env["KM_E2E_KUBECONFIG"], operatorConfig+
 		"recovery:\n  policies:\n    - name: liveness\n"+
-		"      match: {kinds: [probe], namespaces: ["+ns+"]}\n"+
+		// A mirrored probe has no labels: the selector sees its pod's.
+		"      match: {kinds: [probe], namespaces: ["+ns+"], labelSelector: \"app=web\"}\n"+
 		"      trigger: {unhealthyFor: 0s}\n"+
 		"      action: restart_pod\n")
 	ch := d.watchHealth(t)
