@@ -1573,12 +1573,14 @@ static void storm_member(struct km_recovery_engine *e, const char *policy,
 		km_storms_change(e->storms, &c);
 }
 
-/* A Kubernetes object's labels, for the policies' selectors: targets
- * carry none of their own, the cluster's cache keeps them. NULL: not a
- * Kubernetes object, or not in the cache (gone). */
-static const struct km_kv *object_labels(struct km_recovery_engine *e,
-					 const struct km_policy_target *t,
-					 size_t *n)
+static void judge_siblings(struct km_recovery_engine *e,
+			   const struct km_policy_target *t);
+
+/* The Kubernetes object behind a target, as the cluster's cache has it:
+ * NULL when it is none (a probe), or gone. Valid until the cache
+ * changes: use it at once. */
+static const struct km_kube_object *object_of(struct km_recovery_engine *e,
+					      const struct km_policy_target *t)
 {
 	static const enum km_kube_resource res[KM_KIND_MAX + 1] = {
 		[KM_KIND_NODE] = KM_RES_NODE,
@@ -1589,10 +1591,8 @@ static const struct km_kv *object_labels(struct km_recovery_engine *e,
 	};
 	struct km_target_name tn;
 	char why[128], ns[256], name[256], cluster[128];
-	const struct km_kube_object *o;
 	struct km_kube_source *src;
 
-	*n = 0;
 	if (t->kind <= 0 || t->kind > KM_KIND_MAX ||
 	    (!res[t->kind] && t->kind != KM_KIND_NODE) ||
 	    km_target_name_parse(t->name, &tn, why, sizeof why) ||
@@ -1604,11 +1604,7 @@ static const struct km_kv *object_labels(struct km_recovery_engine *e,
 	snprintf(ns, sizeof ns, "%.*s", (int)tn.ns_len, tn.ns ? tn.ns : "");
 	snprintf(name, sizeof name, "%.*s", (int)tn.name_len, tn.name);
 	src = km_kube_cluster_source(e->o.kube, cluster);
-	o = src ? km_kube_source_get(src, res[t->kind], ns, name) : NULL;
-	if (!o)
-		return NULL;
-	*n = o->meta.n_labels;
-	return o->meta.labels;
+	return src ? km_kube_source_get(src, res[t->kind], ns, name) : NULL;
 }
 
 static void judge(struct km_recovery_engine *e,
@@ -1623,11 +1619,25 @@ static void judge(struct km_recovery_engine *e,
 		km_zones_node(e->zones, t->name, t->state, mono_us());
 	if (!e->policies)
 		return;
-	if (!t->labels)
-		t->labels = object_labels(e, t, &t->n_labels);
+	/* Targets carry no labels of their own: a Kubernetes object's are
+	 * its metadata's, for the policies' selectors. */
+	if (!t->labels) {
+		const struct km_kube_object *o = object_of(e, t);
+
+		if (o) {
+			t->labels = o->meta.labels;
+			t->n_labels = o->meta.n_labels;
+		}
+	}
 	if (km_policy_observe(e->policies, t, mono_us(), &d))
 		return;
-	if (d.policy)
+	if (t->kind == KM_KIND_POD && t->owner && *t->owner &&
+	    t->state != KM_STATE_UNHEALTHY &&
+	    km_policy_tracks(e->policies, t->owner))
+		judge_siblings(e, t);
+	/* The storm guard counts the policy's own matches (not a workload
+	 * whose pods it matches: their key is the workload's name). */
+	if (d.matched)
 		storm_member(e, d.policy, t);
 	if (d.verdict == KM_POLICY_ACT)
 		act(e, &d);
@@ -1640,6 +1650,65 @@ static void judge(struct km_recovery_engine *e,
 		       "target", t->name, NULL);
 	}
 	arm_due(e, d.next_us);
+}
+
+/* A live target as the hub has it now, judged: an UNHEALTHY one with
+ * its last transition (its cause, for a policy's reasons), read from the
+ * hub — the few that are; the others as they are. */
+static void judge_current(struct km_recovery_engine *e,
+			  const struct km_target *v, struct km_arena *a)
+{
+	struct km_health_view view;
+	struct km_policy_target t;
+	struct km_error err = {0};
+
+	if (v->state == KM_STATE_UNHEALTHY &&
+	    !km_health_get(e->o.health, v->name, a, &view, &err) &&
+	    view.has_transition &&
+	    view.transition.to_state == KM_STATE_UNHEALTHY)
+		km_policy_target_from(&view.target, &view.transition, &t);
+	else
+		km_policy_target_from(v, NULL, &t);
+	judge(e, &t);
+}
+
+/* A pod of an owner a ladder is climbing for went HEALTHY (or away):
+ * another of its pods that is UNHEALTHY still — and made no transition
+ * since it became the key's news — is the key's next subject. */
+static void judge_siblings(struct km_recovery_engine *e,
+			   const struct km_policy_target *t)
+{
+	struct km_health_filter f = {.kind = KM_KIND_POD,
+				     .state = KM_STATE_UNHEALTHY,
+				     .cluster = t->cluster,
+				     .owner = t->owner};
+	struct km_target *v;
+	struct km_arena a;
+	int64_t after = 0, seq;
+	size_t n;
+	bool more = true;
+
+	km_arena_init(&a, 16384);
+	while (more &&
+	       !km_health_list(e->o.health, &f, after, 64, &a, &v, &n, &more,
+			       &seq) &&
+	       n) {
+		for (size_t i = 0; i < n; i++) {
+			struct km_policy_target p;
+			const struct km_kube_object *o;
+
+			/* Not the news itself, nor a pod on its way out (a
+			 * restarted one, stopping). */
+			km_policy_target_from(&v[i], NULL, &p);
+			if (!strcmp(v[i].name, t->name) ||
+			    !(o = object_of(e, &p)) || o->meta.deleting)
+				continue;
+			judge_current(e, &v[i], &a);
+		}
+		after = v[n - 1].id;
+		km_arena_rewind(&a);
+	}
+	km_arena_free(&a);
 }
 
 static void on_tev(struct km_loop *l, void *arg)
@@ -1711,12 +1780,14 @@ static void judge_all(struct km_recovery_engine *e)
 	       !km_health_list(e->o.health, &f, after, 512, &a, &v, &n, &more,
 			       &seq) &&
 	       n) {
-		for (size_t i = 0; i < n; i++) {
-			struct km_policy_target t;
+		struct km_arena one;
 
-			km_policy_target_from(&v[i], NULL, &t);
-			judge(e, &t);
+		km_arena_init(&one, 4096);
+		for (size_t i = 0; i < n; i++) {
+			judge_current(e, &v[i], &one);
+			km_arena_rewind(&one);
 		}
+		km_arena_free(&one);
 		after = v[n - 1].id;
 		km_arena_rewind(&a);
 	}
