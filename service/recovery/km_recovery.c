@@ -111,9 +111,10 @@ struct km_recovery_engine {
 	 * (no policies; no budget). */
 	struct km_policy_set *policies;
 	struct km_budget *budget;
-	struct km_storms *storms;  /* the storms on, recorded */
-	struct km_zones *zones;    /* nodes by zone, for the storm guard */
-	int scan_in;               /* ticks to the next zone scan */
+	struct km_storms *storms; /* the storms on, recorded */
+	struct km_zones *zones;   /* nodes by zone, for the storm guard */
+	int scan_in;              /* ticks to the next zone scan */
+	bool judged_all; /* every cluster synced, every target judged */
 	struct km_health_sub *sub; /* the hub's transitions, for policies */
 	struct km_timer due;
 	bool full_said;
@@ -1124,6 +1125,25 @@ static void pump_fired(struct km_loop *l, void *arg)
 	pump(arg);
 }
 
+static void judge_all(struct km_recovery_engine *e);
+
+/* Once every cluster's caches hold what its API server has: every target's
+ * current health to the policies (what the hub published before the
+ * subscription, and what broke before this run) and every node to its
+ * zone. Not before: a policy would act on objects the caches do not have
+ * yet (and skip them as gone), and the zones' counts would be partial. */
+static void caught_up(struct km_recovery_engine *e)
+{
+	for (size_t i = 0; i < km_kube_cluster_count(e->o.kube); i++)
+		if (!km_kube_cluster_synced(e->o.kube,
+					    km_kube_cluster_name(e->o.kube, i)))
+			return;
+	e->judged_all = true;
+	if (e->policies)
+		judge_all(e);
+	km_zones_scan(e->zones, mono_us());
+}
+
 static void tick_fired(struct km_loop *l, void *arg)
 {
 	struct km_recovery_engine *e = arg;
@@ -1136,7 +1156,9 @@ static void tick_fired(struct km_loop *l, void *arg)
 		if (j->verifying && !j->w_pending)
 			verify_step(j, now);
 	}
-	if (--e->scan_in <= 0) {
+	if (!e->judged_all) {
+		caught_up(e);
+	} else if (--e->scan_in <= 0) {
 		e->scan_in = ZONE_SCAN_TICKS;
 		km_zones_scan(e->zones, now / 1000);
 	}
@@ -2063,9 +2085,7 @@ static void started(struct km_loop *l, void *arg)
 	}
 	/* What the hub published before the subscription: judged now
 	 * (what follows comes as transitions, posted after this). */
-	if (e->policies)
-		judge_all(e);
-	km_zones_scan(e->zones, mono_us());
+	caught_up(e);
 	km_loop_timer_set(l, &e->tick, km_mono_ns() + TICK_NS);
 }
 

@@ -382,3 +382,49 @@ func TestKubemedicRecoveryPolicyRestartsEveryBrokenPod(t *testing.T) {
 		podGone(t, adm, ns, p, 30*time.Second)
 	}
 }
+
+// A pod already crash-looping when kubemedicd starts (its transition was
+// recorded by the run before, which had no policy): the policy, whose
+// trigger is a reason, acts on it — the start judges every UNHEALTHY
+// target with its last cause.
+func TestKubemedicRecoveryPolicyActsOnWhatWasBrokenBeforeItsStart(t *testing.T) {
+	adm := admin(t)
+	ns := namespace(t, adm)
+	deployment(t, adm, ns, "web", 1)
+	pod := runningPods(t, adm, ns, "web", 1)[0]
+	target := "pod/" + ns + "/" + pod.Name
+	dir := t.TempDir()
+	first := startDaemonIn(t, dir, env["KM_E2E_KUBECONFIG"], "auth: {localRole: operator}\n")
+	first.awaitTarget(t, target)
+	name := ns + "/" + pod.Name
+	kubesim(t, "scenario", "pod-crashloop", name)
+	t.Cleanup(func() {
+		cmd := exec.Command(env["KM_E2E_KUBESIM_BIN"], "recover", "pod-crashloop", name)
+		cmd.Env = append(os.Environ(), "KUBESIM_ADDR="+env["KM_E2E_KUBESIM"])
+		cmd.Run()
+	})
+	waitFor(t, 30*time.Second, target+" UNHEALTHY", func() (bool, string, error) {
+		out, _, err := first.cli(t, "status", target)
+		return err == nil && strings.Contains(out, "CrashLoopBackOff"), out, nil
+	})
+	first.kill(t)
+
+	d := startDaemonIn(t, dir, env["KM_E2E_KUBECONFIG"], "auth: {localRole: operator}\n"+
+		"recovery:\n  policies:\n    - name: crashloop\n"+
+		"      match: {kinds: [pod], namespaces: ["+ns+"]}\n"+
+		"      trigger: {reasons: [CrashLoopBackOff]}\n"+
+		"      action: restart_pod\n")
+	var r recovery
+	waitFor(t, 60*time.Second, "a policy's recovery of "+target, func() (bool, string, error) {
+		list := d.recoveriesOf(t, target)
+		if len(list) == 0 {
+			return false, "none", nil
+		}
+		r = list[0]
+		return true, "", nil
+	})
+	if r.Requester != "policy:crashloop" || !strings.Contains(r.Reason, "CrashLoopBackOff") {
+		t.Errorf("the policy's recovery: %+v", r)
+	}
+	d.awaitPhase(t, r.ID, "RECOVERY_PHASE_VERIFIED", 60*time.Second)
+}
