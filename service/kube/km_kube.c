@@ -569,6 +569,19 @@ struct km_kube_source *km_kube_cluster_source(struct km_kube *k,
 	return c ? c->source : NULL;
 }
 
+bool km_kube_cluster_synced(struct km_kube *k, const char *cluster)
+{
+	struct cluster *c = cluster_named(k, cluster);
+
+	if (!c || !c->second_phase)
+		return false;
+	for (int r = 0; r < KM_RES_N; r++)
+		if (c->inf[r] && !c->failing[r] &&
+		    !km_kube_informer_synced(c->inf[r]))
+			return false;
+	return true;
+}
+
 size_t km_kube_cluster_count(const struct km_kube *k)
 {
 	return k->n;

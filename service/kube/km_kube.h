@@ -94,5 +94,9 @@ struct km_kube_client *km_kube_cluster_client(struct km_kube *k,
 					      const char *cluster);
 struct km_kube_source *km_kube_cluster_source(struct km_kube *k,
 					      const char *cluster);
+/* Whether every resource of the cluster has been listed once (a resource
+ * the cluster refuses counts as listed): its caches hold what the API
+ * server has. The loop's thread only. */
+bool km_kube_cluster_synced(struct km_kube *k, const char *cluster);
 
 #endif

@@ -47,6 +47,9 @@ struct entry {
 	int rung, failures;
 	int64_t delay_ms, not_before_us;
 	bool in_flight, gave_up, relapse;
+	/* Another pod became the subject while an action was in flight: its
+	 * VERIFIED is the acted-on pod's, not the key's. */
+	bool moved;
 	/* The heap. */
 	int wake;
 	int64_t due_us;
@@ -402,6 +405,11 @@ km_policy_set_policies(const struct km_policy_set *s, size_t *n)
 {
 	*n = s->n;
 	return s->cfg;
+}
+
+bool km_policy_tracks(const struct km_policy_set *s, const char *key)
+{
+	return s && key && rt_find(&s->table, key) != NULL;
 }
 
 void km_policy_get_stats(const struct km_policy_set *s,
@@ -908,6 +916,8 @@ static int dup_into(char **dst, const char *src)
 /* Makes t the entry's subject. */
 static int take_subject(struct entry *e, const struct km_policy_target *t)
 {
+	if (e->in_flight && e->subject && strcmp(e->subject, t->name))
+		e->moved = true;
 	if (dup_into(&e->subject, t->name) ||
 	    dup_into(&e->cluster, t->cluster) ||
 	    dup_into(&e->owner, t->owner) || dup_into(&e->nodename, t->node) ||
@@ -988,8 +998,10 @@ int km_policy_observe(struct km_policy_set *s, const struct km_policy_target *t,
 	e = (struct entry *)rt_find(&s->table, key);
 	for (p = 0; p < s->n && !matches(s, p, t); p++)
 		;
-	if (p < s->n)
+	if (p < s->n) {
 		out->policy = s->cfg[p].name;
+		out->matched = true;
+	}
 	set_str(out->key, sizeof out->key, key);
 	set_str(out->subject, sizeof out->subject, t->name);
 	out->cause_seq = t->cause_seq;
@@ -1103,12 +1115,18 @@ int km_policy_outcome(struct km_policy_set *s, const char *key, int phase,
 	c = cfg_of(s, e);
 	switch (phase) {
 	case KM_PHASE_VERIFIED:
+		rule = "verified";
+		/* The pod acted on is healthy again, but another of the
+		 * owner's became the subject meanwhile and still is
+		 * UNHEALTHY: the workload is not; its turn comes after the
+		 * backoff (no failure of the rung). */
+		if (e->moved && e->state == KM_STATE_UNHEALTHY)
+			break;
 		/* Healthy again, proven: the forgetting clock starts, and
 		 * UNHEALTHY before it ends is a relapse. */
 		e->relapse = true;
 		e->state = KM_STATE_HEALTHY;
 		e->healthy_since_us = now_us;
-		rule = "verified";
 		break;
 	case KM_PHASE_NOT_RECOVERED:
 	case KM_PHASE_FAILED: rule = fail(s, e); break;
@@ -1118,6 +1136,7 @@ int km_policy_outcome(struct km_policy_set *s, const char *key, int phase,
 	default: return KM_EINVAL;
 	}
 	e->in_flight = false;
+	e->moved = false;
 	backoff(c, e, now_us);
 	schedule(s, e);
 	fill_identity(s, e, out);

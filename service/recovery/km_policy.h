@@ -218,7 +218,10 @@ struct km_policy_decision {
 	int verdict; /* enum km_policy_verdict */
 	const char *rule;
 	const char *policy; /* the matched policy's name; NULL: none */
-	char requester[80]; /* "policy:NAME" */
+	/* observe: the target itself matches policy (else policy, if set,
+	 * is its key's: another pod's, or its workload's). */
+	bool matched;
+	char requester[80];                 /* "policy:NAME" */
 	char key[KM_POLICY_TARGET_MAX];     /* the ladder's key */
 	char subject[KM_POLICY_TARGET_MAX]; /* the target that triggered */
 	char act_on[KM_POLICY_TARGET_MAX];  /* ACT: the target acted on */
@@ -257,6 +260,10 @@ int km_policy_outcome(struct km_policy_set *s, const char *key, int phase,
  * healthy for reset_after are forgotten on the way. */
 int km_policy_due(struct km_policy_set *s, int64_t now_us,
 		  struct km_policy_decision *out, int64_t *next_us);
+
+/* Whether the set tracks key (a ladder: a target, or a pod's owner, that
+ * was UNHEALTHY and matched, not yet forgotten). */
+bool km_policy_tracks(const struct km_policy_set *s, const char *key);
 
 struct km_policy_stats {
 	size_t tracked, max_targets;

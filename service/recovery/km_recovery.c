@@ -116,9 +116,10 @@ struct km_recovery_engine {
 	 * (no policies; no budget). */
 	struct km_policy_set *policies;
 	struct km_budget *budget;
-	struct km_storms *storms;  /* the storms on, recorded */
-	struct km_zones *zones;    /* nodes by zone, for the storm guard */
-	int scan_in;               /* ticks to the next zone scan */
+	struct km_storms *storms; /* the storms on, recorded */
+	struct km_zones *zones;   /* nodes by zone, for the storm guard */
+	int scan_in;              /* ticks to the next zone scan */
+	bool judged_all; /* every cluster synced, every target judged */
 	struct km_health_sub *sub; /* the hub's transitions, for policies */
 	struct km_timer due;
 	bool full_said;
@@ -1170,6 +1171,25 @@ static void pump_fired(struct km_loop *l, void *arg)
 	pump(arg);
 }
 
+static void judge_all(struct km_recovery_engine *e);
+
+/* Once every cluster's caches hold what its API server has: every target's
+ * current health to the policies (what the hub published before the
+ * subscription, and what broke before this run) and every node to its
+ * zone. Not before: a policy would act on objects the caches do not have
+ * yet (and skip them as gone), and the zones' counts would be partial. */
+static void caught_up(struct km_recovery_engine *e)
+{
+	for (size_t i = 0; i < km_kube_cluster_count(e->o.kube); i++)
+		if (!km_kube_cluster_synced(e->o.kube,
+					    km_kube_cluster_name(e->o.kube, i)))
+			return;
+	e->judged_all = true;
+	if (e->policies)
+		judge_all(e);
+	km_zones_scan(e->zones, mono_us());
+}
+
 static void tick_fired(struct km_loop *l, void *arg)
 {
 	struct km_recovery_engine *e = arg;
@@ -1182,7 +1202,9 @@ static void tick_fired(struct km_loop *l, void *arg)
 		if (j->verifying && !j->w_pending)
 			verify_step(j, now);
 	}
-	if (--e->scan_in <= 0) {
+	if (!e->judged_all) {
+		caught_up(e);
+	} else if (--e->scan_in <= 0) {
 		e->scan_in = ZONE_SCAN_TICKS;
 		km_zones_scan(e->zones, now / 1000);
 	}
@@ -1646,12 +1668,14 @@ static void storm_member(struct km_recovery_engine *e, const char *policy,
 		km_storms_change(e->storms, &c);
 }
 
-/* A Kubernetes object's labels, for the policies' selectors: targets
- * carry none of their own, the cluster's cache keeps them. NULL: not a
- * Kubernetes object, or not in the cache (gone). */
-static const struct km_kv *object_labels(struct km_recovery_engine *e,
-					 const struct km_policy_target *t,
-					 size_t *n)
+static void judge_siblings(struct km_recovery_engine *e,
+			   const struct km_policy_target *t);
+
+/* The Kubernetes object behind a target, as the cluster's cache has it:
+ * NULL when it is none (a probe), or gone. Valid until the cache
+ * changes: use it at once. */
+static const struct km_kube_object *object_of(struct km_recovery_engine *e,
+					      const struct km_policy_target *t)
 {
 	static const enum km_kube_resource res[KM_KIND_MAX + 1] = {
 		[KM_KIND_NODE] = KM_RES_NODE,
@@ -1662,10 +1686,8 @@ static const struct km_kv *object_labels(struct km_recovery_engine *e,
 	};
 	struct km_target_name tn;
 	char why[128], ns[256], name[256], cluster[128];
-	const struct km_kube_object *o;
 	struct km_kube_source *src;
 
-	*n = 0;
 	if (t->kind <= 0 || t->kind > KM_KIND_MAX ||
 	    (!res[t->kind] && t->kind != KM_KIND_NODE) ||
 	    km_target_name_parse(t->name, &tn, why, sizeof why) ||
@@ -1677,11 +1699,7 @@ static const struct km_kv *object_labels(struct km_recovery_engine *e,
 	snprintf(ns, sizeof ns, "%.*s", (int)tn.ns_len, tn.ns ? tn.ns : "");
 	snprintf(name, sizeof name, "%.*s", (int)tn.name_len, tn.name);
 	src = km_kube_cluster_source(e->o.kube, cluster);
-	o = src ? km_kube_source_get(src, res[t->kind], ns, name) : NULL;
-	if (!o)
-		return NULL;
-	*n = o->meta.n_labels;
-	return o->meta.labels;
+	return src ? km_kube_source_get(src, res[t->kind], ns, name) : NULL;
 }
 
 /* A pod's probe knows its pod, not the pod's owner, which keys the
@@ -1705,8 +1723,12 @@ static void probe_pod(struct km_recovery_engine *e, struct km_policy_target *t,
 	if (!t->labels) {
 		struct km_policy_target pod = {.name = t->owner,
 					       .kind = KM_KIND_POD};
+		const struct km_kube_object *o = object_of(e, &pod);
 
-		t->labels = object_labels(e, &pod, &t->n_labels);
+		if (o) {
+			t->labels = o->meta.labels;
+			t->n_labels = o->meta.n_labels;
+		}
 	}
 	if (t->pod_owner)
 		return;
@@ -1733,12 +1755,26 @@ static void judge(struct km_recovery_engine *e,
 	if (!e->policies)
 		return;
 	probe_pod(e, t, pod_owner, sizeof pod_owner);
-	if (!t->labels)
-		t->labels = object_labels(e, t, &t->n_labels);
+	/* Targets carry no labels of their own: a Kubernetes object's are
+	 * its metadata's, for the policies' selectors. */
+	if (!t->labels) {
+		const struct km_kube_object *o = object_of(e, t);
+
+		if (o) {
+			t->labels = o->meta.labels;
+			t->n_labels = o->meta.n_labels;
+		}
+	}
 	if (km_policy_observe(e->policies, t, mono_us(), &d))
 		return;
-	e->decided_ns = km_mono_ns();
-	if (d.policy)
+	if (t->kind == KM_KIND_POD && t->owner && *t->owner &&
+	    t->state != KM_STATE_UNHEALTHY &&
+	    km_policy_tracks(e->policies, t->owner))
+		judge_siblings(e, t);
+	e->decided_ns = km_mono_ns(); /* (the siblings' judges reset it) */
+	/* The storm guard counts the policy's own matches (not a workload
+	 * whose pods it matches: their key is the workload's name). */
+	if (d.matched)
 		storm_member(e, d.policy, t);
 	if (d.verdict == KM_POLICY_ACT)
 		act(e, &d);
@@ -1753,6 +1789,65 @@ static void judge(struct km_recovery_engine *e,
 		       "target", t->name, NULL);
 	}
 	arm_due(e, d.next_us);
+}
+
+/* A live target as the hub has it now, judged: an UNHEALTHY one with
+ * its last transition (its cause, for a policy's reasons), read from the
+ * hub — the few that are; the others as they are. */
+static void judge_current(struct km_recovery_engine *e,
+			  const struct km_target *v, struct km_arena *a)
+{
+	struct km_health_view view;
+	struct km_policy_target t;
+	struct km_error err = {0};
+
+	if (v->state == KM_STATE_UNHEALTHY &&
+	    !km_health_get(e->o.health, v->name, a, &view, &err) &&
+	    view.has_transition &&
+	    view.transition.to_state == KM_STATE_UNHEALTHY)
+		km_policy_target_from(&view.target, &view.transition, &t);
+	else
+		km_policy_target_from(v, NULL, &t);
+	judge(e, &t);
+}
+
+/* A pod of an owner a ladder is climbing for went HEALTHY (or away):
+ * another of its pods that is UNHEALTHY still — and made no transition
+ * since it became the key's news — is the key's next subject. */
+static void judge_siblings(struct km_recovery_engine *e,
+			   const struct km_policy_target *t)
+{
+	struct km_health_filter f = {.kind = KM_KIND_POD,
+				     .state = KM_STATE_UNHEALTHY,
+				     .cluster = t->cluster,
+				     .owner = t->owner};
+	struct km_target *v;
+	struct km_arena a;
+	int64_t after = 0, seq;
+	size_t n;
+	bool more = true;
+
+	km_arena_init(&a, 16384);
+	while (more &&
+	       !km_health_list(e->o.health, &f, after, 64, &a, &v, &n, &more,
+			       &seq) &&
+	       n) {
+		for (size_t i = 0; i < n; i++) {
+			struct km_policy_target p;
+			const struct km_kube_object *o;
+
+			/* Not the news itself, nor a pod on its way out (a
+			 * restarted one, stopping). */
+			km_policy_target_from(&v[i], NULL, &p);
+			if (!strcmp(v[i].name, t->name) ||
+			    !(o = object_of(e, &p)) || o->meta.deleting)
+				continue;
+			judge_current(e, &v[i], &a);
+		}
+		after = v[n - 1].id;
+		km_arena_rewind(&a);
+	}
+	km_arena_free(&a);
 }
 
 static void on_tev(struct km_loop *l, void *arg)
@@ -1824,12 +1919,14 @@ static void judge_all(struct km_recovery_engine *e)
 	       !km_health_list(e->o.health, &f, after, 512, &a, &v, &n, &more,
 			       &seq) &&
 	       n) {
-		for (size_t i = 0; i < n; i++) {
-			struct km_policy_target t;
+		struct km_arena one;
 
-			km_policy_target_from(&v[i], NULL, &t);
-			judge(e, &t);
+		km_arena_init(&one, 4096);
+		for (size_t i = 0; i < n; i++) {
+			judge_current(e, &v[i], &one);
+			km_arena_rewind(&one);
 		}
+		km_arena_free(&one);
 		after = v[n - 1].id;
 		km_arena_rewind(&a);
 	}
@@ -2108,9 +2205,7 @@ static void started(struct km_loop *l, void *arg)
 	}
 	/* What the hub published before the subscription: judged now
 	 * (what follows comes as transitions, posted after this). */
-	if (e->policies)
-		judge_all(e);
-	km_zones_scan(e->zones, mono_us());
+	caught_up(e);
 	km_loop_timer_set(l, &e->tick, km_mono_ns() + TICK_NS);
 }
 

@@ -517,6 +517,63 @@ static void test_ladder_replacement_first(void **state)
 	km_policy_set_free(s);
 }
 
+/* Two pods of an owner broken: the one acted on is replaced and its
+ * recovery VERIFIED, but the other became the subject meanwhile and is
+ * UNHEALTHY still — the workload is not healthy: its turn comes after the
+ * backoff, on the same rung, its attempt not counted as a failure. */
+static void test_verified_while_another_pod_is_broken(void **state)
+{
+	struct km_policy_config c = pod_policy("loop");
+	struct km_policy_set *s;
+	struct km_policy_decision d;
+	const char *key = "prod:deployment/shop/web";
+	int64_t now = T0, next;
+
+	(void)state;
+	s = set_of(&c, 1, 0);
+	d = observe(s, pod("prod:pod/shop/web-1", KM_STATE_UNHEALTHY), now);
+	assert_int_equal(d.verdict, KM_POLICY_ACT);
+	assert_string_equal(d.act_on, "prod:pod/shop/web-1");
+	now += S;
+	d = observe(s, pod("prod:pod/shop/web-2", KM_STATE_UNHEALTHY), now);
+	assert_string_equal(d.rule, "in_flight");
+	assert_true(d.matched);
+	/* The workload shares the pods' key, but the policy (of pods) does
+	 * not match it: its news names the key's policy, not as its own. */
+	{
+		struct km_policy_target w = pod(key, KM_STATE_UNHEALTHY);
+
+		w.kind = KM_KIND_DEPLOYMENT;
+		w.owner = NULL;
+		d = observe(s, w, now);
+		assert_string_equal(d.rule, "other_pod");
+		assert_string_equal(d.policy, "loop");
+		assert_false(d.matched);
+	}
+	/* web-1's replacement is healthy, web-1 goes: VERIFIED. */
+	d = observe(s, pod("prod:pod/shop/web-3", KM_STATE_HEALTHY), now + S);
+	assert_string_equal(d.rule, "other_pod");
+	d = observe(s, pod("prod:pod/shop/web-1", KM_STATE_DELETED),
+		    now + 2 * S);
+	assert_string_equal(d.rule, "other_pod");
+	now += 10 * S;
+	outcome(s, key, KM_PHASE_VERIFIED, now, "verified");
+	assert_int_equal(km_policy_due(s, now + 10 * S - 1, &d, &next), 0);
+	assert_int_equal(next, now + 10 * S);
+	assert_int_equal(km_policy_due(s, now + 10 * S, &d, &next), 1);
+	assert_int_equal(d.action, KM_ACTION_RESTART_POD);
+	assert_string_equal(d.act_on, "prod:pod/shop/web-2");
+	assert_int_equal(d.rung, 0);
+	assert_int_equal(d.attempt, 1);
+	/* This one's VERIFIED, with no other pod broken, is the key's. */
+	outcome(s, key, KM_PHASE_VERIFIED, now + 20 * S, "verified");
+	d = observe(s, pod("prod:pod/shop/web-2", KM_STATE_DELETED),
+		    now + 21 * S);
+	assert_int_equal(km_policy_due(s, now + 500 * S, &d, &next), 0);
+	assert_int_equal(d.verdict, KM_POLICY_NONE);
+	km_policy_set_free(s);
+}
+
 /* A pod without a workload owner steps over rollout_restart; one on no
  * node has no cordon rung: the ladder is spent, and the policy says so. */
 static void test_ladder_steps_over(void **state)
@@ -925,6 +982,7 @@ int main(void)
 		cmocka_unit_test(test_backoff_reset),
 		cmocka_unit_test(test_ladder),
 		cmocka_unit_test(test_ladder_replacement_first),
+		cmocka_unit_test(test_verified_while_another_pod_is_broken),
 		cmocka_unit_test(test_ladder_steps_over),
 		cmocka_unit_test(test_flapping),
 		cmocka_unit_test(test_outcomes),

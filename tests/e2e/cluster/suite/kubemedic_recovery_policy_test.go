@@ -329,3 +329,102 @@ func TestKubemedicRecoveryPolicyCordonsANotReadyNode(t *testing.T) {
 		t.Errorf("%d recoveries, want 1 (the NotReady node's cordon): %+v", len(list), list)
 	}
 }
+
+// Two pods of a Deployment crash-loop, the second a moment after the
+// first, within a trigger's wait: the newest is the ladder's subject and
+// is restarted; the other, UNHEALTHY all along with no news of its own,
+// is the subject once the first's replacement is healthy — not forgotten.
+func TestKubemedicRecoveryPolicyRestartsEveryBrokenPod(t *testing.T) {
+	adm := admin(t)
+	ns := namespace(t, adm)
+	deployment(t, adm, ns, "web", 2)
+	pods := runningPods(t, adm, ns, "web", 2)
+	d := startDaemonWith(t, env["KM_E2E_KUBECONFIG"], "auth: {localRole: operator}\n"+
+		"recovery:\n  verifyWindow: 20s\n"+
+		"  policies:\n    - name: crashloop\n"+
+		"      match: {kinds: [pod], namespaces: ["+ns+"]}\n"+
+		"      trigger: {unhealthyFor: 3s, reasons: [CrashLoopBackOff]}\n"+
+		"      action: restart_pod\n"+
+		"      backoff: {initial: 1s, max: 2s}\n")
+	for _, p := range pods {
+		d.awaitTarget(t, "pod/"+ns+"/"+p.Name)
+	}
+	for _, p := range pods {
+		name := ns + "/" + p.Name
+		kubesim(t, "scenario", "pod-crashloop", name)
+		t.Cleanup(func() {
+			cmd := exec.Command(env["KM_E2E_KUBESIM_BIN"], "recover", "pod-crashloop", name)
+			cmd.Env = append(os.Environ(), "KUBESIM_ADDR="+env["KM_E2E_KUBESIM"])
+			cmd.Run()
+		})
+		// One after the other: the second is the newer.
+		target := "pod/" + ns + "/" + p.Name
+		waitFor(t, 30*time.Second, target+" UNHEALTHY", func() (bool, string, error) {
+			out, _, err := d.cli(t, "status", target)
+			return err == nil && strings.Contains(out, "State:       UNHEALTHY"), out, nil
+		})
+	}
+	for _, p := range pods {
+		target := "pod/" + ns + "/" + p.Name
+		var r recovery
+		waitFor(t, 90*time.Second, "a policy's recovery of "+target, func() (bool, string, error) {
+			list := d.recoveriesOf(t, target)
+			if len(list) == 0 {
+				return false, "none", nil
+			}
+			r = list[0]
+			return true, "", nil
+		})
+		if r.Requester != "policy:crashloop" || r.TargetUID != string(p.UID) {
+			t.Errorf("the recovery of %s: %+v", target, r)
+		}
+		d.awaitPhase(t, r.ID, "RECOVERY_PHASE_VERIFIED", 60*time.Second)
+		podGone(t, adm, ns, p, 30*time.Second)
+	}
+}
+
+// A pod already crash-looping when kubemedicd starts (its transition was
+// recorded by the run before, which had no policy): the policy, whose
+// trigger is a reason, acts on it — the start judges every UNHEALTHY
+// target with its last cause.
+func TestKubemedicRecoveryPolicyActsOnWhatWasBrokenBeforeItsStart(t *testing.T) {
+	adm := admin(t)
+	ns := namespace(t, adm)
+	deployment(t, adm, ns, "web", 1)
+	pod := runningPods(t, adm, ns, "web", 1)[0]
+	target := "pod/" + ns + "/" + pod.Name
+	dir := t.TempDir()
+	first := startDaemonIn(t, dir, env["KM_E2E_KUBECONFIG"], "auth: {localRole: operator}\n")
+	first.awaitTarget(t, target)
+	name := ns + "/" + pod.Name
+	kubesim(t, "scenario", "pod-crashloop", name)
+	t.Cleanup(func() {
+		cmd := exec.Command(env["KM_E2E_KUBESIM_BIN"], "recover", "pod-crashloop", name)
+		cmd.Env = append(os.Environ(), "KUBESIM_ADDR="+env["KM_E2E_KUBESIM"])
+		cmd.Run()
+	})
+	waitFor(t, 30*time.Second, target+" UNHEALTHY", func() (bool, string, error) {
+		out, _, err := first.cli(t, "status", target)
+		return err == nil && strings.Contains(out, "CrashLoopBackOff"), out, nil
+	})
+	first.kill(t)
+
+	d := startDaemonIn(t, dir, env["KM_E2E_KUBECONFIG"], "auth: {localRole: operator}\n"+
+		"recovery:\n  policies:\n    - name: crashloop\n"+
+		"      match: {kinds: [pod], namespaces: ["+ns+"]}\n"+
+		"      trigger: {reasons: [CrashLoopBackOff]}\n"+
+		"      action: restart_pod\n")
+	var r recovery
+	waitFor(t, 60*time.Second, "a policy's recovery of "+target, func() (bool, string, error) {
+		list := d.recoveriesOf(t, target)
+		if len(list) == 0 {
+			return false, "none", nil
+		}
+		r = list[0]
+		return true, "", nil
+	})
+	if r.Requester != "policy:crashloop" || !strings.Contains(r.Reason, "CrashLoopBackOff") {
+		t.Errorf("the policy's recovery: %+v", r)
+	}
+	d.awaitPhase(t, r.ID, "RECOVERY_PHASE_VERIFIED", 60*time.Second)
+}
