@@ -53,8 +53,9 @@ else
 	echo "# up with $((storm / 100 + 2)) nodes: $((SECONDS - t0)) s"
 fi
 trap 'exit 130' INT TERM HUP
-run=$state/recovery-latency.$$
-mkdir -p "$run"
+# kubemedicd's logs and databases, kept (a cluster started here is torn
+# down with its state).
+run=$(mktemp -d "${TMPDIR:-/tmp}/kubemedic-recovery-latency-run.XXXXXX")
 
 # start NAME STORM_YAML NAMESPACE: kubemedicd with the policy, until it
 # listens; its log in $run/NAME.log, its address in $addr.
