@@ -20,140 +20,18 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "km_health.h"
-#include "km_kube.h"
-#include "km_kube_action.h"
 #include "km_kube_client.h"
-#include "km_kube_leader.h"
 #include "km_kube_source.h"
-#include "km_budget.h"
-#include "km_storms.h"
-#include "km_zones.h"
-#include "km_list.h"
 #include "km_log.h"
-#include "km_loop.h"
-#include "km_policy.h"
 #include "km_store.h"
-#include "km_time.h"
+#include "recovery_internal.h"
 
 #define TICK_NS (1000LL * 1000000)
 /* Every cached node counted in its zone again (km_zones.h): 5 s. */
 #define ZONE_SCAN_TICKS 5
 #define DRAIN_PODS_MAX 10000
-/* How km_budget words its refusal of a second action on one target: a
- * person's recovery then waits its turn instead of being refused. */
+/* The shortest backoff before an attempt is made again. */
 #define BACKOFF_MIN_MS 1000
-
-struct job;
-typedef void (*then_fn)(struct job *j, int rc, const struct km_error *err);
-
-struct job {
-	struct km_list node; /* e->queue or e->active */
-	struct km_recovery_engine *e;
-	struct km_arena a; /* r's strings, verify */
-	struct km_recovery r;
-	const char *verify;        /* the target that must become healthy; NULL:
-	                       cordon/uncordon (the node's spec) */
-	int64_t not_before_ns;     /* monotonic; 0: now */
-	int64_t not_before_us;     /* the same, epoch, for the next write */
-	int64_t deadline_ns;       /* of verification */
-	int64_t dispatched_us;     /* this attempt's; restartedAt */
-	struct km_kube_action act; /* what is sent; strings in a */
-	/* The uids of the pods of what it restarts, as the dispatch found
-	 * them (in a, sorted): none of them is a replacement. have_old
-	 * false for one taken back after a restart. */
-	const char **old_uids;
-	size_t n_old;
-	bool have_old;
-	const char *fresh; /* the healthy replacement found (in a) */
-	/* A policy's, for a pod's probe: the probe's name past its pod's,
-	 * ".CONTAINER.liveness" (in a): the replacement's own must be
-	 * healthy too; and its probe found so. NULL: not a probe's. */
-	const char *probe_sfx, *fresh_probe;
-	int64_t decided_ns;   /* a policy's: monotonic, when it decided */
-	bool in_flight;       /* holds a worker */
-	bool failed_at_start; /* taken back, but nothing fits it */
-	bool admitted;        /* holds a slot of the budget */
-	/* A drain, once its cordon is done: the node's pods to evict (in
-	 * a), a pass at a time, the next pass after o.drain_retry_ms. */
-	struct drain_pod {
-		const char *ns, *name, *uid;
-		bool evicted;
-	} * pods;
-	size_t n_pods, next_pod, skipped_pods, unmanaged;
-	bool draining, blocked;
-	int64_t drain_deadline_ns;
-	char blocked_why[256];
-	struct km_timer drain_timer;
-	char *policy_key; /* a policy's: the ladder to tell (malloc'd) */
-	bool verifying;
-	struct km_kube_req *req; /* the request in flight */
-
-	/* The store write in flight (w_pending), and its answer. */
-	bool w_pending;
-	struct km_recovery_update u;
-	char msg[KM_ERROR_MSG_MAX];
-	then_fn then;
-	int w_rc;
-	struct km_error w_err;
-	struct km_list landed; /* in e->landed, under e->mu */
-};
-
-struct km_recovery_engine {
-	struct km_recovery_options o;
-	struct km_loop *loop;
-	int efd;
-	bool efd_added;
-
-	/* The loop's thread only. */
-	struct km_list queue, active;
-	size_t n_queue, n_active;
-	int in_flight;
-	bool stopping;
-	struct km_timer tick, pump;
-
-	/* Automatic policies and the safety budget (loop only); NULL: none
-	 * (no policies; no budget). */
-	struct km_policy_set *policies;
-	struct km_budget *budget;
-	struct km_storms *storms; /* the storms on, recorded */
-	struct km_zones *zones;   /* nodes by zone, for the storm guard */
-	int scan_in;              /* ticks to the next zone scan */
-	bool judged_all; /* every cluster synced, every target judged */
-	struct km_health_sub *sub; /* the hub's transitions, for policies */
-	struct km_timer due;
-	bool full_said;
-	int64_t decided_ns; /* the decision act() acts on: monotonic */
-
-	/* Leader election, one elector per cluster (loop only). */
-	struct elect {
-		struct km_recovery_engine *e;
-		char *cluster;
-		struct km_kube_leader *leader;
-	} * elect;
-	size_t n_elect;
-
-	pthread_mutex_t mu; /* what follows */
-	pthread_cond_t cv;
-	struct km_list landed; /* jobs whose write the writer answered */
-	size_t writes;         /* store writes not yet landed */
-	size_t accepted;       /* jobs submitted, not yet freed (queue_max) */
-	struct km_recovery_stats stats;
-};
-
-/* The policies' and the budget's clock: monotonic microseconds. */
-static int64_t mono_us(void)
-{
-	return km_mono_ns() / 1000;
-}
-
-/* Counts in e->stats (read by other threads). */
-static void count(struct km_recovery_engine *e, uint64_t *field, int64_t d)
-{
-	pthread_mutex_lock(&e->mu);
-	*field += (uint64_t)d;
-	pthread_mutex_unlock(&e->mu);
-}
 
 /* ---- jobs ----------------------------------------------------------------------- */
 
@@ -161,15 +39,15 @@ static void drain_fired(struct km_loop *l, void *arg);
 static void drain_start(struct job *j);
 static size_t pods_left(struct km_recovery_engine *e, const struct job *j);
 
-static void job_free(struct job *j)
+void rec_job_free(struct job *j)
 {
 	km_arena_free(&j->a);
 	free(j->policy_key);
 	free(j);
 }
 
-static struct job *job_new(struct km_recovery_engine *e,
-			   const struct km_recovery *r)
+struct job *rec_job_new(struct km_recovery_engine *e,
+			const struct km_recovery *r)
 {
 	struct job *j = calloc(1, sizeof *j);
 	struct km_arena *a;
@@ -184,7 +62,7 @@ static struct job *job_new(struct km_recovery_engine *e,
 	if (DUP(target) || DUP(cluster) || DUP(target_uid) || DUP(reason) ||
 	    DUP(requester) || DUP(policy) || DUP(idempotency_key) ||
 	    DUP(skip_rule) || DUP(last_error)) {
-		job_free(j);
+		rec_job_free(j);
 		return NULL;
 	}
 #undef DUP
@@ -194,22 +72,19 @@ static struct job *job_new(struct km_recovery_engine *e,
 	return j;
 }
 
-static void policy_told(struct km_recovery_engine *e, const char *key,
-			int phase);
-
 /* The end of a job: it leaves the engine (its writes have landed). Its
  * budget slot is freed and its policy told how it ended. */
-static void job_done(struct job *j)
+void rec_job_done(struct job *j)
 {
 	struct km_recovery_engine *e = j->e;
 
 	if (j->admitted && e->budget)
 		km_budget_release(e->budget, j->r.target);
 	if (j->policy_key)
-		policy_told(e, j->policy_key,
-			    km_recovery_phase_final(j->r.phase)
-				    ? j->r.phase
-				    : KM_PHASE_CANCELLED);
+		rec_policy_told(e, j->policy_key,
+				km_recovery_phase_final(j->r.phase)
+					? j->r.phase
+					: KM_PHASE_CANCELLED);
 
 	km_list_del(&j->node);
 	if (j->verifying)
@@ -221,12 +96,12 @@ static void job_done(struct job *j)
 	pthread_mutex_lock(&e->mu);
 	e->accepted--;
 	pthread_mutex_unlock(&e->mu);
-	job_free(j);
+	rec_job_free(j);
 }
 
 /* ---- store writes ----------------------------------------------------------------- */
 
-static void write_done(void *arg, int rc, const struct km_error *err)
+void rec_write_done(void *arg, int rc, const struct km_error *err)
 {
 	struct job *j = arg;
 	struct km_recovery_engine *e = j->e;
@@ -269,12 +144,14 @@ static void write_phase(struct job *j, int expected, int phase, long http,
 	pthread_mutex_lock(&e->mu);
 	e->writes++;
 	pthread_mutex_unlock(&e->mu);
-	rc = km_store_update_recovery_async(e->o.store, &j->u, write_done, j);
+	rc = km_store_update_recovery_async(e->o.store, &j->u, rec_write_done,
+					    j);
 	if (rc) {
 		struct km_error err = {0};
 
 		km_error_set(&err, rc, "the store refused the write");
-		write_done(j, rc, &err); /* lands through the loop, as any */
+		rec_write_done(j, rc,
+			       &err); /* lands through the loop, as any */
 	}
 }
 
@@ -326,7 +203,7 @@ static void verified(struct job *j, int rc, const struct km_error *err)
 	if (rc)
 		km_log(KM_LOG_ERROR, "recovery: its outcome cannot be recorded",
 		       "id", KM_I(j->r.id), "error", err->msg, NULL);
-	job_done(j);
+	rec_job_done(j);
 }
 
 #define OLD_UIDS_MAX 100000
@@ -614,7 +491,7 @@ static void finished(struct job *j, int rc, const struct km_error *err)
 	if (j->r.phase == KM_PHASE_SUCCEEDED)
 		start_verify(j, j->e->o.verify_window_ms * 1000000);
 	else
-		job_done(j);
+		rec_job_done(j);
 }
 
 static void requeued(struct job *j, int rc, const struct km_error *err)
@@ -762,8 +639,11 @@ static void collect_pod(const struct km_kube_object *o, void *arg)
 		j->skipped_pods += skipped;
 		return;
 	}
-	if (!o->meta.owner_kind || !*o->meta.owner_kind) {
-		/* No controller brings it back: lost, unless forced. */
+	if ((!o->meta.owner_kind || !*o->meta.owner_kind) &&
+	    !o->meta.deleting) {
+		/* No controller brings it back: lost, unless forced (one
+		 * being deleted is going anyway: evicted and waited for, as
+		 * kubectl drain does). */
 		j->unmanaged++;
 		if (!j->r.force)
 			return;
@@ -980,7 +860,7 @@ static void send_now(struct job *j, int rc, const struct km_error *err)
 	struct km_error e2 = {0};
 
 	if (rc == KM_EPRECOND) { /* cancelled meanwhile */
-		job_done(j);
+		rec_job_done(j);
 		return;
 	}
 	if (rc) {
@@ -1098,7 +978,7 @@ static void skipped(struct job *j, int rc, const struct km_error *err)
 	if (rc)
 		km_log(KM_LOG_ERROR, "recovery: a refusal cannot be recorded",
 		       "id", KM_I(j->r.id), "error", err->msg, NULL);
-	job_done(j);
+	rec_job_done(j);
 }
 
 /* Whether j holds a slot of the budget now, taking one if it may (its
@@ -1171,8 +1051,6 @@ static void pump_fired(struct km_loop *l, void *arg)
 	pump(arg);
 }
 
-static void judge_all(struct km_recovery_engine *e);
-
 /* Once every cluster's caches hold what its API server has: every target's
  * current health to the policies (what the hub published before the
  * subscription, and what broke before this run) and every node to its
@@ -1186,7 +1064,7 @@ static void caught_up(struct km_recovery_engine *e)
 			return;
 	e->judged_all = true;
 	if (e->policies)
-		judge_all(e);
+		rec_judge_all(e);
 	km_zones_scan(e->zones, mono_us());
 }
 
@@ -1216,7 +1094,7 @@ static void tick_fired(struct km_loop *l, void *arg)
 static void queued(struct job *j, int rc, const struct km_error *err)
 {
 	if (rc == KM_EPRECOND) { /* cancelled before it was queued */
-		job_done(j);
+		rec_job_done(j);
 		return;
 	}
 	if (rc) {
@@ -1231,14 +1109,14 @@ static void queued(struct job *j, int rc, const struct km_error *err)
 }
 
 /* On the loop: a job taken, by submit or at start. */
-static void take(struct km_loop *l, void *arg)
+void rec_take(struct km_loop *l, void *arg)
 {
 	struct job *j = arg;
 	struct km_recovery_engine *e = j->e;
 
 	(void)l;
 	if (e->stopping) { /* submitted as the engine stopped */
-		job_done(j);
+		rec_job_done(j);
 		return;
 	}
 	if (!j->admitted && e->budget && !j->policy_key &&
@@ -1291,7 +1169,7 @@ static void take(struct km_loop *l, void *arg)
 		start_verify(j, left > 0 ? left * 1000 : 0);
 		break;
 	}
-	default: job_done(j); return;
+	default: rec_job_done(j); return;
 	}
 	pump(e);
 }
@@ -1299,7 +1177,7 @@ static void take(struct km_loop *l, void *arg)
 /* What the job sends, from its target's name and uid (in its arena).
  * KM_EINVAL for a recovery whose target no action of its kind fits (a
  * database edited by hand: it fails, recorded). */
-static int describe(struct km_recovery_engine *e, struct job *j)
+int rec_describe(struct km_recovery_engine *e, struct job *j)
 {
 	struct km_target_name tn;
 	struct km_kube_action *a = &j->act;
@@ -1344,7 +1222,7 @@ static int describe(struct km_recovery_engine *e, struct job *j)
 }
 
 /* The target the recovery must make healthy, in the job's arena. */
-static const char *verify_target(struct km_recovery_engine *e, struct job *j)
+const char *rec_verify_target(struct km_recovery_engine *e, struct job *j)
 {
 	if (j->r.action == KM_ACTION_CORDON ||
 	    j->r.action == KM_ACTION_UNCORDON || j->r.action == KM_ACTION_DRAIN)
@@ -1382,592 +1260,23 @@ int km_recovery_submit(struct km_recovery_engine *e,
 	}
 	e->accepted++;
 	pthread_mutex_unlock(&e->mu);
-	j = job_new(e, r);
+	j = rec_job_new(e, r);
 	if (!j) {
 		pthread_mutex_lock(&e->mu);
 		e->accepted--;
 		pthread_mutex_unlock(&e->mu);
 		return KM_ENOMEM;
 	}
-	j->verify = verify_target(e, j);
+	j->verify = rec_verify_target(e, j);
 	j->admitted = held; /* by km_recovery_check */
-	if (describe(e, j) || km_loop_post(e->loop, take, j)) {
-		job_free(j);
+	if (rec_describe(e, j) || km_loop_post(e->loop, rec_take, j)) {
+		rec_job_free(j);
 		pthread_mutex_lock(&e->mu);
 		e->accepted--;
 		pthread_mutex_unlock(&e->mu);
 		return KM_ENOMEM;
 	}
 	return 0;
-}
-
-/* ---- automatic policies --------------------------------------------------------- */
-/*
- * The hub hands every committed transition to the engine's subscription
- * (on its thread); a copy goes to the loop, where the policies judge it
- * (km_policy.h) and the storm guard counts it (km_budget.h). A decision
- * to act becomes a recovery as a person's does — checked against the
- * cluster's cache, admitted by the budget, recorded (REQUESTED, or
- * SKIPPED naming the rule that refused it, or DRY_RUN), then dispatched —
- * requested by "policy:NAME" and linked to the transition that caused it.
- * Its end goes back to the policy (the next rung, the backoff).
- */
-
-/* A transition, copied for the loop: its strings and labels in one block. */
-struct tev {
-	struct km_recovery_engine *e;
-	struct km_policy_target t;
-};
-
-static char *put_str(char **at, const char *v)
-{
-	char *d = *at;
-	size_t n = strlen(v) + 1;
-
-	memcpy(d, v, n);
-	*at += n;
-	return d;
-}
-
-static struct tev *tev_new(struct km_recovery_engine *e,
-			   const struct km_health_event *ev)
-{
-	struct km_policy_target t;
-	const char *strs[6];
-	size_t len = sizeof(struct tev), nl;
-	struct tev *x;
-	struct km_kv *kv;
-	char *at;
-
-	km_policy_target_from(ev->target, ev->t, &t);
-	strs[0] = t.name;
-	strs[1] = t.cluster;
-	strs[2] = t.ns;
-	strs[3] = t.owner;
-	strs[4] = t.node;
-	strs[5] = t.cause;
-	nl = t.labels ? t.n_labels : 0;
-	for (size_t i = 0; i < 6; i++)
-		len += strs[i] ? strlen(strs[i]) + 1 : 0;
-	len += nl * sizeof *kv;
-	for (size_t i = 0; i < nl; i++)
-		len += strlen(t.labels[i].key) + strlen(t.labels[i].value) + 2;
-	if (!t.name || !(x = malloc(len)))
-		return NULL;
-	x->e = e;
-	x->t = t;
-	kv = (struct km_kv *)(x + 1);
-	at = (char *)(kv + nl);
-	for (size_t i = 0; i < nl; i++) {
-		kv[i].key = put_str(&at, t.labels[i].key);
-		kv[i].value = put_str(&at, t.labels[i].value);
-	}
-	x->t.labels = nl ? kv : NULL;
-	x->t.n_labels = nl;
-	x->t.name = put_str(&at, strs[0]);
-	x->t.cluster = strs[1] ? put_str(&at, strs[1]) : NULL;
-	x->t.ns = strs[2] ? put_str(&at, strs[2]) : NULL;
-	x->t.owner = strs[3] ? put_str(&at, strs[3]) : NULL;
-	x->t.node = strs[4] ? put_str(&at, strs[4]) : NULL;
-	x->t.cause = strs[5] ? put_str(&at, strs[5]) : NULL;
-	return x;
-}
-
-/* The due timer at next_us (policy time: monotonic µs), if earlier. */
-static void arm_due(struct km_recovery_engine *e, int64_t next_us)
-{
-	int64_t at;
-
-	if (next_us <= 0 || next_us == INT64_MAX || e->stopping)
-		return;
-	at = next_us * 1000;
-	if (!km_timer_armed(&e->due) || e->due.due > at)
-		km_loop_timer_set(e->loop, &e->due, at);
-}
-
-static void policy_told(struct km_recovery_engine *e, const char *key,
-			int phase)
-{
-	struct km_policy_decision d;
-
-	if (!e->policies)
-		return;
-	if (phase == KM_PHASE_CANCELLED || phase == KM_PHASE_DRY_RUN)
-		phase = KM_PHASE_SKIPPED;
-	if (km_policy_outcome(e->policies, key, phase, mono_us(), &d))
-		return;
-	if (!strcmp(d.rule, "gave_up"))
-		km_log(KM_LOG_WARN, "recovery: a policy gave up on a target",
-		       "policy", d.policy ? d.policy : "", "target", key, "why",
-		       d.reason, NULL);
-	arm_due(e, d.next_us);
-}
-
-/* A policy's recovery is recorded: REQUESTED goes on as a person's;
- * SKIPPED and DRY_RUN end here. */
-static void policy_created(struct job *j, int rc, const struct km_error *err)
-{
-	struct km_recovery_engine *e = j->e;
-
-	if (rc) {
-		km_log(KM_LOG_ERROR,
-		       "recovery: a policy's recovery cannot be "
-		       "recorded",
-		       "target", j->r.target, "error", err->msg, NULL);
-		j->r.phase = KM_PHASE_SKIPPED;
-	}
-	if (rc || j->r.phase != KM_PHASE_REQUESTED) {
-		job_done(j);
-		return;
-	}
-	km_log(KM_LOG_INFO, "recovery: requested by a policy", "id",
-	       KM_I(j->r.id), "target", j->r.target, "action",
-	       km_action_name(j->r.action), "requester", j->r.requester, NULL);
-	j->verify = verify_target(e, j);
-	if (describe(e, j))
-		j->failed_at_start = true;
-	km_list_del(&j->node); /* take puts it where it belongs */
-	take(e->loop, j);
-}
-
-/* A policy's job: when it was decided, and — for a pod's probe — which
- * of the replacement's probes verification waits for. */
-static void job_decided(struct km_recovery_engine *e, struct job *j,
-			const struct km_policy_decision *d)
-{
-	struct km_target_name tn;
-	char why[128];
-	const char *dot, *end;
-
-	j->decided_ns = e->decided_ns ? e->decided_ns : km_mono_ns();
-	if ((d->action != KM_ACTION_RESTART_POD &&
-	     d->action != KM_ACTION_ROLLOUT_RESTART) ||
-	    km_target_name_parse(d->subject, &tn, why, sizeof why) ||
-	    tn.kind != KM_KIND_PROBE)
-		return;
-	/* "POD.CONTAINER.KIND": a container's name has no dot. */
-	end = tn.name + tn.name_len;
-	for (dot = end - 1; dot > tn.name && *dot != '.'; dot--)
-		;
-	for (dot--; dot > tn.name && *dot != '.'; dot--)
-		;
-	if (dot > tn.name)
-		j->probe_sfx =
-			km_arena_strndup(&j->a, dot, (size_t)(end - dot));
-}
-
-static int check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
-			 struct km_arena *a, struct km_error *err);
-
-/* An ACT decision: a recovery, checked, admitted or refused, recorded. */
-static void act(struct km_recovery_engine *e,
-		const struct km_policy_decision *d)
-{
-	struct km_recovery r = {
-		.target = d->act_on,
-		.action = d->action,
-		.reason = d->reason,
-		.requester = d->requester,
-		.policy = d->policy,
-		.idempotency_key = "",
-		.cause_seq = d->cause_seq,
-		.phase = KM_PHASE_REQUESTED,
-		.dry_run = e->o.dry_run,
-	};
-	struct km_error err = {0};
-	struct km_arena a;
-	struct job *j;
-	bool admitted = false;
-	int rc;
-
-	km_arena_init(&a, 1024);
-	rc = check_on_loop(e, &r, &a, &err);
-	if (rc == KM_EUNAVAIL) { /* not this replica's to act on */
-		km_arena_free(&a);
-		policy_told(e, d->key, KM_PHASE_SKIPPED);
-		return;
-	}
-	if (rc) {
-		r.phase = KM_PHASE_SKIPPED;
-		r.skip_rule = r.last_error = err.msg;
-	} else if (e->budget) {
-		struct km_budget_request q = {.cluster = r.cluster,
-					      .target = r.target,
-					      .action = r.action,
-					      .zone = km_zones_of(e->zones,
-								  r.target),
-					      .policy = d->policy,
-					      .automatic = true};
-		struct km_budget_storm storm;
-		struct km_budget_verdict v = {.storm = &storm};
-
-		if (km_budget_admit(e->budget, &q, mono_us(), &v)) {
-			r.phase = KM_PHASE_SKIPPED;
-			r.skip_rule = r.last_error = "the budget failed";
-		} else if (!v.ok) {
-			if (v.refusal == KM_BUDGET_STORM)
-				km_storms_refused(e->storms, &storm);
-			r.phase = KM_PHASE_SKIPPED;
-			r.skip_rule = r.last_error =
-				km_arena_strdup(&a, v.rule);
-		} else {
-			admitted = true;
-		}
-	}
-	if (r.phase == KM_PHASE_REQUESTED && r.dry_run) {
-		r.phase = KM_PHASE_DRY_RUN;
-		r.last_error = "dry run: every check passed; nothing was sent";
-	}
-	if (admitted && r.phase != KM_PHASE_REQUESTED) {
-		km_budget_release(e->budget, r.target);
-		admitted = false;
-	}
-	j = job_new(e, &r);
-	km_arena_free(&a);
-	if (!j || !(j->policy_key = strdup(d->key))) {
-		if (j)
-			job_free(j);
-		if (admitted)
-			km_budget_release(e->budget, d->act_on);
-		policy_told(e, d->key, KM_PHASE_SKIPPED);
-		return;
-	}
-	j->admitted = admitted;
-	job_decided(e, j, d);
-	pthread_mutex_lock(&e->mu);
-	e->accepted++;
-	e->writes++;
-	pthread_mutex_unlock(&e->mu);
-	km_list_add_tail(&e->active, &j->node);
-	memset(&j->u, 0, sizeof j->u);
-	j->then = policy_created;
-	j->w_pending = true;
-	rc = km_store_create_recovery_async(e->o.store, &j->r, &j->a, NULL,
-					    write_done, j);
-	if (rc) {
-		km_error_set(&err, rc, "the store refused the recovery");
-		write_done(j, rc, &err); /* lands through the loop, as any */
-	}
-}
-
-/* The storm guard counts the policy's members. */
-static void storm_member(struct km_recovery_engine *e, const char *policy,
-			 const struct km_policy_target *t)
-{
-	struct km_budget_member m = {
-		.group = KM_BUDGET_POLICY,
-		.name = policy,
-		.cluster = t->cluster ? t->cluster : "",
-		.target = t->name,
-		.unhealthy = t->state == KM_STATE_UNHEALTHY,
-		.gone = t->state == KM_STATE_DELETED,
-	};
-	struct km_budget_storm_change c = {0};
-
-	if (e->budget && !km_budget_target_state(e->budget, &m, mono_us(), &c))
-		km_storms_change(e->storms, &c);
-}
-
-static void judge_siblings(struct km_recovery_engine *e,
-			   const struct km_policy_target *t);
-
-/* The Kubernetes object behind a target, as the cluster's cache has it:
- * NULL when it is none (a probe), or gone. Valid until the cache
- * changes: use it at once. */
-static const struct km_kube_object *object_of(struct km_recovery_engine *e,
-					      const struct km_policy_target *t)
-{
-	static const enum km_kube_resource res[KM_KIND_MAX + 1] = {
-		[KM_KIND_NODE] = KM_RES_NODE,
-		[KM_KIND_POD] = KM_RES_POD,
-		[KM_KIND_DEPLOYMENT] = KM_RES_DEPLOYMENT,
-		[KM_KIND_STATEFULSET] = KM_RES_STATEFULSET,
-		[KM_KIND_DAEMONSET] = KM_RES_DAEMONSET,
-	};
-	struct km_target_name tn;
-	char why[128], ns[256], name[256], cluster[128];
-	struct km_kube_source *src;
-
-	if (t->kind <= 0 || t->kind > KM_KIND_MAX ||
-	    (!res[t->kind] && t->kind != KM_KIND_NODE) ||
-	    km_target_name_parse(t->name, &tn, why, sizeof why) ||
-	    tn.cluster_len >= sizeof cluster || tn.ns_len >= sizeof ns ||
-	    tn.name_len >= sizeof name)
-		return NULL;
-	snprintf(cluster, sizeof cluster, "%.*s", (int)tn.cluster_len,
-		 tn.cluster ? tn.cluster : "");
-	snprintf(ns, sizeof ns, "%.*s", (int)tn.ns_len, tn.ns ? tn.ns : "");
-	snprintf(name, sizeof name, "%.*s", (int)tn.name_len, tn.name);
-	src = km_kube_cluster_source(e->o.kube, cluster);
-	return src ? km_kube_source_get(src, res[t->kind], ns, name) : NULL;
-}
-
-/* A pod's probe knows its pod, not the pod's owner, which keys the
- * policies' ladder (km_policy.h): found in the hub's copy of the pod,
- * into buf; and it has no labels of its own: a selector sees its pod's
- * (the cluster's cache). Nothing when t is not a pod's probe; no owner
- * when the pod is not known (gone). */
-static void probe_pod(struct km_recovery_engine *e, struct km_policy_target *t,
-		      char *buf, size_t len)
-{
-	struct km_target_name tn;
-	struct km_health_view v;
-	struct km_error err = {0};
-	struct km_arena a;
-	char why[128];
-
-	if (t->kind != KM_KIND_PROBE || !t->owner ||
-	    km_target_name_parse(t->owner, &tn, why, sizeof why) ||
-	    tn.kind != KM_KIND_POD)
-		return;
-	if (!t->labels) {
-		struct km_policy_target pod = {.name = t->owner,
-					       .kind = KM_KIND_POD};
-		const struct km_kube_object *o = object_of(e, &pod);
-
-		if (o) {
-			t->labels = o->meta.labels;
-			t->n_labels = o->meta.n_labels;
-		}
-	}
-	if (t->pod_owner)
-		return;
-	km_arena_init(&a, 2048);
-	if (!km_health_get(e->o.health, t->owner, &a, &v, &err) &&
-	    v.target.owner && *v.target.owner && strlen(v.target.owner) < len) {
-		snprintf(buf, len, "%s", v.target.owner);
-		t->pod_owner = buf;
-	}
-	km_arena_free(&a);
-}
-
-static void judge(struct km_recovery_engine *e,
-		  const struct km_policy_target *in)
-{
-	struct km_policy_target with = *in, *t = &with;
-	struct km_policy_decision d;
-	char pod_owner[KM_POLICY_TARGET_MAX];
-
-	/* A node's zone counts first: an action this transition causes sees
-	 * the storm it completes. */
-	if (t->kind == KM_KIND_NODE)
-		km_zones_node(e->zones, t->name, t->state, mono_us());
-	if (!e->policies)
-		return;
-	probe_pod(e, t, pod_owner, sizeof pod_owner);
-	/* Targets carry no labels of their own: a Kubernetes object's are
-	 * its metadata's, for the policies' selectors. */
-	if (!t->labels) {
-		const struct km_kube_object *o = object_of(e, t);
-
-		if (o) {
-			t->labels = o->meta.labels;
-			t->n_labels = o->meta.n_labels;
-		}
-	}
-	if (km_policy_observe(e->policies, t, mono_us(), &d))
-		return;
-	if (t->kind == KM_KIND_POD && t->owner && *t->owner &&
-	    t->state != KM_STATE_UNHEALTHY &&
-	    km_policy_tracks(e->policies, t->owner))
-		judge_siblings(e, t);
-	e->decided_ns = km_mono_ns(); /* (the siblings' judges reset it) */
-	/* The storm guard counts the policy's own matches (not a workload
-	 * whose pods it matches: their key is the workload's name). */
-	if (d.matched)
-		storm_member(e, d.policy, t);
-	if (d.verdict == KM_POLICY_ACT)
-		act(e, &d);
-	e->decided_ns = 0;
-	if (d.verdict != KM_POLICY_ACT && !strcmp(d.rule, "full") &&
-	    !e->full_said) {
-		e->full_said = true;
-		km_log(KM_LOG_ERROR,
-		       "recovery: the policies track as many targets as "
-		       "recovery.maxPolicyTargets allows; more are not acted "
-		       "on",
-		       "target", t->name, NULL);
-	}
-	arm_due(e, d.next_us);
-}
-
-/* A live target as the hub has it now, judged: an UNHEALTHY one with
- * its last transition (its cause, for a policy's reasons), read from the
- * hub — the few that are; the others as they are. */
-static void judge_current(struct km_recovery_engine *e,
-			  const struct km_target *v, struct km_arena *a)
-{
-	struct km_health_view view;
-	struct km_policy_target t;
-	struct km_error err = {0};
-
-	if (v->state == KM_STATE_UNHEALTHY &&
-	    !km_health_get(e->o.health, v->name, a, &view, &err) &&
-	    view.has_transition &&
-	    view.transition.to_state == KM_STATE_UNHEALTHY)
-		km_policy_target_from(&view.target, &view.transition, &t);
-	else
-		km_policy_target_from(v, NULL, &t);
-	judge(e, &t);
-}
-
-/* A pod of an owner a ladder is climbing for went HEALTHY (or away):
- * another of its pods that is UNHEALTHY still — and made no transition
- * since it became the key's news — is the key's next subject. */
-static void judge_siblings(struct km_recovery_engine *e,
-			   const struct km_policy_target *t)
-{
-	struct km_health_filter f = {.kind = KM_KIND_POD,
-				     .state = KM_STATE_UNHEALTHY,
-				     .cluster = t->cluster,
-				     .owner = t->owner};
-	struct km_target *v;
-	struct km_arena a;
-	int64_t after = 0, seq;
-	size_t n;
-	bool more = true;
-
-	km_arena_init(&a, 16384);
-	while (more &&
-	       !km_health_list(e->o.health, &f, after, 64, &a, &v, &n, &more,
-			       &seq) &&
-	       n) {
-		for (size_t i = 0; i < n; i++) {
-			struct km_policy_target p;
-			const struct km_kube_object *o;
-
-			/* Not the news itself, nor a pod on its way out (a
-			 * restarted one, stopping). */
-			km_policy_target_from(&v[i], NULL, &p);
-			if (!strcmp(v[i].name, t->name) ||
-			    !(o = object_of(e, &p)) || o->meta.deleting)
-				continue;
-			judge_current(e, &v[i], &a);
-		}
-		after = v[n - 1].id;
-		km_arena_rewind(&a);
-	}
-	km_arena_free(&a);
-}
-
-static void on_tev(struct km_loop *l, void *arg)
-{
-	struct tev *x = arg;
-
-	(void)l;
-	if (!x->e->stopping)
-		judge(x->e, &x->t);
-	free(x);
-}
-
-/* The hub's thread: a transition, to the loop. */
-static void deliver(void *arg, const struct km_health_event *ev)
-{
-	struct km_recovery_engine *e = arg;
-	struct tev *x;
-
-	/* Without policies only nodes matter (their zones). */
-	if (!e->policies && (!ev->target || ev->target->kind != KM_KIND_NODE))
-		return;
-	x = tev_new(e, ev);
-	if (!x || km_loop_post(e->loop, on_tev, x)) {
-		free(x);
-		km_log(KM_LOG_ERROR,
-		       "recovery: out of memory: a transition is not judged "
-		       "by the policies",
-		       NULL);
-	}
-}
-
-static void rescan(struct km_loop *l, void *arg);
-
-/* The hub's thread: the queue overflowed (the loop was far behind): the
- * loop subscribes again and judges every target's current health. */
-static void overflowed(void *arg, int64_t last_seq)
-{
-	struct km_recovery_engine *e = arg;
-
-	(void)last_seq;
-	if (km_loop_post(e->loop, rescan, e))
-		km_log(KM_LOG_ERROR, "recovery: cannot resume the policies",
-		       NULL);
-}
-
-static int subscribe(struct km_recovery_engine *e)
-{
-	struct km_health_sub_options so = {.deliver = deliver,
-					   .overflow = overflowed,
-					   .arg = e};
-	int64_t start;
-
-	return km_health_subscribe(e->o.health, &so, &e->sub, &start);
-}
-
-/* Every live target's current health, to the policies and the storm
- * guard: at start, and after the subscription overflowed. */
-static void judge_all(struct km_recovery_engine *e)
-{
-	struct km_health_filter f = {0};
-	struct km_target *v;
-	struct km_arena a;
-	int64_t after = 0, seq;
-	size_t n;
-	bool more = true;
-
-	km_arena_init(&a, 65536);
-	while (more &&
-	       !km_health_list(e->o.health, &f, after, 512, &a, &v, &n, &more,
-			       &seq) &&
-	       n) {
-		struct km_arena one;
-
-		km_arena_init(&one, 4096);
-		for (size_t i = 0; i < n; i++) {
-			judge_current(e, &v[i], &one);
-			km_arena_rewind(&one);
-		}
-		km_arena_free(&one);
-		after = v[n - 1].id;
-		km_arena_rewind(&a);
-	}
-	km_arena_free(&a);
-}
-
-static void rescan(struct km_loop *l, void *arg)
-{
-	struct km_recovery_engine *e = arg;
-
-	(void)l;
-	if (e->stopping)
-		return;
-	km_health_unsubscribe(e->sub);
-	e->sub = NULL;
-	if (subscribe(e)) {
-		km_log(KM_LOG_ERROR, "recovery: cannot resume the policies",
-		       NULL);
-		return;
-	}
-	km_log(KM_LOG_WARN,
-	       "recovery: the policies fell behind the transitions; judging "
-	       "every target's current health",
-	       NULL);
-	judge_all(e);
-}
-
-static void due_fired(struct km_loop *l, void *arg)
-{
-	struct km_recovery_engine *e = arg;
-	struct km_policy_decision d;
-	int64_t next = INT64_MAX;
-
-	(void)l;
-	while (!e->stopping &&
-	       km_policy_due(e->policies, mono_us(), &d, &next) == 1) {
-		e->decided_ns = km_mono_ns();
-		act(e, &d);
-	}
-	e->decided_ns = 0;
-	arm_due(e, next);
 }
 
 /* ---- checking a request --------------------------------------------------------- */
@@ -1983,8 +1292,8 @@ struct check_call {
 	pthread_cond_t cv;
 };
 
-static int check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
-			 struct km_arena *a, struct km_error *err)
+int rec_check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
+		      struct km_arena *a, struct km_error *err)
 {
 	struct km_target_name tn;
 	char why[256], ns[256], name[256], cluster[128];
@@ -2121,7 +1430,7 @@ static void check_posted(struct km_loop *l, void *arg)
 	struct check_call *c = arg;
 
 	(void)l;
-	c->rc = check_on_loop(c->e, c->r, c->a, &c->err);
+	c->rc = rec_check_on_loop(c->e, c->r, c->a, &c->err);
 	if (!c->rc)
 		c->rc = admit_manual(c->e, c->r, c->a, &c->held, &c->err);
 	pthread_mutex_lock(&c->mu);
@@ -2279,7 +1588,7 @@ int km_recovery_start(const struct km_recovery_options *o,
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
 	km_timer_init(&e->tick, tick_fired, e);
-	km_timer_init(&e->due, due_fired, e);
+	km_timer_init(&e->due, rec_due_fired, e);
 	km_timer_init(&e->pump, pump_fired, e);
 	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (e->efd < 0) {
@@ -2321,7 +1630,7 @@ int km_recovery_start(const struct km_recovery_options *o,
 			goto fail;
 	}
 	/* Transitions: to the policies, and nodes' to their zones. */
-	if ((rc = subscribe(e))) {
+	if ((rc = rec_subscribe(e))) {
 		km_error_set(err, rc, "cannot subscribe to the health hub");
 		goto fail;
 	}
@@ -2333,20 +1642,20 @@ int km_recovery_start(const struct km_recovery_options *o,
 	if (rc)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		struct job *j = job_new(e, &open[i]);
+		struct job *j = rec_job_new(e, &open[i]);
 
 		if (!j) {
 			rc = km_error_set(err, KM_ENOMEM, "out of memory");
 			goto fail;
 		}
 		e->accepted++;
-		j->verify = verify_target(e, j);
-		if (describe(e, j)) {
+		j->verify = rec_verify_target(e, j);
+		if (rec_describe(e, j)) {
 			/* Nothing it could send: recorded as failed. */
 			j->failed_at_start = true;
 		}
-		if (km_loop_post(e->loop, take, j)) {
-			job_free(j);
+		if (km_loop_post(e->loop, rec_take, j)) {
+			rec_job_free(j);
 			rc = km_error_set(err, KM_ENOMEM, "out of memory");
 			goto fail;
 		}
@@ -2441,7 +1750,7 @@ void km_recovery_stop(struct km_recovery_engine *e)
 				km_list_entry(lists[k]->next, struct job, node);
 
 			km_list_del(&j->node);
-			job_free(j);
+			rec_job_free(j);
 		}
 	if (e->efd >= 0)
 		close(e->efd);
