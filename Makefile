@@ -155,7 +155,7 @@ test-builds:
 # timeout-*, oom-* in $(CLANG_BUILD)/fuzz) fails the run with the end of
 # its log; replay it with the target and the file (tests/fuzz/README.md).
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := config selector http1 requests kube_watch kube_watch_pb
+FUZZ_TARGETS := config selector http1 requests kube_watch kube_watch_pb rollup
 
 test-fuzz:
 	CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -G Ninja \

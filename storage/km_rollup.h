@@ -1,0 +1,62 @@
+/*
+ * km_rollup — results counted per target per minute and per hour (issue
+ * 12), so availability and latency percentiles over any window cost
+ * O(windows), not O(results).
+ *
+ * A slot is one target's results in one interval: how many, how many
+ * failed, and their durations' histogram (km_run.h's buckets). The minute
+ * slots of one target-hour are packed into one blob, as time-series
+ * databases pack chunks: only the minutes that had results, each as
+ * varints — its minute (delta from the previous one), count, failures,
+ * a mask of the histogram's non-empty buckets, their counts. A steady
+ * target probed every second packs an hour into about 60 × 6 bytes; one
+ * row per target-minute would cost more than the data.
+ *
+ * Decoding is hostile-input safe (a blob read from disk is input): every
+ * length and value is checked, and a bad blob is KM_EINVAL, never a
+ * crash or a read past its end.
+ *
+ * Pure: no I/O, no clock, no locks.
+ */
+#ifndef KM_ROLLUP_H
+#define KM_ROLLUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "km_error.h"
+#include "km_model.h"
+#include "km_run.h"
+
+struct km_rollup_slot {
+	uint32_t count, failures;
+	uint32_t hist[KM_LAT_BUCKETS];
+};
+
+/* One target-hour's minutes: slot m is minute m (0..59) of the hour. */
+struct km_rollup_hour {
+	struct km_rollup_slot min[60];
+};
+
+/* Counts one result into a slot (saturating). */
+void km_rollup_add(struct km_rollup_slot *s, const struct km_result *r);
+/* Adds src into dst (saturating). */
+void km_rollup_merge(struct km_rollup_slot *dst,
+		     const struct km_rollup_slot *src);
+/* The hour's total: every minute merged. */
+void km_rollup_hour_total(const struct km_rollup_hour *h,
+			  struct km_rollup_slot *out);
+
+/* The most bytes km_rollup_pack may write for one hour. */
+#define KM_ROLLUP_PACK_MAX (60 * (1 + 2 * 5 + 3 + KM_LAT_BUCKETS * 5))
+
+/* Packs h's non-empty minutes into buf (at least KM_ROLLUP_PACK_MAX
+ * bytes); returns the length (0: no minute had a result). */
+size_t km_rollup_pack(const struct km_rollup_hour *h, uint8_t *buf);
+/* Unpacks a blob into *h (zeroed first). 0, or KM_EINVAL with err saying
+ * what is wrong (a minute out of order or past 59, a varint too long or
+ * cut short, a mask past the buckets, trailing bytes). */
+int km_rollup_unpack(const uint8_t *buf, size_t len, struct km_rollup_hour *h,
+		     struct km_error *err);
+
+#endif
