@@ -7,8 +7,6 @@ package suite
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -60,26 +58,12 @@ func TestKubemedicRecoveryPolicyMatchesObjectLabels(t *testing.T) {
 	d.awaitTarget(t, webT)
 	d.awaitTarget(t, apiT)
 	for _, p := range []string{api.Name, web.Name} {
-		kubesim(t, "scenario", "pod-crashloop", ns+"/"+p)
-		name := ns + "/" + p
-		t.Cleanup(func() {
-			cmd := exec.Command(env["KM_E2E_KUBESIM_BIN"], "recover", "pod-crashloop", name)
-			cmd.Env = append(os.Environ(), "KUBESIM_ADDR="+env["KM_E2E_KUBESIM"])
-			cmd.Run()
-		})
+		crashLoop(t, ns, p)
 	}
 	// Both crash-loop; the policy's trigger holds for both at once. The
 	// web pod's recovery runs its course; by its end the api pod, had
 	// the selector matched it, would have had one too.
-	var r recovery
-	waitFor(t, 60*time.Second, "the policy's recovery of "+webT, func() (bool, string, error) {
-		list := d.recoveriesOf(t, webT)
-		if len(list) == 0 {
-			return false, "none", nil
-		}
-		r = list[0]
-		return true, "", nil
-	})
+	r := d.awaitRecoveryOf(t, webT, 60*time.Second)
 	if r.Requester != "policy:web-crashloop" || r.Action != "RECOVERY_ACTION_RESTART_POD" {
 		t.Errorf("the policy's recovery: %+v", r)
 	}

@@ -34,6 +34,36 @@ func (d *daemon) recoveriesOf(t *testing.T, args ...string) []recovery {
 	return list
 }
 
+// awaitRecoveryOf waits up to timeout for a recovery of target and
+// returns the newest.
+func (d *daemon) awaitRecoveryOf(t *testing.T, target string, timeout time.Duration) recovery {
+	t.Helper()
+	var r recovery
+	waitFor(t, timeout, "a recovery of "+target, func() (bool, string, error) {
+		list := d.recoveriesOf(t, target)
+		if len(list) == 0 {
+			return false, "none", nil
+		}
+		r = list[0]
+		return true, "", nil
+	})
+	return r
+}
+
+// crashLoop makes the pod NAMESPACE/POD crash-loop through kubesim until
+// the test ends. (The pod may be gone by then: nothing to recover, and
+// no error.)
+func crashLoop(t *testing.T, ns, pod string) {
+	t.Helper()
+	name := ns + "/" + pod
+	kubesim(t, "scenario", "pod-crashloop", name)
+	t.Cleanup(func() {
+		cmd := exec.Command(env["KM_E2E_KUBESIM_BIN"], "recover", "pod-crashloop", name)
+		cmd.Env = append(os.Environ(), "KUBESIM_ADDR="+env["KM_E2E_KUBESIM"])
+		cmd.Run()
+	})
+}
+
 func TestKubemedicRecoveryPolicyRestartsACrashLoop(t *testing.T) {
 	adm := admin(t)
 	ns := namespace(t, adm)
@@ -50,22 +80,8 @@ func TestKubemedicRecoveryPolicyRestartsACrashLoop(t *testing.T) {
 	d.awaitTarget(t, "deployment/"+ns+"/web")
 
 	broke := time.Now()
-	kubesim(t, "scenario", "pod-crashloop", ns+"/"+victim.Name)
-	// (The pod is gone by the end: nothing to recover then.)
-	t.Cleanup(func() {
-		cmd := exec.Command(env["KM_E2E_KUBESIM_BIN"], "recover", "pod-crashloop", ns+"/"+victim.Name)
-		cmd.Env = append(os.Environ(), "KUBESIM_ADDR="+env["KM_E2E_KUBESIM"])
-		cmd.Run()
-	})
-	var r recovery
-	waitFor(t, 60*time.Second, "a policy's recovery of "+target, func() (bool, string, error) {
-		list := d.recoveriesOf(t, target)
-		if len(list) == 0 {
-			return false, "none", nil
-		}
-		r = list[0]
-		return true, "", nil
-	})
+	crashLoop(t, ns, victim.Name)
+	r := d.awaitRecoveryOf(t, target, 60*time.Second)
 	if r.Requester != "policy:crashloop" || r.Action != "RECOVERY_ACTION_RESTART_POD" ||
 		r.TargetUID != string(victim.UID) || !strings.Contains(r.Reason, "CrashLoopBackOff") {
 		t.Errorf("the policy's recovery: %+v", r)
@@ -295,15 +311,7 @@ func TestKubemedicRecoveryPolicyCordonsANotReadyNode(t *testing.T) {
 	kubesim(t, "scenario", "node-notready", victim)
 	t.Cleanup(func() { kubesim(t, "recover", "node-notready", victim) })
 
-	var r recovery
-	waitFor(t, 60*time.Second, "a policy's recovery of "+target, func() (bool, string, error) {
-		list := d.recoveriesOf(t, target)
-		if len(list) == 0 {
-			return false, "none", nil
-		}
-		r = list[0]
-		return true, "", nil
-	})
+	r := d.awaitRecoveryOf(t, target, 60*time.Second)
 	if r.Requester != "policy:lost-nodes" || r.Action != "RECOVERY_ACTION_CORDON" || r.Target != target {
 		t.Errorf("the policy's recovery: %+v", r)
 	}
@@ -350,13 +358,7 @@ func TestKubemedicRecoveryPolicyRestartsEveryBrokenPod(t *testing.T) {
 		d.awaitTarget(t, "pod/"+ns+"/"+p.Name)
 	}
 	for _, p := range pods {
-		name := ns + "/" + p.Name
-		kubesim(t, "scenario", "pod-crashloop", name)
-		t.Cleanup(func() {
-			cmd := exec.Command(env["KM_E2E_KUBESIM_BIN"], "recover", "pod-crashloop", name)
-			cmd.Env = append(os.Environ(), "KUBESIM_ADDR="+env["KM_E2E_KUBESIM"])
-			cmd.Run()
-		})
+		crashLoop(t, ns, p.Name)
 		// One after the other: the second is the newer.
 		target := "pod/" + ns + "/" + p.Name
 		waitFor(t, 30*time.Second, target+" UNHEALTHY", func() (bool, string, error) {
@@ -366,15 +368,7 @@ func TestKubemedicRecoveryPolicyRestartsEveryBrokenPod(t *testing.T) {
 	}
 	for _, p := range pods {
 		target := "pod/" + ns + "/" + p.Name
-		var r recovery
-		waitFor(t, 90*time.Second, "a policy's recovery of "+target, func() (bool, string, error) {
-			list := d.recoveriesOf(t, target)
-			if len(list) == 0 {
-				return false, "none", nil
-			}
-			r = list[0]
-			return true, "", nil
-		})
+		r := d.awaitRecoveryOf(t, target, 90*time.Second)
 		if r.Requester != "policy:crashloop" || r.TargetUID != string(p.UID) {
 			t.Errorf("the recovery of %s: %+v", target, r)
 		}
@@ -396,13 +390,7 @@ func TestKubemedicRecoveryPolicyActsOnWhatWasBrokenBeforeItsStart(t *testing.T) 
 	dir := t.TempDir()
 	first := startDaemonIn(t, dir, env["KM_E2E_KUBECONFIG"], "auth: {localRole: operator}\n")
 	first.awaitTarget(t, target)
-	name := ns + "/" + pod.Name
-	kubesim(t, "scenario", "pod-crashloop", name)
-	t.Cleanup(func() {
-		cmd := exec.Command(env["KM_E2E_KUBESIM_BIN"], "recover", "pod-crashloop", name)
-		cmd.Env = append(os.Environ(), "KUBESIM_ADDR="+env["KM_E2E_KUBESIM"])
-		cmd.Run()
-	})
+	crashLoop(t, ns, pod.Name)
 	waitFor(t, 30*time.Second, target+" UNHEALTHY", func() (bool, string, error) {
 		out, _, err := first.cli(t, "status", target)
 		return err == nil && strings.Contains(out, "CrashLoopBackOff"), out, nil
@@ -414,15 +402,7 @@ func TestKubemedicRecoveryPolicyActsOnWhatWasBrokenBeforeItsStart(t *testing.T) 
 		"      match: {kinds: [pod], namespaces: ["+ns+"]}\n"+
 		"      trigger: {reasons: [CrashLoopBackOff]}\n"+
 		"      action: restart_pod\n")
-	var r recovery
-	waitFor(t, 60*time.Second, "a policy's recovery of "+target, func() (bool, string, error) {
-		list := d.recoveriesOf(t, target)
-		if len(list) == 0 {
-			return false, "none", nil
-		}
-		r = list[0]
-		return true, "", nil
-	})
+	r := d.awaitRecoveryOf(t, target, 60*time.Second)
 	if r.Requester != "policy:crashloop" || !strings.Contains(r.Reason, "CrashLoopBackOff") {
 		t.Errorf("the policy's recovery: %+v", r)
 	}

@@ -140,15 +140,7 @@ func TestKubemedicRecoveryPolicyRestartsOnLiveness(t *testing.T) {
 	})
 	unhealthyAt := time.Now()
 	target := "pod/" + ns + "/" + victim.Name
-	var r recovery
-	waitFor(t, 30*time.Second, "a policy's recovery of "+target, func() (bool, string, error) {
-		list := d.recoveriesOf(t, target)
-		if len(list) == 0 {
-			return false, "none", nil
-		}
-		r = list[0]
-		return true, "", nil
-	})
+	r := d.awaitRecoveryOf(t, target, 30*time.Second)
 	if r.Requester != "policy:liveness" || r.Action != "RECOVERY_ACTION_RESTART_POD" ||
 		r.TargetUID != string(victim.UID) || !strings.Contains(r.Reason, live(victim.Name)) {
 		t.Errorf("the policy's recovery: %+v", r)
