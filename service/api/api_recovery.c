@@ -653,6 +653,8 @@ static int merge_live(struct km_rpc_ctx *ctx, const struct km_storm_query *sq,
 			      sizeof live / sizeof live[0], ctx->arena);
 	if (n_live > sizeof live / sizeof live[0])
 		n_live = sizeof live / sizeof live[0];
+	if (!n_live)
+		return 0;
 	all = km_arena_calloc(ctx->arena, *n + n_live + 1, sizeof *all);
 	if (!all)
 		return API_OOM(err);
@@ -716,33 +718,26 @@ API_HANDLER(km_api_list_storms)
 				   &more, err);
 	if (rc)
 		return rc;
-	{
-		/* The last stored row's id starts the next page. */
-		int64_t last_id = n ? v[n - 1].id : 0;
-
-		if ((rc = merge_live(ctx, &sq, !has_cur, &v, &n, err)))
-			return rc;
-		out = KM_ARENA_NEW(ctx->arena,
-				   Kubemedic__V1__ListStormsResponse,
-				   KUBEMEDIC__V1__LIST_STORMS_RESPONSE__INIT);
-		if (!out)
+	if ((rc = merge_live(ctx, &sq, !has_cur, &v, &n, err)))
+		return rc;
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__ListStormsResponse,
+			   KUBEMEDIC__V1__LIST_STORMS_RESPONSE__INIT);
+	if (!out || !(out->storms = km_arena_calloc(ctx->arena, n ? n : 1,
+						    sizeof *out->storms)))
+		return API_OOM(err);
+	for (size_t i = 0; i < n; i++)
+		if (!(out->storms[i] = storm_to_pb(&v[i], ctx->arena)))
 			return API_OOM(err);
-		out->storms = km_arena_calloc(ctx->arena, n ? n : 1,
-					      sizeof *out->storms);
-		if (!out->storms)
-			return API_OOM(err);
-		for (size_t i = 0; i < n; i++)
-			if (!(out->storms[i] = storm_to_pb(&v[i], ctx->arena)))
-				return API_OOM(err);
-		out->n_storms = n;
-		if (more) {
-			struct api_cursor next = {.a = last_id};
+	out->n_storms = n;
+	if (more) {
+		/* The last row is the page's last stored one (the live storms
+		 * merge_live adds come first): the next page starts there. */
+		struct api_cursor next = {.a = v[n - 1].id};
 
-			out->next_page_token =
-				km_api_token_encode(ctx->arena, hash, &next);
-			if (!out->next_page_token)
-				return API_OOM(err);
-		}
+		out->next_page_token =
+			km_api_token_encode(ctx->arena, hash, &next);
+		if (!out->next_page_token)
+			return API_OOM(err);
 	}
 	*resp = &out->base;
 	return 0;
