@@ -123,23 +123,25 @@ awk -v goal=3100 '/^# failure -> DELETE seen/ {
 	printf "#   the node lifecycle controller (node-monitor-grace-period 50 s + tolerationSeconds 300 s) ~350 s, %.0fx\n", 350000 / v["p50"]
 }' "$run/latency.out"
 
+# storm_case NAME GUARD: $storm pods unhealthy at once, the default budget,
+# the storm guard GUARD, for $window; kmctl's summary, then kubemedicd's.
+storm_case() {
+	start "$1" "$2" "bench-$1"
+	"$kmctl" liveness --kubeconfig "$state/admin.kubeconfig" --namespace "bench-$1" --mode storm \
+		--workloads "$storm" --window "$window" >"$run/$1.out"
+	stop
+	grep '^#' "$run/$1.out"
+}
+
 if ((storm > 0)); then
 	echo
 	echo "## 2. $storm pods unhealthy at once, the default budget (storm guard off: minUnhealthy 1000000), window $window"
-	start budget "{share: 40, minUnhealthy: 1000000}" bench-budget
-	"$kmctl" liveness --kubeconfig "$state/admin.kubeconfig" --namespace bench-budget --mode storm \
-		--workloads "$storm" --window "$window" >"$run/budget.out"
-	stop
-	grep '^#' "$run/budget.out"
+	storm_case budget "{share: 40, minUnhealthy: 1000000}"
 	report budget
 
 	echo
 	echo "## 3. the same with the default storm guard (share 40 %, minUnhealthy 3)"
-	start storm "{share: 40, minUnhealthy: 3}" bench-storm
-	"$kmctl" liveness --kubeconfig "$state/admin.kubeconfig" --namespace bench-storm --mode storm \
-		--workloads "$storm" --window "$window" >"$run/storm.out"
-	stop
-	grep '^#' "$run/storm.out"
+	storm_case storm "{share: 40, minUnhealthy: 3}"
 	grep -m 1 'msg="recovery: storm: automatic actions stop' "$run/storm.log" | sed 's/^/# /' || true
 	report storm
 fi
