@@ -407,3 +407,25 @@ bool km_dns1123_subdomain(const char *s)
 		p = dot + 1;
 	}
 }
+
+int km_target_name_split(const char *s, struct km_target_parts *out, char *why,
+			 size_t why_len)
+{
+	struct km_target_name tn;
+
+	if (km_target_name_parse(s, &tn, why, why_len))
+		return KM_EINVAL;
+	if (tn.cluster_len >= sizeof out->cluster ||
+	    tn.ns_len >= sizeof out->ns || tn.name_len >= sizeof out->name) {
+		snprintf(why, why_len, "target name too long");
+		return KM_EINVAL;
+	}
+	out->kind = tn.kind;
+	snprintf(out->cluster, sizeof out->cluster, "%.*s", (int)tn.cluster_len,
+		 tn.cluster ? tn.cluster : "");
+	snprintf(out->ns, sizeof out->ns, "%.*s", (int)tn.ns_len,
+		 tn.ns ? tn.ns : "");
+	snprintf(out->name, sizeof out->name, "%.*s", (int)tn.name_len,
+		 tn.name);
+	return 0;
+}

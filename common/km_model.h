@@ -323,4 +323,15 @@ bool km_dns1123_subdomain(const char *s);
 int km_target_name_parse(const char *s, struct km_target_name *out, char *why,
 			 size_t why_len);
 
+/* A target name's parts as C strings: what a lookup in a cluster's cache
+ * needs ("" for no cluster or no namespace). */
+struct km_target_parts {
+	int kind; /* enum km_kind */
+	char cluster[128], ns[256], name[256];
+};
+/* km_target_name_parse into *out; a part longer than its buffer is
+ * KM_EINVAL too ("target name too long"). */
+int km_target_name_split(const char *s, struct km_target_parts *out, char *why,
+			 size_t why_len);
+
 #endif

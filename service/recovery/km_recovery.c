@@ -1295,22 +1295,15 @@ struct check_call {
 int rec_check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
 		      struct km_arena *a, struct km_error *err)
 {
-	struct km_target_name tn;
-	char why[256], ns[256], name[256], cluster[128];
+	struct km_target_parts tn;
+	char why[256];
 	struct km_kube_source *src;
 	const struct km_kube_object *o;
 	enum km_kube_resource res;
 	const char *what = km_action_name(r->action);
 
-	if (km_target_name_parse(r->target, &tn, why, sizeof why))
+	if (km_target_name_split(r->target, &tn, why, sizeof why))
 		return km_error_set(err, KM_EINVAL, "%s", why);
-	if (tn.cluster_len >= sizeof cluster || tn.ns_len >= sizeof ns ||
-	    tn.name_len >= sizeof name)
-		return km_error_set(err, KM_EINVAL, "target name too long");
-	snprintf(cluster, sizeof cluster, "%.*s", (int)tn.cluster_len,
-		 tn.cluster ? tn.cluster : "");
-	snprintf(ns, sizeof ns, "%.*s", (int)tn.ns_len, tn.ns ? tn.ns : "");
-	snprintf(name, sizeof name, "%.*s", (int)tn.name_len, tn.name);
 	switch (r->action) {
 	case KM_ACTION_RESTART_POD:
 		if (tn.kind != KM_KIND_POD)
@@ -1347,25 +1340,26 @@ int rec_check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
 				    "an action is required: restart_pod, "
 				    "rollout_restart, cordon or uncordon");
 	}
-	if (!leading(e, cluster)) {
-		const struct elect *el = elect_of(e, cluster);
+	if (!leading(e, tn.cluster)) {
+		const struct elect *el = elect_of(e, tn.cluster);
 		const char *h = el ? km_kube_leader_holder(el->leader) : "";
 
 		return km_error_set(err, KM_EUNAVAIL,
 				    "this replica does not lead %s%s%s's "
 				    "recoveries%s%s%s: ask the one that does",
-				    *cluster ? "cluster \"" : "the cluster",
-				    cluster, *cluster ? "\"" : "",
+				    *tn.cluster ? "cluster \"" : "the cluster",
+				    tn.cluster, *tn.cluster ? "\"" : "",
 				    *h ? " (the leader is " : "", h,
 				    *h ? ")" : "");
 	}
-	src = km_kube_cluster_source(e->o.kube, cluster);
+	src = km_kube_cluster_source(e->o.kube, tn.cluster);
 	if (!src)
 		return km_error_set(err, KM_EUNAVAIL,
-				    *cluster ? "cluster \"%s\" is not watched"
-					     : "no cluster is watched%s",
-				    cluster);
-	o = km_kube_source_get(src, res, ns, name);
+				    *tn.cluster
+					    ? "cluster \"%s\" is not watched"
+					    : "no cluster is watched%s",
+				    tn.cluster);
+	o = km_kube_source_get(src, res, tn.ns, tn.name);
 	if (!o)
 		return km_error_set(err, KM_ENOTFOUND,
 				    "%s is not in the cluster (as last seen)",
@@ -1377,7 +1371,7 @@ int rec_check_on_loop(struct km_recovery_engine *e, struct km_recovery *r,
 			"%s has no controller: deleting it would "
 			"not restart it (force to delete it anyway)",
 			r->target);
-	r->cluster = km_arena_strdup(a, cluster);
+	r->cluster = km_arena_strdup(a, tn.cluster);
 	r->target_uid = km_arena_strdup(a, o->meta.uid);
 	if (!r->cluster || !r->target_uid)
 		return km_error_set(err, KM_ENOMEM, "out of memory");

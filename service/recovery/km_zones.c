@@ -68,22 +68,13 @@ void km_zones_free(struct km_zones *z)
 	free(z);
 }
 
-/* The cluster and node name of a node target, into the buffers; false if
- * target is no node. */
-static bool parse(const char *target, char *cluster, size_t cl_len, char *name,
-		  size_t name_len)
+/* A node target's cluster and node name; false if target is no node. */
+static bool parse(const char *target, struct km_target_parts *tn)
 {
-	struct km_target_name tn;
 	char why[128];
 
-	if (km_target_name_parse(target, &tn, why, sizeof why) ||
-	    tn.kind != KM_KIND_NODE || tn.cluster_len >= cl_len ||
-	    tn.name_len >= name_len)
-		return false;
-	snprintf(cluster, cl_len, "%.*s", (int)tn.cluster_len,
-		 tn.cluster ? tn.cluster : "");
-	snprintf(name, name_len, "%.*s", (int)tn.name_len, tn.name);
-	return true;
+	return !km_target_name_split(target, tn, why, sizeof why) &&
+	       tn->kind == KM_KIND_NODE;
 }
 
 static const char *zone_in_cache(struct km_zones *z, const char *cluster,
@@ -98,12 +89,11 @@ static const char *zone_in_cache(struct km_zones *z, const char *cluster,
 
 const char *km_zones_of(struct km_zones *z, const char *target)
 {
-	char cluster[128], name[256];
+	struct km_target_parts tn;
 
-	if (!z || !target ||
-	    !parse(target, cluster, sizeof cluster, name, sizeof name))
+	if (!z || !target || !parse(target, &tn))
 		return NULL;
-	return zone_in_cache(z, cluster, name);
+	return zone_in_cache(z, tn.cluster, tn.name);
 }
 
 /* Tells the budget; a storm's start or end goes to km_storms. */
@@ -166,13 +156,13 @@ static void member(struct km_zones *z, const char *target, const char *cluster,
 void km_zones_node(struct km_zones *z, const char *target, int state,
 		   int64_t now_us)
 {
-	char cluster[128], name[256];
+	struct km_target_parts tn;
 	bool gone = state == KM_STATE_DELETED;
 
-	if (!z || !parse(target, cluster, sizeof cluster, name, sizeof name))
+	if (!z || !parse(target, &tn))
 		return;
-	member(z, target, cluster,
-	       gone ? NULL : zone_in_cache(z, cluster, name),
+	member(z, target, tn.cluster,
+	       gone ? NULL : zone_in_cache(z, tn.cluster, tn.name),
 	       state == KM_STATE_UNHEALTHY, gone, now_us);
 }
 

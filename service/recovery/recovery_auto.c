@@ -285,22 +285,17 @@ static const struct km_kube_object *object_of(struct km_recovery_engine *e,
 		[KM_KIND_STATEFULSET] = KM_RES_STATEFULSET,
 		[KM_KIND_DAEMONSET] = KM_RES_DAEMONSET,
 	};
-	struct km_target_name tn;
-	char why[128], ns[256], name[256], cluster[128];
+	struct km_target_parts tn;
+	char why[128];
 	struct km_kube_source *src;
 
 	if (t->kind <= 0 || t->kind > KM_KIND_MAX ||
 	    (!res[t->kind] && t->kind != KM_KIND_NODE) ||
-	    km_target_name_parse(t->name, &tn, why, sizeof why) ||
-	    tn.cluster_len >= sizeof cluster || tn.ns_len >= sizeof ns ||
-	    tn.name_len >= sizeof name)
+	    km_target_name_split(t->name, &tn, why, sizeof why))
 		return NULL;
-	snprintf(cluster, sizeof cluster, "%.*s", (int)tn.cluster_len,
-		 tn.cluster ? tn.cluster : "");
-	snprintf(ns, sizeof ns, "%.*s", (int)tn.ns_len, tn.ns ? tn.ns : "");
-	snprintf(name, sizeof name, "%.*s", (int)tn.name_len, tn.name);
-	src = km_kube_cluster_source(e->o.kube, cluster);
-	return src ? km_kube_source_get(src, res[t->kind], ns, name) : NULL;
+	src = km_kube_cluster_source(e->o.kube, tn.cluster);
+	return src ? km_kube_source_get(src, res[t->kind], tn.ns, tn.name)
+		   : NULL;
 }
 
 /* A pod's probe knows its pod, not the pod's owner, which keys the

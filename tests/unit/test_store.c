@@ -1930,6 +1930,37 @@ static void test_target_names(void **state)
 			 KM_EINVAL);
 	assert_int_equal(km_target_name_parse(":pod/a/b", &tn, why, sizeof why),
 			 KM_EINVAL);
+	/* The parts as C strings, for a cache's lookup. */
+	{
+		struct km_target_parts p;
+		char long_name[400];
+
+		assert_int_equal(km_target_name_split("prod-eu:pod/default/"
+						      "web-0",
+						      &p, why, sizeof why),
+				 0);
+		assert_int_equal(p.kind, KM_KIND_POD);
+		assert_string_equal(p.cluster, "prod-eu");
+		assert_string_equal(p.ns, "default");
+		assert_string_equal(p.name, "web-0");
+		assert_int_equal(km_target_name_split("node//worker-3", &p, why,
+						      sizeof why),
+				 0);
+		assert_string_equal(p.cluster, "");
+		assert_string_equal(p.ns, "");
+		assert_string_equal(p.name, "worker-3");
+		assert_int_equal(km_target_name_split("widget//x", &p, why,
+						      sizeof why),
+				 KM_EINVAL);
+		assert_non_null(strstr(why, "unknown kind"));
+		memset(long_name, 'a', sizeof long_name);
+		memcpy(long_name, "pod/ns/", 7);
+		long_name[sizeof long_name - 1] = '\0';
+		assert_int_equal(km_target_name_split(long_name, &p, why,
+						      sizeof why),
+				 KM_EINVAL);
+		assert_string_equal(why, "target name too long");
+	}
 }
 
 int main(void)
