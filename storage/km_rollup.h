@@ -33,7 +33,9 @@ struct km_rollup_slot {
 	uint32_t hist[KM_LAT_BUCKETS];
 };
 
-/* One target-hour's minutes: slot m is minute m (0..59) of the hour. */
+/* One target-hour's minutes: slot m is minute m (0..59) of the hour. The
+ * hour rollups of one target-day use the same struct and blob, slots 0..23
+ * being the day's hours. */
 struct km_rollup_hour {
 	struct km_rollup_slot min[60];
 };
@@ -47,8 +49,24 @@ void km_rollup_merge(struct km_rollup_slot *dst,
 void km_rollup_hour_total(const struct km_rollup_hour *h,
 			  struct km_rollup_slot *out);
 
-/* The most bytes km_rollup_pack may write for one hour. */
-#define KM_ROLLUP_PACK_MAX (60 * (1 + 2 * 5 + 3 + KM_LAT_BUCKETS * 5))
+/* A histogram alone (a run's): its bucket mask, then the non-empty
+ * buckets' counts, varints; at most KM_LAT_PACK_MAX bytes. Unpacking
+ * takes the whole buffer and refuses an empty histogram (KM_EINVAL). */
+#define KM_LAT_PACK_MAX (5 + KM_LAT_BUCKETS * 5)
+size_t km_lat_pack(const uint32_t h[KM_LAT_BUCKETS], uint8_t *buf);
+int km_lat_unpack(const uint8_t *buf, size_t len, uint32_t h[KM_LAT_BUCKETS],
+		  struct km_error *err);
+
+/* The most bytes one slot packs into, and one hour. */
+#define KM_ROLLUP_SLOT_PACK_MAX (1 + 2 * 5 + KM_LAT_PACK_MAX)
+#define KM_ROLLUP_PACK_MAX (60 * KM_ROLLUP_SLOT_PACK_MAX)
+
+/* Appends slot s (non-empty) as slot index, the previous one packed being
+ * prev (-1: none; prev < index <= 59), to buf (KM_ROLLUP_SLOT_PACK_MAX
+ * bytes free); returns its length. km_rollup_pack is these in order, so
+ * an hour can be packed as it goes. */
+size_t km_rollup_pack_slot(uint8_t *buf, int prev, int index,
+			   const struct km_rollup_slot *s);
 
 /* Packs h's non-empty minutes into buf (at least KM_ROLLUP_PACK_MAX
  * bytes); returns the length (0: no minute had a result). */

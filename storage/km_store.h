@@ -93,23 +93,39 @@ struct km_store;
 struct km_reader;
 
 struct km_store_options {
-	const char *path;             /* database file; created if missing */
-	size_t result_queue;          /* default 65536 results */
-	size_t control_queue;         /* synchronous writes wait while this
+	const char *path;        /* database file; created if missing */
+	size_t result_queue;     /* default 65536 results */
+	size_t control_queue;    /* synchronous writes wait while this
 	                                  many entries are queued; default
 	                                  4096 (transitions never wait) */
-	size_t batch_max;             /* rows per transaction; default 8192 */
-	int64_t commit_delay_us;      /* how long results wait for company
+	size_t batch_max;        /* rows per transaction; default 8192 */
+	int64_t commit_delay_us; /* how long results wait for company
 	                                  before a commit; 0 (default) = commit
 	                                  as soon as the writer is free */
-	bool sync_normal;             /* PRAGMA synchronous=NORMAL instead of
+	bool sync_normal;        /* PRAGMA synchronous=NORMAL instead of
 	                                  FULL: survives a process crash, not a
 	                                  power loss; faster commits */
-	int64_t results_retention_us; /* 0 = keep forever */
-	int64_t transitions_retention_us; /* 0 = keep forever */
-	int64_t audit_retention_us;       /* 0 = keep forever */
-	int64_t retention_interval_ms;    /* between sweeps; default 60000 */
-	int retention_batch;              /* rows per delete; default 2000 */
+	/* Probe history (see "Probe history" above). */
+	int64_t flush_us; /* an open run's and rollup's flush interval;
+	                      default 10 s (KM_STORE_FLUSH_US_DEFAULT) */
+	size_t max_open;  /* targets with history open in memory at once;
+	                      default 1,000,000 */
+	bool raw_results; /* write each result as a row of `results`, as
+	                      before runs (schema 5), and no runs or rollups:
+	                      the baseline of bench/history_scale */
+	/* The writer's clock (epoch µs) for flushes and retention; NULL =
+	 * the real one. A benchmark drives a simulated one. */
+	int64_t (*now_us)(void *arg);
+	void *now_arg;
+	/* Retention, each 0 = keep forever. */
+	int64_t results_retention_us; /* runs (and raw results) */
+	int64_t minutes_retention_us; /* minute rollups */
+	int64_t hours_retention_us;   /* hour rollups */
+	int64_t transitions_retention_us;
+	int64_t recoveries_retention_us; /* recoveries, their events, storms */
+	int64_t audit_retention_us;
+	int64_t retention_interval_ms; /* between sweeps; default 60000 */
+	int retention_batch;           /* rows per delete; default 2000 */
 	/* Told on the writer thread when the database stops taking writes
 	 * (KM_STORE_FAILS_UNHEALTHY failed commit attempts in a row;
 	 * why = the last error) and when a commit succeeds again (why =
@@ -189,8 +205,13 @@ struct km_store_stats {
 	size_t control_queue_depth; /* transitions and sync writes */
 	size_t control_queue_max_depth;
 	uint64_t audit_written;
-	uint64_t audit_dropped; /* refusals past the queue's bound, or lost
+	uint64_t audit_dropped;     /* refusals past the queue's bound, or lost
 	                           (refused by SQLite; failing at close) */
+	uint64_t writer_cpu_ns;     /* CPU time the writer thread has used */
+	size_t runs_open;           /* targets with an open run in memory */
+	uint64_t runs_written;      /* run rows inserted or updated */
+	uint64_t rollups_written;   /* minute and hour rollup rows written */
+	uint64_t results_converted; /* raw results of schema 5 folded */
 };
 void km_store_get_stats(struct km_store *s, struct km_store_stats *out);
 

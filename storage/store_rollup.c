@@ -3,6 +3,7 @@
  */
 #include "km_rollup.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static uint32_t sat_add(uint32_t a, uint32_t b)
@@ -49,27 +50,40 @@ static size_t put_varint(uint8_t *p, uint32_t v)
 	return n;
 }
 
+size_t km_lat_pack(const uint32_t h[KM_LAT_BUCKETS], uint8_t *buf)
+{
+	uint32_t mask = 0;
+	size_t n;
+
+	for (int b = 0; b < KM_LAT_BUCKETS; b++)
+		if (h[b])
+			mask |= 1u << b;
+	n = put_varint(buf, mask);
+	for (int b = 0; b < KM_LAT_BUCKETS; b++)
+		if (h[b])
+			n += put_varint(buf + n, h[b]);
+	return n;
+}
+
+size_t km_rollup_pack_slot(uint8_t *buf, int prev, int index,
+			   const struct km_rollup_slot *s)
+{
+	size_t n = put_varint(buf, (uint32_t)(index - prev - 1));
+
+	n += put_varint(buf + n, s->count);
+	n += put_varint(buf + n, s->failures);
+	return n + km_lat_pack(s->hist, buf + n);
+}
+
 size_t km_rollup_pack(const struct km_rollup_hour *h, uint8_t *buf)
 {
 	size_t n = 0;
 	int prev = -1;
 
 	for (int m = 0; m < 60; m++) {
-		const struct km_rollup_slot *s = &h->min[m];
-		uint32_t mask = 0;
-
-		if (!s->count)
+		if (!h->min[m].count)
 			continue;
-		for (int b = 0; b < KM_LAT_BUCKETS; b++)
-			if (s->hist[b])
-				mask |= 1u << b;
-		n += put_varint(buf + n, (uint32_t)(m - prev - 1));
-		n += put_varint(buf + n, s->count);
-		n += put_varint(buf + n, s->failures);
-		n += put_varint(buf + n, mask);
-		for (int b = 0; b < KM_LAT_BUCKETS; b++)
-			if (s->hist[b])
-				n += put_varint(buf + n, s->hist[b]);
+		n += km_rollup_pack_slot(buf + n, prev, m, &h->min[m]);
 		prev = m;
 	}
 	return n;
@@ -101,6 +115,67 @@ static bool get_varint(struct rd *r, uint32_t *v)
 	return false;
 }
 
+/* A histogram: its bucket mask, then each non-empty bucket's count, and
+ * *sum their (saturated) sum. 0; HIST_BAD_MASK for a mask cut short,
+ * malformed, empty or past the buckets (*mask says which when read); or
+ * HIST_BAD_BUCKET + b for bucket b cut short or empty. */
+#define HIST_BAD_MASK 1
+#define HIST_BAD_BUCKET 2
+
+static int get_hist(struct rd *r, uint32_t h[KM_LAT_BUCKETS], uint32_t *sum,
+		    uint32_t *mask)
+{
+	*sum = 0;
+	*mask = 0;
+	if (!get_varint(r, mask) || !*mask || *mask >> KM_LAT_BUCKETS)
+		return HIST_BAD_MASK;
+	for (int b = 0; b < KM_LAT_BUCKETS; b++) {
+		if (!(*mask & (1u << b)))
+			continue;
+		if (!get_varint(r, &h[b]) || !h[b])
+			return HIST_BAD_BUCKET + b;
+		*sum = sat_add(*sum, h[b]);
+	}
+	return 0;
+}
+
+/* err for get_hist's code (not 0), in a rollup blob's minute m, or (m
+ * < 0) in a histogram alone. */
+static int hist_err(struct km_error *err, int m, int code, uint32_t mask)
+{
+	char where[48];
+
+	if (m >= 0)
+		snprintf(where, sizeof where, "rollup blob: minute %d", m);
+	else
+		snprintf(where, sizeof where, "latency histogram");
+	if (code == HIST_BAD_MASK)
+		return km_error_set(err, KM_EINVAL,
+				    "%s: the bucket mask %#x is cut short, "
+				    "malformed, empty or past bucket %d",
+				    where, mask, KM_LAT_BUCKETS - 1);
+	return km_error_set(err, KM_EINVAL,
+			    "%s: bucket %d is cut short or empty", where,
+			    code - HIST_BAD_BUCKET);
+}
+
+int km_lat_unpack(const uint8_t *buf, size_t len, uint32_t h[KM_LAT_BUCKETS],
+		  struct km_error *err)
+{
+	struct rd r = {buf, buf + len};
+	uint32_t sum, mask;
+	int code;
+
+	memset(h, 0, KM_LAT_BUCKETS * sizeof *h);
+	if ((code = get_hist(&r, h, &sum, &mask)))
+		return hist_err(err, -1, code, mask);
+	if (r.p != r.end)
+		return km_error_set(err, KM_EINVAL,
+				    "latency histogram: %zu bytes past its end",
+				    (size_t)(r.end - r.p));
+	return 0;
+}
+
 int km_rollup_unpack(const uint8_t *buf, size_t len, struct km_rollup_hour *h,
 		     struct km_error *err)
 {
@@ -110,7 +185,8 @@ int km_rollup_unpack(const uint8_t *buf, size_t len, struct km_rollup_hour *h,
 	memset(h, 0, sizeof *h);
 	while (r.p < r.end) {
 		struct km_rollup_slot *s;
-		uint32_t delta, mask, sum = 0;
+		uint32_t delta, sum, mask;
+		int code;
 		size_t at = (size_t)(r.p - buf);
 		int m;
 
@@ -126,30 +202,19 @@ int km_rollup_unpack(const uint8_t *buf, size_t len, struct km_rollup_hour *h,
 					    "is past the hour",
 					    at, m);
 		s = &h->min[m];
-		if (!get_varint(&r, &s->count) ||
-		    !get_varint(&r, &s->failures) || !get_varint(&r, &mask))
+		if (!get_varint(&r, &s->count) || !get_varint(&r, &s->failures))
 			return km_error_set(err, KM_EINVAL,
 					    "rollup blob: minute %d: cut short "
 					    "or malformed",
 					    m);
-		if (!s->count || s->failures > s->count ||
-		    mask >> KM_LAT_BUCKETS || !mask)
+		if (!s->count || s->failures > s->count)
 			return km_error_set(err, KM_EINVAL,
 					    "rollup blob: minute %d: counts "
 					    "out of range (count %u, failures "
-					    "%u, mask %#x)",
-					    m, s->count, s->failures, mask);
-		for (int b = 0; b < KM_LAT_BUCKETS; b++) {
-			if (!(mask & (1u << b)))
-				continue;
-			if (!get_varint(&r, &s->hist[b]) || !s->hist[b])
-				return km_error_set(
-					err, KM_EINVAL,
-					"rollup blob: minute %d: bucket %d "
-					"cut short or empty",
-					m, b);
-			sum = sat_add(sum, s->hist[b]);
-		}
+					    "%u)",
+					    m, s->count, s->failures);
+		if ((code = get_hist(&r, s->hist, &sum, &mask)))
+			return hist_err(err, m, code, mask);
 		if (sum != s->count && s->count != UINT32_MAX)
 			return km_error_set(err, KM_EINVAL,
 					    "rollup blob: minute %d: the "

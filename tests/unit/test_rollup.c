@@ -180,7 +180,7 @@ static void test_hostile_blobs(void **state)
 		expect_bad(zero, sizeof zero, "count 0");
 		expect_bad(fails, sizeof fails, "failures 2");
 		expect_bad(mask, sizeof mask, "mask");
-		expect_bad(nomask, sizeof nomask, "mask 0");
+		expect_bad(nomask, sizeof nomask, "mask 0 is");
 		expect_bad(sum, sizeof sum, "counts 1, not 2");
 		expect_bad(empty_bucket, sizeof empty_bucket, "bucket 0");
 		expect_bad(long_varint, sizeof long_varint, "minute 0");
@@ -199,12 +199,41 @@ static void test_hostile_blobs(void **state)
 	}
 }
 
+/* A run's histogram alone: round trip, and refused when empty, cut short
+ * or followed by more bytes. */
+static void test_histogram_alone(void **state)
+{
+	uint32_t h[KM_LAT_BUCKETS] = {0}, back[KM_LAT_BUCKETS];
+	uint8_t buf[KM_LAT_PACK_MAX + 1];
+	struct km_error err = {0};
+	size_t len;
+
+	(void)state;
+	h[0] = 1;
+	h[7] = 300;
+	h[KM_LAT_BUCKETS - 1] = UINT32_MAX;
+	len = km_lat_pack(h, buf);
+	assert_true(len <= KM_LAT_PACK_MAX);
+	assert_int_equal(km_lat_unpack(buf, len, back, &err), 0);
+	assert_memory_equal(back, h, sizeof h);
+	for (size_t n = 0; n < len; n++)
+		assert_int_equal(km_lat_unpack(buf, n, back, &err), KM_EINVAL);
+	buf[len] = 1;
+	assert_int_equal(km_lat_unpack(buf, len + 1, back, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "1 bytes past its end"));
+	memset(h, 0, sizeof h);
+	len = km_lat_pack(h, buf);
+	assert_int_equal(km_lat_unpack(buf, len, back, &err), KM_EINVAL);
+	assert_non_null(strstr(err.msg, "mask 0 is"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_minutes_equal_a_recount),
 		cmocka_unit_test(test_a_steady_hour_is_small),
 		cmocka_unit_test(test_hostile_blobs),
+		cmocka_unit_test(test_histogram_alone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
