@@ -540,14 +540,14 @@ int km_store_update_recovery_async(struct km_store *s,
 
 /* The reader's lazily prepared statements of this file. */
 enum {
-	L_GET,
+	L_GET = KM_LAZY_RECOVERY,
 	L_GET_BY_KEY,
 	L_EVENTS_AFTER,
 	L_EVENTS_AFTER_TARGET,
 	L_OPEN,
 	L_COUNT
 };
-_Static_assert(L_COUNT <= KM_READER_LAZY_STMTS, "lazy statement slots");
+_Static_assert(L_COUNT <= KM_LAZY_RECOVERY + 8, "lazy statement slots");
 
 #define EVENTS_AFTER(filter)                                                  \
 	"SELECT e.seq, e.at, e.phase, e.attempts, e.http_status, e.message, " \
