@@ -31,10 +31,6 @@
 #include "km_model.h"
 #include "km_rollup.h"
 
-#define KM_US_MINUTE (60LL * 1000000)
-#define KM_US_HOUR (3600LL * 1000000)
-#define KM_US_DAY (86400LL * 1000000)
-
 /* The hour (since the epoch) of a time in epoch µs, its minute (0..59),
  * and the day of an hour, rounding down (times before 1970 too). */
 int64_t km_hour_of(int64_t us);

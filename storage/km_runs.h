@@ -86,6 +86,11 @@ bool km_runs_get(struct km_runs *t, int64_t target_id,
 /* The caller's pointer kept with target_id's open run (NULL when it has
  * none): state of its own that lives and ends with the target's entry. */
 void **km_runs_aux(struct km_runs *t, int64_t target_id);
+/* Calls fn on every open run (borrowed, as km_runs_get gives it), in no
+ * order, until one returns non-zero (returned). fn may call
+ * km_runs_written, nothing else that changes the table. */
+int km_runs_each(struct km_runs *t,
+		 int (*fn)(void *arg, const struct km_run_write *w), void *arg);
 /* Marks every open run changed (its last write was undone: a failed
  * commit), and calls fn on each aux (NULL: none) for the caller's state. */
 void km_runs_unwritten_all(struct km_runs *t, void (*fn)(void *aux));

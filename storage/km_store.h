@@ -9,7 +9,8 @@
  * rows per transaction with prepared statements:
  *  - results (km_store_add_result) go to a bounded ring; when it is full the
  *    oldest queued result is dropped and counted (overload must not stall
- *    the prober). They are durable once a later km_store_flush returns.
+ *    the prober). The writer folds them into runs and rollups (see Probe
+ *    history); they are durable once a later km_store_flush returns.
  *    With options.commit_delay_us, results alone wait up to that long for
  *    more to commit with (group commit); anything else queued — a
  *    transition, a synchronous write, a flush, the close — commits at once,
@@ -66,9 +67,36 @@
  * (-wal, -shm) and the lock file cannot be created, a read-only mount, a
  * disk already full (it commits one page as a check).
  *
- * Retention. Results and transitions older than their retention are deleted
- * by the writer in small batches between write batches, so a sweep never
- * holds the write lock for long (and waits while commits fail).
+ * Probe history (schema 6, issue 12). A result is not a row: consecutive
+ * results of one target with one outcome (success, error class, status
+ * code) are one run (km_run.h, table runs), and every result is counted in
+ * its target's minute and hour rollups (km_rollup.h, rollup_minutes and
+ * rollup_hours). The writer holds each target's open run and open hour in
+ * memory — a steady result costs a memory update — and writes them:
+ *  - when the run ends: a result of another outcome, the target deleted;
+ *  - when the hour ends: a result of a later hour;
+ *  - flush_us (default 10 s) after they were last written, if anything
+ *    changed — so a crash (a kill, a power loss with synchronous=full)
+ *    loses at most the last flush_us of each target's results, never a
+ *    run that ended before (ended runs are written with the batch that
+ *    ends them) — and at km_store_flush and the close;
+ *  - a target without results for an hour leaves memory (its next result
+ *    starts a new run).
+ * At most max_open targets (default 1,000,000; about 1 kB each) have
+ * history open; results of others are dropped (counted, logged). A
+ * failed commit loses no ended run: they are written again with the next
+ * batch. A database of schema 5 keeps its `results` rows; the writer
+ * converts them, oldest first, in transactions of 1,000 that also delete
+ * what they converted — a daemon killed midway resumes where it stopped —
+ * between its batches, while serving (km_reader_query_runs shows what is
+ * left as runs of one meanwhile).
+ *
+ * Retention. Each kind of row has its own (0 = forever): runs (and raw
+ * results), minute rollups, hour rollups, transitions, recoveries with
+ * their events and storms (final ones only), the audit trail. The writer
+ * deletes in small steps between write batches — runs and rollups target
+ * by target, each a range of its index — so a sweep never holds the write
+ * lock for long (and waits while commits fail).
  *
  * Schema. Migrations compiled into the binary (migrations/NNNN_*.sql) are
  * applied in order at open, each in its own transaction, and recorded with
@@ -175,7 +203,8 @@ int km_store_add_result(struct km_store *s, const struct km_result *r);
  * that is deleted when it is written is not kept. KM_EUNAVAIL once close
  * has begun; KM_ENOMEM. */
 int km_store_add_transition(struct km_store *s, const struct km_transition *t);
-/* Returns once everything queued before the call is committed, or the
+/* Returns once everything queued before the call is committed, every
+ * target's open run and hour written with it (they stay open), or the
  * error of the commit that failed (KM_EFULL, KM_EUNAVAIL; the transitions
  * stay queued and are retried). */
 int km_store_flush(struct km_store *s, struct km_error *err);
@@ -624,8 +653,6 @@ int km_reader_query_runs(struct km_reader *r, const struct km_runs_query *q,
 
 /* Most steps one km_reader_rollups call returns. */
 #define KM_ROLLUP_STEPS_MAX 10000
-#define KM_MINUTE_US INT64_C(60000000)
-#define KM_HOUR_US INT64_C(3600000000)
 
 /* One target's results counted per step over [from_us, to_us), from its
  * rollups: step i is [from_us + i·step_us, from_us + (i+1)·step_us), the

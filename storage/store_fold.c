@@ -591,26 +591,66 @@ int km_fold_end(struct km_store *s, int64_t target_id, struct km_error *err)
 	return rc ? km_error_set(err, rc, "out of memory") : 0;
 }
 
-int km_fold_flush(struct km_store *s, bool all, struct km_error *err)
+/* Writes what changed of w's target (its run, its hour) and schedules
+ * its next flush. */
+static int write_open(struct km_store *s, const struct km_run_write *w,
+		      int64_t now, struct km_error *err)
+{
+	struct km_fold *f = s->fold;
+	struct km_open_hour *o = w->aux;
+	int64_t row_id = w->row_id;
+	int rc;
+
+	if (w->changed && (rc = write_run(s, &w->run, &row_id, err)))
+		return rc;
+	if (o && km_open_hour_changed(o)) {
+		struct km_open_hour_rows rows;
+
+		if ((rc = km_open_hour_rows(o, &f->x, &rows)))
+			return km_error_set(err, rc, "pack rollups");
+		if ((rc = write_rows(s, &rows, err)))
+			return rc;
+		km_open_hour_written(o);
+	}
+	km_runs_written(f->runs, w->run.target_id, row_id, now);
+	return 0;
+}
+
+struct each_arg {
+	struct km_store *s;
+	int64_t now;
+	struct km_error *err;
+};
+
+static int write_each(void *arg, const struct km_run_write *w)
+{
+	struct each_arg *a = arg;
+
+	return write_open(a->s, w, a->now, a->err);
+}
+
+int km_fold_flush(struct km_store *s, enum km_fold_flush what,
+		  struct km_error *err)
 {
 	struct km_fold *f = s->fold;
 	int64_t now = km_fold_now(s);
 	struct km_run_write w;
 	int rc;
 
-	if (all) {
+	if (what == KM_FOLD_END_ALL) {
 		while (km_runs_pop(f->runs, &w))
 			if ((rc = end_target(f, &w)))
 				return km_error_set(err, rc, "out of memory");
 		return 0;
 	}
+	if (what == KM_FOLD_ALL) {
+		struct each_arg a = {s, now, err};
+
+		return km_runs_each(f->runs, write_each, &a);
+	}
 	for (int n = 0; n < FLUSH_PER_BATCH && km_runs_due(f->runs, now, &w);
 	     n++) {
-		struct km_open_hour *o = w.aux;
-		bool hour_changed = o && km_open_hour_changed(o);
-		int64_t row_id = w.row_id;
-
-		if (!w.changed && !hour_changed &&
+		if (!w.changed && !(w.aux && km_open_hour_changed(w.aux)) &&
 		    now - w.last_add_us >= KM_FOLD_IDLE_US) {
 			struct km_run_write gone;
 
@@ -619,18 +659,8 @@ int km_fold_flush(struct km_store *s, bool all, struct km_error *err)
 			km_open_hour_free(gone.aux);
 			continue;
 		}
-		if (w.changed && (rc = write_run(s, &w.run, &row_id, err)))
+		if ((rc = write_open(s, &w, now, err)))
 			return rc;
-		if (hour_changed) {
-			struct km_open_hour_rows rows;
-
-			if ((rc = km_open_hour_rows(o, &f->x, &rows)))
-				return km_error_set(err, rc, "pack rollups");
-			if ((rc = write_rows(s, &rows, err)))
-				return rc;
-			km_open_hour_written(o);
-		}
-		km_runs_written(f->runs, w.run.target_id, row_id, now);
 	}
 	return 0;
 }

@@ -132,15 +132,21 @@ int km_fold_start(struct km_store *s, struct km_error *err);
 void km_fold_stop(struct km_store *s);
 /* The writer's clock (options.now_us, else the real one), epoch µs. */
 int64_t km_fold_now(const struct km_store *s);
-/* Inside a batch: folds r; a deleted target's run and hour end; due
- * targets (all: every open one, ending them) written; then the pending
+/* Inside a batch: folds r; a deleted target's run and hour end; targets
+ * written (km_fold_flush); then the pending
  * one-shot rows, last; km_fold_committed says how the batch ended. Each 0
  * or an error (an SQLite one through km_store_sqlite_err, or KM_ENOMEM,
  * KM_EFULL for a result past max_open targets). */
 int km_fold_result(struct km_store *s, const struct km_result *r,
 		   struct km_error *err);
 int km_fold_end(struct km_store *s, int64_t target_id, struct km_error *err);
-int km_fold_flush(struct km_store *s, bool all, struct km_error *err);
+enum km_fold_flush {
+	KM_FOLD_DUE,    /* the targets due (at most a batch's worth) */
+	KM_FOLD_ALL,    /* every open target that changed (a flush) */
+	KM_FOLD_END_ALL /* every open target, ended (the stop) */
+};
+int km_fold_flush(struct km_store *s, enum km_fold_flush what,
+		  struct km_error *err);
 int km_fold_write_pending(struct km_store *s, struct km_error *err);
 void km_fold_committed(struct km_store *s, bool ok);
 /* The earliest time (writer clock) a target comes due; INT64_MAX: none.

@@ -30,7 +30,7 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 int64_t km_hour_of(int64_t us)
 {
-	return floor_div(us, KM_US_HOUR);
+	return floor_div(us, KM_HOUR_US);
 }
 
 int64_t km_day_of_hour(int64_t hour)
@@ -40,8 +40,8 @@ int64_t km_day_of_hour(int64_t hour)
 
 int km_minute_of(int64_t us)
 {
-	return (int)(floor_div(us, KM_US_MINUTE) -
-		     floor_div(us, KM_US_HOUR) * 60);
+	return (int)(floor_div(us, KM_MINUTE_US) -
+		     floor_div(us, KM_HOUR_US) * 60);
 }
 
 static int blob_set(struct blob *b, const uint8_t *p, size_t len)

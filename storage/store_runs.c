@@ -305,6 +305,26 @@ void **km_runs_aux(struct km_runs *t, int64_t target_id)
 	return e ? &e->aux : NULL;
 }
 
+int km_runs_each(struct km_runs *t,
+		 int (*fn)(void *arg, const struct km_run_write *w), void *arg)
+{
+	for (size_t i = 0; i < t->nb; i++)
+		for (struct entry *e = t->b[i]; e; e = e->next) {
+			struct km_run_write w = {.run = e->run,
+						 .row_id = e->row_id,
+						 .open = true,
+						 .changed = e->run.count !=
+							    e->written_count,
+						 .last_add_us = e->last_add_us,
+						 .aux = e->aux};
+			int rc = fn(arg, &w);
+
+			if (rc)
+				return rc;
+		}
+	return 0;
+}
+
 void km_runs_unwritten_all(struct km_runs *t, void (*fn)(void *aux))
 {
 	for (size_t i = 0; i < t->nb; i++)

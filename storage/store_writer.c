@@ -287,6 +287,7 @@ struct batch {
 	void *listener_arg;
 	km_store_recovery_fn recovery_listener; /* the same */
 	void *recovery_listener_arg;
+	bool flush; /* holds a km_store_flush: open history is written */
 };
 
 /* Returns whether the batch holds a synchronous op (a caller waits). */
@@ -297,6 +298,7 @@ static bool take_batch(struct km_store *s, struct batch *b)
 
 	km_list_init(&b->ctl);
 	b->n_ctl = 0;
+	b->flush = false;
 	while (!km_list_empty(&s->ctl) && b->n_ctl < s->o.batch_max) {
 		struct km_list *n = s->ctl.next;
 		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
@@ -312,6 +314,7 @@ static bool take_batch(struct km_store *s, struct batch *b)
 			s->async_queued--;
 		} else if (op->sync) {
 			has_sync = true;
+			b->flush |= !op->sync->fn;
 			assert(s->sync_queued > 0);
 			s->sync_queued--;
 		}
@@ -524,7 +527,11 @@ static void write_batch(struct km_store *s, struct batch *b, bool final)
 		}
 	}
 	if (!rc && s->fold)
-		rc = km_fold_flush(s, final, &err);
+		rc = km_fold_flush(s,
+				   final      ? KM_FOLD_END_ALL
+				   : b->flush ? KM_FOLD_ALL
+					      : KM_FOLD_DUE,
+				   &err);
 	if (!rc && s->fold)
 		rc = km_fold_write_pending(s, &err);
 	if (!rc)
@@ -537,6 +544,14 @@ static void write_batch(struct km_store *s, struct batch *b, bool final)
 	}
 	if (s->fold)
 		km_fold_committed(s, rc == 0);
+	/* Counted before anyone is told of the batch: a listener that hears
+	 * of a transition finds the results committed with it counted. */
+	pthread_mutex_lock(&s->mu);
+	s->stats.results_written += written;
+	s->stats.results_dropped += b->n_res - written;
+	if (s->fold)
+		s->stats.runs_open = km_fold_open_count(s);
+	pthread_mutex_unlock(&s->mu);
 
 	/* Only committed transitions are announced, so a watcher that
 	 * resumes from the database sees exactly what it was sent; and they
@@ -563,10 +578,6 @@ static void write_batch(struct km_store *s, struct batch *b, bool final)
 	km_list_init(&retry);
 	pthread_mutex_lock(&s->mu);
 	s->stats.batches += rc == 0;
-	s->stats.results_written += written;
-	s->stats.results_dropped += b->n_res - written;
-	if (s->fold)
-		s->stats.runs_open = km_fold_open_count(s);
 	s->stats.transitions_written += transitions;
 	s->stats.audit_written += audits;
 	km_list_for_each_safe (n, tmp, &b->ctl) {
@@ -1024,6 +1035,7 @@ static void *writer_main(void *arg)
 	if (s->fold) {
 		km_list_init(&b.ctl); /* nothing is queued any more */
 		b.n_ctl = b.n_res = 0;
+		b.flush = false;
 		write_batch(s, &b, true);
 	}
 	return NULL;
