@@ -84,6 +84,7 @@ struct km_open_hour_rows {
 	int64_t hour, day;
 	const uint8_t *minutes, *hours;
 	size_t minutes_len, hours_len;
+	struct km_rollup_slot total; /* the hour's, as in hours */
 };
 /* Whether anything was counted since the rows were last taken as
  * written; the rows (0, or KM_ENOMEM). */

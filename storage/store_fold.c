@@ -277,6 +277,45 @@ static long get_blob(struct km_store *s, enum fold_stmt which, int64_t target,
 	return len;
 }
 
+/* An ended hour's rows: its minute row, and its total set into its day's
+ * stored row (read when it is written: a late result or a conversion may
+ * have changed that row since the hour ended). An open hour of the same
+ * day holds the day's row too (it opened on it): marked changed, its next
+ * flush writes it. */
+static int write_ended_rows(struct km_store *s,
+			    const struct km_open_hour_rows *r,
+			    struct km_error *err)
+{
+	struct km_fold *f = s->fold;
+	void **aux = km_runs_aux(f->runs, r->target_id);
+	struct km_error bad = {0};
+	long hl;
+	int rc;
+
+	if ((rc = put_blob(s, F_PUT_MINUTES, r->target_id, r->hour, r->minutes,
+			   r->minutes_len, err)))
+		return rc;
+	if ((hl = get_blob(s, F_GET_HOURS, r->target_id, r->day, f->in_hours,
+			   err)) < 0)
+		return err->code;
+	if (km_rollup_unpack(f->in_hours, (size_t)hl, &f->x.h, &bad)) {
+		km_log(KM_LOG_WARN, "stored rollup unreadable; replaced",
+		       "target_id", KM_I(r->target_id), "day", KM_I(r->day),
+		       "err", bad.msg, NULL);
+		memset(&f->x.h, 0, sizeof f->x.h);
+	}
+	f->x.h.min[r->hour - r->day * 24] = r->total;
+	if ((rc = put_blob(s, F_PUT_HOURS, r->target_id, r->day, f->x.hours,
+			   km_rollup_pack(&f->x.h, f->x.hours), err)))
+		return rc;
+	if (aux && *aux && km_day_of_hour(km_open_hour_hour(*aux)) == r->day)
+		km_open_hour_touch(*aux);
+	pthread_mutex_lock(&s->mu);
+	s->stats.rollups_written += 2;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
 /* ---- pending one-shot rows ---------------------------------------------- */
 
 static int push_pending(struct km_fold *f, struct pending *p)
@@ -416,22 +455,28 @@ static int merge_stored(struct km_store *s, int64_t target_id, int64_t hour,
 
 /* ---- the open hour ---------------------------------------------------------- */
 
-/* Opens target_id's hour on its stored rows. */
+/* Opens target_id's hour on its stored rows, or, with hours, on that
+ * blob for its day (the hour before's, which ended in memory). */
 static int open_hour(struct km_store *s, int64_t target_id, int64_t hour,
+		     const uint8_t *hours, size_t hours_len,
 		     struct km_open_hour **out, struct km_error *err)
 {
 	struct km_fold *f = s->fold;
 	struct km_error bad = {0};
-	long ml, hl;
+	long ml, hl = (long)hours_len;
 	int rc;
 
 	if ((ml = get_blob(s, F_GET_MINUTES, target_id, hour, f->in_minutes,
-			   err)) < 0 ||
-	    (hl = get_blob(s, F_GET_HOURS, target_id, km_day_of_hour(hour),
-			   f->in_hours, err)) < 0)
+			   err)) < 0)
 		return err->code;
-	rc = km_open_hour_new(target_id, hour, f->in_minutes, (size_t)ml,
-			      f->in_hours, (size_t)hl, &f->x, out, &bad);
+	if (!hours) {
+		if ((hl = get_blob(s, F_GET_HOURS, target_id,
+				   km_day_of_hour(hour), f->in_hours, err)) < 0)
+			return err->code;
+		hours = f->in_hours;
+	}
+	rc = km_open_hour_new(target_id, hour, f->in_minutes, (size_t)ml, hours,
+			      (size_t)hl, &f->x, out, &bad);
 	if (rc == KM_EINVAL) {
 		km_log(KM_LOG_WARN, "stored rollup unreadable; counting anew",
 		       "target_id", KM_I(target_id), "hour", KM_I(hour), "err",
@@ -442,43 +487,51 @@ static int open_hour(struct km_store *s, int64_t target_id, int64_t hour,
 	return rc ? km_error_set(err, rc, "open rollups: %s", bad.msg) : 0;
 }
 
-/* Counts r in its target's open hour (aux), opening or turning it. */
+/* Counts r in its target's open hour (aux), opening or turning it. An
+ * hour that ends is written with the batch (pending); the next hour of
+ * the same day opens on its day's hours as the one that ended left them
+ * — the stored row is older — and writes them from then on. */
 static int fold_rollup(struct km_store *s, void **aux,
 		       const struct km_result *r, struct km_error *err)
 {
 	struct km_fold *f = s->fold;
+	int64_t hour = km_hour_of(r->started_us);
 	enum km_open_hour_fold what;
 	struct km_open_hour_rows rows;
+	struct km_open_hour *o;
 	int rc;
 
-	for (int tries = 0; tries < 2; tries++) {
-		if (!*aux) {
-			struct km_open_hour *o;
-
-			if ((rc = open_hour(s, r->target_id,
-					    km_hour_of(r->started_us), &o,
-					    err)))
-				return rc;
-			*aux = o;
-		}
-		if ((rc = km_open_hour_fold(*aux, r, &f->x, &what)))
-			return km_error_set(err, rc, "count a result");
-		if (what == KM_OPEN_HOUR_ADDED)
-			return 0;
-		if (what == KM_OPEN_HOUR_LATE)
-			return pend_late(f, r) ? km_error_set(err, KM_ENOMEM,
-							      "out of memory")
-					       : 0;
-		/* The next hour: the open one is done. */
-		if ((rc = km_open_hour_rows(*aux, &f->x, &rows)) ||
-		    (rc = pend_rows(f, &rows)))
-			return km_error_set(err, rc, "close an hour");
-		km_open_hour_free(*aux);
-		*aux = NULL;
+	if (!*aux) {
+		if ((rc = open_hour(s, r->target_id, hour, NULL, 0, &o, err)))
+			return rc;
+		*aux = o;
 	}
-	return km_error_set(err, KM_EIO,
-			    "an hour opened for a result does "
-			    "not take it");
+	if ((rc = km_open_hour_fold(*aux, r, &f->x, &what)))
+		return km_error_set(err, rc, "count a result");
+	if (what == KM_OPEN_HOUR_ADDED)
+		return 0;
+	if (what == KM_OPEN_HOUR_LATE)
+		return pend_late(f, r)
+			       ? km_error_set(err, KM_ENOMEM, "out of memory")
+			       : 0;
+	/* The next hour: the open one is done. */
+	if ((rc = km_open_hour_rows(*aux, &f->x, &rows)) ||
+	    (rc = pend_rows(f, &rows)))
+		return km_error_set(err, rc, "close an hour");
+	rc = km_day_of_hour(hour) == rows.day
+		     ? open_hour(s, r->target_id, hour, rows.hours,
+				 rows.hours_len, &o, err)
+		     : open_hour(s, r->target_id, hour, NULL, 0, &o, err);
+	if (rc)
+		return rc;
+	km_open_hour_free(*aux);
+	*aux = o;
+	if ((rc = km_open_hour_fold(o, r, &f->x, &what)) ||
+	    what != KM_OPEN_HOUR_ADDED)
+		return km_error_set(err, rc ? rc : KM_EIO,
+				    "an hour opened for a result does not "
+				    "take it");
+	return 0;
 }
 
 /* ---- the writer's calls ----------------------------------------------------- */
@@ -686,7 +739,7 @@ int km_fold_write_pending(struct km_store *s, struct km_error *err)
 		if (p->kind == P_RUN) {
 			rc = write_run(s, &p->run.run, &p->run.row_id, err);
 		} else if (p->kind == P_ROWS) {
-			rc = write_rows(s, &p->rows, err);
+			rc = write_ended_rows(s, &p->rows, err);
 		} else {
 			struct km_rollup_hour *add = &f->x.add;
 

@@ -205,6 +205,7 @@ int km_open_hour_rows(struct km_open_hour *o, struct km_rollup_scratch *x,
 		return KM_EIO;
 	x->h.min[o->hour - day * 24] = o->total;
 	out->hours_len = km_rollup_pack(&x->h, x->hours);
+	out->total = o->total;
 	out->target_id = o->target_id;
 	out->hour = o->hour;
 	out->day = day;
@@ -249,6 +250,7 @@ int km_rollup_merge_rows(int64_t hour, const uint8_t *minutes,
 	km_rollup_hour_total(add, &t);
 	km_rollup_merge(&x->h.min[hour - day * 24], &t);
 	out->hours_len = km_rollup_pack(&x->h, x->hours);
+	out->total = x->h.min[hour - day * 24];
 	out->hour = hour;
 	out->day = day;
 	out->minutes = x->minutes;

@@ -466,6 +466,27 @@ static void write_batch(struct km_store *s, struct batch *b, bool final)
 
 	assert(s->n_announce == 0 && s->n_rannounce == 0);
 	rc = km_store_exec(s->db, "BEGIN IMMEDIATE", &err);
+	/* Results first: those queued before a deletion belong to the run
+	 * it ends. */
+	for (size_t i = 0; !rc && i < b->n_res; i++) {
+		if (s->o.raw_results) {
+			rc = insert_result(s, &b->res[i].r);
+			if (rc)
+				rc = km_store_sqlite_err(s->db, rc, &err,
+							 "insert result");
+			else
+				written++;
+			continue;
+		}
+		rc = km_fold_result(s, &b->res[i].r, &err);
+		if (rc == KM_EFULL || rc == KM_ENOMEM) {
+			/* This result only: counted as dropped. */
+			fold_refused(s, &err);
+			rc = 0;
+		} else if (!rc) {
+			written++;
+		}
+	}
 	km_list_for_each (n, &b->ctl) {
 		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
 		bool ok;
@@ -506,25 +527,6 @@ static void write_batch(struct km_store *s, struct batch *b, bool final)
 			break;
 		}
 		transitions += ok;
-	}
-	for (size_t i = 0; !rc && i < b->n_res; i++) {
-		if (s->o.raw_results) {
-			rc = insert_result(s, &b->res[i].r);
-			if (rc)
-				rc = km_store_sqlite_err(s->db, rc, &err,
-							 "insert result");
-			else
-				written++;
-			continue;
-		}
-		rc = km_fold_result(s, &b->res[i].r, &err);
-		if (rc == KM_EFULL || rc == KM_ENOMEM) {
-			/* This result only: counted as dropped. */
-			fold_refused(s, &err);
-			rc = 0;
-		} else if (!rc) {
-			written++;
-		}
 	}
 	if (!rc && s->fold)
 		rc = km_fold_flush(s,

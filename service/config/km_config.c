@@ -835,9 +835,9 @@ static const char *const top_keys[K_N] = {
 static int parse_database(struct km_yaml *ld, const yaml_node_t *n,
 			  struct km_config *c)
 {
-	static const char *const keys[] = {"path", "synchronous", "resultQueue",
-					   "commitDelay", "historyFlush",
-					   "maxOpenTargets"};
+	static const char *const keys[] = {"path",         "synchronous",
+					   "resultQueue",  "commitDelay",
+					   "historyFlush", "maxOpenTargets"};
 	static const char *const sync[] = {"full", "normal"};
 	yaml_node_t *v[6];
 	const char *path = NULL;
@@ -863,8 +863,8 @@ static int parse_database(struct km_yaml *ld, const yaml_node_t *n,
 	    (rc = km_yaml_duration(ld, v[4], "database.historyFlush", 1000,
 				   300000, "between 1s and 5m",
 				   &c->db_history_flush_ms)) ||
-	    (rc = km_yaml_int(ld, v[5], "database.maxOpenTargets", 1,
-			      100000000, &c->db_max_open_targets)))
+	    (rc = km_yaml_int(ld, v[5], "database.maxOpenTargets", 1, 100000000,
+			      &c->db_max_open_targets)))
 		return rc;
 	if (mode >= 0)
 		c->db_sync_normal = mode == 1;
@@ -875,9 +875,10 @@ static int parse_retention(struct km_yaml *ld, const yaml_node_t *n,
 			   struct km_config *c)
 {
 	/* "results" is the name before runs (schema 6): the same setting. */
-	static const char *const keys[] = {
-		"runs",	       "results",    "minuteRollups", "hourRollups",
-		"transitions", "recoveries", "audit",	      "interval"};
+	static const char *const keys[] = {"runs",          "results",
+					   "minuteRollups", "hourRollups",
+					   "transitions",   "recoveries",
+					   "audit",         "interval"};
 	int64_t *const into[] = {
 		&c->results_retention_ms,     &c->results_retention_ms,
 		&c->minutes_retention_ms,     &c->hours_retention_ms,

@@ -154,10 +154,10 @@ struct km_config {
 	int64_t max_recv_message_bytes; /* 256 KiB */
 	int64_t shutdown_grace_ms;      /* 10 s */
 
-	const char *db_path;        /* "kubemedic.db" */
-	bool db_sync_normal;        /* synchronous: normal */
-	int64_t result_queue;       /* 65536 */
-	int64_t db_commit_delay_ms; /* 100 ms */
+	const char *db_path;         /* "kubemedic.db" */
+	bool db_sync_normal;         /* synchronous: normal */
+	int64_t result_queue;        /* 65536 */
+	int64_t db_commit_delay_ms;  /* 100 ms */
 	int64_t db_history_flush_ms; /* 10 s: open runs and rollups */
 	int64_t db_max_open_targets; /* 1,000,000 */
 
