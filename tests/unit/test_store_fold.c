@@ -26,6 +26,7 @@
 #include "km_rollup.h"
 #include "km_store.h"
 #include "km_test.h"
+#include "km_test_schema.h"
 
 #define S 1000000LL
 #define T0 (1780000000LL * S) /* a Monday in 2026, 00:26:40 UTC */
@@ -690,6 +691,76 @@ static void test_conversion_meets_live_results(void **state)
 	check_rollups(f->db, &g, tids);
 }
 
+/* A database of schema 5, as a kubemedicd before runs left it: opened
+ * by this one, migrated, and its results converted — the history the
+ * same, by runs and by rollups. */
+static void test_schema_5_database_converts(void **state)
+{
+	struct fixture *f = *state;
+	static struct gen g;
+	int64_t tids[NT];
+	sqlite3 *db = km_test_old_database(f->db, 5);
+	sqlite3_stmt *st;
+
+	assert_string_equal(km_migrations[4].name, "0005_storms.sql");
+	for (int k = 0; k < NT; k++) {
+		char *sql = sqlite3_mprintf(
+			"INSERT INTO targets (name, kind, object_name, "
+			"state_since, created_at) VALUES ('probe//v5-%d', 1, "
+			"'v5-%d', 1, 1)",
+			k, k);
+
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_free(sql);
+		tids[k] = sqlite3_last_insert_rowid(db);
+	}
+	generate(&g, tids, false, 10);
+	assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(
+				 db,
+				 "INSERT INTO results (target_id, started_at, "
+				 "duration_us, success, error_class, "
+				 "status_code, message) VALUES (?, ?, ?, ?, ?, "
+				 "?, ?)",
+				 -1, &st, NULL),
+			 SQLITE_OK);
+	for (int i = 0; i < g.n; i++) {
+		const struct km_result *r = &g.r[i];
+
+		sqlite3_bind_int64(st, 1, r->target_id);
+		sqlite3_bind_int64(st, 2, r->started_us);
+		sqlite3_bind_int64(st, 3, r->duration_us);
+		sqlite3_bind_int(st, 4, r->success);
+		sqlite3_bind_int(st, 5, r->error_class);
+		sqlite3_bind_int(st, 6, r->status_code);
+		sqlite3_bind_text(st, 7, r->message, -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	open_with(f, (struct km_store_options){0});
+	assert_int_equal(km_store_schema_version(f->s),
+			 km_store_binary_schema_version());
+	convert_until_done(f);
+	close_store(f);
+	check_rollups(f->db, &g, tids);
+	/* One conversion without a kill: the runs are the stretches. */
+	assert_int_equal(count(f->db, "SELECT count(*) FROM runs r WHERE "
+				      "EXISTS (SELECT 1 FROM runs p WHERE "
+				      "p.target_id = r.target_id AND "
+				      "p.success = r.success AND p.id = "
+				      "(SELECT max(id) FROM runs q WHERE "
+				      "q.target_id = r.target_id AND q.id < "
+				      "r.id))"),
+			 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -707,6 +778,8 @@ int main(void)
 			test_conversion_resumes_after_a_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_conversion_meets_live_results, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_5_database_converts,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

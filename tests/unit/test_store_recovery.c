@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "km_embed.h"
 #include "km_store.h"
 #include "km_test.h"
+#include "km_test_schema.h"
 #include "km_test_vfs.h"
 #include "km_time.h"
 
@@ -1240,47 +1240,13 @@ static void test_open_recoveries(void **state)
 
 /* ---- migration --------------------------------------------------------------- */
 
-extern const struct km_embedded_file km_migrations[];
-extern const size_t km_migrations_count;
-
-/* A database exactly as a kubemedicd of schema version 3 left it: its
- * migrations applied and recorded as store_migrate.c records them, with a
+/* A database exactly as a kubemedicd of schema version 3 left it, with a
  * target and a transition in it. */
 static void make_v3_database(const char *path)
 {
-	sqlite3 *db;
+	sqlite3 *db = km_test_old_database(path, 3);
 
-	assert_true(km_migrations_count >= 4);
 	assert_string_equal(km_migrations[2].name, "0003_probe_creator.sql");
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-				      "PRAGMA journal_mode=WAL;"
-				      "CREATE TABLE schema_migrations ("
-				      " version INTEGER PRIMARY KEY,"
-				      " name TEXT NOT NULL,"
-				      " checksum TEXT NOT NULL,"
-				      " applied_at INTEGER NOT NULL)",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
-	for (int v = 1; v <= 3; v++) {
-		const struct km_embedded_file *m = &km_migrations[v - 1];
-		unsigned char md[32];
-		unsigned int mdlen = 0;
-		char hex[65], *sql;
-
-		assert_int_equal(sqlite3_exec(db, (const char *)m->data, NULL,
-					      NULL, NULL),
-				 SQLITE_OK);
-		EVP_Digest(m->data, m->len, md, &mdlen, EVP_sha256(), NULL);
-		for (unsigned i = 0; i < 32; i++)
-			snprintf(hex + 2 * i, 3, "%02x", md[i]);
-		sql = sqlite3_mprintf("INSERT INTO schema_migrations VALUES "
-				      "(%d, %Q, %Q, 1)",
-				      v, m->name, hex);
-		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL),
-				 SQLITE_OK);
-		sqlite3_free(sql);
-	}
 	assert_int_equal(
 		sqlite3_exec(db,
 			     "INSERT INTO targets (name, kind, object_name, "
