@@ -3,12 +3,13 @@ requests it refuses and why, a selection of probes added up, the cap on a
 selection's size, and a real probe that fails and recovers — one incident,
 its downtime and MTTR exactly what its two transitions say. Every wait is
 on an event (a WatchHealth message)."""
+import json
 import math
 
 import grpc
 import pytest
 
-from conftest import SLOW
+from conftest import SLOW, run_cli
 from test_probing import Watch, Web, create, timing
 
 HEALTHY, UNHEALTHY = 2, 3
@@ -167,3 +168,16 @@ def test_failure_and_recovery_is_one_incident(pb, daemon, channel, web):
                                              end_time=mid))
     assert a.incidents == 1 and a.open_incidents == 1
     assert a.uptime_percent == 0.0
+
+    # The CLI says the same, in JSON and as a table.
+    out = run_cli(daemon.addr, "-o", "json", "availability", "probe//web",
+                  check=0)
+    j = json.loads(out.stdout)
+    assert j["incidents"] == 1 and j["targets"] == 1
+    out = run_cli(daemon.addr, "availability", "probe//web", "--since",
+                  "1h", "--step", "1m", check=0)
+    assert "incidents" in out.stdout and "MTTR" in out.stdout, out.stdout
+    out = run_cli(daemon.addr, "availability", "-l", "team=shop", check=0)
+    assert "1 target" in out.stdout, out.stdout
+    bad = run_cli(daemon.addr, "availability", "probe//web", "-l", "a=b")
+    assert bad.returncode == 2 and "not both" in bad.stderr, bad.stderr
