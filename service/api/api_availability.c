@@ -286,7 +286,7 @@ API_HANDLER(km_api_get_availability)
 			 (r->cluster && *r->cluster);
 	struct km_avail_query q;
 	struct km_avail acc = {0};
-	Kubemedic__V1__Availability *out;
+	Kubemedic__V1__Availability *out = NULL;
 	int rc;
 
 	if (one && selection)
