@@ -181,3 +181,13 @@ def test_failure_and_recovery_is_one_incident(pb, daemon, channel, web):
     assert "1 target" in out.stdout, out.stdout
     bad = run_cli(daemon.addr, "availability", "probe//web", "-l", "a=b")
     assert bad.returncode == 2 and "not both" in bad.stderr, bad.stderr
+
+    # Deleted, its history is still answered: the incident stays, nothing
+    # is open, and a selection no longer finds it.
+    pb.probe_grpc.ProbeServiceStub(channel).DeleteProbe(
+        pb.probe.DeleteProbeRequest(name="web"))
+    a = get(pb.health.GetAvailabilityRequest(target="probe//web"))
+    assert a.targets == 1 and a.incidents == 1 and a.open_incidents == 0
+    assert a.downtime_seconds == (down_us + 500_000) // 1_000_000
+    assert get(pb.health.GetAvailabilityRequest(
+        label_selector="team=shop")).targets == 0
