@@ -692,6 +692,64 @@ int km_reader_rollups(struct km_reader *r, const struct km_rollup_query *q,
  * 26.2 s on, is its lower bound). -1 when the slot counts nothing. */
 int64_t km_rollup_slot_quantile(const struct km_rollup_slot *s, double q);
 
+/* ---- reads: availability (store_availability.c) ------------------------- */
+
+/* How long targets were up and down in a window, how often they went down,
+ * and what the recovery actions on them achieved: GetAvailability's
+ * numbers, added up target by target into one struct km_avail.
+ *
+ * For each target the window [from_us, to_us) is clipped to the target's
+ * life — from created_us (a re-created target's earlier life is not its
+ * own) to deleted_us — and to now_us (what has not happened yet is not
+ * observed). The state the clipped window opens in is the to_state of the
+ * last transition at or before its start (since created_us); when
+ * retention removed it, the from_state of the first transition after the
+ * start; with no transition since, the target's state now. Transitions are
+ * taken in (at, seq) order. Then:
+ *  - observed: time HEALTHY, DEGRADED or UNHEALTHY (UNKNOWN is not);
+ *    up: HEALTHY or DEGRADED; down = observed - up;
+ *  - incidents: entries into UNHEALTHY from another state within the
+ *    window, plus one when it opens UNHEALTHY (an incident under way);
+ *  - open_incidents: UNHEALTHY at the clipped end, unless the target's
+ *    deletion ended it;
+ *  - steps (n_steps > 0): up and observed time in each step
+ *    [from_us + i * step_us, from_us + (i + 1) * step_us), the last one
+ *    cut at to_us;
+ *  - actions[a]: the target's recoveries with action a created within the
+ *    clipped window, dry runs and those that never acted (SKIPPED,
+ *    CANCELLED) left out; verified: those VERIFIED; pending: those not in
+ *    a final phase.
+ * One pass over the window's transitions (O(transitions + steps)) and one
+ * grouped query of the recoveries (by the index recoveries_target).
+ * Several targets read inside km_reader_begin/end are one snapshot. */
+#define KM_AVAIL_MAX_STEPS 1000
+struct km_avail_query {
+	int64_t from_us, to_us; /* the window; from_us < to_us */
+	int64_t now_us;         /* nothing is observed from it on */
+	int64_t step_us;        /* > 0 with n_steps */
+	size_t n_steps;         /* ceil((to_us - from_us) / step_us), at most
+				   KM_AVAIL_MAX_STEPS; 0 = no steps */
+};
+struct km_avail_action {
+	int64_t attempts, verified, pending;
+};
+struct km_avail {
+	int64_t targets; /* targets added */
+	int64_t observed_us, up_us;
+	int64_t incidents, open_incidents;
+	struct km_avail_action actions[KM_ACTION_MAX + 1]; /* by action */
+	/* n_steps entries each, the caller's (zeroed before the first
+	 * target); NULL without steps. */
+	int64_t *step_up_us, *step_observed_us;
+};
+/* Adds target t (as read by km_reader_find_target or _get_target_by_id:
+ * id, name, created_us, deleted_us, state) to acc. KM_EINVAL for a query
+ * out of shape; KM_EDEADLINE past the reader's deadline; acc may then hold
+ * part of t. */
+int km_reader_add_availability(struct km_reader *r, const struct km_target *t,
+			       const struct km_avail_query *q,
+			       struct km_avail *acc, struct km_error *err);
+
 /* ---- reads: recoveries -------------------------------------------------- */
 
 /* A recovery by id, with its newest event's seq. KM_ENOTFOUND. Strings in

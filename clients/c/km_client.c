@@ -387,6 +387,9 @@ WRAP(km_client_delete_probe, Kubemedic__V1__DeleteProbeRequest,
 WRAP(km_client_get_health, Kubemedic__V1__GetHealthRequest,
      Kubemedic__V1__TargetHealth, KM "HealthService/GetHealth",
      kubemedic__v1__target_health__descriptor)
+WRAP(km_client_get_availability, Kubemedic__V1__GetAvailabilityRequest,
+     Kubemedic__V1__Availability, KM "HealthService/GetAvailability",
+     kubemedic__v1__availability__descriptor)
 WRAP(km_client_list_targets, Kubemedic__V1__ListTargetsRequest,
      Kubemedic__V1__ListTargetsResponse, KM "HealthService/ListTargets",
      kubemedic__v1__list_targets_response__descriptor)

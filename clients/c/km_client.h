@@ -101,6 +101,10 @@ KM_CLIENT_RPC(km_client_delete_probe, Kubemedic__V1__DeleteProbeRequest,
 	      Kubemedic__V1__DeleteProbeResponse);
 KM_CLIENT_RPC(km_client_get_health, Kubemedic__V1__GetHealthRequest,
 	      Kubemedic__V1__TargetHealth);
+/* One target's, or a selection's, availability over a window
+ * (HealthService.GetAvailability). */
+KM_CLIENT_RPC(km_client_get_availability, Kubemedic__V1__GetAvailabilityRequest,
+	      Kubemedic__V1__Availability);
 KM_CLIENT_RPC(km_client_list_targets, Kubemedic__V1__ListTargetsRequest,
 	      Kubemedic__V1__ListTargetsResponse);
 KM_CLIENT_RPC(km_client_query_probe_history,

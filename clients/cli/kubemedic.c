@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_availability.h"
 #include "km_client.h"
 #include "km_config.h"
 #include "km_json.h"
@@ -67,6 +68,12 @@ static const char usage_text[] =
 	"                                    (--from-oldest: all stored), then a\n"
 	"                                    line where the live ones start\n"
 	"  health [SERVICE]                  grpc.health.v1 Check (\"\" = the daemon)\n"
+	"  availability (TARGET | -l SELECTOR [--kind K] [--cluster C] |\n"
+	"        --kind K [--cluster C] | --cluster C) [--since T] [--until T]\n"
+	"        [--step D]                  uptime, down time, incidents, MTTR,\n"
+	"                                    MTBF, step by step (default 60\n"
+	"                                    steps) and each recovery action's\n"
+	"                                    fixes; default window: 30 days\n"
 	"\n"
 	"Recovery (operators act, viewers read):\n"
 	"  recover TARGET --action A --reason TEXT [--dry-run] [--force]\n"
@@ -126,6 +133,7 @@ struct opts {
 	const char *tls_ca, *tls_cert, *tls_key, *token_file, *server_name;
 	const char *identity, *method, *out;
 	const char *action, *reason, *key, *requester;
+	const char *step;
 	bool active;
 	bool dry_run, force, watch;
 	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
@@ -1628,6 +1636,100 @@ static int cmd_recoveries(struct cli *cli)
 	return 0;
 }
 
+/* The step in whole seconds: --step, or the window in
+ * KM_CLI_AVAILABILITY_STEPS steps (the server's default window when
+ * --since and --until are not given). */
+static int availability_step(struct cli *cli,
+			     const Kubemedic__V1__GetAvailabilityRequest *req,
+			     int64_t *step_s)
+{
+	int64_t ms, end, start;
+
+	if (cli->o.step) {
+		if (km_duration_parse(cli->o.step, &ms) || ms < 1000)
+			return usage_error("--step: a duration of at least 1s, "
+					   "got \"%s\"",
+					   cli->o.step);
+		*step_s = (ms + 999) / 1000;
+		return 0;
+	}
+	end = req->end_time ? req->end_time->seconds * 1000000 +
+				      req->end_time->nanos / 1000
+			    : km_now_us();
+	start = req->start_time ? req->start_time->seconds * 1000000 +
+					  req->start_time->nanos / 1000
+				: end - 30LL * 86400 * 1000000;
+	*step_s = km_cli_availability_step(end - start);
+	return 0;
+}
+
+static int cmd_availability(struct cli *cli)
+{
+	Kubemedic__V1__GetAvailabilityRequest req =
+		KUBEMEDIC__V1__GET_AVAILABILITY_REQUEST__INIT;
+	Kubemedic__V1__Availability *a;
+	char subject[512];
+	int64_t age;
+	int rc, v;
+
+	if (cli->o.n_pos > 2)
+		return usage_error("availability takes one TARGET, or a "
+				   "selection (-l, --kind, --cluster)%s",
+				   "");
+	if (cli->o.n_pos == 2 &&
+	    (cli->o.selector || cli->o.kind || cli->o.cluster))
+		return usage_error("availability: a TARGET or a selection (-l, "
+				   "--kind, --cluster), not both%s",
+				   "");
+	if (cli->o.n_pos == 1 &&
+	    !(cli->o.selector || cli->o.kind || cli->o.cluster))
+		return usage_error("availability: TARGET, or a selection (-l "
+				   "SELECTOR, --kind K, --cluster C)%s",
+				   "");
+	if (cli->o.kind) {
+		if (parse_enum(&kubemedic__v1__target_kind__descriptor,
+			       "TARGET_KIND_", cli->o.kind, &v) ||
+		    !v)
+			return usage_error("--kind: unknown kind \"%s\"",
+					   cli->o.kind);
+		req.kind = v;
+	}
+	req.target = cli->o.n_pos == 2 ? cli->o.pos[1] : "";
+	req.label_selector = (char *)(cli->o.selector ? cli->o.selector : "");
+	req.cluster = (char *)(cli->o.cluster ? cli->o.cluster : "");
+	if ((rc = time_range(cli, &req.start_time, &req.end_time)))
+		return rc;
+	/* An age and no --until: the window ends at the now the age is
+	 * counted from, so that "--since 1h" is exactly an hour (and its
+	 * default step a whole minute). */
+	if (cli->o.since && !cli->o.until &&
+	    km_duration_parse(cli->o.since, &age) == 0) {
+		int64_t now = km_now_us();
+
+		req.start_time = timestamp(&cli->a, now - age * 1000);
+		req.end_time = timestamp(&cli->a, now);
+	}
+	if ((rc = availability_step(cli, &req, &req.step_seconds)) ||
+	    (rc = connect_server(cli)))
+		return rc;
+	if (km_client_get_availability(cli->c, &req, &cli->a, &a, &cli->st))
+		return rpc_failed(cli);
+	if (cli->o.json)
+		return print_json(&a->base);
+	if (cli->o.n_pos == 2)
+		snprintf(subject, sizeof subject, "%s", req.target);
+	else
+		snprintf(subject, sizeof subject, "%s%s%s%s%s%s",
+			 cli->o.selector ? "-l " : "",
+			 cli->o.selector ? cli->o.selector : "",
+			 cli->o.kind ? " --kind " : "",
+			 cli->o.kind ? cli->o.kind : "",
+			 cli->o.cluster ? " --cluster " : "",
+			 cli->o.cluster ? cli->o.cluster : "");
+	km_cli_availability_print(stdout, a, subject, &cli->a);
+	return 0;
+}
+
 #define GROUP(v) \
 	enum_short(&kubemedic__v1__storm_group__descriptor, v, "STORM_GROUP_")
 
@@ -1943,6 +2045,7 @@ enum {
 	O_KEY,
 	O_DRY_RUN,
 	O_FORCE,
+	O_STEP,
 };
 
 static void env_default(const char **v, const char *name)
@@ -2079,6 +2182,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"dry-run", no_argument, NULL, O_DRY_RUN},
 		{"force", no_argument, NULL, O_FORCE},
 		{"watch", no_argument, NULL, 'w'},
+		{"step", required_argument, NULL, O_STEP},
 		{0},
 	};
 	int dashdash = argc, c;
@@ -2221,6 +2325,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_DRY_RUN: o->dry_run = true; break;
 		case O_FORCE: o->force = true; break;
 		case 'w': o->watch = true; break;
+		case O_STEP: o->step = optarg; break;
 		case O_LABEL:
 			if (o->n_labels == 64)
 				return usage_error("too many --label%s", "");
@@ -2261,6 +2366,7 @@ int main(int argc, char **argv)
 		{"cancel", cmd_cancel},
 		{"storms", cmd_storms},
 		{"policies", cmd_policies},
+		{"availability", cmd_availability},
 	};
 	struct cli cli = {0};
 	int rc;

@@ -219,6 +219,8 @@ API_HANDLER(km_api_get_health);
 API_HANDLER(km_api_list_targets);
 API_HANDLER(km_api_query_probe_history);
 API_HANDLER(km_api_query_transitions);
+/* api_availability.c */
+API_HANDLER(km_api_get_availability);
 
 /* Methods of later work: UNIMPLEMENTED naming the capability
  * (method arg = the capability's description). */

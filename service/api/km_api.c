@@ -58,9 +58,6 @@ static void worker_fini(void *arg, void *data)
 	{path, KM_RPC_SERVER_STREAM, req, NULL, km_api_unimplemented_stream, \
 	 (void *)(what)}
 
-static const char availability[] =
-	"availability reports (uptime, MTTR, MTBF) come with recovery";
-
 static const struct km_rpc_method api_methods[] = {
 	UNARY(KM "ProbeService/CreateProbe", D(create_probe_request),
 	      km_api_create_probe, NULL),
@@ -83,8 +80,8 @@ static const struct km_rpc_method api_methods[] = {
 	      D(query_transitions_request), km_api_query_transitions, NULL),
 	{KM "HealthService/WatchHealth", KM_RPC_SERVER_STREAM,
 	 D(watch_health_request), NULL, km_api_watch_health, NULL},
-	LATER(KM "HealthService/GetAvailability",
-	      D(get_availability_request), availability),
+	UNARY(KM "HealthService/GetAvailability",
+	      D(get_availability_request), km_api_get_availability, NULL),
 
 	UNARY(KM "AuditService/ListAuditEvents", D(list_audit_events_request),
 	      km_api_list_audit_events, NULL),

@@ -307,6 +307,15 @@ static void check_handler(const ProtobufCMessage *m, struct km_arena *a)
 		check_page_size(r->page_size);
 		check_token(r->page_token,
 			    km_hash_field(KM_HASH_INIT, r->target), a);
+	} else if (d == &kubemedic__v1__get_availability_request__descriptor) {
+		const Kubemedic__V1__GetAvailabilityRequest *r =
+			(const void *)m;
+
+		if (r->target && *r->target)
+			check_target(r->target);
+		check_time(r->start_time);
+		check_time(r->end_time);
+		check_selector(r->label_selector, a);
 	} else if (d == &kubemedic__v1__watch_health_request__descriptor) {
 		const Kubemedic__V1__WatchHealthRequest *r = (const void *)m;
 
@@ -329,8 +338,8 @@ static void check_handler(const ProtobufCMessage *m, struct km_arena *a)
 		if (r->service && *r->service)
 			check_target(r->service);
 	}
-	/* GetAvailability, RecoveryService (not built yet: UNIMPLEMENTED) and
-	 * reflection: decoding is all the server does before answering. */
+	/* The rest of RecoveryService and reflection: decoding is all the
+	 * server does before its own checks. */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -80,7 +80,7 @@ def test_describe_shows_the_protos_comments(daemon):
          "failures."),
         ("kubemedic.v1.Availability", "double uptime_percent = 4;",
          "double uptime_percent = 4;",
-         "Share of the range spent HEALTHY or DEGRADED, 0..100."),
+         "up / observed x 100, where up is the time HEALTHY or DEGRADED;"),
     ]
     for symbol, in_proto, in_describe, sentence in cases:
         want = comment_before(proto, in_proto)
