@@ -63,3 +63,12 @@ CREATE TABLE rollup_hours (
 	blob      BLOB    NOT NULL,
 	PRIMARY KEY (target_id, day)
 ) WITHOUT ROWID;
+
+-- A target's transitions in (at, seq) order with their new state, from the
+-- index alone: GetAvailability over a year reads some 20,000 of them, and
+-- a seek into the table for each was most of its time (bench/RESULTS.md,
+-- "GetAvailability"). Same name, same leading columns: every query of
+-- transitions_target_time keeps it.
+DROP INDEX transitions_target_time;
+CREATE INDEX transitions_target_time ON transitions (target_id, at, seq,
+	to_state);

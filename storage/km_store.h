@@ -715,6 +715,9 @@ int64_t km_rollup_slot_quantile(const struct km_rollup_slot *s, double q);
  *  - steps (n_steps > 0): up and observed time in each step
  *    [from_us + i * step_us, from_us + (i + 1) * step_us), the last one
  *    cut at to_us;
+ *  - results, failed_results: the rollups' counts in the clipped window
+ *    (its ends rounded out to whole minutes; its whole hours read from
+ *    the hour rows, so a year costs some 365 rows);
  *  - actions[a]: the target's recoveries with action a created within the
  *    clipped window, dry runs and those that never acted (SKIPPED,
  *    CANCELLED) left out; verified: those VERIFIED; pending: those not in
@@ -735,6 +738,9 @@ struct km_avail_action {
 };
 struct km_avail {
 	int64_t targets; /* targets added */
+	/* Probe results in the clipped window, from the rollups: its ends
+	 * rounded out to whole minutes, whole hours read from hour rows. */
+	int64_t results, failed_results;
 	int64_t observed_us, up_us;
 	int64_t incidents, open_incidents;
 	struct km_avail_action actions[KM_ACTION_MAX + 1]; /* by action */

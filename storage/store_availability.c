@@ -9,8 +9,9 @@
  * order, turns them into spans of one state each, and each span is added
  * to the totals and spread over the steps it covers; spans come in time
  * order, so the steps are walked once: O(transitions + steps). The index
- * transitions_target_time (target_id, at) — seq is its rowid — serves
- * every transition query in that order without sorting.
+ * transitions_target_time (target_id, at, seq, to_state) (migration 0006)
+ * serves every transition query in that order without sorting, and the
+ * window's from the index alone.
  *
  * Everything adds into the caller's struct km_avail, so a selection of
  * targets is the same call once per target.
@@ -181,6 +182,55 @@ static int check_query(const struct km_avail_query *q,
 	return 0;
 }
 
+/* Adds the results counted in [from, to) (whole minutes) to acc, in one
+ * step of km_reader_rollups. */
+static int add_span_results(struct km_reader *r, int64_t target_id,
+			    int64_t from, int64_t to, struct km_avail *acc,
+			    struct km_error *err)
+{
+	struct km_rollup_query q = {.target_id = target_id,
+				    .from_us = from,
+				    .to_us = to,
+				    .step_us = to - from};
+	struct km_rollup_series s;
+	struct km_arena a;
+	int rc;
+
+	if (from >= to)
+		return 0;
+	km_arena_init(&a, 512);
+	rc = km_reader_rollups(r, &q, &a, &s, err);
+	for (size_t i = 0; !rc && i < s.n; i++) {
+		acc->results += s.steps[i].count;
+		acc->failed_results += s.steps[i].failures;
+	}
+	km_arena_free(&a);
+	return rc;
+}
+
+static int64_t floor_to(int64_t t, int64_t unit)
+{
+	return t / unit * unit - (t % unit < 0 ? unit : 0);
+}
+
+/* The results of [from, to), rounded out to minutes: the whole hours
+ * inside from hour rows, the minutes at either end from minute rows. */
+static int add_results(struct km_reader *r, int64_t target_id, int64_t from,
+		       int64_t to, struct km_avail *acc, struct km_error *err)
+{
+	int64_t m0 = floor_to(from, KM_MINUTE_US);
+	int64_t m1 = -floor_to(-to, KM_MINUTE_US); /* rounded up */
+	int64_t h0 = -floor_to(-m0, KM_HOUR_US), h1 = floor_to(m1, KM_HOUR_US);
+	int rc;
+
+	if (h0 >= h1)
+		return add_span_results(r, target_id, m0, m1, acc, err);
+	if ((rc = add_span_results(r, target_id, m0, h0, acc, err)) ||
+	    (rc = add_span_results(r, target_id, h0, h1, acc, err)))
+		return rc;
+	return add_span_results(r, target_id, h1, m1, acc, err);
+}
+
 int km_reader_add_availability(struct km_reader *r, const struct km_target *t,
 			       const struct km_avail_query *q,
 			       struct km_avail *acc, struct km_error *err)
@@ -238,5 +288,8 @@ int km_reader_add_availability(struct km_reader *r, const struct km_target *t,
 	    !(t->deleted_us > 0 && to == t->deleted_us))
 		acc->open_incidents++;
 
+	rc = add_results(r, t->id, from, to, acc, err);
+	if (rc)
+		return rc;
 	return add_effects(r, t, from, to, acc, err);
 }

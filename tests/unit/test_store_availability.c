@@ -586,6 +586,48 @@ static void test_recoveries_use_index(void **state)
 		fail_msg("plan: %s", plan);
 }
 
+/* The results counted: from the rollups, the window's ends rounded out
+ * to minutes, its whole hours from hour rows — against a count of what
+ * was added. A result every 7 s over 3 hours, every 5th failing. */
+static void test_results_from_rollups(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t HR = 3600 * S, base = 20000 * 24 * HR; /* a midnight */
+	int64_t id = make_target(f, "probe//counted", base - HR);
+	const int64_t windows[][2] = {
+		{base + 10 * S, base + 3 * HR},           /* ends inside */
+		{base + 30 * 60 * S + 30 * S, base + 2 * HR + 90 * S},
+		{base + 5 * 60 * S, base + 40 * 60 * S}, /* within an hour */
+		{base - HR, base + 4 * HR},                /* all of it */
+	};
+
+	for (int64_t t = base; t < base + 3 * HR; t += 7 * S) {
+		struct km_result r = {.target_id = id,
+				      .started_us = t,
+				      .duration_us = 900,
+				      .success = (t / (7 * S)) % 5 != 0};
+
+		assert_int_equal(km_store_add_result(f->s, &r), 0);
+	}
+	flush(f);
+	for (size_t w = 0; w < sizeof windows / sizeof windows[0]; w++) {
+		int64_t from = windows[w][0], to = windows[w][1];
+		int64_t m0 = from / (60 * S) * 60 * S;
+		int64_t m1 = (to + 60 * S - 1) / (60 * S) * 60 * S;
+		int64_t want = 0, fails = 0;
+		struct km_avail a = avail(f, "probe//counted", from, to,
+					  base + 5 * HR);
+
+		for (int64_t t = base; t < base + 3 * HR; t += 7 * S)
+			if (t >= m0 && t < m1) {
+				want++;
+				fails += (t / (7 * S)) % 5 == 0;
+			}
+		assert_int_equal(a.results, want);
+		assert_int_equal(a.failed_results, fails);
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -602,6 +644,7 @@ int main(void)
 		T(test_random_vs_recount),
 		T(test_recoveries_per_action),
 		T(test_recoveries_use_index),
+	T(test_results_from_rollups),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
