@@ -88,6 +88,7 @@
 #include "km_arena.h"
 #include "km_error.h"
 #include "km_model.h"
+#include "km_rollup.h"
 
 struct km_store;
 struct km_reader;
@@ -560,6 +561,109 @@ struct km_audit_query {
 int km_reader_list_audit(struct km_reader *r, const struct km_audit_query *q,
 			 struct km_arena *a, struct km_audit_event **out,
 			 size_t *n, bool *more, struct km_error *err);
+
+/* ---- reads: history as runs, and rollups (issue 12) ------------------- */
+
+/* Most runs one page of km_reader_query_runs holds. */
+#define KM_RUNS_PAGE_MAX 1000
+
+/* Where a run of a history page comes from: a row of `runs`, or a row of
+ * `results` (written before schema 6, not converted yet) shown as a run of
+ * one. The two tables number their rows separately: a run is known by its
+ * source and id together. */
+enum km_run_src { KM_RUN_SRC_RESULT = 0, KM_RUN_SRC_RUN = 1 };
+
+/* One run of a history page. Strings live in the caller's arena. */
+struct km_run_row {
+	int src; /* enum km_run_src */
+	int64_t id;
+	int64_t target_id;
+	bool success;
+	int error_class; /* enum km_error_class */
+	int32_t status_code;
+	int64_t first_us, last_us; /* its first and last result's start */
+	int64_t count;             /* >= 1; 1 for a result's row */
+	int64_t dur_min_us, dur_max_us, dur_sum_us;
+	/* A failure's first and last message (a result's row: its message,
+	 * both); NULL: none. */
+	const char *first_message, *last_message;
+};
+
+/* A page of one target's history as runs: those that overlap [from_us,
+ * to_us) (first_us < to_us and last_us >= from_us), the rows of `runs` and
+ * what is left of `results` merged in one order, by (first_us, src, id):
+ * oldest first when oldest_first, else the reverse. A run that began
+ * before from_us and lasts into it comes first (oldest first) or last: a
+ * target's runs do not overlap, so only the one that began last before
+ * from_us can. outcome (enum km_outcome) keeps only success or failure
+ * runs. The cursor is the (first_us, src, id) of the previous page's last
+ * run: a page starts strictly after it, so pages neither skip nor repeat a
+ * run (while the writer converts results into runs, a result converted
+ * between two pages may be seen twice or not at all: it moves). limit 0 or
+ * over KM_RUNS_PAGE_MAX is that maximum. Each outcome has its index; a
+ * page costs O(limit) rows whatever its depth. A row that cannot be a run
+ * (a count below 1, times or durations out of order) is KM_ECORRUPT naming
+ * the target and the row. */
+struct km_runs_query {
+	int64_t target_id;
+	int64_t from_us; /* INT64_MIN = unbounded */
+	int64_t to_us;   /* INT64_MAX = unbounded */
+	int outcome;     /* enum km_outcome */
+	bool oldest_first;
+	bool has_cursor;
+	int64_t cursor_us;
+	int cursor_src; /* enum km_run_src */
+	int64_t cursor_id;
+	size_t limit;
+};
+/* *out in a (NULL on error), *n of them, *more when another page
+ * follows. */
+int km_reader_query_runs(struct km_reader *r, const struct km_runs_query *q,
+			 struct km_arena *a, struct km_run_row **out, size_t *n,
+			 bool *more, struct km_error *err);
+
+/* Most steps one km_reader_rollups call returns. */
+#define KM_ROLLUP_STEPS_MAX 10000
+#define KM_MINUTE_US INT64_C(60000000)
+#define KM_HOUR_US INT64_C(3600000000)
+
+/* One target's results counted per step over [from_us, to_us), from its
+ * rollups: step i is [from_us + i·step_us, from_us + (i+1)·step_us), the
+ * last one cut at to_us; a minute counts in the step its start falls in.
+ * from_us and step_us are whole minutes (multiples of KM_MINUTE_US);
+ * ceil((to_us - from_us) / step_us) steps, at most KM_ROLLUP_STEPS_MAX.
+ *
+ * Where it reads: hour rows (rollup_hours) for the whole hours of a range
+ * whose steps are whole, aligned hours (from_us and step_us multiples of
+ * KM_HOUR_US), minute rows (rollup_minutes) otherwise — except before the
+ * target's oldest minute row, where retention has removed the minutes and
+ * the hours are all that is left: there an hour that overlaps the range
+ * counts whole, in the step of its start (or step 0, for the hour holding
+ * from_us). Each blob needed is read once; the cost is O(rows read + steps),
+ * not O(results).
+ *
+ * A blob that does not unpack is KM_ECORRUPT naming the target, the table
+ * and the row; KM_EINVAL for a query out of the rules above. */
+struct km_rollup_query {
+	int64_t target_id;
+	int64_t from_us, to_us;
+	int64_t step_us;
+};
+struct km_rollup_series {
+	struct km_rollup_slot *steps; /* in the arena */
+	size_t n;
+	/* Steps before this may hold an hour counted whole where it does
+	 * not fit them (its minutes were gone); INT64_MIN when none does. */
+	int64_t coarse_until_us;
+};
+int km_reader_rollups(struct km_reader *r, const struct km_rollup_query *q,
+		      struct km_arena *a, struct km_rollup_series *out,
+		      struct km_error *err);
+/* The q-quantile (0..1) of a slot's durations, interpolated within its
+ * bucket and clamped to the bounds of its lowest and highest non-empty
+ * buckets (a rollup keeps no minimum or maximum; the last bucket's, from
+ * 26.2 s on, is its lower bound). -1 when the slot counts nothing. */
+int64_t km_rollup_slot_quantile(const struct km_rollup_slot *s, double q);
 
 /* ---- reads: recoveries -------------------------------------------------- */
 
