@@ -442,7 +442,8 @@ static int latency_query(const Kubemedic__V1__QueryLatencyRequest *r,
 	if (q->to_us <= start)
 		return km_error_set(err, KM_EINVAL,
 				    "end_time: must be after start_time (the "
-				    "range is [start_time, end_time))");
+				    "range is [start_time, end_time); "
+				    "end_time absent is now)");
 	if (r->step_seconds < 60 || r->step_seconds % 60 ||
 	    r->step_seconds > MAX_STEP_SECONDS)
 		return km_error_set(err, KM_EINVAL,
