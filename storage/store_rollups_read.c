@@ -300,20 +300,24 @@ int km_reader_rollups(struct km_reader *r, const struct km_rollup_query *q,
 	out->steps = km_arena_calloc(a, n, sizeof *out->steps);
 	/* One hour unpacked at a time (5 kB): off the caller's stack. */
 	h = km_arena_alloc(a, sizeof *h);
-	if (!out->steps || !h)
+	if (!out->steps || !h) {
+		out->steps = NULL;
 		return km_error_set(err, KM_ENOMEM, "out of memory");
+	}
 	out->n = n;
 	/* The oldest minute row and the two ranges: one snapshot (unless
 	 * the caller holds one already). */
 	if (own && (rc = km_reader_begin(r, err)))
-		return rc;
+		goto fail;
 	rc = rollups(r, q, out, h, err);
 	if (own)
 		km_reader_end(r);
-	if (rc) {
-		out->steps = NULL;
-		out->n = 0;
-	}
+	if (!rc)
+		return 0;
+fail:
+	out->steps = NULL;
+	out->n = 0;
+	out->coarse_until_us = INT64_MIN;
 	return rc;
 }
 

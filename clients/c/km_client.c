@@ -401,6 +401,9 @@ WRAP(km_client_query_transitions, Kubemedic__V1__QueryTransitionsRequest,
      Kubemedic__V1__QueryTransitionsResponse,
      KM "HealthService/QueryTransitions",
      kubemedic__v1__query_transitions_response__descriptor)
+WRAP(km_client_query_latency, Kubemedic__V1__QueryLatencyRequest,
+     Kubemedic__V1__QueryLatencyResponse, KM "HealthService/QueryLatency",
+     kubemedic__v1__query_latency_response__descriptor)
 WRAP(km_client_request_recovery, Kubemedic__V1__RequestRecoveryRequest,
      Kubemedic__V1__Recovery, KM "RecoveryService/RequestRecovery",
      kubemedic__v1__recovery__descriptor)

@@ -113,6 +113,8 @@ KM_CLIENT_RPC(km_client_query_probe_history,
 KM_CLIENT_RPC(km_client_query_transitions,
 	      Kubemedic__V1__QueryTransitionsRequest,
 	      Kubemedic__V1__QueryTransitionsResponse);
+KM_CLIENT_RPC(km_client_query_latency, Kubemedic__V1__QueryLatencyRequest,
+	      Kubemedic__V1__QueryLatencyResponse);
 KM_CLIENT_RPC(km_client_health_check, Grpc__Health__V1__HealthCheckRequest,
 	      Grpc__Health__V1__HealthCheckResponse);
 KM_CLIENT_RPC(km_client_request_recovery, Kubemedic__V1__RequestRecoveryRequest,

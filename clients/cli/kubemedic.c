@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cli_availability.h"
 #include "km_client.h"
 #include "km_config.h"
@@ -59,6 +60,13 @@ static const char usage_text[] =
 	"          [--namespace NS] [--node N] [--owner O] [--uid U]\n"
 	"  history TARGET [--since T] [--until T] [--failures|--successes]\n"
 	"                 [--oldest-first] [--limit N]\n"
+	"                                    runs of results of one outcome,\n"
+	"                                    under a line of the failures per\n"
+	"                                    step of the window (default 24h)\n"
+	"  latency TARGET [--since T] [--until T] [--step D]\n"
+	"                                    results, failures and p50/p90/p99\n"
+	"                                    per step (default: the last hour,\n"
+	"                                    about 60 steps; D whole minutes)\n"
 	"  transitions TARGET [--since T] [--until T] [--oldest-first] [--limit N]\n"
 	"  watch [TARGET]... [--kind K] [-l SELECTOR] [--cluster C]\n"
 	"        [--namespace NS] [--node N] [--owner O] [--uid U]\n"
@@ -128,39 +136,7 @@ static const char usage_text[] =
 	"T is RFC 3339 (2026-11-24T09:00:00Z) or an age (90m, 2h, 7d: that long\n"
 	"ago). D is a duration: 500ms, 10s, 5m, 1h30m.\n";
 
-struct opts {
-	const char *server, *output, *filename, *selector, *since, *until;
-	const char *tls_ca, *tls_cert, *tls_key, *token_file, *server_name;
-	const char *identity, *method, *out;
-	const char *action, *reason, *key, *requester;
-	const char *step;
-	bool active;
-	bool dry_run, force, watch;
-	const char *http, *tcp, *grpc, *grpc_service, *file, *ca_file;
-	const char *workdir, *kind, *state, *cluster;
-	const char *ns, *node, *owner, *uid;
-	const char *period, *probe_timeout, *initial_delay, *max_age;
-	const char *labels[64], *headers[64], *env[256];
-	int n_labels, n_headers, n_env;
-	int64_t timeout_ms, min_size, success_threshold, failure_threshold;
-	int64_t generation, limit, since_seq;
-	bool exec, tls_verify, failures, successes, oldest_first, json;
-	bool from_oldest;
-	bool has_min_size;
-	char **pos; /* positional arguments */
-	int n_pos;
-	char **cmd; /* after "--" */
-	int n_cmd;
-};
-
-struct cli {
-	struct opts o;
-	struct km_client *c;
-	struct km_arena a;
-	struct km_client_status st;
-};
-
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "kubemedic: ");
 	fprintf(stderr, fmt, arg);
@@ -185,7 +161,7 @@ static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 
 /* RFC 3339 ("2026-11-24T09:00:00Z", "...+02:00", fractional seconds) or an
  * age ("2h": that long ago). */
-static int parse_time(const char *s, int64_t *us)
+int parse_time(const char *s, int64_t *us)
 {
 	struct tm tm = {0};
 	const char *p;
@@ -218,7 +194,7 @@ static int parse_time(const char *s, int64_t *us)
 	return 0;
 }
 
-static Google__Protobuf__Timestamp *timestamp(struct km_arena *a, int64_t us)
+Google__Protobuf__Timestamp *timestamp(struct km_arena *a, int64_t us)
 {
 	Google__Protobuf__Timestamp *ts = km_arena_alloc(a, sizeof *ts);
 
@@ -231,7 +207,7 @@ static Google__Protobuf__Timestamp *timestamp(struct km_arena *a, int64_t us)
 	return ts;
 }
 
-static const char *fmt_ts(char buf[40], const Google__Protobuf__Timestamp *ts)
+const char *fmt_ts(char buf[40], const Google__Protobuf__Timestamp *ts)
 {
 	struct tm tm;
 	time_t t;
@@ -254,8 +230,8 @@ static const char *fmt_ms(char buf[32], int64_t ms)
 }
 
 /* "HEALTH_STATE_HEALTHY" -> "HEALTHY" */
-static const char *enum_short(const ProtobufCEnumDescriptor *d, int v,
-			      const char *prefix)
+const char *enum_short(const ProtobufCEnumDescriptor *d, int v,
+		       const char *prefix)
 {
 	const ProtobufCEnumValue *ev =
 		protobuf_c_enum_descriptor_get_value(d, v);
@@ -265,11 +241,6 @@ static const char *enum_short(const ProtobufCEnumDescriptor *d, int v,
 		return "?";
 	return strncmp(ev->name, prefix, n) == 0 ? ev->name + n : ev->name;
 }
-
-#define STATE(v) \
-	enum_short(&kubemedic__v1__health_state__descriptor, v, "HEALTH_STATE_")
-#define ERRCLASS(v) \
-	enum_short(&kubemedic__v1__error_class__descriptor, v, "ERROR_CLASS_")
 
 /* An enum value by its short or full name, case-insensitive. */
 static int parse_enum(const ProtobufCEnumDescriptor *d, const char *prefix,
@@ -290,7 +261,7 @@ static int parse_enum(const ProtobufCEnumDescriptor *d, const char *prefix,
 
 /* ---- output -------------------------------------------------------------- */
 
-static int print_json(const ProtobufCMessage *m)
+int print_json(const ProtobufCMessage *m)
 {
 	struct km_error err = {0};
 
@@ -313,7 +284,7 @@ static int print_json_line(const ProtobufCMessage *m)
 }
 
 /* s as it may be shown on a terminal (km_text_safe), in a. */
-static const char *safe(struct km_arena *a, const char *s)
+const char *safe(struct km_arena *a, const char *s)
 {
 	const char *out = km_text_safe(s, a);
 
@@ -323,11 +294,7 @@ static const char *safe(struct km_arena *a, const char *s)
 /* -o json for a list: one array, written as the pages arrive, one element
  * per line; "[]" for none. On an error midway the array is left open, so
  * the output does not parse as a complete answer. */
-struct json_list {
-	size_t n;
-};
-
-static int json_list_add(struct json_list *l, const ProtobufCMessage *m)
+int json_list_add(struct json_list *l, const ProtobufCMessage *m)
 {
 	struct km_error err = {0};
 	char *s;
@@ -341,12 +308,12 @@ static int json_list_add(struct json_list *l, const ProtobufCMessage *m)
 	return 0;
 }
 
-static void json_list_end(const struct json_list *l)
+void json_list_end(const struct json_list *l)
 {
 	fputs(l->n ? "\n]\n" : "[]\n", stdout);
 }
 
-static int rpc_failed(struct cli *cli)
+int rpc_failed(struct cli *cli)
 {
 	fprintf(stderr, "kubemedic: %s\n", safe(&cli->a, cli->st.message));
 	return 1;
@@ -480,7 +447,7 @@ static void print_probe(struct km_arena *a, const Kubemedic__V1__Probe *p)
 
 /* ---- connection ---------------------------------------------------------- */
 
-static int connect_server(struct cli *cli)
+int connect_server(struct cli *cli)
 {
 	struct km_client_options co = {
 		.tls_ca_file = cli->o.tls_ca,
@@ -1102,8 +1069,8 @@ static int cmd_targets(struct cli *cli)
 	return 0;
 }
 
-static int time_range(struct cli *cli, Google__Protobuf__Timestamp **start,
-		      Google__Protobuf__Timestamp **end)
+int time_range(struct cli *cli, Google__Protobuf__Timestamp **start,
+	       Google__Protobuf__Timestamp **end)
 {
 	int64_t us;
 
@@ -1121,68 +1088,6 @@ static int time_range(struct cli *cli, Google__Protobuf__Timestamp **start,
 					   cli->o.until);
 		*end = timestamp(&cli->a, us);
 	}
-	return 0;
-}
-
-static int cmd_history(struct cli *cli)
-{
-	Kubemedic__V1__QueryProbeHistoryRequest req =
-		KUBEMEDIC__V1__QUERY_PROBE_HISTORY_REQUEST__INIT;
-	int64_t left = cli->o.limit ? cli->o.limit : 100;
-	struct json_list jl = {0};
-	int rc, shown = 0;
-
-	if (cli->o.n_pos != 2)
-		return usage_error("history TARGET%s", "");
-	if (cli->o.failures && cli->o.successes)
-		return usage_error("--failures and --successes exclude each "
-				   "other%s",
-				   "");
-	if ((rc = time_range(cli, &req.start_time, &req.end_time)) ||
-	    (rc = connect_server(cli)))
-		return rc;
-	req.target = cli->o.pos[1];
-	req.outcome = cli->o.failures ? KUBEMEDIC__V1__OUTCOME__OUTCOME_FAILURE
-		      : cli->o.successes
-			      ? KUBEMEDIC__V1__OUTCOME__OUTCOME_SUCCESS
-			      : 0;
-	req.order = cli->o.oldest_first
-			    ? KUBEMEDIC__V1__ORDER__ORDER_OLDEST_FIRST
-			    : KUBEMEDIC__V1__ORDER__ORDER_NEWEST_FIRST;
-	do {
-		Kubemedic__V1__QueryProbeHistoryResponse *r;
-
-		req.page_size = (int32_t)(left < 1000 ? left : 1000);
-		if (km_client_query_probe_history(cli->c, &req, &cli->a, &r,
-						  &cli->st))
-			return rpc_failed(cli);
-		for (size_t i = 0; i < r->n_results; i++) {
-			const Kubemedic__V1__ProbeResult *x = r->results[i];
-			char b[40];
-
-			if (cli->o.json) {
-				if (json_list_add(&jl, &x->base))
-					return 1;
-				continue;
-			}
-			if (!shown++)
-				printf("%-20s %-6s %10s  %-12s %6s  %s\n",
-				       "TIME", "RESULT", "DURATION", "CLASS",
-				       "CODE", "MESSAGE");
-			printf("%-20s %-6s %8lldus  %-12s %6d  %s\n",
-			       fmt_ts(b, x->start_time),
-			       x->success ? "ok" : "FAIL",
-			       (long long)x->duration_us,
-			       x->success ? "-" : ERRCLASS(x->error_class),
-			       x->status_code, safe(&cli->a, x->message));
-		}
-		left -= (int64_t)r->n_results;
-		req.page_token = r->next_page_token;
-	} while (left > 0 && req.page_token && *req.page_token);
-	if (cli->o.json)
-		json_list_end(&jl);
-	else if (!shown)
-		printf("No results in that range.\n");
 	return 0;
 }
 
@@ -2181,8 +2086,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"idempotency-key", required_argument, NULL, O_KEY},
 		{"dry-run", no_argument, NULL, O_DRY_RUN},
 		{"force", no_argument, NULL, O_FORCE},
-		{"watch", no_argument, NULL, 'w'},
 		{"step", required_argument, NULL, O_STEP},
+		{"watch", no_argument, NULL, 'w'},
 		{0},
 	};
 	int dashdash = argc, c;
@@ -2324,8 +2229,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_KEY: o->key = optarg; break;
 		case O_DRY_RUN: o->dry_run = true; break;
 		case O_FORCE: o->force = true; break;
-		case 'w': o->watch = true; break;
 		case O_STEP: o->step = optarg; break;
+		case 'w': o->watch = true; break;
 		case O_LABEL:
 			if (o->n_labels == 64)
 				return usage_error("too many --label%s", "");
@@ -2355,6 +2260,7 @@ int main(int argc, char **argv)
 		{"status", cmd_status},
 		{"targets", cmd_targets},
 		{"history", cmd_history},
+		{"latency", cmd_latency},
 		{"transitions", cmd_transitions},
 		{"health", cmd_health},
 		{"audit", cmd_audit},

@@ -229,8 +229,8 @@ static int answer(struct km_rpc_ctx *ctx,
 	out->targets = clamp32(acc->targets);
 	out->results = acc->results;
 	out->failed_results = acc->failed_results;
-	out->success_percent = percent(acc->results - acc->failed_results,
-				       acc->results);
+	out->success_percent =
+		percent(acc->results - acc->failed_results, acc->results);
 	if (acc->incidents > 0) {
 		out->mttr_seconds = seconds(down / acc->incidents);
 		out->mtbf_seconds = seconds(acc->up_us / acc->incidents);

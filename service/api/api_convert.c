@@ -120,7 +120,40 @@ Kubemedic__V1__ProbeResult *km_api_result_to_pb(const struct km_result *r,
 	pb->error_class = (Kubemedic__V1__ErrorClass)r->error_class;
 	pb->status_code = r->status_code;
 	pb->message = (char *)s_or_empty(r->message);
+	/* One result: a run of one. */
+	pb->count = 1;
+	pb->last_start_time = pb->start_time;
+	pb->duration_min_us = pb->duration_max_us = r->duration_us;
+	pb->first_message = pb->message;
 	return pb->start_time ? pb : NULL;
+}
+
+Kubemedic__V1__ProbeResult *km_api_run_to_pb(const struct km_run_row *r,
+					     const struct km_target *t,
+					     struct km_arena *a)
+{
+	Kubemedic__V1__ProbeResult *pb =
+		KM_ARENA_NEW(a, Kubemedic__V1__ProbeResult,
+			     KUBEMEDIC__V1__PROBE_RESULT__INIT);
+
+	if (!pb)
+		return NULL;
+	pb->id = r->id;
+	pb->target = (char *)t->name;
+	pb->probe = t->kind == KM_KIND_PROBE ? (char *)t->object_name : "";
+	pb->start_time = km_pb_timestamp(a, r->first_us);
+	pb->last_start_time = km_pb_timestamp(a, r->last_us);
+	/* The store vouches for count >= 1. */
+	pb->duration_us = r->count > 0 ? r->dur_sum_us / r->count : 0;
+	pb->duration_min_us = r->dur_min_us;
+	pb->duration_max_us = r->dur_max_us;
+	pb->count = r->count;
+	pb->success = r->success;
+	pb->error_class = (Kubemedic__V1__ErrorClass)r->error_class;
+	pb->status_code = r->status_code;
+	pb->message = (char *)s_or_empty(r->last_message);
+	pb->first_message = (char *)s_or_empty(r->first_message);
+	return pb->start_time && pb->last_start_time ? pb : NULL;
 }
 
 Kubemedic__V1__Transition *

@@ -2,13 +2,15 @@
  * kubemedic.v1.HealthService: current verdicts from the health hub's
  * memory (GetHealth, ListTargets), history through the worker's km_reader
  * (WAL: never blocked by the writer; every query bounded by the call's
- * deadline). WatchHealth is api_watch.c.
+ * deadline): runs (QueryProbeHistory), transitions, and latency per step
+ * from the rollups (QueryLatency). WatchHealth is api_watch.c.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "api_internal.h"
 #include "km_hash.h"
+#include "km_time.h"
 
 #define MAX_PAGE 1000
 
@@ -196,7 +198,8 @@ struct history_req {
 
 static int prepare_history(struct km_rpc_ctx *ctx, const struct history_req *h,
 			   struct km_target *t, struct km_history_query *q,
-			   uint64_t *hash, struct km_error *err)
+			   const char **cursor_s, uint64_t *hash,
+			   struct km_error *err)
 {
 	struct api_cursor cur;
 	bool has_cur;
@@ -243,6 +246,7 @@ static int prepare_history(struct km_rpc_ctx *ctx, const struct history_req *h,
 	q->has_cursor = has_cur;
 	q->cursor_us = cur.a;
 	q->cursor_id = cur.b;
+	*cursor_s = cur.s;
 	return 0;
 }
 
@@ -262,6 +266,36 @@ static bool output_visible(struct km_rpc_ctx *ctx, const struct km_target *t)
 	return km_api_may_see_output(ctx, p.type);
 }
 
+/* A history page's cursor in its token: (first_us, id), and the run's
+ * source in the string — "" for a result's row (what tokens issued before
+ * runs existed point at, so they stay good), RUN_TOKEN for a run's. */
+#define RUN_TOKEN "r"
+
+static int runs_cursor(const struct km_history_query *h, const char *s,
+		       struct km_runs_query *q, struct km_error *err)
+{
+	memset(q, 0, sizeof *q);
+	q->target_id = h->target_id;
+	q->from_us = h->from_us;
+	q->to_us = h->to_us;
+	q->outcome = h->outcome;
+	q->oldest_first = h->oldest_first;
+	q->limit = h->limit;
+	q->has_cursor = h->has_cursor;
+	q->cursor_us = h->cursor_us;
+	q->cursor_id = h->cursor_id;
+	if (!h->has_cursor || !*s)
+		q->cursor_src = KM_RUN_SRC_RESULT;
+	else if (!strcmp(s, RUN_TOKEN))
+		q->cursor_src = KM_RUN_SRC_RUN;
+	else
+		return km_error_set(err, KM_EINVAL,
+				    "page_token: not a token this server "
+				    "issued (pass next_page_token back "
+				    "unchanged)");
+	return 0;
+}
+
 API_HANDLER(km_api_query_probe_history)
 {
 	const Kubemedic__V1__QueryProbeHistoryRequest *r = (const void *)req;
@@ -269,18 +303,22 @@ API_HANDLER(km_api_query_probe_history)
 				r->outcome,   r->order,      r->page_size,
 				r->page_token};
 	Kubemedic__V1__QueryProbeHistoryResponse *out;
-	struct km_history_query q;
+	struct km_history_query hq;
+	struct km_runs_query q;
 	struct km_target t;
-	struct km_result *v;
+	struct km_run_row *v;
+	const char *cur_s;
 	size_t n;
 	bool more, hide;
 	uint64_t hash;
 	int rc;
 
-	rc = prepare_history(ctx, &h, &t, &q, &hash, err);
+	rc = prepare_history(ctx, &h, &t, &hq, &cur_s, &hash, err);
 	if (!rc)
-		rc = km_reader_query_results(km_api_reader(ctx), &q, ctx->arena,
-					     &v, &n, &more, err);
+		rc = runs_cursor(&hq, cur_s, &q, err);
+	if (!rc)
+		rc = km_reader_query_runs(km_api_reader(ctx), &q, ctx->arena,
+					  &v, &n, &more, err);
 	if (rc)
 		return rc;
 	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__QueryProbeHistoryResponse,
@@ -293,16 +331,20 @@ API_HANDLER(km_api_query_probe_history)
 		return API_OOM(err);
 	hide = !output_visible(ctx, &t);
 	for (size_t i = 0; i < n; i++) {
-		if (hide && v[i].message)
-			v[i].message = km_api_hidden_output;
+		if (hide && v[i].first_message)
+			v[i].first_message = km_api_hidden_output;
+		if (hide && v[i].last_message)
+			v[i].last_message = km_api_hidden_output;
 		if (!(out->results[i] =
-			      km_api_result_to_pb(&v[i], &t, ctx->arena)))
+			      km_api_run_to_pb(&v[i], &t, ctx->arena)))
 			return API_OOM(err);
 	}
 	out->n_results = n;
 	if (more) {
-		struct api_cursor next = {.a = v[n - 1].started_us,
-					  .b = v[n - 1].id};
+		struct api_cursor next = {
+			.a = v[n - 1].first_us,
+			.b = v[n - 1].id,
+			.s = v[n - 1].src == KM_RUN_SRC_RUN ? RUN_TOKEN : ""};
 
 		out->next_page_token =
 			km_api_token_encode(ctx->arena, hash, &next);
@@ -322,12 +364,13 @@ API_HANDLER(km_api_query_transitions)
 	struct km_history_query q;
 	struct km_target t;
 	struct km_transition *v;
+	const char *cur_s;
 	size_t n;
 	bool more;
 	uint64_t hash;
 	int rc;
 
-	rc = prepare_history(ctx, &h, &t, &q, &hash, err);
+	rc = prepare_history(ctx, &h, &t, &q, &cur_s, &hash, err);
 	if (!rc)
 		rc = km_reader_query_transitions(
 			km_api_reader(ctx), &q, ctx->arena, &v, &n, &more, err);
@@ -355,6 +398,156 @@ API_HANDLER(km_api_query_transitions)
 		if (!out->next_page_token)
 			return API_OOM(err);
 	}
+	*resp = &out->base;
+	return 0;
+}
+
+/* ---- QueryLatency ---------------------------------------------------- */
+
+#define MAX_QUANTILES 16
+/* The longest step: 100 years (its microseconds fit an int64 with room). */
+#define MAX_STEP_SECONDS (100LL * 366 * 86400)
+
+static const double default_quantiles[] = {0.5, 0.9, 0.99};
+
+static int64_t floor_minute(int64_t us)
+{
+	int64_t m = us / KM_MINUTE_US;
+
+	if (us % KM_MINUTE_US < 0)
+		m--;
+	return m * KM_MINUTE_US;
+}
+
+/* The request's range, step and quantiles, each checked with a message
+ * that says what to send instead. */
+static int latency_query(const Kubemedic__V1__QueryLatencyRequest *r,
+			 struct km_rollup_query *q, const double **qs,
+			 size_t *nq, struct km_error *err)
+{
+	int64_t start, span, steps;
+	int rc;
+
+	if (!r->start_time)
+		return km_error_set(err, KM_EINVAL,
+				    "start_time: Required value (the range "
+				    "is [start_time, end_time); end_time "
+				    "absent is now)");
+	rc = km_api_time_bound(r->start_time, 0, "start_time", &start, err);
+	if (!rc)
+		rc = km_api_time_bound(r->end_time, km_now_us(), "end_time",
+				       &q->to_us, err);
+	if (rc)
+		return rc;
+	if (q->to_us <= start)
+		return km_error_set(err, KM_EINVAL,
+				    "end_time: must be after start_time (the "
+				    "range is [start_time, end_time); "
+				    "end_time absent is now)");
+	if (r->step_seconds < 60 || r->step_seconds % 60 ||
+	    r->step_seconds > MAX_STEP_SECONDS)
+		return km_error_set(err, KM_EINVAL,
+				    "step_seconds: must be a whole number of "
+				    "minutes from 60 (1 minute) to %lld (100 "
+				    "years), got %lld; e.g. 300 for 5-minute "
+				    "steps",
+				    MAX_STEP_SECONDS,
+				    (long long)r->step_seconds);
+	q->from_us = floor_minute(start);
+	q->step_us = r->step_seconds * 1000000;
+	span = q->to_us - q->from_us;
+	steps = span / q->step_us + (span % q->step_us != 0);
+	if (steps > KM_ROLLUP_STEPS_MAX)
+		return km_error_set(
+			err, KM_EINVAL,
+			"step_seconds: %lld steps of %llds from "
+			"start_time to end_time, more than %d: "
+			"take a step of at least %llds, or a "
+			"shorter range",
+			(long long)steps, (long long)r->step_seconds,
+			KM_ROLLUP_STEPS_MAX,
+			(long long)((span / KM_ROLLUP_STEPS_MAX / KM_MINUTE_US +
+				     1) *
+				    60));
+	if (r->n_quantiles > MAX_QUANTILES)
+		return km_error_set(err, KM_EINVAL,
+				    "quantiles: at most %d, got %zu",
+				    MAX_QUANTILES, r->n_quantiles);
+	for (size_t i = 0; i < r->n_quantiles; i++)
+		if (!(r->quantiles[i] >= 0 && r->quantiles[i] <= 1))
+			return km_error_set(err, KM_EINVAL,
+					    "quantiles[%zu]: %g is not in "
+					    "[0, 1] (0.99 is the 99th "
+					    "percentile)",
+					    i, r->quantiles[i]);
+	*qs = r->n_quantiles ? r->quantiles : default_quantiles;
+	*nq = r->n_quantiles
+		      ? r->n_quantiles
+		      : sizeof default_quantiles / sizeof default_quantiles[0];
+	return 0;
+}
+
+static Kubemedic__V1__LatencyStep *
+latency_step(const struct km_rollup_slot *slot, int64_t start_us,
+	     const double *qs, size_t nq, struct km_arena *a)
+{
+	Kubemedic__V1__LatencyStep *pb =
+		KM_ARENA_NEW(a, Kubemedic__V1__LatencyStep,
+			     KUBEMEDIC__V1__LATENCY_STEP__INIT);
+
+	if (!pb || !(pb->start_time = km_pb_timestamp(a, start_us)) ||
+	    !(pb->quantile_us =
+		      km_arena_calloc(a, nq, sizeof *pb->quantile_us)))
+		return NULL;
+	pb->count = slot->count;
+	pb->failures = slot->failures;
+	for (size_t i = 0; i < nq; i++)
+		pb->quantile_us[i] = km_rollup_slot_quantile(slot, qs[i]);
+	pb->n_quantile_us = nq;
+	return pb;
+}
+
+API_HANDLER(km_api_query_latency)
+{
+	const Kubemedic__V1__QueryLatencyRequest *r = (const void *)req;
+	Kubemedic__V1__QueryLatencyResponse *out;
+	struct km_rollup_query q = {0};
+	struct km_rollup_series s;
+	struct km_target t;
+	const double *qs = NULL;
+	size_t nq = 0;
+	int rc;
+
+	rc = check_target_name(r->target, err);
+	if (!rc)
+		rc = latency_query(r, &q, &qs, &nq, err);
+	if (!rc)
+		rc = find_target(ctx, r->target, true, &t, err);
+	if (rc)
+		return rc;
+	q.target_id = t.id;
+	rc = km_reader_rollups(km_api_reader(ctx), &q, ctx->arena, &s, err);
+	if (rc)
+		return rc;
+	out = KM_ARENA_NEW(ctx->arena, Kubemedic__V1__QueryLatencyResponse,
+			   KUBEMEDIC__V1__QUERY_LATENCY_RESPONSE__INIT);
+	if (!out ||
+	    !(out->steps = km_arena_calloc(ctx->arena, s.n ? s.n : 1,
+					   sizeof *out->steps)) ||
+	    !(out->quantiles =
+		      km_arena_memdup(ctx->arena, qs, nq * sizeof *qs)))
+		return API_OOM(err);
+	out->n_quantiles = nq;
+	for (size_t i = 0; i < s.n; i++)
+		if (!(out->steps[i] = latency_step(
+			      &s.steps[i], q.from_us + (int64_t)i * q.step_us,
+			      qs, nq, ctx->arena)))
+			return API_OOM(err);
+	out->n_steps = s.n;
+	if (s.coarse_until_us != INT64_MIN &&
+	    !(out->coarse_until_time =
+		      km_pb_timestamp(ctx->arena, s.coarse_until_us)))
+		return API_OOM(err);
 	*resp = &out->base;
 	return 0;
 }

@@ -163,6 +163,11 @@ Kubemedic__V1__Target *km_api_target_to_pb(const struct km_target *t,
 Kubemedic__V1__ProbeResult *km_api_result_to_pb(const struct km_result *r,
 						const struct km_target *t,
 						struct km_arena *a);
+/* A run of a history page (ProbeResult with count, first and last start,
+ * the mean duration). */
+Kubemedic__V1__ProbeResult *km_api_run_to_pb(const struct km_run_row *r,
+					     const struct km_target *t,
+					     struct km_arena *a);
 Kubemedic__V1__Transition *
 km_api_transition_to_pb(const struct km_transition *t, const char *target_name,
 			struct km_arena *a);
@@ -218,6 +223,7 @@ API_HANDLER(km_api_list_audit_events);
 API_HANDLER(km_api_get_health);
 API_HANDLER(km_api_list_targets);
 API_HANDLER(km_api_query_probe_history);
+API_HANDLER(km_api_query_latency);
 API_HANDLER(km_api_query_transitions);
 /* api_availability.c */
 API_HANDLER(km_api_get_availability);

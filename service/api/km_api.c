@@ -78,6 +78,8 @@ static const struct km_rpc_method api_methods[] = {
 	      D(query_probe_history_request), km_api_query_probe_history, NULL),
 	UNARY(KM "HealthService/QueryTransitions",
 	      D(query_transitions_request), km_api_query_transitions, NULL),
+	UNARY(KM "HealthService/QueryLatency", D(query_latency_request),
+	      km_api_query_latency, NULL),
 	{KM "HealthService/WatchHealth", KM_RPC_SERVER_STREAM,
 	 D(watch_health_request), NULL, km_api_watch_health, NULL},
 	UNARY(KM "HealthService/GetAvailability",

@@ -32,6 +32,7 @@ static const struct rule {
 	{KM "HealthService/ListTargets", KM_ROLE_VIEWER},
 	{KM "HealthService/QueryProbeHistory", KM_ROLE_VIEWER},
 	{KM "HealthService/QueryTransitions", KM_ROLE_VIEWER},
+	{KM "HealthService/QueryLatency", KM_ROLE_VIEWER},
 	{KM "HealthService/WatchHealth", KM_ROLE_VIEWER},
 	{KM "HealthService/GetAvailability", KM_ROLE_VIEWER},
 

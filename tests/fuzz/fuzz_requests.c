@@ -316,6 +316,12 @@ static void check_handler(const ProtobufCMessage *m, struct km_arena *a)
 		check_time(r->start_time);
 		check_time(r->end_time);
 		check_selector(r->label_selector, a);
+	} else if (d == &kubemedic__v1__query_latency_request__descriptor) {
+		const Kubemedic__V1__QueryLatencyRequest *r = (const void *)m;
+
+		check_target(r->target);
+		check_time(r->start_time);
+		check_time(r->end_time);
 	} else if (d == &kubemedic__v1__watch_health_request__descriptor) {
 		const Kubemedic__V1__WatchHealthRequest *r = (const void *)m;
 

@@ -159,6 +159,7 @@ EXPECTED = {
     "HealthService/ListTargets": "viewer",
     "HealthService/QueryProbeHistory": "viewer",
     "HealthService/QueryTransitions": "viewer",
+    "HealthService/QueryLatency": "viewer",
     "HealthService/WatchHealth": "viewer",
     "HealthService/GetAvailability": "viewer",
     "RecoveryService/RequestRecovery": "operator",
@@ -202,7 +203,7 @@ def test_authorization_matrix(pb, secure, pki):
     methods = every_method(pb)
     assert {m[2] for m in methods} == set(EXPECTED), \
         "a method without a row in EXPECTED (and docs/SECURITY.md)"
-    assert len(methods) == 23
+    assert len(methods) == 24
     chans = {who: channel_for(secure, pki, who)
              for who in (None, "viewer", "operator", "admin")}
     for path, kind, key in methods:

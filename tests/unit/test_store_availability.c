@@ -595,10 +595,10 @@ static void test_results_from_rollups(void **state)
 	const int64_t HR = 3600 * S, base = 20000 * 24 * HR; /* a midnight */
 	int64_t id = make_target(f, "probe//counted", base - HR);
 	const int64_t windows[][2] = {
-		{base + 10 * S, base + 3 * HR},           /* ends inside */
+		{base + 10 * S, base + 3 * HR}, /* ends inside */
 		{base + 30 * 60 * S + 30 * S, base + 2 * HR + 90 * S},
 		{base + 5 * 60 * S, base + 40 * 60 * S}, /* within an hour */
-		{base - HR, base + 4 * HR},                /* all of it */
+		{base - HR, base + 4 * HR},              /* all of it */
 	};
 
 	for (int64_t t = base; t < base + 3 * HR; t += 7 * S) {
@@ -615,8 +615,8 @@ static void test_results_from_rollups(void **state)
 		int64_t m0 = from / (60 * S) * 60 * S;
 		int64_t m1 = (to + 60 * S - 1) / (60 * S) * 60 * S;
 		int64_t want = 0, fails = 0;
-		struct km_avail a = avail(f, "probe//counted", from, to,
-					  base + 5 * HR);
+		struct km_avail a =
+			avail(f, "probe//counted", from, to, base + 5 * HR);
 
 		for (int64_t t = base; t < base + 3 * HR; t += 7 * S)
 			if (t >= m0 && t < m1) {
@@ -644,7 +644,7 @@ int main(void)
 		T(test_random_vs_recount),
 		T(test_recoveries_per_action),
 		T(test_recoveries_use_index),
-	T(test_results_from_rollups),
+		T(test_results_from_rollups),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
