@@ -272,7 +272,7 @@ class Soak:
         # The clients are the local identity (plaintext loopback): TCP
         # probes need operator.
         config.write_text(
-            "retention: {results: 30s}\n"
+            "retention: {runs: 30s}\n"
             f"database: {{commitDelay: {args.commit_delay}}}\n"
             "auth: {localRole: operator}\n")
         self.daemon = Daemon(args, tmp, config)
@@ -304,7 +304,9 @@ class Soak:
             probes = {n: (g, decode_labels(lb).get("soak"))
                       for n, g, lb in db.execute(
                           "SELECT name, generation, labels FROM probes")}
-            results = db.execute("SELECT coalesce(max(id), 0) FROM results"
+            # Runs, not results, are rows since schema 6; retention
+            # deletes old ones, so the highest id counts what was written.
+            results = db.execute("SELECT coalesce(max(id), 0) FROM runs"
                                  ).fetchone()[0]
             transitions = db.execute(
                 "SELECT coalesce(max(seq), 0) FROM transitions").fetchone()[0]
@@ -359,7 +361,7 @@ class Soak:
                 print(f"life {life}: killed; integrity ok "
                       f"{life - bad_integrity}/{life}, acknowledged "
                       f"writes {sum(c.ops for c in self.clients)}, lost "
-                      f"{len(lost)}; results committed this life "
+                      f"{len(lost)}; runs written this life "
                       f"{life_results[-1]}, transitions "
                       f"{life_trans[-1]}", flush=True)
             if lost and not args.keep_going:
@@ -385,7 +387,7 @@ class Soak:
               f"and recovery-shaped updates); lost: {len(lost)}")
         print(f"integrity_check ok after {kills - bad_integrity} of "
               f"{kills} kills")
-        print(f"results committed per life: median "
+        print(f"runs written per life: median "
               f"{statistics.median(life_results):.0f}, min "
               f"{min(life_results)}, max {max(life_results)}; transitions "
               f"per life: median {statistics.median(life_trans):.0f}")

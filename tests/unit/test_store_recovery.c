@@ -1597,6 +1597,61 @@ static void test_hostile_strings(void **state)
 	free(message);
 }
 
+/* Retention of recoveries: a final one older than its retention goes,
+ * with its events; one still open stays, however old; so does a recent
+ * one. Storms likewise: an ended old one goes, one still on stays. */
+static void test_retention(void **state)
+{
+	struct fixture *f = *state;
+	struct km_store_options o = {.recoveries_retention_us =
+					     3600LL * 1000000,
+				     .retention_interval_ms = 3600000};
+	const int64_t old = km_now_us() - 7200LL * 1000000;
+	struct km_recovery r1 = request("pod/default/a", KM_ACTION_RESTART_POD,
+					"ret-1"),
+			   r2 = request("pod/default/b", KM_ACTION_RESTART_POD,
+					"ret-2"),
+			   r3 = request("pod/default/c", KM_ACTION_RESTART_POD,
+					"ret-3");
+	struct storm_answer a = STORM_ANSWER;
+	struct km_storm end = {.group = KM_STORM_ZONE, .name = "z-old"};
+	struct km_error err = {0};
+	int64_t id1, id2, id3;
+
+	close_store(f);
+	assert_int_equal(open_store(f, &o), 0);
+	make_target(f, "pod/default/a", "ua");
+	make_target(f, "pod/default/b", "ub");
+	make_target(f, "pod/default/c", "uc");
+	id1 = create(f, &r1);
+	id2 = create(f, &r2);
+	id3 = create(f, &r3);
+	assert_int_equal(update(f, id1, 0, KM_PHASE_SKIPPED, old, &err), 0);
+	assert_int_equal(update(f, id2, 0, KM_PHASE_QUEUED, old, &err), 0);
+	assert_int_equal(update(f, id3, 0, KM_PHASE_SKIPPED, 0, &err), 0);
+	begin_storm(f, KM_STORM_ZONE, "z-old", "", old - 1000000);
+	end.ended_us = old;
+	assert_int_equal(km_store_end_storm_async(f->s, &end, on_storm, &a), 0);
+	assert_int_equal(storm_wait(&a), 0);
+	begin_storm(f, KM_STORM_ZONE, "z-on", "", old);
+	km_store_retention_sweep(f->s);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM recoveries"),
+			 2);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM recoveries "
+					  "WHERE id = 1"),
+			 0);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM "
+					  "recovery_events WHERE "
+					  "recovery_id = 1"),
+			 0);
+	assert_true(raw_count(f->db, "SELECT count(*) FROM recovery_events "
+				     "WHERE recovery_id = 2") >= 2);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM storms"), 1);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM storms WHERE "
+					  "name = 'z-on'"),
+			 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1620,6 +1675,7 @@ int main(void)
 			test_version_3_database_upgrades, setup_dir, teardown),
 		T(test_hostile_strings),
 		T(test_storms),
+		T(test_retention),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
