@@ -13,7 +13,10 @@
  *               journal_size_limit), and
  *               one prepared INSERT (the writer's SQL) stepped N times in
  *               transactions of B rows (BEGIN IMMEDIATE ... COMMIT).
- *  - kubemedic: km_store_open (batch_max = B, result_queue = Q), then
+ *  - kubemedic: km_store_open (batch_max = B, result_queue = Q,
+ *               raw_results: one results row each, as the writer wrote them
+ *               before runs — what this bench has always compared; runs and
+ *               rollups are bench/history_scale's), then
  *               km_store_add_result N times from this one producer thread,
  *               then km_store_flush.
  * Both insert the same rows: T targets round robin, like a prober with T
@@ -282,7 +285,8 @@ static struct run run_store(const struct cfg *c, const char *path, int64_t t0,
 	struct run out = {0};
 	struct km_store_options so = {.path = path,
 				      .batch_max = (size_t)c->batch,
-				      .result_queue = (size_t)c->queue};
+				      .result_queue = (size_t)c->queue,
+				      .raw_results = true};
 	struct km_store *s;
 	struct km_error err = {0};
 	struct gen g;

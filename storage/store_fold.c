@@ -598,7 +598,9 @@ int km_fold_result(struct km_store *s, const struct km_result *r,
 	void **aux;
 	int rc;
 
+	pthread_mutex_lock(&s->fold_mu);
 	rc = km_runs_add(f->runs, r, km_fold_now(s), &closed, &has_closed);
+	pthread_mutex_unlock(&s->fold_mu);
 	if (has_closed && pend_run(f, &closed))
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	if (rc == KM_EFULL)
@@ -636,9 +638,13 @@ static int end_target(struct km_fold *f, struct km_run_write *w)
 int km_fold_end(struct km_store *s, int64_t target_id, struct km_error *err)
 {
 	struct km_run_write w;
+	bool had;
 	int rc;
 
-	if (!km_runs_end(s->fold->runs, target_id, &w))
+	pthread_mutex_lock(&s->fold_mu);
+	had = km_runs_end(s->fold->runs, target_id, &w);
+	pthread_mutex_unlock(&s->fold_mu);
+	if (!had)
 		return 0;
 	rc = end_target(s->fold, &w);
 	return rc ? km_error_set(err, rc, "out of memory") : 0;
@@ -665,7 +671,9 @@ static int write_open(struct km_store *s, const struct km_run_write *w,
 			return rc;
 		km_open_hour_written(o);
 	}
+	pthread_mutex_lock(&s->fold_mu);
 	km_runs_written(f->runs, w->run.target_id, row_id, now);
+	pthread_mutex_unlock(&s->fold_mu);
 	return 0;
 }
 
@@ -691,10 +699,17 @@ int km_fold_flush(struct km_store *s, enum km_fold_flush what,
 	int rc;
 
 	if (what == KM_FOLD_END_ALL) {
-		while (km_runs_pop(f->runs, &w))
+		for (;;) {
+			bool had;
+
+			pthread_mutex_lock(&s->fold_mu);
+			had = km_runs_pop(f->runs, &w);
+			pthread_mutex_unlock(&s->fold_mu);
+			if (!had)
+				return 0;
 			if ((rc = end_target(f, &w)))
 				return km_error_set(err, rc, "out of memory");
-		return 0;
+		}
 	}
 	if (what == KM_FOLD_ALL) {
 		struct each_arg a = {s, now, err};
@@ -707,7 +722,9 @@ int km_fold_flush(struct km_store *s, enum km_fold_flush what,
 		    now - w.last_add_us >= KM_FOLD_IDLE_US) {
 			struct km_run_write gone;
 
+			pthread_mutex_lock(&s->fold_mu);
 			km_runs_end(f->runs, w.run.target_id, &gone);
+			pthread_mutex_unlock(&s->fold_mu);
 			km_run_clear(&gone.run);
 			km_open_hour_free(gone.aux);
 			continue;
@@ -781,7 +798,47 @@ void km_fold_committed(struct km_store *s, bool ok)
 	 * write_run's update); the pending rows stay queued, run ids and
 	 * all, for the next batch. */
 	f->committed_mark = 0;
+	pthread_mutex_lock(&s->fold_mu);
 	km_runs_unwritten_all(f->runs, mark_open_hour_changed);
+	pthread_mutex_unlock(&s->fold_mu);
+}
+
+static const char *arena_str(struct km_arena *a, const char *s)
+{
+	return s ? km_arena_strdup(a, s) : NULL;
+}
+
+int km_fold_open_run(struct km_store *s, int64_t target_id, struct km_arena *a,
+		     struct km_run_row *out)
+{
+	struct km_run_write w;
+	int rc = KM_ENOTFOUND;
+
+	if (!s->fold)
+		return KM_ENOTFOUND;
+	pthread_mutex_lock(&s->fold_mu);
+	if (km_runs_get(s->fold->runs, target_id, &w)) {
+		*out = (struct km_run_row){.src = KM_RUN_SRC_RUN,
+					   .id = w.row_id,
+					   .target_id = target_id,
+					   .success = w.run.success,
+					   .error_class = w.run.error_class,
+					   .status_code = w.run.status_code,
+					   .first_us = w.run.first_us,
+					   .last_us = w.run.last_us,
+					   .count = w.run.count,
+					   .dur_min_us = w.run.dur_min_us,
+					   .dur_max_us = w.run.dur_max_us,
+					   .dur_sum_us = w.run.dur_sum_us};
+		out->first_message = arena_str(a, w.run.first_message);
+		out->last_message = arena_str(a, w.run.last_message);
+		rc = (w.run.first_message && !out->first_message) ||
+				     (w.run.last_message && !out->last_message)
+			     ? KM_ENOMEM
+			     : 0;
+	}
+	pthread_mutex_unlock(&s->fold_mu);
+	return rc;
 }
 
 /* ---- converting schema 5's results ---------------------------------------- */

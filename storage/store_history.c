@@ -215,6 +215,80 @@ static int query_runs(struct km_reader *r, const struct km_runs_query *q,
 	return rc;
 }
 
+/* -1, 0, 1: a before, at, after b in (first_us, src, id) order. */
+static int cmp_key(int64_t at, int src, int64_t id, int64_t bt, int bsrc,
+		   int64_t bid)
+{
+	if (at != bt)
+		return at < bt ? -1 : 1;
+	if (src != bsrc)
+		return src < bsrc ? -1 : 1;
+	return id < bid ? -1 : id > bid;
+}
+
+/* Whether row v comes after row w in the page's order. */
+static bool follows(const struct km_runs_query *q, const struct km_run_row *v,
+		    const struct km_run_row *w)
+{
+	int c = cmp_key(v->first_us, v->src, v->id, w->first_us, w->src, w->id);
+
+	return q->oldest_first ? c > 0 : c < 0;
+}
+
+/* The target's open run, as the writer holds it now: its row (if it has
+ * one yet) is older — up to the flush interval behind. It takes its row's
+ * place, or (not written yet: id 0) its own, as the target's newest run,
+ * when it overlaps the range, has the outcome asked for, follows the
+ * cursor, and falls within the page (a full page with more after it
+ * leaves it to a later one). */
+static int merge_open(struct km_reader *r, const struct km_runs_query *q,
+		      size_t limit, struct km_arena *a, struct km_run_row **out,
+		      size_t *n, bool *more, struct km_error *err)
+{
+	struct km_run_row o, *v;
+	size_t at = 0;
+	int rc = km_fold_open_run(km_reader_store(r), q->target_id, a, &o);
+
+	if (rc == KM_ENOTFOUND)
+		return 0;
+	if (rc)
+		return km_error_set(err, rc, "out of memory");
+	for (size_t i = 0; o.id && i < *n; i++)
+		if ((*out)[i].src == KM_RUN_SRC_RUN && (*out)[i].id == o.id) {
+			memmove(&(*out)[i], &(*out)[i + 1],
+				(*n - i - 1) * sizeof **out);
+			(*n)--;
+			break;
+		}
+	if (o.first_us >= q->to_us || o.last_us < q->from_us ||
+	    (q->outcome == KM_OUTCOME_SUCCESS && !o.success) ||
+	    (q->outcome == KM_OUTCOME_FAILURE && o.success))
+		return 0;
+	if (q->has_cursor) {
+		struct km_run_row c = {.first_us = q->cursor_us,
+				       .src = q->cursor_src,
+				       .id = q->cursor_id};
+
+		if (!follows(q, &o, &c))
+			return 0;
+	}
+	while (at < *n && follows(q, &o, &(*out)[at]))
+		at++;
+	if (at == *n && *more && *n >= limit)
+		return 0;
+	if (!(v = km_arena_alloc(a, (*n + 1) * sizeof *v)))
+		return km_error_set(err, KM_ENOMEM, "out of memory");
+	memcpy(v, *out, at * sizeof *v);
+	v[at] = o;
+	memcpy(v + at + 1, *out + at, (*n - at) * sizeof *v);
+	*out = v;
+	if (++*n > limit) {
+		(*n)--;
+		*more = true;
+	}
+	return 0;
+}
+
 int km_reader_query_runs(struct km_reader *r, const struct km_runs_query *q,
 			 struct km_arena *a, struct km_run_row **out, size_t *n,
 			 bool *more, struct km_error *err)
@@ -238,5 +312,11 @@ int km_reader_query_runs(struct km_reader *r, const struct km_runs_query *q,
 	rc = query_runs(r, q, a, out, n, more, err);
 	if (own)
 		km_reader_end(r);
+	if (!rc)
+		rc = merge_open(r, q,
+				q->limit && q->limit <= KM_RUNS_PAGE_MAX
+					? q->limit
+					: KM_RUNS_PAGE_MAX,
+				a, out, n, more, err);
 	return rc;
 }

@@ -116,6 +116,8 @@ struct km_store {
 
 	struct km_fold *fold;     /* writer thread only: store_fold.c; NULL with
 	                         raw_results */
+	pthread_mutex_t fold_mu;  /* the open runs: the writer changes them,
+	                             readers copy one (km_fold_open_run) */
 	int64_t fold_log_at;      /* mono ns: no "results not kept" before */
 	int64_t convert_retry_at; /* mono ns: no conversion step before */
 	int64_t sweep_cursor;     /* writer thread: SWEEP_HISTORY's target */
@@ -158,6 +160,11 @@ size_t km_fold_open_count(const struct km_store *s);
 int km_fold_convert_step(struct km_store *s, size_t *converted,
 			 struct km_error *err);
 bool km_fold_converting(const struct km_store *s);
+/* A copy of target_id's open run as a history row (src RUN; id its row,
+ * 0 before its first write; strings in a), from any thread: readers show
+ * what the writer holds but has not written yet. KM_ENOTFOUND: none. */
+int km_fold_open_run(struct km_store *s, int64_t target_id, struct km_arena *a,
+		     struct km_run_row *out);
 /* Retention of runs and rollups for the next `targets` targets with ids
  * above *cursor, in a transaction of its own: rows deleted; *cursor is
  * where the next step starts, 0 when the sweep has passed every target
@@ -263,8 +270,10 @@ int km_store_target_delete(struct km_store *s, int64_t target_id,
 #define KM_LAZY_AVAILABILITY 16 /* store_availability.c */
 #define KM_LAZY_ROLLUPS 24      /* store_rollups_read.c */
 #define KM_READER_LAZY_STMTS 32
-/* The reader's connection, for statements prepared on each call. */
+/* The reader's connection, for statements prepared on each call, and its
+ * store. */
 sqlite3 *km_reader_db(struct km_reader *r);
+struct km_store *km_reader_store(struct km_reader *r);
 int km_reader_lazy_stmt(struct km_reader *r, unsigned slot, const char *sql,
 			sqlite3_stmt **st, struct km_error *err);
 /* Resets and unbinds st (ending its read transaction) and turns a step's

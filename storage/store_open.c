@@ -350,6 +350,7 @@ int km_store_open(const struct km_store_options *opts, struct km_store **out,
 	km_list_init(&s->ctl);
 	s->batch_res = calloc(s->ring_cap, sizeof *s->batch_res);
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->fold_mu, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
 	pthread_cond_init(&s->room_cv, NULL);
 	pthread_cond_init(&s->done_cv, NULL);
@@ -427,6 +428,7 @@ void km_store_close(struct km_store *s)
 	pthread_cond_destroy(&s->room_cv);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->fold_mu);
 	free(s->batch_res);
 	free(s->ring);
 	free(s->announce);

@@ -351,6 +351,11 @@ sqlite3 *km_reader_db(struct km_reader *r)
 	return r->db;
 }
 
+struct km_store *km_reader_store(struct km_reader *r)
+{
+	return r->s;
+}
+
 /* Why lazily: the reads of other files have statements of their own (the
  * recovery lists, one per set of filters, so that each uses its index), and
  * most readers never run most of them. */

@@ -288,6 +288,81 @@ static void test_run_boundaries(void **state)
 	assert_int_equal(count(f->db, "SELECT count(*) FROM rollup_hours"), 1);
 }
 
+/* Readers see the open run as the writer holds it, before it is written
+ * and ahead of its stale row after: once, in its place, in either order
+ * and through the outcome filters. */
+static void test_open_run_is_read(void **state)
+{
+	struct fixture *f = *state;
+	struct heard h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			  0};
+	struct km_runs_query q = {.from_us = INT64_MIN,
+				  .to_us = INT64_MAX,
+				  .limit = 10};
+	struct km_error err = {0};
+	struct km_reader *rd;
+	struct km_run_row *v;
+	struct km_arena a;
+	size_t n;
+	bool more;
+	int64_t tid, t = T0;
+
+	km_arena_init(&a, 4096);
+	open_with(f, (struct km_store_options){.flush_us = 10 * S});
+	km_store_set_listener(f->s, on_transition, &h);
+	assert_int_equal(km_reader_open(f->s, &rd, &err), 0);
+	tid = make_target(f, "probe//live");
+	q.target_id = tid;
+	for (int i = 0; i < 4; i++, t += S) { /* 3 failures, then 1 fine */
+		struct km_result r = res(tid, t, i == 3, i < 3 ? "x" : NULL);
+
+		add(f, &r);
+	}
+	committed(f, tid, &h);
+	/* Nothing written: the closed failure run is, the open one not. */
+	assert_int_equal(count(f->db, "SELECT count(*) FROM runs"), 1);
+	assert_int_equal(km_reader_query_runs(rd, &q, &a, &v, &n, &more, &err),
+			 0);
+	assert_int_equal(n, 2);
+	assert_true(v[0].success && v[0].count == 1 && v[0].id == 0);
+	assert_true(!v[1].success && v[1].count == 3);
+	flush(f); /* written: 1 in its row */
+	for (int i = 0; i < 5; i++, t += S) {
+		struct km_result r = res(tid, t, true, NULL);
+
+		add(f, &r);
+	}
+	committed(f, tid, &h);
+	q.oldest_first = true;
+	assert_int_equal(km_reader_query_runs(rd, &q, &a, &v, &n, &more, &err),
+			 0);
+	assert_int_equal(n, 2);
+	assert_true(!v[0].success && v[0].count == 3);
+	assert_true(v[1].success && v[1].count == 6 && v[1].id > 0);
+	assert_int_equal(v[1].last_us, t - S);
+	/* Filtered out by its outcome; and not on a full page with more
+	 * after it (the page of the failures, one a page, oldest first). */
+	q.outcome = KM_OUTCOME_FAILURE;
+	assert_int_equal(km_reader_query_runs(rd, &q, &a, &v, &n, &more, &err),
+			 0);
+	assert_int_equal(n, 1);
+	assert_false(more);
+	q.outcome = KM_OUTCOME_ANY;
+	q.limit = 1;
+	assert_int_equal(km_reader_query_runs(rd, &q, &a, &v, &n, &more, &err),
+			 0);
+	assert_true(n == 1 && more && !v[0].success);
+	q.has_cursor = true;
+	q.cursor_us = v[0].first_us;
+	q.cursor_src = v[0].src;
+	q.cursor_id = v[0].id;
+	assert_int_equal(km_reader_query_runs(rd, &q, &a, &v, &n, &more, &err),
+			 0);
+	assert_true(n == 1 && !more && v[0].success && v[0].count == 6);
+	km_reader_close(rd);
+	km_arena_free(&a);
+}
+
 /* ---- a crash ---------------------------------------------------------------- */
 
 /* The child: results in runs, one flush, more results; then a run ended
@@ -765,6 +840,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_run_boundaries, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_open_run_is_read, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_crash_keeps_what_was_written, setup, teardown),
