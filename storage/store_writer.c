@@ -462,6 +462,7 @@ static void write_batch(struct km_store *s, struct batch *b, bool final)
 	size_t lost_t = 0, lost_a = 0;
 	struct km_list *n, *tmp, retry;
 	struct ctl_op *poison = NULL;
+	int changes = sqlite3_total_changes(s->db);
 	int rc;
 
 	assert(s->n_announce == 0 && s->n_rannounce == 0);
@@ -540,9 +541,19 @@ static void write_batch(struct km_store *s, struct batch *b, bool final)
 		rc = km_store_exec(s->db, "COMMIT", &err);
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		written = transitions = audits = 0;
+		/* Results folded into runs stay in memory, to be written
+		 * later: not lost. */
+		if (!s->fold)
+			written = 0;
+		transitions = audits = 0;
 		drop_announcements(s, 0);
 		drop_recovery_events(s, 0);
+	} else if (s->fail_streak && sqlite3_total_changes(s->db) == changes) {
+		/* A batch that wrote nothing (results folded into memory)
+		 * says nothing of the disk: while commits fail, find out. */
+		rc = km_store_write_check(s->db, &err);
+		if (rc)
+			km_error_prefix(&err, "write check");
 	}
 	if (s->fold)
 		km_fold_committed(s, rc == 0);
