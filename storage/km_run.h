@@ -4,8 +4,10 @@
  * class, status code) folded into one record, and the latency histogram
  * that runs and rollups share.
  *
- * A run keeps its first and last result's start time, how many results
- * it holds, their durations' minimum, maximum and sum, a log-scale
+ * A run keeps its first result's start time (fixed: the run's identity
+ * in its row, even when a later result started earlier — a clock stepped
+ * back) and the latest start among its results, how many results it
+ * holds, their durations' minimum, maximum and sum, a log-scale
  * histogram of those durations, and — for failures — the first and the
  * last message (a success's message is not kept: it says nothing). A
  * result of another outcome does not fit the run: the run ends there and

@@ -161,9 +161,10 @@ int km_run_add(struct km_run *run, const struct km_result *r)
 {
 	if (!km_run_fits(run, r))
 		return KM_EINVAL;
+	/* first_us stays the first result's: it is the run's identity in
+	 * its row (the writer updates the row by it); a late result (a
+	 * clock stepped back) counts without moving it. */
 	run->count++;
-	if (r->started_us < run->first_us)
-		run->first_us = r->started_us;
 	if (r->started_us > run->last_us)
 		run->last_us = r->started_us;
 	count_duration(run, r->duration_us);

@@ -148,6 +148,18 @@ static void test_run_folding(void **state)
 	assert_int_equal(run.count, 5);
 	assert_int_equal(run.first_us, 1000);
 	assert_int_equal(run.last_us, 4001000);
+	{
+		/* A late result (a clock stepped back) counts; the first time
+		 * stays the first result's (the run's identity), the last the
+		 * latest. */
+		struct km_run late = run;
+
+		r = result(500, 150, true, 200, NULL);
+		assert_int_equal(km_run_add(&late, &r), 0);
+		assert_int_equal(late.count, 6);
+		assert_int_equal(late.first_us, 1000);
+		assert_int_equal(late.last_us, 4001000);
+	}
 	assert_int_equal(run.dur_min_us, 150);
 	assert_int_equal(run.dur_max_us, 550);
 	assert_int_equal(run.dur_sum_us, 150 + 250 + 350 + 450 + 550);
