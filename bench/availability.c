@@ -34,15 +34,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "km_client.h"
 #include "km_log.h"
 #include "km_store.h"
@@ -61,39 +59,6 @@ struct cfg {
 	bool made_dir; /* removed at the end unless --keep */
 	bool keep;
 };
-
-static void die(const char *what, const char *msg)
-{
-	fprintf(stderr, "bench_availability: %s: %s\n", what, msg);
-	exit(1);
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Median and 99th percentile of v[0..n) (sorted here), in µs. */
-static void stats(int64_t *v, long n, double *p50, double *p99)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_i64);
-	*p50 = (double)v[n / 2] / 1000.0;
-	*p99 = (double)v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0;
-}
-
-static void report(const char *name, int64_t *v, long n, const char *base,
-		   int64_t *b, long nb)
-{
-	double p50, p99, b50, b99;
-
-	stats(v, n, &p50, &p99);
-	stats(b, nb, &b50, &b99);
-	printf("%-34s p50 %9.1f us  p99 %9.1f us | %-22s p50 %9.1f us  "
-	       "p99 %9.1f us | ratio p50 %6.2f  p99 %6.2f\n",
-	       name, p50, p99, base, b50, b99, p50 / b50, p99 / b99);
-}
 
 /* ---- the database -------------------------------------------------------- */
 
@@ -117,9 +82,9 @@ static void fill(const struct cfg *c, const char *db, int64_t now)
 	int64_t *ids = calloc((size_t)c->others + 1, sizeof *ids);
 
 	if (!ids)
-		die("fill", "out of memory");
+		bench_die("fill", "out of memory");
 	if (km_store_open(&o, &s, &err))
-		die("open", err.msg);
+		bench_die("open", err.msg);
 	for (long k = 0; k <= c->others; k++) {
 		char name[64];
 		struct km_target t = {.name = name, .created_us = start};
@@ -129,7 +94,7 @@ static void fill(const struct cfg *c, const char *db, int64_t now)
 		else
 			snprintf(name, sizeof name, "%s", TARGET);
 		if (km_store_ensure_target(s, &t, &err))
-			die("target", err.msg);
+			bench_die("target", err.msg);
 		ids[k] = t.id;
 	}
 	for (long i = 0; i < c->n; i++) {
@@ -143,13 +108,13 @@ static void fill(const struct cfg *c, const char *db, int64_t now)
 				.cause = "bench"};
 
 			if (km_store_add_transition(s, &t))
-				die("transition", "refused");
+				bench_die("transition", "refused");
 		}
 		if (i % 2000 == 1999 && km_store_flush(s, &err))
-			die("flush", err.msg);
+			bench_die("flush", err.msg);
 	}
 	if (km_store_flush(s, &err))
-		die("flush", err.msg);
+		bench_die("flush", err.msg);
 	km_arena_init(&a, 4096);
 	for (long i = 0; i < c->recoveries; i++) {
 		struct km_recovery r = {
@@ -161,12 +126,12 @@ static void fill(const struct cfg *c, const char *db, int64_t now)
 		struct km_recovery_update u = {0};
 
 		if (km_store_create_recovery(s, &r, &a, NULL, &err))
-			die("recovery", err.msg);
+			bench_die("recovery", err.msg);
 		u.id = r.id;
 		u.phase = i % 2 ? KM_PHASE_VERIFIED : KM_PHASE_NOT_RECOVERED;
 		u.at_us = r.created_us + 60 * S;
 		if (km_store_update_recovery(s, &u, &err))
-			die("recovery update", err.msg);
+			bench_die("recovery update", err.msg);
 		km_arena_reset(&a);
 	}
 	km_arena_free(&a);
@@ -192,7 +157,7 @@ static int64_t avail_once(struct km_reader *r, struct km_arena *a,
 	if (km_reader_begin(r, &err) ||
 	    km_reader_find_target(r, TARGET, a, &t, &err) ||
 	    km_reader_add_availability(r, &t, q, &acc, &err))
-		die("availability", err.msg);
+		bench_die("availability", err.msg);
 	km_reader_end(r);
 	km_arena_reset(a);
 	*out = acc;
@@ -212,7 +177,7 @@ static int64_t scan_once(sqlite3_stmt *st, int64_t id, int64_t from, int64_t to,
 		*sum += (uint64_t)sqlite3_column_int64(st, 0) +
 			(uint64_t)sqlite3_column_int(st, 1);
 	if (rc != SQLITE_DONE)
-		die("scan", sqlite3_errstr(rc));
+		bench_die("scan", sqlite3_errstr(rc));
 	sqlite3_reset(st);
 	return km_mono_ns() - t0;
 }
@@ -240,12 +205,12 @@ static void bench_reader(const struct cfg *c, const char *db, int64_t now)
 	struct km_target t;
 
 	if (!v || !b || !b2 || !up || !obs)
-		die("reader", "out of memory");
+		bench_die("reader", "out of memory");
 	if (km_store_open(&o, &s, &err) || km_reader_open(s, &r, &err))
-		die("open", err.msg);
+		bench_die("open", err.msg);
 	km_arena_init(&a, 65536);
 	if (km_reader_find_target(r, TARGET, &a, &t, &err))
-		die("find", err.msg);
+		bench_die("find", err.msg);
 	id = t.id;
 	/* The reader's cache size, for a fair comparison. The second
 	 * statement reads the index alone: what a covering index (target_id,
@@ -263,7 +228,7 @@ static void bench_reader(const struct cfg *c, const char *db, int64_t now)
 			       "target_id = ?1 AND at > ?2 AND at < ?3 ORDER "
 			       "BY at, seq",
 			       -1, &st2, NULL))
-		die("baseline", sqlite3_errmsg(raw));
+		bench_die("baseline", sqlite3_errmsg(raw));
 
 	for (int steps = 0; steps < 2; steps++) {
 		q.step_us = steps ? (YEAR + KM_AVAIL_MAX_STEPS - 1) /
@@ -289,11 +254,11 @@ static void bench_reader(const struct cfg *c, const char *db, int64_t now)
 			       (long long)res.incidents,
 			       (long long)(res.observed_us / S),
 			       (long long)(sum % 1000));
-		report(steps ? "reader, 1000 steps" : "reader, no steps", v,
-		       c->calls, "bare SQLite scan", b, c->calls);
+		bench_report(steps ? "reader, 1000 steps" : "reader, no steps",
+			     v, c->calls, "bare SQLite scan", b, c->calls);
 		if (!steps)
-			report("reader, no steps", v, c->calls,
-			       "index-only scan", b2, c->calls);
+			bench_report("reader, no steps", v, c->calls,
+				     "index-only scan", b2, c->calls);
 	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(st2);
@@ -310,108 +275,15 @@ static void bench_reader(const struct cfg *c, const char *db, int64_t now)
 
 /* ---- through gRPC --------------------------------------------------------- */
 
-/* kubemedicd's log, drained by a thread into a file (a pipe left unread
- * would block its logging), and the address it says it listens on. */
-struct daemon {
-	pid_t pid;
-	FILE *err;
-	FILE *log;
-	pthread_t drain;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	char addr[128];
-	bool ended;
-};
-
-static void *drain(void *arg)
-{
-	struct daemon *d = arg;
-	char line[4096];
-
-	while (fgets(line, sizeof line, d->err)) {
-		char *p = strstr(line, "listen=");
-
-		fputs(line, d->log);
-		if (strstr(line, "kubemedicd started") && p) {
-			pthread_mutex_lock(&d->mu);
-			sscanf(p + 7, "%127[^ \n\"]", d->addr);
-			pthread_cond_broadcast(&d->cv);
-			pthread_mutex_unlock(&d->mu);
-		}
-	}
-	pthread_mutex_lock(&d->mu);
-	d->ended = true;
-	pthread_cond_broadcast(&d->cv);
-	pthread_mutex_unlock(&d->mu);
-	return NULL;
-}
-
-static void start_daemon(const struct cfg *c, const char *db, struct daemon *d)
-{
-	int fd[2];
-	char logpath[4096];
-	struct timespec until;
-
-	snprintf(logpath, sizeof logpath, "%s/kubemedicd.log", c->dir);
-	if (pipe(fd) || !(d->log = fopen(logpath, "w")))
-		die("daemon", strerror(errno));
-	d->pid = fork();
-	if (d->pid < 0)
-		die("fork", strerror(errno));
-	if (d->pid == 0) {
-		dup2(fd[1], 2);
-		close(fd[0]);
-		close(fd[1]);
-		execl(c->kubemedicd, c->kubemedicd, "--listen", "127.0.0.1:0",
-		      "--db", db, (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", c->kubemedicd,
-			strerror(errno));
-		_exit(127);
-	}
-	close(fd[1]);
-	d->err = fdopen(fd[0], "r");
-	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
-	pthread_create(&d->drain, NULL, drain, d);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 60;
-	pthread_mutex_lock(&d->mu);
-	while (!d->addr[0] && !d->ended &&
-	       pthread_cond_timedwait(&d->cv, &d->mu, &until) == 0)
-		;
-	pthread_mutex_unlock(&d->mu);
-	if (!d->addr[0])
-		die("kubemedicd", "did not start (see its log in --dir)");
-}
-
-static void stop_daemon(struct daemon *d)
-{
-	int status;
-
-	kill(d->pid, SIGTERM);
-	waitpid(d->pid, &status, 0);
-	pthread_join(d->drain, NULL);
-	fclose(d->err);
-	fclose(d->log);
-}
-
-static Google__Protobuf__Timestamp ts_of(int64_t us)
-{
-	Google__Protobuf__Timestamp t = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-
-	t.seconds = us / S;
-	t.nanos = (int32_t)(us % S * 1000);
-	return t;
-}
-
 static void bench_grpc(const struct cfg *c, const char *db)
 {
-	struct daemon d = {0};
+	struct bench_daemon d = {0};
 	struct km_client *cl;
 	struct km_client_status st;
 	struct km_arena a;
 	int64_t now = km_now_us();
-	Google__Protobuf__Timestamp from = ts_of(now - YEAR), to = ts_of(now);
+	Google__Protobuf__Timestamp from = bench_ts(now - YEAR),
+				    to = bench_ts(now);
 	Kubemedic__V1__GetAvailabilityRequest areq =
 		KUBEMEDIC__V1__GET_AVAILABILITY_REQUEST__INIT;
 	Kubemedic__V1__GetHealthRequest hreq =
@@ -420,11 +292,11 @@ static void bench_grpc(const struct cfg *c, const char *db)
 	int64_t *b = calloc((size_t)c->calls, sizeof *b);
 
 	if (!v || !b)
-		die("grpc", "out of memory");
-	start_daemon(c, db, &d);
+		bench_die("grpc", "out of memory");
+	bench_daemon_start(c->kubemedicd, c->dir, db, &d);
 	printf("grpc: kubemedicd at %s\n", d.addr);
 	if (km_client_open(d.addr, &cl, &st))
-		die("client", st.message);
+		bench_die("client", st.message);
 	km_arena_init(&a, 65536);
 	areq.target = TARGET;
 	areq.start_time = &from;
@@ -440,10 +312,10 @@ static void bench_grpc(const struct cfg *c, const char *db)
 			int64_t t0 = km_mono_ns(), t1;
 
 			if (km_client_get_availability(cl, &areq, &a, &av, &st))
-				die("GetAvailability", st.message);
+				bench_die("GetAvailability", st.message);
 			t1 = km_mono_ns();
 			if (km_client_get_health(cl, &hreq, &a, &h, &st))
-				die("GetHealth", st.message);
+				bench_die("GetHealth", st.message);
 			if (i >= WARMUP) {
 				v[i - WARMUP] = t1 - t0;
 				b[i - WARMUP] = km_mono_ns() - t1;
@@ -459,13 +331,13 @@ static void bench_grpc(const struct cfg *c, const char *db)
 		else
 			printf("grpc: %zu steps\n", av->n_steps);
 		km_arena_reset(&a);
-		report(steps ? "GetAvailability, 1000 steps"
-			     : "GetAvailability, no steps",
-		       v, c->calls, "GetHealth", b, c->calls);
+		bench_report(steps ? "GetAvailability, 1000 steps"
+				   : "GetAvailability, no steps",
+			     v, c->calls, "GetHealth", b, c->calls);
 	}
 	km_arena_free(&a);
 	km_client_close(cl);
-	stop_daemon(&d);
+	bench_daemon_stop(&d);
 	free(v);
 	free(b);
 }
@@ -509,11 +381,11 @@ int main(int argc, char **argv)
 		}
 	}
 	if (c.n < 4 || c.others < 0 || c.recoveries < 1 || c.calls < 1)
-		die("arguments", "want N >= 4, K >= 0, R >= 1, C >= 1");
+		bench_die("arguments", "want N >= 4, K >= 0, R >= 1, C >= 1");
 	km_log_setup(KM_LOG_WARN, false);
 	if (!c.dir) {
 		if (!(c.dir = mkdtemp(tmpl)))
-			die("mkdtemp", strerror(errno));
+			bench_die("mkdtemp", strerror(errno));
 		c.made_dir = true;
 	}
 	snprintf(db, sizeof db, "%s/km.db", c.dir);

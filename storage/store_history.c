@@ -16,6 +16,14 @@
  * after the cursor's table, none when before — an id bound of -inf or
  * +inf (a REAL compared with the integer ids), so that no id, however
  * hostile, falls on the bound.
+ *
+ * The merge has a price: SQLite sorts each side again for the compound's
+ * ORDER BY (a temporary B-tree of the page's rows, messages included),
+ * which doubled the cost of a page of 1,000 runs (bench/RESULTS.md,
+ * "History reads"). Once a target has no rows left in `results` — every
+ * target, after the conversion — its pages are read by the runs part
+ * alone, in the index's order, with no sort; one seek in the results'
+ * index, in the page's snapshot, tells which.
  */
 #include <math.h>
 #include <string.h>
@@ -24,12 +32,16 @@
 
 /* The reader's lazily prepared statements of this file. */
 enum {
-	/* [outcome any/success/failure] x [newest/oldest first] */
+	/* [outcome any/success/failure] x [newest/oldest first], runs
+	 * merged with results; then the same of runs alone. */
 	L_RUNS = KM_LAZY_HISTORY,
-	L_RUN_BEFORE = L_RUNS + 6,
+	L_RUNS_ONLY = L_RUNS + 6,
+	L_RUN_BEFORE = L_RUNS_ONLY + 6,
+	L_RESULTS_LEFT,
 	L_COUNT
 };
-_Static_assert(L_COUNT <= KM_LAZY_HISTORY + 8, "lazy statement slots");
+_Static_assert(L_COUNT <= KM_LAZY_HISTORY + KM_LAZY_HISTORY_SLOTS,
+	       "lazy statement slots");
 
 /*
  * ?1 target, ?3 to_us, ?4 from_us; ?2 the runs' lower bound on first_at
@@ -37,13 +49,15 @@ _Static_assert(L_COUNT <= KM_LAZY_HISTORY + 8, "lazy statement slots");
  * lasts into it); ?5/?6 the runs' cursor, ?7/?8 the results'; ?9 the
  * limit (one more than the page).
  */
-#define RUNS_PART(cmp, dir, extra)                                             \
-	"SELECT * FROM (SELECT 1 AS src, id, first_at AS at, last_at, count, " \
-	"success, error_class, status_code, dur_min, dur_max, dur_sum, "       \
-	"first_message, last_message FROM runs WHERE target_id = ?1 AND "      \
-	"first_at >= ?2 AND first_at < ?3 AND (first_at >= ?4 OR last_at >= "  \
-	"?4) AND (first_at, id) " cmp " (?5, ?6)" extra                        \
-	" ORDER BY first_at " dir ", id " dir " LIMIT ?9)"
+#define RUNS_ONLY(cmp, dir, extra)                                             \
+	"SELECT 1 AS src, id, first_at AS at, last_at, count, success, "       \
+	"error_class, status_code, dur_min, dur_max, dur_sum, first_message, " \
+	"last_message FROM runs WHERE target_id = ?1 AND first_at >= ?2 AND "  \
+	"first_at < ?3 AND (first_at >= ?4 OR last_at >= ?4) AND (first_at, "  \
+	"id) " cmp " (?5, ?6)" extra " ORDER BY first_at " dir ", id " dir     \
+	" LIMIT ?9"
+#define RUNS_PART(cmp, dir, extra) \
+	"SELECT * FROM (" RUNS_ONLY(cmp, dir, extra) ")"
 #define RESULTS_PART(cmp, dir, extra)                                           \
 	"SELECT * FROM (SELECT 0 AS src, id, started_at AS at, started_at, 1, " \
 	"success, error_class, status_code, duration_us, duration_us, "         \
@@ -63,10 +77,20 @@ static const char *const lazy_sql[L_COUNT - L_RUNS] = {
 	MERGED(">", "ASC", " AND success = 1"),
 	MERGED("<", "DESC", " AND success = 0"),
 	MERGED(">", "ASC", " AND success = 0"),
+	/* ?7 and ?8 are bound and unused. */
+	RUNS_ONLY("<", "DESC", ""),
+	RUNS_ONLY(">", "ASC", ""),
+	RUNS_ONLY("<", "DESC", " AND success = 1"),
+	RUNS_ONLY(">", "ASC", " AND success = 1"),
+	RUNS_ONLY("<", "DESC", " AND success = 0"),
+	RUNS_ONLY(">", "ASC", " AND success = 0"),
 	/* The run that began last before from_us (it may last into it). */
 	[L_RUN_BEFORE - L_RUNS] = "SELECT first_at, last_at, success FROM runs "
 				  "WHERE target_id = ?1 AND first_at < ?2 "
 				  "ORDER BY first_at DESC, id DESC LIMIT 1",
+	/* Whether the target has rows of `results` (not converted yet). */
+	[L_RESULTS_LEFT - L_RUNS] = "SELECT 1 FROM results WHERE target_id "
+				    "= ?1 LIMIT 1",
 };
 
 static int lazy(struct km_reader *r, unsigned slot, sqlite3_stmt **st,
@@ -180,6 +204,22 @@ static int runs_lower_bound(struct km_reader *r, const struct km_runs_query *q,
 	return km_reader_done(r, st, rc, err, "query runs");
 }
 
+/* Whether the target has rows of `results` left: one seek in their
+ * index. */
+static int results_left(struct km_reader *r, int64_t target_id, bool *left,
+			struct km_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = lazy(r, L_RESULTS_LEFT, &st, err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, target_id);
+	rc = sqlite3_step(st);
+	*left = rc == SQLITE_ROW;
+	return km_reader_done(r, st, rc, err, "query runs");
+}
+
 static int query_runs(struct km_reader *r, const struct km_runs_query *q,
 		      struct km_arena *a, struct km_run_row **out, size_t *n,
 		      bool *more, struct km_error *err)
@@ -192,13 +232,18 @@ static int query_runs(struct km_reader *r, const struct km_runs_query *q,
 				  .decode = run_row,
 				  .arg = &target_id};
 	void *v;
+	bool left;
 	int rc;
 
 	if (pg.limit == 0 || pg.limit > KM_RUNS_PAGE_MAX)
 		pg.limit = KM_RUNS_PAGE_MAX;
 	rc = runs_lower_bound(r, q, &lb, err);
 	if (!rc)
-		rc = lazy(r, L_RUNS + 2 * outcome + (q->oldest_first ? 1 : 0),
+		rc = results_left(r, q->target_id, &left, err);
+	if (!rc)
+		rc = lazy(r,
+			  (left ? L_RUNS : L_RUNS_ONLY) + 2 * outcome +
+				  (q->oldest_first ? 1 : 0),
 			  &pg.st, err);
 	if (rc)
 		return rc;

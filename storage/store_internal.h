@@ -264,12 +264,14 @@ int km_store_target_delete(struct km_store *s, int64_t target_id,
 
 /* Statements a reader prepares on first use, by slot, and keeps until
  * km_reader_close: a slot always holds the same SQL (its caller's rule).
- * Each file that has them owns a range of 8 slots from its base. */
-#define KM_LAZY_RECOVERY 0      /* store_recovery.c */
-#define KM_LAZY_HISTORY 8       /* store_history.c: runs, latency */
-#define KM_LAZY_AVAILABILITY 16 /* store_availability.c */
-#define KM_LAZY_ROLLUPS 24      /* store_rollups_read.c */
-#define KM_READER_LAZY_STMTS 32
+ * Each file that has them owns a range of 8 slots from its base
+ * (store_history.c 16). */
+#define KM_LAZY_RECOVERY 0       /* store_recovery.c */
+#define KM_LAZY_HISTORY 8        /* store_history.c: runs, latency */
+#define KM_LAZY_HISTORY_SLOTS 16 /* its range */
+#define KM_LAZY_AVAILABILITY 24  /* store_availability.c */
+#define KM_LAZY_ROLLUPS 32       /* store_rollups_read.c */
+#define KM_READER_LAZY_STMTS 40
 /* The reader's connection, for statements prepared on each call, and its
  * store. */
 sqlite3 *km_reader_db(struct km_reader *r);

@@ -319,6 +319,63 @@ static void test_runs_pages_merge_results(void **state)
 		}
 		check_pages(f, q, w, n);
 	}
+
+	/* Its results converted (the other target's not yet): its pages
+	 * come from the runs alone, the same runs in the same order. */
+	{
+		char sql[64];
+		size_t k = 0;
+
+		snprintf(sql, sizeof sql,
+			 "DELETE FROM results WHERE target_id = %lld",
+			 (long long)t);
+		exec(f, sql);
+
+		for (size_t i = 0; i < n; i++)
+			if (w[i].src == KM_RUN_SRC_RUN)
+				w[k++] = w[i];
+		n = k;
+	}
+	for (int round = 0; round < 60; round++) {
+		struct km_runs_query q = {.target_id = t};
+		static const size_t limits[] = {1, 2, 3, 7, 50, 1000};
+
+		q.outcome = round % 3;
+		q.oldest_first = round / 3 % 2;
+		q.limit = limits[round % 6];
+		q.from_us = INT64_MIN;
+		q.to_us = INT64_MAX;
+		if (round >= 12) {
+			q.from_us = w[rand() % n].first + rand() % 3000 - 1500;
+			q.to_us = q.from_us + rand() % (at - 1000000 + 1);
+			if (q.to_us == q.from_us)
+				q.to_us++;
+		}
+		check_pages(f, q, w, n);
+	}
+	/* A cursor from a page that ended on a result (a token issued
+	 * before the conversion) goes on with the runs after it. */
+	{
+		struct km_runs_query q = {.target_id = t,
+					  .from_us = INT64_MIN,
+					  .to_us = INT64_MAX,
+					  .limit = 1000,
+					  .oldest_first = true,
+					  .has_cursor = true,
+					  .cursor_us = w[0].first,
+					  .cursor_src = KM_RUN_SRC_RESULT,
+					  .cursor_id = INT64_MAX};
+		struct km_error err = {0};
+		struct km_run_row *v;
+		size_t got;
+		bool more;
+
+		assert_int_equal(km_reader_query_runs(f->r, &q, &f->a, &v, &got,
+						      &more, &err),
+				 0);
+		assert_int_equal(got, n);
+		assert_int_equal(v[0].id, w[0].id);
+	}
 }
 
 /* Runs A [100, 200] ok, B [300, 500] failing, C [600, 700] ok. */
