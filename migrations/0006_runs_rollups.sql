@@ -19,7 +19,8 @@
 -- status_code), count of them. Durations: min, max, sum (µs), and hist,
 -- their histogram (km_lat_pack: a bucket mask, then the non-empty
 -- buckets' counts, varints). A failure run keeps its first and last
--- message (NULL for a success run, or a failure without one). A run's
+-- message (NULL for a success run, or a failure without one; last_message
+-- NULL too when it equals the first: stored once). A run's
 -- row is written when it opens (at its first flush) and updated until it
 -- ends; a target's runs follow each other in time and do not overlap.
 CREATE TABLE runs (

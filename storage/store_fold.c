@@ -169,8 +169,14 @@ static int write_run(struct km_store *s, const struct km_run *run,
 	struct km_fold *f = s->fold;
 	uint8_t hist[KM_LAT_PACK_MAX];
 	size_t hist_len = km_lat_pack(run->hist, hist);
+	/* A last message equal to the first is stored once (NULL): a failure
+	 * repeats itself, and the two copies were most of a run's bytes. */
+	const char *last = run->last_message;
 	sqlite3_stmt *st;
 	int rc;
+
+	if (last && run->first_message && !strcmp(last, run->first_message))
+		last = NULL;
 
 	for (int pass = *row_id ? 0 : 1; pass < 2; pass++) {
 		st = f->stmt[pass == 0 ? F_UPDATE_RUN : F_INSERT_RUN];
@@ -190,9 +196,8 @@ static int write_run(struct km_store *s, const struct km_run *run,
 					  SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 12);
-		if (run->last_message)
-			sqlite3_bind_text(st, 13, run->last_message, -1,
-					  SQLITE_STATIC);
+		if (last)
+			sqlite3_bind_text(st, 13, last, -1, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 13);
 		if (pass == 0)
@@ -786,9 +791,10 @@ void km_fold_committed(struct km_store *s, bool ok)
 		 * write (none: it is the batch's last step) stays. */
 		for (size_t i = 0; i < f->committed_mark; i++)
 			free_pending(f->pending[i]);
-		memmove(f->pending, f->pending + f->committed_mark,
-			(f->n_pending - f->committed_mark) *
-				sizeof *f->pending);
+		if (f->n_pending > f->committed_mark)
+			memmove(f->pending, f->pending + f->committed_mark,
+				(f->n_pending - f->committed_mark) *
+					sizeof *f->pending);
 		f->n_pending -= f->committed_mark;
 		f->committed_mark = 0;
 		return;

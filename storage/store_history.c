@@ -133,6 +133,8 @@ static int run_row(struct km_arena *a, sqlite3_stmt *st, void *row, void *arg,
 	v->dur_sum_us = sqlite3_column_int64(st, 10);
 	v->first_message = opt_text(a, st, 11, &oom);
 	v->last_message = opt_text(a, st, 12, &oom);
+	if (!v->last_message) /* stored once when the two are equal */
+		v->last_message = v->first_message;
 	if (oom)
 		return km_error_set(err, KM_ENOMEM, "out of memory");
 	/* The database is input too: what would make a mean or a time

@@ -250,8 +250,8 @@ static void test_results_batched_and_flushed(void **state)
 	 * its own, with its message. */
 	assert_int_equal(raw_count(f->db, "SELECT sum(count) FROM runs"), N);
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM runs WHERE "
-					  "last_message = 'HTTP 500' AND "
-					  "count = 1"),
+					  "first_message = 'HTTP 500' AND "
+					  "last_message IS NULL AND count = 1"),
 			 (N + 2) / 3);
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 0);
 }

@@ -326,6 +326,13 @@ static void test_open_run_is_read(void **state)
 	assert_int_equal(n, 2);
 	assert_true(v[0].success && v[0].count == 1 && v[0].id == 0);
 	assert_true(!v[1].success && v[1].count == 3);
+	/* Its last message equals its first: stored once, read as both. */
+	assert_int_equal(count(f->db, "SELECT count(*) FROM runs WHERE "
+				      "first_message = 'x' AND last_message "
+				      "IS NULL"),
+			 1);
+	assert_string_equal(v[1].first_message, "x");
+	assert_string_equal(v[1].last_message, "x");
 	flush(f); /* written: 1 in its row */
 	for (int i = 0; i < 5; i++, t += S) {
 		struct km_result r = res(tid, t, true, NULL);
