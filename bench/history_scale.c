@@ -7,7 +7,11 @@
  *   bench_history_scale [--targets N] [--days D] [--baseline-days B]
  *                       [--fail-rate F] [--burst-mean L] [--seed S]
  *                       [--flush-every K] [--max-lead SECONDS]
- *                       [--only baseline|runs] [--dir DIR] [--keep]
+ *                       [--flush-s SECONDS] [--only baseline|runs]
+ *                       [--dir DIR] [--keep]
+ *
+ * D and B are days, or take a unit: 30m, 6h, 2d. Defaults: 10,000
+ * targets, D = 6 hours, B = 10 minutes (a few minutes on 2 cores).
  *
  * The stream. N targets (probe//svc-00000 ...) probed every second, their
  * first runs spread over the second (target i at i/N s past each second),
@@ -43,10 +47,11 @@
  * (65,536) is full, and this producer is far faster than the writer, so
  * it calls km_store_flush at the end of a simulated second once K more
  * results (--flush-every, default 50,000) would not fit before the next
- * flush, and at least every --max-lead simulated seconds (default 5: half
- * of flush_us, so the writer never sees the clock jump by more than half a
- * flush interval, and an open run is rewritten about every 10 simulated
- * seconds, as in the daemon). stats.results_dropped must be 0 (checked).
+ * flush, and at least every --max-lead simulated seconds (default: half
+ * of --flush-s, options.flush_us, default 10 s; so the writer never sees
+ * the clock jump by more than half a flush interval, and an open run is
+ * rewritten about every 10 simulated seconds, as in the daemon).
+ * stats.results_dropped must be 0 (checked).
  *
  * What is measured, per mode, from the first result to the last flush
  * (the close, which writes every open run once more, is outside):
@@ -105,6 +110,7 @@ struct cfg {
 	uint64_t seed;
 	long long flush_every;
 	int max_lead_s;
+	double flush_s; /* options.flush_us, in seconds */
 	const char *only;
 	const char *dir;
 	bool keep;
@@ -435,6 +441,12 @@ struct tbl {
 	long long bytes, rows, payload;
 };
 
+/* One b-tree (a table or an index) of a history table. */
+struct btree {
+	char name[64], table[64];
+	long long bytes, payload, unused, cells;
+};
+
 struct mode_out {
 	const char *name;
 	bool raw;
@@ -445,6 +457,11 @@ struct mode_out {
 	size_t runs_open;
 	struct tbl t[32];
 	int nt;
+	struct btree bt[16];
+	int nbt;
+	/* What the runs hold: failure runs, their message bytes, and the
+	 * histograms' bytes. */
+	long long fail_runs, msg_bytes, hist_bytes;
 	long long rows_runs, rows_minutes, rows_hours;
 	int flushes;
 	long long failures, bursts;
@@ -496,6 +513,40 @@ static void table_bytes(struct mode_out *m, const char *path)
 		}
 	}
 	sqlite3_finalize(st);
+	/* The history tables' b-trees one by one: payload (what the rows
+	 * hold), unused space in their pages, leaf cells. */
+	m->nbt = 0;
+	if (sqlite3_prepare_v2(
+		    db,
+		    "SELECT d.name, s.tbl_name, sum(d.pgsize), "
+		    "sum(d.payload), sum(d.unused), sum(CASE WHEN "
+		    "d.pagetype = 'leaf' THEN d.ncell ELSE 0 END) FROM dbstat "
+		    "d JOIN sqlite_schema s ON s.name = d.name WHERE "
+		    "s.tbl_name IN ('results', 'runs', 'rollup_minutes', "
+		    "'rollup_hours', 'transitions') GROUP BY d.name "
+		    "HAVING sum(d.payload) > 0 ORDER BY 2, 3 DESC",
+		    -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW && m->nbt < 16) {
+			struct btree *b = &m->bt[m->nbt++];
+
+			snprintf(b->name, sizeof b->name, "%s",
+				 (const char *)sqlite3_column_text(st, 0));
+			snprintf(b->table, sizeof b->table, "%s",
+				 (const char *)sqlite3_column_text(st, 1));
+			b->bytes = sqlite3_column_int64(st, 2);
+			b->payload = sqlite3_column_int64(st, 3);
+			b->unused = sqlite3_column_int64(st, 4);
+			b->cells = sqlite3_column_int64(st, 5);
+		}
+		sqlite3_finalize(st);
+	}
+	m->fail_runs = one_int(db, "SELECT count(*) FROM runs WHERE "
+				   "success = 0");
+	m->msg_bytes = one_int(db, "SELECT coalesce(sum(length("
+				   "first_message) + length(last_message)),"
+				   " 0) FROM runs");
+	m->hist_bytes = one_int(db, "SELECT coalesce(sum(length(hist)), 0) "
+				    "FROM runs");
 	sqlite3_close(db);
 }
 
@@ -561,6 +612,7 @@ static void run_mode(const struct cfg *c, struct mode_out *m, double days)
 	so.raw_results = m->raw;
 	so.now_us = sim_clock;
 	so.result_queue = RING;
+	so.flush_us = (int64_t)(c->flush_s * US_S);
 	if (km_store_open(&so, &s, &err))
 		die("km_store_open", err.msg);
 	ensure_targets(s, c->targets, ids);
@@ -699,16 +751,17 @@ static const char *const history[] = {"results", "runs", "rollup_minutes",
 #define N_HISTORY (sizeof history / sizeof *history)
 
 /* Bytes per target-day of one history table. A row of rollup_hours holds
- * a target-day's hours: when the run is shorter than a day, its rows hold
- * only `hours` of them, and a whole day's row is estimated as its bytes
- * × 24 / hours (its slots grow with the hours; an upper bound). */
+ * a target-day's hours: when the run is shorter than a day (it starts at
+ * midnight), its rows hold only the first ceil(hours) of them, and a
+ * whole day's row is estimated as its bytes × 24 / ceil(hours) (the
+ * row's key and header do not grow with its hours: an upper bound). */
 static double per_target_day(const struct mode_out *m, const char *name,
 			     const struct cfg *c, double days)
 {
 	double b = (double)tbl_bytes(m, name);
 
 	if (!strcmp(name, "rollup_hours") && days < 1)
-		return b / c->targets * (1 / days);
+		return b / c->targets * 24 / ceil(days * 24 - 1e-9);
 	return b / (c->targets * days);
 }
 
@@ -745,7 +798,7 @@ static void print_tables(const struct mode_out *m, const struct cfg *c,
 		       per((double)t->bytes, (double)t->rows),
 		       per_target_day(m, t->name, c, days),
 		       !strcmp(t->name, "rollup_hours") && days < 1
-			       ? " (x 24/hours: a whole day)"
+			       ? " (x 24/ceil(hours): a whole day)"
 			       : "");
 	}
 	for (int i = 0; i < m->nt; i++) {
@@ -759,6 +812,16 @@ static void print_tables(const struct mode_out *m, const struct cfg *c,
 	printf("  %-16s %13lld   (schema, %d targets, empty tables: there "
 	       "before the first result)\n",
 	       "the rest", rest, c->targets);
+	printf("  b-trees of the history tables:\n"
+	       "  %-24s %13s %13s %11s %11s %9s\n",
+	       "b-tree", "bytes", "payload", "unused", "cells", "B/cell");
+	for (int i = 0; i < m->nbt; i++) {
+		const struct btree *b = &m->bt[i];
+
+		printf("  %-24s %13lld %13lld %11lld %11lld %9.1f\n", b->name,
+		       b->bytes, b->payload, b->unused, b->cells,
+		       per((double)b->bytes, (double)b->cells));
+	}
 	printf("  history: %.1f B per target-day; the file after close + "
 	       "wal_checkpoint(TRUNCATE): %lld bytes\n",
 	       history_per_target_day(m, c, days), m->file_bytes);
@@ -771,8 +834,9 @@ static void usage(void)
 		"[--baseline-days B]\n"
 		"       [--fail-rate F] [--burst-mean L] [--seed S] "
 		"[--flush-every K]\n"
-		"       [--max-lead SECONDS] [--only baseline|runs] "
-		"[--dir DIR] [--keep]\n"
+		"       [--max-lead SECONDS] [--flush-s SECONDS] "
+		"[--only baseline|runs]\n"
+		"       [--dir DIR] [--keep]\n"
 		"D and B: days, or a number with s, m, h or d (30m, 6h)\n");
 	exit(2);
 }
@@ -807,6 +871,7 @@ int main(int argc, char **argv)
 		{"seed", required_argument, NULL, 's'},
 		{"flush-every", required_argument, NULL, 'k'},
 		{"max-lead", required_argument, NULL, 'm'},
+		{"flush-s", required_argument, NULL, 'F'},
 		{"only", required_argument, NULL, 'o'},
 		{"dir", required_argument, NULL, 'D'},
 		{"keep", no_argument, NULL, 'K'},
@@ -819,7 +884,8 @@ int main(int argc, char **argv)
 			.burst_mean = 10,
 			.seed = 12,
 			.flush_every = 50000,
-			.max_lead_s = 5};
+			.max_lead_s = 0,
+			.flush_s = 10};
 	char tmpl[] = "/tmp/bench_history_scale.XXXXXX";
 	struct mode_out base = {.name = "baseline", .raw = true};
 	struct mode_out runs = {.name = "runs"};
@@ -836,6 +902,7 @@ int main(int argc, char **argv)
 		case 's': c.seed = strtoull(optarg, NULL, 0); break;
 		case 'k': c.flush_every = atoll(optarg); break;
 		case 'm': c.max_lead_s = atoi(optarg); break;
+		case 'F': c.flush_s = atof(optarg); break;
 		case 'o': c.only = optarg; break;
 		case 'D': c.dir = optarg; break;
 		case 'K': c.keep = true; break;
@@ -845,10 +912,12 @@ int main(int argc, char **argv)
 	if (optind != argc || c.targets < 1 || c.targets > RING / 2 ||
 	    c.days * DAY_S < 2 || c.baseline_days * DAY_S < 2 ||
 	    c.fail_rate < 0 || c.fail_rate >= 1 || c.burst_mean < 1 ||
-	    c.flush_every < 1 || c.max_lead_s < 1 ||
+	    c.flush_every < 1 || c.max_lead_s < 0 || c.flush_s < 1 ||
 	    (c.dir && strlen(c.dir) > 4000) ||
 	    (c.only && strcmp(c.only, "baseline") && strcmp(c.only, "runs")))
 		usage();
+	if (!c.max_lead_s) /* half a flush interval, at least 1 s */
+		c.max_lead_s = c.flush_s >= 4 ? (int)(c.flush_s / 2) : 1;
 	do_base = !c.only || !strcmp(c.only, "baseline");
 	do_runs = !c.only || !strcmp(c.only, "runs");
 	if (!c.dir) {
@@ -861,9 +930,14 @@ int main(int argc, char **argv)
 	printf("bench_history_scale: sqlite %s, dir %s, seed %llu\n"
 	       "stream: %d targets probed every 1 s, durations log-normal "
 	       "(median 2 ms), %.2f%% failures in bursts of mean %.1f "
-	       "probes\n",
+	       "probes\n"
+	       "store: flush_us %.0f s; km_store_flush every %lld results "
+	       "or %d simulated s at most\n",
 	       sqlite3_libversion(), c.dir, (unsigned long long)c.seed,
-	       c.targets, c.fail_rate * 100, c.burst_mean);
+	       c.targets, c.fail_rate * 100, c.burst_mean, c.flush_s,
+	       c.flush_every + c.targets > RING ? RING - c.targets
+						: c.flush_every,
+	       c.max_lead_s);
 	fflush(stdout);
 	if (do_base)
 		run_mode(&c, &base, c.baseline_days);
@@ -905,6 +979,13 @@ int main(int argc, char **argv)
 		       per((double)tbl_bytes(&runs, "runs"),
 			   (double)runs.rows_runs),
 		       runs.rows_minutes, runs.rows_hours);
+		printf("  runs hold: %lld failure runs; messages (first and "
+		       "last) %lld B, %.1f per failure run; histograms %lld "
+		       "B, %.1f per run\n",
+		       runs.fail_runs, runs.msg_bytes,
+		       per((double)runs.msg_bytes, (double)runs.fail_runs),
+		       runs.hist_bytes,
+		       per((double)runs.hist_bytes, (double)runs.rows_runs));
 		printf("  rollups: %.0f B per target-hour (rollup_minutes "
 		       "%.0f, rollup_hours %.1f)\n",
 		       per((double)(tbl_bytes(&runs, "rollup_minutes") +
