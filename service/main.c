@@ -672,8 +672,13 @@ int main(int argc, char **argv)
 	so.sync_normal = cfg.db_sync_normal;
 	so.result_queue = (size_t)cfg.result_queue;
 	so.commit_delay_us = cfg.db_commit_delay_ms * 1000;
+	so.flush_us = cfg.db_history_flush_ms * 1000;
+	so.max_open = (size_t)cfg.db_max_open_targets;
 	so.results_retention_us = cfg.results_retention_ms * 1000;
+	so.minutes_retention_us = cfg.minutes_retention_ms * 1000;
+	so.hours_retention_us = cfg.hours_retention_ms * 1000;
 	so.transitions_retention_us = cfg.transitions_retention_ms * 1000;
+	so.recoveries_retention_us = cfg.recoveries_retention_ms * 1000;
 	so.audit_retention_us = cfg.audit_retention_ms * 1000;
 	so.retention_interval_ms = cfg.retention_interval_ms;
 	so.on_health = store_health;

@@ -28,6 +28,11 @@
 #include "km_model.h"
 #include "km_run.h"
 
+/* Rollup periods in µs. */
+#define KM_MINUTE_US INT64_C(60000000)
+#define KM_HOUR_US INT64_C(3600000000)
+#define KM_DAY_US INT64_C(86400000000)
+
 struct km_rollup_slot {
 	uint32_t count, failures;
 	uint32_t hist[KM_LAT_BUCKETS];

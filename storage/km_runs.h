@@ -7,6 +7,9 @@
  *   - it has been open flush_us since it was last written (km_runs_due:
  *     default 10 s — what a crash can lose of a steady run; the run's row
  *     is then written again, larger, when it next comes due or ends).
+ *     The flush time is the target's: a run that follows a closed one
+ *     keeps it, so a target whose outcome flips faster than flush_us comes
+ *     due all the same (its writer flushes other state along with it).
  * A run's row id (0 until first written) is the writer's: it sets it with
  * km_runs_written, so a later write updates the same row.
  *
@@ -33,6 +36,9 @@
 struct km_runs_options {
 	int64_t flush_us; /* 0: 10 s */
 	size_t max_open;  /* 0: 1,000,000 */
+	/* Frees a target's aux (km_runs_aux) left when the table is freed.
+	 * NULL: there is none. */
+	void (*free_aux)(void *aux);
 };
 
 struct km_runs;
@@ -48,7 +54,13 @@ void km_runs_free(struct km_runs *t);
 struct km_run_write {
 	struct km_run run;
 	int64_t row_id;
-	bool open; /* still open: written again later */
+	bool open;           /* still open: written again later */
+	bool changed;        /* results folded since it was last written */
+	int64_t last_add_us; /* now_us of its target's last result */
+	void *aux;           /* the target's aux: borrowed from km_runs_due and
+	              km_runs_get; handed over (the caller's) when the target
+	              ends (km_runs_end, km_runs_pop); NULL for a run another
+	              outcome closed (the target keeps it) */
 };
 
 /* Folds r into its target's open run, at now_us (the writer's clock, for
@@ -68,6 +80,23 @@ bool km_runs_due(struct km_runs *t, int64_t now_us, struct km_run_write *out);
  * flush is flush_us later. KM_ENOTFOUND when it has none open. */
 int km_runs_written(struct km_runs *t, int64_t target_id, int64_t row_id,
 		    int64_t now_us);
+/* The open run of target_id as km_runs_due gives it; false: none. */
+bool km_runs_get(struct km_runs *t, int64_t target_id,
+		 struct km_run_write *out);
+/* The caller's pointer kept with target_id's open run (NULL when it has
+ * none): state of its own that lives and ends with the target's entry. */
+void **km_runs_aux(struct km_runs *t, int64_t target_id);
+/* Calls fn on every open run (borrowed, as km_runs_get gives it), in no
+ * order, until one returns non-zero (returned). fn may call
+ * km_runs_written, nothing else that changes the table. */
+int km_runs_each(struct km_runs *t,
+		 int (*fn)(void *arg, const struct km_run_write *w), void *arg);
+/* Marks every open run changed (its last write was undone: a failed
+ * commit), and calls fn on each aux (NULL: none) for the caller's state. */
+void km_runs_unwritten_all(struct km_runs *t, void (*fn)(void *aux));
+/* Ends one open run (the earliest due) into *out; false when none is
+ * open. For emptying the table: a final flush. */
+bool km_runs_pop(struct km_runs *t, struct km_run_write *out);
 /* How many runs are open; the earliest time one comes due (INT64_MAX:
  * none). */
 size_t km_runs_open(const struct km_runs *t);

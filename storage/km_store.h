@@ -9,7 +9,8 @@
  * rows per transaction with prepared statements:
  *  - results (km_store_add_result) go to a bounded ring; when it is full the
  *    oldest queued result is dropped and counted (overload must not stall
- *    the prober). They are durable once a later km_store_flush returns.
+ *    the prober). The writer folds them into runs and rollups (see Probe
+ *    history); they are durable once a later km_store_flush returns.
  *    With options.commit_delay_us, results alone wait up to that long for
  *    more to commit with (group commit); anything else queued — a
  *    transition, a synchronous write, a flush, the close — commits at once,
@@ -66,9 +67,36 @@
  * (-wal, -shm) and the lock file cannot be created, a read-only mount, a
  * disk already full (it commits one page as a check).
  *
- * Retention. Results and transitions older than their retention are deleted
- * by the writer in small batches between write batches, so a sweep never
- * holds the write lock for long (and waits while commits fail).
+ * Probe history (schema 6, issue 12). A result is not a row: consecutive
+ * results of one target with one outcome (success, error class, status
+ * code) are one run (km_run.h, table runs), and every result is counted in
+ * its target's minute and hour rollups (km_rollup.h, rollup_minutes and
+ * rollup_hours). The writer holds each target's open run and open hour in
+ * memory — a steady result costs a memory update — and writes them:
+ *  - when the run ends: a result of another outcome, the target deleted;
+ *  - when the hour ends: a result of a later hour;
+ *  - flush_us (default 10 s) after they were last written, if anything
+ *    changed — so a crash (a kill, a power loss with synchronous=full)
+ *    loses at most the last flush_us of each target's results, never a
+ *    run that ended before (ended runs are written with the batch that
+ *    ends them) — and at km_store_flush and the close;
+ *  - a target without results for an hour leaves memory (its next result
+ *    starts a new run).
+ * At most max_open targets (default 1,000,000; about 1 kB each) have
+ * history open; results of others are dropped (counted, logged). A
+ * failed commit loses no ended run: they are written again with the next
+ * batch. A database of schema 5 keeps its `results` rows; the writer
+ * converts them, oldest first, in transactions of 1,000 that also delete
+ * what they converted — a daemon killed midway resumes where it stopped —
+ * between its batches, while serving (km_reader_query_runs shows what is
+ * left as runs of one meanwhile).
+ *
+ * Retention. Each kind of row has its own (0 = forever): runs (and raw
+ * results), minute rollups, hour rollups, transitions, recoveries with
+ * their events and storms (final ones only), the audit trail. The writer
+ * deletes in small steps between write batches — runs and rollups target
+ * by target, each a range of its index — so a sweep never holds the write
+ * lock for long (and waits while commits fail).
  *
  * Schema. Migrations compiled into the binary (migrations/NNNN_*.sql) are
  * applied in order at open, each in its own transaction, and recorded with
@@ -88,6 +116,7 @@
 #include "km_arena.h"
 #include "km_error.h"
 #include "km_model.h"
+#include "km_rollup.h"
 
 struct km_store;
 struct km_reader;
@@ -174,7 +203,8 @@ int km_store_add_result(struct km_store *s, const struct km_result *r);
  * that is deleted when it is written is not kept. KM_EUNAVAIL once close
  * has begun; KM_ENOMEM. */
 int km_store_add_transition(struct km_store *s, const struct km_transition *t);
-/* Returns once everything queued before the call is committed, or the
+/* Returns once everything queued before the call is committed, every
+ * target's open run and hour written with it (they stay open), or the
  * error of the commit that failed (KM_EFULL, KM_EUNAVAIL; the transitions
  * stay queued and are retried). */
 int km_store_flush(struct km_store *s, struct km_error *err);
@@ -560,6 +590,107 @@ struct km_audit_query {
 int km_reader_list_audit(struct km_reader *r, const struct km_audit_query *q,
 			 struct km_arena *a, struct km_audit_event **out,
 			 size_t *n, bool *more, struct km_error *err);
+
+/* ---- reads: history as runs, and rollups (issue 12) ------------------- */
+
+/* Most runs one page of km_reader_query_runs holds. */
+#define KM_RUNS_PAGE_MAX 1000
+
+/* Where a run of a history page comes from: a row of `runs`, or a row of
+ * `results` (written before schema 6, not converted yet) shown as a run of
+ * one. The two tables number their rows separately: a run is known by its
+ * source and id together. */
+enum km_run_src { KM_RUN_SRC_RESULT = 0, KM_RUN_SRC_RUN = 1 };
+
+/* One run of a history page. Strings live in the caller's arena. */
+struct km_run_row {
+	int src; /* enum km_run_src */
+	int64_t id;
+	int64_t target_id;
+	bool success;
+	int error_class; /* enum km_error_class */
+	int32_t status_code;
+	int64_t first_us, last_us; /* its first and last result's start */
+	int64_t count;             /* >= 1; 1 for a result's row */
+	int64_t dur_min_us, dur_max_us, dur_sum_us;
+	/* A failure's first and last message (a result's row: its message,
+	 * both); NULL: none. */
+	const char *first_message, *last_message;
+};
+
+/* A page of one target's history as runs: those that overlap [from_us,
+ * to_us) (first_us < to_us and last_us >= from_us), the rows of `runs` and
+ * what is left of `results` merged in one order, by (first_us, src, id):
+ * oldest first when oldest_first, else the reverse. A run that began
+ * before from_us and lasts into it comes first (oldest first) or last: a
+ * target's runs do not overlap, so only the one that began last before
+ * from_us can. outcome (enum km_outcome) keeps only success or failure
+ * runs. The cursor is the (first_us, src, id) of the previous page's last
+ * run: a page starts strictly after it, so pages neither skip nor repeat a
+ * run (while the writer converts results into runs, a result converted
+ * between two pages may be seen twice or not at all: it moves). limit 0 or
+ * over KM_RUNS_PAGE_MAX is that maximum. Each outcome has its index; a
+ * page costs O(limit) rows whatever its depth. A row that cannot be a run
+ * (a count below 1, times or durations out of order) is KM_ECORRUPT naming
+ * the target and the row. */
+struct km_runs_query {
+	int64_t target_id;
+	int64_t from_us; /* INT64_MIN = unbounded */
+	int64_t to_us;   /* INT64_MAX = unbounded */
+	int outcome;     /* enum km_outcome */
+	bool oldest_first;
+	bool has_cursor;
+	int64_t cursor_us;
+	int cursor_src; /* enum km_run_src */
+	int64_t cursor_id;
+	size_t limit;
+};
+/* *out in a (NULL on error), *n of them, *more when another page
+ * follows. */
+int km_reader_query_runs(struct km_reader *r, const struct km_runs_query *q,
+			 struct km_arena *a, struct km_run_row **out, size_t *n,
+			 bool *more, struct km_error *err);
+
+/* Most steps one km_reader_rollups call returns. */
+#define KM_ROLLUP_STEPS_MAX 10000
+
+/* One target's results counted per step over [from_us, to_us), from its
+ * rollups: step i is [from_us + i·step_us, from_us + (i+1)·step_us), the
+ * last one cut at to_us; a minute counts in the step its start falls in.
+ * from_us and step_us are whole minutes (multiples of KM_MINUTE_US);
+ * ceil((to_us - from_us) / step_us) steps, at most KM_ROLLUP_STEPS_MAX.
+ *
+ * Where it reads: hour rows (rollup_hours) for the whole hours of a range
+ * whose steps are whole, aligned hours (from_us and step_us multiples of
+ * KM_HOUR_US), minute rows (rollup_minutes) otherwise — except before the
+ * target's oldest minute row, where retention has removed the minutes and
+ * the hours are all that is left: there an hour that overlaps the range
+ * counts whole, in the step of its start (or step 0, for the hour holding
+ * from_us). Each blob needed is read once; the cost is O(rows read + steps),
+ * not O(results).
+ *
+ * A blob that does not unpack is KM_ECORRUPT naming the target, the table
+ * and the row; KM_EINVAL for a query out of the rules above. */
+struct km_rollup_query {
+	int64_t target_id;
+	int64_t from_us, to_us;
+	int64_t step_us;
+};
+struct km_rollup_series {
+	struct km_rollup_slot *steps; /* in the arena */
+	size_t n;
+	/* Steps before this may hold an hour counted whole where it does
+	 * not fit them (its minutes were gone); INT64_MIN when none does. */
+	int64_t coarse_until_us;
+};
+int km_reader_rollups(struct km_reader *r, const struct km_rollup_query *q,
+		      struct km_arena *a, struct km_rollup_series *out,
+		      struct km_error *err);
+/* The q-quantile (0..1) of a slot's durations, interpolated within its
+ * bucket and clamped to the bounds of its lowest and highest non-empty
+ * buckets (a rollup keeps no minimum or maximum; the last bucket's, from
+ * 26.2 s on, is its lower bound). -1 when the slot counts nothing. */
+int64_t km_rollup_slot_quantile(const struct km_rollup_slot *s, double q);
 
 /* ---- reads: recoveries -------------------------------------------------- */
 

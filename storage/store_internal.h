@@ -51,6 +51,9 @@ enum writer_stmt {
 	W_INSERT_AUDIT,
 	W_RETAIN_AUDIT,
 	W_UPSERT_TARGET,
+	W_RETAIN_RECOVERY_EVENTS,
+	W_RETAIN_RECOVERIES,
+	W_RETAIN_STORMS,
 	W_STMT_COUNT
 };
 
@@ -111,8 +114,55 @@ struct km_store {
 	uint64_t fault_dropped;  /* results dropped since the last line */
 	uint64_t fault_total_failures, fault_total_dropped; /* the streak */
 
+	struct km_fold *fold;     /* writer thread only: store_fold.c; NULL with
+	                         raw_results */
+	int64_t fold_log_at;      /* mono ns: no "results not kept" before */
+	int64_t convert_retry_at; /* mono ns: no conversion step before */
+	int64_t sweep_cursor;     /* writer thread: SWEEP_HISTORY's target */
+
 	struct km_store_stats stats; /* under mu */
 };
+
+/* ---- store_fold.c: the writer's probe history (runs and rollups) ---- */
+
+/* Prepares its statements and finds whether schema 5's raw results are
+ * left to convert; stop frees everything (km_fold_flush(all) and a commit
+ * first, to keep what is open). */
+int km_fold_start(struct km_store *s, struct km_error *err);
+void km_fold_stop(struct km_store *s);
+/* The writer's clock (options.now_us, else the real one), epoch µs. */
+int64_t km_fold_now(const struct km_store *s);
+/* Inside a batch: folds r; a deleted target's run and hour end; targets
+ * written (km_fold_flush); then the pending
+ * one-shot rows, last; km_fold_committed says how the batch ended. Each 0
+ * or an error (an SQLite one through km_store_sqlite_err, or KM_ENOMEM,
+ * KM_EFULL for a result past max_open targets). */
+int km_fold_result(struct km_store *s, const struct km_result *r,
+		   struct km_error *err);
+int km_fold_end(struct km_store *s, int64_t target_id, struct km_error *err);
+enum km_fold_flush {
+	KM_FOLD_DUE,    /* the targets due (at most a batch's worth) */
+	KM_FOLD_ALL,    /* every open target that changed (a flush) */
+	KM_FOLD_END_ALL /* every open target, ended (the stop) */
+};
+int km_fold_flush(struct km_store *s, enum km_fold_flush what,
+		  struct km_error *err);
+int km_fold_write_pending(struct km_store *s, struct km_error *err);
+void km_fold_committed(struct km_store *s, bool ok);
+/* The earliest time (writer clock) a target comes due; INT64_MAX: none.
+ * How many targets have history open. */
+int64_t km_fold_next_due(const struct km_store *s);
+size_t km_fold_open_count(const struct km_store *s);
+/* Converts the oldest raw results in a transaction of its own;
+ * *converted 0 when none was left (converting then turns false). */
+int km_fold_convert_step(struct km_store *s, size_t *converted,
+			 struct km_error *err);
+bool km_fold_converting(const struct km_store *s);
+/* Retention of runs and rollups for the next `targets` targets with ids
+ * above *cursor, in a transaction of its own: rows deleted; *cursor is
+ * where the next step starts, 0 when the sweep has passed every target
+ * (or failed: logged, and tried again at the next sweep). */
+int km_fold_retain_step(struct km_store *s, int64_t *cursor, int targets);
 
 /* store_migrate.c: brings the schema up to this binary's version. */
 int km_store_migrate(struct km_store *s, struct km_error *err);

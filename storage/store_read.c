@@ -29,17 +29,13 @@ enum reader_stmt {
 	/* results: [outcome any/success/failure] x [newest/oldest first] */
 	R_RESULTS,
 	R_TRANSITIONS = R_RESULTS + 6,
-	R_LAST_RESULT = R_TRANSITIONS + 2,
-	R_CONSECUTIVE,
-	R_GET_TRANSITION,
+	R_GET_TRANSITION = R_TRANSITIONS + 2,
 	R_TRANSITIONS_AFTER,
 	R_MIN_SEQ,
 	R_MAX_SEQ,
 	R_BEGIN,
 	R_COMMIT,
 	R_TARGET_HEALTH,
-	R_LAST_FAILURE,
-	R_COUNT_AFTER,
 	R_AUDIT,
 	R_STMT_COUNT
 };
@@ -105,12 +101,6 @@ static const char *reader_sql(int i)
 					      "at", "seq", "", "<", "DESC"),
 		[R_TRANSITIONS + 1] = HISTORY(TRANSITION_COLS, "transitions",
 					      "at", "seq", "", ">", "ASC"),
-		[R_LAST_RESULT] = "SELECT " RESULT_COLS
-				  " FROM results WHERE target_id = ?1 ORDER BY "
-				  "started_at DESC, id DESC LIMIT 1",
-		[R_CONSECUTIVE] = "SELECT success FROM results WHERE "
-				  "target_id = ?1 ORDER BY started_at DESC, id "
-				  "DESC LIMIT ?2",
 		[R_GET_TRANSITION] = "SELECT " TRANSITION_COLS
 				     " FROM transitions WHERE seq = ?1",
 		[R_TRANSITIONS_AFTER] =
@@ -136,18 +126,6 @@ static const char *reader_sql(int i)
 			"tr.to_state, tr.flapping, tr.cause FROM targets t "
 			"LEFT JOIN transitions tr ON tr.seq = t.last_transition "
 			"WHERE t.name = ?1 AND t.deleted_at = 0",
-		/* R_LAST_RESULT and R_CONSECUTIVE in one: the first row is
-		 * the last result, the following ones extend its streak. */
-		/* A success streak from the indexes alone: where the last
-		 * failure is (the partial index of failures), then how many
-		 * rows follow it (the covering index of (target, time,
-		 * rowid)), without visiting a row. */
-		[R_LAST_FAILURE] = "SELECT started_at, id FROM results WHERE "
-				   "target_id = ?1 AND success = 0 ORDER BY "
-				   "started_at DESC, id DESC LIMIT 1",
-		[R_COUNT_AFTER] = "SELECT count(*) FROM (SELECT 1 FROM results "
-				  "WHERE target_id = ?1 AND (started_at, id) > "
-				  "(?2, ?3) LIMIT ?4)",
 		/* Newest first; the filters are residual (an audit trail is
 		 * read by people, a page at a time). */
 		[R_AUDIT] = "SELECT id, at, identity, auth, peer, method, "
@@ -696,43 +674,82 @@ int km_reader_query_transitions(struct km_reader *r,
 	return rc;
 }
 
+/* A run's newest result as a result: its start, outcome and last
+ * message; its duration, the run's mean (a run keeps no single one). */
+static void result_of_run(const struct km_run_row *run, struct km_result *out)
+{
+	memset(out, 0, sizeof *out);
+	out->id = run->id;
+	out->target_id = run->target_id;
+	out->started_us = run->last_us;
+	out->duration_us = run->dur_sum_us / run->count;
+	out->success = run->success;
+	out->error_class = run->error_class;
+	out->status_code = run->status_code;
+	out->message = run->last_message;
+}
+
 int km_reader_last_result(struct km_reader *r, int64_t target_id,
 			  struct km_arena *a, struct km_result *out,
 			  struct km_error *err)
 {
-	sqlite3_stmt *st = r->stmt[R_LAST_RESULT];
-	int rc;
+	struct km_runs_query q = {.target_id = target_id,
+				  .from_us = INT64_MIN,
+				  .to_us = INT64_MAX,
+				  .limit = 1};
+	struct km_run_row *v;
+	size_t n;
+	bool more;
+	int rc = km_reader_query_runs(r, &q, a, &v, &n, &more, err);
 
-	sqlite3_bind_int64(st, 1, target_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		result_from_row(a, st, out);
-	else if (rc == SQLITE_DONE) {
-		done(r, st, rc, err, "last result");
+	if (rc)
+		return rc;
+	if (!n)
 		return KM_ENOTFOUND;
-	}
-	return done(r, st, rc, err, "last result");
+	result_of_run(&v[0], out);
+	return 0;
 }
 
 int km_reader_consecutive(struct km_reader *r, int64_t target_id, int cap,
 			  int *count, struct km_error *err)
 {
-	sqlite3_stmt *st = r->stmt[R_CONSECUTIVE];
-	int rc, first = -1;
+	struct km_runs_query q = {.target_id = target_id,
+				  .from_us = INT64_MIN,
+				  .to_us = INT64_MAX,
+				  .limit = 16};
+	struct km_arena tmp;
+	int64_t total = 0;
+	int first = -1, rc;
 
 	*count = 0;
-	sqlite3_bind_int64(st, 1, target_id);
-	sqlite3_bind_int(st, 2, cap);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int ok = sqlite3_column_int(st, 0);
+	km_arena_init(&tmp, 4096);
+	/* Runs newest first while they have the newest's outcome (a run
+	 * split by a restart continues the streak), until cap. */
+	for (;;) {
+		struct km_run_row *v;
+		size_t n;
+		bool more, same = true;
 
-		if (first < 0)
-			first = ok;
-		if (ok != first)
+		rc = km_reader_query_runs(r, &q, &tmp, &v, &n, &more, err);
+		for (size_t i = 0; !rc && same && i < n && total < cap; i++) {
+			if (first < 0)
+				first = v[i].success;
+			same = v[i].success == first;
+			total += same ? v[i].count : 0;
+		}
+		if (!rc && n) {
+			q.has_cursor = true;
+			q.cursor_us = v[n - 1].first_us;
+			q.cursor_src = v[n - 1].src;
+			q.cursor_id = v[n - 1].id;
+		}
+		km_arena_reset(&tmp);
+		if (rc || !same || !more || total >= cap)
 			break;
-		(*count)++;
 	}
-	return done(r, st, rc, err, "consecutive results");
+	km_arena_free(&tmp);
+	*count = (int)(total < cap ? total : cap);
+	return rc;
 }
 
 int km_reader_get_transition(struct km_reader *r, int64_t seq,
@@ -871,40 +888,8 @@ int km_reader_target_health(struct km_reader *r, const char *name, int cap,
 	if (rc)
 		goto out;
 	out->has_last = true;
-	if (!out->last.success) {
-		/* Failing: walk back (failure streaks are short, or capped). */
-		int n;
-
-		rc = km_reader_consecutive(r, out->target.id, cap, &n, err);
-		out->consecutive = n;
-		goto out;
-	}
-	/* Succeeding, the common case: counted from the indexes alone. At
-	 * start-up the health hub asks this of every target, and visiting
-	 * each row of 10,000 long streaks took seconds. */
-	{
-		int64_t at = INT64_MIN, id = 0;
-
-		st = r->stmt[R_LAST_FAILURE];
-		sqlite3_bind_int64(st, 1, out->target.id);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			at = sqlite3_column_int64(st, 0);
-			id = sqlite3_column_int64(st, 1);
-		}
-		rc = done(r, st, rc, err, "last failure");
-		if (rc)
-			goto out;
-		st = r->stmt[R_COUNT_AFTER];
-		sqlite3_bind_int64(st, 1, out->target.id);
-		sqlite3_bind_int64(st, 2, at);
-		sqlite3_bind_int64(st, 3, id);
-		sqlite3_bind_int(st, 4, cap);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW)
-			out->consecutive = sqlite3_column_int(st, 0);
-	}
-	rc = done(r, st, rc, err, "success streak");
+	rc = km_reader_consecutive(r, out->target.id, cap, &out->consecutive,
+				   err);
 out:
 	km_reader_end(r);
 	return rc;

@@ -14,10 +14,14 @@ struct entry {
 	struct km_run run; /* run.target_id is the key */
 	int64_t row_id;
 	int64_t due_us;
+	int64_t written_count; /* run.count when last written */
+	int64_t last_add_us;   /* now_us of the last result folded */
+	void *aux;             /* the caller's (km_runs_aux) */
 	size_t heap_i;
 };
 
 struct km_runs {
+	void (*free_aux)(void *aux);
 	int64_t flush_us;
 	size_t max_open;
 	struct entry **b;
@@ -37,6 +41,7 @@ int km_runs_new(const struct km_runs_options *o, struct km_runs **out)
 	t->flush_us = o && o->flush_us > 0 ? o->flush_us
 					   : KM_RUNS_FLUSH_US_DEFAULT;
 	t->max_open = o && o->max_open ? o->max_open : KM_RUNS_MAX_OPEN_DEFAULT;
+	t->free_aux = o ? o->free_aux : NULL;
 	t->nb = 64;
 	t->seed = km_hash_seed();
 	if (!(t->b = calloc(t->nb, sizeof *t->b))) {
@@ -55,6 +60,8 @@ void km_runs_free(struct km_runs *t)
 		for (struct entry *e = t->b[i], *nx; e; e = nx) {
 			nx = e->next;
 			km_run_clear(&e->run);
+			if (e->aux && t->free_aux)
+				t->free_aux(e->aux);
 			free(e);
 		}
 	free(t->b);
@@ -171,12 +178,16 @@ static void heap_remove(struct km_runs *t, struct entry *e)
 
 /* ---- runs --------------------------------------------------------------- */
 
-/* Hands e's run over to *w (moved: e's is empty after). */
+/* Hands e's run over to *w (moved: e's is empty after); its aux too when
+ * the entry ends (!open). */
 static void hand_over(struct entry *e, struct km_run_write *w, bool open)
 {
+	w->aux = open ? NULL : e->aux;
 	w->run = e->run;
 	w->row_id = e->row_id;
 	w->open = open;
+	w->changed = e->run.count != e->written_count;
+	w->last_add_us = e->last_add_us;
 	memset(&e->run, 0, sizeof e->run);
 }
 
@@ -187,12 +198,15 @@ int km_runs_add(struct km_runs *t, const struct km_result *r, int64_t now_us,
 	int rc;
 
 	*has_closed = false;
+	if (e)
+		e->last_add_us = now_us;
 	if (e && km_run_fits(&e->run, r))
 		return km_run_add(&e->run, r);
 	if (e) {
 		int64_t id = r->target_id;
 
 		hand_over(e, closed, false);
+		closed->aux = NULL; /* stays with the target */
 		*has_closed = true;
 		if ((rc = km_run_begin(&e->run, r))) {
 			/* No memory for the next run: the target has none
@@ -200,12 +214,15 @@ int km_runs_add(struct km_runs *t, const struct km_result *r, int64_t now_us,
 			e->run.target_id = id; /* for its bucket */
 			unlink_entry(t, e);
 			heap_remove(t, e);
+			if (e->aux && t->free_aux)
+				t->free_aux(e->aux);
 			free(e);
 			return rc;
 		}
+		/* The target keeps its flush time: a target whose outcome
+		 * flips faster than flush_us still comes due. */
 		e->row_id = 0;
-		e->due_us = now_us + t->flush_us;
-		heap_fix(t, e);
+		e->written_count = 0;
 		return 0;
 	}
 	if (t->n >= t->max_open)
@@ -226,6 +243,7 @@ int km_runs_add(struct km_runs *t, const struct km_result *r, int64_t now_us,
 		return rc;
 	}
 	e->due_us = now_us + t->flush_us;
+	e->last_add_us = now_us;
 	e->next = t->b[slot(t, r->target_id)];
 	t->b[slot(t, r->target_id)] = e;
 	heap_set(t, t->n, e);
@@ -259,7 +277,62 @@ bool km_runs_due(struct km_runs *t, int64_t now_us, struct km_run_write *out)
 	out->run = e->run; /* borrowed */
 	out->row_id = e->row_id;
 	out->open = true;
+	out->changed = e->run.count != e->written_count;
+	out->last_add_us = e->last_add_us;
+	out->aux = e->aux;
 	return true;
+}
+
+bool km_runs_get(struct km_runs *t, int64_t target_id, struct km_run_write *out)
+{
+	struct entry *e = find(t, target_id);
+
+	if (!e)
+		return false;
+	out->run = e->run; /* borrowed */
+	out->row_id = e->row_id;
+	out->open = true;
+	out->changed = e->run.count != e->written_count;
+	out->last_add_us = e->last_add_us;
+	out->aux = e->aux;
+	return true;
+}
+
+void **km_runs_aux(struct km_runs *t, int64_t target_id)
+{
+	struct entry *e = find(t, target_id);
+
+	return e ? &e->aux : NULL;
+}
+
+int km_runs_each(struct km_runs *t,
+		 int (*fn)(void *arg, const struct km_run_write *w), void *arg)
+{
+	for (size_t i = 0; i < t->nb; i++)
+		for (struct entry *e = t->b[i]; e; e = e->next) {
+			struct km_run_write w = {.run = e->run,
+						 .row_id = e->row_id,
+						 .open = true,
+						 .changed = e->run.count !=
+							    e->written_count,
+						 .last_add_us = e->last_add_us,
+						 .aux = e->aux};
+			int rc = fn(arg, &w);
+
+			if (rc)
+				return rc;
+		}
+	return 0;
+}
+
+void km_runs_unwritten_all(struct km_runs *t, void (*fn)(void *aux))
+{
+	for (size_t i = 0; i < t->nb; i++)
+		for (struct entry *e = t->b[i]; e; e = e->next) {
+			e->written_count = -1;
+			if (fn && e->aux)
+				fn(e->aux);
+		}
 }
 
 int km_runs_written(struct km_runs *t, int64_t target_id, int64_t row_id,
@@ -270,9 +343,15 @@ int km_runs_written(struct km_runs *t, int64_t target_id, int64_t row_id,
 	if (!e)
 		return KM_ENOTFOUND;
 	e->row_id = row_id;
+	e->written_count = e->run.count;
 	e->due_us = now_us + t->flush_us;
 	heap_fix(t, e);
 	return 0;
+}
+
+bool km_runs_pop(struct km_runs *t, struct km_run_write *out)
+{
+	return t->n && km_runs_end(t, t->heap[0]->run.target_id, out);
 }
 
 size_t km_runs_open(const struct km_runs *t)

@@ -80,6 +80,21 @@ static const char *const writer_sql[W_STMT_COUNT] = {
 		"ELSE last_transition END, "
 		"created_at = CASE WHEN deleted_at > 0 THEN ?10 "
 		"ELSE created_at END, deleted_at = 0 RETURNING id",
+	/* Recoveries go with their events (events first: they reference
+	 * them), only once final (phases 1-4 are open: recoveries_open);
+	 * storms once ended. */
+	[W_RETAIN_RECOVERY_EVENTS] =
+		"DELETE FROM recovery_events WHERE recovery_id IN (SELECT id "
+		"FROM recoveries WHERE id IN (SELECT id FROM recoveries ORDER "
+		"BY id LIMIT ?1) AND updated_at < ?2 AND phase NOT IN (1, 2, "
+		"3, 4))",
+	[W_RETAIN_RECOVERIES] =
+		"DELETE FROM recoveries WHERE id IN (SELECT id FROM recoveries "
+		"ORDER BY id LIMIT ?1) AND updated_at < ?2 AND phase NOT IN "
+		"(1, 2, 3, 4)",
+	[W_RETAIN_STORMS] =
+		"DELETE FROM storms WHERE id IN (SELECT id FROM storms ORDER "
+		"BY id LIMIT ?1) AND ended_at > 0 AND ended_at < ?2",
 };
 
 static int insert_audit(struct km_store *s, struct km_audit_event *e)
@@ -221,6 +236,13 @@ int km_store_write_transition(struct km_store *s, struct km_transition *t,
 	rc = note_transition(s, t);
 	if (rc == 0)
 		*written = true;
+	if (rc == 0 && t->to_state == KM_STATE_DELETED && s->fold) {
+		/* Its open run and hour end with it. */
+		struct km_error err;
+
+		if (km_fold_end(s, t->target_id, &err))
+			rc = SQLITE_NOMEM;
+	}
 	return rc;
 }
 
@@ -265,6 +287,7 @@ struct batch {
 	void *listener_arg;
 	km_store_recovery_fn recovery_listener; /* the same */
 	void *recovery_listener_arg;
+	bool flush; /* holds a km_store_flush: open history is written */
 };
 
 /* Returns whether the batch holds a synchronous op (a caller waits). */
@@ -275,6 +298,7 @@ static bool take_batch(struct km_store *s, struct batch *b)
 
 	km_list_init(&b->ctl);
 	b->n_ctl = 0;
+	b->flush = false;
 	while (!km_list_empty(&s->ctl) && b->n_ctl < s->o.batch_max) {
 		struct km_list *n = s->ctl.next;
 		struct ctl_op *op = km_list_entry(n, struct ctl_op, node);
@@ -290,6 +314,7 @@ static bool take_batch(struct km_store *s, struct batch *b)
 			s->async_queued--;
 		} else if (op->sync) {
 			has_sync = true;
+			b->flush |= !op->sync->fn;
 			assert(s->sync_queued > 0);
 			s->sync_queued--;
 		}
@@ -416,7 +441,21 @@ static void note_attempt(struct km_store *s, int rc, const struct km_error *e,
  * audit_dropped): a row SQLite refuses for what it is, not for the disk (it
  * would fail forever and hold up everything behind it), and the rows of a
  * failed batch once the store is closing. */
-static void write_batch(struct km_store *s, struct batch *b)
+/* A result the history could not take (too many targets open, no
+ * memory): logged at most once a minute. */
+static void fold_refused(struct km_store *s, const struct km_error *why)
+{
+	int64_t now = km_mono_ns();
+
+	if (now >= s->fold_log_at) {
+		km_log(KM_LOG_ERROR, "probe results not kept", "err", why->msg,
+		       NULL);
+		s->fold_log_at = now + 60LL * 1000000000;
+	}
+}
+
+/* final: the writer's last batch, every open run and hour written. */
+static void write_batch(struct km_store *s, struct batch *b, bool final)
 {
 	struct km_error err = {0};
 	size_t written = 0, transitions = 0, audits = 0, retried = 0;
@@ -469,13 +508,32 @@ static void write_batch(struct km_store *s, struct batch *b)
 		transitions += ok;
 	}
 	for (size_t i = 0; !rc && i < b->n_res; i++) {
-		rc = insert_result(s, &b->res[i].r);
-		if (rc)
-			rc = km_store_sqlite_err(s->db, rc, &err,
-						 "insert result");
-		else
+		if (s->o.raw_results) {
+			rc = insert_result(s, &b->res[i].r);
+			if (rc)
+				rc = km_store_sqlite_err(s->db, rc, &err,
+							 "insert result");
+			else
+				written++;
+			continue;
+		}
+		rc = km_fold_result(s, &b->res[i].r, &err);
+		if (rc == KM_EFULL || rc == KM_ENOMEM) {
+			/* This result only: counted as dropped. */
+			fold_refused(s, &err);
+			rc = 0;
+		} else if (!rc) {
 			written++;
+		}
 	}
+	if (!rc && s->fold)
+		rc = km_fold_flush(s,
+				   final      ? KM_FOLD_END_ALL
+				   : b->flush ? KM_FOLD_ALL
+					      : KM_FOLD_DUE,
+				   &err);
+	if (!rc && s->fold)
+		rc = km_fold_write_pending(s, &err);
 	if (!rc)
 		rc = km_store_exec(s->db, "COMMIT", &err);
 	if (rc) {
@@ -484,6 +542,16 @@ static void write_batch(struct km_store *s, struct batch *b)
 		drop_announcements(s, 0);
 		drop_recovery_events(s, 0);
 	}
+	if (s->fold)
+		km_fold_committed(s, rc == 0);
+	/* Counted before anyone is told of the batch: a listener that hears
+	 * of a transition finds the results committed with it counted. */
+	pthread_mutex_lock(&s->mu);
+	s->stats.results_written += written;
+	s->stats.results_dropped += b->n_res - written;
+	if (s->fold)
+		s->stats.runs_open = km_fold_open_count(s);
+	pthread_mutex_unlock(&s->mu);
 
 	/* Only committed transitions are announced, so a watcher that
 	 * resumes from the database sees exactly what it was sent; and they
@@ -510,8 +578,6 @@ static void write_batch(struct km_store *s, struct batch *b)
 	km_list_init(&retry);
 	pthread_mutex_lock(&s->mu);
 	s->stats.batches += rc == 0;
-	s->stats.results_written += written;
-	s->stats.results_dropped += b->n_res - written;
 	s->stats.transitions_written += transitions;
 	s->stats.audit_written += audits;
 	km_list_for_each_safe (n, tmp, &b->ctl) {
@@ -620,7 +686,7 @@ static int retention_step(struct km_store *s, enum writer_stmt which,
 	if (retention_us <= 0)
 		return 0;
 	sqlite3_bind_int(st, 1, s->o.retention_batch);
-	sqlite3_bind_int64(st, 2, km_now_us() - retention_us);
+	sqlite3_bind_int64(st, 2, km_fold_now(s) - retention_us);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -637,17 +703,52 @@ static int retention_step(struct km_store *s, enum writer_stmt which,
 }
 
 /* The writer's sweep: a sequence of bounded DELETE steps, one after each
- * write batch (or back to back when idle), results first. */
-enum sweep { SWEEP_IDLE, SWEEP_RESULTS, SWEEP_TRANSITIONS, SWEEP_AUDIT };
+ * write batch (or back to back when idle): raw results, runs and rollups
+ * (target by target), transitions, recoveries with their events, storms,
+ * the audit trail. */
+enum sweep {
+	SWEEP_IDLE,
+	SWEEP_RESULTS,
+	SWEEP_HISTORY,
+	SWEEP_TRANSITIONS,
+	SWEEP_RECOVERIES,
+	SWEEP_STORMS,
+	SWEEP_AUDIT
+};
 
 static enum sweep sweep_step(struct km_store *s, enum sweep sw)
 {
 	if (sw == SWEEP_RESULTS &&
 	    retention_step(s, W_RETAIN_RESULTS, s->o.results_retention_us) == 0)
+		sw = SWEEP_HISTORY;
+	if (sw == SWEEP_HISTORY) {
+		int n = km_fold_retain_step(s, &s->sweep_cursor,
+					    s->o.retention_batch / 10);
+
+		if (n > 0) {
+			pthread_mutex_lock(&s->mu);
+			s->stats.retention_deleted += (uint64_t)n;
+			s->stats.retention_steps++;
+			pthread_mutex_unlock(&s->mu);
+		}
+		if (s->sweep_cursor)
+			return sw;
 		sw = SWEEP_TRANSITIONS;
+	}
 	if (sw == SWEEP_TRANSITIONS &&
 	    retention_step(s, W_RETAIN_TRANSITIONS,
 			   s->o.transitions_retention_us) == 0)
+		sw = SWEEP_RECOVERIES;
+	if (sw == SWEEP_RECOVERIES) {
+		retention_step(s, W_RETAIN_RECOVERY_EVENTS,
+			       s->o.recoveries_retention_us);
+		if (retention_step(s, W_RETAIN_RECOVERIES,
+				   s->o.recoveries_retention_us) == 0)
+			sw = SWEEP_STORMS;
+	}
+	if (sw == SWEEP_STORMS &&
+	    retention_step(s, W_RETAIN_STORMS, s->o.recoveries_retention_us) ==
+		    0)
 		sw = SWEEP_AUDIT;
 	if (sw == SWEEP_AUDIT &&
 	    retention_step(s, W_RETAIN_AUDIT, s->o.audit_retention_us) == 0)
@@ -748,14 +849,58 @@ static void writer_priority(struct km_store *s, bool boost, bool behind)
 	}
 }
 
+/* How long the writer may sleep before a target's history comes due
+ * (mono ns; at most a second, as the writer's clock may be a simulated
+ * one); 0: due now; -1: nothing is open. */
+static int64_t fold_wait_ns(struct km_store *s)
+{
+	int64_t due = km_fold_next_due(s), left;
+
+	if (due == INT64_MAX)
+		return -1;
+	left = due - km_fold_now(s);
+	if (left <= 0)
+		return 0;
+	return left > 1000000 ? 1000000000 : left * 1000;
+}
+
+/* One step of converting schema 5's raw results, between batches; after a
+ * failure the next waits CONVERT_RETRY_NS. */
+#define CONVERT_RETRY_NS (10LL * 1000000000)
+
+static void convert_step(struct km_store *s)
+{
+	struct km_error err = {0};
+	size_t n;
+
+	if (km_mono_ns() < s->convert_retry_at)
+		return;
+	if (km_fold_convert_step(s, &n, &err)) {
+		km_log(KM_LOG_WARN, "converting raw results failed; retrying",
+		       "err", err.msg, "retry_in_ms",
+		       KM_I(CONVERT_RETRY_NS / 1000000), NULL);
+		s->convert_retry_at = km_mono_ns() + CONVERT_RETRY_NS;
+	}
+}
+
+/* Whether the writer has something to do besides its queues: history
+ * due, raw results to convert, a sweep step. Called with s->mu held. */
+static bool other_work(struct km_store *s, enum sweep sw)
+{
+	return sw != SWEEP_IDLE || fold_wait_ns(s) == 0 ||
+	       (km_fold_converting(s) && km_mono_ns() >= s->convert_retry_at);
+}
+
 static void *writer_main(void *arg)
 {
 	struct km_store *s = arg;
 	struct batch b = {.res = s->batch_res};
 	enum sweep sw = SWEEP_IDLE;
-	bool retention = s->o.results_retention_us > 0 ||
-			 s->o.transitions_retention_us > 0 ||
-			 s->o.audit_retention_us > 0;
+	bool retention =
+		s->o.results_retention_us > 0 ||
+		s->o.minutes_retention_us > 0 || s->o.hours_retention_us > 0 ||
+		s->o.transitions_retention_us > 0 ||
+		s->o.recoveries_retention_us > 0 || s->o.audit_retention_us > 0;
 	int64_t next_sweep = km_mono_ns(); /* first sweep at start-up */
 	bool behind, waited_on;
 	id_t self = (id_t)gettid();
@@ -784,13 +929,16 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	s->stats.writer_idle = !s->writer_sched_fixed;
 	for (;;) {
-		bool failing;
+		bool failing, due;
 
-		/* Wait for rows, a stop, or the time of the next sweep; after
-		 * a failed commit, for the time of the next attempt (a caller
-		 * waiting for a synchronous write, or the stop, comes first:
-		 * its answer should not wait out the backoff). */
+		/* Wait for rows, a stop, history coming due, or the time of
+		 * the next sweep; after a failed commit, for the time of the
+		 * next attempt (a caller waiting for a synchronous write, or
+		 * the stop, comes first: its answer should not wait out the
+		 * backoff). */
 		while (!s->stopping) {
+			int64_t wait_ns = -1, fold_ns;
+
 			if (s->fail_streak) {
 				struct timespec ts;
 
@@ -803,7 +951,7 @@ static void *writer_main(void *arg)
 						       &ts);
 				continue;
 			}
-			if (s->ring_count || s->ctl_count || sw != SWEEP_IDLE)
+			if (s->ring_count || s->ctl_count || other_work(s, sw))
 				break;
 			if (s->sweep_requested ||
 			    (retention && km_mono_ns() >= next_sweep)) {
@@ -812,9 +960,20 @@ static void *writer_main(void *arg)
 				sw = SWEEP_RESULTS;
 				break;
 			}
-			if (retention) {
-				struct timespec ts = km_realtime_after(
-					next_sweep - km_mono_ns());
+			if (retention)
+				wait_ns = next_sweep - km_mono_ns();
+			fold_ns = fold_wait_ns(s);
+			if (fold_ns >= 0 && (wait_ns < 0 || fold_ns < wait_ns))
+				wait_ns = fold_ns;
+			if (km_fold_converting(s)) {
+				int64_t c = s->convert_retry_at - km_mono_ns();
+
+				if (wait_ns < 0 || c < wait_ns)
+					wait_ns = c;
+			}
+			if (wait_ns >= 0) {
+				struct timespec ts = km_realtime_after(wait_ns);
+
 				pthread_cond_timedwait(&s->work_cv, &s->mu,
 						       &ts);
 			} else {
@@ -832,11 +991,12 @@ static void *writer_main(void *arg)
 			s->ring_count >= s->ring_cap / 4 ||
 			(s->writer_boosted && s->ring_count > s->ring_cap / 16);
 		waited_on = take_batch(s, &b);
+		due = fold_wait_ns(s) == 0;
 		pthread_mutex_unlock(&s->mu);
 		writer_priority(s, behind || waited_on, behind);
 
-		if (b.n_ctl || b.n_res) {
-			write_batch(s, &b);
+		if (b.n_ctl || b.n_res || (due && !failing)) {
+			write_batch(s, &b, false);
 		} else if (failing) {
 			/* Nothing to write: find out whether the disk takes
 			 * writes again. */
@@ -847,8 +1007,10 @@ static void *writer_main(void *arg)
 				km_error_prefix(&err, "write check");
 			note_attempt(s, rc, &err, 0);
 		}
-		/* Sweeps wait while commits fail (their deletes would fail
-		 * too). */
+		/* Sweeps and the conversion wait while commits fail (their
+		 * writes would fail too). */
+		if (!s->fail_streak && km_fold_converting(s))
+			convert_step(s);
 		if (sw != SWEEP_IDLE && !s->fail_streak) {
 			sw = sweep_step(s, sw);
 			if (sw == SWEEP_IDLE)
@@ -869,6 +1031,13 @@ static void *writer_main(void *arg)
 	s->stats.retention_sweeps++;
 	pthread_cond_broadcast(&s->done_cv);
 	pthread_mutex_unlock(&s->mu);
+	/* Every open run and hour, written: what a stop keeps. */
+	if (s->fold) {
+		km_list_init(&b.ctl); /* nothing is queued any more */
+		b.n_ctl = b.n_res = 0;
+		b.flush = false;
+		write_batch(s, &b, true);
+	}
 	return NULL;
 }
 
@@ -1157,10 +1326,17 @@ int km_store_flush(struct km_store *s, struct km_error *err)
 
 void km_store_get_stats(struct km_store *s, struct km_store_stats *out)
 {
+	clockid_t cpu;
+	struct timespec ts;
+
 	pthread_mutex_lock(&s->mu);
 	*out = s->stats;
 	out->result_queue_depth = s->ring_count;
 	out->control_queue_depth = s->ctl_count;
+	if (s->writer_started && pthread_getcpuclockid(s->writer, &cpu) == 0 &&
+	    clock_gettime(cpu, &ts) == 0)
+		out->writer_cpu_ns =
+			(uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -1175,6 +1351,8 @@ int km_store_writer_start(struct km_store *s, struct km_error *err)
 		if (rc)
 			return rc;
 	}
+	if ((rc = km_fold_start(s, err)))
+		return rc;
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
 	if (rc)
 		return km_error_set(err, KM_EIO, "cannot start writer: %s",
@@ -1198,4 +1376,5 @@ void km_store_writer_stop(struct km_store *s)
 		sqlite3_finalize(s->stmt[i]);
 		s->stmt[i] = NULL;
 	}
+	km_fold_stop(s);
 }

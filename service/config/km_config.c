@@ -59,7 +59,12 @@ void km_config_defaults(struct km_config *c)
 	c->result_queue = 65536;
 	c->db_commit_delay_ms = 100;
 	c->results_retention_ms = 30 * MS_DAY;
-	c->transitions_retention_ms = 400 * MS_DAY;
+	c->minutes_retention_ms = 90 * MS_DAY;
+	c->hours_retention_ms = 730 * MS_DAY;
+	c->transitions_retention_ms = 730 * MS_DAY;
+	c->recoveries_retention_ms = 730 * MS_DAY;
+	c->db_history_flush_ms = 10000;
+	c->db_max_open_targets = 1000000;
 	c->retention_interval_ms = MS_MINUTE;
 	c->flap_low = 5;
 	c->flap_high = 20;
@@ -831,14 +836,15 @@ static int parse_database(struct km_yaml *ld, const yaml_node_t *n,
 			  struct km_config *c)
 {
 	static const char *const keys[] = {"path", "synchronous", "resultQueue",
-					   "commitDelay"};
+					   "commitDelay", "historyFlush",
+					   "maxOpenTargets"};
 	static const char *const sync[] = {"full", "normal"};
-	yaml_node_t *v[4];
+	yaml_node_t *v[6];
 	const char *path = NULL;
 	int mode = -1;
 	int rc;
 
-	if (km_yaml_map(ld, n, "database", keys, 4, v, 0))
+	if (km_yaml_map(ld, n, "database", keys, 6, v, 0))
 		return KM_EINVAL;
 	if ((rc = km_yaml_str(ld, v[0], "database.path", &path)))
 		return rc;
@@ -853,7 +859,12 @@ static int parse_database(struct km_yaml *ld, const yaml_node_t *n,
 	    (rc = km_yaml_int(ld, v[2], "database.resultQueue", 1, 1 << 24,
 			      &c->result_queue)) ||
 	    (rc = km_yaml_duration(ld, v[3], "database.commitDelay", 0, 10000,
-				   "at most 10s", &c->db_commit_delay_ms)))
+				   "at most 10s", &c->db_commit_delay_ms)) ||
+	    (rc = km_yaml_duration(ld, v[4], "database.historyFlush", 1000,
+				   300000, "between 1s and 5m",
+				   &c->db_history_flush_ms)) ||
+	    (rc = km_yaml_int(ld, v[5], "database.maxOpenTargets", 1,
+			      100000000, &c->db_max_open_targets)))
 		return rc;
 	if (mode >= 0)
 		c->db_sync_normal = mode == 1;
@@ -863,31 +874,37 @@ static int parse_database(struct km_yaml *ld, const yaml_node_t *n,
 static int parse_retention(struct km_yaml *ld, const yaml_node_t *n,
 			   struct km_config *c)
 {
-	static const char *const keys[] = {"results", "transitions", "interval",
-					   "audit"};
+	/* "results" is the name before runs (schema 6): the same setting. */
+	static const char *const keys[] = {
+		"runs",	       "results",    "minuteRollups", "hourRollups",
+		"transitions", "recoveries", "audit",	      "interval"};
+	int64_t *const into[] = {
+		&c->results_retention_ms,     &c->results_retention_ms,
+		&c->minutes_retention_ms,     &c->hours_retention_ms,
+		&c->transitions_retention_ms, &c->recoveries_retention_ms,
+		&c->audit_retention_ms};
 	const int64_t max = 36500 * MS_DAY;
-	yaml_node_t *v[4];
+	yaml_node_t *v[8];
 	int rc;
 
-	if (km_yaml_map(ld, n, "retention", keys, 4, v, 0))
+	if (km_yaml_map(ld, n, "retention", keys, 8, v, 0))
 		return KM_EINVAL;
-	if ((rc = km_yaml_duration(ld, v[3], "retention.audit", 0, max,
-				   "at most 36500d (0 keeps the audit trail "
-				   "forever)",
-				   &c->audit_retention_ms)))
-		return rc;
-	if ((rc = km_yaml_duration(ld, v[0], "retention.results", 0, max,
-				   "at most 36500d (0 keeps results forever)",
-				   &c->results_retention_ms)) ||
-	    (rc = km_yaml_duration(
-		     ld, v[1], "retention.transitions", 0, max,
-		     "at most 36500d (0 keeps transitions forever)",
-		     &c->transitions_retention_ms)) ||
-	    (rc = km_yaml_duration(ld, v[2], "retention.interval", 1000, MS_DAY,
-				   "between 1s and 1d",
-				   &c->retention_interval_ms)))
-		return rc;
-	return 0;
+	if (v[0] && v[1])
+		return km_yaml_errorf(ld, v[1],
+				      "retention.results: an old name of "
+				      "retention.runs; give one of them");
+	for (int i = 0; i < 7; i++) {
+		char what[48];
+
+		snprintf(what, sizeof what, "retention.%s", keys[i]);
+		if ((rc = km_yaml_duration(ld, v[i], what, 0, max,
+					   "at most 36500d (0 keeps them "
+					   "forever)",
+					   into[i])))
+			return rc;
+	}
+	return km_yaml_duration(ld, v[7], "retention.interval", 1000, MS_DAY,
+				"between 1s and 1d", &c->retention_interval_ms);
 }
 
 /* Nagios-style flap detection thresholds, in percent of state changes. */

@@ -10,9 +10,15 @@
  *     synchronous: full             # full | normal
  *     resultQueue: 65536
  *     commitDelay: 100ms            # results wait this long to share a commit
+ *     historyFlush: 10s             # open runs and rollups written this often
+ *     maxOpenTargets: 1000000       # targets with history open in memory
  *   retention:
- *     results: 30d
- *     transitions: 400d
+ *     runs: 30d                     # probe history as runs ("results" too)
+ *     minuteRollups: 90d
+ *     hourRollups: 730d
+ *     transitions: 730d
+ *     recoveries: 730d              # recoveries, their events, storms
+ *     audit: 400d
  *     interval: 1m
  *   log:
  *     level: info                   # debug | info | warn | error
@@ -152,9 +158,15 @@ struct km_config {
 	bool db_sync_normal;        /* synchronous: normal */
 	int64_t result_queue;       /* 65536 */
 	int64_t db_commit_delay_ms; /* 100 ms */
+	int64_t db_history_flush_ms; /* 10 s: open runs and rollups */
+	int64_t db_max_open_targets; /* 1,000,000 */
 
-	int64_t results_retention_ms;     /* 30 days; 0 = keep forever */
-	int64_t transitions_retention_ms; /* 400 days; 0 = keep forever */
+	/* Retention, each 0 = keep forever. */
+	int64_t results_retention_ms;     /* runs: 30 days */
+	int64_t minutes_retention_ms;     /* minute rollups: 90 days */
+	int64_t hours_retention_ms;       /* hour rollups: 730 days */
+	int64_t transitions_retention_ms; /* 730 days */
+	int64_t recoveries_retention_ms;  /* recoveries, storms: 730 days */
 	int64_t retention_interval_ms;    /* 1 minute */
 
 	int log_level;             /* enum km_log_level; info */

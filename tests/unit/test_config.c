@@ -87,7 +87,12 @@ static void assert_defaults(const struct km_config *c)
 	assert_int_equal(c->result_queue, 65536);
 	assert_int_equal(c->db_commit_delay_ms, 100);
 	assert_int_equal(c->results_retention_ms, 30 * DAY_MS);
-	assert_int_equal(c->transitions_retention_ms, 400 * DAY_MS);
+	assert_int_equal(c->minutes_retention_ms, 90 * DAY_MS);
+	assert_int_equal(c->hours_retention_ms, 730 * DAY_MS);
+	assert_int_equal(c->transitions_retention_ms, 730 * DAY_MS);
+	assert_int_equal(c->recoveries_retention_ms, 730 * DAY_MS);
+	assert_int_equal(c->db_history_flush_ms, 10000);
+	assert_int_equal(c->db_max_open_targets, 1000000);
 	assert_int_equal(c->retention_interval_ms, 60000);
 	assert_int_equal(c->log_level, KM_LOG_INFO);
 	assert_false(c->log_json);
@@ -158,8 +163,13 @@ static const char full_config[] =
 	"  synchronous: normal\n"
 	"  resultQueue: 1024\n"
 	"  commitDelay: 0\n"
+	"  historyFlush: 30s\n"
+	"  maxOpenTargets: 20000\n"
 	"retention:\n"
-	"  results: 7d\n"
+	"  runs: 7d\n"
+	"  minuteRollups: 14d\n"
+	"  hourRollups: 0\n"
+	"  recoveries: 100d\n"
 	"  transitions: 0\n"
 	"  interval: 250ms\n" /* refused: below 1s, replaced below */
 	"log:\n"
@@ -191,7 +201,12 @@ static void test_full_config(void **state)
 	assert_true(c.db_sync_normal);
 	assert_int_equal(c.result_queue, 1024);
 	assert_int_equal(c.db_commit_delay_ms, 0);
+	assert_int_equal(c.db_history_flush_ms, 30000);
+	assert_int_equal(c.db_max_open_targets, 20000);
 	assert_int_equal(c.results_retention_ms, 7 * DAY_MS);
+	assert_int_equal(c.minutes_retention_ms, 14 * DAY_MS);
+	assert_int_equal(c.hours_retention_ms, 0);
+	assert_int_equal(c.recoveries_retention_ms, 100 * DAY_MS);
 	assert_int_equal(c.transitions_retention_ms, 0);
 	assert_int_equal(c.retention_interval_ms, 5000);
 	assert_int_equal(c.log_level, KM_LOG_DEBUG);
@@ -217,7 +232,7 @@ static void test_full_config(void **state)
 	km_config_free(&c);
 
 	/* The interval's lower bound. */
-	EXPECT_ERROR(full_config, "test.yaml:13:13: retention.interval: must "
+	EXPECT_ERROR(full_config, "test.yaml:18:13: retention.interval: must "
 				  "be between 1s and 1d, got \"250ms\"");
 }
 
@@ -498,7 +513,11 @@ static void test_unknown_keys(void **state)
 	(void)state;
 	EXPECT_ERROR("retention:\n  results: 1d\n  foo: 1\n",
 		     "test.yaml:3:3: unknown key \"foo\" in retention (known: "
-		     "results, transitions, interval, audit)");
+		     "runs, results, minuteRollups, hourRollups, transitions, "
+		     "recoveries, audit, interval)");
+	EXPECT_ERROR("retention:\n  results: 1d\n  runs: 2d\n",
+		     "retention.results: an old name of retention.runs; give "
+		     "one of them");
 	EXPECT_ERROR("threads: 1\nlistn: a:1\n",
 		     "test.yaml:2:1: unknown key \"listn\" at the top level "
 		     "(known: listen, insecure, tls, auth, threads, "

@@ -59,8 +59,11 @@ static void test_steady_flip_end(void **state)
 	assert_int_equal(w.row_id, 0);
 	assert_true(w.open);
 	assert_true(km_runs_due(t, 100 * S, &w)); /* not written yet */
+	assert_true(w.changed);
 	assert_int_equal(km_runs_written(t, 7, 41, 100 * S), 0);
 	assert_false(km_runs_due(t, 100 * S, &w));
+	assert_true(km_runs_due(t, 110 * S, &w));
+	assert_false(w.changed); /* nothing since */
 	assert_int_equal(km_runs_next_due(t), 110 * S);
 	assert_int_equal(km_runs_written(t, 8, 1, 0), KM_ENOTFOUND);
 
@@ -74,10 +77,13 @@ static void test_steady_flip_end(void **state)
 	assert_true(c.run.success);
 	assert_int_equal(c.run.last_us, 99 * S);
 	km_run_clear(&c.run);
-	/* The new run: a failure's, unwritten, due 10 s on. */
-	assert_int_equal(km_runs_next_due(t), 111 * S);
-	assert_true(km_runs_due(t, 111 * S, &w));
+	/* The new run: a failure's, unwritten, due when the target was
+	 * (its flush time stays). */
+	assert_int_equal(km_runs_next_due(t), 110 * S);
+	assert_true(km_runs_due(t, 110 * S, &w));
 	assert_false(w.run.success);
+	assert_true(w.changed);
+	assert_int_equal(w.last_add_us, 101 * S);
 	assert_int_equal(w.row_id, 0);
 	assert_string_equal(w.run.first_message, "timeout after 1s");
 
@@ -112,6 +118,15 @@ static void test_bounded(void **state)
 	r = res(2, S, true, NULL);
 	assert_int_equal(km_runs_add(t, &r, S, &c, &closed), 0);
 	assert_int_equal(km_runs_next_due(t), KM_RUNS_FLUSH_US_DEFAULT);
+	/* Popped until empty, each once. */
+	assert_true(km_runs_pop(t, &c));
+	km_run_clear(&c.run);
+	assert_true(km_runs_pop(t, &c));
+	assert_true(c.run.target_id == 1 || c.run.target_id == 2);
+	km_run_clear(&c.run);
+	assert_false(km_runs_pop(t, &c));
+	r = res(3, 0, true, NULL);
+	assert_int_equal(km_runs_add(t, &r, 0, &c, &closed), 0);
 	km_runs_free(t); /* frees the open runs and their messages */
 }
 
@@ -149,7 +164,7 @@ static void test_many_targets_random(void **state)
 
 			assert_int_equal(km_runs_add(t, &r, now, &c, &closed),
 					 0);
-			if (!open[id] || closed) {
+			if (!open[id]) {
 				due[id] = now + 10 * S;
 				n_open += !open[id];
 				open[id] = true;

@@ -246,10 +246,14 @@ static void test_results_batched_and_flushed(void **state)
 	assert_int_equal(st.results_dropped, 0);
 	/* Batching: far fewer transactions than rows. */
 	assert_true(st.batches < (uint64_t)N / 10);
-	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), N);
-	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results "
-					  "WHERE message = 'HTTP 500'"),
+	/* Every result is in a run; each failure (one in three) is a run of
+	 * its own, with its message. */
+	assert_int_equal(raw_count(f->db, "SELECT sum(count) FROM runs"), N);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM runs WHERE "
+					  "last_message = 'HTTP 500' AND "
+					  "count = 1"),
 			 (N + 2) / 3);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 0);
 }
 
 static void test_overload_drops_oldest(void **state)
@@ -284,8 +288,8 @@ static void test_overload_drops_oldest(void **state)
 	assert_int_equal(st.results_written + st.results_dropped, 1000);
 	assert_true(st.result_queue_max_depth <= 64);
 	/* What survived is the newest: the last result is always kept. */
-	assert_int_equal(
-		raw_count(f->db, "SELECT max(started_at) FROM results"), 999);
+	assert_int_equal(raw_count(f->db, "SELECT max(last_at) FROM runs"),
+			 999);
 }
 
 /* The store's listener for test_group_commit: counts, under a lock, and lets
@@ -426,7 +430,7 @@ static void test_writer_idle_until_behind(void **state)
 	wait_written(f, 42);
 	assert_int_equal(writer_policy(), idle ? SCHED_IDLE : SCHED_OTHER);
 	assert_int_equal(km_store_flush(f->s, &err), 0);
-	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 42);
+	assert_int_equal(raw_count(f->db, "SELECT sum(count) FROM runs"), 42);
 }
 
 static void test_group_commit(void **state)
@@ -461,7 +465,8 @@ static void test_group_commit(void **state)
 	while (a.n < 1)
 		pthread_cond_wait(&a.cv, &a.mu);
 	pthread_mutex_unlock(&a.mu);
-	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 5);
+	km_store_get_stats(f->s, &st);
+	assert_int_equal(st.results_written, 5);
 
 	/* A full batch does not wait. */
 	add_results(f, tid, 5, 16);
@@ -473,12 +478,12 @@ static void test_group_commit(void **state)
 	/* A flush does not wait either. */
 	add_results(f, tid, 21, 3);
 	assert_int_equal(km_store_flush(f->s, &err), 0);
-	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 24);
+	assert_int_equal(raw_count(f->db, "SELECT sum(count) FROM runs"), 24);
 
 	/* Nor does the close: nothing queued is lost. */
 	add_results(f, tid, 24, 2);
 	close_store(f);
-	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 26);
+	assert_int_equal(raw_count(f->db, "SELECT sum(count) FROM runs"), 26);
 	assert_int_equal(open_store(f, NULL), 0);
 }
 
@@ -531,11 +536,18 @@ static void test_sync_write_committed_before_return(void **state)
 /* ---- paging ------------------------------------------------------------- */
 
 /* 250 results at t = 1000 + 10 i; every 5th a failure; pairs share a time
- * so that paging must break ties by id. */
+ * so that paging must break ties by id. As rows of `results`, the way a
+ * schema-5 database holds them (raw_results): km_reader_query_results
+ * reads those. */
 static int64_t fill_history(struct fixture *f)
 {
-	int64_t tid = make_target(f, "probe//hist");
+	struct km_store_options raw = {.raw_results = true};
 	struct km_error err = {0};
+	int64_t tid;
+
+	close_store(f);
+	assert_int_equal(open_store(f, &raw), 0);
+	tid = make_target(f, "probe//hist");
 
 	make_target(f, "probe//other");
 	for (int i = 0; i < 250; i++) {
@@ -867,9 +879,11 @@ static void test_retention_deletes_old_rows_only(void **state)
 	assert_int_equal(open_store(f, &o), 0);
 	tid = make_target(f, "probe//ret");
 	for (int i = 0; i < 1000; i++) {
-		/* 700 rows two hours old, then 300 fresh ones. */
+		/* 700 failures two hours old (one run), then 300 fresh
+		 * successes (another). */
 		struct km_result r = {.target_id = tid,
-				      .success = true,
+				      .success = i >= 700,
+				      .error_class = i < 700 ? 1 : 0,
 				      .started_us =
 					      i < 700 ? now - 7200000000LL + i
 						      : now + i};
@@ -885,18 +899,20 @@ static void test_retention_deletes_old_rows_only(void **state)
 		assert_int_equal(km_store_add_transition(f->s, &t), 0);
 	}
 	assert_int_equal(km_store_flush(f->s, &err), 0);
-	/* The sweep deletes the 704 old rows in steps of at most 100 (some
-	 * may already have gone in the sweep the writer runs at start-up). */
+	/* The sweep deletes the old run and the 4 old transitions (some may
+	 * already have gone in the sweep the writer runs at start-up); the
+	 * rollups have no retention here. */
 	km_store_retention_sweep(f->s);
 	km_store_get_stats(f->s, &st);
-	assert_int_equal(st.retention_deleted, 704);
-	assert_true(st.retention_steps >= 8);
-	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM results"), 300);
+	assert_int_equal(st.retention_deleted, 5);
+	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM runs"), 1);
+	assert_int_equal(raw_count(f->db, "SELECT sum(count) FROM runs"), 300);
 	assert_int_equal(raw_count(f->db, "SELECT count(*) FROM transitions"),
 			 6);
-	assert_int_equal(raw_count(f->db,
-				   "SELECT min(started_at) FROM results") > now,
-			 1);
+	assert_int_equal(
+		raw_count(f->db, "SELECT min(first_at) FROM runs") > now, 1);
+	assert_int_equal(
+		raw_count(f->db, "SELECT count(*) FROM rollup_minutes"), 2);
 }
 
 /* ---- probes ------------------------------------------------------------- */
@@ -1729,21 +1745,28 @@ static void test_failed_commits_keep_audit_events(void **state)
 static void test_recovery_seen_without_traffic(void **state)
 {
 	struct fixture *f = *state;
+	struct km_store_options o = {.flush_us = 1000};
 	struct km_store_stats st;
 	struct km_result r = {.started_us = 1, .success = true};
 
-	open_faulty(f, NULL);
+	open_faulty(f, &o);
 	r.target_id = make_target(f, "probe//quiet");
 	km_test_vfs_fail(SQLITE_FULL);
+	/* The result's run comes due at once (flush_us 1 ms), and its
+	 * write fails. */
 	assert_int_equal(km_store_add_result(f->s, &r), 0);
 	assert_true(told_wait(&told.unhealthy, 1));
 	km_store_get_stats(f->s, &st);
 	assert_int_equal(st.result_queue_depth + st.control_queue_depth, 0);
-	assert_int_equal(st.results_dropped, 1);
+	assert_int_equal(st.results_dropped, 0); /* held in its open run */
 	km_test_vfs_fail(0);
 	assert_true(told_wait(&told.healthy, 1));
 	km_store_get_stats(f->s, &st);
 	assert_false(st.failing);
+	/* Nothing lost: the run was written again once the disk was back. */
+	close_store(f);
+	assert_int_equal(raw_count(f->db, "SELECT sum(count) FROM runs"), 1);
+	assert_int_equal(open_store(f, NULL), 0);
 }
 
 /* A file system gone read-only, a failing device, a file that may not be
