@@ -6,7 +6,7 @@
  *
  *   bench_history_scale [--targets N] [--days D] [--baseline-days B]
  *                       [--fail-rate F] [--burst-mean L] [--seed S]
- *                       [--flush-every K] [--max-lead SECONDS]
+ *                       [--max-lead SECONDS] [--flush-every K]
  *                       [--flush-s SECONDS] [--only baseline|runs]
  *                       [--dir DIR] [--keep]
  *
@@ -44,14 +44,23 @@
  * rollup hours follow it, not the wall clock.
  *
  * Pacing. km_store_add_result drops the oldest result when its ring
- * (65,536) is full, and this producer is far faster than the writer, so
- * it calls km_store_flush at the end of a simulated second once K more
- * results (--flush-every, default 50,000) would not fit before the next
- * flush, and at least every --max-lead simulated seconds (default: half
- * of --flush-s, options.flush_us, default 10 s; so the writer never sees
- * the clock jump by more than half a flush interval, and an open run is
- * rewritten about every 10 simulated seconds, as in the daemon).
- * stats.results_dropped must be 0 (checked).
+ * (65,536) is full, and this producer is far faster than the writer. It
+ * must not outrun it, nor flush it: km_store_flush writes every open
+ * target that changed (the run's row and both rollup rows), so flushing
+ * every few simulated seconds would write each target more often than
+ * the daemon's flush_us does and overstate the writer's CPU. So before
+ * adding a simulated second's results the producer waits (sleeping 50 µs
+ * at a time) until the ring holds at most --max-lead − 1 seconds' worth
+ * (default --max-lead: half of --flush-s, options.flush_us, default
+ * 10 s; and never more than fits): what the writer sees of the clock is
+ * at most that far ahead of the results it folds, and a target's rows are
+ * rewritten every flush_us of simulated time, as in the daemon.
+ * km_store_flush is called only at the half-way point and at the end,
+ * before measuring. With --flush-every K the producer calls km_store_flush
+ * instead, at the end of a second once K more results would not fit, and
+ * at least every --max-lead seconds (the first version of this
+ * benchmark; kept to show what flushing costs). stats.results_dropped
+ * must be 0 (checked).
  *
  * What is measured, per mode, from the first result to the last flush
  * (the close, which writes every open run once more, is outside):
@@ -464,6 +473,7 @@ struct mode_out {
 	long long fail_runs, msg_bytes, hist_bytes;
 	long long rows_runs, rows_minutes, rows_hours;
 	int flushes;
+	long long waits; /* producer sleeps for room in the ring */
 	long long failures, bursts;
 };
 
@@ -558,6 +568,24 @@ static long long rows_of(const struct mode_out *m, const char *name)
 	return 0;
 }
 
+/* Waits (sleeping 50 µs at a time) until at most room results are queued:
+ * the producer never outruns the writer by more than that. Returns how
+ * many sleeps it took. */
+static long long wait_for_room(struct km_store *s, long long room)
+{
+	long long n = 0;
+
+	for (;;) {
+		struct km_store_stats st;
+
+		km_store_get_stats(s, &st);
+		if ((long long)st.result_queue_depth <= room)
+			return n;
+		nanosleep(&(struct timespec){0, 50000}, NULL);
+		n++;
+	}
+}
+
 static void ensure_targets(struct km_store *s, int n, int64_t *ids)
 {
 	const int chunk = 1000;
@@ -599,12 +627,17 @@ static void run_mode(const struct cfg *c, struct mode_out *m, double days)
 	long long rss0, heap0, sq0, since_flush = 0;
 	int64_t wcpu0, pwcpu0, pcpu0, gcpu0, last_flush_s = 0;
 	long long per_flush = c->flush_every;
+	/* Results still queued when a second's are added: at most max_lead
+	 * seconds' worth in all, and room for them in the ring. */
+	long long room = (long long)c->targets * (c->max_lead_s - 1);
 	double w0;
 
 	if (!ids)
 		die("calloc", "ids");
 	if (per_flush + c->targets > RING)
 		per_flush = RING - c->targets;
+	if (room > RING - c->targets)
+		room = RING - c->targets;
 	snprintf(path, sizeof path, "%s/%s.db", c->dir, m->name);
 	rm_db(path);
 	atomic_store(&sim_now_us, SIM_T0_US);
@@ -635,6 +668,8 @@ static void run_mode(const struct cfg *c, struct mode_out *m, double days)
 	       (long long)seconds * c->targets);
 	fflush(stdout);
 	for (g.second = 0; g.second < seconds; g.second++) {
+		if (!per_flush)
+			m->waits += wait_for_room(s, room);
 		for (int i = 0; i < c->targets; i++) {
 			struct km_result r;
 
@@ -645,8 +680,9 @@ static void run_mode(const struct cfg *c, struct mode_out *m, double days)
 				die("km_store_add_result", "refused");
 		}
 		since_flush += c->targets;
-		if (since_flush + c->targets > per_flush ||
-		    g.second + 1 - last_flush_s >= c->max_lead_s ||
+		if ((per_flush &&
+		     (since_flush + c->targets > per_flush ||
+		      g.second + 1 - last_flush_s >= c->max_lead_s)) ||
 		    g.second + 1 == half || g.second + 1 == seconds) {
 			if (km_store_flush(s, &err))
 				die("km_store_flush", err.msg);
@@ -883,7 +919,7 @@ int main(int argc, char **argv)
 			.fail_rate = 0.01,
 			.burst_mean = 10,
 			.seed = 12,
-			.flush_every = 50000,
+			.flush_every = 0,
 			.max_lead_s = 0,
 			.flush_s = 10};
 	char tmpl[] = "/tmp/bench_history_scale.XXXXXX";
@@ -912,7 +948,7 @@ int main(int argc, char **argv)
 	if (optind != argc || c.targets < 1 || c.targets > RING / 2 ||
 	    c.days * DAY_S < 2 || c.baseline_days * DAY_S < 2 ||
 	    c.fail_rate < 0 || c.fail_rate >= 1 || c.burst_mean < 1 ||
-	    c.flush_every < 1 || c.max_lead_s < 0 || c.flush_s < 1 ||
+	    c.flush_every < 0 || c.max_lead_s < 0 || c.flush_s < 1 ||
 	    (c.dir && strlen(c.dir) > 4000) ||
 	    (c.only && strcmp(c.only, "baseline") && strcmp(c.only, "runs")))
 		usage();
@@ -931,13 +967,16 @@ int main(int argc, char **argv)
 	       "stream: %d targets probed every 1 s, durations log-normal "
 	       "(median 2 ms), %.2f%% failures in bursts of mean %.1f "
 	       "probes\n"
-	       "store: flush_us %.0f s; km_store_flush every %lld results "
-	       "or %d simulated s at most\n",
+	       "store: flush_us %.0f s; the producer %s\n",
 	       sqlite3_libversion(), c.dir, (unsigned long long)c.seed,
 	       c.targets, c.fail_rate * 100, c.burst_mean, c.flush_s,
-	       c.flush_every + c.targets > RING ? RING - c.targets
-						: c.flush_every,
-	       c.max_lead_s);
+	       c.flush_every ? "calls km_store_flush every --flush-every "
+			       "results or --max-lead s"
+			     : "waits for the ring to hold at most --max-lead "
+			       "s of results; km_store_flush at 1/2 and the "
+			       "end");
+	printf("max-lead %d s, flush-every %lld\n", c.max_lead_s,
+	       c.flush_every);
 	fflush(stdout);
 	if (do_base)
 		run_mode(&c, &base, c.baseline_days);
@@ -997,11 +1036,12 @@ int main(int argc, char **argv)
 			   c.targets * hours));
 		printf("  writer: runs_written %llu, rollups_written %llu, "
 		       "results_written %llu, batches %llu; km_store_flush "
-		       "calls %d\n",
+		       "calls %d, producer waits %lld\n",
 		       (unsigned long long)runs.full.st.runs_written,
 		       (unsigned long long)runs.full.st.rollups_written,
 		       (unsigned long long)runs.full.st.results_written,
-		       (unsigned long long)runs.full.st.batches, runs.flushes);
+		       (unsigned long long)runs.full.st.batches, runs.flushes,
+		       runs.waits);
 		printf("  memory: runs_open %zu; VmRSS +%lld kB; malloc'd "
 		       "+%lld B, SQLite's part +%lld B (its page cache); the "
 		       "rest: %.0f B per target\n",
