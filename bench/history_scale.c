@@ -49,12 +49,16 @@
  * target that changed (the run's row and both rollup rows), so flushing
  * every few simulated seconds would write each target more often than
  * the daemon's flush_us does and overstate the writer's CPU. So before
- * adding a simulated second's results the producer waits (sleeping 50 µs
+ * adding a simulated second's results the producer waits (sleeping 200 µs
  * at a time) until the ring holds at most --max-lead − 1 seconds' worth
- * (default --max-lead: half of --flush-s, options.flush_us, default
- * 10 s; and never more than fits): what the writer sees of the clock is
- * at most that far ahead of the results it folds, and a target's rows are
- * rewritten every flush_us of simulated time, as in the daemon.
+ * (default --max-lead 2; never more than fits): what the writer sees of
+ * the clock is at most that far ahead of the results it folds, its
+ * batches span little simulated time, and a target's rows are rewritten
+ * about every flush_us (--flush-s, default 10 s) of simulated time, as in
+ * the daemon. The output's "cadence" line checks it: rollup rewrites per
+ * target per flush_us, 1 in the daemon (a writer batch spanning more
+ * simulated time than that delays each due flush: 0.85 with 1,000
+ * targets and --max-lead 5).
  * km_store_flush is called only at the half-way point and at the end,
  * before measuring. With --flush-every K the producer calls km_store_flush
  * instead, at the end of a second once K more results would not fit, and
@@ -360,6 +364,23 @@ static int64_t proc_writer_cpu_ns(void)
 	return ns;
 }
 
+/* Bytes this process has caused to be written to the disk (the WAL, its
+ * checkpoints), from /proc/self/io; -1 if unknown. */
+static long long disk_written(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	char line[256];
+	long long b = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "write_bytes: %lld", &b) == 1)
+			break;
+	fclose(f);
+	return b;
+}
+
 static long long vm_rss_kb(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -442,6 +463,7 @@ struct point {
 	double wall_s;
 	long long bytes; /* used, less the bytes before the first result */
 	int64_t writer_ns, proc_writer_ns, process_ns, gen_ns;
+	long long written; /* bytes written to the disk */
 	struct km_store_stats st;
 };
 
@@ -479,8 +501,9 @@ struct mode_out {
 
 static void snap(struct point *p, struct km_store *s, const char *path,
 		 const struct mode_out *m, double w0, int64_t wcpu0,
-		 int64_t pwcpu0, int64_t pcpu0, int64_t gcpu0)
+		 int64_t pwcpu0, int64_t pcpu0, int64_t gcpu0, long long io0)
 {
+	p->written = disk_written() - io0;
 	km_store_get_stats(s, &p->st);
 	p->wall_s = mono_s() - w0;
 	p->writer_ns = (int64_t)p->st.writer_cpu_ns - wcpu0;
@@ -568,7 +591,7 @@ static long long rows_of(const struct mode_out *m, const char *name)
 	return 0;
 }
 
-/* Waits (sleeping 50 µs at a time) until at most room results are queued:
+/* Waits (sleeping 200 µs at a time) until at most room results are queued:
  * the producer never outruns the writer by more than that. Returns how
  * many sleeps it took. */
 static long long wait_for_room(struct km_store *s, long long room)
@@ -581,7 +604,7 @@ static long long wait_for_room(struct km_store *s, long long room)
 		km_store_get_stats(s, &st);
 		if ((long long)st.result_queue_depth <= room)
 			return n;
-		nanosleep(&(struct timespec){0, 50000}, NULL);
+		nanosleep(&(struct timespec){0, 200000}, NULL);
 		n++;
 	}
 }
@@ -624,7 +647,7 @@ static void run_mode(const struct cfg *c, struct mode_out *m, double days)
 	struct gen g;
 	int64_t *ids = calloc((size_t)c->targets, sizeof *ids);
 	int64_t seconds = (int64_t)llround(days * DAY_S), half = seconds / 2;
-	long long rss0, heap0, sq0, since_flush = 0;
+	long long rss0, heap0, sq0, io0, since_flush = 0;
 	int64_t wcpu0, pwcpu0, pcpu0, gcpu0, last_flush_s = 0;
 	long long per_flush = c->flush_every;
 	/* Results still queued when a second's are added: at most max_lead
@@ -660,6 +683,7 @@ static void run_mode(const struct cfg *c, struct mode_out *m, double days)
 	wcpu0 = (int64_t)st0.writer_cpu_ns;
 	pwcpu0 = proc_writer_cpu_ns();
 	pcpu0 = process_cpu_ns();
+	io0 = disk_written();
 	gcpu0 = thread_cpu_ns();
 	w0 = mono_s();
 	printf("%-8s %d targets x %lld simulated s (%.4g days) = %lld "
@@ -696,7 +720,8 @@ static void run_mode(const struct cfg *c, struct mode_out *m, double days)
 
 			p->seconds = g.second + 1;
 			p->results = (long long)p->seconds * c->targets;
-			snap(p, s, path, m, w0, wcpu0, pwcpu0, pcpu0, gcpu0);
+			snap(p, s, path, m, w0, wcpu0, pwcpu0, pcpu0, gcpu0,
+			     io0);
 		}
 	}
 	m->rss_growth_kb = vm_rss_kb() - rss0;
@@ -738,13 +763,15 @@ static int64_t writer_ns(const struct point *p)
 static void print_point(const char *label, const struct point *p)
 {
 	printf("%-13s %13lld %8.1f %10.0f %9.3f %8.0f %8.0f %9.0f %8.0f "
-	       "%7llu\n",
+	       "%9.0f %7llu\n",
 	       label, p->results, p->wall_s, per((double)p->results, p->wall_s),
 	       per((double)p->bytes, (double)p->results),
 	       per((double)p->writer_ns, (double)p->results),
 	       per((double)p->proc_writer_ns, (double)p->results),
 	       per((double)p->process_ns, (double)p->results),
 	       per((double)p->gen_ns, (double)p->results),
+	       p->written < 0 ? -1
+			      : per((double)p->written, (double)p->results),
 	       (unsigned long long)p->st.results_dropped);
 }
 
@@ -763,6 +790,7 @@ static void print_second_half(const char *label, const struct point *h,
 	d.proc_writer_ns = f->proc_writer_ns - h->proc_writer_ns;
 	d.process_ns = f->process_ns - h->process_ns;
 	d.gen_ns = f->gen_ns - h->gen_ns;
+	d.written = f->written - h->written;
 	print_point(label, &d);
 }
 
@@ -952,8 +980,10 @@ int main(int argc, char **argv)
 	    (c.dir && strlen(c.dir) > 4000) ||
 	    (c.only && strcmp(c.only, "baseline") && strcmp(c.only, "runs")))
 		usage();
-	if (!c.max_lead_s) /* half a flush interval, at least 1 s */
-		c.max_lead_s = c.flush_s >= 4 ? (int)(c.flush_s / 2) : 1;
+	if (!c.max_lead_s) /* 2 s; with --flush-every, half of flush_us */
+		c.max_lead_s = !c.flush_every   ? 2
+			       : c.flush_s >= 4 ? (int)(c.flush_s / 2)
+						: 1;
 	do_base = !c.only || !strcmp(c.only, "baseline");
 	do_runs = !c.only || !strcmp(c.only, "runs");
 	if (!c.dir) {
@@ -983,9 +1013,9 @@ int main(int argc, char **argv)
 	if (do_runs)
 		run_mode(&c, &runs, c.days);
 
-	printf("\n%-13s %13s %8s %10s %9s %8s %8s %9s %8s %7s\n", "mode",
+	printf("\n%-13s %13s %8s %10s %9s %8s %8s %9s %8s %9s %7s\n", "mode",
 	       "results", "wall_s", "results/s", "B/result", "wr_ns/r",
-	       "wrproc/r", "proc_ns/r", "gen_ns/r", "dropped");
+	       "wrproc/r", "proc_ns/r", "gen_ns/r", "wrote_B/r", "dropped");
 	if (do_base) {
 		print_point("baseline@1/2", &base.half);
 		print_point("baseline", &base.full);
@@ -1002,8 +1032,9 @@ int main(int argc, char **argv)
 	       "thread's utime+stime (/proc); proc_ns/r: getrusage, all "
 	       "threads;\ngen_ns/r: this generator thread (the stream and "
 	       "km_store_add_result); all per result, first result to last "
-	       "flush;\n2nd half: from the half-way point to the end "
-	       "alone\n");
+	       "flush;\nwrote_B/r: bytes written to the disk "
+	       "(/proc/self/io write_bytes: the WAL and its checkpoints);\n"
+	       "2nd half: from the half-way point to the end alone\n");
 	if (do_base)
 		print_tables(&base, &c, c.baseline_days);
 	if (do_runs) {
@@ -1042,6 +1073,13 @@ int main(int argc, char **argv)
 		       (unsigned long long)runs.full.st.results_written,
 		       (unsigned long long)runs.full.st.batches, runs.flushes,
 		       runs.waits);
+		printf("  cadence: %.3f rollup rewrites per target per "
+		       "flush_us of simulated time (1 = the daemon's; the hour's "
+		       "end adds 1/%.0f)\n",
+		       per((double)runs.full.st.rollups_written / 2,
+			   (double)c.targets * (double)runs.full.seconds /
+				   c.flush_s),
+		       3600 / c.flush_s);
 		printf("  memory: runs_open %zu; VmRSS +%lld kB; malloc'd "
 		       "+%lld B, SQLite's part +%lld B (its page cache); the "
 		       "rest: %.0f B per target\n",
