@@ -250,7 +250,7 @@ bench-recovery-latency: deps build
 
 # Issue 12: bytes on disk and writer CPU per probe result, runs and
 # rollups next to one results row per result, the same simulated stream
-# through the real store (bench/history_scale.c; a few minutes).
+# through the real store (bench/history_scale.c; about 5 minutes).
 bench-history-scale: deps build
 	$(BUILD)/bench_history_scale $(BENCH_ARGS)
 

@@ -11,7 +11,8 @@
  *                       [--dir DIR] [--keep]
  *
  * D and B are days, or take a unit: 30m, 6h, 2d. Defaults: 10,000
- * targets, D = 6 hours, B = 10 minutes (a few minutes on 2 cores).
+ * targets, D = 3 hours, B = 10 minutes (about 5 minutes on 2 cores;
+ * bench/RESULTS.md has --days 6h).
  *
  * The stream. N targets (probe//svc-00000 ...) probed every second, their
  * first runs spread over the second (target i at i/N s past each second),
@@ -942,7 +943,7 @@ int main(int argc, char **argv)
 		{0},
 	};
 	struct cfg c = {.targets = 10000,
-			.days = 6.0 / 24,
+			.days = 3.0 / 24,
 			.baseline_days = 10.0 / 1440,
 			.fail_rate = 0.01,
 			.burst_mean = 10,
