@@ -48,7 +48,7 @@ BENCH_PACKAGES := nginx-light apache2-utils nghttp2-client valgrind time \
 # One target per script in bench/: bench-run is bench/run.sh, and so on.
 BENCHES := bench-run bench-callgrind bench-probe-scale bench-wal-checkpoint \
 	bench-e2e-scale bench-soak-kill bench-kube-decode bench-kube-scale \
-	bench-recovery-latency
+	bench-recovery-latency bench-history-scale
 
 GO         := go
 GRPCURL    := $(CACHE)/bin/grpcurl
@@ -206,6 +206,7 @@ bench: deps bench-deps build tools
 	bench/kube_decode.sh
 	bench/kube_scale.sh
 	bench/recovery_latency.sh
+	$(BUILD)/bench_history_scale
 
 bench-run: deps bench-deps build
 	bench/run.sh $(BENCH_ARGS)
@@ -246,6 +247,12 @@ bench-kube-scale: deps build
 # latency with 1,000 pods unhealthy at once and the budget limiting.
 bench-recovery-latency: deps build
 	bench/recovery_latency.sh $(BENCH_ARGS)
+
+# Issue 12: bytes on disk and writer CPU per probe result, runs and
+# rollups next to one results row per result, the same simulated stream
+# through the real store (bench/history_scale.c; about 5 minutes).
+bench-history-scale: deps build
+	$(BUILD)/bench_history_scale $(BENCH_ARGS)
 
 # clang-format (.clang-format) over our C sources, in place;
 # tests/check_format.sh alone lists what it would change.
