@@ -5,12 +5,17 @@
  *
  *   km_seed --db PATH --target NAME [--results N] [--start-us T]
  *           [--step-us S] [--fail-every K] [--message TEXT]
- *           [--transition AT_US:FROM:TO:CAUSE]...
+ *           [--transition AT_US:FROM:TO:CAUSE]... [--raw]
  *
  * Results i = 0..N-1 start at T + i*S; every K-th (i % K == K-1) fails
  * with HTTP status 500. States are numbers (1 UNKNOWN, 2 HEALTHY,
  * 3 UNHEALTHY, 4 DEGRADED). Prints the target id. Works while kubemedicd
  * has the database open (SQLite serialises the two writers).
+ *
+ * Results are folded into runs and rollups, as kubemedicd writes them;
+ * with --raw each is a row of `results` instead (the store's raw_results:
+ * a database from before runs, schema 5's way), which kubemedicd converts
+ * into runs after it starts.
  *
  * Every result is written: the store's ring drops the oldest result when
  * full (65536 by default), so km_seed flushes every SEED_FLUSH_EVERY
@@ -37,6 +42,7 @@ int main(int argc, char **argv)
 		{"fail-every", required_argument, NULL, 'f'},
 		{"message", required_argument, NULL, 'm'},
 		{"transition", required_argument, NULL, 'T'},
+		{"raw", no_argument, NULL, 'r'},
 		{0},
 	};
 	struct km_store_options so = {0};
@@ -57,6 +63,7 @@ int main(int argc, char **argv)
 		case 'S': step = atoll(optarg); break;
 		case 'f': fail_every = atoll(optarg); break;
 		case 'm': message = optarg; break;
+		case 'r': so.raw_results = true; break;
 		case 'T':
 			if (n_tr < 256)
 				transitions[n_tr++] = optarg;

@@ -149,23 +149,30 @@ def test_status_targets_history_transitions(daemon_factory, tmp_path):
     assert "No targets match." in run_cli(a, "targets", "--state", "healthy",
                                           check=0).stdout
 
-    # Failures only, oldest first: results 9, 19, 29.
-    got = json.loads(run_cli(a, "-o", "json", "history", "probe//checkout",
-                             "--failures", "--oldest-first",
-                             check=0).stdout)
-    assert len(got) == 3 and all(not g.get("success") for g in got)
-    assert got[0]["startTime"] == "2026-09-21T14:13:29Z"
-    # --limit across pages, newest first, in a range.
-    got = json.loads(run_cli(a, "-o", "json", "history", "probe//checkout",
-                             "--since", "2026-09-21T14:13:25Z",
-                             "--until", "2026-09-21T14:13:35Z",
-                             check=0).stdout)
-    times = [r["startTime"] for r in got]
-    assert times[0] == "2026-09-21T14:13:34Z" and len(times) == 10
-    assert len(json.loads(run_cli(a, "-o", "json", "history",
-                                  "probe//checkout", "--limit", 7,
-                                  check=0).stdout)) == 7
+    # History is runs: results 0-8 ok, 9 HTTP 500, 10-18 ok, 19, 20-28,
+    # 29 — six runs holding the 30 results, one a second from 14:13:20.
+    def stamp(i):
+        return f"2026-09-21T14:13:{20 + i}Z"
 
+    def runs(*args):
+        got = json.loads(run_cli(a, "-o", "json", "history",
+                                 "probe//checkout", *args, check=0).stdout)
+        return [(g["startTime"], g["lastStartTime"], int(g["count"]),
+                 bool(g.get("success"))) for g in got]
+
+    every = [(stamp(f), stamp(f + n - 1), n, n > 1)
+             for f, n in [(0, 9), (9, 1), (10, 9), (19, 1), (20, 9),
+                          (29, 1)]]
+    assert runs("--oldest-first") == every
+    # Failures only, oldest first: results 9, 19, 29, a run each.
+    assert runs("--failures", "--oldest-first") == \
+        [r for r in every if not r[3]]
+    # Newest first, in a range: [25 s, 35 s) holds parts of three runs,
+    # each shown whole (the one begun before the range too).
+    assert runs("--since", "2026-09-21T14:13:25Z",
+                "--until", "2026-09-21T14:13:35Z") == every[2::-1]
+    # --limit: the newest runs, as many as asked.
+    assert runs("--limit", 4) == every[:1:-1]
     tr = run_cli(a, "transitions", "probe//checkout", "--oldest-first",
                  check=0).stdout.splitlines()
     assert "UNKNOWN    -> HEALTHY" in tr[1]

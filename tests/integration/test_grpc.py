@@ -289,7 +289,9 @@ def test_history_queries(pb, daemon_factory, tmp_path):
     cfg = tmp_path / "keep.yaml"
     cfg.write_text("retention: {results: 0, transitions: 0}\n")
     daemon = daemon_factory(config=cfg)
-    seed(daemon.db, "probe//h", "--results", 2500, "--start-us", t0,
+    # 5000 results 1 ms apart, every 5th an HTTP 500: 2000 runs (four
+    # successes, one failure, in turn), enough for several pages.
+    seed(daemon.db, "probe//h", "--results", 5000, "--start-us", t0,
          "--step-us", 1000, "--fail-every", 5)
     daemon.start()
     with grpc.insecure_channel(daemon.addr) as channel:
@@ -297,27 +299,61 @@ def test_history_queries(pb, daemon_factory, tmp_path):
     assert daemon.stop() == 0, daemon.log()
 
 
+def _all_pages(h, req):
+    """Every run req's pages give, each page checked against its size."""
+    out = []
+    while True:
+        r = h.QueryProbeHistory(req)
+        assert 0 < len(r.results) <= req.page_size
+        out += list(r.results)
+        if not r.next_page_token:
+            return out
+        req.page_token = r.next_page_token
+
+
 def _history_queries(pb, channel, t0):
     stub = probes(pb, channel)
     stub.CreateProbe(pb.probe.CreateProbeRequest(probe=tcp_probe(pb, "h")))
     h = health(pb, channel)
     q = pb.health.QueryProbeHistoryRequest
+    # Newest first: the last result (a failure) is a run of its own.
     r = h.QueryProbeHistory(q(target="probe//h", page_size=1000))
     assert len(r.results) == 1000 and r.next_page_token
-    assert r.results[0].start_time.ToMicroseconds() == t0 + 2499 * 1000
-    seen, token = 0, ""
-    while True:
-        r = h.QueryProbeHistory(q(target="probe//h", page_size=1000,
-                                  outcome=pb.common.OUTCOME_FAILURE,
-                                  order=pb.common.ORDER_OLDEST_FIRST,
-                                  page_token=token))
-        assert all(not x.success and x.status_code == 500
-                   for x in r.results)
-        seen += len(r.results)
-        token = r.next_page_token
-        if not token:
-            break
-    assert seen == 500
+    first = r.results[0]
+    assert first.start_time.ToMicroseconds() == t0 + 4999 * 1000
+    assert (first.count, first.success) == (1, False)
+    # Oldest first in pages of 300 (the last one short): all 5000
+    # results, each in one run, in order — the runs tile the seeded
+    # results without a gap or an overlap, successes in runs of four
+    # (without a message), HTTP 500s alone.
+    oldest = _all_pages(h, q(target="probe//h", page_size=300,
+                             order=pb.common.ORDER_OLDEST_FIRST))
+    assert len(oldest) == 2000
+    assert sum(x.count for x in oldest) == 5000
+    assert len({x.id for x in oldest}) == 2000
+    i = 0
+    for x in oldest:
+        fail = i % 5 == 4
+        n = 1 if fail else 4
+        assert (x.start_time.ToMicroseconds(),
+                x.last_start_time.ToMicroseconds(), x.count, x.success,
+                x.status_code) == (t0 + i * 1000, t0 + (i + n - 1) * 1000,
+                                   n, not fail, 500 if fail else 200), i
+        assert (x.first_message, x.message) == (
+            ("HTTP 500", "HTTP 500") if fail else ("", "")), i
+        i += n
+    # Newest first in pages of 700: the same runs, reversed.
+    newest = _all_pages(h, q(target="probe//h", page_size=700))
+    assert [x.id for x in newest] == [x.id for x in reversed(oldest)]
+    # Failures only, oldest first, in pages of 1000: the 1000 runs of one
+    # HTTP 500 each.
+    failed = _all_pages(h, q(target="probe//h", page_size=1000,
+                             outcome=pb.common.OUTCOME_FAILURE,
+                             order=pb.common.ORDER_OLDEST_FIRST))
+    assert all(not x.success and x.status_code == 500 and x.count == 1
+               for x in failed)
+    assert [x.start_time.ToMicroseconds() for x in failed] == \
+        [t0 + (5 * k + 4) * 1000 for k in range(1000)]
     code, msg = code_of(h.QueryProbeHistory, q(target="probe//h",
                                                page_size=1001))
     assert code == grpc.StatusCode.INVALID_ARGUMENT

@@ -2,9 +2,16 @@
 history as runs (QueryProbeHistory) and its latency per step
 (QueryLatency), over a database prefilled with sqlite3 before kubemedicd
 starts — runs, minute and hour rollups, and results written before runs
-existed — so the readers are tested without depending on the writer that
-produces them; bad requests and a corrupt rollup get the right status
-codes; the CLI's history and latency commands show the same."""
+existed (km_seed --raw) — so the readers are tested without depending on
+the writer that produces them; bad requests and a corrupt rollup get the
+right status codes; the CLI's history and latency commands show the same.
+
+kubemedicd converts the leftover results into runs soon after it starts,
+while serving; the fixture waits for the log line that says it is done,
+so every test reads one stable history: the old results as runs of their
+own, complete, beside the prefilled ones. (How a reader merges results
+not converted yet with runs is unit-tested: tests/unit/
+test_store_history.c.)"""
 import base64
 import datetime
 import json
@@ -55,7 +62,8 @@ MINUTES = {m: (60, 60, {2: 60}) if m == 10 else (60, 0, {4: 60})
 HOUR_SLOT = (3600, 60, {2: 60, 4: 3540})
 
 # (id, first_at, last_at, count, success, error_class, status, min, max,
-#  sum, first_message, last_message): ids as the leftover results' (1..3).
+#  sum, first_message, last_message): ids as the leftover results' (1..3),
+# which the runs converted from them do not take.
 RUNS = [
     (1, T0, T0 + 599 * S, 600, 1, 0, 200, 800, 5000, 600 * 1000, None,
      None),
@@ -89,10 +97,12 @@ def prefilled(daemon_factory, tmp_path):
     three results from two days before), and probe//broken's corrupt
     minute rollup."""
     db = tmp_path / "runs.db"
-    web = seed(db, "probe//web", "--results", 3, "--start-us",
+    # Results as a database from before runs holds them: rows of
+    # `results` (ids 1..3 for web's, 4 for broken's).
+    web = seed(db, "probe//web", "--raw", "--results", 3, "--start-us",
                T0 - 2 * 86400 * S, "--step-us", S, "--fail-every", 3)
-    broken = seed(db, "probe//broken", "--results", 1, "--start-us",
-                  T0 - 2 * 86400 * S)
+    broken = seed(db, "probe//broken", "--raw", "--results", 1,
+                  "--start-us", T0 - 2 * 86400 * S)
     with sqlite3.connect(db) as c:
         c.executemany(
             "INSERT INTO runs (id, target_id, first_at, last_at, count, "
@@ -110,6 +120,11 @@ def prefilled(daemon_factory, tmp_path):
     cfg = tmp_path / "keep.yaml"
     cfg.write_text("retention: {results: 0, transitions: 0}\n")
     daemon = daemon_factory(db=db, config=cfg).start()
+    # The leftover results converted (logged once the writer finds none
+    # left; perhaps before the start line).
+    done = "raw results of schema 5 converted into runs"
+    if not any(done in line for line in daemon.lines):
+        daemon.wait_for_log(done, 30)
     yield daemon, broken
     assert daemon.stop() == 0, daemon.log()
 
@@ -137,10 +152,23 @@ def test_history_is_runs(pb, prefilled):
     with grpc.insecure_channel(daemon.addr) as ch:
         stub = pb.health_grpc.HealthServiceStub(ch)
         got = history(stub, pb, order=oldest)
-        # The results from before runs: three, as runs of one (or, once
-        # the writer has converted them, as runs): all of them.
+        # The results from before runs (success, success, HTTP 500, a
+        # second apart), converted: two runs holding all three, in order,
+        # each once, with their times and message; none of the converted
+        # runs took a prefilled run's id.
         legacy = [r for r in got if r.start_time.ToMicroseconds() < T0]
-        assert sum(r.count for r in legacy) == 3
+        old = T0 - 2 * 86400 * S
+        assert [(r.start_time.ToMicroseconds(),
+                 r.last_start_time.ToMicroseconds(), r.count, r.success,
+                 r.status_code) for r in legacy] == \
+            [(old, old + S, 2, True, 200), (old + 2 * S, old + 2 * S, 1,
+                                            False, 500)]
+        assert legacy[1].error_class == pb.common.ERROR_CLASS_HTTP_STATUS
+        assert (legacy[1].first_message, legacy[1].message) == \
+            ("HTTP 500", "HTTP 500")
+        assert all(r.target == "probe//web" for r in legacy)
+        assert not {r.id for r in legacy} & {1, 2, 3}
+        assert len({r.id for r in got}) == len(got)
         runs = [r for r in got if r.start_time.ToMicroseconds() >= T0]
         assert [r.id for r in runs] == [1, 2, 3]
         for r, want in zip(runs, RUNS):

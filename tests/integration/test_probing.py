@@ -2,7 +2,7 @@
 between healthy and failing. Every wait is on an event (a WatchHealth
 message, a standard health Watch message); every transition is checked to
 come after exactly failureThreshold / successThreshold results, in the
-history."""
+history (runs: consecutive results of one outcome, with their counts)."""
 import http.server
 import os
 import queue
@@ -152,7 +152,8 @@ class Watch:
 
 
 def history(pb, channel, target):
-    """Every result of target, oldest first."""
+    """Every run of target (consecutive results of one outcome), oldest
+    first."""
     stub = pb.health_grpc.HealthServiceStub(channel)
     out, token = [], ""
     while True:
@@ -165,24 +166,61 @@ def history(pb, channel, target):
             return out
 
 
+def results(pb, channel, target):
+    """How many results target's history holds."""
+    return sum(r.count for r in history(pb, channel, target))
+
+
+def messages(run):
+    """A run's first and last result's messages."""
+    return (run.first_message, run.message)
+
+
 def assert_after_exactly(pb, channel, ev, n, success):
     """The transition of ev came with the n-th result of a streak of n
-    results of one outcome: exactly the threshold, not one more."""
+    results of one outcome: exactly the threshold, not one more. History
+    is runs (readers see the writer's open run live), so the streak is the
+    runs of that outcome before the transition's run, and the results of
+    its run up to the one that caused it. Returns the streak's runs (the
+    last one may have grown since)."""
     t = ev.transition
     at = t.time.ToMicroseconds()
-    results = history(pb, channel, t.target)
-    # The result that caused it ends at the transition's time.
-    idx = [i for i, r in enumerate(results)
-           if r.start_time.ToMicroseconds() + r.duration_us == at]
-    assert idx, f"no result ends at the transition ({t})"
-    i = idx[-1]
-    streak = 0
-    while i - streak >= 0 and results[i - streak].success == success:
-        streak += 1
+    runs = history(pb, channel, t.target)
+    # The result that caused it ends at the transition's time: it is in
+    # the last run begun before then (one check at a time: the next
+    # result starts after this one ended).
+    i = max((i for i, r in enumerate(runs)
+             if r.start_time.ToMicroseconds() < at), default=None)
+    assert i is not None, f"no result before the transition ({t})"
+    run = runs[i]
+    first = run.start_time.ToMicroseconds()
+    last = run.last_start_time.ToMicroseconds()
+    assert first + run.duration_min_us <= at <= \
+        last + run.duration_max_us, (
+            f"no result of {run} ends at the transition ({t})")
+    assert run.success == success, (t, run)
+    if at - last >= run.duration_min_us:
+        # The run's last result ended it (the usual case: the next one
+        # was not yet taken).
+        k = run.count
+    else:
+        # The run went on after it. Its results were one period apart
+        # (fixed rate); the one that ended at the transition's time is
+        # found by its start.
+        period = pb.probe_grpc.ProbeServiceStub(channel).GetProbe(
+            pb.probe.GetProbeRequest(name=t.target.split("//", 1)[1]))\
+            .period_milliseconds * 1000
+        k = round((at - run.duration_us - first) / period) + 1
+        assert 1 <= k < run.count, (k, run, t)
+    j = i
+    while j > 0 and runs[j - 1].success == success:
+        j -= 1
+    streak = sum(r.count for r in runs[j:i]) + k
     assert streak == n, (
         f"{t.target} went {t.from_state}->{t.to_state} after a streak of "
-        f"{streak} {'successes' if success else 'failures'}, want {n}")
-    return results[i - n + 1: i + 1]
+        f"{streak} {'successes' if success else 'failures'}, want {n}: "
+        f"{runs[j:i + 1]}")
+    return runs[j:i + 1]
 
 
 def create(pb, channel, probe):
@@ -322,7 +360,8 @@ def test_file_missing_and_stale(pb, trusting_channel, tmp_path):
     failures = assert_after_exactly(pb, channel, ev, 3, False)
     assert all(r.error_class == pb.common.ERROR_CLASS_FILE_STALE
                for r in failures)
-    assert "maxAgeSeconds 60" in failures[0].message
+    assert all("maxAgeSeconds 60" in m for r in failures
+               for m in messages(r))
     beat.write_text("alive")
     w.until("probe//beat", HEALTHY)
     beat.write_text("")  # fresh, but empty: smaller than minSize
@@ -361,7 +400,8 @@ exit $m
     ev = w.until("probe//job", UNHEALTHY)
     failures = assert_after_exactly(pb, channel, ev, 3, False)
     assert all(r.error_class == pb.common.ERROR_CLASS_EXIT_CODE and
-               r.status_code == 1 and "exit 1" in r.message
+               r.status_code == 1 and
+               all("exit 1" in m for m in messages(r))
                for r in failures)
     mode.write_text("0")
     w.until("probe//job", HEALTHY)
@@ -424,14 +464,14 @@ def test_changes_take_effect_at_once(pb, channel, web):
     # Deleted: its results stop. A second probe's transitions mark the
     # passing of time without a sleep.
     stub.DeleteProbe(pb.probe.DeleteProbeRequest(name="live"))
-    count = len(history(pb, channel, "probe//live"))
+    count = results(pb, channel, "probe//live")
     w2 = Watch(pb, channel, targets=["probe//clock"])
     create(pb, channel, pb.probe.Probe(
         name="clock", http_get=pb.probe.HTTPGetAction(host="127.0.0.1",
                                                       port=web.port),
         **timing(success_threshold=5)))
     w2.until("probe//clock", HEALTHY)  # >= 5 periods later
-    assert len(history(pb, channel, "probe//live")) <= count + 1
+    assert results(pb, channel, "probe//live") <= count + 1
     w.close()
     w2.close()
 
@@ -517,7 +557,7 @@ def test_https_verification_is_opt_in(pb, channel, tmp_path):
     failed = assert_after_exactly(pb, channel, got["probe//tls-strict"], 1,
                                   False)
     assert failed[0].error_class == pb.common.ERROR_CLASS_TLS
-    assert "self-signed" in failed[0].message
+    assert all("self-signed" in m for m in messages(failed[0]))
     w.close()
     srv.shutdown()
 
@@ -587,16 +627,17 @@ def test_ca_file_read_off_the_loop_and_followed(pb, channel, tmp_path, web):
     # A FIFO in its place: that probe fails, naming it; no other waits.
     ca.unlink()
     os.mkfifo(ca)
-    before = len(history(pb, channel, "probe//steady"))
+    before = results(pb, channel, "probe//steady")
     t0 = time.monotonic()
     ev = w.until("probe//tls", UNHEALTHY)
     waited = time.monotonic() - t0
     failed = assert_after_exactly(pb, channel, ev, 1, False)
     assert failed[0].error_class == pb.common.ERROR_CLASS_TLS
-    assert f"caFile {ca}: a FIFO, not a regular file" in failed[0].message
+    assert all(f"caFile {ca}: a FIFO, not a regular file" in m
+               for m in messages(failed[0]))
     # The other probe kept its 100 ms schedule meanwhile (at least half
     # of its slots: the loop never stopped).
-    ran = len(history(pb, channel, "probe//steady")) - before
+    ran = results(pb, channel, "probe//steady") - before
     assert ran >= waited / 0.1 / 2, (ran, waited)
     w.close()
     srv.shutdown()
