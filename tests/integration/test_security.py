@@ -402,9 +402,13 @@ def test_probe_roles_and_hidden_output(pb, secure, pki):
         q, metadata=md_for("viewer")).results
     assert seen and all(secret not in r.message and "admins only" in
                         r.message for r in seen)
+    # A run's first message is its output too: hidden alike.
+    assert all(secret not in r.first_message for r in seen)
+    assert any("admins only" in r.first_message for r in seen)
     own = pb.health_grpc.HealthServiceStub(admin).QueryProbeHistory(
         q, metadata=md_for("admin")).results
     assert any(secret in r.message for r in own)
+    assert any(secret in r.first_message for r in own)
     h = pb.health_grpc.HealthServiceStub(view).GetHealth(
         pb.health.GetHealthRequest(target="probe//job"),
         metadata=md_for("viewer"))
