@@ -576,9 +576,10 @@ static void table_bytes(struct mode_out *m, const char *path)
 	}
 	m->fail_runs = one_int(db, "SELECT count(*) FROM runs WHERE "
 				   "success = 0");
-	m->msg_bytes = one_int(db, "SELECT coalesce(sum(length("
-				   "first_message) + length(last_message)),"
-				   " 0) FROM runs");
+	/* last_message is NULL when it equals the first (stored once). */
+	m->msg_bytes = one_int(db, "SELECT coalesce(sum(coalesce(length("
+				   "first_message), 0) + coalesce(length("
+				   "last_message), 0)), 0) FROM runs");
 	m->hist_bytes = one_int(db, "SELECT coalesce(sum(length(hist)), 0) "
 				    "FROM runs");
 	sqlite3_close(db);
