@@ -340,7 +340,10 @@ if [ "$DO_SCALE" = 1 ]; then
 		kill "$TWP"; wait "$TWP" 2>/dev/null || true; forget "$TWP"
 		hwm=$(awk '/VmHWM/ {print $2}' "/proc/$KM_PID/status")
 		stop_km
-		rows=$(sqlite3 "file:$DB?mode=ro" 'SELECT coalesce(sum(count), 0) FROM runs')
+		# Results are runs since schema 6; an older kubemedicd (KUBEMEDICD) has
+		# one results row each.
+		rows=$(sqlite3 "file:$DB?mode=ro" 'SELECT coalesce(sum(count), 0) FROM runs' 2>/dev/null ||
+			sqlite3 "file:$DB?mode=ro" 'SELECT count(*) FROM results')
 		runs=$(( $(field "$s1" runs) - $(field "$s0" runs) ))
 		written=$(( $(field "$s1" results_written) - $(field "$s0" results_written) ))
 		failed=$(( $(field "$s1" failed) - $(field "$s0" failed) ))
