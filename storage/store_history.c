@@ -89,8 +89,8 @@ static const char *const lazy_sql[L_COUNT - L_RUNS] = {
 				  "WHERE target_id = ?1 AND first_at < ?2 "
 				  "ORDER BY first_at DESC, id DESC LIMIT 1",
 	/* Whether the target has rows of `results` (not converted yet). */
-	[L_RESULTS_LEFT - L_RUNS] = "SELECT 1 FROM results WHERE target_id "
-				    "= ?1 LIMIT 1",
+	[L_RESULTS_LEFT - L_RUNS] =
+		"SELECT 1 FROM results WHERE target_id = ?1 LIMIT 1",
 };
 
 static int lazy(struct km_reader *r, unsigned slot, sqlite3_stmt **st,

@@ -66,7 +66,7 @@ static int unpack(const uint8_t *p, size_t len, struct km_rollup_hour *h,
 	int rc = km_rollup_unpack(p, len, h, err);
 
 	if (rc)
-		km_error_prefix(err, what);
+		km_error_prefix(err, "%s", what);
 	return rc;
 }
 
