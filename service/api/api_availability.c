@@ -113,12 +113,9 @@ static int select_targets(struct km_rpc_ctx *ctx,
 				   r->label_selector, err);
 	if (rc)
 		return rc;
-	rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
-	if (rc) {
-		if (!strstr(err->msg, "label_selector"))
-			km_error_prefix(err, "label_selector");
+	rc = km_api_parse_selector(r->label_selector, ctx->arena, &sel, err);
+	if (rc)
 		return rc;
-	}
 	c.sel = km_selector_empty(sel) ? NULL : sel;
 	f.kind = r->kind;
 	f.cluster = r->cluster && *r->cluster ? r->cluster : NULL;

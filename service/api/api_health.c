@@ -124,12 +124,9 @@ API_HANDLER(km_api_list_targets)
 				   r->label_selector, err);
 	if (rc)
 		return rc;
-	rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
-	if (rc) {
-		if (!strstr(err->msg, "label_selector"))
-			km_error_prefix(err, "label_selector");
+	rc = km_api_parse_selector(r->label_selector, ctx->arena, &sel, err);
+	if (rc)
 		return rc;
-	}
 	hash = km_hash_i64(KM_HASH_INIT, r->kind);
 	hash = km_hash_i64(hash, r->state);
 	hash = km_hash_field(hash, r->label_selector);

@@ -131,6 +131,10 @@ void km_api_reflection_free(struct api_reflection *r);
  * KM_EINVAL naming field and the limit. */
 int km_api_check_selector(const struct km_api *api, const char *field,
 			  const char *s, struct km_error *err);
+/* A request's label_selector (checked first) parsed into *out in a: 0,
+ * or the parser's error, its message naming label_selector. */
+int km_api_parse_selector(const char *s, struct km_arena *a,
+			  struct km_selector **out, struct km_error *err);
 /* Filters by a target's identity (namespace, node, owner, uid; NULL or
  * "" = any) no longer than any could be: KM_EINVAL naming the field. */
 #define KM_API_IDENTITY_MAX 1024

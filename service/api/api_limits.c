@@ -23,6 +23,16 @@ int km_api_check_selector(const struct km_api *api, const char *field,
 				      field, err);
 }
 
+int km_api_parse_selector(const char *s, struct km_arena *a,
+			  struct km_selector **out, struct km_error *err)
+{
+	int rc = km_selector_parse(s, a, out, err);
+
+	if (rc && !strstr(err->msg, "label_selector"))
+		km_error_prefix(err, "label_selector");
+	return rc;
+}
+
 int km_api_check_identity(const char *ns, const char *node, const char *owner,
 			  const char *uid, struct km_error *err)
 {

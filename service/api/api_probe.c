@@ -175,12 +175,9 @@ API_HANDLER(km_api_list_probes)
 				   r->label_selector, err);
 	if (rc)
 		return rc;
-	rc = km_selector_parse(r->label_selector, ctx->arena, &sel, err);
-	if (rc) {
-		if (rc == KM_EINVAL && !strstr(err->msg, "label_selector"))
-			km_error_prefix(err, "label_selector");
+	rc = km_api_parse_selector(r->label_selector, ctx->arena, &sel, err);
+	if (rc)
 		return rc;
-	}
 	hash = km_hash_field(KM_HASH_INIT, r->label_selector);
 	rc = km_api_token_decode(r->page_token, hash, ctx->arena, &cur,
 				 &has_cur, err);

@@ -278,13 +278,10 @@ static int parse_filters(struct event_watcher *w,
 				return API_OOM(err);
 	}
 	if (r->label_selector && *r->label_selector) {
-		rc = km_selector_parse(r->label_selector, &w->arena, &w->sel,
-				       err);
-		if (rc) {
-			if (!strstr(err->msg, "label_selector"))
-				km_error_prefix(err, "label_selector");
+		rc = km_api_parse_selector(r->label_selector, &w->arena,
+					   &w->sel, err);
+		if (rc)
 			return rc;
-		}
 	}
 	if (!r->n_targets)
 		return 0;
