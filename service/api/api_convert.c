@@ -100,34 +100,6 @@ Kubemedic__V1__Target *km_api_target_to_pb(const struct km_target *t,
 	return pb;
 }
 
-Kubemedic__V1__ProbeResult *km_api_result_to_pb(const struct km_result *r,
-						const struct km_target *t,
-						struct km_arena *a)
-{
-	Kubemedic__V1__ProbeResult *pb =
-		KM_ARENA_NEW(a, Kubemedic__V1__ProbeResult,
-			     KUBEMEDIC__V1__PROBE_RESULT__INIT);
-
-	if (!pb)
-		return NULL;
-	pb->id = r->id;
-	pb->target = (char *)t->name;
-	/* A probe target's results come from the probe of the same name. */
-	pb->probe = t->kind == KM_KIND_PROBE ? (char *)t->object_name : "";
-	pb->start_time = km_pb_timestamp(a, r->started_us);
-	pb->duration_us = r->duration_us;
-	pb->success = r->success;
-	pb->error_class = (Kubemedic__V1__ErrorClass)r->error_class;
-	pb->status_code = r->status_code;
-	pb->message = (char *)s_or_empty(r->message);
-	/* One result: a run of one. */
-	pb->count = 1;
-	pb->last_start_time = pb->start_time;
-	pb->duration_min_us = pb->duration_max_us = r->duration_us;
-	pb->first_message = pb->message;
-	return pb->start_time ? pb : NULL;
-}
-
 Kubemedic__V1__ProbeResult *km_api_run_to_pb(const struct km_run_row *r,
 					     const struct km_target *t,
 					     struct km_arena *a)
@@ -154,6 +126,28 @@ Kubemedic__V1__ProbeResult *km_api_run_to_pb(const struct km_run_row *r,
 	pb->message = (char *)s_or_empty(r->last_message);
 	pb->first_message = (char *)s_or_empty(r->first_message);
 	return pb->start_time && pb->last_start_time ? pb : NULL;
+}
+
+Kubemedic__V1__ProbeResult *km_api_result_to_pb(const struct km_result *r,
+						const struct km_target *t,
+						struct km_arena *a)
+{
+	/* One result: a run of one. */
+	const struct km_run_row run = {.id = r->id,
+				       .target_id = r->target_id,
+				       .success = r->success,
+				       .error_class = r->error_class,
+				       .status_code = r->status_code,
+				       .first_us = r->started_us,
+				       .last_us = r->started_us,
+				       .count = 1,
+				       .dur_min_us = r->duration_us,
+				       .dur_max_us = r->duration_us,
+				       .dur_sum_us = r->duration_us,
+				       .first_message = r->message,
+				       .last_message = r->message};
+
+	return km_api_run_to_pb(&run, t, a);
 }
 
 Kubemedic__V1__Transition *
