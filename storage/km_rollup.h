@@ -33,6 +33,13 @@
 #define KM_HOUR_US INT64_C(3600000000)
 #define KM_DAY_US INT64_C(86400000000)
 
+/* a / b rounded down (toward minus infinity, for times before 1970 too);
+ * b != 0. The period of a time: km_floor_div(us, KM_HOUR_US). */
+static inline int64_t km_floor_div(int64_t a, int64_t b)
+{
+	return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
 struct km_rollup_slot {
 	uint32_t count, failures;
 	uint32_t hist[KM_LAT_BUCKETS];

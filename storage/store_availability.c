@@ -208,19 +208,15 @@ static int add_span_results(struct km_reader *r, int64_t target_id,
 	return rc;
 }
 
-static int64_t floor_to(int64_t t, int64_t unit)
-{
-	return t / unit * unit - (t % unit < 0 ? unit : 0);
-}
-
 /* The results of [from, to), rounded out to minutes: the whole hours
  * inside from hour rows, the minutes at either end from minute rows. */
 static int add_results(struct km_reader *r, int64_t target_id, int64_t from,
 		       int64_t to, struct km_avail *acc, struct km_error *err)
 {
-	int64_t m0 = floor_to(from, KM_MINUTE_US);
-	int64_t m1 = -floor_to(-to, KM_MINUTE_US); /* rounded up */
-	int64_t h0 = -floor_to(-m0, KM_HOUR_US), h1 = floor_to(m1, KM_HOUR_US);
+	int64_t m0 = km_floor_div(from, KM_MINUTE_US) * KM_MINUTE_US;
+	int64_t m1 = -km_floor_div(-to, KM_MINUTE_US) * KM_MINUTE_US; /* up */
+	int64_t h0 = -km_floor_div(-m0, KM_HOUR_US) * KM_HOUR_US;
+	int64_t h1 = km_floor_div(m1, KM_HOUR_US) * KM_HOUR_US;
 	int rc;
 
 	if (h0 >= h1)

@@ -23,25 +23,20 @@ struct km_open_hour {
 	bool changed;
 };
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-	return a / b - (a % b != 0 && (a < 0) != (b < 0));
-}
-
 int64_t km_hour_of(int64_t us)
 {
-	return floor_div(us, KM_HOUR_US);
+	return km_floor_div(us, KM_HOUR_US);
 }
 
 int64_t km_day_of_hour(int64_t hour)
 {
-	return floor_div(hour, 24);
+	return km_floor_div(hour, 24);
 }
 
 int km_minute_of(int64_t us)
 {
-	return (int)(floor_div(us, KM_MINUTE_US) -
-		     floor_div(us, KM_HOUR_US) * 60);
+	return (int)(km_floor_div(us, KM_MINUTE_US) -
+		     km_floor_div(us, KM_HOUR_US) * 60);
 }
 
 static int blob_set(struct blob *b, const uint8_t *p, size_t len)
@@ -172,12 +167,12 @@ int km_open_hour_merge(struct km_open_hour *o, int64_t hour,
 		o->changed = true;
 		return KM_OPEN_HOUR_MERGED_MINUTES;
 	}
-	if (floor_div(hour, 24) != floor_div(o->hour, 24))
+	if (km_floor_div(hour, 24) != km_floor_div(o->hour, 24))
 		return 0;
 	if (km_rollup_unpack(o->hours.p, o->hours.len, &x->h, &err))
 		return -KM_EIO;
 	km_rollup_hour_total(add, &t);
-	km_rollup_merge(&x->h.min[hour - floor_div(hour, 24) * 24], &t);
+	km_rollup_merge(&x->h.min[hour - km_floor_div(hour, 24) * 24], &t);
 	if ((rc = blob_set(&o->hours, x->hours,
 			   km_rollup_pack(&x->h, x->hours))))
 		return -rc;
@@ -194,7 +189,7 @@ int km_open_hour_rows(struct km_open_hour *o, struct km_rollup_scratch *x,
 		      struct km_open_hour_rows *out)
 {
 	struct km_error err;
-	int64_t day = floor_div(o->hour, 24);
+	int64_t day = km_floor_div(o->hour, 24);
 
 	if (km_rollup_unpack(o->minutes.p, o->minutes.len, &x->h, &err))
 		return KM_EIO;
@@ -236,7 +231,7 @@ int km_rollup_merge_rows(int64_t hour, const uint8_t *minutes,
 			 struct km_open_hour_rows *out, struct km_error *err)
 {
 	struct km_rollup_slot t;
-	int64_t day = floor_div(hour, 24);
+	int64_t day = km_floor_div(hour, 24);
 	int rc;
 
 	if ((rc = unpack(minutes, minutes_len, &x->h, "stored minute rollup",

@@ -51,13 +51,6 @@ static int lazy(struct km_reader *r, unsigned slot, sqlite3_stmt **st,
 				   st, err);
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-
-	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 {
 	return v < lo ? lo : v > hi ? hi : v;
@@ -137,8 +130,8 @@ static int read_days(struct km_reader *r, struct series *s, int64_t h0,
 	if ((rc = lazy(r, L_DAYS, &st, err)))
 		return rc;
 	sqlite3_bind_int64(st, 1, q->target_id);
-	sqlite3_bind_int64(st, 2, floor_div(h0, 24));
-	sqlite3_bind_int64(st, 3, floor_div(e - 1, 24));
+	sqlite3_bind_int64(st, 2, km_floor_div(h0, 24));
+	sqlite3_bind_int64(st, 3, km_floor_div(e - 1, 24));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t day;
 
@@ -267,9 +260,9 @@ static int rollups(struct km_reader *r, const struct km_rollup_query *q,
 		   struct km_error *err)
 {
 	struct series s = {q, out};
-	int64_t h0 = floor_div(q->from_us, KM_HOUR_US);
-	int64_t h1 = floor_div(q->to_us - 1, KM_HOUR_US) + 1;
-	int64_t whole = floor_div(q->to_us, KM_HOUR_US), oldest, e;
+	int64_t h0 = km_floor_div(q->from_us, KM_HOUR_US);
+	int64_t h1 = km_floor_div(q->to_us - 1, KM_HOUR_US) + 1;
+	int64_t whole = km_floor_div(q->to_us, KM_HOUR_US), oldest, e;
 	bool hourly = q->step_us % KM_HOUR_US == 0 &&
 		      q->from_us % KM_HOUR_US == 0;
 	int rc;
