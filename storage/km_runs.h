@@ -66,9 +66,11 @@ struct km_run_write {
 /* Folds r into its target's open run, at now_us (the writer's clock, for
  * the flush). When r ends the open run, *closed (the caller's: clear it
  * with km_run_clear after writing) is that run, with its row id, and
- * *has_closed is true. 0, KM_ENOMEM, KM_EFULL (max_open targets). */
+ * *has_closed is true. aux (may be NULL): the target's aux slot, as
+ * km_runs_aux gives it, found by the same lookup. 0, KM_ENOMEM, KM_EFULL
+ * (max_open targets). */
 int km_runs_add(struct km_runs *t, const struct km_result *r, int64_t now_us,
-		struct km_run_write *closed, bool *has_closed);
+		struct km_run_write *closed, bool *has_closed, void ***aux);
 /* The target is gone: its open run, if any, ends into *closed. */
 bool km_runs_end(struct km_runs *t, int64_t target_id,
 		 struct km_run_write *closed);

@@ -604,7 +604,8 @@ int km_fold_result(struct km_store *s, const struct km_result *r,
 	int rc;
 
 	pthread_mutex_lock(&s->fold_mu);
-	rc = km_runs_add(f->runs, r, km_fold_now(s), &closed, &has_closed);
+	rc = km_runs_add(f->runs, r, km_fold_now(s), &closed, &has_closed,
+			 &aux);
 	pthread_mutex_unlock(&s->fold_mu);
 	if (has_closed && pend_run(f, &closed))
 		return km_error_set(err, KM_ENOMEM, "out of memory");
@@ -615,7 +616,6 @@ int km_fold_result(struct km_store *s, const struct km_result *r,
 				    km_runs_open(f->runs));
 	if (rc)
 		return km_error_set(err, rc, "out of memory");
-	aux = km_runs_aux(f->runs, r->target_id);
 	return fold_rollup(s, aux, r, err);
 }
 
@@ -917,7 +917,7 @@ static int conv_fold(struct km_store *s, sqlite3_stmt *st, int64_t *last_id,
 		if (r.message && !r.message[0])
 			r.message = NULL;
 		rc = km_runs_add(f->conv, &r, f->conv_clock, &closed,
-				 &has_closed);
+				 &has_closed, NULL);
 		if (has_closed) {
 			int64_t id = closed.row_id;
 

@@ -191,13 +191,15 @@ static void hand_over(struct entry *e, struct km_run_write *w, bool open)
 	memset(&e->run, 0, sizeof e->run);
 }
 
-int km_runs_add(struct km_runs *t, const struct km_result *r, int64_t now_us,
-		struct km_run_write *closed, bool *has_closed)
+/* km_runs_add; *at is the target's entry when it has one after. */
+static int add(struct km_runs *t, const struct km_result *r, int64_t now_us,
+	       struct km_run_write *closed, bool *has_closed, struct entry **at)
 {
 	struct entry *e = find(t, r->target_id);
 	int rc;
 
 	*has_closed = false;
+	*at = e;
 	if (e)
 		e->last_add_us = now_us;
 	if (e && km_run_fits(&e->run, r))
@@ -217,6 +219,7 @@ int km_runs_add(struct km_runs *t, const struct km_result *r, int64_t now_us,
 			if (e->aux && t->free_aux)
 				t->free_aux(e->aux);
 			free(e);
+			*at = NULL;
 			return rc;
 		}
 		/* The target keeps its flush time: a target whose outcome
@@ -250,7 +253,19 @@ int km_runs_add(struct km_runs *t, const struct km_result *r, int64_t now_us,
 	t->n++;
 	sift_up(t, e->heap_i);
 	grow(t);
+	*at = e;
 	return 0;
+}
+
+int km_runs_add(struct km_runs *t, const struct km_result *r, int64_t now_us,
+		struct km_run_write *closed, bool *has_closed, void ***aux)
+{
+	struct entry *e;
+	int rc = add(t, r, now_us, closed, has_closed, &e);
+
+	if (aux)
+		*aux = e ? &e->aux : NULL;
+	return rc;
 }
 
 bool km_runs_end(struct km_runs *t, int64_t target_id,

@@ -48,7 +48,8 @@ static void test_steady_flip_end(void **state)
 	(void)state;
 	for (int i = 0; i < 100; i++) {
 		r = res(7, i * S, true, NULL);
-		assert_int_equal(km_runs_add(t, &r, i * S, &c, &closed), 0);
+		assert_int_equal(km_runs_add(t, &r, i * S, &c, &closed, NULL),
+				 0);
 		assert_false(closed);
 	}
 	assert_int_equal(km_runs_open(t), 1);
@@ -67,9 +68,16 @@ static void test_steady_flip_end(void **state)
 	assert_int_equal(km_runs_next_due(t), 110 * S);
 	assert_int_equal(km_runs_written(t, 8, 1, 0), KM_ENOTFOUND);
 
-	/* A failure ends the run: it comes back closed, with its row. */
+	/* A failure ends the run: it comes back closed, with its row; the
+	 * target's aux slot is handed back by the same lookup. */
 	r = res(7, 101 * S, false, "timeout after 1s");
-	assert_int_equal(km_runs_add(t, &r, 101 * S, &c, &closed), 0);
+	{
+		void **slot = NULL;
+
+		assert_int_equal(
+			km_runs_add(t, &r, 101 * S, &c, &closed, &slot), 0);
+		assert_ptr_equal(slot, km_runs_aux(t, 7));
+	}
 	assert_true(closed);
 	assert_false(c.open);
 	assert_int_equal(c.row_id, 41);
@@ -109,14 +117,14 @@ static void test_bounded(void **state)
 
 	(void)state;
 	r = res(1, 0, false, "a");
-	assert_int_equal(km_runs_add(t, &r, 0, &c, &closed), 0);
+	assert_int_equal(km_runs_add(t, &r, 0, &c, &closed, NULL), 0);
 	r = res(2, 0, true, NULL);
-	assert_int_equal(km_runs_add(t, &r, 0, &c, &closed), 0);
+	assert_int_equal(km_runs_add(t, &r, 0, &c, &closed, NULL), 0);
 	r = res(3, 0, true, NULL);
-	assert_int_equal(km_runs_add(t, &r, 0, &c, &closed), KM_EFULL);
+	assert_int_equal(km_runs_add(t, &r, 0, &c, &closed, NULL), KM_EFULL);
 	/* A known target still folds; the default flush is 10 s. */
 	r = res(2, S, true, NULL);
-	assert_int_equal(km_runs_add(t, &r, S, &c, &closed), 0);
+	assert_int_equal(km_runs_add(t, &r, S, &c, &closed, NULL), 0);
 	assert_int_equal(km_runs_next_due(t), KM_RUNS_FLUSH_US_DEFAULT);
 	/* Popped until empty, each once. */
 	assert_true(km_runs_pop(t, &c));
@@ -126,7 +134,7 @@ static void test_bounded(void **state)
 	km_run_clear(&c.run);
 	assert_false(km_runs_pop(t, &c));
 	r = res(3, 0, true, NULL);
-	assert_int_equal(km_runs_add(t, &r, 0, &c, &closed), 0);
+	assert_int_equal(km_runs_add(t, &r, 0, &c, &closed, NULL), 0);
 	km_runs_free(t); /* frees the open runs and their messages */
 }
 
@@ -162,8 +170,8 @@ static void test_many_targets_random(void **state)
 			struct km_result r =
 				res(id + 1, now, rand() % 50 != 0, "x");
 
-			assert_int_equal(km_runs_add(t, &r, now, &c, &closed),
-					 0);
+			assert_int_equal(
+				km_runs_add(t, &r, now, &c, &closed, NULL), 0);
 			if (!open[id]) {
 				due[id] = now + 10 * S;
 				n_open += !open[id];
