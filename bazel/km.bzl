@@ -24,6 +24,7 @@ def km_unit_test(name, deps, data = []):
         srcs = [
             name + ".c",
             "km_test.h",
+            "km_test_heard.h",
             "km_test_schema.h",
             "km_test_vfs.h",
         ],

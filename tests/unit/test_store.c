@@ -27,6 +27,7 @@
 
 #include "km_store.h"
 #include "km_test.h"
+#include "km_test_heard.h"
 #include "km_test_vfs.h"
 #include "km_time.h"
 
@@ -292,25 +293,6 @@ static void test_overload_drops_oldest(void **state)
 			 999);
 }
 
-/* The store's listener for test_group_commit: counts, under a lock, and lets
- * the test wait for a commit without sleeping. */
-struct announced {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int n;
-};
-
-static void count_announced(void *arg, const struct km_transition *t)
-{
-	struct announced *a = arg;
-
-	(void)t;
-	pthread_mutex_lock(&a->mu);
-	a->n++;
-	pthread_cond_broadcast(&a->cv);
-	pthread_mutex_unlock(&a->mu);
-}
-
 static void add_results(struct fixture *f, int64_t tid, int from, int n)
 {
 	for (int i = from; i < from + n; i++) {
@@ -436,8 +418,7 @@ static void test_writer_idle_until_behind(void **state)
 static void test_group_commit(void **state)
 {
 	struct fixture *f = *state;
-	struct announced a = {PTHREAD_MUTEX_INITIALIZER,
-			      PTHREAD_COND_INITIALIZER, 0};
+	struct km_test_heard a = KM_TEST_HEARD_INIT;
 	/* Results alone would wait ten minutes: everything below commits
 	 * for another reason. */
 	struct km_store_options o = {.commit_delay_us = 600LL * 1000000,
@@ -451,7 +432,7 @@ static void test_group_commit(void **state)
 
 	close_store(f);
 	assert_int_equal(open_store(f, &o), 0);
-	km_store_set_listener(f->s, count_announced, &a);
+	km_store_set_listener(f->s, km_test_heard_one, &a);
 	tid = make_target(f, "probe//group");
 	tr.target_id = tid;
 
@@ -461,10 +442,7 @@ static void test_group_commit(void **state)
 	assert_int_equal(st.results_written, 0);
 	/* ...until a transition comes: it commits at once, with them. */
 	assert_int_equal(km_store_add_transition(f->s, &tr), 0);
-	pthread_mutex_lock(&a.mu);
-	while (a.n < 1)
-		pthread_cond_wait(&a.cv, &a.mu);
-	pthread_mutex_unlock(&a.mu);
+	km_test_heard_wait(&a, 1);
 	km_store_get_stats(f->s, &st);
 	assert_int_equal(st.results_written, 5);
 

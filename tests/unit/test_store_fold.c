@@ -26,6 +26,7 @@
 #include "km_rollup.h"
 #include "km_store.h"
 #include "km_test.h"
+#include "km_test_heard.h"
 #include "km_test_schema.h"
 
 #define S 1000000LL
@@ -179,42 +180,19 @@ static int runs_of(const char *db, int64_t tid, struct run *v, int max)
 }
 
 /* Waits, without sleeping, for the writer to commit everything queued so
- * far as a batch of its own would: a transition's listener hears it after
- * the commit of the batch that holds every result queued before it. */
-struct heard {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int n;
-};
-
-static void on_transition(void *arg, const struct km_transition *t)
-{
-	struct heard *h = arg;
-
-	(void)t;
-	pthread_mutex_lock(&h->mu);
-	h->n++;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
-}
-
-static void committed(struct fixture *f, int64_t tid, struct heard *h)
+ * far as a batch of its own would: a transition is heard after the commit
+ * of the batch that holds every result queued before it. */
+static void committed(struct fixture *f, int64_t tid, struct km_test_heard *h)
 {
 	struct km_transition t = {.target_id = tid,
 				  .at_us = sim_clock(NULL),
 				  .from_state = KM_STATE_UNKNOWN,
 				  .to_state = KM_STATE_HEALTHY,
 				  .cause = "test"};
-	int want;
+	int want = km_test_heard_count(h) + 1;
 
-	pthread_mutex_lock(&h->mu);
-	want = h->n + 1;
-	pthread_mutex_unlock(&h->mu);
 	assert_int_equal(km_store_add_transition(f->s, &t), 0);
-	pthread_mutex_lock(&h->mu);
-	while (h->n < want)
-		pthread_cond_wait(&h->cv, &h->mu);
-	pthread_mutex_unlock(&h->mu);
+	km_test_heard_wait(h, want);
 }
 
 /* ---- run boundaries -------------------------------------------------------- */
@@ -222,8 +200,7 @@ static void committed(struct fixture *f, int64_t tid, struct heard *h)
 static void test_run_boundaries(void **state)
 {
 	struct fixture *f = *state;
-	struct heard h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-			  0};
+	struct km_test_heard h = KM_TEST_HEARD_INIT;
 	struct km_error err = {0};
 	struct km_store_stats st;
 	struct run v[8];
@@ -231,7 +208,7 @@ static void test_run_boundaries(void **state)
 	int64_t tid, t = T0;
 
 	open_with(f, (struct km_store_options){.flush_us = 10 * S});
-	km_store_set_listener(f->s, on_transition, &h);
+	km_store_set_listener(f->s, km_test_heard_one, &h);
 	tid = make_target(f, "pod/shop/web-0");
 
 	/* 5 fine, 3 failing, 2 fine: three runs once flushed. */
@@ -294,8 +271,7 @@ static void test_run_boundaries(void **state)
 static void test_open_run_is_read(void **state)
 {
 	struct fixture *f = *state;
-	struct heard h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-			  0};
+	struct km_test_heard h = KM_TEST_HEARD_INIT;
 	struct km_runs_query q = {.from_us = INT64_MIN,
 				  .to_us = INT64_MAX,
 				  .limit = 10};
@@ -309,7 +285,7 @@ static void test_open_run_is_read(void **state)
 
 	km_arena_init(&a, 4096);
 	open_with(f, (struct km_store_options){.flush_us = 10 * S});
-	km_store_set_listener(f->s, on_transition, &h);
+	km_store_set_listener(f->s, km_test_heard_one, &h);
 	assert_int_equal(km_reader_open(f->s, &rd, &err), 0);
 	tid = make_target(f, "probe//live");
 	q.target_id = tid;
@@ -377,12 +353,11 @@ static void test_open_run_is_read(void **state)
  * without closing. */
 static void crash_child(struct fixture *f)
 {
-	struct heard h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-			  0};
+	struct km_test_heard h = KM_TEST_HEARD_INIT;
 	int64_t tid;
 
 	open_with(f, (struct km_store_options){.flush_us = 10 * S});
-	km_store_set_listener(f->s, on_transition, &h);
+	km_store_set_listener(f->s, km_test_heard_one, &h);
 	tid = make_target(f, "probe//crash");
 	for (int i = 0; i < 5; i++) {
 		struct km_result r = res(tid, T0 + i * S, true, NULL);
