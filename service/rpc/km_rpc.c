@@ -333,13 +333,15 @@ void km_rpc_call_unref(struct km_rpc_call *c)
 		call_destroy(c);
 }
 
+#ifndef NDEBUG
 /* The send queue is a ring of q_cap slots: q_len of them used from
- * q_head on (mu held). */
+ * q_head on (mu held). For asserts only. */
 static inline bool queue_ok(const struct km_rpc_call *c)
 {
 	return c->q_len <= c->q_cap &&
 	       (c->q_cap ? c->q_head < c->q_cap : c->q_head == 0 && !c->queue);
 }
+#endif
 
 void km_rpc_call_on_done(struct km_rpc_call *c,
 			 void (*fn)(void *arg, struct km_rpc_call *c),
